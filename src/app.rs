@@ -1,0 +1,1 @@
+//! Wires the modules together for `harp -f` (to be written).

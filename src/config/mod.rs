@@ -1,0 +1,37 @@
+//! HAProxy-syntax configuration: lexer, section parsers, and the typed [`Config`].
+//!
+//! Entry points: [`load`] for `-f` paths (files or directories), [`parse_str`] for text, and
+//! [`parse_server_args`] which the Runtime API's `add server` shares with `server` lines.
+
+mod error;
+pub mod lexer;
+mod parse;
+mod types;
+pub mod units;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use types::*;
+
+use std::path::PathBuf;
+
+/// Loads and validates every `-f` path in order (a directory contributes its `*.cfg` files in
+/// lexical order). Returns all errors found, never only the first.
+pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+    parse::load(paths)
+}
+
+/// Parses one configuration text; `name` is used as the file name in messages.
+pub fn parse_str(name: &str, text: &str) -> Result<Config, ConfigErrors> {
+    parse::parse_texts(&[(name.to_string(), text.to_string())])
+}
+
+/// Parses the words after `server <name>` (`<addr>:<port> [keywords...]`) on top of `defaults`.
+/// Used by `server` lines and by the Runtime API's `add server`; the error is the message only
+/// (callers add the location or reply text).
+pub fn parse_server_args(
+    name: &str,
+    words: &[String],
+    defaults: &ServerParams,
+) -> Result<ServerConfig, String> {
+    parse::server_args(name, words, defaults)
+}

@@ -1,0 +1,639 @@
+//! The typed configuration: what the parser produces and what the rest of harp reads.
+//!
+//! Every field documents the HAProxy directive it comes from and its default, so that an operator
+//! can map a config line to a field. Durations are `std::time::Duration`; "unset" is `None` where
+//! HAProxy distinguishes unset from a value.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a directive was written, for `[ALERT] parsing [file:line]` messages and Lua errors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    /// The file as named on the command line (or the directory entry), not canonicalised.
+    pub file: String,
+    /// 1-based line number of the directive's first line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A whole, validated configuration: every file given with `-f`, merged in order.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The `global` section (several `global` sections merge, as in HAProxy).
+    pub global: Global,
+    /// `frontend`, `backend` and `listen` sections in file order, defaults already applied.
+    pub proxies: Vec<ProxyConfig>,
+    /// `mailers` sections, by name.
+    pub mailers: Vec<MailersConfig>,
+    /// `resolvers` sections, by name.
+    pub resolvers: Vec<ResolversConfig>,
+    /// Warnings found while parsing, already formatted `[WARNING] ...`, printed by the caller.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Finds a proxy by name with the given capability (a `listen` has both).
+    pub fn proxy(&self, name: &str, want_backend: bool) -> Option<&ProxyConfig> {
+        self.proxies
+            .iter()
+            .find(|p| p.name == name && if want_backend { p.cap.backend } else { p.cap.frontend })
+    }
+}
+
+/// The `global` section.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `nbthread`: number of data-plane workers; `None` = one per CPU.
+    pub nbthread: Option<usize>,
+    /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
+    /// `ulimit -n` as HAProxy does.
+    pub maxconn: Option<u32>,
+    /// `stats socket` lines, each a Runtime API listener.
+    pub stats_sockets: Vec<StatsSocket>,
+    /// `stats timeout`: idle timeout of an interactive Runtime API session (default 10s).
+    pub stats_timeout: Duration,
+    /// `lua-load` and `lua-load-per-thread` lines, in order.
+    pub lua_loads: Vec<LuaLoad>,
+    /// `lua-prepend-path <str> [path|cpath]` lines, in order.
+    pub lua_prepend_paths: Vec<LuaPrependPath>,
+    /// `tune.lua.*`.
+    pub lua: LuaTune,
+    /// `httpclient.*`.
+    pub httpclient: HttpClientSettings,
+    /// `log` lines (targets for traffic and event logs).
+    pub logs: Vec<LogTarget>,
+    /// `daemon`: fork into the background (accepted; `-D` does the same).
+    pub daemon: bool,
+    /// `pidfile <path>`.
+    pub pidfile: Option<PathBuf>,
+    /// `hard-stop-after <time>`: bounds a graceful stop.
+    pub hard_stop_after: Option<Duration>,
+    /// `spread-checks <0..50>`: percentage of random jitter added to check intervals.
+    pub spread_checks: u32,
+    /// `node <name>`: shown in `show info`.
+    pub node: Option<String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            nbthread: None,
+            maxconn: None,
+            stats_sockets: Vec::new(),
+            stats_timeout: Duration::from_secs(10),
+            lua_loads: Vec::new(),
+            lua_prepend_paths: Vec::new(),
+            lua: LuaTune::default(),
+            httpclient: HttpClientSettings::default(),
+            logs: Vec::new(),
+            daemon: false,
+            pidfile: None,
+            hard_stop_after: None,
+            spread_checks: 0,
+            node: None,
+        }
+    }
+}
+
+/// An address harp listens on or connects to, with HAProxy's `ipv4@`/`ipv6@`/`unix@` prefixes
+/// already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A TCP address (`ipv4@`, `ipv6@`, or a bare `ip:port`).
+    Tcp(SocketAddr),
+    /// A unix stream socket path (`unix@/path` or a bare path starting with `/`).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "{a}"),
+            Address::Unix(p) => write!(f, "unix@{}", p.display()),
+        }
+    }
+}
+
+/// Runtime API access level of a stats socket (`level`), lowest first so they compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum AccessLevel {
+    /// Read non-sensitive stats; change nothing.
+    User,
+    /// Read all; non-sensitive changes. HAProxy's default.
+    #[default]
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+/// One `stats socket` line.
+#[derive(Debug, Clone)]
+pub struct StatsSocket {
+    /// Where it listens.
+    pub addr: Address,
+    /// `level user|operator|admin` (default operator).
+    pub level: AccessLevel,
+    /// `mode <octal>` for a unix socket.
+    pub mode: Option<u32>,
+    /// `user <name>` (or `uid`) owning a unix socket.
+    pub user: Option<String>,
+    /// `group <name>` (or `gid`) owning a unix socket.
+    pub group: Option<String>,
+    /// Where the line was written.
+    pub location: Location,
+}
+
+/// One `lua-load` / `lua-load-per-thread` line.
+#[derive(Debug, Clone)]
+pub struct LuaLoad {
+    /// The script path as written (relative paths are relative to the working directory, as in
+    /// HAProxy).
+    pub file: PathBuf,
+    /// Extra words, passed to the script body as `...`.
+    pub args: Vec<String>,
+    /// `lua-load-per-thread` rather than `lua-load`.
+    pub per_thread: bool,
+    /// Where the line was written.
+    pub location: Location,
+}
+
+/// One `lua-prepend-path` line.
+#[derive(Debug, Clone)]
+pub struct LuaPrependPath {
+    /// The template, e.g. `/usr/share/lua/5.4/?.lua`.
+    pub path: String,
+    /// `cpath` rather than `path` (the default).
+    pub cpath: bool,
+}
+
+/// `tune.lua.log.stderr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LuaLogStderr {
+    /// Always copy Lua logs to stderr.
+    On,
+    /// Copy to stderr only when no logger is configured (HAProxy's default).
+    #[default]
+    Auto,
+    /// Never.
+    Off,
+}
+
+/// `tune.lua.*` settings.
+#[derive(Debug, Clone)]
+pub struct LuaTune {
+    /// `tune.lua.maxmem <MB>`: 0 = unlimited (default). Stored in bytes.
+    pub maxmem: u64,
+    /// `tune.lua.forced-yield <n>`: instructions between forced yields (`None` = HAProxy's
+    /// default, 10000 scaled by threads).
+    pub forced_yield: Option<u32>,
+    /// `tune.lua.task-timeout`: unset by default (tasks may live forever).
+    pub task_timeout: Option<Duration>,
+    /// `tune.lua.burst-timeout`: default 1000 ms; zero disables.
+    pub burst_timeout: Duration,
+    /// `tune.lua.session-timeout`: default 4s (accepted; actions are not run yet).
+    pub session_timeout: Duration,
+    /// `tune.lua.service-timeout`: default 4s (accepted; services are not run yet).
+    pub service_timeout: Duration,
+    /// `tune.lua.log.loggers on|off` (default on).
+    pub log_loggers: bool,
+    /// `tune.lua.log.stderr on|auto|off` (default auto).
+    pub log_stderr: LuaLogStderr,
+}
+
+impl Default for LuaTune {
+    fn default() -> Self {
+        LuaTune {
+            maxmem: 0,
+            forced_yield: None,
+            task_timeout: None,
+            burst_timeout: Duration::from_millis(1000),
+            session_timeout: Duration::from_secs(4),
+            service_timeout: Duration::from_secs(4),
+            log_loggers: true,
+            log_stderr: LuaLogStderr::Auto,
+        }
+    }
+}
+
+/// Address family preference (`httpclient.resolvers.prefer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// `ipv4`
+    V4,
+    /// `ipv6`
+    V6,
+}
+
+/// `httpclient.*` global settings used by `core.httpclient()`.
+#[derive(Debug, Clone)]
+pub struct HttpClientSettings {
+    /// `httpclient.resolvers.id <name>`: the `resolvers` section to use (default `default`).
+    pub resolvers_id: Option<String>,
+    /// `httpclient.resolvers.prefer ipv4|ipv6` (HAProxy's default prefers ipv6).
+    pub prefer: Option<IpFamily>,
+    /// `httpclient.resolvers.disabled on|off`.
+    pub resolvers_disabled: bool,
+    /// `httpclient.retries <n>` (default 3).
+    pub retries: u32,
+    /// `httpclient.timeout.connect <time>` (default 5s).
+    pub timeout_connect: Duration,
+    /// `httpclient.ssl.ca-file <path>`; `None` = the system/webpki roots.
+    pub ssl_ca_file: Option<PathBuf>,
+    /// `httpclient.ssl.verify none|required` (default required).
+    pub ssl_verify: bool,
+}
+
+impl Default for HttpClientSettings {
+    fn default() -> Self {
+        HttpClientSettings {
+            resolvers_id: None,
+            prefer: None,
+            resolvers_disabled: false,
+            retries: 3,
+            timeout_connect: Duration::from_secs(5),
+            ssl_ca_file: None,
+            ssl_verify: true,
+        }
+    }
+}
+
+/// A `log` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `log stdout ...` / `log stderr ...`: write lines to the process's stream.
+    Stdout,
+    /// `log stderr ...`
+    Stderr,
+    /// `log <addr> <facility> [level]`: syslog RFC3164 over UDP (or a unix datagram path).
+    Syslog {
+        /// Where to send.
+        addr: Address,
+        /// Facility name, e.g. `local0`.
+        facility: String,
+        /// Max level name, e.g. `info` (`None` = all).
+        level: Option<String>,
+    },
+    /// `log global` in a proxy: use the global targets.
+    Global,
+}
+
+/// Which sections a proxy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Accepts connections (`frontend`, `listen`).
+    pub frontend: bool,
+    /// Has servers (`backend`, `listen`).
+    pub backend: bool,
+}
+
+/// `mode`. Only `tcp` is forwarded today; `http` is refused by the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// `mode tcp` (harp's default as it is HAProxy's for proxies without `mode http`).
+    #[default]
+    Tcp,
+}
+
+/// `balance` algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BalanceAlgo {
+    /// Smooth weighted round robin; dynamic (weights change at runtime). HAProxy's default.
+    #[default]
+    RoundRobin,
+    /// Static weighted round robin: weights cannot change at runtime except 0%/100%.
+    StaticRr,
+    /// Fewest current connections.
+    LeastConn,
+    /// First server with a free slot, by id.
+    First,
+    /// Hash of the client source address.
+    Source,
+    /// Random, with power-of-two choices (`random(2)`).
+    Random,
+}
+
+impl BalanceAlgo {
+    /// The name `show stat` prints in the `algo` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            BalanceAlgo::RoundRobin => "roundrobin",
+            BalanceAlgo::StaticRr => "static-rr",
+            BalanceAlgo::LeastConn => "leastconn",
+            BalanceAlgo::First => "first",
+            BalanceAlgo::Source => "source",
+            BalanceAlgo::Random => "random",
+        }
+    }
+
+    /// Whether servers can be added at runtime and weights changed freely (HAProxy's "dynamic"
+    /// algorithms; `add server` requires one).
+    pub fn is_dynamic(self) -> bool {
+        !matches!(self, BalanceAlgo::StaticRr)
+    }
+}
+
+/// `hash-type` for hashing algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashType {
+    /// `map-based` (HAProxy's default): modulo over the weighted server list.
+    #[default]
+    MapBased,
+    /// `consistent`: a hash ring, stable when servers come and go.
+    Consistent,
+}
+
+/// `timeout *` values of a proxy. `None` = unset (HAProxy then warns or uses infinity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `timeout connect`
+    pub connect: Option<Duration>,
+    /// `timeout client`
+    pub client: Option<Duration>,
+    /// `timeout server`
+    pub server: Option<Duration>,
+    /// `timeout queue` (unset = `timeout connect`)
+    pub queue: Option<Duration>,
+    /// `timeout check` (unset = `inter`)
+    pub check: Option<Duration>,
+    /// `timeout tunnel` (overrides client/server once both sides are established)
+    pub tunnel: Option<Duration>,
+    /// `timeout client-fin`
+    pub client_fin: Option<Duration>,
+    /// `timeout server-fin`
+    pub server_fin: Option<Duration>,
+}
+
+/// How to forward bytes: splice through pipes or copy through buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpliceMode {
+    /// Splice when possible, fall back to copying (harp's default; `option splice-auto`,
+    /// `option splice-request`, `option splice-response` all select it).
+    #[default]
+    Auto,
+    /// Always copy through user-space buffers (`no option splice-auto`).
+    Off,
+}
+
+/// What a health check sends and expects (`option httpchk`, `option tcp-check`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CheckKind {
+    /// L4: a TCP connect (the default).
+    #[default]
+    Tcp,
+    /// `option tcp-check` with no rules: a connect, like `Tcp` but reported as tcp-check.
+    TcpCheck,
+    /// `option httpchk [METHOD URI [VERSION]]` with `http-check expect status <code>`.
+    Http(HttpCheck),
+}
+
+/// `option httpchk` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Default `OPTIONS`.
+    pub method: String,
+    /// Default `/`.
+    pub uri: String,
+    /// Default `HTTP/1.0`.
+    pub version: String,
+    /// Extra request headers (`http-check send hdr`), may be empty.
+    pub headers: Vec<(String, String)>,
+    /// `http-check expect status <code>`; `None` = any 2xx or 3xx passes.
+    pub expect_status: Option<u16>,
+}
+
+impl Default for HttpCheck {
+    fn default() -> Self {
+        HttpCheck {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            expect_status: None,
+        }
+    }
+}
+
+/// `email-alert *` settings of a proxy (read by Lua `Proxy:get_mailers()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAlert {
+    /// `email-alert mailers <name>`
+    pub mailers: Option<String>,
+    /// `email-alert from <addr>`
+    pub from: Option<String>,
+    /// `email-alert to <addr>`
+    pub to: Option<String>,
+    /// `email-alert level <syslog level>` as a number 0..7 (default 6 = info? HAProxy: alert=1;
+    /// its default is `alert`).
+    pub level: u8,
+    /// `email-alert myhostname <name>` (default: the host name).
+    pub myhostname: Option<String>,
+}
+
+impl Default for EmailAlert {
+    fn default() -> Self {
+        EmailAlert { mailers: None, from: None, to: None, level: 1, myhostname: None }
+    }
+}
+
+/// Per-server settings, also used for `default-server` (where every field may be set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerParams {
+    /// `check`: run health checks.
+    pub check: bool,
+    /// `inter` (default 2s).
+    pub inter: Duration,
+    /// `fastinter` (unset = `inter`): interval while a server is changing state.
+    pub fastinter: Option<Duration>,
+    /// `downinter` (unset = `inter`): interval while a server is DOWN.
+    pub downinter: Option<Duration>,
+    /// `rise` (default 2).
+    pub rise: u32,
+    /// `fall` (default 3).
+    pub fall: u32,
+    /// `weight` 0..=256 (default 1).
+    pub weight: u32,
+    /// `maxconn` (0 = unlimited, the default).
+    pub maxconn: u32,
+    /// `maxqueue` (0 = unlimited).
+    pub maxqueue: u32,
+    /// `backup`
+    pub backup: bool,
+    /// `disabled`: starts in maintenance (CMAINT).
+    pub disabled: bool,
+    /// `port`: the health check port.
+    pub check_port: Option<u16>,
+    /// `addr`: the health check address.
+    pub check_addr: Option<IpAddr>,
+    /// `slowstart <time>`: ramp the weight up after coming UP.
+    pub slowstart: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`.
+    pub shutdown_on_down: bool,
+    /// `id <n>`: forced proxy-unique id (`puid`).
+    pub id: Option<u32>,
+}
+
+impl Default for ServerParams {
+    fn default() -> Self {
+        ServerParams {
+            check: false,
+            inter: Duration::from_secs(2),
+            fastinter: None,
+            downinter: None,
+            rise: 2,
+            fall: 3,
+            weight: 1,
+            maxconn: 0,
+            maxqueue: 0,
+            backup: false,
+            disabled: false,
+            check_port: None,
+            check_addr: None,
+            slowstart: None,
+            shutdown_on_down: false,
+            id: None,
+        }
+    }
+}
+
+/// One `server` line (or `add server` command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The server's name, unique in its backend.
+    pub name: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Its settings, `default-server` already applied.
+    pub params: ServerParams,
+    /// Where the line was written (`Location::default()` for `add server`).
+    pub location: Location,
+}
+
+/// One `bind` address (a `bind` line with `a:1,b:2` yields several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Where the line was written.
+    pub location: Location,
+}
+
+/// A `frontend`, `backend` or `listen` section, with its `defaults` applied.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Section name.
+    pub name: String,
+    /// frontend / backend / both.
+    pub cap: Capabilities,
+    /// `id <n>`; `None` = assigned as HAProxy does (next free from 1, in file order... see
+    /// `model`).
+    pub id: Option<u32>,
+    /// `mode` (tcp).
+    pub mode: ProxyMode,
+    /// `bind` addresses.
+    pub binds: Vec<BindConfig>,
+    /// `backlog <n>` for listeners (default: maxconn).
+    pub backlog: Option<u32>,
+    /// `default_backend <name>`; checked to exist.
+    pub default_backend: Option<String>,
+    /// `balance <algo>`.
+    pub balance: BalanceAlgo,
+    /// `hash-type map-based|consistent`.
+    pub hash_type: HashType,
+    /// `timeout *`.
+    pub timeouts: Timeouts,
+    /// `retries <n>` (default 3).
+    pub retries: u32,
+    /// `option redispatch`.
+    pub redispatch: bool,
+    /// `maxconn <n>` (frontend: concurrent connections; default 0 = global maxconn).
+    pub maxconn: u32,
+    /// `fullconn <n>` (backend; accepted, used for dynamic maxconn).
+    pub fullconn: Option<u32>,
+    /// `option allbackups`.
+    pub allbackups: bool,
+    /// `default-server` values (applied to every `server` line already; kept for `add server`).
+    pub default_server: ServerParams,
+    /// `server` lines in order.
+    pub servers: Vec<ServerConfig>,
+    /// Health check kind.
+    pub check: CheckKind,
+    /// `email-alert *`.
+    pub email_alert: EmailAlert,
+    /// `option log-health-checks`.
+    pub log_health_checks: bool,
+    /// `option tcplog`.
+    pub tcplog: bool,
+    /// `log` lines (`log global` included as `LogTarget::Global`).
+    pub logs: Vec<LogTarget>,
+    /// `option splice-*` / `no option splice-auto`.
+    pub splice: SpliceMode,
+    /// `disabled` proxy keyword.
+    pub disabled: bool,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+impl ProxyConfig {
+    /// A proxy with HAProxy's defaults and no servers or binds, as a `defaults`-less section
+    /// would be.
+    pub fn new(name: &str, cap: Capabilities, location: Location) -> Self {
+        ProxyConfig {
+            name: name.to_string(),
+            cap,
+            id: None,
+            mode: ProxyMode::Tcp,
+            binds: Vec::new(),
+            backlog: None,
+            default_backend: None,
+            balance: BalanceAlgo::RoundRobin,
+            hash_type: HashType::MapBased,
+            timeouts: Timeouts::default(),
+            retries: 3,
+            redispatch: false,
+            maxconn: 0,
+            fullconn: None,
+            allbackups: false,
+            default_server: ServerParams::default(),
+            servers: Vec::new(),
+            check: CheckKind::Tcp,
+            email_alert: EmailAlert::default(),
+            log_health_checks: false,
+            tcplog: false,
+            logs: Vec::new(),
+            splice: SpliceMode::Auto,
+            disabled: false,
+            location,
+        }
+    }
+}
+
+/// A `mailers <name>` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailersConfig {
+    /// Section name.
+    pub name: String,
+    /// `mailer <name> <addr>:<port>` lines in order.
+    pub mailers: Vec<(String, SocketAddr)>,
+    /// `timeout mail <time>` (default 10s).
+    pub timeout_mail: Duration,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+/// A `resolvers <name>` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolversConfig {
+    /// Section name.
+    pub name: String,
+    /// `nameserver <name> <addr>:<port>` lines.
+    pub nameservers: Vec<(String, SocketAddr)>,
+    /// Where the section starts.
+    pub location: Location,
+}

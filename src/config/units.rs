@@ -1,0 +1,1 @@
+//! Time, size, port and address parsing (to be written).

@@ -1,0 +1,52 @@
+//! harp: an HAProxy-compatible TCP load balancer core.
+//!
+//! # Layout
+//!
+//! ```text
+//! haproxy.cfg ──► config   (lexer → sections → typed Config; every item keeps its file:line)
+//!                   │
+//!                   ▼
+//!               model::Registry (proxies + servers in a slab; ONE writer applies every
+//!                   │            Command; readers see atomics / arc-swap snapshots)
+//!      ┌────────────┼────────────────────┬───────────────────────┐
+//!      ▼            ▼                    ▼                       ▼
+//!  worker × N    health (checks)      admin (Runtime API)     lua (engine thread)
+//!  tokio-uring   result → Command     line → Command          Server:set_* → Command
+//!  accept →            └──────────────┬──┴───────────────────────┘
+//!  pick server →                      ▼
+//!  connect →            model applies the change and publishes Event(s) in HAProxy order
+//!  splice ⇄                           │
+//!                                     ▼
+//!                     events (bounded crossbeam queues; try_send, drops counted)
+//!                                     │
+//!                                     ▼
+//!                     lua thread: mlua + current-thread tokio, one coroutine per callback
+//! ```
+//!
+//! Who owns what:
+//! - [`config`]: parsing HAProxy-syntax files into [`config::Config`]; errors carry `file:line`.
+//! - [`model`]: the live proxies and servers, their state machine, weights and counters. The only
+//!   module that changes server state; everyone else sends it a [`model::Command`].
+//! - [`events`]: SERVER_* event values and the bus that carries them without ever blocking.
+//! - [`worker`] + [`sys`]: the data plane (accept, balance, connect, splice); `sys` holds the raw
+//!   syscalls and is the only place with `unsafe`.
+//! - [`health`]: health checks; they report results to the model.
+//! - [`admin`]: the Runtime API on `stats socket`s.
+//! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.
+//! - [`app`]: wires them together for `harp -f`.
+//!
+//! Rules the picture encodes: workers never wait on anything but their sockets; only the model
+//! writes state; every state change from any source goes through the same function and yields the
+//! same events; Lua never touches worker memory.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod health;
+pub mod logging;
+pub mod lua;
+pub mod model;
+pub mod sys;
+pub mod worker;

@@ -1,0 +1,1 @@
+//! HAProxy-style log lines (to be written).

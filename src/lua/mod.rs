@@ -1,0 +1,1 @@
+//! (lua: to be written)
