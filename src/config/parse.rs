@@ -3,11 +3,17 @@ use super::{Config, ConfigError, ConfigErrors, ServerConfig, ServerParams};
 use std::path::PathBuf;
 
 pub(super) fn load(_paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
-    Err(ConfigError::File { message: "config parser not written yet".into() }.into())
+    Err(ConfigError::File {
+        message: "config parser not written yet".into(),
+    }
+    .into())
 }
 
 pub(super) fn parse_texts(_texts: &[(String, String)]) -> Result<Config, ConfigErrors> {
-    Err(ConfigError::File { message: "config parser not written yet".into() }.into())
+    Err(ConfigError::File {
+        message: "config parser not written yet".into(),
+    }
+    .into())
 }
 
 pub(super) fn server_args(

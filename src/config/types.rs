@@ -41,9 +41,14 @@ pub struct Config {
 impl Config {
     /// Finds a proxy by name with the given capability (a `listen` has both).
     pub fn proxy(&self, name: &str, want_backend: bool) -> Option<&ProxyConfig> {
-        self.proxies
-            .iter()
-            .find(|p| p.name == name && if want_backend { p.cap.backend } else { p.cap.frontend })
+        self.proxies.iter().find(|p| {
+            p.name == name
+                && if want_backend {
+                    p.cap.backend
+                } else {
+                    p.cap.frontend
+                }
+        })
     }
 }
 
@@ -438,7 +443,13 @@ pub struct EmailAlert {
 
 impl Default for EmailAlert {
     fn default() -> Self {
-        EmailAlert { mailers: None, from: None, to: None, level: 1, myhostname: None }
+        EmailAlert {
+            mailers: None,
+            from: None,
+            to: None,
+            level: 1,
+            myhostname: None,
+        }
     }
 }
 
