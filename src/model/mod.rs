@@ -5,6 +5,7 @@
 //! changes, publishes SERVER_* events and prints HAProxy's log lines.
 
 pub mod check;
+pub mod lb;
 mod command;
 mod proxy;
 mod registry;

@@ -1,1 +1,116 @@
-//! (sys: to be written)
+//! Thin wrappers over the syscalls the data plane needs: pipes, splice, CPU affinity and the
+//! io_uring POLL_ADD readiness op. Everything here is safe Rust over rustix / tokio-uring's public
+//! op API; no `unsafe` is needed (an in-flight poll holds its own kernel reference on the file, so
+//! closing the fd early cannot corrupt memory).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use io_uring::{cqueue, opcode, types};
+use rustix::pipe::{PipeFlags, SpliceFlags};
+use tokio_uring::{OneshotOutputTransform, UnsubmittedOneshot};
+
+/// A pipe used as the in-kernel buffer of one forwarding direction.
+#[derive(Debug)]
+pub struct Pipe {
+    /// Read end.
+    pub rd: OwnedFd,
+    /// Write end.
+    pub wr: OwnedFd,
+}
+
+impl Pipe {
+    /// Creates a non-blocking close-on-exec pipe and tries to size it to `size` bytes (a failure
+    /// to resize keeps the default 64 KiB, which still works).
+    pub fn new(size: usize) -> io::Result<Pipe> {
+        let (rd, wr) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        let _ = rustix::pipe::fcntl_setpipe_size(&wr, size);
+        Ok(Pipe { rd, wr })
+    }
+}
+
+fn splice_flags() -> SpliceFlags {
+    SpliceFlags::NONBLOCK | SpliceFlags::MOVE
+}
+
+/// Moves up to `len` bytes from socket `from` into `pipe` without blocking. `Ok(0)` is EOF.
+pub fn splice_in(from: impl AsFd, pipe: &Pipe, len: usize) -> io::Result<usize> {
+    Ok(rustix::pipe::splice(
+        from,
+        None,
+        &pipe.wr,
+        None,
+        len,
+        splice_flags(),
+    )?)
+}
+
+/// Moves up to `len` bytes out of `pipe` into socket `to` without blocking.
+pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
+    Ok(rustix::pipe::splice(
+        &pipe.rd,
+        None,
+        to,
+        None,
+        len,
+        splice_flags(),
+    )?)
+}
+
+/// Pins the calling thread to one CPU, so a worker keeps its caches and its share of the
+/// SO_REUSEPORT spread.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    let mut set = rustix::process::CpuSet::new();
+    set.set(cpu);
+    Ok(rustix::process::sched_setaffinity(None, &set)?)
+}
+
+/// Which readiness to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Data (or EOF / error) to read.
+    Read,
+    /// Room to write (or error).
+    Write,
+}
+
+/// Keeps nothing alive: the kernel holds its own reference to the polled file.
+#[derive(Debug)]
+pub struct PollData;
+
+/// Turns the POLL_ADD completion into the revents mask or an error.
+#[derive(Debug)]
+pub struct PollTransform;
+
+impl OneshotOutputTransform for PollTransform {
+    type Output = io::Result<u32>;
+    type StoredData = PollData;
+
+    fn transform_oneshot_output(self, _data: PollData, cqe: cqueue::Entry) -> io::Result<u32> {
+        let r = cqe.result();
+        if r < 0 {
+            Err(io::Error::from_raw_os_error(-r))
+        } else {
+            Ok(r as u32)
+        }
+    }
+}
+
+/// Waits, through the worker's io_uring, until `fd` is ready for `interest` (or has an error or
+/// hang-up, which the next syscall then reports). Must run inside a tokio-uring runtime.
+pub async fn poll_ready(fd: RawFd, interest: Interest) -> io::Result<u32> {
+    let mask = match interest {
+        Interest::Read => libc::POLLIN | libc::POLLRDHUP,
+        Interest::Write => libc::POLLOUT,
+    } | libc::POLLERR
+        | libc::POLLHUP;
+    let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
+    UnsubmittedOneshot::new(PollData, PollTransform, sqe)
+        .submit()
+        .await
+}
+
+/// The raw fd of anything with one (for building SQEs).
+pub fn raw(fd: &impl AsRawFd) -> RawFd {
+    fd.as_raw_fd()
+}

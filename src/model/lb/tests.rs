@@ -1,0 +1,88 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn cands(ws: &[u32]) -> Vec<Candidate> {
+    ws.iter()
+        .map(|&w| Candidate {
+            weight: w,
+            conns: 0,
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn smooth_rr_exact_weighted_cycle(ws in proptest::collection::vec(0u32..8, 1..8)) {
+        let total: u32 = ws.iter().sum();
+        let mut rr = SmoothRr::new();
+        let mut seen = vec![0u32; ws.len()];
+        for _ in 0..total {
+            let i = rr.pick(&ws).unwrap();
+            prop_assert!(ws[i] > 0);
+            seen[i] += 1;
+        }
+        prop_assert_eq!(seen, ws.clone());
+        if total == 0 {
+            prop_assert!(rr.pick(&ws).is_none());
+        }
+    }
+
+    #[test]
+    fn never_picks_weight_zero(
+        ws in proptest::collection::vec(0u32..4, 1..10),
+        conns in proptest::collection::vec(0u64..100, 10),
+        r1 in any::<u64>(), r2 in any::<u64>(), h in any::<u32>(), start in 0usize..20,
+    ) {
+        let c: Vec<Candidate> = ws.iter().zip(&conns).map(|(&w, &n)| Candidate { weight: w, conns: n }).collect();
+        let any = ws.iter().any(|&w| w > 0);
+        for pick in [leastconn(&c, start), first(&c), random_two(&c, r1, r2), source_map(&ws, h)] {
+            prop_assert_eq!(pick.is_some(), any);
+            if let Some(i) = pick { prop_assert!(ws[i] > 0); }
+        }
+        let ring = ConsistentRing::new(&ws.iter().enumerate().map(|(i, &w)| (i as u32, w)).collect::<Vec<_>>());
+        if let Some(i) = ring.pick(h) { prop_assert!(ws[i] > 0); } else { prop_assert!(!any); }
+    }
+
+    #[test]
+    fn leastconn_picks_a_minimum(conns in proptest::collection::vec(0u64..50, 1..10)) {
+        let c: Vec<Candidate> = conns.iter().map(|&n| Candidate { weight: 1, conns: n }).collect();
+        let i = leastconn(&c, 0).unwrap();
+        prop_assert_eq!(conns[i], *conns.iter().min().unwrap());
+    }
+}
+
+#[test]
+fn random_two_prefers_less_loaded() {
+    let mut c = cands(&[1, 1]);
+    c[0].conns = 10;
+    let mut zero = 0;
+    for r in 0..100u64 {
+        if random_two(&c, r, r / 2 + 1) == Some(1) {
+            zero += 1;
+        }
+    }
+    assert!(zero > 50);
+}
+
+#[test]
+fn consistent_ring_moves_few_keys() {
+    let a = ConsistentRing::new(&[(1, 1), (2, 1), (3, 1), (4, 1)]);
+    let b = ConsistentRing::new(&[(1, 1), (2, 1), (3, 1)]);
+    let mut moved = 0;
+    for h in 0..10_000u32 {
+        let k = h.wrapping_mul(2_654_435_761);
+        let pa = a.pick(k).unwrap();
+        if pa != 3 && b.pick(k) != Some(pa) {
+            moved += 1;
+        }
+    }
+    assert_eq!(moved, 0);
+}
+
+#[test]
+fn source_map_is_stable() {
+    let ws = [1, 2, 1];
+    let h = hash_ip("10.0.0.1".parse().unwrap());
+    assert_eq!(source_map(&ws, h), source_map(&ws, h));
+}
