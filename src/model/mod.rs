@@ -5,8 +5,8 @@
 //! changes, publishes SERVER_* events and prints HAProxy's log lines.
 
 pub mod check;
-pub mod lb;
 mod command;
+pub mod lb;
 mod proxy;
 mod registry;
 mod server;

@@ -1,9 +1,31 @@
-//! The data plane: one tokio-uring runtime per worker thread, SO_REUSEPORT listeners, balancing,
-//! connect with retries, and zero-copy forwarding (to be written: see issue 3).
+//! The data plane: `nbthread` worker threads, each pinned to a CPU and running its own
+//! tokio-uring runtime; SO_REUSEPORT listeners per worker; balancing; connect with retries; and
+//! zero-copy forwarding (splice through pooled pipes, io_uring POLL_ADD readiness).
+//!
+//! Nothing crosses threads on the hot path: each worker has its own pipes, balancer state and
+//! log sockets; shared state is the model's atomics.
 
+mod balance;
+mod forward;
+mod listener;
+mod runtime;
+mod session;
+mod tcplog;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::model::Registry;
+use runtime::{Rt, Uring};
+
+use crate::model::{Proxy, Registry};
+use crate::sys::{self, Interest};
 
 /// Why the data plane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -21,20 +43,260 @@ pub enum WorkerError {
     Spawn(std::io::Error),
 }
 
+/// Stop levels sent to workers.
+const RUN: u8 = 0;
+const GRACEFUL: u8 = 1;
+const HARD: u8 = 2;
+
 /// Running workers.
 #[derive(Debug)]
-pub struct Workers {}
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<u8>,
+    threads: Vec<JoinHandle<()>>,
+    bound: Vec<(String, SocketAddr)>,
+}
+
+/// What one worker owns; lives on its thread only.
+pub(crate) struct Ctx {
+    reg: Arc<Registry>,
+    pipes: forward::PipePool,
+    lb: RefCell<balance::Balancers>,
+    logs: RefCell<tcplog::LogSockets>,
+    stop: tokio::sync::watch::Receiver<u8>,
+    active: Cell<usize>,
+    global_maxconn: u64,
+}
+
+/// The process connection limit: `global maxconn`, or derived from `ulimit -n` as HAProxy does
+/// (two fds per session plus a reserve).
+fn global_maxconn(reg: &Registry) -> u64 {
+    if let Some(m) = reg.global().maxconn {
+        return m as u64;
+    }
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024);
+    (lim.saturating_sub(64) / 2).max(1)
+}
 
 /// Starts `nbthread` workers listening on every frontend `bind`.
-pub fn start(_reg: Arc<Registry>) -> Result<Workers, WorkerError> {
-    Ok(Workers {})
+pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = reg.global().nbthread.unwrap_or(cpus).max(1);
+    let mut per_worker: Vec<Vec<(Arc<Proxy>, TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for fe in reg
+        .proxies()
+        .iter()
+        .filter(|p| p.is_frontend() && !p.config.disabled)
+    {
+        let backlog = fe
+            .config
+            .backlog
+            .unwrap_or(if fe.config.maxconn > 0 {
+                fe.config.maxconn
+            } else {
+                1024
+            })
+            .max(1024);
+        for b in &fe.config.binds {
+            let (real, ls) = listener::open_group(b.addr, backlog, n)?;
+            bound.push((fe.name.to_string(), real));
+            for (i, l) in ls.into_iter().enumerate() {
+                per_worker[i].push((fe.clone(), l));
+            }
+        }
+    }
+    let (tx, _) = tokio::sync::watch::channel(RUN);
+    let gmax = global_maxconn(&reg);
+    let mut threads = Vec::new();
+    for (i, listeners) in per_worker.into_iter().enumerate() {
+        let reg = reg.clone();
+        let rx = tx.subscribe();
+        let pin = (n <= cpus).then_some(i);
+        let h = std::thread::Builder::new()
+            .name(format!("harp-worker-{i}"))
+            .spawn(move || {
+                if let Some(cpu) = pin {
+                    if let Err(e) = sys::pin_current_thread(cpu) {
+                        tracing::debug!(cpu, error = %e, "cannot pin worker");
+                    }
+                }
+                worker_main::<Uring>(reg, listeners, rx, gmax)
+            })
+            .map_err(WorkerError::Spawn)?;
+        threads.push(h);
+    }
+    Ok(Workers {
+        stop: tx,
+        threads,
+        bound,
+    })
+}
+
+fn worker_main<R: Rt>(
+    reg: Arc<Registry>,
+    listeners: Vec<(Arc<Proxy>, TcpListener)>,
+    stop: tokio::sync::watch::Receiver<u8>,
+    global_maxconn: u64,
+) {
+    let hard_after = reg.global().hard_stop_after;
+    R::block_on(async move {
+        let ctx = Rc::new(Ctx {
+            reg,
+            pipes: forward::PipePool::default(),
+            lb: RefCell::new(balance::Balancers::default()),
+            logs: RefCell::new(tcplog::LogSockets::default()),
+            stop,
+            active: Cell::new(0),
+            global_maxconn,
+        });
+        for (fe, l) in listeners {
+            R::spawn(accept_loop::<R>(ctx.clone(), fe, l));
+        }
+        let mut rx = ctx.stop.clone();
+        while *rx.borrow_and_update() == RUN {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+        // graceful: let sessions end, bounded by hard-stop-after
+        let deadline = hard_after.map(|d| Instant::now() + d);
+        while ctx.active.get() > 0
+            && *rx.borrow() < HARD
+            && deadline.map_or(true, |d| Instant::now() < d)
+        {
+            tokio::select! {
+                _ = R::sleep(Duration::from_millis(10)) => {}
+                _ = rx.changed() => {}
+            }
+        }
+        tracing::debug!(
+            sessions = ctx.active.get(),
+            pipes = ctx.pipes.free_count(),
+            "worker stopping"
+        );
+        // remaining sessions are dropped with the runtime; their guards close the sockets
+    });
+}
+
+/// Reserves one slot in a counter bounded by `max` (0 = unbounded).
+fn reserve(c: &std::sync::atomic::AtomicU64, max: u64) -> bool {
+    let prev = c.fetch_add(1, Ordering::AcqRel);
+    if max != 0 && prev >= max {
+        c.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    }
+    true
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
+/// excess connections in the kernel backlog, as HAProxy does.
+async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
+    let mut stop = ctx.stop.clone();
+    let fd = l.as_raw_fd();
+    let mut backoff = Duration::from_millis(10);
+    let gc = &ctx.reg.counters;
+    loop {
+        if *stop.borrow_and_update() != RUN || fe.stopped.load(Ordering::Relaxed) {
+            break;
+        }
+        let paused = fe.paused.load(Ordering::Relaxed);
+        let got_global = !paused && reserve(&gc.cur_conns, ctx.global_maxconn);
+        let got_fe = got_global && reserve(&fe.counters.cur_sess, fe.maxconn() as u64);
+        if !got_fe {
+            if got_global {
+                gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
+            }
+            if !paused {
+                gc.maxconn_reached.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::select! {
+                _ = R::sleep(Duration::from_millis(5)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let release = || {
+            gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
+            fe.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+        };
+        match l.accept() {
+            Ok((sock, peer)) => {
+                backoff = Duration::from_millis(10);
+                if sock.set_nonblocking(true).is_err() {
+                    release();
+                    continue;
+                }
+                gc.cum_conns.fetch_add(1, Ordering::Relaxed);
+                // the reservation above is the session's `cur`; its guard releases it
+                let cur = fe.counters.cur_sess.load(Ordering::Relaxed);
+                fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
+                fe.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
+                R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));
+            }
+            Err(e) => {
+                release();
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    tokio::select! {
+                        _ = R::ready(fd, Interest::Read) => {}
+                        _ = stop.changed() => {}
+                    }
+                } else if is_fd_exhaustion(&e) {
+                    tracing::warn!(frontend = %fe.name, error = %e, "accept failed, backing off");
+                    tokio::select! {
+                        _ = R::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                } else if !matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) {
+                    tracing::debug!(frontend = %fe.name, error = %e, "accept error");
+                    R::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    // stop listening at once (also wakes a poll still registered on it)
+    let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
 }
 
 impl Workers {
     /// Stops accepting. `graceful`: let sessions finish (bounded by `hard-stop-after`);
     /// otherwise close everything now.
-    pub fn stop(&self, _graceful: bool) {}
+    pub fn stop(&self, graceful: bool) {
+        let level = if graceful { GRACEFUL } else { HARD };
+        self.stop.send_if_modified(|v| {
+            if *v < level {
+                *v = level;
+                true
+            } else {
+                false
+            }
+        });
+    }
 
     /// Waits until every worker thread ended.
-    pub fn wait(self) {}
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
+    /// The addresses actually listened on, by frontend name (ports resolved when `bind :0`).
+    pub fn bound(&self) -> &[(String, SocketAddr)] {
+        &self.bound
+    }
 }
+
+#[cfg(test)]
+mod tests;

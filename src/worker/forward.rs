@@ -1,0 +1,268 @@
+//! Moving bytes one direction at a time: non-blocking splice(2) socket → pipe → socket with io_uring
+//! POLL_ADD readiness, or an owned-buffer copy loop when splicing is off or impossible.
+//!
+//! A direction ends on EOF from its source: whatever sits in the pipe is delivered, then the
+//! destination's write side is shut (half-close), and the other direction keeps running.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::runtime::Rt;
+use crate::sys::{self, Interest, Pipe};
+
+/// Requested pipe capacity (F_SETPIPE_SZ); the kernel default is 64 KiB.
+pub(crate) const PIPE_SIZE: usize = 256 * 1024;
+const COPY_BUF: usize = 64 * 1024;
+
+/// Which end of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The client connection.
+    Client = 0,
+    /// The server connection.
+    Server = 1,
+}
+
+/// Why a direction stopped early.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// The side stayed idle past its timeout.
+    Timeout(Side),
+    /// The side failed (reset, ...).
+    Io(Side, io::Error),
+    /// splice(2) refused these fds: use the copy loop instead.
+    Fallback,
+}
+
+/// Inactivity tracking of both sides, shared by the two directions of a session: a side is idle
+/// only when nothing was read from or written to it for its whole timeout.
+#[derive(Debug)]
+pub(crate) struct Timers {
+    last: [Cell<Instant>; 2],
+    normal: [Option<Duration>; 2],
+    fin: [Option<Duration>; 2],
+    half_closed: [Cell<bool>; 2],
+}
+
+impl Timers {
+    /// `normal`: client/server timeouts (or `timeout tunnel` for both); `fin`: client-fin and
+    /// server-fin, used once that side has sent its FIN.
+    pub(crate) fn new(normal: [Option<Duration>; 2], fin: [Option<Duration>; 2]) -> Timers {
+        let now = Instant::now();
+        Timers {
+            last: [Cell::new(now), Cell::new(now)],
+            normal,
+            fin,
+            half_closed: [Cell::new(false), Cell::new(false)],
+        }
+    }
+
+    fn touch(&self, s: Side) {
+        self.last[s as usize].set(Instant::now());
+    }
+
+    fn limit(&self, s: Side) -> Option<Duration> {
+        let i = s as usize;
+        if self.half_closed[i].get() {
+            self.fin[i].or(self.normal[i])
+        } else {
+            self.normal[i]
+        }
+    }
+
+    /// Waits for readiness of `fd` (belonging to side `s`), failing once `s` was idle too long.
+    async fn wait<R: Rt>(&self, fd: &TcpStream, interest: Interest, s: Side) -> Result<(), Fault> {
+        let raw = fd.as_raw_fd();
+        loop {
+            let Some(limit) = self.limit(s) else {
+                return R::ready(raw, interest).await.map_err(|e| Fault::Io(s, e));
+            };
+            let deadline = self.last[s as usize].get() + limit;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Fault::Timeout(s));
+            }
+            if let Ok(r) = tokio::time::timeout(deadline - now, R::ready(raw, interest)).await {
+                return r.map_err(|e| Fault::Io(s, e));
+            }
+        }
+    }
+}
+
+/// One direction of a session and its byte counts.
+#[derive(Debug)]
+pub(crate) struct Dir<'a> {
+    /// Source socket.
+    pub from: &'a TcpStream,
+    /// Destination socket.
+    pub to: &'a TcpStream,
+    /// Which side `from` is.
+    pub from_side: Side,
+    /// Bytes delivered to `to`.
+    pub bytes: Cell<u64>,
+    /// Of which through a pipe.
+    pub spliced: Cell<u64>,
+}
+
+impl Dir<'_> {
+    fn to_side(&self) -> Side {
+        match self.from_side {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
+
+/// A worker's pool of empty pipes.
+#[derive(Debug, Default)]
+pub(crate) struct PipePool {
+    free: RefCell<Vec<Pipe>>,
+}
+
+impl PipePool {
+    fn take(&self) -> io::Result<Pipe> {
+        match self.free.borrow_mut().pop() {
+            Some(p) => Ok(p),
+            None => Pipe::new(PIPE_SIZE),
+        }
+    }
+
+    fn put(&self, p: Pipe) {
+        let mut f = self.free.borrow_mut();
+        if f.len() < 1024 {
+            f.push(p);
+        }
+    }
+
+    /// Pipes kept for reuse.
+    pub(crate) fn free_count(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+/// Forwards `dir` until EOF (then half-closes `to`) or a fault.
+pub(crate) async fn pump<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    pipes: &PipePool,
+    splice: bool,
+) -> Result<(), Fault> {
+    if splice {
+        if let Ok(pipe) = pipes.take() {
+            let mut inpipe = 0usize;
+            let r = pump_splice::<R>(dir, timers, &pipe, &mut inpipe).await;
+            if inpipe == 0 {
+                pipes.put(pipe);
+            }
+            match r {
+                Err(Fault::Fallback) => {}
+                other => return other,
+            }
+        }
+    }
+    pump_copy::<R>(dir, timers).await
+}
+
+fn finish(dir: &Dir<'_>, timers: &Timers) {
+    timers.half_closed[dir.from_side as usize].set(true);
+    let _ = dir.to.shutdown(Shutdown::Write);
+}
+
+async fn pump_splice<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    pipe: &Pipe,
+    inpipe: &mut usize,
+) -> Result<(), Fault> {
+    let (fs, ts) = (dir.from_side, dir.to_side());
+    let mut eof = false;
+    let mut read_err: Option<io::Error> = None;
+    let mut first = true;
+    loop {
+        let mut in_blocked = eof;
+        if !eof {
+            match sys::splice_in(dir.from, pipe, PIPE_SIZE) {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    *inpipe += n;
+                    timers.touch(fs);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => in_blocked = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(Fault::Fallback)
+                }
+                Err(e) => {
+                    read_err = Some(e);
+                    eof = true;
+                }
+            }
+            first = false;
+        }
+        if *inpipe > 0 {
+            match sys::splice_out(pipe, dir.to, *inpipe) {
+                Ok(n) => {
+                    *inpipe -= n;
+                    dir.bytes.set(dir.bytes.get() + n as u64);
+                    dir.spliced.set(dir.spliced.get() + n as u64);
+                    timers.touch(ts);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    timers.wait::<R>(dir.to, Interest::Write, ts).await?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fault::Io(ts, e)),
+            }
+            continue;
+        }
+        if eof {
+            if let Some(e) = read_err {
+                return Err(Fault::Io(fs, e));
+            }
+            finish(dir, timers);
+            return Ok(());
+        }
+        if in_blocked {
+            timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+        }
+    }
+}
+
+async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
+    let (fs, ts) = (dir.from_side, dir.to_side());
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match (&*dir.from).read(&mut buf) {
+            Ok(0) => {
+                finish(dir, timers);
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Fault::Io(fs, e)),
+        };
+        timers.touch(fs);
+        let mut off = 0;
+        while off < n {
+            match (&*dir.to).write(&buf[off..n]) {
+                Ok(m) => {
+                    off += m;
+                    dir.bytes.set(dir.bytes.get() + m as u64);
+                    timers.touch(ts);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    timers.wait::<R>(dir.to, Interest::Write, ts).await?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fault::Io(ts, e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The few runtime services the data plane uses, behind one trait, so that replacing
+//! tokio-uring (which has no active maintainer) with compio or another io_uring runtime only means
+//! writing another implementation of [`Rt`].
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::sys::{self, Interest};
+
+/// What a worker needs from its runtime. Sockets themselves are plain non-blocking std sockets;
+/// the runtime only reports readiness, runs tasks and keeps time.
+pub(crate) trait Rt: 'static {
+    /// Runs the worker's root future on the current thread until it completes.
+    fn block_on<F: Future>(f: F) -> F::Output;
+    /// Spawns a task on the current worker (tasks never cross threads).
+    fn spawn<F: Future<Output = ()> + 'static>(f: F);
+    /// Waits until `fd` is ready for `interest`, or has an error/hang-up.
+    fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<()>>;
+    /// Sleeps.
+    fn sleep(d: Duration) -> impl Future<Output = ()>;
+}
+
+/// tokio-uring: readiness through io_uring `POLL_ADD` ops; timers and tasks from the tokio
+/// current-thread runtime it runs on.
+pub(crate) struct Uring;
+
+impl Rt for Uring {
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio_uring::builder().entries(1024).start(f)
+    }
+
+    fn spawn<F: Future<Output = ()> + 'static>(f: F) {
+        tokio_uring::spawn(f);
+    }
+
+    async fn ready(fd: RawFd, interest: Interest) -> io::Result<()> {
+        sys::poll_ready(fd, interest).await.map(|_| ())
+    }
+
+    async fn sleep(d: Duration) {
+        tokio::time::sleep(d).await
+    }
+}

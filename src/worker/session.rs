@@ -1,0 +1,437 @@
+//! One client session: pick a server, queue under `maxconn`, connect with retries and
+//! redispatch, forward both directions, then account and write the tcplog line.
+
+use std::cell::Cell;
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::balance::Pick;
+use super::forward::{self, Dir, Fault, Side, Timers};
+use super::runtime::Rt;
+use super::tcplog::TcpLog;
+use super::Ctx;
+use crate::config::{LogTarget, SpliceMode};
+use crate::model::{Proxy, Server};
+use crate::sys::Interest;
+
+/// Releases everything a session holds, also when its task is dropped by a hard stop.
+struct Guard {
+    ctx: Rc<Ctx>,
+    fe: Arc<Proxy>,
+    be: Option<Arc<Proxy>>,
+    srv: Option<Arc<Server>>,
+    socks: Vec<TcpStream>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for s in &self.socks {
+            // wakes any in-flight poll on it so the kernel lets the socket go
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        if let Some(s) = self.srv.take() {
+            s.counters.session_ended();
+        }
+        if let Some(b) = &self.be {
+            b.counters.session_ended();
+        }
+        self.fe.counters.session_ended();
+        self.ctx
+            .reg
+            .counters
+            .cur_conns
+            .fetch_sub(1, Ordering::Relaxed);
+        self.ctx.active.set(self.ctx.active.get() - 1);
+    }
+}
+
+/// Why no server connection was made.
+enum NoConn {
+    NoServer,
+    QueueTimeout,
+    Refused,
+    Timeout,
+}
+
+fn take_slot(s: &Server) -> bool {
+    let m = s.maxconn() as u64;
+    let prev = s.counters.cur_sess.fetch_add(1, Ordering::AcqRel);
+    if m != 0 && prev >= m {
+        s.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    }
+    s.counters.max_sess.fetch_max(prev + 1, Ordering::Relaxed);
+    true
+}
+
+fn queue_enter(be: &Proxy) {
+    let q = be.counters.queue_cur.fetch_add(1, Ordering::Relaxed) + 1;
+    be.counters.queue_max.fetch_max(q, Ordering::Relaxed);
+}
+
+/// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full.
+async fn acquire<R: Rt>(
+    ctx: &Ctx,
+    be: &Proxy,
+    ip: IpAddr,
+    exclude: Option<&Arc<Server>>,
+    budget: Option<Duration>,
+    queued_ms: &mut i64,
+) -> Result<Arc<Server>, NoConn> {
+    let start = Instant::now();
+    let mut queued = false;
+    let mut nap = Duration::from_millis(1);
+    let res = loop {
+        let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
+        match pick {
+            Pick::Server(s) if take_slot(&s) => break Ok(s),
+            Pick::NoServer => break Err(NoConn::NoServer),
+            _ => {
+                if !queued {
+                    queued = true;
+                    queue_enter(be);
+                }
+                if budget.is_some_and(|b| start.elapsed() >= b) {
+                    break Err(NoConn::QueueTimeout);
+                }
+                R::sleep(nap).await;
+                nap = (nap * 2).min(Duration::from_millis(10));
+            }
+        }
+    };
+    if queued {
+        be.counters.queue_cur.fetch_sub(1, Ordering::Relaxed);
+    }
+    *queued_ms = start.elapsed().as_millis() as i64;
+    res
+}
+
+/// Connects without blocking the worker, bounded by `timeout connect`.
+async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_nonblocking(true)?;
+    s.set_nodelay(true)?;
+    s.set_cloexec(true)?;
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            let wait = R::ready(s.as_raw_fd(), Interest::Write);
+            match timeout {
+                Some(t) => tokio::time::timeout(t, wait)
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+                None => wait.await?,
+            }
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
+            s.peer_addr()?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(s.into())
+}
+
+/// The backend a frontend sends to: its `default_backend`, or itself for a `listen`.
+fn backend_of(ctx: &Ctx, fe: &Arc<Proxy>) -> Option<Arc<Proxy>> {
+    match &fe.config.default_backend {
+        Some(b) => ctx.reg.backend(b).cloned(),
+        None if fe.is_backend() => Some(fe.clone()),
+        None => None,
+    }
+}
+
+/// Waits for a hard stop of the worker.
+async fn hard_stop(ctx: &Ctx) {
+    let mut rx = ctx.stop.clone();
+    loop {
+        if *rx.borrow_and_update() >= 2 {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Waits for `shutdown sessions` on `srv`.
+async fn killed(srv: &Server) {
+    let mut rx = srv.kill_watch();
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs one accepted client connection to its end. The accept loop already counted it in the
+/// global and frontend `cur` counters.
+pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, peer: SocketAddr) {
+    let accepted = SystemTime::now();
+    let t0 = Instant::now();
+    ctx.active.set(ctx.active.get() + 1);
+    let _ = client.set_nodelay(true);
+    let mut g = Guard {
+        ctx: ctx.clone(),
+        fe: fe.clone(),
+        be: None,
+        srv: None,
+        socks: Vec::new(),
+    };
+    let be = backend_of(&ctx, &fe);
+    let mut tw: i64 = -1;
+    let mut tc: i64 = -1;
+    let mut retries = 0u32;
+    let mut redispatched = false;
+    let mut bytes_out = 0u64;
+    let ts: [u8; 2];
+    match be.clone() {
+        None => ts = *b"SC",
+        Some(be) => {
+            // a `listen` section has one set of counters for both roles: count the session once
+            if !Arc::ptr_eq(&fe, &be) {
+                be.counters.session_started();
+                g.be = Some(be.clone());
+            }
+            let r = establish::<R>(
+                &ctx,
+                &be,
+                peer.ip(),
+                &mut tw,
+                &mut retries,
+                &mut redispatched,
+            )
+            .await;
+            match r {
+                Err(nc) => {
+                    ts = match nc {
+                        NoConn::NoServer | NoConn::Refused => *b"SC",
+                        NoConn::Timeout => *b"sC",
+                        NoConn::QueueTimeout => *b"sQ",
+                    };
+                }
+                Ok((srv, server, connect_ms)) => {
+                    tc = connect_ms;
+                    srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
+                    g.srv = Some(srv.clone());
+                    let (r, bin, bout, spliced) =
+                        forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                    bytes_out = bout;
+                    let mut px = vec![&fe.counters];
+                    if !Arc::ptr_eq(&fe, &be) {
+                        px.push(&be.counters);
+                    }
+                    for c in px {
+                        c.bytes_in.fetch_add(bin, Ordering::Relaxed);
+                        c.bytes_out.fetch_add(bout, Ordering::Relaxed);
+                    }
+                    srv.counters.bytes_in.fetch_add(bin, Ordering::Relaxed);
+                    srv.counters.bytes_out.fetch_add(bout, Ordering::Relaxed);
+                    srv.counters
+                        .spliced
+                        .fetch_add(spliced[0] + spliced[1], Ordering::Relaxed);
+                    ctx.reg
+                        .counters
+                        .bytes_out
+                        .fetch_add(bout, Ordering::Relaxed);
+                    ctx.reg
+                        .counters
+                        .spliced_out
+                        .fetch_add(spliced[1], Ordering::Relaxed);
+                    if let Err(End::Fault(Fault::Io(side, e))) = &r {
+                        tracing::debug!(?side, error = %e, "session fault");
+                    }
+                    ts = match r {
+                        Ok(()) => *b"--",
+                        Err(End::Killed) => *b"KD",
+                        Err(End::Fault(Fault::Timeout(Side::Client))) => *b"cD",
+                        Err(End::Fault(Fault::Timeout(Side::Server))) => *b"sD",
+                        Err(End::Fault(Fault::Io(Side::Client, _)))
+                        | Err(End::Fault(Fault::Fallback)) => {
+                            be.counters.cli_abrt.fetch_add(1, Ordering::Relaxed);
+                            srv.counters.cli_abrt.fetch_add(1, Ordering::Relaxed);
+                            *b"CD"
+                        }
+                        Err(End::Fault(Fault::Io(Side::Server, _))) => {
+                            be.counters.srv_abrt.fetch_add(1, Ordering::Relaxed);
+                            srv.counters.srv_abrt.fetch_add(1, Ordering::Relaxed);
+                            *b"SD"
+                        }
+                    };
+                    g.socks.push(server);
+                }
+            }
+        }
+    }
+    if fe.config.tcplog {
+        let global = &ctx.reg.config.global.logs;
+        let mut targets: Vec<&LogTarget> = Vec::new();
+        for t in &fe.config.logs {
+            match t {
+                LogTarget::Global => targets.extend(global.iter()),
+                t => targets.push(t),
+            }
+        }
+        if !targets.is_empty() {
+            let srv_name = g.srv.as_ref().map(|s| s.name.clone());
+            let line = TcpLog {
+                client: peer,
+                accepted,
+                frontend: &fe.name,
+                backend: be.as_ref().map(|b| &*b.name).unwrap_or("<NOSRV>"),
+                server: srv_name.as_deref().unwrap_or("<NOSRV>"),
+                tw,
+                tc,
+                tt: t0.elapsed().as_millis() as i64,
+                bytes: bytes_out,
+                ts,
+                conns: [
+                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                    fe.counters.cur_sess.load(Ordering::Relaxed),
+                    be.as_ref()
+                        .map_or(0, |b| b.counters.cur_sess.load(Ordering::Relaxed)),
+                    g.srv
+                        .as_ref()
+                        .map_or(0, |s| s.counters.cur_sess.load(Ordering::Relaxed)),
+                ],
+                retries,
+                redispatched,
+                queues: [
+                    g.srv
+                        .as_ref()
+                        .map_or(0, |s| s.counters.queue_cur.load(Ordering::Relaxed)),
+                    be.as_ref()
+                        .map_or(0, |b| b.counters.queue_cur.load(Ordering::Relaxed)),
+                ],
+            }
+            .render();
+            ctx.logs.borrow_mut().send(&targets, &line);
+        }
+    }
+    g.socks.push(client);
+}
+
+/// Connects to a server, retrying `retries` times (HAProxy's turn-around delay of
+/// min(`timeout connect`, 1 s) between attempts) and redispatching on the last retry when asked.
+async fn establish<R: Rt>(
+    ctx: &Ctx,
+    be: &Arc<Proxy>,
+    ip: IpAddr,
+    tw: &mut i64,
+    retries: &mut u32,
+    redispatched: &mut bool,
+) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
+    let to = &be.config.timeouts;
+    let budget = to.queue.or(to.connect);
+    let max_retries = be.config.retries;
+    let mut last: Option<Arc<Server>> = None;
+    loop {
+        let redispatch = be.config.redispatch && *retries > 0 && *retries == max_retries;
+        let srv = match &last {
+            Some(s) if !redispatch && s.is_usable() && take_slot(s) => s.clone(),
+            _ => {
+                let exclude = if redispatch { last.as_ref() } else { None };
+                let s = acquire::<R>(ctx, be, ip, exclude, budget, tw).await?;
+                s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
+                be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
+                if redispatch && last.as_ref().is_some_and(|l| !Arc::ptr_eq(l, &s)) {
+                    *redispatched = true;
+                    s.counters.wredis.fetch_add(1, Ordering::Relaxed);
+                    be.counters.wredis.fetch_add(1, Ordering::Relaxed);
+                }
+                s
+            }
+        };
+        if *tw < 0 {
+            *tw = 0;
+        }
+        let t = Instant::now();
+        match connect::<R>(srv.addr(), to.connect).await {
+            Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
+            Err(e) => {
+                srv.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+                srv.counters.econ.fetch_add(1, Ordering::Relaxed);
+                be.counters.econ.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(server = %srv.name, error = %e, "connect failed");
+                if *retries >= max_retries {
+                    return Err(if e.kind() == io::ErrorKind::TimedOut {
+                        NoConn::Timeout
+                    } else {
+                        NoConn::Refused
+                    });
+                }
+                *retries += 1;
+                srv.counters.wretr.fetch_add(1, Ordering::Relaxed);
+                be.counters.wretr.fetch_add(1, Ordering::Relaxed);
+                let pause = to
+                    .connect
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(1));
+                R::sleep(pause).await;
+                last = Some(srv);
+            }
+        }
+    }
+}
+
+enum End {
+    Fault(Fault),
+    Killed,
+}
+
+/// Forwards both directions until both ended, one failed, the server's sessions were shut down or
+/// the worker stops hard. Returns (result, bytes in, bytes out, spliced [in, out]).
+async fn forward_both<R: Rt>(
+    ctx: &Ctx,
+    fe: &Proxy,
+    be: &Proxy,
+    srv: &Server,
+    client: &TcpStream,
+    server: &TcpStream,
+) -> (Result<(), End>, u64, u64, [u64; 2]) {
+    let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
+    let normal = match bt.tunnel {
+        Some(t) => [Some(t), Some(t)],
+        None => [ft.client, bt.server],
+    };
+    let timers = Timers::new(normal, [ft.client_fin, bt.server_fin]);
+    let splice = be.config.splice == SpliceMode::Auto && fe.config.splice == SpliceMode::Auto;
+    let c2s = Dir {
+        from: client,
+        to: server,
+        from_side: Side::Client,
+        bytes: Cell::new(0),
+        spliced: Cell::new(0),
+    };
+    let s2c = Dir {
+        from: server,
+        to: client,
+        from_side: Side::Server,
+        bytes: Cell::new(0),
+        spliced: Cell::new(0),
+    };
+    let res = {
+        let both = async {
+            tokio::try_join!(
+                forward::pump::<R>(&c2s, &timers, &ctx.pipes, splice),
+                forward::pump::<R>(&s2c, &timers, &ctx.pipes, splice),
+            )
+        };
+        tokio::select! {
+            r = both => r.map(|_| ()).map_err(End::Fault),
+            _ = killed(srv) => Err(End::Killed),
+            _ = hard_stop(ctx) => Err(End::Killed),
+        }
+    };
+    (
+        res,
+        c2s.bytes.get(),
+        s2c.bytes.get(),
+        [c2s.spliced.get(), s2c.spliced.get()],
+    )
+}

@@ -1,0 +1,316 @@
+//! Library-level data-plane tests: a `Config` built in code, real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{
+    BindConfig, Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams, SpliceMode,
+};
+use crate::events::EventBus;
+use crate::model::{AdminAction, Cause, Command};
+
+/// An upstream that echoes, or (with `tag`) sends its tag first and then echoes.
+fn upstream(tag: Option<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            std::thread::spawn(move || {
+                if let Some(t) = tag {
+                    let _ = s.write_all(&[t]);
+                }
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+                let _ = s.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    a
+}
+
+fn listen_cfg(servers: &[SocketAddr], f: impl FnOnce(&mut ProxyConfig)) -> Config {
+    let mut p = ProxyConfig::new(
+        "px",
+        Capabilities {
+            frontend: true,
+            backend: true,
+        },
+        Location::default(),
+    );
+    p.binds = vec![BindConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        location: Location::default(),
+    }];
+    p.timeouts.connect = Some(Duration::from_millis(500));
+    p.timeouts.client = Some(Duration::from_secs(10));
+    p.timeouts.server = Some(Duration::from_secs(10));
+    p.servers = servers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| ServerConfig {
+            name: format!("s{}", i + 1),
+            addr: *a,
+            params: ServerParams::default(),
+            location: Location::default(),
+        })
+        .collect();
+    f(&mut p);
+    let mut cfg = Config {
+        proxies: vec![p],
+        ..Default::default()
+    };
+    cfg.global.nbthread = Some(2);
+    cfg
+}
+
+struct Running {
+    reg: Arc<Registry>,
+    w: Option<Workers>,
+    addr: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(w) = self.w.take() {
+            w.stop(false);
+            w.wait();
+        }
+    }
+}
+
+fn run(cfg: Config) -> Running {
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let w = start(reg.clone()).unwrap();
+    let addr = w.bound()[0].1;
+    Running {
+        reg,
+        w: Some(w),
+        addr,
+    }
+}
+
+fn client(addr: SocketAddr) -> TcpStream {
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c
+}
+
+fn echo_once(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut c = client(addr);
+    let mut w = c.try_clone().unwrap();
+    let d = data.to_vec();
+    let t = std::thread::spawn(move || {
+        w.write_all(&d).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    t.join().unwrap();
+    out
+}
+
+fn payload(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "condition not reached");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn echo_splice_and_copy() {
+    let up = upstream(None);
+    for mode in [SpliceMode::Auto, SpliceMode::Off] {
+        let r = run(listen_cfg(&[up], |p| p.splice = mode));
+        let data = payload(3 << 20, 7);
+        assert!(echo_once(r.addr, &data) == data, "{mode:?}");
+        let srv = r.reg.find_server("px/s1").unwrap();
+        wait_until(|| srv.counters.cur_sess.load(Ordering::Relaxed) == 0);
+        assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 3 << 20);
+        let spliced = srv.counters.spliced.load(Ordering::Relaxed);
+        match mode {
+            SpliceMode::Auto => assert_eq!(spliced, 6 << 20),
+            SpliceMode::Off => assert_eq!(spliced, 0),
+        }
+    }
+}
+
+#[test]
+fn roundrobin_spreads_and_down_server_gets_nothing() {
+    let ups: Vec<_> = (1..=3).map(|i| upstream(Some(i))).collect();
+    let r = run(listen_cfg(&ups, |_| {}));
+    let mut seen = [0; 4];
+    for _ in 0..30 {
+        let out = echo_once(r.addr, b"x");
+        seen[out[0] as usize] += 1;
+    }
+    // two workers each run their own smooth round robin: at most one extra per worker
+    for (i, &n) in seen.iter().enumerate().skip(1) {
+        assert!((8..=12).contains(&n), "server {i} got {n}: {seen:?}");
+    }
+    let s2 = r.reg.find_server("px/s2").unwrap();
+    r.reg
+        .apply(Command::SetAdmin {
+            server: s2.clone(),
+            action: AdminAction::Maint,
+            cause: Cause::Cli,
+        })
+        .unwrap();
+    let before = s2.counters.tot_sess.load(Ordering::Relaxed);
+    for _ in 0..20 {
+        let out = echo_once(r.addr, b"y");
+        assert_ne!(out[0], 2);
+    }
+    assert_eq!(s2.counters.tot_sess.load(Ordering::Relaxed), before);
+}
+
+#[test]
+fn refused_backend_retries_then_closes_client() {
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let r = run(listen_cfg(&[dead], |p| {
+        p.retries = 2;
+        p.timeouts.connect = Some(Duration::from_millis(50));
+    }));
+    let mut c = client(r.addr);
+    let mut buf = Vec::new();
+    assert_eq!(c.read_to_end(&mut buf).map(|_| buf.len()).unwrap_or(0), 0);
+    let s = r.reg.find_server("px/s1").unwrap();
+    wait_until(|| s.counters.econ.load(Ordering::Relaxed) == 3);
+    assert_eq!(s.counters.wretr.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn redispatch_on_last_retry() {
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let good = upstream(Some(9));
+    let r = run(listen_cfg(&[dead, good], |p| {
+        p.retries = 1;
+        p.redispatch = true;
+        p.timeouts.connect = Some(Duration::from_millis(50));
+    }));
+    for _ in 0..4 {
+        assert_eq!(echo_once(r.addr, b"z"), [9, b'z']);
+    }
+    let px = r.reg.backend("px").unwrap();
+    assert!(px.counters.wredis.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn half_close_still_gets_full_response_and_many_parallel() {
+    let up = upstream(None);
+    let r = run(listen_cfg(&[up], |_| {}));
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let a = r.addr;
+            std::thread::spawn(move || {
+                let d = payload(1 << 20, i + 1);
+                assert!(echo_once(a, &d) == d);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    wait_until(|| r.reg.counters.cur_conns.load(Ordering::Relaxed) == 0);
+    assert_eq!(r.reg.counters.cum_conns.load(Ordering::Relaxed), 20);
+}
+
+#[test]
+fn frontend_maxconn_queues_in_backlog() {
+    let up = upstream(None);
+    let r = run(listen_cfg(&[up], |p| p.maxconn = 5));
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let a = r.addr;
+            std::thread::spawn(move || {
+                let d = payload(1000, i + 1);
+                assert!(echo_once(a, &d) == d);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let px = r.reg.frontend("px").unwrap();
+    assert!(px.counters.max_sess.load(Ordering::Relaxed) <= 5);
+}
+
+#[test]
+fn server_maxconn_queue_timeout_closes() {
+    // upstream that accepts but never answers: the one slot stays busy
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        for s in l.incoming().flatten() {
+            keep.push(s);
+        }
+    });
+    let r = run(listen_cfg(&[a], |p| {
+        p.servers[0].params.maxconn = 1;
+        p.timeouts.queue = Some(Duration::from_millis(100));
+    }));
+    let _busy = client(r.addr);
+    let s = r.reg.find_server("px/s1").unwrap();
+    wait_until(|| s.counters.cur_sess.load(Ordering::Relaxed) == 1);
+    let mut c = client(r.addr);
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(t.elapsed() >= Duration::from_millis(90));
+    assert_eq!(s.counters.cur_sess.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn shutdown_sessions_kills_and_graceful_stop_lets_finish() {
+    let up = upstream(None);
+    let mut r = run(listen_cfg(&[up], |_| {}));
+    let mut c = client(r.addr);
+    c.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    c.read_exact(&mut b).unwrap();
+    let s = r.reg.find_server("px/s1").unwrap();
+    r.reg
+        .apply(Command::ShutdownSessions { server: s.clone() })
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    // graceful: an open session keeps working after stop(true)
+    let mut c = client(r.addr);
+    c.write_all(b"a").unwrap();
+    c.read_exact(&mut b[..1]).unwrap();
+    let w = r.w.take().unwrap();
+    w.stop(true);
+    std::thread::sleep(Duration::from_millis(50));
+    c.write_all(b"b").unwrap();
+    c.read_exact(&mut b[..1]).unwrap();
+    assert_eq!(&b[..1], b"b");
+    c.shutdown(Shutdown::Write).unwrap();
+    let _ = c.read_to_end(&mut rest);
+    w.wait();
+    assert!(TcpStream::connect_timeout(&r.addr, Duration::from_millis(200)).is_err());
+}
