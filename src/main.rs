@@ -1,1 +1,26 @@
-fn main() {}
+//! The `harp` binary: parse HAProxy-style flags, then check, print the version, or run.
+
+use harp::cli::{self, CliError};
+
+fn main() -> anyhow::Result<()> {
+    let opts = match cli::parse_args(std::env::args().collect()) {
+        Ok(o) => o,
+        Err(CliError::Help(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Err(CliError::Usage(text)) => {
+            eprint!("{text}");
+            std::process::exit(1);
+        }
+    };
+    if opts.version > 0 {
+        print!("{}", cli::version_text(opts.version > 1));
+        return Ok(());
+    }
+    if opts.check_only {
+        std::process::exit(cli::check_main(&opts));
+    }
+    eprintln!("run not wired yet");
+    std::process::exit(1);
+}
