@@ -436,3 +436,146 @@ pub(super) fn server_args(
     };
     server::parse_server(name, words, defaults, &mut ctx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn err(text: &str) -> Vec<String> {
+        parse_str("t.cfg", text)
+            .unwrap_err()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn all_errors_are_reported_and_parsing_goes_on() {
+        let e = err("global\n nbthred 2\n maxconn x\nbackend b\n sevrer s 127.0.0.1:1\n server s 127.0.0.1:0\n retries -1\n");
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].starts_with("[ALERT] parsing [t.cfg:2] : unknown keyword 'nbthred'"));
+        assert!(e[1].starts_with("[ALERT] parsing [t.cfg:3] :"));
+        assert_eq!(e[2], "[ALERT] parsing [t.cfg:5] : unknown keyword 'sevrer' in 'backend' section; did you mean 'server'?");
+        assert!(e[3].starts_with("[ALERT] parsing [t.cfg:6] :"));
+    }
+
+    #[test]
+    fn out_of_section_and_bad_headers() {
+        assert_eq!(
+            err("maxconn 10\n"),
+            ["[ALERT] parsing [t.cfg:1] : unknown keyword 'maxconn' out of section."]
+        );
+        assert!(err("bakend b\n")[0].contains("did you mean 'backend'?"));
+        // A bad header reports once; its lines are skipped instead of cascading.
+        assert_eq!(err("backend\n server s x\n balance nope\n").len(), 1);
+        assert!(err("backend a/b\n")[0].contains("character '/' is invalid"));
+        assert!(err("mailers\n")[0].contains("missing name"));
+    }
+
+    #[test]
+    fn sections_do_not_span_files_but_defaults_do() {
+        let cfg = parse_texts(&[
+            (
+                "a.cfg".into(),
+                "defaults\n timeout connect 9s\nbackend b\n".into(),
+            ),
+            ("b.cfg".into(), "backend c\n".into()),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.proxies[1].timeouts.connect,
+            Some(Duration::from_secs(9))
+        );
+        let e = parse_texts(&[
+            ("a.cfg".into(), "backend b\n".into()),
+            ("b.cfg".into(), " server s 127.0.0.1:1\n".into()),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.errors[0].to_string(),
+            "[ALERT] parsing [b.cfg:1] : unknown keyword 'server' out of section."
+        );
+    }
+
+    #[test]
+    fn ignored_sections_warn() {
+        let cfg = parse_str("t.cfg", "userlist u\n user a password x\nbackend b\n").unwrap();
+        assert!(cfg.warnings[0].contains("'userlist' sections are not supported"));
+        assert_eq!(cfg.proxies.len(), 1);
+    }
+
+    #[test]
+    fn server_args_for_the_runtime_api() {
+        let words: Vec<String> = ["127.0.0.1:8080", "weight", "20", "check"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let s = crate::config::parse_server_args("n", &words, &ServerParams::default()).unwrap();
+        assert_eq!(s.params.weight, 20);
+        assert!(s.params.check);
+        assert!(crate::config::parse_server_args("n", &[], &ServerParams::default()).is_err());
+    }
+
+    #[test]
+    fn load_files_and_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.cfg"), "backend b2\n").unwrap();
+        std::fs::write(dir.path().join("a.cfg"), "backend a1\n").unwrap();
+        std::fs::write(dir.path().join("c.txt"), "garbage\n").unwrap();
+        let cfg = load(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = cfg.proxies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a1", "b2"]);
+        let missing = dir.path().join("nope.cfg");
+        let e = load(std::slice::from_ref(&missing)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "[ALERT] config : Could not open configuration file {} : No such file or directory",
+                missing.display()
+            )
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let e = load(&[empty.path().to_path_buf()]).unwrap_err().to_string();
+        assert!(
+            e.contains("no *.cfg configuration file found in directory"),
+            "{e}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn parser_never_panics_on_text(s in "\\PC{0,300}") {
+            let _ = parse_str("p.cfg", &s);
+        }
+
+        #[test]
+        fn parser_never_panics_on_bytes(b in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = parse_str("p.cfg", &String::from_utf8_lossy(&b));
+        }
+
+        #[test]
+        fn parser_never_panics_on_keyword_soup(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        "global", "defaults", "frontend", "backend", "listen", "mailers", "resolvers", "x", "from",
+                        "server", "bind", "default_backend", "balance", "timeout", "option", "no", "id", "log",
+                        "127.0.0.1:80", ":0", "*:65536", "check", "inter", "5s", "-1", "99999999d", "weight", "257",
+                        "httpchk", "http-check", "expect", "status", "send", "hdr", "email-alert", "mailers",
+                        "mailer", "nameserver", "stats", "socket", "level", "admin", "\"", "'", "\\", "#",
+                        "global", "lua-load", "default-server", "roundrobin", "random(0)", "unix@", "ipv6@::1:1",
+                    ]),
+                    0..6,
+                ),
+                0..30,
+            )
+        ) {
+            let text: String = lines.iter().map(|l| l.join(" ") + "\n").collect();
+            let _ = parse_str("p.cfg", &text);
+        }
+    }
+}

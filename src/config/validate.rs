@@ -252,3 +252,118 @@ fn missing_timeouts(p: &mut Parser) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_str, Config};
+
+    fn ok(text: &str) -> Config {
+        match parse_str("t.cfg", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse_str("t.cfg", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ids_match_the_reference_transcript() {
+        // The config of shared/reference/haproxy-3.2-runtime-api.txt: fe = 2, test = 3,
+        // webserver1 = 1, webserver2 = 2.
+        let cfg = ok("global\n stats socket ipv4@127.0.0.1:29999 level admin\n lua-load dump.lua\n \
+             tune.lua.bool-sample-conversion normal\ndefaults\n mode tcp\n timeout connect 1s\n timeout client 5s\n \
+             timeout server 5s\nfrontend fe\n bind 127.0.0.1:29000\n default_backend test\nbackend test\n \
+             balance roundrobin\n option log-health-checks\n server webserver1 127.0.0.1:29081 check inter 300ms rise 2 fall 2\n \
+             server webserver2 127.0.0.1:29082\n");
+        assert_eq!(cfg.proxies[0].id, Some(2));
+        assert_eq!(cfg.proxies[1].id, Some(3));
+        assert!(!cfg.proxies[1].forced_id);
+        let ids: Vec<_> = cfg.proxies[1].servers.iter().map(|s| s.params.id).collect();
+        assert_eq!(ids, [Some(1), Some(2)]);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn forced_ids_move_the_cursor_like_haproxy() {
+        let cfg = ok(
+            "backend a\n id 3\nbackend b\nbackend c\n id 10\nbackend d\n\
+             backend s\n server x 127.0.0.1:1 id 2\n server y 127.0.0.1:2\n server z 127.0.0.1:3\n",
+        );
+        let ids: Vec<_> = cfg.proxies.iter().map(|p| p.id.unwrap()).collect();
+        // Cursor starts at 2. a forced 3: cursor 3. b: 3 is taken -> 4, cursor 5. c forced 10:
+        // cursor 6. d: 6, cursor 7. s: 7.
+        assert_eq!(ids, [3, 4, 10, 6, 7]);
+        let s: Vec<_> = cfg.proxies[4]
+            .servers
+            .iter()
+            .map(|s| s.params.id.unwrap())
+            .collect();
+        // x forced 2; y: cursor 2 -> taken -> 3; z: cursor 4.
+        assert_eq!(s, [2, 3, 4]);
+        assert!(cfg.proxies[4].servers[0].params.forced_id);
+    }
+
+    #[test]
+    fn duplicate_ids_and_names() {
+        let e = err("backend a\n id 5\nbackend b\n id 5\n");
+        assert!(
+            e.contains(
+                "[t.cfg:4] : backend b reuses same custom id as backend a (declared at t.cfg:1)."
+            ),
+            "{e}"
+        );
+        let e = err("backend a\n server x 127.0.0.1:1 id 1\n server y 127.0.0.1:1 id 1\n");
+        assert!(
+            e.contains("[t.cfg:3] : server a/y reuses same custom id as server x"),
+            "{e}"
+        );
+        let e = err("backend a\nbackend a\n");
+        assert!(
+            e.contains(
+                "[t.cfg:2] : backend 'a' has the same name as backend 'a' declared at t.cfg:1."
+            ),
+            "{e}"
+        );
+        let e = err("frontend a\n bind :1\nlisten a\n bind :2\n");
+        assert!(e.contains("[t.cfg:3] : listen 'a'"), "{e}");
+        // A frontend and a backend may share a name.
+        ok("frontend www\n bind :1\n default_backend www\n timeout client 1s\nbackend www\n");
+    }
+
+    #[test]
+    fn references() {
+        let e = err("frontend f\n bind :80\n default_backend nope\n");
+        assert!(
+            e.contains("[t.cfg:3] : Proxy 'f': unable to find required default_backend: 'nope'."),
+            "{e}"
+        );
+        let e = err("frontend f\n bind :80\n default_backend g\nfrontend g\n bind :81\n");
+        assert!(
+            e.contains("unable to find required default_backend: 'g'"),
+            "{e}"
+        );
+        let e = err("backend b\n email-alert mailers nope\n");
+        assert!(
+            e.contains("[t.cfg:2] : Proxy 'b': unable to find mailers 'nope'."),
+            "{e}"
+        );
+        let e = err("frontend f\n timeout client 1s\n");
+        assert!(
+            e.contains("[t.cfg:1] : Proxy 'f' has no 'bind' directive."),
+            "{e}"
+        );
+        let e = err("global\n httpclient.resolvers.id dns\n");
+        assert!(e.contains("cannot find resolvers id 'dns'"), "{e}");
+        ok("global\n httpclient.resolvers.id dns\nresolvers dns\n nameserver a 127.0.0.1\n");
+    }
+
+    #[test]
+    fn missing_timeouts_warn() {
+        let cfg = ok("listen l\n bind :80\n timeout client 1s\n");
+        assert_eq!(cfg.warnings.len(), 1);
+        assert!(cfg.warnings[0].contains("missing timeouts for listen 'l'"));
+        assert!(cfg.warnings[0].contains("'connect', 'server'"));
+    }
+}

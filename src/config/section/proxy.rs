@@ -703,3 +703,174 @@ fn email_alert(
     }
     no_more(words, 3)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{
+        parse_str, BalanceAlgo, CheckKind, Config, HashType, LogTarget, SpliceMode,
+    };
+    use std::time::Duration;
+
+    fn ok(text: &str) -> Config {
+        match parse_str("t.cfg", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse_str("t.cfg", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_proxy_keyword() {
+        let cfg = ok("mailers m\n mailer smtp1 127.0.0.1:25\n timeout mail 20s\n\
+             backend be\n mode tcp\n balance leastconn\n hash-type consistent\n retries 5\n option redispatch\n \
+             fullconn 100\n option allbackups\n default-server inter 1s rise 3\n server a 127.0.0.1:80 check\n \
+             server b 127.0.0.1:81 id 9 weight 0\n option httpchk GET /health HTTP/1.1\n http-check expect status 204\n \
+             http-check send hdr Host example.com\n email-alert mailers m\n email-alert from a@b\n email-alert to c@d\n \
+             email-alert level err\n email-alert myhostname lb1\n option log-health-checks\n option tcplog\n \
+             no option splice-auto\n log global\n log 127.0.0.1:514 local0 info\n id 42\n \
+             timeout connect 1s\n timeout server 2s\n timeout queue 3s\n timeout check 4s\n timeout tunnel 1h\n \
+             timeout server-fin 1s\n description hello\n\
+             frontend fe\n bind 127.0.0.1:8000,127.0.0.1:8001\n bind :8002\n backlog 100\n maxconn 500\n \
+             timeout client 10s\n timeout client-fin 2s\n default_backend be\n disabled\n",
+        );
+        let be = cfg.proxy("be", true).unwrap();
+        assert_eq!(be.balance, BalanceAlgo::LeastConn);
+        assert_eq!(be.hash_type, HashType::Consistent);
+        assert_eq!(be.retries, 5);
+        assert!(be.redispatch && be.allbackups && be.log_health_checks && be.tcplog);
+        assert_eq!(be.fullconn, Some(100));
+        assert_eq!(be.servers.len(), 2);
+        assert_eq!(be.servers[0].params.inter, Duration::from_secs(1));
+        assert_eq!(be.servers[0].params.rise, 3);
+        assert!(be.servers[0].params.check);
+        assert_eq!(be.servers[1].params.weight, 0);
+        assert_eq!(be.default_server.rise, 3);
+        let CheckKind::Http(h) = &be.check else {
+            panic!("{:?}", be.check)
+        };
+        assert_eq!(
+            (h.method.as_str(), h.uri.as_str(), h.version.as_str()),
+            ("GET", "/health", "HTTP/1.1")
+        );
+        assert_eq!(h.expect_status, Some(204));
+        assert_eq!(h.headers, [("Host".to_string(), "example.com".to_string())]);
+        assert_eq!(be.email_alert.mailers.as_deref(), Some("m"));
+        assert_eq!(be.email_alert.level, 3);
+        assert_eq!(be.email_alert.myhostname.as_deref(), Some("lb1"));
+        assert_eq!(be.splice, SpliceMode::Off);
+        assert_eq!(be.logs.len(), 2);
+        assert_eq!(be.logs[0], LogTarget::Global);
+        assert_eq!((be.id, be.forced_id), (Some(42), true));
+        let t = &be.timeouts;
+        assert_eq!(t.connect, Some(Duration::from_secs(1)));
+        assert_eq!(t.server, Some(Duration::from_secs(2)));
+        assert_eq!(t.queue, Some(Duration::from_secs(3)));
+        assert_eq!(t.check, Some(Duration::from_secs(4)));
+        assert_eq!(t.tunnel, Some(Duration::from_secs(3600)));
+        assert_eq!(t.server_fin, Some(Duration::from_secs(1)));
+        let fe = cfg.proxy("fe", false).unwrap();
+        assert_eq!(fe.binds.len(), 3);
+        assert_eq!(fe.binds[2].addr, "0.0.0.0:8002".parse().unwrap());
+        assert_eq!(fe.binds[2].location.line, 38);
+        assert_eq!(fe.backlog, Some(100));
+        assert_eq!(fe.maxconn, 500);
+        assert_eq!(fe.timeouts.client, Some(Duration::from_secs(10)));
+        assert_eq!(fe.timeouts.client_fin, Some(Duration::from_secs(2)));
+        assert_eq!(fe.default_backend.as_deref(), Some("be"));
+        assert!(fe.disabled);
+        assert_eq!(cfg.mailers[0].timeout_mail, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn balance_algorithms() {
+        for (s, a) in [
+            ("roundrobin", BalanceAlgo::RoundRobin),
+            ("static-rr", BalanceAlgo::StaticRr),
+            ("leastconn", BalanceAlgo::LeastConn),
+            ("first", BalanceAlgo::First),
+            ("source", BalanceAlgo::Source),
+            ("random", BalanceAlgo::Random),
+            ("random(2)", BalanceAlgo::Random),
+        ] {
+            let cfg = ok(&format!("backend b\n balance {s}\n"));
+            assert_eq!(cfg.proxies[0].balance, a, "{s}");
+        }
+        assert!(err("backend b\n balance uri\n").contains("needs 'mode http'"));
+        assert!(err("backend b\n balance roundrobbin\n").contains("did you mean 'roundrobin'?"));
+    }
+
+    #[test]
+    fn defaults_inheritance() {
+        let cfg = ok("defaults\n timeout connect 1s\n retries 7\n\
+             defaults named\n timeout connect 2s\n default-server weight 10\n\
+             backend a\n server s 127.0.0.1:1\n\
+             defaults\n timeout connect 3s\n\
+             backend b\n\
+             backend c from named\n server s 127.0.0.1:1\n\
+             defaults d2 from named\n retries 1\n\
+             backend e\n");
+        let get = |n: &str| cfg.proxy(n, true).unwrap();
+        assert_eq!(get("a").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(
+            get("a").retries,
+            3,
+            "a named defaults section starts from HAProxy defaults"
+        );
+        assert_eq!(get("a").servers[0].params.weight, 10);
+        assert_eq!(get("b").timeouts.connect, Some(Duration::from_secs(3)));
+        assert_eq!(get("c").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(get("c").servers[0].params.weight, 10);
+        assert_eq!(get("e").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(get("e").retries, 1);
+        assert!(err("backend x from nope\n").contains("defaults section 'nope' not found"));
+    }
+
+    #[test]
+    fn options_and_negations() {
+        let cfg = ok(
+            "defaults\n option redispatch\n option tcp-check\nbackend b\n no option redispatch\n \
+             option splice-request\n option dontlognull\n option httplog\n option forwardfor\n",
+        );
+        let b = &cfg.proxies[0];
+        assert!(!b.redispatch);
+        assert_eq!(b.check, CheckKind::TcpCheck);
+        assert_eq!(b.splice, SpliceMode::Auto);
+        assert!(b.tcplog, "httplog falls back to tcplog as in HAProxy");
+        assert_eq!(
+            cfg.warnings.iter().filter(|w| w.contains("t.cfg:")).count(),
+            3
+        );
+        assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
+    }
+
+    #[test]
+    fn capability_warnings_and_defaults_limits() {
+        let cfg = ok("backend b\n bind :80\n timeout client 1s\nfrontend f\n bind :81\n server s 127.0.0.1:1\n balance first\n");
+        assert!(cfg.proxies[0].binds.is_empty());
+        assert!(cfg.proxies[1].servers.is_empty());
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("'bind' ignored because backend 'b' has no frontend capability.")));
+        assert!(err("defaults\n server s 127.0.0.1:1\n")
+            .contains("'server' not allowed in 'defaults' section."));
+        assert!(err("defaults\n bind :80\n").contains("not allowed"));
+    }
+
+    #[test]
+    fn refused_keywords() {
+        assert!(
+            err("frontend f\n bind :80\n use_backend b if x\n").contains("not supported by harp")
+        );
+        assert!(err("backend b\n mode health\n").contains("only 'mode tcp'"));
+        assert!(err("backend b\n mode http\n")
+            .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp')."));
+        assert!(err("backend b\n timeout sever 1s\n").contains("did you mean 'server'?"));
+        assert!(err("backend b\n http-check expect string ok\n").contains("only 'status <code>'"));
+        assert!(err("frontend f\n bind 127.0.0.1\n").contains("missing port"));
+        assert!(err("frontend f\n bind :80 ssl crt x.pem\n").contains("'ssl' is not supported"));
+    }
+}
