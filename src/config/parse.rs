@@ -528,7 +528,9 @@ mod tests {
         let names: Vec<_> = cfg.proxies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a1", "b2"]);
         let missing = dir.path().join("nope.cfg");
-        let e = load(std::slice::from_ref(&missing)).unwrap_err().to_string();
+        let e = load(std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             format!(
