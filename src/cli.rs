@@ -194,7 +194,15 @@ fn splice_works() -> Result<(), String> {
 /// `harp -c`: loads the configuration, prints warnings (unless `-q`) and errors on stderr, and
 /// `Configuration file is valid` on stdout. Returns the process exit code (0 valid, 1 not).
 pub fn check_main(opts: &Options) -> i32 {
-    match config::load(&opts.config_paths) {
+    let loaded = config::load(&opts.config_paths).and_then(|cfg| {
+        let missing = missing_lua_files(&cfg);
+        if missing.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(config::ConfigErrors { errors: missing })
+        }
+    });
+    match loaded {
         Ok(cfg) => {
             if !opts.quiet {
                 for w in &cfg.warnings {
@@ -212,6 +220,42 @@ pub fn check_main(opts: &Options) -> i32 {
             1
         }
     }
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix, as `strerror()` prints it.
+fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(pos) => s[..pos].to_string(),
+        None => s,
+    }
+}
+
+/// HAProxy loads Lua scripts during `-c`, so a missing script fails the check; harp's check
+/// does not run them but does refuse a script it could not open.
+fn missing_lua_files(cfg: &config::Config) -> Vec<config::ConfigError> {
+    cfg.global
+        .lua_loads
+        .iter()
+        .filter_map(|l| {
+            let kw = if l.per_thread {
+                "lua-load-per-thread"
+            } else {
+                "lua-load"
+            };
+            std::fs::File::open(&l.file).err().map(|e| {
+                config::ConfigError::at(
+                    &l.location,
+                    format!(
+                        "{kw}: failed to load Lua script '{}': cannot open {}: {}",
+                        l.file.display(),
+                        l.file.display(),
+                        strerror(&e)
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,8 +11,14 @@ struct Run {
 }
 
 fn harp(args: &[&str]) -> Run {
+    harp_in(Path::new("."), args)
+}
+
+/// Runs harp in `dir` (`lua-load` paths are relative to the working directory, as in HAProxy).
+fn harp_in(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_harp"))
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("run harp");
     Run {
@@ -22,8 +28,13 @@ fn harp(args: &[&str]) -> Run {
     }
 }
 
+/// `harp -c -f path`, run in the directory holding `path`.
 fn check(path: &Path) -> Run {
-    harp(&["-c", "-f", path.to_str().expect("utf-8 path")])
+    let dir = path
+        .parent()
+        .filter(|d| d.is_dir())
+        .unwrap_or(Path::new("."));
+    harp_in(dir, &["-c", "-f", path.to_str().expect("utf-8 path")])
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -86,6 +97,11 @@ backend test
 fn seed_article_config_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(dir.path(), "haproxy.cfg", SEED);
+    write(
+        dir.path(),
+        "backend_down_webhook.lua",
+        "-- the article's script\n",
+    );
     let r = check(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "Configuration file is valid\n");
@@ -209,6 +225,8 @@ backend rnd
 fn every_supported_keyword_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(dir.path(), "all.cfg", EVERYTHING);
+    write(dir.path(), "mailers.lua", "");
+    write(dir.path(), "per_thread.lua", "");
     let r = check(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "Configuration file is valid\n");
@@ -227,7 +245,9 @@ fn every_supported_keyword_is_valid() {
 fn quiet_check_prints_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(dir.path(), "all.cfg", EVERYTHING);
-    let r = harp(&["-c", "-q", "-f", p.to_str().expect("utf-8")]);
+    write(dir.path(), "mailers.lua", "");
+    write(dir.path(), "per_thread.lua", "");
+    let r = harp_in(dir.path(), &["-c", "-q", "-f", p.to_str().expect("utf-8")]);
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
 }
 
@@ -473,6 +493,15 @@ fn all_errors_of_a_file_are_reported() {
         })
         .collect();
     assert_eq!(lines, ["2", "4", "6", "7", "10"], "{}", r.stderr);
+}
+
+#[test]
+fn missing_lua_script() {
+    refused(
+        "global\n    lua-load nope.lua\n",
+        2,
+        "lua-load: failed to load Lua script 'nope.lua': cannot open nope.lua: No such file or directory",
+    );
 }
 
 #[test]

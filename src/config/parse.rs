@@ -3,7 +3,7 @@
 
 use super::lexer;
 use super::section::{global, mailers, proxy, resolvers, server, Ctx};
-use super::suggest::did_you_mean;
+use super::suggest::{did_you_mean, SECTIONS};
 use super::validate;
 use super::{
     Capabilities, Config, ConfigError, ConfigErrors, Location, MailersConfig, ProxyConfig,
@@ -12,19 +12,11 @@ use super::{
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Section keywords that open a new section.
-const SECTIONS: &[&str] = &[
-    "global",
-    "defaults",
-    "frontend",
-    "backend",
-    "listen",
-    "resolvers",
-    "mailers",
-];
-
 /// HAProxy sections harp skips with one warning (their lines are not checked).
 const IGNORED_SECTIONS: &[&str] = &[
+    "crt-store",
+    "traces",
+    "acme",
     "userlist",
     "peers",
     "cache",
@@ -138,6 +130,8 @@ pub(super) struct Parser {
     /// Extra facts per proxy for validation (same index as `cfg.proxies`).
     pub(super) proxy_meta: Vec<proxy::ProxyMeta>,
     meta: proxy::ProxyMeta,
+    /// Where `httpclient.resolvers.id` was written, to cite it if the section does not exist.
+    pub(super) httpclient_resolvers_at: Option<Location>,
 }
 
 impl Parser {
@@ -150,6 +144,7 @@ impl Parser {
             section: Section::None,
             proxy_meta: Vec::new(),
             meta: proxy::ProxyMeta::default(),
+            httpclient_resolvers_at: None,
         }
     }
 
@@ -357,6 +352,9 @@ impl Parser {
                 "[WARNING] parsing [{loc}] : '{kw}' sections are not supported by harp; section ignored."
             ));
             return;
+        }
+        if matches!(self.section, Section::Global) && kw == "httpclient.resolvers.id" {
+            self.httpclient_resolvers_at = Some(loc.clone());
         }
         let mut warnings = Vec::new();
         let mut ctx = Ctx {

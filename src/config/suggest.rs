@@ -13,6 +13,27 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a
         .map(|(_, c)| c)
 }
 
+/// Section keywords, also suggested inside sections (a misspelt `bakend` line ends up inside the
+/// previous section).
+pub(crate) const SECTIONS: &[&str] = &[
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "resolvers",
+    "mailers",
+];
+
+/// HAProxy's wording for an unknown keyword, with a suggestion from the section's keywords or
+/// the section names when one is close.
+pub(crate) fn unknown_keyword(kw: &str, section: &str, keywords: &[&str]) -> String {
+    match did_you_mean(kw, keywords).or_else(|| did_you_mean(kw, SECTIONS)) {
+        Some(s) => format!("unknown keyword '{kw}' in '{section}' section; did you mean '{s}'?"),
+        None => format!("unknown keyword '{kw}' in '{section}' section"),
+    }
+}
+
 /// Levenshtein distance where a transposition of two adjacent characters costs 1.
 fn osa_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();

@@ -110,30 +110,25 @@ fn references(p: &mut Parser) {
     }
     if let Some(id) = p.cfg.global.httpclient.resolvers_id.clone() {
         if !p.cfg.resolvers.iter().any(|r| r.name == id) {
-            p.errors.push(ConfigError::File {
-                message: format!("httpclient: cannot find resolvers id '{id}'"),
+            let message = format!("httpclient: cannot find resolvers id '{id}'");
+            p.errors.push(match &p.httpclient_resolvers_at {
+                Some(loc) => ConfigError::at(loc, message),
+                None => ConfigError::File { message },
             });
         }
     }
 }
 
+/// HAProxy warns (it does not refuse) when a frontend has no `bind`: it may be meant as a
+/// backend, or be filled later.
 fn frontends_need_binds(p: &mut Parser) {
-    let found: Vec<_> = p
-        .cfg
-        .proxies
-        .iter()
-        .zip(&p.proxy_meta)
-        .filter(|(px, m)| px.cap.frontend && !px.cap.backend && !m.bind_seen && !px.disabled)
-        .map(|(px, _)| px)
-        .map(|px| {
-            (
-                px.location.clone(),
-                format!("Proxy '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", px.name),
-            )
-        })
-        .collect();
-    for (loc, msg) in found {
-        err(p, &loc, msg);
+    for (px, m) in p.cfg.proxies.iter().zip(&p.proxy_meta) {
+        if px.cap.frontend && !m.bind_seen && !px.disabled {
+            p.cfg.warnings.push(format!(
+                "[WARNING] parsing [{}] : Proxy '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                px.location, px.name
+            ));
+        }
     }
 }
 
@@ -244,7 +239,8 @@ fn missing_timeouts(p: &mut Parser) {
         }
         if !missing.is_empty() {
             p.cfg.warnings.push(format!(
-                "[WARNING] config : missing timeouts for {} '{}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: {}.",
+                "[WARNING] parsing [{}] : missing timeouts for {} '{}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: {}.",
+                px.location,
                 kind(px.cap.frontend, px.cap.backend),
                 px.name,
                 missing.join(", ")
@@ -349,13 +345,13 @@ mod tests {
             e.contains("[t.cfg:2] : Proxy 'b': unable to find mailers 'nope'."),
             "{e}"
         );
-        let e = err("frontend f\n timeout client 1s\n");
+        let w = ok("frontend f\n timeout client 1s\n").warnings;
+        assert_eq!(w, ["[WARNING] parsing [t.cfg:1] : Proxy 'f' has no 'bind' directive. Please declare it as a backend if this was intended."]);
+        let e = err("global\n httpclient.resolvers.id dns\n");
         assert!(
-            e.contains("[t.cfg:1] : Proxy 'f' has no 'bind' directive."),
+            e.contains("[t.cfg:2] : httpclient: cannot find resolvers id 'dns'"),
             "{e}"
         );
-        let e = err("global\n httpclient.resolvers.id dns\n");
-        assert!(e.contains("cannot find resolvers id 'dns'"), "{e}");
         ok("global\n httpclient.resolvers.id dns\nresolvers dns\n nameserver a 127.0.0.1\n");
     }
 

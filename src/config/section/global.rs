@@ -1,7 +1,7 @@
 //! The `global` section.
 
 use super::{arg, log, no_more, Ctx};
-use crate::config::suggest::did_you_mean;
+use crate::config::suggest::unknown_keyword;
 use crate::config::units::{parse_address, parse_on_off, parse_time, parse_u32};
 use crate::config::{
     AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, StatsSocket,
@@ -229,10 +229,7 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
 }
 
 fn unknown(kw: &str) -> String {
-    match did_you_mean(kw, KEYWORDS) {
-        Some(s) => format!("unknown keyword '{kw}' in 'global' section; did you mean '{s}'?"),
-        None => format!("unknown keyword '{kw}' in 'global' section"),
-    }
+    unknown_keyword(kw, "global", KEYWORDS)
 }
 
 /// `stats socket ...`, `stats timeout ...`, `stats maxconn ...`.

@@ -1,7 +1,7 @@
 //! `mailers <name>` sections.
 
 use super::{arg, no_more};
-use crate::config::suggest::did_you_mean;
+use crate::config::suggest::unknown_keyword;
 use crate::config::units::{parse_socket_addr, parse_time};
 use crate::config::MailersConfig;
 
@@ -31,9 +31,6 @@ pub(crate) fn parse(m: &mut MailersConfig, words: &[String]) -> Result<(), Strin
                 "'timeout' : unknown timeout '{o}' in 'mailers' section (expects 'mail')."
             )),
         },
-        kw => Err(match did_you_mean(kw, KEYWORDS) {
-            Some(s) => format!("unknown keyword '{kw}' in 'mailers' section; did you mean '{s}'?"),
-            None => format!("unknown keyword '{kw}' in 'mailers' section"),
-        }),
+        kw => Err(unknown_keyword(kw, "mailers", KEYWORDS)),
     }
 }

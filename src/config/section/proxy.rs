@@ -2,7 +2,7 @@
 //! proxy without capabilities whose settings new proxies start from).
 
 use super::{arg, log, no_more, server, Ctx};
-use crate::config::suggest::did_you_mean;
+use crate::config::suggest::{did_you_mean, unknown_keyword};
 use crate::config::units::{parse_socket_addr, parse_time, parse_u32};
 use crate::config::{
     BalanceAlgo, BindConfig, CheckKind, HashType, HttpCheck, Location, ProxyConfig, SpliceMode,
@@ -340,13 +340,7 @@ pub(crate) fn parse(
             }
             _ => Err("'no' expects 'option <name>' or 'log'.".into()),
         },
-        _ => Err(match did_you_mean(kw, KEYWORDS) {
-            Some(s) => format!(
-                "unknown keyword '{kw}' in '{}' section; did you mean '{s}'?",
-                kind(p)
-            ),
-            None => format!("unknown keyword '{kw}' in '{}' section", kind(p)),
-        }),
+        _ => Err(unknown_keyword(kw, kind(p), KEYWORDS)),
     }
 }
 
@@ -840,7 +834,7 @@ mod tests {
         assert_eq!(b.splice, SpliceMode::Auto);
         assert!(b.tcplog, "httplog falls back to tcplog as in HAProxy");
         assert_eq!(
-            cfg.warnings.iter().filter(|w| w.contains("t.cfg:")).count(),
+            cfg.warnings.iter().filter(|w| w.contains("option")).count(),
             3
         );
         assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));

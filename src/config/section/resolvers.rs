@@ -1,7 +1,7 @@
 //! `resolvers <name>` sections.
 
 use super::{arg, no_more, Ctx};
-use crate::config::suggest::did_you_mean;
+use crate::config::suggest::unknown_keyword;
 use crate::config::units::{parse_socket_addr, parse_time, parse_u32};
 use crate::config::ResolversConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -64,12 +64,7 @@ pub(crate) fn parse(
             parse_time(arg(words, 2, "a time")?, &words[0])?;
             no_more(words, 3)
         }
-        kw => Err(match did_you_mean(kw, KEYWORDS) {
-            Some(s) => {
-                format!("unknown keyword '{kw}' in 'resolvers' section; did you mean '{s}'?")
-            }
-            None => format!("unknown keyword '{kw}' in 'resolvers' section"),
-        }),
+        kw => Err(unknown_keyword(kw, "resolvers", KEYWORDS)),
     }
 }
 
