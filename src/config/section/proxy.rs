@@ -72,6 +72,7 @@ const UNSUPPORTED: &[&str] = &[
 
 /// HTTP-only keywords: HAProxy ignores them with a warning in TCP mode, and so does harp.
 const HTTP_ONLY: &[&str] = &[
+    "stats",
     "http-request",
     "http-response",
     "http-after-response",
@@ -362,10 +363,13 @@ fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
                 if words.get(i + 1).is_none() {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
                 }
-                ctx.warn(format!(
-                    "bind option '{}' has no effect in harp; ignored.",
-                    words[i]
-                ));
+                // `name` and `id` only label the listener; the others change its behaviour.
+                if !matches!(words[i].as_str(), "name" | "id") {
+                    ctx.warn(format!(
+                        "bind option '{}' has no effect in harp; ignored.",
+                        words[i]
+                    ));
+                }
                 i += 2;
             }
             o => return Err(format!("'bind' : option '{o}' is not supported by harp.")),
