@@ -406,7 +406,7 @@ fn negative_time() {
     refused(
         "defaults\n    timeout connect -5s\n",
         2,
-        "unexpected character '-' in argument '-5s' to 'timeout connect' (expects a positive time such as 5s, 300ms)",
+        "unexpected character '-' in 'timeout connect' (argument '-5s'; expects a positive time such as 5s or 300ms, units us, ms, s, m, h, d)",
     );
 }
 

@@ -15,13 +15,17 @@ pub const MAX_TIMER_MS: u64 = i32::MAX as u64;
 /// milliseconds (microseconds round up), a non-zero value that rounds to 0 is an underflow and
 /// values above 2147483647 ms (~24.8 days) overflow.
 pub fn parse_time(text: &str, kw: &str) -> Result<Duration, String> {
+    // HAProxy's wording, plus the argument and what is expected.
+    let bad = |c: char| {
+        format!(
+            "unexpected character '{c}' in '{kw}' (argument '{text}'; expects a positive time such as 5s or 300ms, units us, ms, s, m, h, d)"
+        )
+    };
     let digits = text.chars().take_while(|c| c.is_ascii_digit()).count();
     if digits == 0 {
         return Err(match text.chars().next() {
             None => format!("'{kw}' expects a time value (e.g. 5s)"),
-            Some(c) => format!(
-                "unexpected character '{c}' in argument '{text}' to '{kw}' (expects a positive time such as 5s, 300ms)"
-            ),
+            Some(c) => bad(c),
         });
     }
     let unit = &text[digits..];
@@ -35,9 +39,15 @@ pub fn parse_time(text: &str, kw: &str) -> Result<Duration, String> {
         "h" => (3_600_000, 1),
         "d" => (86_400_000, 1),
         _ => {
-            return Err(format!(
-                "unexpected unit '{unit}' in argument '{text}' to '{kw}' (valid units: us, ms, s, m, h, d)"
-            ))
+            // Point at the first character that cannot continue a valid unit.
+            let valid = ["ms", "us", "s", "m", "h", "d"];
+            let pos = (1..=unit.len())
+                .take_while(|&n| {
+                    unit.is_char_boundary(n) && valid.iter().any(|v| v.starts_with(&unit[..n]))
+                })
+                .last()
+                .unwrap_or(0);
+            return Err(bad(unit[pos..].chars().next().unwrap_or(' ')));
         }
     };
     let ms = value
@@ -287,8 +297,18 @@ mod tests {
         assert!(t("99999999999999999999999d")
             .unwrap_err()
             .contains("timer overflow"));
-        assert!(t("-1s").unwrap_err().contains("unexpected character '-'"));
-        assert!(t("5x").unwrap_err().contains("unexpected unit 'x'"));
+        assert!(t("-1s")
+            .unwrap_err()
+            .starts_with("unexpected character '-' in 'timeout client'"));
+        assert!(t("5x")
+            .unwrap_err()
+            .starts_with("unexpected character 'x' in 'timeout client'"));
+        assert!(t("5sx")
+            .unwrap_err()
+            .starts_with("unexpected character 'x'"));
+        assert!(t("5mz")
+            .unwrap_err()
+            .starts_with("unexpected character 'z'"));
         assert!(t("").is_err());
         assert!(t("s").is_err());
     }
