@@ -334,7 +334,6 @@ impl Parser {
         p.servers.clear();
         p.id = None;
         p.forced_id = false;
-        p.disabled = false;
         self.meta = proxy::ProxyMeta::default();
         self.section = Section::Proxy(Box::new(p));
     }
