@@ -191,9 +191,9 @@ fn splice_works() -> Result<(), String> {
     }
 }
 
-/// `harp -c`: loads the configuration, prints warnings (unless `-q`) and errors on stderr, and
-/// `Configuration file is valid` on stdout. Returns the process exit code (0 valid, 1 not).
-pub fn check_main(opts: &Options) -> i32 {
+/// Loads the `-f` configuration as `harp -c` and `harp -f` both need it: prints warnings
+/// (unless `-q`) and every error on stderr in HAProxy's form. `None` = refused (exit 1).
+pub fn load_config(opts: &Options) -> Option<config::Config> {
     let loaded = config::load(&opts.config_paths).and_then(|cfg| {
         let missing = missing_lua_files(&cfg);
         if missing.is_empty() {
@@ -208,17 +208,30 @@ pub fn check_main(opts: &Options) -> i32 {
                 for w in &cfg.warnings {
                     eprintln!("{w}");
                 }
-                println!("Configuration file is valid");
             }
-            0
+            Some(cfg)
         }
         Err(errs) => {
             for e in &errs.errors {
                 eprintln!("{e}");
             }
             eprintln!("[ALERT] config : Fatal errors found in configuration.");
-            1
+            None
         }
+    }
+}
+
+/// `harp -c`: [`load_config`], then `Configuration file is valid` on stdout (unless `-q`).
+/// Returns the process exit code (0 valid, 1 not).
+pub fn check_main(opts: &Options) -> i32 {
+    match load_config(opts) {
+        Some(_) => {
+            if !opts.quiet {
+                println!("Configuration file is valid");
+            }
+            0
+        }
+        None => 1,
     }
 }
 

@@ -21,6 +21,13 @@ fn main() -> anyhow::Result<()> {
     if opts.check_only {
         std::process::exit(cli::check_main(&opts));
     }
-    eprintln!("run not wired yet");
-    std::process::exit(1);
+    let Some(config) = cli::load_config(&opts) else {
+        std::process::exit(1);
+    };
+    let settings = harp::app::RunSettings {
+        pidfile: opts.pidfile.clone(),
+        quiet: opts.quiet,
+    };
+    harp::app::run(config, settings)?;
+    Ok(())
 }
