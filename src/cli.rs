@@ -198,12 +198,14 @@ pub fn load_config(opts: &Options) -> Option<config::Config> {
         let missing = missing_lua_files(&cfg);
         if missing.is_empty() {
             // Syntax errors in Lua scripts fail the check, as they fail HAProxy's start-up.
-            crate::lua::check(&cfg).map(|()| cfg).map_err(|errs| config::ConfigErrors {
-                errors: errs
-                    .into_iter()
-                    .map(|message| config::ConfigError::File { message })
-                    .collect(),
-            })
+            crate::lua::check(&cfg)
+                .map(|()| cfg)
+                .map_err(|errs| config::ConfigErrors {
+                    errors: errs
+                        .into_iter()
+                        .map(|message| config::ConfigError::File { message })
+                        .collect(),
+                })
         } else {
             Err(config::ConfigErrors { errors: missing })
         }

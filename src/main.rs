@@ -18,10 +18,15 @@ fn main() -> anyhow::Result<()> {
         print!("{}", cli::version_text(opts.version > 1));
         return Ok(());
     }
-    let filter = if opts.debug { "harp=debug" } else { "harp=warn" };
+    let filter = if opts.debug {
+        "harp=debug"
+    } else {
+        "harp=warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HARP_LOG").unwrap_or_else(|_| filter.into()),
+            tracing_subscriber::EnvFilter::try_from_env("HARP_LOG")
+                .unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
