@@ -133,7 +133,10 @@ impl Drop for Target {
 
 /// A port nothing listens on (bound then released).
 fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------- model set-up
@@ -213,8 +216,16 @@ impl Seen {
         let end = Instant::now() + DEADLINE;
         while !pred(&self.evs) {
             let left = end.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}: {:#?}", self.kinds());
-            if let Ok(e) = self.sub.receiver().recv_timeout(left.min(Duration::from_millis(50))) {
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}: {:#?}",
+                self.kinds()
+            );
+            if let Ok(e) = self
+                .sub
+                .receiver()
+                .recv_timeout(left.min(Duration::from_millis(50)))
+            {
                 self.evs.push(e);
             }
         }
@@ -317,8 +328,9 @@ fn server_that_stops_listening_goes_down_after_fall_and_back_up_after_rise() {
         "fall=3 checks, then one DOWN + STATE"
     );
     let checks = seen.checks();
-    assert!(checks.iter().all(|c| c.0 == CheckStatus::L4Con
-        && c.3.as_deref() == Some("Connection refused")));
+    assert!(checks
+        .iter()
+        .all(|c| c.0 == CheckStatus::L4Con && c.3.as_deref() == Some("Connection refused")));
     assert_eq!(
         checks.iter().map(|c| c.1).collect::<Vec<_>>(),
         [3, 2, 0],
@@ -326,9 +338,15 @@ fn server_that_stops_listening_goes_down_after_fall_and_back_up_after_rise() {
     );
     match &seen.evs[4].data {
         EventData::State(st) => {
-            assert_eq!((st.old_state, st.new_state), (OpState::Running, OpState::Stopped));
+            assert_eq!(
+                (st.old_state, st.new_state),
+                (OpState::Running, OpState::Stopped)
+            );
             assert!(!st.admin);
-            assert_eq!(st.check.as_ref().map(|c| c.result.status), Some(CheckStatus::L4Con));
+            assert_eq!(
+                st.check.as_ref().map(|c| c.result.status),
+                Some(CheckStatus::L4Con)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -374,7 +392,10 @@ fn l4_black_hole_times_out() {
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("down", has(EventType::ServerState));
-    assert_eq!(seen.kinds(), ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]);
+    assert_eq!(
+        seen.kinds(),
+        ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]
+    );
     let (status, cur, _, info) = seen.checks()[0].clone();
     assert_eq!((status, cur, info), (CheckStatus::L4Tout, 0, None));
     match &seen.evs[0].data {
@@ -417,7 +438,10 @@ fn l7_black_hole_is_l7tout() {
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("down", has(EventType::ServerState));
-    assert_eq!(seen.kinds(), ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]);
+    assert_eq!(
+        seen.kinds(),
+        ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]
+    );
     assert_eq!(seen.checks()[0].0, CheckStatus::L7Tout);
     checker.stop();
 }
@@ -520,7 +544,10 @@ fn httpchk_status_and_expect_status() {
             );
         }
     }
-    assert_eq!(reg.find_server("be/s1").unwrap().op_state(), OpState::Running);
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
     checker.stop();
 
     // `http-check expect status 404`: 404 passes, 200 fails.
@@ -546,7 +573,10 @@ fn httpchk_status_and_expect_status() {
             assert_eq!((r.result.status, r.result.code), want);
         }
     }
-    assert_eq!(reg.find_server("be/s1").unwrap().op_state(), OpState::Running);
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
     checker.stop();
 }
 
@@ -586,11 +616,17 @@ fn flapping_target_follows_rise_and_fall_exactly() {
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("six checks", |evs| {
-        evs.iter().filter(|e| e.kind == EventType::ServerCheck).count() >= 6
+        evs.iter()
+            .filter(|e| e.kind == EventType::ServerCheck)
+            .count()
+            >= 6
     });
     checker.stop();
     assert_eq!(seen.count(EventType::ServerDown), 0, "{:?}", seen.kinds());
-    assert_eq!(reg.find_server("be/s1").unwrap().op_state(), OpState::Running);
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
 }
 
 #[test]
@@ -625,18 +661,33 @@ fn enable_health_on_a_dynamic_server_starts_checks_and_delete_stops_them() {
         enabled: true,
     })
     .unwrap();
-    seen.until("a check on dyn", has(EventType::ServerCheck));
-    assert_eq!(seen.checks()[0].0, CheckStatus::L4Con);
-    // Still in maintenance: checks update health, never the state.
-    assert_eq!(dynsrv.op_state(), OpState::Stopped);
-    assert_eq!(seen.count(EventType::ServerDown), 0);
-    // Leave maintenance: health is 0 now, so the server stays DOWN.
+    // Enabled but still in maintenance: checks are paused, as in HAProxy.
+    seen.settle(Duration::from_millis(300));
+    assert_eq!(seen.count(EventType::ServerCheck), 0, "{:?}", seen.kinds());
+    // `enable server`: starts UP with health = rise, checked at once, DOWN on the first failure.
     reg.apply(Command::SetAdmin {
         server: dynsrv.clone(),
         action: AdminAction::Ready,
         cause: Cause::Cli,
     })
     .unwrap();
+    seen.until("down after the first check", has(EventType::ServerDown));
+    seen.until("state", |evs| {
+        evs.last().is_some_and(|e| e.kind == EventType::ServerState)
+    });
+    assert_eq!(
+        seen.kinds(),
+        [
+            "SERVER_ADD",
+            "SERVER_ADMIN",
+            "SERVER_UP",
+            "SERVER_STATE",
+            "SERVER_CHECK",
+            "SERVER_DOWN",
+            "SERVER_STATE"
+        ]
+    );
+    assert_eq!(seen.checks()[0].0, CheckStatus::L4Con);
     // Delete: checks stop (SetAdmin Maint first, as HAProxy requires).
     reg.apply(Command::SetAdmin {
         server: dynsrv.clone(),
@@ -728,7 +779,10 @@ fn binary_logs_health_checks_like_haproxy() {
     let sink = lines.clone();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             sink.lock().unwrap().push(l);
         }
     });

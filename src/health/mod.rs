@@ -55,11 +55,7 @@ impl Checker {
     /// their results never reported).
     pub fn stop(&self) {
         let _ = self.stop_tx.send(true);
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {
                 tracing::error!("health check thread panicked");

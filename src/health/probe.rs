@@ -172,7 +172,10 @@ pub(crate) fn parse_status_line(line: &str) -> Option<(u16, &str)> {
     if v.next().is_some()
         || major.len() != 1
         || minor.len() != 1
-        || !major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
+        || !major
+            .bytes()
+            .chain(minor.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return None;
     }

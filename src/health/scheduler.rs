@@ -19,6 +19,7 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     let mut tasks: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
     let mut seed = seed_from_clock();
+    let mut first_scan = true;
     let mut tick = tokio::time::interval(SCAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -33,7 +34,8 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
         let mut seen: Vec<usize> = Vec::with_capacity(tasks.len());
         for p in reg.proxies() {
             for s in p.servers().iter() {
-                if s.deleted() || !s.check_state().enabled {
+                // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
+                if s.deleted() || s.admin().maint() || !s.check_state().enabled {
                     continue;
                 }
                 let id = Arc::as_ptr(s) as usize;
@@ -41,7 +43,7 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                 let alive = tasks.get(&id).is_some_and(|(_, h)| !h.is_finished());
                 if !alive {
                     seed = splitmix(seed);
-                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed));
+                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed, first_scan));
                     tasks.insert(id, (s.clone(), h));
                 }
             }
@@ -54,23 +56,28 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
             }
             keep
         });
+        first_scan = false;
     }
     for (_, (_, h)) in tasks.drain() {
         h.abort();
     }
 }
 
-/// Checks one server forever: first check at a random point of `inter`, then one check after
-/// another separated by the interval the health calls for, plus `spread-checks` jitter.
-async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64) {
+/// Checks one server forever: at start-up the first check falls at a random point of `inter`
+/// (servers found later, e.g. leaving maintenance or `enable health`, are checked at once, as
+/// HAProxy does); then one check after another separated by the interval the health calls for,
+/// plus `spread-checks` jitter.
+async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_first: bool) {
     let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
         return;
     };
     let spread = reg.global().spread_checks.min(50);
     let inter = srv.params.inter.max(Duration::from_millis(1));
     rng = splitmix(rng);
-    let first = Duration::from_nanos(rng % (inter.as_nanos() as u64).max(1));
-    tokio::time::sleep(first).await;
+    if spread_first {
+        let first = Duration::from_nanos(rng % (inter.as_nanos() as u64).max(1));
+        tokio::time::sleep(first).await;
+    }
     loop {
         if srv.deleted() {
             return;
@@ -83,8 +90,7 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64) {
             timeout_check: proxy.config.timeouts.check,
         };
         let result = probe(&spec).await;
-        let state = srv.check_state();
-        if srv.deleted() || !state.enabled {
+        if srv.deleted() || srv.admin().maint() || !srv.check_state().enabled {
             return;
         }
         let _ = reg.apply(Command::CheckDone {
