@@ -1,0 +1,212 @@
+//! Event bus costs: one publish + drain through a subscription, and an "event storm" of
+//! 1,000,000 state changes through `Registry::apply` with a consumer that never reads (a stalled
+//! Lua handler). The storm report prints ns/change, events published and dropped (every drop must
+//! be counted), and the latency of the balancing read path (what a worker does to pick a server)
+//! on another thread with and without the storm.
+//!
+//! Run: `cargo bench --bench events` (`STORM_CHANGES=n` to change the storm size).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BatchSize, Criterion};
+use harp::config::{Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams};
+use harp::events::{EventBus, EventData, EventType, ServerEvent};
+use harp::model::{Cause, Command, ForcedHealth, Registry};
+
+fn registry(bus: Arc<EventBus>) -> Arc<Registry> {
+    let mut be = ProxyConfig::new(
+        "be",
+        Capabilities {
+            frontend: false,
+            backend: true,
+        },
+        Location::default(),
+    );
+    be.servers = (1..=4)
+        .map(|i| ServerConfig {
+            name: format!("s{i}"),
+            addr: format!("127.0.0.1:{}", 20000 + i).parse().unwrap(),
+            params: ServerParams::default(),
+            location: Location::default(),
+        })
+        .collect();
+    Registry::new(
+        Config {
+            proxies: vec![be],
+            ..Default::default()
+        },
+        bus,
+    )
+}
+
+fn sample_event() -> ServerEvent {
+    ServerEvent {
+        kind: EventType::ServerDown,
+        when: 0,
+        name: "s1".into(),
+        puid: 1,
+        rid: 0,
+        proxy_name: "be".into(),
+        proxy_uuid: 1,
+        reference: None,
+        data: EventData::None,
+    }
+}
+
+fn bus_benches(c: &mut Criterion) {
+    let bus = EventBus::new();
+    let sub = bus.subscribe("bench", 1024, None);
+    c.bench_function("bus_publish_and_drain_1", |b| {
+        b.iter(|| {
+            bus.publish(sample_event());
+            sub.receiver().try_recv().is_ok()
+        })
+    });
+    c.bench_function("bus_publish_and_drain_100", |b| {
+        b.iter(|| {
+            for _ in 0..100 {
+                bus.publish(sample_event());
+            }
+            sub.receiver().try_iter().count()
+        })
+    });
+    let full = EventBus::new();
+    let stalled = full.subscribe("stalled", 100, None);
+    for _ in 0..100 {
+        full.publish(sample_event());
+    }
+    c.bench_function("bus_publish_to_full_queue_counts_drop", |b| {
+        b.iter(|| full.publish(sample_event()))
+    });
+    assert!(stalled.dropped() > 0);
+
+    let bus = Arc::new(EventBus::new());
+    let _stalled = bus.subscribe("stalled", 100, None);
+    let reg = registry(bus);
+    let s1 = reg.find_server("be/s1").unwrap();
+    let mut up = false;
+    c.bench_function("apply_state_change_stalled_consumer", |b| {
+        b.iter_batched(
+            || {
+                up = !up;
+                if up {
+                    ForcedHealth::Up
+                } else {
+                    ForcedHealth::Down
+                }
+            },
+            |health| {
+                reg.apply(Command::SetHealth {
+                    server: s1.clone(),
+                    health,
+                    cause: Cause::Cli,
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// What a worker does per connection to choose a server: walk the snapshot, first usable one
+/// with a free slot.
+fn pick(reg: &Registry) -> usize {
+    let p = &reg.proxies()[0];
+    let servers = p.servers();
+    servers
+        .iter()
+        .position(|s| s.is_usable() && s.has_free_slot())
+        .unwrap_or(usize::MAX)
+}
+
+/// Picks on this thread for `d`, returning (mean ns, p99 ns, p99.9 ns).
+fn pick_latency(reg: &Registry, d: Duration) -> (f64, u64, u64) {
+    let mut lat = Vec::with_capacity(1 << 20);
+    let end = Instant::now() + d;
+    let mut sink = 0usize;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            let t = Instant::now();
+            sink = sink.wrapping_add(pick(reg));
+            lat.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    std::hint::black_box(sink);
+    lat.sort_unstable();
+    let mean = lat.iter().sum::<u64>() as f64 / lat.len().max(1) as f64;
+    let q = |f: f64| lat[((lat.len() as f64 * f) as usize).min(lat.len() - 1)];
+    (mean, q(0.99), q(0.999))
+}
+
+fn storm_report() {
+    harp::logging::set_quiet(true);
+    let changes: u64 = std::env::var("STORM_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let bus = Arc::new(EventBus::new());
+    let stalled = bus.subscribe("stalled-lua", 100, None);
+    let reg = registry(bus.clone());
+    let s1 = reg.find_server("be/s1").unwrap();
+
+    let idle = pick_latency(&reg, Duration::from_millis(500));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (reg, stop) = (reg.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                all.push(pick_latency(&reg, Duration::from_millis(100)));
+            }
+            all
+        })
+    };
+    let t = Instant::now();
+    for i in 0..changes {
+        let health = if i % 2 == 0 {
+            ForcedHealth::Down
+        } else {
+            ForcedHealth::Up
+        };
+        let _ = reg.apply(Command::SetHealth {
+            server: s1.clone(),
+            health,
+            cause: Cause::Cli,
+        });
+    }
+    let el = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let during = reader.join().unwrap_or_default();
+    let n = during.len().max(1) as f64;
+    let d_mean = during.iter().map(|x| x.0).sum::<f64>() / n;
+    let d_p99 = during.iter().map(|x| x.1).max().unwrap_or(0);
+    let d_p999 = during.iter().map(|x| x.2).max().unwrap_or(0);
+
+    let published = bus.published();
+    let queued = stalled.receiver().len() as u64;
+    let dropped = stalled.dropped();
+    println!(
+        "event storm: {changes} state changes in {:.3} s = {:.0} ns/change",
+        el.as_secs_f64(),
+        el.as_nanos() as f64 / changes as f64
+    );
+    println!("  events published {published}, queued {queued}, dropped {dropped} (published == queued + dropped: {})", published == queued + dropped);
+    println!(
+        "  server pick latency, idle:       mean {:.0} ns, p99 {} ns, p99.9 {} ns",
+        idle.0, idle.1, idle.2
+    );
+    println!("  server pick latency, storm: mean {d_mean:.0} ns, worst 100 ms window p99 {d_p99} ns, p99.9 {d_p999} ns");
+    assert_eq!(published, queued + dropped, "every lost event is counted");
+}
+
+criterion_group!(benches, bus_benches);
+
+fn main() {
+    storm_report();
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
