@@ -584,7 +584,7 @@ fn httpchk_status_and_expect_status() {
 fn flapping_target_follows_rise_and_fall_exactly() {
     // rise 1 / fall 1: every alternation is a state change, each reported once.
     let t = Target::start(Behave::Flap);
-    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 30)], httpchk(None), |_| {});
+    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 100)], httpchk(None), |_| {});
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("six transitions", |evs| {
@@ -612,7 +612,7 @@ fn flapping_target_follows_rise_and_fall_exactly() {
 
     // rise 2 / fall 2 against the same alternation: never two failures in a row, so it stays UP.
     let t = Target::start(Behave::Flap);
-    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 30)], httpchk(None), |_| {});
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 100)], httpchk(None), |_| {});
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("six checks", |evs| {

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::probe::{probe, ProbeSpec};
+use crate::config::ServerParams;
 use crate::model::{Command, Health, OpState, Registry, Server};
 
 /// How often the supervisor re-scans the registry and sends `Command::Tick`.
@@ -98,7 +99,7 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
             result,
         });
         let health = srv.check_state().health;
-        let base = next_interval(&srv, health, srv.op_state());
+        let base = next_interval(&srv.params, health, srv.op_state());
         rng = splitmix(rng);
         tokio::time::sleep(jitter(base, spread, rng)).await;
     }
@@ -115,8 +116,7 @@ fn check_addr(s: &Server) -> SocketAddr {
 
 /// HAProxy's `srv_getinter()`: `downinter` while DOWN with health 0, `fastinter` while the health
 /// counter is between its extremes, `inter` otherwise (each falls back to `inter`).
-pub fn next_interval(s: &Server, health: Health, op: OpState) -> Duration {
-    let p = &s.params;
+pub fn next_interval(p: &ServerParams, health: Health, op: OpState) -> Duration {
     if op == OpState::Stopped && health.cur == 0 {
         return p.downinter.unwrap_or(p.inter);
     }
@@ -154,6 +154,31 @@ fn splitmix(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_follow_srv_getinter() {
+        let ms = Duration::from_millis;
+        let mut p = ServerParams {
+            inter: ms(1000),
+            ..Default::default()
+        };
+        let h = |cur| Health {
+            cur,
+            rise: 2,
+            fall: 3,
+        };
+        // Without fastinter/downinter everything is inter.
+        assert_eq!(next_interval(&p, h(0), OpState::Stopped), ms(1000));
+        assert_eq!(next_interval(&p, h(2), OpState::Running), ms(1000));
+        p.fastinter = Some(ms(100));
+        p.downinter = Some(ms(5000));
+        assert_eq!(next_interval(&p, h(4), OpState::Running), ms(1000));
+        assert_eq!(next_interval(&p, h(3), OpState::Running), ms(100));
+        assert_eq!(next_interval(&p, h(1), OpState::Stopped), ms(100));
+        assert_eq!(next_interval(&p, h(0), OpState::Stopped), ms(5000));
+        // Health 0 but still up (never happens through the model): fastinter, as HAProxy.
+        assert_eq!(next_interval(&p, h(0), OpState::Running), ms(100));
+    }
 
     #[test]
     fn jitter_stays_in_range() {
