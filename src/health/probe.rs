@@ -115,6 +115,7 @@ async fn http(s: &mut TcpStream, h: &HttpCheck, deadline: Instant, start: Instan
             Ok(Err(e)) => return result(CheckStatus::SockErr, start, Some(strerror(&e)), None),
             Ok(Ok(0)) => {
                 if buf.is_empty() {
+                    // Closed without a byte: HAProxy reports an empty HTX message as L7RSP.
                     return result(CheckStatus::L7Rsp, start, None, None);
                 }
                 let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
@@ -141,14 +142,12 @@ pub(crate) fn http_request(h: &HttpCheck) -> String {
 }
 
 /// Judges an HTTP status line: L7OK for 2xx/3xx (or the expected status), L7STS with the code
-/// otherwise, L7RSP when it is not HTTP. The info is the reason phrase, as HAProxy 2.2+ reports.
+/// and the reason phrase otherwise, L7RSP (no info) when it is not HTTP.
 fn status_line(line: &[u8], h: &HttpCheck, start: Instant) -> CheckResult {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end_matches(['\r', '\n']);
     let Some((code, reason)) = parse_status_line(text) else {
-        let info: String = text.chars().take(64).collect();
-        let info = (!info.is_empty()).then_some(info);
-        return result(CheckStatus::L7Rsp, start, info, None);
+        return result(CheckStatus::L7Rsp, start, None, None);
     };
     let passed = match h.expect_status {
         Some(want) => code == want,
@@ -159,7 +158,9 @@ fn status_line(line: &[u8], h: &HttpCheck, start: Instant) -> CheckResult {
     } else {
         CheckStatus::L7Sts
     };
-    let info = (!reason.is_empty()).then(|| reason.to_string());
+    // HAProxy 2.2+ (`tcpcheck_eval_expect_http`): a failed status reports the reason phrase, a
+    // pass reports nothing but the code.
+    let info = (!passed && !reason.is_empty()).then(|| reason.to_string());
     result(status, start, info, Some(code as i32))
 }
 
