@@ -79,17 +79,19 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
         let first = Duration::from_nanos(rng % (inter.as_nanos() as u64).max(1));
         tokio::time::sleep(first).await;
     }
+    let mut spec = ProbeSpec {
+        addr: check_addr(&srv),
+        kind: proxy.config.check.clone(),
+        inter,
+        timeout_connect: proxy.config.timeouts.connect,
+        timeout_check: proxy.config.timeouts.check,
+    };
     loop {
         if srv.deleted() {
             return;
         }
-        let spec = ProbeSpec {
-            addr: check_addr(&srv),
-            kind: proxy.config.check.clone(),
-            inter,
-            timeout_connect: proxy.config.timeouts.connect,
-            timeout_check: proxy.config.timeouts.check,
-        };
+        // `set server addr` may have moved it since the last check.
+        spec.addr = check_addr(&srv);
         let result = probe(&spec).await;
         if srv.deleted() || srv.admin().maint() || !srv.check_state().enabled {
             return;
