@@ -828,3 +828,23 @@ fn binary_logs_health_checks_like_haproxy() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn set_addr_moves_the_checks() {
+    let t = Target::start(Behave::Close);
+    let (reg, sub) = registry(&[srv(closed_port(), 2, 2, 50)], CheckKind::Tcp, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    wait_state(&reg, "be/s1", OpState::Stopped);
+    reg.apply(Command::SetAddr {
+        server: reg.find_server("be/s1").unwrap(),
+        ip: t.addr.ip(),
+        port: Some(t.addr.port()),
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    wait_state(&reg, "be/s1", OpState::Running);
+    seen.until("up", has(EventType::ServerUp));
+    assert_transitions_well_formed(&seen.kinds());
+    checker.stop();
+}
