@@ -844,7 +844,11 @@ fn set_addr_moves_the_checks() {
     })
     .unwrap();
     wait_state(&reg, "be/s1", OpState::Running);
-    seen.until("up", has(EventType::ServerUp));
+    seen.until("up + state", |evs| {
+        evs.iter().any(|e| e.kind == EventType::ServerUp)
+            && evs.last().is_some_and(|e| e.kind == EventType::ServerState)
+    });
     assert_transitions_well_formed(&seen.kinds());
+    assert!(seen.count(EventType::ServerInetAddr) == 1);
     checker.stop();
 }
