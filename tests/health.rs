@@ -2,6 +2,8 @@
 //! black-hole, reset, garble, slow down and flap. Library-level (a `Config` built in code and an
 //! in-process subscriber on the registry's bus), plus one end-to-end run of the binary.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -727,16 +729,6 @@ fn check_addr_and_port_override_the_server_address() {
 
 // ---------------------------------------------------------------- end to end
 
-/// Kills the harp process when the test ends, whatever happens.
-struct Harp(std::process::Child);
-
-impl Drop for Harp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `[WARNING]  (1234) : msg` → `[WARNING]  (PID) : msg`; check durations → `0ms` (the reference
 /// ran on loopback too, but a loaded test machine may take a millisecond).
 fn normalise(line: &str) -> String {
@@ -755,60 +747,32 @@ fn normalise(line: &str) -> String {
 
 #[test]
 fn binary_logs_health_checks_like_haproxy() {
-    let port = closed_port().port();
-    let other = closed_port().port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("h.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
+    let port = common::free_port();
+    let other = common::free_port();
+    let harp = common::Harp::spawn(
+        &format!(
             "global\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    \
              timeout server 5s\nbackend test\n    balance roundrobin\n    option log-health-checks\n    \
              server webserver1 127.0.0.1:{port} check inter 100ms rise 2 fall 2\n    \
              server webserver2 127.0.0.1:{other}\n"
         ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
-        .arg("-f")
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut harp = Harp(child);
-    let stderr = harp.0.stderr.take().unwrap();
-    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(l);
-        }
-    });
-    let wait_line = |what: &str| {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if lines.lock().unwrap().iter().any(|l| l.contains(what)) {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "no line with {what:?}: {:#?}",
-                lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    wait_line("Server test/webserver1 is DOWN.");
+        &[],
+    );
+    assert!(
+        harp.wait_log("Server test/webserver1 is DOWN."),
+        "{}",
+        harp.stderr()
+    );
     let up = Target::on(
         TcpListener::bind(("127.0.0.1", port)).unwrap(),
         Behave::Close,
     );
-    wait_line("Server test/webserver1 is UP.");
+    assert!(
+        harp.wait_log("Server test/webserver1 is UP."),
+        "{}",
+        harp.stderr()
+    );
+    let stderr = harp.stderr();
     drop(harp);
     drop(up);
     // From shared/reference/haproxy-3.2-log-lines.txt (lines 4-8 of the transcript).
@@ -819,12 +783,10 @@ fn binary_logs_health_checks_like_haproxy() {
         "[WARNING]  (PID) : Health check for server test/webserver1 succeeded, reason: Layer4 check passed, check duration: 0ms, status: 2/2 UP.",
         "[WARNING]  (PID) : Server test/webserver1 is UP. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
     ];
-    let got: Vec<String> = lines
-        .lock()
-        .unwrap()
-        .iter()
+    let got: Vec<String> = stderr
+        .lines()
         .filter(|l| l.contains("webserver1") || l.contains("backend 'test'"))
-        .map(|l| normalise(l))
+        .map(normalise)
         .collect();
     assert_eq!(got, want);
 }
