@@ -141,10 +141,12 @@ fn pick_latency(reg: &Registry, d: Duration) -> (f64, u64, u64) {
 
 fn storm_report() {
     harp::logging::set_quiet(true);
+    // `cargo test --benches` runs this without `--bench`: a small smoke run then.
+    let full = std::env::args().any(|a| a == "--bench");
     let changes: u64 = std::env::var("STORM_CHANGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(if full { 1_000_000 } else { 10_000 });
     let bus = Arc::new(EventBus::new());
     let stalled = bus.subscribe("stalled-lua", 100, None);
     let reg = registry(bus.clone());
@@ -204,6 +206,9 @@ fn storm_report() {
 criterion_group!(benches, bus_benches);
 
 fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
     storm_report();
     benches();
     criterion::Criterion::default()
