@@ -34,6 +34,8 @@ enum Behave {
     Flap,
     /// Accept, never write, keep the socket until the listener stops.
     Hold,
+    /// A different misbehaviour on each connection, chosen by a seeded generator.
+    Chaos,
 }
 
 /// A listener on 127.0.0.1 served by a thread until dropped.
@@ -121,6 +123,32 @@ fn serve(mut c: TcpStream, behave: &Behave, n: u64) -> Option<TcpStream> {
             None
         }
         Behave::Hold => Some(c),
+        Behave::Chaos => {
+            let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
+            x ^= x >> 29;
+            let junk: Vec<u8> = (0..(x % 300)).map(|i| (x >> (i % 56)) as u8).collect();
+            let r: Vec<u8> = match x % 9 {
+                0 => b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+                1 => b"HTTP/1.1 503 Busy\r\n\r\n".to_vec(),
+                2 => b"HTTP/1.1 2".to_vec(),
+                3 => junk,
+                4 => vec![b'A'; 20_000],
+                5 => b"HTTP/9.9 200 OK\r\n".to_vec(),
+                6 => {
+                    socket2::SockRef::from(&c)
+                        .set_linger(Some(Duration::ZERO))
+                        .ok()?;
+                    return None;
+                }
+                7 => return None,
+                _ => b"\r\n\r\n".to_vec(),
+            };
+            std::thread::spawn(move || {
+                read_req(&mut c);
+                let _ = c.write_all(&r);
+            });
+            None
+        }
     }
 }
 
@@ -813,4 +841,61 @@ fn set_addr_moves_the_checks() {
     assert_transitions_well_formed(&seen.kinds());
     assert!(seen.count(EventType::ServerInetAddr) == 1);
     checker.stop();
+}
+
+#[test]
+fn chaotic_target_never_breaks_the_state_machine() {
+    let targets: Vec<Target> = (0..4).map(|_| Target::start(Behave::Chaos)).collect();
+    let servers: Vec<Srv> = targets.iter().map(|t| srv(t.addr, 2, 2, 20)).collect();
+    let (reg, sub) = registry(&servers, httpchk(None), |p| {
+        p.timeouts.check = Some(Duration::from_millis(15));
+        p.timeouts.connect = Some(Duration::from_millis(15));
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("many checks", |evs| {
+        evs.iter()
+            .filter(|e| e.kind == EventType::ServerCheck)
+            .count()
+            >= 60
+    });
+    checker.stop();
+    seen.settle(Duration::from_millis(20));
+    for name in ["s1", "s2", "s3", "s4"] {
+        let kinds: Vec<&str> = seen
+            .evs
+            .iter()
+            .filter(|e| &*e.name == name)
+            .map(|e| e.kind.name())
+            .collect();
+        assert_transitions_well_formed(&kinds);
+    }
+    for e in &seen.evs {
+        if let EventData::Check(r) = &e.data {
+            assert!(r.health.cur <= r.health.rise + r.health.fall - 1, "{r:?}");
+            assert!(
+                matches!(
+                    r.result.status,
+                    CheckStatus::L7Ok
+                        | CheckStatus::L7Sts
+                        | CheckStatus::L7Rsp
+                        | CheckStatus::L7Tout
+                        | CheckStatus::SockErr
+                        | CheckStatus::L4Tout
+                        | CheckStatus::L4Con
+                ),
+                "{r:?}"
+            );
+            assert_eq!(r.result.code.is_some(), r.result.status.has_code(), "{r:?}");
+        }
+    }
+    // The model's view matches the last reported transition of each server.
+    for s in reg.all_servers() {
+        let last = seen.evs.iter().rev().find(|e| {
+            e.name == s.name && matches!(e.kind, EventType::ServerUp | EventType::ServerDown)
+        });
+        if let Some(e) = last {
+            assert_eq!(e.kind == EventType::ServerUp, s.op_state().is_up());
+        }
+    }
 }
