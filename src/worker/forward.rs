@@ -8,9 +8,11 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
+use crate::model::GlobalCounters;
 use crate::sys::{self, Interest, Pipe};
 
 /// Requested pipe capacity (F_SETPIPE_SZ); the kernel default is 64 KiB.
@@ -123,23 +125,55 @@ pub(crate) struct PipePool {
 }
 
 impl PipePool {
-    fn take(&self) -> io::Result<Pipe> {
-        match self.free.borrow_mut().pop() {
-            Some(p) => Ok(p),
-            None => Pipe::new(PIPE_SIZE),
+    fn take(&self, gc: &GlobalCounters) -> io::Result<Pipe> {
+        let p = match self.free.borrow_mut().pop() {
+            Some(p) => {
+                gc.pipes_free.fetch_sub(1, Ordering::Relaxed);
+                p
+            }
+            None => Pipe::new(PIPE_SIZE)?,
+        };
+        gc.pipes_used.fetch_add(1, Ordering::Relaxed);
+        Ok(p)
+    }
+
+    /// Returns an empty pipe to the pool (a non-empty one is just closed).
+    fn put(&self, p: Pipe, empty: bool, gc: &GlobalCounters) {
+        gc.pipes_used.fetch_sub(1, Ordering::Relaxed);
+        let mut f = self.free.borrow_mut();
+        if empty && f.len() < 1024 {
+            f.push(p);
+            gc.pipes_free.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn put(&self, p: Pipe) {
+    /// Closes every pooled pipe (worker exit).
+    pub(crate) fn clear(&self, gc: &GlobalCounters) {
         let mut f = self.free.borrow_mut();
-        if f.len() < 1024 {
-            f.push(p);
-        }
+        gc.pipes_free.fetch_sub(f.len() as u64, Ordering::Relaxed);
+        f.clear();
     }
 
     /// Pipes kept for reuse.
     pub(crate) fn free_count(&self) -> usize {
         self.free.borrow().len()
+    }
+}
+
+/// A pipe borrowed from the pool; given back (if empty) or closed when dropped, also when the
+/// direction is cancelled mid-way by a kill or a hard stop.
+struct PipeLease<'a> {
+    pipe: Option<Pipe>,
+    pool: &'a PipePool,
+    gc: &'a GlobalCounters,
+    inpipe: usize,
+}
+
+impl Drop for PipeLease<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipe.take() {
+            self.pool.put(p, self.inpipe == 0, self.gc);
+        }
     }
 }
 
@@ -149,14 +183,21 @@ pub(crate) async fn pump<R: Rt>(
     timers: &Timers,
     pipes: &PipePool,
     splice: bool,
+    gc: &GlobalCounters,
 ) -> Result<(), Fault> {
     if splice {
-        if let Ok(pipe) = pipes.take() {
-            let mut inpipe = 0usize;
-            let r = pump_splice::<R>(dir, timers, &pipe, &mut inpipe).await;
-            if inpipe == 0 {
-                pipes.put(pipe);
-            }
+        if let Ok(pipe) = pipes.take(gc) {
+            let mut back = PipeLease {
+                pipe: Some(pipe),
+                pool: pipes,
+                gc,
+                inpipe: 0,
+            };
+            let r = match &back.pipe {
+                Some(p) => pump_splice::<R>(dir, timers, p, &mut back.inpipe).await,
+                None => Err(Fault::Fallback),
+            };
+            drop(back);
             match r {
                 Err(Fault::Fallback) => {}
                 other => return other,

@@ -177,6 +177,7 @@ fn worker_main<R: Rt>(
             "worker stopping"
         );
         // remaining sessions are dropped with the runtime; their guards close the sockets
+        ctx.pipes.clear(&ctx.reg.counters);
     });
 }
 

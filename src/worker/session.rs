@@ -418,8 +418,8 @@ async fn forward_both<R: Rt>(
     let res = {
         let both = async {
             tokio::try_join!(
-                forward::pump::<R>(&c2s, &timers, &ctx.pipes, splice),
-                forward::pump::<R>(&s2c, &timers, &ctx.pipes, splice),
+                forward::pump::<R>(&c2s, &timers, &ctx.pipes, splice, &ctx.reg.counters),
+                forward::pump::<R>(&s2c, &timers, &ctx.pipes, splice, &ctx.reg.counters),
             )
         };
         tokio::select! {

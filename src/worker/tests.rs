@@ -146,7 +146,12 @@ fn echo_splice_and_copy() {
         assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 3 << 20);
         let spliced = srv.counters.spliced.load(Ordering::Relaxed);
         match mode {
-            SpliceMode::Auto => assert_eq!(spliced, 6 << 20),
+            SpliceMode::Auto => {
+                assert_eq!(spliced, 6 << 20);
+                let gc = &r.reg.counters;
+                wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
+                assert_eq!(gc.pipes_free.load(Ordering::Relaxed), 2);
+            }
             SpliceMode::Off => assert_eq!(spliced, 0),
         }
     }
