@@ -465,3 +465,97 @@ fn fd_limit_accept_backs_off_without_spinning_and_recovers() {
     });
     assert!(ok);
 }
+
+/// Sends `total` bytes over one connection to a discarding sink at `addr`; returns GiB/s.
+fn blast(addr: SocketAddr, total: usize) -> f64 {
+    let mut c = TcpStream::connect(addr).unwrap();
+    let buf = vec![0x5au8; 1 << 20];
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        c.write_all(&buf).unwrap();
+        sent += buf.len();
+    }
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut end = [0u8; 8];
+    c.read_exact(&mut end).unwrap(); // the sink reports its count when done
+    assert_eq!(u64::from_le_bytes(end), total as u64);
+    total as f64 / t.elapsed().as_secs_f64() / (1u64 << 30) as f64
+}
+
+/// A quick bulk figure for the notes, not a timed assertion: one connection, harp vs a direct
+/// connection (and HAProxy with splice when installed), interleaved. Run with
+/// `cargo test --release --test dataplane throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_ratio_vs_direct() {
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in sink.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut n = 0u64;
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k as u64,
+                    }
+                }
+                let _ = s.write_all(&n.to_le_bytes());
+            });
+        }
+    });
+    let (_h, harp) = start(&[sink_addr], "");
+    let hap_port = free_port();
+    let hap_cfg = format!(
+        "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
+         timeout server 30s\n    option splice-request\n    option splice-response\nlisten px\n    \
+         bind 127.0.0.1:{hap_port}\n    server s1 {sink_addr}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("h.cfg"), hap_cfg).unwrap();
+    let hap = std::process::Command::new("haproxy")
+        .arg("-f")
+        .arg(dir.path().join("h.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok();
+    struct Kill(Option<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let hap = Kill(hap);
+    let hap_addr = SocketAddr::from(([127, 0, 0, 1], hap_port));
+    let has_hap = hap.0.is_some()
+        && wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(hap_addr).is_ok()
+        });
+    let total = 2usize << 30;
+    let (mut d, mut p, mut x) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        d.push(blast(sink_addr, total));
+        p.push(blast(harp, total));
+        if has_hap {
+            x.push(blast(hap_addr, total));
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (d, p, x) = (med(&mut d), med(&mut p), med(&mut x));
+    eprintln!(
+        "GiB/s median of 3 (2 GiB, one connection): direct {d:.2}, harp {p:.2}, haproxy-splice {x:.2}; \
+         harp/direct {:.2}, harp/haproxy {:.2}",
+        p / d,
+        if x > 0.0 { p / x } else { 0.0 }
+    );
+}

@@ -267,6 +267,18 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
             }
         }
     }
+    if *stop.borrow() == GRACEFUL {
+        // serve what the kernel already accepted for us, so a graceful stop resets nobody
+        while let Ok((sock, peer)) = l.accept() {
+            if sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            gc.cur_conns.fetch_add(1, Ordering::AcqRel);
+            gc.cum_conns.fetch_add(1, Ordering::Relaxed);
+            fe.counters.session_started();
+            R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));
+        }
+    }
     // stop listening at once (also wakes a poll still registered on it)
     let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
 }

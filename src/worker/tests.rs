@@ -319,3 +319,96 @@ fn shutdown_sessions_kills_and_graceful_stop_lets_finish() {
     w.wait();
     assert!(TcpStream::connect_timeout(&r.addr, Duration::from_millis(200)).is_err());
 }
+
+#[test]
+fn client_timeout_closes_idle_session_unless_tunnel() {
+    let up = upstream(None);
+    let r = run(listen_cfg(&[up], |p| {
+        p.timeouts.client = Some(Duration::from_millis(150));
+    }));
+    let mut c = client(r.addr);
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(
+        t.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // activity keeps it open: 4 round trips spaced 80 ms outlive the 150 ms timeout
+    let mut c = client(r.addr);
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(80));
+        c.write_all(b"k").unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+    }
+    drop(r);
+    let r = run(listen_cfg(&[up], |p| {
+        p.timeouts.client = Some(Duration::from_millis(100));
+        p.timeouts.tunnel = Some(Duration::from_secs(5));
+    }));
+    let mut c = client(r.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(b"t").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"t");
+}
+
+#[test]
+fn backups_only_when_no_active_server() {
+    let a = upstream(Some(1));
+    let b1 = upstream(Some(2));
+    let b2 = upstream(Some(3));
+    for all in [false, true] {
+        let r = run(listen_cfg(&[a, b1, b2], |p| {
+            p.servers[1].params.backup = true;
+            p.servers[2].params.backup = true;
+            p.allbackups = all;
+        }));
+        for _ in 0..6 {
+            assert_eq!(echo_once(r.addr, b"")[0], 1);
+        }
+        let s1 = r.reg.find_server("px/s1").unwrap();
+        r.reg
+            .apply(Command::SetAdmin {
+                server: s1,
+                action: AdminAction::Maint,
+                cause: Cause::Cli,
+            })
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..12 {
+            seen.insert(echo_once(r.addr, b"")[0]);
+        }
+        let want: Vec<u8> = if all { vec![2, 3] } else { vec![2] };
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            want,
+            "allbackups {all}"
+        );
+    }
+}
+
+#[test]
+fn hard_stop_after_bounds_a_graceful_stop() {
+    let up = upstream(None);
+    let mut cfg = listen_cfg(&[up], |_| {});
+    cfg.global.hard_stop_after = Some(Duration::from_millis(200));
+    let mut r = run(cfg);
+    let mut c = client(r.addr);
+    c.write_all(b"a").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let w = r.w.take().unwrap();
+    let t = Instant::now();
+    w.stop(true);
+    w.wait();
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert_eq!(r.reg.counters.cur_conns.load(Ordering::Relaxed), 0);
+}
