@@ -594,6 +594,7 @@ fn throughput_ratio_vs_direct() {
         }
     });
     let (_h, harp) = start(&[sink_addr], "");
+    let (_h2, harp_copy) = start(&[sink_addr], "    no option splice-auto\n");
     let hap_port = free_port();
     let hap_cfg = format!(
         "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
@@ -625,23 +626,47 @@ fn throughput_ratio_vs_direct() {
             TcpStream::connect(hap_addr).is_ok()
         });
     let total = 2usize << 30;
-    let (mut d, mut p, mut x) = (Vec::new(), Vec::new(), Vec::new());
+    let hap_pid = hap.0.as_ref().map_or(0, |c| c.id());
+    // (GiB/s, proxy CPU seconds per GiB) per run
+    let run = |addr: SocketAddr, pid: u32| {
+        let t0 = cpu_ticks(pid);
+        let r = blast(addr, total);
+        let cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / (total >> 30) as f64;
+        (r, cpu)
+    };
+    let mut res: [Vec<(f64, f64)>; 4] = Default::default();
     for _ in 0..3 {
-        d.push(blast(sink_addr, total));
-        p.push(blast(harp, total));
+        res[0].push(run(sink_addr, 0));
+        res[1].push(run(harp, _h.pid()));
+        res[2].push(run(harp_copy, _h2.pid()));
         if has_hap {
-            x.push(blast(hap_addr, total));
+            res[3].push(run(hap_addr, hap_pid));
         }
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    let med = |v: &mut Vec<(f64, f64)>| {
+        let mut a: Vec<f64> = v.iter().map(|x| x.0).collect();
+        let mut b: Vec<f64> = v.iter().map(|x| x.1).collect();
+        a.sort_by(|x, y| x.total_cmp(y));
+        b.sort_by(|x, y| x.total_cmp(y));
+        (
+            a.get(a.len() / 2).copied().unwrap_or(0.0),
+            b.get(b.len() / 2).copied().unwrap_or(0.0),
+        )
     };
-    let (d, p, x) = (med(&mut d), med(&mut p), med(&mut x));
+    let [mut d, mut p, mut y, mut x] = res;
+    let (d, p, y, x) = (med(&mut d), med(&mut p), med(&mut y), med(&mut x));
     eprintln!(
-        "GiB/s median of 3 (2 GiB, one connection): direct {d:.2}, harp {p:.2}, haproxy-splice {x:.2}; \
-         harp/direct {:.2}, harp/haproxy {:.2}",
-        p / d,
-        if x > 0.0 { p / x } else { 0.0 }
+        "median of 3, 2 GiB over one connection: direct {:.2} GiB/s; harp splice {:.2} GiB/s \
+         {:.2} CPU-s/GiB; harp copy {:.2} GiB/s {:.2} CPU-s/GiB; haproxy splice {:.2} GiB/s \
+         {:.2} CPU-s/GiB; harp/direct {:.2}, harp/haproxy {:.2}",
+        d.0,
+        p.0,
+        p.1,
+        y.0,
+        y.1,
+        x.0,
+        x.1,
+        p.0 / d.0,
+        if x.0 > 0.0 { p.0 / x.0 } else { 0.0 }
     );
 }

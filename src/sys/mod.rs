@@ -114,3 +114,21 @@ pub async fn poll_ready(fd: RawFd, interest: Interest) -> io::Result<u32> {
 pub fn raw(fd: &impl AsRawFd) -> RawFd {
     fd.as_raw_fd()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_is_non_blocking_and_sized() {
+        let p = Pipe::new(256 * 1024).unwrap();
+        let sz = rustix::pipe::fcntl_getpipe_size(&p.wr).unwrap();
+        eprintln!("pipe size {sz}");
+        assert!(sz >= 64 * 1024);
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        // nothing to read: would block rather than hang
+        let e = splice_in(&a, &p, 1024).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+}
