@@ -139,12 +139,12 @@ impl PipePool {
 
     /// Returns an empty pipe to the pool (a non-empty one is just closed).
     fn put(&self, p: Pipe, empty: bool, gc: &GlobalCounters) {
-        gc.pipes_used.fetch_sub(1, Ordering::Relaxed);
         let mut f = self.free.borrow_mut();
         if empty && f.len() < 1024 {
             f.push(p);
             gc.pipes_free.fetch_add(1, Ordering::Relaxed);
         }
+        gc.pipes_used.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Closes every pooled pipe (worker exit).

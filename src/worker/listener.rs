@@ -7,8 +7,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::WorkerError;
 
-/// Opens one non-blocking SO_REUSEPORT listener on `addr`.
-pub(crate) fn open(addr: SocketAddr, backlog: u32) -> Result<TcpListener, WorkerError> {
+/// Opens one non-blocking listener on `addr` (with SO_REUSEPORT when `reuseport`).
+pub(crate) fn open(
+    addr: SocketAddr,
+    backlog: u32,
+    reuseport: bool,
+) -> Result<TcpListener, WorkerError> {
     let err = |source| WorkerError::Bind {
         addr: addr.to_string(),
         source,
@@ -16,7 +20,9 @@ pub(crate) fn open(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Worker
     let s =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
     s.set_reuse_address(true).map_err(err)?;
-    s.set_reuse_port(true).map_err(err)?;
+    if reuseport {
+        s.set_reuse_port(true).map_err(err)?;
+    }
     s.set_nonblocking(true).map_err(err)?;
     if addr.is_ipv6() {
         let _ = s.set_only_v6(true);
@@ -27,20 +33,29 @@ pub(crate) fn open(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Worker
     Ok(s.into())
 }
 
-/// Opens `n` listeners on `addr`; a port 0 is resolved by the first so all share one port.
+/// Opens `n` listeners on `addr`, one per worker. A port 0 cannot use SO_REUSEPORT safely (the
+/// kernel may hand out a port another reuseport socket of the same user already has), so it gets
+/// one plain socket shared by every worker (`dup`).
 pub(crate) fn open_group(
     addr: SocketAddr,
     backlog: u32,
     n: usize,
 ) -> Result<(SocketAddr, Vec<TcpListener>), WorkerError> {
-    let first = open(addr, backlog)?;
-    let real = first.local_addr().map_err(|source| WorkerError::Bind {
+    let shared = addr.port() == 0;
+    let first = open(addr, backlog, !shared)?;
+    let err = |source| WorkerError::Bind {
         addr: addr.to_string(),
         source,
-    })?;
-    let mut v = vec![first];
+    };
+    let real = first.local_addr().map_err(err)?;
+    let mut v = Vec::with_capacity(n);
     for _ in 1..n {
-        v.push(open(real, backlog)?);
+        v.push(if shared {
+            first.try_clone().map_err(err)?
+        } else {
+            open(real, backlog, true)?
+        });
     }
+    v.insert(0, first);
     Ok((real, v))
 }
