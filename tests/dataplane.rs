@@ -670,3 +670,20 @@ fn throughput_ratio_vs_direct() {
         if x.0 > 0.0 { p.0 / x.0 } else { 0.0 }
     );
 }
+
+#[test]
+fn sigterm_closes_open_sessions_at_once() {
+    let up = upstream(Up::Echo);
+    let (mut h, addr) = start(&[up.addr], "");
+    let mut c = connect(addr);
+    c.write_all(b"a").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let t = Instant::now();
+    h.signal("TERM");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(h.wait_exit().is_some());
+}

@@ -204,6 +204,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();
     let mut backoff = Duration::from_millis(10);
+    let mut gated = false;
     let gc = &ctx.reg.counters;
     loop {
         if *stop.borrow_and_update() != RUN || fe.stopped.load(Ordering::Relaxed) {
@@ -216,15 +217,18 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
             if got_global {
                 gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
             }
-            if !paused {
+            if !paused && !gated {
+                // counted once per episode, not once per re-check
                 gc.maxconn_reached.fetch_add(1, Ordering::Relaxed);
             }
+            gated = true;
             tokio::select! {
                 _ = R::sleep(Duration::from_millis(5)) => {}
                 _ = stop.changed() => {}
             }
             continue;
         }
+        gated = false;
         let release = || {
             gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
             fe.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
@@ -251,7 +255,9 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
                         _ = stop.changed() => {}
                     }
                 } else if is_fd_exhaustion(&e) {
-                    tracing::warn!(frontend = %fe.name, error = %e, "accept failed, backing off");
+                    if backoff == Duration::from_millis(10) {
+                        tracing::warn!(frontend = %fe.name, error = %e, "accept failed, backing off");
+                    }
                     tokio::select! {
                         _ = R::sleep(backoff) => {}
                         _ = stop.changed() => {}
