@@ -57,6 +57,20 @@ pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
     )?)
 }
 
+/// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
+pub fn accept_nonblocking(
+    l: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+    use rustix::net::{SocketAddrAny, SocketFlags};
+    let (fd, addr) = rustix::net::acceptfrom_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    let peer = match addr {
+        Some(SocketAddrAny::V4(a)) => std::net::SocketAddr::V4(a),
+        Some(SocketAddrAny::V6(a)) => std::net::SocketAddr::V6(a),
+        _ => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    Ok((std::net::TcpStream::from(fd), peer))
+}
+
 /// Pins the calling thread to one CPU, so a worker keeps its caches and its share of the
 /// SO_REUSEPORT spread.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {

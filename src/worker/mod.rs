@@ -233,13 +233,9 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
             gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
             fe.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
         };
-        match l.accept() {
+        match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {
                 backoff = Duration::from_millis(10);
-                if sock.set_nonblocking(true).is_err() {
-                    release();
-                    continue;
-                }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
                 // the reservation above is the session's `cur`; its guard releases it
                 let cur = fe.counters.cur_sess.load(Ordering::Relaxed);
@@ -275,10 +271,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     }
     if *stop.borrow() == GRACEFUL {
         // serve what the kernel already accepted for us, so a graceful stop resets nobody
-        while let Ok((sock, peer)) = l.accept() {
-            if sock.set_nonblocking(true).is_err() {
-                continue;
-            }
+        while let Ok((sock, peer)) = sys::accept_nonblocking(&l) {
             gc.cur_conns.fetch_add(1, Ordering::AcqRel);
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
             fe.counters.session_started();

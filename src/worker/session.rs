@@ -115,10 +115,9 @@ async fn acquire<R: Rt>(
 
 /// Connects without blocking the worker, bounded by `timeout connect`.
 async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_nonblocking(true)?;
+    let ty = Type::STREAM.nonblocking().cloexec();
+    let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
-    s.set_cloexec(true)?;
     match s.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
