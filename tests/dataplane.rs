@@ -687,3 +687,88 @@ fn sigterm_closes_open_sessions_at_once() {
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(h.wait_exit().is_some());
 }
+
+/// Short connections per second through `addr` (4 client threads, 1-byte echo then close), with
+/// the CPU microseconds process `pid` spent per connection.
+fn conn_rate(addr: SocketAddr, pid: u32, per_thread: usize) -> (f64, f64) {
+    let t0 = cpu_ticks(pid);
+    let t = Instant::now();
+    let ts: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..per_thread {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(b"x").unwrap();
+                    let mut b = [0u8; 1];
+                    c.read_exact(&mut b).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    let n = (4 * per_thread) as f64;
+    let cpu_us = (cpu_ticks(pid) - t0) as f64 * 10_000.0 / n;
+    (n / t.elapsed().as_secs_f64(), cpu_us)
+}
+
+/// Connection rate for the notes (not a timed assertion): harp vs HAProxy vs direct, against a
+/// thread-per-connection echo upstream. `cargo test --test dataplane conn_rate -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore]
+fn conn_rate_vs_direct() {
+    let up = upstream(Up::Echo);
+    let (h, harp) = start(&[up.addr], "");
+    let hap_port = free_port();
+    let hap_cfg = format!(
+        "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
+         timeout server 30s\nlisten px\n    bind 127.0.0.1:{hap_port}\n    server s1 {}\n",
+        up.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("h.cfg"), hap_cfg).unwrap();
+    let hap = KillOnDrop(
+        std::process::Command::new("haproxy")
+            .arg("-f")
+            .arg(dir.path().join("h.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok(),
+    );
+    let hap_addr = SocketAddr::from(([127, 0, 0, 1], hap_port));
+    let has_hap = hap.0.is_some()
+        && wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(hap_addr).is_ok()
+        });
+    let hap_pid = hap.0.as_ref().map_or(0, |c| c.id());
+    let mut out = String::new();
+    for _ in 0..3 {
+        let d = conn_rate(up.addr, 0, 1000);
+        let p = conn_rate(harp, h.pid(), 1000);
+        let x = if has_hap {
+            conn_rate(hap_addr, hap_pid, 1000)
+        } else {
+            (0.0, 0.0)
+        };
+        out.push_str(&format!(
+            "direct {:.0}/s; harp {:.0}/s {:.0} us CPU/conn; haproxy {:.0}/s {:.0} us CPU/conn\n",
+            d.0, p.0, p.1, x.0, x.1
+        ));
+    }
+    eprint!("{out}");
+}
+
+/// Kills a helper process (HAProxy) when the test ends, even by a panic.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -4,6 +4,15 @@
 //!
 //! Nothing crosses threads on the hot path: each worker has its own pipes, balancer state and
 //! log sockets; shared state is the model's atomics.
+//!
+//! I/O model: every socket is a plain non-blocking std socket. Syscalls (accept4, connect,
+//! splice, read/write) are made inline; only when one would block does the task wait, through an
+//! io_uring `POLL_ADD` op submitted with tokio-uring's public `UnsubmittedOneshot` API
+//! (`sys::poll_ready`). No `IORING_OP_SPLICE` (the kernel punts it to io-wq threads) and no
+//! io_uring accept/read ops: an in-flight op holds a reference on its file, so a listener or
+//! socket would outlive its close; readiness ops are always completed by `shutdown(2)` first.
+//! The runtime is reached only through `runtime::Rt` (block_on, spawn, ready, sleep), so moving to
+//! compio means one more `Rt` implementation.
 
 mod balance;
 mod forward;

@@ -128,10 +128,10 @@ async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Resu
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
                 None => wait.await?,
             }
+            // SO_ERROR tells how the connect ended (refused, unreachable...)
             if let Some(e) = s.take_error()? {
                 return Err(e);
             }
-            s.peer_addr()?;
         }
         Err(e) => return Err(e),
     }
