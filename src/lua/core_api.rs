@@ -288,7 +288,10 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
             Ok(t)
         })?,
     )?;
-    core.set("get_var", lua.create_function(|_, _n: Value| Ok(Value::Nil))?)?;
+    core.set(
+        "get_var",
+        lua.create_function(|_, _n: Value| Ok(Value::Nil))?,
+    )?;
     core.set(
         "disable_legacy_mailers",
         lua.create_function(|_, ()| Ok(()))?,

@@ -115,9 +115,7 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
     for p in &g.lua_prepend_paths {
         let key = if p.cpath { "cpath" } else { "path" };
         let cur: String = package.get(key).map_err(e)?;
-        package
-            .set(key, format!("{};{}", p.path, cur))
-            .map_err(e)?;
+        package.set(key, format!("{};{}", p.path, cur)).map_err(e)?;
     }
     super::core_api::install(&lua, reg).map_err(e)?;
     Ok(ctx)
@@ -198,10 +196,7 @@ pub(crate) fn thread_main(
 /// Loads every script (body), then runs every `register_init` function, in order.
 async fn load_all(ctx: &Rc<Ctx>) -> Result<(), String> {
     let lua = ctx.lua.clone();
-    let core: mlua::Table = lua
-        .globals()
-        .get("core")
-        .map_err(|e| clean_error(&e))?;
+    let core: mlua::Table = lua.globals().get("core").map_err(|e| clean_error(&e))?;
     for load in &ctx.reg.global().lua_loads {
         let f = compile(&lua, &load.file)?;
         core.set("thread", if load.per_thread { 1 } else { 0 })

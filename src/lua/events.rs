@@ -154,9 +154,7 @@ fn matches_server(sub: &LuaSub, ev: &ServerEvent) -> bool {
     match (&sub.server, &ev.reference) {
         (None, _) => true,
         (Some(s), Some(r)) => Arc::ptr_eq(s, r),
-        (Some(s), None) => {
-            s.proxy_uuid == ev.proxy_uuid && s.puid == ev.puid && s.rid == ev.rid
-        }
+        (Some(s), None) => s.proxy_uuid == ev.proxy_uuid && s.puid == ev.puid && s.rid == ev.rid,
     }
 }
 
@@ -267,10 +265,10 @@ pub(crate) fn event_table(lua: &Lua, ev: &ServerEvent) -> mlua::Result<Table> {
     t.set("rid", ev.rid)?;
     t.set("proxy_name", &*ev.proxy_name)?;
     t.set("proxy_uuid", ev.proxy_uuid)?;
+    // Kept even if the server was deleted since: its methods then return nil (as HAProxy,
+    // which holds a reference on the server while the event is pending).
     if let Some(r) = &ev.reference {
-        if !r.deleted() {
-            t.set("reference", LServer(r.clone()))?;
-        }
+        t.set("reference", LServer(r.clone()))?;
     }
     match &ev.data {
         EventData::None => {}

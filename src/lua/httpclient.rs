@@ -21,9 +21,8 @@ impl reqwest::dns::Resolve for PreferResolver {
         let fam = self.0;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let mut addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             addrs.sort_by_key(|a| match fam {
                 IpFamily::V4 => !a.is_ipv4(),
                 IpFamily::V6 => !a.is_ipv6(),
@@ -146,9 +145,7 @@ fn dst_client(url: &str, dst: &str) -> Result<reqwest::Client, String> {
         .strip_prefix("ipv4@")
         .or_else(|| dst.strip_prefix("ipv6@"))
         .unwrap_or(dst);
-    let sa: SocketAddr = a
-        .parse()
-        .map_err(|_| format!("unsupported dst '{dst}'"))?;
+    let sa: SocketAddr = a.parse().map_err(|_| format!("unsupported dst '{dst}'"))?;
     let u = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
     let host = u.host_str().unwrap_or("localhost").to_string();
     builder(&c.reg.global().httpclient)?

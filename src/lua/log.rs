@@ -74,6 +74,9 @@ mod tests {
     fn line_shape() {
         let l = format_line(6, "hello");
         assert!(l.starts_with("[info] "), "{l}");
-        assert!(l.ends_with(&format!("({}) : hello", std::process::id())), "{l}");
+        assert!(
+            l.ends_with(&format!("({}) : hello", std::process::id())),
+            "{l}"
+        );
     }
 }

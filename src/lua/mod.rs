@@ -140,7 +140,10 @@ impl LuaEngine {
                 s.memory.load(Ordering::Relaxed).to_string(),
             ),
             ("LuaEventsDropped".to_string(), (bus + lost).to_string()),
-            ("LuaErrors".to_string(), s.errors.load(Ordering::Relaxed).to_string()),
+            (
+                "LuaErrors".to_string(),
+                s.errors.load(Ordering::Relaxed).to_string(),
+            ),
         ];
         let subs = s.subs.lock().unwrap_or_else(|e| e.into_inner());
         for sub in subs.iter() {
@@ -166,11 +169,7 @@ impl LuaEngine {
     /// Stops the engine thread (running callbacks are dropped at their next yield).
     pub fn stop(&self) {
         self.stop.notify_one();
-        let h = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let h = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = h {
             let _ = h.join();
         }

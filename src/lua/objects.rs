@@ -165,26 +165,29 @@ impl UserData for LServer {
             live!(this);
             lua.create_string(this.0.addr_text()).map(Value::String)
         });
-        m.add_method("set_addr", |lua, this, (addr, port): (String, Option<Value>)| {
-            live!(this);
-            let Ok(ip) = addr.parse() else {
-                return opt_str(lua, Some(format!("Invalid addr '{addr}'")));
-            };
-            let port = match port {
-                None | Some(Value::Nil) => None,
-                Some(Value::Integer(p)) => u16::try_from(p).ok(),
-                Some(Value::String(s)) => s.to_str()?.parse::<u16>().ok(),
-                Some(Value::Number(n)) => u16::try_from(n as i64).ok(),
-                Some(_) => None,
-            };
-            let r = apply(Command::SetAddr {
-                server: this.0.clone(),
-                ip,
-                port,
-                cause: Cause::Lua,
-            })?;
-            opt_str(lua, r)
-        });
+        m.add_method(
+            "set_addr",
+            |lua, this, (addr, port): (String, Option<Value>)| {
+                live!(this);
+                let Ok(ip) = addr.parse() else {
+                    return opt_str(lua, Some(format!("Invalid addr '{addr}'")));
+                };
+                let port = match port {
+                    None | Some(Value::Nil) => None,
+                    Some(Value::Integer(p)) => u16::try_from(p).ok(),
+                    Some(Value::String(s)) => s.to_str()?.parse::<u16>().ok(),
+                    Some(Value::Number(n)) => u16::try_from(n as i64).ok(),
+                    Some(_) => None,
+                };
+                let r = apply(Command::SetAddr {
+                    server: this.0.clone(),
+                    ip,
+                    port,
+                    cause: Cause::Lua,
+                })?;
+                opt_str(lua, r)
+            },
+        );
         m.add_method("get_stats", |lua, this, ()| {
             live!(this);
             server_stats(lua, &this.0).map(Value::Table)
@@ -390,6 +393,8 @@ impl UserData for LProxy {
             }
             Ok(())
         });
-        m.add_meta_method("__tostring", |_, this, ()| Ok(format!("Proxy {}", this.0.name)));
+        m.add_meta_method("__tostring", |_, this, ()| {
+            Ok(format!("Proxy {}", this.0.name))
+        });
     }
 }

@@ -38,11 +38,17 @@ async fn resolve(addr: &str, port: Option<u16>) -> Result<SocketAddr, String> {
         return Err("unsupported address family".into());
     }
     let (host, p) = match port {
-        Some(p) => (a.trim_start_matches('[').trim_end_matches(']').to_string(), p),
+        Some(p) => (
+            a.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p,
+        ),
         None => {
             let (h, p) = a.rsplit_once(':').ok_or("missing port")?;
             let p = p.parse::<u16>().map_err(|_| "invalid port".to_string())?;
-            (h.trim_start_matches('[').trim_end_matches(']').to_string(), p)
+            (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p,
+            )
         }
     };
     if let Ok(ip) = host.parse() {
@@ -95,7 +101,15 @@ impl UserData for Socket {
                             s.stream = Some(BufReader::new(stream));
                             Ok(MultiValue::from_vec(vec![Value::Integer(1)]))
                         }
-                        Err(e) => fail(&lua, if e == "timeout" { e } else { "connection refused" }, None),
+                        Err(e) => fail(
+                            &lua,
+                            if e == "timeout" {
+                                e
+                            } else {
+                                "connection refused"
+                            },
+                            None,
+                        ),
                     }
                 }
             },
@@ -207,16 +221,19 @@ impl UserData for Socket {
                 }
             },
         );
-        m.add_method("settimeout", |_, this, (secs, _mode): (f64, Option<String>)| {
-            if let Ok(mut s) = this.0.try_lock() {
-                s.timeout = if secs > 0.0 {
-                    Some(Duration::from_secs_f64(secs))
-                } else {
-                    None
-                };
-            }
-            Ok(1)
-        });
+        m.add_method(
+            "settimeout",
+            |_, this, (secs, _mode): (f64, Option<String>)| {
+                if let Ok(mut s) = this.0.try_lock() {
+                    s.timeout = if secs > 0.0 {
+                        Some(Duration::from_secs_f64(secs))
+                    } else {
+                        None
+                    };
+                }
+                Ok(1)
+            },
+        );
         m.add_method("close", |_, this, ()| {
             if let Ok(mut s) = this.0.try_lock() {
                 s.stream = None;
