@@ -1,0 +1,134 @@
+//! End-to-end: the real harp binary loading Lua scripts.
+//!
+//! The seed article's steps are driven from a helper Lua task (`Server:check_force_down()` and
+//! `Server:set_maint()`, which go through the same state machine as the Runtime API) so this test
+//! does not depend on the Runtime API; the shipped `backend_down_webhook.lua` runs unmodified.
+
+mod common;
+mod lua_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_port, write_file, Harp};
+use lua_support::{wait_until, Smtp, Webhook};
+
+fn repo(p: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
+}
+
+const DRIVER: &str = r#"
+-- test helper: performs the seed article's two steps with a pause between them
+core.register_task(function()
+  core.msleep(300)
+  core.backends["test"].servers["webserver1"]:check_force_down()
+  core.msleep(500)
+  core.backends["test"].servers["webserver2"]:set_maint()
+end)
+"#;
+
+#[test]
+fn seed_article_through_the_binary_posts_once() {
+    let hook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let driver = write_file(dir.path(), "driver.lua", DRIVER);
+    let port = free_port();
+    let cfg = format!(
+        "global\n    lua-load {} test\n    lua-load {}\n    httpclient.resolvers.prefer ipv4\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend test\n\
+         backend test\n    server webserver1 127.0.0.1:1\n    server webserver2 127.0.0.1:2\n",
+        repo("lua/backend_down_webhook.lua"),
+        driver.display()
+    );
+    let url = hook.url("/webhook");
+    let h = Harp::spawn_in(dir, &cfg, &[("DEMO_WEBHOOK_URL", url.as_str())]);
+    assert!(
+        wait_until(Duration::from_secs(10), || hook.with_path("/webhook").len()
+            == 1),
+        "no webhook POST; harp stderr:\n{}",
+        h.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let reqs = hook.with_path("/webhook");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let compact: String = reqs[0].body.split_whitespace().collect();
+    assert!(
+        compact.starts_with("{\"type\":\"backend_down\",\"name\":\"test\",\"when\":\""),
+        "{compact}"
+    );
+    let log = h.stderr();
+    assert!(log.contains("Server test/webserver1 is DOWN"), "{log}");
+}
+
+#[test]
+fn mailer_through_the_binary() {
+    let smtp = Smtp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let driver = write_file(
+        dir.path(),
+        "driver.lua",
+        "core.register_task(function()\n core.msleep(300)\n local s = core.backends['app'].servers['app1']\n s:check_force_down()\n core.msleep(300)\n s:check_force_up()\nend)\n",
+    );
+    let port = free_port();
+    let cfg = format!(
+        "global\n    lua-load {}\n    lua-load {}\n\
+         mailers mta\n    mailer smtp1 127.0.0.1:{}\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+         backend app\n    email-alert mailers mta\n    email-alert from lb@example.com\n\
+         \x20   email-alert to ops@example.com\n    email-alert level info\n\
+         \x20   server app1 127.0.0.1:1\n    server app2 127.0.0.1:2\n",
+        repo("lua/mailers.lua"),
+        driver.display(),
+        smtp.port
+    );
+    let h = Harp::spawn_in(dir, &cfg, &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || smtp.done().len() >= 2),
+        "mails: {:?}\nstderr:\n{}",
+        smtp.sessions.lock().unwrap(),
+        h.stderr()
+    );
+    let s = smtp.done();
+    assert!(
+        s[0].iter().any(|l| l.contains("Server app/app1 is DOWN")),
+        "{s:?}"
+    );
+    assert!(
+        s[1].iter().any(|l| l.contains("Server app/app1 is UP")),
+        "{s:?}"
+    );
+    for sess in &s {
+        assert!(sess[0].starts_with("HELO "), "{sess:?}");
+        assert_eq!(sess.last().map(String::as_str), Some("QUIT"));
+    }
+}
+
+#[test]
+fn syntax_error_fails_check_and_start_with_file_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_file(dir.path(), "broken.lua", "core.Info('x')\nif then\n");
+    let cfg = format!(
+        "global\n    lua-load {}\nbackend b\n    server s 127.0.0.1:1\n",
+        bad.display()
+    );
+    let cfgp = write_file(dir.path(), "harp.cfg", &cfg);
+    let out = Command::new(env!("CARGO_BIN_EXE_harp"))
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfgp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("broken.lua:2:"), "{err}");
+    let mut h = Harp::spawn(&cfg, &[]);
+    let code = h.wait_exit();
+    assert!(matches!(code, Some(c) if c != 0), "{code:?} {}", h.stderr());
+    assert!(h.stderr().contains("broken.lua:2:"), "{}", h.stderr());
+}
