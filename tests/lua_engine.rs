@@ -553,3 +553,80 @@ end, "x", "y")
     assert!(text.contains("setw_bad "), "{text}");
     eng.stop();
 }
+
+#[test]
+fn per_thread_load_runs_once_and_done_ends_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pt.txt");
+    let body = format!(
+        r#"
+local f = assert(io.open({out:?}, "a"))
+f:write("thread " .. core.thread .. "\n") f:flush()
+if core.thread > 1 then core.done() end
+f:write("body ran\n") f:flush()
+core.register_init(function()
+  f:write("init\n") f:flush()
+  core.done()
+  f:write("after done\n") f:flush()
+end)
+core.done()
+f:write("never\n")
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "pt.lua", &body);
+    let cfg = format!("global\n    nbthread 4\n    lua-load-per-thread {s}\n");
+    let (_reg, eng) = start(&cfg);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, "thread 1\nbody ran\ninit\n");
+    eng.stop();
+}
+
+#[test]
+fn task_timeout_stops_a_sleeping_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        &dir,
+        "tt.lua",
+        "core.register_task(function() while true do core.msleep(10) end end)\n",
+    );
+    let cfg = format!("global\n    tune.lua.task-timeout 300ms\n    lua-load {s}\n");
+    let (_reg, eng) = start(&cfg);
+    let errors = || {
+        eng.info()
+            .iter()
+            .find(|(k, _)| k == "LuaErrors")
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .unwrap()
+    };
+    assert!(wait_until(T, || errors() == 1), "{:?}", eng.info());
+    eng.stop();
+}
+
+#[test]
+fn unsub_from_inside_its_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("u.txt");
+    let body = format!(
+        r#"
+local f = assert(io.open({out:?}, "a"))
+core.event_sub({{"SERVER_DOWN"}}, function(e, d, sub)
+  f:write(e .. "\n") f:flush()
+  sub:unsub()
+end)
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "u.lua", &body);
+    let cfg = format!("global\n    lua-load {s}\nbackend ub\n    server s 127.0.0.1:1\n");
+    let (reg, eng) = start(&cfg);
+    for _ in 0..3 {
+        health(&reg, "ub/s", ForcedHealth::Down);
+        health(&reg, "ub/s", ForcedHealth::Up);
+    }
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(T, || read() == "SERVER_DOWN\n"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read(), "SERVER_DOWN\n");
+    eng.stop();
+}

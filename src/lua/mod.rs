@@ -68,6 +68,8 @@ pub struct LuaEngine {
     shared: Arc<Shared>,
     stop: Arc<tokio::sync::Notify>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Receives once the Lua thread has left its runtime, so `stop` never hangs on a script.
+    exited: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for LuaEngine {
@@ -87,19 +89,25 @@ pub fn start(reg: Arc<Registry>) -> Result<LuaEngine, LuaError> {
             shared,
             stop,
             thread: Mutex::new(None),
+            exited: Mutex::new(None),
         });
     }
     let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let (sh, st) = (shared.clone(), stop.clone());
     let handle = std::thread::Builder::new()
         .name("harp-lua".into())
-        .spawn(move || engine::thread_main(reg, sh, st, tx))
+        .spawn(move || {
+            engine::thread_main(reg, sh, st, tx);
+            let _ = done_tx.send(());
+        })
         .map_err(LuaError::Spawn)?;
     match rx.recv() {
         Ok(Ok(())) => Ok(LuaEngine {
             shared,
             stop,
             thread: Mutex::new(Some(handle)),
+            exited: Mutex::new(Some(done_rx)),
         }),
         Ok(Err(msg)) => {
             let _ = handle.join();
@@ -166,12 +174,18 @@ impl LuaEngine {
             .sum()
     }
 
-    /// Stops the engine thread (running callbacks are dropped at their next yield).
+    /// Stops the engine thread (running callbacks are dropped at their next yield). Waits at
+    /// most 2 s: a script stuck in pure Lua with `burst-timeout 0` must not block a shutdown.
     pub fn stop(&self) {
         self.stop.notify_one();
         let h = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = h {
-            let _ = h.join();
+        let exited = self.exited.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(h), Some(rx)) = (h, exited) {
+            if rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok() {
+                let _ = h.join();
+            } else {
+                tracing::warn!("Lua thread did not stop within 2s, leaving it behind");
+            }
         }
     }
 }
