@@ -375,7 +375,10 @@ core.event_sub({"SERVER"}, function(event, data, sub, when)
   out:write(table.concat(lines, "\n") .. "\n")
   out:flush()
   if event == "SERVER_STATE" and data.state.check ~= nil then
-    out:write("") -- present as documented
+    local c = assert(io.open(OUT .. ".check", "a"))
+    c:write(data.state.check.result .. " " .. data.state.check.reason.short .. " "
+      .. data.state.check.health.cur .. "\n")
+    c:close()
   end
 end)
 "#;
@@ -455,6 +458,9 @@ fn event_tables_match_haproxy_transcript() {
         assert_eq!(g, e, "line {} differs\n--- got:\n{got}", i + 1);
     }
     assert_eq!(got.lines().count(), expected.lines().count(), "{got}");
+    // harp documents state.check on check-caused SERVER_STATE (HAProxy 3.2.0 leaves it out).
+    let checks = std::fs::read_to_string(format!("{}.check", out.display())).unwrap();
+    assert_eq!(checks, "FAILED L4CON 0\nPASSED L4OK 3\nFAILED L4CON 0\n");
     eng.stop();
 }
 
@@ -628,5 +634,36 @@ end)
     assert!(wait_until(T, || read() == "SERVER_DOWN\n"));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(read(), "SERVER_DOWN\n");
+    eng.stop();
+}
+
+#[test]
+fn forced_yield_keeps_an_endless_loop_from_starving_others() {
+    let w = webhook();
+    let dir = tempfile::tempdir().unwrap();
+    let looping = script(
+        &dir,
+        "spin.lua",
+        "core.event_sub({'SERVER_DOWN'}, function() local n = 0 while true do n = n + 1 end end)\n",
+    );
+    let good = script(
+        &dir,
+        "good2.lua",
+        &format!(
+            "core.event_sub({{'SERVER_DOWN','SERVER_UP'}}, function(e, d)\n core.httpclient():post{{url='{}', body=e}}\nend)\n",
+            w.url("/spin")
+        ),
+    );
+    let cfg = format!(
+        "global\n    tune.lua.burst-timeout 0\n    lua-load {looping}\n    lua-load {good}\n\
+         backend spinbe\n    server s 127.0.0.1:1\n"
+    );
+    let (reg, eng) = start(&cfg);
+    health(&reg, "spinbe/s", ForcedHealth::Down);
+    health(&reg, "spinbe/s", ForcedHealth::Up);
+    assert!(
+        wait_until(T, || w.with_path("/spin").len() == 2),
+        "starved by a busy loop"
+    );
     eng.stop();
 }

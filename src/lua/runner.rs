@@ -20,42 +20,57 @@ pub(crate) const DONE_MARKER: &str = "__harp_core_done__";
 thread_local! {
     /// Deadline of the coroutine slice currently running on this thread (burst timeout).
     static BURST_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set by the hook when it forced a yield (so the burst clock keeps running).
+    static FORCED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Polls a coroutine with the burst-timeout hook armed for each slice.
+/// Polls a coroutine with the instruction hook armed: every `forced_yield` instructions it
+/// yields to the scheduler (so a busy script never starves other callbacks) and aborts the run
+/// with `burst timeout` once it has run pure Lua, without a voluntary yield, for too long.
 struct Burst<F> {
     inner: Pin<Box<F>>,
     thread: Thread,
     burst: Option<Duration>,
+    forced_yield: u32,
+    /// Start of the current pure-Lua stretch (kept across forced yields).
+    deadline: Option<Instant>,
 }
 
 impl<F: Future> Future for Burst<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        if let Some(b) = self.burst {
-            BURST_DEADLINE.with(|d| d.set(Some(Instant::now() + b)));
-            // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice.
-            self.thread.set_hook(
-                HookTriggers::new().every_nth_instruction(1000),
-                |_lua, debug| {
-                    let late = BURST_DEADLINE
-                        .with(|d| d.get())
-                        .is_some_and(|t| Instant::now() > t);
-                    if late {
-                        let src = debug.source();
-                        let file = src.short_src.as_deref().unwrap_or("?").to_string();
-                        return Err(mlua::Error::RuntimeError(format!(
-                            "{file}:{}: burst timeout",
-                            debug.curr_line()
-                        )));
-                    }
-                    Ok(VmState::Continue)
-                },
-            );
+        let burst = self.burst;
+        if self.deadline.is_none() {
+            self.deadline = burst.map(|b| Instant::now() + b);
         }
+        let deadline = self.deadline;
+        BURST_DEADLINE.with(|d| d.set(deadline));
+        FORCED.with(|f| f.set(false));
+        // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice.
+        self.thread.set_hook(
+            HookTriggers::new().every_nth_instruction(self.forced_yield),
+            |_lua, debug| {
+                let late = BURST_DEADLINE
+                    .with(|d| d.get())
+                    .is_some_and(|t| Instant::now() > t);
+                if late {
+                    let src = debug.source();
+                    let file = src.short_src.as_deref().unwrap_or("?").to_string();
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "{file}:{}: burst timeout",
+                        debug.curr_line()
+                    )));
+                }
+                FORCED.with(|f| f.set(true));
+                Ok(VmState::Yield)
+            },
+        );
         let r = self.inner.as_mut().poll(cx);
         BURST_DEADLINE.with(|d| d.set(None));
+        if !FORCED.with(|f| f.replace(false)) {
+            self.deadline = None;
+        }
         r
     }
 }
@@ -77,10 +92,16 @@ pub(crate) async fn run(f: Function, args: MultiValue, what: &str) -> Result<(),
     let ctx = ctx().map_err(|e| e.to_string())?;
     let thread = ctx.lua.create_thread(f).map_err(|e| clean_error(&e))?;
     let burst = Some(ctx.tune.burst_timeout).filter(|d| !d.is_zero());
+    let forced_yield = ctx.tune.forced_yield.unwrap_or_else(|| {
+        let threads = ctx.reg.global().nbthread.unwrap_or(1).max(1) as u32;
+        (10000 / threads).max(500)
+    });
     let fut = Burst {
         inner: Box::pin(thread.clone().into_async::<()>(args)),
         thread,
         burst,
+        forced_yield: forced_yield.max(1),
+        deadline: None,
     };
     let timeout = match what {
         "task" | "event" => ctx.tune.task_timeout,
