@@ -515,6 +515,10 @@ core.register_task(function(a, b)
   s:send("GET /tcp HTTP/1.1\r\nHost: x\r\n\r\n")
   say("line " .. s:receive("*l"))
   s:close()
+  local s2 = core.tcp()
+  s2:settimeout(2)
+  local okssl, essl = s2:connect_ssl("127.0.0.1", {port})
+  say("ssl " .. tostring(okssl) .. " " .. tostring(essl))
   local t0 = core.now()
   core.sleep(0.01)
   say("done " .. type(t0.sec))
@@ -553,6 +557,7 @@ end, "x", "y")
         "http0 0",
         "connect 1",
         "line HTTP/1.1 200 OK",
+        "ssl nil SSL handshake failed",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

@@ -17,6 +17,7 @@ mod log;
 mod objects;
 mod runner;
 mod socket;
+mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,15 +5,21 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::{MultiValue, UserData, UserDataMethods, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// The Socket object.
 pub(crate) struct Socket(Rc<Mutex<SockState>>);
 
+/// A plain or TLS byte stream.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
 struct SockState {
-    stream: Option<BufReader<TcpStream>>,
+    stream: Option<BufReader<Box<dyn Io>>>,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
     timeout: Option<Duration>,
 }
 
@@ -22,9 +28,63 @@ impl Socket {
     pub(crate) fn new() -> Socket {
         Socket(Rc::new(Mutex::new(SockState {
             stream: None,
+            peer: None,
+            local: None,
             timeout: None,
         })))
     }
+}
+
+/// Connects (and for `tls`, handshakes); errors are LuaSocket-style words.
+async fn open(
+    st: &Rc<Mutex<SockState>>,
+    addr: &str,
+    port: Option<u16>,
+    tls: bool,
+) -> Result<(), String> {
+    let sa = resolve(addr, port).await?;
+    let mut s = st.lock().await;
+    let t = s.timeout;
+    let tcp = with_timeout(t, TcpStream::connect(sa)).await.map_err(|e| {
+        if e == "timeout" {
+            e.to_string()
+        } else {
+            "connection refused".to_string()
+        }
+    })?;
+    s.peer = tcp.peer_addr().ok();
+    s.local = tcp.local_addr().ok();
+    let io: Box<dyn Io> = if tls {
+        let settings = super::engine::ctx()
+            .map(|c| c.reg.global().httpclient.clone())
+            .map_err(|e| e.to_string())?;
+        let cfg = super::tls::client_config(&settings)?;
+        let host = host_part(addr, port);
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
+            .map_err(|e| e.to_string())?;
+        let conn = tokio_rustls::TlsConnector::from(cfg);
+        let tls = with_timeout(t, conn.connect(name, tcp))
+            .await
+            .map_err(|e| format!("SSL handshake failed ({e})"))?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+    s.stream = Some(BufReader::new(io));
+    Ok(())
+}
+
+/// The host part of `addr[, port]` (for TLS server names).
+fn host_part(addr: &str, port: Option<u16>) -> String {
+    let a = addr
+        .strip_prefix("ipv4@")
+        .or_else(|| addr.strip_prefix("ipv6@"))
+        .unwrap_or(addr);
+    let h = match port {
+        Some(_) => a,
+        None => a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a),
+    };
+    h.trim_start_matches('[').trim_end_matches(']').to_string()
 }
 
 /// Parses `addr[, port]` in HAProxy's formats (`ipv4@`, `ipv6@`, `[v6]:p`, `host:port`).
@@ -85,38 +145,20 @@ fn fail(lua: &mlua::Lua, err: &str, partial: Option<&[u8]>) -> mlua::Result<Mult
 
 impl UserData for Socket {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_async_method(
-            "connect",
-            |lua, this, (addr, port): (String, Option<u16>)| {
-                let st = this.0.clone();
-                async move {
-                    let sa = match resolve(&addr, port).await {
-                        Ok(a) => a,
-                        Err(e) => return fail(&lua, &e, None),
-                    };
-                    let mut s = st.lock().await;
-                    let t = s.timeout;
-                    match with_timeout(t, TcpStream::connect(sa)).await {
-                        Ok(stream) => {
-                            s.stream = Some(BufReader::new(stream));
-                            Ok(MultiValue::from_vec(vec![Value::Integer(1)]))
+        for (name, tls) in [("connect", false), ("connect_ssl", true)] {
+            m.add_async_method(
+                name,
+                move |lua, this, (addr, port): (String, Option<u16>)| {
+                    let st = this.0.clone();
+                    async move {
+                        match open(&st, &addr, port, tls).await {
+                            Ok(()) => Ok(MultiValue::from_vec(vec![Value::Integer(1)])),
+                            Err(e) => fail(&lua, &e, None),
                         }
-                        Err(e) => fail(
-                            &lua,
-                            if e == "timeout" {
-                                e
-                            } else {
-                                "connection refused"
-                            },
-                            None,
-                        ),
                     }
-                }
-            },
-        );
-        m.add_async_method("connect_ssl", |lua, _this, _a: MultiValue| async move {
-            fail(&lua, "connect_ssl is not supported by harp yet", None)
-        });
+                },
+            );
+        }
         m.add_async_method(
             "send",
             |lua, this, (data, i, j): (mlua::String, Option<i64>, Option<i64>)| {
@@ -138,7 +180,12 @@ impl UserData for Socket {
                         v.push_back(Value::Integer(i - 1));
                         return Ok(v);
                     };
-                    match with_timeout(t, stream.get_mut().write_all(slice)).await {
+                    let w = async {
+                        let io = stream.get_mut();
+                        io.write_all(slice).await?;
+                        io.flush().await
+                    };
+                    match with_timeout(t, w).await {
                         Ok(()) => Ok(MultiValue::from_vec(vec![Value::Integer(j.max(i - 1))])),
                         Err(e) => {
                             let mut v = fail(&lua, e, None)?;
@@ -243,11 +290,11 @@ impl UserData for Socket {
         for (name, peer) in [("getpeername", true), ("getsockname", false)] {
             m.add_method(name, move |lua, this, ()| {
                 let s = this.0.try_lock().ok();
-                let a = s.as_ref().and_then(|s| s.stream.as_ref()).and_then(|st| {
+                let a = s.as_ref().filter(|s| s.stream.is_some()).and_then(|s| {
                     if peer {
-                        st.get_ref().peer_addr().ok()
+                        s.peer
                     } else {
-                        st.get_ref().local_addr().ok()
+                        s.local
                     }
                 });
                 match a {
