@@ -672,3 +672,35 @@ fn forced_yield_keeps_an_endless_loop_from_starving_others() {
     );
     eng.stop();
 }
+
+#[test]
+fn prepend_path_and_std_libs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.txt");
+    script(
+        &dir,
+        "mymod.lua",
+        "return { hello = function() return 'hi' end }\n",
+    );
+    let body = format!(
+        r#"
+local m = require("mymod")
+local f = assert(io.open({out:?}, "w"))
+f:write(m.hello(), " ", type(os.time()), " ", type(debug.traceback), " ", utf8.char(72),
+  " ", math.type(1), " ", type(coroutine.wrap), " ", string.format("%03d", 7), "\n")
+f:close()
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "main.lua", &body);
+    let cfg = format!(
+        "global\n    lua-prepend-path {}/?.lua\n    lua-load {s}\n",
+        dir.path().display()
+    );
+    let (_reg, eng) = start(&cfg);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hi number function H integer function 007\n"
+    );
+    eng.stop();
+}
