@@ -547,7 +547,7 @@ end, "x", "y")
         "event_sub: no valid event types were provided",
         "backend tcp",
         "servers 2 act 2",
-        "sv a1 127.0.0.1:7 w 10 UP",
+        "sv a1 127.0.0.1:7 w 10 no check",
         "setw nil 50",
         "drain true",
         "concat ab",

@@ -39,6 +39,8 @@ fn status_word(s: &Server) -> &'static str {
         match s.op_state() {
             OpState::Stopped => "DOWN",
             OpState::Stopping => "NOLB",
+            // as `show stat`: a server without health check is "no check" while up
+            OpState::Starting | OpState::Running if !s.params.check => "no check",
             OpState::Starting | OpState::Running => "UP",
         }
     }
