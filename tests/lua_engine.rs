@@ -482,6 +482,12 @@ ok, err = pcall(core.event_sub, {{"NOPE"}}, function() end)
 say("e2 " .. tostring(err))
 ok, err = pcall(core.event_sub, {{}}, function() end)
 say("e3 " .. tostring(err))
+core.register_init(function()
+  local sv = core.backends["apibe"].servers["a2"]
+  local ok4, err4 = pcall(sv.event_sub, sv, {{"SERVER_NOPE"}}, function() end)
+  say("e4 " .. tostring(err4))
+  say("e5 " .. tostring(sv:event_sub({{"SERVER_UP"}}, function() end) ~= nil))
+end)
 core.register_service("svc", "tcp", function() end)
 core.register_init(function()
   local be = core.backends["apibe"]
@@ -542,9 +548,9 @@ end, "x", "y")
     let text = read();
     for want in [
         "args 1 hello thread 0",
-        "bad argument #1 to 'event_sub' (table of strings expected, got string)",
-        "'NOPE' event type is unknown",
-        "event_sub: no valid event types were provided",
+        "e1 bad argument #1 to 'event_sub' (table of strings expected, got string)\n",
+        "e2 'NOPE' event type is unknown",
+        "e3 event_sub: no valid event types were provided",
         "backend tcp",
         "servers 2 act 2",
         "sv a1 127.0.0.1:7 w 10 no check",
@@ -553,8 +559,10 @@ end, "x", "y")
         "concat ab",
         "task xy popped late size 0",
         "http 200 ok ab",
-        "'bogus' invalid parameter name",
+        "hc_err 'bogus' invalid parameter name\n",
         "http0 0",
+        "e4 'SERVER_NOPE' event type is unknown\n",
+        "e5 true",
         "connect 1",
         "line HTTP/1.1 200 OK",
         "ssl nil SSL handshake failed",

@@ -194,12 +194,19 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     ] {
         unsupported(lua, &core, name)?;
     }
-    core.set(
-        "event_sub",
-        lua.create_function(|lua, (types, func): (Value, Value)| {
-            super::events::subscribe(lua, types, func, None)
-        })?,
-    )?;
+    let raw_sub = lua.create_function(|lua, (types, func): (Value, Value)| {
+        let r = super::events::subscribe(lua, types, func, None);
+        super::raising::outcome(lua, r)
+    })?;
+    core.set("event_sub", super::raising::wrap(lua, raw_sub)?)?;
+    let c = ctx()?;
+    let mut w = c.wrapped.borrow_mut();
+    let srv_sub = super::objects::raw_server_event_sub(lua)?;
+    w.insert("server.event_sub", super::raising::wrap(lua, srv_sub)?);
+    for (key, f) in super::httpclient::raw_methods(lua)? {
+        w.insert(key, super::raising::wrap(lua, f)?);
+    }
+    drop(w);
     core.set(
         "now",
         lua.create_function(|lua, ()| {

@@ -40,6 +40,8 @@ pub(crate) struct Ctx {
     /// Woken by `Queue:alarm()`/`push` for `core.wait()`.
     pub wake: Rc<Notify>,
     pub http: RefCell<Option<reqwest::Client>>,
+    /// Lua wrappers raising plain string errors, by name (`server.event_sub`, `http.get`...).
+    pub wrapped: RefCell<std::collections::HashMap<&'static str, Function>>,
 }
 
 thread_local! {
@@ -75,6 +77,16 @@ pub(crate) fn compile_only(file: &Path) -> Result<(), String> {
     compile(&lua, file).map(|_| ())
 }
 
+/// A wrapper made by `raising::wrap`, for object fields that must raise plain errors.
+pub(crate) fn wrapped(name: &str) -> mlua::Result<Function> {
+    ctx()?
+        .wrapped
+        .borrow()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| mlua::Error::RuntimeError(format!("{name}: not available")))
+}
+
 /// An mlua error as one readable message (syntax errors without mlua's decoration).
 pub(crate) fn clean_error(e: &mlua::Error) -> String {
     match e {
@@ -107,6 +119,7 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
         next_sub: Cell::new(1),
         wake: Rc::new(Notify::new()),
         http: RefCell::new(None),
+        wrapped: RefCell::new(std::collections::HashMap::new()),
     });
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     let e = |e: mlua::Error| clean_error(&e);

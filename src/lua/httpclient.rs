@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Lua, Table, UserData, UserDataMethods, Value};
+use mlua::{Lua, Table, UserData, Value};
 
 use super::engine::ctx;
 use crate::config::{HttpClientSettings, IpFamily};
@@ -232,22 +232,50 @@ async fn response_table(lua: &Lua, r: Result<reqwest::Response, String>) -> mlua
 }
 
 impl UserData for HttpClient {
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        for (name, method) in [
-            ("get", reqwest::Method::GET),
-            ("head", reqwest::Method::HEAD),
-            ("put", reqwest::Method::PUT),
-            ("post", reqwest::Method::POST),
-            ("delete", reqwest::Method::DELETE),
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        for (name, key) in [
+            ("get", "http.get"),
+            ("head", "http.head"),
+            ("put", "http.put"),
+            ("post", "http.post"),
+            ("delete", "http.delete"),
         ] {
-            m.add_async_method(name, move |lua, _this, t: Table| {
-                let method = method.clone();
-                async move {
-                    let req = parse_req(name, &t)?;
-                    let r = perform(method, req).await;
-                    response_table(&lua, r).await
-                }
-            });
+            f.add_field_method_get(name, move |_, _this| super::engine::wrapped(key));
         }
     }
+}
+
+/// The raw request functions behind `HTTPClient:get/head/put/post/delete`, by wrapper key.
+pub(crate) fn raw_methods(lua: &Lua) -> mlua::Result<Vec<(&'static str, mlua::Function)>> {
+    let mut v = Vec::new();
+    for (name, key, method) in [
+        ("get", "http.get", reqwest::Method::GET),
+        ("head", "http.head", reqwest::Method::HEAD),
+        ("put", "http.put", reqwest::Method::PUT),
+        ("post", "http.post", reqwest::Method::POST),
+        ("delete", "http.delete", reqwest::Method::DELETE),
+    ] {
+        let f = lua.create_async_function(move |lua, (_this, t): (Value, Value)| {
+            let method = method.clone();
+            async move {
+                let Value::Table(t) = t else {
+                    return super::raising::outcome(
+                        &lua,
+                        Err(mlua::Error::RuntimeError(format!(
+                            "'{name}' need a 'url' argument"
+                        ))),
+                    );
+                };
+                let req = match parse_req(name, &t) {
+                    Ok(r) => r,
+                    Err(e) => return super::raising::outcome(&lua, Err(e)),
+                };
+                let r = perform(method, req).await;
+                let t = response_table(&lua, r).await?;
+                super::raising::outcome(&lua, Ok(Value::Table(t)))
+            }
+        })?;
+        v.push((key, f));
+    }
+    Ok(v)
 }

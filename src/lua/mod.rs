@@ -15,6 +15,7 @@ mod events;
 mod httpclient;
 mod log;
 mod objects;
+mod raising;
 mod runner;
 mod socket;
 mod tls;

@@ -97,6 +97,10 @@ impl UserData for LServer {
     fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
         f.add_field_method_get("name", |_, this| Ok(this.0.name.to_string()));
         f.add_field_method_get("puid", |_, this| Ok(this.0.puid));
+        // a field holding a wrapper so that errors reach scripts as plain strings
+        f.add_field_method_get("event_sub", |_, _this| {
+            super::engine::wrapped("server.event_sub")
+        });
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
@@ -263,14 +267,24 @@ impl UserData for LServer {
             live!(this);
             lua.create_table().map(Value::Table)
         });
-        m.add_method("event_sub", |lua, this, (types, func): (Value, Value)| {
-            live!(this);
-            super::events::subscribe(lua, types, func, Some(this.0.clone()))
-        });
         m.add_meta_method("__tostring", |_, this, ()| {
             Ok(format!("Server {}/{}", this.0.proxy_name, this.0.name))
         });
     }
+}
+
+/// The raw `Server:event_sub(types, fn)` behind the wrapper: `(true, sub|nil)` or `(false, msg)`.
+pub(crate) fn raw_server_event_sub(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(
+        |lua, (ud, types, func): (mlua::AnyUserData, Value, Value)| {
+            let srv = ud.borrow::<LServer>()?.0.clone();
+            if srv.deleted() {
+                return super::raising::outcome(lua, Ok(Value::Nil));
+            }
+            let r = super::events::subscribe(lua, types, func, Some(srv));
+            super::raising::outcome(lua, r)
+        },
+    )
 }
 
 fn opt_str(lua: &Lua, r: Option<String>) -> mlua::Result<Value> {
