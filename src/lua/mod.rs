@@ -8,6 +8,18 @@
 //!
 //! `lua-load-per-thread` files are loaded once into the same state with `core.thread = 1`, so
 //! the idiom `if core.thread > 1 then core.done() end` runs the script exactly once.
+//!
+//! Safety: an instruction hook yields a busy coroutine every `tune.lua.forced-yield`
+//! instructions (other callbacks keep running) and aborts it with `<file>:<line>: burst timeout`
+//! once it has run pure Lua, without a voluntary yield, longer than `tune.lua.burst-timeout`;
+//! `tune.lua.task-timeout` bounds a whole task/callback run; `tune.lua.maxmem` is the allocator
+//! limit. Errors are logged (`Lua event_hdl: <msg>.`, `Lua task: <msg>.`) and never abort.
+//!
+//! Known differences from HAProxy: Server/Proxy objects are userdata (`type()` says
+//! "userdata", not "table"); `register_action/fetches/converters/service/cli` are accepted with
+//! a warning and do nothing; Lua log messages go to stderr only (not to `log` targets);
+//! `core.wait()` wakes on any `Queue:push`; socket and HTTP calls are also allowed in the body
+//! and init phases; `connect_ssl` verifies certificates unless `httpclient.ssl.verify none`.
 
 mod core_api;
 mod engine;
