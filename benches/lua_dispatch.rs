@@ -62,6 +62,12 @@ fn wait_delivered(eng: &LuaEngine, n: u64) {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    harp::logging::set_quiet(true);
+    // `cargo test --benches` runs this without `--bench`: a small smoke run then.
+    let full = std::env::args().any(|a| a == "--bench");
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("bench.lua");
     let out = dir.path().join("lat.txt");
@@ -77,7 +83,7 @@ fn main() {
     let eng = lua::start(reg).expect("lua start");
 
     // Latency: one event at a time (idle engine), measured inside the callback.
-    let n = 5000u64;
+    let n: u64 = if full { 5000 } else { 200 };
     let base = eng.delivered();
     for i in 0..n {
         bus.publish(event(EventType::ServerCheck, now_us()));
@@ -102,7 +108,7 @@ fn main() {
     }
 
     // Throughput: batches of 50 (below the 100-event pause threshold), back to back.
-    let total = 100_000u64;
+    let total: u64 = if full { 100_000 } else { 1000 };
     let base = eng.delivered();
     let t0 = Instant::now();
     let mut sent = 0;
