@@ -132,3 +132,65 @@ fn syntax_error_fails_check_and_start_with_file_line() {
     assert!(matches!(code, Some(c) if c != 0), "{code:?} {}", h.stderr());
     assert!(h.stderr().contains("broken.lua:2:"), "{}", h.stderr());
 }
+
+const OBSERVER: &str = r#"
+-- test helper: records every SERVER_DOWN in a file (one line each)
+local out = ...
+core.event_sub({"SERVER_DOWN"}, function(e, d)
+  local f = io.open(out, "a")
+  f:write(d.proxy_name .. "/" .. d.name .. "\n")
+  f:close()
+end)
+"#;
+
+#[test]
+fn seed_article_with_real_health_checks() {
+    let hook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let observer = write_file(dir.path(), "observer.lua", OBSERVER);
+    let downs = dir.path().join("downs.txt");
+    // webserver1's port is closed from the start: its first check must already be seen by Lua
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p1 = closed.local_addr().unwrap().port();
+    drop(closed);
+    let ws2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p2 = ws2.local_addr().unwrap().port();
+    let port = free_port();
+    let cfg = format!(
+        "global\n    lua-load {} test\n    lua-load {} {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend test\n\
+         backend test\n    default-server check inter 100ms rise 1 fall 1\n\
+         \x20   server webserver1 127.0.0.1:{p1}\n    server webserver2 127.0.0.1:{p2}\n",
+        repo("lua/backend_down_webhook.lua"),
+        observer.display(),
+        downs.display()
+    );
+    let url = hook.url("/health");
+    let h = Harp::spawn_in(dir, &cfg, &[("DEMO_WEBHOOK_URL", url.as_str())]);
+    let read = || std::fs::read_to_string(&downs).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read()
+            .contains("test/webserver1")),
+        "early DOWN not seen by Lua: {}\n{}",
+        read(),
+        h.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.with_path("/health").len(), 0, "{}", h.stderr());
+    drop(ws2);
+    assert!(
+        wait_until(Duration::from_secs(10), || hook.with_path("/health").len()
+            == 1),
+        "no POST after webserver2 went down:\n{}",
+        h.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let reqs = hook.with_path("/health");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let compact: String = reqs[0].body.split_whitespace().collect();
+    assert!(
+        compact.starts_with("{\"type\":\"backend_down\",\"name\":\"test\",\"when\":\""),
+        "{compact}"
+    );
+}
