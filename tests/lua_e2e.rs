@@ -194,3 +194,146 @@ fn seed_article_with_real_health_checks() {
         "{compact}"
     );
 }
+
+/// Whether 127.0.0.1:`port` accepts within `d` (features of other modules may not be merged yet).
+fn accepts(port: u16, d: Duration) -> bool {
+    wait_until(d, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+}
+
+#[test]
+fn seed_article_through_the_runtime_api() {
+    let hook = Webhook::start();
+    let sp = free_port();
+    let port = free_port();
+    let cfg = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n\
+         \x20   lua-load {} test\n    httpclient.resolvers.prefer ipv4\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend test\n\
+         backend test\n    server webserver1 127.0.0.1:1\n    server webserver2 127.0.0.1:2\n",
+        repo("lua/backend_down_webhook.lua")
+    );
+    let url = hook.url("/rtapi");
+    let h = Harp::spawn(&cfg, &[("DEMO_WEBHOOK_URL", url.as_str())]);
+    if !accepts(sp, Duration::from_secs(3)) {
+        eprintln!("Runtime API not available in this build: skipping the socat steps");
+        return;
+    }
+    let send = |cmd: &str| {
+        if Command::new("socat").arg("-V").output().is_ok() {
+            common::socat(sp, cmd)
+        } else {
+            common::cli(sp, cmd)
+        }
+    };
+    send("set server test/webserver1 health down");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.with_path("/rtapi").len(), 0, "{}", h.stderr());
+    send("set server test/webserver2 state maint");
+    assert!(
+        wait_until(Duration::from_secs(10), || hook.with_path("/rtapi").len()
+            == 1),
+        "no POST:\n{}",
+        h.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let reqs = hook.with_path("/rtapi");
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let compact: String = reqs[0].body.split_whitespace().collect();
+    assert!(
+        compact.starts_with("{\"type\":\"backend_down\",\"name\":\"test\",\"when\":\""),
+        "{compact}"
+    );
+    let info = send("show info");
+    if info.contains("Lua") {
+        assert!(info.contains("LuaMemory_bytes"), "{info}");
+    }
+}
+
+#[test]
+fn bad_scripts_leave_forwarding_and_other_subscriptions_served() {
+    use std::io::{Read, Write};
+    let hook = Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let scripts = [
+        write_file(d, "loop.lua", "core.event_sub({'SERVER_DOWN'}, function() while true do end end)\n"),
+        write_file(d, "raise.lua", "core.event_sub({'SERVER_DOWN'}, function() error('boom') end)\n"),
+        write_file(
+            d,
+            "hog.lua",
+            "core.event_sub({'SERVER_DOWN'}, function() local t = {} while true do t[#t+1] = string.rep('y', 65536) .. #t end end)\n",
+        ),
+        write_file(
+            d,
+            "hang.lua",
+            &format!(
+                "core.event_sub({{'SERVER_DOWN'}}, function() core.httpclient():post{{url='{}', body='x'}} end)\n",
+                hook.url("/hang")
+            ),
+        ),
+        write_file(
+            d,
+            "good.lua",
+            &format!(
+                "core.event_sub({{'SERVER_DOWN'}}, function(e, d) core.httpclient():post{{url='{}', body=d.name}} end)\n",
+                hook.url("/good")
+            ),
+        ),
+    ];
+    // an echo server behind the frontend
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in echo.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 1024];
+                while let Ok(n) = c.read(&mut b) {
+                    if n == 0 || c.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let flap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fp = flap.local_addr().unwrap().port();
+    let port = free_port();
+    let loads: String = scripts
+        .iter()
+        .map(|p| format!("    lua-load {}\n", p.display()))
+        .collect();
+    let cfg = format!(
+        "global\n    tune.lua.maxmem 64\n    tune.lua.burst-timeout 200\n{loads}\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend app\n\
+         backend app\n    server echo 127.0.0.1:{ep}\n\
+         backend flap\n    server f1 127.0.0.1:{fp} check inter 100ms rise 1 fall 1\n"
+    );
+    let h = Harp::spawn_in(dir, &cfg, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(flap);
+    assert!(
+        wait_until(Duration::from_secs(15), || hook.with_path("/good").len()
+            == 1),
+        "good subscription starved:\n{}",
+        h.stderr()
+    );
+    assert_eq!(hook.with_path("/good")[0].body, "f1");
+    let log = h.stderr();
+    assert!(log.contains("Lua event_hdl:"), "{log}");
+    assert!(log.contains("loop.lua:1: burst timeout"), "{log}");
+    if accepts(port, Duration::from_secs(2)) {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+    } else {
+        eprintln!("data plane not available in this build: forwarding not checked");
+    }
+}

@@ -152,7 +152,16 @@ pub fn check(cfg: &Config) -> Result<(), Vec<String>> {
 impl LuaEngine {
     /// Lines for `show info`: Lua memory, events lost (bus overflow and paused subscriptions),
     /// and one line per subscription that lost events, so an operator sees missed alerts.
+    /// Empty when no script is loaded, so `show info` stays as HAProxy prints it.
     pub fn info(&self) -> Vec<(String, String)> {
+        if self
+            .exited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            return Vec::new();
+        }
         let s = &self.shared;
         let bus = s.bus_dropped.load(Ordering::Relaxed);
         let lost = s.sub_lost.load(Ordering::Relaxed);
