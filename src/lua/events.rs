@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::engine::{ctx, Ctx};
 use super::objects::LServer;
 use super::{runner, SubStat};
-use crate::events::{EventData, EventMask, ServerEvent};
+use crate::events::{EventData, EventMask, EventType, ServerEvent};
 use crate::model::{AdminFlags, CheckReport, Server};
 
 /// HAProxy pauses a subscription with more unconsumed events than this.
@@ -28,6 +28,8 @@ pub(crate) struct LuaSub {
     pub queue: RefCell<VecDeque<Arc<ServerEvent>>>,
     pub paused: Cell<bool>,
     pub active: Cell<bool>,
+    /// The subscribed server was deleted: end once the queue is drained (as HAProxy does).
+    pub ending: Cell<bool>,
     pub notify: Notify,
     pub stat: Arc<SubStat>,
 }
@@ -142,6 +144,7 @@ pub(crate) fn subscribe(
         queue: RefCell::new(VecDeque::new()),
         paused: Cell::new(false),
         active: Cell::new(true),
+        ending: Cell::new(false),
         notify: Notify::new(),
         stat,
     });
@@ -162,7 +165,14 @@ fn matches_server(sub: &LuaSub, ev: &ServerEvent) -> bool {
 pub(crate) fn route(ctx: &Ctx, ev: Arc<ServerEvent>) {
     let subs = ctx.subs.borrow().clone();
     for s in subs {
-        if !s.active.get() || !s.mask.contains(ev.kind) || !matches_server(&s, &ev) {
+        if !s.active.get() || !matches_server(&s, &ev) {
+            continue;
+        }
+        if ev.kind == EventType::ServerDel && s.server.is_some() {
+            s.ending.set(true);
+            s.notify.notify_one();
+        }
+        if !s.mask.contains(ev.kind) {
             continue;
         }
         if s.paused.get() {
@@ -194,6 +204,10 @@ async fn sub_runner(sub: Rc<LuaSub>) {
         }
         let next = sub.queue.borrow_mut().pop_front();
         let Some(ev) = next else {
+            if sub.ending.get() {
+                unsub(&sub);
+                return;
+            }
             sub.paused.set(false);
             sub.notify.notified().await;
             continue;
