@@ -55,6 +55,20 @@ fn unsub(s: &Rc<LuaSub>) {
     }
 }
 
+/// Lua's own type name (`type(v)`), as `luaL_typename` prints it in argument errors.
+fn lua_type(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
 /// Parses `event_types` with HAProxy's error texts.
 fn parse_types(v: &Value) -> mlua::Result<EventMask> {
     let t = match v {
@@ -62,7 +76,7 @@ fn parse_types(v: &Value) -> mlua::Result<EventMask> {
         other => {
             return Err(mlua::Error::RuntimeError(format!(
                 "bad argument #1 to 'event_sub' (table of strings expected, got {})",
-                other.type_name()
+                lua_type(other)
             )))
         }
     };
@@ -104,7 +118,7 @@ pub(crate) fn subscribe(
         other => {
             return Err(mlua::Error::RuntimeError(format!(
                 "bad argument #2 to 'event_sub' (function expected, got {})",
-                other.type_name()
+                lua_type(other)
             )))
         }
     };
@@ -311,4 +325,32 @@ pub(crate) fn event_table(lua: &Lua, ev: &ServerEvent) -> mlua::Result<Table> {
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(lua: &Lua, src: &str) -> mlua::Result<EventMask> {
+        let v: Value = lua.load(src).eval()?;
+        parse_types(&v)
+    }
+
+    #[test]
+    fn event_type_names_and_errors_match_haproxy() {
+        let lua = Lua::new();
+        assert_eq!(types(&lua, r#"{"SERVER"}"#).unwrap(), EventMask::SERVER);
+        let m = types(&lua, r#"{"SERVER_DOWN", "SERVER_UP"}"#).unwrap();
+        assert!(m.contains(EventType::ServerDown) && !m.contains(EventType::ServerAdd));
+        let err = |src: &str| match types(&lua, src) {
+            Err(mlua::Error::RuntimeError(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(r#"{"NOPE"}"#), "'NOPE' event type is unknown");
+        assert_eq!(err("{}"), "event_sub: no valid event types were provided");
+        assert_eq!(
+            err("42"),
+            "bad argument #1 to 'event_sub' (table of strings expected, got number)"
+        );
+    }
 }
