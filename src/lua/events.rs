@@ -118,7 +118,7 @@ pub(crate) fn subscribe(
         other => {
             return Err(mlua::Error::RuntimeError(format!(
                 "bad argument #2 to 'event_sub' (function expected, got {})",
-                lua_type(other)
+                lua_type(&other)
             )))
         }
     };
