@@ -169,7 +169,10 @@ impl UserData for LServer {
         });
         m.add_method("get_addr", |lua, this, ()| {
             live!(this);
-            lua.create_string(this.0.addr_text()).map(Value::String)
+            // HAProxy prints IPv6 without brackets: "::1:80"
+            let a = this.0.addr();
+            lua.create_string(format!("{}:{}", a.ip(), a.port()))
+                .map(Value::String)
         });
         m.add_method(
             "set_addr",
