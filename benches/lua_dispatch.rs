@@ -57,7 +57,7 @@ fn event(kind: EventType, when: i64) -> ServerEvent {
 fn wait_delivered(eng: &LuaEngine, n: u64) {
     let end = Instant::now() + Duration::from_secs(30);
     while eng.delivered() < n && Instant::now() < end {
-        std::hint::spin_loop();
+        std::thread::yield_now();
     }
 }
 
