@@ -712,3 +712,51 @@ f:close()
     );
     eng.stop();
 }
+
+#[test]
+fn unix_socket_targets() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("web.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let mut rd = BufReader::new(c.try_clone().unwrap());
+            let mut w = c;
+            loop {
+                let mut line = String::new();
+                if rd.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let _ = w
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nuds");
+        }
+    });
+    let out = dir.path().join("u.txt");
+    let body = format!(
+        r#"
+core.register_task(function()
+  local f = io.open({out:?}, "w")
+  local r = core.httpclient():get{{url = "http://localhost/", dst = "unix@{sock}"}}
+  f:write("http ", r.status, " ", r.body, "\n")
+  local s = core.tcp()
+  s:settimeout(2)
+  f:write("tcp ", tostring(s:connect("unix@{sock}")), "\n")
+  s:send("GET / HTTP/1.1\r\n\r\n")
+  f:write("line ", s:receive("*l"), "\n")
+  f:write("done\n")
+  f:close()
+end)
+"#,
+        out = out.display().to_string(),
+        sock = sock.display()
+    );
+    let s = script(&dir, "uds.lua", &body);
+    let (_reg, eng) = start(&format!("global\n    lua-load {s}\n"));
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(T, || read().contains("done")), "{}", read());
+    assert_eq!(read(), "http 200 uds\ntcp 1\nline HTTP/1.1 200 OK\ndone\n");
+    eng.stop();
+}

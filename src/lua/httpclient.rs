@@ -141,6 +141,12 @@ fn parse_req(method: &str, t: &Table) -> mlua::Result<Req> {
 /// Builds a client for one request carrying `dst` (the target overrides the URL's host).
 fn dst_client(url: &str, dst: &str) -> Result<reqwest::Client, String> {
     let c = ctx().map_err(|e| e.to_string())?;
+    if let Some(path) = dst.strip_prefix("unix@") {
+        return builder(&c.reg.global().httpclient)?
+            .unix_socket(std::path::PathBuf::from(path))
+            .build()
+            .map_err(|e| e.to_string());
+    }
     let a = dst
         .strip_prefix("ipv4@")
         .or_else(|| dst.strip_prefix("ipv6@"))

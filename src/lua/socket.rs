@@ -42,6 +42,29 @@ async fn open(
     port: Option<u16>,
     tls: bool,
 ) -> Result<(), String> {
+    let unix_path = addr
+        .strip_prefix("unix@")
+        .or_else(|| addr.starts_with('/').then_some(addr));
+    if let Some(path) = unix_path {
+        if tls {
+            return Err("SSL over unix sockets is not supported".into());
+        }
+        let mut s = st.lock().await;
+        let t = s.timeout;
+        let us = with_timeout(t, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|e| {
+                if e == "timeout" {
+                    e.to_string()
+                } else {
+                    "connection refused".to_string()
+                }
+            })?;
+        s.peer = None;
+        s.local = None;
+        s.stream = Some(BufReader::new(Box::new(us)));
+        return Ok(());
+    }
     let sa = resolve(addr, port).await?;
     let mut s = st.lock().await;
     let t = s.timeout;
@@ -94,7 +117,7 @@ async fn resolve(addr: &str, port: Option<u16>) -> Result<SocketAddr, String> {
         .or_else(|| addr.strip_prefix("ipv6@"))
         .or_else(|| addr.strip_prefix("tcp@"))
         .unwrap_or(addr);
-    if a.starts_with("unix@") || a.starts_with('/') || a.starts_with("abns@") {
+    if a.starts_with("abns@") || a.starts_with("fd@") {
         return Err("unsupported address family".into());
     }
     let (host, p) = match port {
