@@ -584,7 +584,7 @@ f:write("thread " .. core.thread .. "\n") f:flush()
 if core.thread > 1 then core.done() end
 f:write("body ran\n") f:flush()
 core.register_init(function()
-  f:write("init\n") f:flush()
+  f:write("init " .. core.thread .. "\n") f:flush()
   core.done()
   f:write("after done\n") f:flush()
 end)
@@ -597,7 +597,7 @@ f:write("never\n")
     let cfg = format!("global\n    nbthread 4\n    lua-load-per-thread {s}\n");
     let (_reg, eng) = start(&cfg);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text, "thread 1\nbody ran\ninit\n");
+    assert_eq!(text, "thread 1\nbody ran\ninit 1\n");
     eng.stop();
 }
 

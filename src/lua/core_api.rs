@@ -156,14 +156,16 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
 
     core.set(
         "register_init",
-        lua.create_function(|_, f: Function| {
+        lua.create_function(|lua, f: Function| {
             let c = ctx()?;
             if c.phase.get() != Phase::Body {
                 return Err(mlua::Error::RuntimeError(
                     "register_init: not allowed outside of the script body".into(),
                 ));
             }
-            c.inits.borrow_mut().push(f);
+            let core: Table = lua.globals().get("core")?;
+            let thread: i64 = core.get("thread").unwrap_or(0);
+            c.inits.borrow_mut().push((f, thread));
             Ok(())
         })?,
     )?;

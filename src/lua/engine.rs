@@ -33,7 +33,8 @@ pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub tune: LuaTune,
     pub phase: Cell<Phase>,
-    pub inits: RefCell<Vec<Function>>,
+    /// `register_init` functions with the `core.thread` value of the script that registered them.
+    pub inits: RefCell<Vec<(Function, i64)>>,
     pub pending_tasks: RefCell<Vec<(Function, MultiValue)>>,
     pub subs: RefCell<Vec<Rc<LuaSub>>>,
     pub next_sub: Cell<u64>,
@@ -235,11 +236,13 @@ async fn load_all(ctx: &Rc<Ctx>) -> Result<(), String> {
                 Some(v.remove(0))
             }
         };
-        let Some(f) = next else { break };
+        let Some((f, thread)) = next else { break };
+        core.set("thread", thread).map_err(|e| clean_error(&e))?;
         runner::run(f, MultiValue::new(), "init")
             .await
             .map_err(|m| format!("Lua init: {m}"))?;
     }
+    core.set("thread", 0).map_err(|e| clean_error(&e))?;
     runner::update_memory(ctx);
     Ok(())
 }

@@ -6,8 +6,9 @@
 //! data plane never runs Lua and never waits for it: SERVER events reach this thread through the
 //! event bus (bounded, non-blocking), whose waker pokes a `tokio::sync::Notify`.
 //!
-//! `lua-load-per-thread` files are loaded once into the same state with `core.thread = 1`, so
-//! the idiom `if core.thread > 1 then core.done() end` runs the script exactly once.
+//! `lua-load-per-thread` files are loaded once into the same state with `core.thread = 1` during
+//! their body and their `register_init` functions (0 elsewhere), so the idiom
+//! `if core.thread > 1 then core.done() end` runs the script exactly once.
 //!
 //! Safety: an instruction hook yields a busy coroutine every `tune.lua.forced-yield`
 //! instructions (other callbacks keep running) and aborts it with `<file>:<line>: burst timeout`
