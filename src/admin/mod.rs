@@ -155,3 +155,6 @@ impl Drop for Admin {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests;

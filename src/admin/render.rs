@@ -865,7 +865,8 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 t.saturating_sub(s.last_change()),
                 c.status() as u8,
                 result,
-                c.health.cur,
+                // HAProxy zeroes the health counter when a server enters maintenance.
+                if s.admin().maint() { 0 } else { c.health.cur },
                 c.flags(),
                 u8::from(p.config.id.is_some()),
                 u8::from(s.params.id.is_some()),
