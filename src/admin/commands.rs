@@ -242,7 +242,9 @@ fn atoi(s: &str) -> i64 {
         _ => (false, s),
     };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let v: i64 = digits.parse().unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
+    let v: i64 = digits
+        .parse()
+        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
     if neg {
         -v
     } else {

@@ -22,32 +22,96 @@ use AccessLevel::{Admin, User};
 /// The commands harp implements, in HAProxy's (alphabetical) help order.
 pub const ENTRIES: &[HelpEntry] = &[
     e("add server <bk>/<srv>", "create a new server", Admin),
-    e("del server <bk>/<srv>", "remove a dynamically added server", Admin),
+    e(
+        "del server <bk>/<srv>",
+        "remove a dynamically added server",
+        Admin,
+    ),
     e("disable agent", "disable agent checks", Admin),
     e("disable health", "disable health checks", Admin),
-    e("disable server (DEPRECATED)", "disable a server for maintenance (use 'set server' instead)", Admin),
+    e(
+        "disable server (DEPRECATED)",
+        "disable a server for maintenance (use 'set server' instead)",
+        Admin,
+    ),
     e("echo <text>", "print text to the output", User),
     e("enable agent", "enable agent checks", Admin),
     e("enable health", "enable health checks", Admin),
-    e("enable server  (DEPRECATED)", "enable a disabled server (use 'set server' instead)", Admin),
-    e("get weight <bk>/<srv>", "report a server's current weight", User),
-    e("operator", "lower the level of the current CLI session to operator", User),
-    e("set maxconn server <bk>/<srv>", "change a server's maxconn setting", Admin),
-    e("set server <bk>/<srv> [opts]", "change a server's state, weight, address or ssl", Admin),
-    e("set weight <bk>/<srv>  (DEPRECATED)", "change a server's weight (use 'set server' instead)", Admin),
-    e("show backend", "list backends in the current running config", User),
-    e("show cli level", "display the level of the current CLI session", User),
-    e("show info [desc|json|typed|float]*", "report information about the running process", User),
-    e("show servers state [<backend>]", "dump volatile server information (all or for a single backend)", User),
-    e("show stat [desc|json|no-maint|typed|up]*", "report counters for each proxy and server", User),
-    e("shutdown sessions server <bk>/<srv>", "kill sessions on a server", Admin),
-    e("user", "lower the level of the current CLI session to user", User),
+    e(
+        "enable server  (DEPRECATED)",
+        "enable a disabled server (use 'set server' instead)",
+        Admin,
+    ),
+    e(
+        "get weight <bk>/<srv>",
+        "report a server's current weight",
+        User,
+    ),
+    e(
+        "operator",
+        "lower the level of the current CLI session to operator",
+        User,
+    ),
+    e(
+        "set maxconn server <bk>/<srv>",
+        "change a server's maxconn setting",
+        Admin,
+    ),
+    e(
+        "set server <bk>/<srv> [opts]",
+        "change a server's state, weight, address or ssl",
+        Admin,
+    ),
+    e(
+        "set weight <bk>/<srv>  (DEPRECATED)",
+        "change a server's weight (use 'set server' instead)",
+        Admin,
+    ),
+    e(
+        "show backend",
+        "list backends in the current running config",
+        User,
+    ),
+    e(
+        "show cli level",
+        "display the level of the current CLI session",
+        User,
+    ),
+    e(
+        "show info [desc|json|typed|float]*",
+        "report information about the running process",
+        User,
+    ),
+    e(
+        "show servers state [<backend>]",
+        "dump volatile server information (all or for a single backend)",
+        User,
+    ),
+    e(
+        "show stat [desc|json|no-maint|typed|up]*",
+        "report counters for each proxy and server",
+        User,
+    ),
+    e(
+        "shutdown sessions server <bk>/<srv>",
+        "kill sessions on a server",
+        Admin,
+    ),
+    e(
+        "user",
+        "lower the level of the current CLI session to user",
+        User,
+    ),
 ];
 
 /// Always listed last, whatever matched.
 pub const BASE: &[HelpEntry] = &[
     e("help [<command>]", "list matching or all commands", User),
-    e("prompt [help | n | i | p | timed ]*", "toggle interactive mode with prompt", User),
+    e(
+        "prompt [help | n | i | p | timed ]*",
+        "toggle interactive mode with prompt",
+        User,
+    ),
     e("quit", "disconnect", User),
 ];
 
@@ -299,7 +363,12 @@ mod tests {
         // Run the algorithm on HAProxy's full list (minus the base commands) with leaked entries.
         let entries: Vec<HelpEntry> = haproxy_entries()
             .into_iter()
-            .filter(|(_, k)| !matches!(k.first().map(|s| s.as_str()), Some("help" | "prompt" | "quit")))
+            .filter(|(_, k)| {
+                !matches!(
+                    k.first().map(|s| s.as_str()),
+                    Some("help" | "prompt" | "quit")
+                )
+            })
             .map(|(l, _)| {
                 let l: &'static str = Box::leak(l.into_boxed_str());
                 let (u, d) = l.trim_start().split_at(40.min(l.trim_start().len()));
@@ -318,7 +387,10 @@ mod tests {
         // HAProxy 3.2 proposes disable frontend, echo, enable frontend, operator, trace: ties
         // depend on its keyword registration order, which a sorted list cannot reproduce; check
         // the shape (sorted, at most five, the closest one present).
-        assert!(got.len() <= 5 && got.contains(&"trace".to_string()), "{got:?}");
+        assert!(
+            got.len() <= 5 && got.contains(&"trace".to_string()),
+            "{got:?}"
+        );
         assert!(got.contains(&"echo".to_string()), "{got:?}");
         let mut sorted = got.clone();
         sorted.sort();

@@ -129,11 +129,7 @@ impl Admin {
     /// Closes the sockets (unix socket files are removed) and waits for the admin thread.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
-        let handle = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
         }

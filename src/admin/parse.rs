@@ -272,7 +272,10 @@ mod tests {
     fn splits_on_semicolons_and_blanks() {
         assert_eq!(split_commands("a;b c;;d"), ["a", "b c", "", "d"]);
         assert_eq!(split_commands(r"echo a\;b;x"), [r"echo a\;b", "x"]);
-        assert_eq!(split_words("  set  server\tb/s  "), ["set", "server", "b/s"]);
+        assert_eq!(
+            split_words("  set  server\tb/s  "),
+            ["set", "server", "b/s"]
+        );
         assert_eq!(split_words(r"echo a\;b a\ b"), ["echo", "a;b", "a b"]);
         assert!(parse_command("   ").is_none());
     }
@@ -284,7 +287,10 @@ mod tests {
             ("help show", AdminCommand::Help(vec!["show".into()])),
             ("prompt", AdminCommand::Prompt),
             ("quit", AdminCommand::Quit),
-            ("echo hello  world", AdminCommand::Echo("hello world".into())),
+            (
+                "echo hello  world",
+                AdminCommand::Echo("hello world".into()),
+            ),
             ("operator", AdminCommand::SetLevel(AccessLevel::Operator)),
             ("user", AdminCommand::SetLevel(AccessLevel::User)),
             ("show info", AdminCommand::ShowInfo(Format::Plain)),
@@ -379,10 +385,22 @@ mod tests {
                 AdminCommand::SetMaxconnServer("a/b".into(), "10".into()),
             ),
             ("set maxconn global 10", AdminCommand::SetMaxconnOther),
-            ("enable server a/b", AdminCommand::EnableServer("a/b".into(), true)),
-            ("disable server a/b", AdminCommand::EnableServer("a/b".into(), false)),
-            ("enable health a/b", AdminCommand::EnableHealth("a/b".into(), true)),
-            ("disable agent a/b", AdminCommand::EnableAgent("a/b".into(), false)),
+            (
+                "enable server a/b",
+                AdminCommand::EnableServer("a/b".into(), true),
+            ),
+            (
+                "disable server a/b",
+                AdminCommand::EnableServer("a/b".into(), false),
+            ),
+            (
+                "enable health a/b",
+                AdminCommand::EnableHealth("a/b".into(), true),
+            ),
+            (
+                "disable agent a/b",
+                AdminCommand::EnableAgent("a/b".into(), false),
+            ),
             ("add server help", AdminCommand::AddServerHelp),
             (
                 "add server a/b 127.0.0.1:80 weight 3",

@@ -192,7 +192,11 @@ mod tests {
 
     #[tokio::test]
     async fn prompt_mode() {
-        let out = talk(b"prompt\necho hi\n\nshow cli level\nquit\necho no\n", AccessLevel::Admin).await;
+        let out = talk(
+            b"prompt\necho hi\n\nshow cli level\nquit\necho no\n",
+            AccessLevel::Admin,
+        )
+        .await;
         assert_eq!(out, "> hi\n\n> > admin\n\n> ");
     }
 
@@ -211,7 +215,11 @@ mod tests {
 
     #[tokio::test]
     async fn user_level_cannot_change() {
-        let out = talk(b"set server test/webserver1 state maint\n", AccessLevel::User).await;
+        let out = talk(
+            b"set server test/webserver1 state maint\n",
+            AccessLevel::User,
+        )
+        .await;
         assert_eq!(out, "Permission denied\n\n");
         let out = talk(b"operator\n", AccessLevel::User).await;
         assert_eq!(out, "Permission denied\n\n");
