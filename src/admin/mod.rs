@@ -130,12 +130,13 @@ impl Admin {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Only the first stop removes socket files (a later one could hit a newer process's).
         if let Some(h) = handle {
             let _ = h.join();
-        }
-        for l in &self.listening {
-            if let Listening::Unix(p) = l {
-                let _ = std::fs::remove_file(p);
+            for l in &self.listening {
+                if let Listening::Unix(p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
             }
         }
     }

@@ -230,6 +230,7 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
             AdminCommand::SetServer(arg(w, 2), what)
         }
         ["set", "maxconn", "server", ..] => AdminCommand::SetMaxconnServer(arg(w, 3), arg(w, 4)),
+        ["set", "maxconn", "frontend" | "global", ..] => unknown(),
         ["set", "maxconn", ..] => AdminCommand::SetMaxconnOther,
         [verb @ ("enable" | "disable"), what, ..] => {
             let on = *verb == "enable";
@@ -384,7 +385,16 @@ mod tests {
                 "set maxconn server a/b 10",
                 AdminCommand::SetMaxconnServer("a/b".into(), "10".into()),
             ),
-            ("set maxconn global 10", AdminCommand::SetMaxconnOther),
+            ("set maxconn bogus 10", AdminCommand::SetMaxconnOther),
+            (
+                "set maxconn global 10",
+                AdminCommand::Unknown(vec![
+                    "set".into(),
+                    "maxconn".into(),
+                    "global".into(),
+                    "10".into(),
+                ]),
+            ),
             (
                 "enable server a/b",
                 AdminCommand::EnableServer("a/b".into(), true),
