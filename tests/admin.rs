@@ -359,9 +359,9 @@ fn prompt_mode_and_idle_timeout() {
     let mut s = TcpStream::connect(("127.0.0.1", f.admin_port())).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"prompt\n").unwrap();
-    let mut buf = [0u8; 2];
+    let mut buf = [0u8; 3];
     s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"> ");
+    assert_eq!(&buf, b"\n> ");
     s.write_all(b"show cli level\n").unwrap();
     let mut buf = [0u8; 9];
     s.read_exact(&mut buf).unwrap();

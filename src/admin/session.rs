@@ -130,28 +130,30 @@ where
         let text = String::from_utf8_lossy(&bytes);
         let mut out = String::new();
         let mut close = false;
+        let mut ran = false;
         for cmd in parse::split_commands(&text) {
             let Some(c) = parse::parse_command(&cmd) else {
                 continue;
             };
-            let is_prompt = c == parse::AdminCommand::Prompt;
+            ran = true;
             let reply = exec.execute(c, &mut st);
             if reply.close {
                 close = true;
                 break;
             }
-            if !is_prompt {
-                out.push_str(&reply.text);
-                out.push('\n');
-            }
+            out.push_str(&reply.text);
+            // HAProxy's post-command prompt: LF alone, or LF + "> " in interactive mode.
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
         }
-        if !close && st.interactive {
-            out.push_str("> ");
+        if !ran && !close {
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
         }
         if !send(&mut wr, out.as_bytes(), &limits).await {
             return;
         }
-        if close || !st.interactive {
+        // Non-interactive sessions end once the request buffer is empty (pipelined lines
+        // already received still run, as in HAProxy).
+        if close || (!st.interactive && reader.buf.is_empty()) {
             break;
         }
     }
@@ -186,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_line_several_commands() {
-        let out = talk(b"echo a;echo b\necho c\n", AccessLevel::Admin).await;
+        let out = talk(b"echo a;echo b\n", AccessLevel::Admin).await;
         assert_eq!(out, "a\n\nb\n\n");
     }
 
@@ -197,7 +199,7 @@ mod tests {
             AccessLevel::Admin,
         )
         .await;
-        assert_eq!(out, "> hi\n\n> > admin\n\n> ");
+        assert_eq!(out, "\n> hi\n\n> \n> admin\n\n> ");
     }
 
     #[tokio::test]
