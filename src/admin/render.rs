@@ -1078,3 +1078,111 @@ pub fn show_info(reg: &Registry, extra: &[(String, String)], format: Format) -> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AdminAction, Cause, CheckResult, CheckStatus, Command, ForcedHealth};
+
+    fn check(status: CheckStatus) -> CheckResult {
+        CheckResult {
+            status,
+            duration_ms: 3,
+            info: None,
+            code: None,
+            agent: false,
+        }
+    }
+
+    #[test]
+    fn server_status_texts() {
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let w1 = reg.find_server("test/webserver1").unwrap();
+        let w2 = reg.find_server("test/webserver2").unwrap();
+        // health = rise (2) of rise+fall-1 (3): HAProxy shows the UP side counter.
+        assert_eq!(server_status(&w1), "UP 1/2");
+        assert_eq!(server_status(&w2), "no check");
+        let apply = |c| reg.apply(c).unwrap();
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Ok),
+        });
+        assert_eq!(server_status(&w1), "UP");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Con),
+        });
+        assert_eq!(server_status(&w1), "UP 1/2");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Con),
+        });
+        assert_eq!(server_status(&w1), "DOWN");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Ok),
+        });
+        assert_eq!(server_status(&w1), "DOWN 1/2");
+        apply(Command::SetHealth {
+            server: w2.clone(),
+            health: ForcedHealth::Stopping,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "NOLB");
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Ready,
+            cause: Cause::Cli,
+        });
+        apply(Command::SetHealth {
+            server: w2.clone(),
+            health: ForcedHealth::Up,
+            cause: Cause::Cli,
+        });
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Drain,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "DRAIN");
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Maint,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "MAINT");
+    }
+
+    #[test]
+    fn header_has_haproxy_columns() {
+        let h = stat_header();
+        assert!(h.starts_with("# pxname,svname,qcur,qmax,"));
+        assert!(h.contains(",proto,-,ssl_sess,"));
+        assert!(h.ends_with("h1_spliced_bytes_out,\n"));
+        assert_eq!(COLUMNS.len(), 139);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn backend_down_and_fullconn() {
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let be = reg.backend("test").unwrap().clone();
+        assert_eq!(fullconn(&reg, &be), 999);
+        for s in be.servers().iter() {
+            reg.apply(Command::SetAdmin {
+                server: s.clone(),
+                action: AdminAction::Maint,
+                cause: Cause::Cli,
+            })
+            .unwrap();
+        }
+        let row = backend_row(&reg, &be);
+        assert_eq!(row.get("status"), Some(&Val::Str("DOWN".into())));
+        assert_eq!(row.get("act"), Some(&Val::U32(0)));
+        assert_eq!(row.get("weight"), Some(&Val::U32(0)));
+    }
+}
