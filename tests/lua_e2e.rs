@@ -247,9 +247,8 @@ fn seed_article_through_the_runtime_api() {
         "{compact}"
     );
     let info = send("show info");
-    if info.contains("Lua") {
-        assert!(info.contains("LuaMemory_bytes"), "{info}");
-    }
+    assert!(info.contains("LuaMemory_bytes: "), "{info}");
+    assert!(info.contains("LuaEventsDropped: 0"), "{info}");
 }
 
 #[test]
@@ -336,4 +335,52 @@ fn bad_scripts_leave_forwarding_and_other_subscriptions_served() {
     } else {
         eprintln!("data plane not available in this build: forwarding not checked");
     }
+}
+
+#[test]
+fn lost_events_are_shown_by_show_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = write_file(
+        dir.path(),
+        "slow.lua",
+        "core.event_sub({'SERVER_STATE'}, function() core.msleep(20) end)\n",
+    );
+    let sp = free_port();
+    let port = free_port();
+    let cfg = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n    lua-load {}\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend b\n\
+         backend b\n    server s1 127.0.0.1:1\n",
+        slow.display()
+    );
+    let h = Harp::spawn_in(dir, &cfg, &[]);
+    if !accepts(sp, Duration::from_secs(3)) {
+        eprintln!("Runtime API not available in this build: skipping");
+        return;
+    }
+    let mut cmds = String::new();
+    for _ in 0..150 {
+        cmds.push_str("set server b/s1 health down;set server b/s1 health up;");
+    }
+    common::cli(sp, cmds.trim_end_matches(';'));
+    assert!(
+        h.wait_log(
+            "Lua event_hdl: pausing the subscription because the handler fails to keep up the pace"
+        ),
+        "{}",
+        h.stderr()
+    );
+    let info = common::cli(sp, "show info");
+    let lost = info
+        .lines()
+        .find_map(|l| l.strip_prefix("LuaEventsDropped: "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(lost > 0, "{info}");
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("LuaSubscription1_EventsLost: ") && l.contains("SERVER_STATE")),
+        "{info}"
+    );
 }
