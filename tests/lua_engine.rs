@@ -760,3 +760,39 @@ end)
     assert_eq!(read(), "http 200 uds\ntcp 1\nline HTTP/1.1 200 OK\ndone\n");
     eng.stop();
 }
+
+#[test]
+fn slack_webhook_posts_each_state_change() {
+    let w = webhook();
+    let cfg = format!(
+        "global\n    lua-load {} {}\nbackend slackbe\n    server s1 127.0.0.1:1\n",
+        repo("lua/slack_webhook.lua").display(),
+        w.url("/slack")
+    );
+    let (reg, eng) = start(&cfg);
+    health(&reg, "slackbe/s1", ForcedHealth::Down);
+    admin(&reg, "slackbe/s1", AdminAction::Maint);
+    admin(&reg, "slackbe/s1", AdminAction::Ready);
+    health(&reg, "slackbe/s1", ForcedHealth::Up);
+    assert!(
+        wait_until(T, || w.with_path("/slack").len() == 2),
+        "{:?}",
+        w.with_path("/slack")
+    );
+    let bodies: Vec<String> = w.with_path("/slack").into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        bodies,
+        [
+            r#"{"text":"Server slackbe/s1 is STOPPED (was RUNNING), changed from CLI"}"#,
+            // leaving maintenance brings it back (an admin-caused state change)
+            r#"{"text":"Server slackbe/s1 is RUNNING (was STOPPED), administrative change"}"#,
+        ]
+    );
+    let ct = w.with_path("/slack")[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.clone());
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    eng.stop();
+}
