@@ -23,6 +23,7 @@ fn repo(p: &str) -> String {
 
 const DRIVER: &str = r#"
 -- test helper: performs the seed article's two steps with a pause between them
+core.Info("driver loaded")
 core.register_task(function()
   core.msleep(300)
   core.backends["test"].servers["webserver1"]:check_force_down()
@@ -63,6 +64,13 @@ fn seed_article_through_the_binary_posts_once() {
     );
     let log = h.stderr();
     assert!(log.contains("Server test/webserver1 is DOWN"), "{log}");
+    // core.Info on stderr as HAProxy prints Lua logs: "[info] ddd/hhmmss (pid) : msg"
+    let line = log
+        .lines()
+        .find(|l| l.ends_with(" : driver loaded"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.starts_with("[info] "), "{line}");
+    assert!(line.contains(&format!("({}) : ", h.pid())), "{line}");
 }
 
 #[test]
