@@ -177,9 +177,10 @@ fn matches_server(sub: &LuaSub, ev: &ServerEvent) -> bool {
 
 /// Queues one bus event for every matching subscription.
 pub(crate) fn route(ctx: &Ctx, ev: Arc<ServerEvent>) {
-    let subs = ctx.subs.borrow().clone();
-    for s in subs {
-        if !s.active.get() || !matches_server(&s, &ev) {
+    // Routing never runs Lua, so the list cannot change under this borrow.
+    let subs = ctx.subs.borrow();
+    for s in subs.iter() {
+        if !s.active.get() || !matches_server(s, &ev) {
             continue;
         }
         if ev.kind == EventType::ServerDel && s.server.is_some() {
