@@ -54,6 +54,24 @@ fn event(kind: EventType, when: i64) -> ServerEvent {
     }
 }
 
+/// CPU seconds (user + system) used so far by the Lua engine thread (`harp-lua`), from /proc.
+fn lua_thread_cpu() -> Option<f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let p = t.ok()?.path();
+        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        if comm.trim() == "harp-lua" {
+            let stat = std::fs::read_to_string(p.join("stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            return Some((ut + st) / tick);
+        }
+    }
+    None
+}
+
 fn wait_delivered(eng: &LuaEngine, n: u64) {
     let end = Instant::now() + Duration::from_secs(30);
     while eng.delivered() < n && Instant::now() < end {
@@ -110,6 +128,7 @@ fn main() {
     // Throughput: batches of 50 (below the 100-event pause threshold), back to back.
     let total: u64 = if full { 100_000 } else { 1000 };
     let base = eng.delivered();
+    let cpu0 = lua_thread_cpu();
     let t0 = Instant::now();
     let mut sent = 0;
     while sent < total {
@@ -125,6 +144,16 @@ fn main() {
         el.as_secs_f64(),
         total as f64 / el.as_secs_f64()
     );
+    if let (Some(a), Some(b)) = (cpu0, lua_thread_cpu()) {
+        let per = (b - a) / total as f64;
+        if per > 0.0 {
+            println!(
+                "lua_dispatch Lua-thread CPU: {:.2} us/event => {:.0} events/s per core (load-independent)",
+                per * 1e6,
+                1.0 / per
+            );
+        }
+    }
 
     let mut c = Criterion::default().configure_from_args();
     c.bench_function("lua_dispatch_batch_100", |b| {
