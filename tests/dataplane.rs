@@ -772,3 +772,47 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+#[test]
+fn runtime_api_maint_server_gets_no_new_connections_and_shutdown_sessions_closes() {
+    let ups: Vec<_> = (1..=3).map(|i| upstream(Up::Tagged(i))).collect();
+    let addrs: Vec<_> = ups.iter().map(|u| u.addr).collect();
+    let port = free_port();
+    let api = free_port();
+    let cfg = config(port, &addrs, "").replace(
+        "nbthread 2\n",
+        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // a session open on s2 before it goes to maintenance
+    let mut on_s2 = None;
+    for _ in 0..6 {
+        let mut c = connect(addr);
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        if b[0] == 2 {
+            on_s2 = Some(c);
+            break;
+        }
+    }
+    let mut on_s2 = on_s2.expect("no session landed on s2");
+    let before = ups[1].conns.load(Ordering::Relaxed);
+    let reply = common::cli(api, "set server px/s2 state maint");
+    assert_eq!(reply.trim(), "", "{reply}");
+    for _ in 0..20 {
+        let out = echo(addr, b"q");
+        assert!(!out.is_empty() && out[0] != 2, "{out:?}");
+    }
+    assert_eq!(ups[1].conns.load(Ordering::Relaxed), before);
+    // the existing session still works...
+    on_s2.write_all(b"e").unwrap();
+    let mut b = [0u8; 1];
+    on_s2.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"e");
+    // ...until its sessions are shut down
+    common::cli(api, "shutdown sessions server px/s2");
+    let mut rest = Vec::new();
+    let _ = on_s2.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
