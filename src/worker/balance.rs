@@ -98,13 +98,16 @@ impl Balancers {
             return Pick::NoServer;
         }
         let mut any_usable = false;
+        let hashing = be.config.balance == BalanceAlgo::Source;
         let mut cands: Vec<Candidate> = st
             .set
             .iter()
             .map(|s| {
                 let usable = s.is_usable();
                 any_usable |= usable;
-                let ok = usable && s.has_free_slot();
+                // a hash must keep mapping a client to its server even when that server is
+                // full (the connection then waits in the server's queue), as HAProxy does
+                let ok = usable && (hashing || s.has_free_slot());
                 Candidate {
                     weight: if ok { s.effective_weight() } else { 0 },
                     conns: s

@@ -17,7 +17,7 @@ use super::forward::{self, Dir, Fault, Side, Timers};
 use super::runtime::Rt;
 use super::tcplog::TcpLog;
 use super::Ctx;
-use crate::config::{LogTarget, SpliceMode};
+use crate::config::{BalanceAlgo, LogTarget, SpliceMode};
 use crate::model::{Proxy, Server};
 use crate::sys::Interest;
 
@@ -71,9 +71,21 @@ fn take_slot(s: &Server) -> bool {
     true
 }
 
-fn queue_enter(be: &Proxy) {
-    let q = be.counters.queue_cur.fetch_add(1, Ordering::Relaxed) + 1;
-    be.counters.queue_max.fetch_max(q, Ordering::Relaxed);
+fn queue_enter(be: &Proxy, srv: Option<&Server>) {
+    let c = match srv {
+        Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
+        None => (&be.counters.queue_cur, &be.counters.queue_max),
+    };
+    let q = c.0.fetch_add(1, Ordering::Relaxed) + 1;
+    c.1.fetch_max(q, Ordering::Relaxed);
+}
+
+fn queue_leave(be: &Proxy, q: Option<Option<Arc<Server>>>) {
+    match q {
+        Some(Some(s)) => s.counters.queue_cur.fetch_sub(1, Ordering::Relaxed),
+        Some(None) => be.counters.queue_cur.fetch_sub(1, Ordering::Relaxed),
+        None => 0,
+    };
 }
 
 /// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full.
@@ -86,29 +98,35 @@ async fn acquire<R: Rt>(
     queued_ms: &mut i64,
 ) -> Result<Arc<Server>, NoConn> {
     let start = Instant::now();
-    let mut queued = false;
+    // where the connection waits: the backend queue, or a server's own queue when a hash bound
+    // the client to a full server
+    let mut queued: Option<Option<Arc<Server>>> = None;
     let mut nap = Duration::from_millis(1);
     let res = loop {
         let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
-        match pick {
+        let wait_on = match pick {
             Pick::Server(s) if take_slot(&s) => break Ok(s),
             Pick::NoServer => break Err(NoConn::NoServer),
-            _ => {
-                if !queued {
-                    queued = true;
-                    queue_enter(be);
-                }
-                if budget.is_some_and(|b| start.elapsed() >= b) {
-                    break Err(NoConn::QueueTimeout);
-                }
-                R::sleep(nap).await;
-                nap = (nap * 2).min(Duration::from_millis(10));
-            }
+            Pick::Server(s) if be.config.balance == BalanceAlgo::Source => Some(s),
+            _ => None,
+        };
+        let same = match (&queued, &wait_on) {
+            (Some(Some(a)), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(None), None) => true,
+            _ => false,
+        };
+        if !same {
+            queue_leave(be, queued.take());
+            queue_enter(be, wait_on.as_deref());
+            queued = Some(wait_on);
         }
+        if budget.is_some_and(|b| start.elapsed() >= b) {
+            break Err(NoConn::QueueTimeout);
+        }
+        R::sleep(nap).await;
+        nap = (nap * 2).min(Duration::from_millis(10));
     };
-    if queued {
-        be.counters.queue_cur.fetch_sub(1, Ordering::Relaxed);
-    }
+    queue_leave(be, queued);
     *queued_ms = start.elapsed().as_millis() as i64;
     res
 }

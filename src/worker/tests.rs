@@ -413,3 +413,30 @@ fn hard_stop_after_bounds_a_graceful_stop() {
     let _ = c.read_to_end(&mut rest);
     assert_eq!(r.reg.counters.cur_conns.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn source_hash_waits_in_the_server_queue_of_its_full_server() {
+    let a = upstream(Some(1));
+    let b = upstream(Some(2));
+    let r = run(listen_cfg(&[a, b], |p| {
+        p.balance = crate::config::BalanceAlgo::Source;
+        p.servers[0].params.maxconn = 1;
+        p.servers[1].params.maxconn = 1;
+        p.timeouts.queue = Some(Duration::from_secs(10));
+    }));
+    // every test client is 127.0.0.1: always the same server
+    let mut first = client(r.addr);
+    let mut tag = [0u8; 1];
+    first.read_exact(&mut tag).unwrap();
+    let srv = r.reg.find_server(&format!("px/s{}", tag[0])).unwrap();
+    let mut second = client(r.addr);
+    wait_until(|| srv.counters.queue_cur.load(Ordering::Relaxed) == 1);
+    let px = r.reg.backend("px").unwrap();
+    assert_eq!(px.counters.queue_cur.load(Ordering::Relaxed), 0);
+    drop(first);
+    let mut t2 = [0u8; 1];
+    second.read_exact(&mut t2).unwrap();
+    assert_eq!(t2, tag);
+    assert_eq!(srv.counters.queue_cur.load(Ordering::Relaxed), 0);
+    assert_eq!(srv.counters.queue_max.load(Ordering::Relaxed), 1);
+}
