@@ -552,6 +552,44 @@ fn fd_limit_accept_backs_off_without_spinning_and_recovers() {
     assert!(ok);
 }
 
+/// harp for the measurement tests: `HARP_BIN` (e.g. a release build) or the test's binary.
+struct Measured {
+    child: KillOnDrop,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Measured {
+    fn start(servers: &[SocketAddr], extra: &str) -> Measured {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("harp.cfg");
+        std::fs::write(&cfg, config(port, servers, extra)).unwrap();
+        let bin = std::env::var("HARP_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_harp").into());
+        let child = std::process::Command::new(bin)
+            .arg("-f")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+            addr
+        )
+        .is_ok()));
+        Measured {
+            child: KillOnDrop(child),
+            _dir: dir,
+            addr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.as_ref().map_or(0, |c| c.id())
+    }
+}
+
 /// Sends `total` bytes over one connection to a discarding sink at `addr`; returns GiB/s.
 fn blast(addr: SocketAddr, total: usize) -> f64 {
     let mut c = TcpStream::connect(addr).unwrap();
@@ -593,8 +631,9 @@ fn throughput_ratio_vs_direct() {
             });
         }
     });
-    let (_h, harp) = start(&[sink_addr], "");
-    let (_h2, harp_copy) = start(&[sink_addr], "    no option splice-auto\n");
+    let h1 = Measured::start(&[sink_addr], "");
+    let h2 = Measured::start(&[sink_addr], "    no option splice-auto\n");
+    let (harp, harp_copy) = (h1.addr, h2.addr);
     let hap_port = free_port();
     let hap_cfg = format!(
         "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
@@ -637,8 +676,8 @@ fn throughput_ratio_vs_direct() {
     let mut res: [Vec<(f64, f64)>; 4] = Default::default();
     for _ in 0..3 {
         res[0].push(run(sink_addr, 0));
-        res[1].push(run(harp, _h.pid()));
-        res[2].push(run(harp_copy, _h2.pid()));
+        res[1].push(run(harp, h1.pid()));
+        res[2].push(run(harp_copy, h2.pid()));
         if has_hap {
             res[3].push(run(hap_addr, hap_pid));
         }
@@ -720,7 +759,8 @@ fn conn_rate(addr: SocketAddr, pid: u32, per_thread: usize) -> (f64, f64) {
 #[ignore]
 fn conn_rate_vs_direct() {
     let up = upstream(Up::Echo);
-    let (h, harp) = start(&[up.addr], "");
+    let h = Measured::start(&[up.addr], "");
+    let harp = h.addr;
     let hap_port = free_port();
     let hap_cfg = format!(
         "global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \

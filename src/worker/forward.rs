@@ -17,7 +17,9 @@ use crate::sys::{self, Interest, Pipe};
 
 /// Requested pipe capacity (F_SETPIPE_SZ); the kernel default is 64 KiB.
 pub(crate) const PIPE_SIZE: usize = 256 * 1024;
-const COPY_BUF: usize = 64 * 1024;
+/// Per-direction buffer of the copy fallback (it runs when fds are scarce, i.e. under many
+/// connections, so it stays small).
+const COPY_BUF: usize = 32 * 1024;
 
 /// Which end of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
