@@ -71,6 +71,16 @@ pub fn accept_nonblocking(
     Ok((std::net::TcpStream::from(fd), peer))
 }
 
+/// The CPUs this process may run on (its affinity mask), in order; empty if unknown.
+pub fn allowed_cpus() -> Vec<usize> {
+    match rustix::process::sched_getaffinity(None) {
+        Ok(set) => (0..rustix::process::CpuSet::MAX_CPU)
+            .filter(|&c| set.is_set(c))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Pins the calling thread to one CPU, so a worker keeps its caches and its share of the
 /// SO_REUSEPORT spread.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
@@ -144,5 +154,13 @@ mod tests {
         // nothing to read: would block rather than hang
         let e = splice_in(&a, &p, 1024).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn this_thread_can_be_pinned_to_an_allowed_cpu() {
+        let cpus = allowed_cpus();
+        assert!(!cpus.is_empty());
+        let me = std::thread::spawn(move || pin_current_thread(cpus[0]));
+        me.join().unwrap().unwrap();
     }
 }

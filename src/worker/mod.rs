@@ -90,7 +90,12 @@ fn global_maxconn(reg: &Registry) -> u64 {
 
 /// Starts `nbthread` workers listening on every frontend `bind`.
 pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let allowed = sys::allowed_cpus();
+    let cpus = if allowed.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        allowed.len()
+    };
     let n = reg.global().nbthread.unwrap_or(cpus).max(1);
     let mut per_worker: Vec<Vec<(Arc<Proxy>, TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
@@ -122,7 +127,12 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let reg = reg.clone();
         let rx = tx.subscribe();
-        let pin = (n <= cpus).then_some(i);
+        // worker i on the i-th CPU the process may use (taskset/cgroup cpusets respected)
+        let pin = if n <= cpus {
+            allowed.get(i).copied()
+        } else {
+            None
+        };
         let h = std::thread::Builder::new()
             .name(format!("harp-worker-{i}"))
             .spawn(move || {
