@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
-use crate::model::GlobalCounters;
+use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
 use crate::sys::{self, Interest, Pipe};
 
 /// Requested pipe capacity (F_SETPIPE_SZ); the kernel default is 64 KiB.
@@ -96,6 +96,48 @@ impl Timers {
     }
 }
 
+/// Where a session's byte counts go: the frontend, backend (unless the same `listen` proxy),
+/// server and process counters.
+#[derive(Debug)]
+pub(crate) struct Accounts<'a> {
+    /// Frontend counters.
+    pub fe: &'a ProxyCounters,
+    /// Backend counters, `None` for a `listen` proxy (already `fe`).
+    pub be: Option<&'a ProxyCounters>,
+    /// Server counters.
+    pub srv: &'a ServerCounters,
+    /// Process counters.
+    pub global: &'a GlobalCounters,
+}
+
+impl Accounts<'_> {
+    fn add(&self, from: Side, bytes: u64, spliced: u64) {
+        let r = Ordering::Relaxed;
+        let px = std::iter::once(self.fe).chain(self.be);
+        match from {
+            Side::Client => {
+                for c in px {
+                    c.bytes_in.fetch_add(bytes, r);
+                }
+                self.srv.bytes_in.fetch_add(bytes, r);
+            }
+            Side::Server => {
+                for c in px {
+                    c.bytes_out.fetch_add(bytes, r);
+                }
+                self.srv.bytes_out.fetch_add(bytes, r);
+                self.global.bytes_out.fetch_add(bytes, r);
+                self.global.spliced_out.fetch_add(spliced, r);
+            }
+        }
+        self.srv.spliced.fetch_add(spliced, r);
+    }
+}
+
+/// Counters are published every this many bytes (and at the end), so stats move during long
+/// transfers without an atomic per splice.
+const FLUSH_EVERY: u64 = 1 << 20;
+
 /// One direction of a session and its byte counts.
 #[derive(Debug)]
 pub(crate) struct Dir<'a> {
@@ -109,6 +151,32 @@ pub(crate) struct Dir<'a> {
     pub bytes: Cell<u64>,
     /// Of which through a pipe.
     pub spliced: Cell<u64>,
+    /// Where counts are published.
+    pub acct: &'a Accounts<'a>,
+    /// (bytes, spliced) already published.
+    pub flushed: Cell<(u64, u64)>,
+}
+
+impl Dir<'_> {
+    fn delivered(&self, n: usize, spliced: bool) {
+        self.bytes.set(self.bytes.get() + n as u64);
+        if spliced {
+            self.spliced.set(self.spliced.get() + n as u64);
+        }
+        if self.bytes.get() - self.flushed.get().0 >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Publishes the counts not yet published.
+    pub(crate) fn flush(&self) {
+        let (b, s) = self.flushed.get();
+        let (nb, ns) = (self.bytes.get(), self.spliced.get());
+        if nb > b {
+            self.acct.add(self.from_side, nb - b, ns - s);
+            self.flushed.set((nb, ns));
+        }
+    }
 }
 
 impl Dir<'_> {
@@ -249,8 +317,7 @@ async fn pump_splice<R: Rt>(
             match sys::splice_out(pipe, dir.to, *inpipe) {
                 Ok(n) => {
                     *inpipe -= n;
-                    dir.bytes.set(dir.bytes.get() + n as u64);
-                    dir.spliced.set(dir.spliced.get() + n as u64);
+                    dir.delivered(n, true);
                     timers.touch(ts);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -297,7 +364,7 @@ async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
             match (&*dir.to).write(&buf[off..n]) {
                 Ok(m) => {
                     off += m;
-                    dir.bytes.set(dir.bytes.get() + m as u64);
+                    dir.delivered(m, false);
                     timers.touch(ts);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
-use super::forward::{self, Dir, Fault, Side, Timers};
+use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
 use super::runtime::Rt;
 use super::tcplog::TcpLog;
 use super::Ctx;
@@ -236,30 +236,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     tc = connect_ms;
                     srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                     g.srv = Some(srv.clone());
-                    let (r, bin, bout, spliced) =
-                        forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                    let (r, bout) = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
                     bytes_out = bout;
-                    let mut px = vec![&fe.counters];
-                    if !Arc::ptr_eq(&fe, &be) {
-                        px.push(&be.counters);
-                    }
-                    for c in px {
-                        c.bytes_in.fetch_add(bin, Ordering::Relaxed);
-                        c.bytes_out.fetch_add(bout, Ordering::Relaxed);
-                    }
-                    srv.counters.bytes_in.fetch_add(bin, Ordering::Relaxed);
-                    srv.counters.bytes_out.fetch_add(bout, Ordering::Relaxed);
-                    srv.counters
-                        .spliced
-                        .fetch_add(spliced[0] + spliced[1], Ordering::Relaxed);
-                    ctx.reg
-                        .counters
-                        .bytes_out
-                        .fetch_add(bout, Ordering::Relaxed);
-                    ctx.reg
-                        .counters
-                        .spliced_out
-                        .fetch_add(spliced[1], Ordering::Relaxed);
                     if let Err(End::Fault(Fault::Io(side, e))) = &r {
                         tracing::debug!(?side, error = %e, "session fault");
                     }
@@ -402,7 +380,7 @@ enum End {
 }
 
 /// Forwards both directions until both ended, one failed, the server's sessions were shut down or
-/// the worker stops hard. Returns (result, bytes in, bytes out, spliced [in, out]).
+/// the worker stops hard. Returns the result and the bytes sent to the client.
 async fn forward_both<R: Rt>(
     ctx: &Ctx,
     fe: &Proxy,
@@ -410,7 +388,7 @@ async fn forward_both<R: Rt>(
     srv: &Server,
     client: &TcpStream,
     server: &TcpStream,
-) -> (Result<(), End>, u64, u64, [u64; 2]) {
+) -> (Result<(), End>, u64) {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
     let normal = match bt.tunnel {
         Some(t) => [Some(t), Some(t)],
@@ -418,20 +396,23 @@ async fn forward_both<R: Rt>(
     };
     let timers = Timers::new(normal, [ft.client_fin, bt.server_fin]);
     let splice = be.config.splice == SpliceMode::Auto && fe.config.splice == SpliceMode::Auto;
-    let c2s = Dir {
-        from: client,
-        to: server,
-        from_side: Side::Client,
+    let acct = Accounts {
+        fe: &fe.counters,
+        be: (!std::ptr::eq(fe, be)).then_some(&be.counters),
+        srv: &srv.counters,
+        global: &ctx.reg.counters,
+    };
+    let dir = |from, to, from_side| Dir {
+        from,
+        to,
+        from_side,
         bytes: Cell::new(0),
         spliced: Cell::new(0),
+        acct: &acct,
+        flushed: Cell::new((0, 0)),
     };
-    let s2c = Dir {
-        from: server,
-        to: client,
-        from_side: Side::Server,
-        bytes: Cell::new(0),
-        spliced: Cell::new(0),
-    };
+    let c2s = dir(client, server, Side::Client);
+    let s2c = dir(server, client, Side::Server);
     let res = {
         let both = async {
             tokio::try_join!(
@@ -445,10 +426,7 @@ async fn forward_both<R: Rt>(
             _ = hard_stop(ctx) => Err(End::Killed),
         }
     };
-    (
-        res,
-        c2s.bytes.get(),
-        s2c.bytes.get(),
-        [c2s.spliced.get(), s2c.spliced.get()],
-    )
+    c2s.flush();
+    s2c.flush();
+    (res, s2c.bytes.get())
 }
