@@ -24,8 +24,7 @@ pub fn bind(sock: &StatsSocket) -> Result<Bound, AdminError> {
     };
     match &sock.addr {
         Address::Tcp(a) => {
-            let l = std::net::TcpListener::bind(a).map_err(fail)?;
-            l.set_nonblocking(true).map_err(fail)?;
+            let l = tcp_listener(*a).map_err(fail)?;
             Ok(Bound::Tcp(l, sock.level))
         }
         Address::Unix(path) => {
@@ -54,6 +53,20 @@ pub fn bind(sock: &StatsSocket) -> Result<Bound, AdminError> {
             Ok(Bound::Unix(l, path.clone(), sock.level))
         }
     }
+}
+
+/// A non-blocking TCP listener with a backlog large enough for bursts of admin connections.
+fn tcp_listener(a: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if a.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&a.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 /// Removes a leftover socket file from a previous run (never a regular file).

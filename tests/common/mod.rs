@@ -62,7 +62,11 @@ impl Harp {
             .stderr(err)
             .spawn()
             .expect("spawn harp");
-        Harp { child, dir, stderr_path }
+        Harp {
+            child,
+            dir,
+            stderr_path,
+        }
     }
 
     /// Starts harp and waits until `port` on 127.0.0.1 accepts connections.
@@ -100,7 +104,10 @@ impl Harp {
 
     /// Sends a signal to harp.
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
     }
 
     /// Waits (10 s max) for exit; returns the exit status code if it exited.
@@ -123,7 +130,9 @@ impl Harp {
 
     /// Number of open fds of the process.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 }
 
@@ -139,7 +148,8 @@ impl Drop for Harp {
 pub fn cli(port: u16, cmd: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect stats socket");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    s.write_all(format!("{cmd}\n").as_bytes()).expect("send command");
+    s.write_all(format!("{cmd}\n").as_bytes())
+        .expect("send command");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
