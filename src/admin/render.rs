@@ -533,30 +533,37 @@ fn csv_header() -> String {
 }
 
 fn csv_line(out: &mut String, r: &Row) {
-    let mut cells: Vec<String> = vec![String::new(); COLUMNS.len()];
-    cells[MODULE_START as usize] = "-".into();
-    for (pos, _, _, _, v) in &r.fields {
-        let col = if *pos >= MODULE_START {
-            *pos as usize + 1
+    // Fields are sorted by position; walk the columns once, writing each cell in place.
+    let mut fields = r.fields.iter().peekable();
+    for col in 0..COLUMNS.len() {
+        let pos = if col == MODULE_START as usize {
+            out.push_str("-,");
+            continue;
+        } else if col > MODULE_START as usize {
+            col - 1
         } else {
-            *pos as usize
+            col
         };
-        if let Some(c) = cells.get_mut(col) {
-            *c = csv_escape(&v.to_string());
+        if let Some((_, _, _, _, v)) = fields.next_if(|f| f.0 as usize == pos) {
+            match v {
+                Val::Str(t) => csv_escape(out, t),
+                other => {
+                    let _ = write!(out, "{other}");
+                }
+            }
         }
-    }
-    for c in cells {
-        out.push_str(&c);
         out.push(',');
     }
     out.push('\n');
 }
 
-fn csv_escape(s: &str) -> String {
+fn csv_escape(out: &mut String, s: &str) {
     if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
     } else {
-        s.to_string()
+        out.push_str(s);
     }
 }
 
@@ -781,4 +788,167 @@ pub fn show_backend(reg: &Registry) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventBus;
+    use crate::model::{CheckResult, CheckStatus, Command};
+
+    const REF_CFG: &str = "global\n maxconn 9985\ndefaults\n mode tcp\n timeout connect 1s\n timeout client 5s\n timeout server 5s\nfrontend fe\n bind 127.0.0.1:29000\n default_backend test\nbackend test\n balance roundrobin\n option log-health-checks\n server webserver1 127.0.0.1:29081 check inter 300ms rise 2 fall 2\n server webserver2 127.0.0.1:29082\n";
+
+    fn reference() -> std::sync::Arc<Registry> {
+        crate::logging::set_quiet(true);
+        let cfg = crate::config::parse_str("ref.cfg", REF_CFG).expect("config");
+        let reg = Registry::new(cfg, std::sync::Arc::new(EventBus::new()));
+        let s = reg.find_server("test/webserver1").expect("server");
+        reg.apply(Command::CheckDone {
+            server: s,
+            result: CheckResult {
+                status: CheckStatus::L4Ok,
+                duration_ms: 0,
+                info: None,
+                code: None,
+                agent: false,
+            },
+        })
+        .expect("check");
+        reg
+    }
+
+    /// Blanks the given CSV columns (time- and history-dependent values).
+    fn mask(line: &str, cols: &[usize]) -> String {
+        line.split(',')
+            .enumerate()
+            .map(|(i, c)| if cols.contains(&i) { "X" } else { c })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[test]
+    fn csv_matches_the_transcript() {
+        let reg = reference();
+        let out = show_stat(&reg, &StatQuery::default()).unwrap();
+        let l: Vec<&str> = out.lines().collect();
+        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
+        let want: Vec<&str> = t
+            .lines()
+            .skip_while(|x| !x.starts_with("# pxname,"))
+            .take(5)
+            .collect();
+        assert_eq!(l[0], want[0]);
+        assert_eq!(l[1], want[1]);
+        let srv_mask = [21, 22, 23, 24, 98];
+        assert_eq!(mask(l[2], &srv_mask), mask(want[2], &srv_mask));
+        assert_eq!(mask(l[3], &[23]), mask(want[3], &[23]));
+        assert_eq!(mask(l[4], &[22, 23]), mask(want[4], &[22, 23]));
+    }
+
+    #[test]
+    fn typed_matches_the_transcript_layout() {
+        let reg = reference();
+        let q = StatQuery {
+            format: Format::Typed,
+            ..Default::default()
+        };
+        let out = show_stat(&reg, &q).unwrap();
+        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
+        // Same fields, same order, same tags and types (values differ after the session).
+        let keys = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.starts_with("F.") || l.starts_with("S.3.1.") || l.starts_with("B."))
+                .map(|l| l.splitn(4, ':').take(3).collect::<Vec<_>>().join(":"))
+                .collect()
+        };
+        assert_eq!(keys(&out), keys(t));
+    }
+
+    #[test]
+    fn servers_state_matches_the_transcript() {
+        let reg = reference();
+        let out = servers_state(&reg, None).unwrap();
+        let l: Vec<&str> = out.lines().collect();
+        assert_eq!(format!("{}\n{}\n", l[0], l[1]), SERVERS_STATE_HEADER);
+        let m = |s: &str| {
+            s.split(' ')
+                .enumerate()
+                .map(|(i, c)| if i == 9 { "X" } else { c })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            m(l[2]),
+            m("3 test 1 webserver1 127.0.0.1 2 0 1 1 1 6 3 3 6 0 0 0 - 29081 - 0 0 - - 0")
+        );
+        assert_eq!(
+            m(l[3]),
+            m("3 test 2 webserver2 127.0.0.1 2 0 1 1 2 1 0 2 0 0 0 0 - 29082 - 0 0 - - 0")
+        );
+        assert_eq!(
+            servers_state(&reg, Some("nope")).unwrap_err(),
+            "Can't find backend."
+        );
+        assert_eq!(show_backend(&reg), "# name\ntest\n");
+    }
+
+    #[test]
+    fn info_fields_in_haproxy_order() {
+        let reg = reference();
+        let out = show_info(&reg, vec![("LuaMem".into(), "5".into())], Format::Plain);
+        let names: Vec<&str> = out
+            .lines()
+            .map(|l| l.split(": ").next().unwrap_or(""))
+            .collect();
+        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
+        let want: Vec<&str> = t
+            .lines()
+            .skip_while(|x| !x.starts_with("Name: HAProxy"))
+            .take_while(|x| !x.is_empty())
+            .map(|l| l.split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(&names[..want.len()], &want[..]);
+        assert_eq!(
+            &names[want.len()..],
+            &["EventsDropped", "EventsPublished", "LuaMem"]
+        );
+        assert!(out.contains("Maxconn: 9985\n"));
+    }
+
+    #[test]
+    fn server_status_texts() {
+        let reg = reference();
+        let s1 = reg.find_server("test/webserver1").unwrap();
+        assert_eq!(server_status(&s1), "UP");
+        reg.apply(Command::SetAdmin {
+            server: s1.clone(),
+            action: crate::model::AdminAction::Drain,
+            cause: crate::model::Cause::Cli,
+        })
+        .unwrap();
+        assert_eq!(server_status(&s1), "DRAIN");
+        reg.apply(Command::SetAdmin {
+            server: s1.clone(),
+            action: crate::model::AdminAction::Maint,
+            cause: crate::model::Cause::Cli,
+        })
+        .unwrap();
+        assert_eq!(server_status(&s1), "MAINT");
+        let s2 = reg.find_server("test/webserver2").unwrap();
+        assert_eq!(server_status(&s2), "no check");
+        reg.apply(Command::SetHealth {
+            server: s2.clone(),
+            health: crate::model::ForcedHealth::Stopping,
+            cause: crate::model::Cause::Cli,
+        })
+        .unwrap();
+        assert_eq!(server_status(&s2), "NOLB");
+        reg.apply(Command::SetHealth {
+            server: s2.clone(),
+            health: crate::model::ForcedHealth::Down,
+            cause: crate::model::Cause::Cli,
+        })
+        .unwrap();
+        assert_eq!(server_status(&s2), "DOWN");
+    }
 }
