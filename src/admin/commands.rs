@@ -1,276 +1,362 @@
-//! Executes parsed Runtime API commands against the model. Every change goes through
-//! `Registry::apply` with `Cause::Cli`, so events and log lines are those of any other source.
+//! Executes parsed Runtime API commands against the model, replying in HAProxy's words.
+//!
+//! Every state change goes through [`Registry::apply`] with [`Cause::Cli`], so the CLI produces
+//! the same events and log lines as checks and Lua.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::parse::AdminCommand;
-use super::{help, render, InfoHook};
+use super::help;
+use super::parse::{AdminCommand, SetServer};
+use super::render::{self, StatOptions};
+use super::InfoHook;
 use crate::config::AccessLevel;
 use crate::model::{AdminAction, Cause, Command, ForcedHealth, Registry, Server};
 
-/// What the session does after a command.
+/// Per-connection state a command may read or change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Go on.
-    Continue,
-    /// Toggle interactive mode.
-    TogglePrompt,
-    /// Close the connection.
-    Quit,
-}
-
-/// The per-connection state commands read and change.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionCtx {
-    /// Current access level (lowered by `operator`/`user`).
+pub struct SessionState {
+    /// Current level (starts at the socket's level; `operator`/`user` lower it).
     pub level: AccessLevel,
+    /// Interactive mode (`prompt`).
+    pub interactive: bool,
 }
 
-/// Keywords `add server` accepts (HAProxy's list, restricted to what harp's parser supports).
-const ADD_SERVER_KEYWORDS: &[&str] = &[
-    "backup",
-    "disabled",
-    "id",
-    "maxconn",
-    "maxqueue",
-    "no-backup",
-    "on-marked-down",
-    "slowstart",
-    "weight",
-    "addr",
-    "check",
-    "rise",
-    "fall",
-    "inter",
-    "fastinter",
-    "downinter",
-    "port",
-];
+/// What the session must do after a command.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// Text to send (each line ends with `\n`; the session adds the blank terminator line).
+    pub text: String,
+    /// Close the connection after sending (`quit`).
+    pub close: bool,
+}
 
-/// Runs one command; returns the reply text (each line ending with `\n`, possibly empty) and
-/// what to do next.
-pub fn execute(
-    reg: &Registry,
-    info: &InfoHook,
-    ctx: &mut SessionCtx,
-    cmd: AdminCommand,
-) -> (String, Next) {
-    use AdminCommand as C;
-    if cmd.level() > ctx.level {
-        return ("Permission denied\n".into(), Next::Continue);
+impl Reply {
+    fn text(t: impl Into<String>) -> Reply {
+        Reply {
+            text: t.into(),
+            close: false,
+        }
     }
-    let reply = match cmd {
-        C::Empty => String::new(),
-        C::Help(words) => help::help(&words),
-        C::Unknown(words) => help::unknown(&words),
-        C::Prompt => return (String::new(), Next::TogglePrompt),
-        C::Quit => return (String::new(), Next::Quit),
-        C::Lower(l) => {
-            if l > ctx.level {
-                "Permission denied\n".into()
-            } else {
-                ctx.level = l;
-                String::new()
+
+    /// A one-line message (adds the newline).
+    fn line(t: impl AsRef<str>) -> Reply {
+        let t = t.as_ref();
+        if t.is_empty() {
+            Reply::default()
+        } else {
+            Reply::text(format!("{t}\n"))
+        }
+    }
+}
+
+const PERMISSION_DENIED: &str = "Permission denied\n";
+
+/// Runs commands for sessions; shared by every connection.
+pub struct Executor {
+    reg: Arc<Registry>,
+    info: InfoHook,
+}
+
+impl Executor {
+    /// An executor over the registry, with `show info` extras from `info`.
+    pub fn new(reg: Arc<Registry>, info: InfoHook) -> Executor {
+        Executor { reg, info }
+    }
+
+    fn find(&self, path: &str) -> Result<Arc<Server>, Reply> {
+        if path.is_empty() {
+            return Err(Reply::line("Require 'backend/server'."));
+        }
+        self.reg
+            .find_server(path)
+            .map_err(|e| Reply::line(e.to_string()))
+    }
+
+    fn apply(&self, cmd: Command) -> Reply {
+        match self.reg.apply(cmd) {
+            Ok(o) => Reply::line(o.message),
+            Err(e) => Reply::line(e.0),
+        }
+    }
+
+    /// Runs one command for a session.
+    pub fn execute(&self, cmd: AdminCommand, st: &mut SessionState) -> Reply {
+        match run(self, cmd, st) {
+            Ok(r) | Err(r) => r,
+        }
+    }
+}
+
+fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
+    if st.level >= level {
+        Ok(())
+    } else {
+        Err(Reply::text(PERMISSION_DENIED))
+    }
+}
+
+fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, Reply> {
+    use AccessLevel::Admin;
+    Ok(match cmd {
+        AdminCommand::Help(words) => Reply::text(help::help(st.level, &words)),
+        AdminCommand::Prompt => {
+            st.interactive = !st.interactive;
+            Reply::default()
+        }
+        AdminCommand::Quit => Reply {
+            text: String::new(),
+            close: true,
+        },
+        AdminCommand::Echo(t) => Reply::text(format!("{t}\n")),
+        AdminCommand::SetLevel(l) => {
+            need(st, l)?;
+            st.level = l;
+            Reply::default()
+        }
+        AdminCommand::ShowCliLevel => Reply::line(match st.level {
+            AccessLevel::Admin => "admin",
+            AccessLevel::Operator => "operator",
+            AccessLevel::User => "user",
+        }),
+        AdminCommand::ShowInfo(format) => {
+            let extra = (x.info)();
+            Reply::text(render::show_info(&x.reg, &extra, format))
+        }
+        AdminCommand::ShowStat {
+            filter,
+            format,
+            up,
+            no_maint,
+        } => {
+            let o = StatOptions {
+                filter,
+                format,
+                up,
+                no_maint,
+            };
+            match render::show_stat(&x.reg, &o) {
+                Ok(t) => Reply::text(t),
+                Err(e) => Reply::line(e),
             }
         }
-        C::Echo(t) => format!("{t}\n"),
-        C::ShowCliLevel => format!(
-            "{}\n",
-            match ctx.level {
-                AccessLevel::User => "user",
-                AccessLevel::Operator => "operator",
-                AccessLevel::Admin => "admin",
+        AdminCommand::ShowServersState(b) => match render::servers_state(&x.reg, b.as_deref()) {
+            Ok(t) => Reply::text(t),
+            Err(e) => Reply::line(e),
+        },
+        AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
+        AdminCommand::GetWeight(path) => {
+            let s = x.find(&path)?;
+            Reply::line(format!("{} (initial {})", s.uweight(), s.iweight()))
+        }
+        AdminCommand::SetWeight(path, w) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::SetWeight {
+                server: s,
+                weight: w,
+            })
+        }
+        AdminCommand::SetServer(path, what) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            set_server(x, s, what)
+        }
+        AdminCommand::SetMaxconnServer(path, v) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            if v.is_empty() {
+                return Err(Reply::line("Integer value expected."));
             }
+            let n: i64 = atoi(&v);
+            if n < 0 || n > u32::MAX as i64 {
+                return Err(Reply::line("Value out of range."));
+            }
+            x.apply(Command::SetMaxconn {
+                server: s,
+                maxconn: n as u32,
+            })
+        }
+        AdminCommand::SetMaxconnOther => {
+            need(st, Admin)?;
+            Reply::line("'set maxconn' only supports 'frontend', 'server', and 'global'.")
+        }
+        AdminCommand::EnableServer(path, on) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::SetAdmin {
+                server: s,
+                action: if on {
+                    AdminAction::Ready
+                } else {
+                    AdminAction::Maint
+                },
+                cause: Cause::Cli,
+            })
+        }
+        AdminCommand::EnableHealth(path, on) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::SetCheckEnabled {
+                server: s,
+                enabled: on,
+            })
+        }
+        AdminCommand::EnableAgent(path, on) => {
+            need(st, Admin)?;
+            x.find(&path)?;
+            if on {
+                Reply::line("Agent was not configured on this server, cannot enable.")
+            } else {
+                Reply::default()
+            }
+        }
+        AdminCommand::AddServerHelp => {
+            need(st, Admin)?;
+            Reply::text(help::add_server_help())
+        }
+        AdminCommand::AddServer(path, words) => {
+            need(st, Admin)?;
+            add_server(x, &path, &words)
+        }
+        AdminCommand::DelServer(path) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::DelServer { server: s })
+        }
+        AdminCommand::ShutdownSessions(path) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::ShutdownSessions { server: s })
+        }
+        AdminCommand::Unknown(words) => Reply::text(help::unknown(st.level, &words)),
+    })
+}
+
+/// C `atoi`: leading digits with an optional sign, 0 when none.
+fn atoi(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let v: i64 = digits
+        .parse()
+        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
+    match what {
+        SetServer::Weight(w) => x.apply(Command::SetWeight {
+            server: s,
+            weight: w,
+        }),
+        SetServer::State(w) => {
+            let action = match w.as_str() {
+                "ready" => AdminAction::Ready,
+                "drain" => AdminAction::Drain,
+                "maint" => AdminAction::Maint,
+                _ => {
+                    return Reply::line(
+                        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.",
+                    )
+                }
+            };
+            x.apply(Command::SetAdmin {
+                server: s,
+                action,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Health(w) => {
+            let health = match w.as_str() {
+                "up" => ForcedHealth::Up,
+                "stopping" => ForcedHealth::Stopping,
+                "down" => ForcedHealth::Down,
+                _ => {
+                    return Reply::line(
+                        "'set server <srv> health' expects 'up', 'stopping', or 'down'.",
+                    )
+                }
+            };
+            x.apply(Command::SetHealth {
+                server: s,
+                health,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Agent(_) => Reply::line("agent checks are not enabled on this server."),
+        SetServer::Addr { addr, port } => {
+            if addr.is_empty() {
+                return Reply::line(
+                    "set server <b>/<s> addr requires an address and optionally a port.",
+                );
+            }
+            let ip: IpAddr = match addr.parse() {
+                Ok(ip) => ip,
+                Err(_) => return Reply::line(format!("Invalid addr '{addr}'")),
+            };
+            let port = match port {
+                None => None,
+                Some(p) => match p.parse::<u32>() {
+                    Ok(v) if (1..=65535).contains(&v) => Some(v as u16),
+                    Ok(_) => return Reply::line("provided port is out of range"),
+                    Err(_) => return Reply::line("provided port is not an integer"),
+                },
+            };
+            x.apply(Command::SetAddr {
+                server: s,
+                ip,
+                port,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Other => Reply::line(
+            "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | state | weight",
         ),
-        C::ShowVersion => format!("{}\n", env!("CARGO_PKG_VERSION")),
-        C::ShowInfo(f) => render::show_info(reg, info(), f),
-        C::ShowStat(q) => render::show_stat(reg, &q).unwrap_or_else(|e| format!("{e}\n")),
-        C::ShowServersState(b) => {
-            render::servers_state(reg, b.as_deref()).unwrap_or_else(|e| format!("{e}\n"))
-        }
-        C::ShowBackend => render::show_backend(reg),
-        C::Error(e) => format!("{e}\n"),
-        C::GetWeight(s) => match find(reg, &s) {
-            Ok(s) => format!("{} (initial {})\n", s.uweight(), s.iweight()),
-            Err(e) => e,
-        },
-        C::SetWeight { server, weight } => {
-            with_server(reg, &server, |s| Command::SetWeight { server: s, weight })
-        }
-        C::SetState { server, state } => {
-            let action = match state.as_str() {
-                "ready" => Some(AdminAction::Ready),
-                "drain" => Some(AdminAction::Drain),
-                "maint" => Some(AdminAction::Maint),
-                _ => None,
-            };
-            match (find(reg, &server), action) {
-                (Err(e), _) => e,
-                (Ok(_), None) => {
-                    "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into()
-                }
-                (Ok(s), Some(action)) => apply(
-                    reg,
-                    Command::SetAdmin {
-                        server: s,
-                        action,
-                        cause: Cause::Cli,
-                    },
-                ),
-            }
-        }
-        C::SetHealth { server, health } => {
-            let h = match health.as_str() {
-                "up" => Some(ForcedHealth::Up),
-                "stopping" => Some(ForcedHealth::Stopping),
-                "down" => Some(ForcedHealth::Down),
-                _ => None,
-            };
-            match (find(reg, &server), h) {
-                (Err(e), _) => e,
-                (Ok(_), None) => {
-                    "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n".into()
-                }
-                (Ok(s), Some(health)) => apply(
-                    reg,
-                    Command::SetHealth {
-                        server: s,
-                        health,
-                        cause: Cause::Cli,
-                    },
-                ),
-            }
-        }
-        // harp has no agent checks: HAProxy's reply for a server without one.
-        C::SetAgent { server, .. } => match find(reg, &server) {
-            Ok(_) => "agent checks are not enabled on this server.\n".into(),
-            Err(e) => e,
-        },
-        C::EnableAgent(server, on) => match find(reg, &server) {
-            Ok(_) if on => "Agent was not configured on this server, cannot enable.\n".into(),
-            Ok(_) => String::new(),
-            Err(e) => e,
-        },
-        C::SetAddr { server, addr, port } => match find(reg, &server) {
-            Err(e) => e,
-            Ok(s) => set_addr(reg, s, &server, &addr, port.as_deref()),
-        },
-        C::SetMaxconn { server, value } => match find(reg, &server) {
-            Err(e) => e,
-            Ok(s) => match value.parse::<u32>() {
-                Ok(v) if v <= i32::MAX as u32 => apply(
-                    reg,
-                    Command::SetMaxconn {
-                        server: s,
-                        maxconn: v,
-                    },
-                ),
-                _ => "'set maxconn server' expects an integer parameter.\n".into(),
-            },
-        },
-        C::EnableServer(server, on) => with_server(reg, &server, |s| Command::SetAdmin {
-            server: s,
-            action: if on {
-                AdminAction::Ready
-            } else {
-                AdminAction::Maint
-            },
-            cause: Cause::Cli,
-        }),
-        C::EnableHealth(server, on) => with_server(reg, &server, |s| Command::SetCheckEnabled {
-            server: s,
-            enabled: on,
-        }),
-        C::AddServerHelp => {
-            let mut o = String::from("List of keywords supported for dynamic server:\n");
-            for k in ADD_SERVER_KEYWORDS {
-                o.push_str(k);
-                o.push('\n');
-            }
-            o
-        }
-        C::AddServer { server, args } => add_server(reg, &server, &args),
-        C::DelServer(server) => with_server(reg, &server, |s| Command::DelServer { server: s }),
-        C::ShutdownSessions(server) => {
-            with_server(reg, &server, |s| Command::ShutdownSessions { server: s })
-        }
-    };
-    (reply, Next::Continue)
-}
-
-/// `backend/server` lookup with HAProxy's error replies.
-fn find(reg: &Registry, path: &str) -> Result<Arc<Server>, String> {
-    if path.is_empty() {
-        return Err("Require 'backend/server'.\n".into());
-    }
-    if let Some((b, _)) = path.split_once('/') {
-        if reg.backend(b).is_some_and(|p| p.config.disabled) {
-            return Err("Proxy is disabled.\n".into());
-        }
-    }
-    reg.find_server(path).map_err(|e| format!("{e}\n"))
-}
-
-fn apply(reg: &Registry, cmd: Command) -> String {
-    match reg.apply(cmd) {
-        Ok(o) if o.message.is_empty() => String::new(),
-        Ok(o) => format!("{}\n", o.message),
-        Err(e) => format!("{e}\n"),
     }
 }
 
-fn with_server(reg: &Registry, path: &str, make: impl FnOnce(Arc<Server>) -> Command) -> String {
-    match find(reg, path) {
-        Ok(s) => apply(reg, make(s)),
-        Err(e) => e,
+fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
+    let Some((b, name)) = path.split_once('/') else {
+        return Reply::line("Require 'backend/server'.");
+    };
+    let Some(be) = x.reg.backend(b) else {
+        return Reply::line("No such backend.");
+    };
+    if !be.config.balance.is_dynamic() {
+        return Reply::line(
+            "Backend must use a dynamic load balancing to support dynamic servers.",
+        );
     }
-}
-
-fn set_addr(reg: &Registry, s: Arc<Server>, path: &str, addr: &str, port: Option<&str>) -> String {
-    if addr.is_empty() {
-        return format!("set server {path} addr requires an address and optionally a port.\n");
+    if name.is_empty() {
+        return Reply::line("Require 'backend/server'.");
     }
-    let Ok(ip) = addr.parse::<IpAddr>() else {
-        return format!("Invalid addr '{addr}'\n");
-    };
-    let port = match port {
-        None => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(v) if v > 0 => Some(v),
-            _ => return format!("Invalid port '{p}'\n"),
-        },
-    };
-    apply(
-        reg,
-        Command::SetAddr {
-            server: s,
-            ip,
-            port,
-            cause: Cause::Cli,
-        },
-    )
-}
-
-fn add_server(reg: &Registry, path: &str, args: &[String]) -> String {
-    let Some((b, name)) = path.split_once('/').filter(|(_, n)| !n.is_empty()) else {
-        return "Require 'backend/server'.\n".into();
-    };
-    let Some(p) = reg.backend(b) else {
-        return "No such backend.\n".into();
-    };
-    if !p.config.balance.is_dynamic() {
-        return "Backend must use a dynamic load balancing to support dynamic servers.\n".into();
-    }
-    let config = match crate::config::parse_server_args(name, args, &p.config.default_server) {
+    let config = match crate::config::parse_server_args(name, words, &be.config.default_server) {
         Ok(c) => c,
-        Err(e) => return format!("{e}\n"),
+        Err(e) => return Reply::line(e),
     };
-    apply(
-        reg,
-        Command::AddServer {
-            backend: b.to_string(),
-            config,
-        },
-    )
+    x.apply(Command::AddServer {
+        backend: b.to_string(),
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoi_is_c_like() {
+        assert_eq!(atoi("12abc"), 12);
+        assert_eq!(atoi("-3"), -3);
+        assert_eq!(atoi("x"), 0);
+    }
 }

@@ -1,100 +1,169 @@
-//! Opens `stats socket`s: TCP (`ipv4@`/`ipv6@`/`ip:port`) or unix paths with `mode`, `user` and
-//! `group` applied. Binding happens on the caller's thread so start-up errors are reported.
+//! Opening `stats socket`s (TCP and unix, with mode/owner) and accepting on the admin thread.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use tokio::sync::{watch, Semaphore};
+
+use super::commands::Executor;
+use super::session::{self, Limits};
 use super::AdminError;
 use crate::config::{AccessLevel, Address, StatsSocket};
 
-/// A bound, non-blocking listener waiting to be handed to the admin runtime.
-#[derive(Debug)]
+/// Most admin connections served at once; extra ones are closed at accept.
+pub const MAX_CONNS: usize = 4096;
+
+/// A bound, not yet served, socket.
 pub enum Bound {
     /// TCP.
     Tcp(std::net::TcpListener, AccessLevel),
-    /// Unix stream socket (the path is removed on stop).
-    Unix(std::os::unix::net::UnixListener, PathBuf, AccessLevel),
+    /// Unix stream socket, with its path (removed at stop).
+    Unix(std::os::unix::net::UnixListener, AccessLevel, PathBuf),
 }
 
-/// Binds one `stats socket` line.
-pub fn bind(sock: &StatsSocket) -> Result<Bound, AdminError> {
-    let fail = |source: std::io::Error| AdminError::Bind {
-        addr: sock.addr.to_string(),
+fn bind_err(addr: &Address, source: std::io::Error) -> AdminError {
+    AdminError::Bind {
+        addr: addr.to_string(),
         source,
-    };
-    match &sock.addr {
-        Address::Tcp(a) => {
-            let l = tcp_listener(*a).map_err(fail)?;
-            Ok(Bound::Tcp(l, sock.level))
-        }
-        Address::Unix(path) => {
-            remove_stale(path);
-            let l = std::os::unix::net::UnixListener::bind(path).map_err(fail)?;
-            l.set_nonblocking(true).map_err(fail)?;
-            if let Some(mode) = sock.mode {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(fail)?;
-            }
-            if sock.user.is_some() || sock.group.is_some() {
-                let uid = sock
-                    .user
-                    .as_deref()
-                    .map(|u| lookup_id("/etc/passwd", u))
-                    .transpose()
-                    .map_err(fail)?;
-                let gid = sock
-                    .group
-                    .as_deref()
-                    .map(|g| lookup_id("/etc/group", g))
-                    .transpose()
-                    .map_err(fail)?;
-                std::os::unix::fs::chown(path, uid, gid).map_err(fail)?;
-            }
-            Ok(Bound::Unix(l, path.clone(), sock.level))
-        }
     }
 }
 
-/// A non-blocking TCP listener with a backlog large enough for bursts of admin connections.
-fn tcp_listener(a: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
-    s.set_reuse_address(true)?;
-    if a.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.bind(&a.into())?;
-    s.listen(1024)?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
-}
-
-/// Removes a leftover socket file from a previous run (never a regular file).
-fn remove_stale(path: &Path) {
-    use std::os::unix::fs::FileTypeExt;
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if m.file_type().is_socket() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// A numeric id, or a name looked up in `/etc/passwd` or `/etc/group` (third field).
+/// Looks a user or group name up in `/etc/passwd` or `/etc/group` (numeric ids pass through).
 fn lookup_id(db: &str, name: &str) -> std::io::Result<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Ok(n);
+    if let Ok(v) = name.parse::<u32>() {
+        return Ok(v);
     }
     let text = std::fs::read_to_string(db)?;
     text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&name))
-        .and_then(|f| f.get(2).and_then(|id| id.parse().ok()))
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let n = f.next()?;
+            let id = f.nth(1)?.parse::<u32>().ok()?;
+            (n == name).then_some(id)
+        })
+        .next()
         .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("unknown user or group '{name}'"),
+                format!("unknown name '{name}' in {db}"),
             )
         })
+}
+
+fn bind_unix(path: &Path, s: &StatsSocket) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    // A stale socket from a previous run is replaced, as HAProxy does; any other file is kept.
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        if md.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    if let Some(mode) = s.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    let uid = s
+        .user
+        .as_deref()
+        .map(|u| lookup_id("/etc/passwd", u))
+        .transpose()?;
+    let gid = s
+        .group
+        .as_deref()
+        .map(|g| lookup_id("/etc/group", g))
+        .transpose()?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid)?;
+    }
+    Ok(l)
+}
+
+/// Binds every socket now, so errors reach the caller before anything runs.
+pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, AdminError> {
+    let mut out = Vec::new();
+    for s in sockets {
+        let b = match &s.addr {
+            Address::Tcp(a) => {
+                let l = std::net::TcpListener::bind(a).map_err(|e| bind_err(&s.addr, e))?;
+                l.set_nonblocking(true).map_err(|e| bind_err(&s.addr, e))?;
+                Bound::Tcp(l, s.level)
+            }
+            Address::Unix(p) => {
+                let l = bind_unix(p, s).map_err(|e| bind_err(&s.addr, e))?;
+                l.set_nonblocking(true).map_err(|e| bind_err(&s.addr, e))?;
+                Bound::Unix(l, s.level, p.clone())
+            }
+        };
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Runs every accept loop until `stop` turns true. Called on the admin thread's runtime.
+pub async fn serve_all(
+    bound: Vec<Bound>,
+    exec: Arc<Executor>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNS));
+    let mut loops = tokio::task::JoinSet::new();
+    for b in bound {
+        let exec = exec.clone();
+        let permits = permits.clone();
+        match b {
+            Bound::Tcp(l, level) => match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    loops.spawn(async move {
+                        loop {
+                            let Ok((sock, _)) = l.accept().await else {
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                                continue;
+                            };
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                continue;
+                            };
+                            let _ = sock.set_nodelay(true);
+                            let exec = exec.clone();
+                            tokio::spawn(async move {
+                                session::serve(sock, exec, level, limits).await;
+                                drop(permit);
+                            });
+                        }
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
+            },
+            Bound::Unix(l, level, _) => match tokio::net::UnixListener::from_std(l) {
+                Ok(l) => {
+                    loops.spawn(async move {
+                        loop {
+                            let Ok((sock, _)) = l.accept().await else {
+                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                                continue;
+                            };
+                            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                                continue;
+                            };
+                            let exec = exec.clone();
+                            tokio::spawn(async move {
+                                session::serve(sock, exec, level, limits).await;
+                                drop(permit);
+                            });
+                        }
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
+            },
+        }
+    }
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    loops.abort_all();
 }
 
 #[cfg(test)]
@@ -106,26 +175,6 @@ mod tests {
         assert_eq!(lookup_id("/etc/passwd", "0").unwrap(), 0);
         assert_eq!(lookup_id("/etc/passwd", "root").unwrap(), 0);
         assert_eq!(lookup_id("/etc/group", "root").unwrap(), 0);
-        assert!(lookup_id("/etc/passwd", "no-such-user-harp").is_err());
-    }
-
-    #[test]
-    fn unix_socket_gets_mode_and_stale_file_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sock");
-        let sock = StatsSocket {
-            addr: Address::Unix(path.clone()),
-            level: AccessLevel::Admin,
-            mode: Some(0o600),
-            user: None,
-            group: None,
-            location: Default::default(),
-        };
-        let b = bind(&sock).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        drop(b);
-        // The file is left behind; binding again replaces it.
-        assert!(bind(&sock).is_ok());
+        assert!(lookup_id("/etc/group", "no-such-group-harp").is_err());
     }
 }

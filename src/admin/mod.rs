@@ -1,27 +1,26 @@
-//! The Runtime API on `stats socket`s, compatible with HAProxy's (`socat`, hatop, exporters).
+//! The Runtime API on `stats socket`s, socat-compatible and worded as HAProxy 3.2.
 //!
-//! Sockets are bound at start-up (errors reported), then served by one dedicated thread running a
-//! current-thread tokio runtime, never by a data-plane worker. Each connection is its own task
-//! with read/write deadlines. Commands change the model only through `Registry::apply`.
+//! Layout: [`listener`] binds the sockets and accepts; [`session`] speaks the line protocol on
+//! one connection; [`parse`] turns a line into [`parse::AdminCommand`]s; [`commands`] runs them
+//! against the model; [`render`] prints stats in HAProxy's formats; [`help`] holds the help text.
+//! Everything runs on one dedicated thread with a current-thread tokio runtime, one task per
+//! connection, so admin clients never touch a data-plane worker.
 
-mod commands;
-mod help;
-mod listener;
+pub mod commands;
+pub mod help;
+pub mod listener;
 pub mod parse;
-mod render;
-mod session;
-mod stat_fields;
+pub mod render;
+pub mod session;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use listener::Bound;
-use session::Shared;
-
+use crate::config::StatsSocket;
 use crate::model::Registry;
-
-pub use commands::{execute, Next, SessionCtx};
 
 /// Extra `show info` lines from other modules (e.g. Lua memory and dropped events).
 pub type InfoHook = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -37,164 +36,122 @@ pub enum AdminError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The admin thread or its runtime could not start.
+    /// The admin thread could not be started.
     #[error("cannot start the Runtime API thread: {0}")]
-    Thread(std::io::Error),
+    Spawn(std::io::Error),
+}
+
+/// Where a running stats socket listens (TCP port resolved when 0 was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listening {
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+    /// A unix socket path.
+    Unix(PathBuf),
 }
 
 /// Running stats sockets.
-#[derive(Debug)]
 pub struct Admin {
-    stop_tx: Option<tokio::sync::watch::Sender<bool>>,
+    stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    unix_paths: Vec<PathBuf>,
+    listening: Vec<Listening>,
 }
 
-/// Opens every `stats socket` and serves the Runtime API on its own thread.
-pub fn start(reg: Arc<Registry>, info: InfoHook) -> Result<Admin, AdminError> {
-    let mut bound = Vec::new();
-    for s in &reg.global().stats_sockets {
-        bound.push(listener::bind(s)?);
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("listening", &self.listening)
+            .finish()
     }
-    let unix_paths = bound
+}
+
+/// Opens every `stats socket` of the configuration and serves the Runtime API on its own thread.
+pub fn start(reg: Arc<Registry>, info: InfoHook) -> Result<Admin, AdminError> {
+    let sockets = reg.global().stats_sockets.clone();
+    let timeout = reg.global().stats_timeout;
+    start_with(reg, info, &sockets, timeout)
+}
+
+/// [`start`] with explicit sockets and timeout (tests and embedders).
+pub fn start_with(
+    reg: Arc<Registry>,
+    info: InfoHook,
+    sockets: &[StatsSocket],
+    timeout: Duration,
+) -> Result<Admin, AdminError> {
+    let bound = listener::bind_all(sockets)?;
+    let listening = bound
         .iter()
         .filter_map(|b| match b {
-            Bound::Unix(_, p, _) => Some(p.clone()),
-            Bound::Tcp(..) => None,
+            listener::Bound::Tcp(l, _) => l.local_addr().ok().map(Listening::Tcp),
+            listener::Bound::Unix(_, _, p) => Some(Listening::Unix(p.clone())),
         })
         .collect();
-    if bound.is_empty() {
-        return Ok(Admin {
-            stop_tx: None,
-            thread: Mutex::new(None),
-            unix_paths,
-        });
-    }
-    let shared = Arc::new(Shared {
-        timeout: reg.global().stats_timeout,
-        reg,
-        info,
-        sessions: AtomicUsize::new(0),
-    });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AdminError::Thread)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let thread = std::thread::Builder::new()
-        .name("harp-admin".into())
-        .spawn(move || rt.block_on(run(bound, shared, stop_rx)))
-        .map_err(AdminError::Thread)?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let limits = session::Limits {
+        timeout: if timeout.is_zero() {
+            Duration::from_secs(10)
+        } else {
+            timeout
+        },
+        max_line: session::MAX_LINE,
+    };
+    let exec = Arc::new(commands::Executor::new(reg, info));
+    let thread = if bound.is_empty() {
+        None
+    } else {
+        let h = std::thread::Builder::new()
+            .name("harp-admin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Runtime API: cannot build runtime");
+                        return;
+                    }
+                };
+                rt.block_on(listener::serve_all(bound, exec, limits, rx));
+            })
+            .map_err(AdminError::Spawn)?;
+        Some(h)
+    };
     Ok(Admin {
-        stop_tx: Some(stop_tx),
-        thread: Mutex::new(Some(thread)),
-        unix_paths,
+        stop: tx,
+        thread: Mutex::new(thread),
+        listening,
     })
 }
 
-async fn run(bound: Vec<Bound>, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    for b in bound {
-        let shared = shared.clone();
-        let stop = stop.clone();
-        match b {
-            Bound::Tcp(l, level) => match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => {
-                    tokio::spawn(accept_tcp(l, shared, level, stop));
-                }
-                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
-            },
-            Bound::Unix(l, _, level) => match tokio::net::UnixListener::from_std(l) {
-                Ok(l) => {
-                    tokio::spawn(accept_unix(l, shared, level, stop));
-                }
-                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
-            },
-        }
-    }
-    stopped(&mut stop).await;
-}
-
-/// Resolves once stop was requested (or the sender is gone).
-async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn accept_tcp(
-    l: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    level: crate::config::AccessLevel,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            r = l.accept() => match r {
-                Ok((s, _)) => {
-                    let _ = s.set_nodelay(true);
-                    if let Some(g) = session::admit(&shared) {
-                        let sh = shared.clone();
-                        tokio::spawn(async move {
-                            session::serve(s, sh, level).await;
-                            drop(g);
-                        });
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "stats socket accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = stopped(&mut stop) => return,
-        }
-    }
-}
-
-async fn accept_unix(
-    l: tokio::net::UnixListener,
-    shared: Arc<Shared>,
-    level: crate::config::AccessLevel,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            r = l.accept() => match r {
-                Ok((s, _)) => {
-                    if let Some(g) = session::admit(&shared) {
-                        let sh = shared.clone();
-                        tokio::spawn(async move {
-                            session::serve(s, sh, level).await;
-                            drop(g);
-                        });
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "stats socket accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = stopped(&mut stop) => return,
-        }
-    }
-}
-
 impl Admin {
-    /// Closes the sockets (unix socket files are removed).
+    /// Closes the sockets (unix socket files are removed) and waits for the admin thread.
     pub fn stop(&self) {
-        if let Some(tx) = &self.stop_tx {
-            let _ = tx.send(true);
-        }
+        let _ = self.stop.send(true);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Only the first stop removes socket files (a later one could hit a newer process's).
         if let Some(h) = handle {
             let _ = h.join();
-        }
-        for p in &self.unix_paths {
-            let _ = std::fs::remove_file(p);
+            for l in &self.listening {
+                if let Listening::Unix(p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
         }
     }
+
+    /// Where each socket listens, in configuration order.
+    pub fn listening(&self) -> &[Listening] {
+        &self.listening
+    }
 }
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

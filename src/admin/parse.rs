@@ -1,492 +1,442 @@
-//! Runtime API command lines → [`AdminCommand`]s, split as HAProxy's CLI splits them: `;`
-//! separates commands, spaces/tabs separate words, `\` escapes the next character.
+//! Runtime API line parsing: a line → `;`-separated commands → words → [`AdminCommand`].
+//!
+//! Only the shape of a command is checked here; values that HAProxy validates after looking the
+//! server up (state names, weights, addresses) stay raw so errors come out in HAProxy's order.
 
-use crate::config::AccessLevel;
-
-/// HAProxy's `MAX_CLI_ARGS`: extra words are ignored (kept bounded so a garbage line stays cheap).
-pub const MAX_WORDS: usize = 64;
-
-/// One parsed Runtime API command. Argument errors HAProxy detects before looking anything up
-/// are already resolved here into [`AdminCommand::Error`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminCommand {
-    /// `help [words...]`.
-    Help(Vec<String>),
-    /// `prompt`: toggles interactive mode.
-    Prompt,
-    /// `quit`.
-    Quit,
-    /// `show info [typed|json]`.
-    ShowInfo(Format),
-    /// `show stat ...`.
-    ShowStat(StatQuery),
-    /// `show servers state [backend]`.
-    ShowServersState(Option<String>),
-    /// `show backend`.
-    ShowBackend,
-    /// `show cli level`.
-    ShowCliLevel,
-    /// `show version`.
-    ShowVersion,
-    /// `get weight <b>/<s>`.
-    GetWeight(String),
-    /// `set weight <b>/<s> <w>` and `set server <b>/<s> weight <w>`.
-    SetWeight {
-        /// `backend/server`.
-        server: String,
-        /// The weight as typed.
-        weight: String,
-    },
-    /// `set server <b>/<s> state ready|drain|maint`.
-    SetState {
-        /// `backend/server`.
-        server: String,
-        /// The state word.
-        state: String,
-    },
-    /// `set server <b>/<s> health up|stopping|down`.
-    SetHealth {
-        /// `backend/server`.
-        server: String,
-        /// The health word.
-        health: String,
-    },
-    /// `set server <b>/<s> agent up|down`.
-    SetAgent {
-        /// `backend/server`.
-        server: String,
-        /// The agent word.
-        agent: String,
-    },
-    /// `set server <b>/<s> addr <ip> [port <p>]`.
-    SetAddr {
-        /// `backend/server`.
-        server: String,
-        /// The address as typed (empty when missing).
-        addr: String,
-        /// The port as typed.
-        port: Option<String>,
-    },
-    /// `set maxconn server <b>/<s> <n>`.
-    SetMaxconn {
-        /// `backend/server`.
-        server: String,
-        /// The value as typed (empty when missing).
-        value: String,
-    },
-    /// `enable server` (`true`) / `disable server` (`false`).
-    EnableServer(String, bool),
-    /// `enable health` / `disable health`.
-    EnableHealth(String, bool),
-    /// `enable agent` / `disable agent`.
-    EnableAgent(String, bool),
-    /// `add server <b>/<s> <addr> [keywords]`.
-    AddServer {
-        /// `backend/server`.
-        server: String,
-        /// The remaining words (address first).
-        args: Vec<String>,
-    },
-    /// `add server help`.
-    AddServerHelp,
-    /// `del server <b>/<s>`.
-    DelServer(String),
-    /// `shutdown sessions server <b>/<s>`.
-    ShutdownSessions(String),
-    /// `operator` / `user`: lower the session level.
-    Lower(AccessLevel),
-    /// `echo <text>`.
-    Echo(String),
-    /// An argument error to print as is.
-    Error(String),
-    /// Not a known command: reply with close matches (HAProxy's `Unknown command`).
-    Unknown(Vec<String>),
-    /// An empty command (nothing to do, no reply).
-    Empty,
-}
-
-/// Output format of `show info` / `show stat`.
+/// Output format of `show stat` / `show info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// `Name: value` lines / CSV.
+    /// CSV (`show stat`) or `Name: value` lines (`show info`).
     #[default]
     Plain,
-    /// `typed`.
+    /// `typed`: one `F.iid.sid.idx.name.1:TAG:type:value` line per field.
     Typed,
     /// `json`.
     Json,
 }
 
-/// Arguments of `show stat`.
+/// `show stat <iid|name> <type> <sid>`: restricts the dump to one proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatQuery {
-    /// Output format.
-    pub format: Format,
-    /// Proxy filter: `None` = all, else an iid or a name (`-1` = all).
-    pub proxy: Option<String>,
-    /// Type mask: 1 frontend, 2 backend, 4 server.
-    pub types: u32,
-    /// Server id filter (`None` = all).
-    pub sid: Option<u32>,
-    /// `up`: only servers that are up.
-    pub up_only: bool,
-    /// `no-maint`: skip servers in maintenance.
-    pub no_maint: bool,
+pub struct StatFilter {
+    /// Proxy name or numeric id as typed.
+    pub proxy: String,
+    /// Bit mask: 1 frontend, 2 backend, 4 server; -1 all.
+    pub types: i64,
+    /// Server id, -1 all.
+    pub sid: i64,
 }
 
-impl Default for StatQuery {
-    fn default() -> Self {
-        StatQuery {
-            format: Format::Plain,
-            proxy: None,
-            types: 7,
-            sid: None,
-            up_only: false,
-            no_maint: false,
-        }
-    }
+/// `set server <b>/<s> <what> ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetServer {
+    /// `state <word>`.
+    State(String),
+    /// `health <word>`.
+    Health(String),
+    /// `agent <word>`.
+    Agent(String),
+    /// `weight <w>`.
+    Weight(String),
+    /// `addr <ip> [port <p>]`.
+    Addr {
+        /// The address as typed (may be empty).
+        addr: String,
+        /// The port word after `port`, if any.
+        port: Option<String>,
+    },
+    /// Anything else (reply: usage).
+    Other,
 }
 
-impl AdminCommand {
-    /// The level a session needs to run this command (HAProxy checks it in each handler).
-    pub fn level(&self) -> AccessLevel {
-        use AdminCommand::*;
-        match self {
-            SetWeight { .. }
-            | SetState { .. }
-            | SetHealth { .. }
-            | SetAgent { .. }
-            | SetAddr { .. }
-            | SetMaxconn { .. }
-            | EnableServer(..)
-            | EnableHealth(..)
-            | EnableAgent(..)
-            | AddServer { .. }
-            | DelServer(_)
-            | ShutdownSessions(_) => AccessLevel::Admin,
-            _ => AccessLevel::User,
-        }
-    }
+/// One parsed Runtime API command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// `help [<command words>]`.
+    Help(Vec<String>),
+    /// `prompt`: toggle interactive mode.
+    Prompt,
+    /// `quit`.
+    Quit,
+    /// `echo <text>`.
+    Echo(String),
+    /// `show info [typed|json]`.
+    ShowInfo(Format),
+    /// `show stat [...]`.
+    ShowStat {
+        /// Optional proxy/type/sid filter.
+        filter: Option<StatFilter>,
+        /// Output format.
+        format: Format,
+        /// `up`: only servers that are up.
+        up: bool,
+        /// `no-maint`: hide servers in maintenance.
+        no_maint: bool,
+    },
+    /// `show servers state [<backend>]`.
+    ShowServersState(Option<String>),
+    /// `show backend`.
+    ShowBackend,
+    /// `show cli level`.
+    ShowCliLevel,
+    /// `operator` / `user`: lower the session's level.
+    SetLevel(crate::config::AccessLevel),
+    /// `get weight <b>/<s>`.
+    GetWeight(String),
+    /// `set weight <b>/<s> <w>` (deprecated form).
+    SetWeight(String, String),
+    /// `set server <b>/<s> ...`.
+    SetServer(String, SetServer),
+    /// `set maxconn server <b>/<s> <n>`.
+    SetMaxconnServer(String, String),
+    /// `set maxconn <other>`.
+    SetMaxconnOther,
+    /// `enable server` / `disable server`.
+    EnableServer(String, bool),
+    /// `enable health` / `disable health`.
+    EnableHealth(String, bool),
+    /// `enable agent` / `disable agent`.
+    EnableAgent(String, bool),
+    /// `add server help`.
+    AddServerHelp,
+    /// `add server <b>/<s> <words...>`.
+    AddServer(String, Vec<String>),
+    /// `del server <b>/<s>`.
+    DelServer(String),
+    /// `shutdown sessions server <b>/<s>`.
+    ShutdownSessions(String),
+    /// Not a command harp knows; carries the words for the "maybe" list.
+    Unknown(Vec<String>),
 }
 
-/// Splits one input line into commands and words (bounded at [`MAX_WORDS`] per command).
-pub fn split_line(line: &[u8]) -> Vec<Vec<String>> {
-    let text = String::from_utf8_lossy(line);
-    let mut cmds = Vec::new();
-    let mut words: Vec<String> = Vec::new();
+/// Splits a line into commands on unescaped `;` (`\;` stays a literal `;`).
+pub fn split_commands(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
     let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&';') => {
+                cur.push('\\');
+                cur.push(';');
+                chars.next();
+            }
+            ';' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Splits one command into words on blanks; a backslash escapes the next character.
+pub fn split_words(cmd: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut chars = cmd.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
                 if let Some(n) = chars.next() {
                     cur.push(n);
-                }
-                in_word = true;
-            }
-            ' ' | '\t' | '\r' => {
-                if in_word {
-                    push_word(&mut words, &mut cur);
-                    in_word = false;
+                    has = true;
                 }
             }
-            ';' => {
-                if in_word {
-                    push_word(&mut words, &mut cur);
-                    in_word = false;
+            ' ' | '\t' | '\r' | '\n' => {
+                if has {
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
                 }
-                cmds.push(std::mem::take(&mut words));
             }
             c => {
                 cur.push(c);
-                in_word = true;
+                has = true;
             }
         }
     }
-    if in_word {
-        push_word(&mut words, &mut cur);
+    if has {
+        out.push(cur);
     }
-    cmds.push(words);
-    cmds
+    out
 }
 
-fn push_word(words: &mut Vec<String>, cur: &mut String) {
-    let w = std::mem::take(cur);
-    if words.len() < MAX_WORDS {
-        words.push(w);
+fn arg(w: &[String], i: usize) -> String {
+    w.get(i).cloned().unwrap_or_default()
+}
+
+fn format_of(words: &[String]) -> Format {
+    if words.iter().any(|w| w == "json") {
+        Format::Json
+    } else if words.iter().any(|w| w == "typed") {
+        Format::Typed
+    } else {
+        Format::Plain
     }
 }
 
-fn arg(words: &[String], i: usize) -> String {
-    words.get(i).cloned().unwrap_or_default()
-}
-
-/// Parses one command's words.
-pub fn parse(words: &[String]) -> AdminCommand {
-    use AdminCommand as C;
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    let unknown = || C::Unknown(words.to_vec());
-    match w.as_slice() {
-        [] => C::Empty,
-        ["help", rest @ ..] => C::Help(rest.iter().map(|s| s.to_string()).collect()),
-        ["prompt", ..] => C::Prompt,
-        ["quit", ..] => C::Quit,
-        ["operator", ..] => C::Lower(AccessLevel::Operator),
-        ["user", ..] => C::Lower(AccessLevel::User),
-        ["echo", rest @ ..] => C::Echo(rest.join(" ")),
-        ["show", "info", rest @ ..] => C::ShowInfo(format_of(rest)),
-        ["show", "stat", rest @ ..] => parse_show_stat(rest),
-        ["show", "servers", "state", rest @ ..] => {
-            C::ShowServersState(rest.first().map(|s| s.to_string()))
-        }
-        ["show", "backend", ..] => C::ShowBackend,
-        ["show", "cli", "level", ..] => C::ShowCliLevel,
-        ["show", "version", ..] => C::ShowVersion,
-        ["get", "weight", ..] => C::GetWeight(arg(words, 2)),
-        ["set", "weight", ..] => {
-            if w.len() < 4 {
-                C::Error("Require 'backend/server' and 'weight' or 'weight%'.".into())
-            } else {
-                C::SetWeight {
-                    server: arg(words, 2),
-                    weight: arg(words, 3),
-                }
+/// Parses one command's words. An empty list is not a command (callers skip it).
+pub fn parse_words(w: &[String]) -> AdminCommand {
+    let s: Vec<&str> = w.iter().map(|x| x.as_str()).collect();
+    let unknown = || AdminCommand::Unknown(w.to_vec());
+    match s.as_slice() {
+        ["help", rest @ ..] => AdminCommand::Help(rest.iter().map(|x| x.to_string()).collect()),
+        ["prompt", ..] => AdminCommand::Prompt,
+        ["quit", ..] => AdminCommand::Quit,
+        ["echo", rest @ ..] => AdminCommand::Echo(rest.join(" ")),
+        ["operator", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::Operator),
+        ["user", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::User),
+        ["show", "info", ..] => AdminCommand::ShowInfo(format_of(&w[2..])),
+        ["show", "stat", ..] => {
+            let mut at = 2;
+            let mut filter = None;
+            if w.len() >= 5 {
+                filter = Some(StatFilter {
+                    proxy: arg(w, 2),
+                    types: arg(w, 3).parse().unwrap_or(0),
+                    sid: arg(w, 4).parse().unwrap_or(0),
+                });
+                at = 5;
+            }
+            let rest = &w[at.min(w.len())..];
+            AdminCommand::ShowStat {
+                filter,
+                format: format_of(rest),
+                up: rest.iter().any(|x| x == "up"),
+                no_maint: rest.iter().any(|x| x == "no-maint"),
             }
         }
-        ["set", "maxconn", "server", ..] => C::SetMaxconn {
-            server: arg(words, 3),
-            value: arg(words, 4),
-        },
-        ["set", "server", ..] => parse_set_server(words),
-        ["enable", what @ ("server" | "health" | "agent"), ..]
-        | ["disable", what @ ("server" | "health" | "agent"), ..] => {
-            let on = w[0] == "enable";
-            let s = arg(words, 2);
+        ["show", "servers", "state"] => AdminCommand::ShowServersState(None),
+        ["show", "servers", "state", b, ..] => AdminCommand::ShowServersState(Some(b.to_string())),
+        ["show", "backend", ..] => AdminCommand::ShowBackend,
+        ["show", "cli", "level", ..] => AdminCommand::ShowCliLevel,
+        ["get", "weight", ..] => AdminCommand::GetWeight(arg(w, 2)),
+        ["set", "weight", ..] => AdminCommand::SetWeight(arg(w, 2), arg(w, 3)),
+        ["set", "server", ..] => {
+            let what = match s.get(3).copied().unwrap_or("") {
+                "state" => SetServer::State(arg(w, 4)),
+                "health" => SetServer::Health(arg(w, 4)),
+                "agent" => SetServer::Agent(arg(w, 4)),
+                "weight" => SetServer::Weight(arg(w, 4)),
+                "addr" => SetServer::Addr {
+                    addr: arg(w, 4),
+                    port: if s.get(5) == Some(&"port") {
+                        Some(arg(w, 6))
+                    } else {
+                        None
+                    },
+                },
+                _ => SetServer::Other,
+            };
+            AdminCommand::SetServer(arg(w, 2), what)
+        }
+        ["set", "maxconn", "server", ..] => AdminCommand::SetMaxconnServer(arg(w, 3), arg(w, 4)),
+        ["set", "maxconn", "frontend" | "global", ..] => unknown(),
+        ["set", "maxconn", ..] => AdminCommand::SetMaxconnOther,
+        [verb @ ("enable" | "disable"), what, ..] => {
+            let on = *verb == "enable";
+            let target = arg(w, 2);
             match *what {
-                "server" => C::EnableServer(s, on),
-                "health" => C::EnableHealth(s, on),
-                _ => C::EnableAgent(s, on),
+                "server" => AdminCommand::EnableServer(target, on),
+                "health" => AdminCommand::EnableHealth(target, on),
+                "agent" => AdminCommand::EnableAgent(target, on),
+                _ => unknown(),
             }
         }
-        ["add", "server", "help", ..] => C::AddServerHelp,
-        ["add", "server", ..] => C::AddServer {
-            server: arg(words, 2),
-            args: words.iter().skip(3).cloned().collect(),
-        },
-        ["del", "server", ..] => C::DelServer(arg(words, 2)),
-        ["shutdown", "sessions", "server", ..] => C::ShutdownSessions(arg(words, 3)),
+        ["add", "server", "help", ..] => AdminCommand::AddServerHelp,
+        ["add", "server", ..] => AdminCommand::AddServer(arg(w, 2), w[3.min(w.len())..].to_vec()),
+        ["del", "server", ..] => AdminCommand::DelServer(arg(w, 2)),
+        ["shutdown", "sessions", "server", ..] => AdminCommand::ShutdownSessions(arg(w, 3)),
         _ => unknown(),
     }
 }
 
-fn format_of(rest: &[&str]) -> Format {
-    let mut f = Format::Plain;
-    for w in rest {
-        match *w {
-            "typed" => f = Format::Typed,
-            "json" => f = Format::Json,
-            _ => {}
-        }
-    }
-    f
-}
-
-fn parse_show_stat(rest: &[&str]) -> AdminCommand {
-    let mut q = StatQuery::default();
-    let mut i = 0;
-    // `show stat <iid|name> <type> <sid>`: the three positional words come first.
-    if rest.len() >= 3 && !is_stat_option(rest[0]) {
-        q.proxy = match rest[0] {
-            "-1" => None,
-            p => Some(p.to_string()),
-        };
-        q.types = match rest[1].parse::<i64>() {
-            Ok(-1) => 7,
-            Ok(t) if t >= 0 => (t as u32) & 7,
-            _ => return AdminCommand::Error("Invalid type.".into()),
-        };
-        q.sid = match rest[2].parse::<i64>() {
-            Ok(-1) => None,
-            Ok(s) if s >= 0 => Some(s as u32),
-            _ => return AdminCommand::Error("Invalid server id.".into()),
-        };
-        i = 3;
-    }
-    for w in &rest[i..] {
-        match *w {
-            "typed" => q.format = Format::Typed,
-            "json" => q.format = Format::Json,
-            "up" => q.up_only = true,
-            "no-maint" => q.no_maint = true,
-            _ => {}
-        }
-    }
-    AdminCommand::ShowStat(q)
-}
-
-fn is_stat_option(w: &str) -> bool {
-    matches!(w, "typed" | "json" | "up" | "no-maint" | "desc")
-}
-
-fn parse_set_server(words: &[String]) -> AdminCommand {
-    use AdminCommand as C;
-    let server = arg(words, 2);
-    let what = arg(words, 3);
-    let val = arg(words, 4);
-    match what.as_str() {
-        "state" => C::SetState { server, state: val },
-        "health" => C::SetHealth {
-            server,
-            health: val,
-        },
-        "agent" => C::SetAgent { server, agent: val },
-        "weight" => C::SetWeight {
-            server,
-            weight: val,
-        },
-        "addr" => {
-            let port = if words.get(5).map(String::as_str) == Some("port") {
-                Some(arg(words, 6))
-            } else {
-                None
-            };
-            C::SetAddr {
-                server,
-                addr: val,
-                port,
-            }
-        }
-        _ => C::Error(
-            "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | \
-             agent-send | check-addr | check-port | fqdn | health | ssl | state | weight"
-                .into(),
-        ),
+/// Parses one command text (`parse_words(split_words(cmd))`).
+pub fn parse_command(cmd: &str) -> Option<AdminCommand> {
+    let w = split_words(cmd);
+    if w.is_empty() {
+        None
+    } else {
+        Some(parse_words(&w))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AccessLevel;
 
-    fn p(line: &str) -> AdminCommand {
-        parse(&split_line(line.as_bytes())[0])
+    fn p(s: &str) -> AdminCommand {
+        parse_command(s).expect("a command")
     }
 
     #[test]
-    fn splits_commands_words_and_escapes() {
-        let c = split_line(b"show info; get weight a/b ;echo a\\;b\\ c");
-        assert_eq!(c.len(), 3);
-        assert_eq!(c[0], vec!["show", "info"]);
-        assert_eq!(c[1], vec!["get", "weight", "a/b"]);
-        assert_eq!(c[2], vec!["echo", "a;b c"]);
-        assert_eq!(split_line(b"  \t ")[0], Vec::<String>::new());
-        let many = "x ".repeat(1000);
-        assert_eq!(split_line(many.as_bytes())[0].len(), MAX_WORDS);
+    fn splits_on_semicolons_and_blanks() {
+        assert_eq!(split_commands("a;b c;;d"), ["a", "b c", "", "d"]);
+        assert_eq!(split_commands(r"echo a\;b;x"), [r"echo a\;b", "x"]);
+        assert_eq!(
+            split_words("  set  server\tb/s  "),
+            ["set", "server", "b/s"]
+        );
+        assert_eq!(split_words(r"echo a\;b a\ b"), ["echo", "a;b", "a b"]);
+        assert!(parse_command("   ").is_none());
     }
 
     #[test]
     fn table() {
-        use AdminCommand as C;
         let cases: Vec<(&str, AdminCommand)> = vec![
-            ("", C::Empty),
-            ("help", C::Help(vec![])),
-            ("show info typed", C::ShowInfo(Format::Typed)),
-            ("show info", C::ShowInfo(Format::Plain)),
-            ("show servers state", C::ShowServersState(None)),
+            ("help", AdminCommand::Help(vec![])),
+            ("help show", AdminCommand::Help(vec!["show".into()])),
+            ("prompt", AdminCommand::Prompt),
+            ("quit", AdminCommand::Quit),
             (
-                "show servers state b",
-                C::ShowServersState(Some("b".into())),
+                "echo hello  world",
+                AdminCommand::Echo("hello world".into()),
             ),
-            ("show backend", C::ShowBackend),
-            ("get weight b/s", C::GetWeight("b/s".into())),
-            ("get weight", C::GetWeight(String::new())),
+            ("operator", AdminCommand::SetLevel(AccessLevel::Operator)),
+            ("user", AdminCommand::SetLevel(AccessLevel::User)),
+            ("show info", AdminCommand::ShowInfo(Format::Plain)),
+            ("show info typed", AdminCommand::ShowInfo(Format::Typed)),
+            ("show info json", AdminCommand::ShowInfo(Format::Json)),
             (
-                "set weight b/s 10%",
-                C::SetWeight {
-                    server: "b/s".into(),
-                    weight: "10%".into(),
+                "show stat",
+                AdminCommand::ShowStat {
+                    filter: None,
+                    format: Format::Plain,
+                    up: false,
+                    no_maint: false,
                 },
             ),
             (
-                "set weight b/s",
-                C::Error("Require 'backend/server' and 'weight' or 'weight%'.".into()),
-            ),
-            (
-                "set server b/s state maint",
-                C::SetState {
-                    server: "b/s".into(),
-                    state: "maint".into(),
+                "show stat test 4 -1 typed up",
+                AdminCommand::ShowStat {
+                    filter: Some(StatFilter {
+                        proxy: "test".into(),
+                        types: 4,
+                        sid: -1,
+                    }),
+                    format: Format::Typed,
+                    up: true,
+                    no_maint: false,
                 },
             ),
             (
-                "set server b/s health",
-                C::SetHealth {
-                    server: "b/s".into(),
-                    health: String::new(),
+                "show stat json no-maint",
+                AdminCommand::ShowStat {
+                    filter: None,
+                    format: Format::Json,
+                    up: false,
+                    no_maint: true,
                 },
             ),
+            ("show servers state", AdminCommand::ShowServersState(None)),
             (
-                "set server b/s addr 1.2.3.4 port 80",
-                C::SetAddr {
-                    server: "b/s".into(),
-                    addr: "1.2.3.4".into(),
-                    port: Some("80".into()),
-                },
+                "show servers state test",
+                AdminCommand::ShowServersState(Some("test".into())),
             ),
-            ("enable server b/s", C::EnableServer("b/s".into(), true)),
-            ("disable health b/s", C::EnableHealth("b/s".into(), false)),
-            ("disable agent b/s", C::EnableAgent("b/s".into(), false)),
-            ("add server help", C::AddServerHelp),
+            ("show backend", AdminCommand::ShowBackend),
+            ("show cli level", AdminCommand::ShowCliLevel),
+            ("get weight a/b", AdminCommand::GetWeight("a/b".into())),
+            ("get weight", AdminCommand::GetWeight("".into())),
             (
-                "add server b/s 127.0.0.1:80 weight 3",
-                C::AddServer {
-                    server: "b/s".into(),
-                    args: vec!["127.0.0.1:80".into(), "weight".into(), "3".into()],
-                },
+                "set weight a/b 50%",
+                AdminCommand::SetWeight("a/b".into(), "50%".into()),
             ),
-            ("del server b/s", C::DelServer("b/s".into())),
             (
-                "shutdown sessions server b/s",
-                C::ShutdownSessions("b/s".into()),
+                "set server a/b state maint",
+                AdminCommand::SetServer("a/b".into(), SetServer::State("maint".into())),
             ),
-            ("operator", C::Lower(AccessLevel::Operator)),
-            ("echo hello  world", C::Echo("hello world".into())),
-            ("frobnicate", C::Unknown(vec!["frobnicate".into()])),
             (
-                "show nothing",
-                C::Unknown(vec!["show".into(), "nothing".into()]),
+                "set server a/b health",
+                AdminCommand::SetServer("a/b".into(), SetServer::Health("".into())),
             ),
+            (
+                "set server a/b agent up",
+                AdminCommand::SetServer("a/b".into(), SetServer::Agent("up".into())),
+            ),
+            (
+                "set server a/b weight 7",
+                AdminCommand::SetServer("a/b".into(), SetServer::Weight("7".into())),
+            ),
+            (
+                "set server a/b addr 1.2.3.4 port 80",
+                AdminCommand::SetServer(
+                    "a/b".into(),
+                    SetServer::Addr {
+                        addr: "1.2.3.4".into(),
+                        port: Some("80".into()),
+                    },
+                ),
+            ),
+            (
+                "set server a/b addr",
+                AdminCommand::SetServer(
+                    "a/b".into(),
+                    SetServer::Addr {
+                        addr: "".into(),
+                        port: None,
+                    },
+                ),
+            ),
+            (
+                "set server a/b frob",
+                AdminCommand::SetServer("a/b".into(), SetServer::Other),
+            ),
+            (
+                "set maxconn server a/b 10",
+                AdminCommand::SetMaxconnServer("a/b".into(), "10".into()),
+            ),
+            ("set maxconn bogus 10", AdminCommand::SetMaxconnOther),
+            (
+                "set maxconn global 10",
+                AdminCommand::Unknown(vec![
+                    "set".into(),
+                    "maxconn".into(),
+                    "global".into(),
+                    "10".into(),
+                ]),
+            ),
+            (
+                "enable server a/b",
+                AdminCommand::EnableServer("a/b".into(), true),
+            ),
+            (
+                "disable server a/b",
+                AdminCommand::EnableServer("a/b".into(), false),
+            ),
+            (
+                "enable health a/b",
+                AdminCommand::EnableHealth("a/b".into(), true),
+            ),
+            (
+                "disable agent a/b",
+                AdminCommand::EnableAgent("a/b".into(), false),
+            ),
+            ("add server help", AdminCommand::AddServerHelp),
+            (
+                "add server a/b 127.0.0.1:80 weight 3",
+                AdminCommand::AddServer(
+                    "a/b".into(),
+                    vec!["127.0.0.1:80".into(), "weight".into(), "3".into()],
+                ),
+            ),
+            ("add server", AdminCommand::AddServer("".into(), vec![])),
+            ("del server a/b", AdminCommand::DelServer("a/b".into())),
+            (
+                "shutdown sessions server a/b",
+                AdminCommand::ShutdownSessions("a/b".into()),
+            ),
+            (
+                "frobnicate x",
+                AdminCommand::Unknown(vec!["frobnicate".into(), "x".into()]),
+            ),
+            (
+                "enable frontend fe",
+                AdminCommand::Unknown(vec!["enable".into(), "frontend".into(), "fe".into()]),
+            ),
+            ("show", AdminCommand::Unknown(vec!["show".into()])),
         ];
         for (line, want) in cases {
             assert_eq!(p(line), want, "{line}");
         }
-        assert!(
-            matches!(p("set server b/s bogus"), C::Error(e) if e.starts_with("usage: set server"))
-        );
-    }
-
-    #[test]
-    fn show_stat_filters() {
-        let AdminCommand::ShowStat(q) = p("show stat 3 4 -1 typed up") else {
-            panic!()
-        };
-        assert_eq!(q.proxy.as_deref(), Some("3"));
-        assert_eq!(
-            (q.types, q.sid, q.format, q.up_only),
-            (4, None, Format::Typed, true)
-        );
-        let AdminCommand::ShowStat(q) = p("show stat json no-maint") else {
-            panic!()
-        };
-        assert_eq!((q.types, q.format, q.no_maint), (7, Format::Json, true));
-        assert!(matches!(p("show stat x y z"), AdminCommand::Error(_)));
-    }
-
-    #[test]
-    fn levels() {
-        assert_eq!(p("show stat").level(), AccessLevel::User);
-        assert_eq!(p("set server a/b state maint").level(), AccessLevel::Admin);
-        assert_eq!(p("add server a/b 1.2.3.4:5").level(), AccessLevel::Admin);
     }
 }

@@ -1,642 +1,385 @@
-//! Read-only replies: `show info`, `show stat` (CSV, typed, json), `show servers state`,
-//! `show backend`, in HAProxy 3.2's exact layout.
+//! Stats renderings in HAProxy 3.2's formats: `show info`, `show stat` (CSV, typed, JSON),
+//! `show servers state` and `show backend`. Column names and order are what exporters parse.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use super::parse::{Format, StatQuery};
-use super::stat_fields::{
-    Ty, BACKEND_FIELDS, COLUMNS, FRONTEND_FIELDS, MODULE_START, SERVER_FIELDS,
-};
+use super::parse::{Format, StatFilter};
 use crate::model::{OpState, Proxy, Registry, Server};
 
-/// A stat value.
+/// A stats value, typed as HAProxy types it (the type shows in `typed`/`json` output).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Val {
-    /// Text.
+    /// `str` (may be empty and still present).
     Str(String),
-    /// Unsigned number.
-    U(u64),
-    /// Signed number.
-    S(i64),
+    /// `u32`.
+    U32(u64),
+    /// `u64`.
+    U64(u64),
+    /// `s32`.
+    S32(i64),
+}
+
+impl Val {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Val::Str(_) => "str",
+            Val::U32(_) => "u32",
+            Val::U64(_) => "u64",
+            Val::S32(_) => "s32",
+        }
+    }
 }
 
 impl std::fmt::Display for Val {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Val::Str(s) => f.write_str(s),
-            Val::U(v) => write!(f, "{v}"),
-            Val::S(v) => write!(f, "{v}"),
+            Val::U32(v) | Val::U64(v) => write!(f, "{v}"),
+            Val::S32(v) => write!(f, "{v}"),
         }
     }
 }
 
-/// The process-wide connection limit: `global maxconn`, else derived from `ulimit -n` as HAProxy
-/// does (half the descriptors, one for each side of a connection, minus a small reserve).
-pub fn global_maxconn(reg: &Registry) -> u32 {
-    reg.global()
-        .maxconn
-        .unwrap_or_else(|| (nofile().saturating_sub(30) / 2).max(1) as u32)
-}
+/// Number of generic stats fields before the `-` module separator in CSV.
+const GENERIC: usize = 113;
 
-fn nofile() -> u64 {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024)
-}
+/// Every `show stat` field in order (the CSV `-` separator excluded) with its default tags
+/// (origin, nature, scope letters as in `typed` output).
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("pxname", "KNS"),
+    ("svname", "KNS"),
+    ("qcur", "MGP"),
+    ("qmax", "MMP"),
+    ("scur", "MGP"),
+    ("smax", "MMP"),
+    ("slim", "CLP"),
+    ("stot", "MCP"),
+    ("bin", "MCP"),
+    ("bout", "MCP"),
+    ("dreq", "MCP"),
+    ("dresp", "MCP"),
+    ("ereq", "MCP"),
+    ("econ", "MCP"),
+    ("eresp", "MCP"),
+    ("wretr", "MCP"),
+    ("wredis", "MCP"),
+    ("status", "SGP"),
+    ("weight", "MaP"),
+    ("act", "SGP"),
+    ("bck", "SGP"),
+    ("chkfail", "MCP"),
+    ("chkdown", "MCP"),
+    ("lastchg", "MAP"),
+    ("downtime", "MCP"),
+    ("qlimit", "MCP"),
+    ("pid", "KGP"),
+    ("iid", "KGS"),
+    ("sid", "KGS"),
+    ("throttle", "MCP"),
+    ("lbtot", "MCP"),
+    ("tracked", "MCP"),
+    ("type", "CGS"),
+    ("rate", "MRP"),
+    ("rate_lim", "CLP"),
+    ("rate_max", "MMP"),
+    ("check_status", "MOP"),
+    ("check_code", "MOP"),
+    ("check_duration", "MDP"),
+    ("hrsp_1xx", "MCP"),
+    ("hrsp_2xx", "MCP"),
+    ("hrsp_3xx", "MCP"),
+    ("hrsp_4xx", "MCP"),
+    ("hrsp_5xx", "MCP"),
+    ("hrsp_other", "MCP"),
+    ("hanafail", "MCP"),
+    ("req_rate", "MRP"),
+    ("req_rate_max", "MMP"),
+    ("req_tot", "MCP"),
+    ("cli_abrt", "MCP"),
+    ("srv_abrt", "MCP"),
+    ("comp_in", "MCP"),
+    ("comp_out", "MCP"),
+    ("comp_byp", "MCP"),
+    ("comp_rsp", "MCP"),
+    ("lastsess", "MAP"),
+    ("last_chk", "MOP"),
+    ("last_agt", "MOP"),
+    ("qtime", "MaP"),
+    ("ctime", "MaP"),
+    ("rtime", "MaP"),
+    ("ttime", "MaP"),
+    ("agent_status", "MCP"),
+    ("agent_code", "MCP"),
+    ("agent_duration", "MCP"),
+    ("check_desc", "MOP"),
+    ("agent_desc", "MCP"),
+    ("check_rise", "CGS"),
+    ("check_fall", "CGS"),
+    ("check_health", "CGS"),
+    ("agent_rise", "MCP"),
+    ("agent_fall", "MCP"),
+    ("agent_health", "MCP"),
+    ("addr", "CGS"),
+    ("cookie", "MCP"),
+    ("mode", "CGS"),
+    ("algo", "CGS"),
+    ("conn_rate", "MRP"),
+    ("conn_rate_max", "MMP"),
+    ("conn_tot", "MCP"),
+    ("intercepted", "MCP"),
+    ("dcon", "MCP"),
+    ("dses", "MCP"),
+    ("wrew", "MCP"),
+    ("connect", "MCP"),
+    ("reuse", "MCP"),
+    ("cache_lookups", "MCP"),
+    ("cache_hits", "MCP"),
+    ("srv_icur", "MGP"),
+    ("src_ilim", "MCP"),
+    ("qtime_max", "MMP"),
+    ("ctime_max", "MMP"),
+    ("rtime_max", "MMP"),
+    ("ttime_max", "MMP"),
+    ("eint", "MCP"),
+    ("idle_conn_cur", "MGP"),
+    ("safe_conn_cur", "MGP"),
+    ("used_conn_cur", "MGP"),
+    ("need_conn_est", "MGP"),
+    ("uweight", "MaP"),
+    ("agg_server_status", "MGP"),
+    ("agg_server_check_status", "MGP"),
+    ("agg_check_status", "MGP"),
+    ("srid", "MCP"),
+    ("sess_other", "MCP"),
+    ("h1sess", "MCP"),
+    ("h2sess", "MCP"),
+    ("h3sess", "MCP"),
+    ("req_other", "MCP"),
+    ("h1req", "MCP"),
+    ("h2req", "MCP"),
+    ("h3req", "MCP"),
+    ("proto", "MCP"),
+    ("ssl_sess", "MCP"),
+    ("ssl_reused_sess", "MCP"),
+    ("ssl_failed_handshake", "MCP"),
+    ("ssl_ocsp_staple", "MCP"),
+    ("ssl_failed_ocsp_staple", "MCP"),
+    ("h2_headers_rcvd", "MCP"),
+    ("h2_data_rcvd", "MCP"),
+    ("h2_settings_rcvd", "MCP"),
+    ("h2_rst_stream_rcvd", "MCP"),
+    ("h2_goaway_rcvd", "MCP"),
+    ("h2_detected_conn_protocol_errors", "MCP"),
+    ("h2_detected_strm_protocol_errors", "MCP"),
+    ("h2_rst_stream_resp", "MCP"),
+    ("h2_goaway_resp", "MCP"),
+    ("h2_open_connections", "MGP"),
+    ("h2_backend_open_streams", "MGP"),
+    ("h2_total_connections", "MCP"),
+    ("h2_backend_total_streams", "MCP"),
+    ("h1_open_connections", "MGP"),
+    ("h1_open_streams", "MGP"),
+    ("h1_total_connections", "MCP"),
+    ("h1_total_streams", "MCP"),
+    ("h1_bytes_in", "MCP"),
+    ("h1_bytes_out", "MCP"),
+    ("h1_spliced_bytes_in", "MCP"),
+    ("h1_spliced_bytes_out", "MCP"),
+];
 
-fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
-}
-
-fn now() -> u64 {
-    crate::model::unix_now().max(0) as u64
-}
-
-// ---------------------------------------------------------------- show info
-
-/// `show info`: HAProxy's field names and order with harp's values, then harp's own fields.
-pub fn show_info(reg: &Registry, extra: Vec<(String, String)>, format: Format) -> String {
-    let up = reg.started.elapsed().as_secs();
-    let c = &reg.counters;
-    let maxconn = global_maxconn(reg) as u64;
-    let nbthread = reg.global().nbthread.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let node = reg.global().node.clone().unwrap_or_else(hostname);
-    let version = env!("CARGO_PKG_VERSION");
-    let listeners: usize = reg
-        .proxies()
+fn col(name: &str) -> usize {
+    COLUMNS
         .iter()
-        .map(|p| p.config.binds.len())
-        .sum::<usize>()
-        + reg.global().stats_sockets.len();
-    let s = |v: &str| Val::Str(v.to_string());
-    let u = Val::U;
-    let mut f: Vec<(String, Val)> = vec![
-        ("Name".into(), s("harp")),
-        ("Version".into(), s(version)),
-        ("Release_date".into(), s("2026/11/24")),
-        ("Nbthread".into(), u(nbthread as u64)),
-        ("Nbproc".into(), u(1)),
-        ("Process_num".into(), u(1)),
-        ("Pid".into(), u(std::process::id() as u64)),
-        (
-            "Uptime".into(),
-            Val::Str(format!(
-                "{}d {}h{:02}m{:02}s",
-                up / 86400,
-                (up / 3600) % 24,
-                (up / 60) % 60,
-                up % 60
-            )),
-        ),
-        ("Uptime_sec".into(), u(up)),
-    ];
-    let zeros_then = |f: &mut Vec<(String, Val)>, names: &[&str]| {
-        for n in names {
-            f.push((n.to_string(), Val::U(0)));
-        }
-    };
-    zeros_then(
-        &mut f,
-        &["Memmax_MB", "PoolAlloc_MB", "PoolUsed_MB", "PoolFailed"],
-    );
-    f.push(("Ulimit-n".into(), u(nofile())));
-    f.push(("Maxsock".into(), u(nofile())));
-    f.push(("Maxconn".into(), u(maxconn)));
-    f.push(("Hard_maxconn".into(), u(maxconn)));
-    f.push(("CurrConns".into(), u(load(&c.cur_conns))));
-    f.push(("CumConns".into(), u(load(&c.cum_conns))));
-    f.push(("CumReq".into(), u(0)));
-    zeros_then(
-        &mut f,
-        &["MaxSslConns", "CurrSslConns", "CumSslConns", "Maxpipes"],
-    );
-    f.push(("PipesUsed".into(), u(load(&c.pipes_used))));
-    f.push(("PipesFree".into(), u(load(&c.pipes_free))));
-    zeros_then(
-        &mut f,
-        &[
-            "ConnRate",
-            "ConnRateLimit",
-            "MaxConnRate",
-            "SessRate",
-            "SessRateLimit",
-            "MaxSessRate",
-            "SslRate",
-            "SslRateLimit",
-            "MaxSslRate",
-            "SslFrontendKeyRate",
-            "SslFrontendMaxKeyRate",
-            "SslFrontendSessionReuse_pct",
-            "SslBackendKeyRate",
-            "SslBackendMaxKeyRate",
-            "SslCacheLookups",
-            "SslCacheMisses",
-            "CompressBpsIn",
-            "CompressBpsOut",
-            "CompressBpsRateLim",
-            "Tasks",
-            "Run_queue",
-        ],
-    );
-    f.push(("Idle_pct".into(), u(100)));
-    f.push(("node".into(), Val::Str(node)));
-    f.push((
-        "Stopping".into(),
-        u(reg.stopping.load(Ordering::Relaxed) as u64),
-    ));
-    f.push(("Jobs".into(), u(load(&c.cur_conns) + listeners as u64)));
-    f.push(("Unstoppable Jobs".into(), u(0)));
-    f.push(("Listeners".into(), u(listeners as u64)));
-    zeros_then(
-        &mut f,
-        &[
-            "ActivePeers",
-            "ConnectedPeers",
-            "DroppedLogs",
-            "BusyPolling",
-            "FailedResolutions",
-        ],
-    );
-    f.push(("TotalBytesOut".into(), u(load(&c.bytes_out))));
-    f.push(("TotalSplicedBytesOut".into(), u(load(&c.spliced_out))));
-    zeros_then(
-        &mut f,
-        &["BytesOutRate", "DebugCommandsIssued", "CumRecvLogs"],
-    );
-    f.push(("Build info".into(), s(version)));
-    zeros_then(
-        &mut f,
-        &["Memmax_bytes", "PoolAlloc_bytes", "PoolUsed_bytes"],
-    );
-    f.push(("Start_time_sec".into(), u(reg.start_time.max(0) as u64)));
-    zeros_then(&mut f, &["Tainted", "TotalWarnings"]);
-    f.push(("MaxconnReached".into(), u(load(&c.maxconn_reached))));
-    zeros_then(&mut f, &["BootTime_ms", "Niced_tasks"]);
-    f.push(("CurrStreams".into(), u(load(&c.cur_conns))));
-    f.push(("CumStreams".into(), u(load(&c.cum_conns))));
-    f.push(("BlockedTrafficWarnings".into(), u(0)));
-    f.push(("EventsDropped".into(), u(reg.bus().dropped())));
-    f.push(("EventsPublished".into(), u(reg.bus().published())));
-    for (k, v) in extra {
-        if !f.iter().any(|(n, _)| *n == k) {
-            f.push((k, Val::Str(v)));
-        }
-    }
-    let mut out = String::new();
-    match format {
-        Format::Plain => {
-            for (k, v) in &f {
-                let _ = writeln!(out, "{k}: {v}");
-            }
-        }
-        Format::Typed => {
-            for (i, (k, v)) in f.iter().enumerate() {
-                let (tags, ty) = info_tags(v);
-                let _ = writeln!(out, "{i}.{k}.1:{tags}:{}:{v}", ty.name());
-            }
-        }
-        Format::Json => {
-            out.push('[');
-            for (i, (k, v)) in f.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let (tags, ty) = info_tags(v);
-                let _ = write!(
-                    out,
-                    "{{\"field\":{{\"pos\":{i},\"name\":{}}},\"processNum\":1,\"tags\":{},\"value\":{}}}",
-                    json_str(k),
-                    json_tags(tags),
-                    json_val(v, ty)
-                );
-            }
-            out.push_str("]\n");
-        }
-    }
-    out
+        .position(|(n, _)| *n == name)
+        .unwrap_or(usize::MAX)
 }
 
-fn info_tags(v: &Val) -> (&'static str, Ty) {
-    match v {
-        Val::Str(_) => ("POS", Ty::Str),
-        Val::U(_) => ("MGP", Ty::U64),
-        Val::S(_) => ("MGP", Ty::S32),
-    }
-}
-
-fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
-// ---------------------------------------------------------------- show stat
-
-/// One stat row: kind letter (`F`, `B`, `S`), proxy id, server id and its fields.
-struct Row {
-    kind: char,
-    iid: u32,
-    sid: u32,
-    fields: Vec<(u16, &'static str, &'static str, Ty, Val)>,
-}
-
-fn row(
-    kind: char,
-    iid: u32,
-    sid: u32,
-    table: &'static [(u16, &'static str, &'static str, Ty)],
-    mut value: impl FnMut(&str) -> Option<Val>,
-) -> Row {
-    let fields = table
-        .iter()
-        .filter_map(|(pos, name, tags, ty)| value(name).map(|v| (*pos, *name, *tags, *ty, v)))
-        .collect();
-    Row {
-        kind,
-        iid,
-        sid,
-        fields,
-    }
-}
-
-fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
-    let c = &p.counters;
-    let slim = match p.maxconn() {
-        0 => global_maxconn(reg),
-        m => m,
-    };
-    let status = if p.stopped.load(Ordering::Relaxed) {
-        "STOP"
-    } else if p.paused.load(Ordering::Relaxed) {
-        "PAUSED"
-    } else {
-        "OPEN"
-    };
-    row('F', p.uuid, 0, FRONTEND_FIELDS, |n| {
-        Some(match n {
-            "pxname" => Val::Str(p.name.to_string()),
-            "svname" => Val::Str("FRONTEND".into()),
-            "scur" => Val::U(load(&c.cur_sess)),
-            "smax" => Val::U(load(&c.max_sess)),
-            "slim" => Val::U(slim as u64),
-            "stot" | "conn_tot" => Val::U(load(&c.tot_sess)),
-            "bin" => Val::U(load(&c.bytes_in)),
-            "bout" => Val::U(load(&c.bytes_out)),
-            "dreq" | "dcon" => Val::U(load(&c.denied)),
-            "status" => Val::Str(status.into()),
-            "pid" => Val::U(1),
-            "iid" => Val::U(p.uuid as u64),
-            "mode" => Val::Str("tcp".into()),
-            _ => Val::U(0),
-        })
-    })
-}
-
-fn backend_weight(p: &Proxy) -> (u64, u64) {
-    let servers = p.servers();
-    let act: Vec<_> = servers
-        .iter()
-        .filter(|s| !s.params.backup && s.is_usable())
-        .collect();
-    let set: Vec<_> = if act.is_empty() {
-        servers
-            .iter()
-            .filter(|s| s.params.backup && s.is_usable())
-            .collect()
-    } else {
-        act
-    };
-    (
-        set.iter().map(|s| s.effective_weight() as u64).sum(),
-        set.iter().map(|s| s.uweight() as u64).sum(),
-    )
-}
-
-fn backend_slim(reg: &Registry, p: &Proxy) -> u64 {
-    if let Some(f) = p.config.fullconn {
-        return f as u64;
-    }
-    // HAProxy's default fullconn: 10% of the maxconn of the frontends that can reach it.
-    let sum: u64 = reg
-        .proxies()
-        .iter()
-        .filter(|f| {
-            f.is_frontend()
-                && (f.config.default_backend.as_deref() == Some(&p.name) || f.uuid == p.uuid)
-        })
-        .map(|f| match f.maxconn() {
-            0 => global_maxconn(reg) as u64,
-            m => m as u64,
-        })
-        .sum();
-    sum.div_ceil(10).max(1)
-}
-
-fn backend_row(reg: &Registry, p: &Proxy) -> Row {
-    let c = &p.counters;
-    let (act, bck) = (p.srv_act() as u64, p.srv_bck() as u64);
-    let (weight, uweight) = backend_weight(p);
-    let last = p
-        .servers()
-        .iter()
-        .map(|s| s.last_change())
-        .max()
-        .unwrap_or(reg.start_time.max(0) as u64);
-    let slim = backend_slim(reg, p);
-    row('B', p.uuid, 0, BACKEND_FIELDS, |n| {
-        Some(match n {
-            "pxname" => Val::Str(p.name.to_string()),
-            "svname" => Val::Str("BACKEND".into()),
-            "qcur" => Val::U(load(&c.queue_cur)),
-            "qmax" => Val::U(load(&c.queue_max)),
-            "scur" => Val::U(load(&c.cur_sess)),
-            "smax" => Val::U(load(&c.max_sess)),
-            "slim" => Val::U(slim),
-            "stot" | "connect" => Val::U(load(&c.tot_sess)),
-            "bin" => Val::U(load(&c.bytes_in)),
-            "bout" => Val::U(load(&c.bytes_out)),
-            "econ" => Val::U(load(&c.econ)),
-            "wretr" => Val::U(load(&c.wretr)),
-            "wredis" => Val::U(load(&c.wredis)),
-            "status" => Val::Str(if act + bck > 0 { "UP" } else { "DOWN" }.into()),
-            "weight" => Val::U(weight),
-            "uweight" => Val::U(uweight),
-            "act" => Val::U(act),
-            "bck" => Val::U(bck),
-            "chkdown" => Val::U(load(&c.chkdown)),
-            "lastchg" => Val::U(now().saturating_sub(last)),
-            "pid" => Val::U(1),
-            "iid" => Val::U(p.uuid as u64),
-            "lbtot" => Val::U(load(&c.lbtot)),
-            "type" => Val::U(1),
-            "cli_abrt" => Val::U(load(&c.cli_abrt)),
-            "srv_abrt" => Val::U(load(&c.srv_abrt)),
-            "lastsess" => Val::S(-1),
-            "mode" => Val::Str("tcp".into()),
-            "algo" => Val::Str(p.config.balance.name().into()),
-            _ => Val::U(0),
-        })
-    })
-}
-
-/// HAProxy's server status text (`stats_fill_sv_computestate` + `srv_hlt_st`).
-pub fn server_status(s: &Server) -> String {
-    let admin = s.admin();
-    let chk = s.check_state();
-    if admin.0 & crate::model::AdminFlags::RMAINT != 0 {
-        return "MAINT (resolution)".into();
-    }
-    if admin.maint() {
-        return "MAINT".into();
-    }
-    let h = chk.health;
-    let top = h.rise + h.fall - 1;
-    match s.op_state() {
-        OpState::Running | OpState::Starting => {
-            let going_down = chk.enabled && h.cur < top;
-            if admin.drain() {
-                if going_down {
-                    return format!("DRAIN {}/{}", h.cur + 1 - h.rise.min(h.cur + 1), h.fall);
-                }
-                return "DRAIN".into();
-            }
-            if going_down {
-                return format!("UP {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall);
-            }
-            if !chk.enabled {
-                return "no check".into();
-            }
-            "UP".into()
-        }
-        OpState::Stopping => {
-            if !chk.enabled || h.cur == top {
-                "NOLB".into()
-            } else {
-                format!("NOLB {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall)
-            }
-        }
-        OpState::Stopped => {
-            if chk.enabled && h.cur > 0 {
-                format!("DOWN {}/{}", h.cur, h.rise)
-            } else {
-                "DOWN".into()
-            }
-        }
-    }
-}
-
-fn server_row(p: &Proxy, s: &Server) -> Row {
-    let c = &s.counters;
-    let chk = s.check_state();
-    let checked = chk.enabled;
-    let last = chk.last.clone();
-    let status = server_status(s);
-    let mut r = row('S', p.uuid, s.puid, SERVER_FIELDS, |n| {
-        Some(match n {
-            "pxname" => Val::Str(p.name.to_string()),
-            "svname" => Val::Str(s.name.to_string()),
-            "qcur" => Val::U(load(&c.queue_cur)),
-            "qmax" => Val::U(load(&c.queue_max)),
-            "scur" | "used_conn_cur" => Val::U(load(&c.cur_sess)),
-            "smax" => Val::U(load(&c.max_sess)),
-            "stot" | "connect" => Val::U(load(&c.tot_sess)),
-            "bin" => Val::U(load(&c.bytes_in)),
-            "bout" => Val::U(load(&c.bytes_out)),
-            "econ" => Val::U(load(&c.econ)),
-            "eresp" => Val::U(load(&c.eresp)),
-            "wretr" => Val::U(load(&c.wretr)),
-            "wredis" => Val::U(load(&c.wredis)),
-            "status" => Val::Str(status.clone()),
-            "weight" => Val::U(s.effective_weight() as u64),
-            "uweight" => Val::U(s.uweight() as u64),
-            "act" => Val::U(!s.params.backup as u64),
-            "bck" => Val::U(s.params.backup as u64),
-            "chkfail" if checked => Val::U(load(&c.chkfail)),
-            "chkdown" if checked => Val::U(load(&c.chkdown)),
-            "downtime" if checked => Val::U(load(&c.downtime)),
-            "lastchg" => Val::U(now().saturating_sub(s.last_change())),
-            "pid" => Val::U(1),
-            "iid" => Val::U(p.uuid as u64),
-            "sid" => Val::U(s.puid as u64),
-            "lbtot" => Val::U(load(&c.lbtot)),
-            "type" => Val::U(2),
-            "check_status" if checked => Val::Str(chk.status().short().into()),
-            "check_duration" if checked => Val::U(
-                last.as_ref()
-                    .map(|r| r.result.duration_ms.max(0) as u64)
-                    .unwrap_or(0),
-            ),
-            "last_chk" if checked => Val::Str(
-                last.as_ref()
-                    .and_then(|r| r.result.info.clone())
-                    .unwrap_or_default(),
-            ),
-            "check_desc" if checked => Val::Str(chk.status().desc().into()),
-            "check_rise" if checked => Val::U(chk.health.rise as u64),
-            "check_fall" if checked => Val::U(chk.health.fall as u64),
-            "check_health" if checked => Val::U(chk.health.cur as u64),
-            "chkfail" | "chkdown" | "downtime" | "check_status" | "check_duration" | "last_chk"
-            | "check_desc" | "check_rise" | "check_fall" | "check_health" => return None,
-            "cli_abrt" => Val::U(load(&c.cli_abrt)),
-            "srv_abrt" => Val::U(load(&c.srv_abrt)),
-            "lastsess" => Val::S(-1),
-            "addr" => Val::Str(s.addr_text()),
-            "mode" => Val::Str("tcp".into()),
-            "srid" => Val::U(s.rid as u64),
-            _ => Val::U(0),
-        })
-    });
-    // Fields HAProxy prints only when configured.
-    let mut extra = Vec::new();
-    if s.maxconn() > 0 {
-        extra.push((6, "slim", "CLP", Ty::U32, Val::U(s.maxconn() as u64)));
-    }
-    if s.params.maxqueue > 0 {
-        extra.push((
-            25,
-            "qlimit",
-            "CLP",
-            Ty::U32,
-            Val::U(s.params.maxqueue as u64),
-        ));
-    }
-    if s.op_state() == OpState::Starting && s.uweight() > 0 {
-        let pct = s.effective_weight() as u64 * 100 / s.uweight() as u64;
-        extra.push((29, "throttle", "MGP", Ty::U32, Val::U(pct)));
-    }
-    if checked {
-        if let Some(code) = last.as_ref().and_then(|r| r.result.code) {
-            extra.push((37, "check_code", "MOP", Ty::U32, Val::U(code.max(0) as u64)));
-        }
-    }
-    if !extra.is_empty() {
-        r.fields.extend(extra);
-        r.fields.sort_by_key(|f| f.0);
-    }
-    r
-}
-
-fn csv_header() -> String {
+/// The CSV header line of `show stat`.
+pub fn stat_header() -> String {
     let mut h = String::from("# ");
-    for c in COLUMNS {
-        h.push_str(c);
+    for (i, (n, _)) in COLUMNS.iter().enumerate() {
+        if i == GENERIC {
+            h.push_str("-,");
+        }
+        h.push_str(n);
         h.push(',');
     }
     h.push('\n');
     h
 }
 
-fn csv_line(out: &mut String, r: &Row) {
-    // Fields are sorted by position; walk the columns once, writing each cell in place.
-    let mut fields = r.fields.iter().peekable();
-    for col in 0..COLUMNS.len() {
-        let pos = if col == MODULE_START as usize {
-            out.push_str("-,");
-            continue;
-        } else if col > MODULE_START as usize {
-            col - 1
-        } else {
-            col
-        };
-        if let Some((_, _, _, _, v)) = fields.next_if(|f| f.0 as usize == pos) {
-            match v {
-                Val::Str(t) => csv_escape(out, t),
-                other => {
-                    let _ = write!(out, "{other}");
-                }
-            }
+/// Which kind of object a stats row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// A frontend (`FRONTEND`).
+    Frontend,
+    /// A backend (`BACKEND`).
+    Backend,
+    /// A server.
+    Server,
+}
+
+/// One `show stat` row.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What it is.
+    pub kind: RowKind,
+    /// Proxy uuid.
+    pub iid: u32,
+    /// Server id (0 for proxies).
+    pub sid: u32,
+    /// Values by column, `None` = absent (empty in CSV).
+    pub vals: Vec<Option<Val>>,
+}
+
+impl Row {
+    fn new(kind: RowKind, iid: u32, sid: u32) -> Row {
+        Row {
+            kind,
+            iid,
+            sid,
+            vals: vec![None; COLUMNS.len()],
         }
-        out.push(',');
     }
-    out.push('\n');
-}
 
-fn csv_escape(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
+    fn set(&mut self, name: &str, v: Val) {
+        if let Some(slot) = self.vals.get_mut(col(name)) {
+            *slot = Some(v);
+        }
     }
-}
 
-fn typed_lines(out: &mut String, r: &Row) {
-    for (pos, name, tags, ty, v) in &r.fields {
-        let _ = writeln!(
-            out,
-            "{}.{}.{}.{pos}.{name}.1:{tags}:{}:{v}",
-            r.kind,
-            r.iid,
-            r.sid,
-            ty.name()
-        );
+    fn zeros_u64(&mut self, names: &[&str]) {
+        for n in names {
+            self.set(n, Val::U64(0));
+        }
     }
-}
 
-fn json_row(out: &mut String, r: &Row) {
-    let obj = match r.kind {
-        'F' => "Frontend",
-        'B' => "Backend",
-        _ => "Server",
-    };
-    out.push('[');
-    for (i, (pos, name, tags, ty, v)) in r.fields.iter().enumerate() {
-        if i > 0 {
+    fn zeros_u32(&mut self, names: &[&str]) {
+        for n in names {
+            self.set(n, Val::U32(0));
+        }
+    }
+
+    /// A value by column name (tests, filters).
+    pub fn get(&self, name: &str) -> Option<&Val> {
+        self.vals.get(col(name)).and_then(|v| v.as_ref())
+    }
+
+    fn tags(&self, idx: usize) -> &'static str {
+        let name = COLUMNS[idx].0;
+        if self.kind == RowKind::Backend && matches!(name, "act" | "bck" | "rate_max") {
+            return "MGP";
+        }
+        COLUMNS[idx].1
+    }
+
+    fn csv(&self, out: &mut String) {
+        for (i, v) in self.vals.iter().enumerate() {
+            if i == GENERIC {
+                out.push_str("-,");
+            }
+            if let Some(v) = v {
+                let _ = write!(out, "{v}");
+            }
             out.push(',');
         }
-        let _ = write!(
-            out,
-            "{{\"objType\":\"{obj}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{pos},\"name\":\"{name}\"}},\"processNum\":1,\"tags\":{},\"value\":{}}}",
-            r.iid,
-            r.sid,
-            json_tags(tags),
-            json_val(v, *ty)
-        );
+        out.push('\n');
     }
-    out.push(']');
+
+    fn letter(&self) -> char {
+        match self.kind {
+            RowKind::Frontend => 'F',
+            RowKind::Backend => 'B',
+            RowKind::Server => 'S',
+        }
+    }
+
+    fn typed(&self, out: &mut String) {
+        for (i, v) in self.vals.iter().enumerate() {
+            if let Some(v) = v {
+                let _ = writeln!(
+                    out,
+                    "{}.{}.{}.{}.{}.1:{}:{}:{}",
+                    self.letter(),
+                    self.iid,
+                    self.sid,
+                    i,
+                    COLUMNS[i].0,
+                    self.tags(i),
+                    v.type_name(),
+                    v
+                );
+            }
+        }
+    }
+
+    fn json(&self, out: &mut String) {
+        let obj = match self.kind {
+            RowKind::Frontend => "Frontend",
+            RowKind::Backend => "Backend",
+            RowKind::Server => "Server",
+        };
+        out.push('[');
+        let mut first = true;
+        for (i, v) in self.vals.iter().enumerate() {
+            let Some(v) = v else { continue };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let t = self.tags(i).as_bytes();
+            let value = match v {
+                Val::Str(s) => json_str(s),
+                other => other.to_string(),
+            };
+            let _ = write!(
+                out,
+                "{{\"objType\":\"{obj}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{i},\"name\":\"{}\"}},\"processNum\":1,\"tags\":{{\"origin\":\"{}\",\"nature\":\"{}\",\"scope\":\"{}\"}},\"value\":{{\"type\":\"{}\",\"value\":{value}}}}}",
+                self.iid,
+                self.sid,
+                COLUMNS[i].0,
+                origin(t[0]),
+                nature(t[1]),
+                scope(t[2]),
+                v.type_name(),
+            );
+        }
+        out.push(']');
+    }
 }
 
-fn json_tags(tags: &str) -> String {
-    let b: Vec<char> = tags.chars().collect();
-    let origin = match b.first() {
-        Some('M') => "Metric",
-        Some('S') => "Status",
-        Some('K') => "Key",
-        Some('C') => "Config",
+fn origin(c: u8) -> &'static str {
+    match c {
+        b'M' => "Metric",
+        b'S' => "Status",
+        b'K' => "Key",
+        b'C' => "Config",
         _ => "Product",
-    };
-    let nature = match b.get(1) {
-        Some('A') => "Age",
-        Some('a') => "Avg",
-        Some('C') => "Counter",
-        Some('D') => "Duration",
-        Some('G') => "Gauge",
-        Some('L') => "Limit",
-        Some('M') => "Max",
-        Some('N') => "Name",
-        Some('O') => "Output",
-        Some('R') => "Rate",
-        _ => "Time",
-    };
-    let scope = match b.get(2) {
-        Some('P') => "Process",
-        Some('s') => "System",
-        _ => "Service",
-    };
-    format!("{{\"origin\":\"{origin}\",\"nature\":\"{nature}\",\"scope\":\"{scope}\"}}")
+    }
 }
 
-fn json_val(v: &Val, ty: Ty) -> String {
-    match v {
-        Val::Str(s) => format!("{{\"type\":\"str\",\"value\":{}}}", json_str(s)),
-        other => format!("{{\"type\":\"{}\",\"value\":{other}}}", ty.name()),
+fn nature(c: u8) -> &'static str {
+    match c {
+        b'A' => "Age",
+        b'a' => "Avg",
+        b'C' => "Counter",
+        b'D' => "Duration",
+        b'G' => "Gauge",
+        b'L' => "Limit",
+        b'M' => "Max",
+        b'N' => "Name",
+        b'O' => "Output",
+        b'R' => "Rate",
+        _ => "Time",
+    }
+}
+
+fn scope(c: u8) -> &'static str {
+    match c {
+        b'P' => "Process",
+        b'S' => "Service",
+        _ => "System",
     }
 }
 
@@ -659,61 +402,415 @@ pub fn json_str(s: &str) -> String {
     o
 }
 
-/// `show stat`: rows per proxy (FRONTEND, servers, BACKEND) filtered by `q`.
-pub fn show_stat(reg: &Registry, q: &StatQuery) -> Result<String, String> {
-    let proxies: Vec<&std::sync::Arc<Proxy>> = match &q.proxy {
-        None => reg.proxies().iter().collect(),
-        Some(key) => {
-            let v: Vec<_> = reg
+fn ld(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn now() -> u64 {
+    crate::model::unix_now().max(0) as u64
+}
+
+const MODULE_SSL: &[&str] = &[
+    "ssl_sess",
+    "ssl_reused_sess",
+    "ssl_failed_handshake",
+    "ssl_ocsp_staple",
+    "ssl_failed_ocsp_staple",
+];
+
+fn module_h2_h1(r: &mut Row) {
+    let start = col("h2_headers_rcvd");
+    for i in start..COLUMNS.len() {
+        r.vals[i] = Some(Val::U64(0));
+    }
+}
+
+/// The global connection limit as `show info` and frontends report it.
+pub fn global_maxconn(reg: &Registry) -> u32 {
+    reg.global().maxconn.unwrap_or_else(|| {
+        let n = ulimit_nofile();
+        // HAProxy derives maxconn from the fd limit, keeping some fds for its own use.
+        (n.saturating_sub(14) / 2).clamp(1, 1_000_000) as u32
+    })
+}
+
+/// `ulimit -n` of the process.
+pub fn ulimit_nofile() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+}
+
+fn fe_maxconn(reg: &Registry, p: &Proxy) -> u32 {
+    match p.maxconn() {
+        0 => global_maxconn(reg),
+        v => v,
+    }
+}
+
+/// The frontend row of a proxy.
+pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
+    let c = &p.counters;
+    let mut r = Row::new(RowKind::Frontend, p.uuid, 0);
+    r.set("pxname", Val::Str(p.name.to_string()));
+    r.set("svname", Val::Str("FRONTEND".into()));
+    r.set("scur", Val::U32(ld(&c.cur_sess)));
+    r.set("smax", Val::U32(ld(&c.max_sess)));
+    r.set("slim", Val::U32(fe_maxconn(reg, p) as u64));
+    r.set("stot", Val::U64(ld(&c.tot_sess)));
+    r.set("bin", Val::U64(ld(&c.bytes_in)));
+    r.set("bout", Val::U64(ld(&c.bytes_out)));
+    r.set("dreq", Val::U64(0));
+    r.set("dresp", Val::U64(0));
+    r.set("ereq", Val::U64(0));
+    let status = if p.stopped.load(Ordering::Relaxed) {
+        "STOP"
+    } else if p.paused.load(Ordering::Relaxed) {
+        "PAUSED"
+    } else {
+        "OPEN"
+    };
+    r.set("status", Val::Str(status.into()));
+    r.set("pid", Val::U32(1));
+    r.set("iid", Val::U32(p.uuid as u64));
+    r.set("sid", Val::U32(0));
+    r.set("type", Val::U32(0));
+    r.zeros_u32(&["rate", "rate_lim", "rate_max", "req_rate", "req_rate_max"]);
+    r.zeros_u64(&["req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp"]);
+    r.set("mode", Val::Str("tcp".into()));
+    r.zeros_u32(&["conn_rate", "conn_rate_max"]);
+    r.set("conn_tot", Val::U64(ld(&c.tot_sess)));
+    r.set("dcon", Val::U64(ld(&c.denied)));
+    r.zeros_u64(&["dses", "wrew", "eint"]);
+    r.zeros_u64(&[
+        "sess_other",
+        "h1sess",
+        "h2sess",
+        "h3sess",
+        "req_other",
+        "h1req",
+        "h2req",
+        "h3req",
+    ]);
+    r.zeros_u64(MODULE_SSL);
+    module_h2_h1(&mut r);
+    r
+}
+
+/// HAProxy's `status` text of a server.
+pub fn server_status(s: &Server) -> String {
+    let admin = s.admin();
+    if admin.0 & crate::model::AdminFlags::RMAINT != 0 {
+        return "MAINT (resolution)".into();
+    }
+    if admin.maint() {
+        return "MAINT".into();
+    }
+    let c = s.check_state();
+    let enabled = c.configured && c.enabled;
+    let h = c.health;
+    let top = h.rise + h.fall - 1;
+    match s.op_state() {
+        OpState::Running | OpState::Starting => {
+            let going_down = enabled && h.cur < top;
+            if admin.drain() {
+                if going_down {
+                    format!("DRAIN {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall)
+                } else {
+                    "DRAIN".into()
+                }
+            } else if going_down {
+                format!("UP {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall)
+            } else if !enabled {
+                "no check".into()
+            } else {
+                "UP".into()
+            }
+        }
+        OpState::Stopping => {
+            if !enabled || h.cur == top {
+                "NOLB".into()
+            } else {
+                format!("NOLB {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall)
+            }
+        }
+        OpState::Stopped => {
+            if enabled && h.cur > 0 {
+                format!("DOWN {}/{}", h.cur, h.rise)
+            } else {
+                "DOWN".into()
+            }
+        }
+    }
+}
+
+/// A server row.
+pub fn server_row(p: &Proxy, s: &Server) -> Row {
+    let c = &s.counters;
+    let mut r = Row::new(RowKind::Server, p.uuid, s.puid);
+    let chk = s.check_state();
+    let enabled = chk.configured && chk.enabled;
+    r.set("pxname", Val::Str(p.name.to_string()));
+    r.set("svname", Val::Str(s.name.to_string()));
+    r.set("qcur", Val::U32(ld(&c.queue_cur)));
+    r.set("qmax", Val::U32(ld(&c.queue_max)));
+    r.set("scur", Val::U32(ld(&c.cur_sess)));
+    r.set("smax", Val::U32(ld(&c.max_sess)));
+    r.set("stot", Val::U64(ld(&c.tot_sess)));
+    r.set("bin", Val::U64(ld(&c.bytes_in)));
+    r.set("bout", Val::U64(ld(&c.bytes_out)));
+    r.set("dresp", Val::U64(0));
+    r.set("econ", Val::U64(ld(&c.econ)));
+    r.set("eresp", Val::U64(ld(&c.eresp)));
+    r.set("wretr", Val::U64(ld(&c.wretr)));
+    r.set("wredis", Val::U64(ld(&c.wredis)));
+    r.set("status", Val::Str(server_status(s)));
+    r.set("weight", Val::U32(s.effective_weight() as u64));
+    r.set("act", Val::U32(u64::from(!s.params.backup)));
+    r.set("bck", Val::U32(u64::from(s.params.backup)));
+    let since = now().saturating_sub(s.last_change());
+    if enabled {
+        r.set("chkfail", Val::U64(ld(&c.chkfail)));
+        r.set("chkdown", Val::U64(ld(&c.chkdown)));
+    }
+    r.set("lastchg", Val::U32(since));
+    if enabled {
+        let mut down = ld(&c.downtime);
+        if !s.op_state().is_up() {
+            down += since;
+        }
+        r.set("downtime", Val::U32(down));
+    }
+    r.set("pid", Val::U32(1));
+    r.set("iid", Val::U32(p.uuid as u64));
+    r.set("sid", Val::U32(s.puid as u64));
+    r.set("lbtot", Val::U64(ld(&c.lbtot)));
+    r.set("type", Val::U32(2));
+    r.zeros_u32(&["rate", "rate_max"]);
+    if enabled {
+        let st = chk.status();
+        r.set("check_status", Val::Str(st.short().into()));
+        if let Some(last) = &chk.last {
+            if st.has_code() {
+                if let Some(code) = last.result.code {
+                    r.set("check_code", Val::U32(code.max(0) as u64));
+                }
+            }
+            r.set(
+                "check_duration",
+                Val::U64(last.result.duration_ms.max(0) as u64),
+            );
+        }
+    }
+    r.set("cli_abrt", Val::U64(ld(&c.cli_abrt)));
+    r.set("srv_abrt", Val::U64(ld(&c.srv_abrt)));
+    r.set("lastsess", Val::S32(-1));
+    if enabled {
+        let info = chk
+            .last
+            .as_ref()
+            .and_then(|l| l.result.info.clone())
+            .unwrap_or_default();
+        r.set("last_chk", Val::Str(info));
+    }
+    r.zeros_u32(&["qtime", "ctime", "rtime", "ttime"]);
+    if enabled {
+        r.set("check_desc", Val::Str(chk.status().desc().into()));
+        r.set("check_rise", Val::U32(chk.health.rise as u64));
+        r.set("check_fall", Val::U32(chk.health.fall as u64));
+        r.set("check_health", Val::U32(chk.health.cur as u64));
+    }
+    r.set("addr", Val::Str(s.addr_text()));
+    r.set("mode", Val::Str("tcp".into()));
+    r.set("wrew", Val::U64(0));
+    r.set("connect", Val::U64(ld(&c.tot_sess)));
+    r.set("reuse", Val::U64(0));
+    r.set("srv_icur", Val::U32(0));
+    r.zeros_u32(&["qtime_max", "ctime_max", "rtime_max", "ttime_max"]);
+    r.set("eint", Val::U64(0));
+    r.zeros_u32(&[
+        "idle_conn_cur",
+        "safe_conn_cur",
+        "used_conn_cur",
+        "need_conn_est",
+    ]);
+    r.set("uweight", Val::U32(s.uweight() as u64));
+    r.set("srid", Val::U32(s.rid as u64));
+    r.zeros_u64(MODULE_SSL);
+    r
+}
+
+/// The backend row of a proxy.
+pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
+    let c = &p.counters;
+    let servers = p.servers();
+    let mut r = Row::new(RowKind::Backend, p.uuid, 0);
+    r.set("pxname", Val::Str(p.name.to_string()));
+    r.set("svname", Val::Str("BACKEND".into()));
+    r.set("qcur", Val::U32(ld(&c.queue_cur)));
+    r.set("qmax", Val::U32(ld(&c.queue_max)));
+    r.set("scur", Val::U32(ld(&c.cur_sess)));
+    r.set("smax", Val::U32(ld(&c.max_sess)));
+    r.set("slim", Val::U32(fullconn(reg, p) as u64));
+    r.set("stot", Val::U64(ld(&c.tot_sess)));
+    r.set("bin", Val::U64(ld(&c.bytes_in)));
+    r.set("bout", Val::U64(ld(&c.bytes_out)));
+    r.set("dreq", Val::U64(0));
+    r.set("dresp", Val::U64(0));
+    r.set("econ", Val::U64(ld(&c.econ)));
+    r.set("eresp", Val::U64(0));
+    r.set("wretr", Val::U64(ld(&c.wretr)));
+    r.set("wredis", Val::U64(ld(&c.wredis)));
+    let (act, bck) = (p.srv_act(), p.srv_bck());
+    r.set(
+        "status",
+        Val::Str(if act + bck > 0 { "UP" } else { "DOWN" }.into()),
+    );
+    let usable = |backup: bool| {
+        servers
+            .iter()
+            .filter(move |s| s.params.backup == backup && s.is_usable())
+    };
+    let use_backup = act == 0;
+    let weight: u64 = usable(use_backup)
+        .map(|s| s.effective_weight() as u64)
+        .sum();
+    let uweight: u64 = usable(use_backup).map(|s| s.uweight() as u64).sum();
+    r.set("weight", Val::U32(weight));
+    r.set("act", Val::U32(act as u64));
+    r.set("bck", Val::U32(bck as u64));
+    r.set("chkdown", Val::U64(ld(&c.chkdown)));
+    let last = servers
+        .iter()
+        .map(|s| s.last_change())
+        .max()
+        .unwrap_or(reg.start_time.max(0) as u64);
+    r.set("lastchg", Val::U32(now().saturating_sub(last)));
+    r.set("downtime", Val::U32(0));
+    r.set("pid", Val::U32(1));
+    r.set("iid", Val::U32(p.uuid as u64));
+    r.set("sid", Val::U32(0));
+    r.set("lbtot", Val::U64(ld(&c.lbtot)));
+    r.set("type", Val::U32(1));
+    r.zeros_u32(&["rate", "rate_max"]);
+    r.set("cli_abrt", Val::U64(ld(&c.cli_abrt)));
+    r.set("srv_abrt", Val::U64(ld(&c.srv_abrt)));
+    r.zeros_u64(&["comp_in", "comp_out", "comp_byp", "comp_rsp"]);
+    r.set("lastsess", Val::S32(-1));
+    r.zeros_u32(&["qtime", "ctime", "rtime", "ttime"]);
+    r.set("mode", Val::Str("tcp".into()));
+    r.set("algo", Val::Str(p.config.balance.name().into()));
+    r.set("wrew", Val::U64(0));
+    r.set("connect", Val::U64(ld(&c.tot_sess)));
+    r.set("reuse", Val::U64(0));
+    r.zeros_u32(&["qtime_max", "ctime_max", "rtime_max", "ttime_max"]);
+    r.set("eint", Val::U64(0));
+    r.set("uweight", Val::U32(uweight));
+    r.zeros_u32(&[
+        "agg_server_status",
+        "agg_server_check_status",
+        "agg_check_status",
+    ]);
+    r.zeros_u64(MODULE_SSL);
+    module_h2_h1(&mut r);
+    r
+}
+
+/// A backend's `fullconn`: configured, else 10% of the frontends' maxconn that use it (rounded
+/// up), as HAProxy computes it.
+pub fn fullconn(reg: &Registry, p: &Proxy) -> u32 {
+    if let Some(f) = p.config.fullconn {
+        return f;
+    }
+    let sum: u64 = reg
+        .proxies()
+        .iter()
+        .filter(|f| {
+            f.is_frontend()
+                && (Some(p.name.as_ref()) == f.config.default_backend.as_deref()
+                    || std::ptr::eq(f.as_ref(), p))
+        })
+        .map(|f| fe_maxconn(reg, f) as u64)
+        .sum();
+    sum.div_ceil(10).max(1) as u32
+}
+
+/// Options of a `show stat` dump.
+#[derive(Debug, Clone, Default)]
+pub struct StatOptions {
+    /// Proxy/type/sid filter.
+    pub filter: Option<StatFilter>,
+    /// Output format.
+    pub format: Format,
+    /// Only servers that are up.
+    pub up: bool,
+    /// Hide servers in maintenance.
+    pub no_maint: bool,
+}
+
+/// Every row `show stat` prints, in HAProxy's order (per proxy: FRONTEND, servers, BACKEND).
+pub fn stat_rows(reg: &Registry, o: &StatOptions) -> Result<Vec<Row>, String> {
+    let (only, types, sid) = match &o.filter {
+        Some(f) => {
+            let uuid = reg
                 .proxies()
                 .iter()
-                .filter(|p| match key.parse::<u32>() {
-                    Ok(id) => p.uuid == id,
-                    Err(_) => &*p.name == key.as_str(),
-                })
-                .collect();
-            if v.is_empty() {
-                return Err("No such proxy.".into());
+                .find(|p| *p.name == *f.proxy)
+                .map(|p| p.uuid)
+                .or_else(|| f.proxy.parse::<u32>().ok().filter(|v| *v != 0));
+            match uuid {
+                Some(u) => (Some(u), f.types, f.sid),
+                None => return Err("No such proxy.".into()),
             }
-            v
         }
+        None => (None, -1, -1),
     };
+    let want = |bit: i64| types == -1 || types & bit != 0;
     let mut rows = Vec::new();
-    for p in proxies {
-        if p.is_frontend() && q.types & 1 != 0 && !matches!(q.sid, Some(s) if s != 0) {
+    for p in reg.proxies() {
+        if only.is_some_and(|u| u != p.uuid) {
+            continue;
+        }
+        if p.is_frontend() && want(1) {
             rows.push(frontend_row(reg, p));
         }
         if p.is_backend() {
-            if q.types & 4 != 0 {
+            if want(4) {
                 for s in p.servers().iter() {
-                    if matches!(q.sid, Some(id) if id != s.puid) {
+                    if sid != -1 && s.puid as i64 != sid {
                         continue;
                     }
-                    if q.no_maint && s.admin().maint() {
+                    if o.no_maint && s.admin().maint() {
                         continue;
                     }
-                    if q.up_only && (!s.op_state().is_up() || s.admin().maint()) {
+                    if o.up && (!s.op_state().is_up() || s.admin().maint()) {
                         continue;
                     }
                     rows.push(server_row(p, s));
                 }
             }
-            if q.types & 2 != 0 && !matches!(q.sid, Some(s) if s != 0) {
+            if want(2) {
                 rows.push(backend_row(reg, p));
             }
         }
     }
+    Ok(rows)
+}
+
+/// `show stat` in the requested format.
+pub fn show_stat(reg: &Registry, o: &StatOptions) -> Result<String, String> {
+    let rows = stat_rows(reg, o)?;
     let mut out = String::new();
-    match q.format {
+    match o.format {
         Format::Plain => {
-            out.push_str(&csv_header());
+            out.push_str(&stat_header());
             for r in &rows {
-                csv_line(&mut out, r);
+                r.csv(&mut out);
             }
         }
         Format::Typed => {
             for r in &rows {
-                typed_lines(&mut out, r);
+                r.typed(&mut out);
             }
         }
         Format::Json => {
@@ -722,7 +819,7 @@ pub fn show_stat(reg: &Registry, q: &StatQuery) -> Result<String, String> {
                 if i > 0 {
                     out.push(',');
                 }
-                json_row(&mut out, r);
+                r.json(&mut out);
             }
             out.push_str("]\n");
         }
@@ -730,25 +827,29 @@ pub fn show_stat(reg: &Registry, q: &StatQuery) -> Result<String, String> {
     Ok(out)
 }
 
-// ---------------------------------------------------------------- servers state / backend
-
-/// The header of `show servers state` (format version 1).
-pub const SERVERS_STATE_HEADER: &str = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n";
-
-/// `show servers state [backend]`.
+/// `show servers state [<backend>]`.
 pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, String> {
-    let proxies: Vec<&std::sync::Arc<Proxy>> = match backend {
-        Some(b) => vec![reg
-            .backend(b)
-            .ok_or_else(|| "Can't find backend.".to_string())?],
-        None => reg.proxies().iter().filter(|p| p.is_backend()).collect(),
+    let proxies: Vec<_> = match backend {
+        Some(b) => vec![reg.backend(b).ok_or("Can't find backend.")?.clone()],
+        None => reg
+            .proxies()
+            .iter()
+            .filter(|p| p.is_backend())
+            .cloned()
+            .collect(),
     };
-    let mut out = String::from(SERVERS_STATE_HEADER);
+    let mut out = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n");
     let t = now();
-    for p in proxies {
+    for p in &proxies {
         for s in p.servers().iter() {
-            let chk = s.check_state();
-            let result = chk.last.as_ref().map(|r| r.outcome as u8).unwrap_or(0);
+            let c = s.check_state();
+            let addr = s.addr();
+            let result = c.last.as_ref().map(|l| l.outcome as u8).unwrap_or(0);
+            let check_addr = s
+                .params
+                .check_addr
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
                 "{} {} {} {} {} {} {} {} {} {} {} {} {} {} 0 {} {} - {} - 0 {} {} - 0",
@@ -756,24 +857,22 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 p.name,
                 s.puid,
                 s.name,
-                s.addr().ip(),
+                addr.ip(),
                 s.op_state() as u8,
                 s.admin().0,
                 s.uweight(),
                 s.iweight(),
                 t.saturating_sub(s.last_change()),
-                chk.status() as u8,
+                c.status() as u8,
                 result,
-                chk.health.cur,
-                chk.flags(),
-                p.config.forced_id as u8,
-                s.params.forced_id as u8,
-                s.addr().port(),
+                // HAProxy zeroes the health counter when a server enters maintenance.
+                if s.admin().maint() { 0 } else { c.health.cur },
+                c.flags(),
+                u8::from(p.config.forced_id),
+                u8::from(s.params.forced_id),
+                addr.port(),
                 s.params.check_port.unwrap_or(0),
-                s.params
-                    .check_addr
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                check_addr,
             );
         }
     }
@@ -790,165 +889,300 @@ pub fn show_backend(reg: &Registry) -> String {
     out
 }
 
+/// `show info` lines as (name, value, tags) in HAProxy's order, harp's own fields appended.
+pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, Val, &'static str)> {
+    let g = &reg.counters;
+    let up = reg.started.elapsed().as_secs();
+    let uptime = format!(
+        "{}d {}h{:02}m{:02}s",
+        up / 86400,
+        (up / 3600) % 24,
+        (up / 60) % 60,
+        up % 60
+    );
+    let nbthread = reg.global().nbthread.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let maxconn = global_maxconn(reg) as u64;
+    let ulimit = ulimit_nofile();
+    let listeners: usize = reg
+        .proxies()
+        .iter()
+        .map(|p| p.config.binds.len())
+        .sum::<usize>()
+        + reg.global().stats_sockets.len();
+    let node = reg
+        .global()
+        .node
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let version = env!("CARGO_PKG_VERSION");
+    let s = |v: &str| Val::Str(v.to_string());
+    let u = Val::U32;
+    let u64v = Val::U64;
+    let cur = ld(&g.cur_conns);
+    let mut f: Vec<(String, Val, &'static str)> = vec![
+        ("Name".into(), s("harp"), "POS"),
+        ("Version".into(), s(version), "POS"),
+        ("Release_date".into(), s("2026/11/24"), "POS"),
+        ("Nbthread".into(), u(nbthread as u64), "CGS"),
+        ("Nbproc".into(), u(1), "CGS"),
+        ("Process_num".into(), u(1), "KGP"),
+        ("Pid".into(), u(std::process::id() as u64), "SGP"),
+        ("Uptime".into(), s(&uptime), "MDP"),
+        ("Uptime_sec".into(), u(up), "MDP"),
+        ("Memmax_MB".into(), u(0), "CLP"),
+        ("PoolAlloc_MB".into(), u(0), "MGP"),
+        ("PoolUsed_MB".into(), u(0), "MGP"),
+        ("PoolFailed".into(), u(0), "MCP"),
+        ("Ulimit-n".into(), u(ulimit), "CLP"),
+        ("Maxsock".into(), u(ulimit), "CLP"),
+        ("Maxconn".into(), u(maxconn), "CLP"),
+        ("Hard_maxconn".into(), u(maxconn), "CLP"),
+        ("CurrConns".into(), u(cur), "MGP"),
+        ("CumConns".into(), u(ld(&g.cum_conns)), "MCP"),
+        ("CumReq".into(), u(0), "MCP"),
+        ("MaxSslConns".into(), u(0), "CLP"),
+        ("CurrSslConns".into(), u(0), "MGP"),
+        ("CumSslConns".into(), u(0), "MCP"),
+        ("Maxpipes".into(), u(0), "CLP"),
+        ("PipesUsed".into(), u(ld(&g.pipes_used)), "MGP"),
+        ("PipesFree".into(), u(ld(&g.pipes_free)), "MGP"),
+        ("ConnRate".into(), u(0), "MRP"),
+        ("ConnRateLimit".into(), u(0), "CLP"),
+        ("MaxConnRate".into(), u(0), "MMP"),
+        ("SessRate".into(), u(0), "MRP"),
+        ("SessRateLimit".into(), u(0), "CLP"),
+        ("MaxSessRate".into(), u(0), "MMP"),
+        ("SslRate".into(), u(0), "MRP"),
+        ("SslRateLimit".into(), u(0), "CLP"),
+        ("MaxSslRate".into(), u(0), "MMP"),
+        ("SslFrontendKeyRate".into(), u(0), "MRP"),
+        ("SslFrontendMaxKeyRate".into(), u(0), "MMP"),
+        ("SslFrontendSessionReuse_pct".into(), u(0), "MaP"),
+        ("SslBackendKeyRate".into(), u(0), "MRP"),
+        ("SslBackendMaxKeyRate".into(), u(0), "MMP"),
+        ("SslCacheLookups".into(), u(0), "MCP"),
+        ("SslCacheMisses".into(), u(0), "MCP"),
+        ("CompressBpsIn".into(), u(0), "MRP"),
+        ("CompressBpsOut".into(), u(0), "MRP"),
+        ("CompressBpsRateLim".into(), u(0), "CLP"),
+        ("Tasks".into(), u(0), "MGP"),
+        ("Run_queue".into(), u(0), "MGP"),
+        ("Idle_pct".into(), u(100), "MaP"),
+        ("node".into(), s(&node), "COS"),
+        (
+            "Stopping".into(),
+            u(u64::from(reg.stopping.load(Ordering::Relaxed))),
+            "SGP",
+        ),
+        ("Jobs".into(), u(cur + listeners as u64), "MGP"),
+        ("Unstoppable Jobs".into(), u(0), "MGP"),
+        ("Listeners".into(), u(listeners as u64), "MGP"),
+        ("ActivePeers".into(), u(0), "MGP"),
+        ("ConnectedPeers".into(), u(0), "MGP"),
+        ("DroppedLogs".into(), u(0), "MCP"),
+        ("BusyPolling".into(), u(0), "MGP"),
+        ("FailedResolutions".into(), u(0), "MCP"),
+        ("TotalBytesOut".into(), u64v(ld(&g.bytes_out)), "MCP"),
+        (
+            "TotalSplicedBytesOut".into(),
+            u64v(ld(&g.spliced_out)),
+            "MCP",
+        ),
+        ("BytesOutRate".into(), u64v(0), "MRP"),
+        ("DebugCommandsIssued".into(), u(0), "MCP"),
+        ("CumRecvLogs".into(), u64v(0), "MCP"),
+        ("Build info".into(), s(version), "POS"),
+        ("Memmax_bytes".into(), u64v(0), "CLP"),
+        ("PoolAlloc_bytes".into(), u64v(0), "MGP"),
+        ("PoolUsed_bytes".into(), u64v(0), "MGP"),
+        (
+            "Start_time_sec".into(),
+            u(reg.start_time.max(0) as u64),
+            "MGP",
+        ),
+        ("Tainted".into(), s("0"), "CGS"),
+        ("TotalWarnings".into(), u(0), "MCP"),
+        ("MaxconnReached".into(), u(ld(&g.maxconn_reached)), "MCP"),
+        ("BootTime_ms".into(), u(0), "MGP"),
+        ("Niced_tasks".into(), u(0), "MGP"),
+        ("CurrStreams".into(), u64v(cur), "MGP"),
+        ("CumStreams".into(), u64v(ld(&g.cum_conns)), "MCP"),
+        ("BlockedTrafficWarnings".into(), u(0), "MCP"),
+    ];
+    // harp's own fields: always present so exporters can rely on them.
+    let pick = |name: &str| {
+        extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "0".into())
+    };
+    for name in ["LuaEventsDropped", "LuaMemory_bytes"] {
+        f.push((name.into(), Val::Str(pick(name)), "MGP"));
+    }
+    for (k, v) in extra {
+        if k != "LuaEventsDropped" && k != "LuaMemory_bytes" {
+            f.push((k.clone(), Val::Str(v.clone()), "MGP"));
+        }
+    }
+    f
+}
+
+/// `show info` in the requested format.
+pub fn show_info(reg: &Registry, extra: &[(String, String)], format: Format) -> String {
+    let fields = info_fields(reg, extra);
+    let mut out = String::new();
+    match format {
+        Format::Plain => {
+            for (k, v, _) in &fields {
+                let _ = writeln!(out, "{k}: {v}");
+            }
+        }
+        Format::Typed => {
+            for (i, (k, v, t)) in fields.iter().enumerate() {
+                let _ = writeln!(out, "{i}.{k}.1:{t}:{}:{v}", v.type_name());
+            }
+        }
+        Format::Json => {
+            out.push('[');
+            for (i, (k, v, t)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let t = t.as_bytes();
+                let value = match v {
+                    Val::Str(s) => json_str(s),
+                    other => other.to_string(),
+                };
+                let _ = write!(
+                    out,
+                    "{{\"field\":{{\"pos\":{i},\"name\":{}}},\"processNum\":1,\"tags\":{{\"origin\":\"{}\",\"nature\":\"{}\",\"scope\":\"{}\"}},\"value\":{{\"type\":\"{}\",\"value\":{value}}}}}",
+                    json_str(k),
+                    origin(t[0]),
+                    nature(t[1]),
+                    scope(t[2]),
+                    v.type_name()
+                );
+            }
+            out.push_str("]\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventBus;
-    use crate::model::{CheckResult, CheckStatus, Command};
+    use crate::model::{AdminAction, Cause, CheckResult, CheckStatus, Command, ForcedHealth};
 
-    const REF_CFG: &str = "global\n maxconn 9985\ndefaults\n mode tcp\n timeout connect 1s\n timeout client 5s\n timeout server 5s\nfrontend fe\n bind 127.0.0.1:29000\n default_backend test\nbackend test\n balance roundrobin\n option log-health-checks\n server webserver1 127.0.0.1:29081 check inter 300ms rise 2 fall 2\n server webserver2 127.0.0.1:29082\n";
-
-    fn reference() -> std::sync::Arc<Registry> {
-        crate::logging::set_quiet(true);
-        let cfg = crate::config::parse_str("ref.cfg", REF_CFG).expect("config");
-        let reg = Registry::new(cfg, std::sync::Arc::new(EventBus::new()));
-        let s = reg.find_server("test/webserver1").expect("server");
-        reg.apply(Command::CheckDone {
-            server: s,
-            result: CheckResult {
-                status: CheckStatus::L4Ok,
-                duration_ms: 0,
-                info: None,
-                code: None,
-                agent: false,
-            },
-        })
-        .expect("check");
-        reg
-    }
-
-    /// Blanks the given CSV columns (time- and history-dependent values).
-    fn mask(line: &str, cols: &[usize]) -> String {
-        line.split(',')
-            .enumerate()
-            .map(|(i, c)| if cols.contains(&i) { "X" } else { c })
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    #[test]
-    fn csv_matches_the_transcript() {
-        let reg = reference();
-        let out = show_stat(&reg, &StatQuery::default()).unwrap();
-        let l: Vec<&str> = out.lines().collect();
-        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
-        let want: Vec<&str> = t
-            .lines()
-            .skip_while(|x| !x.starts_with("# pxname,"))
-            .take(5)
-            .collect();
-        assert_eq!(l[0], want[0]);
-        assert_eq!(l[1], want[1]);
-        let srv_mask = [21, 22, 23, 24, 98];
-        assert_eq!(mask(l[2], &srv_mask), mask(want[2], &srv_mask));
-        assert_eq!(mask(l[3], &[23]), mask(want[3], &[23]));
-        assert_eq!(mask(l[4], &[22, 23]), mask(want[4], &[22, 23]));
-    }
-
-    #[test]
-    fn typed_matches_the_transcript_layout() {
-        let reg = reference();
-        let q = StatQuery {
-            format: Format::Typed,
-            ..Default::default()
-        };
-        let out = show_stat(&reg, &q).unwrap();
-        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
-        // Same fields, same order, same tags and types (values differ after the session).
-        let keys = |s: &str| -> Vec<String> {
-            s.lines()
-                .filter(|l| l.starts_with("F.") || l.starts_with("S.3.1.") || l.starts_with("B."))
-                .map(|l| l.splitn(4, ':').take(3).collect::<Vec<_>>().join(":"))
-                .collect()
-        };
-        assert_eq!(keys(&out), keys(t));
-    }
-
-    #[test]
-    fn servers_state_matches_the_transcript() {
-        let reg = reference();
-        let out = servers_state(&reg, None).unwrap();
-        let l: Vec<&str> = out.lines().collect();
-        assert_eq!(format!("{}\n{}\n", l[0], l[1]), SERVERS_STATE_HEADER);
-        let m = |s: &str| {
-            s.split(' ')
-                .enumerate()
-                .map(|(i, c)| if i == 9 { "X" } else { c })
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        assert_eq!(
-            m(l[2]),
-            m("3 test 1 webserver1 127.0.0.1 2 0 1 1 1 6 3 3 6 0 0 0 - 29081 - 0 0 - - 0")
-        );
-        assert_eq!(
-            m(l[3]),
-            m("3 test 2 webserver2 127.0.0.1 2 0 1 1 2 1 0 2 0 0 0 0 - 29082 - 0 0 - - 0")
-        );
-        assert_eq!(
-            servers_state(&reg, Some("nope")).unwrap_err(),
-            "Can't find backend."
-        );
-        assert_eq!(show_backend(&reg), "# name\ntest\n");
-    }
-
-    #[test]
-    fn info_fields_in_haproxy_order() {
-        let reg = reference();
-        let out = show_info(&reg, vec![("LuaMem".into(), "5".into())], Format::Plain);
-        let names: Vec<&str> = out
-            .lines()
-            .map(|l| l.split(": ").next().unwrap_or(""))
-            .collect();
-        let t = include_str!("testdata/haproxy-3.2-runtime-api.txt");
-        let want: Vec<&str> = t
-            .lines()
-            .skip_while(|x| !x.starts_with("Name: HAProxy"))
-            .take_while(|x| !x.is_empty())
-            .map(|l| l.split(": ").next().unwrap_or(""))
-            .collect();
-        assert_eq!(&names[..want.len()], &want[..]);
-        assert_eq!(
-            &names[want.len()..],
-            &["EventsDropped", "EventsPublished", "LuaMem"]
-        );
-        assert!(out.contains("Maxconn: 9985\n"));
+    fn check(status: CheckStatus) -> CheckResult {
+        CheckResult {
+            status,
+            duration_ms: 3,
+            info: None,
+            code: None,
+            agent: false,
+        }
     }
 
     #[test]
     fn server_status_texts() {
-        let reg = reference();
-        let s1 = reg.find_server("test/webserver1").unwrap();
-        assert_eq!(server_status(&s1), "UP");
-        reg.apply(Command::SetAdmin {
-            server: s1.clone(),
-            action: crate::model::AdminAction::Drain,
-            cause: crate::model::Cause::Cli,
-        })
-        .unwrap();
-        assert_eq!(server_status(&s1), "DRAIN");
-        reg.apply(Command::SetAdmin {
-            server: s1.clone(),
-            action: crate::model::AdminAction::Maint,
-            cause: crate::model::Cause::Cli,
-        })
-        .unwrap();
-        assert_eq!(server_status(&s1), "MAINT");
-        let s2 = reg.find_server("test/webserver2").unwrap();
-        assert_eq!(server_status(&s2), "no check");
-        reg.apply(Command::SetHealth {
-            server: s2.clone(),
-            health: crate::model::ForcedHealth::Stopping,
-            cause: crate::model::Cause::Cli,
-        })
-        .unwrap();
-        assert_eq!(server_status(&s2), "NOLB");
-        reg.apply(Command::SetHealth {
-            server: s2.clone(),
-            health: crate::model::ForcedHealth::Down,
-            cause: crate::model::Cause::Cli,
-        })
-        .unwrap();
-        assert_eq!(server_status(&s2), "DOWN");
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let w1 = reg.find_server("test/webserver1").unwrap();
+        let w2 = reg.find_server("test/webserver2").unwrap();
+        // health = rise (2) of rise+fall-1 (3): HAProxy shows the UP side counter.
+        assert_eq!(server_status(&w1), "UP 1/2");
+        assert_eq!(server_status(&w2), "no check");
+        let apply = |c| reg.apply(c).unwrap();
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Ok),
+        });
+        assert_eq!(server_status(&w1), "UP");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Con),
+        });
+        assert_eq!(server_status(&w1), "UP 1/2");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Con),
+        });
+        assert_eq!(server_status(&w1), "DOWN");
+        apply(Command::CheckDone {
+            server: w1.clone(),
+            result: check(CheckStatus::L4Ok),
+        });
+        assert_eq!(server_status(&w1), "DOWN 1/2");
+        apply(Command::SetHealth {
+            server: w2.clone(),
+            health: ForcedHealth::Stopping,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "NOLB");
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Ready,
+            cause: Cause::Cli,
+        });
+        apply(Command::SetHealth {
+            server: w2.clone(),
+            health: ForcedHealth::Up,
+            cause: Cause::Cli,
+        });
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Drain,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "DRAIN");
+        apply(Command::SetAdmin {
+            server: w2.clone(),
+            action: AdminAction::Maint,
+            cause: Cause::Cli,
+        });
+        assert_eq!(server_status(&w2), "MAINT");
+    }
+
+    #[test]
+    fn header_has_haproxy_columns() {
+        let h = stat_header();
+        assert!(h.starts_with("# pxname,svname,qcur,qmax,"));
+        assert!(h.contains(",proto,-,ssl_sess,"));
+        assert!(h.ends_with("h1_spliced_bytes_out,\n"));
+        assert_eq!(COLUMNS.len(), 139);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn backend_down_and_fullconn() {
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let be = reg.backend("test").unwrap().clone();
+        assert_eq!(fullconn(&reg, &be), 999);
+        for s in be.servers().iter() {
+            reg.apply(Command::SetAdmin {
+                server: s.clone(),
+                action: AdminAction::Maint,
+                cause: Cause::Cli,
+            })
+            .unwrap();
+        }
+        let row = backend_row(&reg, &be);
+        assert_eq!(row.get("status"), Some(&Val::Str("DOWN".into())));
+        assert_eq!(row.get("act"), Some(&Val::U32(0)));
+        assert_eq!(row.get("weight"), Some(&Val::U32(0)));
     }
 }

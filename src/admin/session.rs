@@ -1,132 +1,231 @@
-//! One Runtime API connection: reads bounded lines, runs their `;`-separated commands, ends each
-//! reply with an empty line (`\n> ` in interactive mode), closes after one line unless `prompt`.
-//! Every read and write has a deadline (`stats timeout`), so a silent or non-reading client only
-//! holds its own task.
+//! One Runtime API connection: HAProxy's protocol on any byte stream.
+//!
+//! By default one line is read, its `;`-separated commands run, each reply followed by an empty
+//! line, then the connection closes. `prompt` switches to interactive mode (`> ` prompt, idle
+//! timeout = `stats timeout`) until `quit` or EOF. Lines are bounded; reads and writes time out,
+//! so a client that never reads or never writes only ever holds its own task.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::commands::{execute, Next, SessionCtx};
-use super::parse::{parse, split_line};
-use super::InfoHook;
+use super::commands::{Executor, SessionState};
+use super::parse;
 use crate::config::AccessLevel;
-use crate::model::Registry;
 
-/// Longest accepted command line; longer input gets an error and the connection closes.
+/// Longest accepted command line (bytes, newline excluded).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Most concurrent sessions; extra connections are closed at once.
-pub const MAX_SESSIONS: usize = 4096;
+/// The reply to a line longer than [`MAX_LINE`] (the connection then closes).
+pub const TOO_LONG: &str = "The command is too big for the buffer size. Please change tune.bufsize in the configuration to use a bigger command.\n";
 
-/// What every session shares.
-pub struct Shared {
-    /// The model.
-    pub reg: Arc<Registry>,
-    /// Extra `show info` lines.
-    pub info: InfoHook,
-    /// Idle and write timeout.
+/// Session limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Idle time allowed while waiting for a line, and for each write to complete.
     pub timeout: Duration,
-    /// Live sessions.
-    pub sessions: AtomicUsize,
+    /// Longest line.
+    pub max_line: usize,
 }
 
-/// Decrements the session count when a session ends, however it ends.
-pub struct SessionGuard(pub Arc<Shared>);
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    Eof,
 }
 
-/// Reserves a session slot, or `None` when [`MAX_SESSIONS`] are live.
-pub fn admit(shared: &Arc<Shared>) -> Option<SessionGuard> {
-    let n = shared.sessions.fetch_add(1, Ordering::Relaxed);
-    let g = SessionGuard(shared.clone());
-    if n >= MAX_SESSIONS {
-        return None;
-    }
-    Some(g)
+struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    eof: bool,
 }
 
-async fn send<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8], t: Duration) -> bool {
-    matches!(tokio::time::timeout(t, s.write_all(data)).await, Ok(Ok(())))
-}
-
-/// Serves one connection until it closes, quits, times out or misbehaves.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    shared: Arc<Shared>,
-    level: AccessLevel,
-) {
-    let t = shared.timeout;
-    let mut ctx = SessionCtx { level };
-    let mut interactive = false;
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    let mut chunk = [0u8; 4096];
-    let mut eof = false;
-    loop {
-        // Read until a full line is buffered (or EOF).
-        let line = loop {
-            if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                let rest = buf.split_off(pos + 1);
-                let mut line = std::mem::replace(&mut buf, rest);
-                line.pop();
-                break Some(line);
-            }
-            if buf.len() > MAX_LINE {
-                let _ = send(&mut stream, b"Command line too long.\n\n", t).await;
-                return;
-            }
-            if eof {
-                break if buf.is_empty() {
-                    None
-                } else {
-                    Some(std::mem::take(&mut buf))
-                };
-            }
-            match tokio::time::timeout(t, stream.read(&mut chunk)).await {
-                Ok(Ok(0)) => eof = true,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                _ => return,
-            }
-        };
-        let Some(line) = line else { return };
-        let mut out = String::new();
-        let mut quit = false;
-        let cmds = split_line(&line);
-        if cmds.iter().all(|c| c.is_empty()) {
-            if interactive && !send(&mut stream, b"\n> ", t).await {
-                return;
-            }
-            if interactive && !eof {
-                continue;
-            }
-            let _ = tokio::time::timeout(t, stream.shutdown()).await;
-            return;
-        }
-        for words in cmds.into_iter().filter(|c| !c.is_empty()) {
-            let (reply, next) = execute(&shared.reg, &shared.info, &mut ctx, parse(&words));
-            out.push_str(&reply);
-            match next {
-                Next::Continue => {}
-                Next::TogglePrompt => interactive = !interactive,
-                Next::Quit => {
-                    quit = true;
-                    break;
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    async fn next(&mut self, max: usize) -> std::io::Result<Line> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                if pos > max {
+                    return Ok(Line::TooLong);
                 }
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Text(line));
             }
-            out.push_str(if interactive { "\n> " } else { "\n" });
+            if self.buf.len() > max {
+                return Ok(Line::TooLong);
+            }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return Ok(Line::Eof);
+                }
+                return Ok(Line::Text(std::mem::take(&mut self.buf)));
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.inner.read(&mut chunk).await?;
+            if n == 0 {
+                self.eof = true;
+            } else {
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
         }
-        if !out.is_empty() && !send(&mut stream, out.as_bytes(), t).await {
+    }
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], limits: &Limits) -> bool {
+    if data.is_empty() {
+        return true;
+    }
+    matches!(
+        tokio::time::timeout(limits.timeout, w.write_all(data)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Serves one connection until it ends. Never panics on client input.
+pub async fn serve<S>(stream: S, exec: Arc<Executor>, level: AccessLevel, limits: Limits)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut reader = LineReader {
+        inner: rd,
+        buf: Vec::new(),
+        eof: false,
+    };
+    let mut st = SessionState {
+        level,
+        interactive: false,
+    };
+    loop {
+        let line = match tokio::time::timeout(limits.timeout, reader.next(limits.max_line)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(_)) | Err(_) => break,
+        };
+        let bytes = match line {
+            Line::Eof => break,
+            Line::TooLong => {
+                let _ = send(&mut wr, format!("{TOO_LONG}\n").as_bytes(), &limits).await;
+                let _ = wr.shutdown().await;
+                // Swallow what the client is still sending (bounded) so closing does not reset
+                // the connection before it read the reply.
+                let mut sink = [0u8; 8192];
+                let mut left = 4 * limits.max_line + 1024 * 1024;
+                let drain = async {
+                    while left > 0 {
+                        match reader.inner.read(&mut sink).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => left = left.saturating_sub(n),
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+                return;
+            }
+            Line::Text(b) => b,
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut out = String::new();
+        let mut close = false;
+        let mut ran = false;
+        for cmd in parse::split_commands(&text) {
+            let Some(c) = parse::parse_command(&cmd) else {
+                continue;
+            };
+            ran = true;
+            let reply = exec.execute(c, &mut st);
+            if reply.close {
+                close = true;
+                break;
+            }
+            out.push_str(&reply.text);
+            // HAProxy's post-command prompt: LF alone, or LF + "> " in interactive mode.
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
+        }
+        if !ran && !close {
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
+        }
+        if !send(&mut wr, out.as_bytes(), &limits).await {
             return;
         }
-        if quit || !interactive || eof {
-            let _ = tokio::time::timeout(t, stream.shutdown()).await;
-            return;
+        // Non-interactive sessions end once the request buffer is empty (pipelined lines
+        // already received still run, as in HAProxy).
+        if close || (!st.interactive && reader.buf.is_empty()) {
+            break;
         }
+    }
+    let _ = tokio::time::timeout(limits.timeout, wr.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::InfoHook;
+
+    fn exec() -> Arc<Executor> {
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let hook: InfoHook = Arc::new(Vec::new);
+        Arc::new(Executor::new(reg, hook))
+    }
+
+    async fn talk(input: &[u8], level: AccessLevel) -> String {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            max_line: 1024,
+        };
+        let task = tokio::spawn(serve(server, exec(), level, limits));
+        client.write_all(input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        task.await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn one_line_several_commands() {
+        let out = talk(b"echo a;echo b\n", AccessLevel::Admin).await;
+        assert_eq!(out, "a\n\nb\n\n");
+    }
+
+    #[tokio::test]
+    async fn prompt_mode() {
+        let out = talk(
+            b"prompt\necho hi\n\nshow cli level\nquit\necho no\n",
+            AccessLevel::Admin,
+        )
+        .await;
+        assert_eq!(out, "\n> hi\n\n> \n> admin\n\n> ");
+    }
+
+    #[tokio::test]
+    async fn too_long_line_closes() {
+        let big = vec![b'a'; 5000];
+        let out = talk(&big, AccessLevel::Admin).await;
+        assert_eq!(out, format!("{TOO_LONG}\n"));
+    }
+
+    #[tokio::test]
+    async fn unterminated_last_line_runs() {
+        let out = talk(b"echo x", AccessLevel::User).await;
+        assert_eq!(out, "x\n\n");
+    }
+
+    #[tokio::test]
+    async fn user_level_cannot_change() {
+        let out = talk(
+            b"set server test/webserver1 state maint\n",
+            AccessLevel::User,
+        )
+        .await;
+        assert_eq!(out, "Permission denied\n\n");
+        let out = talk(b"operator\n", AccessLevel::User).await;
+        assert_eq!(out, "Permission denied\n\n");
+        let out = talk(b"user;show cli level\n", AccessLevel::Admin).await;
+        assert_eq!(out, "\nuser\n\n");
     }
 }
