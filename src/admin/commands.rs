@@ -152,10 +152,8 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetWeight(path, w) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            x.apply(Command::SetWeight {
-                server: s,
-                weight: w,
-            })
+            let weight = weight_request(s.iweight(), &w).map_err(Reply::line)?;
+            x.apply(Command::SetWeight { server: s, weight })
         }
         AdminCommand::SetServer(path, what) => {
             need(st, Admin)?;
@@ -165,16 +163,10 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetMaxconnServer(path, v) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            if v.is_empty() {
-                return Err(Reply::line("Integer value expected."));
-            }
-            let n: i64 = atoi(&v);
-            if n < 0 || n > u32::MAX as i64 {
-                return Err(Reply::line("Value out of range."));
-            }
+            let n = maxconn_request(&v).map_err(Reply::line)?;
             x.apply(Command::SetMaxconn {
                 server: s,
-                maxconn: n as u32,
+                maxconn: n,
             })
         }
         AdminCommand::SetMaxconnOther => {
@@ -233,31 +225,63 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
     })
 }
 
-/// C `atoi`: leading digits with an optional sign, 0 when none.
-fn atoi(s: &str) -> i64 {
-    let s = s.trim_start();
-    let (neg, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
+/// C `strtol(s, &end, 10)`: the value (saturated) if digits were read, and the unparsed rest.
+fn strtol(s: &str) -> (Option<i64>, &str) {
+    let t = s.trim_start();
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
     };
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let v: i64 = digits
-        .parse()
-        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
-    if neg {
-        -v
-    } else {
-        v
+    let n = body.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 {
+        return (None, s);
+    }
+    let v = body[..n].parse::<i64>().unwrap_or(i64::MAX);
+    (Some(if neg { -v } else { v }), &body[n..])
+}
+
+/// HAProxy's `server_parse_weight_change_request` text checks, in its order; returns the
+/// absolute weight for the model (which applies the static-algorithm rule).
+fn weight_request(iweight: u32, text: &str) -> Result<String, &'static str> {
+    if text.is_empty() {
+        return Err("Require <weight> or <weight%>.");
+    }
+    let (v, rest) = strtol(text);
+    let Some(mut w) = v else {
+        return Err("Empty weight string empty or preceded by garbage");
+    };
+    if rest == "%" {
+        if w < 0 {
+            return Err("Relative weight must be positive.");
+        }
+        w = (iweight as i64 * w.min(25600) / 100).min(256);
+    } else if !(0..=256).contains(&w) {
+        return Err("Absolute weight can only be between 0 and 256 inclusive.");
+    } else if !rest.is_empty() {
+        return Err("Trailing garbage in weight string");
+    }
+    Ok(w.to_string())
+}
+
+/// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).
+fn maxconn_request(text: &str) -> Result<u32, &'static str> {
+    if text.is_empty() {
+        return Err("Require <maxconn>.");
+    }
+    match strtol(text) {
+        (None, _) => Err("maxconn string empty or preceded by garbage"),
+        (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
+        (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
     }
 }
 
 fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
     match what {
-        SetServer::Weight(w) => x.apply(Command::SetWeight {
-            server: s,
-            weight: w,
-        }),
+        SetServer::Weight(w) => match weight_request(s.iweight(), &w) {
+            Ok(weight) => x.apply(Command::SetWeight { server: s, weight }),
+            Err(e) => Reply::line(e),
+        },
         SetServer::State(w) => {
             let action = match w.as_str() {
                 "ready" => AdminAction::Ready,
@@ -354,9 +378,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atoi_is_c_like() {
-        assert_eq!(atoi("12abc"), 12);
-        assert_eq!(atoi("-3"), -3);
-        assert_eq!(atoi("x"), 0);
+    fn weight_and_maxconn_texts_follow_haproxy() {
+        assert_eq!(weight_request(1, ""), Err("Require <weight> or <weight%>."));
+        assert_eq!(
+            weight_request(1, "x"),
+            Err("Empty weight string empty or preceded by garbage")
+        );
+        assert_eq!(
+            weight_request(1, "5x"),
+            Err("Trailing garbage in weight string")
+        );
+        assert_eq!(
+            weight_request(1, "300x"),
+            Err("Absolute weight can only be between 0 and 256 inclusive.")
+        );
+        assert_eq!(
+            weight_request(1, "-1%"),
+            Err("Relative weight must be positive.")
+        );
+        assert_eq!(weight_request(10, "50%").as_deref(), Ok("5"));
+        assert_eq!(weight_request(100, "1000%").as_deref(), Ok("256"));
+        assert_eq!(weight_request(1, "256").as_deref(), Ok("256"));
+        assert_eq!(maxconn_request(""), Err("Require <maxconn>."));
+        assert_eq!(
+            maxconn_request("x"),
+            Err("maxconn string empty or preceded by garbage")
+        );
+        assert_eq!(
+            maxconn_request("10x"),
+            Err("Trailing garbage in maxconn string")
+        );
+        assert_eq!(maxconn_request("-1"), Err("Value out of range."));
+        assert_eq!(maxconn_request("100"), Ok(100));
     }
 }
