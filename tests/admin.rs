@@ -773,7 +773,7 @@ fn e2e_show_info_and_stat_formats() {
         "Hard_maxconn: 9985\n",
         "CurrConns: 0\n",
         "Stopping: 0\n",
-        "EventsDropped: 0\n",
+        "\nEventsDropped: 0\n",
     ] {
         assert!(info.contains(f), "{f:?} missing in {info}");
     }
