@@ -376,10 +376,12 @@ fn prompt_mode_and_idle_timeout() {
 
 #[test]
 fn client_that_never_reads_does_not_block_others() {
-    let f = Fixture::new(Duration::from_millis(800));
+    // A long write timeout: if the hog could block the admin thread, `echo` would wait for it
+    // (30 s); the bound below is far under that yet tolerant of a loaded test machine.
+    let f = Fixture::new(Duration::from_secs(30));
     let p = f.admin_port();
     // Many pipelined `show stat` in prompt mode, never reading: the replies fill the socket
-    // buffers; the session must time out on its write without stalling anyone else.
+    // buffers; the session waits on its write without stalling anyone else.
     let mut hog = TcpStream::connect(("127.0.0.1", p)).unwrap();
     let mut req = b"prompt\n".to_vec();
     for _ in 0..3000 {
@@ -388,8 +390,14 @@ fn client_that_never_reads_does_not_block_others() {
     let _ = hog.set_write_timeout(Some(Duration::from_secs(5)));
     let _ = hog.write_all(&req);
     let start = Instant::now();
-    assert_eq!(common::cli(p, "echo still here"), "still here\n\n");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    for _ in 0..5 {
+        assert_eq!(common::cli(p, "echo still here"), "still here\n\n");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     drop(hog);
 }
 
