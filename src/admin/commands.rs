@@ -152,7 +152,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetWeight(path, w) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            let weight = weight_request(s.iweight(), &w).map_err(Reply::line)?;
+            let weight = w;
             x.apply(Command::SetWeight { server: s, weight })
         }
         AdminCommand::SetServer(path, what) => {
@@ -225,51 +225,12 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
     })
 }
 
-/// C `strtol(s, &end, 10)`: the value (saturated) if digits were read, and the unparsed rest.
-fn strtol(s: &str) -> (Option<i64>, &str) {
-    let t = s.trim_start();
-    let (neg, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let n = body.bytes().take_while(u8::is_ascii_digit).count();
-    if n == 0 {
-        return (None, s);
-    }
-    let v = body[..n].parse::<i64>().unwrap_or(i64::MAX);
-    (Some(if neg { -v } else { v }), &body[n..])
-}
-
-/// HAProxy's `server_parse_weight_change_request` text checks, in its order; returns the
-/// absolute weight for the model (which applies the static-algorithm rule).
-fn weight_request(iweight: u32, text: &str) -> Result<String, &'static str> {
-    if text.is_empty() {
-        return Err("Require <weight> or <weight%>.");
-    }
-    let (v, rest) = strtol(text);
-    let Some(mut w) = v else {
-        return Err("Empty weight string empty or preceded by garbage");
-    };
-    if rest == "%" {
-        if w < 0 {
-            return Err("Relative weight must be positive.");
-        }
-        w = (iweight as i64 * w.min(25600) / 100).min(256);
-    } else if !(0..=256).contains(&w) {
-        return Err("Absolute weight can only be between 0 and 256 inclusive.");
-    } else if !rest.is_empty() {
-        return Err("Trailing garbage in weight string");
-    }
-    Ok(w.to_string())
-}
-
 /// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).
 fn maxconn_request(text: &str) -> Result<u32, &'static str> {
     if text.is_empty() {
         return Err("Require <maxconn>.");
     }
-    match strtol(text) {
+    match crate::model::strtol(text) {
         (None, _) => Err("maxconn string empty or preceded by garbage"),
         (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
         (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
@@ -278,10 +239,7 @@ fn maxconn_request(text: &str) -> Result<u32, &'static str> {
 
 fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
     match what {
-        SetServer::Weight(w) => match weight_request(s.iweight(), &w) {
-            Ok(weight) => x.apply(Command::SetWeight { server: s, weight }),
-            Err(e) => Reply::line(e),
-        },
+        SetServer::Weight(weight) => x.apply(Command::SetWeight { server: s, weight }),
         SetServer::State(w) => {
             let action = match w.as_str() {
                 "ready" => AdminAction::Ready,
@@ -378,27 +336,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn weight_and_maxconn_texts_follow_haproxy() {
-        assert_eq!(weight_request(1, ""), Err("Require <weight> or <weight%>."));
-        assert_eq!(
-            weight_request(1, "x"),
-            Err("Empty weight string empty or preceded by garbage")
-        );
-        assert_eq!(
-            weight_request(1, "5x"),
-            Err("Trailing garbage in weight string")
-        );
-        assert_eq!(
-            weight_request(1, "300x"),
-            Err("Absolute weight can only be between 0 and 256 inclusive.")
-        );
-        assert_eq!(
-            weight_request(1, "-1%"),
-            Err("Relative weight must be positive.")
-        );
-        assert_eq!(weight_request(10, "50%").as_deref(), Ok("5"));
-        assert_eq!(weight_request(100, "1000%").as_deref(), Ok("256"));
-        assert_eq!(weight_request(1, "256").as_deref(), Ok("256"));
+    fn maxconn_texts_follow_haproxy() {
         assert_eq!(maxconn_request(""), Err("Require <maxconn>."));
         assert_eq!(
             maxconn_request("x"),
