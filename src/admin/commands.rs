@@ -152,10 +152,8 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetWeight(path, w) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            x.apply(Command::SetWeight {
-                server: s,
-                weight: w,
-            })
+            let weight = w;
+            x.apply(Command::SetWeight { server: s, weight })
         }
         AdminCommand::SetServer(path, what) => {
             need(st, Admin)?;
@@ -165,16 +163,10 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetMaxconnServer(path, v) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            if v.is_empty() {
-                return Err(Reply::line("Integer value expected."));
-            }
-            let n: i64 = atoi(&v);
-            if n < 0 || n > u32::MAX as i64 {
-                return Err(Reply::line("Value out of range."));
-            }
+            let n = maxconn_request(&v).map_err(Reply::line)?;
             x.apply(Command::SetMaxconn {
                 server: s,
-                maxconn: n as u32,
+                maxconn: n,
             })
         }
         AdminCommand::SetMaxconnOther => {
@@ -233,31 +225,21 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
     })
 }
 
-/// C `atoi`: leading digits with an optional sign, 0 when none.
-fn atoi(s: &str) -> i64 {
-    let s = s.trim_start();
-    let (neg, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let v: i64 = digits
-        .parse()
-        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
-    if neg {
-        -v
-    } else {
-        v
+/// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).
+fn maxconn_request(text: &str) -> Result<u32, &'static str> {
+    if text.is_empty() {
+        return Err("Require <maxconn>.");
+    }
+    match crate::model::strtol(text) {
+        (None, _) => Err("maxconn string empty or preceded by garbage"),
+        (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
+        (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
     }
 }
 
 fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
     match what {
-        SetServer::Weight(w) => x.apply(Command::SetWeight {
-            server: s,
-            weight: w,
-        }),
+        SetServer::Weight(weight) => x.apply(Command::SetWeight { server: s, weight }),
         SetServer::State(w) => {
             let action = match w.as_str() {
                 "ready" => AdminAction::Ready,
@@ -354,9 +336,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atoi_is_c_like() {
-        assert_eq!(atoi("12abc"), 12);
-        assert_eq!(atoi("-3"), -3);
-        assert_eq!(atoi("x"), 0);
+    fn maxconn_texts_follow_haproxy() {
+        assert_eq!(maxconn_request(""), Err("Require <maxconn>."));
+        assert_eq!(
+            maxconn_request("x"),
+            Err("maxconn string empty or preceded by garbage")
+        );
+        assert_eq!(
+            maxconn_request("10x"),
+            Err("Trailing garbage in maxconn string")
+        );
+        assert_eq!(maxconn_request("-1"), Err("Value out of range."));
+        assert_eq!(maxconn_request("100"), Ok(100));
     }
 }

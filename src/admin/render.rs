@@ -1029,8 +1029,10 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
     for name in ["LuaEventsDropped", "LuaMemory_bytes"] {
         f.push((name.into(), Val::Str(pick(name)), "MGP"));
     }
+    // Events lost by any bus subscriber (Lua, checks, ...) because its queue was full.
+    f.push(("EventsDropped".into(), u64v(reg.bus().dropped()), "MCP"));
     for (k, v) in extra {
-        if k != "LuaEventsDropped" && k != "LuaMemory_bytes" {
+        if k != "LuaEventsDropped" && k != "LuaMemory_bytes" && k != "EventsDropped" {
             f.push((k.clone(), Val::Str(v.clone()), "MGP"));
         }
     }

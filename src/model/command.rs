@@ -517,30 +517,7 @@ impl Registry {
         let p = self
             .proxy_at(s.proxy_index)
             .ok_or_else(|| ApplyError("No such backend.".into()))?;
-        let t = text.trim();
-        let (num, pct) = match t.strip_suffix('%') {
-            Some(n) => (n, true),
-            None => (t, false),
-        };
-        let v: i64 = match num.parse() {
-            Ok(v) if !num.is_empty() => v,
-            _ => return err("Require <weight> or <weight%>."),
-        };
-        let w = if pct {
-            if v < 0 {
-                return err("Relative weight must be positive.");
-            }
-            let w = s.iweight() as i64 * v / 100;
-            if w > 256 {
-                return err("Relative weight too large.");
-            }
-            w as u32
-        } else {
-            if !(0..=256).contains(&v) {
-                return err("Absolute weight can only be between 0 and 256 inclusive.");
-            }
-            v as u32
-        };
+        let w = super::weight::parse_weight(s.iweight(), text).map_err(|e| ApplyError(e.into()))?;
         if !p.config.balance.is_dynamic() && w != 0 && w != s.iweight() {
             return err(
                 "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.",
