@@ -101,7 +101,7 @@ enum Cmd {
         timeout: String,
     },
     /// Send one command to an HAProxy stats socket and print the answer.
-    HaproxyCmd {
+    Haproxy {
         /// Path of the UNIX stats socket.
         #[arg(long)]
         socket: String,
@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::WaitPort { addr, timeout } => {
             net::wait_port(net::loopback_addr(&addr)?, net::parse_duration(&timeout)?)
         }
-        Cmd::HaproxyCmd { socket, cmd } => {
+        Cmd::Haproxy { socket, cmd } => {
             print!("{}", haproxy_cmd(&socket, &cmd)?);
             Ok(())
         }

@@ -233,7 +233,7 @@ pub fn finish(mut r: Report, ctr: &Counters, hist: Option<&Histogram<u64>>) -> R
     r.errors = ctr.errors.load(Ordering::Relaxed);
     r.first_error = ctr.first_error.lock().ok().and_then(|g| g.clone());
     if let Some(h) = hist {
-        if h.len() > 0 {
+        if !h.is_empty() {
             r.latency = Some(Latency::from_hist(h));
         }
     }
