@@ -212,8 +212,15 @@ start_proxy() {
     esac
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    if ! "$PERF" wait-port --addr "127.0.0.1:$PROXY_PORT" --timeout 5s 2>/dev/null ||
-        ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    local up=0 i
+    for i in $(seq 25); do # up to ~5 s, but give up at once if the proxy exits
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        if "$PERF" wait-port --addr "127.0.0.1:$PROXY_PORT" --timeout 200ms 2>/dev/null; then
+            up=1
+            break
+        fi
+    done
+    if [ "$up" != 1 ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
         log "$target did not start; last log lines:"
         tail -n 5 "$WORK/${target%-splice}.log" "$WORK/nginx-error.log" >&2 2>/dev/null
         stop_proxy

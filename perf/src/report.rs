@@ -219,11 +219,18 @@ impl Report {
         }
         if let Some(cpu) = self.cpu_s {
             let _ = write!(s, "  watched CPU {cpu:.2} s");
-            if let Some(g) = self.cpu_s_per_gb() {
-                let _ = write!(s, ", {g:.3} CPU-s/GB");
-            }
-            if let Some(c) = self.cpu_us_per_conn() {
-                let _ = write!(s, ", {c:.1} CPU-us/conn");
+            match self.scenario.as_str() {
+                "throughput" => {
+                    if let Some(g) = self.cpu_s_per_gb() {
+                        let _ = write!(s, ", {g:.3} CPU-s/GB");
+                    }
+                }
+                "connrate" => {
+                    if let Some(c) = self.cpu_us_per_conn() {
+                        let _ = write!(s, ", {c:.1} CPU-us/conn");
+                    }
+                }
+                _ => {}
             }
             if let Some(r) = self.rss_kib {
                 let _ = write!(s, ", RSS {r} KiB");
