@@ -13,7 +13,7 @@ use crate::report::Report;
 
 fn one_cycle(cfg: &LoadCfg, req: &[u8], resp: &mut [u8]) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut s = net::connect(cfg.target, Duration::from_secs(1))?;
+    let mut s = net::connect_lean(cfg.target, Duration::from_secs(1))?;
     net::write_all_until(&mut s, req, deadline)?;
     net::read_exact_until(&mut s, resp, deadline)?;
     Ok(())
