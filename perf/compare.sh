@@ -16,7 +16,7 @@ DURATION=${DURATION:-10}       # measured seconds per run
 WARMUP=${WARMUP:-1}            # un-measured warm-up seconds per run
 THREADS=${THREADS:-2}          # harp nbthread = HAProxy nbthread = nginx worker_processes
 PIN=${PIN:-none}               # none | split (proxy on CPU 0, load + upstream on CPU 1)
-SCENARIOS=${SCENARIOS:-"throughput connrate rr"}
+SCENARIOS=${SCENARIOS:-"throughput connrate rr idle"}
 TARGETS=${TARGETS:-"direct harp haproxy-splice haproxy nginx"}
 TP_CONNS=${TP_CONNS:-1}        # throughput: parallel streams
 TP_DIR=${TP_DIR:-up}           # throughput: up (client->sink) or both (through echo)
@@ -24,6 +24,7 @@ CR_CONNS=${CR_CONNS:-8}        # connrate: concurrent connect/send/recv/close wo
 RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
 RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
 RR_SIZE=${RR_SIZE:-100}        # rr and connrate request = response size
+IDLE_CONNS=${IDLE_CONNS:-2000} # idle: connections held open for the RSS-per-connection figure
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -169,7 +170,7 @@ daemon off;
 master_process on;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
-events { worker_connections 30000; }
+events { worker_connections $((NOFILE / 2)); }
 stream {
     server {
         listen 127.0.0.1:$1 reuseport;
@@ -222,7 +223,9 @@ start_proxy() {
     done
     if [ "$up" != 1 ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
         log "$target did not start; last log lines:"
-        tail -n 5 "$WORK/${target%-splice}.log" "$WORK/nginx-error.log" >&2 2>/dev/null
+        local lf="$WORK/${target%-splice}.log"
+        [ "$target" = nginx ] && lf="$WORK/nginx-error.log"
+        tail -n 5 "$lf" >&2 2>/dev/null
         stop_proxy
         return 1
     fi
@@ -262,6 +265,7 @@ load_args() { # scenario -> args
     throughput) echo "--scenario throughput --conns $TP_CONNS --dir $TP_DIR" ;;
     connrate) echo "--scenario connrate --conns $CR_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
     rr) echo "--scenario rr --conns $RR_CONNS --rate $RR_RATE --req $RR_SIZE --resp $RR_SIZE" ;;
+    idle) echo "--scenario idle --conns $IDLE_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
     esac
 }
 
@@ -298,9 +302,11 @@ run_one() {
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
+r={k:("n/a" if v is None else v) for k,v in r.items()}
 s=r.get("scenario")
-if s=="throughput": print("%.2f Gbit/s, %s CPU-s/GB" % (r["gbit_s"], r["cpu_s_per_gb"] and round(r["cpu_s_per_gb"],3)))
-elif s=="connrate": print("%.0f conn/s, %s CPU-us/conn" % (r["conn_s"], r["cpu_us_per_conn"] and round(r["cpu_us_per_conn"],1)))
+if s=="throughput": print("%.2f Gbit/s, %s CPU-s/GB" % (r["gbit_s"], r["cpu_s_per_gb"] if r["cpu_s_per_gb"]=="n/a" else round(r["cpu_s_per_gb"],3)))
+elif s=="connrate": print("%.0f conn/s, %s CPU-us/conn" % (r["conn_s"], r["cpu_us_per_conn"] if r["cpu_us_per_conn"]=="n/a" else round(r["cpu_us_per_conn"],1)))
+elif s=="idle": print("%d conns held, proxy RSS %s -> %s KiB, %s B/conn" % (r["connections"], r["rss_before_kib"], r["rss_kib"], r["rss_per_conn_b"] if r["rss_per_conn_b"]=="n/a" else round(r["rss_per_conn_b"])))
 elif s=="rr": print("%.0f req/s, p50 %s p99 %s p99.9 %s max %s us" % (r["req_s"], r["p50_us"], r["p99_us"], r["p999_us"], r["max_us"]))
 else: print("n/a")' 2>/dev/null || echo n/a)
     local extra=
@@ -360,6 +366,7 @@ META=$OUT/$STAMP.meta
     echo "pin=$PIN"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way"
+    echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN perf/compare.sh"
 } >"$META"

@@ -19,6 +19,7 @@ SCEN = {
     "throughput": ("gbit_s", "Gbit/s", True, "cpu_s_per_gb", "proxy CPU-s/GB"),
     "connrate": ("conn_s", "conn/s", True, "cpu_us_per_conn", "proxy CPU-us/conn"),
     "rr": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
+    "idle": ("rss_per_conn_b", "proxy RSS B/conn", False, "rss_kib", "proxy RSS KiB (held)"),
 }
 ORDER = ["direct", "harp", "haproxy-splice", "haproxy", "nginx"]
 PCTS = [("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max")]
@@ -108,13 +109,17 @@ def main():
                 v = vals(sc, t, key)
                 errs = sum(e or 0 for e in vals(sc, t, "errors"))
                 md.append(f"| {t} | {len(v)} | {med_range(v)} | {med_range(vals(sc, t, ckey), 3)} | {errs} |")
+            if sc == "idle":
+                md.append("")
+                md.append(f"Connections held: {meta.get('idle', '')}; direct has no proxy, so no RSS. "
+                          "Per 10k connections = B/conn x 10,000.")
         md.append("")
         if "harp" in targets:
             others = [t for t in targets if t != "harp"]
             rows = []
             for o in others:
                 for k, lab in [(key, label), (ckey, clabel)]:
-                    if sc == "rr" and k == "cpu_s":
+                    if (sc == "rr" and k == "cpu_s") or (sc == "idle" and k == "rss_kib"):
                         continue
                     h, x = by_rep(sc, "harp", k), by_rep(sc, o, k)
                     rs = [h[rep] / x[rep] for rep in h if rep in x and x[rep]]

@@ -22,6 +22,8 @@ pub enum Scenario {
     Connrate,
     /// Persistent connections at a fixed offered rate: latency percentiles.
     Rr,
+    /// Many idle connections held open: proxy RSS per connection.
+    Idle,
 }
 
 impl Scenario {
@@ -31,6 +33,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Connrate => "connrate",
             Scenario::Rr => "rr",
+            Scenario::Idle => "idle",
         }
     }
 }
@@ -224,6 +227,7 @@ pub fn measure(cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Report {
             _ => None,
         },
         rss_kib: rss,
+        rss_before_kib: None,
         first_error: None,
     }
 }
@@ -256,6 +260,7 @@ pub fn run(cfg: &LoadCfg) -> Result<Report> {
         Scenario::Throughput => crate::throughput::run(cfg),
         Scenario::Connrate => crate::connrate::run(cfg),
         Scenario::Rr => crate::rr::run(cfg),
+        Scenario::Idle => crate::idle::run(cfg),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod connrate;
+mod idle;
 mod load;
 mod net;
 mod procstat;
@@ -20,5 +21,6 @@ use clap::Parser;
 
 fn main() -> Result<()> {
     let args = cli::Cli::parse();
+    procstat::raise_nofile();
     cli::run(args)
 }

@@ -147,6 +147,22 @@ pub fn wait_quiet(threshold: f64, max_wait: Duration) -> Result<f64> {
     }
 }
 
+/// Lifts the soft open-files limit to the hard limit: the upstream and the idle scenario hold
+/// one fd per connection, thousands at a time.
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
+    {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit read just above; raising soft to hard needs no privilege.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,8 @@ pub struct Report {
     pub cpu_s: Option<f64>,
     /// Resident memory of the watched processes at the end, KiB.
     pub rss_kib: Option<u64>,
+    /// Resident memory of the watched processes before the first connection (idle), KiB.
+    pub rss_before_kib: Option<u64>,
     /// First error seen, to explain a failed run.
     pub first_error: Option<String>,
 }
@@ -114,11 +116,18 @@ impl Report {
         (self.connections > 0).then(|| cpu * 1e6 / self.connections as f64)
     }
 
+    /// Proxy memory per held connection in bytes (idle scenario).
+    pub fn rss_per_conn_b(&self) -> Option<f64> {
+        let (a, b) = (self.rss_kib?, self.rss_before_kib?);
+        (self.connections > 0).then(|| (a as f64 - b as f64) * 1024.0 / self.connections as f64)
+    }
+
     /// The headline figure of the scenario, used to decide whether a run measured anything.
     pub fn primary(&self) -> f64 {
         match self.scenario.as_str() {
             "throughput" => self.gbit_s(),
             "connrate" => self.conn_s(),
+            "idle" => self.connections as f64,
             _ => self.req_s(),
         }
     }
@@ -168,6 +177,11 @@ impl Report {
             self.rss_kib.map_or("null".into(), |v| v.to_string()),
         );
         field(
+            "rss_before_kib",
+            self.rss_before_kib.map_or("null".into(), |v| v.to_string()),
+        );
+        field("rss_per_conn_b", opt(self.rss_per_conn_b()));
+        field(
             "first_error",
             self.first_error.as_deref().map_or("null".into(), json_str),
         );
@@ -195,6 +209,17 @@ impl Report {
             }
             "connrate" => {
                 let _ = writeln!(s, "  {:.0} conn/s", self.conn_s());
+            }
+            "idle" => {
+                let _ = writeln!(
+                    s,
+                    "  {} connections held (opened in {:.2}s); RSS {:?} -> {:?} KiB, {} B per connection",
+                    self.connections,
+                    self.secs,
+                    self.rss_before_kib,
+                    self.rss_kib,
+                    self.rss_per_conn_b().map_or("n/a".into(), |v| format!("{v:.0}"))
+                );
             }
             _ => {
                 let _ = writeln!(

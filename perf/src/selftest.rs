@@ -80,6 +80,14 @@ fn every_scenario_measures_something() {
     });
     assert!(r.req_s() > 0.0 && r.errors == 0, "{}", r.to_text());
     assert!(r.to_json().contains("\"scenario\":\"rr\""));
+
+    let r = run(LoadCfg {
+        conns: 50,
+        warmup: Duration::from_millis(10),
+        ..cfg(echo, Scenario::Idle)
+    });
+    assert_eq!(r.connections, 50, "{}", r.to_text());
+    assert!(r.rss_per_conn_b().is_some(), "{}", r.to_text());
 }
 
 #[test]
