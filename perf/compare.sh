@@ -21,6 +21,7 @@ TARGETS=${TARGETS:-"direct harp haproxy-splice haproxy nginx"}
 TP_CONNS=${TP_CONNS:-1}        # throughput: parallel streams
 TP_DIR=${TP_DIR:-up}           # throughput: up (client->sink) or both (through echo)
 CR_CONNS=${CR_CONNS:-8}        # connrate: concurrent connect/send/recv/close workers
+CR_CLOSE=${CR_CLOSE:-server}   # connrate: who closes first (server = HTTP/1.0 Connection: close style)
 RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
 RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
 RR_SIZE=${RR_SIZE:-100}        # rr and connrate request = response size
@@ -106,14 +107,18 @@ fi
 UP_ECHO=$("$PERF" freeport)
 UP_SINK=$("$PERF" freeport)
 while [ "$UP_SINK" = "$UP_ECHO" ]; do UP_SINK=$("$PERF" freeport); done
-"${LOAD_PIN[@]}" "$PERF" upstream --listen "echo@127.0.0.1:$UP_ECHO,sink@127.0.0.1:$UP_SINK" \
+UP_ONCE=$("$PERF" freeport)
+while [ "$UP_ONCE" = "$UP_ECHO" ] || [ "$UP_ONCE" = "$UP_SINK" ]; do UP_ONCE=$("$PERF" freeport); done
+"${LOAD_PIN[@]}" "$PERF" upstream \
+    --listen "echo@127.0.0.1:$UP_ECHO,sink@127.0.0.1:$UP_SINK,once@127.0.0.1:$UP_ONCE" \
     --size "$RR_SIZE" --req "$RR_SIZE" 2>"$WORK/upstream.log" &
 UP_PID=$!
 PIDS+=("$UP_PID")
 "$PERF" wait-port --addr "127.0.0.1:$UP_ECHO" --timeout 5s &&
-    "$PERF" wait-port --addr "127.0.0.1:$UP_SINK" --timeout 5s ||
+    "$PERF" wait-port --addr "127.0.0.1:$UP_SINK" --timeout 5s &&
+    "$PERF" wait-port --addr "127.0.0.1:$UP_ONCE" --timeout 5s ||
     { log "upstream did not start"; cat "$WORK/upstream.log" >&2; exit 1; }
-log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK"
+log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK once :$UP_ONCE"
 
 # ---------------------------------------------------------------- proxies --------------------
 PROXY_PID=
@@ -263,14 +268,20 @@ haproxy_splice_counts() {
 load_args() { # scenario -> args
     case $1 in
     throughput) echo "--scenario throughput --conns $TP_CONNS --dir $TP_DIR" ;;
-    connrate) echo "--scenario connrate --conns $CR_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
+    connrate) echo "--scenario connrate --conns $CR_CONNS --close $CR_CLOSE --req $RR_SIZE --resp $RR_SIZE" ;;
     rr) echo "--scenario rr --conns $RR_CONNS --rate $RR_RATE --req $RR_SIZE --resp $RR_SIZE" ;;
     idle) echo "--scenario idle --conns $IDLE_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
     esac
 }
 
 backend_for() { # scenario -> upstream port
-    if [ "$1" = throughput ] && [ "$TP_DIR" = up ]; then echo "$UP_SINK"; else echo "$UP_ECHO"; fi
+    if [ "$1" = throughput ] && [ "$TP_DIR" = up ]; then
+        echo "$UP_SINK"
+    elif [ "$1" = connrate ] && [ "$CR_CLOSE" = server ]; then
+        echo "$UP_ONCE"
+    else
+        echo "$UP_ECHO"
+    fi
 }
 
 # run_one REP SCENARIO TARGET: appends one JSON line to $RAW
@@ -365,7 +376,7 @@ META=$OUT/$STAMP.meta
     echo "threads=$THREADS"
     echo "pin=$PIN"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
-    echo "connrate=workers $CR_CONNS, $RR_SIZE B each way"
+    echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN perf/compare.sh"

@@ -73,6 +73,10 @@ enum Cmd {
         /// throughput: up (to a sink), down (from a source) or both (through an echo).
         #[arg(long, value_enum, default_value = "up")]
         dir: Direction,
+        /// connrate: who closes first. `client` closes right after the response; `server` waits
+        /// for the server's FIN (use a `once` upstream), like HTTP/1.0 `Connection: close`.
+        #[arg(long, value_enum, default_value = "client")]
+        close: Closer,
         /// throughput: bytes per write/read call.
         #[arg(long, default_value_t = 128 * 1024)]
         chunk: usize,
@@ -148,6 +152,7 @@ pub fn run(cli: Cli) -> Result<()> {
             req,
             resp,
             dir,
+            close,
             chunk,
             cpu_pid,
             json,
@@ -165,6 +170,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 req: req.clamp(1, 64 << 20),
                 resp: resp.clamp(1, 64 << 20),
                 dir,
+                server_closes: close == Closer::Server,
                 chunk: chunk.clamp(1, 16 << 20),
                 cpu_pids: cpu_pid,
             };
@@ -202,6 +208,15 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Which side of a connrate connection closes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Closer {
+    /// The client closes after reading the response.
+    Client,
+    /// The server closes after answering; the client waits for its FIN.
+    Server,
 }
 
 /// One request/answer on HAProxy's stats socket (it answers and closes in non-interactive mode).

@@ -16,6 +16,10 @@ fn one_cycle(cfg: &LoadCfg, req: &[u8], resp: &mut [u8]) -> Result<()> {
     let mut s = net::connect_lean(cfg.target, Duration::from_secs(1))?;
     net::write_all_until(&mut s, req, deadline)?;
     net::read_exact_until(&mut s, resp, deadline)?;
+    if cfg.server_closes {
+        // Wait for the server's FIN so our close is the passive one (no TIME_WAIT here).
+        net::read_eof_until(&mut s, deadline)?;
+    }
     Ok(())
 }
 

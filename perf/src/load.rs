@@ -70,6 +70,9 @@ pub struct LoadCfg {
     pub resp: usize,
     /// Bulk direction (throughput).
     pub dir: Direction,
+    /// connrate: wait for the server to close first (needs a `once` upstream) instead of
+    /// closing right after the response.
+    pub server_closes: bool,
     /// Write/read size for bulk transfers.
     pub chunk: usize,
     /// Processes whose CPU and memory are accounted (the proxy).

@@ -119,6 +119,23 @@ pub fn read_exact_until(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) ->
     Ok(())
 }
 
+/// Waits for the peer's FIN; any further data is an error (the peer answered too much).
+pub fn read_eof_until(s: &mut TcpStream, deadline: Instant) -> Result<()> {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Ok(()),
+            Ok(n) => bail!("{n} unexpected bytes after the response"),
+            Err(e) if is_timeout(&e) => {
+                if Instant::now() >= deadline {
+                    bail!("server did not close");
+                }
+            }
+            Err(e) => return Err(anyhow!(e).context("read")),
+        }
+    }
+}
+
 /// Asks the kernel for a port that is free right now, for scripts that must write a proxy config
 /// before starting it.
 pub fn free_port() -> Result<u16> {

@@ -17,6 +17,7 @@ fn cfg(target: std::net::SocketAddr, scenario: Scenario) -> LoadCfg {
         req: 100,
         resp: 100,
         dir: Direction::Up,
+        server_closes: false,
         chunk: 64 * 1024,
         cpu_pids: vec![std::process::id()],
     }
@@ -25,16 +26,22 @@ fn cfg(target: std::net::SocketAddr, scenario: Scenario) -> LoadCfg {
 #[test]
 fn every_scenario_measures_something() {
     let listens = parse_listen(
-        "echo@127.0.0.1:0,sink@127.0.0.1:0,source@127.0.0.1:0,fixed@127.0.0.1:0",
+        "echo@127.0.0.1:0,sink@127.0.0.1:0,source@127.0.0.1:0,fixed@127.0.0.1:0,once@127.0.0.1:0",
         Mode::Echo,
     )
     .unwrap_or_default();
-    assert_eq!(listens.len(), 4);
+    assert_eq!(listens.len(), 5);
     let up = match Upstream::start(&listens, Sizes { req: 10, size: 300 }, 2) {
         Ok(u) => u,
         Err(e) => panic!("upstream: {e:#}"),
     };
-    let (echo, sink, source, fixed) = (up.addrs()[0], up.addrs()[1], up.addrs()[2], up.addrs()[3]);
+    let (echo, sink, source, fixed, once) = (
+        up.addrs()[0],
+        up.addrs()[1],
+        up.addrs()[2],
+        up.addrs()[3],
+        up.addrs()[4],
+    );
 
     let run = |c: LoadCfg| match load::run(&c) {
         Ok(r) => r,
@@ -60,6 +67,15 @@ fn every_scenario_measures_something() {
     let r = run(cfg(echo, Scenario::Connrate));
     assert!(r.conn_s() > 0.0 && r.errors == 0, "{}", r.to_text());
     assert!(r.cpu_us_per_conn().is_some() && r.latency.is_some());
+
+    // Server closes first: the `once` upstream answers `size` (300) bytes per `req` (10) bytes.
+    let r = run(LoadCfg {
+        server_closes: true,
+        req: 10,
+        resp: 300,
+        ..cfg(once, Scenario::Connrate)
+    });
+    assert!(r.conn_s() > 0.0 && r.errors == 0, "{}", r.to_text());
 
     let r = run(cfg(echo, Scenario::Rr));
     assert!(r.req_s() > 0.0 && r.errors == 0, "{}", r.to_text());

@@ -26,6 +26,10 @@ pub enum Mode {
     Fixed,
     /// Ignore input and stream bytes to the client forever (throughput server to client).
     Source,
+    /// Answer one request of `req` bytes with `size` bytes, then close: HTTP/1.0 `Connection:
+    /// close` style, the server closes first (connrate `--close server`), so TIME_WAIT lands on
+    /// the accepting side instead of making every connect() search a crowded port range.
+    Once,
 }
 
 /// One listening address and the mode its connections get.
@@ -272,6 +276,15 @@ impl Conn {
             match self.mode {
                 Mode::Sink | Mode::Source => {}
                 Mode::Echo => self.out.extend_from_slice(&buf[..n]),
+                Mode::Once => {
+                    self.req_acc += n;
+                    if self.req_acc >= sizes.req.max(1) && !self.eof {
+                        self.out.resize(sizes.size, b'r');
+                        // Close once the answer is out (an exact-size request leaves nothing
+                        // unread, so the close is a FIN, not a reset).
+                        self.eof = true;
+                    }
+                }
                 Mode::Fixed => {
                     self.req_acc += n;
                     let req = sizes.req.max(1);
