@@ -116,21 +116,23 @@ def main():
         md.append("")
         if "harp" in targets:
             others = [t for t in targets if t != "harp"]
-            rows = []
-            for o in others:
-                for k, lab in [(key, label), (ckey, clabel)]:
-                    if (sc == "rr" and k == "cpu_s") or (sc == "idle" and k == "rss_kib"):
-                        continue
-                    h, x = by_rep(sc, "harp", k), by_rep(sc, o, k)
-                    rs = [h[rep] / x[rep] for rep in h if rep in x and x[rep]]
-                    rows.append((o, lab, med_range(rs, 3)))
-            md.append(f"Ratios harp / other (per repeat, median (min-max)); "
-                      f"{label}: {'higher' if higher else 'lower'} is better for harp, CPU: lower is better.")
+            cols = [(key, label)]
+            if not (sc == "rr" and ckey == "cpu_s") and not (sc == "idle"):
+                cols.append((ckey, clabel))
+
+            def ratio(o, k):
+                h, x = by_rep(sc, "harp", k), by_rep(sc, o, k)
+                rs = [h[rep] / x[rep] for rep in h if rep in x and x[rep]]
+                return med_range(rs, 3)
+
+            md.append(f"Ratios harp / other, per repeat, median (min-max); "
+                      f"{label}: {'higher' if higher else 'lower'} is better for harp"
+                      + ("; CPU: lower is better." if len(cols) > 1 else "."))
             md.append("")
-            md.append("| harp / ... | metric | ratio |")
-            md.append("|---|---|---|")
-            for o, lab, r in rows:
-                md.append(f"| {o} | {lab} | {r} |")
+            md.append("| harp / ... | " + " | ".join(lab for _, lab in cols) + " |")
+            md.append("|---|" + "---|" * len(cols))
+            for o in others:
+                md.append(f"| {o} | " + " | ".join(ratio(o, k) for k, _ in cols) + " |")
             md.append("")
 
     if "rr" in scenarios:
