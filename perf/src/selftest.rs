@@ -85,8 +85,8 @@ fn every_scenario_measures_something() {
         "{}",
         r.to_text()
     );
-    // Offered 2,000/s for 0.3 s: roughly 600 requests, none lost.
-    assert!(r.requests > 300, "{}", r.to_text());
+    // Offered 2,000/s for 0.3 s: about 600 scheduled; a loaded CI machine may send fewer.
+    assert!(r.requests > 100, "{}", r.to_text());
 
     let r = run(LoadCfg {
         req: 10,
