@@ -33,7 +33,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}    # 1 = use the existing target/release binaries
 OUT=${OUT:-perf/results}
 
 PERF=$ROOT/target/release/harp-perf
-HARP=$ROOT/target/release/harp
+HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl

@@ -19,10 +19,10 @@ def _esc(s):
     return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def latency_svg(series, labels, title):
+def latency_svg(series, labels, title, subtitle=""):
     """series: {name: [us or None per label]} -> SVG text."""
     w, h = 720, 420
-    left, right, top, bottom = 70, 150, 40, 50
+    left, right, top, bottom = 70, 150, 45, 50
     pw, ph = w - left - right, h - top - bottom
     allv = [v for pts in series.values() for v in pts if v]
     lo = 10 ** math.floor(math.log10(max(min(allv), 1))) if allv else 1
@@ -39,7 +39,8 @@ def latency_svg(series, labels, title):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">{_esc(title)}</text>']
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">{_esc(title)}</text>',
+           f'<text x="{w / 2}" y="32" text-anchor="middle" font-size="11" fill="#555">{_esc(subtitle)}</text>']
     dec = lo
     while dec <= hi:
         yy = y(dec)

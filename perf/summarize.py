@@ -146,7 +146,9 @@ def main():
                 series[t] = pts
         if series:
             svg = latency_svg(series, [lab for _, lab in PCTS],
-                              f"rr latency (median of repeats), {meta.get('rr', '')}")
+                              "rr latency percentiles (median of repeats)",
+                              meta.get("rr", "").split(" (")[0] + f"; {meta.get('threads')} proxy threads, "
+                              f"pinning {meta.get('pin')}, {meta.get('date')}")
             with open(out_svg, "w") as f:
                 f.write(svg)
             md.append(f"![rr latency percentiles]({os.path.basename(out_svg)})")
