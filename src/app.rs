@@ -1,1 +1,76 @@
-//! Wires the modules together for `harp -f` (to be written).
+//! Wires the modules together for `harp -f`: model, Lua (init before checks), checks, workers,
+//! Runtime API, then waits for a stop signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::model::Registry;
+use crate::{admin, health, lua, worker};
+
+/// Process-level settings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    /// `-p <pidfile>` (or `pidfile` in global).
+    pub pidfile: Option<PathBuf>,
+    /// `-q`: no stderr log lines.
+    pub quiet: bool,
+}
+
+/// Why harp could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The data plane failed to start.
+    #[error(transparent)]
+    Worker(#[from] worker::WorkerError),
+    /// Checks failed to start.
+    #[error(transparent)]
+    Health(#[from] health::HealthError),
+    /// The Runtime API failed to start.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    /// Lua failed to start.
+    #[error(transparent)]
+    Lua(#[from] lua::LuaError),
+    /// Signals or the pidfile.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs harp until SIGTERM/SIGINT (hard stop) or SIGUSR1 (graceful stop).
+pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    crate::logging::set_quiet(settings.quiet);
+    let pidfile = settings
+        .pidfile
+        .clone()
+        .or_else(|| config.global.pidfile.clone());
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
+    let bus = Arc::new(EventBus::new());
+    let reg = Registry::new(config, bus);
+    let engine = Arc::new(lua::start(reg.clone())?);
+    let checker = health::start(reg.clone())?;
+    let workers = worker::start(reg.clone())?;
+    let info_engine = engine.clone();
+    let admin = admin::start(reg.clone(), Arc::new(move || info_engine.info()))?;
+    if let Some(p) = &pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))?;
+    }
+    let graceful = signals
+        .forever()
+        .next()
+        .map(|s| s == SIGUSR1)
+        .unwrap_or(false);
+    reg.stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    admin.stop();
+    checker.stop();
+    workers.stop(graceful);
+    workers.wait();
+    engine.stop();
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

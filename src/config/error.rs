@@ -24,7 +24,10 @@ pub enum ConfigError {
 impl ConfigError {
     /// Shorthand for an error at a location.
     pub fn at(location: &Location, message: impl Into<String>) -> Self {
-        ConfigError::At { location: location.clone(), message: message.into() }
+        ConfigError::At {
+            location: location.clone(),
+            message: message.into(),
+        }
     }
 }
 
@@ -37,7 +40,11 @@ pub struct ConfigErrors {
 }
 
 fn render(errors: &[ConfigError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl From<ConfigError> for ConfigErrors {

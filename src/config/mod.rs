@@ -6,8 +6,11 @@
 mod error;
 pub mod lexer;
 mod parse;
+mod section;
+mod suggest;
 mod types;
 pub mod units;
+mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use types::*;

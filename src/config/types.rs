@@ -41,9 +41,14 @@ pub struct Config {
 impl Config {
     /// Finds a proxy by name with the given capability (a `listen` has both).
     pub fn proxy(&self, name: &str, want_backend: bool) -> Option<&ProxyConfig> {
-        self.proxies
-            .iter()
-            .find(|p| p.name == name && if want_backend { p.cap.backend } else { p.cap.frontend })
+        self.proxies.iter().find(|p| {
+            p.name == name
+                && if want_backend {
+                    p.cap.backend
+                } else {
+                    p.cap.frontend
+                }
+        })
     }
 }
 
@@ -438,7 +443,13 @@ pub struct EmailAlert {
 
 impl Default for EmailAlert {
     fn default() -> Self {
-        EmailAlert { mailers: None, from: None, to: None, level: 1, myhostname: None }
+        EmailAlert {
+            mailers: None,
+            from: None,
+            to: None,
+            level: 1,
+            myhostname: None,
+        }
     }
 }
 
@@ -475,8 +486,11 @@ pub struct ServerParams {
     pub slowstart: Option<Duration>,
     /// `on-marked-down shutdown-sessions`.
     pub shutdown_on_down: bool,
-    /// `id <n>`: forced proxy-unique id (`puid`).
+    /// `id <n>`: forced proxy-unique id (`puid`). After parsing, every `server` line has its
+    /// final puid here (forced or assigned as HAProxy does: next free from 1 in file order).
     pub id: Option<u32>,
+    /// The puid was forced with `id` (`srv_f_forced_id` in `show servers state`).
+    pub forced_id: bool,
 }
 
 impl Default for ServerParams {
@@ -498,6 +512,7 @@ impl Default for ServerParams {
             slowstart: None,
             shutdown_on_down: false,
             id: None,
+            forced_id: false,
         }
     }
 }
@@ -531,9 +546,12 @@ pub struct ProxyConfig {
     pub name: String,
     /// frontend / backend / both.
     pub cap: Capabilities,
-    /// `id <n>`; `None` = assigned as HAProxy does (next free from 1, in file order... see
-    /// `model`).
+    /// `id <n>`, or after parsing the final uuid assigned as HAProxy 3.x does: in file order, the
+    /// next free id starting at 2 (HAProxy skips 1 for historical reasons; the reference
+    /// transcript shows `fe` = 2, `test` = 3), each proxy, forced or not, moving the cursor on.
     pub id: Option<u32>,
+    /// The uuid was forced with `id` (`bk_f_forced_id` in `show servers state`).
+    pub forced_id: bool,
     /// `mode` (tcp).
     pub mode: ProxyMode,
     /// `bind` addresses.
@@ -588,6 +606,7 @@ impl ProxyConfig {
             name: name.to_string(),
             cap,
             id: None,
+            forced_id: false,
             mode: ProxyMode::Tcp,
             binds: Vec::new(),
             backlog: None,

@@ -202,7 +202,11 @@ mod tests {
     #[test]
     fn health_follows_haproxy_transcript() {
         // rise 2 fall 2, starts at rise: first failure goes down at once.
-        let mut h = Health { cur: 2, rise: 2, fall: 2 };
+        let mut h = Health {
+            cur: 2,
+            rise: 2,
+            fall: 2,
+        };
         assert_eq!(h.apply(false, true), Some(false));
         assert_eq!(h.cur, 0);
         assert_eq!(h.status_text(), "0/2 DOWN");
@@ -218,7 +222,11 @@ mod tests {
 
     #[test]
     fn fall_three_counts_down() {
-        let mut h = Health { cur: 4, rise: 2, fall: 3 };
+        let mut h = Health {
+            cur: 4,
+            rise: 2,
+            fall: 3,
+        };
         assert_eq!(h.apply(false, true), None);
         assert_eq!(h.apply(false, true), None);
         assert_eq!(h.cur, 2);

@@ -1,0 +1,384 @@
+//! The `global` section.
+
+use super::{arg, log, no_more, Ctx};
+use crate::config::suggest::unknown_keyword;
+use crate::config::units::{parse_address, parse_on_off, parse_time, parse_u32};
+use crate::config::{
+    AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, StatsSocket,
+};
+use std::path::PathBuf;
+
+/// Every keyword harp understands in `global` (for did-you-mean).
+pub(crate) const KEYWORDS: &[&str] = &[
+    "nbthread",
+    "maxconn",
+    "stats",
+    "lua-load",
+    "lua-load-per-thread",
+    "lua-prepend-path",
+    "tune.lua.maxmem",
+    "tune.lua.forced-yield",
+    "tune.lua.task-timeout",
+    "tune.lua.burst-timeout",
+    "tune.lua.session-timeout",
+    "tune.lua.service-timeout",
+    "tune.lua.log.loggers",
+    "tune.lua.log.stderr",
+    "tune.lua.bool-sample-conversion",
+    "httpclient.resolvers.id",
+    "httpclient.resolvers.prefer",
+    "httpclient.resolvers.disabled",
+    "httpclient.retries",
+    "httpclient.timeout.connect",
+    "httpclient.ssl.ca-file",
+    "httpclient.ssl.verify",
+    "log",
+    "daemon",
+    "pidfile",
+    "hard-stop-after",
+    "spread-checks",
+    "node",
+    "description",
+    "master-worker",
+    "expose-experimental-directives",
+    "insecure-fork-wanted",
+    "user",
+    "group",
+    "uid",
+    "gid",
+    "chroot",
+    "ca-base",
+    "crt-base",
+    "tune.bufsize",
+    "tune.maxrewrite",
+];
+
+/// HAProxy keywords that have no effect in harp: accepted with a warning.
+const IGNORED: &[&str] = &[
+    "user",
+    "group",
+    "uid",
+    "gid",
+    "chroot",
+    "ca-base",
+    "crt-base",
+    "tune.bufsize",
+    "tune.maxrewrite",
+];
+
+/// Parses one `global` line.
+pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let kw = words[0].as_str();
+    if IGNORED.contains(&kw) || kw.starts_with("ssl-default-") || kw.starts_with("tune.ssl.") {
+        ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
+        return Ok(());
+    }
+    match kw {
+        "nbthread" => {
+            g.nbthread =
+                Some(parse_u32(arg(words, 1, "a number of threads")?, kw, 1, 4096)? as usize);
+            no_more(words, 2)
+        }
+        "maxconn" => {
+            g.maxconn = Some(parse_u32(
+                arg(words, 1, "an integer")?,
+                kw,
+                1,
+                i32::MAX as u32,
+            )?);
+            no_more(words, 2)
+        }
+        "stats" => stats(g, words, ctx),
+        "lua-load" | "lua-load-per-thread" => {
+            let file = arg(words, 1, "the path of a Lua file")?;
+            g.lua_loads.push(LuaLoad {
+                file: PathBuf::from(file),
+                args: words[2..].to_vec(),
+                per_thread: kw == "lua-load-per-thread",
+                location: ctx.loc.clone(),
+            });
+            Ok(())
+        }
+        "lua-prepend-path" => {
+            let path = arg(words, 1, "a path template")?.to_string();
+            let cpath = match words.get(2).map(String::as_str) {
+                None | Some("path") => false,
+                Some("cpath") => true,
+                Some(o) => {
+                    return Err(format!(
+                        "'{kw}': type must be 'path' or 'cpath', got '{o}'."
+                    ))
+                }
+            };
+            g.lua_prepend_paths.push(LuaPrependPath { path, cpath });
+            no_more(words, 3)
+        }
+        "tune.lua.maxmem" => {
+            let mb = parse_u32(arg(words, 1, "a size in megabytes")?, kw, 0, 1 << 20)?;
+            g.lua.maxmem = u64::from(mb) << 20;
+            no_more(words, 2)
+        }
+        "tune.lua.forced-yield" => {
+            g.lua.forced_yield = Some(parse_u32(arg(words, 1, "an integer")?, kw, 1, u32::MAX)?);
+            no_more(words, 2)
+        }
+        "tune.lua.task-timeout" => {
+            g.lua.task_timeout = Some(parse_time(arg(words, 1, "a time")?, kw)?);
+            no_more(words, 2)
+        }
+        "tune.lua.burst-timeout" => {
+            g.lua.burst_timeout = parse_time(arg(words, 1, "a time")?, kw)?;
+            no_more(words, 2)
+        }
+        "tune.lua.session-timeout" => {
+            g.lua.session_timeout = parse_time(arg(words, 1, "a time")?, kw)?;
+            no_more(words, 2)
+        }
+        "tune.lua.service-timeout" => {
+            g.lua.service_timeout = parse_time(arg(words, 1, "a time")?, kw)?;
+            no_more(words, 2)
+        }
+        "tune.lua.log.loggers" => {
+            g.lua.log_loggers = parse_on_off(arg(words, 1, "'on' or 'off'")?, kw)?;
+            no_more(words, 2)
+        }
+        "tune.lua.log.stderr" => {
+            g.lua.log_stderr = match arg(words, 1, "'on', 'auto' or 'off'")? {
+                "on" => LuaLogStderr::On,
+                "auto" => LuaLogStderr::Auto,
+                "off" => LuaLogStderr::Off,
+                o => return Err(format!("'{kw}' expects 'on', 'auto' or 'off', got '{o}'.")),
+            };
+            no_more(words, 2)
+        }
+        "tune.lua.bool-sample-conversion" => {
+            // Only matters for sample fetches, which harp does not run; accepted for configs
+            // written for HAProxy 3.1+.
+            match arg(words, 1, "'normal' or 'pre-3.1-bug'")? {
+                "normal" | "pre-3.1-bug" => no_more(words, 2),
+                o => Err(format!(
+                    "'{kw}' expects 'normal' or 'pre-3.1-bug', got '{o}'."
+                )),
+            }
+        }
+        "httpclient.resolvers.id" => {
+            g.httpclient.resolvers_id =
+                Some(arg(words, 1, "a resolvers section name")?.to_string());
+            no_more(words, 2)
+        }
+        "httpclient.resolvers.prefer" => {
+            g.httpclient.prefer = Some(match arg(words, 1, "'ipv4' or 'ipv6'")? {
+                "ipv4" => IpFamily::V4,
+                "ipv6" => IpFamily::V6,
+                o => return Err(format!("'{kw}' expects 'ipv4' or 'ipv6', got '{o}'.")),
+            });
+            no_more(words, 2)
+        }
+        "httpclient.resolvers.disabled" => {
+            g.httpclient.resolvers_disabled = parse_on_off(arg(words, 1, "'on' or 'off'")?, kw)?;
+            no_more(words, 2)
+        }
+        "httpclient.retries" => {
+            g.httpclient.retries = parse_u32(arg(words, 1, "an integer")?, kw, 0, 1000)?;
+            no_more(words, 2)
+        }
+        "httpclient.timeout.connect" => {
+            g.httpclient.timeout_connect = parse_time(arg(words, 1, "a time")?, kw)?;
+            no_more(words, 2)
+        }
+        "httpclient.ssl.ca-file" => {
+            g.httpclient.ssl_ca_file = Some(PathBuf::from(arg(words, 1, "a file path")?));
+            no_more(words, 2)
+        }
+        "httpclient.ssl.verify" => {
+            g.httpclient.ssl_verify = match words.get(1).map(String::as_str) {
+                Some("none") | Some("") => false,
+                Some("required") => true,
+                Some(o) => return Err(format!("'{kw}' expects 'none' or 'required', got '{o}'.")),
+                None => return Err(format!("'{kw}' expects 'none' or 'required'.")),
+            };
+            no_more(words, 2)
+        }
+        "log" => log::parse(&mut g.logs, words, true),
+        "daemon" => {
+            g.daemon = true;
+            no_more(words, 1)
+        }
+        "pidfile" => {
+            g.pidfile = Some(PathBuf::from(arg(words, 1, "a file path")?));
+            no_more(words, 2)
+        }
+        "hard-stop-after" => {
+            g.hard_stop_after = Some(parse_time(arg(words, 1, "a time")?, kw)?);
+            no_more(words, 2)
+        }
+        "spread-checks" => {
+            g.spread_checks = parse_u32(arg(words, 1, "a percentage")?, kw, 0, 50)?;
+            no_more(words, 2)
+        }
+        "node" => {
+            g.node = Some(arg(words, 1, "a name")?.to_string());
+            no_more(words, 2)
+        }
+        "description"
+        | "master-worker"
+        | "expose-experimental-directives"
+        | "insecure-fork-wanted" => Ok(()),
+        _ => Err(unknown(kw)),
+    }
+}
+
+fn unknown(kw: &str) -> String {
+    unknown_keyword(kw, "global", KEYWORDS)
+}
+
+/// `stats socket ...`, `stats timeout ...`, `stats maxconn ...`.
+fn stats(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    match arg(words, 1, "'socket', 'timeout' or 'maxconn'")? {
+        "socket" => {
+            let addr = parse_address(arg(words, 2, "an address or a path")?, "stats socket")?;
+            let mut s = StatsSocket {
+                addr,
+                level: AccessLevel::Operator,
+                mode: None,
+                user: None,
+                group: None,
+                location: ctx.loc.clone(),
+            };
+            let mut i = 3;
+            while i < words.len() {
+                let opt = words[i].as_str();
+                let val = || {
+                    words
+                        .get(i + 1)
+                        .map(String::as_str)
+                        .ok_or_else(|| format!("'stats socket' : '{opt}' expects an argument."))
+                };
+                match opt {
+                    "level" => {
+                        s.level = match val()? {
+                            "user" => AccessLevel::User,
+                            "operator" => AccessLevel::Operator,
+                            "admin" => AccessLevel::Admin,
+                            o => return Err(format!("'stats socket' : 'level' only supports 'user', 'operator', and 'admin', got '{o}'.")),
+                        };
+                    }
+                    "mode" => {
+                        let v = val()?;
+                        s.mode = Some(
+                            u32::from_str_radix(v, 8)
+                                .map_err(|_| format!("'stats socket' : 'mode' expects an octal value, got '{v}'."))?,
+                        );
+                    }
+                    "user" | "uid" => s.user = Some(val()?.to_string()),
+                    "group" | "gid" => s.group = Some(val()?.to_string()),
+                    "expose-fd" | "name" | "process" | "thread" | "maxconn" | "backlog" => {
+                        val()?;
+                        ctx.warn(format!("'stats socket' : '{opt}' has no effect in harp; ignored."));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "'stats socket' : unknown keyword '{opt}' (supported: level, mode, user, uid, group, gid)."
+                        ))
+                    }
+                }
+                i += 2;
+            }
+            g.stats_sockets.push(s);
+            Ok(())
+        }
+        "timeout" => {
+            g.stats_timeout = parse_time(arg(words, 2, "a time")?, "stats timeout")?;
+            no_more(words, 3)
+        }
+        "maxconn" | "bind-process" => {
+            ctx.warn(format!(
+                "'stats {}' has no effect in harp; ignored.",
+                words[1]
+            ));
+            Ok(())
+        }
+        o => Err(format!(
+            "'stats' expects 'socket', 'timeout' or 'maxconn' in 'global' section, got '{o}'."
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr};
+    use std::time::Duration;
+
+    #[test]
+    fn global_keywords() {
+        let cfg = parse_str(
+            "t.cfg",
+            "global\n nbthread 4\n maxconn 1000\n stats socket ipv4@127.0.0.1:9999 level admin\n \
+             stats socket /run/h.sock mode 600 level user user root group root\n stats timeout 30s\n \
+             lua-load a.lua x y\n lua-load-per-thread b.lua\n lua-prepend-path /x/?.lua cpath\n \
+             tune.lua.maxmem 64\n tune.lua.forced-yield 500\n tune.lua.task-timeout 1s\n \
+             tune.lua.burst-timeout 0\n tune.lua.log.loggers off\n tune.lua.log.stderr on\n \
+             httpclient.resolvers.prefer ipv4\n httpclient.retries 5\n httpclient.timeout.connect 2s\n \
+             httpclient.ssl.verify none\n httpclient.ssl.ca-file /etc/ca.pem\n httpclient.resolvers.disabled on\n \
+             daemon\n pidfile /run/h.pid\n hard-stop-after 30s\n spread-checks 5\n node n1\n log stdout format raw local0\n",
+        )
+        .unwrap();
+        let g = &cfg.global;
+        assert_eq!(g.nbthread, Some(4));
+        assert_eq!(g.maxconn, Some(1000));
+        assert_eq!(g.stats_sockets.len(), 2);
+        assert_eq!(
+            g.stats_sockets[0].addr,
+            Address::Tcp("127.0.0.1:9999".parse().unwrap())
+        );
+        assert_eq!(g.stats_sockets[0].level, AccessLevel::Admin);
+        assert_eq!(g.stats_sockets[1].mode, Some(0o600));
+        assert_eq!(g.stats_sockets[1].level, AccessLevel::User);
+        assert_eq!(g.stats_sockets[1].user.as_deref(), Some("root"));
+        assert_eq!(g.stats_timeout, Duration::from_secs(30));
+        assert_eq!(g.lua_loads.len(), 2);
+        assert_eq!(g.lua_loads[0].args, ["x", "y"]);
+        assert!(g.lua_loads[1].per_thread);
+        assert!(g.lua_prepend_paths[0].cpath);
+        assert_eq!(g.lua.maxmem, 64 << 20);
+        assert_eq!(g.lua.forced_yield, Some(500));
+        assert_eq!(g.lua.task_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(g.lua.burst_timeout, Duration::ZERO);
+        assert!(!g.lua.log_loggers);
+        assert_eq!(g.lua.log_stderr, LuaLogStderr::On);
+        assert_eq!(g.httpclient.prefer, Some(IpFamily::V4));
+        assert_eq!(g.httpclient.retries, 5);
+        assert_eq!(g.httpclient.timeout_connect, Duration::from_secs(2));
+        assert!(!g.httpclient.ssl_verify);
+        assert!(g.httpclient.resolvers_disabled);
+        assert!(g.daemon);
+        assert_eq!(g.hard_stop_after, Some(Duration::from_secs(30)));
+        assert_eq!(g.spread_checks, 5);
+        assert_eq!(g.node.as_deref(), Some("n1"));
+        assert_eq!(g.logs.len(), 1);
+    }
+
+    #[test]
+    fn ignored_keywords_warn() {
+        let cfg = parse_str(
+            "t.cfg",
+            "global\n user haproxy\n tune.ssl.default-dh-param 2048\n chroot /x\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.warnings.len(), 3);
+        assert!(cfg.warnings[0].starts_with("[WARNING] parsing [t.cfg:2] : 'user'"));
+    }
+
+    #[test]
+    fn global_errors() {
+        let e = parse_str(
+            "t.cfg",
+            "global\n nbthred 4\n stats socket 127.0.0.1:99999\n spread-checks 90\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[t.cfg:2] : unknown keyword 'nbthred' in 'global' section; did you mean 'nbthread'?"), "{e}");
+        assert!(e.contains("[t.cfg:3]"), "{e}");
+        assert!(e.contains("[t.cfg:4]"), "{e}");
+    }
+}

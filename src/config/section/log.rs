@@ -1,0 +1,157 @@
+//! `log` lines (global and proxies).
+
+use crate::config::units::{parse_address, parse_u32};
+use crate::config::LogTarget;
+
+const FACILITIES: &[&str] = &[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// Syslog level names, most severe first (their index is the level number).
+pub(crate) const LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// Parses `log global`, `no log` is handled by the proxy parser, `log <target> [len <n>]
+/// [format <fmt>] [sample <r>:<s>] <facility> [<level> [<minlevel>]]`. `global`: whether this is
+/// the global section (where `log global` makes no sense).
+pub(crate) fn parse(
+    logs: &mut Vec<LogTarget>,
+    words: &[String],
+    global: bool,
+) -> Result<(), String> {
+    let Some(target) = words.get(1) else {
+        return Err(
+            "'log' expects either <address[:port]> and <facility> or 'global' as arguments.".into(),
+        );
+    };
+    if target == "global" {
+        if global {
+            return Err("'log global' makes no sense in the 'global' section.".into());
+        }
+        if let Some(w) = words.get(2) {
+            return Err(format!("'log global' : unexpected extra argument '{w}'."));
+        }
+        logs.push(LogTarget::Global);
+        return Ok(());
+    }
+    let mut i = 2;
+    while let Some(w) = words.get(i).map(String::as_str) {
+        match w {
+            "len" => {
+                let v = words.get(i + 1).ok_or("'log' : 'len' expects a length.")?;
+                parse_u32(v, "log len", 80, 65535)?;
+            }
+            "format" => {
+                let v = words
+                    .get(i + 1)
+                    .map(String::as_str)
+                    .ok_or("'log' : 'format' expects a format name.")?;
+                if !matches!(
+                    v,
+                    "raw"
+                        | "rfc3164"
+                        | "rfc5424"
+                        | "short"
+                        | "timed"
+                        | "iso"
+                        | "local"
+                        | "priority"
+                ) {
+                    return Err(format!("'log' : unknown log format '{v}'."));
+                }
+            }
+            "sample" => {
+                words
+                    .get(i + 1)
+                    .ok_or("'log' : 'sample' expects <ranges>:<size>.")?;
+            }
+            _ => break,
+        }
+        i += 2;
+    }
+    let facility = words
+        .get(i)
+        .map(String::as_str)
+        .ok_or("'log' : missing facility (e.g. local0).")?;
+    if !FACILITIES.contains(&facility) {
+        return Err(format!("'log' : unknown facility '{facility}'."));
+    }
+    let level = match words.get(i + 1) {
+        None => None,
+        Some(l) if LEVELS.contains(&l.as_str()) => Some(l.clone()),
+        Some(l) => return Err(format!("'log' : unknown optional log level '{l}'.")),
+    };
+    if let Some(min) = words.get(i + 2) {
+        if !LEVELS.contains(&min.as_str()) {
+            return Err(format!(
+                "'log' : unknown optional minimum log level '{min}'."
+            ));
+        }
+    }
+    if let Some(w) = words.get(i + 3) {
+        return Err(format!("'log' : unexpected extra argument '{w}'."));
+    }
+    let t = match target.as_str() {
+        "stdout" => LogTarget::Stdout,
+        "stderr" => LogTarget::Stderr,
+        t => {
+            let t = ["udp@", "udp4@"]
+                .iter()
+                .find_map(|p| t.strip_prefix(p))
+                .unwrap_or(t);
+            let has_port = t
+                .rfind(':')
+                .is_some_and(|p| t[p + 1..].chars().all(|c| c.is_ascii_digit()) && p + 1 < t.len());
+            let addr = if t.starts_with('/') || t.starts_with("unix@") || has_port {
+                parse_address(t, "log")?
+            } else {
+                // No port: syslog's 514.
+                parse_address(&format!("{t}:514"), "log")?
+            };
+            LogTarget::Syslog {
+                addr,
+                facility: facility.to_string(),
+                level,
+            }
+        }
+    };
+    logs.push(t);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Address;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn log_lines() {
+        let mut logs = Vec::new();
+        parse(&mut logs, &w("log global"), false).unwrap();
+        parse(&mut logs, &w("log stdout format raw local0"), false).unwrap();
+        parse(&mut logs, &w("log 127.0.0.1:514 local0 info"), false).unwrap();
+        parse(&mut logs, &w("log 127.0.0.1 local1"), false).unwrap();
+        parse(&mut logs, &w("log /dev/log local0 notice err"), false).unwrap();
+        assert_eq!(logs[0], LogTarget::Global);
+        assert_eq!(logs[1], LogTarget::Stdout);
+        assert_eq!(
+            logs[3],
+            LogTarget::Syslog {
+                addr: Address::Tcp("127.0.0.1:514".parse().unwrap()),
+                facility: "local1".into(),
+                level: None
+            }
+        );
+        assert!(parse(&mut logs, &w("log global"), true).is_err());
+        assert!(parse(&mut logs, &w("log 127.0.0.1 local9"), false).is_err());
+        assert!(parse(&mut logs, &w("log 127.0.0.1 local0 loud"), false).is_err());
+        assert!(parse(&mut logs, &w("log stdout"), false).is_err());
+    }
+}

@@ -1,0 +1,874 @@
+//! `defaults`, `frontend`, `backend` and `listen` sections (one parser: a `defaults` section is a
+//! proxy without capabilities whose settings new proxies start from).
+
+use super::{arg, log, no_more, server, Ctx};
+use crate::config::suggest::{did_you_mean, unknown_keyword};
+use crate::config::units::{parse_socket_addr, parse_time, parse_u32};
+use crate::config::{
+    BalanceAlgo, BindConfig, CheckKind, HashType, HttpCheck, Location, ProxyConfig, SpliceMode,
+};
+
+/// Facts about a proxy that the typed config does not keep but validation needs.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ProxyMeta {
+    /// Where `default_backend` was written (`None` = inherited from defaults or unset).
+    pub default_backend_at: Option<Location>,
+    /// Where `email-alert mailers` was written.
+    pub mailers_at: Option<Location>,
+    /// Where `id` was written.
+    pub id_at: Option<Location>,
+    /// A `bind` line was written (even a wrong one: no "no bind" error on top of its error).
+    pub bind_seen: bool,
+}
+
+/// Keywords harp understands in proxy sections (for did-you-mean and the README).
+pub(crate) const KEYWORDS: &[&str] = &[
+    "mode",
+    "bind",
+    "default_backend",
+    "balance",
+    "hash-type",
+    "timeout",
+    "retries",
+    "option",
+    "no",
+    "maxconn",
+    "fullconn",
+    "default-server",
+    "server",
+    "http-check",
+    "email-alert",
+    "backlog",
+    "id",
+    "disabled",
+    "enabled",
+    "log",
+    "description",
+    "errorfile",
+    "log-format",
+];
+
+/// HAProxy keywords harp cannot honour and that change routing or traffic: refused.
+const UNSUPPORTED: &[&str] = &[
+    "acl",
+    "use_backend",
+    "use-server",
+    "tcp-request",
+    "tcp-response",
+    "stick-table",
+    "stick",
+    "stick-on",
+    "stick-store",
+    "server-template",
+    "dispatch",
+    "source",
+    "persist",
+    "force-persist",
+    "ignore-persist",
+    "rate-limit",
+    "filter",
+    "external-check",
+];
+
+/// HTTP-only keywords: HAProxy ignores them with a warning in TCP mode, and so does harp.
+const HTTP_ONLY: &[&str] = &[
+    "stats",
+    "http-request",
+    "http-response",
+    "http-after-response",
+    "cookie",
+    "capture",
+    "compression",
+    "redirect",
+    "monitor-uri",
+    "unique-id-format",
+    "unique-id-header",
+    "http-reuse",
+    "errorloc",
+    "errorloc302",
+    "errorloc303",
+    "http-error",
+    "errorfiles",
+];
+
+/// Options harp understands (`option <name>`).
+const OPTIONS: &[&str] = &[
+    "redispatch",
+    "allbackups",
+    "httpchk",
+    "tcp-check",
+    "log-health-checks",
+    "tcplog",
+    "splice-auto",
+    "splice-request",
+    "splice-response",
+    "dontlognull",
+    "tcpka",
+    "clitcpka",
+    "srvtcpka",
+    "httplog",
+    "forwardfor",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+    "abortonclose",
+    "log-separate-errors",
+    "logasap",
+];
+
+/// Which section kind a proxy is, for messages (`frontend`, `backend`, `listen`, `defaults`).
+fn kind(p: &ProxyConfig) -> &'static str {
+    match (p.cap.frontend, p.cap.backend) {
+        (true, true) => "listen",
+        (true, false) => "frontend",
+        (false, true) => "backend",
+        (false, false) => "defaults",
+    }
+}
+
+/// A keyword that needs a capability the proxy lacks: HAProxy ignores it with a warning.
+/// Returns true when the line must be skipped. `defaults` have every capability.
+fn lacks(p: &ProxyConfig, frontend: bool, kw: &str, ctx: &mut Ctx<'_>) -> bool {
+    let k = kind(p);
+    if k == "defaults" {
+        return false;
+    }
+    let has = if frontend {
+        p.cap.frontend
+    } else {
+        p.cap.backend
+    };
+    if !has {
+        ctx.warn(format!(
+            "'{kw}' ignored because {k} '{}' has no {} capability.",
+            p.name,
+            if frontend { "frontend" } else { "backend" }
+        ));
+    }
+    !has
+}
+
+/// Parses one line of a proxy or `defaults` section. `meta` is `None` for `defaults`.
+pub(crate) fn parse(
+    p: &mut ProxyConfig,
+    meta: Option<&mut ProxyMeta>,
+    words: &[String],
+    ctx: &mut Ctx<'_>,
+) -> Result<(), String> {
+    let kw = words[0].as_str();
+    let is_defaults = meta.is_none();
+    if is_defaults && matches!(kw, "bind" | "server" | "id") {
+        return Err(format!("'{kw}' not allowed in 'defaults' section."));
+    }
+    if UNSUPPORTED.contains(&kw) {
+        return Err(format!("'{kw}' is not supported by harp (its proxies only forward TCP to their default_backend)."));
+    }
+    if HTTP_ONLY.contains(&kw) {
+        ctx.warn(format!(
+            "'{kw}' ignored for {} '{}' as it requires HTTP mode.",
+            kind(p),
+            p.name
+        ));
+        return Ok(());
+    }
+    match kw {
+        "mode" => match arg(words, 1, "one of 'tcp', 'http'")? {
+            "tcp" => no_more(words, 2),
+            "http" => Err("'mode http' is not supported yet by harp (only 'mode tcp').".into()),
+            o => Err(format!(
+                "'mode' : unknown or unsupported mode '{o}' (harp supports only 'mode tcp')."
+            )),
+        },
+        "bind" => {
+            if lacks(p, true, kw, ctx) {
+                return Ok(());
+            }
+            if let Some(m) = meta {
+                m.bind_seen = true;
+            }
+            let list = arg(words, 1, "<addr>:<port>[,...] as arguments")?;
+            for one in list.split(',') {
+                let addr = parse_socket_addr(one, "bind")?;
+                p.binds.push(BindConfig {
+                    addr,
+                    location: ctx.loc.clone(),
+                });
+            }
+            bind_options(&words[2..], ctx)
+        }
+        "default_backend" => {
+            if lacks(p, true, kw, ctx) {
+                return Ok(());
+            }
+            p.default_backend = Some(arg(words, 1, "a backend name")?.to_string());
+            if let Some(m) = meta {
+                m.default_backend_at = Some(ctx.loc.clone());
+            }
+            no_more(words, 2)
+        }
+        "balance" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.balance = balance(arg(words, 1, "an algorithm")?, ctx)?;
+            Ok(())
+        }
+        "hash-type" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.hash_type = match arg(words, 1, "'map-based' or 'consistent'")? {
+                "map-based" => HashType::MapBased,
+                "consistent" => HashType::Consistent,
+                o => {
+                    return Err(format!(
+                        "'hash-type' : unknown method '{o}' (expects 'map-based' or 'consistent')."
+                    ))
+                }
+            };
+            if words.len() > 2 {
+                ctx.warn("'hash-type' : hash function and modifier are ignored by harp.");
+            }
+            Ok(())
+        }
+        "timeout" => timeout(p, words, ctx),
+        "retries" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.retries = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
+            no_more(words, 2)
+        }
+        "maxconn" => {
+            if lacks(p, true, kw, ctx) {
+                return Ok(());
+            }
+            p.maxconn = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
+            no_more(words, 2)
+        }
+        "fullconn" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.fullconn = Some(parse_u32(
+                arg(words, 1, "an integer")?,
+                kw,
+                0,
+                i32::MAX as u32,
+            )?);
+            no_more(words, 2)
+        }
+        "backlog" => {
+            if lacks(p, true, kw, ctx) {
+                return Ok(());
+            }
+            p.backlog = Some(parse_u32(
+                arg(words, 1, "an integer")?,
+                kw,
+                1,
+                i32::MAX as u32,
+            )?);
+            no_more(words, 2)
+        }
+        "default-server" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            server::apply_keywords(&mut p.default_server, &words[1..], true, ctx)
+                .map_err(|e| format!("'default-server' : {e}"))
+        }
+        "server" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            let name = arg(words, 1, "<name> and <addr>:<port> as arguments")?;
+            if let Err(e) = super::super::parse::check_name(name) {
+                return Err(format!("'server {name}' : {e}"));
+            }
+            if let Some(prev) = p.servers.iter().find(|s| s.name == name) {
+                return Err(format!(
+                    "{} '{}' has the same server name '{name}' as another server declared at {}.",
+                    kind(p),
+                    p.name,
+                    prev.location
+                ));
+            }
+            let s = server::parse_server(name, &words[2..], &p.default_server, ctx)?;
+            p.servers.push(s);
+            Ok(())
+        }
+        "http-check" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            http_check(p, words, ctx)
+        }
+        "email-alert" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            email_alert(p, meta, words, ctx.loc)
+        }
+        "id" => {
+            let id = parse_u32(arg(words, 1, "an integer")?, kw, 1, i32::MAX as u32)?;
+            p.id = Some(id);
+            p.forced_id = true;
+            if let Some(m) = meta {
+                m.id_at = Some(ctx.loc.clone());
+            }
+            no_more(words, 2)
+        }
+        "disabled" => {
+            p.disabled = true;
+            no_more(words, 1)
+        }
+        "enabled" => {
+            p.disabled = false;
+            no_more(words, 1)
+        }
+        "log" => log::parse(&mut p.logs, words, false),
+        "description" => Ok(()),
+        "errorfile" | "log-format" | "log-format-sd" | "error-log-format" => {
+            ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
+            Ok(())
+        }
+        "option" => option(p, &words[1..], false, ctx),
+        "no" => match words.get(1).map(String::as_str) {
+            Some("option") => option(p, &words[2..], true, ctx),
+            Some("log") => {
+                p.logs.clear();
+                no_more(words, 2)
+            }
+            _ => Err("'no' expects 'option <name>' or 'log'.".into()),
+        },
+        _ => Err(unknown_keyword(kw, kind(p), KEYWORDS)),
+    }
+}
+
+/// `bind` options after the address list. TCP-level ones harp ignores warn; TLS and
+/// protocol ones are refused.
+fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let mut i = 0;
+    while i < words.len() {
+        match words[i].as_str() {
+            "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" => {
+                ctx.warn(format!(
+                    "bind option '{}' has no effect in harp; ignored.",
+                    words[i]
+                ));
+                i += 1;
+            }
+            "name" | "id" | "backlog" | "maxconn" | "process" | "thread" | "interface" | "mss"
+            | "nice" => {
+                if words.get(i + 1).is_none() {
+                    return Err(format!("'bind' : '{}' expects an argument.", words[i]));
+                }
+                // `name` and `id` only label the listener; the others change its behaviour.
+                if !matches!(words[i].as_str(), "name" | "id") {
+                    ctx.warn(format!(
+                        "bind option '{}' has no effect in harp; ignored.",
+                        words[i]
+                    ));
+                }
+                i += 2;
+            }
+            o => return Err(format!("'bind' : option '{o}' is not supported by harp.")),
+        }
+    }
+    Ok(())
+}
+
+fn balance(algo: &str, ctx: &mut Ctx<'_>) -> Result<BalanceAlgo, String> {
+    Ok(match algo {
+        "roundrobin" => BalanceAlgo::RoundRobin,
+        "static-rr" => BalanceAlgo::StaticRr,
+        "leastconn" => BalanceAlgo::LeastConn,
+        "first" => BalanceAlgo::First,
+        "source" => BalanceAlgo::Source,
+        "random" => BalanceAlgo::Random,
+        a if a.starts_with("random(") && a.ends_with(')') => {
+            let n = &a[7..a.len() - 1];
+            if n.parse::<u32>().map_or(true, |n| n == 0) {
+                return Err(format!(
+                    "'balance random(<draws>)' expects a positive integer, got '{n}'."
+                ));
+            }
+            if n != "2" {
+                ctx.warn(format!(
+                    "'balance {a}' : harp always draws 2; using random(2)."
+                ));
+            }
+            BalanceAlgo::Random
+        }
+        "uri" | "url_param" | "rdp-cookie" => {
+            return Err(format!(
+                "'balance {algo}' is not supported by harp (needs 'mode http')."
+            ))
+        }
+        a if a.starts_with("hdr(") || a.starts_with("rdp-cookie(") || a.starts_with("hash") => {
+            return Err(format!("'balance {a}' is not supported by harp."))
+        }
+        o => {
+            let algos = [
+                "roundrobin",
+                "static-rr",
+                "leastconn",
+                "first",
+                "source",
+                "random",
+            ];
+            return Err(match did_you_mean(o, &algos) {
+                Some(s) => format!("'balance' : unknown algorithm '{o}'; did you mean '{s}'?"),
+                None => format!(
+                    "'balance' : unknown algorithm '{o}' (expects one of {}).",
+                    algos.join(", ")
+                ),
+            });
+        }
+    })
+}
+
+fn timeout(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let name = arg(
+        words,
+        1,
+        "'client', 'server', 'connect', 'queue', 'check', 'tunnel', 'client-fin' or 'server-fin'",
+    )?;
+    let frontend = matches!(name, "client" | "client-fin");
+    let known = [
+        "connect",
+        "client",
+        "server",
+        "queue",
+        "check",
+        "tunnel",
+        "client-fin",
+        "server-fin",
+    ];
+    if name == "http-request" || name == "http-keep-alive" || name == "tarpit" {
+        ctx.warn(format!(
+            "'timeout {name}' ignored for {} '{}' as it requires HTTP mode.",
+            kind(p),
+            p.name
+        ));
+        return Ok(());
+    }
+    if !known.contains(&name) {
+        return Err(match did_you_mean(name, &known) {
+            Some(s) => format!("'timeout' : unknown timeout '{name}'; did you mean '{s}'?"),
+            None => format!("'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'tunnel', 'client-fin' and 'server-fin' (got '{name}')."),
+        });
+    }
+    let kw = format!("timeout {name}");
+    let value = parse_time(arg(words, 2, "a time")?, &kw)?;
+    no_more(words, 3)?;
+    if lacks(p, frontend, &kw, ctx) {
+        return Ok(());
+    }
+    let t = &mut p.timeouts;
+    let slot = match name {
+        "connect" => &mut t.connect,
+        "client" => &mut t.client,
+        "server" => &mut t.server,
+        "queue" => &mut t.queue,
+        "check" => &mut t.check,
+        "tunnel" => &mut t.tunnel,
+        "client-fin" => &mut t.client_fin,
+        _ => &mut t.server_fin,
+    };
+    *slot = Some(value);
+    Ok(())
+}
+
+fn option(
+    p: &mut ProxyConfig,
+    words: &[String],
+    negate: bool,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), String> {
+    let Some(name) = words.first().map(String::as_str) else {
+        return Err("'option' expects an option name.".into());
+    };
+    let full = if negate {
+        format!("no option {name}")
+    } else {
+        format!("option {name}")
+    };
+    let flag = !negate;
+    let simple =
+        |words: &[String]| no_more(words, 1).map_err(|_| format!("'{full}' takes no argument."));
+    match name {
+        "redispatch" => {
+            p.redispatch = flag;
+            simple(words)
+        }
+        "allbackups" => {
+            p.allbackups = flag;
+            simple(words)
+        }
+        "log-health-checks" => {
+            p.log_health_checks = flag;
+            simple(words)
+        }
+        "tcplog" => {
+            p.tcplog = flag;
+            simple(words)
+        }
+        "splice-auto" | "splice-request" | "splice-response" => {
+            p.splice = if flag {
+                SpliceMode::Auto
+            } else {
+                SpliceMode::Off
+            };
+            simple(words)
+        }
+        "tcp-check" => {
+            if negate {
+                if p.check == CheckKind::TcpCheck {
+                    p.check = CheckKind::Tcp;
+                }
+            } else {
+                p.check = CheckKind::TcpCheck;
+            }
+            simple(words)
+        }
+        "httpchk" => {
+            if negate {
+                if matches!(p.check, CheckKind::Http(_)) {
+                    p.check = CheckKind::Tcp;
+                }
+                return simple(words);
+            }
+            // Keep `http-check` settings written before the option.
+            let mut h = match &p.check {
+                CheckKind::Http(h) => h.clone(),
+                _ => HttpCheck::default(),
+            };
+            match &words[1..] {
+                [] => {}
+                [uri] => h.uri = uri.clone(),
+                [meth, uri] => {
+                    h.method = meth.clone();
+                    h.uri = uri.clone();
+                }
+                [meth, uri, ver] => {
+                    h.method = meth.clone();
+                    h.uri = uri.clone();
+                    h.version = ver.clone();
+                }
+                _ => {
+                    return Err("'option httpchk' expects at most <method> <uri> <version>.".into())
+                }
+            }
+            p.check = CheckKind::Http(h);
+            Ok(())
+        }
+        "dontlognull"
+        | "tcpka"
+        | "clitcpka"
+        | "srvtcpka"
+        | "abortonclose"
+        | "log-separate-errors"
+        | "logasap" => {
+            ctx.warn(format!("'{full}' has no effect in harp; ignored."));
+            Ok(())
+        }
+        "httplog" => {
+            if flag {
+                ctx.warn(format!(
+                    "'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
+                    kind(p),
+                    p.name
+                ));
+                p.tcplog = true;
+            }
+            Ok(())
+        }
+        "forwardfor" | "http-server-close" | "httpclose" | "http-keep-alive" => {
+            ctx.warn(format!(
+                "'{full}' ignored for {} '{}' as it requires HTTP mode.",
+                kind(p),
+                p.name
+            ));
+            Ok(())
+        }
+        o => Err(match did_you_mean(o, OPTIONS) {
+            Some(s) => format!("unknown option '{o}'; did you mean '{s}'?"),
+            None => format!("unknown option '{o}'."),
+        }),
+    }
+}
+
+fn http_check(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let sub = arg(words, 1, "'expect', 'send' or 'disable-on-404'")?;
+    let mut h = match &p.check {
+        CheckKind::Http(h) => h.clone(),
+        _ => HttpCheck::default(),
+    };
+    match sub {
+        "expect" => {
+            let mut i = 2;
+            if words.get(i).map(String::as_str) == Some("!") {
+                return Err(
+                    "'http-check expect !' (negated match) is not supported by harp.".into(),
+                );
+            }
+            while words.get(i).is_some_and(|w| w.contains('=')) {
+                // min-recv=, ok-status= ... options
+                i += 1;
+            }
+            match words.get(i).map(String::as_str) {
+                Some("status") => {
+                    let code = arg(words, i + 1, "a status code")?;
+                    let c = parse_u32(code, "http-check expect status", 100, 599)
+                        .map_err(|_| format!("'http-check expect status' expects a single status code between 100 and 599 (got '{code}'); ranges are not supported by harp."))?;
+                    h.expect_status = Some(c as u16);
+                    no_more(words, i + 2)?;
+                }
+                Some(o) => {
+                    return Err(format!(
+                        "'http-check expect {o}' is not supported by harp (only 'status <code>')."
+                    ))
+                }
+                None => return Err("'http-check expect' expects 'status <code>'.".into()),
+            }
+        }
+        "send" => {
+            let mut i = 2;
+            while i < words.len() {
+                let k = words[i].as_str();
+                let v = |n: usize| arg(words, i + n, "a value").map(str::to_string);
+                match k {
+                    "meth" => h.method = v(1)?,
+                    "uri" => h.uri = v(1)?,
+                    "ver" => h.version = v(1)?,
+                    "hdr" => {
+                        h.headers.push((v(1)?, v(2)?));
+                        i += 1;
+                    }
+                    o => return Err(format!("'http-check send' : unsupported argument '{o}' (supported: meth, uri, ver, hdr).")),
+                }
+                i += 2;
+            }
+        }
+        "disable-on-404" | "send-state" => {
+            ctx.warn(format!(
+                "'http-check {sub}' has no effect in harp; ignored."
+            ));
+            return Ok(());
+        }
+        o => {
+            return Err(format!(
+                "'http-check {o}' is not supported by harp (supported: expect status, send)."
+            ))
+        }
+    }
+    if !matches!(p.check, CheckKind::Http(_)) {
+        ctx.warn(format!(
+            "'http-check {sub}' implies 'option httpchk' in harp."
+        ));
+    }
+    p.check = CheckKind::Http(h);
+    Ok(())
+}
+
+fn email_alert(
+    p: &mut ProxyConfig,
+    meta: Option<&mut ProxyMeta>,
+    words: &[String],
+    loc: &Location,
+) -> Result<(), String> {
+    let sub = arg(words, 1, "'mailers', 'from', 'to', 'level' or 'myhostname'")?;
+    let v = arg(words, 2, "an argument")?.to_string();
+    let e = &mut p.email_alert;
+    match sub {
+        "mailers" => {
+            e.mailers = Some(v);
+            if let Some(m) = meta {
+                m.mailers_at = Some(loc.clone());
+            }
+        }
+        "from" => e.from = Some(v),
+        "to" => e.to = Some(v),
+        "myhostname" => e.myhostname = Some(v),
+        "level" => {
+            e.level = log::LEVELS
+                .iter()
+                .position(|l| *l == v)
+                .ok_or_else(|| format!("'email-alert level' : unknown log level '{v}'."))? as u8;
+        }
+        o => return Err(format!("'email-alert' : unknown keyword '{o}' (expects mailers, from, to, level or myhostname).")),
+    }
+    no_more(words, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{
+        parse_str, BalanceAlgo, CheckKind, Config, HashType, LogTarget, SpliceMode,
+    };
+    use std::time::Duration;
+
+    fn ok(text: &str) -> Config {
+        match parse_str("t.cfg", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse_str("t.cfg", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_proxy_keyword() {
+        let cfg = ok("mailers m\n mailer smtp1 127.0.0.1:25\n timeout mail 20s\n\
+             backend be\n mode tcp\n balance leastconn\n hash-type consistent\n retries 5\n option redispatch\n \
+             fullconn 100\n option allbackups\n default-server inter 1s rise 3\n server a 127.0.0.1:80 check\n \
+             server b 127.0.0.1:81 id 9 weight 0\n option httpchk GET /health HTTP/1.1\n http-check expect status 204\n \
+             http-check send hdr Host example.com\n email-alert mailers m\n email-alert from a@b\n email-alert to c@d\n \
+             email-alert level err\n email-alert myhostname lb1\n option log-health-checks\n option tcplog\n \
+             no option splice-auto\n log global\n log 127.0.0.1:514 local0 info\n id 42\n \
+             timeout connect 1s\n timeout server 2s\n timeout queue 3s\n timeout check 4s\n timeout tunnel 1h\n \
+             timeout server-fin 1s\n description hello\n\
+             frontend fe\n bind 127.0.0.1:8000,127.0.0.1:8001\n bind :8002\n backlog 100\n maxconn 500\n \
+             timeout client 10s\n timeout client-fin 2s\n default_backend be\n disabled\n",
+        );
+        let be = cfg.proxy("be", true).unwrap();
+        assert_eq!(be.balance, BalanceAlgo::LeastConn);
+        assert_eq!(be.hash_type, HashType::Consistent);
+        assert_eq!(be.retries, 5);
+        assert!(be.redispatch && be.allbackups && be.log_health_checks && be.tcplog);
+        assert_eq!(be.fullconn, Some(100));
+        assert_eq!(be.servers.len(), 2);
+        assert_eq!(be.servers[0].params.inter, Duration::from_secs(1));
+        assert_eq!(be.servers[0].params.rise, 3);
+        assert!(be.servers[0].params.check);
+        assert_eq!(be.servers[1].params.weight, 0);
+        assert_eq!(be.default_server.rise, 3);
+        let CheckKind::Http(h) = &be.check else {
+            panic!("{:?}", be.check)
+        };
+        assert_eq!(
+            (h.method.as_str(), h.uri.as_str(), h.version.as_str()),
+            ("GET", "/health", "HTTP/1.1")
+        );
+        assert_eq!(h.expect_status, Some(204));
+        assert_eq!(h.headers, [("Host".to_string(), "example.com".to_string())]);
+        assert_eq!(be.email_alert.mailers.as_deref(), Some("m"));
+        assert_eq!(be.email_alert.level, 3);
+        assert_eq!(be.email_alert.myhostname.as_deref(), Some("lb1"));
+        assert_eq!(be.splice, SpliceMode::Off);
+        assert_eq!(be.logs.len(), 2);
+        assert_eq!(be.logs[0], LogTarget::Global);
+        assert_eq!((be.id, be.forced_id), (Some(42), true));
+        let t = &be.timeouts;
+        assert_eq!(t.connect, Some(Duration::from_secs(1)));
+        assert_eq!(t.server, Some(Duration::from_secs(2)));
+        assert_eq!(t.queue, Some(Duration::from_secs(3)));
+        assert_eq!(t.check, Some(Duration::from_secs(4)));
+        assert_eq!(t.tunnel, Some(Duration::from_secs(3600)));
+        assert_eq!(t.server_fin, Some(Duration::from_secs(1)));
+        let fe = cfg.proxy("fe", false).unwrap();
+        assert_eq!(fe.binds.len(), 3);
+        assert_eq!(fe.binds[2].addr, "0.0.0.0:8002".parse().unwrap());
+        assert_eq!(fe.binds[2].location.line, 38);
+        assert_eq!(fe.backlog, Some(100));
+        assert_eq!(fe.maxconn, 500);
+        assert_eq!(fe.timeouts.client, Some(Duration::from_secs(10)));
+        assert_eq!(fe.timeouts.client_fin, Some(Duration::from_secs(2)));
+        assert_eq!(fe.default_backend.as_deref(), Some("be"));
+        assert!(fe.disabled);
+        assert_eq!(cfg.mailers[0].timeout_mail, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn balance_algorithms() {
+        for (s, a) in [
+            ("roundrobin", BalanceAlgo::RoundRobin),
+            ("static-rr", BalanceAlgo::StaticRr),
+            ("leastconn", BalanceAlgo::LeastConn),
+            ("first", BalanceAlgo::First),
+            ("source", BalanceAlgo::Source),
+            ("random", BalanceAlgo::Random),
+            ("random(2)", BalanceAlgo::Random),
+        ] {
+            let cfg = ok(&format!("backend b\n balance {s}\n"));
+            assert_eq!(cfg.proxies[0].balance, a, "{s}");
+        }
+        assert!(err("backend b\n balance uri\n").contains("needs 'mode http'"));
+        assert!(err("backend b\n balance roundrobbin\n").contains("did you mean 'roundrobin'?"));
+    }
+
+    #[test]
+    fn defaults_inheritance() {
+        let cfg = ok("defaults\n timeout connect 1s\n retries 7\n\
+             defaults named\n timeout connect 2s\n default-server weight 10\n\
+             backend a\n server s 127.0.0.1:1\n\
+             defaults\n timeout connect 3s\n\
+             backend b\n\
+             backend c from named\n server s 127.0.0.1:1\n\
+             defaults d2 from named\n retries 1\n\
+             backend e\n");
+        let get = |n: &str| cfg.proxy(n, true).unwrap();
+        assert_eq!(get("a").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(
+            get("a").retries,
+            3,
+            "a named defaults section starts from HAProxy defaults"
+        );
+        assert_eq!(get("a").servers[0].params.weight, 10);
+        assert_eq!(get("b").timeouts.connect, Some(Duration::from_secs(3)));
+        assert_eq!(get("c").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(get("c").servers[0].params.weight, 10);
+        assert_eq!(get("e").timeouts.connect, Some(Duration::from_secs(2)));
+        assert_eq!(get("e").retries, 1);
+        assert!(err("backend x from nope\n").contains("defaults section 'nope' not found"));
+    }
+
+    #[test]
+    fn options_and_negations() {
+        let cfg = ok(
+            "defaults\n option redispatch\n option tcp-check\nbackend b\n no option redispatch\n \
+             option splice-request\n option dontlognull\n option httplog\n option forwardfor\n",
+        );
+        let b = &cfg.proxies[0];
+        assert!(!b.redispatch);
+        assert_eq!(b.check, CheckKind::TcpCheck);
+        assert_eq!(b.splice, SpliceMode::Auto);
+        assert!(b.tcplog, "httplog falls back to tcplog as in HAProxy");
+        assert_eq!(
+            cfg.warnings.iter().filter(|w| w.contains("option")).count(),
+            3
+        );
+        assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
+    }
+
+    #[test]
+    fn capability_warnings_and_defaults_limits() {
+        let cfg = ok("backend b\n bind :80\n timeout client 1s\nfrontend f\n bind :81\n server s 127.0.0.1:1\n balance first\n");
+        assert!(cfg.proxies[0].binds.is_empty());
+        assert!(cfg.proxies[1].servers.is_empty());
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("'bind' ignored because backend 'b' has no frontend capability.")));
+        assert!(err("defaults\n server s 127.0.0.1:1\n")
+            .contains("'server' not allowed in 'defaults' section."));
+        assert!(err("defaults\n bind :80\n").contains("not allowed"));
+    }
+
+    #[test]
+    fn refused_keywords() {
+        assert!(
+            err("frontend f\n bind :80\n use_backend b if x\n").contains("not supported by harp")
+        );
+        assert!(err("backend b\n mode health\n").contains("only 'mode tcp'"));
+        assert!(err("backend b\n mode http\n")
+            .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp')."));
+        assert!(err("backend b\n timeout sever 1s\n").contains("did you mean 'server'?"));
+        assert!(err("backend b\n http-check expect string ok\n").contains("only 'status <code>'"));
+        assert!(err("frontend f\n bind 127.0.0.1\n").contains("missing port"));
+        assert!(err("frontend f\n bind :80 ssl crt x.pem\n").contains("'ssl' is not supported"));
+    }
+}

@@ -1,0 +1,264 @@
+//! `server` and `default-server` arguments (also the Runtime API's `add server`).
+
+use super::Ctx;
+use crate::config::suggest::did_you_mean;
+use crate::config::units::{parse_ip, parse_port, parse_socket_addr, parse_time, parse_u32};
+use crate::config::{ServerConfig, ServerParams};
+
+/// Server keywords harp understands (for did-you-mean and the README).
+pub(crate) const KEYWORDS: &[&str] = &[
+    "check",
+    "no-check",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "weight",
+    "maxconn",
+    "maxqueue",
+    "backup",
+    "no-backup",
+    "disabled",
+    "enabled",
+    "port",
+    "addr",
+    "slowstart",
+    "on-marked-down",
+    "id",
+    "resolvers",
+    "init-addr",
+    "resolve-prefer",
+    "cookie",
+];
+
+/// HAProxy server keywords that need a feature harp does not have: refused clearly.
+const UNSUPPORTED: &[&str] = &[
+    "ssl",
+    "verify",
+    "sni",
+    "ca-file",
+    "crt",
+    "alpn",
+    "check-ssl",
+    "send-proxy",
+    "send-proxy-v2",
+    "check-send-proxy",
+    "agent-check",
+    "agent-port",
+    "agent-inter",
+    "agent-addr",
+    "agent-send",
+    "track",
+    "observe",
+    "error-limit",
+    "on-error",
+    "on-marked-up",
+    "redir",
+    "proto",
+    "ws",
+    "pool-max-conn",
+    "tfo",
+    "namespace",
+    "source",
+    "usesrc",
+    "proxy-v2-options",
+    "check-proto",
+    "check-alpn",
+];
+
+/// Parses `<addr>:<port> [keywords...]` for server `name` on top of `defaults`.
+pub(crate) fn parse_server(
+    name: &str,
+    words: &[String],
+    defaults: &ServerParams,
+    ctx: &mut Ctx<'_>,
+) -> Result<ServerConfig, String> {
+    let Some(addr_text) = words.first() else {
+        return Err(format!(
+            "'server {name}' : missing address (expects <address>:<port>)."
+        ));
+    };
+    let addr =
+        parse_socket_addr(addr_text, "server").map_err(|e| format!("'server {name}' : {e}"))?;
+    let mut params = defaults.clone();
+    params.id = None;
+    params.forced_id = false;
+    apply_keywords(&mut params, &words[1..], false, ctx)
+        .map_err(|e| format!("'server {name}' : {e}"))?;
+    Ok(ServerConfig {
+        name: name.to_string(),
+        addr,
+        params,
+        location: ctx.loc.clone(),
+    })
+}
+
+/// Applies server keywords to `p`. `default_server`: `id` is not allowed there.
+pub(crate) fn apply_keywords(
+    p: &mut ServerParams,
+    words: &[String],
+    default_server: bool,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), String> {
+    let mut i = 0;
+    while i < words.len() {
+        let kw = words[i].as_str();
+        let val = || {
+            words
+                .get(i + 1)
+                .map(String::as_str)
+                .ok_or_else(|| format!("'{kw}' expects an argument."))
+        };
+        let time = || parse_time(val()?, kw);
+        let mut used = 2;
+        match kw {
+            "check" => {
+                p.check = true;
+                used = 1;
+            }
+            "no-check" => {
+                p.check = false;
+                used = 1;
+            }
+            "backup" => {
+                p.backup = true;
+                used = 1;
+            }
+            "no-backup" => {
+                p.backup = false;
+                used = 1;
+            }
+            "disabled" => {
+                p.disabled = true;
+                used = 1;
+            }
+            "enabled" => {
+                p.disabled = false;
+                used = 1;
+            }
+            "inter" => p.inter = nonzero(time()?, kw)?,
+            "fastinter" => p.fastinter = Some(nonzero(time()?, kw)?),
+            "downinter" => p.downinter = Some(nonzero(time()?, kw)?),
+            "slowstart" => p.slowstart = Some(time()?),
+            "rise" => p.rise = parse_u32(val()?, kw, 1, i32::MAX as u32)?,
+            "fall" => p.fall = parse_u32(val()?, kw, 1, i32::MAX as u32)?,
+            "weight" => p.weight = parse_u32(val()?, kw, 0, 256)?,
+            "maxconn" => p.maxconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
+            "maxqueue" => p.maxqueue = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
+            "port" => p.check_port = Some(parse_port(val()?, kw)?),
+            "addr" => p.check_addr = Some(parse_ip(val()?, kw)?),
+            "on-marked-down" => match val()? {
+                "shutdown-sessions" => p.shutdown_on_down = true,
+                o => {
+                    return Err(format!(
+                        "'on-marked-down' : harp only supports 'shutdown-sessions', got '{o}'."
+                    ))
+                }
+            },
+            "id" if default_server => return Err("'id' is not allowed on 'default-server'.".into()),
+            "id" => {
+                p.id = Some(parse_u32(val()?, kw, 1, i32::MAX as u32)?);
+                p.forced_id = true;
+            }
+            "resolvers" | "init-addr" | "resolve-prefer" | "cookie" => {
+                val()?;
+                ctx.warn(format!(
+                    "server keyword '{kw}' has no effect in harp; ignored."
+                ));
+            }
+            _ if UNSUPPORTED.contains(&kw) => {
+                return Err(format!("keyword '{kw}' is not supported by harp."));
+            }
+            _ => {
+                return Err(match did_you_mean(kw, KEYWORDS) {
+                    Some(s) => format!("unknown keyword '{kw}'; did you mean '{s}'?"),
+                    None => format!("unknown keyword '{kw}'."),
+                })
+            }
+        }
+        i += used;
+    }
+    Ok(())
+}
+
+fn nonzero(d: std::time::Duration, kw: &str) -> Result<std::time::Duration, String> {
+    if d.is_zero() {
+        Err(format!("'{kw}' has to be > 0."))
+    } else {
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Location;
+    use std::time::Duration;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn srv(s: &str) -> Result<ServerConfig, String> {
+        let loc = Location::default();
+        let mut warnings = Vec::new();
+        parse_server(
+            "s1",
+            &w(s),
+            &ServerParams::default(),
+            &mut Ctx {
+                loc: &loc,
+                warnings: &mut warnings,
+            },
+        )
+    }
+
+    #[test]
+    fn all_keywords() {
+        let s = srv(
+            "127.0.0.1:8080 check inter 300ms fastinter 100ms downinter 5s rise 1 fall 2 weight 50 maxconn 10 \
+             maxqueue 5 backup disabled port 9000 addr 127.0.0.2 slowstart 10s on-marked-down shutdown-sessions id 7",
+        )
+        .unwrap();
+        let p = &s.params;
+        assert_eq!(s.addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(p.check && p.backup && p.disabled && p.shutdown_on_down && p.forced_id);
+        assert_eq!(p.inter, Duration::from_millis(300));
+        assert_eq!(p.fastinter, Some(Duration::from_millis(100)));
+        assert_eq!(p.downinter, Some(Duration::from_secs(5)));
+        assert_eq!(
+            (p.rise, p.fall, p.weight, p.maxconn, p.maxqueue),
+            (1, 2, 50, 10, 5)
+        );
+        assert_eq!(p.check_port, Some(9000));
+        assert_eq!(p.check_addr, Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(p.slowstart, Some(Duration::from_secs(10)));
+        assert_eq!(p.id, Some(7));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(srv("").unwrap_err().contains("missing address"));
+        assert!(srv("127.0.0.1").unwrap_err().contains("missing port"));
+        assert!(srv("127.0.0.1:0")
+            .unwrap_err()
+            .contains("between 1 and 65535"));
+        assert!(srv("127.0.0.1:80 weight 257")
+            .unwrap_err()
+            .contains("between 0 and 256"));
+        assert!(srv("127.0.0.1:80 weight")
+            .unwrap_err()
+            .contains("expects an argument"));
+        assert!(srv("127.0.0.1:80 chek")
+            .unwrap_err()
+            .contains("did you mean 'check'?"));
+        assert!(srv("127.0.0.1:80 ssl")
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(srv("127.0.0.1:80 inter 0").unwrap_err().contains("> 0"));
+        assert!(srv("127.0.0.1:80 inter 30d")
+            .unwrap_err()
+            .contains("timer overflow"));
+    }
+}

@@ -1,0 +1,365 @@
+//! Checks that need the whole configuration (references between sections, duplicates) and the
+//! id assignment HAProxy does after parsing.
+
+use super::parse::Parser;
+use super::{ConfigError, Location};
+use std::collections::BTreeSet;
+
+/// First uuid HAProxy 3.x hands out automatically: it "skips '1' due to an historical bug"
+/// (`next_pxid = 2` in `check_config_validity()`); the reference transcript agrees (`fe` = 2,
+/// `test` = 3).
+const FIRST_AUTO_PROXY_ID: u32 = 2;
+
+pub(super) fn run(p: &mut Parser) {
+    duplicates(p);
+    references(p);
+    frontends_need_binds(p);
+    assign_proxy_ids(p);
+    assign_server_ids(p);
+    missing_timeouts(p);
+}
+
+fn err(p: &mut Parser, loc: &Location, msg: String) {
+    p.errors.push(ConfigError::at(loc, msg));
+}
+
+fn kind(front: bool, back: bool) -> &'static str {
+    match (front, back) {
+        (true, true) => "listen",
+        (true, false) => "frontend",
+        _ => "backend",
+    }
+}
+
+/// Two proxies may share a name only if their capabilities do not overlap (a frontend and a
+/// backend called `www` is fine).
+fn duplicates(p: &mut Parser) {
+    let mut found = Vec::new();
+    for (i, a) in p.cfg.proxies.iter().enumerate() {
+        if let Some(b) = p.cfg.proxies[..i].iter().find(|b| {
+            b.name == a.name
+                && ((a.cap.frontend && b.cap.frontend) || (a.cap.backend && b.cap.backend))
+        }) {
+            found.push((
+                a.location.clone(),
+                format!(
+                    "{} '{}' has the same name as {} '{}' declared at {}.",
+                    kind(a.cap.frontend, a.cap.backend),
+                    a.name,
+                    kind(b.cap.frontend, b.cap.backend),
+                    b.name,
+                    b.location
+                ),
+            ));
+        }
+    }
+    for (loc, msg) in found {
+        err(p, &loc, msg);
+    }
+}
+
+fn references(p: &mut Parser) {
+    let mut found = Vec::new();
+    for (i, px) in p.cfg.proxies.iter().enumerate() {
+        let meta = &p.proxy_meta[i];
+        if let Some(be) = &px.default_backend {
+            let loc = meta
+                .default_backend_at
+                .clone()
+                .unwrap_or_else(|| px.location.clone());
+            if px.cap.frontend {
+                match p
+                    .cfg
+                    .proxies
+                    .iter()
+                    .find(|b| &b.name == be && b.cap.backend)
+                {
+                    None => found.push((
+                        loc,
+                        format!(
+                            "Proxy '{}': unable to find required default_backend: '{be}'.",
+                            px.name
+                        ),
+                    )),
+                    Some(b) if b.name == px.name && b.cap.frontend => found.push((
+                        loc,
+                        format!(
+                            "Proxy '{}': default_backend cannot point to itself.",
+                            px.name
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(m) = &px.email_alert.mailers {
+            if px.cap.backend && !p.cfg.mailers.iter().any(|x| &x.name == m) {
+                let loc = meta
+                    .mailers_at
+                    .clone()
+                    .unwrap_or_else(|| px.location.clone());
+                found.push((
+                    loc,
+                    format!("Proxy '{}': unable to find mailers '{m}'.", px.name),
+                ));
+            }
+        }
+    }
+    for (loc, msg) in found {
+        err(p, &loc, msg);
+    }
+    if let Some(id) = p.cfg.global.httpclient.resolvers_id.clone() {
+        if !p.cfg.resolvers.iter().any(|r| r.name == id) {
+            let message = format!("httpclient: cannot find resolvers id '{id}'");
+            p.errors.push(match &p.httpclient_resolvers_at {
+                Some(loc) => ConfigError::at(loc, message),
+                None => ConfigError::File { message },
+            });
+        }
+    }
+}
+
+/// HAProxy warns (it does not refuse) when a frontend has no `bind`: it may be meant as a
+/// backend, or be filled later.
+fn frontends_need_binds(p: &mut Parser) {
+    for (px, m) in p.cfg.proxies.iter().zip(&p.proxy_meta) {
+        if px.cap.frontend && !m.bind_seen && !px.disabled {
+            p.cfg.warnings.push(format!(
+                "[WARNING] parsing [{}] : Proxy '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                px.location, px.name
+            ));
+        }
+    }
+}
+
+/// HAProxy's numbering: forced ids first (duplicates refused), then in file order each proxy
+/// without one takes the first free id at or after a cursor that starts at 2 and moves past
+/// every proxy, forced or not.
+fn assign_proxy_ids(p: &mut Parser) {
+    let mut used = BTreeSet::new();
+    let mut found = Vec::new();
+    for (i, px) in p.cfg.proxies.iter().enumerate() {
+        if !px.forced_id {
+            continue;
+        }
+        let Some(id) = px.id else { continue };
+        if let Some(prev) = p.cfg.proxies[..i]
+            .iter()
+            .find(|b| b.forced_id && b.id == Some(id))
+        {
+            let loc = p.proxy_meta[i]
+                .id_at
+                .clone()
+                .unwrap_or_else(|| px.location.clone());
+            found.push((
+                loc,
+                format!(
+                    "{} {} reuses same custom id as {} {} (declared at {}).",
+                    kind(px.cap.frontend, px.cap.backend),
+                    px.name,
+                    kind(prev.cap.frontend, prev.cap.backend),
+                    prev.name,
+                    prev.location
+                ),
+            ));
+        }
+        used.insert(id);
+    }
+    for (loc, msg) in found {
+        err(p, &loc, msg);
+    }
+    let mut next = FIRST_AUTO_PROXY_ID;
+    for px in &mut p.cfg.proxies {
+        if !px.forced_id {
+            while used.contains(&next) {
+                next += 1;
+            }
+            px.id = Some(next);
+            used.insert(next);
+        }
+        next += 1;
+    }
+}
+
+/// Same scheme per backend for server puids, starting at 1.
+fn assign_server_ids(p: &mut Parser) {
+    let mut found = Vec::new();
+    for px in &mut p.cfg.proxies {
+        let mut used = BTreeSet::new();
+        for (i, s) in px.servers.iter().enumerate() {
+            if let (true, Some(id)) = (s.params.forced_id, s.params.id) {
+                if let Some(prev) = px.servers[..i]
+                    .iter()
+                    .find(|o| o.params.forced_id && o.params.id == Some(id))
+                {
+                    found.push((
+                        s.location.clone(),
+                        format!(
+                            "server {}/{} reuses same custom id as server {} (declared at {}).",
+                            px.name, s.name, prev.name, prev.location
+                        ),
+                    ));
+                }
+                used.insert(id);
+            }
+        }
+        let mut next = 1u32;
+        for s in &mut px.servers {
+            if !s.params.forced_id {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                s.params.id = Some(next);
+                used.insert(next);
+            }
+            next += 1;
+        }
+    }
+    for (loc, msg) in found {
+        err(p, &loc, msg);
+    }
+}
+
+/// HAProxy warns when a proxy misses one of the three main timeouts.
+fn missing_timeouts(p: &mut Parser) {
+    for px in &p.cfg.proxies {
+        if px.disabled {
+            continue;
+        }
+        let t = &px.timeouts;
+        let mut missing = Vec::new();
+        if px.cap.frontend && t.client.is_none() {
+            missing.push("'client'");
+        }
+        if px.cap.backend && t.connect.is_none() {
+            missing.push("'connect'");
+        }
+        if px.cap.backend && t.server.is_none() {
+            missing.push("'server'");
+        }
+        if !missing.is_empty() {
+            p.cfg.warnings.push(format!(
+                "[WARNING] parsing [{}] : missing timeouts for {} '{}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: {}.",
+                px.location,
+                kind(px.cap.frontend, px.cap.backend),
+                px.name,
+                missing.join(", ")
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_str, Config};
+
+    fn ok(text: &str) -> Config {
+        match parse_str("t.cfg", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        parse_str("t.cfg", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ids_match_the_reference_transcript() {
+        // The config of shared/reference/haproxy-3.2-runtime-api.txt: fe = 2, test = 3,
+        // webserver1 = 1, webserver2 = 2.
+        let cfg = ok("global\n stats socket ipv4@127.0.0.1:29999 level admin\n lua-load dump.lua\n \
+             tune.lua.bool-sample-conversion normal\ndefaults\n mode tcp\n timeout connect 1s\n timeout client 5s\n \
+             timeout server 5s\nfrontend fe\n bind 127.0.0.1:29000\n default_backend test\nbackend test\n \
+             balance roundrobin\n option log-health-checks\n server webserver1 127.0.0.1:29081 check inter 300ms rise 2 fall 2\n \
+             server webserver2 127.0.0.1:29082\n");
+        assert_eq!(cfg.proxies[0].id, Some(2));
+        assert_eq!(cfg.proxies[1].id, Some(3));
+        assert!(!cfg.proxies[1].forced_id);
+        let ids: Vec<_> = cfg.proxies[1].servers.iter().map(|s| s.params.id).collect();
+        assert_eq!(ids, [Some(1), Some(2)]);
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn forced_ids_move_the_cursor_like_haproxy() {
+        let cfg = ok(
+            "backend a\n id 3\nbackend b\nbackend c\n id 10\nbackend d\n\
+             backend s\n server x 127.0.0.1:1 id 2\n server y 127.0.0.1:2\n server z 127.0.0.1:3\n",
+        );
+        let ids: Vec<_> = cfg.proxies.iter().map(|p| p.id.unwrap()).collect();
+        // Cursor starts at 2. a forced 3: cursor 3. b: 3 is taken -> 4, cursor 5. c forced 10:
+        // cursor 6. d: 6, cursor 7. s: 7.
+        assert_eq!(ids, [3, 4, 10, 6, 7]);
+        let s: Vec<_> = cfg.proxies[4]
+            .servers
+            .iter()
+            .map(|s| s.params.id.unwrap())
+            .collect();
+        // x forced 2; y: cursor 2 -> taken -> 3; z: cursor 4.
+        assert_eq!(s, [2, 3, 4]);
+        assert!(cfg.proxies[4].servers[0].params.forced_id);
+    }
+
+    #[test]
+    fn duplicate_ids_and_names() {
+        let e = err("backend a\n id 5\nbackend b\n id 5\n");
+        assert!(
+            e.contains(
+                "[t.cfg:4] : backend b reuses same custom id as backend a (declared at t.cfg:1)."
+            ),
+            "{e}"
+        );
+        let e = err("backend a\n server x 127.0.0.1:1 id 1\n server y 127.0.0.1:1 id 1\n");
+        assert!(
+            e.contains("[t.cfg:3] : server a/y reuses same custom id as server x"),
+            "{e}"
+        );
+        let e = err("backend a\nbackend a\n");
+        assert!(
+            e.contains(
+                "[t.cfg:2] : backend 'a' has the same name as backend 'a' declared at t.cfg:1."
+            ),
+            "{e}"
+        );
+        let e = err("frontend a\n bind :1\nlisten a\n bind :2\n");
+        assert!(e.contains("[t.cfg:3] : listen 'a'"), "{e}");
+        // A frontend and a backend may share a name.
+        ok("frontend www\n bind :1\n default_backend www\n timeout client 1s\nbackend www\n");
+    }
+
+    #[test]
+    fn references() {
+        let e = err("frontend f\n bind :80\n default_backend nope\n");
+        assert!(
+            e.contains("[t.cfg:3] : Proxy 'f': unable to find required default_backend: 'nope'."),
+            "{e}"
+        );
+        let e = err("frontend f\n bind :80\n default_backend g\nfrontend g\n bind :81\n");
+        assert!(
+            e.contains("unable to find required default_backend: 'g'"),
+            "{e}"
+        );
+        let e = err("backend b\n email-alert mailers nope\n");
+        assert!(
+            e.contains("[t.cfg:2] : Proxy 'b': unable to find mailers 'nope'."),
+            "{e}"
+        );
+        let w = ok("frontend f\n timeout client 1s\n").warnings;
+        assert_eq!(w, ["[WARNING] parsing [t.cfg:1] : Proxy 'f' has no 'bind' directive. Please declare it as a backend if this was intended."]);
+        let e = err("global\n httpclient.resolvers.id dns\n");
+        assert!(
+            e.contains("[t.cfg:2] : httpclient: cannot find resolvers id 'dns'"),
+            "{e}"
+        );
+        ok("global\n httpclient.resolvers.id dns\nresolvers dns\n nameserver a 127.0.0.1\n");
+    }
+
+    #[test]
+    fn missing_timeouts_warn() {
+        let cfg = ok("listen l\n bind :80\n timeout client 1s\n");
+        assert_eq!(cfg.warnings.len(), 1);
+        assert!(cfg.warnings[0].contains("missing timeouts for listen 'l'"));
+        assert!(cfg.warnings[0].contains("'connect', 'server'"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Event values: what HAProxy's SERVER family carries, captured at the moment of the change.
+
+use std::sync::Arc;
+
+use crate::model::{AdminFlags, CheckReport, OpState, Server};
+
+/// The SERVER family's event types, with HAProxy's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A server was added at runtime (`add server`).
+    ServerAdd,
+    /// A server was removed (`del server`).
+    ServerDel,
+    /// A server went from STOPPED to up.
+    ServerUp,
+    /// A server went from up to STOPPED, whatever the cause (maintenance included).
+    ServerDown,
+    /// Operational state changed.
+    ServerState,
+    /// Administrative flags changed.
+    ServerAdmin,
+    /// A check result was reported.
+    ServerCheck,
+    /// The server's address changed.
+    ServerInetAddr,
+}
+
+impl EventType {
+    /// Every type, in HAProxy's declaration order.
+    pub const ALL: [EventType; 8] = [
+        EventType::ServerAdd,
+        EventType::ServerDel,
+        EventType::ServerUp,
+        EventType::ServerDown,
+        EventType::ServerState,
+        EventType::ServerAdmin,
+        EventType::ServerCheck,
+        EventType::ServerInetAddr,
+    ];
+
+    /// The name scripts use (`"SERVER_DOWN"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::ServerAdd => "SERVER_ADD",
+            EventType::ServerDel => "SERVER_DEL",
+            EventType::ServerUp => "SERVER_UP",
+            EventType::ServerDown => "SERVER_DOWN",
+            EventType::ServerState => "SERVER_STATE",
+            EventType::ServerAdmin => "SERVER_ADMIN",
+            EventType::ServerCheck => "SERVER_CHECK",
+            EventType::ServerInetAddr => "SERVER_INETADDR",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of event types, as a subscription selects them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventMask(u32);
+
+impl EventMask {
+    /// The whole SERVER family.
+    pub const SERVER: EventMask = EventMask(0xff);
+
+    /// An empty set.
+    pub fn empty() -> Self {
+        EventMask(0)
+    }
+
+    /// Adds a type name or a family name (`"SERVER"`); `Err` carries HAProxy's message
+    /// `'<NAME>' event type is unknown`. `SERVER_NAME` is accepted (and never published).
+    pub fn add_name(&mut self, name: &str) -> Result<(), String> {
+        if name == "SERVER" {
+            self.0 |= Self::SERVER.0;
+            return Ok(());
+        }
+        if name == "SERVER_NAME" {
+            return Ok(());
+        }
+        match EventType::ALL.iter().find(|t| t.name() == name) {
+            Some(t) => {
+                self.0 |= t.bit();
+                Ok(())
+            }
+            None => Err(format!("'{name}' event type is unknown")),
+        }
+    }
+
+    /// Adds one type.
+    pub fn with(mut self, t: EventType) -> Self {
+        self.0 |= t.bit();
+        self
+    }
+
+    /// Whether the set holds `t`.
+    pub fn contains(self, t: EventType) -> bool {
+        self.0 & t.bit() != 0
+    }
+
+    /// Whether nothing is selected.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// `data.state` of a SERVER_STATE event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Caused by an administrative change rather than an operational one.
+    pub admin: bool,
+    /// The check result that caused it, when a health/agent check did.
+    pub check: Option<CheckReport>,
+    /// Printable cause, may be empty.
+    pub cause: String,
+    /// State before.
+    pub old_state: OpState,
+    /// State after.
+    pub new_state: OpState,
+    /// Connections requeued by the change.
+    pub requeued: u32,
+}
+
+/// `data.admin` of a SERVER_ADMIN event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminChange {
+    /// Printable cause, may be empty.
+    pub cause: String,
+    /// Flags before.
+    pub old_admin: AdminFlags,
+    /// Flags after.
+    pub new_admin: AdminFlags,
+    /// Connections requeued by the change.
+    pub requeued: u32,
+}
+
+/// The per-type part of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventData {
+    /// ADD, DEL, UP, DOWN, INETADDR: common fields only.
+    None,
+    /// SERVER_STATE.
+    State(StateChange),
+    /// SERVER_ADMIN.
+    Admin(AdminChange),
+    /// SERVER_CHECK.
+    Check(CheckReport),
+}
+
+/// One SERVER event. Identity fields are copied at publish time so that the event stays true
+/// after the server changes again or is deleted.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    /// Which event.
+    pub kind: EventType,
+    /// Generation time, seconds since the Epoch (Lua's `when`).
+    pub when: i64,
+    /// Server name.
+    pub name: Arc<str>,
+    /// Proxy-unique server id.
+    pub puid: u32,
+    /// Revision id.
+    pub rid: u32,
+    /// Backend name.
+    pub proxy_name: Arc<str>,
+    /// Backend uuid.
+    pub proxy_uuid: u32,
+    /// The live server (`None` for SERVER_DEL), for Lua's `data.reference`.
+    pub reference: Option<Arc<Server>>,
+    /// Per-type data.
+    pub data: EventData,
+}

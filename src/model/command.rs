@@ -1,0 +1,662 @@
+//! Commands: every state change, whatever its source, and the one function that applies them.
+//!
+//! [`Registry::apply`] takes the writer lock, changes atomics, then publishes events in HAProxy's
+//! order (SERVER_ADMIN → SERVER_UP/SERVER_DOWN → SERVER_STATE) and prints HAProxy's log lines.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::check::{CheckReport, CheckResult};
+use super::registry::Registry;
+use super::server::Server;
+use super::state::{AdminFlags, Cause, OpState};
+use crate::config::ServerConfig;
+use crate::events::{AdminChange, EventData, EventType, ServerEvent, StateChange};
+use crate::logging;
+
+/// `set server <b>/<s> state ...` (and `enable/disable server`, Lua `set_maint/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Enter forced maintenance.
+    Maint,
+    /// Enter forced drain.
+    Drain,
+    /// Leave forced maintenance and drain.
+    Ready,
+}
+
+/// `set server <b>/<s> health ...` (and Lua `check_force_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedHealth {
+    /// Force UP (health = rise + fall - 1).
+    Up,
+    /// Force soft-stop (no new connections).
+    Stopping,
+    /// Force DOWN (health = 0).
+    Down,
+}
+
+/// A change to apply to the model.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Change admin flags.
+    SetAdmin {
+        /// Target.
+        server: Arc<Server>,
+        /// What to do.
+        action: AdminAction,
+        /// Who asked.
+        cause: Cause,
+    },
+    /// Force the operational health.
+    SetHealth {
+        /// Target.
+        server: Arc<Server>,
+        /// What to force.
+        health: ForcedHealth,
+        /// Who asked.
+        cause: Cause,
+    },
+    /// Change the user weight from a text such as `"50"` or `"50%"`.
+    SetWeight {
+        /// Target.
+        server: Arc<Server>,
+        /// The weight as typed.
+        weight: String,
+    },
+    /// Change the address (and optionally the port).
+    SetAddr {
+        /// Target.
+        server: Arc<Server>,
+        /// New IP.
+        ip: IpAddr,
+        /// New port, if given.
+        port: Option<u16>,
+        /// Who asked.
+        cause: Cause,
+    },
+    /// Change `maxconn`.
+    SetMaxconn {
+        /// Target.
+        server: Arc<Server>,
+        /// New limit (0 = none).
+        maxconn: u32,
+    },
+    /// `enable health` / `disable health`.
+    SetCheckEnabled {
+        /// Target.
+        server: Arc<Server>,
+        /// On or off.
+        enabled: bool,
+    },
+    /// A health check finished.
+    CheckDone {
+        /// Target.
+        server: Arc<Server>,
+        /// What it saw.
+        result: CheckResult,
+    },
+    /// `add server`.
+    AddServer {
+        /// Backend name.
+        backend: String,
+        /// Parsed server line.
+        config: ServerConfig,
+    },
+    /// `del server`.
+    DelServer {
+        /// Target.
+        server: Arc<Server>,
+    },
+    /// `shutdown sessions server`.
+    ShutdownSessions {
+        /// Target.
+        server: Arc<Server>,
+    },
+    /// Periodic housekeeping: ends finished slowstart ramps.
+    Tick,
+}
+
+/// A successful command's reply text (empty for most), as the Runtime API prints it.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Message for the operator (e.g. `New server registered.`), without trailing newline.
+    pub message: String,
+    /// The server created by `AddServer`.
+    pub server: Option<Arc<Server>>,
+}
+
+impl Outcome {
+    fn msg(m: impl Into<String>) -> Self {
+        Outcome {
+            message: m.into(),
+            server: None,
+        }
+    }
+}
+
+/// Why a command was refused, with HAProxy's wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ApplyError(pub String);
+
+fn err<T>(m: impl Into<String>) -> Result<T, ApplyError> {
+    Err(ApplyError(m.into()))
+}
+
+impl Registry {
+    /// Applies one change. All sources (checks, Runtime API, Lua) come through here, so they
+    /// behave alike and publish the same events.
+    pub fn apply(&self, cmd: Command) -> Result<Outcome, ApplyError> {
+        let mut slab = self.lock();
+        match cmd {
+            Command::SetAdmin {
+                server,
+                action,
+                cause,
+            } => {
+                if server.deleted() {
+                    return err("No such server.");
+                }
+                let old = server.admin();
+                let new = match action {
+                    AdminAction::Maint => AdminFlags(old.0 | AdminFlags::FMAINT),
+                    AdminAction::Drain => AdminFlags(old.0 | AdminFlags::FDRAIN),
+                    AdminAction::Ready => {
+                        AdminFlags(old.0 & !(AdminFlags::FMAINT | AdminFlags::FDRAIN))
+                    }
+                };
+                self.change(&server, None, Some(new), cause, None);
+                Ok(Outcome::default())
+            }
+            Command::SetHealth {
+                server,
+                health,
+                cause,
+            } => {
+                if server.deleted() {
+                    return err("No such server.");
+                }
+                let target = {
+                    let mut c = server.check.lock().unwrap_or_else(|e| e.into_inner());
+                    match health {
+                        ForcedHealth::Up => {
+                            c.health.cur = c.health.rise + c.health.fall - 1;
+                            self.up_state(&server)
+                        }
+                        ForcedHealth::Stopping => OpState::Stopping,
+                        ForcedHealth::Down => {
+                            c.health.cur = 0;
+                            OpState::Stopped
+                        }
+                    }
+                };
+                self.change(&server, Some(target), None, cause, None);
+                Ok(Outcome::default())
+            }
+            Command::SetWeight { server, weight } => self.set_weight(&server, &weight),
+            Command::SetAddr {
+                server,
+                ip,
+                port,
+                cause,
+            } => {
+                let old = server.addr();
+                let new = SocketAddr::new(ip, port.unwrap_or(old.port()));
+                if old == new {
+                    return Ok(Outcome::msg("no need to change the addr, port"));
+                }
+                server.set_addr(new);
+                self.publish(&server, EventType::ServerInetAddr, EventData::None);
+                let by = match cause {
+                    Cause::Lua => "Lua script",
+                    _ => "stats socket command",
+                };
+                let mut m = String::new();
+                if old.ip() != new.ip() {
+                    m = format!("IP changed from '{}' to '{}'", old.ip(), new.ip());
+                }
+                if old.port() != new.port() {
+                    if !m.is_empty() {
+                        m.push_str(", ");
+                    }
+                    m.push_str(&format!(
+                        "port changed from '{}' to '{}'",
+                        old.port(),
+                        new.port()
+                    ));
+                }
+                m.push_str(&format!(" by '{by}'"));
+                Ok(Outcome::msg(m))
+            }
+            Command::SetMaxconn { server, maxconn } => {
+                server.set_maxconn(maxconn);
+                self.bump(&server);
+                Ok(Outcome::default())
+            }
+            Command::SetCheckEnabled { server, enabled } => {
+                let mut c = server.check.lock().unwrap_or_else(|e| e.into_inner());
+                if enabled && !c.configured {
+                    return err("Health check was not configured on this server, cannot enable.");
+                }
+                c.enabled = enabled;
+                Ok(Outcome::default())
+            }
+            Command::CheckDone { server, result } => {
+                self.check_done(&server, result);
+                Ok(Outcome::default())
+            }
+            Command::AddServer { backend, config } => self.add_server(&mut slab, &backend, config),
+            Command::DelServer { server } => self.del_server(&mut slab, &server),
+            Command::ShutdownSessions { server } => {
+                server.kill_sessions();
+                Ok(Outcome::default())
+            }
+            Command::Tick => {
+                for p in self.proxies() {
+                    for s in p.servers().iter() {
+                        if s.slowstart_done() {
+                            self.change(s, Some(OpState::Running), None, Cause::Check, None);
+                        }
+                    }
+                }
+                Ok(Outcome::default())
+            }
+        }
+    }
+
+    /// The state a server enters when it comes up: STARTING with slowstart, else RUNNING.
+    fn up_state(&self, s: &Server) -> OpState {
+        if s.params.slowstart.is_some() {
+            OpState::Starting
+        } else {
+            OpState::Running
+        }
+    }
+
+    fn bump(&self, s: &Server) {
+        if let Some(p) = self.proxy_at(s.proxy_index) {
+            p.bump();
+        }
+    }
+
+    fn event(
+        &self,
+        s: &Arc<Server>,
+        kind: EventType,
+        data: EventData,
+        with_ref: bool,
+    ) -> ServerEvent {
+        ServerEvent {
+            kind,
+            when: super::unix_now(),
+            name: s.name.clone(),
+            puid: s.puid,
+            rid: s.rid,
+            proxy_name: s.proxy_name.clone(),
+            proxy_uuid: s.proxy_uuid,
+            reference: if with_ref { Some(s.clone()) } else { None },
+            data,
+        }
+    }
+
+    fn publish(&self, s: &Arc<Server>, kind: EventType, data: EventData) {
+        self.bus().publish(self.event(s, kind, data, true));
+    }
+
+    /// Core transition: optionally new operational state and/or admin flags, events in HAProxy
+    /// order, log lines. `desired` is the operational state the health would give; maintenance
+    /// forces STOPPED whatever it is.
+    fn change(
+        &self,
+        s: &Arc<Server>,
+        desired: Option<OpState>,
+        new_admin: Option<AdminFlags>,
+        cause: Cause,
+        check: Option<CheckReport>,
+    ) {
+        let old_admin = s.admin();
+        let old_op = s.op_state();
+        let admin = new_admin.unwrap_or(old_admin);
+        let admin_changed = admin != old_admin;
+        let leaving_maint = old_admin.maint() && !admin.maint();
+        let mut op = desired.unwrap_or(old_op);
+        if admin.maint() {
+            op = OpState::Stopped;
+        } else if leaving_maint {
+            // HAProxy: leaving maintenance starts the server OK and lets checks decide.
+            let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
+            if c.enabled {
+                c.health.cur = c.health.rise;
+            }
+            if c.health.cur >= c.health.rise || !c.enabled {
+                op = self.up_state(s);
+            }
+        }
+        if !admin_changed && op == old_op {
+            return;
+        }
+        if admin_changed {
+            s.set_admin(admin);
+        }
+        if op != old_op {
+            s.set_op_state(op);
+            s.touch();
+            if old_op.is_up() && !op.is_up() {
+                s.counters.chkdown.fetch_add(1, Ordering::Relaxed);
+                if s.params.shutdown_on_down {
+                    s.kill_sessions();
+                }
+            }
+        }
+        self.bump(s);
+        if admin_changed {
+            let data = EventData::Admin(AdminChange {
+                cause: String::new(),
+                old_admin,
+                new_admin: admin,
+                requeued: 0,
+            });
+            self.publish(s, EventType::ServerAdmin, data);
+        }
+        if op != old_op {
+            if old_op.is_up() && !op.is_up() {
+                self.publish(s, EventType::ServerDown, EventData::None);
+            } else if !old_op.is_up() && op.is_up() {
+                self.publish(s, EventType::ServerUp, EventData::None);
+            }
+            let is_admin = admin_changed;
+            let data = EventData::State(StateChange {
+                admin: is_admin,
+                check: if is_admin { None } else { check.clone() },
+                cause: if is_admin {
+                    String::new()
+                } else {
+                    cause.text().to_string()
+                },
+                old_state: old_op,
+                new_state: op,
+                requeued: 0,
+            });
+            self.publish(s, EventType::ServerState, data);
+        }
+        self.log_change(s, old_op, op, old_admin, admin, cause, check.as_ref());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log_change(
+        &self,
+        s: &Server,
+        old_op: OpState,
+        op: OpState,
+        old_admin: AdminFlags,
+        admin: AdminFlags,
+        cause: Cause,
+        check: Option<&CheckReport>,
+    ) {
+        let Some(p) = self.proxy_at(s.proxy_index) else {
+            return;
+        };
+        let id = format!("{}/{}", p.name, s.name);
+        let (act, bck) = (p.srv_act(), p.srv_bck());
+        let sess = s.counters.cur_sess.load(Ordering::Relaxed);
+        let queued = s.counters.queue_cur.load(Ordering::Relaxed);
+        let left = format!(
+            "{act} active and {bck} backup servers left. {sess} sessions active, 0 requeued, {queued} remaining in queue."
+        );
+        let online = format!("{act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.");
+        let why = match (check, cause) {
+            (Some(r), _) if !p.config.log_health_checks => check_reason(r),
+            (None, Cause::Cli | Cause::Lua) => format!(", {}", cause.text()),
+            _ => String::new(),
+        };
+        let entering_maint = !old_admin.maint() && admin.maint();
+        let leaving_maint = old_admin.maint() && !admin.maint();
+        if entering_maint {
+            if old_op.is_up() {
+                logging::warning(&format!(
+                    "Server {id} is going DOWN for maintenance. {left}"
+                ));
+            } else {
+                logging::warning(&format!("Server {id} was DOWN and now enters maintenance."));
+            }
+        } else if leaving_maint {
+            let st = if op.is_up() { "UP/READY" } else { "DOWN" };
+            logging::warning(&format!(
+                "Server {id} is {st} (leaving forced maintenance)."
+            ));
+        } else if !old_admin.drain() && admin.drain() {
+            logging::warning(&format!("Server {id} enters drain state."));
+        } else if old_admin.drain() && !admin.drain() {
+            logging::warning(&format!("Server {id} is UP/READY (leaving forced drain)."));
+        } else if old_op.is_up() && !op.is_up() {
+            logging::warning(&format!("Server {id} is DOWN{why}. {left}"));
+        } else if !old_op.is_up() && op.is_up() {
+            let prefix = if cause == Cause::Cli { "CLI : " } else { "" };
+            logging::warning(&format!("{prefix}Server {id} is UP{why}. {online}"));
+        } else if op == OpState::Stopping && old_op != op {
+            logging::warning(&format!("Server {id} is stopping{why}. {left}"));
+        }
+        let usable = act + bck > 0;
+        let had = p.had_usable.swap(usable, Ordering::Relaxed);
+        if had && !usable {
+            p.counters.chkdown.fetch_add(1, Ordering::Relaxed);
+            logging::alert(&format!("backend '{}' has no server available!", p.name));
+        }
+    }
+
+    fn check_done(&self, s: &Arc<Server>, result: CheckResult) {
+        if s.deleted() {
+            return;
+        }
+        let outcome = result.status.outcome();
+        let passed = !matches!(outcome, super::check::CheckOutcome::Failed);
+        let (report, transition, changed) = {
+            let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
+            if !c.enabled {
+                return;
+            }
+            let before = c.health;
+            let prev_status = c.last.as_ref().map(|r| r.result.status);
+            let up = s.op_state().is_up() || s.admin().maint();
+            let tr = c.health.apply(passed, up);
+            let report = CheckReport {
+                result: result.clone(),
+                outcome,
+                health: c.health,
+            };
+            let changed = before != c.health || prev_status != Some(result.status);
+            c.last = Some(report.clone());
+            (report, tr, changed)
+        };
+        if !passed {
+            s.counters.chkfail.fetch_add(1, Ordering::Relaxed);
+        }
+        if changed {
+            self.publish(s, EventType::ServerCheck, EventData::Check(report.clone()));
+            if let Some(p) = self.proxy_at(s.proxy_index) {
+                if p.config.log_health_checks {
+                    let verdict = if passed { "succeeded" } else { "failed" };
+                    logging::warning(&format!(
+                        "Health check for server {}/{} {verdict}{}, status: {}.",
+                        p.name,
+                        s.name,
+                        check_reason(&report),
+                        report.health.status_text()
+                    ));
+                }
+            }
+        }
+        if s.admin().maint() {
+            return;
+        }
+        match transition {
+            Some(true) => self.change(s, Some(self.up_state(s)), None, Cause::Check, Some(report)),
+            Some(false) => self.change(s, Some(OpState::Stopped), None, Cause::Check, Some(report)),
+            None => {}
+        }
+    }
+
+    fn set_weight(&self, s: &Arc<Server>, text: &str) -> Result<Outcome, ApplyError> {
+        let p = self
+            .proxy_at(s.proxy_index)
+            .ok_or_else(|| ApplyError("No such backend.".into()))?;
+        let t = text.trim();
+        let (num, pct) = match t.strip_suffix('%') {
+            Some(n) => (n, true),
+            None => (t, false),
+        };
+        let v: i64 = match num.parse() {
+            Ok(v) if !num.is_empty() => v,
+            _ => return err("Require <weight> or <weight%>."),
+        };
+        let w = if pct {
+            if v < 0 {
+                return err("Relative weight must be positive.");
+            }
+            let w = s.iweight() as i64 * v / 100;
+            if w > 256 {
+                return err("Relative weight too large.");
+            }
+            w as u32
+        } else {
+            if !(0..=256).contains(&v) {
+                return err("Absolute weight can only be between 0 and 256 inclusive.");
+            }
+            v as u32
+        };
+        if !p.config.balance.is_dynamic() && w != 0 && w != s.iweight() {
+            return err(
+                "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.",
+            );
+        }
+        s.set_uweight(w);
+        p.bump();
+        let usable = p.srv_act() + p.srv_bck() > 0;
+        let had = p.had_usable.swap(usable, Ordering::Relaxed);
+        if had && !usable {
+            logging::alert(&format!("backend '{}' has no server available!", p.name));
+        }
+        Ok(Outcome::default())
+    }
+
+    fn add_server(
+        &self,
+        slab: &mut slab::Slab<Arc<Server>>,
+        backend: &str,
+        config: ServerConfig,
+    ) -> Result<Outcome, ApplyError> {
+        let p = self
+            .backend(backend)
+            .ok_or_else(|| ApplyError("No such backend.".into()))?;
+        if !p.config.balance.is_dynamic() {
+            return err("Backend must use a dynamic load balancing to support dynamic servers.");
+        }
+        let servers = p.servers();
+        if servers.iter().any(|s| *s.name == *config.name) {
+            logging::alert(&format!(
+                "CLI : 'server {}/{}' : Already exists a server with the same name in backend.",
+                p.name, config.name
+            ));
+            return err("Already exists a server with the same name in backend.");
+        }
+        let puid = match config.params.id {
+            Some(id) if servers.iter().any(|s| s.puid == id) => {
+                return err(format!(
+                    "'server {}/{}' : custom id {} already used",
+                    p.name, config.name, id
+                ));
+            }
+            Some(id) => id,
+            None => (1..)
+                .find(|i| !servers.iter().any(|s| s.puid == *i))
+                .unwrap_or(1),
+        };
+        let rid = {
+            let mut rids = p.rids.lock().unwrap_or_else(|e| e.into_inner());
+            let r = rids.entry(config.name.clone()).or_insert(0);
+            let rid = *r;
+            *r += 1;
+            rid
+        };
+        let entry = slab.vacant_entry();
+        let srv = Arc::new(Server::new(
+            entry.key(),
+            &config.name,
+            config.addr,
+            config.params.clone(),
+            puid,
+            rid,
+            p.index,
+            p.name.clone(),
+            p.uuid,
+            true,
+        ));
+        entry.insert(srv.clone());
+        let mut v: Vec<_> = servers.iter().cloned().collect();
+        v.push(srv.clone());
+        v.sort_by_key(|s| s.puid);
+        p.set_servers(v);
+        self.publish(&srv, EventType::ServerAdd, EventData::None);
+        logging::notice(&format!(
+            "CLI : 'server {}/{}' : New server registered.",
+            p.name, config.name
+        ));
+        Ok(Outcome {
+            message: "New server registered.".into(),
+            server: Some(srv),
+        })
+    }
+
+    fn del_server(
+        &self,
+        slab: &mut slab::Slab<Arc<Server>>,
+        s: &Arc<Server>,
+    ) -> Result<Outcome, ApplyError> {
+        if s.deleted() {
+            return err("No such server.");
+        }
+        if !s.admin().maint() {
+            return err("Only servers in maintenance mode can be deleted.");
+        }
+        if s.counters.cur_sess.load(Ordering::Relaxed) > 0
+            || s.counters.queue_cur.load(Ordering::Relaxed) > 0
+        {
+            return err("Server still has connections attached to it, cannot remove it.");
+        }
+        let p = self
+            .proxy_at(s.proxy_index)
+            .ok_or_else(|| ApplyError("No such backend.".into()))?;
+        let v: Vec<_> = p
+            .servers()
+            .iter()
+            .filter(|x| !Arc::ptr_eq(x, s))
+            .cloned()
+            .collect();
+        p.set_servers(v);
+        if slab.contains(s.key) && Arc::ptr_eq(&slab[s.key], s) {
+            slab.remove(s.key);
+        }
+        s.mark_deleted();
+        self.bus()
+            .publish(self.event(s, EventType::ServerDel, EventData::None, false));
+        logging::notice("CLI : Server deleted.");
+        Ok(Outcome::msg("Server deleted."))
+    }
+}
+
+fn check_reason(r: &CheckReport) -> String {
+    let mut m = format!(", reason: {}", r.result.status.desc());
+    if let Some(code) = r.result.code {
+        m.push_str(&format!(", code: {code}"));
+    }
+    if let Some(info) = &r.result.info {
+        m.push_str(&format!(", info: \"{info}\""));
+    }
+    m.push_str(&format!(
+        ", check duration: {}ms",
+        r.result.duration_ms.max(0)
+    ));
+    m
+}

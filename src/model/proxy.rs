@@ -1,0 +1,182 @@
+//! A live proxy (frontend, backend or listen) and its server list snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::server::Server;
+use crate::config::ProxyConfig;
+
+/// Traffic counters of a proxy (frontend and backend sides share the struct).
+#[derive(Debug, Default)]
+pub struct ProxyCounters {
+    /// Current sessions (`scur`).
+    pub cur_sess: AtomicU64,
+    /// Highest `cur_sess` (`smax`).
+    pub max_sess: AtomicU64,
+    /// Sessions ever (`stot`).
+    pub tot_sess: AtomicU64,
+    /// Bytes client→server (`bin`).
+    pub bytes_in: AtomicU64,
+    /// Bytes server→client (`bout`).
+    pub bytes_out: AtomicU64,
+    /// Connections refused by limits (`dreq`/`dcon`).
+    pub denied: AtomicU64,
+    /// Connection errors (`econ`, backend).
+    pub econ: AtomicU64,
+    /// Retries (`wretr`).
+    pub wretr: AtomicU64,
+    /// Redispatches (`wredis`).
+    pub wredis: AtomicU64,
+    /// Balancer picks (`lbtot`).
+    pub lbtot: AtomicU64,
+    /// Client aborts.
+    pub cli_abrt: AtomicU64,
+    /// Server aborts.
+    pub srv_abrt: AtomicU64,
+    /// Connections waiting in the backend queue (`qcur`).
+    pub queue_cur: AtomicU64,
+    /// Highest `queue_cur` (`qmax`).
+    pub queue_max: AtomicU64,
+    /// Times the backend lost its last server (`chkdown` on BACKEND).
+    pub chkdown: AtomicU64,
+}
+
+impl ProxyCounters {
+    /// Records a session start, keeping `smax`.
+    pub fn session_started(&self) {
+        let cur = self.cur_sess.fetch_add(1, Ordering::Relaxed) + 1;
+        self.tot_sess.fetch_add(1, Ordering::Relaxed);
+        self.max_sess.fetch_max(cur, Ordering::Relaxed);
+    }
+
+    /// Records a session end.
+    pub fn session_ended(&self) {
+        self.cur_sess.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A proxy. Proxies are fixed at start-up; their server lists change at runtime.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Index in the registry's proxy list.
+    pub index: usize,
+    /// Unique id (`iid` in stats, `proxy_uuid` in events).
+    pub uuid: u32,
+    /// Section name.
+    pub name: Arc<str>,
+    /// The section's configuration (its `servers` field reflects start-up only).
+    pub config: Arc<ProxyConfig>,
+    /// Counters.
+    pub counters: ProxyCounters,
+    servers: ArcSwap<Vec<Arc<Server>>>,
+    /// Bumped on every change that can alter a balancing decision (state, weight, server list);
+    /// workers rebuild their per-thread balancer state when it moves.
+    generation: AtomicU64,
+    /// Whether the backend had a usable server after the last change (for the "has no server
+    /// available!" alert, which HAProxy prints once per loss).
+    pub(super) had_usable: AtomicBool,
+    /// Frontend paused (`Proxy:pause()`): listeners stop accepting.
+    pub paused: AtomicBool,
+    /// Frontend stopped for good (`Proxy:stop()`).
+    pub stopped: AtomicBool,
+    /// Frontend `maxconn` changed at runtime (0 = use the config).
+    pub maxconn_override: AtomicU32,
+    /// Next revision id per server name, so a re-added name gets a new `rid`.
+    pub(super) rids: Mutex<HashMap<String, u32>>,
+}
+
+impl Proxy {
+    pub(super) fn new(index: usize, uuid: u32, config: Arc<ProxyConfig>) -> Proxy {
+        Proxy {
+            index,
+            uuid,
+            name: config.name.as_str().into(),
+            config,
+            counters: ProxyCounters::default(),
+            servers: ArcSwap::from_pointee(Vec::new()),
+            generation: AtomicU64::new(0),
+            had_usable: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            maxconn_override: AtomicU32::new(0),
+            rids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current servers, in id order; a cheap lock-free snapshot.
+    pub fn servers(&self) -> Arc<Vec<Arc<Server>>> {
+        self.servers.load_full()
+    }
+
+    pub(super) fn set_servers(&self, v: Vec<Arc<Server>>) {
+        self.servers.store(Arc::new(v));
+        self.bump();
+    }
+
+    /// A server by name.
+    pub fn server(&self, name: &str) -> Option<Arc<Server>> {
+        self.servers
+            .load()
+            .iter()
+            .find(|s| &*s.name == name)
+            .cloned()
+    }
+
+    /// The balancing generation (see the field doc).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks balancing state stale.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Active (non-backup) servers usable for balancing (`get_srv_act`, `act` in stats).
+    pub fn srv_act(&self) -> usize {
+        self.servers
+            .load()
+            .iter()
+            .filter(|s| !s.params.backup && s.is_usable())
+            .count()
+    }
+
+    /// Backup servers usable for balancing (`get_srv_bck`, `bck` in stats).
+    pub fn srv_bck(&self) -> usize {
+        self.servers
+            .load()
+            .iter()
+            .filter(|s| s.params.backup && s.is_usable())
+            .count()
+    }
+
+    /// Is a frontend (`frontend` or `listen`).
+    pub fn is_frontend(&self) -> bool {
+        self.config.cap.frontend
+    }
+
+    /// Is a backend (`backend` or `listen`).
+    pub fn is_backend(&self) -> bool {
+        self.config.cap.backend
+    }
+
+    /// Lua's `get_cap()`.
+    pub fn cap_name(&self) -> &'static str {
+        match (self.config.cap.frontend, self.config.cap.backend) {
+            (true, true) => "proxy",
+            (true, false) => "frontend",
+            _ => "backend",
+        }
+    }
+
+    /// Effective frontend connection limit (0 = none besides the global one).
+    pub fn maxconn(&self) -> u32 {
+        match self.maxconn_override.load(Ordering::Relaxed) {
+            0 => self.config.maxconn,
+            v => v,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The registry: every proxy and server, and the single writer that changes them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use slab::Slab;
+
+use super::proxy::Proxy;
+use super::server::Server;
+use crate::config::{Config, Global, MailersConfig};
+use crate::events::EventBus;
+
+/// Process-wide counters (`show info`).
+#[derive(Debug, Default)]
+pub struct GlobalCounters {
+    /// Current client connections.
+    pub cur_conns: AtomicU64,
+    /// Client connections ever accepted.
+    pub cum_conns: AtomicU64,
+    /// Times a connection was refused by the global maxconn.
+    pub maxconn_reached: AtomicU64,
+    /// Bytes sent to clients.
+    pub bytes_out: AtomicU64,
+    /// Bytes sent to clients with splice.
+    pub spliced_out: AtomicU64,
+    /// Pipes in use by workers.
+    pub pipes_used: AtomicU64,
+    /// Pipes pooled, free.
+    pub pipes_free: AtomicU64,
+}
+
+/// Why a `backend/server` lookup failed, with HAProxy's Runtime API wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No `/` in the argument.
+    #[error("Require 'backend/server'.")]
+    Syntax,
+    /// Unknown backend.
+    #[error("No such backend.")]
+    NoBackend,
+    /// Unknown server.
+    #[error("No such server.")]
+    NoServer,
+}
+
+/// Proxies and servers. Reads are lock-free (atomics and snapshots); every change goes through
+/// [`Registry::apply`](super::Command), serialised by one lock that readers never take.
+pub struct Registry {
+    proxies: Vec<Arc<Proxy>>,
+    pub(super) writer: Mutex<Slab<Arc<Server>>>,
+    bus: Arc<EventBus>,
+    /// The configuration harp started with.
+    pub config: Arc<Config>,
+    /// Process counters.
+    pub counters: GlobalCounters,
+    /// Set when a stop was requested (`show info` `Stopping`).
+    pub stopping: AtomicBool,
+    /// Start instant, for uptime.
+    pub started: Instant,
+    /// Start time, unix seconds.
+    pub start_time: i64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("proxies", &self.proxies.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Builds the live model from a validated configuration. Servers start as HAProxy starts them:
+    /// RUNNING with health = rise (checks then decide), or in maintenance when `disabled`.
+    pub fn new(config: Config, bus: Arc<EventBus>) -> Arc<Registry> {
+        let mut slab = Slab::new();
+        let mut proxies = Vec::new();
+        let mut next_uuid = 1;
+        for (index, pc) in config.proxies.iter().enumerate() {
+            let uuid = pc.id.unwrap_or_else(|| {
+                while config.proxies.iter().any(|p| p.id == Some(next_uuid)) {
+                    next_uuid += 1;
+                }
+                next_uuid += 1;
+                next_uuid - 1
+            });
+            let proxy = Proxy::new(index, uuid, Arc::new(pc.clone()));
+            let mut servers = Vec::new();
+            let mut next_puid = 1;
+            for sc in &pc.servers {
+                let puid = sc.params.id.unwrap_or_else(|| {
+                    while pc.servers.iter().any(|s| s.params.id == Some(next_puid)) {
+                        next_puid += 1;
+                    }
+                    next_puid += 1;
+                    next_puid - 1
+                });
+                let entry = slab.vacant_entry();
+                let srv = Arc::new(Server::new(
+                    entry.key(),
+                    &sc.name,
+                    sc.addr,
+                    sc.params.clone(),
+                    puid,
+                    0,
+                    index,
+                    proxy.name.clone(),
+                    uuid,
+                    false,
+                ));
+                entry.insert(srv.clone());
+                servers.push(srv);
+            }
+            servers.sort_by_key(|s| s.puid);
+            proxy.set_servers(servers);
+            proxy
+                .had_usable
+                .store(proxy.srv_act() + proxy.srv_bck() > 0, Ordering::Relaxed);
+            proxies.push(Arc::new(proxy));
+        }
+        Arc::new(Registry {
+            proxies,
+            writer: Mutex::new(slab),
+            bus,
+            config: Arc::new(config),
+            counters: GlobalCounters::default(),
+            stopping: AtomicBool::new(false),
+            started: Instant::now(),
+            start_time: super::unix_now(),
+        })
+    }
+
+    /// Every proxy in configuration order.
+    pub fn proxies(&self) -> &[Arc<Proxy>] {
+        &self.proxies
+    }
+
+    /// A proxy by index (as stored in `Server::proxy_index`).
+    pub fn proxy_at(&self, index: usize) -> Option<&Arc<Proxy>> {
+        self.proxies.get(index)
+    }
+
+    /// A backend (or listen) by name.
+    pub fn backend(&self, name: &str) -> Option<&Arc<Proxy>> {
+        self.proxies
+            .iter()
+            .find(|p| p.is_backend() && &*p.name == name)
+    }
+
+    /// A frontend (or listen) by name.
+    pub fn frontend(&self, name: &str) -> Option<&Arc<Proxy>> {
+        self.proxies
+            .iter()
+            .find(|p| p.is_frontend() && &*p.name == name)
+    }
+
+    /// Resolves `backend/server` as the Runtime API does.
+    pub fn find_server(&self, path: &str) -> Result<Arc<Server>, LookupError> {
+        let (b, s) = path.split_once('/').ok_or(LookupError::Syntax)?;
+        let be = self.backend(b).ok_or(LookupError::NoBackend)?;
+        be.server(s).ok_or(LookupError::NoServer)
+    }
+
+    /// Every live server, in proxy then id order.
+    pub fn all_servers(&self) -> Vec<Arc<Server>> {
+        self.proxies
+            .iter()
+            .flat_map(|p| p.servers().iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// The event bus servers publish on.
+    pub fn bus(&self) -> &Arc<EventBus> {
+        &self.bus
+    }
+
+    /// The `global` section.
+    pub fn global(&self) -> &Global {
+        &self.config.global
+    }
+
+    /// A `mailers` section by name.
+    pub fn mailers(&self, name: &str) -> Option<&MailersConfig> {
+        self.config.mailers.iter().find(|m| m.name == name)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Slab<Arc<Server>>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

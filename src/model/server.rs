@@ -1,0 +1,348 @@
+//! A live server: identity, configuration, and the atomics every thread reads.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use super::check::{CheckReport, CheckStatus, Health};
+use super::state::{AdminFlags, OpState};
+use crate::config::ServerParams;
+
+/// Traffic counters of a server, updated by workers with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    /// Current sessions (`scur`).
+    pub cur_sess: AtomicU64,
+    /// Highest `cur_sess` seen (`smax`).
+    pub max_sess: AtomicU64,
+    /// Sessions ever (`stot`).
+    pub tot_sess: AtomicU64,
+    /// Times the balancer picked it (`lbtot`).
+    pub lbtot: AtomicU64,
+    /// Bytes from client to server (`bin`).
+    pub bytes_in: AtomicU64,
+    /// Bytes from server to client (`bout`).
+    pub bytes_out: AtomicU64,
+    /// Connection errors (`econ`).
+    pub econ: AtomicU64,
+    /// Response errors (`eresp`).
+    pub eresp: AtomicU64,
+    /// Retries (`wretr`).
+    pub wretr: AtomicU64,
+    /// Redispatches (`wredis`).
+    pub wredis: AtomicU64,
+    /// Client aborts (`cli_abrt`).
+    pub cli_abrt: AtomicU64,
+    /// Server aborts (`srv_abrt`).
+    pub srv_abrt: AtomicU64,
+    /// Connections waiting in this server's queue (`qcur`).
+    pub queue_cur: AtomicU64,
+    /// Highest `queue_cur` seen (`qmax`).
+    pub queue_max: AtomicU64,
+    /// Failed checks (`chkfail`).
+    pub chkfail: AtomicU64,
+    /// UP→DOWN transitions (`chkdown`).
+    pub chkdown: AtomicU64,
+    /// Seconds spent DOWN, closed periods only (`downtime`).
+    pub downtime: AtomicU64,
+    /// Bytes forwarded with splice (both ways).
+    pub spliced: AtomicU64,
+}
+
+impl ServerCounters {
+    /// Records a session start, keeping `smax`.
+    pub fn session_started(&self) {
+        let cur = self.cur_sess.fetch_add(1, Ordering::Relaxed) + 1;
+        self.tot_sess.fetch_add(1, Ordering::Relaxed);
+        self.max_sess.fetch_max(cur, Ordering::Relaxed);
+    }
+
+    /// Records a session end.
+    pub fn session_ended(&self) {
+        self.cur_sess.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Health-check state of a server; written by the model only, read for stats and Lua.
+#[derive(Debug, Clone)]
+pub struct CheckState {
+    /// `check` was configured (the server has a check at all).
+    pub configured: bool,
+    /// Checks currently run (`enable/disable health`; off for a new dynamic server).
+    pub enabled: bool,
+    /// Health counter.
+    pub health: Health,
+    /// Last report, if any check ran.
+    pub last: Option<CheckReport>,
+}
+
+impl CheckState {
+    /// Last status, `INI` when configured but not run, `UNK` without a check.
+    pub fn status(&self) -> CheckStatus {
+        match (&self.last, self.configured) {
+            (Some(r), _) => r.result.status,
+            (None, true) => CheckStatus::Ini,
+            (None, false) => CheckStatus::Ini,
+        }
+    }
+
+    /// HAProxy's `srv_check_state` flags (0x02 configured, 0x04 enabled).
+    pub fn flags(&self) -> u32 {
+        let mut f = 0;
+        if self.configured {
+            f |= 0x02;
+            if self.enabled {
+                f |= 0x04;
+            }
+        }
+        f
+    }
+}
+
+/// A server of a backend. Shared as `Arc<Server>` by the registry, workers, checks and Lua
+/// objects; after `del server` it stays readable with `deleted() == true`.
+#[derive(Debug)]
+pub struct Server {
+    /// Stable key in the registry's slab while the server exists.
+    pub key: usize,
+    /// Server name, unique in its backend.
+    pub name: Arc<str>,
+    /// Proxy-unique id.
+    pub puid: u32,
+    /// Revision id: distinguishes servers that reuse a name/puid after a delete.
+    pub rid: u32,
+    /// Index of its backend in the registry's proxy list.
+    pub proxy_index: usize,
+    /// Its backend's name.
+    pub proxy_name: Arc<str>,
+    /// Its backend's uuid.
+    pub proxy_uuid: u32,
+    /// Added at runtime (`add server`).
+    pub dynamic: bool,
+    /// Configuration (static parts: check settings, backup, slowstart...).
+    pub params: ServerParams,
+    /// Counters.
+    pub counters: ServerCounters,
+    addr: ArcSwap<SocketAddr>,
+    op_state: AtomicU8,
+    admin: AtomicU8,
+    uweight: AtomicU32,
+    iweight: AtomicU32,
+    maxconn: AtomicU32,
+    deleted: AtomicBool,
+    /// Unix seconds of the last state change.
+    last_change: AtomicU64,
+    /// When the current STARTING (slowstart) period began, as ms since `epoch`.
+    starting_since_ms: AtomicU64,
+    epoch: Instant,
+    /// Bumped by `shutdown sessions server`; workers watch it to close this server's sessions.
+    kill: tokio::sync::watch::Sender<u64>,
+    pub(super) check: Mutex<CheckState>,
+}
+
+impl Server {
+    /// Builds a server in its start-up state (`disabled` → CMAINT; dynamic → FMAINT, check off).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        key: usize,
+        name: &str,
+        addr: SocketAddr,
+        params: ServerParams,
+        puid: u32,
+        rid: u32,
+        proxy_index: usize,
+        proxy_name: Arc<str>,
+        proxy_uuid: u32,
+        dynamic: bool,
+    ) -> Server {
+        let mut admin = 0;
+        if params.disabled {
+            admin |= AdminFlags::CMAINT;
+        }
+        if dynamic {
+            admin |= AdminFlags::FMAINT;
+        }
+        let health = Health {
+            cur: params.rise,
+            rise: params.rise,
+            fall: params.fall,
+        };
+        let check = CheckState {
+            configured: params.check,
+            enabled: params.check && !dynamic,
+            health,
+            last: None,
+        };
+        let op = if admin & AdminFlags::MAINT != 0 {
+            OpState::Stopped
+        } else {
+            OpState::Running
+        };
+        Server {
+            key,
+            name: name.into(),
+            puid,
+            rid,
+            proxy_index,
+            proxy_name,
+            proxy_uuid,
+            dynamic,
+            counters: ServerCounters::default(),
+            addr: ArcSwap::from_pointee(addr),
+            op_state: AtomicU8::new(op as u8),
+            admin: AtomicU8::new(admin),
+            uweight: AtomicU32::new(params.weight),
+            iweight: AtomicU32::new(params.weight),
+            maxconn: AtomicU32::new(params.maxconn),
+            deleted: AtomicBool::new(false),
+            last_change: AtomicU64::new(super::unix_now() as u64),
+            starting_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            kill: tokio::sync::watch::channel(0).0,
+            check: Mutex::new(check),
+            params,
+        }
+    }
+
+    /// Where to connect now.
+    pub fn addr(&self) -> SocketAddr {
+        **self.addr.load()
+    }
+
+    pub(super) fn set_addr(&self, a: SocketAddr) {
+        self.addr.store(Arc::new(a));
+    }
+
+    /// Operational state.
+    pub fn op_state(&self) -> OpState {
+        OpState::from_u8(self.op_state.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_op_state(&self, s: OpState) {
+        if s == OpState::Starting {
+            self.starting_since_ms
+                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        self.op_state.store(s as u8, Ordering::Release);
+    }
+
+    /// Administrative flags.
+    pub fn admin(&self) -> AdminFlags {
+        AdminFlags(self.admin.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_admin(&self, f: AdminFlags) {
+        self.admin.store(f.0, Ordering::Release);
+    }
+
+    /// User weight (`set weight`), 0..=256.
+    pub fn uweight(&self) -> u32 {
+        self.uweight.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_uweight(&self, w: u32) {
+        self.uweight.store(w, Ordering::Relaxed);
+    }
+
+    /// Initial (configured) weight.
+    pub fn iweight(&self) -> u32 {
+        self.iweight.load(Ordering::Relaxed)
+    }
+
+    /// Weight the balancer uses now: the user weight, ramped during slowstart, 0 when draining.
+    pub fn effective_weight(&self) -> u32 {
+        let w = self.uweight();
+        if self.admin().drain() {
+            return 0;
+        }
+        if self.op_state() == OpState::Starting {
+            if let Some(ss) = self.params.slowstart {
+                let since = self.starting_since_ms.load(Ordering::Relaxed);
+                let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);
+                let total = ss.as_millis().max(1) as u64;
+                if el < total {
+                    return ((w as u64 * el / total) as u32).max(1).min(w);
+                }
+            }
+        }
+        w
+    }
+
+    /// Whether the slowstart ramp of a STARTING server is over (the model then makes it RUNNING).
+    pub fn slowstart_done(&self) -> bool {
+        match self.params.slowstart {
+            Some(ss) if self.op_state() == OpState::Starting => {
+                let since = self.starting_since_ms.load(Ordering::Relaxed);
+                (self.epoch.elapsed().as_millis() as u64).saturating_sub(since)
+                    >= ss.as_millis() as u64
+            }
+            _ => false,
+        }
+    }
+
+    /// Connection limit (0 = none).
+    pub fn maxconn(&self) -> u32 {
+        self.maxconn.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_maxconn(&self, v: u32) {
+        self.maxconn.store(v, Ordering::Relaxed);
+    }
+
+    /// Whether new connections may go to this server: up (RUNNING/STARTING), not in maintenance,
+    /// not draining, weight above zero.
+    pub fn is_usable(&self) -> bool {
+        matches!(self.op_state(), OpState::Running | OpState::Starting)
+            && !self.admin().maint()
+            && self.effective_weight() > 0
+            && !self.deleted()
+    }
+
+    /// Whether the server has a free connection slot under `maxconn`.
+    pub fn has_free_slot(&self) -> bool {
+        let m = self.maxconn();
+        m == 0 || self.counters.cur_sess.load(Ordering::Relaxed) < m as u64
+    }
+
+    /// Removed by `del server`; Lua methods then return nil.
+    pub fn deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Unix seconds of the last state change.
+    pub fn last_change(&self) -> u64 {
+        self.last_change.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn touch(&self) {
+        self.last_change
+            .store(super::unix_now() as u64, Ordering::Relaxed);
+    }
+
+    /// A copy of the health-check state.
+    pub fn check_state(&self) -> CheckState {
+        self.check.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A receiver that changes when `shutdown sessions server` (or `on-marked-down
+    /// shutdown-sessions`) asks this server's sessions to close.
+    pub fn kill_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.kill.subscribe()
+    }
+
+    pub(super) fn kill_sessions(&self) {
+        self.kill.send_modify(|v| *v += 1);
+    }
+
+    /// `"ip:port"` as Lua `get_addr()` and `show stat` print it.
+    pub fn addr_text(&self) -> String {
+        self.addr().to_string()
+    }
+}

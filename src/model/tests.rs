@@ -1,0 +1,356 @@
+//! State machine tests against the HAProxy 3.2 transcript (`shared/reference`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams};
+use crate::events::{EventBus, EventData, EventType, ServerEvent, Subscription};
+
+fn srv(name: &str, port: u16, check: bool) -> ServerConfig {
+    let params = ServerParams {
+        check,
+        rise: 2,
+        fall: 2,
+        inter: Duration::from_millis(300),
+        ..Default::default()
+    };
+    ServerConfig {
+        name: name.into(),
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        params,
+        location: Location::default(),
+    }
+}
+
+/// The reference config: backend `test` with webserver1 (check) and webserver2.
+pub(crate) fn reference_registry() -> (Arc<Registry>, Arc<Subscription>) {
+    let mut fe = ProxyConfig::new(
+        "fe",
+        Capabilities {
+            frontend: true,
+            backend: false,
+        },
+        Location::default(),
+    );
+    fe.id = Some(2);
+    fe.default_backend = Some("test".into());
+    let mut be = ProxyConfig::new(
+        "test",
+        Capabilities {
+            frontend: false,
+            backend: true,
+        },
+        Location::default(),
+    );
+    be.id = Some(3);
+    be.log_health_checks = true;
+    be.servers = vec![
+        srv("webserver1", 29081, true),
+        srv("webserver2", 29082, false),
+    ];
+    let cfg = Config {
+        proxies: vec![fe, be],
+        ..Default::default()
+    };
+    let bus = Arc::new(EventBus::new());
+    let sub = bus.subscribe("test", 1000, None);
+    (Registry::new(cfg, bus), sub)
+}
+
+fn drain(sub: &Subscription) -> Vec<Arc<ServerEvent>> {
+    sub.receiver().try_iter().collect()
+}
+
+fn kinds(evs: &[Arc<ServerEvent>]) -> Vec<&'static str> {
+    evs.iter().map(|e| e.kind.name()).collect()
+}
+
+fn fail() -> CheckResult {
+    CheckResult {
+        status: CheckStatus::L4Con,
+        duration_ms: 0,
+        info: Some("Connection refused".into()),
+        code: None,
+        agent: false,
+    }
+}
+
+fn pass() -> CheckResult {
+    CheckResult {
+        status: CheckStatus::L4Ok,
+        duration_ms: 0,
+        info: None,
+        code: None,
+        agent: false,
+    }
+}
+
+#[test]
+fn transcript_sequence() {
+    let (reg, sub) = reference_registry();
+    let w1 = reg.find_server("test/webserver1").unwrap();
+    let w2 = reg.find_server("test/webserver2").unwrap();
+    assert_eq!((w1.puid, w2.puid, w1.proxy_uuid), (1, 2, 3));
+    // start-up check fails: down at once
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: fail(),
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(kinds(&ev), ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]);
+    match &ev[0].data {
+        EventData::Check(r) => assert_eq!((r.health.cur, r.result.status.short()), (0, "L4CON")),
+        other => panic!("{other:?}"),
+    }
+    // two passes: up
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: pass(),
+    })
+    .unwrap();
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: pass(),
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(
+        kinds(&ev),
+        ["SERVER_CHECK", "SERVER_CHECK", "SERVER_UP", "SERVER_STATE"]
+    );
+    // steady passes publish nothing
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: pass(),
+    })
+    .unwrap();
+    assert!(drain(&sub).is_empty());
+    // weight 50% of 1 = 0
+    reg.apply(Command::SetWeight {
+        server: w2.clone(),
+        weight: "50%".into(),
+    })
+    .unwrap();
+    assert_eq!(w2.uweight(), 0);
+    assert_eq!(
+        reg.apply(Command::SetWeight {
+            server: w2.clone(),
+            weight: "300".into()
+        })
+        .unwrap_err()
+        .0,
+        "Absolute weight can only be between 0 and 256 inclusive."
+    );
+    // CLI health down
+    reg.apply(Command::SetHealth {
+        server: w1.clone(),
+        health: ForcedHealth::Down,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(kinds(&ev), ["SERVER_DOWN", "SERVER_STATE"]);
+    match &ev[1].data {
+        EventData::State(st) => {
+            assert_eq!((st.admin, st.cause.as_str()), (false, "changed from CLI"));
+            assert_eq!(
+                (st.old_state, st.new_state),
+                (OpState::Running, OpState::Stopped)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // state maint
+    reg.apply(Command::SetAdmin {
+        server: w2.clone(),
+        action: AdminAction::Maint,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(kinds(&ev), ["SERVER_ADMIN", "SERVER_DOWN", "SERVER_STATE"]);
+    match (&ev[0].data, &ev[2].data) {
+        (EventData::Admin(a), EventData::State(st)) => {
+            assert!(a.new_admin.maint() && !a.old_admin.maint());
+            assert!(st.admin && st.cause.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // add / enable / disable / del a dynamic server
+    let mut dyn_cfg = srv("dyn", 29083, false);
+    dyn_cfg.params.check = false;
+    let out = reg
+        .apply(Command::AddServer {
+            backend: "test".into(),
+            config: dyn_cfg.clone(),
+        })
+        .unwrap();
+    assert_eq!(out.message, "New server registered.");
+    let d = out.server.unwrap();
+    assert_eq!((d.puid, d.admin().0), (3, AdminFlags::FMAINT));
+    assert_eq!(
+        reg.apply(Command::AddServer {
+            backend: "test".into(),
+            config: dyn_cfg
+        })
+        .unwrap_err()
+        .0,
+        "Already exists a server with the same name in backend."
+    );
+    reg.apply(Command::SetAdmin {
+        server: d.clone(),
+        action: AdminAction::Ready,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert_eq!(
+        reg.apply(Command::DelServer { server: d.clone() })
+            .unwrap_err()
+            .0,
+        "Only servers in maintenance mode can be deleted."
+    );
+    reg.apply(Command::SetAdmin {
+        server: d.clone(),
+        action: AdminAction::Maint,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert_eq!(
+        reg.apply(Command::DelServer { server: d.clone() })
+            .unwrap()
+            .message,
+        "Server deleted."
+    );
+    let ev = drain(&sub);
+    assert_eq!(
+        kinds(&ev),
+        [
+            "SERVER_ADD",
+            "SERVER_ADMIN",
+            "SERVER_UP",
+            "SERVER_STATE",
+            "SERVER_ADMIN",
+            "SERVER_DOWN",
+            "SERVER_STATE",
+            "SERVER_DEL"
+        ]
+    );
+    assert!(ev[7].reference.is_none() && d.deleted());
+    assert!(reg.find_server("test/dyn").is_err());
+    // addr change
+    let out = reg
+        .apply(Command::SetAddr {
+            server: w1.clone(),
+            ip: "127.0.0.2".parse().unwrap(),
+            port: Some(29081),
+            cause: Cause::Cli,
+        })
+        .unwrap();
+    assert_eq!(
+        out.message,
+        "IP changed from '127.0.0.1' to '127.0.0.2' by 'stats socket command'"
+    );
+    // health up, state ready
+    reg.apply(Command::SetHealth {
+        server: w1.clone(),
+        health: ForcedHealth::Up,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    reg.apply(Command::SetAdmin {
+        server: w2.clone(),
+        action: AdminAction::Ready,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(
+        kinds(&ev),
+        [
+            "SERVER_INETADDR",
+            "SERVER_UP",
+            "SERVER_STATE",
+            "SERVER_ADMIN",
+            "SERVER_UP",
+            "SERVER_STATE"
+        ]
+    );
+    // listener stops: fail (3 → 2, still up), fail (down)
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: fail(),
+    })
+    .unwrap();
+    reg.apply(Command::CheckDone {
+        server: w1.clone(),
+        result: fail(),
+    })
+    .unwrap();
+    let ev = drain(&sub);
+    assert_eq!(
+        kinds(&ev),
+        [
+            "SERVER_CHECK",
+            "SERVER_CHECK",
+            "SERVER_DOWN",
+            "SERVER_STATE"
+        ]
+    );
+}
+
+#[test]
+fn lookups_use_haproxy_wording() {
+    let (reg, _sub) = reference_registry();
+    assert_eq!(
+        reg.find_server("test").unwrap_err().to_string(),
+        "Require 'backend/server'."
+    );
+    assert_eq!(
+        reg.find_server("nope/x").unwrap_err().to_string(),
+        "No such backend."
+    );
+    assert_eq!(
+        reg.find_server("test/nope").unwrap_err().to_string(),
+        "No such server."
+    );
+}
+
+#[test]
+fn drain_keeps_server_up_but_out_of_balancing() {
+    let (reg, sub) = reference_registry();
+    let w2 = reg.find_server("test/webserver2").unwrap();
+    reg.apply(Command::SetAdmin {
+        server: w2.clone(),
+        action: AdminAction::Drain,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert_eq!(kinds(&drain(&sub)), ["SERVER_ADMIN"]);
+    assert_eq!(w2.op_state(), OpState::Running);
+    assert!(!w2.is_usable());
+    assert_eq!(reg.backend("test").unwrap().srv_act(), 1);
+}
+
+#[test]
+fn full_queue_drops_and_counts() {
+    let bus = Arc::new(EventBus::new());
+    let sub = bus.subscribe("small", 2, None);
+    let (reg, _) = reference_registry();
+    let w1 = reg.find_server("test/webserver1").unwrap();
+    for _ in 0..5 {
+        bus.publish(ServerEvent {
+            kind: EventType::ServerUp,
+            when: 0,
+            name: w1.name.clone(),
+            puid: 1,
+            rid: 0,
+            proxy_name: w1.proxy_name.clone(),
+            proxy_uuid: 3,
+            reference: None,
+            data: EventData::None,
+        });
+    }
+    assert_eq!((sub.receiver().len(), sub.dropped()), (2, 3));
+}
