@@ -198,6 +198,8 @@ pub fn measure(cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Report {
     let t0 = Instant::now();
     let c0 = ctr.snapshot();
     let cpu0 = cpu(&cfg.cpu_pids);
+    let me = [std::process::id()];
+    let self0 = procstat::cpu_seconds(&me).ok();
     // Nothing worked during warm-up and errors piled up: the target does not forward; stop now
     // rather than spin for the whole run.
     let dead = c0.iter().all(|&v| v == 0) && ctr.errors.load(Ordering::Relaxed) > 0;
@@ -207,6 +209,7 @@ pub fn measure(cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Report {
     let t1 = Instant::now();
     let c1 = ctr.snapshot();
     let cpu1 = cpu(&cfg.cpu_pids);
+    let self1 = procstat::cpu_seconds(&me).ok();
     let rss = if cfg.cpu_pids.is_empty() {
         None
     } else {
@@ -226,6 +229,10 @@ pub fn measure(cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Report {
         offered_rate: 0.0,
         latency: None,
         cpu_s: match (cpu0, cpu1) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
+        client_cpu_s: match (self0, self1) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         },

@@ -63,6 +63,8 @@ pub struct Report {
     pub latency: Option<Latency>,
     /// CPU seconds the watched processes used in the window.
     pub cpu_s: Option<f64>,
+    /// CPU seconds the load generator itself used in the window (to spot a client bottleneck).
+    pub client_cpu_s: Option<f64>,
     /// Resident memory of the watched processes at the end, KiB.
     pub rss_kib: Option<u64>,
     /// Resident memory of the watched processes before the first connection (idle), KiB.
@@ -171,6 +173,7 @@ impl Report {
         }
         field("cpu_s", opt(self.cpu_s));
         field("cpu_s_per_gb", opt(self.cpu_s_per_gb()));
+        field("client_cpu_s", opt(self.client_cpu_s));
         field("cpu_us_per_conn", opt(self.cpu_us_per_conn()));
         field(
             "rss_kib",
@@ -261,6 +264,9 @@ impl Report {
                 let _ = write!(s, ", RSS {r} KiB");
             }
             s.push('\n');
+        }
+        if let Some(c) = self.client_cpu_s {
+            let _ = writeln!(s, "  load generator CPU {c:.2} s");
         }
         if let Some(e) = &self.first_error {
             let _ = writeln!(s, "  first error: {e}");
