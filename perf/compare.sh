@@ -31,6 +31,8 @@ QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
 SKIP_BUILD=${SKIP_BUILD:-0}    # 1 = use the existing target/release binaries
 OUT=${OUT:-perf/results}
+PROFILE=${PROFILE:-0}          # 1 = `perf record -g` the proxy during the measured window
+PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separated)
 
 PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
@@ -290,6 +292,17 @@ run_one() {
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
     if start_proxy "$target" "$(backend_for "$sc")"; then
+        local prof_pid= prof_base=
+        if [ "$PROFILE" = 1 ] && [ -n "$PROXY_PID" ] && [[ " $PROFILE_TARGETS " == *" $target "* ]] &&
+            [ "$sc" != idle ] && command -v perf >/dev/null; then
+            mkdir -p "$OUT/profiles"
+            prof_base=$OUT/profiles/$STAMP-$sc-$target-rep$rep
+            # Starts after the warm-up, stops at the end of the window.
+            (sleep "$WARMUP" && exec timeout $((DURATION + 5)) perf record -q -F 499 -g \
+                -p "$PROXY_PID" -o "$prof_base.perf.data" -- sleep "$DURATION") \
+                >/dev/null 2>&1 &
+            prof_pid=$!
+        fi
         # shellcheck disable=SC2046
         json=$(timeout $((DURATION + WARMUP + 30)) "${LOAD_PIN[@]}" "$PERF" load \
             --target "127.0.0.1:$PROXY_PORT" $(load_args "$sc") \
@@ -298,6 +311,14 @@ run_one() {
         local rc=$?
         [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
         case $target in haproxy*) spl=$(haproxy_splice_counts) ;; esac
+        if [ -n "$prof_pid" ]; then
+            wait "$prof_pid" 2>/dev/null
+            if [ -s "$prof_base.perf.data" ]; then
+                timeout 120 perf report -q -i "$prof_base.perf.data" --no-children --stdio \
+                    --percent-limit 0.5 -g none 2>/dev/null | head -n 80 >"$prof_base.txt"
+                log "profile: $prof_base.txt (perf.data beside it)"
+            fi
+        fi
         if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
             status=n/a
             log "$target died during the run"
