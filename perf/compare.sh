@@ -364,8 +364,10 @@ if [[ " $SCENARIOS " == *" rr "* ]] && [ -z "$RR_RATE" ]; then
     [ "$RR_RATE" -gt 0 ] || RR_RATE=5000
     RR_CAL="closed-loop max through $cal: $max req/s; offered rate = 50 % = $RR_RATE req/s"
     log "$RR_CAL"
-else
+elif [ -n "$RR_RATE" ]; then
     RR_CAL="fixed by RR_RATE"
+else
+    RR_CAL="rr not run"
 fi
 
 read -r -a TARGET_LIST <<<"$TARGETS"
