@@ -16,7 +16,7 @@ DURATION=${DURATION:-10}       # measured seconds per run
 WARMUP=${WARMUP:-1}            # un-measured warm-up seconds per run
 THREADS=${THREADS:-2}          # harp nbthread = HAProxy nbthread = nginx worker_processes
 PIN=${PIN:-none}               # none | split (proxy on CPU 0, load + upstream on CPU 1)
-SCENARIOS=${SCENARIOS:-"throughput connrate rr idle"}
+SCENARIOS=${SCENARIOS:-"throughput connrate rr idle events"}
 TARGETS=${TARGETS:-"direct harp haproxy-splice haproxy nginx"}
 TP_CONNS=${TP_CONNS:-1}        # throughput: parallel streams
 TP_DIR=${TP_DIR:-up}           # throughput: up (client->sink) or both (through echo)
@@ -26,6 +26,7 @@ RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
 RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
 RR_SIZE=${RR_SIZE:-100}        # rr and connrate request = response size
 IDLE_CONNS=${IDLE_CONNS:-2000} # idle: connections held open for the RSS-per-connection figure
+FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable server commands
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -125,6 +126,7 @@ log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK once :$UP_ONCE"
 # ---------------------------------------------------------------- proxies --------------------
 PROXY_PID=
 PROXY_PORT=
+EVENTS_CFG=0
 
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
@@ -141,6 +143,11 @@ frontend fe
 backend be
     server s1 127.0.0.1:$2
 EOF
+    if [ "$EVENTS_CFG" = 1 ]; then
+        # events: a second server to flap, and the Runtime API socket to flap it through.
+        echo "    server s2 127.0.0.1:$2" >>"$WORK/harp.cfg"
+        sed -i "2a\\    stats socket $WORK/harp.sock mode 600 level admin" "$WORK/harp.cfg"
+    fi
 }
 
 write_haproxy_cfg() { # port backend splice(0|1)
@@ -163,6 +170,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
         echo "    default_backend be"
         echo "backend be"
         echo "    server s1 127.0.0.1:$2"
+        [ "$EVENTS_CFG" = 1 ] && echo "    server s2 127.0.0.1:$2"
     } >"$WORK/haproxy.cfg"
 }
 
@@ -202,6 +210,7 @@ start_proxy() {
     harp)
         [ -x "$HARP" ] || return 1
         write_harp_cfg "$PROXY_PORT" "$backend"
+        rm -f "$WORK/harp.sock"
         "${PROXY_PIN[@]}" "$HARP" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
         ;;
     haproxy | haproxy-splice)
@@ -273,6 +282,7 @@ load_args() { # scenario -> args
     connrate) echo "--scenario connrate --conns $CR_CONNS --close $CR_CLOSE --req $RR_SIZE --resp $RR_SIZE" ;;
     rr) echo "--scenario rr --conns $RR_CONNS --rate $RR_RATE --req $RR_SIZE --resp $RR_SIZE" ;;
     idle) echo "--scenario idle --conns $IDLE_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
+    events) load_args rr ;;
     esac
 }
 
@@ -288,7 +298,13 @@ backend_for() { # scenario -> upstream port
 
 # run_one REP SCENARIO TARGET: appends one JSON line to $RAW
 run_one() {
-    local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null"
+    local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
+    # events needs a Runtime API to flap servers through: harp and HAProxy only.
+    if [ "$sc" = events ]; then
+        case $target in harp | haproxy) EVENTS_CFG=1 ;; *) return 0 ;; esac
+    else
+        EVENTS_CFG=0
+    fi
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
     if start_proxy "$target" "$(backend_for "$sc")"; then
@@ -303,6 +319,14 @@ run_one() {
                 >/dev/null 2>&1 &
             prof_pid=$!
         fi
+        if [ "$sc" = events ]; then
+            local sock=$WORK/haproxy.sock
+            [ "$target" = harp ] && sock=$WORK/harp.sock
+            timeout $((DURATION + WARMUP + 20)) "${LOAD_PIN[@]}" "$PERF" flap --socket "$sock" \
+                --server be/s2 --interval "$FLAP_INTERVAL" --duration "$((DURATION + WARMUP))s" \
+                >"$WORK/flap.json" 2>/dev/null &
+            flap_pid=$!
+        fi
         # shellcheck disable=SC2046
         json=$(timeout $((DURATION + WARMUP + 30)) "${LOAD_PIN[@]}" "$PERF" load \
             --target "127.0.0.1:$PROXY_PORT" $(load_args "$sc") \
@@ -311,6 +335,11 @@ run_one() {
         local rc=$?
         [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
         case $target in haproxy*) spl=$(haproxy_splice_counts) ;; esac
+        if [ -n "$flap_pid" ]; then
+            wait "$flap_pid" 2>/dev/null
+            flap=$(head -n1 "$WORK/flap.json" 2>/dev/null)
+            [ -n "$flap" ] || flap=null
+        fi
         if [ -n "$prof_pid" ]; then
             wait "$prof_pid" 2>/dev/null
             if [ -s "$prof_base.perf.data" ]; then
@@ -329,8 +358,8 @@ run_one() {
     fi
     [ -n "$json" ] || json=null
     local sp=${spl% *} tot=${spl#* }
-    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"result":%s}\n' \
-        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$json" >>"$RAW"
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$json" >>"$RAW"
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
@@ -343,10 +372,11 @@ elif s=="rr": print("%.0f req/s, p50 %s p99 %s p99.9 %s max %s us" % (r["req_s"]
 else: print("n/a")' 2>/dev/null || echo n/a)
     local extra=
     [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
+    [ "$flap" != null ] && extra="$extra flap $flap"
     log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
 }
 
-if [[ " $SCENARIOS " == *" rr "* ]] && [ -z "$RR_RATE" ]; then
+if [[ " $SCENARIOS " == *" rr "* || " $SCENARIOS " == *" events "* ]] && [ -z "$RR_RATE" ]; then
     cal=haproxy
     command -v haproxy >/dev/null || cal=direct
     log "rr calibration: closed-loop max rate through $cal"
@@ -401,6 +431,7 @@ META=$OUT/$STAMP.meta
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
+    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN perf/compare.sh"
 } >"$META"

@@ -19,6 +19,7 @@ SCEN = {
     "throughput": ("gbit_s", "Gbit/s", True, "cpu_s_per_gb", "proxy CPU-s/GB"),
     "connrate": ("conn_s", "conn/s", True, "cpu_us_per_conn", "proxy CPU-us/conn"),
     "rr": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
+    "events": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
     "idle": ("rss_per_conn_b", "proxy RSS B/conn", False, "rss_kib", "proxy RSS KiB (held)"),
 }
 ORDER = ["direct", "harp", "haproxy-splice", "haproxy", "nginx"]
@@ -93,15 +94,40 @@ def main():
         key, label, higher, ckey, clabel = SCEN[sc]
         md.append(f"## {sc}")
         md.append("")
-        if sc == "rr":
-            md.append("| target | ok runs | req/s | p50 us | p90 us | p99 us | p99.9 us | max us | proxy CPU-s |")
-            md.append("|---|---|---|---|---|---|---|---|---|")
+        if sc in ("rr", "events"):
+            ev = sc == "events"
+            if ev:
+                md.append(f"{meta.get('events', 'rr load while a server flaps')}. "
+                          "Flap columns: Runtime API commands that succeeded / sent, and their round-trip p99.")
+                md.append("")
+            md.append("| target | ok runs | req/s | p50 us | p90 us | p99 us | p99.9 us | max us | proxy CPU-s |"
+                      + (" flap ok / sent | flap rtt p99 us |" if ev else ""))
+            md.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ev else ""))
             for t in targets:
+                if ev and not any(r["scenario"] == sc and r["target"] == t for r in runs):
+                    continue
                 n = len(vals(sc, t, "req_s"))
                 cells = [med_range(vals(sc, t, "req_s"), 0)]
                 cells += [med_range(vals(sc, t, k), 0) for k, _ in PCTS]
                 cells.append(med_range(vals(sc, t, ckey)))
+                if ev:
+                    fl = [r.get("flap") for r in runs if r["scenario"] == sc and r["target"] == t
+                          and isinstance(r.get("flap"), dict)]
+                    cells.append(f"{sum(f.get('ok') or 0 for f in fl)} / {sum(f.get('commands') or 0 for f in fl)}")
+                    cells.append(med_range([f.get("rtt_p99_us") for f in fl], 0))
                 md.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+            if ev:
+                md.append("")
+                md.append("Did I/O latency move? p99 with flapping / p99 of the plain rr run of the same repeat "
+                          "(median (min-max); 1.0 = unchanged):")
+                md.append("")
+                md.append("| target | p99 events / p99 rr |")
+                md.append("|---|---|")
+                for t in targets:
+                    e, r0 = by_rep("events", t, "p99_us"), by_rep("rr", t, "p99_us")
+                    if e:
+                        rs = [e[k] / r0[k] for k in e if k in r0 and r0[k]]
+                        md.append(f"| {t} | {med_range(rs, 3)} |")
         else:
             md.append(f"| target | ok runs | {label} | {clabel} | errors |")
             md.append("|---|---|---|---|---|")
@@ -117,7 +143,7 @@ def main():
         if "harp" in targets:
             others = [t for t in targets if t != "harp"]
             cols = [(key, label)]
-            if not (sc == "rr" and ckey == "cpu_s") and not (sc == "idle"):
+            if not (sc in ("rr", "events") and ckey == "cpu_s") and not (sc == "idle"):
                 cols.append((ckey, clabel))
 
             def ratio(o, k):

@@ -2,11 +2,9 @@
 //! `perf/compare.sh` needs (free port, wait for a port, CPU of a pid, HAProxy's stats socket,
 //! machine busy fraction).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 use crate::load::{self, Direction, LoadCfg, Scenario};
@@ -113,6 +111,24 @@ enum Cmd {
         #[arg(long, default_value = "show info")]
         cmd: String,
     },
+    /// Flap a server through the Runtime API (disable/enable server) and time each command.
+    Flap {
+        /// Path of the UNIX stats socket.
+        #[arg(long)]
+        socket: String,
+        /// `backend/server` to flap.
+        #[arg(long)]
+        server: String,
+        /// Time between two commands.
+        #[arg(long, default_value = "100ms")]
+        interval: String,
+        /// How long to flap.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Write `index command send_unix_us rtt_us` per command to this file.
+        #[arg(long)]
+        log: Option<String>,
+    },
     /// Wait (bounded) for the machine to be quiet; print the busy fraction (0-1) measured last.
     Quiet {
         /// Busy fraction counted as quiet.
@@ -202,6 +218,23 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", haproxy_cmd(&socket, &cmd)?);
             Ok(())
         }
+        Cmd::Flap {
+            socket,
+            server,
+            interval,
+            duration,
+            log,
+        } => {
+            let cfg = crate::flap::FlapCfg {
+                socket,
+                server,
+                interval: net::parse_duration(&interval)?.max(Duration::from_millis(1)),
+                duration: net::parse_duration(&duration)?,
+                log,
+            };
+            println!("{}", crate::flap::run(&cfg)?);
+            Ok(())
+        }
         Cmd::Quiet { busy, max_wait } => {
             let b = procstat::wait_quiet(busy, net::parse_duration(&max_wait)?)?;
             println!("{b:.3}");
@@ -221,13 +254,5 @@ enum Closer {
 
 /// One request/answer on HAProxy's stats socket (it answers and closes in non-interactive mode).
 fn haproxy_cmd(path: &str, cmd: &str) -> Result<String> {
-    let mut s = UnixStream::connect(path).with_context(|| format!("connect {path}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(format!("{cmd}\n").as_bytes())?;
-    let mut out = String::new();
-    s.take(1 << 20)
-        .read_to_string(&mut out)
-        .context("read stats socket answer")?;
-    Ok(out)
+    crate::flap::socket_cmd(path, cmd, Duration::from_secs(2))
 }

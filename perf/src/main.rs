@@ -4,6 +4,7 @@
 
 mod cli;
 mod connrate;
+mod flap;
 mod idle;
 mod load;
 mod net;

@@ -92,6 +92,8 @@ pub fn run(cfg: &LoadCfg) -> Result<Report> {
     // Count by schedule: every request whose intended send time fell in the window, including
     // the few that completed after the window's last counter sample.
     r.requests = all.len();
+    // ... over the scheduled window, whose length is exactly `duration`.
+    r.secs = cfg.duration.as_secs_f64();
     r.offered_rate = cfg.rate;
     Ok(r)
 }
