@@ -1,7 +1,25 @@
-//! The Runtime API on `stats socket`s (to be written: see issue 5).
+//! The Runtime API on `stats socket`s, socat-compatible and worded as HAProxy 3.2.
+//!
+//! Layout: [`listener`] binds the sockets and accepts; [`session`] speaks the line protocol on
+//! one connection; [`parse`] turns a line into [`parse::AdminCommand`]s; [`commands`] runs them
+//! against the model; [`render`] prints stats in HAProxy's formats; [`help`] holds the help text.
+//! Everything runs on one dedicated thread with a current-thread tokio runtime, one task per
+//! connection, so admin clients never touch a data-plane worker.
 
-use std::sync::Arc;
+pub mod commands;
+pub mod help;
+pub mod listener;
+pub mod parse;
+pub mod render;
+pub mod session;
+#[cfg(test)]
+pub(crate) mod testutil;
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::StatsSocket;
 use crate::model::Registry;
 
 /// Extra `show info` lines from other modules (e.g. Lua memory and dropped events).
@@ -18,18 +36,122 @@ pub enum AdminError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The admin thread could not be started.
+    #[error("cannot start the Runtime API thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Where a running stats socket listens (TCP port resolved when 0 was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listening {
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+    /// A unix socket path.
+    Unix(PathBuf),
 }
 
 /// Running stats sockets.
-#[derive(Debug)]
-pub struct Admin {}
+pub struct Admin {
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    listening: Vec<Listening>,
+}
 
-/// Opens every `stats socket` and serves the Runtime API on its own thread.
-pub fn start(_reg: Arc<Registry>, _info: InfoHook) -> Result<Admin, AdminError> {
-    Ok(Admin {})
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("listening", &self.listening)
+            .finish()
+    }
+}
+
+/// Opens every `stats socket` of the configuration and serves the Runtime API on its own thread.
+pub fn start(reg: Arc<Registry>, info: InfoHook) -> Result<Admin, AdminError> {
+    let sockets = reg.global().stats_sockets.clone();
+    let timeout = reg.global().stats_timeout;
+    start_with(reg, info, &sockets, timeout)
+}
+
+/// [`start`] with explicit sockets and timeout (tests and embedders).
+pub fn start_with(
+    reg: Arc<Registry>,
+    info: InfoHook,
+    sockets: &[StatsSocket],
+    timeout: Duration,
+) -> Result<Admin, AdminError> {
+    let bound = listener::bind_all(sockets)?;
+    let listening = bound
+        .iter()
+        .filter_map(|b| match b {
+            listener::Bound::Tcp(l, _) => l.local_addr().ok().map(Listening::Tcp),
+            listener::Bound::Unix(_, _, p) => Some(Listening::Unix(p.clone())),
+        })
+        .collect();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let limits = session::Limits {
+        timeout: if timeout.is_zero() {
+            Duration::from_secs(10)
+        } else {
+            timeout
+        },
+        max_line: session::MAX_LINE,
+    };
+    let exec = Arc::new(commands::Executor::new(reg, info));
+    let thread = if bound.is_empty() {
+        None
+    } else {
+        let h = std::thread::Builder::new()
+            .name("harp-admin".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Runtime API: cannot build runtime");
+                        return;
+                    }
+                };
+                rt.block_on(listener::serve_all(bound, exec, limits, rx));
+            })
+            .map_err(AdminError::Spawn)?;
+        Some(h)
+    };
+    Ok(Admin {
+        stop: tx,
+        thread: Mutex::new(thread),
+        listening,
+    })
 }
 
 impl Admin {
-    /// Closes the sockets (unix socket files are removed).
-    pub fn stop(&self) {}
+    /// Closes the sockets (unix socket files are removed) and waits for the admin thread.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Only the first stop removes socket files (a later one could hit a newer process's).
+        if let Some(h) = handle {
+            let _ = h.join();
+            for l in &self.listening {
+                if let Listening::Unix(p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Where each socket listens, in configuration order.
+    pub fn listening(&self) -> &[Listening] {
+        &self.listening
+    }
 }
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

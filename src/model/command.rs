@@ -324,6 +324,13 @@ impl Registry {
         let mut op = desired.unwrap_or(old_op);
         if admin.maint() {
             op = OpState::Stopped;
+            if !old_admin.maint() {
+                // HAProxy: maintenance pauses checks and resets the health to 0.
+                let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
+                if c.enabled {
+                    c.health.cur = 0;
+                }
+            }
         } else if leaving_maint {
             // HAProxy: leaving maintenance starts the server OK and lets checks decide.
             let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
@@ -452,9 +459,11 @@ impl Registry {
         }
         let outcome = result.status.outcome();
         let passed = !matches!(outcome, super::check::CheckOutcome::Failed);
-        let (report, transition, changed) = {
+        let (report, transition, changed, counted) = {
             let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
-            if !c.enabled {
+            // Checks are paused in maintenance (HAProxy CHK_ST_PAUSED): a result still in
+            // flight when the server entered it is dropped.
+            if !c.enabled || s.admin().maint() {
                 return;
             }
             let before = c.health;
@@ -468,9 +477,10 @@ impl Registry {
             };
             let changed = before != c.health || prev_status != Some(result.status);
             c.last = Some(report.clone());
-            (report, tr, changed)
+            // HAProxy counts a failed check (`chkfail`) only while the health is above 0.
+            (report, tr, changed, !passed && before.cur > 0)
         };
-        if !passed {
+        if counted {
             s.counters.chkfail.fetch_add(1, Ordering::Relaxed);
         }
         if changed {
@@ -478,12 +488,17 @@ impl Registry {
             if let Some(p) = self.proxy_at(s.proxy_index) {
                 if p.config.log_health_checks {
                     let verdict = if passed { "succeeded" } else { "failed" };
+                    let mut status = report.health.status_text();
+                    if s.uweight() == 0 && report.health.cur >= report.health.rise {
+                        // HAProxy says DRAIN instead of UP for a server with weight 0.
+                        status = status.replace(" UP", " DRAIN");
+                    }
                     logging::warning(&format!(
                         "Health check for server {}/{} {verdict}{}, status: {}.",
                         p.name,
                         s.name,
                         check_reason(&report),
-                        report.health.status_text()
+                        status
                     ));
                 }
             }
@@ -502,30 +517,7 @@ impl Registry {
         let p = self
             .proxy_at(s.proxy_index)
             .ok_or_else(|| ApplyError("No such backend.".into()))?;
-        let t = text.trim();
-        let (num, pct) = match t.strip_suffix('%') {
-            Some(n) => (n, true),
-            None => (t, false),
-        };
-        let v: i64 = match num.parse() {
-            Ok(v) if !num.is_empty() => v,
-            _ => return err("Require <weight> or <weight%>."),
-        };
-        let w = if pct {
-            if v < 0 {
-                return err("Relative weight must be positive.");
-            }
-            let w = s.iweight() as i64 * v / 100;
-            if w > 256 {
-                return err("Relative weight too large.");
-            }
-            w as u32
-        } else {
-            if !(0..=256).contains(&v) {
-                return err("Absolute weight can only be between 0 and 256 inclusive.");
-            }
-            v as u32
-        };
+        let w = super::weight::parse_weight(s.iweight(), text).map_err(|e| ApplyError(e.into()))?;
         if !p.config.balance.is_dynamic() && w != 0 && w != s.iweight() {
             return err(
                 "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.",
@@ -659,4 +651,59 @@ fn check_reason(r: &CheckReport) -> String {
         r.result.duration_ms.max(0)
     ));
     m
+}
+
+#[cfg(test)]
+mod health_fix_tests {
+    use super::*;
+    use crate::model::check::CheckStatus;
+
+    fn refused() -> CheckResult {
+        CheckResult {
+            status: CheckStatus::L4Con,
+            duration_ms: 0,
+            info: Some("Connection refused".into()),
+            code: None,
+            agent: false,
+        }
+    }
+
+    #[test]
+    fn chkfail_counts_only_while_health_is_above_zero() {
+        let (reg, _sub) = super::super::tests::reference_registry();
+        let w1 = reg.find_server("test/webserver1").unwrap();
+        for _ in 0..3 {
+            reg.apply(Command::CheckDone {
+                server: w1.clone(),
+                result: refused(),
+            })
+            .unwrap();
+        }
+        assert_eq!(w1.counters.chkfail.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn maintenance_pauses_checks_and_zeroes_health() {
+        let (reg, sub) = super::super::tests::reference_registry();
+        let w1 = reg.find_server("test/webserver1").unwrap();
+        reg.apply(Command::SetAdmin {
+            server: w1.clone(),
+            action: AdminAction::Maint,
+            cause: super::super::state::Cause::Cli,
+        })
+        .unwrap();
+        assert_eq!(w1.check_state().health.cur, 0);
+        let _ = sub.receiver().try_iter().count();
+        reg.apply(Command::CheckDone {
+            server: w1.clone(),
+            result: refused(),
+        })
+        .unwrap();
+        assert_eq!(
+            sub.receiver().try_iter().count(),
+            0,
+            "no SERVER_CHECK in maint"
+        );
+        assert!(w1.check_state().last.is_none());
+    }
 }

@@ -10,6 +10,7 @@ mod proxy;
 mod registry;
 mod server;
 pub mod state;
+mod weight;
 
 pub use check::{CheckOutcome, CheckReport, CheckResult, CheckStatus, Health};
 pub use command::{AdminAction, ApplyError, Command, ForcedHealth, Outcome};
@@ -17,6 +18,7 @@ pub use proxy::{Proxy, ProxyCounters};
 pub use registry::{GlobalCounters, LookupError, Registry};
 pub use server::{CheckState, Server, ServerCounters};
 pub use state::{AdminFlags, Cause, OpState};
+pub use weight::{parse_weight, strtol};
 
 /// Seconds since the Unix epoch (event `when`, `lastchg`).
 pub fn unix_now() -> i64 {

@@ -1,0 +1,352 @@
+//! Executes parsed Runtime API commands against the model, replying in HAProxy's words.
+//!
+//! Every state change goes through [`Registry::apply`] with [`Cause::Cli`], so the CLI produces
+//! the same events and log lines as checks and Lua.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::help;
+use super::parse::{AdminCommand, SetServer};
+use super::render::{self, StatOptions};
+use super::InfoHook;
+use crate::config::AccessLevel;
+use crate::model::{AdminAction, Cause, Command, ForcedHealth, Registry, Server};
+
+/// Per-connection state a command may read or change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    /// Current level (starts at the socket's level; `operator`/`user` lower it).
+    pub level: AccessLevel,
+    /// Interactive mode (`prompt`).
+    pub interactive: bool,
+}
+
+/// What the session must do after a command.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// Text to send (each line ends with `\n`; the session adds the blank terminator line).
+    pub text: String,
+    /// Close the connection after sending (`quit`).
+    pub close: bool,
+}
+
+impl Reply {
+    fn text(t: impl Into<String>) -> Reply {
+        Reply {
+            text: t.into(),
+            close: false,
+        }
+    }
+
+    /// A one-line message (adds the newline).
+    fn line(t: impl AsRef<str>) -> Reply {
+        let t = t.as_ref();
+        if t.is_empty() {
+            Reply::default()
+        } else {
+            Reply::text(format!("{t}\n"))
+        }
+    }
+}
+
+const PERMISSION_DENIED: &str = "Permission denied\n";
+
+/// Runs commands for sessions; shared by every connection.
+pub struct Executor {
+    reg: Arc<Registry>,
+    info: InfoHook,
+}
+
+impl Executor {
+    /// An executor over the registry, with `show info` extras from `info`.
+    pub fn new(reg: Arc<Registry>, info: InfoHook) -> Executor {
+        Executor { reg, info }
+    }
+
+    fn find(&self, path: &str) -> Result<Arc<Server>, Reply> {
+        if path.is_empty() {
+            return Err(Reply::line("Require 'backend/server'."));
+        }
+        self.reg
+            .find_server(path)
+            .map_err(|e| Reply::line(e.to_string()))
+    }
+
+    fn apply(&self, cmd: Command) -> Reply {
+        match self.reg.apply(cmd) {
+            Ok(o) => Reply::line(o.message),
+            Err(e) => Reply::line(e.0),
+        }
+    }
+
+    /// Runs one command for a session.
+    pub fn execute(&self, cmd: AdminCommand, st: &mut SessionState) -> Reply {
+        match run(self, cmd, st) {
+            Ok(r) | Err(r) => r,
+        }
+    }
+}
+
+fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
+    if st.level >= level {
+        Ok(())
+    } else {
+        Err(Reply::text(PERMISSION_DENIED))
+    }
+}
+
+fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, Reply> {
+    use AccessLevel::Admin;
+    Ok(match cmd {
+        AdminCommand::Help(words) => Reply::text(help::help(st.level, &words)),
+        AdminCommand::Prompt => {
+            st.interactive = !st.interactive;
+            Reply::default()
+        }
+        AdminCommand::Quit => Reply {
+            text: String::new(),
+            close: true,
+        },
+        AdminCommand::Echo(t) => Reply::text(format!("{t}\n")),
+        AdminCommand::SetLevel(l) => {
+            need(st, l)?;
+            st.level = l;
+            Reply::default()
+        }
+        AdminCommand::ShowCliLevel => Reply::line(match st.level {
+            AccessLevel::Admin => "admin",
+            AccessLevel::Operator => "operator",
+            AccessLevel::User => "user",
+        }),
+        AdminCommand::ShowInfo(format) => {
+            let extra = (x.info)();
+            Reply::text(render::show_info(&x.reg, &extra, format))
+        }
+        AdminCommand::ShowStat {
+            filter,
+            format,
+            up,
+            no_maint,
+        } => {
+            let o = StatOptions {
+                filter,
+                format,
+                up,
+                no_maint,
+            };
+            match render::show_stat(&x.reg, &o) {
+                Ok(t) => Reply::text(t),
+                Err(e) => Reply::line(e),
+            }
+        }
+        AdminCommand::ShowServersState(b) => match render::servers_state(&x.reg, b.as_deref()) {
+            Ok(t) => Reply::text(t),
+            Err(e) => Reply::line(e),
+        },
+        AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
+        AdminCommand::GetWeight(path) => {
+            let s = x.find(&path)?;
+            Reply::line(format!("{} (initial {})", s.uweight(), s.iweight()))
+        }
+        AdminCommand::SetWeight(path, w) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            let weight = w;
+            x.apply(Command::SetWeight { server: s, weight })
+        }
+        AdminCommand::SetServer(path, what) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            set_server(x, s, what)
+        }
+        AdminCommand::SetMaxconnServer(path, v) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            let n = maxconn_request(&v).map_err(Reply::line)?;
+            x.apply(Command::SetMaxconn {
+                server: s,
+                maxconn: n,
+            })
+        }
+        AdminCommand::SetMaxconnOther => {
+            need(st, Admin)?;
+            Reply::line("'set maxconn' only supports 'frontend', 'server', and 'global'.")
+        }
+        AdminCommand::EnableServer(path, on) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::SetAdmin {
+                server: s,
+                action: if on {
+                    AdminAction::Ready
+                } else {
+                    AdminAction::Maint
+                },
+                cause: Cause::Cli,
+            })
+        }
+        AdminCommand::EnableHealth(path, on) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::SetCheckEnabled {
+                server: s,
+                enabled: on,
+            })
+        }
+        AdminCommand::EnableAgent(path, on) => {
+            need(st, Admin)?;
+            x.find(&path)?;
+            if on {
+                Reply::line("Agent was not configured on this server, cannot enable.")
+            } else {
+                Reply::default()
+            }
+        }
+        AdminCommand::AddServerHelp => {
+            need(st, Admin)?;
+            Reply::text(help::add_server_help())
+        }
+        AdminCommand::AddServer(path, words) => {
+            need(st, Admin)?;
+            add_server(x, &path, &words)
+        }
+        AdminCommand::DelServer(path) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::DelServer { server: s })
+        }
+        AdminCommand::ShutdownSessions(path) => {
+            need(st, Admin)?;
+            let s = x.find(&path)?;
+            x.apply(Command::ShutdownSessions { server: s })
+        }
+        AdminCommand::Unknown(words) => Reply::text(help::unknown(st.level, &words)),
+    })
+}
+
+/// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).
+fn maxconn_request(text: &str) -> Result<u32, &'static str> {
+    if text.is_empty() {
+        return Err("Require <maxconn>.");
+    }
+    match crate::model::strtol(text) {
+        (None, _) => Err("maxconn string empty or preceded by garbage"),
+        (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
+        (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
+    }
+}
+
+fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
+    match what {
+        SetServer::Weight(weight) => x.apply(Command::SetWeight { server: s, weight }),
+        SetServer::State(w) => {
+            let action = match w.as_str() {
+                "ready" => AdminAction::Ready,
+                "drain" => AdminAction::Drain,
+                "maint" => AdminAction::Maint,
+                _ => {
+                    return Reply::line(
+                        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.",
+                    )
+                }
+            };
+            x.apply(Command::SetAdmin {
+                server: s,
+                action,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Health(w) => {
+            let health = match w.as_str() {
+                "up" => ForcedHealth::Up,
+                "stopping" => ForcedHealth::Stopping,
+                "down" => ForcedHealth::Down,
+                _ => {
+                    return Reply::line(
+                        "'set server <srv> health' expects 'up', 'stopping', or 'down'.",
+                    )
+                }
+            };
+            x.apply(Command::SetHealth {
+                server: s,
+                health,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Agent(_) => Reply::line("agent checks are not enabled on this server."),
+        SetServer::Addr { addr, port } => {
+            if addr.is_empty() {
+                return Reply::line(
+                    "set server <b>/<s> addr requires an address and optionally a port.",
+                );
+            }
+            let ip: IpAddr = match addr.parse() {
+                Ok(ip) => ip,
+                Err(_) => return Reply::line(format!("Invalid addr '{addr}'")),
+            };
+            let port = match port {
+                None => None,
+                Some(p) => match p.parse::<u32>() {
+                    Ok(v) if (1..=65535).contains(&v) => Some(v as u16),
+                    Ok(_) => return Reply::line("provided port is out of range"),
+                    Err(_) => return Reply::line("provided port is not an integer"),
+                },
+            };
+            x.apply(Command::SetAddr {
+                server: s,
+                ip,
+                port,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::Other => Reply::line(
+            "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | state | weight",
+        ),
+    }
+}
+
+fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
+    let Some((b, name)) = path.split_once('/') else {
+        return Reply::line("Require 'backend/server'.");
+    };
+    let Some(be) = x.reg.backend(b) else {
+        return Reply::line("No such backend.");
+    };
+    if !be.config.balance.is_dynamic() {
+        return Reply::line(
+            "Backend must use a dynamic load balancing to support dynamic servers.",
+        );
+    }
+    if name.is_empty() {
+        return Reply::line("Require 'backend/server'.");
+    }
+    let config = match crate::config::parse_server_args(name, words, &be.config.default_server) {
+        Ok(c) => c,
+        Err(e) => return Reply::line(e),
+    };
+    x.apply(Command::AddServer {
+        backend: b.to_string(),
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxconn_texts_follow_haproxy() {
+        assert_eq!(maxconn_request(""), Err("Require <maxconn>."));
+        assert_eq!(
+            maxconn_request("x"),
+            Err("maxconn string empty or preceded by garbage")
+        );
+        assert_eq!(
+            maxconn_request("10x"),
+            Err("Trailing garbage in maxconn string")
+        );
+        assert_eq!(maxconn_request("-1"), Err("Value out of range."));
+        assert_eq!(maxconn_request("100"), Ok(100));
+    }
+}

@@ -1,0 +1,231 @@
+//! One Runtime API connection: HAProxy's protocol on any byte stream.
+//!
+//! By default one line is read, its `;`-separated commands run, each reply followed by an empty
+//! line, then the connection closes. `prompt` switches to interactive mode (`> ` prompt, idle
+//! timeout = `stats timeout`) until `quit` or EOF. Lines are bounded; reads and writes time out,
+//! so a client that never reads or never writes only ever holds its own task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::commands::{Executor, SessionState};
+use super::parse;
+use crate::config::AccessLevel;
+
+/// Longest accepted command line (bytes, newline excluded).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The reply to a line longer than [`MAX_LINE`] (the connection then closes).
+pub const TOO_LONG: &str = "The command is too big for the buffer size. Please change tune.bufsize in the configuration to use a bigger command.\n";
+
+/// Session limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Idle time allowed while waiting for a line, and for each write to complete.
+    pub timeout: Duration,
+    /// Longest line.
+    pub max_line: usize,
+}
+
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+    Eof,
+}
+
+struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    async fn next(&mut self, max: usize) -> std::io::Result<Line> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                if pos > max {
+                    return Ok(Line::TooLong);
+                }
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Text(line));
+            }
+            if self.buf.len() > max {
+                return Ok(Line::TooLong);
+            }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return Ok(Line::Eof);
+                }
+                return Ok(Line::Text(std::mem::take(&mut self.buf)));
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.inner.read(&mut chunk).await?;
+            if n == 0 {
+                self.eof = true;
+            } else {
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], limits: &Limits) -> bool {
+    if data.is_empty() {
+        return true;
+    }
+    matches!(
+        tokio::time::timeout(limits.timeout, w.write_all(data)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Serves one connection until it ends. Never panics on client input.
+pub async fn serve<S>(stream: S, exec: Arc<Executor>, level: AccessLevel, limits: Limits)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut reader = LineReader {
+        inner: rd,
+        buf: Vec::new(),
+        eof: false,
+    };
+    let mut st = SessionState {
+        level,
+        interactive: false,
+    };
+    loop {
+        let line = match tokio::time::timeout(limits.timeout, reader.next(limits.max_line)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(_)) | Err(_) => break,
+        };
+        let bytes = match line {
+            Line::Eof => break,
+            Line::TooLong => {
+                let _ = send(&mut wr, format!("{TOO_LONG}\n").as_bytes(), &limits).await;
+                let _ = wr.shutdown().await;
+                // Swallow what the client is still sending (bounded) so closing does not reset
+                // the connection before it read the reply.
+                let mut sink = [0u8; 8192];
+                let mut left = 4 * limits.max_line + 1024 * 1024;
+                let drain = async {
+                    while left > 0 {
+                        match reader.inner.read(&mut sink).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => left = left.saturating_sub(n),
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+                return;
+            }
+            Line::Text(b) => b,
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut out = String::new();
+        let mut close = false;
+        let mut ran = false;
+        for cmd in parse::split_commands(&text) {
+            let Some(c) = parse::parse_command(&cmd) else {
+                continue;
+            };
+            ran = true;
+            let reply = exec.execute(c, &mut st);
+            if reply.close {
+                close = true;
+                break;
+            }
+            out.push_str(&reply.text);
+            // HAProxy's post-command prompt: LF alone, or LF + "> " in interactive mode.
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
+        }
+        if !ran && !close {
+            out.push_str(if st.interactive { "\n> " } else { "\n" });
+        }
+        if !send(&mut wr, out.as_bytes(), &limits).await {
+            return;
+        }
+        // Non-interactive sessions end once the request buffer is empty (pipelined lines
+        // already received still run, as in HAProxy).
+        if close || (!st.interactive && reader.buf.is_empty()) {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(limits.timeout, wr.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::InfoHook;
+
+    fn exec() -> Arc<Executor> {
+        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let hook: InfoHook = Arc::new(Vec::new);
+        Arc::new(Executor::new(reg, hook))
+    }
+
+    async fn talk(input: &[u8], level: AccessLevel) -> String {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            max_line: 1024,
+        };
+        let task = tokio::spawn(serve(server, exec(), level, limits));
+        client.write_all(input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        task.await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn one_line_several_commands() {
+        let out = talk(b"echo a;echo b\n", AccessLevel::Admin).await;
+        assert_eq!(out, "a\n\nb\n\n");
+    }
+
+    #[tokio::test]
+    async fn prompt_mode() {
+        let out = talk(
+            b"prompt\necho hi\n\nshow cli level\nquit\necho no\n",
+            AccessLevel::Admin,
+        )
+        .await;
+        assert_eq!(out, "\n> hi\n\n> \n> admin\n\n> ");
+    }
+
+    #[tokio::test]
+    async fn too_long_line_closes() {
+        let big = vec![b'a'; 5000];
+        let out = talk(&big, AccessLevel::Admin).await;
+        assert_eq!(out, format!("{TOO_LONG}\n"));
+    }
+
+    #[tokio::test]
+    async fn unterminated_last_line_runs() {
+        let out = talk(b"echo x", AccessLevel::User).await;
+        assert_eq!(out, "x\n\n");
+    }
+
+    #[tokio::test]
+    async fn user_level_cannot_change() {
+        let out = talk(
+            b"set server test/webserver1 state maint\n",
+            AccessLevel::User,
+        )
+        .await;
+        assert_eq!(out, "Permission denied\n\n");
+        let out = talk(b"operator\n", AccessLevel::User).await;
+        assert_eq!(out, "Permission denied\n\n");
+        let out = talk(b"user;show cli level\n", AccessLevel::Admin).await;
+        assert_eq!(out, "\nuser\n\n");
+    }
+}

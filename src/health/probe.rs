@@ -1,0 +1,263 @@
+//! One check run against one address: TCP connect, `option tcp-check` (connect only) or
+//! `option httpchk`, with HAProxy's statuses, infos and timeouts.
+//!
+//! Timeouts (HAProxy `check.c`): the whole check is bounded by `inter`; when both `timeout
+//! check` and `timeout connect` are set, the connect phase is bounded by `min(inter, timeout
+//! connect)` and, once connected, the response by `timeout check`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::{CheckKind, HttpCheck};
+use crate::model::{CheckResult, CheckStatus};
+
+/// Biggest response head read by an HTTP check: the status line must fit in it.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Suffix HAProxy appends to connect errors of `option tcp-check` (leading space included).
+const TCPCHK_CONNECT_STEP: &str = " at initial connection step of tcp-check";
+
+/// Everything one probe needs, copied out of the configuration so a probe owns no lock.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    /// Where to connect (`addr`/`port` server keywords, else the server's address).
+    pub addr: SocketAddr,
+    /// What to send and expect.
+    pub kind: CheckKind,
+    /// The server's `inter`: bounds the whole check when `timeout check` is unset.
+    pub inter: Duration,
+    /// The backend's `timeout connect`.
+    pub timeout_connect: Option<Duration>,
+    /// The backend's `timeout check`.
+    pub timeout_check: Option<Duration>,
+}
+
+impl ProbeSpec {
+    fn connect_deadline(&self, start: Instant) -> Instant {
+        let whole = start + self.inter;
+        match (self.timeout_check, self.timeout_connect) {
+            (Some(_), Some(c)) => whole.min(start + c),
+            _ => whole,
+        }
+    }
+
+    fn read_deadline(&self, start: Instant, connected: Instant) -> Instant {
+        match self.timeout_check {
+            Some(t) => connected + t,
+            None => start + self.inter,
+        }
+    }
+}
+
+/// Runs one check and describes what it saw; never panics, whatever the peer does.
+pub async fn probe(spec: &ProbeSpec) -> CheckResult {
+    let start = Instant::now();
+    let tcpchk = matches!(spec.kind, CheckKind::TcpCheck);
+    let connect = tokio::time::timeout_at(
+        spec.connect_deadline(start).into(),
+        TcpStream::connect(spec.addr),
+    )
+    .await;
+    let mut stream = match connect {
+        Err(_elapsed) => {
+            let info = tcpchk.then(|| TCPCHK_CONNECT_STEP.to_string());
+            return result(CheckStatus::L4Tout, start, info, None);
+        }
+        Ok(Err(e)) => {
+            let mut info = strerror(&e);
+            if tcpchk {
+                info.push_str(TCPCHK_CONNECT_STEP);
+            }
+            return result(CheckStatus::L4Con, start, Some(info), None);
+        }
+        Ok(Ok(s)) => s,
+    };
+    let connected = Instant::now();
+    let res = match &spec.kind {
+        CheckKind::Tcp | CheckKind::TcpCheck => result(CheckStatus::L4Ok, start, None, None),
+        CheckKind::Http(h) => {
+            http(&mut stream, h, spec.read_deadline(start, connected), start).await
+        }
+    };
+    close_silently(stream);
+    res
+}
+
+/// Closes with a reset, as HAProxy does after a check, so thousands of checks per second leave
+/// no TIME_WAIT sockets behind.
+fn close_silently(s: TcpStream) {
+    let sock = socket2::SockRef::from(&s);
+    let _ = sock.set_linger(Some(Duration::ZERO));
+    drop(s);
+}
+
+async fn http(s: &mut TcpStream, h: &HttpCheck, deadline: Instant, start: Instant) -> CheckResult {
+    let req = http_request(h);
+    match tokio::time::timeout_at(deadline.into(), s.write_all(req.as_bytes())).await {
+        Err(_) => return result(CheckStatus::L7Tout, start, None, None),
+        Ok(Err(e)) => return result(CheckStatus::SockErr, start, Some(strerror(&e)), None),
+        Ok(Ok(())) => {}
+    }
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return status_line(&buf[..end], h, start);
+        }
+        if buf.len() >= MAX_HEAD {
+            return status_line(&buf, h, start);
+        }
+        match tokio::time::timeout_at(deadline.into(), s.read(&mut chunk)).await {
+            Err(_) => return result(CheckStatus::L7Tout, start, None, None),
+            Ok(Err(e)) => return result(CheckStatus::SockErr, start, Some(strerror(&e)), None),
+            Ok(Ok(0)) => {
+                if buf.is_empty() {
+                    // Closed without a byte: HAProxy reports an empty HTX message as L7RSP.
+                    return result(CheckStatus::L7Rsp, start, None, None);
+                }
+                let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+                return status_line(&buf[..end], h, start);
+            }
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The request `option httpchk` sends: request line, headers (`Host` only with HTTP/1.1), blank
+/// line.
+pub(crate) fn http_request(h: &HttpCheck) -> String {
+    let mut req = format!("{} {} {}\r\n", h.method, h.uri, h.version);
+    let http11 = h.version.eq_ignore_ascii_case("HTTP/1.1");
+    for (name, value) in &h.headers {
+        if name.eq_ignore_ascii_case("host") && !http11 {
+            continue;
+        }
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// Judges an HTTP status line: L7OK for 2xx/3xx (or the expected status), L7STS with the code
+/// and the reason phrase otherwise, L7RSP (no info) when it is not HTTP.
+fn status_line(line: &[u8], h: &HttpCheck, start: Instant) -> CheckResult {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches(['\r', '\n']);
+    let Some((code, reason)) = parse_status_line(text) else {
+        return result(CheckStatus::L7Rsp, start, None, None);
+    };
+    let passed = match h.expect_status {
+        Some(want) => code == want,
+        None => (200..400).contains(&code),
+    };
+    let status = if passed {
+        CheckStatus::L7Ok
+    } else {
+        CheckStatus::L7Sts
+    };
+    // HAProxy 2.2+ (`tcpcheck_eval_expect_http`): a failed status reports the reason phrase, a
+    // pass reports nothing but the code.
+    let info = (!passed && !reason.is_empty()).then(|| reason.to_string());
+    result(status, start, info, Some(code as i32))
+}
+
+/// `HTTP/1.x NNN reason` → `(NNN, reason)`.
+pub(crate) fn parse_status_line(line: &str) -> Option<(u16, &str)> {
+    let rest = line.strip_prefix("HTTP/")?;
+    let (version, rest) = rest.split_once(' ')?;
+    let mut v = version.split('.');
+    let (major, minor) = (v.next()?, v.next()?);
+    if v.next().is_some()
+        || major.len() != 1
+        || minor.len() != 1
+        || !major
+            .bytes()
+            .chain(minor.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let code_text = rest.get(..3)?;
+    if !code_text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let after = &rest[3..];
+    if !(after.is_empty() || after.starts_with(' ')) {
+        return None;
+    }
+    let code: u16 = code_text.parse().ok()?;
+    if !(100..=999).contains(&code) {
+        return None;
+    }
+    Some((code, after.trim()))
+}
+
+fn result(
+    status: CheckStatus,
+    start: Instant,
+    info: Option<String>,
+    code: Option<i32>,
+) -> CheckResult {
+    CheckResult {
+        status,
+        duration_ms: start.elapsed().as_millis() as i64,
+        info,
+        code,
+        agent: false,
+    }
+}
+
+/// `strerror(errno)` as HAProxy prints it (`Connection refused`), without Rust's
+/// ` (os error N)` suffix.
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line("HTTP/1.1 200 OK"), Some((200, "OK")));
+        assert_eq!(parse_status_line("HTTP/1.0 503"), Some((503, "")));
+        assert_eq!(
+            parse_status_line("HTTP/1.1 404 Not Found"),
+            Some((404, "Not Found"))
+        );
+        assert_eq!(parse_status_line("SSH-2.0-OpenSSH"), None);
+        assert_eq!(parse_status_line("HTTP/1.1 2000 OK"), None);
+        assert_eq!(parse_status_line("HTTP/x.1 200 OK"), None);
+        assert_eq!(parse_status_line(""), None);
+    }
+
+    #[test]
+    fn request_drops_host_on_http10() {
+        let mut h = HttpCheck {
+            method: "GET".into(),
+            uri: "/health".into(),
+            version: "HTTP/1.0".into(),
+            headers: vec![("Host".into(), "example".into())],
+            expect_status: None,
+        };
+        assert_eq!(http_request(&h), "GET /health HTTP/1.0\r\n\r\n");
+        h.version = "HTTP/1.1".into();
+        assert_eq!(
+            http_request(&h),
+            "GET /health HTTP/1.1\r\nHost: example\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn strerror_strips_os_error() {
+        let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(strerror(&e), "Connection refused");
+    }
+}

@@ -1,0 +1,196 @@
+//! The check thread's tasks: a supervisor that follows the registry, and one loop per server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::probe::{probe, ProbeSpec};
+use crate::config::ServerParams;
+use crate::model::{Command, Health, OpState, Registry, Server};
+
+/// How often the supervisor re-scans the registry and sends `Command::Tick`.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+
+/// Follows the registry until `stop` turns true: one check task per server whose check is
+/// enabled, started when it appears, aborted when it is deleted or its check disabled.
+pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool>) {
+    let mut tasks: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
+    let mut seed = seed_from_clock();
+    let mut first_scan = true;
+    let mut tick = tokio::time::interval(SCAN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let _ = reg.apply(Command::Tick);
+        let mut seen: Vec<usize> = Vec::with_capacity(tasks.len());
+        for p in reg.proxies() {
+            for s in p.servers().iter() {
+                // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
+                if s.deleted() || s.admin().maint() || !s.check_state().enabled {
+                    continue;
+                }
+                let id = Arc::as_ptr(s) as usize;
+                seen.push(id);
+                let alive = tasks.get(&id).is_some_and(|(_, h)| !h.is_finished());
+                if !alive {
+                    seed = splitmix(seed);
+                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed, first_scan));
+                    tasks.insert(id, (s.clone(), h));
+                }
+            }
+        }
+        seen.sort_unstable();
+        tasks.retain(|id, (_, h)| {
+            let keep = seen.binary_search(id).is_ok();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        first_scan = false;
+    }
+    for (_, (_, h)) in tasks.drain() {
+        h.abort();
+    }
+}
+
+/// Checks one server forever: at start-up the first check falls at a random point of `inter`
+/// (servers found later, e.g. leaving maintenance or `enable health`, are checked at once, as
+/// HAProxy does); then one check after another separated by the interval the health calls for,
+/// plus `spread-checks` jitter.
+async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_first: bool) {
+    let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
+        return;
+    };
+    let spread = reg.global().spread_checks.min(50);
+    let inter = srv.params.inter.max(Duration::from_millis(1));
+    rng = splitmix(rng);
+    if spread_first {
+        let first = Duration::from_nanos(rng % (inter.as_nanos() as u64).max(1));
+        tokio::time::sleep(first).await;
+    }
+    let mut spec = ProbeSpec {
+        addr: check_addr(&srv),
+        kind: proxy.config.check.clone(),
+        inter,
+        timeout_connect: proxy.config.timeouts.connect,
+        timeout_check: proxy.config.timeouts.check,
+    };
+    loop {
+        if srv.deleted() {
+            return;
+        }
+        // `set server addr` may have moved it since the last check.
+        spec.addr = check_addr(&srv);
+        let result = probe(&spec).await;
+        if srv.deleted() || srv.admin().maint() || !srv.check_state().enabled {
+            return;
+        }
+        let _ = reg.apply(Command::CheckDone {
+            server: srv.clone(),
+            result,
+        });
+        let health = srv.check_state().health;
+        let base = next_interval(&srv.params, health, srv.op_state());
+        rng = splitmix(rng);
+        tokio::time::sleep(jitter(base, spread, rng)).await;
+    }
+}
+
+/// Where checks go: `addr` and `port` server keywords override the server's address.
+fn check_addr(s: &Server) -> SocketAddr {
+    let a = s.addr();
+    SocketAddr::new(
+        s.params.check_addr.unwrap_or(a.ip()),
+        s.params.check_port.unwrap_or(a.port()),
+    )
+}
+
+/// HAProxy's `srv_getinter()`: `downinter` while DOWN with health 0, `fastinter` while the health
+/// counter is between its extremes, `inter` otherwise (each falls back to `inter`).
+pub fn next_interval(p: &ServerParams, health: Health, op: OpState) -> Duration {
+    if op == OpState::Stopped && health.cur == 0 {
+        return p.downinter.unwrap_or(p.inter);
+    }
+    if health.cur != health.rise + health.fall - 1 {
+        return p.fastinter.unwrap_or(p.inter);
+    }
+    p.inter
+}
+
+/// `spread-checks <pct>`: the interval moves by up to ±pct% at random.
+fn jitter(base: Duration, spread_pct: u32, rng: u64) -> Duration {
+    if spread_pct == 0 {
+        return base;
+    }
+    let span = base.as_nanos() as u64 * spread_pct as u64 / 100;
+    let offset = rng % (2 * span + 1);
+    Duration::from_nanos((base.as_nanos() as u64 + offset).saturating_sub(span))
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+}
+
+/// A small PRNG step (splitmix64): enough to spread checks, no cryptographic use.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_srv_getinter() {
+        let ms = Duration::from_millis;
+        let mut p = ServerParams {
+            inter: ms(1000),
+            ..Default::default()
+        };
+        let h = |cur| Health {
+            cur,
+            rise: 2,
+            fall: 3,
+        };
+        // Without fastinter/downinter everything is inter.
+        assert_eq!(next_interval(&p, h(0), OpState::Stopped), ms(1000));
+        assert_eq!(next_interval(&p, h(2), OpState::Running), ms(1000));
+        p.fastinter = Some(ms(100));
+        p.downinter = Some(ms(5000));
+        assert_eq!(next_interval(&p, h(4), OpState::Running), ms(1000));
+        assert_eq!(next_interval(&p, h(3), OpState::Running), ms(100));
+        assert_eq!(next_interval(&p, h(1), OpState::Stopped), ms(100));
+        assert_eq!(next_interval(&p, h(0), OpState::Stopped), ms(5000));
+        // Health 0 but still up (never happens through the model): fastinter, as HAProxy.
+        assert_eq!(next_interval(&p, h(0), OpState::Running), ms(100));
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let base = Duration::from_millis(1000);
+        let mut r = 1;
+        for _ in 0..1000 {
+            r = splitmix(r);
+            let d = jitter(base, 10, r);
+            assert!(d >= Duration::from_millis(900) && d <= Duration::from_millis(1100));
+        }
+        assert_eq!(jitter(base, 0, 5), base);
+    }
+}

@@ -1,0 +1,134 @@
+//! Runs Lua functions as coroutines on the engine's runtime, with HAProxy's safety limits:
+//! `tune.lua.burst-timeout` (pure Lua run time between two yields, enforced by an instruction
+//! hook) and `tune.lua.task-timeout` (whole run). Errors never escape: they are returned as
+//! text for the caller to log.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use mlua::{Function, HookTriggers, MultiValue, Thread, VmState};
+
+use super::engine::{clean_error, ctx, Ctx};
+
+/// Marker carried by the error `core.done()` raises to end the current run early.
+pub(crate) const DONE_MARKER: &str = "__harp_core_done__";
+
+thread_local! {
+    /// Deadline of the coroutine slice currently running on this thread (burst timeout).
+    static BURST_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set by the hook when it forced a yield (so the burst clock keeps running).
+    static FORCED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Polls a coroutine with the instruction hook armed: every `forced_yield` instructions it
+/// yields to the scheduler (so a busy script never starves other callbacks) and aborts the run
+/// with `burst timeout` once it has run pure Lua, without a voluntary yield, for too long.
+struct Burst<F> {
+    inner: Pin<Box<F>>,
+    thread: Thread,
+    burst: Option<Duration>,
+    forced_yield: u32,
+    /// Start of the current pure-Lua stretch (kept across forced yields).
+    deadline: Option<Instant>,
+}
+
+impl<F: Future> Future for Burst<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let burst = self.burst;
+        if self.deadline.is_none() {
+            self.deadline = burst.map(|b| Instant::now() + b);
+        }
+        let deadline = self.deadline;
+        BURST_DEADLINE.with(|d| d.set(deadline));
+        FORCED.with(|f| f.set(false));
+        // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice.
+        self.thread.set_hook(
+            HookTriggers::new().every_nth_instruction(self.forced_yield),
+            |_lua, debug| {
+                let late = BURST_DEADLINE
+                    .with(|d| d.get())
+                    .is_some_and(|t| Instant::now() > t);
+                if late {
+                    let src = debug.source();
+                    let file = src.short_src.as_deref().unwrap_or("?").to_string();
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "{file}:{}: burst timeout",
+                        debug.curr_line()
+                    )));
+                }
+                FORCED.with(|f| f.set(true));
+                Ok(VmState::Yield)
+            },
+        );
+        let r = self.inner.as_mut().poll(cx);
+        BURST_DEADLINE.with(|d| d.set(None));
+        if !FORCED.with(|f| f.replace(false)) {
+            self.deadline = None;
+        }
+        r
+    }
+}
+
+/// Refreshes the memory figure `show info` prints.
+pub(crate) fn update_memory(ctx: &Ctx) {
+    ctx.shared
+        .memory
+        .store(ctx.lua.used_memory() as u64, Ordering::Relaxed);
+}
+
+fn is_done(e: &mlua::Error) -> bool {
+    e.to_string().contains(DONE_MARKER)
+}
+
+/// Runs `f(args)` as a coroutine to completion. `core.done()` counts as success. `what` says
+/// which timeout applies (`task`/`event` use `tune.lua.task-timeout`).
+pub(crate) async fn run(f: Function, args: MultiValue, what: &str) -> Result<(), String> {
+    let ctx = ctx().map_err(|e| e.to_string())?;
+    let thread = ctx.lua.create_thread(f).map_err(|e| clean_error(&e))?;
+    let burst = Some(ctx.tune.burst_timeout).filter(|d| !d.is_zero());
+    let forced_yield = ctx.tune.forced_yield.unwrap_or_else(|| {
+        let threads = ctx.reg.global().nbthread.unwrap_or(1).max(1) as u32;
+        (10000 / threads).max(500)
+    });
+    let fut = Burst {
+        inner: Box::pin(thread.clone().into_async::<()>(args)),
+        thread,
+        burst,
+        forced_yield: forced_yield.max(1),
+        deadline: None,
+    };
+    let timeout = match what {
+        "task" | "event" => ctx.tune.task_timeout,
+        _ => None,
+    };
+    let res = match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r.map_err(|e| (is_done(&e), clean_error(&e))),
+            Err(_) => Err((false, "execution timeout".to_string())),
+        },
+        None => fut.await.map_err(|e| (is_done(&e), clean_error(&e))),
+    };
+    update_memory(&ctx);
+    match res {
+        Ok(()) | Err((true, _)) => Ok(()),
+        Err((false, m)) => {
+            ctx.shared.errors.fetch_add(1, Ordering::Relaxed);
+            Err(m)
+        }
+    }
+}
+
+/// Starts a task (`core.register_task`) now; errors are logged as HAProxy does.
+pub(crate) fn spawn_task(f: Function, args: MultiValue) {
+    tokio::task::spawn_local(async move {
+        if let Err(m) = run(f, args, "task").await {
+            crate::logging::alert(&format!("Lua task: {m}."));
+        }
+    });
+}

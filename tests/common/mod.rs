@@ -1,0 +1,179 @@
+//! Shared end-to-end test support: start the real `harp` binary on a config, wait for it, talk
+//! to its Runtime API, and always kill it (Drop), even when a test panics.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released; the tiny race is accepted in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running harp process; killed on drop.
+pub struct Harp {
+    child: Child,
+    /// Temp dir holding the config and captured output.
+    pub dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+}
+
+impl Harp {
+    /// Writes `config` to a temp dir and starts `harp -f` there with `env` added. Does not wait.
+    pub fn spawn(config: &str, env: &[(&str, &str)]) -> Harp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_in(dir, config, env)
+    }
+
+    /// Same as [`Harp::spawn`] in a prepared directory (scripts already written there).
+    pub fn spawn_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Harp {
+        let cfg = dir.path().join("harp.cfg");
+        std::fs::write(&cfg, config).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let err = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harp"));
+        cmd.arg("-f").arg(&cfg).current_dir(dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn harp");
+        Harp {
+            child,
+            dir,
+            stderr_path,
+        }
+    }
+
+    /// Starts harp and waits until `port` on 127.0.0.1 accepts connections.
+    pub fn start(config: &str, port: u16, env: &[(&str, &str)]) -> Harp {
+        let mut h = Self::spawn(config, env);
+        h.wait_port(port);
+        h
+    }
+
+    /// Waits (10 s max) until 127.0.0.1:`port` accepts, panicking with harp's stderr otherwise.
+    pub fn wait_port(&mut self, port: u16) {
+        let ok = wait_until(Duration::from_secs(10), || {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("harp exited early ({st}): {}", self.stderr());
+            }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(ok, "harp did not listen on {port}: {}", self.stderr());
+    }
+
+    /// Everything harp wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits (10 s max) until stderr holds a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(10), || self.stderr().contains(needle))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to harp.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+
+    /// Waits (10 s max) for exit; returns the exit status code if it exited.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut code = None;
+        wait_until(Duration::from_secs(10), || match self.child.try_wait() {
+            Ok(Some(st)) => {
+                code = Some(st.code().unwrap_or(-1));
+                true
+            }
+            _ => false,
+        });
+        code
+    }
+
+    /// Path of a file in the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Number of open fds of the process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Harp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One Runtime API command over TCP, like `echo "cmd" | socat stdio tcp4-connect:...`: sends the
+/// line, reads until the server closes, returns the reply.
+pub fn cli(port: u16, cmd: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect stats socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(format!("{cmd}\n").as_bytes())
+        .expect("send command");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The same through the real `socat` binary, as operators do it.
+pub fn socat(port: u16, cmd: &str) -> String {
+    let mut child = Command::new("socat")
+        .arg("stdio")
+        .arg(format!("tcp4-connect:127.0.0.1:{port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("socat (make test installs it)");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(format!("{cmd}\n").as_bytes());
+    }
+    let out = child.wait_with_output().expect("socat output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write file");
+    p
+}

@@ -1,0 +1,901 @@
+//! Health checks against real sockets on 127.0.0.1: listeners that the tests open, close,
+//! black-hole, reset, garble, slow down and flap. Library-level (a `Config` built in code and an
+//! in-process subscriber on the registry's bus), plus one end-to-end run of the binary.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use harp::config::{
+    Capabilities, CheckKind, Config, HttpCheck, Location, ProxyConfig, ServerConfig, ServerParams,
+};
+use harp::events::{EventBus, EventData, EventType, ServerEvent, Subscription};
+use harp::model::{AdminAction, Cause, CheckStatus, Command, OpState, Registry};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- targets
+
+/// What a test listener does with each accepted connection.
+#[derive(Clone)]
+enum Behave {
+    /// Accept and close.
+    Close,
+    /// Accept and reset (linger 0).
+    Reset,
+    /// Read the request, then write these bytes (after the delay) and close.
+    Reply(Vec<u8>, Duration),
+    /// Read the request, answer 200 and 503 in turn.
+    Flap,
+    /// Accept, never write, keep the socket until the listener stops.
+    Hold,
+    /// A different misbehaviour on each connection, chosen by a seeded generator.
+    Chaos,
+}
+
+/// A listener on 127.0.0.1 served by a thread until dropped.
+struct Target {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    served: Arc<AtomicU64>,
+}
+
+impl Target {
+    fn start(behave: Behave) -> Target {
+        Self::on(TcpListener::bind("127.0.0.1:0").unwrap(), behave)
+    }
+
+    fn on(l: TcpListener, behave: Behave) -> Target {
+        let addr = l.local_addr().unwrap();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let (st, sv) = (stop.clone(), served.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let n = sv.fetch_add(1, Ordering::Relaxed);
+                        if let Some(c) = serve(c, &behave, n) {
+                            held.push(c);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Target {
+            addr,
+            stop,
+            thread: Some(thread),
+            served,
+        }
+    }
+}
+
+fn serve(mut c: TcpStream, behave: &Behave, n: u64) -> Option<TcpStream> {
+    c.set_nonblocking(false).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let read_req = |c: &mut TcpStream| {
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        got
+    };
+    match behave {
+        Behave::Close => None,
+        Behave::Reset => {
+            socket2::SockRef::from(&c)
+                .set_linger(Some(Duration::ZERO))
+                .ok()?;
+            None
+        }
+        Behave::Reply(bytes, delay) => {
+            let bytes = bytes.clone();
+            let delay = *delay;
+            std::thread::spawn(move || {
+                read_req(&mut c);
+                std::thread::sleep(delay);
+                let _ = c.write_all(&bytes);
+            });
+            None
+        }
+        Behave::Flap => {
+            read_req(&mut c);
+            let r: &[u8] = if n % 2 == 0 {
+                b"HTTP/1.0 200 OK\r\n\r\n"
+            } else {
+                b"HTTP/1.0 503 Service Unavailable\r\n\r\n"
+            };
+            let _ = c.write_all(r);
+            None
+        }
+        Behave::Hold => Some(c),
+        Behave::Chaos => {
+            let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
+            x ^= x >> 29;
+            let junk: Vec<u8> = (0..(x % 300)).map(|i| (x >> (i % 56)) as u8).collect();
+            let r: Vec<u8> = match x % 9 {
+                0 => b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+                1 => b"HTTP/1.1 503 Busy\r\n\r\n".to_vec(),
+                2 => b"HTTP/1.1 2".to_vec(),
+                3 => junk,
+                4 => vec![b'A'; 20_000],
+                5 => b"HTTP/9.9 200 OK\r\n".to_vec(),
+                6 => {
+                    socket2::SockRef::from(&c)
+                        .set_linger(Some(Duration::ZERO))
+                        .ok()?;
+                    return None;
+                }
+                7 => return None,
+                _ => b"\r\n\r\n".to_vec(),
+            };
+            std::thread::spawn(move || {
+                read_req(&mut c);
+                let _ = c.write_all(&r);
+            });
+            None
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A port nothing listens on (bound then released).
+fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- model set-up
+
+struct Srv {
+    addr: SocketAddr,
+    rise: u32,
+    fall: u32,
+    inter_ms: u64,
+}
+
+fn srv(addr: SocketAddr, rise: u32, fall: u32, inter_ms: u64) -> Srv {
+    Srv {
+        addr,
+        rise,
+        fall,
+        inter_ms,
+    }
+}
+
+fn registry(
+    servers: &[Srv],
+    kind: CheckKind,
+    tweak: impl FnOnce(&mut ProxyConfig),
+) -> (Arc<Registry>, Arc<Subscription>) {
+    let mut be = ProxyConfig::new(
+        "be",
+        Capabilities {
+            frontend: false,
+            backend: true,
+        },
+        Location::default(),
+    );
+    be.check = kind;
+    be.servers = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ServerConfig {
+            name: format!("s{}", i + 1),
+            addr: s.addr,
+            params: ServerParams {
+                check: true,
+                rise: s.rise,
+                fall: s.fall,
+                inter: Duration::from_millis(s.inter_ms),
+                ..Default::default()
+            },
+            location: Location::default(),
+        })
+        .collect();
+    tweak(&mut be);
+    let cfg = Config {
+        proxies: vec![be],
+        ..Default::default()
+    };
+    let bus = Arc::new(EventBus::new());
+    let sub = bus.subscribe("test", 100_000, None);
+    (Registry::new(cfg, bus), sub)
+}
+
+/// Events seen so far by the test subscriber.
+struct Seen {
+    sub: Arc<Subscription>,
+    evs: Vec<Arc<ServerEvent>>,
+}
+
+impl Seen {
+    fn new(sub: Arc<Subscription>) -> Seen {
+        Seen {
+            sub,
+            evs: Vec::new(),
+        }
+    }
+
+    /// Collects events until `pred` holds; panics after the deadline.
+    fn until(&mut self, what: &str, pred: impl Fn(&[Arc<ServerEvent>]) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        while !pred(&self.evs) {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}: {:#?}",
+                self.kinds()
+            );
+            if let Ok(e) = self
+                .sub
+                .receiver()
+                .recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                self.evs.push(e);
+            }
+        }
+    }
+
+    /// Collects for `d` more (only to prove that nothing else happens).
+    fn settle(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Ok(e) = self.sub.receiver().recv_timeout(left) {
+                self.evs.push(e);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.evs.clear();
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.evs.iter().map(|e| e.kind.name()).collect()
+    }
+
+    fn count(&self, k: EventType) -> usize {
+        self.evs.iter().filter(|e| e.kind == k).count()
+    }
+
+    fn checks(&self) -> Vec<(CheckStatus, u32, Option<i32>, Option<String>)> {
+        self.evs
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::Check(r) => Some((
+                    r.result.status,
+                    r.health.cur,
+                    r.result.code,
+                    r.result.info.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn has(k: EventType) -> impl Fn(&[Arc<ServerEvent>]) -> bool {
+    move |evs| evs.iter().any(|e| e.kind == k)
+}
+
+fn wait_state(reg: &Registry, path: &str, want: OpState) {
+    let s = reg.find_server(path).unwrap();
+    let end = Instant::now() + DEADLINE;
+    while s.op_state() != want {
+        assert!(Instant::now() < end, "{path} never reached {want:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every UP/DOWN is followed by SERVER_STATE, and UP/DOWN alternate (never twice in a row).
+fn assert_transitions_well_formed(kinds: &[&str]) {
+    let mut last: Option<&str> = None;
+    for (i, k) in kinds.iter().enumerate() {
+        if *k == "SERVER_UP" || *k == "SERVER_DOWN" {
+            assert_eq!(kinds.get(i + 1), Some(&"SERVER_STATE"), "{kinds:?}");
+            assert_ne!(last, Some(*k), "same transition twice: {kinds:?}");
+            last = Some(k);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn server_that_stops_listening_goes_down_after_fall_and_back_up_after_rise() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = Target::on(listener, Behave::Close);
+    let (reg, sub) = registry(&[srv(addr, 2, 3, 50)], CheckKind::Tcp, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let s1 = reg.find_server("be/s1").unwrap();
+    // First pass: health goes from rise to rise+fall-1 (reported), no state change.
+    seen.until("first L4OK", has(EventType::ServerCheck));
+    assert_eq!(seen.checks()[0].0, CheckStatus::L4Ok);
+    assert_eq!(s1.check_state().health.cur, 4);
+    assert_eq!(seen.count(EventType::ServerDown), 0);
+    seen.clear();
+
+    drop(target); // stops listening: connections are refused
+    wait_state(&reg, "be/s1", OpState::Stopped);
+    seen.until("down events", has(EventType::ServerState));
+    let kinds = seen.kinds();
+    assert_eq!(
+        kinds,
+        [
+            "SERVER_CHECK",
+            "SERVER_CHECK",
+            "SERVER_CHECK",
+            "SERVER_DOWN",
+            "SERVER_STATE"
+        ],
+        "fall=3 checks, then one DOWN + STATE"
+    );
+    let checks = seen.checks();
+    assert!(checks
+        .iter()
+        .all(|c| c.0 == CheckStatus::L4Con && c.3.as_deref() == Some("Connection refused")));
+    assert_eq!(
+        checks.iter().map(|c| c.1).collect::<Vec<_>>(),
+        [3, 2, 0],
+        "health counts down then drops to 0"
+    );
+    match &seen.evs[4].data {
+        EventData::State(st) => {
+            assert_eq!(
+                (st.old_state, st.new_state),
+                (OpState::Running, OpState::Stopped)
+            );
+            assert!(!st.admin);
+            assert_eq!(
+                st.check.as_ref().map(|c| c.result.status),
+                Some(CheckStatus::L4Con)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // More failed checks with the same status change nothing and publish nothing.
+    seen.clear();
+    seen.settle(Duration::from_millis(250));
+    assert_eq!(seen.kinds(), Vec::<&str>::new());
+    assert!(s1.counters.chkfail.load(Ordering::Relaxed) >= 3);
+
+    // Listen again on the same port: UP after rise=2 successes.
+    let back = Target::on(TcpListener::bind(addr).unwrap(), Behave::Close);
+    wait_state(&reg, "be/s1", OpState::Running);
+    seen.until("up events", has(EventType::ServerState));
+    assert_eq!(
+        seen.kinds(),
+        ["SERVER_CHECK", "SERVER_CHECK", "SERVER_UP", "SERVER_STATE"]
+    );
+    assert_eq!(
+        seen.checks().iter().map(|c| c.1).collect::<Vec<_>>(),
+        [1, 4]
+    );
+    checker.stop();
+    drop(back);
+}
+
+#[test]
+fn l4_black_hole_times_out() {
+    // A listener whose accept queue is full: further SYNs are dropped, connects hang.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        let f = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        f.set_nonblocking(true).unwrap();
+        let _ = f.connect(&addr.into());
+        fillers.push(f);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let (reg, sub) = registry(&[srv(addr, 2, 2, 100)], CheckKind::Tcp, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    assert_eq!(
+        seen.kinds(),
+        ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]
+    );
+    let (status, cur, _, info) = seen.checks()[0].clone();
+    assert_eq!((status, cur, info), (CheckStatus::L4Tout, 0, None));
+    match &seen.evs[0].data {
+        EventData::Check(r) => assert!(r.result.duration_ms >= 90, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    checker.stop();
+    drop(sock);
+}
+
+#[test]
+fn tcp_check_refused_names_the_connect_step() {
+    let (reg, sub) = registry(&[srv(closed_port(), 2, 2, 50)], CheckKind::TcpCheck, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    let c = &seen.checks()[0];
+    assert_eq!(c.0, CheckStatus::L4Con);
+    assert_eq!(
+        c.3.as_deref(),
+        Some("Connection refused at initial connection step of tcp-check")
+    );
+    checker.stop();
+}
+
+fn httpchk(expect: Option<u16>) -> CheckKind {
+    CheckKind::Http(HttpCheck {
+        method: "GET".into(),
+        uri: "/health".into(),
+        version: "HTTP/1.0".into(),
+        headers: Vec::new(),
+        expect_status: expect,
+    })
+}
+
+#[test]
+fn l7_black_hole_is_l7tout() {
+    let t = Target::start(Behave::Hold);
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 80)], httpchk(None), |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    assert_eq!(
+        seen.kinds(),
+        ["SERVER_CHECK", "SERVER_DOWN", "SERVER_STATE"]
+    );
+    assert_eq!(seen.checks()[0].0, CheckStatus::L7Tout);
+    checker.stop();
+}
+
+#[test]
+fn slow_answer_hits_timeout_check() {
+    // inter is long, but `timeout check` 60ms bounds the wait for the answer (sent after 400ms).
+    let t = Target::start(Behave::Reply(
+        b"HTTP/1.0 200 OK\r\n\r\n".to_vec(),
+        Duration::from_millis(400),
+    ));
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 1000)], httpchk(None), |p| {
+        p.timeouts.connect = Some(Duration::from_millis(500));
+        p.timeouts.check = Some(Duration::from_millis(60));
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    let c = match &seen.evs[0].data {
+        EventData::Check(r) => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(c.result.status, CheckStatus::L7Tout);
+    assert!(
+        (50..350).contains(&c.result.duration_ms),
+        "bounded by timeout check, not by the slow answer: {c:?}"
+    );
+    checker.stop();
+}
+
+#[test]
+fn reset_after_accept_fails_the_http_check() {
+    let t = Target::start(Behave::Reset);
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 50)], httpchk(None), |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    let st = seen.checks()[0].0;
+    assert!(
+        matches!(st, CheckStatus::SockErr | CheckStatus::L7Rsp),
+        "{st:?}"
+    );
+    checker.stop();
+}
+
+#[test]
+fn garbage_answer_is_l7rsp() {
+    let t = Target::start(Behave::Reply(
+        b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
+        Duration::ZERO,
+    ));
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 50)], httpchk(None), |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("down", has(EventType::ServerState));
+    let (st, _, code, info) = seen.checks()[0].clone();
+    assert_eq!((st, code), (CheckStatus::L7Rsp, None));
+    assert_eq!(
+        info, None,
+        "HAProxy 3.x gives no info for an unparsable response"
+    );
+    assert!(t.served.load(Ordering::Relaxed) >= 1);
+    checker.stop();
+}
+
+#[test]
+fn httpchk_status_and_expect_status() {
+    let ok = Target::start(Behave::Reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        Duration::ZERO,
+    ));
+    let e503 = Target::start(Behave::Reply(
+        b"HTTP/1.1 503 Service Unavailable\r\n\r\n".to_vec(),
+        Duration::ZERO,
+    ));
+    let e404 = Target::start(Behave::Reply(
+        b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec(),
+        Duration::ZERO,
+    ));
+    // Default: 2xx/3xx pass.
+    let (reg, sub) = registry(
+        &[srv(ok.addr, 2, 2, 50), srv(e503.addr, 2, 2, 50)],
+        httpchk(None),
+        |_| {},
+    );
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("s2 down", has(EventType::ServerState));
+    seen.until("s1 checked", |evs| {
+        evs.iter()
+            .any(|e| &*e.name == "s1" && e.kind == EventType::ServerCheck)
+    });
+    for e in &seen.evs {
+        if let EventData::Check(r) = &e.data {
+            let want = if &*e.name == "s1" {
+                (CheckStatus::L7Ok, Some(200), None)
+            } else {
+                (CheckStatus::L7Sts, Some(503), Some("Service Unavailable"))
+            };
+            assert_eq!(
+                (r.result.status, r.result.code, r.result.info.as_deref()),
+                want
+            );
+        }
+    }
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
+    checker.stop();
+
+    // `http-check expect status 404`: 404 passes, 200 fails.
+    let (reg, sub) = registry(
+        &[srv(e404.addr, 2, 2, 50), srv(ok.addr, 2, 2, 50)],
+        httpchk(Some(404)),
+        |_| {},
+    );
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("s2 down", has(EventType::ServerDown));
+    seen.until("s1 checked", |evs| {
+        evs.iter()
+            .any(|e| &*e.name == "s1" && e.kind == EventType::ServerCheck)
+    });
+    for e in &seen.evs {
+        if let EventData::Check(r) = &e.data {
+            let want = if &*e.name == "s1" {
+                (CheckStatus::L7Ok, Some(404))
+            } else {
+                (CheckStatus::L7Sts, Some(200))
+            };
+            assert_eq!((r.result.status, r.result.code), want);
+        }
+    }
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
+    checker.stop();
+}
+
+#[test]
+fn flapping_target_follows_rise_and_fall_exactly() {
+    // rise 1 / fall 1: every alternation is a state change, each reported once.
+    let t = Target::start(Behave::Flap);
+    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 100)], httpchk(None), |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("six transitions", |evs| {
+        evs.iter()
+            .filter(|e| matches!(e.kind, EventType::ServerUp | EventType::ServerDown))
+            .count()
+            >= 6
+    });
+    checker.stop();
+    seen.settle(Duration::from_millis(20));
+    let kinds = seen.kinds();
+    assert_transitions_well_formed(&kinds);
+    // Each check with a new status is one SERVER_CHECK, each state change exactly one UP/DOWN.
+    let checks = seen.checks();
+    let flips = seen.count(EventType::ServerUp) + seen.count(EventType::ServerDown);
+    assert!(flips >= 6);
+    assert!(
+        checks.len() >= flips && checks.len() <= flips + 1,
+        "{kinds:?}"
+    );
+    for w in checks.windows(2) {
+        assert_ne!(w[0].0, w[1].0, "statuses alternate: {checks:?}");
+    }
+    drop(t);
+
+    // rise 2 / fall 2 against the same alternation: never two failures in a row, so it stays UP.
+    let t = Target::start(Behave::Flap);
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 100)], httpchk(None), |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("six checks", |evs| {
+        evs.iter()
+            .filter(|e| e.kind == EventType::ServerCheck)
+            .count()
+            >= 6
+    });
+    checker.stop();
+    assert_eq!(seen.count(EventType::ServerDown), 0, "{:?}", seen.kinds());
+    assert_eq!(
+        reg.find_server("be/s1").unwrap().op_state(),
+        OpState::Running
+    );
+}
+
+#[test]
+fn enable_health_on_a_dynamic_server_starts_checks_and_delete_stops_them() {
+    let (reg, sub) = registry(&[], CheckKind::Tcp, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let target = closed_port();
+    let out = reg
+        .apply(Command::AddServer {
+            backend: "be".into(),
+            config: ServerConfig {
+                name: "dyn".into(),
+                addr: target,
+                params: ServerParams {
+                    check: true,
+                    rise: 2,
+                    fall: 2,
+                    inter: Duration::from_millis(40),
+                    ..Default::default()
+                },
+                location: Location::default(),
+            },
+        })
+        .unwrap();
+    let dynsrv = out.server.unwrap();
+    // Not enabled yet: no check runs.
+    seen.settle(Duration::from_millis(300));
+    assert_eq!(seen.count(EventType::ServerCheck), 0, "{:?}", seen.kinds());
+    reg.apply(Command::SetCheckEnabled {
+        server: dynsrv.clone(),
+        enabled: true,
+    })
+    .unwrap();
+    // Enabled but still in maintenance: checks are paused, as in HAProxy.
+    seen.settle(Duration::from_millis(300));
+    assert_eq!(seen.count(EventType::ServerCheck), 0, "{:?}", seen.kinds());
+    // `enable server`: starts UP with health = rise, checked at once, DOWN on the first failure.
+    reg.apply(Command::SetAdmin {
+        server: dynsrv.clone(),
+        action: AdminAction::Ready,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    seen.until("down after the first check", has(EventType::ServerDown));
+    seen.until("state", |evs| {
+        evs.last().is_some_and(|e| e.kind == EventType::ServerState)
+    });
+    assert_eq!(
+        seen.kinds(),
+        [
+            "SERVER_ADD",
+            "SERVER_ADMIN",
+            "SERVER_UP",
+            "SERVER_STATE",
+            "SERVER_CHECK",
+            "SERVER_DOWN",
+            "SERVER_STATE"
+        ]
+    );
+    assert_eq!(seen.checks()[0].0, CheckStatus::L4Con);
+    // Delete: checks stop (SetAdmin Maint first, as HAProxy requires).
+    reg.apply(Command::SetAdmin {
+        server: dynsrv.clone(),
+        action: AdminAction::Maint,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    reg.apply(Command::DelServer {
+        server: dynsrv.clone(),
+    })
+    .unwrap();
+    let fails = dynsrv.counters.chkfail.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        dynsrv.counters.chkfail.load(Ordering::Relaxed) <= fails + 1,
+        "checks must stop after del server"
+    );
+    checker.stop();
+}
+
+#[test]
+fn check_addr_and_port_override_the_server_address() {
+    let t = Target::start(Behave::Close);
+    let (reg, sub) = registry(&[srv(closed_port(), 2, 2, 50)], CheckKind::Tcp, |p| {
+        p.servers[0].params.check_addr = Some(t.addr.ip());
+        p.servers[0].params.check_port = Some(t.addr.port());
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("check", has(EventType::ServerCheck));
+    assert_eq!(seen.checks()[0].0, CheckStatus::L4Ok);
+    checker.stop();
+}
+
+// ---------------------------------------------------------------- end to end
+
+/// `[WARNING]  (1234) : msg` → `[WARNING]  (PID) : msg`; check durations → `0ms` (the reference
+/// ran on loopback too, but a loaded test machine may take a millisecond).
+fn normalise(line: &str) -> String {
+    let mut out = match (line.find('('), line.find(')')) {
+        (Some(a), Some(b)) if a < b => format!("{}(PID){}", &line[..a], &line[b + 1..]),
+        _ => line.to_string(),
+    };
+    if let Some(i) = out.find("check duration: ") {
+        let start = i + "check duration: ".len();
+        if let Some(len) = out[start..].find("ms") {
+            out.replace_range(start..start + len, "0");
+        }
+    }
+    out
+}
+
+#[test]
+fn binary_logs_health_checks_like_haproxy() {
+    let port = common::free_port();
+    let other = common::free_port();
+    let harp = common::Harp::spawn(
+        &format!(
+            "global\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    \
+             timeout server 5s\nbackend test\n    balance roundrobin\n    option log-health-checks\n    \
+             server webserver1 127.0.0.1:{port} check inter 100ms rise 2 fall 2\n    \
+             server webserver2 127.0.0.1:{other}\n"
+        ),
+        &[],
+    );
+    assert!(
+        harp.wait_log("Server test/webserver1 is DOWN."),
+        "{}",
+        harp.stderr()
+    );
+    let up = Target::on(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        Behave::Close,
+    );
+    assert!(
+        harp.wait_log("Server test/webserver1 is UP."),
+        "{}",
+        harp.stderr()
+    );
+    let stderr = harp.stderr();
+    drop(harp);
+    drop(up);
+    // From shared/reference/haproxy-3.2-log-lines.txt (lines 4-8 of the transcript).
+    let want = [
+        r#"[WARNING]  (PID) : Health check for server test/webserver1 failed, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms, status: 0/2 DOWN."#,
+        "[WARNING]  (PID) : Server test/webserver1 is DOWN. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "[WARNING]  (PID) : Health check for server test/webserver1 succeeded, reason: Layer4 check passed, check duration: 0ms, status: 1/2 DOWN.",
+        "[WARNING]  (PID) : Health check for server test/webserver1 succeeded, reason: Layer4 check passed, check duration: 0ms, status: 2/2 UP.",
+        "[WARNING]  (PID) : Server test/webserver1 is UP. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+    ];
+    let got: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains("webserver1") || l.contains("backend 'test'"))
+        .map(normalise)
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn set_addr_moves_the_checks() {
+    let t = Target::start(Behave::Close);
+    let (reg, sub) = registry(&[srv(closed_port(), 2, 2, 50)], CheckKind::Tcp, |_| {});
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    wait_state(&reg, "be/s1", OpState::Stopped);
+    reg.apply(Command::SetAddr {
+        server: reg.find_server("be/s1").unwrap(),
+        ip: t.addr.ip(),
+        port: Some(t.addr.port()),
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    wait_state(&reg, "be/s1", OpState::Running);
+    seen.until("up + state", |evs| {
+        evs.iter().any(|e| e.kind == EventType::ServerUp)
+            && evs.last().is_some_and(|e| e.kind == EventType::ServerState)
+    });
+    assert_transitions_well_formed(&seen.kinds());
+    assert!(seen.count(EventType::ServerInetAddr) == 1);
+    checker.stop();
+}
+
+#[test]
+fn chaotic_target_never_breaks_the_state_machine() {
+    let targets: Vec<Target> = (0..4).map(|_| Target::start(Behave::Chaos)).collect();
+    let servers: Vec<Srv> = targets.iter().map(|t| srv(t.addr, 2, 2, 20)).collect();
+    let (reg, sub) = registry(&servers, httpchk(None), |p| {
+        p.timeouts.check = Some(Duration::from_millis(15));
+        p.timeouts.connect = Some(Duration::from_millis(15));
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("many checks", |evs| {
+        evs.iter()
+            .filter(|e| e.kind == EventType::ServerCheck)
+            .count()
+            >= 60
+    });
+    checker.stop();
+    seen.settle(Duration::from_millis(20));
+    for name in ["s1", "s2", "s3", "s4"] {
+        let kinds: Vec<&str> = seen
+            .evs
+            .iter()
+            .filter(|e| &*e.name == name)
+            .map(|e| e.kind.name())
+            .collect();
+        assert_transitions_well_formed(&kinds);
+    }
+    for e in &seen.evs {
+        if let EventData::Check(r) = &e.data {
+            assert!(r.health.cur < r.health.rise + r.health.fall, "{r:?}");
+            assert!(
+                matches!(
+                    r.result.status,
+                    CheckStatus::L7Ok
+                        | CheckStatus::L7Sts
+                        | CheckStatus::L7Rsp
+                        | CheckStatus::L7Tout
+                        | CheckStatus::SockErr
+                        | CheckStatus::L4Tout
+                        | CheckStatus::L4Con
+                ),
+                "{r:?}"
+            );
+            assert_eq!(r.result.code.is_some(), r.result.status.has_code(), "{r:?}");
+        }
+    }
+    // The model's view matches the last reported transition of each server.
+    for s in reg.all_servers() {
+        let last = seen.evs.iter().rev().find(|e| {
+            e.name == s.name && matches!(e.kind, EventType::ServerUp | EventType::ServerDown)
+        });
+        if let Some(e) = last {
+            assert_eq!(e.kind == EventType::ServerUp, s.op_state().is_up());
+        }
+    }
+}
