@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# perf/compare.sh: harp against HAProxy (with and without splice), nginx stream and a direct
+# loopback connection, interleaved, with the same client, upstream, thread count and pinning.
+# Methodology, knobs and the latest results: perf/README.md.  Run by `make perf`.
+#
+# Every step is bounded by `timeout`; a target that cannot start or does not forward is recorded
+# as "n/a" and the run goes on.
+
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+REPEATS=${REPEATS:-5}          # interleaved repeats of every (scenario, target)
+DURATION=${DURATION:-10}       # measured seconds per run
+WARMUP=${WARMUP:-1}            # un-measured warm-up seconds per run
+THREADS=${THREADS:-2}          # harp nbthread = HAProxy nbthread = nginx worker_processes
+PIN=${PIN:-none}               # none | split (proxy on CPU 0, load + upstream on CPU 1)
+SCENARIOS=${SCENARIOS:-"throughput connrate rr idle events"}
+TARGETS=${TARGETS:-"direct harp haproxy-splice haproxy nginx"}
+TP_CONNS=${TP_CONNS:-1}        # throughput: parallel streams
+TP_DIR=${TP_DIR:-up}           # throughput: up (client->sink) or both (through echo)
+CR_CONNS=${CR_CONNS:-8}        # connrate: concurrent connect/send/recv/close workers
+CR_CLOSE=${CR_CLOSE:-server}   # connrate: who closes first (server = HTTP/1.0 Connection: close style)
+RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
+RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
+RR_SIZE=${RR_SIZE:-100}        # rr and connrate request = response size
+IDLE_CONNS=${IDLE_CONNS:-2000} # idle: connections held open for the RSS-per-connection figure
+FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable server commands
+QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
+QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
+INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
+SKIP_BUILD=${SKIP_BUILD:-0}    # 1 = use the existing target/release binaries
+OUT=${OUT:-perf/results}
+PROFILE=${PROFILE:-0}          # 1 = `perf record -g` the proxy during the measured window
+PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separated)
+
+PERF=$ROOT/target/release/harp-perf
+HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
+STAMP=$(date -u +%Y-%m-%dT%H%MZ)
+WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
+RAW=$WORK/raw.jsonl
+: > "$RAW"
+
+log() { printf '[compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    sleep 0.2
+    for p in "${PIDS[@]}"; do
+        kill -KILL "$p" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools ----------------------
+SUDO=
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx)
+dpkg -s libnginx-mod-stream >/dev/null 2>&1 || need+=(libnginx-mod-stream)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
+        log "installing ${need[*]}"
+        $SUDO env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq >&2 || true
+        $SUDO env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "${need[@]}" >&2 \
+            || log "apt-get install failed; missing targets will be n/a"
+    else
+        log "missing ${need[*]} (INSTALL=0 or no apt-get); those targets will be n/a"
+    fi
+fi
+# The Debian package may start a system nginx on :80; it is not ours to stop, and it does not
+# disturb loopback ephemeral ports. Our instances use their own config and prefix.
+
+if [ "$SKIP_BUILD" != 1 ]; then
+    log "building harp-perf (release)"
+    cargo build --release -q -p harp-perf >&2 || { log "harp-perf build failed"; exit 1; }
+    log "building harp (release)"
+    cargo build --release -q --bin harp >&2 || log "harp build failed: harp will be n/a"
+fi
+[ -x "$PERF" ] || { log "no $PERF"; exit 1; }
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+[ "$NOFILE" = unlimited ] && NOFILE=65536
+# HAProxy refuses to start when maxconn needs more fds than allowed (2 per connection, 2 per splice pipe, spare).
+HAPROXY_MAXCONN=$(((NOFILE - 200) / 3))
+[ "$HAPROXY_MAXCONN" -gt 30000 ] && HAPROXY_MAXCONN=30000
+
+PROXY_PIN=()
+LOAD_PIN=()
+if [ "$PIN" = split ]; then
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+        PROXY_PIN=(taskset -c 0)
+        LOAD_PIN=(taskset -c 1)
+    else
+        log "PIN=split needs taskset and 2 CPUs; running unpinned"
+        PIN=none
+    fi
+fi
+
+# ---------------------------------------------------------------- upstream -------------------
+UP_ECHO=$("$PERF" freeport)
+UP_SINK=$("$PERF" freeport)
+while [ "$UP_SINK" = "$UP_ECHO" ]; do UP_SINK=$("$PERF" freeport); done
+UP_ONCE=$("$PERF" freeport)
+while [ "$UP_ONCE" = "$UP_ECHO" ] || [ "$UP_ONCE" = "$UP_SINK" ]; do UP_ONCE=$("$PERF" freeport); done
+"${LOAD_PIN[@]}" "$PERF" upstream \
+    --listen "echo@127.0.0.1:$UP_ECHO,sink@127.0.0.1:$UP_SINK,once@127.0.0.1:$UP_ONCE" \
+    --size "$RR_SIZE" --req "$RR_SIZE" 2>"$WORK/upstream.log" &
+UP_PID=$!
+PIDS+=("$UP_PID")
+"$PERF" wait-port --addr "127.0.0.1:$UP_ECHO" --timeout 5s &&
+    "$PERF" wait-port --addr "127.0.0.1:$UP_SINK" --timeout 5s &&
+    "$PERF" wait-port --addr "127.0.0.1:$UP_ONCE" --timeout 5s ||
+    { log "upstream did not start"; cat "$WORK/upstream.log" >&2; exit 1; }
+log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK once :$UP_ONCE"
+
+# ---------------------------------------------------------------- proxies --------------------
+PROXY_PID=
+PROXY_PORT=
+EVENTS_CFG=0
+
+write_harp_cfg() { # port backend
+    cat >"$WORK/harp.cfg" <<EOF
+global
+    nbthread $THREADS
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:$1
+    default_backend be
+backend be
+    server s1 127.0.0.1:$2
+EOF
+    if [ "$EVENTS_CFG" = 1 ]; then
+        # events: a second server to flap, and the Runtime API socket to flap it through.
+        echo "    server s2 127.0.0.1:$2" >>"$WORK/harp.cfg"
+        sed -i "2a\\    stats socket $WORK/harp.sock mode 600 level admin" "$WORK/harp.cfg"
+    fi
+}
+
+write_haproxy_cfg() { # port backend splice(0|1)
+    {
+        echo "global"
+        echo "    nbthread $THREADS"
+        echo "    maxconn $HAPROXY_MAXCONN"
+        echo "    stats socket $WORK/haproxy.sock mode 600 level admin"
+        echo "defaults"
+        echo "    mode tcp"
+        echo "    timeout connect 5s"
+        echo "    timeout client 30s"
+        echo "    timeout server 30s"
+        if [ "$3" = 1 ]; then
+            echo "    option splice-request"
+            echo "    option splice-response"
+        fi
+        echo "frontend fe"
+        echo "    bind 127.0.0.1:$1"
+        echo "    default_backend be"
+        echo "backend be"
+        echo "    server s1 127.0.0.1:$2"
+        [ "$EVENTS_CFG" = 1 ] && echo "    server s2 127.0.0.1:$2"
+    } >"$WORK/haproxy.cfg"
+}
+
+write_nginx_cfg() { # port backend
+    local mod=/usr/lib/nginx/modules/ngx_stream_module.so load=
+    [ -f "$mod" ] && load="load_module $mod;"
+    cat >"$WORK/nginx.conf" <<EOF
+$load
+worker_processes $THREADS;
+worker_rlimit_nofile $NOFILE;
+daemon off;
+master_process on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections $((NOFILE / 2)); }
+stream {
+    server {
+        listen 127.0.0.1:$1 reuseport;
+        proxy_pass 127.0.0.1:$2;
+        proxy_connect_timeout 5s;
+        proxy_timeout 30s;
+    }
+}
+EOF
+}
+
+# start_proxy TARGET BACKEND_PORT: sets PROXY_PORT and PROXY_PID (empty for direct); 1 on failure
+start_proxy() {
+    local target=$1 backend=$2
+    PROXY_PID=
+    if [ "$target" = direct ]; then
+        PROXY_PORT=$backend
+        return 0
+    fi
+    PROXY_PORT=$("$PERF" freeport)
+    case $target in
+    harp)
+        [ -x "$HARP" ] || return 1
+        write_harp_cfg "$PROXY_PORT" "$backend"
+        rm -f "$WORK/harp.sock"
+        "${PROXY_PIN[@]}" "$HARP" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
+        ;;
+    haproxy | haproxy-splice)
+        command -v haproxy >/dev/null || return 1
+        write_haproxy_cfg "$PROXY_PORT" "$backend" "$([ "$target" = haproxy-splice ] && echo 1 || echo 0)"
+        rm -f "$WORK/haproxy.sock"
+        "${PROXY_PIN[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+        ;;
+    nginx)
+        command -v nginx >/dev/null || return 1
+        write_nginx_cfg "$PROXY_PORT" "$backend"
+        "${PROXY_PIN[@]}" nginx -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" \
+            >"$WORK/nginx.log" 2>&1 &
+        ;;
+    *) return 1 ;;
+    esac
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    local up=0 i
+    for i in $(seq 25); do # up to ~5 s, but give up at once if the proxy exits
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        if "$PERF" wait-port --addr "127.0.0.1:$PROXY_PORT" --timeout 200ms 2>/dev/null; then
+            up=1
+            break
+        fi
+    done
+    if [ "$up" != 1 ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+        log "$target did not start; last log lines:"
+        local lf="$WORK/${target%-splice}.log"
+        [ "$target" = nginx ] && lf="$WORK/nginx-error.log"
+        tail -n 5 "$lf" >&2 2>/dev/null
+        stop_proxy
+        return 1
+    fi
+    return 0
+}
+
+stop_proxy() {
+    [ -n "$PROXY_PID" ] || return 0
+    kill -TERM "$PROXY_PID" 2>/dev/null
+    local i
+    for i in $(seq 50); do
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$PROXY_PID" 2>/dev/null
+    wait "$PROXY_PID" 2>/dev/null
+    PROXY_PID=
+}
+
+# haproxy_splice_counts: prints "SPLICED TOTAL" bytes out from `show info` (field name is
+# misspelt "TotalSplicdedBytesOut" in HAProxy 2.6, so match loosely).
+haproxy_splice_counts() {
+    local info
+    info=$(timeout 5 "$PERF" haproxy --socket "$WORK/haproxy.sock" --cmd "show info" 2>/dev/null) || {
+        echo "null null"
+        return
+    }
+    local sp tot
+    sp=$(printf '%s\n' "$info" | awk -F': ' 'tolower($1) ~ /^totalsplic.*bytesout$/ {print $2}')
+    tot=$(printf '%s\n' "$info" | awk -F': ' '$1 == "TotalBytesOut" {print $2}')
+    echo "${sp:-null} ${tot:-null}"
+}
+
+# ---------------------------------------------------------------- runs -----------------------
+load_args() { # scenario -> args
+    case $1 in
+    throughput) echo "--scenario throughput --conns $TP_CONNS --dir $TP_DIR" ;;
+    connrate) echo "--scenario connrate --conns $CR_CONNS --close $CR_CLOSE --req $RR_SIZE --resp $RR_SIZE" ;;
+    rr) echo "--scenario rr --conns $RR_CONNS --rate $RR_RATE --req $RR_SIZE --resp $RR_SIZE" ;;
+    idle) echo "--scenario idle --conns $IDLE_CONNS --req $RR_SIZE --resp $RR_SIZE" ;;
+    events) load_args rr ;;
+    esac
+}
+
+backend_for() { # scenario -> upstream port
+    if [ "$1" = throughput ] && [ "$TP_DIR" = up ]; then
+        echo "$UP_SINK"
+    elif [ "$1" = connrate ] && [ "$CR_CLOSE" = server ]; then
+        echo "$UP_ONCE"
+    else
+        echo "$UP_ECHO"
+    fi
+}
+
+# run_one REP SCENARIO TARGET: appends one JSON line to $RAW
+run_one() {
+    local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
+    # events needs a Runtime API to flap servers through: harp and HAProxy only.
+    if [ "$sc" = events ]; then
+        case $target in harp | haproxy) EVENTS_CFG=1 ;; *) return 0 ;; esac
+    else
+        EVENTS_CFG=0
+    fi
+    busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
+    loadavg=$(cut -d' ' -f1 /proc/loadavg)
+    if start_proxy "$target" "$(backend_for "$sc")"; then
+        local prof_pid= prof_base=
+        if [ "$PROFILE" = 1 ] && [ -n "$PROXY_PID" ] && [[ " $PROFILE_TARGETS " == *" $target "* ]] &&
+            [ "$sc" != idle ] && command -v perf >/dev/null; then
+            mkdir -p "$OUT/profiles"
+            prof_base=$OUT/profiles/$STAMP-$sc-$target-rep$rep
+            # Starts after the warm-up, stops at the end of the window.
+            (sleep "$WARMUP" && exec timeout $((DURATION + 5)) perf record -q -F 499 -g \
+                -p "$PROXY_PID" -o "$prof_base.perf.data" -- sleep "$DURATION") \
+                >/dev/null 2>&1 &
+            prof_pid=$!
+        fi
+        if [ "$sc" = events ]; then
+            local sock=$WORK/haproxy.sock
+            [ "$target" = harp ] && sock=$WORK/harp.sock
+            timeout $((DURATION + WARMUP + 20)) "${LOAD_PIN[@]}" "$PERF" flap --socket "$sock" \
+                --server be/s2 --interval "$FLAP_INTERVAL" --duration "$((DURATION + WARMUP))s" \
+                >"$WORK/flap.json" 2>/dev/null &
+            flap_pid=$!
+        fi
+        # shellcheck disable=SC2046
+        json=$(timeout $((DURATION + WARMUP + 30)) "${LOAD_PIN[@]}" "$PERF" load \
+            --target "127.0.0.1:$PROXY_PORT" $(load_args "$sc") \
+            --duration "${DURATION}s" --warmup "${WARMUP}s" --json \
+            ${PROXY_PID:+--cpu-pid "$PROXY_PID"} 2>>"$WORK/load.log")
+        local rc=$?
+        [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
+        case $target in haproxy*) spl=$(haproxy_splice_counts) ;; esac
+        if [ -n "$flap_pid" ]; then
+            wait "$flap_pid" 2>/dev/null
+            flap=$(head -n1 "$WORK/flap.json" 2>/dev/null)
+            [ -n "$flap" ] || flap=null
+        fi
+        if [ -n "$prof_pid" ]; then
+            wait "$prof_pid" 2>/dev/null
+            if [ -s "$prof_base.perf.data" ]; then
+                timeout 120 perf report -q -i "$prof_base.perf.data" --no-children --stdio \
+                    --percent-limit 0.5 -g none 2>/dev/null | head -n 80 >"$prof_base.txt"
+                log "profile: $prof_base.txt (perf.data beside it)"
+            fi
+        fi
+        if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
+            status=n/a
+            log "$target died during the run"
+        fi
+        stop_proxy
+    else
+        status=n/a
+    fi
+    [ -n "$json" ] || json=null
+    local sp=${spl% *} tot=${spl#* }
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$json" >>"$RAW"
+    local fig
+    fig=$(printf '%s' "$json" | python3 -c 'import json,sys
+r=json.load(sys.stdin) or {}
+r={k:("n/a" if v is None else v) for k,v in r.items()}
+s=r.get("scenario")
+if s=="throughput": print("%.2f Gbit/s, %s CPU-s/GB" % (r["gbit_s"], r["cpu_s_per_gb"] if r["cpu_s_per_gb"]=="n/a" else round(r["cpu_s_per_gb"],3)))
+elif s=="connrate": print("%.0f conn/s, %s CPU-us/conn" % (r["conn_s"], r["cpu_us_per_conn"] if r["cpu_us_per_conn"]=="n/a" else round(r["cpu_us_per_conn"],1)))
+elif s=="idle": print("%d conns held, proxy RSS %s -> %s KiB, %s B/conn" % (r["connections"], r["rss_before_kib"], r["rss_kib"], r["rss_per_conn_b"] if r["rss_per_conn_b"]=="n/a" else round(r["rss_per_conn_b"])))
+elif s=="rr": print("%.0f req/s, p50 %s p99 %s p99.9 %s max %s us" % (r["req_s"], r["p50_us"], r["p99_us"], r["p999_us"], r["max_us"]))
+else: print("n/a")' 2>/dev/null || echo n/a)
+    local extra=
+    [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
+    [ "$flap" != null ] && extra="$extra flap $flap"
+    log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
+}
+
+if [[ " $SCENARIOS " == *" rr "* || " $SCENARIOS " == *" events "* ]] && [ -z "$RR_RATE" ]; then
+    cal=haproxy
+    command -v haproxy >/dev/null || cal=direct
+    log "rr calibration: closed-loop max rate through $cal"
+    RR_RATE=0
+    max=0
+    if start_proxy "$cal" "$UP_ECHO"; then
+        # shellcheck disable=SC2046
+        max=$(timeout $((DURATION + WARMUP + 30)) "${LOAD_PIN[@]}" "$PERF" load \
+            --target "127.0.0.1:$PROXY_PORT" $(load_args rr) --duration "${DURATION}s" \
+            --warmup "${WARMUP}s" --json 2>>"$WORK/load.log" |
+            python3 -c 'import json,sys; print(int(json.load(sys.stdin)["req_s"]))' 2>/dev/null || echo 0)
+        stop_proxy
+    fi
+    RR_RATE=$((max / 2))
+    [ "$RR_RATE" -gt 0 ] || RR_RATE=5000
+    RR_CAL="closed-loop max through $cal: $max req/s; offered rate = 50 % = $RR_RATE req/s"
+    log "$RR_CAL"
+elif [ -n "$RR_RATE" ]; then
+    RR_CAL="fixed by RR_RATE"
+else
+    RR_CAL="rr not run"
+fi
+
+read -r -a TARGET_LIST <<<"$TARGETS"
+N=${#TARGET_LIST[@]}
+for rep in $(seq "$REPEATS"); do
+    for sc in $SCENARIOS; do
+        # Rotate the starting target each repeat so no target always runs first or last.
+        for i in $(seq 0 $((N - 1))); do
+            run_one "$rep" "$sc" "${TARGET_LIST[$(((i + rep - 1) % N))]}"
+        done
+    done
+done
+
+# ---------------------------------------------------------------- report ---------------------
+mkdir -p "$OUT"
+cp "$RAW" "$OUT/$STAMP.jsonl"
+META=$OUT/$STAMP.meta
+{
+    echo "date=$STAMP"
+    echo "kernel=$(uname -r)"
+    echo "cpus=$(nproc)"
+    echo "cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    # HARP_LABEL describes a harp built elsewhere (HARP=...), e.g. "branch worker @ abc1234".
+    echo "harp=${HARP_LABEL:-$(git rev-parse --short HEAD 2>/dev/null) $(git diff --quiet 2>/dev/null || echo '(dirty)')} ($HARP)"
+    echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
+    echo "nginx=$(nginx -v 2>&1 | head -n1)"
+    echo "repeats=$REPEATS"
+    echo "duration=$DURATION"
+    echo "warmup=$WARMUP"
+    echo "threads=$THREADS"
+    echo "pin=$PIN"
+    echo "tp=conns $TP_CONNS, dir $TP_DIR"
+    echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
+    echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
+    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API"
+    echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN perf/compare.sh"
+} >"$META"
+python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
+    { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }
+log "wrote $OUT/$STAMP.md"
+cat "$OUT/$STAMP.md"
