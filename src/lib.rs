@@ -49,4 +49,6 @@ pub mod logging;
 pub mod lua;
 pub mod model;
 pub mod sys;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod worker;

@@ -13,58 +13,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harp::admin::{self, Admin, InfoHook, Listening};
-use harp::config::{
-    AccessLevel, Address, Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams,
-    StatsSocket,
-};
+use harp::config::{AccessLevel, Address, Config, Location, StatsSocket};
 use harp::events::EventBus;
 use harp::model::{OpState, Registry};
 
-fn srv(name: &str, port: u16, check: bool) -> ServerConfig {
-    ServerConfig {
-        name: name.into(),
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        params: ServerParams {
-            check,
-            rise: 2,
-            fall: 2,
-            inter: Duration::from_millis(300),
-            ..Default::default()
-        },
-        location: Location::default(),
-    }
-}
-
+/// The reference transcript's configuration (`shared/reference/haproxy-3.2-runtime-api.txt`),
+/// without its listeners: the Runtime API is started directly on the registry.
 fn config() -> Config {
-    let mut fe = ProxyConfig::new(
-        "fe",
-        Capabilities {
-            frontend: true,
-            backend: false,
-        },
-        Location::default(),
-    );
-    fe.id = Some(2);
-    fe.default_backend = Some("test".into());
-    let mut be = ProxyConfig::new(
-        "test",
-        Capabilities {
-            frontend: false,
-            backend: true,
-        },
-        Location::default(),
-    );
-    be.id = Some(3);
-    be.servers = vec![
-        srv("webserver1", 29081, true),
-        srv("webserver2", 29082, false),
-    ];
-    let mut c = Config {
-        proxies: vec![fe, be],
-        ..Default::default()
-    };
-    c.global.maxconn = Some(9985);
-    c
+    const TEXT: &str = "\
+global
+    maxconn 9985
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    default_backend test
+backend test
+    balance roundrobin
+    server webserver1 127.0.0.1:29081 check inter 300ms rise 2 fall 2
+    server webserver2 127.0.0.1:29082
+";
+    harp::config::parse_str("reference.cfg", TEXT).expect("reference config parses")
 }
 
 fn sock(addr: Address, level: AccessLevel) -> StatsSocket {

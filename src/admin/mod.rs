@@ -12,8 +12,6 @@ pub mod listener;
 pub mod parse;
 pub mod render;
 pub mod session;
-#[cfg(test)]
-pub(crate) mod testutil;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1098,7 +1098,7 @@ mod tests {
 
     #[test]
     fn server_status_texts() {
-        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let (reg, _sub) = crate::testutil::reference_registry();
         let w1 = reg.find_server("test/webserver1").unwrap();
         let w2 = reg.find_server("test/webserver2").unwrap();
         // health = rise (2) of rise+fall-1 (3): HAProxy shows the UP side counter.
@@ -1171,7 +1171,7 @@ mod tests {
 
     #[test]
     fn backend_down_and_fullconn() {
-        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let (reg, _sub) = crate::testutil::reference_registry();
         let be = reg.backend("test").unwrap().clone();
         assert_eq!(fullconn(&reg, &be), 999);
         for s in be.servers().iter() {

@@ -166,7 +166,7 @@ mod tests {
     use crate::admin::InfoHook;
 
     fn exec() -> Arc<Executor> {
-        let (reg, _sub) = crate::admin::testutil::reference_registry();
+        let (reg, _sub) = crate::testutil::reference_registry();
         let hook: InfoHook = Arc::new(Vec::new);
         Arc::new(Executor::new(reg, hook))
     }

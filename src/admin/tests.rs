@@ -109,7 +109,7 @@ fn result(status: CheckStatus, info: Option<&str>) -> CheckResult {
 
 #[test]
 fn transcript_replay() {
-    let (reg, _sub) = super::testutil::reference_registry();
+    let (reg, _sub) = crate::testutil::reference_registry();
     let w1 = reg.find_server("test/webserver1").expect("w1");
     // The transcript's start: the first check failed, then two passed.
     for r in [
@@ -148,7 +148,7 @@ fn transcript_replay() {
 
 #[test]
 fn show_info_keeps_haproxy_field_names_in_order() {
-    let (reg, _sub) = super::testutil::reference_registry();
+    let (reg, _sub) = crate::testutil::reference_registry();
     let hook: InfoHook = Arc::new(|| vec![("LuaMemory_bytes".into(), "1234".into())]);
     let x = Executor::new(reg, hook);
     let mut st = SessionState {
@@ -186,7 +186,7 @@ fn show_info_keeps_haproxy_field_names_in_order() {
 
 #[test]
 fn stat_filters_and_json() {
-    let (reg, _sub) = super::testutil::reference_registry();
+    let (reg, _sub) = crate::testutil::reference_registry();
     let hook: InfoHook = Arc::new(Vec::new);
     let x = Executor::new(reg, hook);
     let mut st = SessionState {

@@ -1,62 +1,10 @@
 //! State machine tests against the HAProxy 3.2 transcript (`shared/reference`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::*;
-use crate::config::{Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams};
 use crate::events::{EventBus, EventData, EventType, ServerEvent, Subscription};
-
-fn srv(name: &str, port: u16, check: bool) -> ServerConfig {
-    let params = ServerParams {
-        check,
-        rise: 2,
-        fall: 2,
-        inter: Duration::from_millis(300),
-        ..Default::default()
-    };
-    ServerConfig {
-        name: name.into(),
-        addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        params,
-        location: Location::default(),
-    }
-}
-
-/// The reference config: backend `test` with webserver1 (check) and webserver2.
-pub(crate) fn reference_registry() -> (Arc<Registry>, Arc<Subscription>) {
-    let mut fe = ProxyConfig::new(
-        "fe",
-        Capabilities {
-            frontend: true,
-            backend: false,
-        },
-        Location::default(),
-    );
-    fe.id = Some(2);
-    fe.default_backend = Some("test".into());
-    let mut be = ProxyConfig::new(
-        "test",
-        Capabilities {
-            frontend: false,
-            backend: true,
-        },
-        Location::default(),
-    );
-    be.id = Some(3);
-    be.log_health_checks = true;
-    be.servers = vec![
-        srv("webserver1", 29081, true),
-        srv("webserver2", 29082, false),
-    ];
-    let cfg = Config {
-        proxies: vec![fe, be],
-        ..Default::default()
-    };
-    let bus = Arc::new(EventBus::new());
-    let sub = bus.subscribe("test", 1000, None);
-    (Registry::new(cfg, bus), sub)
-}
+pub(crate) use crate::testutil::{reference_registry, srv};
 
 fn drain(sub: &Subscription) -> Vec<Arc<ServerEvent>> {
     sub.receiver().try_iter().collect()

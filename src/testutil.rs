@@ -1,4 +1,5 @@
-//! Test support: the registry of the HAProxy transcript (`shared/reference`).
+//! Unit-test support shared by modules: the configuration and registry of the HAProxy 3.2
+//! transcript (`shared/reference`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,8 @@ use crate::config::{Capabilities, Config, Location, ProxyConfig, ServerConfig, S
 use crate::events::{EventBus, Subscription};
 use crate::model::Registry;
 
-fn srv(name: &str, port: u16, check: bool) -> ServerConfig {
+/// A server line of the transcript's shape (rise 2, fall 2, inter 300ms).
+pub fn srv(name: &str, port: u16, check: bool) -> ServerConfig {
     ServerConfig {
         name: name.into(),
         addr: format!("127.0.0.1:{port}").parse().expect("addr"),
