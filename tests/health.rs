@@ -505,7 +505,7 @@ fn slow_answer_hits_timeout_check() {
 #[test]
 fn reset_after_accept_fails_the_http_check() {
     let t = Target::start(Behave::Reset);
-    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 50)], httpchk(None), |_| {});
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 250)], httpchk(None), |_| {});
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("down", has(EventType::ServerState));
@@ -523,7 +523,7 @@ fn garbage_answer_is_l7rsp() {
         b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
         Duration::ZERO,
     ));
-    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 50)], httpchk(None), |_| {});
+    let (reg, sub) = registry(&[srv(t.addr, 2, 2, 250)], httpchk(None), |_| {});
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("down", has(EventType::ServerState));
@@ -553,7 +553,7 @@ fn httpchk_status_and_expect_status() {
     ));
     // Default: 2xx/3xx pass.
     let (reg, sub) = registry(
-        &[srv(ok.addr, 2, 2, 50), srv(e503.addr, 2, 2, 50)],
+        &[srv(ok.addr, 2, 2, 250), srv(e503.addr, 2, 2, 250)],
         httpchk(None),
         |_| {},
     );
@@ -585,7 +585,7 @@ fn httpchk_status_and_expect_status() {
 
     // `http-check expect status 404`: 404 passes, 200 fails.
     let (reg, sub) = registry(
-        &[srv(e404.addr, 2, 2, 50), srv(ok.addr, 2, 2, 50)],
+        &[srv(e404.addr, 2, 2, 250), srv(ok.addr, 2, 2, 250)],
         httpchk(Some(404)),
         |_| {},
     );
