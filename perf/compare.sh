@@ -30,6 +30,7 @@ FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable serv
 SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy-loops this long per event
 SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
+LUA_SCHED=${LUA_SCHED:-none}   # events: none | idle (chrt --idle the harp-lua thread: an experiment, see README)
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -346,6 +347,13 @@ run_one() {
                 >/dev/null 2>&1 &
             prof_pid=$!
         fi
+        if [ "$sc" = events ] && [ "$LUA_SCHED" = idle ] && [ "$target" != haproxy ]; then
+            local t
+            for t in /proc/"$PROXY_PID"/task/*; do
+                [ "$(cat "$t/comm" 2>/dev/null)" = harp-lua ] && chrt --idle -p 0 "${t##*/}" >/dev/null 2>&1 &&
+                    log "harp-lua thread ${t##*/} set to SCHED_IDLE"
+            done
+        fi
         if [ "$sc" = events ]; then
             local sock=$WORK/haproxy.sock
             [ "$target" != haproxy ] && sock=$WORK/harp.sock
@@ -468,13 +476,14 @@ META=$OUT/$STAMP.meta
     echo "warmup=$WARMUP"
     echo "threads=$THREADS"
     echo "pin=$PIN"
+    echo "lua_sched=$LUA_SCHED"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

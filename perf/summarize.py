@@ -104,7 +104,7 @@ def main():
                       + (" flap ok / sent | flap rtt p99 us |" if ev else ""))
             md.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ev else ""))
             for t in targets:
-                if ev and not any(r["scenario"] == sc and r["target"] == t for r in runs):
+                if not any(r["scenario"] == sc and r["target"] == t for r in runs):
                     continue
                 n = len(vals(sc, t, "req_s"))
                 cells = [med_range(vals(sc, t, "req_s"), 0)]
@@ -163,6 +163,8 @@ def main():
             md.append(f"| target | ok runs | {label} | {clabel} | errors |")
             md.append("|---|---|---|---|---|")
             for t in targets:
+                if not any(r["scenario"] == sc and r["target"] == t for r in runs):
+                    continue
                 v = vals(sc, t, key)
                 errs = sum(e or 0 for e in vals(sc, t, "errors"))
                 md.append(f"| {t} | {len(v)} | {med_range(v)} | {med_range(vals(sc, t, ckey), 3)} | {errs} |")
@@ -172,7 +174,8 @@ def main():
                           "Per 10k connections = B/conn x 10,000.")
         md.append("")
         if "harp" in targets:
-            others = [t for t in targets if t != "harp"]
+            others = [t for t in targets if t != "harp"
+                      and any(r["scenario"] == sc and r["target"] == t for r in runs)]
             cols = [(key, label)]
             if not (sc in ("rr", "events") and ckey == "cpu_s") and not (sc == "idle"):
                 cols.append((ckey, clabel))
