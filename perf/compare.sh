@@ -41,7 +41,7 @@ PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separate
 
 PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
-STAMP=$(date -u +%Y-%m-%dT%H%MZ)
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
 : > "$RAW"
