@@ -25,8 +25,12 @@ CR_CLOSE=${CR_CLOSE:-server}   # connrate: who closes first (server = HTTP/1.0 C
 RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
 RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
 RR_SIZE=${RR_SIZE:-100}        # rr and connrate request = response size
-IDLE_CONNS=${IDLE_CONNS:-2000} # idle: connections held open for the RSS-per-connection figure
+IDLE_CONNS=${IDLE_CONNS:-max} # idle: connections held open for the RSS figure; max = min(10000, fd limit allows)
 FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable server commands
+SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy-loops this long per event
+SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
+LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
+LUA_SCHED=${LUA_SCHED:-none}   # events: none | idle (chrt --idle the harp-lua thread: an experiment, see README)
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -37,7 +41,7 @@ PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separate
 
 PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
-STAMP=$(date -u +%Y-%m-%dT%H%MZ)
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
 : > "$RAW"
@@ -93,6 +97,19 @@ NOFILE=$(ulimit -n)
 # HAProxy refuses to start when maxconn needs more fds than allowed (2 per connection, 2 per splice pipe, spare).
 HAPROXY_MAXCONN=$(((NOFILE - 200) / 3))
 [ "$HAPROXY_MAXCONN" -gt 30000 ] && HAPROXY_MAXCONN=30000
+# Without splice HAProxy 2.6 starts with maxconn up to ~(fds - spare) / 2 (checked at 20,000 fds).
+HAPROXY_MAXCONN_NOSPLICE=$(((NOFILE - 200) / 2))
+[ "$HAPROXY_MAXCONN_NOSPLICE" -gt 30000 ] && HAPROXY_MAXCONN_NOSPLICE=30000
+# idle: every proxied connection costs the proxy 2 fds (client side + server side); the client and
+# the upstream each hold 1 per connection under their own limit. So the proxy's limit decides.
+IDLE_MAX=$(((NOFILE - 400) / 2))
+[ "$IDLE_MAX" -gt 10000 ] && IDLE_MAX=10000
+if [ "$IDLE_CONNS" = max ]; then
+    IDLE_CONNS=$IDLE_MAX
+elif [ "$IDLE_CONNS" -gt "$IDLE_MAX" ]; then
+    log "IDLE_CONNS=$IDLE_CONNS needs $((2 * IDLE_CONNS)) proxy fds, limit is $NOFILE: using $IDLE_MAX"
+    IDLE_CONNS=$IDLE_MAX
+fi
 
 PROXY_PIN=()
 LOAD_PIN=()
@@ -127,6 +144,7 @@ log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK once :$UP_ONCE"
 PROXY_PID=
 PROXY_PORT=
 EVENTS_CFG=0
+EVENTS_SPIN=0 # 1 = the Lua probe's callback spins SPIN_SECS per event (target harp-spin)
 
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
@@ -147,6 +165,11 @@ EOF
         # events: a second server to flap, and the Runtime API socket to flap it through.
         echo "    server s2 127.0.0.1:$2" >>"$WORK/harp.cfg"
         sed -i "2a\\    stats socket $WORK/harp.sock mode 600 level admin" "$WORK/harp.cfg"
+        # ... and the Lua probe timing every SERVER_ADMIN callback (perf/events_probe.lua).
+        local spin=0
+        [ "$EVENTS_SPIN" = 1 ] && spin=$SPIN_SECS
+        sed -i "2a\\    lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $spin\\n    tune.lua.burst-timeout $LUA_BURST_MS" \
+            "$WORK/harp.cfg"
     fi
 }
 
@@ -154,7 +177,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
     {
         echo "global"
         echo "    nbthread $THREADS"
-        echo "    maxconn $HAPROXY_MAXCONN"
+        if [ "$3" = 1 ]; then echo "    maxconn $HAPROXY_MAXCONN"; else echo "    maxconn $HAPROXY_MAXCONN_NOSPLICE"; fi
         echo "    stats socket $WORK/haproxy.sock mode 600 level admin"
         echo "defaults"
         echo "    mode tcp"
@@ -207,10 +230,10 @@ start_proxy() {
     fi
     PROXY_PORT=$("$PERF" freeport)
     case $target in
-    harp)
+    harp | harp-spin)
         [ -x "$HARP" ] || return 1
         write_harp_cfg "$PROXY_PORT" "$backend"
-        rm -f "$WORK/harp.sock"
+        rm -f "$WORK/harp.sock" "$WORK/probe.log"
         "${PROXY_PIN[@]}" "$HARP" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
         ;;
     haproxy | haproxy-splice)
@@ -240,6 +263,7 @@ start_proxy() {
     if [ "$up" != 1 ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
         log "$target did not start; last log lines:"
         local lf="$WORK/${target%-splice}.log"
+        [ "$target" = harp-spin ] && lf="$WORK/harp.log"
         [ "$target" = nginx ] && lf="$WORK/nginx-error.log"
         tail -n 5 "$lf" >&2 2>/dev/null
         stop_proxy
@@ -299,11 +323,15 @@ backend_for() { # scenario -> upstream port
 # run_one REP SCENARIO TARGET: appends one JSON line to $RAW
 run_one() {
     local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
-    # events needs a Runtime API to flap servers through: harp and HAProxy only.
+    local evlat=null interval=$FLAP_INTERVAL
+    # events needs a Runtime API to flap servers through: harp and HAProxy only. harp-spin is
+    # harp whose Lua callback spins; it exists in the events scenario only.
+    EVENTS_SPIN=0
     if [ "$sc" = events ]; then
-        case $target in harp | haproxy) EVENTS_CFG=1 ;; *) return 0 ;; esac
+        case $target in harp | haproxy) EVENTS_CFG=1 ;; harp-spin) EVENTS_CFG=1 EVENTS_SPIN=1 interval=$SPIN_FLAP_INTERVAL ;; *) return 0 ;; esac
     else
         EVENTS_CFG=0
+        [ "$target" = harp-spin ] && return 0
     fi
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
@@ -319,12 +347,20 @@ run_one() {
                 >/dev/null 2>&1 &
             prof_pid=$!
         fi
+        if [ "$sc" = events ] && [ "$LUA_SCHED" = idle ] && [ "$target" != haproxy ]; then
+            local t
+            for t in /proc/"$PROXY_PID"/task/*; do
+                [ "$(cat "$t/comm" 2>/dev/null)" = harp-lua ] && chrt --idle -p 0 "${t##*/}" >/dev/null 2>&1 &&
+                    log "harp-lua thread ${t##*/} set to SCHED_IDLE"
+            done
+        fi
         if [ "$sc" = events ]; then
             local sock=$WORK/haproxy.sock
-            [ "$target" = harp ] && sock=$WORK/harp.sock
+            [ "$target" != haproxy ] && sock=$WORK/harp.sock
+            rm -f "$WORK/flap.log"
             timeout $((DURATION + WARMUP + 20)) "${LOAD_PIN[@]}" "$PERF" flap --socket "$sock" \
-                --server be/s2 --interval "$FLAP_INTERVAL" --duration "$((DURATION + WARMUP))s" \
-                >"$WORK/flap.json" 2>/dev/null &
+                --server be/s2 --interval "$interval" --duration "$((DURATION + WARMUP))s" \
+                --log "$WORK/flap.log" >"$WORK/flap.json" 2>/dev/null &
             flap_pid=$!
         fi
         # shellcheck disable=SC2046
@@ -339,6 +375,12 @@ run_one() {
             wait "$flap_pid" 2>/dev/null
             flap=$(head -n1 "$WORK/flap.json" 2>/dev/null)
             [ -n "$flap" ] || flap=null
+            if [ "$target" != haproxy ]; then
+                # The spinning callback may still be running the last event: give it time.
+                [ "$EVENTS_SPIN" = 1 ] && sleep "$SPIN_SECS"
+                evlat=$(python3 "$ROOT/perf/evlat.py" "$WORK/flap.log" "$WORK/probe.log" 2>>"$WORK/load.log")
+                [ -n "$evlat" ] || evlat=null
+            fi
         fi
         if [ -n "$prof_pid" ]; then
             wait "$prof_pid" 2>/dev/null
@@ -358,8 +400,8 @@ run_one() {
     fi
     [ -n "$json" ] || json=null
     local sp=${spl% *} tot=${spl#* }
-    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"result":%s}\n' \
-        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$json" >>"$RAW"
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "$json" >>"$RAW"
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
@@ -373,6 +415,7 @@ else: print("n/a")' 2>/dev/null || echo n/a)
     local extra=
     [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
     [ "$flap" != null ] && extra="$extra flap $flap"
+    [ "$evlat" != null ] && extra="$extra event-to-callback $evlat"
     log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
 }
 
@@ -405,8 +448,12 @@ N=${#TARGET_LIST[@]}
 for rep in $(seq "$REPEATS"); do
     for sc in $SCENARIOS; do
         # Rotate the starting target each repeat so no target always runs first or last.
-        for i in $(seq 0 $((N - 1))); do
-            run_one "$rep" "$sc" "${TARGET_LIST[$(((i + rep - 1) % N))]}"
+        list=("${TARGET_LIST[@]}")
+        # events: harp with a spinning Lua callback runs beside harp (same repeat) for the ratio.
+        [ "$sc" = events ] && [[ " $TARGETS " == *" harp "* ]] && list+=(harp-spin)
+        n=${#list[@]}
+        for i in $(seq 0 $((n - 1))); do
+            run_one "$rep" "$sc" "${list[$(((i + rep - 1) % n))]}"
         done
     done
 done
@@ -429,12 +476,14 @@ META=$OUT/$STAMP.meta
     echo "warmup=$WARMUP"
     echo "threads=$THREADS"
     echo "pin=$PIN"
+    echo "lua_sched=$LUA_SCHED"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
-    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API"
+    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN perf/compare.sh"
+    echo "nofile=$NOFILE (hard $(ulimit -Hn))"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

@@ -22,7 +22,7 @@ SCEN = {
     "events": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
     "idle": ("rss_per_conn_b", "proxy RSS B/conn", False, "rss_kib", "proxy RSS KiB (held)"),
 }
-ORDER = ["direct", "harp", "haproxy-splice", "haproxy", "nginx"]
+ORDER = ["direct", "harp", "harp-spin", "haproxy-splice", "haproxy", "nginx"]
 PCTS = [("p50_us", "p50"), ("p90_us", "p90"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max")]
 
 
@@ -104,7 +104,7 @@ def main():
                       + (" flap ok / sent | flap rtt p99 us |" if ev else ""))
             md.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ev else ""))
             for t in targets:
-                if ev and not any(r["scenario"] == sc and r["target"] == t for r in runs):
+                if not any(r["scenario"] == sc and r["target"] == t for r in runs):
                     continue
                 n = len(vals(sc, t, "req_s"))
                 cells = [med_range(vals(sc, t, "req_s"), 0)]
@@ -128,10 +128,43 @@ def main():
                     if e:
                         rs = [e[k] / r0[k] for k in e if k in r0 and r0[k]]
                         md.append(f"| {t} | {med_range(rs, 3)} |")
+                evr = [r for r in runs if r["scenario"] == "events" and isinstance(r.get("evlat"), dict)]
+                if evr:
+                    md.append("")
+                    md.append("Event-to-Lua-callback latency (perf/events_probe.lua; harp only, HAProxy 2.6 has no "
+                              "`core.event_sub`): callback wall-clock time minus the send time of the matching "
+                              "`disable/enable server` command, so it includes the Runtime API connect + parse. "
+                              "Target: p99 < 1,000 us.")
+                    md.append("")
+                    md.append("| target | callbacks / commands | p50 us | p99 us | max us |")
+                    md.append("|---|---|---|---|---|")
+                    for t in targets:
+                        el = [r["evlat"] for r in evr if r["target"] == t]
+                        if not el:
+                            continue
+                        md.append(f"| {t} | {sum(x.get('callbacks') or 0 for x in el)} / "
+                                  f"{sum(x.get('commands') or 0 for x in el)} | "
+                                  + " | ".join(med_range([x.get(k) for x in el], 0)
+                                               for k in ("p50_us", "p99_us", "max_us")) + " |")
+                h, sp = by_rep("events", "harp", "p99_us"), by_rep("events", "harp-spin", "p99_us")
+                if sp:
+                    md.append("")
+                    md.append("Lua callback spinning (harp-spin: each SERVER_ADMIN callback busy-loops in pure Lua, "
+                              "see the events line above) vs harp with the non-spinning probe, same repeat; "
+                              "target: p99 moves by < 5 % (ratio < 1.05):")
+                    md.append("")
+                    md.append("| ratio | median (min-max) |")
+                    md.append("|---|---|")
+                    for k, lab in PCTS:
+                        a, b = by_rep("events", "harp-spin", k), by_rep("events", "harp", k)
+                        rs = [a[rep] / b[rep] for rep in a if rep in b and b[rep]]
+                        md.append(f"| {lab} harp-spin / harp | {med_range(rs, 3)} |")
         else:
             md.append(f"| target | ok runs | {label} | {clabel} | errors |")
             md.append("|---|---|---|---|---|")
             for t in targets:
+                if not any(r["scenario"] == sc and r["target"] == t for r in runs):
+                    continue
                 v = vals(sc, t, key)
                 errs = sum(e or 0 for e in vals(sc, t, "errors"))
                 md.append(f"| {t} | {len(v)} | {med_range(v)} | {med_range(vals(sc, t, ckey), 3)} | {errs} |")
@@ -141,7 +174,8 @@ def main():
                           "Per 10k connections = B/conn x 10,000.")
         md.append("")
         if "harp" in targets:
-            others = [t for t in targets if t != "harp"]
+            others = [t for t in targets if t != "harp"
+                      and any(r["scenario"] == sc and r["target"] == t for r in runs)]
             cols = [(key, label)]
             if not (sc in ("rr", "events") and ckey == "cpu_s") and not (sc == "idle"):
                 cols.append((ckey, clabel))

@@ -1,0 +1,31 @@
+-- perf/events_probe.lua: loaded by harp (`lua-load perf/events_probe.lua <file> [spin_seconds]`)
+-- for compare.sh's `events` scenario. On every SERVER_ADMIN event (one per `disable server` /
+-- `enable server` command of `harp-perf flap`) it appends the callback's wall-clock time in Unix
+-- microseconds to <file>, one line per event, flushed at once so compare.sh can match line k with
+-- the k-th flap command's send time. With spin_seconds > 0 the callback then busy-loops in pure
+-- Lua for that long (wall clock, not os.clock(): os.clock() counts the CPU time of every harp
+-- thread, so it would run fast while the data plane is busy) to show whether a hogging callback
+-- moves the data plane's latency. That needs `tune.lua.burst-timeout` above spin_seconds.
+
+local path, spin = ...
+assert(path, "usage: lua-load events_probe.lua <output file> [spin_seconds]")
+spin = tonumber(spin) or 0
+
+local out = assert(io.open(path, "a"))
+
+local function now_us()
+    local t = core.now()
+    return t.sec * 1000000 + t.usec
+end
+
+core.event_sub({ "SERVER_ADMIN" }, function(event, data)
+    out:write(string.format("%d %s\n", now_us(), event))
+    out:flush()
+    if spin > 0 then
+        local stop = now_us() + math.floor(spin * 1000000)
+        local n = 0
+        while now_us() < stop do
+            n = n + 1
+        end
+    end
+end)
