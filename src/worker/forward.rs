@@ -82,7 +82,10 @@ impl Timers {
         let raw = fd.as_raw_fd();
         loop {
             let Some(limit) = self.limit(s) else {
-                return R::ready(raw, interest).await.map_err(|e| Fault::Io(s, e));
+                return R::ready(raw, interest)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Fault::Io(s, e));
             };
             let deadline = self.last[s as usize].get() + limit;
             let now = Instant::now();
@@ -90,7 +93,7 @@ impl Timers {
                 return Err(Fault::Timeout(s));
             }
             if let Ok(r) = tokio::time::timeout(deadline - now, R::ready(raw, interest)).await {
-                return r.map_err(|e| Fault::Io(s, e));
+                return r.map(|_| ()).map_err(|e| Fault::Io(s, e));
             }
         }
     }
@@ -292,6 +295,10 @@ async fn pump_splice<R: Rt>(
     let mut eof = false;
     let mut read_err: Option<io::Error> = None;
     let mut first = true;
+    if fs == Side::Server {
+        // the server has not seen the request yet: a splice now would only say EAGAIN
+        timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+    }
     loop {
         let mut in_blocked = eof;
         if !eof {
