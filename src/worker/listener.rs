@@ -24,6 +24,9 @@ pub(crate) fn open(
         s.set_reuse_port(true).map_err(err)?;
     }
     s.set_nonblocking(true).map_err(err)?;
+    // accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per bind instead
+    // of one per connection
+    s.set_nodelay(true).map_err(err)?;
     if addr.is_ipv6() {
         let _ = s.set_only_v6(true);
     }

@@ -16,8 +16,10 @@ pub(crate) trait Rt: 'static {
     fn block_on<F: Future>(f: F) -> F::Output;
     /// Spawns a task on the current worker (tasks never cross threads).
     fn spawn<F: Future<Output = ()> + 'static>(f: F);
-    /// Waits until `fd` is ready for `interest`, or has an error/hang-up.
-    fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<()>>;
+    /// Waits until `fd` is ready for `interest`, or has an error/hang-up; returns the poll
+    /// revents mask so callers can skip a syscall when it shows no error (e.g. SO_ERROR after a
+    /// connect).
+    fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<u32>>;
     /// Sleeps.
     fn sleep(d: Duration) -> impl Future<Output = ()>;
 }
@@ -35,8 +37,8 @@ impl Rt for Uring {
         tokio_uring::spawn(f);
     }
 
-    async fn ready(fd: RawFd, interest: Interest) -> io::Result<()> {
-        sys::poll_ready(fd, interest).await.map(|_| ())
+    async fn ready(fd: RawFd, interest: Interest) -> io::Result<u32> {
+        sys::poll_ready(fd, interest).await
     }
 
     async fn sleep(d: Duration) {
