@@ -254,6 +254,31 @@ struct PipeLease<'a> {
     inpipe: usize,
 }
 
+impl PipeLease<'_> {
+    /// Makes sure the direction holds a pipe, taking one from the pool if it gave its pipe back
+    /// while idle. `false` when no pipe can be had (EMFILE): the caller copies instead, which is
+    /// safe because a direction without a pipe has nothing in flight.
+    fn acquire(&mut self) -> bool {
+        if self.pipe.is_none() {
+            match self.pool.take(self.gc) {
+                Ok(p) => self.pipe = Some(p),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Gives an empty pipe back to the pool before waiting for data, so that an idle connection
+    /// holds two sockets and no pipe (HAProxy likewise keeps pipes only while data moves).
+    fn release_if_empty(&mut self) {
+        if self.inpipe == 0 {
+            if let Some(p) = self.pipe.take() {
+                self.pool.put(p, true, self.gc);
+            }
+        }
+    }
+}
+
 impl Drop for PipeLease<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.pipe.take() {
@@ -271,22 +296,17 @@ pub(crate) async fn pump<R: Rt>(
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
     if splice {
-        if let Ok(pipe) = pipes.take(gc) {
-            let mut back = PipeLease {
-                pipe: Some(pipe),
-                pool: pipes,
-                gc,
-                inpipe: 0,
-            };
-            let r = match &back.pipe {
-                Some(p) => pump_splice::<R>(dir, timers, p, &mut back.inpipe).await,
-                None => Err(Fault::Fallback),
-            };
-            drop(back);
-            match r {
-                Err(Fault::Fallback) => {}
-                other => return other,
-            }
+        let mut lease = PipeLease {
+            pipe: None,
+            pool: pipes,
+            gc,
+            inpipe: 0,
+        };
+        let r = pump_splice::<R>(dir, timers, &mut lease).await;
+        drop(lease);
+        match r {
+            Err(Fault::Fallback) => {}
+            other => return other,
         }
     }
     pump_copy::<R>(dir, timers).await
@@ -300,8 +320,7 @@ fn finish(dir: &Dir<'_>, timers: &Timers) {
 async fn pump_splice<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
-    pipe: &Pipe,
-    inpipe: &mut usize,
+    lease: &mut PipeLease<'_>,
 ) -> Result<(), Fault> {
     let (fs, ts) = (dir.from_side, dir.to_side());
     let mut eof = false;
@@ -314,11 +333,22 @@ async fn pump_splice<R: Rt>(
     let mut drained = false;
     loop {
         let mut in_blocked = eof || drained;
+        if !eof && !drained && !lease.acquire() {
+            return Err(Fault::Fallback);
+        }
+        let Some(pipe) = lease.pipe.as_ref() else {
+            // Only reachable after EOF with an empty pipe given back: nothing left to move.
+            if let Some(e) = read_err {
+                return Err(Fault::Io(fs, e));
+            }
+            finish(dir, timers);
+            return Ok(());
+        };
         if !eof && !drained {
             match sys::splice_in(dir.from, pipe, PIPE_SIZE) {
                 Ok(0) => eof = true,
                 Ok(n) => {
-                    *inpipe += n;
+                    lease.inpipe += n;
                     drained = drained_by(fs, n, PIPE_SIZE);
                     timers.touch(fs);
                 }
@@ -334,10 +364,10 @@ async fn pump_splice<R: Rt>(
             }
             first = false;
         }
-        if *inpipe > 0 {
-            match sys::splice_out(pipe, dir.to, *inpipe) {
+        if lease.inpipe > 0 {
+            match sys::splice_out(pipe, dir.to, lease.inpipe) {
                 Ok(n) => {
-                    *inpipe -= n;
+                    lease.inpipe -= n;
                     dir.delivered(n, true);
                     timers.touch(ts);
                 }
@@ -357,6 +387,7 @@ async fn pump_splice<R: Rt>(
             return Ok(());
         }
         if in_blocked {
+            lease.release_if_empty();
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
             drained = false;
         }

@@ -150,11 +150,37 @@ fn echo_splice_and_copy() {
                 assert_eq!(spliced, 6 << 20);
                 let gc = &r.reg.counters;
                 wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
-                assert_eq!(gc.pipes_free.load(Ordering::Relaxed), 2);
+                // Each direction gives its pipe back whenever it waits for data, so the two
+                // directions of an echo may have taken turns with one pipe.
+                let free = gc.pipes_free.load(Ordering::Relaxed);
+                assert!((1..=2).contains(&free), "{free} pipes pooled");
             }
             SpliceMode::Off => assert_eq!(spliced, 0),
         }
     }
+}
+
+#[test]
+fn idle_connections_hold_no_pipe() {
+    let up = upstream(None);
+    let r = run(listen_cfg(&[up], |p| p.splice = SpliceMode::Auto));
+    let mut conns = Vec::new();
+    for i in 0..20u8 {
+        let mut c = TcpStream::connect(r.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(&[i; 1000]).unwrap();
+        let mut back = [0u8; 1000];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, [i; 1000]);
+        conns.push(c);
+    }
+    let srv = r.reg.find_server("px/s1").unwrap();
+    assert_eq!(srv.counters.cur_sess.load(Ordering::Relaxed), 20);
+    let gc = &r.reg.counters;
+    // 20 open, idle, spliced sessions: every pipe is back in the pool, none is held.
+    wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
+    assert!(gc.pipes_free.load(Ordering::Relaxed) <= 4);
+    drop(conns);
 }
 
 #[test]
