@@ -10,6 +10,9 @@ mod section;
 mod suggest;
 mod types;
 pub mod units;
+
+#[cfg(test)]
+mod test_support;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};

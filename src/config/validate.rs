@@ -251,18 +251,7 @@ fn missing_timeouts(p: &mut Parser) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse_str, Config};
-
-    fn ok(text: &str) -> Config {
-        match parse_str("t.cfg", text) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn err(text: &str) -> String {
-        parse_str("t.cfg", text).unwrap_err().to_string()
-    }
+    use crate::config::test_support::{err, ok};
 
     #[test]
     fn ids_match_the_reference_transcript() {

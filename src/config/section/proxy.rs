@@ -704,21 +704,9 @@ fn email_alert(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{
-        parse_str, BalanceAlgo, CheckKind, Config, HashType, LogTarget, SpliceMode,
-    };
+    use crate::config::test_support::{err, ok};
+    use crate::config::{BalanceAlgo, CheckKind, HashType, LogTarget, SpliceMode};
     use std::time::Duration;
-
-    fn ok(text: &str) -> Config {
-        match parse_str("t.cfg", text) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn err(text: &str) -> String {
-        parse_str("t.cfg", text).unwrap_err().to_string()
-    }
 
     #[test]
     fn every_proxy_keyword() {
