@@ -424,6 +424,33 @@ fn maxconn_100_with_1000_clients_all_served() {
     assert_eq!(up.conns.load(Ordering::Relaxed), 1001);
 }
 
+/// The case: 5,000 clients (500 at a time) against `maxconn 100`: every one served,
+/// none refused or reset while waiting in the backlog.
+#[test]
+fn maxconn_100_with_5000_clients_all_served() {
+    let up = upstream(Up::Echo);
+    let (_h, addr) = start(&[up.addr], "    maxconn 100\n");
+    let served = Arc::new(AtomicUsize::new(0));
+    let ts: Vec<_> = (0..500)
+        .map(|i| {
+            let served = served.clone();
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    let d = payload(200, i * 100 + j);
+                    if echo(addr, &d) == d {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(served.load(Ordering::Relaxed), 5000);
+    assert_eq!(up.conns.load(Ordering::Relaxed), 5001);
+}
+
 #[test]
 fn tcplog_line_goes_to_syslog() {
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
