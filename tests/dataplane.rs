@@ -398,17 +398,18 @@ fn bulk_64mib_times_100() {
     bulk(100, 64 << 20, "");
 }
 
-#[test]
-fn maxconn_100_with_1000_clients_all_served() {
+/// `threads` clients at a time, `per_thread` connections each, against `maxconn 100`: asserts
+/// every exchange of `len` bytes came back intact and each reached the upstream once.
+fn maxconn_100_serves_all(threads: usize, per_thread: usize, len: usize) {
     let up = upstream(Up::Echo);
     let (_h, addr) = start(&[up.addr], "    maxconn 100\n");
     let served = Arc::new(AtomicUsize::new(0));
-    let ts: Vec<_> = (0..200)
+    let ts: Vec<_> = (0..threads)
         .map(|i| {
             let served = served.clone();
             std::thread::spawn(move || {
-                for j in 0..5 {
-                    let d = payload(2000, i * 10 + j);
+                for j in 0..per_thread {
+                    let d = payload(len, (i * per_thread + j) as u64);
                     if echo(addr, &d) == d {
                         served.fetch_add(1, Ordering::Relaxed);
                     }
@@ -419,36 +420,22 @@ fn maxconn_100_with_1000_clients_all_served() {
     for t in ts {
         t.join().unwrap();
     }
-    assert_eq!(served.load(Ordering::Relaxed), 1000);
+    let total = threads * per_thread;
+    assert_eq!(served.load(Ordering::Relaxed), total);
     // plus the readiness probe of Harp::start
-    assert_eq!(up.conns.load(Ordering::Relaxed), 1001);
+    assert_eq!(up.conns.load(Ordering::Relaxed), total + 1);
+}
+
+#[test]
+fn maxconn_100_with_1000_clients_all_served() {
+    maxconn_100_serves_all(200, 5, 2000);
 }
 
 /// The case: 5,000 clients (500 at a time) against `maxconn 100`: every one served,
 /// none refused or reset while waiting in the backlog.
 #[test]
 fn maxconn_100_with_5000_clients_all_served() {
-    let up = upstream(Up::Echo);
-    let (_h, addr) = start(&[up.addr], "    maxconn 100\n");
-    let served = Arc::new(AtomicUsize::new(0));
-    let ts: Vec<_> = (0..500)
-        .map(|i| {
-            let served = served.clone();
-            std::thread::spawn(move || {
-                for j in 0..10 {
-                    let d = payload(200, i * 100 + j);
-                    if echo(addr, &d) == d {
-                        served.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in ts {
-        t.join().unwrap();
-    }
-    assert_eq!(served.load(Ordering::Relaxed), 5000);
-    assert_eq!(up.conns.load(Ordering::Relaxed), 5001);
+    maxconn_100_serves_all(500, 10, 200);
 }
 
 #[test]
