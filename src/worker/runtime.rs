@@ -30,7 +30,10 @@ pub(crate) struct Uring;
 
 impl Rt for Uring {
     fn block_on<F: Future>(f: F) -> F::Output {
-        tokio_uring::builder().entries(1024).start(f)
+        tokio_uring::builder()
+            .entries(1024)
+            .uring_builder(&uring_flags())
+            .start(f)
     }
 
     fn spawn<F: Future<Output = ()> + 'static>(f: F) {
@@ -43,5 +46,20 @@ impl Rt for Uring {
 
     async fn sleep(d: Duration) {
         tokio::time::sleep(d).await
+    }
+}
+
+/// The ring's setup flags. `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+): completions of POLL_ADD ops
+/// are run as task work when the worker enters the kernel anyway, instead of interrupting
+/// whatever syscall it is in with a signal-like notification. Measured on connrate (split
+/// pinning, same run): 87-98 -> 73-81 proxy CPU-us per connection. Older kernels refuse the flag,
+/// so it is probed once on a throw-away ring.
+fn uring_flags() -> io_uring::Builder {
+    let mut coop = io_uring::IoUring::builder();
+    coop.setup_coop_taskrun();
+    if coop.build(2).is_ok() {
+        coop
+    } else {
+        io_uring::IoUring::builder()
     }
 }
