@@ -20,17 +20,45 @@ pub(crate) const PIPE_SIZE: usize = 256 * 1024;
 /// Per-direction buffer of the copy fallback (it runs when fds are scarce, i.e. under many
 /// connections, so it stays small).
 const COPY_BUF: usize = 32 * 1024;
-/// A client read shorter than this (and shorter than asked for) took everything the socket had:
-/// the client sent a small request and is most likely waiting for the answer, so the next read
-/// would only say EAGAIN. Wait for readiness instead of trying (one syscall less per request).
-/// Bulk transfers read more than this per call and keep retrying at once. Not applied to the
-/// server side: a server's short answer is often followed at once by its FIN (close after
-/// response), which an immediate retry picks up without another poll round trip.
+/// A read shorter than this (and shorter than asked for) most likely took everything the socket
+/// had: the peer sent a small message and is waiting for the answer, so the next read would only
+/// say EAGAIN. Wait for readiness instead of trying (one syscall less per request). Bulk
+/// transfers read more than this per call and keep retrying at once.
 const SMALL_READ: usize = 16 * 1024;
 
-/// Whether a read of `n` bytes from side `s` (asked for up to `asked`) most likely drained it.
-fn drained_by(s: Side, n: usize, asked: usize) -> bool {
-    s == Side::Client && n < SMALL_READ.min(asked)
+/// When a short read does NOT mean "drained": a server's short answer is often followed at once
+/// by its FIN (close after response), which an immediate retry picks up without another poll
+/// round trip. So the server side starts by retrying, and stops for the rest of the session the
+/// first time the retry only says EAGAIN (a persistent connection: retries would cost one
+/// syscall per request). The client side never retries.
+#[derive(Debug)]
+struct ShortReads {
+    retry: bool,
+    retried: bool,
+}
+
+impl ShortReads {
+    fn new(s: Side) -> ShortReads {
+        ShortReads {
+            retry: s == Side::Server,
+            retried: false,
+        }
+    }
+
+    /// Whether a read of `n` bytes (asked for up to `asked`) drained the socket.
+    fn drained(&mut self, n: usize, asked: usize) -> bool {
+        let short = n < SMALL_READ.min(asked);
+        self.retried = short && self.retry;
+        short && !self.retry
+    }
+
+    /// A read said EAGAIN: if it was the retry after a short read, stop retrying.
+    fn would_block(&mut self) {
+        if self.retried {
+            self.retry = false;
+        }
+        self.retried = false;
+    }
 }
 
 /// Which end of the session.
@@ -312,9 +340,14 @@ pub(crate) async fn pump<R: Rt>(
     pump_copy::<R>(dir, timers).await
 }
 
+/// `from` said EOF: forward it as a half-close of `to`. When the other direction is already over,
+/// the session ends now and closing `to` sends the same FIN, so the `shutdown(2)` is skipped
+/// (one syscall per session).
 fn finish(dir: &Dir<'_>, timers: &Timers) {
     timers.half_closed[dir.from_side as usize].set(true);
-    let _ = dir.to.shutdown(Shutdown::Write);
+    if !timers.half_closed[dir.to_side() as usize].get() {
+        let _ = dir.to.shutdown(Shutdown::Write);
+    }
 }
 
 async fn pump_splice<R: Rt>(
@@ -331,6 +364,7 @@ async fn pump_splice<R: Rt>(
         timers.wait::<R>(dir.from, Interest::Read, fs).await?;
     }
     let mut drained = false;
+    let mut short = ShortReads::new(fs);
     loop {
         let mut in_blocked = eof || drained;
         if !eof && !drained && !lease.acquire() {
@@ -349,10 +383,13 @@ async fn pump_splice<R: Rt>(
                 Ok(0) => eof = true,
                 Ok(n) => {
                     lease.inpipe += n;
-                    drained = drained_by(fs, n, PIPE_SIZE);
+                    drained = short.drained(n, PIPE_SIZE);
                     timers.touch(fs);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => in_blocked = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    short.would_block();
+                    in_blocked = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
                     return Err(Fault::Fallback)
@@ -398,6 +435,7 @@ async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
     let (fs, ts) = (dir.from_side, dir.to_side());
     let mut buf = vec![0u8; COPY_BUF];
     let mut drained = false;
+    let mut short = ShortReads::new(fs);
     loop {
         if drained {
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
@@ -409,6 +447,7 @@ async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                short.would_block();
                 drained = true;
                 continue;
             }
@@ -418,7 +457,7 @@ async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
             }
             Err(e) => return Err(Fault::Io(fs, e)),
         };
-        drained = drained_by(fs, n, buf.len());
+        drained = short.drained(n, buf.len());
         timers.touch(fs);
         let mut off = 0;
         while off < n {
@@ -435,5 +474,40 @@ async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
                 Err(e) => return Err(Fault::Io(ts, e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_short_read_is_drained() {
+        let mut s = ShortReads::new(Side::Client);
+        assert!(s.drained(100, PIPE_SIZE));
+        assert!(
+            !s.drained(PIPE_SIZE, PIPE_SIZE),
+            "a full read is bulk: retry at once"
+        );
+    }
+
+    #[test]
+    fn server_retries_until_a_retry_finds_nothing() {
+        let mut s = ShortReads::new(Side::Server);
+        // close-after-response: the retry finds the FIN, so keep retrying
+        assert!(!s.drained(100, PIPE_SIZE));
+        assert!(!s.drained(0, PIPE_SIZE));
+        // persistent connection: the retry says EAGAIN once, short reads are drained from then on
+        assert!(!s.drained(100, PIPE_SIZE));
+        s.would_block();
+        assert!(s.drained(100, PIPE_SIZE));
+        assert!(s.drained(100, PIPE_SIZE));
+    }
+
+    #[test]
+    fn eagain_without_a_short_read_keeps_retrying() {
+        let mut s = ShortReads::new(Side::Server);
+        s.would_block(); // e.g. the first read after a readiness wake found nothing
+        assert!(!s.drained(100, PIPE_SIZE));
     }
 }
