@@ -931,3 +931,55 @@ fn memory_returns_to_baseline_after_load() {
         "RSS grew from {base} KiB to {rss} KiB over 900 sessions"
     );
 }
+
+/// `maxconn 1` on the only server: a second client waits in the backend queue and is served the
+/// moment the first one leaves; a third one that waits past `timeout queue` is closed and logged
+/// with HAProxy's `sQ` termination state.
+#[test]
+fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let up = upstream(Up::Echo);
+    let extra = format!(
+        "    default-server maxconn 1\n    timeout queue 400ms\n    option tcplog\n    log {} local0\n",
+        sink.local_addr().unwrap()
+    );
+    let (_h, addr) = start(&[up.addr], &extra);
+    // the first client holds the only slot
+    let mut a = connect(addr);
+    a.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    a.read_exact(&mut one).unwrap();
+    // the second waits in the queue (its data stays with harp) ...
+    let b = std::thread::spawn(move || echo(addr, b"queued"));
+    std::thread::sleep(Duration::from_millis(100));
+    // ... and gets the slot once the first leaves, well inside `timeout queue`
+    drop(a);
+    assert_eq!(b.join().unwrap(), b"queued");
+    // now hold the slot past the queue timeout of a third client
+    let mut a = connect(addr);
+    a.write_all(b"a").unwrap();
+    a.read_exact(&mut one).unwrap();
+    let t = Instant::now();
+    let mut c = connect(addr);
+    c.write_all(b"late").unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    assert!(out.is_empty(), "a timed-out client got {out:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "closed after {:?}",
+        t.elapsed()
+    );
+    let mut buf = [0u8; 2048];
+    let line = loop {
+        let n = sink.recv(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.contains(" sQ ") {
+            break line;
+        }
+    };
+    assert!(line.contains(" px px/<NOSRV> "), "{line}");
+    drop(a);
+}

@@ -86,6 +86,11 @@ pub struct Proxy {
     pub maxconn_override: AtomicU32,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
     pub(super) rids: Mutex<HashMap<String, u32>>,
+    /// Connections queued on this backend (all servers at `maxconn`) wait on this: a session
+    /// that frees a server slot wakes the oldest waiter (FIFO, across worker threads), and a
+    /// balancing change (a server UP, a weight or maxconn change) wakes them all, so a queued
+    /// connection takes a slot as soon as there is one instead of polling for it.
+    pub slot_freed: tokio::sync::Notify,
 }
 
 impl Proxy {
@@ -103,6 +108,7 @@ impl Proxy {
             stopped: AtomicBool::new(false),
             maxconn_override: AtomicU32::new(0),
             rids: Mutex::new(HashMap::new()),
+            slot_freed: tokio::sync::Notify::new(),
         }
     }
 
@@ -133,6 +139,7 @@ impl Proxy {
     /// Marks balancing state stale.
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.slot_freed.notify_waiters();
     }
 
     /// Active (non-backup) servers usable for balancing (`get_srv_act`, `act` in stats).

@@ -42,7 +42,7 @@ impl Drop for Guard {
             }
         }
         if let Some(s) = self.srv.take() {
-            s.counters.session_ended();
+            release_slot(self.be.as_ref().unwrap_or(&self.fe), &s);
         }
         if let Some(b) = &self.be {
             b.counters.session_ended();
@@ -76,6 +76,16 @@ fn take_slot(s: &Server) -> bool {
     true
 }
 
+/// Gives back a server connection slot taken by [`take_slot`], handing it to the oldest
+/// connection queued on the backend, if any.
+fn release_slot(be: &Proxy, s: &Server) {
+    s.counters.session_ended();
+    let r = Ordering::Relaxed;
+    if be.counters.queue_cur.load(r) > 0 || s.counters.queue_cur.load(r) > 0 {
+        be.slot_freed.notify_one();
+    }
+}
+
 fn queue_enter(be: &Proxy, srv: Option<&Server>) {
     let c = match srv {
         Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
@@ -94,6 +104,10 @@ fn queue_leave(be: &Proxy, q: Option<Option<Arc<Server>>>) {
 }
 
 /// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full.
+/// Queued connections are served in arrival order, as HAProxy's queues are: a newcomer does not
+/// take a slot while others wait in the backend queue, and a freed slot wakes the oldest waiter
+/// (`Proxy::slot_freed`). A short poll stays as a safety net (and for connections bound by a hash
+/// to one full server, which a slot freed elsewhere does not help).
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
@@ -108,11 +122,16 @@ async fn acquire<R: Rt>(
     let mut queued: Option<Option<Arc<Server>>> = None;
     let mut nap = Duration::from_millis(1);
     let res = loop {
-        let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
+        let behind = queued.is_none() && be.counters.queue_cur.load(Ordering::Relaxed) > 0;
+        let pick = if behind {
+            None
+        } else {
+            Some(ctx.lb.borrow_mut().pick(be, ip, exclude))
+        };
         let wait_on = match pick {
-            Pick::Server(s) if take_slot(&s) => break Ok(s),
-            Pick::NoServer => break Err(NoConn::NoServer),
-            Pick::Server(s) if be.config.balance == BalanceAlgo::Source => Some(s),
+            Some(Pick::Server(s)) if take_slot(&s) => break Ok(s),
+            Some(Pick::NoServer) => break Err(NoConn::NoServer),
+            Some(Pick::Server(s)) if be.config.balance == BalanceAlgo::Source => Some(s),
             _ => None,
         };
         let same = match (&queued, &wait_on) {
@@ -125,11 +144,18 @@ async fn acquire<R: Rt>(
             queue_enter(be, wait_on.as_deref());
             queued = Some(wait_on);
         }
-        if budget.is_some_and(|b| start.elapsed() >= b) {
-            break Err(NoConn::QueueTimeout);
+        let mut wait = nap;
+        if let Some(b) = budget {
+            let spent = start.elapsed();
+            if spent >= b {
+                break Err(NoConn::QueueTimeout);
+            }
+            wait = wait.min(b - spent);
         }
-        R::sleep(nap).await;
-        nap = (nap * 2).min(Duration::from_millis(10));
+        tokio::select! {
+            _ = be.slot_freed.notified() => {}
+            _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(10)),
+        }
     };
     queue_leave(be, queued);
     *queued_ms = start.elapsed().as_millis() as i64;
@@ -367,7 +393,7 @@ async fn establish<R: Rt>(
         match connect::<R>(srv.addr(), to.connect).await {
             Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
-                srv.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+                release_slot(be, &srv);
                 srv.counters.econ.fetch_add(1, Ordering::Relaxed);
                 be.counters.econ.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(server = %srv.name, error = %e, "connect failed");
