@@ -60,6 +60,10 @@ pub struct Global {
     /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
     /// `ulimit -n` as HAProxy does.
     pub maxconn: Option<u32>,
+    /// `tune.pipesize`: capacity asked for each splice pipe (F_SETPIPE_SZ); `None` = harp's
+    /// default (see `worker::forward::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
+    /// the kernel caps unprivileged users at `fs.pipe-max-size` and `fs.pipe-user-pages-soft`.
+    pub pipesize: Option<u32>,
     /// `stats socket` lines, each a Runtime API listener.
     pub stats_sockets: Vec<StatsSocket>,
     /// `stats timeout`: idle timeout of an interactive Runtime API session (default 10s).
@@ -91,6 +95,7 @@ impl Default for Global {
         Global {
             nbthread: None,
             maxconn: None,
+            pipesize: None,
             stats_sockets: Vec::new(),
             stats_timeout: Duration::from_secs(10),
             lua_loads: Vec::new(),

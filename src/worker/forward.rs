@@ -15,7 +15,8 @@ use super::runtime::Rt;
 use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
 use crate::sys::{self, Interest, Pipe};
 
-/// Requested pipe capacity (F_SETPIPE_SZ); the kernel default is 64 KiB.
+/// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise; the kernel
+/// default is 64 KiB.
 pub(crate) const PIPE_SIZE: usize = 256 * 1024;
 /// Per-direction buffer of the copy fallback (it runs when fds are scarce, i.e. under many
 /// connections, so it stays small).
@@ -232,19 +233,29 @@ impl Dir<'_> {
 }
 
 /// A worker's pool of empty pipes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PipePool {
     free: RefCell<Vec<Pipe>>,
+    /// Capacity asked for each new pipe, and the most one splice moves into it.
+    size: usize,
 }
 
 impl PipePool {
+    /// A pool of pipes of `size` bytes (`tune.pipesize`, else [`PIPE_SIZE`]).
+    pub(crate) fn new(size: Option<u32>) -> PipePool {
+        PipePool {
+            free: RefCell::new(Vec::new()),
+            size: size.map_or(PIPE_SIZE, |n| n as usize),
+        }
+    }
+
     fn take(&self, gc: &GlobalCounters) -> io::Result<Pipe> {
         let p = match self.free.borrow_mut().pop() {
             Some(p) => {
                 gc.pipes_free.fetch_sub(1, Ordering::Relaxed);
                 p
             }
-            None => Pipe::new(PIPE_SIZE)?,
+            None => Pipe::new(self.size)?,
         };
         gc.pipes_used.fetch_add(1, Ordering::Relaxed);
         Ok(p)
@@ -379,11 +390,11 @@ async fn pump_splice<R: Rt>(
             return Ok(());
         };
         if !eof && !drained {
-            match sys::splice_in(dir.from, pipe, PIPE_SIZE) {
+            match sys::splice_in(dir.from, pipe, lease.pool.size) {
                 Ok(0) => eof = true,
                 Ok(n) => {
                     lease.inpipe += n;
-                    drained = short.drained(n, PIPE_SIZE);
+                    drained = short.drained(n, lease.pool.size);
                     timers.touch(fs);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -160,10 +160,11 @@ fn worker_main<R: Rt>(
     global_maxconn: u64,
 ) {
     let hard_after = reg.global().hard_stop_after;
+    let pipesize = reg.global().pipesize;
     R::block_on(async move {
         let ctx = Rc::new(Ctx {
             reg,
-            pipes: forward::PipePool::default(),
+            pipes: forward::PipePool::new(pipesize),
             lb: RefCell::new(balance::Balancers::default()),
             logs: RefCell::new(tcplog::LogSockets::default()),
             stop,

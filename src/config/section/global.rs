@@ -2,7 +2,7 @@
 
 use super::{arg, log, no_more, Ctx};
 use crate::config::suggest::unknown_keyword;
-use crate::config::units::{parse_address, parse_on_off, parse_time, parse_u32};
+use crate::config::units::{parse_address, parse_on_off, parse_size, parse_time, parse_u32};
 use crate::config::{
     AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, StatsSocket,
 };
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 pub(crate) const KEYWORDS: &[&str] = &[
     "nbthread",
     "maxconn",
+    "tune.pipesize",
     "stats",
     "lua-load",
     "lua-load-per-thread",
@@ -86,6 +87,17 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                 1,
                 i32::MAX as u32,
             )?);
+            no_more(words, 2)
+        }
+        "tune.pipesize" => {
+            let n = parse_size(arg(words, 1, "a size in bytes")?, kw)?;
+            if !(4096..=(1 << 30)).contains(&n) {
+                return Err(format!(
+                    "'{kw}' expects a size from 4096 to 1g, got '{}'.",
+                    words[1]
+                ));
+            }
+            g.pipesize = Some(n as u32);
             no_more(words, 2)
         }
         "stats" => stats(g, words, ctx),
@@ -356,6 +368,21 @@ mod tests {
         assert_eq!(g.spread_checks, 5);
         assert_eq!(g.node.as_deref(), Some("n1"));
         assert_eq!(g.logs.len(), 1);
+    }
+
+    #[test]
+    fn pipesize() {
+        let cfg = parse_str("t.cfg", "global\n tune.pipesize 1m\n").unwrap();
+        assert_eq!(cfg.global.pipesize, Some(1 << 20));
+        let cfg = parse_str("t.cfg", "global\n tune.pipesize 65536\n").unwrap();
+        assert_eq!(cfg.global.pipesize, Some(65536));
+        let e = parse_str("t.cfg", "global\n tune.pipesize 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[t.cfg:2] : 'tune.pipesize' expects a size from 4096"),
+            "{e}"
+        );
     }
 
     #[test]
