@@ -17,6 +17,7 @@
 mod balance;
 mod forward;
 mod listener;
+mod ring;
 mod runtime;
 mod session;
 mod tcplog;
@@ -31,7 +32,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use runtime::{Rt, Uring};
+use ring::Ring;
+use runtime::{Kind, Rt, Uring};
 
 use crate::model::{Proxy, Registry};
 use crate::sys::{self, Interest};
@@ -123,6 +125,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     }
     let (tx, _) = tokio::sync::watch::channel(RUN);
     let gmax = global_maxconn(&reg);
+    let kind = runtime::choose();
     let mut threads = Vec::new();
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let reg = reg.clone();
@@ -141,7 +144,10 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                         tracing::debug!(cpu, error = %e, "cannot pin worker");
                     }
                 }
-                worker_main::<Uring>(reg, listeners, rx, gmax)
+                match kind {
+                    Kind::Ring => worker_main::<Ring>(reg, listeners, rx, gmax),
+                    Kind::TokioUring => worker_main::<Uring>(reg, listeners, rx, gmax),
+                }
             })
             .map_err(WorkerError::Spawn)?;
         threads.push(h);
