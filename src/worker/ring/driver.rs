@@ -165,7 +165,9 @@ impl Driver {
             }
         };
         drop(waker);
-        let sqe = opcode::PollRemove::new(key as u64).build().user_data(REMOVE);
+        let sqe = opcode::PollRemove::new(key as u64)
+            .build()
+            .user_data(REMOVE);
         if let Err(e) = self.push(&sqe) {
             // the poll stays until its socket is shut down or closed; the key is freed then
             tracing::debug!(error = %e, "cannot queue POLL_REMOVE");
@@ -181,14 +183,7 @@ impl Driver {
         let r = if !block {
             // SAFETY: no argument pointer is passed; GETEVENTS with min_complete 0 only runs
             // pending completion work (needed with DEFER_TASKRUN) without waiting.
-            unsafe {
-                sub.enter::<libc::sigset_t>(
-                    queued,
-                    0,
-                    ENTER_GETEVENTS,
-                    None,
-                )
-            }
+            unsafe { sub.enter::<libc::sigset_t>(queued, 0, ENTER_GETEVENTS, None) }
         } else if let Some(t) = timeout {
             let ts = types::Timespec::from(t);
             let args = types::SubmitArgs::new().timespec(&ts);

@@ -171,7 +171,10 @@ fn block_on<F: Future>(f: F) -> F::Output {
         if core.timers.len() > 0 {
             let now = Instant::now();
             core.timers.fire(now);
-            timeout = core.timers.next().map(|at| at.saturating_duration_since(now));
+            timeout = core
+                .timers
+                .next()
+                .map(|at| at.saturating_duration_since(now));
         }
         let block = !core.exec.has_ready();
         core.driver.enter(block, timeout);

@@ -185,7 +185,10 @@ impl Executor {
             task.header.queued.swap(false, Ordering::AcqRel);
             run
         };
-        let done = fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        let done = fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready();
         let mut tasks = self.tasks.borrow_mut();
         if done {
             let task = tasks.remove(id);

@@ -108,7 +108,10 @@ fn timers_fire_in_order_and_cancelled_ones_never() {
         assert_eq!(r, Err(Elapsed));
         assert!(t0.elapsed() >= Duration::from_millis(15));
         // a timeout whose future wins leaves no timer behind
-        assert_eq!(Ring::timeout(Duration::from_secs(60), async { 5 }).await, Ok(5));
+        assert_eq!(
+            Ring::timeout(Duration::from_secs(60), async { 5 }).await,
+            Ok(5)
+        );
         let fired = Rc::new(RefCell::new(false));
         let f = fired.clone();
         let cancelled = async move {
@@ -210,7 +213,10 @@ fn shutdown_completes_a_poll_on_a_socket_about_to_close() {
             a2.shutdown(std::net::Shutdown::Both).unwrap();
         });
         let r = Ring::ready(a.as_raw_fd(), Interest::Read).await.unwrap();
-        assert_ne!(r & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLIN) as u32, 0);
+        assert_ne!(
+            r & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLIN) as u32,
+            0
+        );
     });
 }
 

@@ -97,7 +97,10 @@ impl Sleep {
     /// Completes after `d`.
     pub(crate) fn new(d: Duration) -> Sleep {
         let now = Instant::now();
-        Sleep::until(now.checked_add(d).unwrap_or(now + Duration::from_secs(86400 * 365)))
+        Sleep::until(
+            now.checked_add(d)
+                .unwrap_or(now + Duration::from_secs(86400 * 365)),
+        )
     }
 }
 
