@@ -305,6 +305,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     }
     // stop listening at once (also wakes a poll still registered on it)
     let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+    R::forget(fd);
 }
 
 impl Workers {

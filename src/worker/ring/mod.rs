@@ -39,7 +39,7 @@ pub(crate) struct Ring;
 
 impl Rt for Ring {
     fn block_on<F: Future>(f: F) -> F::Output {
-        block_on(f)
+        block_on(f, multishot_wanted())
     }
 
     fn spawn<F: Future<Output = ()> + 'static>(f: F) {
@@ -47,7 +47,11 @@ impl Rt for Ring {
     }
 
     fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<u32>> {
-        Readiness::new(fd, sys::poll_mask(interest))
+        Readiness::new(fd, sys::poll_mask(interest), interest == Interest::Read)
+    }
+
+    fn forget(fd: RawFd) {
+        driver::forget(fd)
     }
 
     fn sleep(d: Duration) -> impl Future<Output = ()> {
@@ -67,7 +71,7 @@ pub(super) struct Core {
 }
 
 impl Core {
-    fn new() -> io::Result<Core> {
+    fn new(multishot: bool) -> io::Result<Core> {
         let kick = rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
@@ -76,7 +80,8 @@ impl Core {
         tracing::debug!(flags, "worker io_uring ready");
         let kick_raw = std::os::fd::AsRawFd::as_raw_fd(&kick);
         let exec = task::Executor::new(kick);
-        let driver = driver::Driver::new(ring, kick_raw)?;
+        let multishot = multishot && flags.starts_with("single_issuer");
+        let driver = driver::Driver::new(ring, kick_raw, multishot)?;
         Ok(Core {
             exec,
             driver,
@@ -119,6 +124,13 @@ pub(crate) fn available() -> bool {
     })
 }
 
+/// Whether read waits use one multishot poll per fd (`HARP_RING_MULTISHOT=1`); needs Linux 5.13+,
+/// assumed when the ring has SINGLE_ISSUER (6.0+).
+fn multishot_wanted() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("HARP_RING_MULTISHOT").is_ok_and(|v| v == "1"))
+}
+
 /// Uninstalls the runtime at the end of `block_on` (also on unwind), after dropping every task
 /// while the runtime is still reachable, so their readiness and timer drops can deregister.
 struct Installed(Rc<Core>);
@@ -134,9 +146,10 @@ impl Drop for Installed {
 /// that keeps waking itself.
 const BUDGET: usize = 4096;
 
-/// Runs `f` to completion on a fresh runtime on this thread.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let core = match Core::new() {
+/// Runs `f` to completion on a fresh runtime on this thread; `multishot`: read waits use one
+/// multishot poll per fd.
+fn block_on<F: Future>(f: F, multishot: bool) -> F::Output {
+    let core = match Core::new(multishot) {
         Ok(c) => Rc::new(c),
         // `available()` was checked before choosing this runtime: only resource exhaustion
         // (memlock, fds) at worker start gets here
