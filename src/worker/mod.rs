@@ -12,8 +12,8 @@
 //! io_uring accept/read ops: an in-flight op holds a reference on its file, so a listener or
 //! socket would outlive its close; readiness ops are always completed by `shutdown(2)` or removed
 //! (`POLL_REMOVE`) first.
-//! The runtime is reached only through `runtime::Rt` (block_on, spawn, ready, sleep, timeout,
-//! forget). Two implementations: [`ring::Ring`] (ours, the default) and `runtime::Uring`
+//! The runtime is reached only through `runtime::Rt` (block_on, spawn, ready, sleep, timeout).
+//! Two implementations: [`ring::Ring`] (ours, the default) and `runtime::Uring`
 //! (tokio-uring, selected with the hidden `HARP_RUNTIME=tokio-uring` for A/B comparisons, and
 //! used automatically on kernels without io_uring `EXT_ARG`).
 
@@ -308,7 +308,6 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     }
     // stop listening at once (also wakes a poll still registered on it)
     let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
-    R::forget(fd);
 }
 
 impl Workers {

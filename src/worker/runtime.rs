@@ -22,10 +22,6 @@ pub(crate) trait Rt: 'static {
     fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<u32>>;
     /// Sleeps.
     fn sleep(d: Duration) -> impl Future<Output = ()>;
-    /// `fd` is about to be closed and nobody waits on it any more: a runtime keeping a
-    /// long-lived poll on it (multishot) removes it, so no completion targets a reused fd number
-    /// and the kernel lets the socket go.
-    fn forget(fd: RawFd);
     /// Runs `f` for at most `d` (the worker's only timeouts: connect and idle sides), on the
     /// runtime's own timers so no other runtime is needed.
     fn timeout<F: Future>(d: Duration, f: F) -> impl Future<Output = Result<F::Output, Elapsed>>;
@@ -84,8 +80,6 @@ impl Rt for Uring {
     async fn sleep(d: Duration) {
         tokio::time::sleep(d).await
     }
-
-    fn forget(_fd: RawFd) {}
 
     async fn timeout<F: Future>(d: Duration, f: F) -> Result<F::Output, Elapsed> {
         tokio::time::timeout(d, f).await.map_err(|_| Elapsed)

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,18 +31,15 @@ struct Guard {
     /// Both directions ended on their own: no poll can still be in flight on `socks`, so the
     /// wake-up `shutdown(2)` calls are skipped (two syscalls per session).
     quiet: bool,
-    /// The runtime's [`Rt::forget`], called for each socket before it closes.
-    forget: fn(RawFd),
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for s in &self.socks {
-            if !self.quiet {
+        if !self.quiet {
+            for s in &self.socks {
                 // wakes any in-flight poll on it so the kernel lets the socket go
                 let _ = s.shutdown(Shutdown::Both);
             }
-            (self.forget)(s.as_raw_fd());
         }
         if let Some(s) = self.srv.take() {
             s.counters.session_ended();
@@ -219,7 +216,6 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         srv: None,
         socks: Vec::new(),
         quiet: false,
-        forget: R::forget,
     };
     let be = backend_of(&ctx, &fe);
     let mut tw: i64 = -1;

@@ -39,7 +39,7 @@ pub(crate) struct Ring;
 
 impl Rt for Ring {
     fn block_on<F: Future>(f: F) -> F::Output {
-        block_on(f, multishot_wanted())
+        block_on(f)
     }
 
     fn spawn<F: Future<Output = ()> + 'static>(f: F) {
@@ -47,11 +47,7 @@ impl Rt for Ring {
     }
 
     fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<u32>> {
-        Readiness::new(fd, sys::poll_mask(interest), interest == Interest::Read)
-    }
-
-    fn forget(fd: RawFd) {
-        driver::forget(fd)
+        Readiness::new(fd, sys::poll_mask(interest))
     }
 
     fn sleep(d: Duration) -> impl Future<Output = ()> {
@@ -71,7 +67,7 @@ pub(super) struct Core {
 }
 
 impl Core {
-    fn new(multishot: bool) -> io::Result<Core> {
+    fn new() -> io::Result<Core> {
         let kick = rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
@@ -80,8 +76,7 @@ impl Core {
         tracing::debug!(flags, "worker io_uring ready");
         let kick_raw = std::os::fd::AsRawFd::as_raw_fd(&kick);
         let exec = task::Executor::new(kick);
-        let multishot = multishot && flags.starts_with("single_issuer");
-        let driver = driver::Driver::new(ring, kick_raw, multishot)?;
+        let driver = driver::Driver::new(ring, kick_raw)?;
         Ok(Core {
             exec,
             driver,
@@ -124,17 +119,6 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// Whether read waits use one multishot poll per fd (hidden `HARP_RING_MULTISHOT=1`; needs Linux
-/// 5.13+, assumed when the ring has SINGLE_ISSUER, 6.0+). Off by default: measured against oneshot
-/// polls (same runs) it saved ~3 % CPU per request on persistent connections but cost ~2 % per
-/// connection on connect-per-request (one extra POLL_REMOVE per socket), and its readiness is
-/// edge-triggered: forward.rs waits after a short client read without seeing EAGAIN, which is only
-/// safe with level-triggered polls if that read could leave data behind (a nearly full pipe).
-fn multishot_wanted() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("HARP_RING_MULTISHOT").is_ok_and(|v| v == "1"))
-}
-
 /// Uninstalls the runtime at the end of `block_on` (also on unwind), after dropping every task
 /// while the runtime is still reachable, so their readiness and timer drops can deregister.
 struct Installed(Rc<Core>);
@@ -150,10 +134,9 @@ impl Drop for Installed {
 /// that keeps waking itself.
 const BUDGET: usize = 4096;
 
-/// Runs `f` to completion on a fresh runtime on this thread; `multishot`: read waits use one
-/// multishot poll per fd.
-fn block_on<F: Future>(f: F, multishot: bool) -> F::Output {
-    let core = match Core::new(multishot) {
+/// Runs `f` to completion on a fresh runtime on this thread.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let core = match Core::new() {
         Ok(c) => Rc::new(c),
         // `available()` was checked before choosing this runtime: only resource exhaustion
         // (memlock, fds) at worker start gets here

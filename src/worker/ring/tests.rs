@@ -14,11 +14,6 @@ fn stats() -> (usize, usize, usize) {
     with_core(|c| (c.exec.len(), c.driver.in_flight(), c.timers.len()))
 }
 
-/// A runtime with oneshot read polls whatever `HARP_RING_MULTISHOT` says.
-fn oneshot<F: std::future::Future>(f: F) -> F::Output {
-    block_on(f, false)
-}
-
 /// Sleeps on the ring until `f` holds (bounded).
 async fn until(mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(5);
@@ -140,7 +135,7 @@ fn timers_fire_in_order_and_cancelled_ones_never() {
 fn readiness_on_a_socketpair() {
     let (a, mut b) = UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
-    oneshot(async move {
+    Ring::block_on(async move {
         // writable at once
         let w = Ring::ready(a.as_raw_fd(), Interest::Write).await.unwrap();
         assert_ne!(w & libc::POLLOUT as u32, 0);
@@ -167,7 +162,7 @@ use std::io::Read;
 
 #[test]
 fn dropped_readiness_then_close_gives_no_stray_wake() {
-    oneshot(async {
+    Ring::block_on(async {
         let mut keep = Vec::new();
         for _ in 0..50 {
             let (a, b) = UnixStream::pair().unwrap();
@@ -243,76 +238,4 @@ fn runtime_drop_with_pending_tasks_cleans_up() {
     // a second runtime on the same thread works
     assert_eq!(Ring::block_on(async { 3 }), 3);
     drop(a);
-}
-
-#[test]
-fn multishot_read_readiness_is_edge_triggered_and_forgotten_before_close() {
-    block_on(
-        async {
-            assert!(
-                with_core(|c| c.driver.multishot),
-                "kernel without multishot polls"
-            );
-            let mut fds = Vec::new();
-            for round in 0..3 {
-                let (a, mut b) = UnixStream::pair().unwrap();
-                a.set_nonblocking(true).unwrap();
-                fds.push(a.as_raw_fd());
-                let fd = a.as_raw_fd();
-                // nothing to read: pending (this also arms the multishot poll)
-                let r = Ring::timeout(Duration::from_millis(5), Ring::ready(fd, Interest::Read));
-                assert!(r.await.is_err());
-                // an edge while nobody waits is remembered
-                b.write_all(b"one").unwrap();
-                Ring::sleep(Duration::from_millis(2)).await;
-                let r = Ring::ready(fd, Interest::Read).await.unwrap();
-                assert_ne!(r & libc::POLLIN as u32, 0);
-                let mut buf = [0u8; 16];
-                assert_eq!((&a).read(&mut buf).unwrap(), 3);
-                // collected: the next wait blocks until new data
-                let r = Ring::timeout(Duration::from_millis(5), Ring::ready(fd, Interest::Read));
-                assert!(r.await.is_err(), "round {round}: stale readiness");
-                let w = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(10));
-                    b.write_all(b"two").unwrap();
-                    b
-                });
-                let r = Ring::ready(fd, Interest::Read).await.unwrap();
-                assert_ne!(r & libc::POLLIN as u32, 0);
-                let b = w.join().unwrap();
-                // write interest stays oneshot alongside the multishot read poll
-                let r = Ring::ready(fd, Interest::Write).await.unwrap();
-                assert_ne!(r & libc::POLLOUT as u32, 0);
-                assert_eq!(stats().1, 1);
-                Ring::forget(fd);
-                drop(a);
-                drop(b);
-                until(|| stats().1 == 0).await;
-            }
-            // data and FIN seen in one completion: the reader takes the data, and its next wait
-            // still reports the end of stream (it is not a new edge)
-            let (a, mut b) = UnixStream::pair().unwrap();
-            a.set_nonblocking(true).unwrap();
-            let fd = a.as_raw_fd();
-            let r = Ring::timeout(Duration::from_millis(2), Ring::ready(fd, Interest::Read));
-            assert!(r.await.is_err());
-            b.write_all(b"last").unwrap();
-            drop(b);
-            Ring::sleep(Duration::from_millis(2)).await;
-            let r = Ring::ready(fd, Interest::Read).await.unwrap();
-            assert_ne!(r & libc::POLLIN as u32, 0);
-            let mut buf = [0u8; 16];
-            assert_eq!((&a).read(&mut buf).unwrap(), 4);
-            let r = Ring::timeout(Duration::from_secs(5), Ring::ready(fd, Interest::Read));
-            let r = r.await.expect("EOF must stay reported").unwrap();
-            assert_ne!(r & (libc::POLLRDHUP | libc::POLLHUP) as u32, 0);
-            Ring::forget(fd);
-            drop(a);
-            until(|| stats().1 == 0).await;
-            // fd numbers are usually reused between rounds (not always: tests run in parallel);
-            // each round saw only its own socket's readiness
-            assert_eq!(fds.len(), 3);
-        },
-        true,
-    );
 }
