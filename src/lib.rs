@@ -11,7 +11,7 @@
 //!      ┌────────────┼────────────────────┬───────────────────────┐
 //!      ▼            ▼                    ▼                       ▼
 //!  worker × N    health (checks)      admin (Runtime API)     lua (engine thread)
-//!  tokio-uring   result → Command     line → Command          Server:set_* → Command
+//!  io_uring      result → Command     line → Command          Server:set_* → Command
 //!  accept →            └──────────────┬──┴───────────────────────┘
 //!  pick server →                      ▼
 //!  connect →            model applies the change and publishes Event(s) in HAProxy order
@@ -29,7 +29,7 @@
 //!   module that changes server state; everyone else sends it a [`model::Command`].
 //! - [`events`]: SERVER_* event values and the bus that carries them without ever blocking.
 //! - [`worker`] + [`sys`]: the data plane (accept, balance, connect, splice); `sys` holds the raw
-//!   syscalls and is the only place with `unsafe`.
+//!   syscalls and `unsafe`, except the workers' own io_uring runtime (`worker::ring`).
 //! - [`health`]: health checks; they report results to the model.
 //! - [`admin`]: the Runtime API on `stats socket`s.
 //! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.

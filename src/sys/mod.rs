@@ -120,15 +120,20 @@ impl OneshotOutputTransform for PollTransform {
     }
 }
 
-/// Waits, through the worker's io_uring, until `fd` is ready for `interest` (or has an error or
-/// hang-up, which the next syscall then reports). Must run inside a tokio-uring runtime.
-pub async fn poll_ready(fd: RawFd, interest: Interest) -> io::Result<u32> {
-    let mask = match interest {
+/// The poll(2) bits a readiness wait for `interest` asks for: errors and hang-ups always count as
+/// ready, so the caller's next syscall reports them. Shared by both worker runtimes.
+pub fn poll_mask(interest: Interest) -> u32 {
+    (match interest {
         Interest::Read => libc::POLLIN | libc::POLLRDHUP,
         Interest::Write => libc::POLLOUT,
     } | libc::POLLERR
-        | libc::POLLHUP;
-    let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
+        | libc::POLLHUP) as u32
+}
+
+/// Waits, through the worker's io_uring, until `fd` is ready for `interest` (or has an error or
+/// hang-up, which the next syscall then reports). Must run inside a tokio-uring runtime.
+pub async fn poll_ready(fd: RawFd, interest: Interest) -> io::Result<u32> {
+    let sqe = opcode::PollAdd::new(types::Fd(fd), poll_mask(interest)).build();
     UnsubmittedOneshot::new(PollData, PollTransform, sqe)
         .submit()
         .await

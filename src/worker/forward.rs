@@ -133,7 +133,7 @@ impl Timers {
             if now >= deadline {
                 return Err(Fault::Timeout(s));
             }
-            if let Ok(r) = tokio::time::timeout(deadline - now, R::ready(raw, interest)).await {
+            if let Ok(r) = R::timeout(deadline - now, R::ready(raw, interest)).await {
                 return r.map(|_| ()).map_err(|e| Fault::Io(s, e));
             }
         }

@@ -1,22 +1,26 @@
 //! The data plane: `nbthread` worker threads, each pinned to a CPU and running its own
-//! tokio-uring runtime; SO_REUSEPORT listeners per worker; balancing; connect with retries; and
-//! zero-copy forwarding (splice through pooled pipes, io_uring POLL_ADD readiness).
+//! single-threaded io_uring runtime ([`ring`]); SO_REUSEPORT listeners per worker; balancing;
+//! connect with retries; and zero-copy forwarding (splice through pooled pipes, io_uring POLL_ADD
+//! readiness).
 //!
 //! Nothing crosses threads on the hot path: each worker has its own pipes, balancer state and
 //! log sockets; shared state is the model's atomics.
 //!
 //! I/O model: every socket is a plain non-blocking std socket. Syscalls (accept4, connect,
 //! splice, read/write) are made inline; only when one would block does the task wait, through an
-//! io_uring `POLL_ADD` op submitted with tokio-uring's public `UnsubmittedOneshot` API
-//! (`sys::poll_ready`). No `IORING_OP_SPLICE` (the kernel punts it to io-wq threads) and no
+//! io_uring `POLL_ADD` op. No `IORING_OP_SPLICE` (the kernel punts it to io-wq threads) and no
 //! io_uring accept/read ops: an in-flight op holds a reference on its file, so a listener or
-//! socket would outlive its close; readiness ops are always completed by `shutdown(2)` first.
-//! The runtime is reached only through `runtime::Rt` (block_on, spawn, ready, sleep), so moving to
-//! compio means one more `Rt` implementation.
+//! socket would outlive its close; readiness ops are always completed by `shutdown(2)` or removed
+//! (`POLL_REMOVE`) first.
+//! The runtime is reached only through `runtime::Rt` (block_on, spawn, ready, sleep, timeout).
+//! Two implementations: [`ring::Ring`] (ours, the default) and `runtime::Uring`
+//! (tokio-uring, selected with the hidden `HARP_RUNTIME=tokio-uring` for A/B comparisons, and
+//! used automatically on kernels without io_uring `EXT_ARG`).
 
 mod balance;
 mod forward;
 mod listener;
+mod ring;
 mod runtime;
 mod session;
 mod tcplog;
@@ -31,7 +35,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use runtime::{Rt, Uring};
+use ring::Ring;
+use runtime::{Kind, Rt, Uring};
 
 use crate::model::{Proxy, Registry};
 use crate::sys::{self, Interest};
@@ -123,6 +128,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     }
     let (tx, _) = tokio::sync::watch::channel(RUN);
     let gmax = global_maxconn(&reg);
+    let kind = runtime::choose();
     let mut threads = Vec::new();
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let reg = reg.clone();
@@ -141,7 +147,10 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                         tracing::debug!(cpu, error = %e, "cannot pin worker");
                     }
                 }
-                worker_main::<Uring>(reg, listeners, rx, gmax)
+                match kind {
+                    Kind::Ring => worker_main::<Ring>(reg, listeners, rx, gmax),
+                    Kind::TokioUring => worker_main::<Uring>(reg, listeners, rx, gmax),
+                }
             })
             .map_err(WorkerError::Spawn)?;
         threads.push(h);

@@ -22,6 +22,39 @@ pub(crate) trait Rt: 'static {
     fn ready(fd: RawFd, interest: Interest) -> impl Future<Output = io::Result<u32>>;
     /// Sleeps.
     fn sleep(d: Duration) -> impl Future<Output = ()>;
+    /// Runs `f` for at most `d` (the worker's only timeouts: connect and idle sides), on the
+    /// runtime's own timers so no other runtime is needed.
+    fn timeout<F: Future>(d: Duration, f: F) -> impl Future<Output = Result<F::Output, Elapsed>>;
+}
+
+/// A [`Rt::timeout`] ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Elapsed;
+
+/// Which runtime the workers run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// [`super::ring::Ring`], the default.
+    Ring,
+    /// [`Uring`] (tokio-uring), kept for A/B comparisons and for kernels without what `Ring`
+    /// needs (io_uring `EXT_ARG`, Linux 5.11).
+    TokioUring,
+}
+
+/// The runtime for this process: `Ring` unless the hidden `HARP_RUNTIME=tokio-uring` environment
+/// variable asks for tokio-uring (benchmarks compare both in one build) or the kernel cannot run
+/// `Ring`.
+pub(crate) fn choose() -> Kind {
+    let asked = std::env::var("HARP_RUNTIME").unwrap_or_default();
+    if asked == "tokio-uring" {
+        return Kind::TokioUring;
+    }
+    if super::ring::available() {
+        Kind::Ring
+    } else {
+        tracing::debug!("io_uring EXT_ARG unavailable: workers use tokio-uring");
+        Kind::TokioUring
+    }
 }
 
 /// tokio-uring: readiness through io_uring `POLL_ADD` ops; timers and tasks from the tokio
@@ -46,6 +79,10 @@ impl Rt for Uring {
 
     async fn sleep(d: Duration) {
         tokio::time::sleep(d).await
+    }
+
+    async fn timeout<F: Future>(d: Duration, f: F) -> Result<F::Output, Elapsed> {
+        tokio::time::timeout(d, f).await.map_err(|_| Elapsed)
     }
 }
 

@@ -178,7 +178,7 @@ async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Resu
             } else {
                 let wait = R::ready(s.as_raw_fd(), Interest::Write);
                 match timeout {
-                    Some(t) => tokio::time::timeout(t, wait)
+                    Some(t) => R::timeout(t, wait)
                         .await
                         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
                     None => wait.await?,
