@@ -190,6 +190,25 @@ pub enum LuaLogStderr {
     Off,
 }
 
+/// harp's `tune.lua.nice`: how the Lua thread yields the CPU to the I/O workers, so a busy
+/// script never takes CPU time from forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LuaPriority {
+    /// A nice value, -20 (highest) to 19 (lowest); below 0 needs CAP_SYS_NICE.
+    Nice(i32),
+    /// SCHED_IDLE: the thread only runs on CPU time nothing else wants.
+    Idle,
+}
+
+impl Default for LuaPriority {
+    fn default() -> Self {
+        LuaPriority::Nice(DEFAULT_LUA_NICE)
+    }
+}
+
+/// Default nice value of the Lua thread (see perf/README.md for the measurement behind it).
+pub const DEFAULT_LUA_NICE: i32 = 19;
+
 /// `tune.lua.*` settings.
 #[derive(Debug, Clone)]
 pub struct LuaTune {
@@ -210,6 +229,8 @@ pub struct LuaTune {
     pub log_loggers: bool,
     /// `tune.lua.log.stderr on|auto|off` (default auto).
     pub log_stderr: LuaLogStderr,
+    /// `tune.lua.nice <n>|idle` (harp only): scheduling priority of the Lua thread.
+    pub priority: LuaPriority,
 }
 
 impl Default for LuaTune {
@@ -223,6 +244,7 @@ impl Default for LuaTune {
             service_timeout: Duration::from_secs(4),
             log_loggers: true,
             log_stderr: LuaLogStderr::Auto,
+            priority: LuaPriority::default(),
         }
     }
 }
