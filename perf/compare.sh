@@ -30,7 +30,7 @@ FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable serv
 SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy-loops this long per event
 SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
-LUA_SCHED=${LUA_SCHED:-none}   # events: none | idle (chrt --idle the harp-lua thread: an experiment, see README)
+LUA_SCHED=${LUA_SCHED:-default} # events: harp's Lua thread priority: default (harp's built-in tune.lua.nice) | N (tune.lua.nice N, -20..19; none = 0 = old behaviour) | idle (SCHED_IDLE)
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -170,6 +170,9 @@ EOF
         [ "$EVENTS_SPIN" = 1 ] && spin=$SPIN_SECS
         sed -i "2a\\    lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $spin\\n    tune.lua.burst-timeout $LUA_BURST_MS" \
             "$WORK/harp.cfg"
+        local nice=
+        case $LUA_SCHED in default) ;; none) nice=0 ;; *) nice=$LUA_SCHED ;; esac
+        if [ -n "$nice" ]; then sed -i "2a\\    tune.lua.nice $nice" "$WORK/harp.cfg"; fi
     fi
 }
 
@@ -346,13 +349,6 @@ run_one() {
                 -p "$PROXY_PID" -o "$prof_base.perf.data" -- sleep "$DURATION") \
                 >/dev/null 2>&1 &
             prof_pid=$!
-        fi
-        if [ "$sc" = events ] && [ "$LUA_SCHED" = idle ] && [ "$target" != haproxy ]; then
-            local t
-            for t in /proc/"$PROXY_PID"/task/*; do
-                [ "$(cat "$t/comm" 2>/dev/null)" = harp-lua ] && chrt --idle -p 0 "${t##*/}" >/dev/null 2>&1 &&
-                    log "harp-lua thread ${t##*/} set to SCHED_IDLE"
-            done
         fi
         if [ "$sc" = events ]; then
             local sock=$WORK/haproxy.sock

@@ -189,7 +189,10 @@ mod tests {
         let (a, b) = (bus.subscribe("a", 4, None), bus.subscribe("b", 4, None));
         let before = Instant::now();
         bus.publish(ev());
-        let (ea, eb) = (a.receiver().try_recv().unwrap(), b.receiver().try_recv().unwrap());
+        let (ea, eb) = (
+            a.receiver().try_recv().unwrap(),
+            b.receiver().try_recv().unwrap(),
+        );
         let t = ea.published.expect("stamped");
         assert!(t >= before && t <= Instant::now());
         assert_eq!(eb.published, Some(t));
@@ -204,12 +207,18 @@ mod tests {
         for _ in 0..5000 {
             sub.offer(&e, 1);
         }
-        assert_eq!((sub.dropped(), sub.warnings.load(Ordering::Relaxed)), (5000, 1));
+        assert_eq!(
+            (sub.dropped(), sub.warnings.load(Ordering::Relaxed)),
+            (5000, 1)
+        );
         for _ in 0..3000 {
             sub.offer(&e, 2);
         }
         sub.offer(&e, 4);
-        assert_eq!((sub.dropped(), sub.warnings.load(Ordering::Relaxed)), (8001, 3));
+        assert_eq!(
+            (sub.dropped(), sub.warnings.load(Ordering::Relaxed)),
+            (8001, 3)
+        );
         // A late publisher with an older second never warns twice.
         sub.offer(&e, 3);
         assert_eq!(sub.warnings.load(Ordering::Relaxed), 3);

@@ -4,8 +4,7 @@ use super::{arg, log, no_more, Ctx};
 use crate::config::suggest::unknown_keyword;
 use crate::config::units::{parse_address, parse_on_off, parse_time, parse_u32};
 use crate::config::{
-    AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, LuaPriority,
-    StatsSocket,
+    AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, LuaPriority, StatsSocket,
 };
 use std::path::PathBuf;
 
@@ -332,7 +331,8 @@ mod tests {
     #[test]
     fn tune_lua_nice() {
         let nice = |v: &str| {
-            parse_str("t.cfg", &format!("global\n tune.lua.nice {v}\n")).map(|c| c.global.lua.priority)
+            parse_str("t.cfg", &format!("global\n tune.lua.nice {v}\n"))
+                .map(|c| c.global.lua.priority)
         };
         assert_eq!(
             parse_str("t.cfg", "global\n").unwrap().global.lua.priority,
