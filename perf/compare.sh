@@ -302,6 +302,26 @@ haproxy_splice_counts() {
     echo "${sp:-null} ${tot:-null}"
 }
 
+# tcp_snapshot FILE: the kernel's TCP counters that explain stalls (drops, retransmits,
+# TIME_WAIT reuse) into FILE, one "name value" per line. They are per network namespace, so
+# other processes' traffic counts too; a run's delta is still the first clue to a slow run.
+TCP_KEYS="ListenOverflows ListenDrops TCPTimeouts TCPSynRetrans TCPLossProbes TWRecycled TWKilled TCPTimeWaitOverflow TCPBacklogDrop TCPReqQFullDrop SyncookiesSent PAWSEstab TCPChallengeACK TCPAbortOnData RetransSegs AttemptFails EstabResets OutRsts"
+tcp_snapshot() {
+    awk -v keys="$TCP_KEYS" 'BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
+        FNR % 2 == 1 { split($0, names, " "); next }
+        { split($0, vals, " "); for (i = 2; i <= length(names); i++) if (names[i] in want) print names[i], vals[i] }' \
+        /proc/net/snmp /proc/net/netstat >"$1" 2>/dev/null
+}
+
+# tcp_delta BEFORE AFTER: JSON object of the counters that changed, plus TIME_WAIT sockets now.
+tcp_delta() {
+    local tw
+    tw=$(ss -tanH state time-wait 2>/dev/null | wc -l)
+    awk -v tw="$tw" 'NR == FNR { b[$1] = $2; next }
+        { d = $2 - b[$1]; if (d != 0) { out = out sep "\"" $1 "\":" d; sep = "," } }
+        END { printf "{%s%s\"time_wait_after\":%d}", out, (out == "" ? "" : ","), tw }' "$1" "$2" 2>/dev/null || echo null
+}
+
 # ---------------------------------------------------------------- runs -----------------------
 load_args() { # scenario -> args
     case $1 in
@@ -338,6 +358,9 @@ run_one() {
     fi
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
+    local tcp=null tw_before
+    tw_before=$(ss -tanH state time-wait 2>/dev/null | wc -l)
+    tcp_snapshot "$WORK/tcp.before"
     if start_proxy "$target" "$(backend_for "$sc")"; then
         local prof_pid= prof_base=
         if [ "$PROFILE" = 1 ] && [ -n "$PROXY_PID" ] && [[ " $PROFILE_TARGETS " == *" $target "* ]] &&
@@ -366,6 +389,9 @@ run_one() {
             ${PROXY_PID:+--cpu-pid "$PROXY_PID"} 2>>"$WORK/load.log")
         local rc=$?
         [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
+        tcp_snapshot "$WORK/tcp.after"
+        tcp=$(tcp_delta "$WORK/tcp.before" "$WORK/tcp.after")
+        [ -n "$tcp" ] || tcp=null
         case $target in haproxy*) spl=$(haproxy_splice_counts) ;; esac
         if [ -n "$flap_pid" ]; then
             wait "$flap_pid" 2>/dev/null
@@ -396,8 +422,8 @@ run_one() {
     fi
     [ -n "$json" ] || json=null
     local sp=${spl% *} tot=${spl#* }
-    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"result":%s}\n' \
-        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "$json" >>"$RAW"
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"time_wait_before":%s,"tcp":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "${tw_before:-null}" "$tcp" "$json" >>"$RAW"
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
@@ -412,6 +438,7 @@ else: print("n/a")' 2>/dev/null || echo n/a)
     [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
     [ "$flap" != null ] && extra="$extra flap $flap"
     [ "$evlat" != null ] && extra="$extra event-to-callback $evlat"
+    [ "$sc" = connrate ] && extra="$extra time_wait_before ${tw_before:-?} tcp $tcp"
     log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
 }
 

@@ -46,10 +46,14 @@ def main():
                 cbs.append(int(w[0]))
                 if len(w) >= 3 and w[1].lstrip("-").isdigit() and int(w[1]) >= 0:
                     ages.append(int(w[1]))
+                elif len(w) >= 3:
+                    ages.append(None)
     except OSError:
         pass
     lat = sorted(c - s for s, c in zip(sends, cbs))
-    ages.sort()
+    # Only callbacks matched to a logged command: the flap tool's final `enable server` (sent
+    # after its log ends, possibly while a spinning callback still runs) is not a measured event.
+    ages = sorted(a for a in ages[:len(sends)] if a is not None)
     print(json.dumps({
         "commands": len(sends),
         "callbacks": len(cbs),

@@ -323,9 +323,7 @@ fn stats(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), Stri
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{
-        parse_str, AccessLevel, Address, IpFamily, LuaLogStderr, LuaPriority, DEFAULT_LUA_NICE,
-    };
+    use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr, LuaPriority};
     use std::time::Duration;
 
     #[test]
@@ -336,7 +334,7 @@ mod tests {
         };
         assert_eq!(
             parse_str("t.cfg", "global\n").unwrap().global.lua.priority,
-            LuaPriority::Nice(DEFAULT_LUA_NICE)
+            LuaPriority::Idle
         );
         assert_eq!(nice("0").unwrap(), LuaPriority::Nice(0));
         assert_eq!(nice("-20").unwrap(), LuaPriority::Nice(-20));
