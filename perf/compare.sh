@@ -31,6 +31,7 @@ SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy
 SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
 LUA_SCHED=${LUA_SCHED:-default} # events: harp's Lua thread priority: default (harp's built-in tune.lua.nice) | N (tune.lua.nice N, -20..19; none = 0 = old behaviour) | idle (SCHED_IDLE)
+CPU_LATENCY=${CPU_LATENCY:-0}  # hold /dev/cpu_dma_latency at this many us during the runs (off = do not): see README
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -120,6 +121,22 @@ if [ "$PIN" = split ]; then
     else
         log "PIN=split needs taskset and 2 CPUs; running unpinned"
         PIN=none
+    fi
+fi
+
+# A PM QoS request of 0 us keeps idle CPUs polling instead of halting. On this VM (cpuidle
+# driver haltpoll with guest_halt_poll_ns=0) every halt is a VM exit, and waking a halted vCPU
+# costs a host reschedule, how long depending on the host's adaptive halt polling: after a quiet
+# spell a ping-pong workload (connrate: client -> proxy -> upstream and back) could stay in a
+# slow "everyone waits for a vCPU wake-up" state for a whole run (the first connrate run of a
+# repeat, 5-9x slower with idle CPUs). Held for the whole comparison, so every target gets it;
+# idle polling is idle time for /proc/stat, so CPU figures are unchanged.
+CPU_LATENCY_HELD=no
+if [ "$CPU_LATENCY" != off ] && [ -w /dev/cpu_dma_latency ]; then
+    # The file takes a binary 32-bit value; a hex string is accepted too.
+    if exec {LATFD}>/dev/cpu_dma_latency && printf '0x%08x' "$CPU_LATENCY" >&"$LATFD"; then
+        CPU_LATENCY_HELD="${CPU_LATENCY} us"
+        log "holding /dev/cpu_dma_latency at $CPU_LATENCY us (idle CPUs poll; CPU_LATENCY=off to disable)"
     fi
 fi
 
@@ -500,13 +517,14 @@ META=$OUT/$STAMP.meta
     echo "threads=$THREADS"
     echo "pin=$PIN"
     echo "lua_sched=$LUA_SCHED"
+    echo "cpu_latency=$CPU_LATENCY_HELD"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

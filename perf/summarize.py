@@ -84,7 +84,8 @@ def main():
     md.append(f"Machine: {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), kernel {meta.get('kernel')}  ")
     md.append(f"harp {meta.get('harp')}; {meta.get('haproxy')}; {meta.get('nginx')}  ")
     md.append(f"{meta.get('repeats')} repeats x {meta.get('duration')} s measured (+{meta.get('warmup')} s warm-up), "
-              f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}  ")
+              f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}, "
+              f"Lua priority: {meta.get('lua_sched', 'n/a')}, cpu_dma_latency held: {meta.get('cpu_latency', 'no')}  ")
     md.append(f"throughput: {meta.get('tp')}; connrate: {meta.get('connrate')}; rr: {meta.get('rr')}")
     md.append("")
     md.append("Cells are `median (min-max)` over repeats; `n/a` = the target could not start or did not forward.")
