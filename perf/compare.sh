@@ -363,6 +363,7 @@ backend_for() { # scenario -> upstream port
 
 # run_one REP SCENARIO TARGET: appends one JSON line to $RAW
 run_one() {
+    LAST_STATUS=skipped
     local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
     local evlat=null interval=$FLAP_INTERVAL
     # events needs a Runtime API to flap servers through: harp and HAProxy only. harp-spin is

@@ -3,9 +3,11 @@
 # priority in NICES, runs harp twice per repeat, interleaved with every other variant: with the
 # events probe (perf/events_probe.lua) plain, and with its callback spinning SPIN_SECS per event
 # (one event per second, so the Lua thread is ~100 % busy), both under the same rr load while
-# be/s2 flaps through the Runtime API. Reports per variant the rr percentiles, the
-# publish->callback and send->callback latencies, and per repeat the ratio spin / plain of rr p99
-# at the same priority (target < 1.05) - the same figures as compare.sh's events scenario, but
+# be/s2 flaps through the Runtime API: "plain" flaps every 100 ms (event latency figures),
+# "plain-1s" and "spin" every 1 s (so the spin / plain-1s ratio compares the same number of
+# server changes). Reports per variant the rr percentiles, the publish->callback and
+# send->callback latencies, and per repeat the ratio spin / plain-1s of rr p99 at the same
+# priority (target < 1.05) - the same figures as compare.sh's events scenario, but
 # with the priority as the variable and the variants interleaved within each repeat, so the
 # background load of a shared machine hits them alike.
 #
@@ -39,6 +41,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { printf '[nice-ab %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+CPU_LATENCY=${CPU_LATENCY:-0}  # as compare.sh: hold /dev/cpu_dma_latency (off = do not)
+if [ "$CPU_LATENCY" != off ] && [ -w /dev/cpu_dma_latency ]; then
+    exec {LATFD}>/dev/cpu_dma_latency && printf '0x%08x' "$CPU_LATENCY" >&"$LATFD" &&
+        log "holding /dev/cpu_dma_latency at $CPU_LATENCY us"
+fi
+
 PROXY_PIN=() LOAD_PIN=()
 if [ "$PIN" = split ]; then PROXY_PIN=(taskset -c 0) LOAD_PIN=(taskset -c 1); fi
 
@@ -64,10 +72,11 @@ worker_wait() {
 
 run() { # rep nice spin
     local rep=$1 nice=$2 spin=$3 port interval=100ms pid json evlat
+    # spin: 0 = plain (100 ms flaps), 2 = plain with 1 s flaps, 1 = spinning callback, 1 s flaps
     local busy w0 w1
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     port=$("$PERF" freeport)
-    [ "$spin" = 1 ] && interval=1s
+    [ "$spin" != 0 ] && interval=1s
     rm -f "$WORK/probe.log" "$WORK/flap.log" "$WORK/h.sock"
     cat >"$WORK/h.cfg" <<EOF
 global
@@ -115,7 +124,7 @@ print("rr p50 %s p99 %s p99.9 %s | workers waited %s ms | publish->cb p50 %s p99
 
 read -r -a NL <<<"$NICES"
 variants=()
-for n in "${NL[@]}"; do variants+=("$n:0" "$n:1"); done
+for n in "${NL[@]}"; do variants+=("$n:0" "$n:2" "$n:1"); done
 nv=${#variants[@]}
 for rep in $(seq "$REPEATS"); do
     for i in $(seq 0 $((nv - 1))); do
@@ -135,16 +144,20 @@ def mr(v, d=0):
     return f"{f(statistics.median(v))} ({f(min(v))}-{f(max(v))})" if len(v) > 1 else f(v[0])
 def get(n, s, k, src="result"):
     return [ (r[src] or {}).get(k) for r in runs if r["nice"] == n and r["spin"] == s and r[src] ]
-print("| tune.lua.nice | spin | rr p50 us | rr p99 us | rr p99.9 us | proxy CPU-us/req | workers' run-queue wait, ms per run | publish->cb p50 us | publish->cb p99 us | send->cb p99 us | rr p99 spin / plain, same repeat |")
+print("| tune.lua.nice | callback, flaps | rr p50 us | rr p99 us | rr p99.9 us | proxy CPU-us/req | workers' run-queue wait, ms per run | publish->cb p50 us | publish->cb p99 us | send->cb p99 us | rr p99 spin / plain (1 s flaps), same repeat |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for n in nices:
-    for s in (0, 1):
+    for s in (0, 2, 1):
+        if not any(r["nice"] == n and r["spin"] == s for r in runs):
+            continue
         ratio = ""
         if s == 1:
             a = {r["rep"]: r["result"]["p99_us"] for r in runs if r["nice"] == n and r["spin"] == 1 and r["result"]}
-            b = {r["rep"]: r["result"]["p99_us"] for r in runs if r["nice"] == n and r["spin"] == 0 and r["result"]}
+            base = 2 if any(r["nice"] == n and r["spin"] == 2 for r in runs) else 0
+            b = {r["rep"]: r["result"]["p99_us"] for r in runs if r["nice"] == n and r["spin"] == base and r["result"]}
             ratio = mr([a[k] / b[k] for k in a if k in b and b[k]], 3)
-        print(f"| {n} | {'1 s' if s else 'no'} | {mr(get(n,s,'p50_us'))} | {mr(get(n,s,'p99_us'))} | {mr(get(n,s,'p999_us'))} | "
+        label = {0: "plain, 100 ms", 2: "plain, 1 s", 1: "spins 1 s, 1 s"}[s]
+        print(f"| {n} | {label} | {mr(get(n,s,'p50_us'))} | {mr(get(n,s,'p99_us'))} | {mr(get(n,s,'p999_us'))} | "
               f"{mr(get(n,s,'cpu_us_per_req'),1)} | {mr([r['worker_wait_ms'] for r in runs if r['nice'] == n and r['spin'] == s])} | {mr(get(n,s,'pub_p50_us','evlat'))} | {mr(get(n,s,'pub_p99_us','evlat'))} | "
               f"{mr(get(n,s,'p99_us','evlat'))} | {ratio} |")
 la = [r["loadavg"] for r in runs]
