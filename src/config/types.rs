@@ -199,7 +199,8 @@ pub enum LuaPriority {
     /// SCHED_IDLE: the thread only runs on CPU time nothing else wants. The default: measured
     /// with a 1 s spinning callback (perf/lua_nice_ab.sh, perf/README.md), only it left the
     /// workers' rr p99 unchanged (nice 19 still tripled it, nice 0 multiplied it by 7) while
-    /// events still reached their callback within 1 ms at p99.
+    /// events still reached their callback within 1 ms at p99 on a quiet machine (3.3 ms when
+    /// other processes keep the CPUs busy: `tune.lua.nice 0` favours alert latency instead).
     #[default]
     Idle,
 }
