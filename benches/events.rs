@@ -56,6 +56,7 @@ fn sample_event() -> ServerEvent {
         proxy_uuid: 1,
         reference: None,
         data: EventData::None,
+        published: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn event(kind: EventType, when: i64) -> ServerEvent {
         proxy_uuid: 1,
         reference: None,
         data: EventData::None,
+        published: None,
     }
 }
 

@@ -21,6 +21,7 @@ TARGETS=${TARGETS:-"direct harp haproxy-splice haproxy nginx"}
 TP_CONNS=${TP_CONNS:-1}        # throughput: parallel streams
 TP_DIR=${TP_DIR:-up}           # throughput: up (client->sink) or both (through echo)
 CR_CONNS=${CR_CONNS:-8}        # connrate: concurrent connect/send/recv/close workers
+CR_STALL_BUSY=${CR_STALL_BUSY:-0.4} # connrate: client + proxy below this many CPUs busy = a stalled run, rerun once (0 = never)
 CR_CLOSE=${CR_CLOSE:-server}   # connrate: who closes first (server = HTTP/1.0 Connection: close style)
 RR_CONNS=${RR_CONNS:-16}       # rr: persistent connections
 RR_RATE=${RR_RATE:-}           # rr: offered req/s; empty = 50 % of HAProxy's closed-loop max
@@ -30,7 +31,8 @@ FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable serv
 SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy-loops this long per event
 SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
-LUA_SCHED=${LUA_SCHED:-none}   # events: none | idle (chrt --idle the harp-lua thread: an experiment, see README)
+LUA_SCHED=${LUA_SCHED:-default} # events: harp's Lua thread priority: default (harp's built-in tune.lua.nice) | N (tune.lua.nice N, -20..19; none = 0 = old behaviour) | idle (SCHED_IDLE)
+CPU_LATENCY=${CPU_LATENCY:-0}  # hold /dev/cpu_dma_latency at this many us during the runs (off = do not): see README
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -123,6 +125,22 @@ if [ "$PIN" = split ]; then
     fi
 fi
 
+# A PM QoS request of 0 us keeps idle CPUs polling instead of halting. On this VM (cpuidle
+# driver haltpoll with guest_halt_poll_ns=0) every halt is a VM exit, and waking a halted vCPU
+# costs a host reschedule, how long depending on the host's adaptive halt polling: after a quiet
+# spell a ping-pong workload (connrate: client -> proxy -> upstream and back) could stay in a
+# slow "everyone waits for a vCPU wake-up" state for a whole run (the first connrate run of a
+# repeat, 5-9x slower with idle CPUs). Held for the whole comparison, so every target gets it;
+# idle polling is idle time for /proc/stat, so CPU figures are unchanged.
+CPU_LATENCY_HELD=no
+if [ "$CPU_LATENCY" != off ] && [ -w /dev/cpu_dma_latency ]; then
+    # The file takes a binary 32-bit value; a hex string is accepted too.
+    if exec {LATFD}>/dev/cpu_dma_latency && printf '0x%08x' "$CPU_LATENCY" >&"$LATFD"; then
+        CPU_LATENCY_HELD="${CPU_LATENCY} us"
+        log "holding /dev/cpu_dma_latency at $CPU_LATENCY us (idle CPUs poll; CPU_LATENCY=off to disable)"
+    fi
+fi
+
 # ---------------------------------------------------------------- upstream -------------------
 UP_ECHO=$("$PERF" freeport)
 UP_SINK=$("$PERF" freeport)
@@ -170,6 +188,9 @@ EOF
         [ "$EVENTS_SPIN" = 1 ] && spin=$SPIN_SECS
         sed -i "2a\\    lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $spin\\n    tune.lua.burst-timeout $LUA_BURST_MS" \
             "$WORK/harp.cfg"
+        local nice=
+        case $LUA_SCHED in default) ;; none) nice=0 ;; *) nice=$LUA_SCHED ;; esac
+        if [ -n "$nice" ]; then sed -i "2a\\    tune.lua.nice $nice" "$WORK/harp.cfg"; fi
     fi
 }
 
@@ -299,6 +320,26 @@ haproxy_splice_counts() {
     echo "${sp:-null} ${tot:-null}"
 }
 
+# tcp_snapshot FILE: the kernel's TCP counters that explain stalls (drops, retransmits,
+# TIME_WAIT reuse) into FILE, one "name value" per line. They are per network namespace, so
+# other processes' traffic counts too; a run's delta is still the first clue to a slow run.
+TCP_KEYS="ListenOverflows ListenDrops TCPTimeouts TCPSynRetrans TCPLossProbes TWRecycled TWKilled TCPTimeWaitOverflow TCPBacklogDrop TCPReqQFullDrop SyncookiesSent PAWSEstab TCPChallengeACK TCPAbortOnData RetransSegs AttemptFails EstabResets OutRsts"
+tcp_snapshot() {
+    awk -v keys="$TCP_KEYS" 'BEGIN { n = split(keys, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
+        FNR % 2 == 1 { split($0, names, " "); next }
+        { split($0, vals, " "); for (i = 2; i <= length(names); i++) if (names[i] in want) print names[i], vals[i] }' \
+        /proc/net/snmp /proc/net/netstat >"$1" 2>/dev/null
+}
+
+# tcp_delta BEFORE AFTER: JSON object of the counters that changed, plus TIME_WAIT sockets now.
+tcp_delta() {
+    local tw
+    tw=$(ss -tanH state time-wait 2>/dev/null | wc -l)
+    awk -v tw="$tw" 'NR == FNR { b[$1] = $2; next }
+        { d = $2 - b[$1]; if (d != 0) { out = out sep "\"" $1 "\":" d; sep = "," } }
+        END { printf "{%s%s\"time_wait_after\":%d}", out, (out == "" ? "" : ","), tw }' "$1" "$2" 2>/dev/null || echo null
+}
+
 # ---------------------------------------------------------------- runs -----------------------
 load_args() { # scenario -> args
     case $1 in
@@ -322,6 +363,7 @@ backend_for() { # scenario -> upstream port
 
 # run_one REP SCENARIO TARGET: appends one JSON line to $RAW
 run_one() {
+    LAST_STATUS=skipped
     local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
     local evlat=null interval=$FLAP_INTERVAL
     # events needs a Runtime API to flap servers through: harp and HAProxy only. harp-spin is
@@ -335,6 +377,9 @@ run_one() {
     fi
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
+    local tcp=null tw_before
+    tw_before=$(ss -tanH state time-wait 2>/dev/null | wc -l)
+    tcp_snapshot "$WORK/tcp.before"
     if start_proxy "$target" "$(backend_for "$sc")"; then
         local prof_pid= prof_base=
         if [ "$PROFILE" = 1 ] && [ -n "$PROXY_PID" ] && [[ " $PROFILE_TARGETS " == *" $target "* ]] &&
@@ -346,13 +391,6 @@ run_one() {
                 -p "$PROXY_PID" -o "$prof_base.perf.data" -- sleep "$DURATION") \
                 >/dev/null 2>&1 &
             prof_pid=$!
-        fi
-        if [ "$sc" = events ] && [ "$LUA_SCHED" = idle ] && [ "$target" != haproxy ]; then
-            local t
-            for t in /proc/"$PROXY_PID"/task/*; do
-                [ "$(cat "$t/comm" 2>/dev/null)" = harp-lua ] && chrt --idle -p 0 "${t##*/}" >/dev/null 2>&1 &&
-                    log "harp-lua thread ${t##*/} set to SCHED_IDLE"
-            done
         fi
         if [ "$sc" = events ]; then
             local sock=$WORK/haproxy.sock
@@ -370,6 +408,22 @@ run_one() {
             ${PROXY_PID:+--cpu-pid "$PROXY_PID"} 2>>"$WORK/load.log")
         local rc=$?
         [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
+        if [ "$sc" = connrate ] && [ "$status" = ok ] && [ "$CR_STALL_BUSY" != 0 ]; then
+            # A connect/request/close ping-pong sometimes falls into a mode where client, proxy
+            # and upstream all wait (5-10x fewer conn/s with the CPUs idle; seen with no proxy
+            # at all, so it is the machine, not the target). Such a run measures nothing about
+            # the proxy: mark it "stalled" (kept in the raw data, left out of the tables) and
+            # run it again once.
+            if printf '%s' "$json" | python3 -c 'import json,sys
+r=json.load(sys.stdin); secs=r.get("secs") or 0
+busy=((r.get("client_cpu_s") or 0)+(r.get("cpu_s") or 0))/secs if secs else 9
+sys.exit(0 if busy < float(sys.argv[1]) else 1)' "$CR_STALL_BUSY" 2>/dev/null; then
+                status=stalled
+            fi
+        fi
+        tcp_snapshot "$WORK/tcp.after"
+        tcp=$(tcp_delta "$WORK/tcp.before" "$WORK/tcp.after")
+        [ -n "$tcp" ] || tcp=null
         case $target in haproxy*) spl=$(haproxy_splice_counts) ;; esac
         if [ -n "$flap_pid" ]; then
             wait "$flap_pid" 2>/dev/null
@@ -400,8 +454,8 @@ run_one() {
     fi
     [ -n "$json" ] || json=null
     local sp=${spl% *} tot=${spl#* }
-    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"result":%s}\n' \
-        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "$json" >>"$RAW"
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"time_wait_before":%s,"tcp":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "${tw_before:-null}" "$tcp" "$json" >>"$RAW"
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
@@ -416,7 +470,9 @@ else: print("n/a")' 2>/dev/null || echo n/a)
     [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
     [ "$flap" != null ] && extra="$extra flap $flap"
     [ "$evlat" != null ] && extra="$extra event-to-callback $evlat"
+    [ "$sc" = connrate ] && extra="$extra time_wait_before ${tw_before:-?} tcp $tcp"
     log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
+    LAST_STATUS=$status
 }
 
 if [[ " $SCENARIOS " == *" rr "* || " $SCENARIOS " == *" events "* ]] && [ -z "$RR_RATE" ]; then
@@ -454,6 +510,10 @@ for rep in $(seq "$REPEATS"); do
         n=${#list[@]}
         for i in $(seq 0 $((n - 1))); do
             run_one "$rep" "$sc" "${list[$(((i + rep - 1) % n))]}"
+            if [ "$LAST_STATUS" = stalled ]; then
+                log "rep $rep $sc ${list[$(((i + rep - 1) % n))]}: stalled run (client and proxy idle), running it again"
+                run_one "$rep" "$sc" "${list[$(((i + rep - 1) % n))]}"
+            fi
         done
     done
 done
@@ -477,13 +537,14 @@ META=$OUT/$STAMP.meta
     echo "threads=$THREADS"
     echo "pin=$PIN"
     echo "lua_sched=$LUA_SCHED"
+    echo "cpu_latency=$CPU_LATENCY_HELD"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

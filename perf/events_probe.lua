@@ -1,8 +1,10 @@
 -- perf/events_probe.lua: loaded by harp (`lua-load perf/events_probe.lua <file> [spin_seconds]`)
 -- for compare.sh's `events` scenario. On every SERVER_ADMIN event (one per `disable server` /
 -- `enable server` command of `harp-perf flap`) it appends the callback's wall-clock time in Unix
--- microseconds to <file>, one line per event, flushed at once so compare.sh can match line k with
--- the k-th flap command's send time. With spin_seconds > 0 the callback then busy-loops in pure
+-- microseconds and the event's age (microseconds since harp's event bus published it, from the
+-- harp-only `core.harp_event_age_us()`; -1 where that function does not exist) to <file>, one
+-- line per event (`callback_unix_us age_us EVENT`), flushed at once so compare.sh can match line
+-- k with the k-th flap command's send time. With spin_seconds > 0 the callback then busy-loops in pure
 -- Lua for that long (wall clock, not os.clock(): os.clock() counts the CPU time of every harp
 -- thread, so it would run fast while the data plane is busy) to show whether a hogging callback
 -- moves the data plane's latency. That needs `tune.lua.burst-timeout` above spin_seconds.
@@ -18,8 +20,12 @@ local function now_us()
     return t.sec * 1000000 + t.usec
 end
 
+local age_us = core.harp_event_age_us or function() return -1 end
+
 core.event_sub({ "SERVER_ADMIN" }, function(event, data)
-    out:write(string.format("%d %s\n", now_us(), event))
+    -- Age first: it is the publish-to-callback latency only at the callback's very start.
+    local age = age_us() or -1
+    out:write(string.format("%d %d %s\n", now_us(), age, event))
     out:flush()
     if spin > 0 then
         local stop = now_us() + math.floor(spin * 1000000)

@@ -18,8 +18,8 @@ from plot import latency_svg
 SCEN = {
     "throughput": ("gbit_s", "Gbit/s", True, "cpu_s_per_gb", "proxy CPU-s/GB"),
     "connrate": ("conn_s", "conn/s", True, "cpu_us_per_conn", "proxy CPU-us/conn"),
-    "rr": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
-    "events": ("p99_us", "p99 us", False, "cpu_s", "proxy CPU-s"),
+    "rr": ("p99_us", "p99 us", False, "cpu_us_per_req", "proxy CPU-us/req"),
+    "events": ("p99_us", "p99 us", False, "cpu_us_per_req", "proxy CPU-us/req"),
     "idle": ("rss_per_conn_b", "proxy RSS B/conn", False, "rss_kib", "proxy RSS KiB (held)"),
 }
 ORDER = ["direct", "harp", "harp-spin", "haproxy-splice", "haproxy", "nginx"]
@@ -84,7 +84,8 @@ def main():
     md.append(f"Machine: {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), kernel {meta.get('kernel')}  ")
     md.append(f"harp {meta.get('harp')}; {meta.get('haproxy')}; {meta.get('nginx')}  ")
     md.append(f"{meta.get('repeats')} repeats x {meta.get('duration')} s measured (+{meta.get('warmup')} s warm-up), "
-              f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}  ")
+              f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}, "
+              f"Lua priority: {meta.get('lua_sched', 'n/a')}, cpu_dma_latency held: {meta.get('cpu_latency', 'no')}  ")
     md.append(f"throughput: {meta.get('tp')}; connrate: {meta.get('connrate')}; rr: {meta.get('rr')}")
     md.append("")
     md.append("Cells are `median (min-max)` over repeats; `n/a` = the target could not start or did not forward.")
@@ -100,7 +101,7 @@ def main():
                 md.append(f"{meta.get('events', 'rr load while a server flaps')}. "
                           "Flap columns: Runtime API commands that succeeded / sent, and their round-trip p99.")
                 md.append("")
-            md.append("| target | ok runs | req/s | p50 us | p90 us | p99 us | p99.9 us | max us | proxy CPU-s |"
+            md.append(f"| target | ok runs | req/s | p50 us | p90 us | p99 us | p99.9 us | max us | {clabel} |"
                       + (" flap ok / sent | flap rtt p99 us |" if ev else ""))
             md.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ev else ""))
             for t in targets:
@@ -109,7 +110,7 @@ def main():
                 n = len(vals(sc, t, "req_s"))
                 cells = [med_range(vals(sc, t, "req_s"), 0)]
                 cells += [med_range(vals(sc, t, k), 0) for k, _ in PCTS]
-                cells.append(med_range(vals(sc, t, ckey)))
+                cells.append(med_range(vals(sc, t, ckey), 1))
                 if ev:
                     fl = [r.get("flap") for r in runs if r["scenario"] == sc and r["target"] == t
                           and isinstance(r.get("flap"), dict)]
@@ -132,12 +133,15 @@ def main():
                 if evr:
                     md.append("")
                     md.append("Event-to-Lua-callback latency (perf/events_probe.lua; harp only, HAProxy 2.6 has no "
-                              "`core.event_sub`): callback wall-clock time minus the send time of the matching "
-                              "`disable/enable server` command, so it includes the Runtime API connect + parse. "
-                              "Target: p99 < 1,000 us.")
+                              "`core.event_sub`). **send->cb**: callback wall-clock time minus the send time of the "
+                              "matching `disable/enable server` command, so it includes the Runtime API connect + "
+                              "parse. **publish->cb**: the event's age on harp's bus when the callback starts "
+                              "(`core.harp_event_age_us()`), the event path alone. Target: p99 < 1,000 us. "
+                              "Cells: median (min-max) over runs.")
                     md.append("")
-                    md.append("| target | callbacks / commands | p50 us | p99 us | max us |")
-                    md.append("|---|---|---|---|---|")
+                    md.append("| target | callbacks / commands | send->cb p50 us | send->cb p99 us | send->cb max us "
+                              "| publish->cb p50 us | publish->cb p99 us | publish->cb max us |")
+                    md.append("|---|---|---|---|---|---|---|---|")
                     for t in targets:
                         el = [r["evlat"] for r in evr if r["target"] == t]
                         if not el:
@@ -145,7 +149,8 @@ def main():
                         md.append(f"| {t} | {sum(x.get('callbacks') or 0 for x in el)} / "
                                   f"{sum(x.get('commands') or 0 for x in el)} | "
                                   + " | ".join(med_range([x.get(k) for x in el], 0)
-                                               for k in ("p50_us", "p99_us", "max_us")) + " |")
+                                               for k in ("p50_us", "p99_us", "max_us",
+                                                         "pub_p50_us", "pub_p99_us", "pub_max_us")) + " |")
                 h, sp = by_rep("events", "harp", "p99_us"), by_rep("events", "harp-spin", "p99_us")
                 if sp:
                     md.append("")

@@ -541,3 +541,22 @@ fn no_config_is_a_usage_error() {
         r.stderr
     );
 }
+
+#[test]
+fn tune_lua_nice_is_checked() {
+    for v in ["19", "0", "-5", "idle"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write(
+            dir.path(),
+            "n.cfg",
+            &format!("global\n    tune.lua.nice {v}\n"),
+        );
+        let r = check(&p);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{v}");
+    }
+    refused(
+        "global\n    tune.lua.nice 20\n",
+        2,
+        "'tune.lua.nice' expects a nice value between -20 and 19 or 'idle', got '20'.",
+    );
+}

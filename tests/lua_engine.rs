@@ -796,3 +796,63 @@ fn slack_webhook_posts_each_state_change() {
     assert_eq!(ct.as_deref(), Some("application/json"));
     eng.stop();
 }
+
+/// Nice values of the live `harp-lua` threads of this test process (field 19 of
+/// /proc/self/task/<tid>/stat).
+fn lua_thread_nices() -> Vec<i64> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "harp-lua" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command name start at field 3.
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            if let Some(n) = rest.split_whitespace().nth(16).and_then(|x| x.parse().ok()) {
+                v.push(n);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn event_age_is_set_in_callbacks_only_and_lua_thread_is_niced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("age.txt");
+    let body = format!(
+        r#"
+local f = assert(io.open({out:?}, "a"))
+local function put(k, v) f:write(k .. " " .. tostring(v) .. "\n") f:flush() end
+put("body", core.harp_event_age_us())
+core.register_task(function() put("task", core.harp_event_age_us()) end)
+core.event_sub({{"SERVER_DOWN"}}, function(e, data)
+  local a = core.harp_event_age_us()
+  core.msleep(20)
+  local b = core.harp_event_age_us()
+  put("cb", a >= 0 and b >= a + 20000)
+  put("keys", data.when == nil and data.published == nil and data.age == nil)
+end)
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "age.lua", &body);
+    let cfg = format!(
+        "global\n    tune.lua.nice 7\n    lua-load {s}\nbackend agb\n    server s 127.0.0.1:1\n"
+    );
+    let (reg, eng) = start(&cfg);
+    assert!(lua_thread_nices().contains(&7), "{:?}", lua_thread_nices());
+    health(&reg, "agb/s", ForcedHealth::Down);
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(T, || read().contains("keys")), "{}", read());
+    let text = read();
+    for want in ["body nil\n", "task nil\n", "cb true\n", "keys true\n"] {
+        assert!(text.contains(want), "{want:?} missing in {text:?}");
+    }
+    eng.stop();
+}

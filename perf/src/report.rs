@@ -118,6 +118,13 @@ impl Report {
         (self.connections > 0).then(|| cpu * 1e6 / self.connections as f64)
     }
 
+    /// CPU microseconds of the watched processes per answered request (rr: the proxy's cost of
+    /// one request/response at the offered rate, comparable across targets at the same rate).
+    pub fn cpu_us_per_req(&self) -> Option<f64> {
+        let cpu = self.cpu_s?;
+        (self.scenario == "rr" && self.requests > 0).then(|| cpu * 1e6 / self.requests as f64)
+    }
+
     /// Proxy memory per held connection in bytes (idle scenario).
     pub fn rss_per_conn_b(&self) -> Option<f64> {
         let (a, b) = (self.rss_kib?, self.rss_before_kib?);
@@ -175,6 +182,7 @@ impl Report {
         field("cpu_s_per_gb", opt(self.cpu_s_per_gb()));
         field("client_cpu_s", opt(self.client_cpu_s));
         field("cpu_us_per_conn", opt(self.cpu_us_per_conn()));
+        field("cpu_us_per_req", opt(self.cpu_us_per_req()));
         field(
             "rss_kib",
             self.rss_kib.map_or("null".into(), |v| v.to_string()),
@@ -256,6 +264,11 @@ impl Report {
                 "connrate" => {
                     if let Some(c) = self.cpu_us_per_conn() {
                         let _ = write!(s, ", {c:.1} CPU-us/conn");
+                    }
+                }
+                "rr" => {
+                    if let Some(c) = self.cpu_us_per_req() {
+                        let _ = write!(s, ", {c:.1} CPU-us/req");
                     }
                 }
                 _ => {}

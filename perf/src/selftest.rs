@@ -87,6 +87,8 @@ fn every_scenario_measures_something() {
     );
     // Offered 2,000/s for 0.3 s: about 600 scheduled; a loaded CI machine may send fewer.
     assert!(r.requests > 100, "{}", r.to_text());
+    assert!(r.cpu_us_per_req().is_some(), "{}", r.to_text());
+    assert!(r.to_json().contains("\"cpu_us_per_req\":"));
 
     let r = run(LoadCfg {
         req: 10,

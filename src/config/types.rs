@@ -195,6 +195,21 @@ pub enum LuaLogStderr {
     Off,
 }
 
+/// harp's `tune.lua.nice`: how the Lua thread yields the CPU to the I/O workers, so a busy
+/// script never takes CPU time from forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LuaPriority {
+    /// A nice value, -20 (highest) to 19 (lowest); below 0 needs CAP_SYS_NICE.
+    Nice(i32),
+    /// SCHED_IDLE: the thread only runs on CPU time nothing else wants. The default: measured
+    /// with a 1 s spinning callback (perf/lua_nice_ab.sh, perf/README.md), only it left the
+    /// workers' rr p99 unchanged (nice 19 still tripled it, nice 0 multiplied it by 7) while
+    /// events still reached their callback within 1 ms at p99 on a quiet machine (3.3 ms when
+    /// other processes keep the CPUs busy: `tune.lua.nice 0` favours alert latency instead).
+    #[default]
+    Idle,
+}
+
 /// `tune.lua.*` settings.
 #[derive(Debug, Clone)]
 pub struct LuaTune {
@@ -215,6 +230,8 @@ pub struct LuaTune {
     pub log_loggers: bool,
     /// `tune.lua.log.stderr on|auto|off` (default auto).
     pub log_stderr: LuaLogStderr,
+    /// `tune.lua.nice <n>|idle` (harp only): scheduling priority of the Lua thread.
+    pub priority: LuaPriority,
 }
 
 impl Default for LuaTune {
@@ -228,6 +245,7 @@ impl Default for LuaTune {
             service_timeout: Duration::from_secs(4),
             log_loggers: true,
             log_stderr: LuaLogStderr::Auto,
+            priority: LuaPriority::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Event values: what HAProxy's SERVER family carries, captured at the moment of the change.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::model::{AdminFlags, CheckReport, OpState, Server};
 
@@ -171,4 +172,8 @@ pub struct ServerEvent {
     pub reference: Option<Arc<Server>>,
     /// Per-type data.
     pub data: EventData,
+    /// When `EventBus::publish` queued it (set there; build events with `None`). Lets a consumer
+    /// measure publish-to-handler latency (`core.harp_event_age_us()` in Lua) without reading
+    /// the clock anywhere but once per published event.
+    pub published: Option<Instant>,
 }

@@ -154,6 +154,13 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     core.set("Warning", log_fn(lua, Some(4))?)?;
     core.set("Alert", log_fn(lua, Some(1))?)?;
 
+    // harp only: microseconds from the bus publishing the event being handled to now (nil
+    // outside an event callback), for measuring event-to-callback latency without touching
+    // the event tables HAProxy defines.
+    core.set(
+        "harp_event_age_us",
+        lua.create_function(|_, ()| Ok(runner::event_age_us()))?,
+    )?;
     core.set(
         "register_init",
         lua.create_function(|lua, f: Function| {

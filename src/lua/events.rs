@@ -235,7 +235,7 @@ async fn sub_runner(sub: Rc<LuaSub>) {
             }
         };
         sub.stat.delivered.fetch_add(1, Ordering::Relaxed);
-        if let Err(m) = runner::run(sub.func.clone(), args, "event").await {
+        if let Err(m) = runner::run_event(sub.func.clone(), args, "event", ev.published).await {
             crate::logging::alert(&format!("Lua event_hdl: {m}."));
         }
     }

@@ -22,6 +22,16 @@ thread_local! {
     static BURST_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// Set by the hook when it forced a yield (so the burst clock keeps running).
     static FORCED: Cell<bool> = const { Cell::new(false) };
+    /// Publish time of the event whose callback is being polled (`core.harp_event_age_us()`).
+    static EVENT_PUBLISHED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Microseconds since the bus published the event whose callback is running right now, `None`
+/// outside an event callback. Per coroutine: set only while that callback's coroutine is polled.
+pub(crate) fn event_age_us() -> Option<i64> {
+    EVENT_PUBLISHED
+        .with(|p| p.get())
+        .map(|t| i64::try_from(t.elapsed().as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Polls a coroutine with the instruction hook armed: every `forced_yield` instructions it
@@ -34,6 +44,8 @@ struct Burst<F> {
     forced_yield: u32,
     /// Start of the current pure-Lua stretch (kept across forced yields).
     deadline: Option<Instant>,
+    /// Publish time of the event this run handles (event callbacks only).
+    published: Option<Instant>,
 }
 
 impl<F: Future> Future for Burst<F> {
@@ -47,6 +59,7 @@ impl<F: Future> Future for Burst<F> {
         let deadline = self.deadline;
         BURST_DEADLINE.with(|d| d.set(deadline));
         FORCED.with(|f| f.set(false));
+        let outer = EVENT_PUBLISHED.with(|p| p.replace(self.published));
         // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice.
         self.thread.set_hook(
             HookTriggers::new().every_nth_instruction(self.forced_yield),
@@ -68,6 +81,7 @@ impl<F: Future> Future for Burst<F> {
         );
         let r = self.inner.as_mut().poll(cx);
         BURST_DEADLINE.with(|d| d.set(None));
+        EVENT_PUBLISHED.with(|p| p.set(outer));
         if !FORCED.with(|f| f.replace(false)) {
             self.deadline = None;
         }
@@ -89,6 +103,17 @@ fn is_done(e: &mlua::Error) -> bool {
 /// Runs `f(args)` as a coroutine to completion. `core.done()` counts as success. `what` says
 /// which timeout applies (`task`/`event` use `tune.lua.task-timeout`).
 pub(crate) async fn run(f: Function, args: MultiValue, what: &str) -> Result<(), String> {
+    run_event(f, args, what, None).await
+}
+
+/// `run` for an event callback: `published` is the event's bus publish time, which
+/// `core.harp_event_age_us()` reads while this coroutine runs.
+pub(crate) async fn run_event(
+    f: Function,
+    args: MultiValue,
+    what: &str,
+    published: Option<Instant>,
+) -> Result<(), String> {
     let ctx = ctx().map_err(|e| e.to_string())?;
     let thread = ctx.lua.create_thread(f).map_err(|e| clean_error(&e))?;
     let burst = Some(ctx.tune.burst_timeout).filter(|d| !d.is_zero());
@@ -102,6 +127,7 @@ pub(crate) async fn run(f: Function, args: MultiValue, what: &str) -> Result<(),
         burst,
         forced_yield: forced_yield.max(1),
         deadline: None,
+        published,
     };
     let timeout = match what {
         "task" | "event" => ctx.tune.task_timeout,

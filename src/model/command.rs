@@ -298,6 +298,7 @@ impl Registry {
             proxy_uuid: s.proxy_uuid,
             reference: if with_ref { Some(s.clone()) } else { None },
             data,
+            published: None,
         }
     }
 

@@ -298,6 +298,7 @@ fn full_queue_drops_and_counts() {
             proxy_uuid: 3,
             reference: None,
             data: EventData::None,
+            published: None,
         });
     }
     assert_eq!((sub.receiver().len(), sub.dropped()), (2, 3));

@@ -1,7 +1,8 @@
 //! Thin wrappers over the syscalls the data plane needs: pipes, splice, CPU affinity and the
-//! io_uring POLL_ADD readiness op. Everything here is safe Rust over rustix / tokio-uring's public
-//! op API; no `unsafe` is needed (an in-flight poll holds its own kernel reference on the file, so
-//! closing the fd early cannot corrupt memory).
+//! io_uring POLL_ADD readiness op, thread scheduling priority. Everything here is safe Rust over
+//! rustix / tokio-uring's public op API (an in-flight poll holds its own kernel reference on the
+//! file, so closing the fd early cannot corrupt memory), except `sched_setscheduler`, which
+//! rustix lacks.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -87,6 +88,26 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     let mut set = rustix::process::CpuSet::new();
     set.set(cpu);
     Ok(rustix::process::sched_setaffinity(None, &set)?)
+}
+
+/// Sets the calling thread's nice value (Linux: nice is per thread, and `setpriority` with
+/// `who = 0` targets the caller only), so a helper thread such as the Lua engine yields the CPU
+/// to the I/O workers. Raising priority (below 0) needs CAP_SYS_NICE.
+pub fn set_current_thread_nice(nice: i32) -> io::Result<()> {
+    Ok(rustix::process::setpriority_process(None, nice)?)
+}
+
+/// Puts the calling thread in SCHED_IDLE: it then runs only when no normal thread wants its CPU.
+pub fn set_current_thread_sched_idle() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is an initialised sched_param living across
+    // the call, and the kernel only reads it.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Which readiness to wait for.
@@ -188,6 +209,22 @@ mod tests {
         );
         drop(b);
         assert_ne!(ready_now(&a, Interest::Read).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_thread_can_lower_its_own_priority_only() {
+        let before = rustix::process::getpriority_process(None).unwrap();
+        let t = std::thread::spawn(|| {
+            set_current_thread_nice(19).unwrap();
+            let mine = rustix::process::getpriority_process(None).unwrap();
+            set_current_thread_sched_idle().unwrap();
+            // SAFETY: pid 0 is this thread; no pointer argument.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            (mine, policy)
+        });
+        assert_eq!(t.join().unwrap(), (19, libc::SCHED_IDLE));
+        // The caller's own priority is untouched.
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), before);
     }
 
     #[test]

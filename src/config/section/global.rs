@@ -4,7 +4,7 @@ use super::{arg, log, no_more, Ctx};
 use crate::config::suggest::unknown_keyword;
 use crate::config::units::{parse_address, parse_on_off, parse_size, parse_time, parse_u32};
 use crate::config::{
-    AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, StatsSocket,
+    AccessLevel, Global, IpFamily, LuaLoad, LuaLogStderr, LuaPrependPath, LuaPriority, StatsSocket,
 };
 use std::path::PathBuf;
 
@@ -26,6 +26,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "tune.lua.log.loggers",
     "tune.lua.log.stderr",
     "tune.lua.bool-sample-conversion",
+    "tune.lua.nice",
     "httpclient.resolvers.id",
     "httpclient.resolvers.prefer",
     "httpclient.resolvers.disabled",
@@ -160,6 +161,22 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                 "auto" => LuaLogStderr::Auto,
                 "off" => LuaLogStderr::Off,
                 o => return Err(format!("'{kw}' expects 'on', 'auto' or 'off', got '{o}'.")),
+            };
+            no_more(words, 2)
+        }
+        "tune.lua.nice" => {
+            // harp only: the Lua thread's scheduling priority (README, "Differences").
+            let v = arg(words, 1, "a nice value (-20..19) or 'idle'")?;
+            g.lua.priority = match v {
+                "idle" => LuaPriority::Idle,
+                _ => match v.parse::<i32>() {
+                    Ok(n) if (-20..=19).contains(&n) => LuaPriority::Nice(n),
+                    _ => {
+                        return Err(format!(
+                            "'{kw}' expects a nice value between -20 and 19 or 'idle', got '{v}'."
+                        ))
+                    }
+                },
             };
             no_more(words, 2)
         }
@@ -318,8 +335,28 @@ fn stats(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), Stri
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr};
+    use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr, LuaPriority};
     use std::time::Duration;
+
+    #[test]
+    fn tune_lua_nice() {
+        let nice = |v: &str| {
+            parse_str("t.cfg", &format!("global\n tune.lua.nice {v}\n"))
+                .map(|c| c.global.lua.priority)
+        };
+        assert_eq!(
+            parse_str("t.cfg", "global\n").unwrap().global.lua.priority,
+            LuaPriority::Idle
+        );
+        assert_eq!(nice("0").unwrap(), LuaPriority::Nice(0));
+        assert_eq!(nice("-20").unwrap(), LuaPriority::Nice(-20));
+        assert_eq!(nice("19").unwrap(), LuaPriority::Nice(19));
+        assert_eq!(nice("idle").unwrap(), LuaPriority::Idle);
+        for bad in ["20", "-21", "low", ""] {
+            let e = format!("{:?}", nice(bad).unwrap_err());
+            assert!(e.contains("tune.lua.nice"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn global_keywords() {
