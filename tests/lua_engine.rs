@@ -822,7 +822,7 @@ fn lua_thread_nices() -> Vec<i64> {
 }
 
 #[test]
-fn event_age_is_set_in_callbacks_only_and_lua_thread_is_niced() {
+fn event_age_is_set_in_callbacks_only() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("age.txt");
     let body = format!(
@@ -846,13 +846,54 @@ end)
         "global\n    tune.lua.nice 7\n    lua-load {s}\nbackend agb\n    server s 127.0.0.1:1\n"
     );
     let (reg, eng) = start(&cfg);
-    assert!(lua_thread_nices().contains(&7), "{:?}", lua_thread_nices());
     health(&reg, "agb/s", ForcedHealth::Down);
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
     assert!(wait_until(T, || read().contains("keys")), "{}", read());
     let text = read();
     for want in ["body nil\n", "task nil\n", "cb true\n", "keys true\n"] {
         assert!(text.contains(want), "{want:?} missing in {text:?}");
+    }
+    eng.stop();
+}
+
+/// `tune.lua.nice` applies to a script that computes: a task spinning in pure Lua moves the Lua
+/// thread to nice 7 after 1 ms, and once it is done (the engine idle) the thread is back at the
+/// normal priority (that step needs CAP_SYS_NICE: checked only as root).
+#[test]
+fn a_long_running_script_is_demoted_then_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spin.txt");
+    let body = format!(
+        r#"
+local function now() local t = core.now() return t.sec * 1000000 + t.usec end
+core.register_task(function()
+  core.msleep(50)
+  local stop = now() + 600000
+  local n = 0
+  while now() < stop do n = n + 1 end
+  local f = assert(io.open({out:?}, "a"))
+  f:write("done\n")
+  f:close()
+end)
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "spin.lua", &body);
+    let cfg = format!("global\n    tune.lua.nice 6\n    lua-load {s}\n");
+    let (_reg, eng) = start(&cfg);
+    assert!(
+        wait_until(T, || lua_thread_nices().contains(&6)),
+        "never demoted: {:?}",
+        lua_thread_nices()
+    );
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(T, || read().contains("done")), "{}", read());
+    if rustix::process::geteuid().is_root() {
+        assert!(
+            wait_until(T, || !lua_thread_nices().contains(&6)),
+            "not restored: {:?}",
+            lua_thread_nices()
+        );
     }
     eng.stop();
 }

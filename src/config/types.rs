@@ -195,17 +195,17 @@ pub enum LuaLogStderr {
     Off,
 }
 
-/// harp's `tune.lua.nice`: how the Lua thread yields the CPU to the I/O workers, so a busy
-/// script never takes CPU time from forwarding.
+/// harp's `tune.lua.nice`: the priority the Lua thread moves to while a script runs pure Lua for
+/// more than `lua::runner::DEMOTE_AFTER` without yielding, so a busy script never takes CPU time
+/// from the I/O workers, while ordinary callbacks keep the normal priority (prompt alerts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LuaPriority {
     /// A nice value, -20 (highest) to 19 (lowest); below 0 needs CAP_SYS_NICE.
     Nice(i32),
     /// SCHED_IDLE: the thread only runs on CPU time nothing else wants. The default: measured
     /// with a 1 s spinning callback (perf/lua_nice_ab.sh, perf/README.md), only it left the
-    /// workers' rr p99 unchanged (nice 19 still tripled it, nice 0 multiplied it by 7) while
-    /// events still reached their callback within 1 ms at p99 on a quiet machine (3.3 ms when
-    /// other processes keep the CPUs busy: `tune.lua.nice 0` favours alert latency instead).
+    /// workers' run-queue wait at its plain level (nice 19 still doubled it, nice 0 multiplied it
+    /// by 10).
     #[default]
     Idle,
 }
@@ -230,7 +230,7 @@ pub struct LuaTune {
     pub log_loggers: bool,
     /// `tune.lua.log.stderr on|auto|off` (default auto).
     pub log_stderr: LuaLogStderr,
-    /// `tune.lua.nice <n>|idle` (harp only): scheduling priority of the Lua thread.
+    /// `tune.lua.nice <n>|idle` (harp only): priority of the Lua thread during long runs.
     pub priority: LuaPriority,
 }
 

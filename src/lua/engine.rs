@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::events::LuaSub;
 use super::{runner, Shared};
-use crate::config::{LuaPriority, LuaTune};
+use crate::config::LuaTune;
 use crate::model::Registry;
 
 /// Where the engine is in HAProxy's phases; `register_task` defers tasks until `Running`.
@@ -142,9 +142,10 @@ pub(crate) fn thread_main(
     stop: Arc<Notify>,
     ready: Sender<Result<(), String>>,
 ) {
-    lower_priority(reg.global().lua.priority);
+    runner::set_long_run_priority(reg.global().lua.priority);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(runner::restore_priority)
         .build()
     {
         Ok(rt) => rt,
@@ -206,19 +207,6 @@ pub(crate) fn thread_main(
     });
     drop(local);
     rt.shutdown_background();
-}
-
-/// Applies `tune.lua.nice` to this (the Lua) thread before anything else runs on it, so threads
-/// it spawns (the runtime's blocking pool, DNS lookups) inherit it: a spinning script must not
-/// take CPU from the I/O workers. A failure (negative nice without CAP_SYS_NICE) only warns.
-fn lower_priority(p: LuaPriority) {
-    let r = match p {
-        LuaPriority::Nice(n) => crate::sys::set_current_thread_nice(n),
-        LuaPriority::Idle => crate::sys::set_current_thread_sched_idle(),
-    };
-    if let Err(e) = r {
-        tracing::warn!(priority = ?p, error = %e, "cannot set the Lua thread's priority (tune.lua.nice)");
-    }
 }
 
 /// Loads every script (body), then runs every `register_init` function, in order.

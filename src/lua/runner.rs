@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use mlua::{Function, HookTriggers, MultiValue, Thread, VmState};
 
 use super::engine::{clean_error, ctx, Ctx};
+use crate::config::LuaPriority;
 
 /// Marker carried by the error `core.done()` raises to end the current run early.
 pub(crate) const DONE_MARKER: &str = "__harp_core_done__";
@@ -24,6 +25,63 @@ thread_local! {
     static FORCED: Cell<bool> = const { Cell::new(false) };
     /// Publish time of the event whose callback is being polled (`core.harp_event_age_us()`).
     static EVENT_PUBLISHED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Start of the pure-Lua stretch of the coroutine being polled (demotion clock).
+    static STRETCH_START: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// `tune.lua.nice`: where a long stretch moves the Lua thread.
+    static LONG_RUN_PRIORITY: Cell<LuaPriority> = const { Cell::new(LuaPriority::Idle) };
+    /// The thread currently runs at `LONG_RUN_PRIORITY` (until the engine next goes idle).
+    static DEMOTED: Cell<bool> = const { Cell::new(false) };
+    /// Going back to the normal priority failed (no CAP_SYS_NICE): stay demoted, stop trying.
+    static STUCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Pure Lua running this long without yielding moves the Lua thread to `tune.lua.nice`.
+/// Event callbacks and tasks that do their work and yield (the usual alerting script: build a
+/// message, hand it to `core.httpclient`) never get there, so they run at the process's normal
+/// priority and reach their callback without waiting behind busy workers; a script that computes
+/// for longer stops competing with the I/O workers after 1 ms.
+pub(crate) const DEMOTE_AFTER: Duration = Duration::from_millis(1);
+
+/// Sets `tune.lua.nice` for this (the Lua) thread.
+pub(crate) fn set_long_run_priority(p: LuaPriority) {
+    LONG_RUN_PRIORITY.with(|c| c.set(p));
+}
+
+/// Called from the instruction hook: demotes the thread once the current stretch is long.
+fn demote_if_long() {
+    if DEMOTED.with(|d| d.get()) {
+        return;
+    }
+    let long = STRETCH_START
+        .with(|s| s.get())
+        .is_some_and(|t| t.elapsed() >= DEMOTE_AFTER);
+    if !long {
+        return;
+    }
+    DEMOTED.with(|d| d.set(true));
+    let p = LONG_RUN_PRIORITY.with(|c| c.get());
+    let r = match p {
+        LuaPriority::Nice(n) => crate::sys::set_current_thread_nice(n),
+        LuaPriority::Idle => crate::sys::set_current_thread_sched_idle(),
+    };
+    if let Err(e) = r {
+        tracing::warn!(priority = ?p, error = %e, "cannot lower the Lua thread's priority (tune.lua.nice)");
+    }
+}
+
+/// The engine has nothing left to run (its runtime is about to park): a demoted thread goes back
+/// to the normal priority, so the next event is dispatched without delay.
+pub(crate) fn restore_priority() {
+    if !DEMOTED.with(|d| d.get()) || STUCK.with(|s| s.get()) {
+        return;
+    }
+    match crate::sys::set_current_thread_normal() {
+        Ok(()) => DEMOTED.with(|d| d.set(false)),
+        Err(e) => {
+            STUCK.with(|s| s.set(true));
+            tracing::debug!(error = %e, "the Lua thread stays at tune.lua.nice (needs CAP_SYS_NICE to come back)");
+        }
+    }
 }
 
 /// Microseconds since the bus published the event whose callback is running right now, `None`
@@ -42,8 +100,10 @@ struct Burst<F> {
     thread: Thread,
     burst: Option<Duration>,
     forced_yield: u32,
-    /// Start of the current pure-Lua stretch (kept across forced yields).
+    /// Burst deadline of the current pure-Lua stretch (kept across forced yields).
     deadline: Option<Instant>,
+    /// Start of the current pure-Lua stretch (kept across forced yields).
+    started: Option<Instant>,
     /// Publish time of the event this run handles (event callbacks only).
     published: Option<Instant>,
 }
@@ -56,6 +116,8 @@ impl<F: Future> Future for Burst<F> {
         if self.deadline.is_none() {
             self.deadline = burst.map(|b| Instant::now() + b);
         }
+        let started = *self.started.get_or_insert_with(Instant::now);
+        STRETCH_START.with(|s| s.set(Some(started)));
         let deadline = self.deadline;
         BURST_DEADLINE.with(|d| d.set(deadline));
         FORCED.with(|f| f.set(false));
@@ -75,15 +137,18 @@ impl<F: Future> Future for Burst<F> {
                         debug.curr_line()
                     )));
                 }
+                demote_if_long();
                 FORCED.with(|f| f.set(true));
                 Ok(VmState::Yield)
             },
         );
         let r = self.inner.as_mut().poll(cx);
         BURST_DEADLINE.with(|d| d.set(None));
+        STRETCH_START.with(|s| s.set(None));
         EVENT_PUBLISHED.with(|p| p.set(outer));
         if !FORCED.with(|f| f.replace(false)) {
             self.deadline = None;
+            self.started = None;
         }
         r
     }
@@ -127,6 +192,7 @@ pub(crate) async fn run_event(
         burst,
         forced_yield: forced_yield.max(1),
         deadline: None,
+        started: None,
         published,
     };
     let timeout = match what {

@@ -110,6 +110,19 @@ pub fn set_current_thread_sched_idle() -> io::Result<()> {
     }
 }
 
+/// Puts the calling thread back to SCHED_OTHER at nice 0 (undoes the two calls above). Leaving
+/// SCHED_IDLE or lowering nice needs CAP_SYS_NICE (root has it); otherwise EPERM.
+pub fn set_current_thread_normal() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is an initialised sched_param living across
+    // the call, and the kernel only reads it.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_current_thread_nice(0)
+}
+
 /// Which readiness to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
