@@ -114,6 +114,19 @@ fn fds(pid: u32) -> (usize, usize) {
     r
 }
 
+/// (sockets, pipes) of `pid` once they stopped changing (10 equal reads in a row, 10 s at most).
+fn settled_fds(pid: u32) -> (usize, usize) {
+    let mut last = (usize::MAX, 0);
+    let mut stable = 0;
+    wait_until(Duration::from_secs(10), || {
+        let n = fds(pid);
+        stable = if n == last { stable + 1 } else { 0 };
+        last = n;
+        stable >= 10
+    });
+    last
+}
+
 /// Deterministic pseudo-random bytes (8 at a time: fast enough in debug builds).
 fn payload(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -255,18 +268,7 @@ fn client_reset_releases_everything() {
     run(false);
     // pipes are pooled per worker (their number follows the peak load of each worker), so the
     // leak check counts sockets and bounds pipes separately
-    let settled = || {
-        let mut last = (usize::MAX, 0);
-        let mut stable = 0;
-        wait_until(Duration::from_secs(10), || {
-            let n = fds(h.pid());
-            stable = if n == last { stable + 1 } else { 0 };
-            last = n;
-            stable >= 10
-        });
-        last
-    };
-    let (base_socks, _) = settled();
+    let (base_socks, _) = settled_fds(h.pid());
     run(true);
     run(false);
     run(true);
@@ -438,27 +440,38 @@ fn maxconn_100_with_5000_clients_all_served() {
     maxconn_100_serves_all(500, 10, 200);
 }
 
-#[test]
-fn tcplog_line_goes_to_syslog() {
+/// A UDP syslog listener and the `option tcplog` + `log` lines that send to it.
+fn syslog_sink() -> (UdpSocket, String) {
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let up = upstream(Up::Echo);
-    let extra = format!(
+    let lines = format!(
         "    option tcplog\n    log {} local0\n",
         sink.local_addr().unwrap()
     );
-    let (_h, addr) = start(&[up.addr], &extra);
-    assert_eq!(echo(addr, b"12345"), b"12345");
+    (sink, lines)
+}
+
+/// The first log line received that contains `needle` (others, e.g. the readiness probe's
+/// session, are skipped).
+fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
     let mut buf = [0u8; 2048];
-    // the readiness probe of Harp::start logs a line too (0 bytes); find ours
-    let line = loop {
+    loop {
         let n = sink.recv(&mut buf).unwrap();
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if line.contains(" 5 -- ") {
-            break line;
+        if line.contains(needle) {
+            return line;
         }
-    };
+    }
+}
+
+#[test]
+fn tcplog_line_goes_to_syslog() {
+    let (sink, extra) = syslog_sink();
+    let up = upstream(Up::Echo);
+    let (_h, addr) = start(&[up.addr], &extra);
+    assert_eq!(echo(addr, b"12345"), b"12345");
+    let line = syslog_line(&sink, " 5 -- ");
     assert!(line.starts_with("<134>"), "{line}");
     assert!(line.contains(" harp["), "{line}");
     assert!(line.contains("]: 127.0.0.1:"), "{line}");
@@ -900,17 +913,7 @@ fn memory_returns_to_baseline_after_load() {
         }
         drop(cs);
     };
-    let settled = || {
-        let mut last = (usize::MAX, 0);
-        let mut stable = 0;
-        wait_until(Duration::from_secs(10), || {
-            let n = fds(h.pid());
-            stable = if n == last { stable + 1 } else { 0 };
-            last = n;
-            stable >= 10
-        });
-        (last.0, rss_kib(h.pid()))
-    };
+    let settled = || (settled_fds(h.pid()).0, rss_kib(h.pid()));
     round(1);
     let (socks, base) = settled();
     for seed in 2..5 {
@@ -937,14 +940,9 @@ fn memory_returns_to_baseline_after_load() {
 /// with HAProxy's `sQ` termination state.
 #[test]
 fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sink.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (sink, log) = syslog_sink();
     let up = upstream(Up::Echo);
-    let extra = format!(
-        "    default-server maxconn 1\n    timeout queue 400ms\n    option tcplog\n    log {} local0\n",
-        sink.local_addr().unwrap()
-    );
+    let extra = format!("    default-server maxconn 1\n    timeout queue 400ms\n{log}");
     let (_h, addr) = start(&[up.addr], &extra);
     // the first client holds the only slot
     let mut a = connect(addr);
@@ -972,14 +970,7 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
         "closed after {:?}",
         t.elapsed()
     );
-    let mut buf = [0u8; 2048];
-    let line = loop {
-        let n = sink.recv(&mut buf).unwrap();
-        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if line.contains(" sQ ") {
-            break line;
-        }
-    };
+    let line = syslog_line(&sink, " sQ ");
     assert!(line.contains(" px px/<NOSRV> "), "{line}");
     drop(a);
 }
