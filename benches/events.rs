@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BatchSize, Criterion};
 use harp::config::{Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams};
-use harp::events::{EventBus, EventData, EventType, ServerEvent};
+use harp::events::{EventBus, EventType, ServerEvent};
 use harp::model::{Cause, Command, ForcedHealth, Registry};
 
 /// Backends `be` (whose `s1` the storm flaps) and `other` (untouched), 4 servers each.
@@ -45,34 +45,19 @@ fn registry(bus: Arc<EventBus>) -> Arc<Registry> {
     )
 }
 
-fn sample_event() -> ServerEvent {
-    ServerEvent {
-        kind: EventType::ServerDown,
-        when: 0,
-        name: "s1".into(),
-        puid: 1,
-        rid: 0,
-        proxy_name: "be".into(),
-        proxy_uuid: 1,
-        reference: None,
-        data: EventData::None,
-        published: None,
-    }
-}
-
 fn bus_benches(c: &mut Criterion) {
     let bus = EventBus::new();
     let sub = bus.subscribe("bench", 1024, None);
     c.bench_function("bus_publish_and_drain_1", |b| {
         b.iter(|| {
-            bus.publish(sample_event());
+            bus.publish(ServerEvent::sample(EventType::ServerDown, 0));
             sub.receiver().try_recv().is_ok()
         })
     });
     c.bench_function("bus_publish_and_drain_100", |b| {
         b.iter(|| {
             for _ in 0..100 {
-                bus.publish(sample_event());
+                bus.publish(ServerEvent::sample(EventType::ServerDown, 0));
             }
             sub.receiver().try_iter().count()
         })
@@ -80,10 +65,10 @@ fn bus_benches(c: &mut Criterion) {
     let full = EventBus::new();
     let stalled = full.subscribe("stalled", 100, None);
     for _ in 0..100 {
-        full.publish(sample_event());
+        full.publish(ServerEvent::sample(EventType::ServerDown, 0));
     }
     c.bench_function("bus_publish_to_full_queue_counts_drop", |b| {
-        b.iter(|| full.publish(sample_event()))
+        b.iter(|| full.publish(ServerEvent::sample(EventType::ServerDown, 0)))
     });
     assert!(stalled.dropped() > 0);
 

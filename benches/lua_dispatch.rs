@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
-use harp::events::{EventBus, EventData, EventType, ServerEvent};
+use harp::events::{EventBus, EventType, ServerEvent};
 use harp::lua::{self, LuaEngine};
 use harp::model::Registry;
 
@@ -38,21 +38,6 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-fn event(kind: EventType, when: i64) -> ServerEvent {
-    ServerEvent {
-        kind,
-        when,
-        name: "s1".into(),
-        puid: 1,
-        rid: 0,
-        proxy_name: "be".into(),
-        proxy_uuid: 1,
-        reference: None,
-        data: EventData::None,
-        published: None,
-    }
 }
 
 /// CPU seconds (user + system) used so far by the Lua engine thread (`harp-lua`), from /proc.
@@ -105,10 +90,10 @@ fn main() {
     let n: u64 = if full { 5000 } else { 200 };
     let base = eng.delivered();
     for i in 0..n {
-        bus.publish(event(EventType::ServerCheck, now_us()));
+        bus.publish(ServerEvent::sample(EventType::ServerCheck, now_us()));
         wait_delivered(&eng, base + i + 1);
     }
-    bus.publish(event(EventType::ServerDel, 0));
+    bus.publish(ServerEvent::sample(EventType::ServerDel, 0));
     let end = Instant::now() + Duration::from_secs(10);
     while !out.exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
@@ -134,7 +119,7 @@ fn main() {
     let mut sent = 0;
     while sent < total {
         for _ in 0..50 {
-            bus.publish(event(EventType::ServerCheck, now_us()));
+            bus.publish(ServerEvent::sample(EventType::ServerCheck, now_us()));
         }
         sent += 50;
         wait_delivered(&eng, base + sent);
@@ -163,7 +148,7 @@ fn main() {
             for _ in 0..iters {
                 let base = eng.delivered();
                 for _ in 0..100 {
-                    bus.publish(event(EventType::ServerCheck, now_us()));
+                    bus.publish(ServerEvent::sample(EventType::ServerCheck, now_us()));
                 }
                 wait_delivered(&eng, base + 100);
             }

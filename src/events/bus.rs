@@ -166,29 +166,14 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventData, EventType};
-
-    fn ev() -> ServerEvent {
-        ServerEvent {
-            kind: EventType::ServerDown,
-            when: 0,
-            name: "s1".into(),
-            puid: 1,
-            rid: 0,
-            proxy_name: "be".into(),
-            proxy_uuid: 1,
-            reference: None,
-            data: EventData::None,
-            published: None,
-        }
-    }
+    use crate::events::EventType;
 
     #[test]
     fn publish_stamps_the_event_once_for_every_subscriber() {
         let bus = EventBus::new();
         let (a, b) = (bus.subscribe("a", 4, None), bus.subscribe("b", 4, None));
         let before = Instant::now();
-        bus.publish(ev());
+        bus.publish(ServerEvent::sample(EventType::ServerDown, 0));
         let (ea, eb) = (
             a.receiver().try_recv().unwrap(),
             b.receiver().try_recv().unwrap(),
@@ -202,7 +187,7 @@ mod tests {
     fn drops_are_counted_exactly_and_warned_once_per_second() {
         let bus = EventBus::new();
         let sub = bus.subscribe("full", 1, None);
-        let e = Arc::new(ev());
+        let e = Arc::new(ServerEvent::sample(EventType::ServerDown, 0));
         sub.offer(&e, 1);
         for _ in 0..5000 {
             sub.offer(&e, 1);
@@ -230,7 +215,7 @@ mod tests {
         let sub = bus.subscribe("small", 10, None);
         let t = Instant::now();
         for _ in 0..100_000 {
-            bus.publish(ev());
+            bus.publish(ServerEvent::sample(EventType::ServerDown, 0));
         }
         let secs = t.elapsed().as_secs() + 1;
         assert_eq!(bus.published(), 100_000);

@@ -177,3 +177,23 @@ pub struct ServerEvent {
     /// the clock anywhere but once per published event.
     pub published: Option<Instant>,
 }
+
+impl ServerEvent {
+    /// A data-less `kind` event of server `be/s1` (puid 1, proxy uuid 1, no reference), made
+    /// without a registry: what the event bus tests and the bus and Lua-dispatch benches publish.
+    #[doc(hidden)]
+    pub fn sample(kind: EventType, when: i64) -> ServerEvent {
+        ServerEvent {
+            kind,
+            when,
+            name: "s1".into(),
+            puid: 1,
+            rid: 0,
+            proxy_name: "be".into(),
+            proxy_uuid: 1,
+            reference: None,
+            data: EventData::None,
+            published: None,
+        }
+    }
+}
