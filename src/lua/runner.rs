@@ -48,13 +48,13 @@ pub(crate) fn set_long_run_priority(p: LuaPriority) {
 }
 
 /// Called from the instruction hook: demotes the thread once the current stretch is long.
-fn demote_if_long() {
+fn demote_if_long(now: Instant) {
     if DEMOTED.with(|d| d.get()) {
         return;
     }
     let long = STRETCH_START
         .with(|s| s.get())
-        .is_some_and(|t| t.elapsed() >= DEMOTE_AFTER);
+        .is_some_and(|t| now.saturating_duration_since(t) >= DEMOTE_AFTER);
     if !long {
         return;
     }
@@ -100,9 +100,8 @@ struct Burst<F> {
     thread: Thread,
     burst: Option<Duration>,
     forced_yield: u32,
-    /// Burst deadline of the current pure-Lua stretch (kept across forced yields).
-    deadline: Option<Instant>,
-    /// Start of the current pure-Lua stretch (kept across forced yields).
+    /// Start of the current pure-Lua stretch (kept across forced yields); its burst deadline is
+    /// `started + burst`.
     started: Option<Instant>,
     /// Publish time of the event this run handles (event callbacks only).
     published: Option<Instant>,
@@ -112,13 +111,9 @@ impl<F: Future> Future for Burst<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let burst = self.burst;
-        if self.deadline.is_none() {
-            self.deadline = burst.map(|b| Instant::now() + b);
-        }
         let started = *self.started.get_or_insert_with(Instant::now);
         STRETCH_START.with(|s| s.set(Some(started)));
-        let deadline = self.deadline;
+        let deadline = self.burst.map(|b| started + b);
         BURST_DEADLINE.with(|d| d.set(deadline));
         FORCED.with(|f| f.set(false));
         let outer = EVENT_PUBLISHED.with(|p| p.replace(self.published));
@@ -126,9 +121,8 @@ impl<F: Future> Future for Burst<F> {
         self.thread.set_hook(
             HookTriggers::new().every_nth_instruction(self.forced_yield),
             |_lua, debug| {
-                let late = BURST_DEADLINE
-                    .with(|d| d.get())
-                    .is_some_and(|t| Instant::now() > t);
+                let now = Instant::now();
+                let late = BURST_DEADLINE.with(|d| d.get()).is_some_and(|t| now > t);
                 if late {
                     let src = debug.source();
                     let file = src.short_src.as_deref().unwrap_or("?").to_string();
@@ -137,7 +131,7 @@ impl<F: Future> Future for Burst<F> {
                         debug.curr_line()
                     )));
                 }
-                demote_if_long();
+                demote_if_long(now);
                 FORCED.with(|f| f.set(true));
                 Ok(VmState::Yield)
             },
@@ -147,7 +141,6 @@ impl<F: Future> Future for Burst<F> {
         STRETCH_START.with(|s| s.set(None));
         EVENT_PUBLISHED.with(|p| p.set(outer));
         if !FORCED.with(|f| f.replace(false)) {
-            self.deadline = None;
             self.started = None;
         }
         r
@@ -191,7 +184,6 @@ pub(crate) async fn run_event(
         thread,
         burst,
         forced_yield: forced_yield.max(1),
-        deadline: None,
         started: None,
         published,
     };
