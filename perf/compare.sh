@@ -162,6 +162,7 @@ log "upstream pid $UP_PID: echo :$UP_ECHO sink :$UP_SINK once :$UP_ONCE"
 PROXY_PID=
 PROXY_PORT=
 EVENTS_CFG=0
+HARP_OPTIONS=() # extra `defaults` lines: harp-copy copies only, harp-splice splices only (harp: automatic)
 EVENTS_SPIN=0 # 1 = the Lua probe's callback spins SPIN_SECS per event (target harp-spin)
 
 write_harp_cfg() { # port backend
@@ -179,6 +180,9 @@ frontend fe
 backend be
     server s1 127.0.0.1:$2
 EOF
+    # harp-copy / harp-splice: one way of forwarding only, to weigh harp's automatic choice
+    local opt
+    for opt in "${HARP_OPTIONS[@]}"; do sed -i "/^defaults/a\\    $opt" "$WORK/harp.cfg"; done
     if [ "$EVENTS_CFG" = 1 ]; then
         # events: a second server to flap, and the Runtime API socket to flap it through.
         echo "    server s2 127.0.0.1:$2" >>"$WORK/harp.cfg"
@@ -251,8 +255,13 @@ start_proxy() {
     fi
     PROXY_PORT=$("$PERF" freeport)
     case $target in
-    harp | harp-spin)
+    harp | harp-spin | harp-copy | harp-splice)
         [ -x "$HARP" ] || return 1
+        case $target in
+        harp-copy) HARP_OPTIONS=("no option splice-auto") ;;
+        harp-splice) HARP_OPTIONS=("option splice-request" "option splice-response") ;;
+        *) HARP_OPTIONS=() ;;
+        esac
         write_harp_cfg "$PROXY_PORT" "$backend"
         rm -f "$WORK/harp.sock" "$WORK/probe.log"
         "${PROXY_PIN[@]}" "$HARP" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
@@ -284,7 +293,7 @@ start_proxy() {
     if [ "$up" != 1 ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
         log "$target did not start; last log lines:"
         local lf="$WORK/${target%-splice}.log"
-        [ "$target" = harp-spin ] && lf="$WORK/harp.log"
+        case $target in harp-*) lf="$WORK/harp.log" ;; esac
         [ "$target" = nginx ] && lf="$WORK/nginx-error.log"
         tail -n 5 "$lf" >&2 2>/dev/null
         stop_proxy

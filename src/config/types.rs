@@ -61,7 +61,7 @@ pub struct Global {
     /// `ulimit -n` as HAProxy does.
     pub maxconn: Option<u32>,
     /// `tune.pipesize`: capacity asked for each splice pipe (F_SETPIPE_SZ); `None` = harp's
-    /// default (see `worker::forward::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
+    /// default (see `worker::forward::splice::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
     /// the kernel caps unprivileged users at `fs.pipe-max-size` and `fs.pipe-user-pages-soft`.
     pub pipesize: Option<u32>,
     /// `stats socket` lines, each a Runtime API listener.
@@ -398,15 +398,57 @@ pub struct Timeouts {
     pub server_fin: Option<Duration>,
 }
 
-/// How to forward bytes: splice through pipes or copy through buffers.
+/// How one direction of a TCP session moves its bytes: splicing saves copying bulk data, but for
+/// small messages a copy through a buffer answers sooner and keeps the connection free of pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpliceMode {
-    /// Splice when possible, fall back to copying (harp's default; `option splice-auto`,
-    /// `option splice-request`, `option splice-response` all select it).
+    /// Copy small messages through the worker's buffer and splice once a read brings bulk data
+    /// (HAProxy's `option splice-auto`; harp's default, since splicing bulk data is its point).
     #[default]
     Auto,
+    /// Splice from the first byte (`option splice-request` / `option splice-response`).
+    Always,
     /// Always copy through user-space buffers (`no option splice-auto`).
     Off,
+}
+
+/// The splice modes of a proxy's two directions (`option splice-auto|splice-request|
+/// splice-response`, each also as `no option ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Splice {
+    /// Client to server.
+    pub request: SpliceMode,
+    /// Server to client.
+    pub response: SpliceMode,
+}
+
+impl Splice {
+    /// Both directions.
+    pub fn both(mode: SpliceMode) -> Splice {
+        Splice {
+            request: mode,
+            response: mode,
+        }
+    }
+
+    /// What a session between frontend `self` and backend `be` uses. As in HAProxy an explicit
+    /// `splice-request`/`splice-response` on either side wins; since harp splices by default,
+    /// `no option splice-auto` on either side turns the automatic mode off.
+    pub fn with_backend(self, be: Splice) -> Splice {
+        let pick = |a: SpliceMode, b: SpliceMode| {
+            if a == SpliceMode::Always || b == SpliceMode::Always {
+                SpliceMode::Always
+            } else if a == SpliceMode::Off || b == SpliceMode::Off {
+                SpliceMode::Off
+            } else {
+                SpliceMode::Auto
+            }
+        };
+        Splice {
+            request: pick(self.request, be.request),
+            response: pick(self.response, be.response),
+        }
+    }
 }
 
 /// What a health check sends and expects (`option httpchk`, `option tcp-check`).
@@ -613,8 +655,8 @@ pub struct ProxyConfig {
     pub tcplog: bool,
     /// `log` lines (`log global` included as `LogTarget::Global`).
     pub logs: Vec<LogTarget>,
-    /// `option splice-*` / `no option splice-auto`.
-    pub splice: SpliceMode,
+    /// `option splice-*` / `no option splice-*`.
+    pub splice: Splice,
     /// `disabled` proxy keyword.
     pub disabled: bool,
     /// Where the section starts.
@@ -649,7 +691,7 @@ impl ProxyConfig {
             log_health_checks: false,
             tcplog: false,
             logs: Vec::new(),
-            splice: SpliceMode::Auto,
+            splice: Splice::default(),
             disabled: false,
             location,
         }

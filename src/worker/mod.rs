@@ -1,9 +1,9 @@
 //! The data plane: `nbthread` worker threads, each pinned to a CPU and running its own
 //! single-threaded io_uring runtime ([`ring`]); SO_REUSEPORT listeners per worker; balancing;
-//! connect with retries; and zero-copy forwarding (splice through pooled pipes, io_uring POLL_ADD
-//! readiness).
+//! connect with retries; and forwarding that splices bulk data through pooled pipes and copies
+//! small messages through one buffer per worker, with io_uring POLL_ADD readiness.
 //!
-//! Nothing crosses threads on the hot path: each worker has its own pipes, balancer state and
+//! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer state and
 //! log sockets; shared state is the model's atomics.
 //!
 //! I/O model: every socket is a plain non-blocking std socket. Syscalls (accept4, connect,
@@ -73,7 +73,7 @@ pub struct Workers {
 /// What one worker owns; lives on its thread only.
 pub(crate) struct Ctx {
     reg: Arc<Registry>,
-    pipes: forward::PipePool,
+    bufs: forward::Buffers,
     lb: RefCell<balance::Balancers>,
     logs: RefCell<tcplog::LogSockets>,
     stop: tokio::sync::watch::Receiver<u8>,
@@ -173,7 +173,7 @@ fn worker_main<R: Rt>(
     R::block_on(async move {
         let ctx = Rc::new(Ctx {
             reg,
-            pipes: forward::PipePool::new(pipesize),
+            bufs: forward::Buffers::new(pipesize),
             lb: RefCell::new(balance::Balancers::default()),
             logs: RefCell::new(tcplog::LogSockets::default()),
             stop,
@@ -202,11 +202,11 @@ fn worker_main<R: Rt>(
         }
         tracing::debug!(
             sessions = ctx.active.get(),
-            pipes = ctx.pipes.free_count(),
+            pipes = ctx.bufs.pipes.free_count(),
             "worker stopping"
         );
         // remaining sessions are dropped with the runtime; their guards close the sockets
-        ctx.pipes.clear(&ctx.reg.counters);
+        ctx.bufs.pipes.clear(&ctx.reg.counters);
     });
 }
 

@@ -17,7 +17,7 @@ use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
 use super::runtime::Rt;
 use super::tcplog::TcpLog;
 use super::Ctx;
-use crate::config::{BalanceAlgo, LogTarget, SpliceMode};
+use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{Proxy, Server};
 use crate::sys::Interest;
 
@@ -439,7 +439,7 @@ async fn forward_both<R: Rt>(
         None => [ft.client, bt.server],
     };
     let timers = Timers::new(normal, [ft.client_fin, bt.server_fin]);
-    let splice = be.config.splice == SpliceMode::Auto && fe.config.splice == SpliceMode::Auto;
+    let splice = fe.config.splice.with_backend(be.config.splice);
     let acct = Accounts {
         fe: &fe.counters,
         be: (!std::ptr::eq(fe, be)).then_some(&be.counters),
@@ -460,8 +460,8 @@ async fn forward_both<R: Rt>(
     let res = {
         let both = async {
             tokio::try_join!(
-                forward::pump::<R>(&c2s, &timers, &ctx.pipes, splice, &ctx.reg.counters),
-                forward::pump::<R>(&s2c, &timers, &ctx.pipes, splice, &ctx.reg.counters),
+                forward::pump::<R>(&c2s, &timers, &ctx.bufs, splice.request, &ctx.reg.counters),
+                forward::pump::<R>(&s2c, &timers, &ctx.bufs, splice.response, &ctx.reg.counters),
             )
         };
         tokio::select! {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::{
-    BindConfig, Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams, SpliceMode,
+    BindConfig, Capabilities, Config, Location, ProxyConfig, ServerConfig, ServerParams, Splice,
+    SpliceMode,
 };
 use crate::events::EventBus;
 use crate::model::{AdminAction, Cause, Command};
@@ -137,33 +138,59 @@ fn wait_until(mut f: impl FnMut() -> bool) {
 #[test]
 fn echo_splice_and_copy() {
     let up = upstream(None);
-    for mode in [SpliceMode::Auto, SpliceMode::Off] {
-        let r = run(listen_cfg(&[up], |p| p.splice = mode));
+    for mode in [SpliceMode::Always, SpliceMode::Auto, SpliceMode::Off] {
+        let r = run(listen_cfg(&[up], |p| p.splice = Splice::both(mode)));
         let data = payload(3 << 20, 7);
         assert!(echo_once(r.addr, &data) == data, "{mode:?}");
         let srv = r.reg.find_server("px/s1").unwrap();
         wait_until(|| srv.counters.cur_sess.load(Ordering::Relaxed) == 0);
         assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 3 << 20);
         let spliced = srv.counters.spliced.load(Ordering::Relaxed);
+        let gc = &r.reg.counters;
+        wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
         match mode {
-            SpliceMode::Auto => {
+            SpliceMode::Always => {
                 assert_eq!(spliced, 6 << 20);
-                let gc = &r.reg.counters;
-                wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
                 // Each direction gives its pipe back whenever it waits for data, so the two
                 // directions of an echo may have taken turns with one pipe.
                 let free = gc.pipes_free.load(Ordering::Relaxed);
                 assert!((1..=2).contains(&free), "{free} pipes pooled");
             }
+            // bulk reads (>= 16 KiB) switch to splicing; what came before was copied
+            SpliceMode::Auto => assert!(spliced > 0 && spliced < 6 << 20, "{spliced}"),
             SpliceMode::Off => assert_eq!(spliced, 0),
         }
     }
 }
 
 #[test]
+fn small_messages_are_copied_without_pipes() {
+    let up = upstream(None);
+    let r = run(listen_cfg(&[up], |_| {}));
+    let mut c = TcpStream::connect(r.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for i in 0..50u8 {
+        c.write_all(&[i; 100]).unwrap();
+        let mut back = [0u8; 100];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, [i; 100]);
+    }
+    drop(c);
+    let srv = r.reg.find_server("px/s1").unwrap();
+    wait_until(|| srv.counters.cur_sess.load(Ordering::Relaxed) == 0);
+    assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 5000);
+    assert_eq!(srv.counters.spliced.load(Ordering::Relaxed), 0);
+    let gc = &r.reg.counters;
+    let pipes = gc.pipes_free.load(Ordering::Relaxed) + gc.pipes_used.load(Ordering::Relaxed);
+    assert_eq!(pipes, 0, "no pipe was ever made");
+}
+
+#[test]
 fn idle_connections_hold_no_pipe() {
     let up = upstream(None);
-    let r = run(listen_cfg(&[up], |p| p.splice = SpliceMode::Auto));
+    let r = run(listen_cfg(&[up], |p| {
+        p.splice = Splice::both(SpliceMode::Always)
+    }));
     let mut conns = Vec::new();
     for i in 0..20u8 {
         let mut c = TcpStream::connect(r.addr).unwrap();

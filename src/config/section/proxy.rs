@@ -514,11 +514,27 @@ fn option(
             p.tcplog = flag;
             simple(words)
         }
-        "splice-auto" | "splice-request" | "splice-response" => {
-            p.splice = if flag {
-                SpliceMode::Auto
+        "splice-auto" => {
+            // independent of explicit splice-request/-response, as HAProxy's flags are
+            for m in [&mut p.splice.request, &mut p.splice.response] {
+                *m = match (*m, flag) {
+                    (SpliceMode::Off, true) => SpliceMode::Auto,
+                    (SpliceMode::Auto, false) => SpliceMode::Off,
+                    (m, _) => m,
+                };
+            }
+            simple(words)
+        }
+        "splice-request" | "splice-response" => {
+            let m = if name == "splice-request" {
+                &mut p.splice.request
             } else {
-                SpliceMode::Off
+                &mut p.splice.response
+            };
+            *m = match (*m, flag) {
+                (_, true) => SpliceMode::Always,
+                (SpliceMode::Always, false) => SpliceMode::Auto,
+                (m, false) => m,
             };
             simple(words)
         }
@@ -705,7 +721,7 @@ fn email_alert(
 #[cfg(test)]
 mod tests {
     use crate::config::test_support::{err, ok};
-    use crate::config::{BalanceAlgo, CheckKind, HashType, LogTarget, SpliceMode};
+    use crate::config::{BalanceAlgo, CheckKind, HashType, LogTarget, Splice, SpliceMode};
     use std::time::Duration;
 
     #[test]
@@ -746,7 +762,7 @@ mod tests {
         assert_eq!(be.email_alert.mailers.as_deref(), Some("m"));
         assert_eq!(be.email_alert.level, 3);
         assert_eq!(be.email_alert.myhostname.as_deref(), Some("lb1"));
-        assert_eq!(be.splice, SpliceMode::Off);
+        assert_eq!(be.splice, Splice::both(SpliceMode::Off));
         assert_eq!(be.logs.len(), 2);
         assert_eq!(be.logs[0], LogTarget::Global);
         assert_eq!((be.id, be.forced_id), (Some(42), true));
@@ -815,6 +831,38 @@ mod tests {
     }
 
     #[test]
+    fn splice_options_are_per_direction_flags() {
+        use SpliceMode::{Always, Auto, Off};
+        let mode = |body: &str| ok(&format!("backend b\n{body}")).proxies[0].splice;
+        let two = |request, response| Splice { request, response };
+        assert_eq!(
+            mode(""),
+            Splice::both(Auto),
+            "harp splices bulk data by default"
+        );
+        assert_eq!(mode(" no option splice-auto\n"), Splice::both(Off));
+        assert_eq!(mode(" option splice-response\n"), two(Auto, Always));
+        // an explicit direction survives `no option splice-auto`, as HAProxy's flags do
+        let s = mode(" option splice-request\n no option splice-auto\n");
+        assert_eq!(s, two(Always, Off));
+        assert_eq!(
+            mode(" option splice-request\n no option splice-request\n"),
+            Splice::both(Auto)
+        );
+        assert_eq!(
+            mode(" no option splice-auto\n option splice-auto\n"),
+            Splice::both(Auto)
+        );
+        // frontend + backend: explicit options win, then either side turning auto off
+        let fe = two(Always, Off);
+        assert_eq!(fe.with_backend(Splice::both(Auto)), two(Always, Off));
+        assert_eq!(
+            Splice::both(Auto).with_backend(Splice::both(Auto)),
+            Splice::both(Auto)
+        );
+    }
+
+    #[test]
     fn options_and_negations() {
         let cfg = ok(
             "defaults\n option redispatch\n option tcp-check\nbackend b\n no option redispatch\n \
@@ -823,7 +871,11 @@ mod tests {
         let b = &cfg.proxies[0];
         assert!(!b.redispatch);
         assert_eq!(b.check, CheckKind::TcpCheck);
-        assert_eq!(b.splice, SpliceMode::Auto);
+        let want = Splice {
+            request: SpliceMode::Always,
+            response: SpliceMode::Auto,
+        };
+        assert_eq!(b.splice, want);
         assert!(b.tcplog, "httplog falls back to tcplog as in HAProxy");
         assert_eq!(
             cfg.warnings.iter().filter(|w| w.contains("option")).count(),

@@ -1,26 +1,30 @@
-//! Moving bytes one direction at a time: non-blocking splice(2) socket → pipe → socket with io_uring
-//! POLL_ADD readiness, or an owned-buffer copy loop when splicing is off or impossible.
+//! Moving bytes one direction at a time, without blocking: small messages are copied through the
+//! worker's buffer, bulk data is spliced socket → pipe → socket (`splice.rs`); a direction
+//! switches between the two as its traffic changes (`option splice-auto`), or keeps one of them
+//! (`option splice-request|response`, `no option splice-auto`). When a syscall would block, the
+//! task waits for readiness through the runtime (io_uring POLL_ADD).
 //!
 //! A direction ends on EOF from its source: whatever sits in the pipe is delivered, then the
 //! destination's write side is shut (half-close), and the other direction keeps running.
 
-use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+mod copy;
+mod splice;
+
+use std::cell::Cell;
+use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::runtime::Rt;
-use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
-use crate::sys::{self, Interest, Pipe};
+pub(crate) use copy::CopyBuf;
+pub(crate) use splice::PipePool;
 
-/// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise; the kernel
-/// default is 64 KiB.
-pub(crate) const PIPE_SIZE: usize = 256 * 1024;
-/// Per-direction buffer of the copy fallback (it runs when fds are scarce, i.e. under many
-/// connections, so it stays small).
-const COPY_BUF: usize = 32 * 1024;
+use super::runtime::Rt;
+use crate::config::SpliceMode;
+use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
+use crate::sys::Interest;
+
 /// A read shorter than this (and shorter than asked for) most likely took everything the socket
 /// had: the peer sent a small message and is waiting for the answer, so the next read would only
 /// say EAGAIN. Wait for readiness instead of trying (one syscall less per request). Bulk
@@ -78,8 +82,36 @@ pub(crate) enum Fault {
     Timeout(Side),
     /// The side failed (reset, ...).
     Io(Side, io::Error),
-    /// splice(2) refused these fds: use the copy loop instead.
+    /// splice(2) refused these fds or no pipe could be had: copy instead.
     Fallback,
+}
+
+/// How a phase of a direction (copying or splicing) ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// EOF forwarded: the direction is over.
+    Done,
+    /// The traffic changed size: continue with the other way of moving it.
+    Switch,
+}
+
+/// What a worker forwards with: its pipes and its copy buffer.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    /// Pooled pipes for splicing.
+    pub pipes: PipePool,
+    /// The buffer small messages are copied through.
+    pub copy: CopyBuf,
+}
+
+impl Buffers {
+    /// Pipes of `pipesize` bytes (`tune.pipesize`), none made yet.
+    pub(crate) fn new(pipesize: Option<u32>) -> Buffers {
+        Buffers {
+            pipes: PipePool::new(pipesize),
+            copy: CopyBuf::default(),
+        }
+    }
 }
 
 /// Inactivity tracking of both sides, shared by the two directions of a session: a side is idle
@@ -232,123 +264,35 @@ impl Dir<'_> {
     }
 }
 
-/// A worker's pool of empty pipes.
-#[derive(Debug)]
-pub(crate) struct PipePool {
-    free: RefCell<Vec<Pipe>>,
-    /// Capacity asked for each new pipe, and the most one splice moves into it.
-    size: usize,
-}
-
-impl PipePool {
-    /// A pool of pipes of `size` bytes (`tune.pipesize`, else [`PIPE_SIZE`]).
-    pub(crate) fn new(size: Option<u32>) -> PipePool {
-        PipePool {
-            free: RefCell::new(Vec::new()),
-            size: size.map_or(PIPE_SIZE, |n| n as usize),
-        }
-    }
-
-    fn take(&self, gc: &GlobalCounters) -> io::Result<Pipe> {
-        let p = match self.free.borrow_mut().pop() {
-            Some(p) => {
-                gc.pipes_free.fetch_sub(1, Ordering::Relaxed);
-                p
-            }
-            None => Pipe::new(self.size)?,
-        };
-        gc.pipes_used.fetch_add(1, Ordering::Relaxed);
-        Ok(p)
-    }
-
-    /// Returns an empty pipe to the pool (a non-empty one is just closed).
-    fn put(&self, p: Pipe, empty: bool, gc: &GlobalCounters) {
-        let mut f = self.free.borrow_mut();
-        if empty && f.len() < 1024 {
-            f.push(p);
-            gc.pipes_free.fetch_add(1, Ordering::Relaxed);
-        }
-        gc.pipes_used.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Closes every pooled pipe (worker exit).
-    pub(crate) fn clear(&self, gc: &GlobalCounters) {
-        let mut f = self.free.borrow_mut();
-        gc.pipes_free.fetch_sub(f.len() as u64, Ordering::Relaxed);
-        f.clear();
-    }
-
-    /// Pipes kept for reuse.
-    pub(crate) fn free_count(&self) -> usize {
-        self.free.borrow().len()
-    }
-}
-
-/// A pipe borrowed from the pool; given back (if empty) or closed when dropped, also when the
-/// direction is cancelled mid-way by a kill or a hard stop.
-struct PipeLease<'a> {
-    pipe: Option<Pipe>,
-    pool: &'a PipePool,
-    gc: &'a GlobalCounters,
-    inpipe: usize,
-}
-
-impl PipeLease<'_> {
-    /// Makes sure the direction holds a pipe, taking one from the pool if it gave its pipe back
-    /// while idle. `false` when no pipe can be had (EMFILE): the caller copies instead, which is
-    /// safe because a direction without a pipe has nothing in flight.
-    fn acquire(&mut self) -> bool {
-        if self.pipe.is_none() {
-            match self.pool.take(self.gc) {
-                Ok(p) => self.pipe = Some(p),
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
-    /// Gives an empty pipe back to the pool before waiting for data, so that an idle connection
-    /// holds two sockets and no pipe (HAProxy likewise keeps pipes only while data moves).
-    fn release_if_empty(&mut self) {
-        if self.inpipe == 0 {
-            if let Some(p) = self.pipe.take() {
-                self.pool.put(p, true, self.gc);
-            }
-        }
-    }
-}
-
-impl Drop for PipeLease<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.pipe.take() {
-            self.pool.put(p, self.inpipe == 0, self.gc);
-        }
-    }
-}
-
-/// Forwards `dir` until EOF (then half-closes `to`) or a fault.
+/// Forwards `dir` until EOF (then half-closes `to`) or a fault, moving bytes as `mode` says.
 pub(crate) async fn pump<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
-    pipes: &PipePool,
-    splice: bool,
+    bufs: &Buffers,
+    mode: SpliceMode,
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
-    if splice {
-        let mut lease = PipeLease {
-            pipe: None,
-            pool: pipes,
-            gc,
-            inpipe: 0,
+    let mut mode = mode;
+    let mut splicing = mode == SpliceMode::Always;
+    // the server has not seen the request yet: reading now would only say EAGAIN
+    let mut wait_first = dir.from_side == Side::Server;
+    loop {
+        let auto = mode == SpliceMode::Auto;
+        let step = if splicing {
+            splice::pump_splice::<R>(dir, timers, &bufs.pipes, gc, auto, &mut wait_first).await
+        } else {
+            copy::pump_copy::<R>(dir, timers, &bufs.copy, auto, &mut wait_first).await
         };
-        let r = pump_splice::<R>(dir, timers, &mut lease).await;
-        drop(lease);
-        match r {
-            Err(Fault::Fallback) => {}
-            other => return other,
+        match step {
+            Ok(Step::Done) => return Ok(()),
+            Ok(Step::Switch) => splicing = !splicing,
+            Err(Fault::Fallback) => {
+                mode = SpliceMode::Off;
+                splicing = false;
+            }
+            Err(e) => return Err(e),
         }
     }
-    pump_copy::<R>(dir, timers).await
 }
 
 /// `from` said EOF: forward it as a half-close of `to`. When the other direction is already over,
@@ -361,135 +305,9 @@ fn finish(dir: &Dir<'_>, timers: &Timers) {
     }
 }
 
-async fn pump_splice<R: Rt>(
-    dir: &Dir<'_>,
-    timers: &Timers,
-    lease: &mut PipeLease<'_>,
-) -> Result<(), Fault> {
-    let (fs, ts) = (dir.from_side, dir.to_side());
-    let mut eof = false;
-    let mut read_err: Option<io::Error> = None;
-    let mut first = true;
-    if fs == Side::Server {
-        // the server has not seen the request yet: a splice now would only say EAGAIN
-        timers.wait::<R>(dir.from, Interest::Read, fs).await?;
-    }
-    let mut drained = false;
-    let mut short = ShortReads::new(fs);
-    loop {
-        let mut in_blocked = eof || drained;
-        if !eof && !drained && !lease.acquire() {
-            return Err(Fault::Fallback);
-        }
-        let Some(pipe) = lease.pipe.as_ref() else {
-            // Only reachable after EOF with an empty pipe given back: nothing left to move.
-            if let Some(e) = read_err {
-                return Err(Fault::Io(fs, e));
-            }
-            finish(dir, timers);
-            return Ok(());
-        };
-        if !eof && !drained {
-            match sys::splice_in(dir.from, pipe, lease.pool.size) {
-                Ok(0) => eof = true,
-                Ok(n) => {
-                    lease.inpipe += n;
-                    drained = short.drained(n, lease.pool.size);
-                    timers.touch(fs);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    short.would_block();
-                    in_blocked = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
-                    return Err(Fault::Fallback)
-                }
-                Err(e) => {
-                    read_err = Some(e);
-                    eof = true;
-                }
-            }
-            first = false;
-        }
-        if lease.inpipe > 0 {
-            match sys::splice_out(pipe, dir.to, lease.inpipe) {
-                Ok(n) => {
-                    lease.inpipe -= n;
-                    dir.delivered(n, true);
-                    timers.touch(ts);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    timers.wait::<R>(dir.to, Interest::Write, ts).await?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fault::Io(ts, e)),
-            }
-            continue;
-        }
-        if eof {
-            if let Some(e) = read_err {
-                return Err(Fault::Io(fs, e));
-            }
-            finish(dir, timers);
-            return Ok(());
-        }
-        if in_blocked {
-            lease.release_if_empty();
-            timers.wait::<R>(dir.from, Interest::Read, fs).await?;
-            drained = false;
-        }
-    }
-}
-
-async fn pump_copy<R: Rt>(dir: &Dir<'_>, timers: &Timers) -> Result<(), Fault> {
-    let (fs, ts) = (dir.from_side, dir.to_side());
-    let mut buf = vec![0u8; COPY_BUF];
-    let mut drained = false;
-    let mut short = ShortReads::new(fs);
-    loop {
-        if drained {
-            timers.wait::<R>(dir.from, Interest::Read, fs).await?;
-        }
-        let n = match (&*dir.from).read(&mut buf) {
-            Ok(0) => {
-                finish(dir, timers);
-                return Ok(());
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                short.would_block();
-                drained = true;
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                drained = false;
-                continue;
-            }
-            Err(e) => return Err(Fault::Io(fs, e)),
-        };
-        drained = short.drained(n, buf.len());
-        timers.touch(fs);
-        let mut off = 0;
-        while off < n {
-            match (&*dir.to).write(&buf[off..n]) {
-                Ok(m) => {
-                    off += m;
-                    dir.delivered(m, false);
-                    timers.touch(ts);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    timers.wait::<R>(dir.to, Interest::Write, ts).await?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fault::Io(ts, e)),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::splice::PIPE_SIZE;
     use super::*;
 
     #[test]

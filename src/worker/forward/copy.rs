@@ -1,0 +1,110 @@
+//! Forwarding by copy through the worker's buffer: for small messages (a read and a write cost
+//! the same syscalls as two splices, without pipes and page references, and answer sooner) and
+//! whenever splicing is off or impossible.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+
+use super::{finish, Dir, Fault, ShortReads, Step, Timers, SMALL_READ};
+use crate::sys::Interest;
+use crate::worker::runtime::Rt;
+
+/// Size of a worker's copy buffer: the most one read takes.
+const COPY_BUF: usize = 64 * 1024;
+
+/// A worker's copy buffer, shared by all its sessions: a message read into it is written out
+/// before the task awaits anything, so no session holds it across a wait. What the destination
+/// does not take at once moves to a buffer of the session's own (rare: small messages fit in an
+/// idle socket's send buffer).
+#[derive(Debug)]
+pub(crate) struct CopyBuf {
+    buf: RefCell<Box<[u8]>>,
+}
+
+impl Default for CopyBuf {
+    fn default() -> CopyBuf {
+        CopyBuf {
+            buf: RefCell::new(vec![0u8; COPY_BUF].into_boxed_slice()),
+        }
+    }
+}
+
+/// Copies `dir` until EOF (`Step::Done`), or, when `auto`, until one read brings bulk data
+/// (`Step::Switch`: the caller splices from there, everything read so far being delivered).
+pub(super) async fn pump_copy<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    shared: &CopyBuf,
+    auto: bool,
+    wait_first: &mut bool,
+) -> Result<Step, Fault> {
+    let fs = dir.from_side;
+    let mut drained = std::mem::take(wait_first);
+    let mut short = ShortReads::new(fs);
+    loop {
+        if drained {
+            timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+        }
+        // read and write without awaiting while the shared buffer is borrowed
+        let (n, rest) = {
+            let mut buf = shared.buf.borrow_mut();
+            let n = match (&*dir.from).read(&mut buf) {
+                Ok(0) => {
+                    finish(dir, timers);
+                    return Ok(Step::Done);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    short.would_block();
+                    drained = true;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    drained = false;
+                    continue;
+                }
+                Err(e) => return Err(Fault::Io(fs, e)),
+            };
+            drained = short.drained(n, buf.len());
+            timers.touch(fs);
+            let sent = write_now(dir, timers, &buf[..n])?;
+            (n, (sent < n).then(|| buf[sent..n].to_vec()))
+        };
+        if let Some(rest) = rest {
+            write_rest::<R>(dir, timers, &rest).await?;
+        }
+        if auto && n >= SMALL_READ {
+            return Ok(Step::Switch);
+        }
+    }
+}
+
+/// Writes what `to` takes without waiting; returns how much that was.
+fn write_now(dir: &Dir<'_>, timers: &Timers, data: &[u8]) -> Result<usize, Fault> {
+    let mut off = 0;
+    while off < data.len() {
+        match (&*dir.to).write(&data[off..]) {
+            Ok(m) => {
+                off += m;
+                dir.delivered(m, false);
+                timers.touch(dir.to_side());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Fault::Io(dir.to_side(), e)),
+        }
+    }
+    Ok(off)
+}
+
+/// Writes all of `data`, waiting for `to` to drain as needed.
+async fn write_rest<R: Rt>(dir: &Dir<'_>, timers: &Timers, data: &[u8]) -> Result<(), Fault> {
+    let mut off = 0;
+    while off < data.len() {
+        timers
+            .wait::<R>(dir.to, Interest::Write, dir.to_side())
+            .await?;
+        off += write_now(dir, timers, &data[off..])?;
+    }
+    Ok(())
+}

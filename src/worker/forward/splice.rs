@@ -1,0 +1,221 @@
+//! Zero-copy forwarding: non-blocking splice(2) socket → pipe → socket, pipes pooled per worker.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::Ordering;
+
+use super::{finish, Dir, Fault, ShortReads, Step, Timers, SMALL_READ};
+use crate::model::GlobalCounters;
+use crate::sys::{self, Interest, Pipe};
+use crate::worker::runtime::Rt;
+
+/// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise; the kernel
+/// default is 64 KiB.
+pub(crate) const PIPE_SIZE: usize = 256 * 1024;
+
+/// In automatic mode, this many wake-ups in a row that each brought less than [`SMALL_READ`]
+/// turn the direction back to copying (one small message after bulk data is not enough: bulk
+/// senders also leave short tails).
+const SMALL_CYCLES: u8 = 2;
+
+/// A worker's pool of empty pipes.
+#[derive(Debug)]
+pub(crate) struct PipePool {
+    free: RefCell<Vec<Pipe>>,
+    /// Capacity asked for each new pipe, and the most one splice moves into it.
+    size: usize,
+}
+
+impl PipePool {
+    /// A pool of pipes of `size` bytes (`tune.pipesize`, else [`PIPE_SIZE`]).
+    pub(crate) fn new(size: Option<u32>) -> PipePool {
+        PipePool {
+            free: RefCell::new(Vec::new()),
+            size: size.map_or(PIPE_SIZE, |n| n as usize),
+        }
+    }
+
+    fn take(&self, gc: &GlobalCounters) -> io::Result<Pipe> {
+        let p = match self.free.borrow_mut().pop() {
+            Some(p) => {
+                gc.pipes_free.fetch_sub(1, Ordering::Relaxed);
+                p
+            }
+            None => Pipe::new(self.size)?,
+        };
+        gc.pipes_used.fetch_add(1, Ordering::Relaxed);
+        Ok(p)
+    }
+
+    /// Returns an empty pipe to the pool (a non-empty one is just closed).
+    fn put(&self, p: Pipe, empty: bool, gc: &GlobalCounters) {
+        let mut f = self.free.borrow_mut();
+        if empty && f.len() < 1024 {
+            f.push(p);
+            gc.pipes_free.fetch_add(1, Ordering::Relaxed);
+        }
+        gc.pipes_used.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Closes every pooled pipe (worker exit).
+    pub(crate) fn clear(&self, gc: &GlobalCounters) {
+        let mut f = self.free.borrow_mut();
+        gc.pipes_free.fetch_sub(f.len() as u64, Ordering::Relaxed);
+        f.clear();
+    }
+
+    /// Pipes kept for reuse.
+    pub(crate) fn free_count(&self) -> usize {
+        self.free.borrow().len()
+    }
+}
+
+/// A pipe borrowed from the pool; given back (if empty) or closed when dropped, also when the
+/// direction is cancelled mid-way by a kill or a hard stop.
+struct PipeLease<'a> {
+    pipe: Option<Pipe>,
+    pool: &'a PipePool,
+    gc: &'a GlobalCounters,
+    inpipe: usize,
+}
+
+impl PipeLease<'_> {
+    /// Makes sure the direction holds a pipe, taking one from the pool if it gave its pipe back
+    /// while idle. `false` when no pipe can be had (EMFILE): the caller copies instead, which is
+    /// safe because a direction without a pipe has nothing in flight.
+    fn acquire(&mut self) -> bool {
+        if self.pipe.is_none() {
+            match self.pool.take(self.gc) {
+                Ok(p) => self.pipe = Some(p),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Gives an empty pipe back to the pool before waiting for data, so that an idle connection
+    /// holds two sockets and no pipe (HAProxy likewise keeps pipes only while data moves).
+    fn release_if_empty(&mut self) {
+        if self.inpipe == 0 {
+            if let Some(p) = self.pipe.take() {
+                self.pool.put(p, true, self.gc);
+            }
+        }
+    }
+}
+
+impl Drop for PipeLease<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipe.take() {
+            self.pool.put(p, self.inpipe == 0, self.gc);
+        }
+    }
+}
+
+/// Splices `dir` until EOF (`Step::Done`), or, when `auto`, until the traffic has turned into
+/// small messages again (`Step::Switch`, with the pipe empty and `wait_first` set: the source
+/// is drained). `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
+/// is in flight then.
+pub(super) async fn pump_splice<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    pool: &PipePool,
+    gc: &GlobalCounters,
+    auto: bool,
+    wait_first: &mut bool,
+) -> Result<Step, Fault> {
+    let mut lease = PipeLease {
+        pipe: None,
+        pool,
+        gc,
+        inpipe: 0,
+    };
+    let (fs, ts) = (dir.from_side, dir.to_side());
+    let mut eof = false;
+    let mut read_err: Option<io::Error> = None;
+    let mut first = true;
+    if std::mem::take(wait_first) {
+        timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+    }
+    let mut drained = false;
+    let mut short = ShortReads::new(fs);
+    // bytes read since the last wait for readability, and wake-ups in a row that brought little
+    let (mut cycle, mut small_cycles) = (0usize, 0u8);
+    loop {
+        let mut in_blocked = eof || drained;
+        if !eof && !drained && !lease.acquire() {
+            return Err(Fault::Fallback);
+        }
+        let Some(pipe) = lease.pipe.as_ref() else {
+            // Only reachable after EOF with an empty pipe given back: nothing left to move.
+            if let Some(e) = read_err {
+                return Err(Fault::Io(fs, e));
+            }
+            finish(dir, timers);
+            return Ok(Step::Done);
+        };
+        if !eof && !drained {
+            match sys::splice_in(dir.from, pipe, lease.pool.size) {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    lease.inpipe += n;
+                    cycle += n;
+                    drained = short.drained(n, lease.pool.size);
+                    timers.touch(fs);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    short.would_block();
+                    in_blocked = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(Fault::Fallback)
+                }
+                Err(e) => {
+                    read_err = Some(e);
+                    eof = true;
+                }
+            }
+            first = false;
+        }
+        if lease.inpipe > 0 {
+            match sys::splice_out(pipe, dir.to, lease.inpipe) {
+                Ok(n) => {
+                    lease.inpipe -= n;
+                    dir.delivered(n, true);
+                    timers.touch(ts);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    timers.wait::<R>(dir.to, Interest::Write, ts).await?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fault::Io(ts, e)),
+            }
+            continue;
+        }
+        if eof {
+            if let Some(e) = read_err {
+                return Err(Fault::Io(fs, e));
+            }
+            finish(dir, timers);
+            return Ok(Step::Done);
+        }
+        if in_blocked {
+            lease.release_if_empty();
+            if auto {
+                small_cycles = if cycle < SMALL_READ {
+                    small_cycles + 1
+                } else {
+                    0
+                };
+                cycle = 0;
+                if small_cycles >= SMALL_CYCLES {
+                    *wait_first = true;
+                    return Ok(Step::Switch);
+                }
+            }
+            timers.wait::<R>(dir.from, Interest::Read, fs).await?;
+            drained = false;
+        }
+    }
+}
