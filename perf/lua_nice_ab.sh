@@ -11,6 +11,9 @@
 # with the priority as the variable and the variants interleaved within each repeat, so the
 # background load of a shared machine hits them alike.
 #
+# A NICES entry may also be `N/P`: tune.lua.nice N with tune.lua.max-cpu P (percent of one CPU a
+# long-running script may use; harp's default otherwise).
+#
 # Usage: HARP=target/release/harp REPEATS=6 DURATION=3 NICES="0 19 idle" PIN=split perf/lua_nice_ab.sh
 # Output: one line per run on stderr, a markdown summary on stdout, raw lines in $OUT.
 set -u -o pipefail
@@ -82,7 +85,8 @@ run() { # rep nice spin
 global
     nbthread 2
     stats socket $WORK/h.sock mode 600 level admin
-    tune.lua.nice $nice
+    tune.lua.nice ${nice%/*}
+$([ "${nice#*/}" != "$nice" ] && echo "    tune.lua.max-cpu ${nice#*/}")
     tune.lua.burst-timeout 3000
     lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $([ "$spin" = 1 ] && echo "$SPIN_SECS" || echo 0)
 defaults

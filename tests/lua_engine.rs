@@ -897,3 +897,44 @@ end)
     }
     eng.stop();
 }
+
+/// `tune.lua.max-cpu`: a script computing without yielding sleeps between slices, and the sleeps
+/// do not count towards `tune.lua.burst-timeout`. A 600 ms (wall clock) spin under a 200 ms
+/// burst timeout completes at 10 % (about 60 ms of Lua), and is aborted at 100 % (no limit).
+#[test]
+fn a_busy_script_is_held_to_its_cpu_share() {
+    let dir = tempfile::tempdir().unwrap();
+    for (percent, completes) in [(10, true), (100, false)] {
+        let out = dir.path().join(format!("spin{percent}.txt"));
+        let body = format!(
+            r#"
+local function now() local t = core.now() return t.sec * 1000000 + t.usec end
+core.register_task(function()
+  local stop = now() + 600000
+  local n = 0
+  while now() < stop do n = n + 1 end
+  local f = assert(io.open({out:?}, "a"))
+  f:write("done\n")
+  f:close()
+end)
+"#,
+            out = out.display().to_string()
+        );
+        let s = script(&dir, &format!("spin{percent}.lua"), &body);
+        let cfg = format!(
+            "global\n    tune.lua.burst-timeout 200\n    tune.lua.max-cpu {percent}\n    lua-load {s}\n"
+        );
+        let (_reg, eng) = start(&cfg);
+        let errors = || {
+            eng.info()
+                .into_iter()
+                .find(|(k, _)| k == "LuaErrors")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let done = || std::fs::read_to_string(&out).is_ok_and(|t| t.contains("done"));
+        assert!(wait_until(T, || done() || errors() > 0), "max-cpu {percent}: neither");
+        assert_eq!(done(), completes, "max-cpu {percent}: errors {}", errors());
+        eng.stop();
+    }
+}

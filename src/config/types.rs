@@ -210,6 +210,9 @@ pub enum LuaPriority {
     Idle,
 }
 
+/// Default of `tune.lua.max-cpu`, in percent of one CPU.
+pub const DEFAULT_LUA_MAX_CPU: u8 = 10;
+
 /// `tune.lua.*` settings.
 #[derive(Debug, Clone)]
 pub struct LuaTune {
@@ -232,6 +235,12 @@ pub struct LuaTune {
     pub log_stderr: LuaLogStderr,
     /// `tune.lua.nice <n>|idle` (harp only): priority of the Lua thread during long runs.
     pub priority: LuaPriority,
+    /// `tune.lua.max-cpu <percent>` (harp only): the share of one CPU a script may use while it
+    /// runs pure Lua for more than `lua::runner::DEMOTE_AFTER` without yielding; the rest of
+    /// the time it sleeps. A low priority alone does not make a spinning script harmless: a
+    /// worker waking on a CPU busy with it needs an inter-processor interrupt where an idle CPU
+    /// would have noticed at once (+18 us per request measured, perf/README.md). 100 = no limit.
+    pub max_cpu: u8,
 }
 
 impl Default for LuaTune {
@@ -246,6 +255,7 @@ impl Default for LuaTune {
             log_loggers: true,
             log_stderr: LuaLogStderr::Auto,
             priority: LuaPriority::default(),
+            max_cpu: DEFAULT_LUA_MAX_CPU,
         }
     }
 }

@@ -143,6 +143,7 @@ pub(crate) fn thread_main(
     ready: Sender<Result<(), String>>,
 ) {
     runner::set_long_run_priority(reg.global().lua.priority);
+    runner::set_max_cpu(reg.global().lua.max_cpu);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(runner::restore_priority)

@@ -33,7 +33,18 @@ thread_local! {
     static DEMOTED: Cell<bool> = const { Cell::new(false) };
     /// Going back to the normal priority failed (no CAP_SYS_NICE): stay demoted, stop trying.
     static STUCK: Cell<bool> = const { Cell::new(false) };
+    /// `tune.lua.max-cpu`: percent of one CPU a long stretch may use.
+    static MAX_CPU: Cell<u8> = const { Cell::new(crate::config::DEFAULT_LUA_MAX_CPU) };
+    /// Coroutines sleeping off their CPU share: while any does, the thread stays demoted (its
+    /// runtime parks during the pause; coming back to the normal priority just to go down again
+    /// after the pause would be two syscalls per slice for nothing).
+    static PAUSED: Cell<u32> = const { Cell::new(0) };
 }
+
+/// A long stretch runs this much Lua, then sleeps for as long as `tune.lua.max-cpu` asks (9 ms at
+/// the default 10 %): short enough that an alerting callback queued behind a busy one waits
+/// little, long enough that the timer costs nothing.
+const SLICE: Duration = Duration::from_millis(1);
 
 /// Pure Lua running this long without yielding moves the Lua thread to `tune.lua.nice`.
 /// Event callbacks and tasks that do their work and yield (the usual alerting script: build a
@@ -45,6 +56,17 @@ pub(crate) const DEMOTE_AFTER: Duration = Duration::from_millis(1);
 /// Sets `tune.lua.nice` for this (the Lua) thread.
 pub(crate) fn set_long_run_priority(p: LuaPriority) {
     LONG_RUN_PRIORITY.with(|c| c.set(p));
+}
+
+/// Sets `tune.lua.max-cpu` for this (the Lua) thread.
+pub(crate) fn set_max_cpu(percent: u8) {
+    MAX_CPU.with(|c| c.set(percent.clamp(1, 100)));
+}
+
+/// How long a stretch that just ran `ran` of Lua sleeps to stay within `tune.lua.max-cpu`.
+fn pause_for(ran: Duration, percent: u8) -> Duration {
+    let p = u32::from(percent.clamp(1, 100));
+    ran * (100 - p) / p
 }
 
 /// Called from the instruction hook: demotes the thread once the current stretch is long.
@@ -72,7 +94,7 @@ fn demote_if_long(now: Instant) {
 /// The engine has nothing left to run (its runtime is about to park): a demoted thread goes back
 /// to the normal priority, so the next event is dispatched without delay.
 pub(crate) fn restore_priority() {
-    if !DEMOTED.with(|d| d.get()) || STUCK.with(|s| s.get()) {
+    if !DEMOTED.with(|d| d.get()) || STUCK.with(|s| s.get()) || PAUSED.with(|p| p.get()) > 0 {
         return;
     }
     match crate::sys::set_current_thread_normal() {
@@ -94,7 +116,9 @@ pub(crate) fn event_age_us() -> Option<i64> {
 
 /// Polls a coroutine with the instruction hook armed: every `forced_yield` instructions it
 /// yields to the scheduler (so a busy script never starves other callbacks) and aborts the run
-/// with `burst timeout` once it has run pure Lua, without a voluntary yield, for too long.
+/// with `burst timeout` once it has run pure Lua, without a voluntary yield, for too long. A
+/// stretch longer than `DEMOTE_AFTER` sleeps between slices to stay within `tune.lua.max-cpu`
+/// (other coroutines run meanwhile); the pauses do not count towards the burst timeout.
 struct Burst<F> {
     inner: Pin<Box<F>>,
     thread: Thread,
@@ -105,13 +129,74 @@ struct Burst<F> {
     started: Option<Instant>,
     /// Publish time of the event this run handles (event callbacks only).
     published: Option<Instant>,
+    /// Lua run time of the current stretch since its last pause.
+    ran: Duration,
+    /// The pause in progress and its length.
+    pause: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+}
+
+impl<F> Burst<F> {
+    fn new(inner: F, thread: Thread, burst: Option<Duration>, forced_yield: u32) -> Burst<F> {
+        Burst {
+            inner: Box::pin(inner),
+            thread,
+            burst,
+            forced_yield,
+            started: None,
+            published: None,
+            ran: Duration::ZERO,
+            pause: None,
+        }
+    }
+
+    /// Waits out the pause in progress, if any; the stretch's clock skips it.
+    fn pausing(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((sleep, len)) = self.pause.as_mut() else {
+            return false;
+        };
+        if sleep.as_mut().poll(cx).is_pending() {
+            return true;
+        }
+        if let Some(s) = self.started.as_mut() {
+            *s += *len;
+        }
+        self.pause = None;
+        PAUSED.with(|p| p.set(p.get() - 1));
+        false
+    }
+
+    /// After a forced yield at `now`: starts a pause once a long stretch used up its slice.
+    fn throttle(&mut self, now: Instant) {
+        let percent = MAX_CPU.with(|c| c.get());
+        let long = self
+            .started
+            .is_some_and(|t| now.saturating_duration_since(t) >= DEMOTE_AFTER);
+        if percent >= 100 || !long || self.ran < SLICE {
+            return;
+        }
+        let len = pause_for(std::mem::take(&mut self.ran), percent);
+        self.pause = Some((Box::pin(tokio::time::sleep(len)), len));
+        PAUSED.with(|p| p.set(p.get() + 1));
+    }
+}
+
+impl<F> Drop for Burst<F> {
+    fn drop(&mut self) {
+        if self.pause.take().is_some() {
+            PAUSED.with(|p| p.set(p.get() - 1));
+        }
+    }
 }
 
 impl<F: Future> Future for Burst<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let started = *self.started.get_or_insert_with(Instant::now);
+        if self.pausing(cx) {
+            return Poll::Pending;
+        }
+        let polled = Instant::now();
+        let started = *self.started.get_or_insert(polled);
         STRETCH_START.with(|s| s.set(Some(started)));
         let deadline = self.burst.map(|b| started + b);
         BURST_DEADLINE.with(|d| d.set(deadline));
@@ -140,8 +225,13 @@ impl<F: Future> Future for Burst<F> {
         BURST_DEADLINE.with(|d| d.set(None));
         STRETCH_START.with(|s| s.set(None));
         EVENT_PUBLISHED.with(|p| p.set(outer));
-        if !FORCED.with(|f| f.replace(false)) {
+        if FORCED.with(|f| f.replace(false)) {
+            let now = Instant::now();
+            self.ran += now - polled;
+            self.throttle(now);
+        } else {
             self.started = None;
+            self.ran = Duration::ZERO;
         }
         r
     }
@@ -179,14 +269,13 @@ pub(crate) async fn run_event(
         let threads = ctx.reg.global().nbthread.unwrap_or(1).max(1) as u32;
         (10000 / threads).max(500)
     });
-    let fut = Burst {
-        inner: Box::pin(thread.clone().into_async::<()>(args)),
+    let mut fut = Burst::new(
+        thread.clone().into_async::<()>(args),
         thread,
         burst,
-        forced_yield: forced_yield.max(1),
-        started: None,
-        published,
-    };
+        forced_yield.max(1),
+    );
+    fut.published = published;
     let timeout = match what {
         "task" | "event" => ctx.tune.task_timeout,
         _ => None,
@@ -215,4 +304,18 @@ pub(crate) fn spawn_task(f: Function, args: MultiValue) {
             crate::logging::alert(&format!("Lua task: {m}."));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_keep_the_share() {
+        let ms = Duration::from_millis;
+        assert_eq!(pause_for(ms(1), 10), ms(9));
+        assert_eq!(pause_for(ms(1), 50), ms(1));
+        assert_eq!(pause_for(ms(1), 100), Duration::ZERO);
+        assert_eq!(pause_for(ms(2), 0), ms(198), "clamped to 1 %");
+    }
 }

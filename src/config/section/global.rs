@@ -27,6 +27,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "tune.lua.log.stderr",
     "tune.lua.bool-sample-conversion",
     "tune.lua.nice",
+    "tune.lua.max-cpu",
     "httpclient.resolvers.id",
     "httpclient.resolvers.prefer",
     "httpclient.resolvers.disabled",
@@ -178,6 +179,13 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                     }
                 },
             };
+            no_more(words, 2)
+        }
+        "tune.lua.max-cpu" => {
+            // harp only: the CPU share of a script that runs long without yielding (README).
+            let v = arg(words, 1, "a percentage (1..100)")?;
+            let n = v.strip_suffix('%').unwrap_or(v);
+            g.lua.max_cpu = parse_u32(n, kw, 1, 100)? as u8;
             no_more(words, 2)
         }
         "tune.lua.bool-sample-conversion" => {
@@ -337,6 +345,20 @@ fn stats(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), Stri
 mod tests {
     use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr, LuaPriority};
     use std::time::Duration;
+
+    #[test]
+    fn tune_lua_max_cpu() {
+        let cpu = |v: &str| {
+            parse_str("t.cfg", &format!("global\n tune.lua.max-cpu {v}\n")).map(|c| c.global.lua.max_cpu)
+        };
+        assert_eq!(parse_str("t.cfg", "global\n").unwrap().global.lua.max_cpu, 10);
+        assert_eq!(cpu("25").unwrap(), 25);
+        assert_eq!(cpu("100%").unwrap(), 100);
+        for bad in ["0", "101", "x", "-5"] {
+            let e = format!("{:?}", cpu(bad).unwrap_err());
+            assert!(e.contains("tune.lua.max-cpu"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn tune_lua_nice() {
