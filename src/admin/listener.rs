@@ -1,9 +1,11 @@
 //! Opening `stats socket`s (TCP and unix, with mode/owner) and accepting on the admin thread.
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
 use super::commands::Executor;
@@ -100,6 +102,57 @@ pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, AdminError> {
     Ok(out)
 }
 
+/// A listener the admin thread accepts Runtime API connections on (TCP or unix).
+trait AdminListener: Send + 'static {
+    /// One accepted connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection.
+    fn next(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl AdminListener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn next(&self) -> std::io::Result<Self::Stream> {
+        let (sock, _) = self.accept().await?;
+        // replies are written whole: do not let Nagle hold their last segment
+        let _ = sock.set_nodelay(true);
+        Ok(sock)
+    }
+}
+
+impl AdminListener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn next(&self) -> std::io::Result<Self::Stream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+/// Accepts on `l` forever, one task per connection; beyond [`MAX_CONNS`] connections at once,
+/// new ones are closed at accept.
+async fn accept_loop<L: AdminListener>(
+    l: L,
+    exec: Arc<Executor>,
+    level: AccessLevel,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+) {
+    loop {
+        let Ok(sock) = l.next().await else {
+            // EMFILE and the like: let connections close before trying again
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let exec = exec.clone();
+        tokio::spawn(async move {
+            session::serve(sock, exec, level, limits).await;
+            drop(permit);
+        });
+    }
+}
+
 /// Runs every accept loop until `stop` turns true. Called on the admin thread's runtime.
 pub async fn serve_all(
     bound: Vec<Bound>,
@@ -110,52 +163,15 @@ pub async fn serve_all(
     let permits = Arc::new(Semaphore::new(MAX_CONNS));
     let mut loops = tokio::task::JoinSet::new();
     for b in bound {
-        let exec = exec.clone();
-        let permits = permits.clone();
-        match b {
-            Bound::Tcp(l, level) => match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => {
-                    loops.spawn(async move {
-                        loop {
-                            let Ok((sock, _)) = l.accept().await else {
-                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                                continue;
-                            };
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                                continue;
-                            };
-                            let _ = sock.set_nodelay(true);
-                            let exec = exec.clone();
-                            tokio::spawn(async move {
-                                session::serve(sock, exec, level, limits).await;
-                                drop(permit);
-                            });
-                        }
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
-            },
-            Bound::Unix(l, level, _) => match tokio::net::UnixListener::from_std(l) {
-                Ok(l) => {
-                    loops.spawn(async move {
-                        loop {
-                            let Ok((sock, _)) = l.accept().await else {
-                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                                continue;
-                            };
-                            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                                continue;
-                            };
-                            let exec = exec.clone();
-                            tokio::spawn(async move {
-                                session::serve(sock, exec, level, limits).await;
-                                drop(permit);
-                            });
-                        }
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "stats socket: cannot register listener"),
-            },
+        let (exec, permits) = (exec.clone(), permits.clone());
+        let registered = match b {
+            Bound::Tcp(l, level) => tokio::net::TcpListener::from_std(l)
+                .map(|l| loops.spawn(accept_loop(l, exec, level, limits, permits))),
+            Bound::Unix(l, level, _) => tokio::net::UnixListener::from_std(l)
+                .map(|l| loops.spawn(accept_loop(l, exec, level, limits, permits))),
+        };
+        if let Err(e) = registered {
+            tracing::error!(error = %e, "stats socket: cannot register listener");
         }
     }
     while !*stop.borrow() {
