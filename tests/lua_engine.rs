@@ -933,7 +933,10 @@ end)
                 .unwrap_or(0)
         };
         let done = || std::fs::read_to_string(&out).is_ok_and(|t| t.contains("done"));
-        assert!(wait_until(T, || done() || errors() > 0), "max-cpu {percent}: neither");
+        assert!(
+            wait_until(T, || done() || errors() > 0),
+            "max-cpu {percent}: neither"
+        );
         assert_eq!(done(), completes, "max-cpu {percent}: errors {}", errors());
         eng.stop();
     }

@@ -349,9 +349,13 @@ mod tests {
     #[test]
     fn tune_lua_max_cpu() {
         let cpu = |v: &str| {
-            parse_str("t.cfg", &format!("global\n tune.lua.max-cpu {v}\n")).map(|c| c.global.lua.max_cpu)
+            parse_str("t.cfg", &format!("global\n tune.lua.max-cpu {v}\n"))
+                .map(|c| c.global.lua.max_cpu)
         };
-        assert_eq!(parse_str("t.cfg", "global\n").unwrap().global.lua.max_cpu, 10);
+        assert_eq!(
+            parse_str("t.cfg", "global\n").unwrap().global.lua.max_cpu,
+            10
+        );
         assert_eq!(cpu("25").unwrap(), 25);
         assert_eq!(cpu("100%").unwrap(), 100);
         for bad in ["0", "101", "x", "-5"] {
