@@ -3,7 +3,7 @@
 
 mod lua_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -291,13 +291,7 @@ fn bad_callbacks_leave_other_subscriptions_served() {
             "SERVER_UP b1"
         ]
     );
-    let info = eng.info();
-    let errors: u64 = info
-        .iter()
-        .find(|(k, _)| k == "LuaErrors")
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap();
-    assert!(errors >= 6, "{info:?}");
+    assert!(lua_errors(&eng) >= 6, "{:?}", eng.info());
     eng.stop();
 }
 
@@ -611,14 +605,7 @@ fn task_timeout_stops_a_sleeping_task() {
     );
     let cfg = format!("global\n    tune.lua.task-timeout 300ms\n    lua-load {s}\n");
     let (_reg, eng) = start(&cfg);
-    let errors = || {
-        eng.info()
-            .iter()
-            .find(|(k, _)| k == "LuaErrors")
-            .map(|(_, v)| v.parse::<u64>().unwrap())
-            .unwrap()
-    };
-    assert!(wait_until(T, || errors() == 1), "{:?}", eng.info());
+    assert!(wait_until(T, || lua_errors(&eng) == 1), "{:?}", eng.info());
     eng.stop();
 }
 
@@ -856,18 +843,14 @@ end)
     eng.stop();
 }
 
-/// `tune.lua.nice` applies to a script that computes: a task spinning in pure Lua moves the Lua
-/// thread to nice 7 after 1 ms, and once it is done (the engine idle) the thread is back at the
-/// normal priority (that step needs CAP_SYS_NICE: checked only as root).
-#[test]
-fn a_long_running_script_is_demoted_then_restored() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("spin.txt");
+/// A script whose task waits `delay_ms`, then runs pure Lua for 600 ms of wall clock and appends
+/// "done" to `out`.
+fn spin_script(dir: &tempfile::TempDir, name: &str, out: &Path, delay_ms: u32) -> String {
     let body = format!(
         r#"
 local function now() local t = core.now() return t.sec * 1000000 + t.usec end
 core.register_task(function()
-  core.msleep(50)
+  if {delay_ms} > 0 then core.msleep({delay_ms}) end
   local stop = now() + 600000
   local n = 0
   while now() < stop do n = n + 1 end
@@ -878,7 +861,26 @@ end)
 "#,
         out = out.display().to_string()
     );
-    let s = script(&dir, "spin.lua", &body);
+    script(dir, name, &body)
+}
+
+/// `LuaErrors` of the engine's `show info` lines.
+fn lua_errors(eng: &LuaEngine) -> u64 {
+    eng.info()
+        .into_iter()
+        .find(|(k, _)| k == "LuaErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `tune.lua.nice` applies to a script that computes: a task spinning in pure Lua moves the Lua
+/// thread to nice 7 after 1 ms, and once it is done (the engine idle) the thread is back at the
+/// normal priority (that step needs CAP_SYS_NICE: checked only as root).
+#[test]
+fn a_long_running_script_is_demoted_then_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spin.txt");
+    let s = spin_script(&dir, "spin.lua", &out, 50);
     let cfg = format!("global\n    tune.lua.nice 6\n    lua-load {s}\n");
     let (_reg, eng) = start(&cfg);
     assert!(
@@ -906,32 +908,12 @@ fn a_busy_script_is_held_to_its_cpu_share() {
     let dir = tempfile::tempdir().unwrap();
     for (percent, completes) in [(10, true), (100, false)] {
         let out = dir.path().join(format!("spin{percent}.txt"));
-        let body = format!(
-            r#"
-local function now() local t = core.now() return t.sec * 1000000 + t.usec end
-core.register_task(function()
-  local stop = now() + 600000
-  local n = 0
-  while now() < stop do n = n + 1 end
-  local f = assert(io.open({out:?}, "a"))
-  f:write("done\n")
-  f:close()
-end)
-"#,
-            out = out.display().to_string()
-        );
-        let s = script(&dir, &format!("spin{percent}.lua"), &body);
+        let s = spin_script(&dir, &format!("spin{percent}.lua"), &out, 0);
         let cfg = format!(
             "global\n    tune.lua.burst-timeout 200\n    tune.lua.max-cpu {percent}\n    lua-load {s}\n"
         );
         let (_reg, eng) = start(&cfg);
-        let errors = || {
-            eng.info()
-                .into_iter()
-                .find(|(k, _)| k == "LuaErrors")
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let errors = || lua_errors(&eng);
         let done = || std::fs::read_to_string(&out).is_ok_and(|t| t.contains("done"));
         assert!(
             wait_until(T, || done() || errors() > 0),

@@ -346,40 +346,35 @@ mod tests {
     use crate::config::{parse_str, AccessLevel, Address, IpFamily, LuaLogStderr, LuaPriority};
     use std::time::Duration;
 
+    /// `tune.lua.*` after parsing a global section of `lines`; the error text on failure.
+    fn lua_tune(lines: &str) -> Result<crate::config::LuaTune, String> {
+        parse_str("t.cfg", &format!("global\n{lines}"))
+            .map(|c| c.global.lua)
+            .map_err(|e| format!("{e:?}"))
+    }
+
     #[test]
     fn tune_lua_max_cpu() {
-        let cpu = |v: &str| {
-            parse_str("t.cfg", &format!("global\n tune.lua.max-cpu {v}\n"))
-                .map(|c| c.global.lua.max_cpu)
-        };
-        assert_eq!(
-            parse_str("t.cfg", "global\n").unwrap().global.lua.max_cpu,
-            10
-        );
+        let cpu = |v: &str| lua_tune(&format!(" tune.lua.max-cpu {v}\n")).map(|l| l.max_cpu);
+        assert_eq!(lua_tune("").unwrap().max_cpu, 10);
         assert_eq!(cpu("25").unwrap(), 25);
         assert_eq!(cpu("100%").unwrap(), 100);
         for bad in ["0", "101", "x", "-5"] {
-            let e = format!("{:?}", cpu(bad).unwrap_err());
+            let e = cpu(bad).unwrap_err();
             assert!(e.contains("tune.lua.max-cpu"), "{bad}: {e}");
         }
     }
 
     #[test]
     fn tune_lua_nice() {
-        let nice = |v: &str| {
-            parse_str("t.cfg", &format!("global\n tune.lua.nice {v}\n"))
-                .map(|c| c.global.lua.priority)
-        };
-        assert_eq!(
-            parse_str("t.cfg", "global\n").unwrap().global.lua.priority,
-            LuaPriority::Idle
-        );
+        let nice = |v: &str| lua_tune(&format!(" tune.lua.nice {v}\n")).map(|l| l.priority);
+        assert_eq!(lua_tune("").unwrap().priority, LuaPriority::Idle);
         assert_eq!(nice("0").unwrap(), LuaPriority::Nice(0));
         assert_eq!(nice("-20").unwrap(), LuaPriority::Nice(-20));
         assert_eq!(nice("19").unwrap(), LuaPriority::Nice(19));
         assert_eq!(nice("idle").unwrap(), LuaPriority::Idle);
         for bad in ["20", "-21", "low", ""] {
-            let e = format!("{:?}", nice(bad).unwrap_err());
+            let e = nice(bad).unwrap_err();
             assert!(e.contains("tune.lua.nice"), "{bad}: {e}");
         }
     }
