@@ -974,3 +974,85 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
     assert!(line.contains(" px px/<NOSRV> "), "{line}");
     drop(a);
 }
+
+/// A seccomp filter that makes io_uring_setup(2) fail with EPERM in the process that installs it
+/// (and its children), as `kernel.io_uring_disabled = 2` or a container profile would; every
+/// other syscall is allowed.
+fn refuse_io_uring(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    const ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    let f = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let prog = [
+        f(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        f(JEQ_K, 1, 0, ARCH),
+        f(RET_K, 0, 0, ALLOW),
+        f(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        f(JEQ_K, 0, 1, libc::SYS_io_uring_setup as u32),
+        f(RET_K, 0, 0, ERRNO | libc::EPERM as u32),
+        f(RET_K, 0, 0, ALLOW),
+    ];
+    // SAFETY: the closure runs in the forked child before exec and only makes two prctl calls
+    // (async-signal-safe) reading `prog`, which the fork copied and which outlives the calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const libc::sock_fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Without io_uring harp cannot forward: it says so and exits instead of panicking or running
+/// with listeners no worker accepts on.
+#[test]
+fn refused_io_uring_is_a_clear_start_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("harp.cfg");
+    let text = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen px\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:1\n"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_harp"));
+    cmd.arg("-f")
+        .arg(&cfg)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    refuse_io_uring(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let mut status = None;
+    wait_until(Duration::from_secs(10), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    assert!(err.contains("io_uring is not available"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener left open"
+    );
+}

@@ -55,7 +55,20 @@ pub enum WorkerError {
     /// A worker thread could not be spawned.
     #[error("cannot start worker thread: {0}")]
     Spawn(std::io::Error),
+    /// The kernel refuses io_uring, which every worker runs on.
+    #[error(
+        "io_uring is not available ({0}): harp's workers need it; check the \
+         kernel.io_uring_disabled sysctl, the container's seccomp profile, and RLIMIT_MEMLOCK \
+         on kernels before 5.12"
+    )]
+    NoUring(std::io::Error),
+    /// A worker thread died before its runtime was up (e.g. its ring could not be set up).
+    #[error("worker {0} could not start its io_uring runtime (see the message above)")]
+    Start(usize),
 }
+
+/// How long `start` waits for every worker's runtime to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Stop levels sent to workers.
 const RUN: u8 = 0;
@@ -128,11 +141,14 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     }
     let (tx, _) = tokio::sync::watch::channel(RUN);
     let gmax = global_maxconn(&reg);
-    let kind = runtime::choose();
+    let kind = runtime::choose()?;
     let mut threads = Vec::new();
+    let mut started = Vec::new();
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let reg = reg.clone();
         let rx = tx.subscribe();
+        let (up_tx, up_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        started.push(up_rx);
         // worker i on the i-th CPU the process may use (taskset/cgroup cpusets respected)
         let pin = if n <= cpus {
             allowed.get(i).copied()
@@ -148,18 +164,30 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                     }
                 }
                 match kind {
-                    Kind::Ring => worker_main::<Ring>(reg, listeners, rx, gmax),
-                    Kind::TokioUring => worker_main::<Uring>(reg, listeners, rx, gmax),
+                    Kind::Ring => worker_main::<Ring>(reg, listeners, rx, gmax, up_tx),
+                    Kind::TokioUring => worker_main::<Uring>(reg, listeners, rx, gmax, up_tx),
                 }
             })
             .map_err(WorkerError::Spawn)?;
         threads.push(h);
     }
-    Ok(Workers {
+    let workers = Workers {
         stop: tx,
         threads,
         bound,
-    })
+    };
+    // A worker whose runtime cannot start drops its sender while unwinding: fail the start
+    // instead of running with listeners nobody accepts on.
+    let deadline = Instant::now() + START_TIMEOUT;
+    for (i, up) in started.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if up.recv_timeout(left).is_err() {
+            workers.stop(false);
+            workers.wait();
+            return Err(WorkerError::Start(i));
+        }
+    }
+    Ok(workers)
 }
 
 fn worker_main<R: Rt>(
@@ -167,10 +195,12 @@ fn worker_main<R: Rt>(
     listeners: Vec<(Arc<Proxy>, TcpListener)>,
     stop: tokio::sync::watch::Receiver<u8>,
     global_maxconn: u64,
+    up: std::sync::mpsc::SyncSender<()>,
 ) {
     let hard_after = reg.global().hard_stop_after;
     let pipesize = reg.global().pipesize;
     R::block_on(async move {
+        let _ = up.send(());
         let ctx = Rc::new(Ctx {
             reg,
             bufs: forward::Buffers::new(pipesize),

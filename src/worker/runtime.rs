@@ -43,17 +43,20 @@ pub(crate) enum Kind {
 
 /// The runtime for this process: `Ring` unless the hidden `HARP_RUNTIME=tokio-uring` environment
 /// variable asks for tokio-uring (benchmarks compare both in one build) or the kernel cannot run
-/// `Ring`.
-pub(crate) fn choose() -> Kind {
+/// `Ring`. An error when the kernel refuses io_uring altogether.
+pub(crate) fn choose() -> Result<Kind, super::WorkerError> {
+    if let Err(e) = io_uring::IoUring::new(2) {
+        return Err(super::WorkerError::NoUring(e));
+    }
     let asked = std::env::var("HARP_RUNTIME").unwrap_or_default();
     if asked == "tokio-uring" {
-        return Kind::TokioUring;
+        return Ok(Kind::TokioUring);
     }
     if super::ring::available() {
-        Kind::Ring
+        Ok(Kind::Ring)
     } else {
         tracing::debug!("io_uring EXT_ARG unavailable: workers use tokio-uring");
-        Kind::TokioUring
+        Ok(Kind::TokioUring)
     }
 }
 
