@@ -20,6 +20,8 @@ enum Up {
     Tagged(u8),
     /// Send `n` bytes then reset the connection (SO_LINGER 0).
     ResetAfter(usize),
+    /// Read one request (any bytes), answer `n` bytes and close at once (HTTP/1.0 style).
+    AnswerThenClose(usize),
 }
 
 /// An upstream served by threads; counts connections.
@@ -45,6 +47,12 @@ fn upstream(kind: Up) -> Upstream {
                     let mut r = s.try_clone().unwrap();
                     let _ = std::io::copy(&mut r, &mut s);
                     let _ = s.shutdown(Shutdown::Write);
+                }
+                Up::AnswerThenClose(n) => {
+                    let mut req = [0u8; 1024];
+                    if matches!(s.read(&mut req), Ok(m) if m > 0) {
+                        let _ = s.write_all(&payload(n, n as u64));
+                    }
                 }
                 Up::ResetAfter(n) => {
                     let _ = s.write_all(&vec![b'r'; n]);
@@ -279,6 +287,23 @@ fn client_reset_releases_everything() {
     assert!(pipes <= 2 * 40, "{pipes} pipe fds");
     let d = payload(1 << 20, 99);
     assert!(echo(addr, &d) == d);
+}
+
+/// A server that answers and closes at once: its answer and its FIN reach the client whole, for
+/// answers that fit one read and for answers that go on to be spliced.
+#[test]
+fn answer_then_close_reaches_the_client_whole() {
+    for n in [1, 100, 5000, 200_000] {
+        let up = upstream(Up::AnswerThenClose(n));
+        let (_h, addr) = start(&[up.addr], "");
+        for _ in 0..50 {
+            let mut c = connect(addr);
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).unwrap();
+            assert!(got == payload(n, n as u64), "{n} bytes: got {}", got.len());
+        }
+    }
 }
 
 #[test]

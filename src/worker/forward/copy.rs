@@ -3,7 +3,10 @@
 //! whenever splicing is off or impossible.
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 
 use super::{finish, Dir, Fault, ShortReads, Step, Timers, SMALL_READ};
 use crate::sys::Interest;
@@ -46,9 +49,9 @@ pub(super) async fn pump_copy<R: Rt>(
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
         }
         // read and write without awaiting while the shared buffer is borrowed
-        let (n, rest) = {
+        let (n, rest, end) = {
             let mut buf = shared.buf.borrow_mut();
-            let n = match (&*dir.from).read(&mut buf) {
+            let mut n = match (&*dir.from).read(&mut buf) {
                 Ok(0) => {
                     finish(dir, timers);
                     return Ok(Step::Done);
@@ -67,11 +70,39 @@ pub(super) async fn pump_copy<R: Rt>(
             };
             drained = short.drained(n, buf.len());
             timers.touch(fs);
-            let sent = write_now(dir, timers, &buf[..n])?;
-            (n, (sent < n).then(|| buf[sent..n].to_vec()))
+            // A server's short answer is often followed at once by its FIN (close after the
+            // response), which `ShortReads` retries for anyway: retried before the write, a FIN
+            // found there leaves with the data in one segment, and the client wakes once.
+            let mut end = None;
+            if short.retry_now() && n < buf.len() {
+                match (&*dir.from).read(&mut buf[n..]) {
+                    Ok(0) => end = Some(Ok(())),
+                    Ok(m) => {
+                        drained = short.drained(m, buf.len() - n);
+                        n += m;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        short.would_block();
+                        drained = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => end = Some(Err(e)),
+                }
+            }
+            let last = matches!(end, Some(Ok(())));
+            let sent = write_now(dir, timers, &buf[..n], last)?;
+            (n, (sent < n).then(|| buf[sent..n].to_vec()), end)
         };
         if let Some(rest) = rest {
             write_rest::<R>(dir, timers, &rest).await?;
+        }
+        match end {
+            Some(Ok(())) => {
+                finish(dir, timers);
+                return Ok(Step::Done);
+            }
+            Some(Err(e)) => return Err(Fault::Io(fs, e)),
+            None => {}
         }
         if auto && n >= SMALL_READ {
             return Ok(Step::Switch);
@@ -79,19 +110,26 @@ pub(super) async fn pump_copy<R: Rt>(
     }
 }
 
-/// Writes what `to` takes without waiting; returns how much that was.
-fn write_now(dir: &Dir<'_>, timers: &Timers, data: &[u8]) -> Result<usize, Fault> {
+/// Writes what `to` takes without waiting; returns how much that was. `last`: the source said
+/// EOF after this data, and the half-close follows at once: `MSG_MORE` holds the data back so
+/// that the FIN rides in its segment (shutdown/close pushes it out).
+fn write_now(dir: &Dir<'_>, timers: &Timers, data: &[u8], last: bool) -> Result<usize, Fault> {
+    let flags = if last {
+        SendFlags::NOSIGNAL | SendFlags::MORE
+    } else {
+        SendFlags::NOSIGNAL
+    };
     let mut off = 0;
     while off < data.len() {
-        match (&*dir.to).write(&data[off..]) {
+        match rustix::net::send(dir.to, &data[off..], flags) {
             Ok(m) => {
                 off += m;
                 dir.delivered(m, false);
                 timers.touch(dir.to_side());
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Fault::Io(dir.to_side(), e)),
+            Err(Errno::AGAIN) => break,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Fault::Io(dir.to_side(), e.into())),
         }
     }
     Ok(off)
@@ -104,7 +142,7 @@ async fn write_rest<R: Rt>(dir: &Dir<'_>, timers: &Timers, data: &[u8]) -> Resul
         timers
             .wait::<R>(dir.to, Interest::Write, dir.to_side())
             .await?;
-        off += write_now(dir, timers, &data[off..])?;
+        off += write_now(dir, timers, &data[off..], false)?;
     }
     Ok(())
 }

@@ -57,6 +57,11 @@ impl ShortReads {
         short && !self.retry
     }
 
+    /// Whether the last `drained` asked for an immediate retry.
+    fn retry_now(&self) -> bool {
+        self.retried
+    }
+
     /// A read said EAGAIN: if it was the retry after a short read, stop retrying.
     fn would_block(&mut self) {
         if self.retried {
