@@ -408,9 +408,12 @@ fn bulk(conns: u64, size: usize, extra: &str) {
             })
         })
         .collect();
-    for t in ts {
-        t.join().unwrap();
-    }
+    let failed = ts
+        .into_iter()
+        .map(|t| t.join())
+        .filter(|r| r.is_err())
+        .count();
+    assert_eq!(failed, 0, "harp's log:\n{}", _h.stderr());
 }
 
 #[test]

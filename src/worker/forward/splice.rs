@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::Ordering;
 
-use super::{finish, Dir, Fault, ShortReads, Step, Timers, SMALL_READ};
+use super::{finish, Dir, Fault, ShortReads, Step, Timers};
 use crate::model::GlobalCounters;
 use crate::sys::{self, Interest, Pipe};
 use crate::worker::runtime::Rt;
@@ -12,11 +12,6 @@ use crate::worker::runtime::Rt;
 /// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise; the kernel
 /// default is 64 KiB.
 pub(crate) const PIPE_SIZE: usize = 256 * 1024;
-
-/// In automatic mode, this many wake-ups in a row that each brought less than [`SMALL_READ`]
-/// turn the direction back to copying (one small message after bulk data is not enough: bulk
-/// senders also leave short tails).
-const SMALL_CYCLES: u8 = 2;
 
 /// A worker's pool of empty pipes.
 #[derive(Debug)]
@@ -112,16 +107,19 @@ impl Drop for PipeLease<'_> {
     }
 }
 
-/// Splices `dir` until EOF (`Step::Done`), or, when `auto`, until the traffic has turned into
-/// small messages again (`Step::Switch`, with the pipe empty and `wait_first` set: the source
-/// is drained). `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
-/// is in flight then.
+/// Splices `dir` until EOF (`Step::Done`). `Fault::Fallback` when splice(2) refuses the fds or
+/// no pipe can be had; nothing is in flight then.
+///
+/// A direction that switched to splicing keeps splicing: switching back to copying when its
+/// traffic turned small again (tried: after two wake-ups in a row that brought < 16 KiB) made
+/// sessions stall in the 64 MiB x 100 echo test (`make test-heavy`), where the kernel enters TCP
+/// memory pressure, drops segments and backs retransmissions off for seconds: copying reads less
+/// per wake-up than splicing, so more data sits in socket buffers exactly then.
 pub(super) async fn pump_splice<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     pool: &PipePool,
     gc: &GlobalCounters,
-    auto: bool,
     wait_first: &mut bool,
 ) -> Result<Step, Fault> {
     let mut lease = PipeLease {
@@ -139,8 +137,6 @@ pub(super) async fn pump_splice<R: Rt>(
     }
     let mut drained = false;
     let mut short = ShortReads::new(fs);
-    // bytes read since the last wait for readability, and wake-ups in a row that brought little
-    let (mut cycle, mut small_cycles) = (0usize, 0u8);
     loop {
         let mut in_blocked = eof || drained;
         if !eof && !drained && !lease.acquire() {
@@ -159,7 +155,6 @@ pub(super) async fn pump_splice<R: Rt>(
                 Ok(0) => eof = true,
                 Ok(n) => {
                     lease.inpipe += n;
-                    cycle += n;
                     drained = short.drained(n, lease.pool.size);
                     timers.touch(fs);
                 }
@@ -202,18 +197,6 @@ pub(super) async fn pump_splice<R: Rt>(
         }
         if in_blocked {
             lease.release_if_empty();
-            if auto {
-                small_cycles = if cycle < SMALL_READ {
-                    small_cycles + 1
-                } else {
-                    0
-                };
-                cycle = 0;
-                if small_cycles >= SMALL_CYCLES {
-                    *wait_first = true;
-                    return Ok(Step::Switch);
-                }
-            }
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
             drained = false;
         }
