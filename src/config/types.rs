@@ -408,8 +408,8 @@ pub struct Timeouts {
     pub server_fin: Option<Duration>,
 }
 
-/// How one direction of a TCP session moves its bytes: splicing saves copying bulk data, but for
-/// small messages a copy through a buffer answers sooner and keeps the connection free of pipes.
+/// How one direction of a TCP session moves its bytes: splicing through a pipe saves copying bulk
+/// data; copying through a buffer needs no pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpliceMode {
     /// HAProxy's `option splice-auto`, harp's default. For now it splices from the first byte

@@ -1,6 +1,6 @@
-//! Forwarding by copy through the worker's buffer: for small messages (a read and a write cost
-//! the same syscalls as two splices, without pipes and page references, and answer sooner) and
-//! whenever splicing is off or impossible.
+//! Forwarding by copy through the worker's buffer, when splicing is off (`no option
+//! splice-auto`: a read and a write cost the same syscalls as two splices, without pipes and page
+//! references) or impossible.
 
 use std::cell::RefCell;
 use std::io::{self, Read};
@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use rustix::io::Errno;
 use rustix::net::SendFlags;
 
-use super::{finish, Dir, Fault, ShortReads, Step, Timers, SMALL_READ};
+use super::{finish, Dir, Fault, ShortReads, Timers};
 use crate::sys::Interest;
 use crate::worker::runtime::Rt;
 
@@ -32,29 +32,28 @@ impl Default for CopyBuf {
     }
 }
 
-/// Copies `dir` until EOF (`Step::Done`), or, when `auto`, until one read brings bulk data
-/// (`Step::Switch`: the caller splices from there, everything read so far being delivered).
+/// Copies `dir` until EOF (then half-closes `to`); `wait_first`: wait for readability before the
+/// first read.
 pub(super) async fn pump_copy<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     shared: &CopyBuf,
-    auto: bool,
-    wait_first: &mut bool,
-) -> Result<Step, Fault> {
+    wait_first: bool,
+) -> Result<(), Fault> {
     let fs = dir.from_side;
-    let mut drained = std::mem::take(wait_first);
+    let mut drained = wait_first;
     let mut short = ShortReads::new(fs);
     loop {
         if drained {
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
         }
         // read and write without awaiting while the shared buffer is borrowed
-        let (n, rest, end) = {
+        let (rest, end) = {
             let mut buf = shared.buf.borrow_mut();
             let mut n = match (&*dir.from).read(&mut buf) {
                 Ok(0) => {
                     finish(dir, timers);
-                    return Ok(Step::Done);
+                    return Ok(());
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -91,7 +90,7 @@ pub(super) async fn pump_copy<R: Rt>(
             }
             let last = matches!(end, Some(Ok(())));
             let sent = write_now(dir, timers, &buf[..n], last)?;
-            (n, (sent < n).then(|| buf[sent..n].to_vec()), end)
+            ((sent < n).then(|| buf[sent..n].to_vec()), end)
         };
         if let Some(rest) = rest {
             write_rest::<R>(dir, timers, &rest).await?;
@@ -99,13 +98,10 @@ pub(super) async fn pump_copy<R: Rt>(
         match end {
             Some(Ok(())) => {
                 finish(dir, timers);
-                return Ok(Step::Done);
+                return Ok(());
             }
             Some(Err(e)) => return Err(Fault::Io(fs, e)),
             None => {}
-        }
-        if auto && n >= SMALL_READ {
-            return Ok(Step::Switch);
         }
     }
 }

@@ -1,8 +1,7 @@
-//! Moving bytes one direction at a time, without blocking: small messages are copied through the
-//! worker's buffer, bulk data is spliced socket → pipe → socket (`splice.rs`); a direction starts
-//! by copying and splices from its first bulk read on (`option splice-auto`), or keeps one way
-//! throughout (`option splice-request|response`, `no option splice-auto`). When a syscall would block, the
-//! task waits for readiness through the runtime (io_uring POLL_ADD).
+//! Moving bytes one direction at a time, without blocking: spliced socket → pipe → socket
+//! (`splice.rs`), or copied through the worker's buffer (`copy.rs`) when splicing is off
+//! (`no option splice-auto`) or impossible. When a syscall would block, the task waits for
+//! readiness through the runtime (io_uring POLL_ADD).
 //!
 //! A direction ends on EOF from its source: whatever sits in the pipe is delivered, then the
 //! destination's write side is shut (half-close), and the other direction keeps running.
@@ -91,21 +90,12 @@ pub(crate) enum Fault {
     Fallback,
 }
 
-/// How a phase of a direction (copying or splicing) ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Step {
-    /// EOF forwarded: the direction is over.
-    Done,
-    /// A read brought bulk data: splice from now on.
-    Switch,
-}
-
 /// What a worker forwards with: its pipes and its copy buffer.
 #[derive(Debug)]
 pub(crate) struct Buffers {
     /// Pooled pipes for splicing.
     pub pipes: PipePool,
-    /// The buffer small messages are copied through.
+    /// The buffer bytes are copied through when not spliced.
     pub copy: CopyBuf,
 }
 
@@ -277,32 +267,22 @@ pub(crate) async fn pump<R: Rt>(
     mode: SpliceMode,
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
-    let mut mode = mode;
-    // `Auto` splices from the first byte for now, like `Always`: starting with copies (small
-    // messages answer sooner: rr p50 1.6x -> 1.0x HAProxy's) made the 64 MiB x 100 echo test
-    // (`make test-heavy`) stall under TCP memory pressure, because a stream that arrives in
-    // small writes never triggered the switch to splicing (see perf/README.md). The copy phase
-    // stays for `no option splice-auto` and for fallbacks.
-    let mut splicing = mode != SpliceMode::Off;
     // the server has not seen the request yet: reading now would only say EAGAIN
-    let mut wait_first = dir.from_side == Side::Server;
-    loop {
-        let step = if splicing {
-            splice::pump_splice::<R>(dir, timers, &bufs.pipes, gc, &mut wait_first).await
-        } else {
-            let auto = mode == SpliceMode::Auto;
-            copy::pump_copy::<R>(dir, timers, &bufs.copy, auto, &mut wait_first).await
-        };
-        match step {
-            Ok(Step::Done) => return Ok(()),
-            Ok(Step::Switch) => splicing = true,
+    let wait_first = dir.from_side == Side::Server;
+    // `Auto` splices from the first byte, like `Always`. Copying small messages first answered
+    // request/response traffic sooner (rr p50 1.6x -> 1.0x HAProxy's) but made the 64 MiB x 100
+    // echo test (`make test-heavy`) stall under TCP memory pressure: a stream arriving in small
+    // writes never gave the bulk-sized read that switched it to splicing (perf/README.md).
+    if mode != SpliceMode::Off {
+        match splice::pump_splice::<R>(dir, timers, &bufs.pipes, gc, wait_first).await {
+            // nothing in flight, and any first wait already done
             Err(Fault::Fallback) => {
-                mode = SpliceMode::Off;
-                splicing = false;
+                return copy::pump_copy::<R>(dir, timers, &bufs.copy, false).await
             }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
+    copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first).await
 }
 
 /// `from` said EOF: forward it as a half-close of `to`. When the other direction is already over,

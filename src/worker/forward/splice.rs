@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::Ordering;
 
-use super::{finish, Dir, Fault, ShortReads, Step, Timers};
+use super::{finish, Dir, Fault, ShortReads, Timers};
 use crate::model::GlobalCounters;
 use crate::sys::{self, Interest, Pipe};
 use crate::worker::runtime::Rt;
@@ -107,21 +107,16 @@ impl Drop for PipeLease<'_> {
     }
 }
 
-/// Splices `dir` until EOF (`Step::Done`). `Fault::Fallback` when splice(2) refuses the fds or
-/// no pipe can be had; nothing is in flight then.
-///
-/// A direction that switched to splicing keeps splicing: switching back to copying when its
-/// traffic turned small again (tried: after two wake-ups in a row that brought < 16 KiB) made
-/// sessions stall in the 64 MiB x 100 echo test (`make test-heavy`), where the kernel enters TCP
-/// memory pressure, drops segments and backs retransmissions off for seconds: copying reads less
-/// per wake-up than splicing, so more data sits in socket buffers exactly then.
+/// Splices `dir` until EOF (then half-closes `to`); `wait_first`: wait for readability before the
+/// first splice. `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
+/// is in flight then.
 pub(super) async fn pump_splice<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     pool: &PipePool,
     gc: &GlobalCounters,
-    wait_first: &mut bool,
-) -> Result<Step, Fault> {
+    wait_first: bool,
+) -> Result<(), Fault> {
     let mut lease = PipeLease {
         pipe: None,
         pool,
@@ -132,7 +127,7 @@ pub(super) async fn pump_splice<R: Rt>(
     let mut eof = false;
     let mut read_err: Option<io::Error> = None;
     let mut first = true;
-    if std::mem::take(wait_first) {
+    if wait_first {
         timers.wait::<R>(dir.from, Interest::Read, fs).await?;
     }
     let mut drained = false;
@@ -148,7 +143,7 @@ pub(super) async fn pump_splice<R: Rt>(
                 return Err(Fault::Io(fs, e));
             }
             finish(dir, timers);
-            return Ok(Step::Done);
+            return Ok(());
         };
         if !eof && !drained {
             match sys::splice_in(dir.from, pipe, lease.pool.size) {
@@ -193,7 +188,7 @@ pub(super) async fn pump_splice<R: Rt>(
                 return Err(Fault::Io(fs, e));
             }
             finish(dir, timers);
-            return Ok(Step::Done);
+            return Ok(());
         }
         if in_blocked {
             lease.release_if_empty();
