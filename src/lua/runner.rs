@@ -60,7 +60,13 @@ pub(crate) fn set_long_run_priority(p: LuaPriority) {
 
 /// Sets `tune.lua.max-cpu` for this (the Lua) thread.
 pub(crate) fn set_max_cpu(percent: u8) {
-    MAX_CPU.with(|c| c.set(percent.clamp(1, 100)));
+    MAX_CPU.with(|c| c.set(percent));
+}
+
+/// Whether a stretch that started at `started` has run long enough at `now` to be demoted and
+/// held to `tune.lua.max-cpu`.
+fn is_long(started: Option<Instant>, now: Instant) -> bool {
+    started.is_some_and(|t| now.saturating_duration_since(t) >= DEMOTE_AFTER)
 }
 
 /// How long a stretch that just ran `ran` of Lua sleeps to stay within `tune.lua.max-cpu`.
@@ -74,10 +80,7 @@ fn demote_if_long(now: Instant) {
     if DEMOTED.with(|d| d.get()) {
         return;
     }
-    let long = STRETCH_START
-        .with(|s| s.get())
-        .is_some_and(|t| now.saturating_duration_since(t) >= DEMOTE_AFTER);
-    if !long {
+    if !is_long(STRETCH_START.with(|s| s.get()), now) {
         return;
     }
     DEMOTED.with(|d| d.set(true));
@@ -136,14 +139,20 @@ struct Burst<F> {
 }
 
 impl<F> Burst<F> {
-    fn new(inner: F, thread: Thread, burst: Option<Duration>, forced_yield: u32) -> Burst<F> {
+    fn new(
+        inner: F,
+        thread: Thread,
+        burst: Option<Duration>,
+        forced_yield: u32,
+        published: Option<Instant>,
+    ) -> Burst<F> {
         Burst {
             inner: Box::pin(inner),
             thread,
             burst,
             forced_yield,
             started: None,
-            published: None,
+            published,
             ran: Duration::ZERO,
             pause: None,
         }
@@ -168,10 +177,7 @@ impl<F> Burst<F> {
     /// After a forced yield at `now`: starts a pause once a long stretch used up its slice.
     fn throttle(&mut self, now: Instant) {
         let percent = MAX_CPU.with(|c| c.get());
-        let long = self
-            .started
-            .is_some_and(|t| now.saturating_duration_since(t) >= DEMOTE_AFTER);
-        if percent >= 100 || !long || self.ran < SLICE {
+        if percent >= 100 || !is_long(self.started, now) || self.ran < SLICE {
             return;
         }
         let len = pause_for(std::mem::take(&mut self.ran), percent);
@@ -269,13 +275,13 @@ pub(crate) async fn run_event(
         let threads = ctx.reg.global().nbthread.unwrap_or(1).max(1) as u32;
         (10000 / threads).max(500)
     });
-    let mut fut = Burst::new(
+    let fut = Burst::new(
         thread.clone().into_async::<()>(args),
         thread,
         burst,
         forced_yield.max(1),
+        published,
     );
-    fut.published = published;
     let timeout = match what {
         "task" | "event" => ctx.tune.task_timeout,
         _ => None,
