@@ -3,8 +3,8 @@
 //! connect with retries; and forwarding that splices through pooled pipes (or copies through one
 //! buffer per worker when splicing is off), with io_uring POLL_ADD readiness.
 //!
-//! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer state and
-//! log sockets; shared state is the model's atomics.
+//! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer
+//! state and log sockets; shared state is the model's atomics.
 //!
 //! I/O model: every socket is a plain non-blocking std socket. Syscalls (accept4, connect,
 //! splice, read/write) are made inline; only when one would block does the task wait, through an

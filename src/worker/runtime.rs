@@ -45,17 +45,19 @@ pub(crate) enum Kind {
 /// variable asks for tokio-uring (benchmarks compare both in one build) or the kernel cannot run
 /// `Ring`. An error when the kernel refuses io_uring altogether.
 pub(crate) fn choose() -> Result<Kind, super::WorkerError> {
-    if let Err(e) = io_uring::IoUring::new(2) {
-        return Err(super::WorkerError::NoUring(e));
+    // `ring::available()` set up a ring already: only when it could not is io_uring probed again,
+    // for the error to report
+    let ring = super::ring::available();
+    if !ring {
+        if let Err(e) = io_uring::IoUring::new(2) {
+            return Err(super::WorkerError::NoUring(e));
+        }
+        tracing::debug!("io_uring EXT_ARG unavailable: workers use tokio-uring");
     }
     let asked = std::env::var("HARP_RUNTIME").unwrap_or_default();
-    if asked == "tokio-uring" {
-        return Ok(Kind::TokioUring);
-    }
-    if super::ring::available() {
+    if ring && asked != "tokio-uring" {
         Ok(Kind::Ring)
     } else {
-        tracing::debug!("io_uring EXT_ARG unavailable: workers use tokio-uring");
         Ok(Kind::TokioUring)
     }
 }
