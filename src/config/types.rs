@@ -412,9 +412,8 @@ pub struct Timeouts {
 /// data; copying through a buffer needs no pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpliceMode {
-    /// HAProxy's `option splice-auto`, harp's default. For now it splices from the first byte
-    /// like `Always`: copying small messages first was measured faster for request/response
-    /// traffic but stalled bulk echo tests under TCP memory pressure (`worker::forward::pump`).
+    /// HAProxy's `option splice-auto`, harp's default: copy small messages (they answer sooner),
+    /// splice once the direction streams (bulk data costs less CPU spliced).
     #[default]
     Auto,
     /// Splice from the first byte (`option splice-request` / `option splice-response`).

@@ -149,9 +149,14 @@ fn echo_splice_and_copy() {
         let gc = &r.reg.counters;
         wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
         match mode {
-            // `Auto` splices from the first byte for now (see `forward::pump`)
             SpliceMode::Always | SpliceMode::Auto => {
-                assert_eq!(spliced, 6 << 20);
+                // `Auto` copies until the direction streams: a few reads at most
+                let least = if mode == SpliceMode::Auto {
+                    5 << 20
+                } else {
+                    6 << 20
+                };
+                assert!(spliced >= least, "{mode:?}: {spliced} bytes spliced");
                 // Each direction gives its pipe back whenever it waits for data, so the two
                 // directions of an echo may have taken turns with one pipe.
                 let free = gc.pipes_free.load(Ordering::Relaxed);
@@ -163,27 +168,28 @@ fn echo_splice_and_copy() {
 }
 
 #[test]
-fn copy_mode_makes_no_pipes() {
+fn small_messages_are_copied_without_pipes() {
     let up = upstream(None);
-    let r = run(listen_cfg(&[up], |p| {
-        p.splice = Splice::both(SpliceMode::Off)
-    }));
-    let mut c = TcpStream::connect(r.addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    for i in 0..50u8 {
-        c.write_all(&[i; 100]).unwrap();
-        let mut back = [0u8; 100];
-        c.read_exact(&mut back).unwrap();
-        assert_eq!(back, [i; 100]);
+    // `no option splice-auto`, and the default while messages stay small
+    for mode in [SpliceMode::Off, SpliceMode::Auto] {
+        let r = run(listen_cfg(&[up], |p| p.splice = Splice::both(mode)));
+        let mut c = TcpStream::connect(r.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for i in 0..50u8 {
+            c.write_all(&[i; 100]).unwrap();
+            let mut back = [0u8; 100];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(back, [i; 100]);
+        }
+        drop(c);
+        let srv = r.reg.find_server("px/s1").unwrap();
+        wait_until(|| srv.counters.cur_sess.load(Ordering::Relaxed) == 0);
+        assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 5000);
+        assert_eq!(srv.counters.spliced.load(Ordering::Relaxed), 0, "{mode:?}");
+        let gc = &r.reg.counters;
+        let pipes = gc.pipes_free.load(Ordering::Relaxed) + gc.pipes_used.load(Ordering::Relaxed);
+        assert_eq!(pipes, 0, "{mode:?}: no pipe was ever made");
     }
-    drop(c);
-    let srv = r.reg.find_server("px/s1").unwrap();
-    wait_until(|| srv.counters.cur_sess.load(Ordering::Relaxed) == 0);
-    assert_eq!(srv.counters.bytes_out.load(Ordering::Relaxed), 5000);
-    assert_eq!(srv.counters.spliced.load(Ordering::Relaxed), 0);
-    let gc = &r.reg.counters;
-    let pipes = gc.pipes_free.load(Ordering::Relaxed) + gc.pipes_used.load(Ordering::Relaxed);
-    assert_eq!(pipes, 0, "no pipe was ever made");
 }
 
 #[test]

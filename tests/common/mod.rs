@@ -51,7 +51,9 @@ impl Harp {
         std::fs::write(&cfg, config).expect("write config");
         let stderr_path = dir.path().join("stderr.log");
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harp"));
+        // HARP_BIN runs the same test against another build (or a wrapper starting HAProxy)
+        let bin = std::env::var_os("HARP_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_harp").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("-f").arg(&cfg).current_dir(dir.path());
         for (k, v) in env {
             cmd.env(k, v);

@@ -1,6 +1,6 @@
-//! Forwarding by copy through the worker's buffer, when splicing is off (`no option
-//! splice-auto`: a read and a write cost the same syscalls as two splices, without pipes and page
-//! references) or impossible.
+//! Forwarding by copy through the worker's buffer: small messages under `option splice-auto`
+//! (a read and a write cost the same syscalls as two splices, without pipes and page
+//! references), everything when splicing is off (`no option splice-auto`) or impossible.
 
 use std::cell::RefCell;
 use std::io::{self, Read};
@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use rustix::io::Errno;
 use rustix::net::SendFlags;
 
-use super::{finish, Dir, Fault, ShortReads, Timers};
+use super::{finish, Copied, Dir, Fault, ShortReads, Streamer, Timers, SMALL_READ};
 use crate::sys::Interest;
 use crate::worker::runtime::Rt;
 
@@ -32,14 +32,16 @@ impl Default for CopyBuf {
     }
 }
 
-/// Copies `dir` until EOF (then half-closes `to`); `wait_first`: wait for readability before the
+/// Copies `dir` until EOF (then half-closes `to`), or with a `streamer` until it says the
+/// direction streams (the last read written out); `wait_first`: wait for readability before the
 /// first read.
 pub(super) async fn pump_copy<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     shared: &CopyBuf,
     wait_first: bool,
-) -> Result<(), Fault> {
+    mut streamer: Option<Streamer>,
+) -> Result<Copied, Fault> {
     let fs = dir.from_side;
     let mut drained = wait_first;
     let mut short = ShortReads::new(fs);
@@ -48,12 +50,14 @@ pub(super) async fn pump_copy<R: Rt>(
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
         }
         // read and write without awaiting while the shared buffer is borrowed
-        let (rest, end) = {
+        let (rest, end, streams) = {
             let mut buf = shared.buf.borrow_mut();
-            let mut n = match (&*dir.from).read(&mut buf) {
+            // while a streamer watches, read message-sized pieces: a full one means bulk data
+            let lim = streamer.as_ref().map_or(buf.len(), |_| SMALL_READ);
+            let mut n = match (&*dir.from).read(&mut buf[..lim]) {
                 Ok(0) => {
                     finish(dir, timers);
-                    return Ok(());
+                    return Ok(Copied::Done);
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -67,17 +71,17 @@ pub(super) async fn pump_copy<R: Rt>(
                 }
                 Err(e) => return Err(Fault::Io(fs, e)),
             };
-            drained = short.drained(n, buf.len());
-            timers.touch(fs);
+            drained = short.drained(n, lim);
+            let now = timers.touch(fs);
             // A server's short answer is often followed at once by its FIN (close after the
             // response), which `ShortReads` retries for anyway: retried before the write, a FIN
             // found there leaves with the data in one segment, and the client wakes once.
             let mut end = None;
-            if short.retry_now() && n < buf.len() {
-                match (&*dir.from).read(&mut buf[n..]) {
+            if short.retry_now() && n < lim {
+                match (&*dir.from).read(&mut buf[n..lim]) {
                     Ok(0) => end = Some(Ok(())),
                     Ok(m) => {
-                        drained = short.drained(m, buf.len() - n);
+                        drained = short.drained(m, lim - n);
                         n += m;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -88,9 +92,10 @@ pub(super) async fn pump_copy<R: Rt>(
                     Err(e) => end = Some(Err(e)),
                 }
             }
+            let streams = streamer.as_mut().is_some_and(|s| s.read(n, n == lim, now));
             let last = matches!(end, Some(Ok(())));
             let sent = write_now(dir, timers, &buf[..n], last)?;
-            ((sent < n).then(|| buf[sent..n].to_vec()), end)
+            ((sent < n).then(|| buf[sent..n].to_vec()), end, streams)
         };
         if let Some(rest) = rest {
             write_rest::<R>(dir, timers, &rest).await?;
@@ -98,9 +103,10 @@ pub(super) async fn pump_copy<R: Rt>(
         match end {
             Some(Ok(())) => {
                 finish(dir, timers);
-                return Ok(());
+                return Ok(Copied::Done);
             }
             Some(Err(e)) => return Err(Fault::Io(fs, e)),
+            None if streams => return Ok(Copied::Streams),
             None => {}
         }
     }

@@ -1,7 +1,8 @@
-//! Moving bytes one direction at a time, without blocking: spliced socket → pipe → socket
-//! (`splice.rs`), or copied through the worker's buffer (`copy.rs`) when splicing is off
-//! (`no option splice-auto`) or impossible. When a syscall would block, the task waits for
-//! readiness through the runtime (io_uring POLL_ADD).
+//! Moving bytes one direction at a time, without blocking: copied through the worker's buffer
+//! (`copy.rs`) while messages are small, spliced socket → pipe → socket (`splice.rs`) once the
+//! direction streams (`option splice-auto`, see [`Streamer`]); or one way throughout
+//! (`option splice-request|response`, `no option splice-auto`). When a syscall would block, the
+//! task waits for readiness through the runtime (io_uring POLL_ADD).
 //!
 //! A direction ends on EOF from its source: whatever sits in the pipe is delivered, then the
 //! destination's write side is shut (half-close), and the other direction keeps running.
@@ -70,6 +71,57 @@ impl ShortReads {
     }
 }
 
+/// How long [`Streamer`] adds up a direction's bytes before starting over.
+const STREAM_WINDOW: Duration = Duration::from_millis(50);
+
+/// Bytes within one [`STREAM_WINDOW`] that make a direction a stream (5 MB/s): far above
+/// request/response traffic of small messages, reached within a few milliseconds by any bulk
+/// transfer whatever size its writes are.
+const STREAM_BYTES: usize = 256 * 1024;
+
+/// Decides when a copied direction (`option splice-auto`) carries bulk data and should splice
+/// instead. Small messages answer sooner copied (a read and a write, no pipe or page references:
+/// rr p50 1.6x lower), bulk data costs less CPU spliced. Like HAProxy's streamer flags it looks at
+/// the traffic, not at one read: a read filling [`SMALL_READ`] (all a copied direction reads at
+/// once), or enough bytes within a short window, since a peer writing 8 KiB at a time never gives
+/// a large read. Both matter under TCP memory pressure: copying a stream, or copying 64 KiB reads
+/// before splicing, stalled sessions of the 100 x 64 MiB echo test for seconds (kernel drops and
+/// RTO back-off) where splicing after at most 16 KiB passes like splicing from the first byte.
+#[derive(Debug)]
+struct Streamer {
+    since: Instant,
+    bytes: usize,
+}
+
+impl Streamer {
+    fn new(now: Instant) -> Streamer {
+        Streamer {
+            since: now,
+            bytes: 0,
+        }
+    }
+
+    /// A read brought `n` bytes at `now`, `full`: it filled the buffer. Whether the direction
+    /// streams.
+    fn read(&mut self, n: usize, full: bool, now: Instant) -> bool {
+        if now.duration_since(self.since) > STREAM_WINDOW {
+            self.since = now;
+            self.bytes = 0;
+        }
+        self.bytes += n;
+        full || self.bytes >= STREAM_BYTES
+    }
+}
+
+/// How a copied direction stopped without a fault.
+#[derive(Debug, PartialEq, Eq)]
+enum Copied {
+    /// EOF forwarded: the direction is over.
+    Done,
+    /// The direction streams ([`Streamer`]): splice from now on; nothing is in flight.
+    Streams,
+}
+
 /// Which end of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -132,8 +184,11 @@ impl Timers {
         }
     }
 
-    fn touch(&self, s: Side) {
-        self.last[s as usize].set(Instant::now());
+    /// Records activity on `s` now, and returns now.
+    fn touch(&self, s: Side) -> Instant {
+        let now = Instant::now();
+        self.last[s as usize].set(now);
+        now
     }
 
     fn limit(&self, s: Side) -> Option<Duration> {
@@ -268,21 +323,25 @@ pub(crate) async fn pump<R: Rt>(
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
     // the server has not seen the request yet: reading now would only say EAGAIN
-    let wait_first = dir.from_side == Side::Server;
-    // `Auto` splices from the first byte, like `Always`. Copying small messages first answered
-    // request/response traffic sooner (rr p50 1.6x -> 1.0x HAProxy's) but made the 64 MiB x 100
-    // echo test (`make test-heavy`) stall under TCP memory pressure: a stream arriving in small
-    // writes never gave the bulk-sized read that switched it to splicing (perf/README.md).
+    let mut wait_first = dir.from_side == Side::Server;
+    if mode == SpliceMode::Auto {
+        let streamer = Streamer::new(Instant::now());
+        match copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first, Some(streamer)).await? {
+            Copied::Done => return Ok(()),
+            // the last read was written out: nothing in flight, and data may be waiting
+            Copied::Streams => wait_first = false,
+        }
+    }
     if mode != SpliceMode::Off {
         match splice::pump_splice::<R>(dir, timers, &bufs.pipes, gc, wait_first).await {
             // nothing in flight, and any first wait already done
-            Err(Fault::Fallback) => {
-                return copy::pump_copy::<R>(dir, timers, &bufs.copy, false).await
-            }
+            Err(Fault::Fallback) => wait_first = false,
             other => return other,
         }
     }
-    copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first).await
+    copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first, None)
+        .await
+        .map(|_| ())
 }
 
 /// `from` said EOF: forward it as a half-close of `to`. When the other direction is already over,
@@ -321,6 +380,46 @@ mod tests {
         s.would_block();
         assert!(s.drained(100, PIPE_SIZE));
         assert!(s.drained(100, PIPE_SIZE));
+    }
+
+    #[test]
+    fn small_messages_do_not_stream() {
+        let t0 = Instant::now();
+        let mut s = Streamer::new(t0);
+        // 100-byte requests, 20,000 a second for a second: far below the stream rate
+        for i in 0..20_000u32 {
+            let at = t0 + Duration::from_micros(50 * u64::from(i));
+            assert!(!s.read(100, false, at), "request {i}");
+        }
+    }
+
+    #[test]
+    fn a_stream_of_small_writes_streams() {
+        let t0 = Instant::now();
+        let mut s = Streamer::new(t0);
+        // 8 KiB reads 100 us apart (80 MB/s): a stream within 32 reads
+        let n = (0..100u32)
+            .position(|i| s.read(8192, false, t0 + Duration::from_micros(100 * u64::from(i))))
+            .map(|i| i + 1);
+        assert_eq!(n, Some(STREAM_BYTES / 8192));
+    }
+
+    #[test]
+    fn a_full_read_streams_at_once() {
+        let t0 = Instant::now();
+        assert!(Streamer::new(t0).read(SMALL_READ, true, t0));
+    }
+
+    #[test]
+    fn bytes_count_within_the_window_only() {
+        let t0 = Instant::now();
+        let mut s = Streamer::new(t0);
+        let half = STREAM_BYTES / 2;
+        assert!(!s.read(half, false, t0));
+        // the window is over: the count starts again
+        let later = t0 + STREAM_WINDOW + Duration::from_millis(1);
+        assert!(!s.read(half, false, later));
+        assert!(s.read(half, false, later + Duration::from_millis(1)));
     }
 
     #[test]
