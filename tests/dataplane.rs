@@ -306,32 +306,6 @@ fn answer_then_close_reaches_the_client_whole() {
     }
 }
 
-/// `option tcp-smart-connect` holds the server handshake's last ACK back only when the client's
-/// request is already there: client-first exchanges (spliced and copied) and a server that
-/// speaks first both work.
-#[test]
-fn smart_connect_serves_client_first_and_server_first_protocols() {
-    for extra in ["", "    no option splice-auto\n"] {
-        let opts = format!("    option tcp-smart-connect\n{extra}");
-        let up = upstream(Up::AnswerThenClose(100));
-        let (_h, addr) = start(&[up.addr], &opts);
-        for _ in 0..20 {
-            let mut c = connect(addr);
-            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            let mut got = Vec::new();
-            c.read_to_end(&mut got).unwrap();
-            assert!(got == payload(100, 100), "{extra:?}: got {}", got.len());
-        }
-        let up = upstream(Up::Tagged(7));
-        let (_h, addr) = start(&[up.addr], &opts);
-        let mut c = connect(addr);
-        let mut tag = [0u8; 1];
-        c.read_exact(&mut tag).unwrap();
-        assert_eq!(tag[0], 7, "the server's greeting reaches a silent client");
-        assert_eq!(echo(addr, b"after"), b"\x07after");
-    }
-}
-
 #[test]
 fn client_half_close_still_reads_the_full_response() {
     // the upstream replies only after the client's EOF

@@ -668,11 +668,6 @@ pub struct ProxyConfig {
     pub logs: Vec<LogTarget>,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
-    /// `option tcp-smart-connect` (backend): hold the last ACK of the server handshake back so
-    /// that the request, when the client already sent it, carries it (one segment less per
-    /// connection, two in connect-per-request traffic); off by default, as in HAProxy, because it
-    /// also delays the ACK of the server's first answer (see `worker::session::connect`).
-    pub smart_connect: bool,
     /// `disabled` proxy keyword.
     pub disabled: bool,
     /// Where the section starts.
@@ -708,7 +703,6 @@ impl ProxyConfig {
             tcplog: false,
             logs: Vec::new(),
             splice: Splice::default(),
-            smart_connect: false,
             disabled: false,
             location,
         }

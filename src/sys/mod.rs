@@ -187,49 +187,6 @@ pub fn ready_now(fd: impl AsFd, interest: Interest) -> io::Result<u32> {
     Ok(fds[0].revents().bits() as u32)
 }
 
-/// Like [`ready_now`] for two fds in one `poll(2)`: the revents masks of `a` and `b`.
-pub fn ready_now2(
-    a: impl AsFd,
-    ia: Interest,
-    b: impl AsFd,
-    ib: Interest,
-) -> io::Result<(u32, u32)> {
-    use rustix::event::{PollFd, PollFlags};
-    let want = |i| match i {
-        Interest::Read => PollFlags::IN | PollFlags::RDHUP,
-        Interest::Write => PollFlags::OUT,
-    };
-    let mut fds = [PollFd::new(&a, want(ia)), PollFd::new(&b, want(ib))];
-    rustix::event::poll(&mut fds, 0)?;
-    Ok((
-        fds[0].revents().bits() as u32,
-        fds[1].revents().bits() as u32,
-    ))
-}
-
-/// Segments socket `fd` sent so far (`tcpi_segs_out` of TCP_INFO): lets tests see which
-/// segments a connection sent without capturing packets.
-pub fn tcp_segs_out(fd: impl AsFd) -> io::Result<u32> {
-    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `info`, a live zeroed buffer of exactly
-    // that size; `fd` stays open for the call.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: zero-initialised plain integers; the kernel filled in what it knows
-    Ok(unsafe { info.assume_init() }.tcpi_segs_out)
-}
-
 /// The raw fd of anything with one (for building SQEs).
 pub fn raw(fd: &impl AsRawFd) -> RawFd {
     fd.as_raw_fd()
@@ -265,17 +222,6 @@ mod tests {
         );
         drop(b);
         assert_ne!(ready_now(&a, Interest::Read).unwrap(), 0);
-    }
-
-    #[test]
-    fn ready_now2_reports_each_fd() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let (ra, rb) = ready_now2(&a, Interest::Write, &b, Interest::Read).unwrap();
-        assert_ne!(ra & libc::POLLOUT as u32, 0);
-        assert_eq!(rb & libc::POLLIN as u32, 0);
-        std::io::Write::write_all(&mut &a, b"x").unwrap();
-        let (_, rb) = ready_now2(&a, Interest::Write, &b, Interest::Read).unwrap();
-        assert_ne!(rb & libc::POLLIN as u32, 0);
     }
 
     #[test]

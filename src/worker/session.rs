@@ -163,49 +163,16 @@ async fn acquire<R: Rt>(
 }
 
 /// Connects without blocking the worker, bounded by `timeout connect`.
-///
-/// `smart` (`option tcp-smart-connect`): the client connection. The last ACK of the handshake is
-/// held back (TCP_QUICKACK off before connect(2)) so that the client's request, forwarded right
-/// after, carries it: one segment less per connection, and the server accepts the connection
-/// with its request already there. Only when the client did send something: otherwise (a
-/// server-speaks-first protocol) a normal ACK leaves at once, so no one waits for the delayed-ACK
-/// timer. The check shares the post-connect poll(2), so it costs one setsockopt per connection.
-/// Side effect, as in HAProxy: the socket starts in delayed-ACK mode, so the server's first answer
-/// is acknowledged by our next segment (in connect-per-request traffic, the FIN): a second
-/// segment saved, but a server writing its first answer in several small writes with Nagle on
-/// waits for that ACK (up to the 40 ms delayed-ACK timer). Hence opt-in, as in HAProxy.
-async fn connect<R: Rt>(
-    addr: SocketAddr,
-    timeout: Option<Duration>,
-    smart: Option<&TcpStream>,
-) -> io::Result<TcpStream> {
+async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
-    // a failure only costs the segment this would save
-    let smart = smart.filter(|_| s.set_quickack(false).is_ok());
     match s.connect(&addr.into()) {
-        Ok(()) => {
-            if let Some(c) = smart {
-                if crate::sys::ready_now(c, Interest::Read)? == 0 {
-                    ack_now(&s);
-                }
-            }
-        }
+        Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             // on loopback the handshake usually completed inside connect(2): one poll(2) is
             // cheaper than an io_uring round trip
-            let now = match smart {
-                Some(c) => {
-                    let (srv, cli) =
-                        crate::sys::ready_now2(&s, Interest::Write, c, Interest::Read)?;
-                    if cli == 0 {
-                        ack_now(&s);
-                    }
-                    srv
-                }
-                None => crate::sys::ready_now(&s, Interest::Write)?,
-            };
+            let now = crate::sys::ready_now(&s, Interest::Write)?;
             let revents = if now != 0 {
                 now
             } else {
@@ -229,13 +196,6 @@ async fn connect<R: Rt>(
         Err(e) => return Err(e),
     }
     Ok(s.into())
-}
-
-/// Smart connect found nothing to send in place of the handshake's ACK: TCP_QUICKACK on sends
-/// the pending ACK now (or, handshake still under way, as soon as the SYN-ACK arrives) and leaves
-/// delayed-ACK mode, as if the option were off.
-fn ack_now(s: &Socket) {
-    let _ = s.set_quickack(true);
 }
 
 /// The backend a frontend sends to: its `default_backend`, or itself for a `listen`.
@@ -301,7 +261,6 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             let r = establish::<R>(
                 &ctx,
                 &be,
-                &client,
                 peer.ip(),
                 &mut tw,
                 &mut retries,
@@ -401,7 +360,6 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
 async fn establish<R: Rt>(
     ctx: &Ctx,
     be: &Arc<Proxy>,
-    client: &TcpStream,
     ip: IpAddr,
     tw: &mut i64,
     retries: &mut u32,
@@ -432,8 +390,7 @@ async fn establish<R: Rt>(
             *tw = 0;
         }
         let t = Instant::now();
-        let smart = be.config.smart_connect.then_some(client);
-        match connect::<R>(srv.addr(), to.connect, smart).await {
+        match connect::<R>(srv.addr(), to.connect).await {
             Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 release_slot(be, &srv);
@@ -516,65 +473,4 @@ async fn forward_both<R: Rt>(
     c2s.flush();
     s2c.flush();
     (res, s2c.bytes.get())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-
-    use super::*;
-    use crate::sys::tcp_segs_out;
-    use crate::worker::ring::Ring;
-
-    /// The two ends of a loopback connection: (the accepted end a proxy would hold, the peer).
-    fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        (l.accept().unwrap().0, peer)
-    }
-
-    fn connect_to(addr: SocketAddr, smart: Option<&TcpStream>) -> TcpStream {
-        Ring::block_on(connect::<Ring>(addr, Some(Duration::from_secs(5)), smart)).unwrap()
-    }
-
-    /// Connects to a fresh listener (`smart` as given), sends `req` if any, and checks what the
-    /// server gets; returns the segments the connecting socket sent before `req`, or `None` when
-    /// this thread was held up so long that a held ACK may have left on its timer (200 ms).
-    fn segments_before_data(smart: Option<&TcpStream>, req: &[u8]) -> Option<u32> {
-        let srv = TcpListener::bind("127.0.0.1:0").unwrap();
-        let t = Instant::now();
-        let s = connect_to(srv.local_addr().unwrap(), smart);
-        let n = tcp_segs_out(&s).unwrap();
-        let n = (t.elapsed() < Duration::from_millis(150)).then_some(n);
-        (&s).write_all(req).unwrap();
-        let (mut a, _) = srv.accept().unwrap();
-        a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        a.write_all(b"hello").unwrap();
-        let mut got = [0u8; 5];
-        (&s).read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"hello");
-        let mut r = vec![0u8; req.len()];
-        a.read_exact(&mut r).unwrap();
-        assert_eq!(r, req);
-        n
-    }
-
-    #[test]
-    fn smart_connect_holds_the_handshake_ack_only_for_waiting_data() {
-        let (cli, mut peer) = pair();
-        // option off: SYN, then the handshake's ACK on its own
-        assert_eq!(segments_before_data(None, b"").unwrap_or(2), 2);
-        // the client sent nothing (a server-speaks-first protocol): the ACK leaves at once, as
-        // without the option, so the server does not wait for the delayed-ACK timer
-        assert_eq!(segments_before_data(Some(&cli), b"").unwrap_or(2), 2);
-        // the client's request waits: only the SYN went out, the request carries the ACK
-        peer.write_all(b"req").unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while crate::sys::ready_now(&cli, Interest::Read).unwrap() == 0 {
-            assert!(Instant::now() < end, "client data never arrived");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(segments_before_data(Some(&cli), b"req").unwrap_or(1), 1);
-    }
 }

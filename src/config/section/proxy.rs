@@ -102,8 +102,6 @@ const OPTIONS: &[&str] = &[
     "splice-auto",
     "splice-request",
     "splice-response",
-    "tcp-smart-connect",
-    "tcp-smart-accept",
     "dontlognull",
     "tcpka",
     "clitcpka",
@@ -540,10 +538,6 @@ fn option(
             };
             simple(words)
         }
-        "tcp-smart-connect" => {
-            p.smart_connect = flag;
-            simple(words)
-        }
         "tcp-check" => {
             if negate {
                 if p.check == CheckKind::TcpCheck {
@@ -586,7 +580,6 @@ fn option(
             Ok(())
         }
         "dontlognull"
-        | "tcp-smart-accept"
         | "tcpka"
         | "clitcpka"
         | "srvtcpka"
@@ -889,21 +882,6 @@ mod tests {
             3
         );
         assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
-    }
-
-    #[test]
-    fn tcp_smart_connect_is_inherited_and_negatable() {
-        let cfg = ok("defaults\n option tcp-smart-connect\nbackend a\nbackend b\n no option tcp-smart-connect\nbackend c\n option tcp-smart-accept\n");
-        let on: Vec<bool> = cfg.proxies.iter().map(|p| p.smart_connect).collect();
-        assert_eq!(on, [true, false, true]);
-        assert!(
-            !ok("backend d\n").proxies[0].smart_connect,
-            "off by default, as in HAProxy"
-        );
-        assert!(cfg
-            .warnings
-            .iter()
-            .any(|w| w.contains("'option tcp-smart-accept' has no effect")));
     }
 
     #[test]
