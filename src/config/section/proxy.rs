@@ -102,6 +102,8 @@ const OPTIONS: &[&str] = &[
     "splice-auto",
     "splice-request",
     "splice-response",
+    "tcp-smart-connect",
+    "tcp-smart-accept",
     "dontlognull",
     "tcpka",
     "clitcpka",
@@ -580,6 +582,8 @@ fn option(
             Ok(())
         }
         "dontlognull"
+        | "tcp-smart-accept"
+        | "tcp-smart-connect"
         | "tcpka"
         | "clitcpka"
         | "srvtcpka"
@@ -882,6 +886,17 @@ mod tests {
             3
         );
         assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
+    }
+
+    #[test]
+    fn tcp_smart_options_are_accepted_and_ignored() {
+        let cfg =
+            ok("defaults\n option tcp-smart-connect\nbackend a\n no option tcp-smart-accept\n");
+        assert_eq!(cfg.proxies.len(), 1);
+        for o in ["option tcp-smart-connect", "no option tcp-smart-accept"] {
+            let w = format!("'{o}' has no effect in harp; ignored.");
+            assert!(cfg.warnings.iter().any(|x| x.contains(&w)), "{o}");
+        }
     }
 
     #[test]
