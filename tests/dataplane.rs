@@ -289,19 +289,28 @@ fn client_reset_releases_everything() {
     assert!(echo(addr, &d) == d);
 }
 
-/// A server that answers and closes at once: its answer and its FIN reach the client whole, for
-/// answers that fit one read and for answers that go on to be spliced.
+/// A server that answers and closes at once: its answer and its FIN (sent together when the FIN
+/// is seen in time) reach the client whole, for answers that fit one read and for answers that go
+/// on to be spliced, copied first (default) or spliced from the first byte.
 #[test]
 fn answer_then_close_reaches_the_client_whole() {
-    for n in [1, 100, 5000, 200_000] {
+    let splice = "    option splice-request\n    option splice-response\n";
+    for (n, extra) in [1, 100, 5000, 200_000]
+        .into_iter()
+        .flat_map(|n| [(n, ""), (n, splice)])
+    {
         let up = upstream(Up::AnswerThenClose(n));
-        let (_h, addr) = start(&[up.addr], "");
+        let (_h, addr) = start(&[up.addr], extra);
         for _ in 0..50 {
             let mut c = connect(addr);
             c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
             let mut got = Vec::new();
             c.read_to_end(&mut got).unwrap();
-            assert!(got == payload(n, n as u64), "{n} bytes: got {}", got.len());
+            assert!(
+                got == payload(n, n as u64),
+                "{n} bytes {extra}: got {}",
+                got.len()
+            );
         }
     }
 }

@@ -58,6 +58,19 @@ pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
     )?)
 }
 
+/// Like [`splice_out`], with `SPLICE_F_MORE`: the data is held back (corked) so that the FIN of
+/// a half-close following at once rides in its segment.
+pub fn splice_out_more(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
+    Ok(rustix::pipe::splice(
+        &pipe.rd,
+        None,
+        to,
+        None,
+        len,
+        splice_flags() | SpliceFlags::MORE,
+    )?)
+}
+
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
 pub fn accept_nonblocking(
     l: &std::net::TcpListener,

@@ -152,6 +152,26 @@ pub(super) async fn pump_splice<R: Rt>(
                     lease.inpipe += n;
                     drained = short.drained(n, lease.pool.size);
                     timers.touch(fs);
+                    // a server's short answer is often followed at once by its FIN: retried
+                    // before the splice out, a FIN found there leaves with the data
+                    if short.retry_now() && lease.inpipe < lease.pool.size {
+                        match sys::splice_in(dir.from, pipe, lease.pool.size - lease.inpipe) {
+                            Ok(0) => eof = true,
+                            Ok(m) => {
+                                lease.inpipe += m;
+                                drained = short.drained(m, lease.pool.size - lease.inpipe + m);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                short.would_block();
+                                drained = true;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                read_err = Some(e);
+                                eof = true;
+                            }
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     short.would_block();
@@ -169,7 +189,12 @@ pub(super) async fn pump_splice<R: Rt>(
             first = false;
         }
         if lease.inpipe > 0 {
-            match sys::splice_out(pipe, dir.to, lease.inpipe) {
+            let out = if eof && read_err.is_none() {
+                sys::splice_out_more(pipe, dir.to, lease.inpipe)
+            } else {
+                sys::splice_out(pipe, dir.to, lease.inpipe)
+            };
+            match out {
                 Ok(n) => {
                     lease.inpipe -= n;
                     dir.delivered(n, true);
