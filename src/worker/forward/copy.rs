@@ -78,19 +78,10 @@ pub(super) async fn pump_copy<R: Rt>(
             // found there leaves with the data in one segment, and the client wakes once.
             let mut end = None;
             if short.retry_now() && n < lim {
-                match (&*dir.from).read(&mut buf[n..lim]) {
-                    Ok(0) => end = Some(Ok(())),
-                    Ok(m) => {
-                        drained = short.drained(m, lim - n);
-                        n += m;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        short.would_block();
-                        drained = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => end = Some(Err(e)),
-                }
+                let r = (&*dir.from).read(&mut buf[n..lim]);
+                let (m, e) = short.after_retry(r, lim - n, &mut drained);
+                n += m;
+                end = e;
             }
             let streams = streamer.as_mut().is_some_and(|s| s.read(n, n == lim, now));
             let last = matches!(end, Some(Ok(())));

@@ -69,6 +69,31 @@ impl ShortReads {
         }
         self.retried = false;
     }
+
+    /// Sorts what the retry after a short read (asked for `asked` bytes) found, the same way for
+    /// copying and splicing: the bytes it added, and `Some` when it ended the stream (EOF, or
+    /// the error to report once the data is out). Updates `drained`.
+    fn after_retry(
+        &mut self,
+        r: io::Result<usize>,
+        asked: usize,
+        drained: &mut bool,
+    ) -> (usize, Option<io::Result<()>>) {
+        match r {
+            Ok(0) => (0, Some(Ok(()))),
+            Ok(m) => {
+                *drained = self.drained(m, asked);
+                (m, None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.would_block();
+                *drained = true;
+                (0, None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => (0, None),
+            Err(e) => (0, Some(Err(e))),
+        }
+    }
 }
 
 /// How long [`Streamer`] adds up a direction's bytes before starting over.
@@ -380,6 +405,27 @@ mod tests {
         s.would_block();
         assert!(s.drained(100, PIPE_SIZE));
         assert!(s.drained(100, PIPE_SIZE));
+    }
+
+    #[test]
+    fn a_retry_finds_the_fin_more_data_or_nothing() {
+        let mut s = ShortReads::new(Side::Server);
+        let mut drained = false;
+        assert!(!s.drained(100, PIPE_SIZE) && s.retry_now());
+        let (m, end) = s.after_retry(Ok(0), 1000, &mut drained);
+        assert!(m == 0 && matches!(end, Some(Ok(()))));
+        let (m, end) = s.after_retry(Ok(10), 1000, &mut drained);
+        assert!(m == 10 && end.is_none() && !drained, "still retrying");
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let (_, end) = s.after_retry(Err(reset), 1000, &mut drained);
+        assert!(matches!(end, Some(Err(_))));
+        let eagain = io::Error::from(io::ErrorKind::WouldBlock);
+        let (m, end) = s.after_retry(Err(eagain), 1000, &mut drained);
+        assert!(m == 0 && end.is_none() && drained);
+        assert!(
+            s.drained(100, PIPE_SIZE),
+            "a retry found nothing: no more retries"
+        );
     }
 
     #[test]

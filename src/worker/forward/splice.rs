@@ -155,21 +155,13 @@ pub(super) async fn pump_splice<R: Rt>(
                     // a server's short answer is often followed at once by its FIN: retried
                     // before the splice out, a FIN found there leaves with the data
                     if short.retry_now() && lease.inpipe < lease.pool.size {
-                        match sys::splice_in(dir.from, pipe, lease.pool.size - lease.inpipe) {
-                            Ok(0) => eof = true,
-                            Ok(m) => {
-                                lease.inpipe += m;
-                                drained = short.drained(m, lease.pool.size - lease.inpipe + m);
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                short.would_block();
-                                drained = true;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => {
-                                read_err = Some(e);
-                                eof = true;
-                            }
+                        let asked = lease.pool.size - lease.inpipe;
+                        let r = sys::splice_in(dir.from, pipe, asked);
+                        let (m, end) = short.after_retry(r, asked, &mut drained);
+                        lease.inpipe += m;
+                        if let Some(end) = end {
+                            eof = true;
+                            read_err = end.err();
                         }
                     }
                 }
