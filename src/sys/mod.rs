@@ -46,29 +46,16 @@ pub fn splice_in(from: impl AsFd, pipe: &Pipe, len: usize) -> io::Result<usize> 
     )?)
 }
 
-/// Moves up to `len` bytes out of `pipe` into socket `to` without blocking.
-pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
-    Ok(rustix::pipe::splice(
-        &pipe.rd,
-        None,
-        to,
-        None,
-        len,
-        splice_flags(),
-    )?)
-}
-
-/// Like [`splice_out`], with `SPLICE_F_MORE`: the data is held back (corked) so that the FIN of
-/// a half-close following at once rides in its segment.
-pub fn splice_out_more(pipe: &Pipe, to: impl AsFd, len: usize) -> io::Result<usize> {
-    Ok(rustix::pipe::splice(
-        &pipe.rd,
-        None,
-        to,
-        None,
-        len,
-        splice_flags() | SpliceFlags::MORE,
-    )?)
+/// Moves up to `len` bytes out of `pipe` into socket `to` without blocking. `more`
+/// (`SPLICE_F_MORE`): hold the data back (corked) so that the FIN of a half-close following at
+/// once rides in its segment.
+pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize, more: bool) -> io::Result<usize> {
+    let flags = if more {
+        splice_flags() | SpliceFlags::MORE
+    } else {
+        splice_flags()
+    };
+    Ok(rustix::pipe::splice(&pipe.rd, None, to, None, len, flags)?)
 }
 
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).

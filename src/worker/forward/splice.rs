@@ -181,11 +181,8 @@ pub(super) async fn pump_splice<R: Rt>(
             first = false;
         }
         if lease.inpipe > 0 {
-            let out = if eof && read_err.is_none() {
-                sys::splice_out_more(pipe, dir.to, lease.inpipe)
-            } else {
-                sys::splice_out(pipe, dir.to, lease.inpipe)
-            };
+            // the source is over: the FIN follows at once and can carry the data
+            let out = sys::splice_out(pipe, dir.to, lease.inpipe, eof && read_err.is_none());
             match out {
                 Ok(n) => {
                     lease.inpipe -= n;
