@@ -301,9 +301,14 @@ fn answer_then_close_reaches_the_client_whole() {
     {
         let up = upstream(Up::AnswerThenClose(n));
         let (_h, addr) = start(&[up.addr], extra);
-        for _ in 0..50 {
+        for i in 0..50 {
             let mut c = connect(addr);
             c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            if i % 2 == 1 {
+                // the client's FIN first: the session ends with the answer, and closing the
+                // client socket (no shutdown) must still push the held answer and its FIN
+                c.shutdown(Shutdown::Write).unwrap();
+            }
             let mut got = Vec::new();
             c.read_to_end(&mut got).unwrap();
             assert!(

@@ -150,9 +150,9 @@ fn echo_splice_and_copy() {
         wait_until(|| gc.pipes_used.load(Ordering::Relaxed) == 0);
         match mode {
             SpliceMode::Always | SpliceMode::Auto => {
-                // `Auto` copies until the direction streams: a few reads at most
+                // `Auto` copies until the direction streams: at most 256 KiB each way
                 let least = if mode == SpliceMode::Auto {
-                    5 << 20
+                    (6 << 20) - (512 << 10)
                 } else {
                     6 << 20
                 };

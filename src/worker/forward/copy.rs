@@ -33,18 +33,18 @@ impl Default for CopyBuf {
 }
 
 /// Copies `dir` until EOF (then half-closes `to`), or with a `streamer` until it says the
-/// direction streams (the last read written out); `wait_first`: wait for readability before the
-/// first read.
+/// direction streams (the last read written out); `short`: the direction's short-read state;
+/// `wait_first`: wait for readability before the first read.
 pub(super) async fn pump_copy<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     shared: &CopyBuf,
+    short: &mut ShortReads,
     wait_first: bool,
     mut streamer: Option<Streamer>,
 ) -> Result<Copied, Fault> {
     let fs = dir.from_side;
     let mut drained = wait_first;
-    let mut short = ShortReads::new(fs);
     loop {
         if drained {
             timers.wait::<R>(dir.from, Interest::Read, fs).await?;
@@ -97,7 +97,7 @@ pub(super) async fn pump_copy<R: Rt>(
                 return Ok(Copied::Done);
             }
             Some(Err(e)) => return Err(Fault::Io(fs, e)),
-            None if streams => return Ok(Copied::Streams),
+            None if streams => return Ok(Copied::Streams { drained }),
             None => {}
         }
     }

@@ -144,7 +144,8 @@ enum Copied {
     /// EOF forwarded: the direction is over.
     Done,
     /// The direction streams ([`Streamer`]): splice from now on; nothing is in flight.
-    Streams,
+    /// `drained`: the last read took all the socket had (wait before splicing).
+    Streams { drained: bool },
 }
 
 /// Which end of the session.
@@ -349,22 +350,26 @@ pub(crate) async fn pump<R: Rt>(
 ) -> Result<(), Fault> {
     // the server has not seen the request yet: reading now would only say EAGAIN
     let mut wait_first = dir.from_side == Side::Server;
+    // what the copy phase learnt about short reads holds for the splice phase too
+    let mut short = ShortReads::new(dir.from_side);
     if mode == SpliceMode::Auto {
-        let streamer = Streamer::new(Instant::now());
-        match copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first, Some(streamer)).await? {
+        let streamer = Some(Streamer::new(Instant::now()));
+        let copy = &bufs.copy;
+        match copy::pump_copy::<R>(dir, timers, copy, &mut short, wait_first, streamer).await? {
             Copied::Done => return Ok(()),
-            // the last read was written out: nothing in flight, and data may be waiting
-            Copied::Streams => wait_first = false,
+            // the last read was written out: nothing in flight
+            Copied::Streams { drained } => wait_first = drained,
         }
     }
     if mode != SpliceMode::Off {
-        match splice::pump_splice::<R>(dir, timers, &bufs.pipes, gc, wait_first).await {
+        let pipes = &bufs.pipes;
+        match splice::pump_splice::<R>(dir, timers, pipes, gc, &mut short, wait_first).await {
             // nothing in flight, and any first wait already done
             Err(Fault::Fallback) => wait_first = false,
             other => return other,
         }
     }
-    copy::pump_copy::<R>(dir, timers, &bufs.copy, wait_first, None)
+    copy::pump_copy::<R>(dir, timers, &bufs.copy, &mut short, wait_first, None)
         .await
         .map(|_| ())
 }

@@ -107,14 +107,15 @@ impl Drop for PipeLease<'_> {
     }
 }
 
-/// Splices `dir` until EOF (then half-closes `to`); `wait_first`: wait for readability before the
-/// first splice. `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
+/// Splices `dir` until EOF (then half-closes `to`); `short`: the direction's short-read state;
+/// `wait_first`: wait for readability before the first splice. `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
 /// is in flight then.
 pub(super) async fn pump_splice<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     pool: &PipePool,
     gc: &GlobalCounters,
+    short: &mut ShortReads,
     wait_first: bool,
 ) -> Result<(), Fault> {
     let mut lease = PipeLease {
@@ -131,7 +132,6 @@ pub(super) async fn pump_splice<R: Rt>(
         timers.wait::<R>(dir.from, Interest::Read, fs).await?;
     }
     let mut drained = false;
-    let mut short = ShortReads::new(fs);
     loop {
         let mut in_blocked = eof || drained;
         if !eof && !drained && !lease.acquire() {
