@@ -109,9 +109,10 @@ const STREAM_BYTES: usize = 256 * 1024;
 /// rr p50 1.6x lower), bulk data costs less CPU spliced. Like HAProxy's streamer flags it looks at
 /// the traffic, not at one read: a read filling [`SMALL_READ`] (all a copied direction reads at
 /// once), or enough bytes within a short window, since a peer writing 8 KiB at a time never gives
-/// a large read. Both matter under TCP memory pressure: copying a stream, or copying 64 KiB reads
-/// before splicing, stalled sessions of the 100 x 64 MiB echo test for seconds (kernel drops and
-/// RTO back-off) where splicing after at most 16 KiB passes like splicing from the first byte.
+/// a large read. Both were chosen against the 100 x 64 MiB echo test (`make test-heavy`), which
+/// runs this VM close to its TCP memory limit: copying a stream, or 64 KiB reads before the
+/// switch, stalled sessions there for seconds (kernel drops, RTO back-off); reads of at most
+/// 16 KiB pass like splicing from the first byte (perf/README.md, session of 2026-11-25).
 #[derive(Debug)]
 struct Streamer {
     since: Instant,
