@@ -1,7 +1,7 @@
 //! The data plane: `nbthread` worker threads, each pinned to a CPU and running its own
 //! single-threaded io_uring runtime ([`ring`]); SO_REUSEPORT listeners per worker; balancing;
-//! connect with retries; and forwarding that splices through pooled pipes (or copies through one
-//! buffer per worker when splicing is off), with io_uring POLL_ADD readiness.
+//! connect with retries; and forwarding that copies small messages through one buffer per worker
+//! and splices streams through pooled pipes, with io_uring POLL_ADD readiness.
 //!
 //! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer
 //! state and log sockets; shared state is the model's atomics.

@@ -108,8 +108,8 @@ impl Drop for PipeLease<'_> {
 }
 
 /// Splices `dir` until EOF (then half-closes `to`); `short`: the direction's short-read state;
-/// `wait_first`: wait for readability before the first splice. `Fault::Fallback` when splice(2) refuses the fds or no pipe can be had; nothing
-/// is in flight then.
+/// `wait_first`: wait for readability before the first splice. `Fault::Fallback` when splice(2)
+/// refuses the fds or no pipe can be had; nothing is in flight then.
 pub(super) async fn pump_splice<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
