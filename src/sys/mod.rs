@@ -18,15 +18,23 @@ pub struct Pipe {
     pub rd: OwnedFd,
     /// Write end.
     pub wr: OwnedFd,
+    /// Bytes the pipe holds at most, as the kernel granted them: what was asked, or less when
+    /// the resize was refused (above `fs.pipe-max-size`, or an unprivileged user over
+    /// `fs.pipe-user-pages-soft`, who may even get 8 KiB pipes).
+    pub cap: usize,
 }
+
+/// The kernel's default pipe capacity, assumed when it cannot be read back.
+const DEFAULT_PIPE_CAP: usize = 64 * 1024;
 
 impl Pipe {
     /// Creates a non-blocking close-on-exec pipe and tries to size it to `size` bytes (a failure
-    /// to resize keeps the default 64 KiB, which still works).
+    /// to resize keeps the kernel's size, which still works).
     pub fn new(size: usize) -> io::Result<Pipe> {
         let (rd, wr) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
         let _ = rustix::pipe::fcntl_setpipe_size(&wr, size);
-        Ok(Pipe { rd, wr })
+        let cap = rustix::pipe::fcntl_getpipe_size(&wr).unwrap_or(DEFAULT_PIPE_CAP);
+        Ok(Pipe { rd, wr, cap })
     }
 }
 

@@ -9,15 +9,17 @@ use crate::model::GlobalCounters;
 use crate::sys::{self, Interest, Pipe};
 use crate::worker::runtime::Rt;
 
-/// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise; the kernel
-/// default is 64 KiB.
-pub(crate) const PIPE_SIZE: usize = 256 * 1024;
+/// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise: the kernel
+/// default is 64 KiB, and 1 MiB is the most an unprivileged process may ask
+/// (`fs.pipe-max-size`). A bulk stream costs 0.8x the CPU per GB with 1 MiB pipes than with
+/// 256 KiB (larger splices, fewer trips through tcp_sendmsg; perf/README.md, 2026-11-25).
+pub(crate) const PIPE_SIZE: usize = 1024 * 1024;
 
 /// A worker's pool of empty pipes.
 #[derive(Debug)]
 pub(crate) struct PipePool {
     free: RefCell<Vec<Pipe>>,
-    /// Capacity asked for each new pipe, and the most one splice moves into it.
+    /// Capacity asked for each new pipe (each pipe knows what it got).
     size: usize,
 }
 
@@ -145,17 +147,19 @@ pub(super) async fn pump_splice<R: Rt>(
             finish(dir, timers);
             return Ok(());
         };
-        if !eof && !drained {
-            match sys::splice_in(dir.from, pipe, lease.pool.size) {
+        // bytes in the pipe stay within its capacity: a full pipe is not a drained socket
+        if !eof && !drained && lease.inpipe < pipe.cap {
+            let asked = pipe.cap - lease.inpipe;
+            match sys::splice_in(dir.from, pipe, asked) {
                 Ok(0) => eof = true,
                 Ok(n) => {
                     lease.inpipe += n;
-                    drained = short.drained(n, lease.pool.size);
+                    drained = short.drained(n, asked);
                     timers.touch(fs);
                     // a server's short answer is often followed at once by its FIN: retried
                     // before the splice out, a FIN found there leaves with the data
-                    if short.retry_now() && lease.inpipe < lease.pool.size {
-                        let asked = lease.pool.size - lease.inpipe;
+                    if short.retry_now() && lease.inpipe < pipe.cap {
+                        let asked = pipe.cap - lease.inpipe;
                         let r = sys::splice_in(dir.from, pipe, asked);
                         let (m, end) = short.after_retry(r, asked, &mut drained);
                         lease.inpipe += m;
