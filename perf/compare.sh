@@ -43,6 +43,7 @@ PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separate
 
 PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
+HARP_B=${HARP_B:-}             # target harp-b: a second harp binary (or wrapper) for a same-run A/B
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -255,8 +256,10 @@ start_proxy() {
     fi
     PROXY_PORT=$("$PERF" freeport)
     case $target in
-    harp | harp-spin | harp-copy | harp-splice)
-        [ -x "$HARP" ] || return 1
+    harp | harp-spin | harp-copy | harp-splice | harp-b)
+        local bin=$HARP
+        [ "$target" = harp-b ] && bin=$HARP_B
+        [ -n "$bin" ] && [ -x "$bin" ] || return 1
         case $target in
         harp-copy) HARP_OPTIONS=("no option splice-auto") ;;
         harp-splice) HARP_OPTIONS=("option splice-request" "option splice-response") ;;
@@ -264,7 +267,7 @@ start_proxy() {
         esac
         write_harp_cfg "$PROXY_PORT" "$backend"
         rm -f "$WORK/harp.sock" "$WORK/probe.log"
-        "${PROXY_PIN[@]}" "$HARP" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
+        "${PROXY_PIN[@]}" "$bin" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
         ;;
     haproxy | haproxy-splice)
         command -v haproxy >/dev/null || return 1

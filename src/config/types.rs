@@ -64,6 +64,10 @@ pub struct Global {
     /// default (see `worker::forward::splice::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
     /// the kernel caps unprivileged users at `fs.pipe-max-size` and `fs.pipe-user-pages-soft`.
     pub pipesize: Option<u32>,
+    /// `tune.listener.incoming-cpu on|off` (harp's own keyword, default on): a pinned worker's
+    /// listeners get the connections whose SYN its CPU processed (SO_INCOMING_CPU), with a
+    /// watchdog that goes back to hashing if that piles everything on one worker.
+    pub incoming_cpu: bool,
     /// `stats socket` lines, each a Runtime API listener.
     pub stats_sockets: Vec<StatsSocket>,
     /// `stats timeout`: idle timeout of an interactive Runtime API session (default 10s).
@@ -96,6 +100,7 @@ impl Default for Global {
             nbthread: None,
             maxconn: None,
             pipesize: None,
+            incoming_cpu: true,
             stats_sockets: Vec::new(),
             stats_timeout: Duration::from_secs(10),
             lua_loads: Vec::new(),

@@ -23,6 +23,7 @@ mod listener;
 mod ring;
 mod runtime;
 mod session;
+mod steer;
 mod tcplog;
 
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use ring::Ring;
 use runtime::{Kind, Rt, Uring};
+use steer::{Steering, Watchdog};
 
 use crate::model::{Proxy, Registry};
 use crate::sys::{self, Interest};
@@ -81,6 +83,8 @@ pub struct Workers {
     stop: tokio::sync::watch::Sender<u8>,
     threads: Vec<JoinHandle<()>>,
     bound: Vec<(String, SocketAddr)>,
+    /// Watches connection steering by CPU while it is on.
+    watchdog: Option<Watchdog>,
 }
 
 /// What one worker owns; lives on its thread only.
@@ -92,6 +96,10 @@ pub(crate) struct Ctx {
     stop: tokio::sync::watch::Receiver<u8>,
     active: Cell<usize>,
     global_maxconn: u64,
+    /// This worker's index, and whether its listeners were marked with its CPU.
+    index: usize,
+    steered: bool,
+    steer: Arc<Steering>,
 }
 
 /// The process connection limit: `global maxconn`, or derived from `ulimit -n` as HAProxy does
@@ -142,10 +150,13 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     let (tx, _) = tokio::sync::watch::channel(RUN);
     let gmax = global_maxconn(&reg);
     let kind = runtime::choose()?;
+    // steering by CPU needs workers pinned one per CPU, and two of them to choose from
+    let steer = Steering::new(n, reg.global().incoming_cpu && n > 1 && n <= cpus);
     let mut threads = Vec::new();
     let mut started = Vec::new();
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let reg = reg.clone();
+        let steer = steer.clone();
         let rx = tx.subscribe();
         let (up_tx, up_rx) = std::sync::mpsc::sync_channel::<()>(1);
         started.push(up_rx);
@@ -158,23 +169,48 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
         let h = std::thread::Builder::new()
             .name(format!("harp-worker-{i}"))
             .spawn(move || {
+                let mut pinned = None;
                 if let Some(cpu) = pin {
-                    if let Err(e) = sys::pin_current_thread(cpu) {
-                        tracing::debug!(cpu, error = %e, "cannot pin worker");
+                    match sys::pin_current_thread(cpu) {
+                        Ok(()) => pinned = Some(cpu),
+                        Err(e) => tracing::debug!(cpu, error = %e, "cannot pin worker"),
                     }
                 }
+                steer.register(i);
+                let steered = pinned.is_some_and(|cpu| {
+                    steer.on()
+                        && listeners
+                            .iter()
+                            .all(|(_, l)| steer::mark(l, Some(cpu)).is_ok())
+                });
+                let w = WorkerArgs {
+                    reg,
+                    listeners,
+                    stop: rx,
+                    global_maxconn: gmax,
+                    up: up_tx,
+                    index: i,
+                    steered,
+                    steer,
+                };
                 match kind {
-                    Kind::Ring => worker_main::<Ring>(reg, listeners, rx, gmax, up_tx),
-                    Kind::TokioUring => worker_main::<Uring>(reg, listeners, rx, gmax, up_tx),
+                    Kind::Ring => worker_main::<Ring>(w),
+                    Kind::TokioUring => worker_main::<Uring>(w),
                 }
             })
             .map_err(WorkerError::Spawn)?;
         threads.push(h);
     }
+    let watchdog = if steer.on() {
+        Watchdog::start(steer).map_err(WorkerError::Spawn)?.into()
+    } else {
+        None
+    };
     let workers = Workers {
         stop: tx,
         threads,
         bound,
+        watchdog,
     };
     // A worker whose runtime cannot start drops its sender while unwinding: fail the start
     // instead of running with listeners nobody accepts on.
@@ -190,13 +226,29 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     Ok(workers)
 }
 
-fn worker_main<R: Rt>(
+/// What a worker thread starts with.
+struct WorkerArgs {
     reg: Arc<Registry>,
     listeners: Vec<(Arc<Proxy>, TcpListener)>,
     stop: tokio::sync::watch::Receiver<u8>,
     global_maxconn: u64,
     up: std::sync::mpsc::SyncSender<()>,
-) {
+    index: usize,
+    steered: bool,
+    steer: Arc<Steering>,
+}
+
+fn worker_main<R: Rt>(w: WorkerArgs) {
+    let WorkerArgs {
+        reg,
+        listeners,
+        stop,
+        global_maxconn,
+        up,
+        index,
+        steered,
+        steer,
+    } = w;
     let hard_after = reg.global().hard_stop_after;
     let pipesize = reg.global().pipesize;
     R::block_on(async move {
@@ -209,6 +261,9 @@ fn worker_main<R: Rt>(
             stop,
             active: Cell::new(0),
             global_maxconn,
+            index,
+            steered,
+            steer,
         });
         for (fe, l) in listeners {
             R::spawn(accept_loop::<R>(ctx.clone(), fe, l));
@@ -264,6 +319,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     let fd = l.as_raw_fd();
     let mut backoff = Duration::from_millis(10);
     let mut gated = false;
+    let mut steered = ctx.steered;
     let gc = &ctx.reg.counters;
     loop {
         if *stop.borrow_and_update() != RUN || fe.stopped.load(Ordering::Relaxed) {
@@ -295,6 +351,14 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
         match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {
                 backoff = Duration::from_millis(10);
+                if steered {
+                    ctx.steer.accepted(ctx.index);
+                    if !ctx.steer.on() {
+                        // the watchdog gave up steering: back to the kernel's hashing
+                        let _ = steer::mark(&l, None);
+                        steered = false;
+                    }
+                }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
                 // the reservation above is the session's `cur`; its guard releases it
                 let cur = fe.counters.cur_sess.load(Ordering::Relaxed);
@@ -360,6 +424,9 @@ impl Workers {
     pub fn wait(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(w) = self.watchdog {
+            w.stop();
         }
     }
 

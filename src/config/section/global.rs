@@ -13,6 +13,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "nbthread",
     "maxconn",
     "tune.pipesize",
+    "tune.listener.incoming-cpu",
     "stats",
     "lua-load",
     "lua-load-per-thread",
@@ -100,6 +101,10 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                 ));
             }
             g.pipesize = Some(n as u32);
+            no_more(words, 2)
+        }
+        "tune.listener.incoming-cpu" => {
+            g.incoming_cpu = parse_on_off(arg(words, 1, "'on' or 'off'")?, kw)?;
             no_more(words, 2)
         }
         "stats" => stats(g, words, ctx),
@@ -426,6 +431,20 @@ mod tests {
         assert_eq!(g.spread_checks, 5);
         assert_eq!(g.node.as_deref(), Some("n1"));
         assert_eq!(g.logs.len(), 1);
+    }
+
+    #[test]
+    fn incoming_cpu() {
+        assert!(parse_str("t.cfg", "global\n").unwrap().global.incoming_cpu);
+        let cfg = parse_str("t.cfg", "global\n tune.listener.incoming-cpu off\n").unwrap();
+        assert!(!cfg.global.incoming_cpu);
+        let e = parse_str("t.cfg", "global\n tune.listener.incoming-cpu maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[t.cfg:2]") && e.contains("expects 'on' or 'off'"),
+            "{e}"
+        );
     }
 
     #[test]
