@@ -1093,34 +1093,16 @@ fn refuse_io_uring(cmd: &mut std::process::Command) {
 /// with listeners no worker accepts on.
 #[test]
 fn refused_io_uring_is_a_clear_start_error() {
-    let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = dir.path().join("harp.cfg");
     let text = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          listen px\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:1\n"
     );
-    std::fs::write(&cfg, text).unwrap();
-    let log = dir.path().join("stderr.log");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_harp"));
-    cmd.arg("-f")
-        .arg(&cfg)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    refuse_io_uring(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let mut status = None;
-    wait_until(Duration::from_secs(10), || {
-        status = child.try_wait().ok().flatten();
-        status.is_some()
-    });
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let err = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harp::spawn_prepared(dir, &text, &[], refuse_io_uring);
+    let status = h.wait_exit();
+    let err = h.stderr();
+    assert_eq!(status, Some(1), "{err}");
     assert!(err.contains("io_uring is not available"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(

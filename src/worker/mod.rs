@@ -176,7 +176,9 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                         Err(e) => tracing::debug!(cpu, error = %e, "cannot pin worker"),
                     }
                 }
-                steer.register(i);
+                if let Some(cpu) = pinned {
+                    steer.register(i, cpu);
+                }
                 let steered = pinned.is_some_and(|cpu| {
                     steer.on()
                         && listeners

@@ -8,8 +8,9 @@
 //!
 //! The risk is a machine whose SYNs are all processed on one CPU (a single-queue NIC without
 //! RPS, every IRQ on CPU 0): every connection would go to one worker. A watchdog thread samples
-//! the workers once per second and switches steering off for good, back to hashing, when one
-//! worker stays saturated with nearly all the accepts while another has room.
+//! the workers' CPUs once per second (`/proc/stat`: the softirq work of those SYNs counts too)
+//! and switches steering off for good, back to hashing, when one worker's CPU stays saturated
+//! with nearly all the accepts while another worker's CPU has room.
 //! `tune.listener.incoming-cpu off` never steers.
 
 use std::io;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the watchdog samples the workers.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -34,12 +35,12 @@ pub(crate) struct Steering {
 }
 
 /// One worker's figures, on its own cache line: the worker writes, the watchdog reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(64))]
 struct Slot {
     accepts: AtomicU64,
-    /// Kernel thread id, 0 until the worker registered.
-    tid: AtomicI32,
+    /// The CPU the worker is pinned to, -1 until it registered.
+    cpu: AtomicI32,
 }
 
 impl Steering {
@@ -47,7 +48,12 @@ impl Steering {
     pub(crate) fn new(workers: usize, on: bool) -> Arc<Steering> {
         Arc::new(Steering {
             on: AtomicBool::new(on),
-            slots: (0..workers).map(|_| Slot::default()).collect(),
+            slots: (0..workers)
+                .map(|_| Slot {
+                    accepts: AtomicU64::new(0),
+                    cpu: AtomicI32::new(-1),
+                })
+                .collect(),
         })
     }
 
@@ -56,13 +62,11 @@ impl Steering {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Called on worker `i`'s thread once it is pinned, so the watchdog can read its CPU time.
-    pub(crate) fn register(&self, i: usize) {
+    /// Records that worker `i` runs pinned to `cpu`, so the watchdog watches that CPU.
+    pub(crate) fn register(&self, i: usize, cpu: usize) {
         if let Some(s) = self.slots.get(i) {
-            s.tid.store(
-                rustix::thread::gettid().as_raw_nonzero().get(),
-                Ordering::Relaxed,
-            );
+            s.cpu
+                .store(i32::try_from(cpu).unwrap_or(-1), Ordering::Relaxed);
         }
     }
 
@@ -78,17 +82,45 @@ impl Steering {
         self.on.store(false, Ordering::Relaxed);
     }
 
-    /// (CPU nanoseconds, accepts) of every worker now; `None` for a worker not yet registered
-    /// or whose thread is gone.
-    fn read(&self) -> Vec<Option<(u64, u64)>> {
+    /// Every worker's CPU times and accepts now; `None` for a worker not yet registered or
+    /// whose CPU `/proc/stat` does not show.
+    fn read(&self) -> Vec<Option<Reading>> {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         self.slots
             .iter()
             .map(|s| {
-                let tid = s.tid.load(Ordering::Relaxed);
-                let ns = (tid != 0).then(|| thread_cpu_ns(tid)).flatten()?;
-                Some((ns, s.accepts.load(Ordering::Relaxed)))
+                let cpu = usize::try_from(s.cpu.load(Ordering::Relaxed)).ok()?;
+                let (busy, total) = cpu_times(&stat, cpu)?;
+                Some(Reading {
+                    busy,
+                    total,
+                    accepts: s.accepts.load(Ordering::Relaxed),
+                })
             })
             .collect()
+    }
+}
+
+/// One worker's counters at one instant: its CPU's busy and total time (clock ticks), and the
+/// connections it accepted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Reading {
+    busy: u64,
+    total: u64,
+    accepts: u64,
+}
+
+impl Reading {
+    /// (busy fraction of the CPU, accepts) between `before` and `self`.
+    fn since(&self, before: &Reading) -> (f64, u64) {
+        let total = self.total.saturating_sub(before.total);
+        let busy = self.busy.saturating_sub(before.busy);
+        let frac = if total == 0 {
+            0.0
+        } else {
+            busy as f64 / total as f64
+        };
+        (frac, self.accepts.saturating_sub(before.accepts))
     }
 }
 
@@ -99,16 +131,27 @@ pub(crate) fn mark(l: &TcpListener, cpu: Option<usize>) -> io::Result<()> {
     Ok(rustix::net::sockopt::set_socket_incoming_cpu(l, v)?)
 }
 
-/// A thread's time on CPU in nanoseconds (first field of its schedstat).
-fn thread_cpu_ns(tid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
+/// (busy, total) clock ticks of `cpu` from the text of `/proc/stat`; idle and iowait are the
+/// idle part, everything else (user, system, irq, softirq, steal...) is busy.
+fn cpu_times(stat: &str, cpu: usize) -> Option<(u64, u64)> {
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
 }
 
-/// Whether one second of figures looks like every SYN landing on one CPU: some worker busy at
-/// least 90 % of the time with at least 90 % of at least 100 accepts, while another worker was
-/// busy at most half the time (it could have taken connections). `busy`: fraction of the interval
-/// each worker spent on CPU; `accepts`: connections each accepted.
+/// Whether one second of figures looks like every SYN landing on one CPU: some worker's CPU busy
+/// at least 90 % of the time while that worker took at least 90 % of at least 100 accepts, and
+/// another worker's CPU busy at most half the time (it could have taken connections). `busy`:
+/// busy fraction of each worker's CPU; `accepts`: connections each worker accepted.
 fn one_sided(busy: &[f64], accepts: &[u64]) -> bool {
     let total: u64 = accepts.iter().sum();
     if busy.len() < 2 || busy.len() != accepts.len() || total < 100 {
@@ -146,7 +189,6 @@ impl Watchdog {
 
 fn watch(steer: &Steering, rx: &mpsc::Receiver<()>) {
     let mut prev = steer.read();
-    let mut at = Instant::now();
     let mut streak = 0;
     while steer.on() {
         match rx.recv_timeout(PERIOD) {
@@ -154,22 +196,17 @@ fn watch(steer: &Steering, rx: &mpsc::Receiver<()>) {
             _ => return,
         }
         let now = steer.read();
-        let secs = at.elapsed().as_secs_f64().max(1e-3);
-        at = Instant::now();
-        let pairs: Option<Vec<(f64, u64)>> = now
+        let deltas: Option<Vec<(f64, u64)>> = now
             .iter()
             .zip(&prev)
-            .map(|(n, p)| {
-                let ((ns1, a1), (ns0, a0)) = ((*n)?, (*p)?);
-                Some((ns1.saturating_sub(ns0) as f64 / 1e9 / secs, a1 - a0))
-            })
+            .map(|(n, p)| Some(n.as_ref()?.since(p.as_ref()?)))
             .collect();
         prev = now;
-        let Some(pairs) = pairs else {
+        let Some(deltas) = deltas else {
             streak = 0;
             continue;
         };
-        let (busy, accepts): (Vec<f64>, Vec<u64>) = pairs.into_iter().unzip();
+        let (busy, accepts): (Vec<f64>, Vec<u64>) = deltas.into_iter().unzip();
         streak = if one_sided(&busy, &accepts) {
             streak + 1
         } else {
@@ -177,9 +214,9 @@ fn watch(steer: &Steering, rx: &mpsc::Receiver<()>) {
         };
         if streak >= STREAK {
             tracing::warn!(
-                "new connections all arrive on one CPU and saturate its worker while others \
-                 idle (one NIC queue, IRQs on one CPU?): spreading them by hash from now on \
-                 (tune.listener.incoming-cpu off skips steering)"
+                "new connections all arrive on one CPU and saturate it while other workers' \
+                 CPUs have room (one NIC queue, IRQs on one CPU?): spreading them by hash from \
+                 now on (tune.listener.incoming-cpu off skips steering)"
             );
             steer.switch_off();
         }
@@ -192,6 +229,7 @@ mod tests {
     use crate::sys;
     use crate::worker::listener;
     use std::net::TcpStream;
+    use std::time::Instant;
 
     /// Accepts what `l` has within a few seconds, until `total` connections were taken from
     /// `ls` altogether; returns how many each took.
@@ -265,19 +303,44 @@ mod tests {
     }
 
     #[test]
-    fn counts_and_cpu_time_are_read_per_worker() {
+    fn counts_and_cpu_times_are_read_per_worker() {
         let s = Steering::new(2, true);
         assert_eq!(s.read(), vec![None, None]);
-        s.register(1);
+        s.register(1, 0); // every machine has a cpu0
         s.accepted(1);
         s.accepted(1);
         s.accepted(7); // out of range: ignored
         let r = s.read();
         assert!(r[0].is_none());
-        assert_eq!(r[1].map(|(_, a)| a), Some(2));
+        let r1 = r[1].unwrap();
+        assert_eq!(r1.accepts, 2);
+        assert!(r1.total >= r1.busy);
         assert!(s.on());
         s.switch_off();
         assert!(!s.on());
+    }
+
+    #[test]
+    fn proc_stat_lines_give_busy_and_total() {
+        let stat = "cpu  10 0 10 100 0 0 0 0 0 0\n\
+                    cpu0 5 1 4 50 10 2 3 0 0 0\n\
+                    cpu1 5 0 6 50 0 0 0 0 0 0\n\
+                    intr 1 2 3\n";
+        assert_eq!(cpu_times(stat, 0), Some((15, 75)));
+        assert_eq!(cpu_times(stat, 1), Some((11, 61)));
+        assert_eq!(cpu_times(stat, 2), None);
+        let a = Reading {
+            busy: 15,
+            total: 75,
+            accepts: 10,
+        };
+        let b = Reading {
+            busy: 105,
+            total: 175,
+            accepts: 510,
+        };
+        assert_eq!(b.since(&a), (0.9, 500));
+        assert_eq!(a.since(&a), (0.0, 0));
     }
 
     #[test]

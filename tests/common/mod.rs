@@ -47,6 +47,17 @@ impl Harp {
 
     /// Same as [`Harp::spawn`] in a prepared directory (scripts already written there).
     pub fn spawn_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Harp {
+        Self::spawn_prepared(dir, config, env, |_| {})
+    }
+
+    /// Same as [`Harp::spawn_in`], with `prepare` adjusting the command last (a `pre_exec`
+    /// hook, say).
+    pub fn spawn_prepared(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Harp {
         let cfg = dir.path().join("harp.cfg");
         std::fs::write(&cfg, config).expect("write config");
         let stderr_path = dir.path().join("stderr.log");
@@ -58,6 +69,7 @@ impl Harp {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        prepare(&mut cmd);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
