@@ -541,6 +541,8 @@ META=$OUT/$STAMP.meta
     echo "cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     # HARP_LABEL describes a harp built elsewhere (HARP=...), e.g. "branch worker @ abc1234".
     echo "harp=${HARP_LABEL:-$(git rev-parse --short HEAD 2>/dev/null) $(git diff --quiet 2>/dev/null || echo '(dirty)')} ($HARP)"
+    # harp-b: HARP_B_LABEL describes the second build of a same-run A/B
+    [ -n "$HARP_B" ] && echo "harp_b=${HARP_B_LABEL:-?} ($HARP_B)"
     echo "haproxy=$(haproxy -v 2>/dev/null | head -n1)"
     echo "nginx=$(nginx -v 2>&1 | head -n1)"
     echo "repeats=$REPEATS"

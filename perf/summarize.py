@@ -83,6 +83,8 @@ def main():
     md.append(f"Command: `{meta.get('command', '')}`  ")
     md.append(f"Machine: {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), kernel {meta.get('kernel')}  ")
     md.append(f"harp {meta.get('harp')}; {meta.get('haproxy')}; {meta.get('nginx')}  ")
+    if meta.get("harp_b"):
+        md.append(f"harp-b {meta.get('harp_b')}  ")
     md.append(f"{meta.get('repeats')} repeats x {meta.get('duration')} s measured (+{meta.get('warmup')} s warm-up), "
               f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}, "
               f"Lua priority: {meta.get('lua_sched', 'n/a')}, cpu_dma_latency held: {meta.get('cpu_latency', 'no')}  ")

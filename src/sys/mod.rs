@@ -208,8 +208,8 @@ mod tests {
     fn pipe_is_non_blocking_and_sized() {
         let p = Pipe::new(256 * 1024).unwrap();
         let sz = rustix::pipe::fcntl_getpipe_size(&p.wr).unwrap();
-        eprintln!("pipe size {sz}");
         assert!(sz >= 64 * 1024);
+        assert_eq!(p.cap, sz, "the capacity the kernel granted");
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         // nothing to read: would block rather than hang

@@ -151,7 +151,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     let gmax = global_maxconn(&reg);
     let kind = runtime::choose()?;
     // steering by CPU needs workers pinned one per CPU, and two of them to choose from
-    let steer = Steering::new(n, reg.global().incoming_cpu && n > 1 && n <= cpus);
+    let steer = Steering::new(n, reg.global().incoming_cpu && n > 1 && n <= allowed.len());
     let mut threads = Vec::new();
     let mut started = Vec::new();
     for (i, listeners) in per_worker.into_iter().enumerate() {
@@ -179,12 +179,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 if let Some(cpu) = pinned {
                     steer.register(i, cpu);
                 }
-                let steered = pinned.is_some_and(|cpu| {
-                    steer.on()
-                        && listeners
-                            .iter()
-                            .all(|(_, l)| steer::mark(l, Some(cpu)).is_ok())
-                });
+                let steered = pinned.is_some_and(|cpu| steer.on() && mark_all(&listeners, cpu));
                 let w = WorkerArgs {
                     reg,
                     listeners,
@@ -203,16 +198,11 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             .map_err(WorkerError::Spawn)?;
         threads.push(h);
     }
-    let watchdog = if steer.on() {
-        Watchdog::start(steer).map_err(WorkerError::Spawn)?.into()
-    } else {
-        None
-    };
-    let workers = Workers {
+    let mut workers = Workers {
         stop: tx,
         threads,
         bound,
-        watchdog,
+        watchdog: None,
     };
     // A worker whose runtime cannot start drops its sender while unwinding: fail the start
     // instead of running with listeners nobody accepts on.
@@ -225,7 +215,32 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             return Err(WorkerError::Start(i));
         }
     }
+    // every worker registered its CPU before saying it is up
+    if steer.on() && steer.any_registered() {
+        match Watchdog::start(steer.clone()) {
+            Ok(w) => workers.watchdog = Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the steering watchdog: not steering");
+                steer.switch_off();
+            }
+        }
+    }
     Ok(workers)
+}
+
+/// Marks a worker's listeners with its CPU; all or none (a listener left marked by a partial
+/// failure would never be unmarked).
+fn mark_all(listeners: &[(Arc<Proxy>, TcpListener)], cpu: usize) -> bool {
+    if listeners
+        .iter()
+        .all(|(_, l)| steer::mark(l, Some(cpu)).is_ok())
+    {
+        return true;
+    }
+    for (_, l) in listeners {
+        let _ = steer::mark(l, None);
+    }
+    false
 }
 
 /// What a worker thread starts with.
@@ -353,13 +368,12 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
         match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {
                 backoff = Duration::from_millis(10);
-                if steered {
-                    ctx.steer.accepted(ctx.index);
-                    if !ctx.steer.on() {
-                        // the watchdog gave up steering: back to the kernel's hashing
-                        let _ = steer::mark(&l, None);
-                        steered = false;
-                    }
+                // every worker counts: the watchdog compares shares
+                ctx.steer.accepted(ctx.index);
+                if steered && !ctx.steer.on() {
+                    // the watchdog gave up steering: back to the kernel's hashing
+                    let _ = steer::mark(&l, None);
+                    steered = false;
                 }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
                 // the reservation above is the session's `cur`; its guard releases it

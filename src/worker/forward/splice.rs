@@ -10,8 +10,8 @@ use crate::sys::{self, Interest, Pipe};
 use crate::worker::runtime::Rt;
 
 /// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise: the kernel
-/// default is 64 KiB, and 1 MiB is the most an unprivileged process may ask
-/// (`fs.pipe-max-size`). A bulk stream costs 0.8x the CPU per GB with 1 MiB pipes than with
+/// default is 64 KiB, and 1 MiB is the most an unprivileged process may ask by default
+/// (`fs.pipe-max-size`). Pipes serve streaming directions only (small messages are copied). A bulk stream costs 0.8x the CPU per GB with 1 MiB pipes than with
 /// 256 KiB (larger splices, fewer trips through tcp_sendmsg; perf/README.md, 2026-11-25).
 pub(crate) const PIPE_SIZE: usize = 1024 * 1024;
 
@@ -44,10 +44,12 @@ impl PipePool {
         Ok(p)
     }
 
-    /// Returns an empty pipe to the pool (a non-empty one is just closed).
+    /// Returns an empty pipe to the pool (a non-empty one is just closed, and so is one the
+    /// kernel made smaller than asked: an unprivileged user over `fs.pipe-user-pages-soft` gets
+    /// 8 KiB pipes, which should not outlive the burst that caused them).
     fn put(&self, p: Pipe, empty: bool, gc: &GlobalCounters) {
         let mut f = self.free.borrow_mut();
-        if empty && f.len() < 1024 {
+        if empty && p.cap >= self.size && f.len() < 1024 {
             f.push(p);
             gc.pipes_free.fetch_add(1, Ordering::Relaxed);
         }
