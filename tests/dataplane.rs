@@ -965,30 +965,43 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The "memory back to baseline": after a first round of 300 concurrent sessions has
-/// warmed the allocator and the pipe pools, three more rounds leave RSS where the first one left
-/// it (no per-session leak) and every socket closed.
+/// The "memory back to baseline": after a first round of 300 concurrent sessions on
+/// every worker has warmed the allocator and the pipe pools, three more rounds leave RSS where
+/// the first one left it (no per-session leak) and every socket closed. Each round connects from
+/// a thread pinned to one CPU in turn: with steering by CPU (`tune.listener.incoming-cpu`) a
+/// round lands on the worker of the client's CPU, so the warm-up visits every CPU.
 #[test]
 fn memory_returns_to_baseline_after_load() {
     let up = upstream(Up::Echo);
     let (h, addr) = start(&[up.addr], "");
+    let cpus = harp::sys::allowed_cpus();
     let round = |seed: u64| {
-        let d = payload(8 << 10, seed);
-        let mut cs: Vec<TcpStream> = (0..300).map(|_| connect(addr)).collect();
-        for c in &mut cs {
-            c.write_all(&d).unwrap();
-        }
-        for c in &mut cs {
-            let mut back = vec![0u8; d.len()];
-            c.read_exact(&mut back).unwrap();
-            assert!(back == d);
-        }
-        drop(cs);
+        let cpu = (!cpus.is_empty()).then(|| cpus[seed as usize % cpus.len()]);
+        std::thread::spawn(move || {
+            if let Some(cpu) = cpu {
+                let _ = harp::sys::pin_current_thread(cpu);
+            }
+            let d = payload(8 << 10, seed);
+            let mut cs: Vec<TcpStream> = (0..300).map(|_| connect(addr)).collect();
+            for c in &mut cs {
+                c.write_all(&d).unwrap();
+            }
+            for c in &mut cs {
+                let mut back = vec![0u8; d.len()];
+                c.read_exact(&mut back).unwrap();
+                assert!(back == d);
+            }
+        })
+        .join()
+        .unwrap();
     };
     let settled = || (settled_fds(h.pid()).0, rss_kib(h.pid()));
-    round(1);
+    let warm = cpus.len().max(1) as u64;
+    for seed in 0..warm {
+        round(seed);
+    }
     let (socks, base) = settled();
-    for seed in 2..5 {
+    for seed in warm..warm + 3 {
         round(seed);
     }
     let (socks_after, rss) = settled();
