@@ -1,7 +1,8 @@
 //! The data plane: `nbthread` worker threads, each pinned to a CPU and running its own
-//! single-threaded io_uring runtime ([`ring`]); SO_REUSEPORT listeners per worker; balancing;
-//! connect with retries; and forwarding that copies small messages through one buffer per worker
-//! and splices streams through pooled pipes, with io_uring POLL_ADD readiness.
+//! single-threaded io_uring runtime ([`ring`]); SO_REUSEPORT listeners per worker, marked with
+//! the worker's CPU so that a connection is served where its SYN was processed (`steer`);
+//! balancing; connect with retries; and forwarding that copies small messages through one buffer
+//! per worker and splices streams through pooled pipes, with io_uring POLL_ADD readiness.
 //!
 //! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer
 //! state and log sockets; shared state is the model's atomics.
