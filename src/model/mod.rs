@@ -21,6 +21,19 @@ pub use server::{CheckState, Server, ServerCounters};
 pub use state::{AdminFlags, Cause, OpState};
 pub use weight::{parse_weight, strtol};
 
+/// One session start on a `cur`/`max`/`tot` triple (`scur`, `smax`, `stot`), which proxies and
+/// servers both keep: `max` never misses a peak `cur`.
+fn count_session_start(
+    cur: &std::sync::atomic::AtomicU64,
+    max: &std::sync::atomic::AtomicU64,
+    tot: &std::sync::atomic::AtomicU64,
+) {
+    use std::sync::atomic::Ordering;
+    let now = cur.fetch_add(1, Ordering::Relaxed) + 1;
+    tot.fetch_add(1, Ordering::Relaxed);
+    max.fetch_max(now, Ordering::Relaxed);
+}
+
 /// Seconds since the Unix epoch (event `when`, `lastchg`).
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -55,9 +55,7 @@ pub struct ServerCounters {
 impl ServerCounters {
     /// Records a session start, keeping `smax`.
     pub fn session_started(&self) {
-        let cur = self.cur_sess.fetch_add(1, Ordering::Relaxed) + 1;
-        self.tot_sess.fetch_add(1, Ordering::Relaxed);
-        self.max_sess.fetch_max(cur, Ordering::Relaxed);
+        super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
     }
 
     /// Records a session end.
