@@ -12,8 +12,8 @@ use crate::worker::runtime::Rt;
 /// Requested pipe capacity (F_SETPIPE_SZ) unless `tune.pipesize` says otherwise: the kernel
 /// default is 64 KiB, and 1 MiB is the most an unprivileged process may ask by default
 /// (`fs.pipe-max-size`). Pipes serve streaming directions only (small messages are copied). With
-/// 1 MiB pipes a bulk stream costs 0.8x the CPU per GB of 256 KiB ones (larger splices, fewer
-/// trips through tcp_sendmsg; perf/README.md, session of 2026-11-25 02:47).
+/// 1 MiB pipes a bulk stream costs 0.81-0.92x the CPU per GB of 256 KiB ones at the same Gbit/s
+/// (larger splices, fewer trips through tcp_sendmsg; perf/README.md, session of 2026-11-25 02:47).
 pub(crate) const PIPE_SIZE: usize = 1024 * 1024;
 
 /// A worker's pool of empty pipes.
