@@ -369,9 +369,10 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
         match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {
                 backoff = Duration::from_millis(10);
-                // every worker counts: the watchdog compares shares
-                ctx.steer.accepted(ctx.index);
-                if steered && !ctx.steer.on() {
+                if ctx.steer.on() {
+                    // every worker counts while the watchdog watches: it compares shares
+                    ctx.steer.accepted(ctx.index);
+                } else if steered {
                     // the watchdog gave up steering: back to the kernel's hashing
                     let _ = steer::mark(&l, None);
                     steered = false;
