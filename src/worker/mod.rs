@@ -313,14 +313,16 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
     });
 }
 
-/// Reserves one slot in a counter bounded by `max` (0 = unbounded).
-fn reserve(c: &std::sync::atomic::AtomicU64, max: u64) -> bool {
+/// Reserves one slot in a counter bounded by `max` (0 = unbounded): the count with this slot,
+/// or `None` when full. Another thread's refused attempt lifts the counter above `max` for a
+/// moment, so a later load could see more than `max`: only this value is a real count.
+fn reserve(c: &std::sync::atomic::AtomicU64, max: u64) -> Option<u64> {
     let prev = c.fetch_add(1, Ordering::AcqRel);
     if max != 0 && prev >= max {
         c.fetch_sub(1, Ordering::AcqRel);
-        return false;
+        return None;
     }
-    true
+    Some(prev + 1)
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
@@ -344,9 +346,11 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
             break;
         }
         let paused = fe.paused.load(Ordering::Relaxed);
-        let got_global = !paused && reserve(&gc.cur_conns, ctx.global_maxconn);
-        let got_fe = got_global && reserve(&fe.counters.cur_sess, fe.maxconn() as u64);
-        if !got_fe {
+        let got_global = !paused && reserve(&gc.cur_conns, ctx.global_maxconn).is_some();
+        let fe_cur = got_global
+            .then(|| reserve(&fe.counters.cur_sess, fe.maxconn() as u64))
+            .flatten();
+        let Some(cur) = fe_cur else {
             if got_global {
                 gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
             }
@@ -360,7 +364,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
                 _ = stop.changed() => {}
             }
             continue;
-        }
+        };
         gated = false;
         let release = || {
             gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
@@ -378,8 +382,8 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
                     steered = false;
                 }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
-                // the reservation above is the session's `cur`; its guard releases it
-                let cur = fe.counters.cur_sess.load(Ordering::Relaxed);
+                // the reservation above is the session's `cur` (its guard releases it), and the
+                // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                 fe.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
                 R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));

@@ -66,13 +66,10 @@ enum NoConn {
 }
 
 fn take_slot(s: &Server) -> bool {
-    let m = s.maxconn() as u64;
-    let prev = s.counters.cur_sess.fetch_add(1, Ordering::AcqRel);
-    if m != 0 && prev >= m {
-        s.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+    let Some(cur) = super::reserve(&s.counters.cur_sess, s.maxconn() as u64) else {
         return false;
-    }
-    s.counters.max_sess.fetch_max(prev + 1, Ordering::Relaxed);
+    };
+    s.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
     true
 }
 
