@@ -619,6 +619,21 @@ pub struct BindConfig {
     pub location: Location,
 }
 
+/// TCP keepalive on one side's connections: a peer that vanished behind a silent network (no
+/// FIN, no RST) is found by the kernel and its session freed before `timeout client|server`,
+/// or at all when those are long. Unset values keep the system's (`net.ipv4.tcp_keepalive_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keepalive {
+    /// `option clitcpka|srvtcpka|tcpka`: SO_KEEPALIVE on.
+    pub on: bool,
+    /// `*tcpka-idle`: idle time before the first probe (TCP_KEEPIDLE).
+    pub idle: Option<Duration>,
+    /// `*tcpka-intvl`: time between probes (TCP_KEEPINTVL).
+    pub intvl: Option<Duration>,
+    /// `*tcpka-cnt`: unanswered probes before the connection is dropped (TCP_KEEPCNT).
+    pub cnt: Option<u32>,
+}
+
 /// A `frontend`, `backend` or `listen` section, with its `defaults` applied.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -672,6 +687,14 @@ pub struct ProxyConfig {
     pub logs: Vec<LogTarget>,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
+    /// `option clitcpka` (or `tcpka`) and `clitcpka-*`: keepalive probes on client connections.
+    pub cli_ka: Keepalive,
+    /// `option srvtcpka` (or `tcpka`) and `srvtcpka-*`: keepalive probes on server connections.
+    pub srv_ka: Keepalive,
+    /// `option nolinger`: in a frontend, a client connection closed before the client's FIN is
+    /// reset after harp's own FIN, so it does not linger in FIN_WAIT. Server connections closed
+    /// before the server's FIN are reset with or without it (HAProxy's linger risk).
+    pub nolinger: bool,
     /// `disabled` proxy keyword.
     pub disabled: bool,
     /// Where the section starts.
@@ -707,6 +730,9 @@ impl ProxyConfig {
             tcplog: false,
             logs: Vec::new(),
             splice: Splice::default(),
+            cli_ka: Keepalive::default(),
+            srv_ka: Keepalive::default(),
+            nolinger: false,
             disabled: false,
             location,
         }

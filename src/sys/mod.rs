@@ -66,6 +66,15 @@ pub fn splice_out(pipe: &Pipe, to: impl AsFd, len: usize, more: bool) -> io::Res
     Ok(rustix::pipe::splice(&pipe.rd, None, to, None, len, flags)?)
 }
 
+/// Aborts a TCP connection: a reset goes to the peer at once (no FIN, unsent data dropped) and
+/// the socket is freed of its connection (no FIN_WAIT or TIME_WAIT), as a close with SO_LINGER 0
+/// would, but without closing the fd: `connect(AF_UNSPEC)` also wakes every poll still waiting
+/// on the socket (it reports a hang-up), so nothing in flight keeps it alive. Does nothing to a
+/// connection already over.
+pub fn reset(sock: impl AsFd) -> io::Result<()> {
+    Ok(rustix::net::connect_unspec(sock)?)
+}
+
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
 pub fn accept_nonblocking(
     l: &std::net::TcpListener,
@@ -230,6 +239,73 @@ mod tests {
         );
         drop(b);
         assert_ne!(ready_now(&a, Interest::Read).unwrap(), 0);
+    }
+
+    /// A connected loopback pair, `a` non-blocking.
+    fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Blocks in poll(2) on `fd` for `events` on another thread; returns its revents.
+    fn poll_in_thread(fd: RawFd, events: i16) -> std::thread::JoinHandle<i16> {
+        std::thread::spawn(move || {
+            let mut p = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; the fd outlives the call (joined before it is closed).
+            let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+            if n == 1 {
+                p.revents
+            } else {
+                0
+            }
+        })
+    }
+
+    #[test]
+    fn reset_sends_rst_and_wakes_pollers() {
+        use std::io::{Read, Write};
+        let (a, mut b) = tcp_pair();
+        // a reader waiting for data and a writer waiting for room (send buffer filled)
+        let reader = poll_in_thread(a.as_raw_fd(), libc::POLLIN);
+        socket2::SockRef::from(&a)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let chunk = [7u8; 65536];
+        // full once writes keep failing: loopback moves data into b's receive buffer meanwhile
+        let mut refused = 0;
+        while refused < 20 {
+            if (&a).write(&chunk).is_ok() {
+                refused = 0;
+            } else {
+                refused += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let writer = poll_in_thread(a.as_raw_fd(), libc::POLLOUT);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!writer.is_finished() && !reader.is_finished(), "both wait");
+        reset(&a).unwrap();
+        let hup = libc::POLLHUP;
+        assert_ne!(reader.join().unwrap() & hup, 0, "the reader woke");
+        assert_ne!(writer.join().unwrap() & hup, 0, "the writer woke");
+        // the peer sees a reset, not an end of stream, once past the data already queued
+        let mut buf = vec![0u8; 1 << 20];
+        let end = loop {
+            match b.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(_) => continue,
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        assert_eq!(end, Some(io::ErrorKind::ConnectionReset));
+        assert!(reset(&a).is_ok(), "a second reset changes nothing");
     }
 
     #[test]

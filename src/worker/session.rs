@@ -15,11 +15,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
 use super::runtime::Rt;
+use super::sockopt;
 use super::tcplog::TcpLog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{Proxy, Server};
-use crate::sys::Interest;
+use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
 struct Guard {
@@ -27,7 +28,8 @@ struct Guard {
     fe: Arc<Proxy>,
     be: Option<Arc<Proxy>>,
     srv: Option<Arc<Server>>,
-    socks: Vec<TcpStream>,
+    /// The session's sockets and how each is closed.
+    socks: Vec<(TcpStream, Close)>,
     /// Both directions ended on their own: no poll can still be in flight on `socks`, so the
     /// wake-up `shutdown(2)` calls are skipped (two syscalls per session).
     quiet: bool,
@@ -35,10 +37,13 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.quiet {
-            for s in &self.socks {
-                // wakes any in-flight poll on it so the kernel lets the socket go
+        for (s, how) in &self.socks {
+            // every way wakes any in-flight poll on the socket, so the kernel lets it go
+            if *how != Close::Reset && !self.quiet {
                 let _ = s.shutdown(Shutdown::Both);
+            }
+            if *how != Close::Fin {
+                let _ = sys::reset(s);
             }
         }
         if let Some(s) = self.srv.take() {
@@ -54,6 +59,41 @@ impl Drop for Guard {
             .cur_conns
             .fetch_sub(1, Ordering::Relaxed);
         self.ctx.active.set(self.ctx.active.get() - 1);
+    }
+}
+
+/// How a session socket is closed. HAProxy's rule (`FD_LINGER_RISK`): a socket whose peer has
+/// not sent its FIN is reset rather than left lingering when it is a server connection, or a
+/// client one of a frontend with `option nolinger`, so aborted sessions leave no FIN_WAIT or
+/// TIME_WAIT sockets behind (ephemeral ports on the server side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// A plain close: FIN.
+    Fin,
+    /// A reset only: the server side, which HAProxy closes silently.
+    Reset,
+    /// The client side under `option nolinger`: HAProxy shuts its write side first (the client
+    /// reads an end of stream), then the close resets it.
+    FinReset,
+}
+
+impl Close {
+    /// The server side, whose FIN was read or not.
+    fn server(fin_read: bool) -> Close {
+        if fin_read {
+            Close::Fin
+        } else {
+            Close::Reset
+        }
+    }
+
+    /// The client side, whose FIN was read or not, of a frontend with `option nolinger` or not.
+    fn client(fin_read: bool, nolinger: bool) -> Close {
+        if fin_read || !nolinger {
+            Close::Fin
+        } else {
+            Close::FinReset
+        }
     }
 }
 
@@ -159,11 +199,14 @@ async fn acquire<R: Rt>(
     res
 }
 
-/// Connects without blocking the worker, bounded by `timeout connect`.
-async fn connect<R: Rt>(addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+/// Connects without blocking the worker, bounded by `timeout connect`, with the backend's
+/// server-side keepalive (`option srvtcpka`).
+async fn connect<R: Rt>(addr: SocketAddr, be: &Proxy) -> io::Result<TcpStream> {
+    let timeout = be.config.timeouts.connect;
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
+    sockopt::keepalive(&s, &be.config.srv_ka)?;
     match s.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
@@ -246,6 +289,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
     let mut retries = 0u32;
     let mut redispatched = false;
     let mut bytes_out = 0u64;
+    // no server session: nothing went either way, a plain close
+    let mut client_close = Close::Fin;
     let ts: [u8; 2];
     match be.clone() {
         None => ts = *b"SC",
@@ -276,8 +321,10 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     tc = connect_ms;
                     srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                     g.srv = Some(srv.clone());
-                    let (r, bout) = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                    let (r, bout, fins) =
+                        forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
                     bytes_out = bout;
+                    client_close = Close::client(fins[0], fe.config.nolinger);
                     if let Err(End::Fault(Fault::Io(side, e))) = &r {
                         tracing::debug!(?side, error = %e, "session fault");
                     }
@@ -299,7 +346,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                             *b"SD"
                         }
                     };
-                    g.socks.push(server);
+                    g.socks.push((server, Close::server(fins[1])));
                 }
             }
         }
@@ -349,7 +396,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             ctx.logs.borrow_mut().send(&targets, &line);
         }
     }
-    g.socks.push(client);
+    g.socks.push((client, client_close));
 }
 
 /// Connects to a server, retrying `retries` times (HAProxy's turn-around delay of
@@ -387,7 +434,7 @@ async fn establish<R: Rt>(
             *tw = 0;
         }
         let t = Instant::now();
-        match connect::<R>(srv.addr(), to.connect).await {
+        match connect::<R>(srv.addr(), be).await {
             Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 release_slot(be, &srv);
@@ -421,7 +468,8 @@ enum End {
 }
 
 /// Forwards both directions until both ended, one failed, the server's sessions were shut down or
-/// the worker stops hard. Returns the result and the bytes sent to the client.
+/// the worker stops hard. Returns the result, the bytes sent to the client and whether the
+/// client's and the server's FIN were read.
 async fn forward_both<R: Rt>(
     ctx: &Ctx,
     fe: &Proxy,
@@ -429,7 +477,7 @@ async fn forward_both<R: Rt>(
     srv: &Server,
     client: &TcpStream,
     server: &TcpStream,
-) -> (Result<(), End>, u64) {
+) -> (Result<(), End>, u64, [bool; 2]) {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
     let normal = match bt.tunnel {
         Some(t) => [Some(t), Some(t)],
@@ -469,5 +517,6 @@ async fn forward_both<R: Rt>(
     };
     c2s.flush();
     s2c.flush();
-    (res, s2c.bytes.get())
+    let fins = [timers.fin_read(Side::Client), timers.fin_read(Side::Server)];
+    (res, s2c.bytes.get(), fins)
 }

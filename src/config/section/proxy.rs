@@ -1,6 +1,8 @@
 //! `defaults`, `frontend`, `backend` and `listen` sections (one parser: a `defaults` section is a
 //! proxy without capabilities whose settings new proxies start from).
 
+use std::time::Duration;
+
 use super::{arg, log, no_more, server, Ctx};
 use crate::config::suggest::{did_you_mean, unknown_keyword};
 use crate::config::units::{parse_socket_addr, parse_time, parse_u32};
@@ -46,6 +48,12 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "description",
     "errorfile",
     "log-format",
+    "clitcpka-idle",
+    "clitcpka-intvl",
+    "clitcpka-cnt",
+    "srvtcpka-idle",
+    "srvtcpka-intvl",
+    "srvtcpka-cnt",
 ];
 
 /// HAProxy keywords harp cannot honour and that change routing or traffic: refused.
@@ -116,6 +124,7 @@ const OPTIONS: &[&str] = &[
     "abortonclose",
     "log-separate-errors",
     "logasap",
+    "nolinger",
 ];
 
 /// Which section kind a proxy is, for messages (`frontend`, `backend`, `listen`, `defaults`).
@@ -334,6 +343,8 @@ pub(crate) fn parse(
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
             Ok(())
         }
+        "clitcpka-idle" | "clitcpka-intvl" | "clitcpka-cnt" | "srvtcpka-idle"
+        | "srvtcpka-intvl" | "srvtcpka-cnt" => keepalive(p, words, ctx),
         "option" => option(p, &words[1..], false, ctx),
         "no" => match words.get(1).map(String::as_str) {
             Some("option") => option(p, &words[2..], true, ctx),
@@ -345,6 +356,48 @@ pub(crate) fn parse(
         },
         _ => Err(unknown_keyword(kw, kind(p), KEYWORDS)),
     }
+}
+
+/// `clitcpka-idle|-intvl|-cnt` and `srvtcpka-*`: how keepalive probes are paced. Times default
+/// to seconds, as in HAProxy.
+fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let kw = words[0].as_str();
+    let frontend = kw.starts_with("cli");
+    let what = if kw.ends_with("-cnt") {
+        "a number of probes"
+    } else {
+        "a time"
+    };
+    let value = arg(words, 1, what)?;
+    no_more(words, 2)?;
+    if lacks(p, frontend, kw, ctx) {
+        return Ok(());
+    }
+    let ka = if frontend {
+        &mut p.cli_ka
+    } else {
+        &mut p.srv_ka
+    };
+    if kw.ends_with("-cnt") {
+        ka.cnt = Some(parse_u32(value, kw, 1, i32::MAX as u32)?);
+        return Ok(());
+    }
+    let t = if value.bytes().all(|b| b.is_ascii_digit()) {
+        parse_time(&format!("{value}s"), kw)?
+    } else {
+        parse_time(value, kw)?
+    };
+    if t < Duration::from_secs(1) {
+        return Err(format!(
+            "'{kw}' : '{value}' is below the kernel's 1 second resolution."
+        ));
+    }
+    if kw.ends_with("-idle") {
+        ka.idle = Some(t);
+    } else {
+        ka.intvl = Some(t);
+    }
+    Ok(())
 }
 
 /// `bind` options after the address list. TCP-level ones harp ignores warn; TLS and
@@ -581,12 +634,27 @@ fn option(
             p.check = CheckKind::Http(h);
             Ok(())
         }
+        "tcpka" | "clitcpka" | "srvtcpka" | "nolinger" => {
+            simple(words)?;
+            // HAProxy's capabilities: tcpka and nolinger act on whichever sides the proxy has
+            let frontend = name == "clitcpka";
+            if matches!(name, "clitcpka" | "srvtcpka") && lacks(p, frontend, &full, ctx) {
+                return Ok(());
+            }
+            match name {
+                "tcpka" => {
+                    p.cli_ka.on = flag;
+                    p.srv_ka.on = flag;
+                }
+                "clitcpka" => p.cli_ka.on = flag,
+                "srvtcpka" => p.srv_ka.on = flag,
+                _ => p.nolinger = flag,
+            }
+            Ok(())
+        }
         "dontlognull"
         | "tcp-smart-accept"
         | "tcp-smart-connect"
-        | "tcpka"
-        | "clitcpka"
-        | "srvtcpka"
         | "abortonclose"
         | "log-separate-errors"
         | "logasap" => {
@@ -725,7 +793,9 @@ fn email_alert(
 #[cfg(test)]
 mod tests {
     use crate::config::test_support::{err, ok};
-    use crate::config::{BalanceAlgo, CheckKind, HashType, LogTarget, Splice, SpliceMode};
+    use crate::config::{
+        BalanceAlgo, CheckKind, HashType, Keepalive, LogTarget, Splice, SpliceMode,
+    };
     use std::time::Duration;
 
     #[test]
@@ -897,6 +967,36 @@ mod tests {
             let w = format!("'{o}' has no effect in harp; ignored.");
             assert!(cfg.warnings.iter().any(|x| x.contains(&w)), "{o}");
         }
+    }
+
+    #[test]
+    fn keepalive_and_nolinger_options() {
+        let cfg = ok(
+            "defaults\n option tcpka\n clitcpka-idle 30\n srvtcpka-intvl 5\n\
+             frontend f\n bind :80\n no option srvtcpka\n clitcpka-cnt 4\n default_backend b\n\
+             backend b\n option nolinger\n no option tcpka\n option srvtcpka\n srvtcpka-idle 2m\n",
+        );
+        let (f, b) = (&cfg.proxies[0], &cfg.proxies[1]);
+        let ka = |on, idle: Option<u64>, intvl: Option<u64>, cnt| Keepalive {
+            on,
+            idle: idle.map(Duration::from_secs),
+            intvl: intvl.map(Duration::from_secs),
+            cnt,
+        };
+        assert_eq!(f.cli_ka, ka(true, Some(30), None, Some(4)));
+        assert!(!f.nolinger && b.nolinger);
+        assert_eq!(b.srv_ka, ka(true, Some(120), Some(5), None));
+        assert!(b.srv_ka.on && !b.cli_ka.on);
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("'no option srvtcpka' ignored because frontend 'f'")),
+            "{:?}",
+            cfg.warnings
+        );
+        assert!(err("backend b\n srvtcpka-idle 500ms\n").contains("1 second resolution"));
+        assert!(err("backend b\n srvtcpka-cnt 0\n").contains("srvtcpka-cnt"));
+        assert!(err("backend b\n option nolinger now\n").contains("takes no argument"));
     }
 
     #[test]

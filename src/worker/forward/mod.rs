@@ -211,6 +211,11 @@ impl Timers {
         }
     }
 
+    /// Whether `s` sent its FIN (a direction from `s` ended on EOF).
+    pub(crate) fn fin_read(&self, s: Side) -> bool {
+        self.half_closed[s as usize].get()
+    }
+
     /// Records activity on `s` now, and returns now.
     fn touch(&self, s: Side) -> Instant {
         let now = Instant::now();
