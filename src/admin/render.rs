@@ -917,11 +917,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         .global()
         .node
         .clone()
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
+        .or_else(crate::sys::hostname)
         .unwrap_or_default();
     let version = env!("CARGO_PKG_VERSION");
     let s = |v: &str| Val::Str(v.to_string());

@@ -308,11 +308,7 @@ fn servers_table(lua: &Lua, p: &Proxy) -> mlua::Result<Table> {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    crate::sys::hostname().unwrap_or_else(|| "localhost".into())
 }
 
 fn mailers_table(lua: &Lua, p: &Proxy) -> mlua::Result<Value> {

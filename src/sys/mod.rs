@@ -75,6 +75,15 @@ pub fn reset(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::connect_unspec(sock)?)
 }
 
+/// This machine's host name (what HAProxy's `node` and email alerts default to), `None` when
+/// it cannot be read or is empty.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
 pub fn accept_nonblocking(
     l: &std::net::TcpListener,
