@@ -33,6 +33,7 @@ SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this inter
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
 LUA_SCHED=${LUA_SCHED:-default} # events: harp's Lua thread priority: default (harp's built-in tune.lua.nice) | N (tune.lua.nice N, -20..19; none = 0 = old behaviour) | idle (SCHED_IDLE)
 CPU_LATENCY=${CPU_LATENCY:-0}  # hold /dev/cpu_dma_latency at this many us during the runs (off = do not): see README
+CC=${CC:-}                     # TCP congestion control for every socket of the run (e.g. cubic; empty = the system's): see README
 QUIET_BUSY=${QUIET_BUSY:-0.25} # "quiet machine" = busy fraction at most this ...
 QUIET_WAIT=${QUIET_WAIT:-0}    # ... waited for at most this many seconds before each run
 INSTALL=${INSTALL:-1}          # 1 = apt-get install haproxy / nginx when missing
@@ -60,8 +61,10 @@ cleanup() {
     for p in "${PIDS[@]}"; do
         kill -KILL "$p" 2>/dev/null
     done
+    [ -n "$CC_SAVED" ] && $SUDO sysctl -qw net.ipv4.tcp_congestion_control="$CC_SAVED" >/dev/null
     rm -rf "$WORK"
 }
+CC_SAVED=
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -139,6 +142,23 @@ if [ "$CPU_LATENCY" != off ] && [ -w /dev/cpu_dma_latency ]; then
     if exec {LATFD}>/dev/cpu_dma_latency && printf '0x%08x' "$CPU_LATENCY" >&"$LATFD"; then
         CPU_LATENCY_HELD="${CPU_LATENCY} us"
         log "holding /dev/cpu_dma_latency at $CPU_LATENCY us (idle CPUs poll; CPU_LATENCY=off to disable)"
+    fi
+fi
+
+# Congestion control. The sender's algorithm decides single-stream loopback throughput more than
+# any proxy does: with bbr (this machine's default) and loopback's noqueue qdisc, TCP paces every
+# socket itself with hrtimers, and a bandwidth estimate that dips while a receiver shares a busy
+# CPU keeps pacing the stream at that rate (9-17 Gbit/s per run for the same build); with cubic
+# nothing is paced (28-42 Gbit/s). Every process of the run (client, proxies, upstream) uses the
+# default set here, so each target is measured under the same algorithm; restored on exit.
+CC_USED=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)
+if [ -n "$CC" ] && [ "$CC" != "$CC_USED" ]; then
+    if $SUDO sysctl -qw net.ipv4.tcp_congestion_control="$CC" >/dev/null 2>&1; then
+        CC_SAVED=$CC_USED
+        CC_USED=$CC
+        log "TCP congestion control $CC for this run (was $CC_SAVED)"
+    else
+        log "cannot set TCP congestion control $CC (root needed, or not in tcp_available_congestion_control); using $CC_USED"
     fi
 fi
 
@@ -552,13 +572,14 @@ META=$OUT/$STAMP.meta
     echo "pin=$PIN"
     echo "lua_sched=$LUA_SCHED"
     echo "cpu_latency=$CPU_LATENCY_HELD"
+    echo "tcp_cc=$CC_USED"
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
     echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

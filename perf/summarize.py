@@ -87,7 +87,8 @@ def main():
         md.append(f"harp-b {meta.get('harp_b')}  ")
     md.append(f"{meta.get('repeats')} repeats x {meta.get('duration')} s measured (+{meta.get('warmup')} s warm-up), "
               f"{meta.get('threads')} proxy threads/workers, pinning: {meta.get('pin')}, "
-              f"Lua priority: {meta.get('lua_sched', 'n/a')}, cpu_dma_latency held: {meta.get('cpu_latency', 'no')}  ")
+              f"Lua priority: {meta.get('lua_sched', 'n/a')}, cpu_dma_latency held: {meta.get('cpu_latency', 'no')}, "
+              f"TCP congestion control: {meta.get('tcp_cc', 'system default')}  ")
     md.append(f"throughput: {meta.get('tp')}; connrate: {meta.get('connrate')}; rr: {meta.get('rr')}")
     md.append("")
     md.append("Cells are `median (min-max)` over repeats; `n/a` = the target could not start or did not forward.")
