@@ -1,7 +1,7 @@
 //! How sessions end on the wire, as HAProxy ends them: a server connection closed before the
 //! server's FIN is reset (no FIN_WAIT/TIME_WAIT left on the proxy's ports), `option nolinger`
-//! resets a side always, and `option tcpka` / `*tcpka-idle` arm keepalive timers. Real harp,
-//! real sockets on 127.0.0.1.
+//! does the same to a client connection (after its FIN), and `option tcpka` / `*tcpka-idle` arm
+//! keepalive timers. Real harp, real sockets on 127.0.0.1.
 
 mod common;
 

@@ -5,13 +5,16 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::WorkerError;
+use super::{sockopt, WorkerError};
+use crate::config::Keepalive;
 
-/// Opens one non-blocking listener on `addr` (with SO_REUSEPORT when `reuseport`).
+/// Opens one non-blocking listener on `addr` (with SO_REUSEPORT when `reuseport`), its accepted
+/// sockets getting keepalive `ka` from the first connection on.
 pub(crate) fn open(
     addr: SocketAddr,
     backlog: u32,
     reuseport: bool,
+    ka: &Keepalive,
 ) -> Result<TcpListener, WorkerError> {
     let err = |source| WorkerError::Bind {
         addr: addr.to_string(),
@@ -27,6 +30,10 @@ pub(crate) fn open(
     // accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per bind instead
     // of one per connection
     s.set_nodelay(true).map_err(err)?;
+    if let Err(e) = sockopt::keepalive(&s, ka) {
+        // as HAProxy: connections are served, without keepalive
+        tracing::warn!(%addr, error = %e, "client keepalive not set");
+    }
     if addr.is_ipv6() {
         let _ = s.set_only_v6(true);
     }
@@ -43,9 +50,10 @@ pub(crate) fn open_group(
     addr: SocketAddr,
     backlog: u32,
     n: usize,
+    ka: &Keepalive,
 ) -> Result<(SocketAddr, Vec<TcpListener>), WorkerError> {
     let shared = addr.port() == 0;
-    let first = open(addr, backlog, !shared)?;
+    let first = open(addr, backlog, !shared, ka)?;
     let err = |source| WorkerError::Bind {
         addr: addr.to_string(),
         source,
@@ -56,7 +64,7 @@ pub(crate) fn open_group(
         v.push(if shared {
             first.try_clone().map_err(err)?
         } else {
-            open(real, backlog, true)?
+            open(real, backlog, true, ka)?
         });
     }
     v.insert(0, first);

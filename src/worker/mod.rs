@@ -142,13 +142,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             })
             .max(1024);
         for b in &fe.config.binds {
-            let (real, ls) = listener::open_group(b.addr, backlog, n)?;
-            for l in &ls {
-                sockopt::keepalive(l, &fe.config.cli_ka).map_err(|source| WorkerError::Bind {
-                    addr: b.addr.to_string(),
-                    source,
-                })?;
-            }
+            let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
             bound.push((fe.name.to_string(), real));
             for (i, l) in ls.into_iter().enumerate() {
                 per_worker[i].push((fe.clone(), l));

@@ -42,8 +42,9 @@ impl Drop for Guard {
             if *how != Close::Reset && !self.quiet {
                 let _ = s.shutdown(Shutdown::Both);
             }
-            if *how != Close::Fin {
-                let _ = sys::reset(s);
+            // a reset that failed woke nothing: shut down instead
+            if *how != Close::Fin && sys::reset(s).is_err() && *how == Close::Reset {
+                let _ = s.shutdown(Shutdown::Both);
             }
         }
         if let Some(s) = self.srv.take() {
@@ -206,7 +207,10 @@ async fn connect<R: Rt>(addr: SocketAddr, be: &Proxy) -> io::Result<TcpStream> {
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
-    sockopt::keepalive(&s, &be.config.srv_ka)?;
+    if let Err(e) = sockopt::keepalive(&s, &be.config.srv_ka) {
+        // as HAProxy: the connection goes on without keepalive
+        tracing::debug!(error = %e, "server keepalive not set");
+    }
     match s.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
@@ -289,8 +293,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
     let mut retries = 0u32;
     let mut redispatched = false;
     let mut bytes_out = 0u64;
-    // no server session: nothing went either way, a plain close
-    let mut client_close = Close::Fin;
+    // replaced once a server session ran; until then the client's FIN was never read
+    let mut client_close = Close::client(false, fe.config.nolinger);
     let ts: [u8; 2];
     match be.clone() {
         None => ts = *b"SC",

@@ -274,9 +274,15 @@ mod tests {
         if cpus.len() < 2 || !kernel_steers() {
             return; // nothing to steer between, or a kernel that hashes anyway
         }
-        let a = listener::open("127.0.0.1:0".parse().unwrap(), 128, true).unwrap();
+        let a = listener::open(
+            "127.0.0.1:0".parse().unwrap(),
+            128,
+            true,
+            &Default::default(),
+        )
+        .unwrap();
         let addr = a.local_addr().unwrap();
-        let b = listener::open(addr, 128, true).unwrap();
+        let b = listener::open(addr, 128, true, &Default::default()).unwrap();
         if mark(&a, Some(cpus[0])).is_err() || mark(&b, Some(cpus[1])).is_err() {
             return; // SO_INCOMING_CPU unsupported (a sandboxed kernel)
         }

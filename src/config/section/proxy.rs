@@ -359,16 +359,14 @@ pub(crate) fn parse(
 }
 
 /// `clitcpka-idle|-intvl|-cnt` and `srvtcpka-*`: how keepalive probes are paced. Times default
-/// to seconds, as in HAProxy.
+/// to seconds, as in HAProxy; 0 means "the system's value" (and undoes a `defaults` setting).
+/// Values Linux would refuse (above 32767 s or 127 probes) are errors here rather than a
+/// setsockopt failure on every connection.
 fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
     let kw = words[0].as_str();
     let frontend = kw.starts_with("cli");
-    let what = if kw.ends_with("-cnt") {
-        "a number of probes"
-    } else {
-        "a time"
-    };
-    let value = arg(words, 1, what)?;
+    let cnt = kw.ends_with("-cnt");
+    let value = arg(words, 1, if cnt { "a number of probes" } else { "a time" })?;
     no_more(words, 2)?;
     if lacks(p, frontend, kw, ctx) {
         return Ok(());
@@ -378,8 +376,9 @@ fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result
     } else {
         &mut p.srv_ka
     };
-    if kw.ends_with("-cnt") {
-        ka.cnt = Some(parse_u32(value, kw, 1, i32::MAX as u32)?);
+    if cnt {
+        let n = parse_u32(value, kw, 0, 127)?;
+        ka.cnt = (n > 0).then_some(n);
         return Ok(());
     }
     let t = if value.bytes().all(|b| b.is_ascii_digit()) {
@@ -387,15 +386,19 @@ fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result
     } else {
         parse_time(value, kw)?
     };
-    if t < Duration::from_secs(1) {
+    let t = if t.is_zero() {
+        None
+    } else if t < Duration::from_secs(1) || t > Duration::from_secs(32767) {
         return Err(format!(
-            "'{kw}' : '{value}' is below the kernel's 1 second resolution."
+            "'{kw}' : '{value}' is out of range (1s to 32767s, or 0 for the system's value)."
         ));
-    }
-    if kw.ends_with("-idle") {
-        ka.idle = Some(t);
     } else {
-        ka.intvl = Some(t);
+        Some(t)
+    };
+    if kw.ends_with("-idle") {
+        ka.idle = t;
+    } else {
+        ka.intvl = t;
     }
     Ok(())
 }
@@ -994,8 +997,13 @@ mod tests {
             "{:?}",
             cfg.warnings
         );
-        assert!(err("backend b\n srvtcpka-idle 500ms\n").contains("1 second resolution"));
-        assert!(err("backend b\n srvtcpka-cnt 0\n").contains("srvtcpka-cnt"));
+        assert!(err("backend b\n srvtcpka-idle 500ms\n").contains("out of range"));
+        assert!(err("backend b\n srvtcpka-intvl 10h\n").contains("out of range"));
+        assert!(err("backend b\n srvtcpka-cnt 128\n").contains("srvtcpka-cnt"));
+        // 0 undoes what defaults set
+        let cfg = ok("defaults\n clitcpka-idle 30\n clitcpka-cnt 3\n\
+             frontend f\n bind :80\n clitcpka-idle 0\n clitcpka-cnt 0\n");
+        assert_eq!(cfg.proxies[0].cli_ka, Keepalive::default());
         assert!(err("backend b\n option nolinger now\n").contains("takes no argument"));
     }
 

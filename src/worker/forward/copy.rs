@@ -85,6 +85,9 @@ pub(super) async fn pump_copy<R: Rt>(
             }
             let streams = streamer.as_mut().is_some_and(|s| s.read(n, n == lim, now));
             let last = matches!(end, Some(Ok(())));
+            if last {
+                timers.saw_fin(fs);
+            }
             let sent = write_now(dir, timers, &buf[..n], last)?;
             ((sent < n).then(|| buf[sent..n].to_vec()), end, streams)
         };

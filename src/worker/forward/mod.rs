@@ -196,6 +196,7 @@ pub(crate) struct Timers {
     normal: [Option<Duration>; 2],
     fin: [Option<Duration>; 2],
     half_closed: [Cell<bool>; 2],
+    eof_read: [Cell<bool>; 2],
 }
 
 impl Timers {
@@ -208,12 +209,19 @@ impl Timers {
             normal,
             fin,
             half_closed: [Cell::new(false), Cell::new(false)],
+            eof_read: [Cell::new(false), Cell::new(false)],
         }
     }
 
-    /// Whether `s` sent its FIN (a direction from `s` ended on EOF).
+    /// Whether `s`'s FIN was read (whether or not the data before it reached the other side):
+    /// HAProxy closes such a socket gracefully, one whose FIN never came with a reset.
     pub(crate) fn fin_read(&self, s: Side) -> bool {
-        self.half_closed[s as usize].get()
+        self.eof_read[s as usize].get()
+    }
+
+    /// A read from `s` found its FIN.
+    fn saw_fin(&self, s: Side) {
+        self.eof_read[s as usize].set(true);
     }
 
     /// Records activity on `s` now, and returns now.
@@ -384,6 +392,7 @@ pub(crate) async fn pump<R: Rt>(
 /// the session ends now and closing `to` sends the same FIN, so the `shutdown(2)` is skipped
 /// (one syscall per session).
 fn finish(dir: &Dir<'_>, timers: &Timers) {
+    timers.saw_fin(dir.from_side);
     timers.half_closed[dir.from_side as usize].set(true);
     if !timers.half_closed[dir.to_side() as usize].get() {
         let _ = dir.to.shutdown(Shutdown::Write);

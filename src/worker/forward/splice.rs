@@ -154,7 +154,10 @@ pub(super) async fn pump_splice<R: Rt>(
         if !eof && !drained && lease.inpipe < pipe.cap {
             let asked = pipe.cap - lease.inpipe;
             match sys::splice_in(dir.from, pipe, asked) {
-                Ok(0) => eof = true,
+                Ok(0) => {
+                    eof = true;
+                    timers.saw_fin(fs);
+                }
                 Ok(n) => {
                     lease.inpipe += n;
                     drained = short.drained(n, asked);
@@ -168,7 +171,10 @@ pub(super) async fn pump_splice<R: Rt>(
                         lease.inpipe += m;
                         if let Some(end) = end {
                             eof = true;
-                            read_err = end.err();
+                            match end {
+                                Ok(()) => timers.saw_fin(fs),
+                                Err(e) => read_err = Some(e),
+                            }
                         }
                     }
                 }
