@@ -183,3 +183,26 @@ fn tcpka_arms_keepalive_on_both_sides_with_their_idle_times() {
     assert!(cli.iter().any(|t| (60.0..=70.0).contains(t)), "{cli:?}");
     assert!(srv.iter().any(|t| (80.0..=90.0).contains(t)), "{srv:?}");
 }
+
+#[test]
+fn option_nolinger_covers_a_client_that_never_got_a_server() {
+    // a port with nothing listening: every connect is refused
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    \
+         timeout server 10s\n    retries 0\n\nlisten px\n    bind 127.0.0.1:{port}\n    \
+         option nolinger\n    server s1 {refused}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    // sends nothing: unread data would make any close a reset
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(end_of(&mut c), Ok(()), "the client reads an end of stream");
+    let cport = c.local_addr().unwrap().port();
+    let gone = common::wait_until(Duration::from_secs(5), || states(port, cport).is_empty());
+    assert!(gone, "harp's side lingers: {:?}", states(port, cport));
+}
