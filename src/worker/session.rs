@@ -37,14 +37,23 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // each way wakes any poll still in flight on the socket, so the kernel lets it go
+        let wake = |s: &TcpStream| {
+            let _ = s.shutdown(Shutdown::Both);
+        };
         for (s, how) in &self.socks {
-            // every way wakes any in-flight poll on the socket, so the kernel lets it go
-            if *how != Close::Reset && !self.quiet {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-            // a reset that failed woke nothing: shut down instead
-            if *how != Close::Fin && sys::reset(s).is_err() && *how == Close::Reset {
-                let _ = s.shutdown(Shutdown::Both);
+            match how {
+                Close::Fin if !self.quiet => wake(s),
+                Close::Fin => {}
+                Close::Reset => {
+                    if sys::reset(s).is_err() {
+                        wake(s);
+                    }
+                }
+                Close::FinReset => {
+                    wake(s);
+                    let _ = sys::reset(s);
+                }
             }
         }
         if let Some(s) = self.srv.take() {
