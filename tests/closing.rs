@@ -177,11 +177,22 @@ fn tcpka_arms_keepalive_on_both_sides_with_their_idle_times() {
     let _c = client(port, b"ka");
     let s = accept_tagged(&up, b"ka");
     let upstream = s.local_addr().unwrap().port();
-    // harp's client-side socket: local port = the listener's; server side: remote = upstream's
-    let cli = keepalive_timers(port, true);
-    let srv = keepalive_timers(upstream, false);
-    assert!(cli.iter().any(|t| (60.0..=70.0).contains(t)), "{cli:?}");
-    assert!(srv.iter().any(|t| (80.0..=90.0).contains(t)), "{srv:?}");
+    // harp's client-side socket: local port = the listener's; server side: remote = upstream's.
+    // The keepalive timer shows once no retransmit timer is pending (the tag ACKed).
+    let armed = |port, local, range: std::ops::RangeInclusive<f64>| {
+        common::wait_until(Duration::from_secs(5), || {
+            keepalive_timers(port, local)
+                .iter()
+                .any(|t| range.contains(t))
+        })
+    };
+    assert!(
+        armed(port, true, 60.0..=70.0),
+        "{:?}",
+        keepalive_timers(port, true)
+    );
+    let srv_armed = armed(upstream, false, 80.0..=90.0);
+    assert!(srv_armed, "{:?}", keepalive_timers(upstream, false));
 }
 
 #[test]
