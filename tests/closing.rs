@@ -6,23 +6,26 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{free_port, Harp};
+
+/// A config with one `listen px` on `port` in front of `server`, `extra` lines in the section.
+fn config(port: u16, server: SocketAddr, extra: &str) -> String {
+    format!(
+        "global\n    nbthread 2\n\ndefaults\n    mode tcp\n    timeout connect 1s\n    \
+         timeout client 10s\n    timeout server 10s\n\nlisten px\n    bind 127.0.0.1:{port}\n\
+         {extra}    server s1 {server}\n"
+    )
+}
 
 /// A listening upstream and a harp `listen px` in front of it, `extra` lines in the section.
 fn setup(extra: &str) -> (Harp, u16, TcpListener) {
     let up = TcpListener::bind("127.0.0.1:0").unwrap();
     up.set_nonblocking(true).unwrap();
     let port = free_port();
-    let cfg = format!(
-        "global\n    nbthread 2\n\ndefaults\n    mode tcp\n    timeout connect 1s\n    \
-         timeout client 10s\n    timeout server 10s\n\nlisten px\n    bind 127.0.0.1:{port}\n\
-         {extra}    server s1 {}\n",
-        up.local_addr().unwrap()
-    );
-    let h = Harp::start(&cfg, port, &[]);
+    let h = Harp::start(&config(port, up.local_addr().unwrap(), extra), port, &[]);
     (h, port, up)
 }
 
@@ -65,9 +68,16 @@ fn end_of(s: &mut TcpStream) -> Result<(), ErrorKind> {
     }
 }
 
-/// TCP states (hex, as in /proc/net/tcp: 01 established, 05 FIN_WAIT2, 06 TIME_WAIT...) of the
-/// IPv4 sockets from local port `local` to remote port `remote`.
-fn states(local: u16, remote: u16) -> Vec<String> {
+/// One IPv4 socket of /proc/net/tcp: local and remote port, state (hex: 01 established, 04
+/// FIN_WAIT1, 05 FIN_WAIT2, 06 TIME_WAIT...) and timer field (`tr:when`).
+struct TcpRow {
+    local: u16,
+    remote: u16,
+    state: String,
+    timer: String,
+}
+
+fn tcp_rows() -> Vec<TcpRow> {
     let port = |a: &str| {
         a.rsplit(':')
             .next()
@@ -76,9 +86,24 @@ fn states(local: u16, remote: u16) -> Vec<String> {
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
     text.lines()
         .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() > 3 && port(f[1]) == Some(local) && port(f[2]) == Some(remote))
-        .map(|f| f[3].to_string())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(TcpRow {
+                local: port(f.get(1)?)?,
+                remote: port(f.get(2)?)?,
+                state: f.get(3)?.to_string(),
+                timer: f.get(5)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// States of the sockets from local port `local` to remote port `remote`.
+fn states(local: u16, remote: u16) -> Vec<String> {
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.local == local && r.remote == remote)
+        .map(|r| r.state)
         .collect()
 }
 
@@ -145,30 +170,18 @@ fn option_nolinger_leaves_no_client_socket_lingering() {
     assert_eq!(end_of(&mut s), Err(ErrorKind::ConnectionReset));
 }
 
-/// The keepalive timers (`tr` 2 in /proc/net/tcp) of established sockets whose local
-/// (`local` true) or remote port is `port`, in seconds left.
+/// The keepalive timers (`tr` 2) of established sockets whose local (`local` true) or remote
+/// port is `port`, in seconds left.
 fn keepalive_timers(port: u16, local: bool) -> Vec<f64> {
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let mut v = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || f[3] != "01" {
-            continue;
-        }
-        let addr = if local { f[1] } else { f[2] };
-        let p = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok());
-        if p != Some(port) {
-            continue;
-        }
-        if let Some(("02", when)) = f[5].split_once(':') {
-            let ticks = u64::from_str_radix(when, 16).unwrap_or(0);
-            v.push(ticks as f64 / 100.0); // USER_HZ
-        }
-    }
-    v
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.state == "01" && port == if local { r.local } else { r.remote })
+        .filter_map(|r| match r.timer.split_once(':') {
+            Some(("02", when)) => u64::from_str_radix(when, 16).ok(),
+            _ => None,
+        })
+        .map(|ticks| ticks as f64 / 100.0) // USER_HZ
+        .collect()
 }
 
 #[test]
@@ -202,13 +215,8 @@ fn option_nolinger_covers_a_client_that_never_got_a_server() {
         .and_then(|l| l.local_addr())
         .unwrap();
     let port = free_port();
-    let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    \
-         timeout server 10s\n    retries 0\n\nlisten px\n    bind 127.0.0.1:{port}\n    \
-         option nolinger\n    server s1 {refused}\n"
-    );
-    let mut h = Harp::spawn(&cfg, &[]);
-    h.wait_port(port);
+    let cfg = config(port, refused, "    retries 0\n    option nolinger\n");
+    let _h = Harp::start(&cfg, port, &[]);
     // sends nothing: unread data would make any close a reset
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
