@@ -874,7 +874,7 @@ fn lua_errors(eng: &LuaEngine) -> u64 {
 }
 
 /// `tune.lua.nice` applies to a script that computes: a task spinning in pure Lua moves the Lua
-/// thread to nice 7 after 1 ms, and once it is done (the engine idle) the thread is back at the
+/// thread to nice 6 after 50 us, and once it is done (the engine idle) the thread is back at the
 /// normal priority (that step needs CAP_SYS_NICE: checked only as root).
 #[test]
 fn a_long_running_script_is_demoted_then_restored() {

@@ -17,7 +17,7 @@
 //! limit. Errors are logged (`Lua event_hdl: <msg>.`, `Lua task: <msg>.`) and never abort.
 //!
 //! Priority: the thread runs at the process's priority (prompt alerts) until a script computes
-//! for more than 1 ms without yielding; then it moves to `tune.lua.nice` (default SCHED_IDLE) and
+//! for more than 50 us without yielding; then it moves to `tune.lua.nice` (default SCHED_IDLE) and
 //! that script sleeps between 1 ms slices to stay within `tune.lua.max-cpu` (default 10 % of a
 //! CPU), until the engine is idle again (`runner.rs`). `core.harp_event_age_us()` (harp only)
 //! gives a callback its event's age since the bus published it.

@@ -48,10 +48,19 @@ const SLICE: Duration = Duration::from_millis(1);
 
 /// Pure Lua running this long without yielding moves the Lua thread to `tune.lua.nice`.
 /// Event callbacks and tasks that do their work and yield (the usual alerting script: build a
-/// message, hand it to `core.httpclient`) never get there, so they run at the process's normal
-/// priority and reach their callback without waiting behind busy workers; a script that computes
-/// for longer stops competing with the I/O workers after 1 ms.
-pub(crate) const DEMOTE_AFTER: Duration = Duration::from_millis(1);
+/// message, hand it to `core.httpclient` or a queue: a few microseconds of Lua) never get there,
+/// so they run at the process's normal priority and reach their callback without waiting behind
+/// busy workers; a script that computes for longer stops competing with the I/O workers at once.
+/// Until then it takes a CPU from the workers like any thread: a callback spinning 1 s held the
+/// rr p50 of the next 2 ms at 4.1x the idle seconds' with 1 ms here, 1.9x with 200 us and 1.3x
+/// with 50 us, and only at 50 us did the p99 of the following 8 ms stop rising (perf/README.md,
+/// session of 2026-11-25 07:40).
+pub(crate) const DEMOTE_AFTER: Duration = Duration::from_micros(50);
+
+/// The instruction hook checks the clocks (burst timeout, demotion) at least this often, even
+/// when `tune.lua.forced-yield` yields less often: a loop calling into Rust runs 1,000
+/// instructions in tens of microseconds, 10,000 in hundreds, which would blur `DEMOTE_AFTER`.
+const CLOCK_EVERY: u32 = 1000;
 
 /// Sets `tune.lua.nice` for this (the Lua) thread.
 pub(crate) fn set_long_run_priority(p: LuaPriority) {
@@ -73,6 +82,14 @@ fn is_long(started: Option<Instant>, now: Instant) -> bool {
 fn pause_for(ran: Duration, percent: u8) -> Duration {
     let p = u32::from(percent.clamp(1, 100));
     ran * (100 - p) / p
+}
+
+/// How often the instruction hook fires (`every` instructions) and how many of its calls make a
+/// forced yield, for `tune.lua.forced-yield` = `forced_yield`: at least every [`CLOCK_EVERY`]
+/// instructions, yielding after about `forced_yield` (never fewer).
+fn hook_cadence(forced_yield: u32) -> (u32, u32) {
+    let per_yield = forced_yield.div_ceil(CLOCK_EVERY).max(1);
+    ((forced_yield / per_yield).max(1), per_yield)
 }
 
 /// Called from the instruction hook: demotes the thread once the current stretch is long.
@@ -208,10 +225,13 @@ impl<F: Future> Future for Burst<F> {
         BURST_DEADLINE.with(|d| d.set(deadline));
         FORCED.with(|f| f.set(false));
         let outer = EVENT_PUBLISHED.with(|p| p.replace(self.published));
-        // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice.
+        // mlua keeps one hooked thread per state: re-arm it for this coroutine's slice. It
+        // fires every `every` instructions and yields once `forced_yield` have run.
+        let (every, per_yield) = hook_cadence(self.forced_yield);
+        let calls = Cell::new(0u32);
         self.thread.set_hook(
-            HookTriggers::new().every_nth_instruction(self.forced_yield),
-            |_lua, debug| {
+            HookTriggers::new().every_nth_instruction(every),
+            move |_lua, debug| {
                 let now = Instant::now();
                 let late = BURST_DEADLINE.with(|d| d.get()).is_some_and(|t| now > t);
                 if late {
@@ -223,6 +243,11 @@ impl<F: Future> Future for Burst<F> {
                     )));
                 }
                 demote_if_long(now);
+                calls.set(calls.get() + 1);
+                if calls.get() < per_yield {
+                    return Ok(VmState::Continue);
+                }
+                calls.set(0);
                 FORCED.with(|f| f.set(true));
                 Ok(VmState::Yield)
             },
@@ -315,6 +340,17 @@ pub(crate) fn spawn_task(f: Function, args: MultiValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hook_checks_clocks_often_and_yields_as_configured() {
+        assert_eq!(hook_cadence(5000), (1000, 5), "nbthread 2 default");
+        assert_eq!(hook_cadence(10000), (1000, 10));
+        assert_eq!(hook_cadence(1500), (750, 2));
+        assert_eq!(hook_cadence(500), (500, 1));
+        assert_eq!(hook_cadence(1), (1, 1));
+        let (every, n) = hook_cadence(10001);
+        assert!(every <= CLOCK_EVERY && every * n <= 10001 && every * n > 10001 - n);
+    }
 
     #[test]
     fn pauses_keep_the_share() {
