@@ -30,6 +30,7 @@ IDLE_CONNS=${IDLE_CONNS:-max} # idle: connections held open for the RSS figure; 
 FLAP_INTERVAL=${FLAP_INTERVAL:-100ms} # events: time between disable/enable server commands
 SPIN_SECS=${SPIN_SECS:-1}      # events, target harp-spin: the Lua callback busy-loops this long per event
 SPIN_FLAP_INTERVAL=${SPIN_FLAP_INTERVAL:-1s} # ... with one event per this interval (no pile-up)
+SPIN_EVERY=${SPIN_EVERY:-2}    # ... every this many events spin: 2 = spinning and idle seconds alternate in one run (perf/spinsplit.py)
 LUA_BURST_MS=${LUA_BURST_MS:-3000} # tune.lua.burst-timeout for the events configs (> SPIN_SECS)
 LUA_SCHED=${LUA_SCHED:-default} # events: harp's Lua thread priority: default (harp's built-in tune.lua.nice) | N (tune.lua.nice N, -20..19; none = 0 = old behaviour) | idle (SCHED_IDLE)
 CPU_LATENCY=${CPU_LATENCY:-0}  # hold /dev/cpu_dma_latency at this many us during the runs (off = do not): see README
@@ -210,7 +211,7 @@ EOF
         sed -i "2a\\    stats socket $WORK/harp.sock mode 600 level admin" "$WORK/harp.cfg"
         # ... and the Lua probe timing every SERVER_ADMIN callback (perf/events_probe.lua).
         local spin=0
-        [ "$EVENTS_SPIN" = 1 ] && spin=$SPIN_SECS
+        [ "$EVENTS_SPIN" = 1 ] && spin="$SPIN_SECS $SPIN_EVERY"
         sed -i "2a\\    lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $spin\\n    tune.lua.burst-timeout $LUA_BURST_MS" \
             "$WORK/harp.cfg"
         local nice=
@@ -286,7 +287,7 @@ start_proxy() {
         *) HARP_OPTIONS=() ;;
         esac
         write_harp_cfg "$PROXY_PORT" "$backend"
-        rm -f "$WORK/harp.sock" "$WORK/probe.log"
+        rm -f "$WORK/harp.sock" "$WORK/probe.log" "$WORK/probe.log.spin"
         "${PROXY_PIN[@]}" "$bin" -f "$WORK/harp.cfg" >"$WORK/harp.log" 2>&1 &
         ;;
     haproxy | haproxy-splice)
@@ -397,12 +398,20 @@ backend_for() { # scenario -> upstream port
 run_one() {
     LAST_STATUS=skipped
     local rep=$1 sc=$2 target=$3 status=ok json= busy loadavg spl="null null" flap=null flap_pid=
-    local evlat=null interval=$FLAP_INTERVAL
+    local evlat=null interval=$FLAP_INTERVAL dump=() split=null
     # events needs a Runtime API to flap servers through: harp and HAProxy only. harp-spin is
     # harp whose Lua callback spins; it exists in the events scenario only.
     EVENTS_SPIN=0
     if [ "$sc" = events ]; then
-        case $target in harp | haproxy) EVENTS_CFG=1 ;; harp-spin) EVENTS_CFG=1 EVENTS_SPIN=1 interval=$SPIN_FLAP_INTERVAL ;; *) return 0 ;; esac
+        case $target in
+        harp | haproxy) EVENTS_CFG=1 ;;
+        harp-spin)
+            EVENTS_CFG=1 EVENTS_SPIN=1 interval=$SPIN_FLAP_INTERVAL
+            # every request, to split its latency by whether the Lua thread spun at the time
+            dump=(--dump "$WORK/spin-rep$rep.dump")
+            ;;
+        *) return 0 ;;
+        esac
     else
         EVENTS_CFG=0
         [ "$target" = harp-spin ] && return 0
@@ -436,7 +445,7 @@ run_one() {
         # shellcheck disable=SC2046
         json=$(timeout $((DURATION + WARMUP + 30)) "${LOAD_PIN[@]}" "$PERF" load \
             --target "127.0.0.1:$PROXY_PORT" $(load_args "$sc") \
-            --duration "${DURATION}s" --warmup "${WARMUP}s" --json \
+            --duration "${DURATION}s" --warmup "${WARMUP}s" --json "${dump[@]}" \
             ${PROXY_PID:+--cpu-pid "$PROXY_PID"} 2>>"$WORK/load.log")
         local rc=$?
         [ "$rc" = 0 ] && [ -n "$json" ] || status=n/a
@@ -466,6 +475,14 @@ sys.exit(0 if busy < float(sys.argv[1]) else 1)' "$CR_STALL_BUSY" 2>/dev/null; t
                 [ "$EVENTS_SPIN" = 1 ] && sleep "$SPIN_SECS"
                 evlat=$(python3 "$ROOT/perf/evlat.py" "$WORK/flap.log" "$WORK/probe.log" 2>>"$WORK/load.log")
                 [ -n "$evlat" ] || evlat=null
+                if [ "$EVENTS_SPIN" = 1 ]; then
+                    # kept per repeat for the pooled figure at the end
+                    local base=$WORK/spin-rep$rep
+                    cp "$WORK/flap.log" "$base.flap" 2>/dev/null
+                    cp "$WORK/probe.log.spin" "$base.spans" 2>/dev/null
+                    split=$(python3 "$ROOT/perf/spinsplit.py" "$base.dump" "$base.spans" "$base.flap" 2>>"$WORK/load.log")
+                    [ -n "$split" ] || split=null
+                fi
             fi
         fi
         if [ -n "$prof_pid" ]; then
@@ -486,8 +503,8 @@ sys.exit(0 if busy < float(sys.argv[1]) else 1)' "$CR_STALL_BUSY" 2>/dev/null; t
     fi
     [ -n "$json" ] || json=null
     local sp=${spl% *} tot=${spl#* }
-    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"time_wait_before":%s,"tcp":%s,"result":%s}\n' \
-        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "${tw_before:-null}" "$tcp" "$json" >>"$RAW"
+    printf '{"rep":%s,"scenario":"%s","target":"%s","status":"%s","busy_before":%s,"loadavg":%s,"spliced_out":%s,"bytes_out":%s,"flap":%s,"evlat":%s,"spinsplit":%s,"time_wait_before":%s,"tcp":%s,"result":%s}\n' \
+        "$rep" "$sc" "$target" "$status" "$busy" "$loadavg" "$sp" "$tot" "$flap" "$evlat" "$split" "${tw_before:-null}" "$tcp" "$json" >>"$RAW"
     local fig
     fig=$(printf '%s' "$json" | python3 -c 'import json,sys
 r=json.load(sys.stdin) or {}
@@ -502,6 +519,9 @@ else: print("n/a")' 2>/dev/null || echo n/a)
     [ "$sp" != null ] && extra=" spliced ${sp}/${tot} bytes out"
     [ "$flap" != null ] && extra="$extra flap $flap"
     [ "$evlat" != null ] && extra="$extra event-to-callback $evlat"
+    [ "$split" != null ] && extra="$extra spin/plain seconds $(printf '%s' "$split" | python3 -c 'import json,sys
+r=json.load(sys.stdin); f=lambda v: "n/a" if v is None else "%.3f" % v
+print("p50 %s p99 %s p99.9 %s" % (f(r["p50_ratio"]), f(r["p99_ratio"]), f(r["p999_ratio"])))' 2>/dev/null)"
     [ "$sc" = connrate ] && extra="$extra time_wait_before ${tw_before:-?} tcp $tcp"
     log "rep $rep $sc $target: $status $fig (load $loadavg, busy $busy)$extra"
     LAST_STATUS=$status
@@ -553,6 +573,15 @@ done
 # ---------------------------------------------------------------- report ---------------------
 mkdir -p "$OUT"
 cp "$RAW" "$OUT/$STAMP.jsonl"
+# harp-spin: every repeat's requests pooled (spinning seconds against idle ones)
+SPIN_POOLED=
+spin_args=()
+for d in "$WORK"/spin-rep*.dump; do
+    [ -f "$d" ] && spin_args+=("$d" "${d%.dump}.spans" "${d%.dump}.flap")
+done
+if [ "${#spin_args[@]}" -gt 0 ]; then
+    SPIN_POOLED=$(python3 perf/spinsplit.py "${spin_args[@]}" 2>>"$WORK/load.log")
+fi
 META=$OUT/$STAMP.meta
 {
     echo "date=$STAMP"
@@ -576,10 +605,11 @@ META=$OUT/$STAMP.meta
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
-    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, Lua callback spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
+    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, the Lua callback of every ${SPIN_EVERY}th event spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
+    [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

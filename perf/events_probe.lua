@@ -8,12 +8,19 @@
 -- Lua for that long (wall clock, not os.clock(): os.clock() counts the CPU time of every harp
 -- thread, so it would run fast while the data plane is busy) to show whether a hogging callback
 -- moves the data plane's latency. That needs `tune.lua.burst-timeout` above spin_seconds.
+-- With spin_every = N (default 1) only every N-th event spins, so that with N = 2 and one event a
+-- second the Lua thread alternates a second spinning with a second idle, and one rr run holds
+-- both (perf/spinsplit.py compares them). Each spin's start and end (Unix microseconds) go to
+-- <file>.spin, one `start_us end_us` line per spin.
 
-local path, spin = ...
-assert(path, "usage: lua-load events_probe.lua <output file> [spin_seconds]")
+local path, spin, every = ...
+assert(path, "usage: lua-load events_probe.lua <output file> [spin_seconds [spin_every]]")
 spin = tonumber(spin) or 0
+every = math.max(1, math.floor(tonumber(every) or 1))
 
 local out = assert(io.open(path, "a"))
+local spans = spin > 0 and assert(io.open(path .. ".spin", "a"))
+local seen = 0
 
 local function now_us()
     local t = core.now()
@@ -27,11 +34,15 @@ core.event_sub({ "SERVER_ADMIN" }, function(event, data)
     local age = age_us() or -1
     out:write(string.format("%d %d %s\n", now_us(), age, event))
     out:flush()
-    if spin > 0 then
-        local stop = now_us() + math.floor(spin * 1000000)
+    seen = seen + 1
+    if spin > 0 and seen % every == 0 then
+        local start = now_us()
+        local stop = start + math.floor(spin * 1000000)
         local n = 0
         while now_us() < stop do
             n = n + 1
         end
+        spans:write(string.format("%d %d\n", start, now_us()))
+        spans:flush()
     end
 end)

@@ -84,6 +84,10 @@ enum Cmd {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+        /// rr: write each measured request to this file, one `intended_unix_us latency_us`
+        /// line per request (for `perf/spinsplit.py`).
+        #[arg(long)]
+        dump: Option<std::path::PathBuf>,
     },
     /// Print the CPU seconds (user+system) and RSS of pids and their children.
     Cpu {
@@ -172,6 +176,7 @@ pub fn run(cli: Cli) -> Result<()> {
             chunk,
             cpu_pid,
             json,
+            dump,
         } => {
             if !(rate.is_finite() && rate >= 0.0) {
                 bail!("--rate must be >= 0");
@@ -189,6 +194,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 server_closes: close == Closer::Server,
                 chunk: chunk.clamp(1, 16 << 20),
                 cpu_pids: cpu_pid,
+                dump,
             };
             let r = load::run(&cfg)?;
             if json {

@@ -77,6 +77,9 @@ pub struct LoadCfg {
     pub chunk: usize,
     /// Processes whose CPU and memory are accounted (the proxy).
     pub cpu_pids: Vec<u32>,
+    /// rr: write every measured request here (`intended_unix_us latency_us` per line), so that
+    /// latency can be split by what the machine was doing at the time (`perf/spinsplit.py`).
+    pub dump: Option<std::path::PathBuf>,
 }
 
 /// Counters shared by all workers of a run.

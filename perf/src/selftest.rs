@@ -20,6 +20,7 @@ fn cfg(target: std::net::SocketAddr, scenario: Scenario) -> LoadCfg {
         server_closes: false,
         chunk: 64 * 1024,
         cpu_pids: vec![std::process::id()],
+        dump: None,
     }
 }
 
