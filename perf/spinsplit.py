@@ -109,6 +109,7 @@ def main():
         "spin": s,
         "plain": p,
         "p50_ratio": ratio("p50_us"),
+        "p90_ratio": ratio("p90_us"),
         "p99_ratio": ratio("p99_us"),
         "p999_ratio": ratio("p999_us"),
         "window_p99_median_us": {"spin": ws, "plain": wp},
