@@ -43,14 +43,14 @@ def summary(vals):
     }
 
 
-def read_pairs(path):
-    out = []
+def words(path, n):
+    """The whitespace-split lines of `path` that have at least `n` words."""
     with open(path) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 2:
-                out.append((int(w[0]), int(w[1])))
-    return out
+        return [w for w in (line.split() for line in f) if len(w) >= n]
+
+
+def read_pairs(path):
+    return [(int(w[0]), int(w[1])) for w in words(path, 2)]
 
 
 def split(requests, spans, sends):
@@ -73,13 +73,7 @@ def split(requests, spans, sends):
 
 
 def read_sends(path):
-    sends = []
-    with open(path) as f:
-        for line in f:
-            w = line.split()
-            if len(w) >= 3:
-                sends.append(int(w[-2]))
-    return sorted(sends)
+    return sorted(int(w[-2]) for w in words(path, 3))
 
 
 def main():

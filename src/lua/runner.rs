@@ -53,8 +53,8 @@ const SLICE: Duration = Duration::from_millis(1);
 /// busy workers; a script that computes for longer stops competing with the I/O workers at once.
 /// Until then it takes a CPU from the workers like any thread: a callback spinning 1 s held the
 /// rr p50 of the next 2 ms at 4.1x the idle seconds' with 1 ms here, 1.9x with 200 us and 1.3x
-/// with 50 us, and only at 50 us did the p99 of the following 8 ms stop rising (perf/README.md,
-/// session of 2026-11-25 07:40).
+/// with 50 us; at 50 us the p99 of the following 8 ms stopped rising where idle CPUs halt, not
+/// yet where they poll (perf/README.md, session of 2026-11-25 07:40).
 pub(crate) const DEMOTE_AFTER: Duration = Duration::from_micros(50);
 
 /// The instruction hook checks the clocks (burst timeout, demotion) at least this often, even
