@@ -29,13 +29,19 @@ def pct(sorted_vals, p):
     return sorted_vals[i]
 
 
-def main():
+def read_sends(path):
+    """Send times (Unix us) of the commands in a `harp-perf flap --log` file, in log order."""
     sends = []
-    with open(sys.argv[1]) as f:
+    with open(path) as f:
         for line in f:
             w = line.split()
             if len(w) >= 3:
                 sends.append(int(w[-2]))
+    return sends
+
+
+def main():
+    sends = read_sends(sys.argv[1])
     cbs, ages = [], []
     try:
         with open(sys.argv[2]) as f:

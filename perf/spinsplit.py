@@ -19,16 +19,10 @@ intended send time; requests before the first command or after the last are left
 """
 import bisect
 import json
-import math
 import statistics
 import sys
 
-
-def pct(sorted_vals, p):
-    if not sorted_vals:
-        return None
-    i = min(len(sorted_vals) - 1, max(0, math.ceil(p * len(sorted_vals)) - 1))
-    return sorted_vals[i]
+from evlat import pct, read_sends  # the same percentile and flap-log reader as evlat.py
 
 
 def summary(vals):
@@ -43,14 +37,9 @@ def summary(vals):
     }
 
 
-def words(path, n):
-    """The whitespace-split lines of `path` that have at least `n` words."""
-    with open(path) as f:
-        return [w for w in (line.split() for line in f) if len(w) >= n]
-
-
 def read_pairs(path):
-    return [(int(w[0]), int(w[1])) for w in words(path, 2)]
+    with open(path) as f:
+        return [(int(w[0]), int(w[1])) for w in (line.split() for line in f) if len(w) >= 2]
 
 
 def split(requests, spans, sends):
@@ -72,10 +61,6 @@ def split(requests, spans, sends):
     return spin, plain, windows
 
 
-def read_sends(path):
-    return sorted(int(w[-2]) for w in words(path, 3))
-
-
 def main():
     args = sys.argv[1:]
     if not args or len(args) % 3:
@@ -86,7 +71,7 @@ def main():
             spans = sorted(read_pairs(args[i + 1]))
         except OSError:
             spans = []
-        a, b, w = split(read_pairs(args[i]), spans, read_sends(args[i + 2]))
+        a, b, w = split(read_pairs(args[i]), spans, sorted(read_sends(args[i + 2])))
         spin += a
         plain += b
         windows += w

@@ -34,7 +34,6 @@ fn worker(idx: usize, cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Recorded 
         hist: load::new_hist(),
         samples: Vec::new(),
     };
-    let hist = &mut rec.hist;
     let mut s = match net::connect(cfg.target, Duration::from_secs(2)) {
         Ok(s) => s,
         Err(e) => {
@@ -78,7 +77,7 @@ fn worker(idx: usize, cfg: &LoadCfg, ctr: &Counters, phase: &Phase) -> Recorded 
         if phase.in_window(intended) {
             ctr.reqs.fetch_add(1, Ordering::Relaxed);
             let us = (done - intended).as_micros().max(1) as u64;
-            hist.saturating_record(us);
+            rec.hist.saturating_record(us);
             if cfg.dump.is_some() {
                 rec.samples.push((intended - phase.begin, us));
             }
