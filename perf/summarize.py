@@ -181,6 +181,20 @@ def main():
                         md.append(f"| p99 of the typical second (median over seconds of their own p99) | | "
                                   f"{fmt(wr, 3)} | {pooled['window_p99_median_us']['spin']} | "
                                   f"{pooled['window_p99_median_us']['plain']} |")
+                    pr = pooled.get("paired_p99_ratio")
+                    if pr:
+                        md.append(f"| p99 of a spinning second / its idle neighbours', median over "
+                                  f"{pooled.get('pairs')} seconds | "
+                                  f"{med_range([x['spinsplit'].get('paired_p99_ratio') for x in splits], 3)} | "
+                                  f"{fmt(pr, 3)} | | |")
+                    onset = pooled.get("onset") or {}
+                    for k, lab in PCTS[:3]:
+                        rk = k.replace("_us", "_ratio")
+                        if onset.get(rk):
+                            md.append(f"| {lab}, requests sent in a second's first "
+                                      f"{onset['first_us'] // 1000} ms (the spin's onset) | "
+                                      f"{med_range([(x['spinsplit'].get('onset') or {}).get(rk) for x in splits], 3)} | "
+                                      f"{fmt(onset[rk], 3)} | {onset['spin'].get(k)} | {onset['plain'].get(k)} |")
                 h, sp = by_rep("events", "harp", "p99_us"), by_rep("events", "harp-spin", "p99_us")
                 if sp:
                     md.append("")

@@ -106,8 +106,16 @@ fn demote_if_long(now: Instant) {
         LuaPriority::Nice(n) => crate::sys::set_current_thread_nice(n),
         LuaPriority::Idle => crate::sys::set_current_thread_sched_idle(),
     };
-    if let Err(e) = r {
-        tracing::warn!(priority = ?p, error = %e, "cannot lower the Lua thread's priority (tune.lua.nice)");
+    match r {
+        // The kernel does not reschedule when the running thread lowers its own priority: the
+        // threads that woke on this CPU during the stretch's first microseconds (a worker, the
+        // upstream's answer) would wait behind it for the next tick, up to 4 ms at HZ=250. That
+        // was most of what a spinning callback cost the data plane (perf/README.md, session of
+        // 2026-11-25 09:10): give them the CPU now.
+        Ok(()) => std::thread::yield_now(),
+        Err(e) => {
+            tracing::warn!(priority = ?p, error = %e, "cannot lower the Lua thread's priority (tune.lua.nice)");
+        }
     }
 }
 
