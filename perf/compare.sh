@@ -186,6 +186,7 @@ PROXY_PORT=
 EVENTS_CFG=0
 HARP_OPTIONS=() # extra `defaults` lines: harp-copy copies only, harp-splice splices only (harp: automatic)
 EVENTS_SPIN=0 # 1 = the Lua probe's callback spins SPIN_SECS per event (target harp-spin)
+SPIN_FIRST=$SPIN_EVERY # ... from this event on, every SPIN_EVERY events (set per repeat)
 
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
@@ -211,7 +212,7 @@ EOF
         sed -i "2a\\    stats socket $WORK/harp.sock mode 600 level admin" "$WORK/harp.cfg"
         # ... and the Lua probe timing every SERVER_ADMIN callback (perf/events_probe.lua).
         local spin=0
-        [ "$EVENTS_SPIN" = 1 ] && spin="$SPIN_SECS $SPIN_EVERY"
+        [ "$EVENTS_SPIN" = 1 ] && spin="$SPIN_SECS $SPIN_EVERY $SPIN_FIRST"
         sed -i "2a\\    lua-load $ROOT/perf/events_probe.lua $WORK/probe.log $spin\\n    tune.lua.burst-timeout $LUA_BURST_MS" \
             "$WORK/harp.cfg"
         local nice=
@@ -407,6 +408,10 @@ run_one() {
         harp | haproxy) EVENTS_CFG=1 ;;
         harp-spin)
             EVENTS_CFG=1 EVENTS_SPIN=1 interval=$SPIN_FLAP_INTERVAL
+            # the first spinning event alternates by repeat (1, 2, 1...): the spin falls on the
+            # `disable` seconds in one repeat and on the `enable` ones in the next, so a
+            # difference between those two kinds of seconds cancels in the pooled figures
+            SPIN_FIRST=$(((rep - 1) % SPIN_EVERY + 1))
             # every request, to split its latency by whether the Lua thread spun at the time
             dump=(--dump "$WORK/spin-rep$rep.dump")
             ;;
@@ -605,7 +610,7 @@ META=$OUT/$STAMP.meta
     echo "tp=conns $TP_CONNS, dir $TP_DIR"
     echo "connrate=workers $CR_CONNS, $RR_SIZE B each way, $CR_CLOSE closes first"
     echo "idle=$IDLE_CONNS connections, one $RR_SIZE B exchange each, then idle 1 s"
-    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, the Lua callback of every ${SPIN_EVERY}th event spins ${SPIN_SECS} s, burst-timeout $LUA_BURST_MS ms)"
+    echo "events=rr load while be/s2 is disabled/enabled every $FLAP_INTERVAL through the Runtime API (harp-spin: every $SPIN_FLAP_INTERVAL, the Lua callback of every ${SPIN_EVERY}th event spins ${SPIN_SECS} s, starting with event 1, 2, 1... by repeat, burst-timeout $LUA_BURST_MS ms)"
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"

@@ -10,13 +10,17 @@
 -- moves the data plane's latency. That needs `tune.lua.burst-timeout` above spin_seconds.
 -- With spin_every = N (default 1) only every N-th event spins, so that with N = 2 and one event a
 -- second the Lua thread alternates a second spinning with a second idle, and one rr run holds
--- both (perf/spinsplit.py compares them). Each spin's start and end (Unix microseconds) go to
--- <file>.spin, one `start_us end_us` line per spin.
+-- both (perf/spinsplit.py compares them). spin_first (default spin_every) is the first event
+-- that spins: with spin_every = 2, 1 puts the spins on the odd events (`disable server` in
+-- compare.sh), 2 on the even ones (`enable server`); compare.sh alternates it by repeat so that
+-- a difference between those two kinds of seconds cancels. Each spin's start and end (Unix
+-- microseconds) go to <file>.spin, one `start_us end_us` line per spin.
 
-local path, spin, every = ...
-assert(path, "usage: lua-load events_probe.lua <output file> [spin_seconds [spin_every]]")
+local path, spin, every, first = ...
+assert(path, "usage: lua-load events_probe.lua <output file> [spin_seconds [spin_every [spin_first]]]")
 spin = tonumber(spin) or 0
 every = math.max(1, math.floor(tonumber(every) or 1))
+first = math.max(1, math.floor(tonumber(first) or every))
 
 local out = assert(io.open(path, "a"))
 local spans = spin > 0 and assert(io.open(path .. ".spin", "a"))
@@ -35,7 +39,7 @@ core.event_sub({ "SERVER_ADMIN" }, function(event, data)
     out:write(string.format("%d %d %s\n", now_us(), age, event))
     out:flush()
     seen = seen + 1
-    if spin > 0 and seen % every == 0 then
+    if spin > 0 and seen >= first and (seen - first) % every == 0 then
         local start = now_us()
         local stop = start + math.floor(spin * 1000000)
         local n = 0

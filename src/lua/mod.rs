@@ -17,10 +17,11 @@
 //! limit. Errors are logged (`Lua event_hdl: <msg>.`, `Lua task: <msg>.`) and never abort.
 //!
 //! Priority: the thread runs at the process's priority (prompt alerts) until a script computes
-//! for more than 50 us without yielding; then it moves to `tune.lua.nice` (default SCHED_IDLE) and
-//! that script sleeps between 1 ms slices to stay within `tune.lua.max-cpu` (default 10 % of a
-//! CPU), until the engine is idle again (`runner.rs`). `core.harp_event_age_us()` (harp only)
-//! gives a callback its event's age since the bus published it.
+//! for more than 50 us without yielding; then it moves to `tune.lua.nice` (default SCHED_IDLE),
+//! hands the CPU to whatever waits for it, and that script sleeps between 1 ms slices to stay
+//! within `tune.lua.max-cpu` (default 10 % of a CPU), until the engine is idle again
+//! (`runner.rs`). `core.harp_event_age_us()` (harp only) gives a callback its event's age since
+//! the bus published it.
 //!
 //! Known differences from HAProxy: Server/Proxy objects are userdata (`type()` says
 //! "userdata", not "table"); `register_action/fetches/converters/service/cli` are accepted with

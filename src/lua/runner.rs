@@ -53,8 +53,10 @@ const SLICE: Duration = Duration::from_millis(1);
 /// busy workers; a script that computes for longer stops competing with the I/O workers at once.
 /// Until then it takes a CPU from the workers like any thread: a callback spinning 1 s held the
 /// rr p50 of the next 2 ms at 4.1x the idle seconds' with 1 ms here, 1.9x with 200 us and 1.3x
-/// with 50 us; at 50 us the p99 of the following 8 ms stopped rising where idle CPUs halt, not
-/// yet where they poll (perf/README.md, session of 2026-11-25 07:40).
+/// with 50 us (perf/README.md, session of 2026-11-25 07:40). The threads that woke during those
+/// microseconds then waited for the next tick until the demotion also yielded the CPU (session of
+/// 09:10: the p90 of the requests sent in a spin's first 3 ms went from 2.8x to 1.5x the idle
+/// seconds'); 20 us (clocks every 250 instructions) gave 1.3x, within that run's noise.
 pub(crate) const DEMOTE_AFTER: Duration = Duration::from_micros(50);
 
 /// The instruction hook checks the clocks (burst timeout, demotion) at least this often, even
@@ -107,11 +109,12 @@ fn demote_if_long(now: Instant) {
         LuaPriority::Idle => crate::sys::set_current_thread_sched_idle(),
     };
     match r {
-        // The kernel does not reschedule when the running thread lowers its own priority: the
-        // threads that woke on this CPU during the stretch's first microseconds (a worker, the
-        // upstream's answer) would wait behind it for the next tick, up to 4 ms at HZ=250. That
-        // was most of what a spinning callback cost the data plane (perf/README.md, session of
-        // 2026-11-25 09:10): give them the CPU now.
+        // The kernel does not reschedule when the running thread moves itself to SCHED_IDLE
+        // (its static priority stays the same): the threads that woke on this CPU during the
+        // stretch's first microseconds (a worker, the upstream's answer) would wait behind it
+        // for the next tick, up to 4 ms at HZ=250. That was most of what a spinning callback
+        // cost the data plane (perf/README.md, session of 2026-11-25 09:10): give them the CPU
+        // now. (After a nice change the kernel reschedules by itself; the yield costs nothing.)
         Ok(()) => std::thread::yield_now(),
         Err(e) => {
             tracing::warn!(priority = ?p, error = %e, "cannot lower the Lua thread's priority (tune.lua.nice)");
