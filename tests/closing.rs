@@ -1,7 +1,8 @@
-//! How sessions end on the wire, as HAProxy ends them: a server connection closed before the
-//! server's FIN is reset (no FIN_WAIT/TIME_WAIT left on the proxy's ports), `option nolinger`
-//! does the same to a client connection (after its FIN), and `option tcpka` / `*tcpka-idle` arm
-//! keepalive timers. Real harp, real sockets on 127.0.0.1.
+//! How sessions end on the wire, as HAProxy ends them: a side quiet past its timeout ends one
+//! direction only, a server connection closed before the server's FIN is reset (no
+//! FIN_WAIT/TIME_WAIT left on the proxy's ports), `option nolinger` does the same to a client
+//! connection (after its FIN) and turns a FIN forwarded to a server into a reset, and `option
+//! tcpka` / `*tcpka-idle` arm keepalive timers. Real harp, real sockets on 127.0.0.1.
 
 mod common;
 
@@ -107,23 +108,85 @@ fn states(local: u16, remote: u16) -> Vec<String> {
         .collect()
 }
 
+/// Waits until neither harp's socket from `local` to `remote` nor the peer's socket the other
+/// way exists any more: harp reset it (no FIN_WAIT/TIME_WAIT on harp's side, no CLOSE_WAIT left
+/// on the peer's).
+fn gone_both_ways(local: u16, remote: u16) -> bool {
+    common::wait_until(Duration::from_secs(5), || {
+        states(local, remote).is_empty() && states(remote, local).is_empty()
+    })
+}
+
 #[test]
-fn server_timeout_ends_the_session_with_a_reset_to_the_server() {
-    let (_h, port, up) = setup("    timeout server 300ms\n");
+fn server_timeout_ends_the_response_direction_only() {
+    // HAProxy 2.6 in TCP mode, watched on the wire: when the server stays quiet past `timeout
+    // server`, the client gets a FIN but may still send, and the server receives it; the
+    // client's own FIN then reaches the server, followed by a reset. The log says `sD`.
+    let (sink, log) = common::syslog_sink();
+    let (_h, port, up) = setup(&format!(
+        "    timeout server 300ms
+{log}"
+    ));
     let mut c = client(port, b"timeout");
     let mut s = accept_tagged(&up, b"timeout");
-    // the server never answers: after `timeout server` the client reads a plain end of stream
-    assert_eq!(end_of(&mut c), Ok(()));
-    let cport = c.local_addr().unwrap().port();
-    let st = states(port, cport);
-    let fin_wait = ["04", "05"]; // FIN_WAIT1 until the client's ACK is in, then FIN_WAIT2
+    let t = Instant::now();
+    assert_eq!(end_of(&mut c), Ok(()), "the client reads an end of stream");
     assert!(
-        st.len() == 1 && fin_wait.contains(&st[0].as_str()),
-        "{st:?}"
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
     );
-    drop(c);
-    // ... and the server, whose FIN never came, a reset
-    assert_eq!(end_of(&mut s), Err(ErrorKind::ConnectionReset));
+    c.write_all(b"more").unwrap();
+    let mut more = [0u8; 4];
+    s.read_exact(&mut more).unwrap();
+    assert_eq!(&more, b"more", "the request direction still forwards");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        end_of(&mut s),
+        Ok(()),
+        "the client's FIN reaches the server"
+    );
+    let (upstream, harp_side) = (port_of(&s, true), port_of(&s, false));
+    let gone = gone_both_ways(harp_side, upstream);
+    assert!(gone, "{:?}", states(upstream, harp_side));
+    // HAProxy's line: no byte from the server, and the backend and server counts no longer
+    // include the ended session
+    let line = common::syslog_line(&sink, " sD ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+    assert!(line.contains(" 0 sD 1/1/0/0/0 0/0"), "{line}");
+}
+
+#[test]
+fn client_timeout_ends_the_request_direction_only() {
+    // ... and the other way round: a client quiet past `timeout client` sends the server a FIN,
+    // the server may still answer, and the client gets the answer and the server's FIN. `cD`.
+    let (sink, log) = common::syslog_sink();
+    let (_h, port, up) = setup(&format!(
+        "    timeout client 300ms
+{log}"
+    ));
+    let mut c = client(port, b"quiet");
+    let mut s = accept_tagged(&up, b"quiet");
+    assert_eq!(end_of(&mut s), Ok(()), "the server reads an end of stream");
+    s.write_all(b"answer").unwrap();
+    let mut got = [0u8; 6];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"answer", "the response direction still forwards");
+    drop(s);
+    assert_eq!(
+        end_of(&mut c),
+        Ok(()),
+        "the server's FIN reaches the client"
+    );
+    let line = common::syslog_line(&sink, " cD ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+    assert!(line.contains(" 6 cD 1/1/0/0/0 0/0"), "{line}");
+}
+
+/// `s`'s local (`local` true) or remote port.
+fn port_of(s: &TcpStream, local: bool) -> u16 {
+    let a = if local { s.local_addr() } else { s.peer_addr() };
+    a.unwrap().port()
 }
 
 #[test]
@@ -158,16 +221,45 @@ fn a_finished_exchange_ends_with_fins_both_ways() {
 
 #[test]
 fn option_nolinger_leaves_no_client_socket_lingering() {
+    // a `listen` section: the option acts on both sides, as in HAProxy
     let (_h, port, up) = setup("    option nolinger\n    timeout client 300ms\n");
     let mut c = client(port, b"nolinger");
     let mut s = accept_tagged(&up, b"nolinger");
-    // the client stays silent past `timeout client`: it reads an end of stream, as from
-    // HAProxy, and harp's side of it is gone at once (reset) instead of waiting in FIN_WAIT2
+    // the client stays silent past `timeout client`: on the server side that end is forwarded
+    // as a reset, which ends the session ...
+    assert_eq!(end_of(&mut s), Err(ErrorKind::ConnectionReset));
+    // ... the client reads an end of stream, as from HAProxy, and harp's side of it is gone at
+    // once (reset) instead of waiting in FIN_WAIT2
     assert_eq!(end_of(&mut c), Ok(()));
     let cport = c.local_addr().unwrap().port();
     let gone = common::wait_until(Duration::from_secs(5), || states(port, cport).is_empty());
     assert!(gone, "{:?}", states(port, cport));
+}
+
+#[test]
+fn backend_nolinger_forwards_a_half_close_as_a_reset() {
+    // HAProxy 2.6, watched on the wire: with `option nolinger` in the backend, a client's FIN
+    // reaches the server as a reset and the session ends (the client reads an end of stream, the
+    // log says `--`): half-closing protocols do not survive it, and harp does the same
+    let (sink, log) = common::syslog_sink();
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    up.set_nonblocking(true).unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    \
+         timeout server 10s\n\nfrontend fe\n    bind 127.0.0.1:{port}\n{log}    \
+         default_backend be\n\nbackend be\n    option nolinger\n    server s1 {}\n",
+        up.local_addr().unwrap()
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    let mut c = client(port, b"half");
+    let mut s = accept_tagged(&up, b"half");
+    c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(end_of(&mut s), Err(ErrorKind::ConnectionReset));
+    assert_eq!(end_of(&mut c), Ok(()));
+    // (the counts may include harp's start-up probe, still open)
+    let line = common::syslog_line(&sink, " fe be/s1 ");
+    assert!(line.contains(" 0 -- "), "{line}");
 }
 
 /// The keepalive timers (`tr` 2) of established sockets whose local (`local` true) or remote

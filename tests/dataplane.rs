@@ -4,12 +4,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_until, Harp};
+use common::{free_port, syslog_line, syslog_sink, wait_until, Harp};
 
 /// What a test upstream does with each connection.
 #[derive(Clone, Copy)]
@@ -510,31 +510,6 @@ fn maxconn_100_with_1000_clients_all_served() {
 #[test]
 fn maxconn_100_with_5000_clients_all_served() {
     maxconn_100_serves_all(500, 10, 200);
-}
-
-/// A UDP syslog listener and the `option tcplog` + `log` lines that send to it.
-fn syslog_sink() -> (UdpSocket, String) {
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sink.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let lines = format!(
-        "    option tcplog\n    log {} local0\n",
-        sink.local_addr().unwrap()
-    );
-    (sink, lines)
-}
-
-/// The first log line received that contains `needle` (others, e.g. the readiness probe's
-/// session, are skipped).
-fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
-    let mut buf = [0u8; 2048];
-    loop {
-        let n = sink.recv(&mut buf).unwrap();
-        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if line.contains(needle) {
-            return line;
-        }
-    }
 }
 
 #[test]

@@ -692,8 +692,10 @@ pub struct ProxyConfig {
     /// `option srvtcpka` (or `tcpka`) and `srvtcpka-*`: keepalive probes on server connections.
     pub srv_ka: Keepalive,
     /// `option nolinger`: in a frontend, a client connection closed before the client's FIN is
-    /// reset after harp's own FIN, so it does not linger in FIN_WAIT. Server connections closed
-    /// before the server's FIN are reset with or without it (HAProxy's linger risk).
+    /// reset after harp's own FIN, so it does not linger in FIN_WAIT. In a backend, the end of
+    /// the client's direction reaches the server as a reset instead of a FIN, as in HAProxy.
+    /// Server connections closed before the server's FIN are reset with or without it
+    /// (HAProxy's linger risk).
     pub nolinger: bool,
     /// `disabled` proxy keyword.
     pub disabled: bool,

@@ -334,15 +334,19 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     tc = connect_ms;
                     srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                     g.srv = Some(srv.clone());
-                    let (r, bout, fins) =
-                        forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                    let Forwarded {
+                        res: r,
+                        bytes_out: bout,
+                        fins,
+                        timed_out,
+                    } = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
                     bytes_out = bout;
                     client_close = Close::client(fins[0], fe.config.nolinger);
                     if let Err(End::Fault(Fault::Io(side, e))) = &r {
                         tracing::debug!(?side, error = %e, "session fault");
                     }
                     g.quiet = r.is_ok();
-                    ts = match r {
+                    let flags = match r {
                         Ok(()) => *b"--",
                         Err(End::Killed) => *b"KD",
                         Err(End::Fault(Fault::Timeout(Side::Client))) => *b"cD",
@@ -358,6 +362,13 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                             srv.counters.srv_abrt.fetch_add(1, Ordering::Relaxed);
                             *b"SD"
                         }
+                    };
+                    // HAProxy keeps the first error: a side that went quiet past its timeout,
+                    // even if the session then ended normally or otherwise
+                    ts = match timed_out {
+                        Some(Side::Client) => *b"cD",
+                        Some(Side::Server) => *b"sD",
+                        None => flags,
                     };
                     g.socks.push((server, Close::server(fins[1])));
                 }
@@ -386,14 +397,13 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                 tt: t0.elapsed().as_millis() as i64,
                 bytes: bytes_out,
                 ts,
+                // as in HAProxy's line, the process and frontend counts still include this
+                // session, the backend and server counts ("still active") no longer do
                 conns: [
                     ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
                     fe.counters.cur_sess.load(Ordering::Relaxed),
-                    be.as_ref()
-                        .map_or(0, |b| b.counters.cur_sess.load(Ordering::Relaxed)),
-                    g.srv
-                        .as_ref()
-                        .map_or(0, |s| s.counters.cur_sess.load(Ordering::Relaxed)),
+                    be.as_ref().map_or(0, |b| others(&b.counters.cur_sess)),
+                    g.srv.as_ref().map_or(0, |s| others(&s.counters.cur_sess)),
                 ],
                 retries,
                 redispatched,
@@ -410,6 +420,11 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         }
     }
     g.socks.push((client, client_close));
+}
+
+/// A session count without the session being logged, which it includes until the guard drops.
+fn others(count: &std::sync::atomic::AtomicU64) -> u64 {
+    count.load(Ordering::Relaxed).saturating_sub(1)
 }
 
 /// Connects to a server, retrying `retries` times (HAProxy's turn-around delay of
@@ -480,9 +495,20 @@ enum End {
     Killed,
 }
 
+/// How the forwarding of a session ended: what the log line and the closing need.
+struct Forwarded {
+    /// Both directions ended on their own, or why not.
+    res: Result<(), End>,
+    /// Bytes sent to the client.
+    bytes_out: u64,
+    /// Whether the client's and the server's FIN were read (how each socket is closed).
+    fins: [bool; 2],
+    /// The first side that went quiet past its timeout (the termination state).
+    timed_out: Option<Side>,
+}
+
 /// Forwards both directions until both ended, one failed, the server's sessions were shut down or
-/// the worker stops hard. Returns the result, the bytes sent to the client and whether the
-/// client's and the server's FIN were read.
+/// the worker stops hard.
 async fn forward_both<R: Rt>(
     ctx: &Ctx,
     fe: &Proxy,
@@ -490,13 +516,14 @@ async fn forward_both<R: Rt>(
     srv: &Server,
     client: &TcpStream,
     server: &TcpStream,
-) -> (Result<(), End>, u64, [bool; 2]) {
+) -> Forwarded {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
     let normal = match bt.tunnel {
         Some(t) => [Some(t), Some(t)],
         None => [ft.client, bt.server],
     };
-    let timers = Timers::new(normal, [ft.client_fin, bt.server_fin]);
+    let timers = Timers::new(normal, [ft.client_fin, bt.server_fin])
+        .with_server_nolinger(be.config.nolinger);
     let splice = fe.config.splice.with_backend(be.config.splice);
     let acct = Accounts {
         fe: &fe.counters,
@@ -531,5 +558,10 @@ async fn forward_both<R: Rt>(
     c2s.flush();
     s2c.flush();
     let fins = [timers.fin_read(Side::Client), timers.fin_read(Side::Server)];
-    (res, s2c.bytes.get(), fins)
+    Forwarded {
+        res,
+        bytes_out: s2c.bytes.get(),
+        fins,
+        timed_out: timers.first_timeout(),
+    }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,4 +190,29 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write file");
     p
+}
+
+/// A UDP syslog listener and the `option tcplog` + `log` lines that send to it.
+pub fn syslog_sink() -> (UdpSocket, String) {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let lines = format!(
+        "    option tcplog\n    log {} local0\n",
+        sink.local_addr().unwrap()
+    );
+    (sink, lines)
+}
+
+/// The first log line received that contains `needle` (others, e.g. the readiness probe's
+/// session, are skipped).
+pub fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = sink.recv(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.contains(needle) {
+            return line;
+        }
+    }
 }

@@ -4,8 +4,9 @@
 //! (`option splice-request|response`, `no option splice-auto`). When a syscall would block, the
 //! task waits for readiness through the runtime (io_uring POLL_ADD).
 //!
-//! A direction ends on EOF from its source: whatever sits in the pipe is delivered, then the
-//! destination's write side is shut (half-close), and the other direction keeps running.
+//! A direction ends on EOF from its source, or when its source stays idle past its timeout:
+//! whatever sits in the pipe is delivered, then the destination's write side is shut
+//! (half-close), and the other direction keeps running.
 
 mod copy;
 mod splice;
@@ -23,7 +24,7 @@ pub(crate) use splice::PipePool;
 use super::runtime::Rt;
 use crate::config::SpliceMode;
 use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
-use crate::sys::Interest;
+use crate::sys::{self, Interest};
 
 /// A read shorter than this (and shorter than asked for) most likely took everything the socket
 /// had: the peer sent a small message and is waiting for the answer, so the next read would only
@@ -197,6 +198,9 @@ pub(crate) struct Timers {
     fin: [Option<Duration>; 2],
     half_closed: [Cell<bool>; 2],
     eof_read: [Cell<bool>; 2],
+    first_timeout: Cell<Option<Side>>,
+    server_nolinger: bool,
+    server_reset: Cell<bool>,
 }
 
 impl Timers {
@@ -210,7 +214,18 @@ impl Timers {
             fin,
             half_closed: [Cell::new(false), Cell::new(false)],
             eof_read: [Cell::new(false), Cell::new(false)],
+            first_timeout: Cell::new(None),
+            server_nolinger: false,
+            server_reset: Cell::new(false),
         }
+    }
+
+    /// The backend's `option nolinger`: HAProxy then forwards the end of the client's direction
+    /// (its FIN, or its timeout) to the server as a reset instead of a FIN, which ends the whole
+    /// session.
+    pub(crate) fn with_server_nolinger(mut self, on: bool) -> Timers {
+        self.server_nolinger = on;
+        self
     }
 
     /// Whether `s`'s FIN was read (whether or not the data before it reached the other side):
@@ -222,6 +237,21 @@ impl Timers {
     /// A read from `s` found its FIN.
     fn saw_fin(&self, s: Side) {
         self.eof_read[s as usize].set(true);
+    }
+
+    /// The first side whose reading stopped at its timeout, if any: the log's termination state
+    /// (`cD`, `sD`) even when the session then ended normally.
+    pub(crate) fn first_timeout(&self) -> Option<Side> {
+        self.first_timeout.get()
+    }
+
+    /// `s` stayed idle past its timeout while its direction waited to read it: like HAProxy, stop
+    /// reading it and count it half-closed (its `-fin` timeout applies from now on).
+    fn read_timed_out(&self, s: Side) {
+        self.half_closed[s as usize].set(true);
+        if self.first_timeout.get().is_none() {
+            self.first_timeout.set(Some(s));
+        }
     }
 
     /// Records activity on `s` now, and returns now.
@@ -355,7 +385,41 @@ impl Dir<'_> {
 }
 
 /// Forwards `dir` until EOF (then half-closes `to`) or a fault, moving bytes as `mode` says.
+///
+/// When `from` stays idle past its timeout, the direction ends as on EOF, as HAProxy ends it in
+/// TCP mode (a read timeout shuts only that channel): `to` gets a FIN and the other direction
+/// goes on until its own end, e.g. a client still sending after `timeout server` expired, or a
+/// server still answering after `timeout client`. A write that waits past the destination's
+/// timeout is a fault and ends the session.
 pub(crate) async fn pump<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    bufs: &Buffers,
+    mode: SpliceMode,
+    gc: &GlobalCounters,
+) -> Result<(), Fault> {
+    match pump_to_end::<R>(dir, timers, bufs, mode, gc).await {
+        // only a read waits on `from`: nothing is in flight (reads wait with empty pipes and
+        // buffers), so the FIN can go at once
+        Err(Fault::Timeout(s)) if s == dir.from_side => {
+            timers.read_timed_out(s);
+            shut_to(dir, timers);
+            Ok(())
+        }
+        // the server was reset on purpose (`option nolinger`): its reads fail, the end of the
+        // session follows to the client
+        Err(Fault::Io(Side::Server, _))
+            if dir.from_side == Side::Server && timers.server_reset.get() =>
+        {
+            shut_to(dir, timers);
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// [`pump`] up to EOF or the first fault, a read timeout included.
+async fn pump_to_end<R: Rt>(
     dir: &Dir<'_>,
     timers: &Timers,
     bufs: &Buffers,
@@ -388,13 +452,27 @@ pub(crate) async fn pump<R: Rt>(
         .map(|_| ())
 }
 
-/// `from` said EOF: forward it as a half-close of `to`. When the other direction is already over,
-/// the session ends now and closing `to` sends the same FIN, so the `shutdown(2)` is skipped
-/// (one syscall per session).
+/// `from` said EOF: forward it as a half-close of `to`.
 fn finish(dir: &Dir<'_>, timers: &Timers) {
     timers.saw_fin(dir.from_side);
+    shut_to(dir, timers);
+}
+
+/// `from` is over: half-close `to`. When `to`'s direction is over too after its FIN, the session
+/// ends now and closing `to` sends the same FIN, so the `shutdown(2)` is skipped (one syscall per
+/// session). A `to` whose direction stopped at its timeout may be closed with a reset instead,
+/// which HAProxy precedes with this FIN.
+fn shut_to(dir: &Dir<'_>, timers: &Timers) {
     timers.half_closed[dir.from_side as usize].set(true);
-    if !timers.half_closed[dir.to_side() as usize].get() {
+    let to = dir.to_side();
+    if to == Side::Server && timers.server_nolinger {
+        // a reset also wakes the other direction's poll on the server: its read fails and `pump`
+        // ends it
+        timers.server_reset.set(true);
+        let _ = sys::reset(dir.to);
+        return;
+    }
+    if !(timers.half_closed[to as usize].get() && timers.fin_read(to)) {
         let _ = dir.to.shutdown(Shutdown::Write);
     }
 }
