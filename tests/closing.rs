@@ -183,6 +183,36 @@ fn client_timeout_ends_the_request_direction_only() {
     assert!(line.contains(" 6 cD 1/1/0/0/0 0/0"), "{line}");
 }
 
+#[test]
+fn fin_timeouts_apply_once_a_side_was_sent_a_fin() {
+    // HAProxy 2.6: `timeout client-fin` also covers a client that was sent the server's FIN and
+    // stays quiet, counted from that FIN; `timeout server-fin` likewise a server sent the
+    // client's FIN. Here 300 ms against 10 s for the full timeouts.
+    let (sink, log) = common::syslog_sink();
+    let fins = "    timeout client-fin 300ms\n    timeout server-fin 300ms\n";
+    let (_h, port, up) = setup(&format!("{fins}{log}"));
+    // the server closes its direction, the client never does
+    let mut c = client(port, b"srvfin");
+    let mut s = accept_tagged(&up, b"srvfin");
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(end_of(&mut c), Ok(()));
+    let t = Instant::now();
+    assert_eq!(end_of(&mut s), Ok(()), "the session ends at client-fin");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let line = common::syslog_line(&sink, " cD ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+    // the client closes its direction, the server never does
+    let mut c = client(port, b"clifin");
+    let mut s = accept_tagged(&up, b"clifin");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(end_of(&mut s), Ok(()));
+    let t = Instant::now();
+    assert_eq!(end_of(&mut c), Ok(()), "the session ends at server-fin");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let line = common::syslog_line(&sink, " sD ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+}
+
 /// `s`'s local (`local` true) or remote port.
 fn port_of(s: &TcpStream, local: bool) -> u16 {
     let a = if local { s.local_addr() } else { s.peer_addr() };

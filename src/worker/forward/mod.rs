@@ -10,21 +10,23 @@
 
 mod copy;
 mod splice;
+mod timers;
 
 use std::cell::Cell;
 use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub(crate) use copy::CopyBuf;
 pub(crate) use splice::PipePool;
+use timers::Shut;
+pub(crate) use timers::Timers;
 
 use super::runtime::Rt;
 use crate::config::SpliceMode;
 use crate::model::{GlobalCounters, ProxyCounters, ServerCounters};
-use crate::sys::{self, Interest};
+use crate::sys;
 
 /// A read shorter than this (and shorter than asked for) most likely took everything the socket
 /// had: the peer sent a small message and is waiting for the answer, so the next read would only
@@ -189,109 +191,6 @@ impl Buffers {
     }
 }
 
-/// Inactivity tracking of both sides, shared by the two directions of a session: a side is idle
-/// only when nothing was read from or written to it for its whole timeout.
-#[derive(Debug)]
-pub(crate) struct Timers {
-    last: [Cell<Instant>; 2],
-    normal: [Option<Duration>; 2],
-    fin: [Option<Duration>; 2],
-    half_closed: [Cell<bool>; 2],
-    eof_read: [Cell<bool>; 2],
-    first_timeout: Cell<Option<Side>>,
-    server_nolinger: bool,
-    server_reset: Cell<bool>,
-}
-
-impl Timers {
-    /// `normal`: client/server timeouts (or `timeout tunnel` for both); `fin`: client-fin and
-    /// server-fin, used once that side has sent its FIN.
-    pub(crate) fn new(normal: [Option<Duration>; 2], fin: [Option<Duration>; 2]) -> Timers {
-        let now = Instant::now();
-        Timers {
-            last: [Cell::new(now), Cell::new(now)],
-            normal,
-            fin,
-            half_closed: [Cell::new(false), Cell::new(false)],
-            eof_read: [Cell::new(false), Cell::new(false)],
-            first_timeout: Cell::new(None),
-            server_nolinger: false,
-            server_reset: Cell::new(false),
-        }
-    }
-
-    /// The backend's `option nolinger`: HAProxy then forwards the end of the client's direction
-    /// (its FIN, or its timeout) to the server as a reset instead of a FIN, which ends the whole
-    /// session.
-    pub(crate) fn with_server_nolinger(mut self, on: bool) -> Timers {
-        self.server_nolinger = on;
-        self
-    }
-
-    /// Whether `s`'s FIN was read (whether or not the data before it reached the other side):
-    /// HAProxy closes such a socket gracefully, one whose FIN never came with a reset.
-    pub(crate) fn fin_read(&self, s: Side) -> bool {
-        self.eof_read[s as usize].get()
-    }
-
-    /// A read from `s` found its FIN.
-    fn saw_fin(&self, s: Side) {
-        self.eof_read[s as usize].set(true);
-    }
-
-    /// The first side whose reading stopped at its timeout, if any: the log's termination state
-    /// (`cD`, `sD`) even when the session then ended normally.
-    pub(crate) fn first_timeout(&self) -> Option<Side> {
-        self.first_timeout.get()
-    }
-
-    /// `s` stayed idle past its timeout while its direction waited to read it: like HAProxy, stop
-    /// reading it and count it half-closed (its `-fin` timeout applies from now on).
-    fn read_timed_out(&self, s: Side) {
-        self.half_closed[s as usize].set(true);
-        if self.first_timeout.get().is_none() {
-            self.first_timeout.set(Some(s));
-        }
-    }
-
-    /// Records activity on `s` now, and returns now.
-    fn touch(&self, s: Side) -> Instant {
-        let now = Instant::now();
-        self.last[s as usize].set(now);
-        now
-    }
-
-    fn limit(&self, s: Side) -> Option<Duration> {
-        let i = s as usize;
-        if self.half_closed[i].get() {
-            self.fin[i].or(self.normal[i])
-        } else {
-            self.normal[i]
-        }
-    }
-
-    /// Waits for readiness of `fd` (belonging to side `s`), failing once `s` was idle too long.
-    async fn wait<R: Rt>(&self, fd: &TcpStream, interest: Interest, s: Side) -> Result<(), Fault> {
-        let raw = fd.as_raw_fd();
-        loop {
-            let Some(limit) = self.limit(s) else {
-                return R::ready(raw, interest)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| Fault::Io(s, e));
-            };
-            let deadline = self.last[s as usize].get() + limit;
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Fault::Timeout(s));
-            }
-            if let Ok(r) = R::timeout(deadline - now, R::ready(raw, interest)).await {
-                return r.map(|_| ()).map_err(|e| Fault::Io(s, e));
-            }
-        }
-    }
-}
-
 /// Where a session's byte counts go: the frontend, backend (unless the same `listen` proxy),
 /// server and process counters.
 #[derive(Debug)]
@@ -409,7 +308,7 @@ pub(crate) async fn pump<R: Rt>(
         // the server was reset on purpose (`option nolinger`): its reads fail, the end of the
         // session follows to the client
         Err(Fault::Io(Side::Server, _))
-            if dir.from_side == Side::Server && timers.server_reset.get() =>
+            if dir.from_side == Side::Server && timers.server_was_reset() =>
         {
             shut_to(dir, timers);
             Ok(())
@@ -458,22 +357,16 @@ fn finish(dir: &Dir<'_>, timers: &Timers) {
     shut_to(dir, timers);
 }
 
-/// `from` is over: half-close `to`. When `to`'s direction is over too after its FIN, the session
-/// ends now and closing `to` sends the same FIN, so the `shutdown(2)` is skipped (one syscall per
-/// session). A `to` whose direction stopped at its timeout may be closed with a reset instead,
-/// which HAProxy precedes with this FIN.
+/// `from` is over: half-close `to` (or reset it, or leave its FIN to the close).
 fn shut_to(dir: &Dir<'_>, timers: &Timers) {
-    timers.half_closed[dir.from_side as usize].set(true);
-    let to = dir.to_side();
-    if to == Side::Server && timers.server_nolinger {
-        // a reset also wakes the other direction's poll on the server: its read fails and `pump`
-        // ends it
-        timers.server_reset.set(true);
-        let _ = sys::reset(dir.to);
-        return;
-    }
-    if !(timers.half_closed[to as usize].get() && timers.fin_read(to)) {
-        let _ = dir.to.shutdown(Shutdown::Write);
+    match timers.direction_over(dir.from_side) {
+        Shut::Fin => {
+            let _ = dir.to.shutdown(Shutdown::Write);
+        }
+        Shut::Reset => {
+            let _ = sys::reset(dir.to);
+        }
+        Shut::AtClose => {}
     }
 }
 
