@@ -189,7 +189,9 @@ fn refused_backend_retries_then_closes_the_client() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (_h, addr) = start(&[dead], "    retries 2\n    timeout connect 100ms\n");
+    let (sink, log) = syslog_sink();
+    let extra = format!("    retries 2\n    timeout connect 100ms\n{log}");
+    let (_h, addr) = start(&[dead], &extra);
     let t = Instant::now();
     let out = echo(addr, b"x");
     assert!(out.is_empty());
@@ -199,6 +201,10 @@ fn refused_backend_retries_then_closes_the_client() {
         "{:?}",
         t.elapsed()
     );
+    // as HAProxy logs it: the server tried, no connect time, two retries
+    let line = syslog_line(&sink, " SC ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+    assert!(line.contains("/-1/") && line.contains("/2 0/0"), "{line}");
 }
 
 #[test]
@@ -216,7 +222,9 @@ fn connect_timeout_to_a_black_hole() {
         fillers.push(f);
     }
     std::thread::sleep(Duration::from_millis(50));
-    let (_h, addr) = start(&[hole], "    retries 1\n    timeout connect 200ms\n");
+    let (sink, log) = syslog_sink();
+    let extra = format!("    retries 1\n    timeout connect 200ms\n{log}");
+    let (_h, addr) = start(&[hole], &extra);
     let t = Instant::now();
     let out = echo(addr, b"x");
     assert!(out.is_empty());
@@ -227,6 +235,8 @@ fn connect_timeout_to_a_black_hole() {
         t.elapsed()
     );
     assert!(t.elapsed() < Duration::from_secs(5));
+    let line = syslog_line(&sink, " sC ");
+    assert!(line.contains(" px px/s1 "), "{line}");
 }
 
 #[test]

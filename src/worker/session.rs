@@ -111,8 +111,10 @@ impl Close {
 enum NoConn {
     NoServer,
     QueueTimeout,
-    Refused,
-    Timeout,
+    /// The last server tried refused (HAProxy's log names it).
+    Refused(Arc<Server>),
+    /// The last server tried did not answer within `timeout connect`.
+    Timeout(Arc<Server>),
 }
 
 fn take_slot(s: &Server) -> bool {
@@ -302,6 +304,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
     let mut retries = 0u32;
     let mut redispatched = false;
     let mut bytes_out = 0u64;
+    // the server the session was given to, connected or not (the log names it)
+    let mut tried: Option<Arc<Server>> = None;
     // replaced once a server session ran; until then the client's FIN was never read
     let mut client_close = Close::client(false, fe.config.nolinger);
     let ts: [u8; 2];
@@ -325,9 +329,16 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             match r {
                 Err(nc) => {
                     ts = match nc {
-                        NoConn::NoServer | NoConn::Refused => *b"SC",
-                        NoConn::Timeout => *b"sC",
+                        NoConn::NoServer => *b"SC",
                         NoConn::QueueTimeout => *b"sQ",
+                        NoConn::Refused(srv) => {
+                            tried = Some(srv);
+                            *b"SC"
+                        }
+                        NoConn::Timeout(srv) => {
+                            tried = Some(srv);
+                            *b"sC"
+                        }
                     };
                 }
                 Ok((srv, server, connect_ms)) => {
@@ -385,7 +396,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             }
         }
         if !targets.is_empty() {
-            let srv_name = g.srv.as_ref().map(|s| s.name.clone());
+            let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
             let line = TcpLog {
                 client: peer,
                 accepted,
@@ -471,9 +482,9 @@ async fn establish<R: Rt>(
                 tracing::debug!(server = %srv.name, error = %e, "connect failed");
                 if *retries >= max_retries {
                     return Err(if e.kind() == io::ErrorKind::TimedOut {
-                        NoConn::Timeout
+                        NoConn::Timeout(srv)
                     } else {
-                        NoConn::Refused
+                        NoConn::Refused(srv)
                     });
                 }
                 *retries += 1;
