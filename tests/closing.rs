@@ -129,6 +129,7 @@ fn server_timeout_ends_the_response_direction_only() {
     ));
     let mut c = client(port, b"timeout");
     let mut s = accept_tagged(&up, b"timeout");
+    let (upstream, harp_side) = (port_of(&s, true), port_of(&s, false));
     let t = Instant::now();
     assert_eq!(end_of(&mut c), Ok(()), "the client reads an end of stream");
     assert!(
@@ -146,7 +147,6 @@ fn server_timeout_ends_the_response_direction_only() {
         Ok(()),
         "the client's FIN reaches the server"
     );
-    let (upstream, harp_side) = (port_of(&s, true), port_of(&s, false));
     let gone = gone_both_ways(harp_side, upstream);
     assert!(gone, "{:?}", states(upstream, harp_side));
     // HAProxy's line: no byte from the server, and the backend and server counts no longer
@@ -211,6 +211,59 @@ fn fin_timeouts_apply_once_a_side_was_sent_a_fin() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     let line = common::syslog_line(&sink, " sD ");
     assert!(line.contains(" px px/s1 "), "{line}");
+}
+
+#[test]
+fn killed_sessions_close_as_haproxy_closes_them() {
+    // HAProxy 2.6, watched on the wire: a session closed by `shutdown sessions server` or by
+    // `on-marked-down shutdown-sessions` sends its server a FIN and then a reset, its client a
+    // FIN, and logs `K-` or `D-` (no session state)
+    let (sink, log) = common::syslog_sink();
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    up.set_nonblocking(true).unwrap();
+    let (port, api) = (free_port(), free_port());
+    let server = format!(
+        "{} on-marked-down shutdown-sessions",
+        up.local_addr().unwrap()
+    );
+    let cfg = config(port, up.local_addr().unwrap(), &log)
+        .replace(
+            "nbthread 2\n",
+            &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+        )
+        .replace(
+            &format!("server s1 {}", up.local_addr().unwrap()),
+            &format!("server s1 {server}"),
+        );
+    let _h = Harp::start(&cfg, port, &[]);
+    for (cmd, state) in [
+        ("shutdown sessions server px/s1", " K- "),
+        ("set server px/s1 state maint", " D- "),
+    ] {
+        let mut c = client(port, state.as_bytes());
+        let mut s = accept_tagged(&up, state.as_bytes());
+        let (upstream, harp_side) = (port_of(&s, true), port_of(&s, false));
+        assert_eq!(common::cli(api, cmd).trim(), "", "{cmd}");
+        assert_eq!(
+            end_of(&mut c),
+            Ok(()),
+            "{cmd}: the client reads an end of stream"
+        );
+        assert_eq!(
+            end_of(&mut s),
+            Ok(()),
+            "{cmd}: the server reads a FIN first ..."
+        );
+        let gone = gone_both_ways(harp_side, upstream);
+        assert!(
+            gone,
+            "{cmd}: ... then a reset: {:?}",
+            states(upstream, harp_side)
+        );
+        let line = common::syslog_line(&sink, state);
+        assert!(line.contains(" px px/s1 "), "{line}");
+        common::cli(api, "set server px/s1 state ready");
+    }
 }
 
 /// `s`'s local (`local` true) or remote port.

@@ -250,7 +250,7 @@ impl Registry {
             Command::AddServer { backend, config } => self.add_server(&mut slab, &backend, config),
             Command::DelServer { server } => self.del_server(&mut slab, &server),
             Command::ShutdownSessions { server } => {
-                server.kill_sessions();
+                server.kill_sessions(super::KillCause::Admin);
                 Ok(Outcome::default())
             }
             Command::Tick => {
@@ -354,7 +354,7 @@ impl Registry {
             if old_op.is_up() && !op.is_up() {
                 s.counters.chkdown.fetch_add(1, Ordering::Relaxed);
                 if s.params.shutdown_on_down {
-                    s.kill_sessions();
+                    s.kill_sessions(super::KillCause::Down);
                 }
             }
         }

@@ -17,7 +17,7 @@ pub use check::{CheckOutcome, CheckReport, CheckResult, CheckStatus, Health};
 pub use command::{AdminAction, ApplyError, Command, ForcedHealth, Outcome};
 pub use proxy::{Proxy, ProxyCounters};
 pub use registry::{GlobalCounters, LookupError, Registry};
-pub use server::{CheckState, Server, ServerCounters};
+pub use server::{CheckState, KillCause, Server, ServerCounters};
 pub use state::{AdminFlags, Cause, OpState};
 pub use weight::{parse_weight, strtol};
 

@@ -100,6 +100,16 @@ impl CheckState {
     }
 }
 
+/// Why a server's sessions are closed under them: HAProxy's termination state in the log
+/// (`K-` or `D-`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillCause {
+    /// `shutdown sessions server` (or a hard stop): `K`.
+    Admin,
+    /// `on-marked-down shutdown-sessions` as the server went down: `D`.
+    Down,
+}
+
 /// A server of a backend. Shared as `Arc<Server>` by the registry, workers, checks and Lua
 /// objects; after `del server` it stays readable with `deleted() == true`.
 #[derive(Debug)]
@@ -136,8 +146,9 @@ pub struct Server {
     /// When the current STARTING (slowstart) period began, as ms since `epoch`.
     starting_since_ms: AtomicU64,
     epoch: Instant,
-    /// Bumped by `shutdown sessions server`; workers watch it to close this server's sessions.
-    kill: tokio::sync::watch::Sender<u64>,
+    /// Bumped by `shutdown sessions server` or `on-marked-down shutdown-sessions`, with why;
+    /// workers watch it to close this server's sessions.
+    kill: tokio::sync::watch::Sender<(u64, KillCause)>,
     pub(super) check: Mutex<CheckState>,
 }
 
@@ -199,7 +210,7 @@ impl Server {
             last_change: AtomicU64::new(super::unix_now() as u64),
             starting_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            kill: tokio::sync::watch::channel(0).0,
+            kill: tokio::sync::watch::channel((0, KillCause::Admin)).0,
             check: Mutex::new(check),
             params,
         }
@@ -330,13 +341,16 @@ impl Server {
     }
 
     /// A receiver that changes when `shutdown sessions server` (or `on-marked-down
-    /// shutdown-sessions`) asks this server's sessions to close.
-    pub fn kill_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// shutdown-sessions`) asks this server's sessions to close; the value says why.
+    pub fn kill_watch(&self) -> tokio::sync::watch::Receiver<(u64, KillCause)> {
         self.kill.subscribe()
     }
 
-    pub(super) fn kill_sessions(&self) {
-        self.kill.send_modify(|v| *v += 1);
+    pub(super) fn kill_sessions(&self, cause: KillCause) {
+        self.kill.send_modify(|(n, c)| {
+            *n += 1;
+            *c = cause;
+        });
     }
 
     /// `"ip:port"` as Lua `get_addr()` and `show stat` print it.

@@ -19,7 +19,7 @@ use super::sockopt;
 use super::tcplog::TcpLog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
-use crate::model::{Proxy, Server};
+use crate::model::{KillCause, Proxy, Server};
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -82,8 +82,8 @@ enum Close {
     Fin,
     /// A reset only: the server side, which HAProxy closes silently.
     Reset,
-    /// The client side under `option nolinger`: HAProxy shuts its write side first (the client
-    /// reads an end of stream), then the close resets it.
+    /// The client side under `option nolinger`, or the server side of a killed session: HAProxy
+    /// shuts its write side first (the peer reads an end of stream), then the close resets it.
     FinReset,
 }
 
@@ -275,12 +275,14 @@ async fn hard_stop(ctx: &Ctx) {
     }
 }
 
-/// Waits for `shutdown sessions` on `srv`.
-async fn killed(srv: &Server) {
+/// Waits for `shutdown sessions` (or `on-marked-down shutdown-sessions`) on `srv`; says which.
+async fn killed(srv: &Server) -> KillCause {
     let mut rx = srv.kill_watch();
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+    let (_, cause) = *rx.borrow_and_update();
+    cause
 }
 
 /// Runs one accepted client connection to its end. The accept loop already counted it in the
@@ -357,9 +359,13 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                         tracing::debug!(?side, error = %e, "session fault");
                     }
                     g.quiet = r.is_ok();
+                    // HAProxy shuts a killed session's server side first (a FIN, then the reset)
+                    let killed = matches!(r, Err(End::Killed(_)));
                     let flags = match r {
                         Ok(()) => *b"--",
-                        Err(End::Killed) => *b"KD",
+                        // as in HAProxy, which leaves the session state blank for these
+                        Err(End::Killed(KillCause::Admin)) => *b"K-",
+                        Err(End::Killed(KillCause::Down)) => *b"D-",
                         Err(End::Fault(Fault::Timeout(Side::Client))) => *b"cD",
                         Err(End::Fault(Fault::Timeout(Side::Server))) => *b"sD",
                         Err(End::Fault(Fault::Io(Side::Client, _)))
@@ -381,7 +387,11 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                         Some(Side::Server) => *b"sD",
                         None => flags,
                     };
-                    g.socks.push((server, Close::server(fins[1])));
+                    let close = match Close::server(fins[1]) {
+                        Close::Reset if killed => Close::FinReset,
+                        c => c,
+                    };
+                    g.socks.push((server, close));
                 }
             }
         }
@@ -503,7 +513,8 @@ async fn establish<R: Rt>(
 
 enum End {
     Fault(Fault),
-    Killed,
+    /// Closed under it: by the Runtime API or a hard stop, or as its server went down.
+    Killed(KillCause),
 }
 
 /// How the forwarding of a session ended: what the log line and the closing need.
@@ -562,8 +573,8 @@ async fn forward_both<R: Rt>(
         };
         tokio::select! {
             r = both => r.map(|_| ()).map_err(End::Fault),
-            _ = killed(srv) => Err(End::Killed),
-            _ = hard_stop(ctx) => Err(End::Killed),
+            cause = killed(srv) => Err(End::Killed(cause)),
+            _ = hard_stop(ctx) => Err(End::Killed(KillCause::Admin)),
         }
     };
     c2s.flush();
