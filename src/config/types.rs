@@ -665,6 +665,9 @@ pub struct ProxyConfig {
     pub retries: u32,
     /// `option redispatch`.
     pub redispatch: bool,
+    /// `option redispatch <interval>`: redispatch on every Nth retry, or on the Nth before the
+    /// last when negative (HAProxy's default -1: the last retry).
+    pub redispatch_after: i32,
     /// `maxconn <n>` (frontend: concurrent connections; default 0 = global maxconn).
     pub maxconn: u32,
     /// `fullconn <n>` (backend; accepted, used for dynamic maxconn).
@@ -721,6 +724,7 @@ impl ProxyConfig {
             timeouts: Timeouts::default(),
             retries: 3,
             redispatch: false,
+            redispatch_after: -1,
             maxconn: 0,
             fullconn: None,
             allbackups: false,

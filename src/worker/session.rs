@@ -448,8 +448,13 @@ fn others(count: &std::sync::atomic::AtomicU64) -> u64 {
     count.load(Ordering::Relaxed).saturating_sub(1)
 }
 
-/// Connects to a server, retrying `retries` times (HAProxy's turn-around delay of
-/// min(`timeout connect`, 1 s) between attempts) and redispatching on the last retry when asked.
+/// Connects to a server, retrying `retries` times and, with `option redispatch`, moving to
+/// another server as HAProxy does (`stream_choose_redispatch`): at once when the failed server
+/// is no longer usable, or when the backend has more than one usable active server and a
+/// balancing algorithm that does not hash (any other server does), else on the retries its
+/// interval names (by default the last). After a refused connect, a retry on the same server
+/// first waits HAProxy's turn-around delay of min(`timeout connect`, 1 s); after a connect
+/// timeout it does not.
 async fn establish<R: Rt>(
     ctx: &Ctx,
     be: &Arc<Proxy>,
@@ -462,8 +467,8 @@ async fn establish<R: Rt>(
     let budget = to.queue.or(to.connect);
     let max_retries = be.config.retries;
     let mut last: Option<Arc<Server>> = None;
+    let mut redispatch = false;
     loop {
-        let redispatch = be.config.redispatch && *retries > 0 && *retries == max_retries;
         let srv = match &last {
             Some(s) if !redispatch && s.is_usable() && take_slot(s) => s.clone(),
             _ => {
@@ -490,25 +495,46 @@ async fn establish<R: Rt>(
                 srv.counters.econ.fetch_add(1, Ordering::Relaxed);
                 be.counters.econ.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(server = %srv.name, error = %e, "connect failed");
+                let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if *retries >= max_retries {
-                    return Err(if e.kind() == io::ErrorKind::TimedOut {
+                    return Err(if timed_out {
                         NoConn::Timeout(srv)
                     } else {
                         NoConn::Refused(srv)
                     });
                 }
                 *retries += 1;
-                srv.counters.wretr.fetch_add(1, Ordering::Relaxed);
-                be.counters.wretr.fetch_add(1, Ordering::Relaxed);
-                let pause = to
-                    .connect
-                    .unwrap_or(Duration::from_secs(1))
-                    .min(Duration::from_secs(1));
-                R::sleep(pause).await;
+                redispatch = redispatch_now(be, &srv, *retries);
+                if !redispatch {
+                    srv.counters.wretr.fetch_add(1, Ordering::Relaxed);
+                    be.counters.wretr.fetch_add(1, Ordering::Relaxed);
+                }
+                // a refused server likely refuses again at once: pause before trying it again
+                if !timed_out && (!redispatch || be.srv_act() <= 1) {
+                    let pause = to
+                        .connect
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(Duration::from_secs(1));
+                    R::sleep(pause).await;
+                }
                 last = Some(srv);
             }
         }
     }
+}
+
+/// Whether retry number `retry` (from 1) after `srv` failed goes to another server.
+fn redispatch_now(be: &Proxy, srv: &Server, retry: u32) -> bool {
+    let c = &be.config;
+    if !c.redispatch {
+        return false;
+    }
+    let (retry, max) = (i64::from(retry), i64::from(c.retries));
+    let after = i64::from(c.redispatch_after);
+    // negative: the Nth retry before the last one, and every as many after it
+    let every = if after > 0 { after } else { max + 1 + after };
+    let hashes = matches!(c.balance, BalanceAlgo::Source | BalanceAlgo::Random);
+    !srv.is_usable() || (every > 0 && retry % every == 0) || (!hashes && be.srv_act() > 1)
 }
 
 enum End {

@@ -557,8 +557,24 @@ fn option(
         |words: &[String]| no_more(words, 1).map_err(|_| format!("'{full}' takes no argument."));
     match name {
         "redispatch" => {
-            p.redispatch = flag;
-            simple(words)
+            // `option redispatch [<interval>]`: every Nth retry, or the Nth before the last when
+            // negative (-1, the default: the last); 0 turns it off
+            let after = match words.get(1) {
+                None => -1,
+                Some(_) if negate => return simple(words),
+                Some(v) => {
+                    no_more(words, 2)?;
+                    v.parse::<i32>().map_err(|_| {
+                        format!(
+                            "'{full}' expects an integer interval (redispatch on every Nth retry, \
+                             or on the Nth before the last when negative), not '{v}'."
+                        )
+                    })?
+                }
+            };
+            p.redispatch = flag && after != 0;
+            p.redispatch_after = after;
+            Ok(())
         }
         "allbackups" => {
             p.allbackups = flag;
@@ -937,6 +953,19 @@ mod tests {
             Splice::both(Auto).with_backend(Splice::both(Auto)),
             Splice::both(Auto)
         );
+    }
+
+    #[test]
+    fn redispatch_takes_an_interval() {
+        let b = |opt: &str| ok(&format!("backend b\n {opt}\n")).proxies[0].clone();
+        let p = b("option redispatch");
+        assert!(p.redispatch && p.redispatch_after == -1);
+        let p = b("option redispatch 2");
+        assert!(p.redispatch && p.redispatch_after == 2);
+        assert!(!b("option redispatch 0").redispatch, "0 turns it off");
+        let e = err("backend b\n option redispatch x\n");
+        assert!(e.contains("expects an integer interval"), "{e}");
+        assert!(err("backend b\n no option redispatch 2\n").contains("takes no argument"));
     }
 
     #[test]
