@@ -658,7 +658,7 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("dreq", Val::U64(0));
     r.set("dresp", Val::U64(0));
     r.set("econ", Val::U64(ld(&c.econ)));
-    r.set("eresp", Val::U64(0));
+    r.set("eresp", Val::U64(ld(&c.eresp)));
     r.set("wretr", Val::U64(ld(&c.wretr)));
     r.set("wredis", Val::U64(ld(&c.wredis)));
     let (act, bck) = (p.srv_act(), p.srv_bck());

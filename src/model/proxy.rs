@@ -26,6 +26,8 @@ pub struct ProxyCounters {
     pub denied: AtomicU64,
     /// Connection errors (`econ`, backend).
     pub econ: AtomicU64,
+    /// Response errors (`eresp`, backend): a server connection failed mid-session.
+    pub eresp: AtomicU64,
     /// Retries (`wretr`).
     pub wretr: AtomicU64,
     /// Redispatches (`wredis`).

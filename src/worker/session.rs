@@ -345,7 +345,6 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                 }
                 Ok((srv, server, connect_ms)) => {
                     tc = connect_ms;
-                    srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                     g.srv = Some(srv.clone());
                     let Forwarded {
                         res: r,
@@ -361,32 +360,40 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     g.quiet = r.is_ok();
                     // HAProxy shuts a killed session's server side first (a FIN, then the reset)
                     let killed = matches!(r, Err(End::Killed(_)));
-                    let flags = match r {
-                        Ok(()) => *b"--",
-                        // as in HAProxy, which leaves the session state blank for these
-                        Err(End::Killed(KillCause::Admin)) => *b"K-",
-                        Err(End::Killed(KillCause::Down)) => *b"D-",
-                        Err(End::Fault(Fault::Timeout(Side::Client))) => *b"cD",
-                        Err(End::Fault(Fault::Timeout(Side::Server))) => *b"sD",
-                        Err(End::Fault(Fault::Io(Side::Client, _)))
-                        | Err(End::Fault(Fault::Fallback)) => {
-                            be.counters.cli_abrt.fetch_add(1, Ordering::Relaxed);
-                            srv.counters.cli_abrt.fetch_add(1, Ordering::Relaxed);
-                            *b"CD"
+                    // HAProxy keeps the first error and counts it once: a side that went quiet
+                    // past its timeout wins even if the session then ended otherwise. A timeout
+                    // or an error counts as an abort of its side; a server error also as `eresp`.
+                    let (state, aborted) = match (timed_out, r) {
+                        (Some(side), _) | (None, Err(End::Fault(Fault::Timeout(side)))) => (
+                            if side == Side::Client { *b"cD" } else { *b"sD" },
+                            Some(side),
+                        ),
+                        (None, Ok(())) => (*b"--", None),
+                        // HAProxy leaves the session state blank for these
+                        (None, Err(End::Killed(KillCause::Admin))) => (*b"K-", None),
+                        (None, Err(End::Killed(KillCause::Down))) => (*b"D-", None),
+                        (None, Err(End::Fault(Fault::Io(Side::Client, _) | Fault::Fallback))) => {
+                            (*b"CD", Some(Side::Client))
                         }
-                        Err(End::Fault(Fault::Io(Side::Server, _))) => {
-                            be.counters.srv_abrt.fetch_add(1, Ordering::Relaxed);
-                            srv.counters.srv_abrt.fetch_add(1, Ordering::Relaxed);
-                            *b"SD"
+                        (None, Err(End::Fault(Fault::Io(Side::Server, _)))) => {
+                            be.counters.eresp.fetch_add(1, Ordering::Relaxed);
+                            srv.counters.eresp.fetch_add(1, Ordering::Relaxed);
+                            (*b"SD", Some(Side::Server))
                         }
                     };
-                    // HAProxy keeps the first error: a side that went quiet past its timeout,
-                    // even if the session then ended normally or otherwise
-                    ts = match timed_out {
-                        Some(Side::Client) => *b"cD",
-                        Some(Side::Server) => *b"sD",
-                        None => flags,
-                    };
+                    let r = Ordering::Relaxed;
+                    match aborted {
+                        Some(Side::Client) => {
+                            be.counters.cli_abrt.fetch_add(1, r);
+                            srv.counters.cli_abrt.fetch_add(1, r);
+                        }
+                        Some(Side::Server) => {
+                            be.counters.srv_abrt.fetch_add(1, r);
+                            srv.counters.srv_abrt.fetch_add(1, r);
+                        }
+                        None => {}
+                    }
+                    ts = state;
                     let close = match Close::server(fins[1]) {
                         Close::Reset if killed => Close::FinReset,
                         c => c,
@@ -476,9 +483,10 @@ async fn establish<R: Rt>(
                 let s = acquire::<R>(ctx, be, ip, exclude, budget, tw).await?;
                 s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
                 be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
-                if redispatch && last.as_ref().is_some_and(|l| !Arc::ptr_eq(l, &s)) {
+                // HAProxy counts a redispatch on the server left behind
+                if let Some(l) = last.as_ref().filter(|l| redispatch && !Arc::ptr_eq(l, &s)) {
                     *redispatched = true;
-                    s.counters.wredis.fetch_add(1, Ordering::Relaxed);
+                    l.counters.wredis.fetch_add(1, Ordering::Relaxed);
                     be.counters.wredis.fetch_add(1, Ordering::Relaxed);
                 }
                 s
@@ -488,15 +496,18 @@ async fn establish<R: Rt>(
             *tw = 0;
         }
         let t = Instant::now();
+        // a server's `stot` counts connection attempts, as in HAProxy
+        srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
         match connect::<R>(srv.addr(), be).await {
             Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 release_slot(be, &srv);
-                srv.counters.econ.fetch_add(1, Ordering::Relaxed);
-                be.counters.econ.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(server = %srv.name, error = %e, "connect failed");
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if *retries >= max_retries {
+                    // `econ` counts sessions that gave up, not attempts
+                    srv.counters.econ.fetch_add(1, Ordering::Relaxed);
+                    be.counters.econ.fetch_add(1, Ordering::Relaxed);
                     return Err(if timed_out {
                         NoConn::Timeout(srv)
                     } else {

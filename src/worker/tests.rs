@@ -260,8 +260,10 @@ fn refused_backend_retries_then_closes_client() {
     let mut buf = Vec::new();
     assert_eq!(c.read_to_end(&mut buf).map(|_| buf.len()).unwrap_or(0), 0);
     let s = r.reg.find_server("px/s1").unwrap();
-    wait_until(|| s.counters.econ.load(Ordering::Relaxed) == 3);
+    // as HAProxy counts them: three attempts (`stot`), two retries, one session that gave up
+    wait_until(|| s.counters.econ.load(Ordering::Relaxed) == 1);
     assert_eq!(s.counters.wretr.load(Ordering::Relaxed), 2);
+    assert_eq!(s.counters.tot_sess.load(Ordering::Relaxed), 3);
 }
 
 #[test]
@@ -281,6 +283,14 @@ fn redispatch_on_last_retry() {
     }
     let px = r.reg.backend("px").unwrap();
     assert!(px.counters.wredis.load(Ordering::Relaxed) >= 1);
+    // HAProxy counts a redispatch on the server left, a failed connect only when giving up
+    let (s1, s2) = (
+        r.reg.find_server("px/s1").unwrap(),
+        r.reg.find_server("px/s2").unwrap(),
+    );
+    assert!(s1.counters.wredis.load(Ordering::Relaxed) >= 1);
+    assert_eq!(s2.counters.wredis.load(Ordering::Relaxed), 0);
+    assert_eq!(px.counters.econ.load(Ordering::Relaxed), 0);
 }
 
 #[test]

@@ -209,7 +209,9 @@ pub fn syslog_sink() -> (UdpSocket, String) {
 pub fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
     let mut buf = [0u8; 2048];
     loop {
-        let n = sink.recv(&mut buf).unwrap();
+        let n = sink
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no log line with {needle:?} ({e})"));
         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
         if line.contains(needle) {
             return line;

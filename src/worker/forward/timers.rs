@@ -95,11 +95,25 @@ impl Timers {
     /// `s` stayed idle past its timeout while its direction waited to read it: like HAProxy, stop
     /// reading it and count it half-closed (its `-fin` timeout applies from now on).
     pub(super) fn read_timed_out(&self, s: Side) {
-        self.half_closed[s as usize].set(true);
         if self.first_timeout.get().is_none() {
-            self.first_timeout.set(Some(s));
+            // both sides expired together (equal timeouts, both quiet, the client's direction
+            // still open): HAProxy looks at the client's side first
+            let client_open = !self.half_closed[Side::Client as usize].get();
+            let first = if s == Side::Server && client_open && self.expired(Side::Client) {
+                Side::Client
+            } else {
+                s
+            };
+            self.first_timeout.set(Some(first));
         }
+        self.half_closed[s as usize].set(true);
         self.changed();
+    }
+
+    /// Whether `s` has been idle for its whole timeout by now.
+    fn expired(&self, s: Side) -> bool {
+        self.limit(s)
+            .is_some_and(|l| Instant::now() >= self.last[s as usize].get() + l)
     }
 
     /// The direction from `from` is over (FIN or timeout): what to do to the other side, which
@@ -257,6 +271,22 @@ mod tests {
         assert_eq!(t.direction_over(Side::Server), Shut::Fin);
         t.saw_fin(Side::Client);
         assert_eq!(t.direction_over(Side::Client), Shut::Fin);
+    }
+
+    #[test]
+    fn a_tie_between_both_timeouts_goes_to_the_client() {
+        let t = Timers::new([Some(Duration::ZERO), Some(Duration::ZERO)], [None, None]);
+        t.read_timed_out(Side::Server);
+        assert_eq!(t.first_timeout(), Some(Side::Client));
+        let t = timers();
+        t.read_timed_out(Side::Server);
+        assert_eq!(t.first_timeout(), Some(Side::Server));
+        // a client whose direction is over (its FIN) cannot time out reading any more
+        let t = Timers::new([Some(Duration::ZERO), Some(Duration::ZERO)], [None, None]);
+        t.saw_fin(Side::Client);
+        assert_eq!(t.direction_over(Side::Client), Shut::Fin);
+        t.read_timed_out(Side::Server);
+        assert_eq!(t.first_timeout(), Some(Side::Server));
     }
 
     #[test]
