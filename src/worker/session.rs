@@ -19,7 +19,7 @@ use super::sockopt;
 use super::tcplog::TcpLog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
-use crate::model::{KillCause, Proxy, Server};
+use crate::model::{KillCause, Proxy, ProxyCounters, Server, ServerCounters};
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -360,40 +360,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     g.quiet = r.is_ok();
                     // HAProxy shuts a killed session's server side first (a FIN, then the reset)
                     let killed = matches!(r, Err(End::Killed(_)));
-                    // HAProxy keeps the first error and counts it once: a side that went quiet
-                    // past its timeout wins even if the session then ended otherwise. A timeout
-                    // or an error counts as an abort of its side; a server error also as `eresp`.
-                    let (state, aborted) = match (timed_out, r) {
-                        (Some(side), _) | (None, Err(End::Fault(Fault::Timeout(side)))) => (
-                            if side == Side::Client { *b"cD" } else { *b"sD" },
-                            Some(side),
-                        ),
-                        (None, Ok(())) => (*b"--", None),
-                        // HAProxy leaves the session state blank for these
-                        (None, Err(End::Killed(KillCause::Admin))) => (*b"K-", None),
-                        (None, Err(End::Killed(KillCause::Down))) => (*b"D-", None),
-                        (None, Err(End::Fault(Fault::Io(Side::Client, _) | Fault::Fallback))) => {
-                            (*b"CD", Some(Side::Client))
-                        }
-                        (None, Err(End::Fault(Fault::Io(Side::Server, _)))) => {
-                            be.counters.eresp.fetch_add(1, Ordering::Relaxed);
-                            srv.counters.eresp.fetch_add(1, Ordering::Relaxed);
-                            (*b"SD", Some(Side::Server))
-                        }
-                    };
-                    let r = Ordering::Relaxed;
-                    match aborted {
-                        Some(Side::Client) => {
-                            be.counters.cli_abrt.fetch_add(1, r);
-                            srv.counters.cli_abrt.fetch_add(1, r);
-                        }
-                        Some(Side::Server) => {
-                            be.counters.srv_abrt.fetch_add(1, r);
-                            srv.counters.srv_abrt.fetch_add(1, r);
-                        }
-                        None => {}
-                    }
-                    ts = state;
+                    ts = termination(timed_out, r, &be.counters, &srv.counters);
                     let close = match Close::server(fins[1]) {
                         Close::Reset if killed => Close::FinReset,
                         c => c,
@@ -448,6 +415,48 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         }
     }
     g.socks.push((client, client_close));
+}
+
+/// The log's termination state of a session that reached its server, counted as HAProxy counts
+/// it: the first error only (a side that went quiet past its timeout wins even if the session
+/// then ended otherwise); a timeout or an error is an abort of its side (`cli_abrt`,
+/// `srv_abrt`), a server error also a response error (`eresp`).
+fn termination(
+    timed_out: Option<Side>,
+    r: Result<(), End>,
+    be: &ProxyCounters,
+    srv: &ServerCounters,
+) -> [u8; 2] {
+    let (state, aborted) = match (timed_out, r) {
+        (Some(side), _) | (None, Err(End::Fault(Fault::Timeout(side)))) => (
+            if side == Side::Client { *b"cD" } else { *b"sD" },
+            Some(side),
+        ),
+        (None, Ok(())) => (*b"--", None),
+        // HAProxy leaves the session state blank for these
+        (None, Err(End::Killed(KillCause::Admin))) => (*b"K-", None),
+        (None, Err(End::Killed(KillCause::Down))) => (*b"D-", None),
+        (None, Err(End::Fault(Fault::Io(Side::Client, _) | Fault::Fallback))) => {
+            (*b"CD", Some(Side::Client))
+        }
+        (None, Err(End::Fault(Fault::Io(Side::Server, _)))) => {
+            be.eresp.fetch_add(1, Ordering::Relaxed);
+            srv.eresp.fetch_add(1, Ordering::Relaxed);
+            (*b"SD", Some(Side::Server))
+        }
+    };
+    match aborted {
+        Some(Side::Client) => {
+            be.cli_abrt.fetch_add(1, Ordering::Relaxed);
+            srv.cli_abrt.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Side::Server) => {
+            be.srv_abrt.fetch_add(1, Ordering::Relaxed);
+            srv.srv_abrt.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {}
+    }
+    state
 }
 
 /// A session count without the session being logged, which it includes until the guard drops.
