@@ -1064,6 +1064,66 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
     drop(a);
 }
 
+/// The backend queue's length, from `show stat`.
+fn backend_qcur(api: u16) -> u64 {
+    let stat = common::cli(api, "show stat");
+    let hdr: Vec<&str> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = hdr.iter().position(|h| *h == "qcur").unwrap_or(usize::MAX);
+    stat.lines()
+        .find(|l| l.starts_with("px,BACKEND,"))
+        .and_then(|l| l.split(',').nth(col))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Three clients queue behind a full server (`maxconn 1`): the freed slot goes to the oldest, and
+/// each logs its queue position as HAProxy does (`0/1`, `0/2`, `0/3`).
+#[test]
+fn queued_clients_are_served_oldest_first() {
+    let (sink, log) = syslog_sink();
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let extra = format!("    default-server maxconn 1\n    timeout queue 20s\n{log}");
+    let cfg = config(port, &[up.addr], &extra).replace(
+        "nbthread 2\n",
+        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut holder = connect(addr);
+    holder.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    holder.read_exact(&mut one).unwrap();
+    let mut waiting = Vec::new();
+    for (i, tag) in [b"b", b"c", b"d"].into_iter().enumerate() {
+        let mut c = connect(addr);
+        c.write_all(tag).unwrap();
+        // in the queue before the next one comes
+        assert!(wait_until(Duration::from_secs(10), || backend_qcur(api)
+            == i as u64 + 1));
+        waiting.push(c);
+    }
+    drop(holder);
+    // each is served once the one before leaves: were a later one served first, the earlier
+    // one's read would time out
+    for (i, mut c) in waiting.into_iter().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.read_exact(&mut one).unwrap();
+        assert_eq!(one[0], b"bcd"[i]);
+        drop(c);
+        let want = format!(" 0/{}", i + 1);
+        let line = syslog_line(&sink, &want);
+        assert!(line.trim_end().ends_with(&want), "{line}");
+        assert!(line.contains(" px px/s1 "), "{line}");
+    }
+}
+
 /// A seccomp filter that makes io_uring_setup(2) fail with EPERM in the process that installs it
 /// (and its children), as `kernel.io_uring_disabled = 2` or a container profile would; every
 /// other syscall is allowed.

@@ -87,10 +87,12 @@ pub struct Proxy {
     /// Next revision id per server name, so a re-added name gets a new `rid`.
     pub(super) rids: Mutex<HashMap<String, u32>>,
     /// Connections queued on this backend (all servers at `maxconn`) wait on this: a session
-    /// that frees a server slot wakes the oldest waiter (FIFO, across worker threads), and a
-    /// balancing change (a server UP, a weight or maxconn change) wakes them all, so a queued
+    /// that frees a server slot, or a balancing change (a server UP, a weight or maxconn
+    /// change), wakes them all and the oldest ([`Proxy::queue`]) takes the slot, so a queued
     /// connection takes a slot as soon as there is one instead of polling for it.
     pub slot_freed: tokio::sync::Notify,
+    /// Who waits for a slot, in arrival order: the order `slot_freed` waiters take slots in.
+    pub queue: super::WaitQueue,
 }
 
 impl Proxy {
@@ -109,6 +111,7 @@ impl Proxy {
             maxconn_override: AtomicU32::new(0),
             rids: Mutex::new(HashMap::new()),
             slot_freed: tokio::sync::Notify::new(),
+            queue: super::WaitQueue::default(),
         }
     }
 

@@ -19,7 +19,7 @@ use super::sockopt;
 use super::tcplog::TcpLog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
-use crate::model::{KillCause, Proxy, ProxyCounters, Server, ServerCounters};
+use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -110,7 +110,8 @@ impl Close {
 /// Why no server connection was made.
 enum NoConn {
     NoServer,
-    QueueTimeout,
+    /// Waited past `timeout queue`, in this server's queue or the backend's.
+    QueueTimeout(Option<Arc<Server>>),
     /// The last server tried refused (HAProxy's log names it).
     Refused(Arc<Server>),
     /// The last server tried did not answer within `timeout connect`.
@@ -131,7 +132,8 @@ fn release_slot(be: &Proxy, s: &Server) {
     s.counters.session_ended();
     let r = Ordering::Relaxed;
     if be.counters.queue_cur.load(r) > 0 || s.counters.queue_cur.load(r) > 0 {
-        be.slot_freed.notify_one();
+        // every waiter looks; only the oldest that can use the slot takes it
+        be.slot_freed.notify_waiters();
     }
 }
 
@@ -152,11 +154,12 @@ fn queue_leave(be: &Proxy, q: Option<Option<Arc<Server>>>) {
     };
 }
 
-/// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full.
-/// Queued connections are served in arrival order, as HAProxy's queues are: a newcomer does not
-/// take a slot while others wait in the backend queue, and a freed slot wakes the oldest waiter
-/// (`Proxy::slot_freed`). A short poll stays as a safety net (and for connections bound by a hash
-/// to one full server, which a slot freed elsewhere does not help).
+/// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full
+/// (or in a server's own queue when a hash binds the client to a full server). Queued
+/// connections are served in arrival order, as HAProxy's queues are ([`Proxy::queue`]): a
+/// newcomer does not take a slot while others wait, and a freed slot wakes every waiter, of
+/// which only the oldest that can use it takes it. A short poll stays as a safety net. Adds the
+/// queue positions HAProxy logs (server queue, backend queue) to `pos`.
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
@@ -164,49 +167,63 @@ async fn acquire<R: Rt>(
     exclude: Option<&Arc<Server>>,
     budget: Option<Duration>,
     queued_ms: &mut i64,
+    pos: &mut [u64; 2],
 ) -> Result<Arc<Server>, NoConn> {
     let start = Instant::now();
-    // where the connection waits: the backend queue, or a server's own queue when a hash bound
-    // the client to a full server
-    let mut queued: Option<Option<Arc<Server>>> = None;
+    // where the connection waits, and its place there
+    let mut queued: Option<(Ticket, Option<Arc<Server>>)> = None;
     let mut nap = Duration::from_millis(1);
     let res = loop {
-        let behind = queued.is_none() && be.counters.queue_cur.load(Ordering::Relaxed) > 0;
-        let pick = if behind {
+        // registered before looking, so that a slot freed meanwhile still wakes this one
+        let freed = be.slot_freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        let pick = if queued.is_none() && !be.queue.is_empty() {
             None
         } else {
             Some(ctx.lb.borrow_mut().pick(be, ip, exclude))
         };
+        let first = |s: &Server| {
+            queued
+                .as_ref()
+                .map_or(true, |(t, _)| be.queue.may_take(t, s.key))
+        };
         let wait_on = match pick {
-            Some(Pick::Server(s)) if take_slot(&s) => break Ok(s),
+            Some(Pick::Server(s)) if first(&s) && take_slot(&s) => break Ok(s),
             Some(Pick::NoServer) => break Err(NoConn::NoServer),
             Some(Pick::Server(s)) if be.config.balance == BalanceAlgo::Source => Some(s),
             _ => None,
         };
-        let same = match (&queued, &wait_on) {
-            (Some(Some(a)), Some(b)) => Arc::ptr_eq(a, b),
-            (Some(None), None) => true,
-            _ => false,
-        };
-        if !same {
-            queue_leave(be, queued.take());
+        let want = wait_on
+            .as_ref()
+            .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
+        if queued.as_ref().map_or(true, |(t, _)| t.queue() != want) {
+            if let Some((t, on)) = queued.take() {
+                be.queue.leave(t, false);
+                queue_leave(be, Some(on));
+            }
             queue_enter(be, wait_on.as_deref());
-            queued = Some(wait_on);
+            queued = Some((be.queue.enter(want), wait_on));
         }
         let mut wait = nap;
         if let Some(b) = budget {
             let spent = start.elapsed();
             if spent >= b {
-                break Err(NoConn::QueueTimeout);
+                let on = queued.as_ref().and_then(|(_, on)| on.clone());
+                break Err(NoConn::QueueTimeout(on));
             }
             wait = wait.min(b - spent);
         }
         tokio::select! {
-            _ = be.slot_freed.notified() => {}
+            _ = freed => {}
             _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(10)),
         }
     };
-    queue_leave(be, queued);
+    if let Some((t, on)) = queued {
+        let i = if on.is_some() { 0 } else { 1 };
+        pos[i] += be.queue.leave(t, res.is_ok());
+        queue_leave(be, Some(on));
+    }
     *queued_ms = start.elapsed().as_millis() as i64;
     res
 }
@@ -305,6 +322,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
     let mut tc: i64 = -1;
     let mut retries = 0u32;
     let mut redispatched = false;
+    // positions in the server and backend queues, as HAProxy logs them (0: not queued)
+    let mut queue_pos = [0u64; 2];
     let mut bytes_out = 0u64;
     // the server the session was given to, connected or not (the log names it)
     let mut tried: Option<Arc<Server>> = None;
@@ -326,13 +345,23 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                 &mut tw,
                 &mut retries,
                 &mut redispatched,
+                &mut queue_pos,
             )
             .await;
             match r {
                 Err(nc) => {
                     ts = match nc {
                         NoConn::NoServer => *b"SC",
-                        NoConn::QueueTimeout => *b"sQ",
+                        NoConn::QueueTimeout(on) => {
+                            // HAProxy counts it a failed connection, of the server it waited
+                            // for too
+                            be.counters.econ.fetch_add(1, Ordering::Relaxed);
+                            if let Some(s) = &on {
+                                s.counters.econ.fetch_add(1, Ordering::Relaxed);
+                            }
+                            tried = on;
+                            *b"sQ"
+                        }
                         NoConn::Refused(srv) => {
                             tried = Some(srv);
                             *b"SC"
@@ -398,17 +427,16 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                     ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
                     fe.counters.cur_sess.load(Ordering::Relaxed),
                     be.as_ref().map_or(0, |b| others(&b.counters.cur_sess)),
-                    g.srv.as_ref().map_or(0, |s| others(&s.counters.cur_sess)),
+                    match (&g.srv, &tried) {
+                        (Some(s), _) => others(&s.counters.cur_sess),
+                        // no slot held (a server queue timed out, connects failed)
+                        (None, Some(s)) => s.counters.cur_sess.load(Ordering::Relaxed),
+                        (None, None) => 0,
+                    },
                 ],
                 retries,
                 redispatched,
-                queues: [
-                    g.srv
-                        .as_ref()
-                        .map_or(0, |s| s.counters.queue_cur.load(Ordering::Relaxed)),
-                    be.as_ref()
-                        .map_or(0, |b| b.counters.queue_cur.load(Ordering::Relaxed)),
-                ],
+                queues: queue_pos,
             }
             .render();
             ctx.logs.borrow_mut().send(&targets, &line);
@@ -478,6 +506,7 @@ async fn establish<R: Rt>(
     tw: &mut i64,
     retries: &mut u32,
     redispatched: &mut bool,
+    pos: &mut [u64; 2],
 ) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
@@ -489,7 +518,7 @@ async fn establish<R: Rt>(
             Some(s) if !redispatch && s.is_usable() && take_slot(s) => s.clone(),
             _ => {
                 let exclude = if redispatch { last.as_ref() } else { None };
-                let s = acquire::<R>(ctx, be, ip, exclude, budget, tw).await?;
+                let s = acquire::<R>(ctx, be, ip, exclude, budget, tw, pos).await?;
                 s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
                 be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
                 // HAProxy counts a redispatch on the server left behind

@@ -37,7 +37,8 @@ pub(crate) struct TcpLog<'a> {
     pub retries: u32,
     /// Redispatched.
     pub redispatched: bool,
-    /// `%sq/%bq`.
+    /// `%sq/%bq`: the session's positions in the server and backend queues (0 when it did
+    /// not wait there).
     pub queues: [u64; 2],
 }
 
