@@ -1066,6 +1066,11 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
 
 /// The backend queue's length, from `show stat`.
 fn backend_qcur(api: u16) -> u64 {
+    qcur(api, "BACKEND")
+}
+
+/// The queue length of row `sv` (a server, or `BACKEND`) of `px`, from `show stat`.
+fn qcur(api: u16, sv: &str) -> u64 {
     let stat = common::cli(api, "show stat");
     let hdr: Vec<&str> = stat
         .lines()
@@ -1076,7 +1081,7 @@ fn backend_qcur(api: u16) -> u64 {
         .collect();
     let col = hdr.iter().position(|h| *h == "qcur").unwrap_or(usize::MAX);
     stat.lines()
-        .find(|l| l.starts_with("px,BACKEND,"))
+        .find(|l| l.starts_with(&format!("px,{sv},")))
         .and_then(|l| l.split(',').nth(col))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -1122,6 +1127,44 @@ fn queued_clients_are_served_oldest_first() {
         assert!(line.trim_end().ends_with(&want), "{line}");
         assert!(line.contains(" px px/s1 "), "{line}");
     }
+}
+
+/// `maxqueue` on a server a hash binds clients to: past it a connection is refused at once,
+/// logged `SQ` with no queue time, as HAProxy does.
+#[test]
+fn server_maxqueue_refuses_the_one_too_many() {
+    let (sink, log) = syslog_sink();
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let extra = format!("    balance source\n    timeout queue 20s\n{log}");
+    let cfg = config(port, &[up.addr], &extra)
+        .replace(
+            "nbthread 2\n",
+            &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+        )
+        .replace(
+            &format!("server s1 {}", up.addr),
+            &format!("server s1 {} maxconn 1 maxqueue 1", up.addr),
+        );
+    let _h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut holder = connect(addr);
+    holder.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    holder.read_exact(&mut one).unwrap();
+    let mut queued = connect(addr);
+    queued.write_all(b"q").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || qcur(api, "s1") == 1));
+    // the one too many gets an end of stream at once, not after `timeout queue`
+    let t = Instant::now();
+    assert_eq!(echo(addr, b"x"), b"");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let line = syslog_line(&sink, " SQ ");
+    assert!(line.contains(" px px/s1 -1/-1/"), "{line}");
+    // the queued one is still served
+    drop(holder);
+    queued.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"q");
 }
 
 /// A seccomp filter that makes io_uring_setup(2) fail with EPERM in the process that installs it

@@ -554,6 +554,9 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
     r.set("svname", Val::Str(s.name.to_string()));
     r.set("qcur", Val::U32(ld(&c.queue_cur)));
     r.set("qmax", Val::U32(ld(&c.queue_max)));
+    if s.params.maxqueue > 0 {
+        r.set("qlimit", Val::U32(u64::from(s.params.maxqueue)));
+    }
     r.set("scur", Val::U32(ld(&c.cur_sess)));
     r.set("smax", Val::U32(ld(&c.max_sess)));
     r.set("stot", Val::U64(ld(&c.tot_sess)));

@@ -72,6 +72,15 @@ impl WaitQueue {
             .any(|(_, (qu, _))| *qu == QueueOf::Backend || *qu == QueueOf::Server(srv))
     }
 
+    /// Whether a connection not queued yet may take a free slot on server `srv` now: nobody
+    /// waits for any server (the backend queue) or for `srv` itself.
+    pub fn may_take_new(&self, srv: usize) -> bool {
+        let q = self.lock();
+        !q.waiting
+            .values()
+            .any(|(qu, _)| *qu == QueueOf::Backend || *qu == QueueOf::Server(srv))
+    }
+
     /// Leaves the queue, with a slot (`served`) or without (timeout, abort). Returns the
     /// position to log, as HAProxy counts it: 1 plus the connections that left the same queue
     /// with a slot while this one waited.
@@ -124,6 +133,20 @@ mod tests {
             "one left the backend queue while it waited"
         );
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_waits_behind_the_queues_it_would_jump() {
+        let w = WaitQueue::default();
+        assert!(w.may_take_new(1));
+        let s2 = w.enter(QueueOf::Server(2));
+        assert!(w.may_take_new(1), "server 2's queue is not in its way");
+        assert!(!w.may_take_new(2));
+        let b = w.enter(QueueOf::Backend);
+        assert!(!w.may_take_new(1));
+        w.leave(s2, true);
+        w.leave(b, true);
+        assert!(w.may_take_new(2));
     }
 
     #[test]

@@ -112,6 +112,8 @@ enum NoConn {
     NoServer,
     /// Waited past `timeout queue`, in this server's queue or the backend's.
     QueueTimeout(Option<Arc<Server>>),
+    /// This server's queue was at its `maxqueue`.
+    QueueFull(Arc<Server>),
     /// The last server tried refused (HAProxy's log names it).
     Refused(Arc<Server>),
     /// The last server tried did not answer within `timeout connect`.
@@ -135,6 +137,19 @@ fn release_slot(be: &Proxy, s: &Server) {
         // every waiter looks; only the oldest that can use the slot takes it
         be.slot_freed.notify_waiters();
     }
+}
+
+/// Whether no connection waits in the backend's queue nor in `s`'s (two atomic loads: the usual
+/// path takes no lock).
+fn nobody_waits(be: &Proxy, s: &Server) -> bool {
+    let r = Ordering::Relaxed;
+    be.counters.queue_cur.load(r) == 0 && s.counters.queue_cur.load(r) == 0
+}
+
+/// Whether `s`'s own queue is at its `maxqueue` (0: no limit).
+fn server_queue_full(s: &Server) -> bool {
+    let max = u64::from(s.params.maxqueue);
+    max > 0 && s.counters.queue_cur.load(Ordering::Relaxed) >= max
 }
 
 fn queue_enter(be: &Proxy, srv: Option<&Server>) {
@@ -172,32 +187,31 @@ async fn acquire<R: Rt>(
     let start = Instant::now();
     // where the connection waits, and its place there
     let mut queued: Option<(Ticket, Option<Arc<Server>>)> = None;
+    // registered for the wake-up of a freed slot, only once the connection has to wait
+    let mut freed: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>> = None;
     let mut nap = Duration::from_millis(1);
+    let hashing = be.config.balance == BalanceAlgo::Source;
     let res = loop {
-        // registered before looking, so that a slot freed meanwhile still wakes this one
-        let freed = be.slot_freed.notified();
-        tokio::pin!(freed);
-        freed.as_mut().enable();
-        let pick = if queued.is_none() && !be.queue.is_empty() {
-            None
-        } else {
-            Some(ctx.lb.borrow_mut().pick(be, ip, exclude))
-        };
-        let first = |s: &Server| {
-            queued
-                .as_ref()
-                .map_or(true, |(t, _)| be.queue.may_take(t, s.key))
+        let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
+        // nobody who came earlier waits for this server (or for any server)
+        let first = |s: &Server| match &queued {
+            Some((t, _)) => be.queue.may_take(t, s.key),
+            None => nobody_waits(be, s) || be.queue.may_take_new(s.key),
         };
         let wait_on = match pick {
-            Some(Pick::Server(s)) if first(&s) && take_slot(&s) => break Ok(s),
-            Some(Pick::NoServer) => break Err(NoConn::NoServer),
-            Some(Pick::Server(s)) if be.config.balance == BalanceAlgo::Source => Some(s),
+            Pick::Server(s) if first(&s) && take_slot(&s) => break Ok(s),
+            Pick::NoServer => break Err(NoConn::NoServer),
+            Pick::Server(s) if hashing => Some(s),
             _ => None,
         };
         let want = wait_on
             .as_ref()
             .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
         if queued.as_ref().map_or(true, |(t, _)| t.queue() != want) {
+            // a server's `maxqueue`: one more would be too many, the connection is refused
+            if let Some(s) = wait_on.as_ref().filter(|s| server_queue_full(s)) {
+                break Err(NoConn::QueueFull(s.clone()));
+            }
             if let Some((t, on)) = queued.take() {
                 be.queue.leave(t, false);
                 queue_leave(be, Some(on));
@@ -214,8 +228,15 @@ async fn acquire<R: Rt>(
             }
             wait = wait.min(b - spent);
         }
+        let Some(f) = freed.as_mut() else {
+            let mut f = Box::pin(be.slot_freed.notified());
+            f.as_mut().enable();
+            freed = Some(f);
+            // look once more: a slot freed before the registration woke nobody
+            continue;
+        };
         tokio::select! {
-            _ = freed => {}
+            _ = f.as_mut() => freed = None,
             _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(10)),
         }
     };
@@ -361,6 +382,14 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                             }
                             tried = on;
                             *b"sQ"
+                        }
+                        NoConn::QueueFull(srv) => {
+                            be.counters.econ.fetch_add(1, Ordering::Relaxed);
+                            srv.counters.econ.fetch_add(1, Ordering::Relaxed);
+                            tried = Some(srv);
+                            // never queued: no queue time, as HAProxy logs it
+                            tw = -1;
+                            *b"SQ"
                         }
                         NoConn::Refused(srv) => {
                             tried = Some(srv);
