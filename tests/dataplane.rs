@@ -66,6 +66,14 @@ fn upstream(kind: Up) -> Upstream {
     Upstream { addr, conns }
 }
 
+/// `cfg` with a Runtime API (`level admin`) on 127.0.0.1:`api`.
+fn with_api(cfg: &str, api: u16) -> String {
+    cfg.replace(
+        "nbthread 2\n",
+        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+    )
+}
+
 /// A config with one `listen px` on `port` over `servers`; `extra` lines go into the section.
 fn config(port: u16, servers: &[SocketAddr], extra: &str) -> String {
     let mut s = format!(
@@ -921,10 +929,7 @@ fn runtime_api_maint_server_gets_no_new_connections_and_shutdown_sessions_closes
     let addrs: Vec<_> = ups.iter().map(|u| u.addr).collect();
     let port = free_port();
     let api = free_port();
-    let cfg = config(port, &addrs, "").replace(
-        "nbthread 2\n",
-        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
-    );
+    let cfg = with_api(&config(port, &addrs, ""), api);
     let _h = Harp::start(&cfg, port, &[]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // a session open on s2 before it goes to maintenance
@@ -1064,11 +1069,6 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
     drop(a);
 }
 
-/// The backend queue's length, from `show stat`.
-fn backend_qcur(api: u16) -> u64 {
-    qcur(api, "BACKEND")
-}
-
 /// The queue length of row `sv` (a server, or `BACKEND`) of `px`, from `show stat`.
 fn qcur(api: u16, sv: &str) -> u64 {
     let stat = common::cli(api, "show stat");
@@ -1087,43 +1087,65 @@ fn qcur(api: u16, sv: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Three clients queue behind a full server (`maxconn 1`): the freed slot goes to the oldest, and
-/// each logs its queue position as HAProxy does (`0/1`, `0/2`, `0/3`).
-#[test]
-fn queued_clients_are_served_oldest_first() {
+/// A harp with a Runtime API on `api` in front of one echo server limited to one session
+/// (`extra` adds to the section, e.g. `maxqueue`), logging to `sink`, and a client holding that
+/// session.
+struct FullServer {
+    _h: Harp,
+    _up: Upstream,
+    addr: SocketAddr,
+    api: u16,
+    sink: std::net::UdpSocket,
+    holder: TcpStream,
+}
+
+fn full_server(extra: &str) -> FullServer {
     let (sink, log) = syslog_sink();
     let up = upstream(Up::Echo);
     let (port, api) = (free_port(), free_port());
-    let extra = format!("    default-server maxconn 1\n    timeout queue 20s\n{log}");
-    let cfg = config(port, &[up.addr], &extra).replace(
-        "nbthread 2\n",
-        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
-    );
-    let _h = Harp::start(&cfg, port, &[]);
+    let extra = format!("    default-server maxconn 1\n    timeout queue 20s\n{extra}{log}");
+    let h = Harp::start(&with_api(&config(port, &[up.addr], &extra), api), port, &[]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut holder = connect(addr);
     holder.write_all(b"a").unwrap();
     let mut one = [0u8; 1];
     holder.read_exact(&mut one).unwrap();
+    FullServer {
+        _h: h,
+        _up: up,
+        addr,
+        api,
+        sink,
+        holder,
+    }
+}
+
+/// Three clients queue behind a full server (`maxconn 1`): the freed slot goes to the oldest, and
+/// each logs its queue position as HAProxy does (`0/1`, `0/2`, `0/3`).
+#[test]
+fn queued_clients_are_served_oldest_first() {
+    let f = full_server("");
     let mut waiting = Vec::new();
     for (i, tag) in [b"b", b"c", b"d"].into_iter().enumerate() {
-        let mut c = connect(addr);
+        let mut c = connect(f.addr);
         c.write_all(tag).unwrap();
         // in the queue before the next one comes
-        assert!(wait_until(Duration::from_secs(10), || backend_qcur(api)
-            == i as u64 + 1));
+        assert!(wait_until(Duration::from_secs(10), || qcur(
+            f.api, "BACKEND"
+        ) == i as u64 + 1));
         waiting.push(c);
     }
-    drop(holder);
+    drop(f.holder);
     // each is served once the one before leaves: were a later one served first, the earlier
     // one's read would time out
+    let mut one = [0u8; 1];
     for (i, mut c) in waiting.into_iter().enumerate() {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         c.read_exact(&mut one).unwrap();
         assert_eq!(one[0], b"bcd"[i]);
         drop(c);
         let want = format!(" 0/{}", i + 1);
-        let line = syslog_line(&sink, &want);
+        let line = syslog_line(&f.sink, &want);
         assert!(line.trim_end().ends_with(&want), "{line}");
         assert!(line.contains(" px px/s1 "), "{line}");
     }
@@ -1133,36 +1155,19 @@ fn queued_clients_are_served_oldest_first() {
 /// logged `SQ` with no queue time, as HAProxy does.
 #[test]
 fn server_maxqueue_refuses_the_one_too_many() {
-    let (sink, log) = syslog_sink();
-    let up = upstream(Up::Echo);
-    let (port, api) = (free_port(), free_port());
-    let extra = format!("    balance source\n    timeout queue 20s\n{log}");
-    let cfg = config(port, &[up.addr], &extra)
-        .replace(
-            "nbthread 2\n",
-            &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
-        )
-        .replace(
-            &format!("server s1 {}", up.addr),
-            &format!("server s1 {} maxconn 1 maxqueue 1", up.addr),
-        );
-    let _h = Harp::start(&cfg, port, &[]);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut holder = connect(addr);
-    holder.write_all(b"a").unwrap();
-    let mut one = [0u8; 1];
-    holder.read_exact(&mut one).unwrap();
-    let mut queued = connect(addr);
+    let f = full_server("    balance source\n    default-server maxconn 1 maxqueue 1\n");
+    let mut queued = connect(f.addr);
     queued.write_all(b"q").unwrap();
-    assert!(wait_until(Duration::from_secs(10), || qcur(api, "s1") == 1));
+    assert!(wait_until(Duration::from_secs(10), || qcur(f.api, "s1") == 1));
     // the one too many gets an end of stream at once, not after `timeout queue`
     let t = Instant::now();
-    assert_eq!(echo(addr, b"x"), b"");
+    assert_eq!(echo(f.addr, b"x"), b"");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let line = syslog_line(&sink, " SQ ");
+    let line = syslog_line(&f.sink, " SQ ");
     assert!(line.contains(" px px/s1 -1/-1/"), "{line}");
     // the queued one is still served
-    drop(holder);
+    drop(f.holder);
+    let mut one = [0u8; 1];
     queued.read_exact(&mut one).unwrap();
     assert_eq!(&one, b"q");
 }
