@@ -152,21 +152,56 @@ fn server_queue_full(s: &Server) -> bool {
     max > 0 && s.counters.queue_cur.load(Ordering::Relaxed) >= max
 }
 
-fn queue_enter(be: &Proxy, srv: Option<&Server>) {
-    let c = match srv {
-        Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
-        None => (&be.counters.queue_cur, &be.counters.queue_max),
-    };
-    let q = c.0.fetch_add(1, Ordering::Relaxed) + 1;
-    c.1.fetch_max(q, Ordering::Relaxed);
+/// A connection's place in a queue: counted in the queue's `qcur` and holding its ticket
+/// ([`Proxy::queue`]) until it leaves, with a slot or without; also when the waiting task is
+/// dropped (a hard stop), so that no ticket stays behind to hold later waiters back.
+struct Place<'a> {
+    be: &'a Proxy,
+    ticket: Option<Ticket>,
+    /// The server whose own queue this is, `None` for the backend's.
+    on: Option<Arc<Server>>,
 }
 
-fn queue_leave(be: &Proxy, q: Option<Option<Arc<Server>>>) {
-    match q {
-        Some(Some(s)) => s.counters.queue_cur.fetch_sub(1, Ordering::Relaxed),
-        Some(None) => be.counters.queue_cur.fetch_sub(1, Ordering::Relaxed),
-        None => 0,
-    };
+impl<'a> Place<'a> {
+    fn enter(be: &'a Proxy, on: Option<Arc<Server>>) -> Place<'a> {
+        let (cur, max) = match &on {
+            Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
+            None => (&be.counters.queue_cur, &be.counters.queue_max),
+        };
+        let q = cur.fetch_add(1, Ordering::Relaxed) + 1;
+        max.fetch_max(q, Ordering::Relaxed);
+        let which = on
+            .as_ref()
+            .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
+        Place {
+            be,
+            ticket: Some(be.queue.enter(which)),
+            on,
+        }
+    }
+
+    /// Leaves the queue; `served`: with a slot. Returns the position HAProxy logs.
+    fn leave(mut self, served: bool) -> u64 {
+        self.leave_now(served)
+    }
+
+    fn leave_now(&mut self, served: bool) -> u64 {
+        let Some(t) = self.ticket.take() else {
+            return 0;
+        };
+        let cur = match &self.on {
+            Some(s) => &s.counters.queue_cur,
+            None => &self.be.counters.queue_cur,
+        };
+        cur.fetch_sub(1, Ordering::Relaxed);
+        self.be.queue.leave(t, served)
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.leave_now(false);
+    }
 }
 
 /// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full
@@ -186,7 +221,7 @@ async fn acquire<R: Rt>(
 ) -> Result<Arc<Server>, NoConn> {
     let start = Instant::now();
     // where the connection waits, and its place there
-    let mut queued: Option<(Ticket, Option<Arc<Server>>)> = None;
+    let mut queued: Option<Place<'_>> = None;
     // registered for the wake-up of a freed slot, only once the connection has to wait
     let mut freed: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>> = None;
     let mut nap = Duration::from_millis(1);
@@ -194,8 +229,8 @@ async fn acquire<R: Rt>(
     let res = loop {
         let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
         // nobody who came earlier waits for this server (or for any server)
-        let first = |s: &Server| match &queued {
-            Some((t, _)) => be.queue.may_take(t, s.key),
+        let first = |s: &Server| match queued.as_ref().and_then(|p| p.ticket.as_ref()) {
+            Some(t) => be.queue.may_take(t, s.key),
             None => nobody_waits(be, s) || be.queue.may_take_new(s.key),
         };
         let wait_on = match pick {
@@ -207,23 +242,25 @@ async fn acquire<R: Rt>(
         let want = wait_on
             .as_ref()
             .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
-        if queued.as_ref().map_or(true, |(t, _)| t.queue() != want) {
+        let same = queued
+            .as_ref()
+            .and_then(|p| p.ticket.as_ref())
+            .is_some_and(|t| t.queue() == want);
+        if !same {
             // a server's `maxqueue`: one more would be too many, the connection is refused
             if let Some(s) = wait_on.as_ref().filter(|s| server_queue_full(s)) {
                 break Err(NoConn::QueueFull(s.clone()));
             }
-            if let Some((t, on)) = queued.take() {
-                be.queue.leave(t, false);
-                queue_leave(be, Some(on));
+            if let Some(p) = queued.take() {
+                p.leave(false);
             }
-            queue_enter(be, wait_on.as_deref());
-            queued = Some((be.queue.enter(want), wait_on));
+            queued = Some(Place::enter(be, wait_on));
         }
         let mut wait = nap;
         if let Some(b) = budget {
             let spent = start.elapsed();
             if spent >= b {
-                let on = queued.as_ref().and_then(|(_, on)| on.clone());
+                let on = queued.as_ref().and_then(|p| p.on.clone());
                 break Err(NoConn::QueueTimeout(on));
             }
             wait = wait.min(b - spent);
@@ -236,14 +273,17 @@ async fn acquire<R: Rt>(
             continue;
         };
         tokio::select! {
-            _ = f.as_mut() => freed = None,
+            _ = f.as_mut() => {
+                // registered again before the next look: that look is the one after it
+                f.set(be.slot_freed.notified());
+                f.as_mut().enable();
+            }
             _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(10)),
         }
     };
-    if let Some((t, on)) = queued {
-        let i = if on.is_some() { 0 } else { 1 };
-        pos[i] += be.queue.leave(t, res.is_ok());
-        queue_leave(be, Some(on));
+    if let Some(p) = queued {
+        let i = if p.on.is_some() { 0 } else { 1 };
+        pos[i] += p.leave(res.is_ok());
     }
     *queued_ms = start.elapsed().as_millis() as i64;
     res

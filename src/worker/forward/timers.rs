@@ -107,6 +107,10 @@ impl Timers {
             self.first_timeout.set(Some(first));
         }
         self.half_closed[s as usize].set(true);
+        if self.fin[s as usize].is_some() {
+            // its `-fin` timeout counts from now, as in `direction_over`
+            self.touch(s);
+        }
         self.changed();
     }
 
@@ -117,7 +121,8 @@ impl Timers {
     }
 
     /// The direction from `from` is over (FIN or timeout): what to do to the other side, which
-    /// from now on has only one direction left (its `-fin` timeout applies, counted from now).
+    /// from now on has only one direction left (its `-fin` timeout, if any, applies, counted
+    /// from now).
     pub(super) fn direction_over(&self, from: Side) -> Shut {
         let to = match from {
             Side::Client => Side::Server,
@@ -126,7 +131,12 @@ impl Timers {
         let (f, t) = (from as usize, to as usize);
         self.half_closed[f].set(true);
         self.shut[t].set(true);
-        self.touch(to);
+        if self.fin[t].is_some() {
+            // HAProxy arms the `-fin` timeout from here; without one, the side keeps the
+            // deadline it had (both sides quiet: both end at their timeout, not one after the
+            // other)
+            self.touch(to);
+        }
         self.changed();
         if to == Side::Server && self.server_nolinger {
             // the reset also wakes the other direction's poll on the server: its read fails and
@@ -287,6 +297,20 @@ mod tests {
         assert_eq!(t.direction_over(Side::Client), Shut::Fin);
         t.read_timed_out(Side::Server);
         assert_eq!(t.first_timeout(), Some(Side::Server));
+    }
+
+    #[test]
+    fn a_fin_timeout_counts_from_the_fin_and_nothing_else_moves() {
+        // no server-fin: the server keeps its deadline (both quiet sides end together)
+        let t = timers();
+        let before = t.last[Side::Server as usize].get();
+        std::thread::sleep(Duration::from_millis(2));
+        t.direction_over(Side::Client);
+        assert_eq!(t.last[Side::Server as usize].get(), before);
+        // client-fin: counted from the server's FIN sent to the client
+        let before = t.last[Side::Client as usize].get();
+        t.direction_over(Side::Server);
+        assert!(t.last[Side::Client as usize].get() > before);
     }
 
     #[test]
