@@ -1069,8 +1069,8 @@ fn queued_client_gets_the_freed_slot_and_queue_timeout_closes_with_sq() {
     drop(a);
 }
 
-/// The queue length of row `sv` (a server, or `BACKEND`) of `px`, from `show stat`.
-fn qcur(api: u16, sv: &str) -> u64 {
+/// Column `col` of row `sv` (a server, `FRONTEND` or `BACKEND`) of `px`, from `show stat`.
+fn stat(api: u16, sv: &str, col: &str) -> u64 {
     let stat = common::cli(api, "show stat");
     let hdr: Vec<&str> = stat
         .lines()
@@ -1079,12 +1079,51 @@ fn qcur(api: u16, sv: &str) -> u64 {
         .trim_start_matches("# ")
         .split(',')
         .collect();
-    let col = hdr.iter().position(|h| *h == "qcur").unwrap_or(usize::MAX);
+    let col = hdr.iter().position(|h| *h == col).unwrap_or(usize::MAX);
     stat.lines()
         .find(|l| l.starts_with(&format!("px,{sv},")))
         .and_then(|l| l.split(',').nth(col))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The queue length of row `sv` of `px`.
+fn qcur(api: u16, sv: &str) -> u64 {
+    stat(api, sv, "qcur")
+}
+
+/// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).
+#[test]
+fn session_rates_are_counted() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..5 {
+        assert_eq!(echo(addr, b"r"), b"r");
+    }
+    // the maxima never fall, whatever second the reads land in (the five sessions may span a
+    // second boundary on a slow machine, hence no exact figure)
+    for (sv, col) in [
+        ("FRONTEND", "rate_max"),
+        ("FRONTEND", "conn_rate_max"),
+        ("s1", "rate_max"),
+        ("BACKEND", "rate_max"),
+    ] {
+        assert!(
+            stat(api, sv, col) >= 5,
+            "{sv} {col}: {}",
+            stat(api, sv, col)
+        );
+    }
+    let info = common::cli(api, "show info");
+    let max = |k: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(max("MaxConnRate") >= 1 && max("MaxSessRate") >= 1, "{info}");
 }
 
 /// A harp with a Runtime API on `api` in front of one echo server limited to one session

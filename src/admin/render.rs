@@ -475,10 +475,13 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("iid", Val::U32(p.uuid as u64));
     r.set("sid", Val::U32(0));
     r.set("type", Val::U32(0));
-    r.zeros_u32(&["rate", "rate_lim", "rate_max", "req_rate", "req_rate_max"]);
+    r.set("rate", Val::U32(c.sess_rate.read()));
+    r.set("rate_max", Val::U32(c.sess_rate.max()));
+    r.zeros_u32(&["rate_lim", "req_rate", "req_rate_max"]);
     r.zeros_u64(&["req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp"]);
     r.set("mode", Val::Str("tcp".into()));
-    r.zeros_u32(&["conn_rate", "conn_rate_max"]);
+    r.set("conn_rate", Val::U32(c.conn_rate.read()));
+    r.set("conn_rate_max", Val::U32(c.conn_rate.max()));
     r.set("conn_tot", Val::U64(ld(&c.tot_sess)));
     r.set("dcon", Val::U64(ld(&c.denied)));
     r.zeros_u64(&["dses", "wrew", "eint"]);
@@ -589,7 +592,8 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
     r.set("sid", Val::U32(s.puid as u64));
     r.set("lbtot", Val::U64(ld(&c.lbtot)));
     r.set("type", Val::U32(2));
-    r.zeros_u32(&["rate", "rate_max"]);
+    r.set("rate", Val::U32(c.sess_rate.read()));
+    r.set("rate_max", Val::U32(c.sess_rate.max()));
     if enabled {
         let st = chk.status();
         r.set("check_status", Val::Str(st.short().into()));
@@ -695,7 +699,8 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("sid", Val::U32(0));
     r.set("lbtot", Val::U64(ld(&c.lbtot)));
     r.set("type", Val::U32(1));
-    r.zeros_u32(&["rate", "rate_max"]);
+    r.set("rate", Val::U32(c.sess_rate.read()));
+    r.set("rate_max", Val::U32(c.sess_rate.max()));
     r.set("cli_abrt", Val::U64(ld(&c.cli_abrt)));
     r.set("srv_abrt", Val::U64(ld(&c.srv_abrt)));
     r.zeros_u64(&["comp_in", "comp_out", "comp_byp", "comp_rsp"]);
@@ -954,12 +959,12 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("Maxpipes".into(), u(0), "CLP"),
         ("PipesUsed".into(), u(ld(&g.pipes_used)), "MGP"),
         ("PipesFree".into(), u(ld(&g.pipes_free)), "MGP"),
-        ("ConnRate".into(), u(0), "MRP"),
+        ("ConnRate".into(), u(g.conn_rate.read()), "MRP"),
         ("ConnRateLimit".into(), u(0), "CLP"),
-        ("MaxConnRate".into(), u(0), "MMP"),
-        ("SessRate".into(), u(0), "MRP"),
+        ("MaxConnRate".into(), u(g.conn_rate.max()), "MMP"),
+        ("SessRate".into(), u(g.sess_rate.read()), "MRP"),
         ("SessRateLimit".into(), u(0), "CLP"),
-        ("MaxSessRate".into(), u(0), "MMP"),
+        ("MaxSessRate".into(), u(g.sess_rate.max()), "MMP"),
         ("SslRate".into(), u(0), "MRP"),
         ("SslRateLimit".into(), u(0), "CLP"),
         ("MaxSslRate".into(), u(0), "MMP"),

@@ -28,6 +28,10 @@ pub struct GlobalCounters {
     pub pipes_used: AtomicU64,
     /// Pipes pooled, free.
     pub pipes_free: AtomicU64,
+    /// Connections accepted per second (`ConnRate`, `MaxConnRate`).
+    pub conn_rate: super::Rate,
+    /// Sessions per second (`SessRate`, `MaxSessRate`).
+    pub sess_rate: super::Rate,
 }
 
 /// Why a `backend/server` lookup failed, with HAProxy's Runtime API wording.

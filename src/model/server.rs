@@ -50,6 +50,8 @@ pub struct ServerCounters {
     pub downtime: AtomicU64,
     /// Bytes forwarded with splice (both ways).
     pub spliced: AtomicU64,
+    /// Sessions (connection attempts) per second (`rate`, `rate_max`).
+    pub sess_rate: super::Rate,
 }
 
 impl ServerCounters {

@@ -335,6 +335,15 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
 /// excess connections in the kernel backlog, as HAProxy does.
+/// Counts an accepted connection in the per-second rates (`show info` ConnRate/SessRate, the
+/// frontend's `conn_rate` and `rate`; in TCP a connection is one session).
+fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
+    gc.conn_rate.hit();
+    gc.sess_rate.hit();
+    fe.counters.conn_rate.hit();
+    fe.counters.sess_rate.hit();
+}
+
 async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();
@@ -383,6 +392,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
                     steered = false;
                 }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
+                count_rates(gc, &fe);
                 // the reservation above is the session's `cur` (its guard releases it), and the
                 // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
@@ -420,6 +430,7 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
         while let Ok((sock, peer)) = sys::accept_nonblocking(&l) {
             gc.cur_conns.fetch_add(1, Ordering::AcqRel);
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
+            count_rates(gc, &fe);
             fe.counters.session_started();
             R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));
         }

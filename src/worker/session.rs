@@ -397,6 +397,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             // a `listen` section has one set of counters for both roles: count the session once
             if !Arc::ptr_eq(&fe, &be) {
                 be.counters.session_started();
+                be.counters.sess_rate.hit();
                 g.be = Some(be.clone());
             }
             let r = establish::<R>(
@@ -605,6 +606,7 @@ async fn establish<R: Rt>(
         let t = Instant::now();
         // a server's `stot` counts connection attempts, as in HAProxy
         srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
+        srv.counters.sess_rate.hit();
         match connect::<R>(srv.addr(), be).await {
             Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
