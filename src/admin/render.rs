@@ -475,8 +475,9 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("iid", Val::U32(p.uuid as u64));
     r.set("sid", Val::U32(0));
     r.set("type", Val::U32(0));
-    r.set("rate", Val::U32(c.sess_rate.read()));
-    r.set("rate_max", Val::U32(c.sess_rate.max()));
+    // in TCP every connection is one session
+    r.set("rate", Val::U32(c.conn_rate.read()));
+    r.set("rate_max", Val::U32(c.conn_rate.max()));
     r.zeros_u32(&["rate_lim", "req_rate", "req_rate_max"]);
     r.zeros_u64(&["req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp"]);
     r.set("mode", Val::Str("tcp".into()));
@@ -962,9 +963,9 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("ConnRate".into(), u(g.conn_rate.read()), "MRP"),
         ("ConnRateLimit".into(), u(0), "CLP"),
         ("MaxConnRate".into(), u(g.conn_rate.max()), "MMP"),
-        ("SessRate".into(), u(g.sess_rate.read()), "MRP"),
+        ("SessRate".into(), u(g.conn_rate.read()), "MRP"),
         ("SessRateLimit".into(), u(0), "CLP"),
-        ("MaxSessRate".into(), u(g.sess_rate.max()), "MMP"),
+        ("MaxSessRate".into(), u(g.conn_rate.max()), "MMP"),
         ("SslRate".into(), u(0), "MRP"),
         ("SslRateLimit".into(), u(0), "CLP"),
         ("MaxSslRate".into(), u(0), "MMP"),

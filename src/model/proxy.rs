@@ -44,7 +44,7 @@ pub struct ProxyCounters {
     pub queue_max: AtomicU64,
     /// Times the backend lost its last server (`chkdown` on BACKEND).
     pub chkdown: AtomicU64,
-    /// Sessions per second (`rate`, `rate_max`).
+    /// Sessions per second on the backend side (`rate`, `rate_max` of a BACKEND row).
     pub sess_rate: super::Rate,
     /// Connections accepted per second (`conn_rate`, `conn_rate_max`; frontend).
     pub conn_rate: super::Rate,

@@ -28,10 +28,9 @@ pub struct GlobalCounters {
     pub pipes_used: AtomicU64,
     /// Pipes pooled, free.
     pub pipes_free: AtomicU64,
-    /// Connections accepted per second (`ConnRate`, `MaxConnRate`).
+    /// Connections accepted per second (`ConnRate`, `MaxConnRate`; also `SessRate`: in TCP a
+    /// connection is a session).
     pub conn_rate: super::Rate,
-    /// Sessions per second (`SessRate`, `MaxSessRate`).
-    pub sess_rate: super::Rate,
 }
 
 /// Why a `backend/server` lookup failed, with HAProxy's Runtime API wording.

@@ -335,13 +335,12 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
 /// excess connections in the kernel backlog, as HAProxy does.
-/// Counts an accepted connection in the per-second rates (`show info` ConnRate/SessRate, the
-/// frontend's `conn_rate` and `rate`; in TCP a connection is one session).
+/// Counts an accepted connection in the per-second rates (`show info` ConnRate, the frontend's
+/// `conn_rate`). In TCP a connection is one session, so the session rates (`SessRate`, the
+/// frontend's `rate`) read the same counters.
 fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
     gc.conn_rate.hit();
-    gc.sess_rate.hit();
     fe.counters.conn_rate.hit();
-    fe.counters.sess_rate.hit();
 }
 
 async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {

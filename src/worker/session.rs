@@ -395,9 +395,9 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         None => ts = *b"SC",
         Some(be) => {
             // a `listen` section has one set of counters for both roles: count the session once
+            be.counters.sess_rate.hit();
             if !Arc::ptr_eq(&fe, &be) {
                 be.counters.session_started();
-                be.counters.sess_rate.hit();
                 g.be = Some(be.clone());
             }
             let r = establish::<R>(
