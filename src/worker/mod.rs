@@ -333,8 +333,6 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     )
 }
 
-/// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
-/// excess connections in the kernel backlog, as HAProxy does.
 /// Counts an accepted connection in the per-second rates (`show info` ConnRate, the frontend's
 /// `conn_rate`). In TCP a connection is one session, so the session rates (`SessRate`, the
 /// frontend's `rate`) read the same counters.
@@ -343,6 +341,8 @@ fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
     fe.counters.conn_rate.hit();
 }
 
+/// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
+/// excess connections in the kernel backlog, as HAProxy does.
 async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();

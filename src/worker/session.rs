@@ -88,12 +88,13 @@ enum Close {
 }
 
 impl Close {
-    /// The server side, whose FIN was read or not.
-    fn server(fin_read: bool) -> Close {
-        if fin_read {
-            Close::Fin
-        } else {
-            Close::Reset
+    /// The server side, whose FIN was read or not, of a session killed under it or not (HAProxy
+    /// shuts a killed session's server side first: a FIN, then the reset).
+    fn server(fin_read: bool, killed: bool) -> Close {
+        match (fin_read, killed) {
+            (true, _) => Close::Fin,
+            (false, true) => Close::FinReset,
+            (false, false) => Close::Reset,
         }
     }
 
@@ -144,6 +145,15 @@ fn release_slot(be: &Proxy, s: &Server) {
 fn nobody_waits(be: &Proxy, s: &Server) -> bool {
     let r = Ordering::Relaxed;
     be.counters.queue_cur.load(r) == 0 && s.counters.queue_cur.load(r) == 0
+}
+
+/// Counts a session that got no server connection (`econ`) on the backend and on the server it
+/// was given to, if any.
+fn failed_connection(be: &Proxy, srv: Option<&Server>) {
+    be.counters.econ.fetch_add(1, Ordering::Relaxed);
+    if let Some(s) = srv {
+        s.counters.econ.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether `s`'s own queue is at its `maxqueue` (0: no limit).
@@ -394,8 +404,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
     match be.clone() {
         None => ts = *b"SC",
         Some(be) => {
-            // a `listen` section has one set of counters for both roles: count the session once
             be.counters.sess_rate.hit();
+            // a `listen` section has one set of counters for both roles: count the session once
             if !Arc::ptr_eq(&fe, &be) {
                 be.counters.session_started();
                 g.be = Some(be.clone());
@@ -417,16 +427,12 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                         NoConn::QueueTimeout(on) => {
                             // HAProxy counts it a failed connection, of the server it waited
                             // for too
-                            be.counters.econ.fetch_add(1, Ordering::Relaxed);
-                            if let Some(s) = &on {
-                                s.counters.econ.fetch_add(1, Ordering::Relaxed);
-                            }
+                            failed_connection(&be, on.as_deref());
                             tried = on;
                             *b"sQ"
                         }
                         NoConn::QueueFull(srv) => {
-                            be.counters.econ.fetch_add(1, Ordering::Relaxed);
-                            srv.counters.econ.fetch_add(1, Ordering::Relaxed);
+                            failed_connection(&be, Some(&srv));
                             tried = Some(srv);
                             // never queued: no queue time, as HAProxy logs it
                             tw = -1;
@@ -457,13 +463,8 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                         tracing::debug!(?side, error = %e, "session fault");
                     }
                     g.quiet = r.is_ok();
-                    // HAProxy shuts a killed session's server side first (a FIN, then the reset)
-                    let killed = matches!(r, Err(End::Killed(_)));
+                    let close = Close::server(fins[1], matches!(r, Err(End::Killed(_))));
                     ts = termination(timed_out, r, &be.counters, &srv.counters);
-                    let close = match Close::server(fins[1]) {
-                        Close::Reset if killed => Close::FinReset,
-                        c => c,
-                    };
                     g.socks.push((server, close));
                 }
             }
@@ -615,8 +616,7 @@ async fn establish<R: Rt>(
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if *retries >= max_retries {
                     // `econ` counts sessions that gave up, not attempts
-                    srv.counters.econ.fetch_add(1, Ordering::Relaxed);
-                    be.counters.econ.fetch_add(1, Ordering::Relaxed);
+                    failed_connection(be, Some(&srv));
                     return Err(if timed_out {
                         NoConn::Timeout(srv)
                     } else {

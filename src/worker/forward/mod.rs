@@ -161,6 +161,16 @@ pub(crate) enum Side {
     Server = 1,
 }
 
+impl Side {
+    /// The other end of the session.
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
+
 /// Why a direction stopped early.
 #[derive(Debug)]
 pub(crate) enum Fault {
@@ -276,10 +286,7 @@ impl Dir<'_> {
 
 impl Dir<'_> {
     fn to_side(&self) -> Side {
-        match self.from_side {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
+        self.from_side.other()
     }
 }
 

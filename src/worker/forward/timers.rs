@@ -124,10 +124,7 @@ impl Timers {
     /// from now on has only one direction left (its `-fin` timeout, if any, applies, counted
     /// from now).
     pub(super) fn direction_over(&self, from: Side) -> Shut {
-        let to = match from {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        };
+        let to = from.other();
         let (f, t) = (from as usize, to as usize);
         self.half_closed[f].set(true);
         self.shut[t].set(true);
