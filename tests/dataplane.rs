@@ -215,6 +215,48 @@ fn refused_backend_retries_then_closes_the_client() {
     assert!(line.contains("/-1/") && line.contains("/2 0/0"), "{line}");
 }
 
+/// A retry on the same server keeps its slot, as in HAProxy: with `maxconn 1`, a second client
+/// waits in the queue for as long as the first one retries (HAProxy 2.6 logs `904/-1/1808` for
+/// it here), instead of taking the slot during a turn-around pause.
+#[test]
+fn a_retry_keeps_its_server_slot_while_others_queue() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (sink, log) = syslog_sink();
+    let api = free_port();
+    let port = free_port();
+    let extra = format!(
+        "    retries 3\n    timeout connect 300ms\n    timeout queue 10s\n    \
+         default-server maxconn 1\n{log}"
+    );
+    let _h = Harp::start(&with_api(&config(port, &[dead], &extra), api), port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut a = connect(addr);
+    a.write_all(b"a").unwrap();
+    // the first is between its attempts: three pauses of 300 ms, at least two still to come
+    assert!(wait_until(Duration::from_secs(10), || stat(
+        api, "s1", "wretr"
+    ) >= 1));
+    let mut b = connect(addr);
+    b.write_all(b"b").unwrap();
+    let mut out = Vec::new();
+    let _ = b.read_to_end(&mut out);
+    let _ = a.read_to_end(&mut out);
+    let line = syslog_line(
+        &sink,
+        &format!("127.0.0.1:{} ", b.local_addr().unwrap().port()),
+    );
+    let tw: u64 = line
+        .split(" px px/s1 ")
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    assert!(tw >= 500, "queued only {tw} ms: {line}");
+}
+
 #[test]
 fn redispatch_moves_to_another_server_at_the_first_failure() {
     // HAProxy (`stream_choose_redispatch`): with several usable servers and a balancing that
@@ -546,6 +588,48 @@ fn maxconn_100_with_1000_clients_all_served() {
 #[test]
 fn maxconn_100_with_5000_clients_all_served() {
     maxconn_100_serves_all(500, 10, 200);
+}
+
+/// 900 clients, 300 at a time, queue for two servers of `maxconn 2`: every freed slot is handed
+/// to a waiting client from whichever worker frees it, every exchange comes back intact, and
+/// the queues and slots are empty afterwards.
+#[test]
+fn server_maxconn_queue_serves_every_client() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let extra = "    default-server maxconn 2\n    timeout queue 30s\n";
+    let cfg = with_api(&config(port, &[up.addr, up.addr], extra), api);
+    let _h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let served = Arc::new(AtomicUsize::new(0));
+    let ts: Vec<_> = (0..300)
+        .map(|i| {
+            let served = served.clone();
+            std::thread::spawn(move || {
+                for j in 0..3 {
+                    let d = payload(300, i * 3 + j);
+                    if echo(addr, &d) == d {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(served.load(Ordering::Relaxed), 900);
+    assert!(stat(api, "BACKEND", "qmax") > 0, "nobody queued");
+    for sv in ["s1", "s2", "BACKEND"] {
+        assert!(
+            wait_until(Duration::from_secs(10), || qcur(api, sv) == 0
+                && stat(api, sv, "scur") == 0),
+            "{sv}: qcur {} scur {}",
+            qcur(api, sv),
+            stat(api, sv, "scur")
+        );
+    }
+    assert!(stat(api, "s1", "smax") <= 2 && stat(api, "s2", "smax") <= 2);
 }
 
 #[test]

@@ -90,13 +90,13 @@ pub struct Proxy {
     pub maxconn_override: AtomicU32,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
     pub(super) rids: Mutex<HashMap<String, u32>>,
-    /// Connections queued on this backend (all servers at `maxconn`) wait on this: a session
-    /// that frees a server slot, or a balancing change (a server UP, a weight or maxconn
-    /// change), wakes them all and the oldest ([`Proxy::queue`]) takes the slot, so a queued
-    /// connection takes a slot as soon as there is one instead of polling for it.
-    pub slot_freed: tokio::sync::Notify,
-    /// Who waits for a slot, in arrival order: the order `slot_freed` waiters take slots in.
-    pub queue: super::WaitQueue,
+    /// Queued connections (all servers at `maxconn`) also wait on this: a balancing change (a
+    /// server UP, a weight or maxconn change) may open slots no session freed, so it wakes them
+    /// all to look again. Rare; a freed slot is handed over through [`Proxy::queue`] instead.
+    pub rebalanced: tokio::sync::Notify,
+    /// Who waits for a slot, in arrival order; a session that frees a slot hands it to the
+    /// oldest that can use it.
+    pub queue: super::WaitQueue<Arc<Server>>,
 }
 
 impl Proxy {
@@ -114,7 +114,7 @@ impl Proxy {
             stopped: AtomicBool::new(false),
             maxconn_override: AtomicU32::new(0),
             rids: Mutex::new(HashMap::new()),
-            slot_freed: tokio::sync::Notify::new(),
+            rebalanced: tokio::sync::Notify::new(),
             queue: super::WaitQueue::default(),
         }
     }
@@ -146,7 +146,7 @@ impl Proxy {
     /// Marks balancing state stale.
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.slot_freed.notify_waiters();
+        self.rebalanced.notify_waiters();
     }
 
     /// Active (non-backup) servers usable for balancing (`get_srv_act`, `act` in stats).

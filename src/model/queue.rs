@@ -1,13 +1,16 @@
 //! Connections waiting for a server slot (`maxconn`), in arrival order, shared by all workers.
 //!
-//! HAProxy serves its queues oldest first: a freed slot goes to the oldest connection waiting in
-//! the backend queue (any server will do) or in that server's own queue (a hash bound the client
-//! to it), whichever came first. Tickets from one counter per backend give that order across
-//! both kinds of queue; each queue also counts its departures, which the log reports as the
-//! queue positions (`%sq/%bq`).
+//! HAProxy serves its queues oldest first and hands a freed slot over directly: the session
+//! that frees it gives it to the oldest connection waiting in the backend queue (any server
+//! will do) or in that server's own queue (a hash bound the client to it), whichever came
+//! first, and wakes that one alone. Tickets from one counter per backend give that order
+//! across both kinds of queue; each queue also counts its departures, which the log reports as
+//! the queue positions (`%sq/%bq`). Waking one waiter per freed slot, not all of them, keeps
+//! the cost of a slot constant however many connections wait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 /// Which queue a connection waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,69 +35,147 @@ impl Ticket {
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
+#[derive(Debug)]
+struct Waiter<S> {
+    queue: QueueOf,
+    /// The queue's departures when it arrived (for its logged position).
+    at: u64,
+    /// A server it must not be given (the one a redispatch moves away from).
+    exclude: Option<usize>,
+    /// A slot handed over to it, not claimed yet.
+    offer: Option<S>,
+    /// Its task, woken when a slot is handed over.
+    waker: Option<Waker>,
+}
+
+impl<S> Waiter<S> {
+    /// Whether a free slot on server `srv` is for this waiter: it has none yet and waits for
+    /// any server or for that one.
+    fn wants(&self, srv: usize) -> bool {
+        self.offer.is_none()
+            && self.exclude != Some(srv)
+            && (self.queue == QueueOf::Backend || self.queue == QueueOf::Server(srv))
+    }
+}
+
+#[derive(Debug)]
+struct Inner<S> {
     next: u64,
-    /// Waiting tickets: their queue and that queue's departures when they arrived.
-    waiting: BTreeMap<u64, (QueueOf, u64)>,
+    /// Waiting connections by ticket number, oldest first.
+    waiting: BTreeMap<u64, Waiter<S>>,
     /// Departures with a slot, per queue (HAProxy's queue `idx`).
     served: HashMap<QueueOf, u64>,
 }
 
-/// A backend's waiting connections. The lock is only taken by connections that found every
-/// server full, never on the usual path.
-#[derive(Debug, Default)]
-pub struct WaitQueue {
-    inner: Mutex<Inner>,
+/// A backend's waiting connections; `S` is what a handed-over slot carries (the server). The
+/// lock is only taken by connections that found every server full and by sessions that free
+/// a slot while some wait, never on the usual path.
+#[derive(Debug)]
+pub struct WaitQueue<S> {
+    inner: Mutex<Inner<S>>,
 }
 
-impl WaitQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+impl<S> Default for WaitQueue<S> {
+    fn default() -> Self {
+        WaitQueue {
+            inner: Mutex::new(Inner {
+                next: 0,
+                waiting: BTreeMap::new(),
+                served: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<S> WaitQueue<S> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<S>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Joins `queue` behind everyone already waiting.
-    pub fn enter(&self, queue: QueueOf) -> Ticket {
+    /// Joins `queue` behind everyone already waiting; `exclude`: a server this connection must
+    /// not be handed.
+    pub fn enter(&self, queue: QueueOf, exclude: Option<usize>) -> Ticket {
         let mut q = self.lock();
         let no = q.next;
         q.next += 1;
-        let served = q.served.get(&queue).copied().unwrap_or(0);
-        q.waiting.insert(no, (queue, served));
+        let at = q.served.get(&queue).copied().unwrap_or(0);
+        q.waiting.insert(
+            no,
+            Waiter {
+                queue,
+                at,
+                exclude,
+                offer: None,
+                waker: None,
+            },
+        );
         Ticket { no, queue }
     }
 
     /// Whether the holder of `t` may take a free slot on server `srv` now: nobody who came
-    /// earlier waits for any server (the backend queue) or for `srv` itself.
+    /// earlier still waits for it.
     pub fn may_take(&self, t: &Ticket, srv: usize) -> bool {
         let q = self.lock();
-        !q.waiting
-            .range(..t.no)
-            .any(|(_, (qu, _))| *qu == QueueOf::Backend || *qu == QueueOf::Server(srv))
+        !q.waiting.range(..t.no).any(|(_, w)| w.wants(srv))
     }
 
     /// Whether a connection not queued yet may take a free slot on server `srv` now: nobody
-    /// waits for any server (the backend queue) or for `srv` itself.
+    /// waits for it.
     pub fn may_take_new(&self, srv: usize) -> bool {
         let q = self.lock();
-        !q.waiting
-            .values()
-            .any(|(qu, _)| *qu == QueueOf::Backend || *qu == QueueOf::Server(srv))
+        !q.waiting.values().any(|w| w.wants(srv))
+    }
+
+    /// Hands a slot of server `srv` to the oldest connection waiting for it and wakes that one.
+    /// `slot` takes the slot, under the queue's lock, once such a connection is found; a
+    /// connection that joins the queue meanwhile sees the slot taken or free, never lost in
+    /// between. Whether a connection got it.
+    pub fn hand_over(&self, srv: usize, slot: impl FnOnce() -> Option<S>) -> bool {
+        let mut q = self.lock();
+        let Some(w) = q.waiting.values_mut().find(|w| w.wants(srv)) else {
+            return false;
+        };
+        let Some(s) = slot() else {
+            return false;
+        };
+        w.offer = Some(s);
+        if let Some(k) = w.waker.take() {
+            k.wake();
+        }
+        true
+    }
+
+    /// A slot handed over to `t`, or `Pending` (the task is woken when one is).
+    pub fn poll_offer(&self, t: &Ticket, cx: &mut Context<'_>) -> Poll<S> {
+        let mut q = self.lock();
+        let Some(w) = q.waiting.get_mut(&t.no) else {
+            return Poll::Pending;
+        };
+        if let Some(s) = w.offer.take() {
+            return Poll::Ready(s);
+        }
+        match &w.waker {
+            Some(k) if k.will_wake(cx.waker()) => {}
+            _ => w.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Leaves the queue, with a slot (`served`) or without (timeout, abort). Returns the
-    /// position to log, as HAProxy counts it: 1 plus the connections that left the same queue
-    /// with a slot while this one waited.
-    pub fn leave(&self, t: Ticket, served: bool) -> u64 {
+    /// position to log, as HAProxy counts it (1 plus the connections that left the same queue
+    /// with a slot while this one waited), and a slot handed over but not claimed, which the
+    /// caller must give back.
+    pub fn leave(&self, t: Ticket, served: bool) -> (u64, Option<S>) {
         let mut q = self.lock();
-        let Some((queue, at)) = q.waiting.remove(&t.no) else {
-            return 0;
+        let Some(w) = q.waiting.remove(&t.no) else {
+            return (0, None);
         };
-        let now = q.served.entry(queue).or_insert(0);
-        let pos = *now - at + 1;
+        let now = q.served.entry(w.queue).or_insert(0);
+        let pos = *now - w.at + 1;
         if served {
             *now += 1;
         }
-        pos
+        (pos, w.offer)
     }
 
     /// Whether nobody waits (tests: the workers read the lock-free `qcur` counters instead).
@@ -105,54 +186,4 @@ impl WaitQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_oldest_waiter_goes_first_whatever_its_queue() {
-        let w = WaitQueue::default();
-        let b = w.enter(QueueOf::Backend);
-        let s1 = w.enter(QueueOf::Server(1));
-        let c = w.enter(QueueOf::Backend);
-        // a slot on server 1: only the oldest may have it
-        assert!(w.may_take(&b, 1));
-        assert!(!w.may_take(&s1, 1) && !w.may_take(&c, 1));
-        assert_eq!(w.leave(b, true), 1);
-        assert!(w.may_take(&s1, 1));
-        assert!(!w.may_take(&c, 1), "server 1's own waiter came first");
-        // ... but a slot on server 2 is not for the one waiting for server 1
-        assert!(w.may_take(&c, 2));
-        assert_eq!(w.leave(s1, true), 1);
-        assert_eq!(
-            w.leave(c, true),
-            2,
-            "one left the backend queue while it waited"
-        );
-        assert!(w.is_empty());
-    }
-
-    #[test]
-    fn a_newcomer_waits_behind_the_queues_it_would_jump() {
-        let w = WaitQueue::default();
-        assert!(w.may_take_new(1));
-        let s2 = w.enter(QueueOf::Server(2));
-        assert!(w.may_take_new(1), "server 2's queue is not in its way");
-        assert!(!w.may_take_new(2));
-        let b = w.enter(QueueOf::Backend);
-        assert!(!w.may_take_new(1));
-        w.leave(s2, true);
-        w.leave(b, true);
-        assert!(w.may_take_new(2));
-    }
-
-    #[test]
-    fn positions_count_departures_with_a_slot_only() {
-        let w = WaitQueue::default();
-        let a = w.enter(QueueOf::Backend);
-        let b = w.enter(QueueOf::Backend);
-        assert_eq!(w.leave(a, false), 1, "a timeout: nobody left before it");
-        let c = w.enter(QueueOf::Backend);
-        assert_eq!(w.leave(b, true), 1);
-        assert_eq!(w.leave(c, true), 2);
-    }
-}
+mod tests;

@@ -60,9 +60,11 @@ impl ServerCounters {
         super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
     }
 
-    /// Records a session end.
+    /// Records a session end. Sequentially consistent: a session that frees a slot then looks
+    /// for queued connections, and a connection that joins a queue then looks for a free slot,
+    /// must not both miss the other.
     pub fn session_ended(&self) {
-        self.cur_sess.fetch_sub(1, Ordering::Relaxed);
+        self.cur_sess.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

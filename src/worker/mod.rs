@@ -315,15 +315,24 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
 }
 
 /// Reserves one slot in a counter bounded by `max` (0 = unbounded): the count with this slot,
-/// or `None` when full. Another thread's refused attempt lifts the counter above `max` for a
-/// moment, so a later load could see more than `max`: only this value is a real count.
+/// or `None` when full. A compare-and-swap, so that a refused attempt never lifts the counter
+/// above `max`, even for a moment: a free slot is never refused because of another thread's
+/// attempt, and a connection that queued after such a refusal would have waited with a slot
+/// free. Sequentially consistent, as [`crate::model::ServerCounters::session_ended`].
 fn reserve(c: &std::sync::atomic::AtomicU64, max: u64) -> Option<u64> {
-    let prev = c.fetch_add(1, Ordering::AcqRel);
-    if max != 0 && prev >= max {
-        c.fetch_sub(1, Ordering::AcqRel);
-        return None;
+    if max == 0 {
+        return Some(c.fetch_add(1, Ordering::SeqCst) + 1);
     }
-    Some(prev + 1)
+    let mut cur = c.load(Ordering::SeqCst);
+    loop {
+        if cur >= max {
+            return None;
+        }
+        match c.compare_exchange_weak(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Some(cur + 1),
+            Err(now) => cur = now,
+        }
+    }
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {

@@ -129,22 +129,25 @@ fn take_slot(s: &Server) -> bool {
     true
 }
 
-/// Gives back a server connection slot taken by [`take_slot`], handing it to the oldest
-/// connection queued on the backend, if any.
-fn release_slot(be: &Proxy, s: &Server) {
+/// Gives back a server connection slot taken by [`take_slot`]. As in HAProxy, a queued
+/// connection that can use it gets it at once: the oldest waiting in the backend's queue or in
+/// this server's own, and only that one is woken.
+fn release_slot(be: &Proxy, s: &Arc<Server>) {
     s.counters.session_ended();
-    let r = Ordering::Relaxed;
-    if be.counters.queue_cur.load(r) > 0 || s.counters.queue_cur.load(r) > 0 {
-        // every waiter looks; only the oldest that can use the slot takes it
-        be.slot_freed.notify_waiters();
+    if nobody_waits(be, s) {
+        return;
     }
+    // take the slot back for the oldest waiter, unless another connection was quicker; a
+    // server no longer usable keeps it free (its waiters go elsewhere on the change's wake-up)
+    be.queue
+        .hand_over(s.key, || (s.is_usable() && take_slot(s)).then(|| s.clone()));
 }
 
 /// Whether no connection waits in the backend's queue nor in `s`'s (two atomic loads: the usual
-/// path takes no lock).
+/// path takes no lock). Sequentially consistent, as [`ServerCounters::session_ended`].
 fn nobody_waits(be: &Proxy, s: &Server) -> bool {
-    let r = Ordering::Relaxed;
-    be.counters.queue_cur.load(r) == 0 && s.counters.queue_cur.load(r) == 0
+    let o = Ordering::SeqCst;
+    be.counters.queue_cur.load(o) == 0 && s.counters.queue_cur.load(o) == 0
 }
 
 /// Counts a session that got no server connection (`econ`) on the backend and on the server it
@@ -164,7 +167,8 @@ fn server_queue_full(s: &Server) -> bool {
 
 /// A connection's place in a queue: counted in the queue's `qcur` and holding its ticket
 /// ([`Proxy::queue`]) until it leaves, with a slot or without; also when the waiting task is
-/// dropped (a hard stop), so that no ticket stays behind to hold later waiters back.
+/// dropped (a hard stop), so that no ticket stays behind to hold later waiters back and no slot
+/// handed over to it stays taken.
 struct Place<'a> {
     be: &'a Proxy,
     ticket: Option<Ticket>,
@@ -173,20 +177,31 @@ struct Place<'a> {
 }
 
 impl<'a> Place<'a> {
-    fn enter(be: &'a Proxy, on: Option<Arc<Server>>) -> Place<'a> {
+    /// Joins the backend's queue or `on`'s own; `exclude`: a server not to be handed.
+    fn enter(be: &'a Proxy, on: Option<Arc<Server>>, exclude: Option<&Arc<Server>>) -> Place<'a> {
         let (cur, max) = match &on {
             Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
             None => (&be.counters.queue_cur, &be.counters.queue_max),
         };
-        let q = cur.fetch_add(1, Ordering::Relaxed) + 1;
+        // counted before the ticket exists and before the next look at the slots, so that a
+        // session freeing a slot meanwhile either sees a waiter or leaves the slot free
+        let q = cur.fetch_add(1, Ordering::SeqCst) + 1;
         max.fetch_max(q, Ordering::Relaxed);
         let which = on
             .as_ref()
             .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
         Place {
             be,
-            ticket: Some(be.queue.enter(which)),
+            ticket: Some(be.queue.enter(which, exclude.map(|s| s.key))),
             on,
+        }
+    }
+
+    /// A slot handed over to this place; pending until one is (the task is woken then).
+    async fn handed(&self) -> Arc<Server> {
+        match &self.ticket {
+            Some(t) => std::future::poll_fn(|cx| self.be.queue.poll_offer(t, cx)).await,
+            None => std::future::pending().await,
         }
     }
 
@@ -203,8 +218,13 @@ impl<'a> Place<'a> {
             Some(s) => &s.counters.queue_cur,
             None => &self.be.counters.queue_cur,
         };
-        cur.fetch_sub(1, Ordering::Relaxed);
-        self.be.queue.leave(t, served)
+        cur.fetch_sub(1, Ordering::SeqCst);
+        let (pos, unclaimed) = self.be.queue.leave(t, served);
+        // handed over as it took a slot itself or gave up: the next waiter's now
+        if let Some(s) = unclaimed {
+            release_slot(self.be, &s);
+        }
+        pos
     }
 }
 
@@ -217,9 +237,10 @@ impl Drop for Place<'_> {
 /// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full
 /// (or in a server's own queue when a hash binds the client to a full server). Queued
 /// connections are served in arrival order, as HAProxy's queues are ([`Proxy::queue`]): a
-/// newcomer does not take a slot while others wait, and a freed slot wakes every waiter, of
-/// which only the oldest that can use it takes it. A short poll stays as a safety net. Adds the
-/// queue positions HAProxy logs (server queue, backend queue) to `pos`.
+/// newcomer does not take a slot while others wait, and a session that frees a slot hands it
+/// to the oldest waiter that can use it. A balancing change wakes every waiter to look again;
+/// a slow poll stays as a safety net. Adds the queue positions HAProxy logs (server queue,
+/// backend queue) to `pos`.
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
@@ -232,9 +253,9 @@ async fn acquire<R: Rt>(
     let start = Instant::now();
     // where the connection waits, and its place there
     let mut queued: Option<Place<'_>> = None;
-    // registered for the wake-up of a freed slot, only once the connection has to wait
-    let mut freed: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>> = None;
-    let mut nap = Duration::from_millis(1);
+    // registered for the wake-up of a balancing change, only once the connection has to wait
+    let mut changed: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>> = None;
+    let mut nap = Duration::from_millis(10);
     let hashing = be.config.balance == BalanceAlgo::Source;
     let res = loop {
         let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
@@ -264,7 +285,9 @@ async fn acquire<R: Rt>(
             if let Some(p) = queued.take() {
                 p.leave(false);
             }
-            queued = Some(Place::enter(be, wait_on));
+            queued = Some(Place::enter(be, wait_on, exclude));
+            // look once more: a slot freed before the connection was counted went to nobody
+            continue;
         }
         let mut wait = nap;
         if let Some(b) = budget {
@@ -275,20 +298,30 @@ async fn acquire<R: Rt>(
             }
             wait = wait.min(b - spent);
         }
-        let Some(f) = freed.as_mut() else {
-            let mut f = Box::pin(be.slot_freed.notified());
+        let Some(f) = changed.as_mut() else {
+            let mut f = Box::pin(be.rebalanced.notified());
             f.as_mut().enable();
-            freed = Some(f);
-            // look once more: a slot freed before the registration woke nobody
+            changed = Some(f);
+            // look once more: a change before the registration woke nobody
+            continue;
+        };
+        let Some(place) = queued.as_ref() else {
             continue;
         };
         tokio::select! {
+            s = place.handed() => {
+                if s.is_usable() {
+                    break Ok(s);
+                }
+                // its server went down since: give the slot up and wait on
+                release_slot(be, &s);
+            }
             _ = f.as_mut() => {
                 // registered again before the next look: that look is the one after it
-                f.set(be.slot_freed.notified());
+                f.set(be.rebalanced.notified());
                 f.as_mut().enable();
             }
-            _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(10)),
+            _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(200)),
         }
     };
     if let Some(p) = queued {
@@ -582,23 +615,26 @@ async fn establish<R: Rt>(
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
     let max_retries = be.config.retries;
-    let mut last: Option<Arc<Server>> = None;
+    // the server of the last attempt; its slot is still held when the retry stays on it
+    let mut last: Option<Held<'_>> = None;
     let mut redispatch = false;
     loop {
-        let srv = match &last {
-            Some(s) if !redispatch && s.is_usable() && take_slot(s) => s.clone(),
-            _ => {
-                let exclude = if redispatch { last.as_ref() } else { None };
+        let srv = match last.take() {
+            // a retry on the same server keeps its slot, as in HAProxy
+            Some(h) if !redispatch && h.srv().is_usable() => h,
+            prev => {
+                let left = prev.map(Held::release);
+                let exclude = left.as_ref().filter(|_| redispatch);
                 let s = acquire::<R>(ctx, be, ip, exclude, budget, tw, pos).await?;
                 s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
                 be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
                 // HAProxy counts a redispatch on the server left behind
-                if let Some(l) = last.as_ref().filter(|l| redispatch && !Arc::ptr_eq(l, &s)) {
+                if let Some(l) = left.as_ref().filter(|l| redispatch && !Arc::ptr_eq(l, &s)) {
                     *redispatched = true;
                     l.counters.wredis.fetch_add(1, Ordering::Relaxed);
                     be.counters.wredis.fetch_add(1, Ordering::Relaxed);
                 }
-                s
+                Held::new(be, s)
             }
         };
         if *tw < 0 {
@@ -606,15 +642,15 @@ async fn establish<R: Rt>(
         }
         let t = Instant::now();
         // a server's `stot` counts connection attempts, as in HAProxy
-        srv.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
-        srv.counters.sess_rate.hit();
-        match connect::<R>(srv.addr(), be).await {
-            Ok(sock) => return Ok((srv, sock, t.elapsed().as_millis() as i64)),
+        srv.srv().counters.tot_sess.fetch_add(1, Ordering::Relaxed);
+        srv.srv().counters.sess_rate.hit();
+        match connect::<R>(srv.srv().addr(), be).await {
+            Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
-                release_slot(be, &srv);
-                tracing::debug!(server = %srv.name, error = %e, "connect failed");
+                tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if *retries >= max_retries {
+                    let srv = srv.release();
                     // `econ` counts sessions that gave up, not attempts
                     failed_connection(be, Some(&srv));
                     return Err(if timed_out {
@@ -624,9 +660,9 @@ async fn establish<R: Rt>(
                     });
                 }
                 *retries += 1;
-                redispatch = redispatch_now(be, &srv, *retries);
+                redispatch = redispatch_now(be, srv.srv(), *retries);
                 if !redispatch {
-                    srv.counters.wretr.fetch_add(1, Ordering::Relaxed);
+                    srv.srv().counters.wretr.fetch_add(1, Ordering::Relaxed);
                     be.counters.wretr.fetch_add(1, Ordering::Relaxed);
                 }
                 // a refused server likely refuses again at once: pause before trying it again
@@ -639,6 +675,48 @@ async fn establish<R: Rt>(
                 }
                 last = Some(srv);
             }
+        }
+    }
+}
+
+/// A server slot held while connecting: given back when dropped (a failed attempt that moves
+/// on, or a task dropped by a hard stop), kept by the session once connected.
+struct Held<'a> {
+    be: &'a Proxy,
+    srv: Arc<Server>,
+    /// Still to be given back on drop.
+    held: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(be: &'a Proxy, srv: Arc<Server>) -> Held<'a> {
+        Held {
+            be,
+            srv,
+            held: true,
+        }
+    }
+
+    fn srv(&self) -> &Arc<Server> {
+        &self.srv
+    }
+
+    /// The server, its slot now the session's.
+    fn keep(mut self) -> Arc<Server> {
+        self.held = false;
+        self.srv.clone()
+    }
+
+    /// Gives the slot back (to the oldest waiter that can use it); the server stays named.
+    fn release(self) -> Arc<Server> {
+        self.srv.clone()
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            release_slot(self.be, &self.srv);
         }
     }
 }
