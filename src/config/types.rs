@@ -566,11 +566,38 @@ pub struct ServerParams {
     pub slowstart: Option<Duration>,
     /// `on-marked-down shutdown-sessions`.
     pub shutdown_on_down: bool,
+    /// `send-proxy`: a PROXY protocol v1 line starts every connection to the server, so that
+    /// it learns the client's address.
+    pub send_proxy: bool,
+    /// `send-proxy-v2`: the binary v2 header instead (wins over `send-proxy`, as in HAProxy).
+    pub send_proxy_v2: bool,
     /// `id <n>`: forced proxy-unique id (`puid`). After parsing, every `server` line has its
     /// final puid here (forced or assigned as HAProxy does: next free from 1 in file order).
     pub id: Option<u32>,
     /// The puid was forced with `id` (`srv_f_forced_id` in `show servers state`).
     pub forced_id: bool,
+}
+
+impl ServerParams {
+    /// The PROXY protocol version sent to the server, if any.
+    pub fn proxy_protocol(&self) -> Option<ProxyProtocol> {
+        if self.send_proxy_v2 {
+            Some(ProxyProtocol::V2)
+        } else if self.send_proxy {
+            Some(ProxyProtocol::V1)
+        } else {
+            None
+        }
+    }
+}
+
+/// A PROXY protocol version (HAProxy's `proxy-protocol.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// The human-readable line: `PROXY TCP4 <src> <dst> <sport> <dport>\r\n`.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 impl Default for ServerParams {
@@ -591,6 +618,8 @@ impl Default for ServerParams {
             check_addr: None,
             slowstart: None,
             shutdown_on_down: false,
+            send_proxy: false,
+            send_proxy_v2: false,
             id: None,
             forced_id: false,
         }

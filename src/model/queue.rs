@@ -40,8 +40,6 @@ struct Waiter<S> {
     queue: QueueOf,
     /// The queue's departures when it arrived (for its logged position).
     at: u64,
-    /// A server it must not be given (the one a redispatch moves away from).
-    exclude: Option<usize>,
     /// A slot handed over to it, not claimed yet.
     offer: Option<S>,
     /// Its task, woken when a slot is handed over.
@@ -50,11 +48,13 @@ struct Waiter<S> {
 
 impl<S> Waiter<S> {
     /// Whether a free slot on server `srv` is for this waiter: it has none yet and waits for
-    /// any server or for that one.
-    fn wants(&self, srv: usize) -> bool {
+    /// that server, or for any (`backend`: the server serves the backend's queue).
+    fn wants(&self, srv: usize, backend: bool) -> bool {
         self.offer.is_none()
-            && self.exclude != Some(srv)
-            && (self.queue == QueueOf::Backend || self.queue == QueueOf::Server(srv))
+            && match self.queue {
+                QueueOf::Backend => backend,
+                QueueOf::Server(k) => k == srv,
+            }
     }
 }
 
@@ -92,9 +92,8 @@ impl<S> WaitQueue<S> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Joins `queue` behind everyone already waiting; `exclude`: a server this connection must
-    /// not be handed.
-    pub fn enter(&self, queue: QueueOf, exclude: Option<usize>) -> Ticket {
+    /// Joins `queue` behind everyone already waiting.
+    pub fn enter(&self, queue: QueueOf) -> Ticket {
         let mut q = self.lock();
         let no = q.next;
         q.next += 1;
@@ -104,7 +103,6 @@ impl<S> WaitQueue<S> {
             Waiter {
                 queue,
                 at,
-                exclude,
                 offer: None,
                 waker: None,
             },
@@ -113,36 +111,46 @@ impl<S> WaitQueue<S> {
     }
 
     /// Whether the holder of `t` may take a free slot on server `srv` now: nobody who came
-    /// earlier still waits for it.
-    pub fn may_take(&self, t: &Ticket, srv: usize) -> bool {
+    /// earlier still waits for it (`backend`: the server serves the backend's queue).
+    pub fn may_take(&self, t: &Ticket, srv: usize, backend: bool) -> bool {
         let q = self.lock();
-        !q.waiting.range(..t.no).any(|(_, w)| w.wants(srv))
+        !q.waiting.range(..t.no).any(|(_, w)| w.wants(srv, backend))
     }
 
     /// Whether a connection not queued yet may take a free slot on server `srv` now: nobody
     /// waits for it.
-    pub fn may_take_new(&self, srv: usize) -> bool {
+    pub fn may_take_new(&self, srv: usize, backend: bool) -> bool {
         let q = self.lock();
-        !q.waiting.values().any(|w| w.wants(srv))
+        !q.waiting.values().any(|w| w.wants(srv, backend))
     }
 
-    /// Hands a slot of server `srv` to the oldest connection waiting for it and wakes that one.
+    /// Hands a slot of server `srv` to the oldest connection waiting for it (in `srv`'s own
+    /// queue, or in the backend's when `backend`: the server serves it) and wakes that one.
     /// `slot` takes the slot, under the queue's lock, once such a connection is found; a
     /// connection that joins the queue meanwhile sees the slot taken or free, never lost in
     /// between. Whether a connection got it.
-    pub fn hand_over(&self, srv: usize, slot: impl FnOnce() -> Option<S>) -> bool {
-        let mut q = self.lock();
-        let Some(w) = q.waiting.values_mut().find(|w| w.wants(srv)) else {
-            return false;
+    pub fn hand_over(&self, srv: usize, backend: bool, slot: impl FnOnce() -> Option<S>) -> bool {
+        let waker = {
+            let mut q = self.lock();
+            let Some(w) = q.waiting.values_mut().find(|w| w.wants(srv, backend)) else {
+                return false;
+            };
+            let Some(s) = slot() else {
+                return false;
+            };
+            w.offer = Some(s);
+            w.waker.take()
         };
-        let Some(s) = slot() else {
-            return false;
-        };
-        w.offer = Some(s);
-        if let Some(k) = w.waker.take() {
+        // woken out of the lock: the task may run on another thread at once
+        if let Some(k) = waker {
             k.wake();
         }
         true
+    }
+
+    /// A slot handed over to `t` and not claimed yet, claimed now.
+    pub fn take_offer(&self, t: &Ticket) -> Option<S> {
+        self.lock().waiting.get_mut(&t.no)?.offer.take()
     }
 
     /// A slot handed over to `t`, or `Pending` (the task is woken when one is).

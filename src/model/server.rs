@@ -314,10 +314,11 @@ impl Server {
             && !self.deleted()
     }
 
-    /// Whether the server has a free connection slot under `maxconn`.
+    /// Whether the server has a free connection slot under `maxconn`. Sequentially consistent,
+    /// as [`ServerCounters::session_ended`]: a connection that just joined a queue looks here.
     pub fn has_free_slot(&self) -> bool {
         let m = self.maxconn();
-        m == 0 || self.counters.cur_sess.load(Ordering::Relaxed) < m as u64
+        m == 0 || self.counters.cur_sess.load(Ordering::SeqCst) < m as u64
     }
 
     /// Removed by `del server`; Lua methods then return nil.

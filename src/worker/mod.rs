@@ -21,6 +21,7 @@
 mod balance;
 mod forward;
 mod listener;
+mod proxy_header;
 mod ring;
 mod runtime;
 mod session;

@@ -2,7 +2,7 @@
 //! redispatch, forward both directions, then account and write the tcplog line.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -130,8 +130,8 @@ fn take_slot(s: &Server) -> bool {
 }
 
 /// Gives back a server connection slot taken by [`take_slot`]. As in HAProxy, a queued
-/// connection that can use it gets it at once: the oldest waiting in the backend's queue or in
-/// this server's own, and only that one is woken.
+/// connection that can use it gets it at once: the oldest waiting in this server's own queue or
+/// in the backend's (when the server serves it), and only that one is woken.
 fn release_slot(be: &Proxy, s: &Arc<Server>) {
     s.counters.session_ended();
     if nobody_waits(be, s) {
@@ -139,8 +139,55 @@ fn release_slot(be: &Proxy, s: &Arc<Server>) {
     }
     // take the slot back for the oldest waiter, unless another connection was quicker; a
     // server no longer usable keeps it free (its waiters go elsewhere on the change's wake-up)
-    be.queue
-        .hand_over(s.key, || (s.is_usable() && take_slot(s)).then(|| s.clone()));
+    hand_free_slot(be, s);
+}
+
+/// Hands a free slot of `s`, if it has one and is usable, to the oldest connection waiting for
+/// it. Whether one got it.
+fn hand_free_slot(be: &Proxy, s: &Arc<Server>) -> bool {
+    s.is_usable()
+        && be.queue.hand_over(s.key, serves_backend_queue(be, s), || {
+            take_slot(s).then(|| s.clone())
+        })
+}
+
+/// After a queued connection left with a slot: a balancing change may have opened more slots
+/// than sessions free (a server UP, a higher `maxconn`), so the next waiter gets the next one
+/// at once rather than on its own late look. Each waiter served this way passes on again,
+/// until the free slots or the waiters run out.
+fn pass_on(be: &Proxy) {
+    let r = Ordering::Relaxed;
+    if be.counters.queue_cur.load(r) == 0
+        && be
+            .servers()
+            .iter()
+            .all(|s| s.counters.queue_cur.load(r) == 0)
+    {
+        return;
+    }
+    for s in be.servers().iter() {
+        if s.has_free_slot() && hand_free_slot(be, s) {
+            return;
+        }
+    }
+}
+
+/// Whether a slot freed on `s` may go to the backend's queue, as HAProxy's `process_srv_queue`
+/// decides: an active server's may; a backup's only while no active server is usable, and only
+/// the first backup's unless `option allbackups` (the servers the balancer picks from).
+fn serves_backend_queue(be: &Proxy, s: &Server) -> bool {
+    if !s.params.backup {
+        return true;
+    }
+    let servers = be.servers();
+    if servers.iter().any(|o| !o.params.backup && o.is_usable()) {
+        return false;
+    }
+    be.config.allbackups
+        || servers
+            .iter()
+            .find(|o| o.params.backup && o.is_usable())
+            .is_some_and(|o| o.key == s.key)
 }
 
 /// Whether no connection waits in the backend's queue nor in `s`'s (two atomic loads: the usual
@@ -177,8 +224,8 @@ struct Place<'a> {
 }
 
 impl<'a> Place<'a> {
-    /// Joins the backend's queue or `on`'s own; `exclude`: a server not to be handed.
-    fn enter(be: &'a Proxy, on: Option<Arc<Server>>, exclude: Option<&Arc<Server>>) -> Place<'a> {
+    /// Joins the backend's queue or `on`'s own.
+    fn enter(be: &'a Proxy, on: Option<Arc<Server>>) -> Place<'a> {
         let (cur, max) = match &on {
             Some(s) => (&s.counters.queue_cur, &s.counters.queue_max),
             None => (&be.counters.queue_cur, &be.counters.queue_max),
@@ -192,7 +239,7 @@ impl<'a> Place<'a> {
             .map_or(QueueOf::Backend, |s| QueueOf::Server(s.key));
         Place {
             be,
-            ticket: Some(be.queue.enter(which, exclude.map(|s| s.key))),
+            ticket: Some(be.queue.enter(which)),
             on,
         }
     }
@@ -203,6 +250,13 @@ impl<'a> Place<'a> {
             Some(t) => std::future::poll_fn(|cx| self.be.queue.poll_offer(t, cx)).await,
             None => std::future::pending().await,
         }
+    }
+
+    /// A slot handed over to this place and not claimed yet, claimed now.
+    fn take_offer(&self) -> Option<Arc<Server>> {
+        self.ticket
+            .as_ref()
+            .and_then(|t| self.be.queue.take_offer(t))
     }
 
     /// Leaves the queue; `served`: with a slot. Returns the position HAProxy logs.
@@ -261,8 +315,10 @@ async fn acquire<R: Rt>(
         let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
         // nobody who came earlier waits for this server (or for any server)
         let first = |s: &Server| match queued.as_ref().and_then(|p| p.ticket.as_ref()) {
-            Some(t) => be.queue.may_take(t, s.key),
-            None => nobody_waits(be, s) || be.queue.may_take_new(s.key),
+            Some(t) => be.queue.may_take(t, s.key, serves_backend_queue(be, s)),
+            None => {
+                nobody_waits(be, s) || be.queue.may_take_new(s.key, serves_backend_queue(be, s))
+            }
         };
         let wait_on = match pick {
             Pick::Server(s) if first(&s) && take_slot(&s) => break Ok(s),
@@ -285,7 +341,7 @@ async fn acquire<R: Rt>(
             if let Some(p) = queued.take() {
                 p.leave(false);
             }
-            queued = Some(Place::enter(be, wait_on, exclude));
+            queued = Some(Place::enter(be, wait_on));
             // look once more: a slot freed before the connection was counted went to nobody
             continue;
         }
@@ -293,6 +349,12 @@ async fn acquire<R: Rt>(
         if let Some(b) = budget {
             let spent = start.elapsed();
             if spent >= b {
+                // a slot handed over at the last moment is still served
+                match queued.as_ref().and_then(Place::take_offer) {
+                    Some(s) if s.is_usable() => break Ok(s),
+                    Some(s) => release_slot(be, &s),
+                    None => {}
+                }
                 let on = queued.as_ref().and_then(|p| p.on.clone());
                 break Err(NoConn::QueueTimeout(on));
             }
@@ -327,6 +389,9 @@ async fn acquire<R: Rt>(
     if let Some(p) = queued {
         let i = if p.on.is_some() { 0 } else { 1 };
         pos[i] += p.leave(res.is_ok());
+        if res.is_ok() {
+            pass_on(be);
+        }
     }
     *queued_ms = start.elapsed().as_millis() as i64;
     res
@@ -484,21 +549,29 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                 Ok((srv, server, connect_ms)) => {
                     tc = connect_ms;
                     g.srv = Some(srv.clone());
-                    let Forwarded {
-                        res: r,
-                        bytes_out: bout,
-                        fins,
-                        timed_out,
-                    } = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
-                    bytes_out = bout;
-                    client_close = Close::client(fins[0], fe.config.nolinger);
-                    if let Err(End::Fault(Fault::Io(side, e))) = &r {
-                        tracing::debug!(?side, error = %e, "session fault");
+                    if let Err(e) = send_proxy_header::<R>(&srv, &client, peer, &server).await {
+                        // a failed connection, as in HAProxy, where the send is part of it
+                        tracing::debug!(server = %srv.name, error = %e, "PROXY header not sent");
+                        failed_connection(&be, Some(&srv));
+                        ts = *b"SC";
+                        g.socks.push((server, Close::Reset));
+                    } else {
+                        let Forwarded {
+                            res: r,
+                            bytes_out: bout,
+                            fins,
+                            timed_out,
+                        } = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                        bytes_out = bout;
+                        client_close = Close::client(fins[0], fe.config.nolinger);
+                        if let Err(End::Fault(Fault::Io(side, e))) = &r {
+                            tracing::debug!(?side, error = %e, "session fault");
+                        }
+                        g.quiet = r.is_ok();
+                        let close = Close::server(fins[1], matches!(r, Err(End::Killed(_))));
+                        ts = termination(timed_out, r, &be.counters, &srv.counters);
+                        g.socks.push((server, close));
                     }
-                    g.quiet = r.is_ok();
-                    let close = Close::server(fins[1], matches!(r, Err(End::Killed(_))));
-                    ts = termination(timed_out, r, &be.counters, &srv.counters);
-                    g.socks.push((server, close));
                 }
             }
         }
@@ -547,6 +620,34 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         }
     }
     g.socks.push((client, client_close));
+}
+
+/// Starts the server connection with the PROXY protocol header of the client's connection
+/// (`peer` to the address it reached) when the server has `send-proxy` or `send-proxy-v2`.
+async fn send_proxy_header<R: Rt>(
+    srv: &Server,
+    client: &TcpStream,
+    peer: SocketAddr,
+    server: &TcpStream,
+) -> io::Result<()> {
+    let Some(v) = srv.params.proxy_protocol() else {
+        return Ok(());
+    };
+    let h = super::proxy_header::header(v, peer, client.local_addr()?);
+    let mut sent = 0;
+    while sent < h.len() {
+        // a fresh connection's send buffer takes ~100 bytes at once; wait if it does not
+        match (&*server).write(&h[sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                R::ready(server.as_raw_fd(), Interest::Write).await?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The log's termination state of a session that reached its server, counted as HAProxy counts

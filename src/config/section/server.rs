@@ -25,6 +25,10 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "addr",
     "slowstart",
     "on-marked-down",
+    "send-proxy",
+    "no-send-proxy",
+    "send-proxy-v2",
+    "no-send-proxy-v2",
     "id",
     "resolvers",
     "init-addr",
@@ -41,8 +45,6 @@ const UNSUPPORTED: &[&str] = &[
     "crt",
     "alpn",
     "check-ssl",
-    "send-proxy",
-    "send-proxy-v2",
     "check-send-proxy",
     "agent-check",
     "agent-port",
@@ -129,6 +131,14 @@ pub(crate) fn apply_keywords(
                 p.backup = false;
                 used = 1;
             }
+            "send-proxy" | "no-send-proxy" => {
+                p.send_proxy = kw == "send-proxy";
+                used = 1;
+            }
+            "send-proxy-v2" | "no-send-proxy-v2" => {
+                p.send_proxy_v2 = kw == "send-proxy-v2";
+                used = 1;
+            }
             "disabled" => {
                 p.disabled = true;
                 used = 1;
@@ -193,7 +203,7 @@ fn nonzero(d: std::time::Duration, kw: &str) -> Result<std::time::Duration, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Location;
+    use crate::config::{Location, ProxyProtocol};
     use std::time::Duration;
 
     fn w(s: &str) -> Vec<String> {
@@ -235,6 +245,26 @@ mod tests {
         assert_eq!(p.check_addr, Some("127.0.0.2".parse().unwrap()));
         assert_eq!(p.slowstart, Some(Duration::from_secs(10)));
         assert_eq!(p.id, Some(7));
+    }
+
+    #[test]
+    fn send_proxy_versions() {
+        let v = |s: &str| srv(s).unwrap().params.proxy_protocol();
+        assert_eq!(v("127.0.0.1:80"), None);
+        assert_eq!(v("127.0.0.1:80 send-proxy"), Some(ProxyProtocol::V1));
+        // as in HAProxy, v2 wins when both are set; `no-` clears what a default-server set
+        assert_eq!(
+            v("127.0.0.1:80 send-proxy send-proxy-v2"),
+            Some(ProxyProtocol::V2)
+        );
+        assert_eq!(
+            v("127.0.0.1:80 send-proxy-v2 send-proxy no-send-proxy-v2"),
+            Some(ProxyProtocol::V1)
+        );
+        assert_eq!(v("127.0.0.1:80 send-proxy no-send-proxy"), None);
+        assert!(srv("127.0.0.1:80 check-send-proxy")
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]
