@@ -287,6 +287,100 @@ fn send_proxy_starts_the_server_connection_with_the_client_address() {
     assert_eq!(out, want);
 }
 
+/// A harp whose `bind` has `accept-proxy`, over one echo server (`extra` into the section),
+/// logging to a syslog sink, with a Runtime API.
+fn behind_a_balancer(up: SocketAddr, extra: &str) -> (Harp, SocketAddr, u16, std::net::UdpSocket) {
+    let (sink, log) = syslog_sink();
+    let (port, api) = (free_port(), free_port());
+    let cfg = with_api(&config(port, &[up], &format!("{extra}{log}")), api).replace(
+        &format!("bind 127.0.0.1:{port}\n"),
+        &format!("bind 127.0.0.1:{port} accept-proxy\n"),
+    );
+    let h = Harp::start(&cfg, port, &[]);
+    (h, SocketAddr::from(([127, 0, 0, 1], port)), api, sink)
+}
+
+/// `bind ... accept-proxy`: the client is the one the header names, in the log and in the header
+/// passed on with `send-proxy`; the client bytes that came with the header follow it.
+#[test]
+fn accept_proxy_takes_the_client_from_the_header() {
+    let up = upstream(Up::Echo);
+    let (_h, addr, _api, sink) = behind_a_balancer(up.addr, "    default-server send-proxy\n");
+    let v1 = b"PROXY TCP4 192.0.2.1 198.51.100.2 5555 443\r\n";
+    // header and data in one write: the data must not be lost with the header
+    assert_eq!(
+        echo(addr, &[&v1[..], b"hello"].concat()),
+        [&v1[..], b"hello"].concat()
+    );
+    let line = syslog_line(&sink, " 192.0.2.1:5555 ");
+    assert!(line.contains(" px px/s1 "), "{line}");
+    // v2, the header in two writes and the data later
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[203, 0, 113, 9, 198, 51, 100, 2]);
+    v2.extend_from_slice(&6000u16.to_be_bytes());
+    v2.extend_from_slice(&443u16.to_be_bytes());
+    let mut c = connect(addr);
+    c.write_all(&v2[..7]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.write_all(&v2[7..]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.write_all(b"later").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "PROXY TCP4 203.0.113.9 198.51.100.2 6000 443\r\nlater"
+    );
+}
+
+/// `bind ... accept-proxy`: a connection without a valid header is closed before anything
+/// reaches a server, and logged as HAProxy 2.6 logs it (`<client> [<date>] px/1: <why>`).
+#[test]
+fn accept_proxy_closes_a_connection_without_a_header() {
+    let up = upstream(Up::Echo);
+    let (_h, addr, api, sink) = behind_a_balancer(up.addr, "");
+    let before = up.conns.load(Ordering::SeqCst);
+    for (sent, why) in [
+        (
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            "Received something which does not look like a PROXY protocol header",
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\nx",
+            "Received an invalid PROXY protocol header",
+        ),
+        (
+            b"PROXY SCTP\r\n",
+            "Received an unhandled protocol in the PROXY protocol header",
+        ),
+        (b"PROX", "Truncated PROXY protocol header received"),
+    ] {
+        let mut c = connect(addr);
+        let me = c.local_addr().unwrap().port();
+        c.write_all(sent).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let line = syslog_line(&sink, &format!("127.0.0.1:{me} ["));
+        assert!(
+            line.trim_end().ends_with(&format!("] px/1: {why}")),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        up.conns.load(Ordering::SeqCst),
+        before,
+        "a server was reached"
+    );
+    // and the listener still serves valid ones, which alone are sessions (`stot`)
+    assert_eq!(echo(addr, b"PROXY UNKNOWN\r\nok"), b"ok");
+    assert!(wait_until(Duration::from_secs(10), || stat(
+        api, "FRONTEND", "stot"
+    ) == 1));
+}
+
 #[test]
 fn redispatch_moves_to_another_server_at_the_first_failure() {
     // HAProxy (`stream_choose_redispatch`): with several usable servers and a balancing that

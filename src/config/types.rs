@@ -644,6 +644,11 @@ pub struct ServerConfig {
 pub struct BindConfig {
     /// Where to listen.
     pub addr: SocketAddr,
+    /// `accept-proxy`: connections start with a PROXY protocol header (v1 or v2) from a load
+    /// balancer in front, which names the real client.
+    pub accept_proxy: bool,
+    /// `name`: the listener's name in logs (HAProxy's default: its number in the frontend).
+    pub name: Option<String>,
     /// Where the line was written.
     pub location: Location,
 }

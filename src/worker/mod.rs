@@ -126,7 +126,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
         allowed.len()
     };
     let n = reg.global().nbthread.unwrap_or(cpus).max(1);
-    let mut per_worker: Vec<Vec<(Arc<Proxy>, TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<Listening>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for fe in reg
         .proxies()
@@ -142,11 +142,18 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 1024
             })
             .max(1024);
-        for b in &fe.config.binds {
+        for (no, b) in fe.config.binds.iter().enumerate() {
             let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
+            // HAProxy names a listener by its `name`, else by its number in the frontend
+            let proxied: Option<Arc<str>> = b.accept_proxy.then(|| {
+                b.name
+                    .clone()
+                    .unwrap_or_else(|| (no + 1).to_string())
+                    .into()
+            });
             bound.push((fe.name.to_string(), real));
             for (i, l) in ls.into_iter().enumerate() {
-                per_worker[i].push((fe.clone(), l));
+                per_worker[i].push((fe.clone(), l, proxied.clone()));
             }
         }
     }
@@ -231,16 +238,20 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     Ok(workers)
 }
 
+/// One worker's listening socket of a frontend; with `accept-proxy`, the listener's name for
+/// the log (connections through it start with a PROXY protocol header).
+type Listening = (Arc<Proxy>, TcpListener, Option<Arc<str>>);
+
 /// Marks a worker's listeners with its CPU; all or none (a listener left marked by a partial
 /// failure would never be unmarked).
-fn mark_all(listeners: &[(Arc<Proxy>, TcpListener)], cpu: usize) -> bool {
+fn mark_all(listeners: &[Listening], cpu: usize) -> bool {
     if listeners
         .iter()
-        .all(|(_, l)| steer::mark(l, Some(cpu)).is_ok())
+        .all(|(_, l, _)| steer::mark(l, Some(cpu)).is_ok())
     {
         return true;
     }
-    for (_, l) in listeners {
+    for (_, l, _) in listeners {
         let _ = steer::mark(l, None);
     }
     false
@@ -249,7 +260,7 @@ fn mark_all(listeners: &[(Arc<Proxy>, TcpListener)], cpu: usize) -> bool {
 /// What a worker thread starts with.
 struct WorkerArgs {
     reg: Arc<Registry>,
-    listeners: Vec<(Arc<Proxy>, TcpListener)>,
+    listeners: Vec<Listening>,
     stop: tokio::sync::watch::Receiver<u8>,
     global_maxconn: u64,
     up: std::sync::mpsc::SyncSender<()>,
@@ -285,8 +296,8 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             steered,
             steer,
         });
-        for (fe, l) in listeners {
-            R::spawn(accept_loop::<R>(ctx.clone(), fe, l));
+        for (fe, l, proxied) in listeners {
+            R::spawn(accept_loop::<R>(ctx.clone(), fe, l, proxied));
         }
         let mut rx = ctx.stop.clone();
         while *rx.borrow_and_update() == RUN {
@@ -353,7 +364,12 @@ fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
 
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
 /// excess connections in the kernel backlog, as HAProxy does.
-async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
+async fn accept_loop<R: Rt>(
+    ctx: Rc<Ctx>,
+    fe: Arc<Proxy>,
+    l: TcpListener,
+    proxied: Option<Arc<str>>,
+) {
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();
     let mut backoff = Duration::from_millis(10);
@@ -406,7 +422,13 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
                 // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                 fe.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
-                R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));
+                R::spawn(session::run::<R>(
+                    ctx.clone(),
+                    fe.clone(),
+                    sock,
+                    peer,
+                    proxied.clone(),
+                ));
             }
             Err(e) => {
                 release();
@@ -441,7 +463,13 @@ async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener) {
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
             count_rates(gc, &fe);
             fe.counters.session_started();
-            R::spawn(session::run::<R>(ctx.clone(), fe.clone(), sock, peer));
+            R::spawn(session::run::<R>(
+                ctx.clone(),
+                fe.clone(),
+                sock,
+                peer,
+                proxied.clone(),
+            ));
         }
     }
     // stop listening at once (also wakes a poll still registered on it)

@@ -1,7 +1,9 @@
-//! The PROXY protocol header a server with `send-proxy` or `send-proxy-v2` gets before the
-//! client's first byte, so that it sees the client's address instead of harp's. Byte for byte
-//! what HAProxy sends in TCP mode: no TLVs in v2, and an IPv4 address written as IPv4-mapped
-//! IPv6 when the other one is IPv6.
+//! The PROXY protocol (HAProxy's `proxy-protocol.txt`), both ways. A server with `send-proxy` or
+//! `send-proxy-v2` gets a header before the client's first byte, so that it sees the client's
+//! address instead of harp's: byte for byte what HAProxy sends in TCP mode (no TLVs in v2, an
+//! IPv4 address written as IPv4-mapped IPv6 when the other one is IPv6). A `bind` with
+//! `accept-proxy` expects one from the load balancer in front and takes the client's address
+//! from it ([`parse`]).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -65,6 +67,159 @@ fn v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     h
 }
 
+/// HAProxy's words for a connection that is not a PROXY protocol one (its log says them).
+pub(crate) const NOT_HDR: &str =
+    "Received something which does not look like a PROXY protocol header";
+/// ... for a broken header.
+pub(crate) const BAD_HDR: &str = "Received an invalid PROXY protocol header";
+/// ... for a v1 protocol other than TCP4, TCP6 and UNKNOWN.
+pub(crate) const BAD_PROTO: &str = "Received an unhandled protocol in the PROXY protocol header";
+
+/// The longest v1 line, CRLF included.
+pub(crate) const V1_MAX: usize = 107;
+
+/// What the start of a connection holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// Not enough bytes yet to decide; at least this many are needed.
+    Need(usize),
+    /// A valid header of `len` bytes; `addrs`: the client's and the address it reached, or
+    /// `None` when the header carries none (v1 `UNKNOWN`, v2 `LOCAL` or another family): the
+    /// connection's own addresses stand.
+    Header {
+        len: usize,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+    },
+    /// Not a PROXY protocol header, or a broken one: HAProxy's log message.
+    Invalid(&'static str),
+}
+
+/// Parses a PROXY protocol header, v1 or v2, at the start of `buf` (what a peek returned).
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
+    if buf.len() < 6 && (b"PROXY ".starts_with(buf) || V2_SIG.starts_with(buf)) {
+        return Parsed::Need(16);
+    }
+    if buf.starts_with(b"PROXY ") {
+        return parse_v1(buf);
+    }
+    if buf.len() < V2_SIG.len() {
+        return if V2_SIG.starts_with(buf) {
+            Parsed::Need(16)
+        } else {
+            Parsed::Invalid(NOT_HDR)
+        };
+    }
+    if !buf.starts_with(V2_SIG) {
+        return Parsed::Invalid(NOT_HDR);
+    }
+    parse_v2(buf)
+}
+
+fn parse_v1(buf: &[u8]) -> Parsed {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() >= V1_MAX {
+            Parsed::Invalid(BAD_HDR)
+        } else {
+            Parsed::Need(buf.len() + 1)
+        };
+    };
+    let len = end + 2;
+    if len > V1_MAX {
+        return Parsed::Invalid(BAD_HDR);
+    }
+    let Ok(line) = std::str::from_utf8(&buf[6..end]) else {
+        return Parsed::Invalid(BAD_HDR);
+    };
+    if line == "UNKNOWN" || line.starts_with("UNKNOWN ") {
+        return Parsed::Header { len, addrs: None };
+    }
+    let f: Vec<&str> = line.split(' ').collect();
+    let v4 = match f[0] {
+        "TCP4" => true,
+        "TCP6" => false,
+        _ => return Parsed::Invalid(BAD_PROTO),
+    };
+    let [_, src, dst, sport, dport] = f[..] else {
+        return Parsed::Invalid(BAD_HDR);
+    };
+    let ip = |s: &str| -> Option<IpAddr> {
+        let ip: IpAddr = s.parse().ok()?;
+        (ip.is_ipv4() == v4).then_some(ip)
+    };
+    // ports as decimal numbers without sign or leading zero, as the spec writes them
+    let port = |s: &str| -> Option<u16> {
+        if s.is_empty()
+            || !s.bytes().all(|b| b.is_ascii_digit())
+            || (s.len() > 1 && s.starts_with('0'))
+        {
+            return None;
+        }
+        s.parse().ok()
+    };
+    match (ip(src), ip(dst), port(sport), port(dport)) {
+        (Some(s), Some(d), Some(sp), Some(dp)) => Parsed::Header {
+            len,
+            addrs: Some((SocketAddr::new(s, sp), SocketAddr::new(d, dp))),
+        },
+        _ => Parsed::Invalid(BAD_HDR),
+    }
+}
+
+fn parse_v2(buf: &[u8]) -> Parsed {
+    if buf.len() < 16 {
+        return Parsed::Need(16);
+    }
+    let (ver_cmd, fam) = (buf[12], buf[13]);
+    let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+    if ver_cmd >> 4 != 2 {
+        return Parsed::Invalid(BAD_HDR);
+    }
+    let local = match ver_cmd & 0x0f {
+        0 => true,
+        1 => false,
+        _ => return Parsed::Invalid(BAD_HDR),
+    };
+    let need = match fam {
+        0x11 => 12,
+        0x21 => 36,
+        _ => 0,
+    };
+    if len - 16 < need {
+        return Parsed::Invalid(BAD_HDR);
+    }
+    if buf.len() < len {
+        return Parsed::Need(len);
+    }
+    if local || need == 0 {
+        // a health check of the balancer in front, or addresses harp does not use (UDP, unix)
+        return Parsed::Header { len, addrs: None };
+    }
+    let a = &buf[16..len];
+    let addrs = if fam == 0x11 {
+        let ip = |o: usize| IpAddr::from([a[o], a[o + 1], a[o + 2], a[o + 3]]);
+        let port = |o: usize| u16::from_be_bytes([a[o], a[o + 1]]);
+        (
+            SocketAddr::new(ip(0), port(8)),
+            SocketAddr::new(ip(4), port(10)),
+        )
+    } else {
+        let ip = |o: usize| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&a[o..o + 16]);
+            IpAddr::from(b)
+        };
+        let port = |o: usize| u16::from_be_bytes([a[o], a[o + 1]]);
+        (
+            SocketAddr::new(ip(0), port(32)),
+            SocketAddr::new(ip(16), port(34)),
+        )
+    };
+    Parsed::Header {
+        len,
+        addrs: Some(addrs),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +266,118 @@ mod tests {
              00000000000000000000000000000001\
              93a842cc"
         );
+    }
+
+    #[test]
+    fn what_is_sent_parses_back() {
+        for (src, dst) in [
+            ("127.0.0.1:46104", "127.0.0.1:17100"),
+            ("[2001:db8::7]:1", "[::1]:65535"),
+        ] {
+            for v in [ProxyProtocol::V1, ProxyProtocol::V2] {
+                let mut h = header(v, a(src), a(dst));
+                let len = h.len();
+                h.extend_from_slice(b"client data");
+                assert_eq!(
+                    parse(&h),
+                    Parsed::Header {
+                        len,
+                        addrs: Some((a(src), a(dst)))
+                    },
+                    "{v:?}"
+                );
+                // every shorter prefix asks for more
+                for cut in 0..len {
+                    assert!(
+                        matches!(parse(&h[..cut]), Parsed::Need(n) if n > cut),
+                        "{v:?} cut at {cut}: {:?}",
+                        parse(&h[..cut])
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn headers_without_addresses_keep_the_connection_s() {
+        assert_eq!(
+            parse(b"PROXY UNKNOWN\r\nGET"),
+            Parsed::Header {
+                len: 15,
+                addrs: None
+            }
+        );
+        assert_eq!(
+            parse(b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"),
+            Parsed::Header {
+                len: 35,
+                addrs: None
+            }
+        );
+        // v2 LOCAL, no addresses (a health check of the balancer in front)
+        let mut h = V2_SIG.to_vec();
+        h.extend_from_slice(&[0x20, 0x00, 0, 0]);
+        assert_eq!(
+            parse(&h),
+            Parsed::Header {
+                len: 16,
+                addrs: None
+            }
+        );
+        // v2 PROXY over a unix socket family: valid, addresses not used
+        let mut h = V2_SIG.to_vec();
+        h.extend_from_slice(&[0x21, 0x31, 0, 216]);
+        h.extend_from_slice(&[0; 216]);
+        assert_eq!(
+            parse(&h),
+            Parsed::Header {
+                len: 232,
+                addrs: None
+            }
+        );
+    }
+
+    #[test]
+    fn v2_tlvs_are_skipped() {
+        let mut h = header(ProxyProtocol::V2, a("10.1.2.3:4000"), a("10.0.0.1:443"));
+        // a 7-byte TLV (type 0x02 authority "example")
+        h[15] += 10;
+        h.extend_from_slice(&[0x02, 0, 7]);
+        h.extend_from_slice(b"example");
+        assert_eq!(
+            parse(&h),
+            Parsed::Header {
+                len: 38,
+                addrs: Some((a("10.1.2.3:4000"), a("10.0.0.1:443")))
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",
+            b"PROXY TCP4 ::1 ::1 1 2\r\n",
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",
+            b"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"\r\n\r\n\0\r\nQUIT\n\x11\x11\x00\x0c",
+            b"\r\n\r\n\0\r\nQUIT\n\x22\x11\x00\x0c",
+            b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x04",
+            b"\r\n\r\n\0\r\nQUIX\n",
+        ] {
+            assert!(
+                matches!(parse(bad), Parsed::Invalid(_)),
+                "{:?}: {:?}",
+                String::from_utf8_lossy(bad),
+                parse(bad)
+            );
+        }
+        let long = [b"PROXY TCP4 ".as_slice(), &[b'1'; 120]].concat();
+        assert!(matches!(parse(&long), Parsed::Invalid(_)));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! redispatch, forward both directions, then account and write the tcplog line.
 
 use std::cell::Cell;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -14,9 +14,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
+use super::proxy_header::Parsed;
 use super::runtime::Rt;
 use super::sockopt;
-use super::tcplog::TcpLog;
+use super::tcplog::{self, TcpLog};
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
@@ -473,7 +474,13 @@ async fn killed(srv: &Server) -> KillCause {
 
 /// Runs one accepted client connection to its end. The accept loop already counted it in the
 /// global and frontend `cur` counters.
-pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run<R: Rt>(
+    ctx: Rc<Ctx>,
+    fe: Arc<Proxy>,
+    client: TcpStream,
+    peer: SocketAddr,
+    proxied: Option<Arc<str>>,
+) {
     let accepted = SystemTime::now();
     let t0 = Instant::now();
     ctx.active.set(ctx.active.get() + 1);
@@ -486,6 +493,33 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
         socks: Vec::new(),
         quiet: false,
     };
+    // behind a load balancer speaking the PROXY protocol (`accept-proxy`): the client's
+    // address is the one it names, and the bytes read past its header go to the server first
+    let mut fronted = Fronted::default();
+    if let Some(bind) = proxied {
+        let wait = fe
+            .config
+            .timeouts
+            .client
+            .unwrap_or(Duration::from_secs(3600));
+        let mut got = 0;
+        let r = R::timeout(wait, read_proxy_header::<R>(&client, &mut got)).await;
+        match r.unwrap_or(Err("Timeout while waiting for PROXY protocol header")) {
+            Ok(f) => fronted = f,
+            Err(why) => {
+                // as HAProxy: logged as a connection that never became a session, closed (a
+                // reset when it sent something), nothing reaches a server
+                let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
+                log_line(&ctx, &fe, &line);
+                // not a session for HAProxy's `stot` either (a connection all the same)
+                fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+                let close = if got > 0 { Close::Reset } else { Close::Fin };
+                g.socks.push((client, close));
+                return;
+            }
+        }
+    }
+    let peer = fronted.addrs.map_or(peer, |(src, _)| src);
     let be = backend_of(&ctx, &fe);
     let mut tw: i64 = -1;
     let mut tc: i64 = -1;
@@ -549,7 +583,7 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
                 Ok((srv, server, connect_ms)) => {
                     tc = connect_ms;
                     g.srv = Some(srv.clone());
-                    if let Err(e) = send_proxy_header::<R>(&srv, &client, peer, &server).await {
+                    if let Err(e) = send_first::<R>(&srv, &client, peer, &fronted, &server).await {
                         // a failed connection, as in HAProxy, where the send is part of it
                         tracing::debug!(server = %srv.name, error = %e, "PROXY header not sent");
                         failed_connection(&be, Some(&srv));
@@ -576,68 +610,138 @@ pub(crate) async fn run<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, client: TcpStream, 
             }
         }
     }
-    if fe.config.tcplog {
-        let global = &ctx.reg.config.global.logs;
-        let mut targets: Vec<&LogTarget> = Vec::new();
-        for t in &fe.config.logs {
-            match t {
-                LogTarget::Global => targets.extend(global.iter()),
-                t => targets.push(t),
-            }
+    if fe.config.tcplog && has_logs(&ctx, &fe) {
+        let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
+        let line = TcpLog {
+            client: peer,
+            accepted,
+            frontend: &fe.name,
+            backend: be.as_ref().map(|b| &*b.name).unwrap_or("<NOSRV>"),
+            server: srv_name.as_deref().unwrap_or("<NOSRV>"),
+            tw,
+            tc,
+            tt: t0.elapsed().as_millis() as i64,
+            bytes: bytes_out,
+            ts,
+            // as in HAProxy's line, the process and frontend counts still include this
+            // session, the backend and server counts ("still active") no longer do
+            conns: [
+                ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                fe.counters.cur_sess.load(Ordering::Relaxed),
+                be.as_ref().map_or(0, |b| others(&b.counters.cur_sess)),
+                match (&g.srv, &tried) {
+                    (Some(s), _) => others(&s.counters.cur_sess),
+                    // no slot held (a server queue timed out, connects failed)
+                    (None, Some(s)) => s.counters.cur_sess.load(Ordering::Relaxed),
+                    (None, None) => 0,
+                },
+            ],
+            retries,
+            redispatched,
+            queues: queue_pos,
         }
-        if !targets.is_empty() {
-            let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
-            let line = TcpLog {
-                client: peer,
-                accepted,
-                frontend: &fe.name,
-                backend: be.as_ref().map(|b| &*b.name).unwrap_or("<NOSRV>"),
-                server: srv_name.as_deref().unwrap_or("<NOSRV>"),
-                tw,
-                tc,
-                tt: t0.elapsed().as_millis() as i64,
-                bytes: bytes_out,
-                ts,
-                // as in HAProxy's line, the process and frontend counts still include this
-                // session, the backend and server counts ("still active") no longer do
-                conns: [
-                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
-                    fe.counters.cur_sess.load(Ordering::Relaxed),
-                    be.as_ref().map_or(0, |b| others(&b.counters.cur_sess)),
-                    match (&g.srv, &tried) {
-                        (Some(s), _) => others(&s.counters.cur_sess),
-                        // no slot held (a server queue timed out, connects failed)
-                        (None, Some(s)) => s.counters.cur_sess.load(Ordering::Relaxed),
-                        (None, None) => 0,
-                    },
-                ],
-                retries,
-                redispatched,
-                queues: queue_pos,
-            }
-            .render();
-            ctx.logs.borrow_mut().send(&targets, &line);
-        }
+        .render();
+        log_line(&ctx, &fe, &line);
     }
     g.socks.push((client, client_close));
 }
 
-/// Starts the server connection with the PROXY protocol header of the client's connection
-/// (`peer` to the address it reached) when the server has `send-proxy` or `send-proxy-v2`.
-async fn send_proxy_header<R: Rt>(
+/// Whether the frontend logs anywhere (its own `log` lines, or `log global` with global ones).
+fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
+    fe.config.logs.iter().any(|t| match t {
+        LogTarget::Global => !ctx.reg.config.global.logs.is_empty(),
+        _ => true,
+    })
+}
+
+/// Sends a log line to the frontend's `log` targets.
+fn log_line(ctx: &Ctx, fe: &Proxy, line: &str) {
+    let global = &ctx.reg.config.global.logs;
+    let mut targets: Vec<&LogTarget> = Vec::new();
+    for t in &fe.config.logs {
+        match t {
+            LogTarget::Global => targets.extend(global.iter()),
+            t => targets.push(t),
+        }
+    }
+    if !targets.is_empty() {
+        ctx.logs.borrow_mut().send(&targets, line);
+    }
+}
+
+/// What the load balancer in front said in its PROXY protocol header (`accept-proxy`).
+#[derive(Default)]
+struct Fronted {
+    /// The client's address and the one it reached, when the header named them.
+    addrs: Option<(SocketAddr, SocketAddr)>,
+    /// Client bytes read past the header: the server gets them before anything else.
+    early: Vec<u8>,
+}
+
+/// Reads the PROXY protocol header (v1 or v2) a connection starts with, counting the bytes read
+/// in `got`; HAProxy's log message when there is none or it is broken.
+async fn read_proxy_header<R: Rt>(
+    client: &TcpStream,
+    got: &mut usize,
+) -> Result<Fronted, &'static str> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 2048];
+    loop {
+        match super::proxy_header::parse(&buf) {
+            Parsed::Header { len, addrs } => {
+                let early = buf.split_off(len);
+                return Ok(Fronted { addrs, early });
+            }
+            Parsed::Invalid(why) => return Err(why),
+            Parsed::Need(_) => {}
+        }
+        let aborted = "Connection error while waiting for PROXY protocol header";
+        match (&*client).read(&mut chunk) {
+            Ok(0) if buf.is_empty() => {
+                return Err("Connection closed while waiting for PROXY protocol header")
+            }
+            Ok(0) => return Err("Truncated PROXY protocol header received"),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                *got = buf.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                R::ready(client.as_raw_fd(), Interest::Read)
+                    .await
+                    .map_err(|_| aborted)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(aborted),
+        }
+    }
+}
+
+/// Starts the server connection with what must come before the forwarding: the PROXY protocol
+/// header of the client's connection (`peer` to the address it reached) when the server has
+/// `send-proxy` or `send-proxy-v2`, then the client bytes read with a header of the load
+/// balancer in front.
+async fn send_first<R: Rt>(
     srv: &Server,
     client: &TcpStream,
     peer: SocketAddr,
+    fronted: &Fronted,
     server: &TcpStream,
 ) -> io::Result<()> {
-    let Some(v) = srv.params.proxy_protocol() else {
-        return Ok(());
+    let mut first = match srv.params.proxy_protocol() {
+        Some(v) => {
+            let dst = match fronted.addrs {
+                Some((_, dst)) => dst,
+                None => client.local_addr()?,
+            };
+            super::proxy_header::header(v, peer, dst)
+        }
+        None => Vec::new(),
     };
-    let h = super::proxy_header::header(v, peer, client.local_addr()?);
+    first.extend_from_slice(&fronted.early);
     let mut sent = 0;
-    while sent < h.len() {
-        // a fresh connection's send buffer takes ~100 bytes at once; wait if it does not
-        match (&*server).write(&h[sent..]) {
+    while sent < first.len() {
+        // a fresh connection's send buffer takes these few bytes at once; wait if it does not
+        match (&*server).write(&first[sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

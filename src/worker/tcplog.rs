@@ -73,28 +73,44 @@ fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
     )
 }
 
+/// `ip:port [date]`, the start of every line about a client connection.
+fn client_and_date(client: SocketAddr, accepted: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, ms) = civil(accepted);
+    let ip = match client {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => a.ip().to_string(),
+        },
+    };
+    format!(
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}]",
+        client.port(),
+        MONTHS[mo - 1]
+    )
+}
+
+/// The line HAProxy logs for a connection that died before it became a session (a missing or
+/// broken PROXY protocol header): `<client> [<date>] <frontend>/<bind>: <why>`.
+pub(crate) fn embryonic(
+    client: SocketAddr,
+    accepted: SystemTime,
+    frontend: &str,
+    bind: &str,
+    why: &str,
+) -> String {
+    format!(
+        "{} {frontend}/{bind}: {why}",
+        client_and_date(client, accepted)
+    )
+}
+
 impl TcpLog<'_> {
     /// The line without syslog header, as HAProxy's `tcplog` format prints it.
     pub(crate) fn render(&self) -> String {
-        let (y, mo, d, h, mi, s, ms) = civil(self.accepted);
-        let ip = match self.client {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => a.ip().to_string(),
-            },
-        };
         format!(
-            "{}:{} [{:02}/{}/{}:{:02}:{:02}:{:02}.{:03}] {} {}/{} {}/{}/{} {} {} {}/{}/{}/{}/{}{} {}/{}",
-            ip,
-            self.client.port(),
-            d,
-            MONTHS[mo - 1],
-            y,
-            h,
-            mi,
-            s,
-            ms,
+            "{} {} {}/{} {}/{}/{} {} {} {}/{}/{}/{}/{}{} {}/{}",
+            client_and_date(self.client, self.accepted),
             self.frontend,
             self.backend,
             self.server,

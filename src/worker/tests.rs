@@ -45,6 +45,8 @@ fn listen_cfg(servers: &[SocketAddr], f: impl FnOnce(&mut ProxyConfig)) -> Confi
     );
     p.binds = vec![BindConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        accept_proxy: false,
+        name: None,
         location: Location::default(),
     }];
     p.timeouts.connect = Some(Duration::from_millis(500));

@@ -198,14 +198,17 @@ pub(crate) fn parse(
                 m.bind_seen = true;
             }
             let list = arg(words, 1, "<addr>:<port>[,...] as arguments")?;
+            let (accept_proxy, name) = bind_options(&words[2..], ctx)?;
             for one in list.split(',') {
                 let addr = parse_socket_addr(one, "bind")?;
                 p.binds.push(BindConfig {
                     addr,
+                    accept_proxy,
+                    name: name.clone(),
                     location: ctx.loc.clone(),
                 });
             }
-            bind_options(&words[2..], ctx)
+            Ok(())
         }
         "default_backend" => {
             if lacks(p, true, kw, ctx) {
@@ -404,11 +407,17 @@ fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result
 }
 
 /// `bind` options after the address list. TCP-level ones harp ignores warn; TLS and
-/// protocol ones are refused.
-fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+/// protocol ones are refused. Whether `accept-proxy` is among them, and the `name`.
+fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(bool, Option<String>), String> {
+    let mut accept_proxy = false;
+    let mut name = None;
     let mut i = 0;
     while i < words.len() {
         match words[i].as_str() {
+            "accept-proxy" => {
+                accept_proxy = true;
+                i += 1;
+            }
             "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" => {
                 ctx.warn(format!(
                     "bind option '{}' has no effect in harp; ignored.",
@@ -422,7 +431,9 @@ fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
                 }
                 // `name` and `id` only label the listener; the others change its behaviour.
-                if !matches!(words[i].as_str(), "name" | "id") {
+                if words[i] == "name" {
+                    name = words.get(i + 1).cloned();
+                } else if words[i] != "id" {
                     ctx.warn(format!(
                         "bind option '{}' has no effect in harp; ignored.",
                         words[i]
@@ -433,7 +444,7 @@ fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
             o => return Err(format!("'bind' : option '{o}' is not supported by harp.")),
         }
     }
-    Ok(())
+    Ok((accept_proxy, name))
 }
 
 fn balance(algo: &str, ctx: &mut Ctx<'_>) -> Result<BalanceAlgo, String> {
@@ -1062,5 +1073,15 @@ mod tests {
         assert!(err("backend b\n http-check expect string ok\n").contains("only 'status <code>'"));
         assert!(err("frontend f\n bind 127.0.0.1\n").contains("missing port"));
         assert!(err("frontend f\n bind :80 ssl crt x.pem\n").contains("'ssl' is not supported"));
+    }
+
+    #[test]
+    fn bind_accept_proxy_and_name() {
+        let cfg =
+            ok("frontend f\n bind 127.0.0.1:80,127.0.0.1:81 accept-proxy name edge\n bind :82\n");
+        let fe = cfg.proxy("f", false).unwrap();
+        assert!(fe.binds[0].accept_proxy && fe.binds[1].accept_proxy);
+        assert_eq!(fe.binds[1].name.as_deref(), Some("edge"));
+        assert!(!fe.binds[2].accept_proxy && fe.binds[2].name.is_none());
     }
 }
