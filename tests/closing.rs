@@ -269,6 +269,41 @@ fn killed_sessions_close_as_haproxy_closes_them() {
     }
 }
 
+/// `on-marked-up shutdown-backup-sessions`: when the active server comes up, the sessions on the
+/// backup are closed as killed ones are, logged `U-` (HAProxy 2.6:
+/// `px px/b1 1/0/0 0 U- 1/1/0/0/0 0/0`).
+#[test]
+fn an_active_server_coming_up_closes_the_backup_sessions() {
+    let (sink, log) = common::syslog_sink();
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    up.set_nonblocking(true).unwrap();
+    let (port, api) = (free_port(), free_port());
+    let addr = up.local_addr().unwrap();
+    let cfg = config(port, addr, &log)
+        .replace(
+            "nbthread 2\n",
+            &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+        )
+        .replace(
+            &format!("server s1 {addr}"),
+            &format!(
+                "server s1 {addr} disabled on-marked-up shutdown-backup-sessions\n    \
+                 server b1 {addr} backup"
+            ),
+        );
+    let _h = Harp::start(&cfg, port, &[]);
+    let mut c = client(port, b"on-backup");
+    let mut s = accept_tagged(&up, b"on-backup");
+    assert_eq!(common::cli(api, "set server px/s1 state ready").trim(), "");
+    assert_eq!(end_of(&mut c), Ok(()), "the client reads an end of stream");
+    assert_eq!(end_of(&mut s), Ok(()), "the backup reads a FIN");
+    let line = log_of(&sink, &c);
+    assert!(
+        line.contains(" px px/b1 ") && line.contains(" U- "),
+        "{line}"
+    );
+}
+
 /// The log line of the session whose client is `c` (other sessions, e.g. harp's start-up
 /// probe, which may also time out, are skipped).
 fn log_of(sink: &std::net::UdpSocket, c: &TcpStream) -> String {

@@ -556,7 +556,7 @@ pub struct ServerParams {
     pub maxqueue: u32,
     /// `backup`
     pub backup: bool,
-    /// `disabled`: starts in maintenance (CMAINT).
+    /// `disabled`: starts in maintenance (CMAINT + FMAINT, as HAProxy).
     pub disabled: bool,
     /// `port`: the health check port.
     pub check_port: Option<u16>,
@@ -566,6 +566,9 @@ pub struct ServerParams {
     pub slowstart: Option<Duration>,
     /// `on-marked-down shutdown-sessions`.
     pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: when this server comes up, the sessions on the
+    /// backend's backup servers are closed, so that clients reconnect to it.
+    pub shutdown_backup_on_up: bool,
     /// `send-proxy`: a PROXY protocol v1 line starts every connection to the server, so that
     /// it learns the client's address.
     pub send_proxy: bool,
@@ -618,6 +621,7 @@ impl Default for ServerParams {
             check_addr: None,
             slowstart: None,
             shutdown_on_down: false,
+            shutdown_backup_on_up: false,
             send_proxy: false,
             send_proxy_v2: false,
             id: None,

@@ -358,6 +358,16 @@ impl Registry {
                 }
             }
         }
+        // up and out of maintenance now, not before (a check or leaving maintenance): HAProxy's
+        // `srv_shutdown_backup_streams` closes the backups' sessions to make way
+        let serving = |op: OpState, admin: AdminFlags| op.is_up() && !admin.maint();
+        if s.params.shutdown_backup_on_up && serving(op, admin) && !serving(old_op, old_admin) {
+            if let Some(p) = self.proxy_at(s.proxy_index) {
+                for b in p.servers().iter().filter(|b| b.params.backup) {
+                    b.kill_sessions(super::KillCause::Up);
+                }
+            }
+        }
         self.bump(s);
         if admin_changed {
             let data = EventData::Admin(AdminChange {

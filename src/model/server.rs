@@ -112,6 +112,9 @@ pub enum KillCause {
     Admin,
     /// `on-marked-down shutdown-sessions` as the server went down: `D`.
     Down,
+    /// `on-marked-up shutdown-backup-sessions` on another server that came up, this one a
+    /// backup: `U`.
+    Up,
 }
 
 /// A server of a backend. Shared as `Arc<Server>` by the registry, workers, checks and Lua
@@ -157,7 +160,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds a server in its start-up state (`disabled` → CMAINT; dynamic → FMAINT, check off).
+    /// Builds a server in its start-up state (`disabled` → CMAINT + FMAINT; dynamic → FMAINT,
+    /// check off).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         key: usize,
@@ -173,7 +177,9 @@ impl Server {
     ) -> Server {
         let mut admin = 0;
         if params.disabled {
-            admin |= AdminFlags::CMAINT;
+            // as HAProxy: the configuration's mark, and the forced maintenance that
+            // `set server state ready` (or `enable server`) lifts
+            admin |= AdminFlags::CMAINT | AdminFlags::FMAINT;
         }
         if dynamic {
             admin |= AdminFlags::FMAINT;

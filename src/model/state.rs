@@ -50,7 +50,8 @@ impl AdminFlags {
     pub const FMAINT: u8 = 0x01;
     /// Maintenance inherited from a tracked server.
     pub const IMAINT: u8 = 0x02;
-    /// Maintenance from the configuration (`disabled`).
+    /// The configuration said `disabled` (a mark kept for the state file; the maintenance
+    /// itself is the FMAINT set with it, as in HAProxy).
     pub const CMAINT: u8 = 0x04;
     /// Forced drain.
     pub const FDRAIN: u8 = 0x08;
@@ -59,7 +60,7 @@ impl AdminFlags {
     /// Maintenance because of a resolution failure.
     pub const RMAINT: u8 = 0x20;
     /// Any maintenance flag.
-    pub const MAINT: u8 = Self::FMAINT | Self::IMAINT | Self::CMAINT | Self::RMAINT;
+    pub const MAINT: u8 = Self::FMAINT | Self::IMAINT | Self::RMAINT;
     /// Any drain flag.
     pub const DRAIN: u8 = Self::FDRAIN | Self::IDRAIN;
 

@@ -773,6 +773,7 @@ fn termination(
         // HAProxy leaves the session state blank for these
         (None, Err(End::Killed(KillCause::Admin))) => (*b"K-", None),
         (None, Err(End::Killed(KillCause::Down))) => (*b"D-", None),
+        (None, Err(End::Killed(KillCause::Up))) => (*b"U-", None),
         (None, Err(End::Fault(Fault::Io(Side::Client, _) | Fault::Fallback))) => {
             (*b"CD", Some(Side::Client))
         }

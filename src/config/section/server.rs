@@ -25,6 +25,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "addr",
     "slowstart",
     "on-marked-down",
+    "on-marked-up",
     "send-proxy",
     "no-send-proxy",
     "send-proxy-v2",
@@ -55,7 +56,6 @@ const UNSUPPORTED: &[&str] = &[
     "observe",
     "error-limit",
     "on-error",
-    "on-marked-up",
     "redir",
     "proto",
     "ws",
@@ -166,6 +166,14 @@ pub(crate) fn apply_keywords(
                     ))
                 }
             },
+            "on-marked-up" => match val()? {
+                "shutdown-backup-sessions" => p.shutdown_backup_on_up = true,
+                o => {
+                    return Err(format!(
+                        "'on-marked-up' : harp only supports 'shutdown-backup-sessions', got '{o}'."
+                    ))
+                }
+            },
             "id" if default_server => return Err("'id' is not allowed on 'default-server'.".into()),
             "id" => {
                 p.id = Some(parse_u32(val()?, kw, 1, i32::MAX as u32)?);
@@ -228,12 +236,13 @@ mod tests {
     fn all_keywords() {
         let s = srv(
             "127.0.0.1:8080 check inter 300ms fastinter 100ms downinter 5s rise 1 fall 2 weight 50 maxconn 10 \
-             maxqueue 5 backup disabled port 9000 addr 127.0.0.2 slowstart 10s on-marked-down shutdown-sessions id 7",
+             maxqueue 5 backup disabled port 9000 addr 127.0.0.2 slowstart 10s on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions id 7",
         )
         .unwrap();
         let p = &s.params;
         assert_eq!(s.addr, "127.0.0.1:8080".parse().unwrap());
         assert!(p.check && p.backup && p.disabled && p.shutdown_on_down && p.forced_id);
+        assert!(p.shutdown_backup_on_up);
         assert_eq!(p.inter, Duration::from_millis(300));
         assert_eq!(p.fastinter, Some(Duration::from_millis(100)));
         assert_eq!(p.downinter, Some(Duration::from_secs(5)));
