@@ -304,6 +304,62 @@ fn an_active_server_coming_up_closes_the_backup_sessions() {
     );
 }
 
+/// Server state changes reach the proxy's `log` targets as in HAProxy 2.6 (captured): going
+/// down at `alert`, the lost last server at `emerg`, coming back at `notice`, under the
+/// `log-tag`; a target's level keeps only what is at least as severe.
+#[test]
+fn server_state_changes_go_to_the_proxy_log_targets() {
+    let (sink, log) = common::syslog_sink();
+    let quiet = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (port, api) = (free_port(), free_port());
+    let extra = format!(
+        "{log}    log {} local1 alert\n    log-tag haproxy\n",
+        quiet.local_addr().unwrap()
+    );
+    let cfg = config(port, up.local_addr().unwrap(), &extra).replace(
+        "nbthread 2\n",
+        &format!("nbthread 2\n    stats socket ipv4@127.0.0.1:{api} level admin\n"),
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    common::cli(api, "set server px/s1 state maint");
+    let l = common::syslog_line(&sink, "for maintenance");
+    assert!(l.starts_with("<129>") && l.contains(" haproxy["), "{l}");
+    assert!(
+        // (the sessions count includes harp's start-up probe, still open)
+        l.contains(
+            "]: Server px/s1 is going DOWN for maintenance. 0 active and 0 backup servers left. "
+        ),
+        "{l}"
+    );
+    let l = common::syslog_line(&sink, "has no server");
+    assert!(
+        l.starts_with("<128>") && l.ends_with("]: proxy px has no server available!"),
+        "{l}"
+    );
+    common::cli(api, "set server px/s1 state ready");
+    let l = common::syslog_line(&sink, "leaving");
+    assert!(
+        l.starts_with("<133>")
+            && l.ends_with("]: Server px/s1 is UP/READY (leaving forced maintenance)."),
+        "{l}"
+    );
+    // `local1 alert` took the alert and the emergency, not the notice
+    assert!(common::syslog_line(&quiet, "for maintenance").starts_with("<137>"));
+    assert!(common::syslog_line(&quiet, "has no server").starts_with("<136>"));
+    quiet
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(
+        quiet.recv(&mut buf).is_err(),
+        "a notice passed an alert-level target"
+    );
+}
+
 /// The log line of the session whose client is `c` (other sessions, e.g. harp's start-up
 /// probe, which may also time out, are skipped).
 fn log_of(sink: &std::net::UdpSocket, c: &TcpStream) -> String {

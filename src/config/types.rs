@@ -82,6 +82,8 @@ pub struct Global {
     pub httpclient: HttpClientSettings,
     /// `log` lines (targets for traffic and event logs).
     pub logs: Vec<LogTarget>,
+    /// `log-tag`: the syslog tag (default: the program name as launched, as in HAProxy).
+    pub log_tag: Option<String>,
     /// `daemon`: fork into the background (accepted; `-D` does the same).
     pub daemon: bool,
     /// `pidfile <path>`.
@@ -97,6 +99,7 @@ pub struct Global {
 impl Default for Global {
     fn default() -> Self {
         Global {
+            log_tag: None,
             nbthread: None,
             maxconn: None,
             pipesize: None,
@@ -726,6 +729,8 @@ pub struct ProxyConfig {
     pub tcplog: bool,
     /// `log` lines (`log global` included as `LogTarget::Global`).
     pub logs: Vec<LogTarget>,
+    /// `log-tag`: this proxy's syslog tag, over the global one.
+    pub log_tag: Option<String>,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
     /// `option clitcpka` (or `tcpka`) and `clitcpka-*`: keepalive probes on client connections.
@@ -750,6 +755,7 @@ impl ProxyConfig {
     pub fn new(name: &str, cap: Capabilities, location: Location) -> Self {
         ProxyConfig {
             name: name.to_string(),
+            log_tag: None,
             cap,
             id: None,
             forced_id: false,

@@ -8,12 +8,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::check::{CheckReport, CheckResult};
+use super::proxy::Proxy;
 use super::registry::Registry;
 use super::server::Server;
 use super::state::{AdminFlags, Cause, OpState};
 use crate::config::ServerConfig;
 use crate::events::{AdminChange, EventData, EventType, ServerEvent, StateChange};
-use crate::logging;
+use crate::logging::{
+    self,
+    targets::{ALERT, EMERG, NOTICE},
+};
 
 /// `set server <b>/<s> state ...` (and `enable/disable server`, Lua `set_maint/...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,13 +421,24 @@ impl Registry {
             return;
         };
         let id = format!("{}/{}", p.name, s.name);
+        // HAProxy names a backup server so in every such line
+        let who = if s.params.backup {
+            "Backup Server"
+        } else {
+            "Server"
+        };
         let (act, bck) = (p.srv_act(), p.srv_bck());
         let sess = s.counters.cur_sess.load(Ordering::Relaxed);
         let queued = s.counters.queue_cur.load(Ordering::Relaxed);
+        let on_backup = if act == 0 && bck > 0 {
+            " Running on backup."
+        } else {
+            ""
+        };
         let left = format!(
-            "{act} active and {bck} backup servers left. {sess} sessions active, 0 requeued, {queued} remaining in queue."
+            "{act} active and {bck} backup servers left.{on_backup} {sess} sessions active, 0 requeued, {queued} remaining in queue."
         );
-        let online = format!("{act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.");
+        let online = format!("{act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.");
         let why = match (check, cause) {
             (Some(r), _) if !p.config.log_health_checks => check_reason(r),
             (None, Cause::Cli | Cause::Lua) => format!(", {}", cause.text()),
@@ -431,36 +446,54 @@ impl Registry {
         };
         let entering_maint = !old_admin.maint() && admin.maint();
         let leaving_maint = old_admin.maint() && !admin.maint();
-        if entering_maint {
+        // (severity for the proxy's log targets, the line; stderr adds a prefix of its own)
+        let said = if entering_maint {
             if old_op.is_up() {
-                logging::warning(&format!(
-                    "Server {id} is going DOWN for maintenance. {left}"
-                ));
+                Some((
+                    ALERT,
+                    format!("{who} {id} is going DOWN for maintenance. {left}"),
+                ))
             } else {
-                logging::warning(&format!("Server {id} was DOWN and now enters maintenance."));
+                Some((
+                    NOTICE,
+                    format!("{who} {id} was DOWN and now enters maintenance."),
+                ))
             }
         } else if leaving_maint {
             let st = if op.is_up() { "UP/READY" } else { "DOWN" };
-            logging::warning(&format!(
-                "Server {id} is {st} (leaving forced maintenance)."
-            ));
+            Some((
+                NOTICE,
+                format!("{who} {id} is {st} (leaving forced maintenance)."),
+            ))
         } else if !old_admin.drain() && admin.drain() {
-            logging::warning(&format!("Server {id} enters drain state."));
+            Some((NOTICE, format!("{who} {id} enters drain state. {online}")))
         } else if old_admin.drain() && !admin.drain() {
-            logging::warning(&format!("Server {id} is UP/READY (leaving forced drain)."));
+            let st = if op.is_up() { "UP" } else { "DOWN" };
+            Some((
+                NOTICE,
+                format!("{who} {id} is {st} (leaving forced drain)."),
+            ))
         } else if old_op.is_up() && !op.is_up() {
-            logging::warning(&format!("Server {id} is DOWN{why}. {left}"));
+            Some((ALERT, format!("{who} {id} is DOWN{why}. {left}")))
         } else if !old_op.is_up() && op.is_up() {
-            let prefix = if cause == Cause::Cli { "CLI : " } else { "" };
-            logging::warning(&format!("{prefix}Server {id} is UP{why}. {online}"));
+            Some((NOTICE, format!("{who} {id} is UP{why}. {online}")))
         } else if op == OpState::Stopping && old_op != op {
-            logging::warning(&format!("Server {id} is stopping{why}. {left}"));
+            Some((NOTICE, format!("{who} {id} is stopping{why}. {left}")))
+        } else {
+            None
+        };
+        if let Some((severity, line)) = said {
+            // HAProxy 3.2 marks on stderr what a CLI command brought up
+            let up_by_cli = cause == Cause::Cli && !old_op.is_up() && op.is_up() && !leaving_maint;
+            let prefix = if up_by_cli { "CLI : " } else { "" };
+            logging::warning(&format!("{prefix}{line}"));
+            self.log_to(p, severity, &line);
         }
         let usable = act + bck > 0;
         let had = p.had_usable.swap(usable, Ordering::Relaxed);
         if had && !usable {
             p.counters.chkdown.fetch_add(1, Ordering::Relaxed);
-            logging::alert(&format!("backend '{}' has no server available!", p.name));
+            self.no_server_left(p);
         }
     }
 
@@ -504,13 +537,16 @@ impl Registry {
                         // HAProxy says DRAIN instead of UP for a server with weight 0.
                         status = status.replace(" UP", " DRAIN");
                     }
-                    logging::warning(&format!(
-                        "Health check for server {}/{} {verdict}{}, status: {}.",
+                    let line = format!(
+                        "Health check for {}server {}/{} {verdict}{}, status: {}.",
+                        if s.params.backup { "backup " } else { "" },
                         p.name,
                         s.name,
                         check_reason(&report),
                         status
-                    ));
+                    );
+                    logging::warning(&line);
+                    self.log_to(p, NOTICE, &line);
                 }
             }
         }
@@ -522,6 +558,22 @@ impl Registry {
             Some(false) => self.change(s, Some(OpState::Stopped), None, Cause::Check, Some(report)),
             None => {}
         }
+    }
+
+    /// HAProxy's alert when a backend loses its last usable server: `[ALERT]` on stderr and an
+    /// `emerg` line to the proxy's log targets (`proxy` for a `listen` section).
+    fn no_server_left(&self, p: &Proxy) {
+        let kind = if p.config.cap.frontend {
+            "proxy"
+        } else {
+            "backend"
+        };
+        logging::alert(&format!("{kind} '{}' has no server available!", p.name));
+        self.log_to(
+            p,
+            EMERG,
+            &format!("{kind} {} has no server available!", p.name),
+        );
     }
 
     fn set_weight(&self, s: &Arc<Server>, text: &str) -> Result<Outcome, ApplyError> {
@@ -539,7 +591,7 @@ impl Registry {
         let usable = p.srv_act() + p.srv_bck() > 0;
         let had = p.had_usable.swap(usable, Ordering::Relaxed);
         if had && !usable {
-            logging::alert(&format!("backend '{}' has no server available!", p.name));
+            self.no_server_left(p);
         }
         Ok(Outcome::default())
     }

@@ -63,6 +63,9 @@ pub struct Registry {
     pub started: Instant,
     /// Start time, unix seconds.
     pub start_time: i64,
+    /// Sockets for what the model logs to the proxies' `log` targets (server state changes);
+    /// state changes are rare, a lock is cheap enough.
+    logs: Mutex<crate::logging::targets::LogSockets>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -131,7 +134,33 @@ impl Registry {
             stopping: AtomicBool::new(false),
             started: Instant::now(),
             start_time: super::unix_now(),
+            logs: Mutex::new(Default::default()),
         })
+    }
+
+    /// Proxy `p`'s syslog tag: its `log-tag`, the global one, or the program name.
+    pub(crate) fn log_tag<'a>(&'a self, p: &'a Proxy) -> &'a str {
+        p.config
+            .log_tag
+            .as_deref()
+            .or(self.config.global.log_tag.as_deref())
+            .unwrap_or_else(|| crate::logging::targets::default_tag())
+    }
+
+    /// Sends `line` of `severity` to proxy `p`'s `log` targets (`log global`: the global ones),
+    /// as HAProxy's `send_log(proxy, ...)` does for server state changes.
+    pub(crate) fn log_to(&self, p: &Proxy, severity: u8, line: &str) {
+        let mut targets = Vec::new();
+        for t in &p.config.logs {
+            match t {
+                crate::config::LogTarget::Global => targets.extend(self.config.global.logs.iter()),
+                t => targets.push(t),
+            }
+        }
+        if !targets.is_empty() {
+            let mut l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            l.send(&targets, severity, self.log_tag(p), line);
+        }
     }
 
     /// Every proxy in configuration order.

@@ -665,7 +665,12 @@ fn log_line(ctx: &Ctx, fe: &Proxy, line: &str) {
         }
     }
     if !targets.is_empty() {
-        ctx.logs.borrow_mut().send(&targets, line);
+        ctx.logs.borrow_mut().send(
+            &targets,
+            crate::logging::targets::INFO,
+            ctx.reg.log_tag(fe),
+            line,
+        );
     }
 }
 

@@ -1,12 +1,10 @@
-//! HAProxy `option tcplog` lines, sent to the proxy's `log` targets without ever blocking a
-//! worker (UDP and unix datagram sends are non-blocking; a full socket drops the line).
+//! HAProxy `option tcplog` lines, sent to the proxy's `log` targets
+//! ([`crate::logging::targets`]) without ever blocking a worker.
 
-use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::net::UnixDatagram;
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::config::{Address, LogTarget};
+use crate::logging::targets::{civil, MONTHS};
 
 /// The fields of one tcplog line, in HAProxy's order.
 #[derive(Debug, Clone)]
@@ -40,37 +38,6 @@ pub(crate) struct TcpLog<'a> {
     /// `%sq/%bq`: the session's positions in the server and backend queues (0 when it did
     /// not wait there).
     pub queues: [u64; 2],
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// (year, month 1..12, day, h, m, s, ms) in UTC.
-fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (
-        year,
-        month,
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis(),
-    )
 }
 
 /// `ip:port [date]`, the start of every line about a client connection.
@@ -131,88 +98,6 @@ impl TcpLog<'_> {
     }
 }
 
-fn facility_code(name: &str) -> u8 {
-    const F: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-        "local5", "local6", "local7",
-    ];
-    F.iter().position(|f| *f == name).unwrap_or(16) as u8
-}
-
-/// The RFC3164 frame: `<prio>Mon dd hh:mm:ss harp[pid]: line`.
-pub(crate) fn syslog_frame(facility: &str, now: SystemTime, line: &str) -> String {
-    let (_, mo, d, h, mi, s, _) = civil(now);
-    let prio = facility_code(facility) as u32 * 8 + 6;
-    format!(
-        "<{prio}>{} {:>2} {:02}:{:02}:{:02} harp[{}]: {}",
-        MONTHS[mo - 1],
-        d,
-        h,
-        mi,
-        s,
-        std::process::id(),
-        line
-    )
-}
-
-/// A worker's log sockets, opened lazily and non-blocking.
-#[derive(Default)]
-pub(crate) struct LogSockets {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
-    unix: Option<UnixDatagram>,
-}
-
-impl LogSockets {
-    fn udp(&mut self, v6: bool) -> Option<&UdpSocket> {
-        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
-        if slot.is_none() {
-            let bind = if v6 { "[::]:0" } else { "0.0.0.0:0" };
-            let s = UdpSocket::bind(bind).ok()?;
-            s.set_nonblocking(true).ok()?;
-            *slot = Some(s);
-        }
-        slot.as_ref()
-    }
-
-    /// Sends `line` to every target; errors (including EAGAIN) drop the line.
-    pub(crate) fn send(&mut self, targets: &[&LogTarget], line: &str) {
-        for t in targets {
-            match t {
-                LogTarget::Stdout => {
-                    let _ = writeln!(std::io::stdout().lock(), "{line}");
-                }
-                LogTarget::Stderr => {
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
-                }
-                LogTarget::Syslog { addr, facility, .. } => {
-                    let frame = syslog_frame(facility, SystemTime::now(), line);
-                    match addr {
-                        Address::Tcp(a) => {
-                            if let Some(s) = self.udp(a.is_ipv6()) {
-                                let _ = s.send_to(frame.as_bytes(), a);
-                            }
-                        }
-                        Address::Unix(p) => {
-                            if self.unix.is_none() {
-                                self.unix = UnixDatagram::unbound().ok();
-                                if let Some(u) = &self.unix {
-                                    let _ = u.set_nonblocking(true);
-                                }
-                            }
-                            if let Some(u) = &self.unix {
-                                let _ = u.send_to(frame.as_bytes(), p);
-                            }
-                        }
-                    }
-                }
-                LogTarget::Global => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +126,13 @@ mod tests {
             l.render(),
             "127.0.0.1:40000 [14/Nov/2023:22:13:20.123] fe be/s1 0/1/25 1234 -- 1/1/1/1/0 0/0"
         );
-        assert!(syslog_frame("local0", t, "x").starts_with("<134>Nov 14 22:13:20 harp["));
+        assert!(crate::logging::targets::syslog_frame(
+            "local0",
+            crate::logging::targets::INFO,
+            "harp",
+            t,
+            "x"
+        )
+        .starts_with("<134>Nov 14 22:13:20 harp["));
     }
 }

@@ -37,6 +37,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "httpclient.ssl.ca-file",
     "httpclient.ssl.verify",
     "log",
+    "log-tag",
     "daemon",
     "pidfile",
     "hard-stop-after",
@@ -242,6 +243,10 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             no_more(words, 2)
         }
         "log" => log::parse(&mut g.logs, words, true),
+        "log-tag" => {
+            g.log_tag = Some(arg(words, 1, "a tag")?.to_string());
+            no_more(words, 2)
+        }
         "daemon" => {
             g.daemon = true;
             no_more(words, 1)

@@ -45,6 +45,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "disabled",
     "enabled",
     "log",
+    "log-tag",
     "description",
     "errorfile",
     "log-format",
@@ -341,6 +342,10 @@ pub(crate) fn parse(
             no_more(words, 1)
         }
         "log" => log::parse(&mut p.logs, words, false),
+        "log-tag" => {
+            p.log_tag = Some(arg(words, 1, "a tag")?.to_string());
+            no_more(words, 2)
+        }
         "description" => Ok(()),
         "errorfile" | "log-format" | "log-format-sd" | "error-log-format" => {
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));

@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
+pub(crate) mod targets;
+
 /// Severity of a process log line, with HAProxy's labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

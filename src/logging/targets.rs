@@ -1,0 +1,206 @@
+//! Where HAProxy-style log lines go: a proxy's `log` targets (syslog over UDP or a unix
+//! datagram socket, stdout, stderr), with a severity each target may filter on. Sends never
+//! block (non-blocking datagram sockets; a full socket drops the line), so a worker or the
+//! control thread can log from anywhere.
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::os::unix::net::UnixDatagram;
+use std::time::SystemTime;
+
+use crate::config::{Address, LogTarget};
+
+/// Syslog severities HAProxy uses for what it logs to a proxy's targets.
+pub(crate) const EMERG: u8 = 0;
+/// A server going down.
+pub(crate) const ALERT: u8 = 1;
+/// A server coming up, health check results, drain.
+pub(crate) const NOTICE: u8 = 5;
+/// Traffic logs (`tcplog`).
+pub(crate) const INFO: u8 = 6;
+
+/// Syslog level names, by severity.
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// Whether target `t` takes a line of `severity`: `log <addr> <facility> <level>` keeps what is
+/// at least as severe as `level`.
+fn passes(t: &LogTarget, severity: u8) -> bool {
+    match t {
+        LogTarget::Syslog {
+            level: Some(max), ..
+        } => LEVELS
+            .iter()
+            .position(|l| l == max)
+            .map_or(true, |m| usize::from(severity) <= m),
+        _ => true,
+    }
+}
+
+pub(crate) const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// (year, month 1..12, day, h, m, s, ms) in UTC.
+pub(crate) fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's civil_from_days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (
+        year,
+        month,
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis(),
+    )
+}
+
+fn facility_code(name: &str) -> u8 {
+    const F: [&str; 24] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+        "local5", "local6", "local7",
+    ];
+    F.iter().position(|f| *f == name).unwrap_or(16) as u8
+}
+
+/// The syslog tag when no `log-tag` sets one: the program name as launched, as HAProxy's
+/// default (so a harp installed as `haproxy` keeps the tag rsyslog rules match on).
+pub(crate) fn default_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        std::env::args_os()
+            .next()
+            .and_then(|a| {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "harp".into())
+    })
+}
+
+/// The RFC3164 frame: `<prio>Mon dd hh:mm:ss <tag>[pid]: line`.
+pub(crate) fn syslog_frame(
+    facility: &str,
+    severity: u8,
+    tag: &str,
+    now: SystemTime,
+    line: &str,
+) -> String {
+    let (_, mo, d, h, mi, s, _) = civil(now);
+    let prio = facility_code(facility) as u32 * 8 + u32::from(severity);
+    format!(
+        "<{prio}>{} {:>2} {:02}:{:02}:{:02} {tag}[{}]: {}",
+        MONTHS[mo - 1],
+        d,
+        h,
+        mi,
+        s,
+        std::process::id(),
+        line
+    )
+}
+
+/// A worker's log sockets, opened lazily and non-blocking.
+#[derive(Default)]
+pub(crate) struct LogSockets {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+    unix: Option<UnixDatagram>,
+}
+
+impl LogSockets {
+    fn udp(&mut self, v6: bool) -> Option<&UdpSocket> {
+        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            let bind = if v6 { "[::]:0" } else { "0.0.0.0:0" };
+            let s = UdpSocket::bind(bind).ok()?;
+            s.set_nonblocking(true).ok()?;
+            *slot = Some(s);
+        }
+        slot.as_ref()
+    }
+
+    /// Sends `line` of `severity` to every target whose level lets it through, syslog ones
+    /// tagged `tag`; errors (including EAGAIN) drop the line.
+    pub(crate) fn send(&mut self, targets: &[&LogTarget], severity: u8, tag: &str, line: &str) {
+        for t in targets {
+            if !passes(t, severity) {
+                continue;
+            }
+            match t {
+                LogTarget::Stdout => {
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                }
+                LogTarget::Stderr => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+                LogTarget::Syslog { addr, facility, .. } => {
+                    let frame = syslog_frame(facility, severity, tag, SystemTime::now(), line);
+                    match addr {
+                        Address::Tcp(a) => {
+                            if let Some(s) = self.udp(a.is_ipv6()) {
+                                let _ = s.send_to(frame.as_bytes(), a);
+                            }
+                        }
+                        Address::Unix(p) => {
+                            if self.unix.is_none() {
+                                self.unix = UnixDatagram::unbound().ok();
+                                if let Some(u) = &self.unix {
+                                    let _ = u.set_nonblocking(true);
+                                }
+                            }
+                            if let Some(u) = &self.unix {
+                                let _ = u.send_to(frame.as_bytes(), p);
+                            }
+                        }
+                    }
+                }
+                LogTarget::Global => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_level_keeps_what_is_at_least_as_severe() {
+        let t = |level: Option<&str>| LogTarget::Syslog {
+            addr: Address::Tcp("127.0.0.1:514".parse().unwrap()),
+            facility: "local0".into(),
+            level: level.map(String::from),
+        };
+        assert!(passes(&t(None), INFO));
+        assert!(passes(&t(Some("notice")), NOTICE) && passes(&t(Some("notice")), ALERT));
+        assert!(!passes(&t(Some("notice")), INFO));
+        assert!(!passes(&t(Some("emerg")), ALERT) && passes(&t(Some("emerg")), EMERG));
+        assert!(passes(&LogTarget::Stdout, INFO));
+    }
+
+    #[test]
+    fn the_frame_carries_facility_and_severity() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let f = syslog_frame("local0", ALERT, "haproxy", t, "x");
+        assert!(f.starts_with("<129>Nov 14 22:13:20 haproxy["), "{f}");
+        assert!(syslog_frame("local7", EMERG, "harp", t, "x").starts_with("<184>"));
+    }
+}
