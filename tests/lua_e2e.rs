@@ -397,3 +397,33 @@ fn lost_events_are_shown_by_show_info() {
         "{info}"
     );
 }
+
+/// With global `log` targets (and `tune.lua.log.loggers` on, the default), `core.log` and its
+/// shortcuts reach them at their level, as HAProxy sends them (2.6, captured:
+/// `<129>... haproxy[pid]: lua alert line`).
+#[test]
+fn lua_logs_reach_the_global_log_targets() {
+    let (sink, _) = common::syslog_sink();
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_file(
+        dir.path(),
+        "alerting.lua",
+        "core.register_task(function()\n  core.Alert('lua alert line')\n  core.log(core.info, 'lua info line')\nend)\n",
+    );
+    let port = free_port();
+    let cfg = format!(
+        "global\n    log {} local0\n    lua-load {}\n\
+         defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
+         listen px\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:1\n",
+        sink.local_addr().unwrap(),
+        script.display()
+    );
+    let h = Harp::spawn_in(dir, &cfg, &[]);
+    let alert = common::syslog_line(&sink, "lua alert line");
+    assert!(alert.starts_with("<129>"), "{alert}");
+    assert!(
+        alert.ends_with(&format!(" harp[{}]: lua alert line", h.pid())),
+        "{alert}"
+    );
+    assert!(common::syslog_line(&sink, "lua info line").starts_with("<134>"));
+}

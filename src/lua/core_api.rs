@@ -122,7 +122,12 @@ fn log_fn(lua: &Lua, level: Option<i64>) -> mlua::Result<Function> {
             _ => String::new(),
         };
         let g = c.reg.global();
-        super::log::emit(c.tune.log_stderr, !g.logs.is_empty(), lvl, &msg);
+        let loggers = c.tune.log_loggers && !g.logs.is_empty();
+        super::log::emit(c.tune.log_stderr, loggers, lvl, &msg);
+        if loggers && lvl >= 0 {
+            // as HAProxy from a task or an init function: the global `log` targets
+            c.reg.log_global(lvl.clamp(0, 7) as u8, &msg);
+        }
         Ok(())
     })
 }

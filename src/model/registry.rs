@@ -138,6 +138,21 @@ impl Registry {
         })
     }
 
+    /// Sends `line` of `severity` to the global `log` targets (Lua's `core.log` and friends).
+    pub(crate) fn log_global(&self, severity: u8, line: &str) {
+        let g = &self.config.global;
+        if g.logs.is_empty() {
+            return;
+        }
+        let targets: Vec<&crate::config::LogTarget> = g.logs.iter().collect();
+        let tag = g
+            .log_tag
+            .as_deref()
+            .unwrap_or_else(|| crate::logging::targets::default_tag());
+        let mut l = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        l.send(&targets, severity, tag, line);
+    }
+
     /// Proxy `p`'s syslog tag: its `log-tag`, the global one, or the program name.
     pub(crate) fn log_tag<'a>(&'a self, p: &'a Proxy) -> &'a str {
         p.config
