@@ -31,6 +31,8 @@
 //! - [`worker`] + [`sys`]: the data plane (accept, balance, connect, splice); `sys` holds the raw
 //!   syscalls and `unsafe`, except the workers' own io_uring runtime (`worker::ring`).
 //! - [`health`]: health checks; they report results to the model.
+//! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their
+//!   health checks too) and read from a load balancer in front (`accept-proxy`).
 //! - [`admin`]: the Runtime API on `stats socket`s.
 //! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.
 //! - [`app`]: wires them together for `harp -f`.
@@ -48,6 +50,7 @@ pub mod health;
 pub mod logging;
 pub mod lua;
 pub mod model;
+pub mod proxy_protocol;
 pub mod sys;
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -899,3 +899,68 @@ fn chaotic_target_never_breaks_the_state_machine() {
         }
     }
 }
+
+/// A server with `send-proxy` / `send-proxy-v2` gets the PROXY protocol header before each
+/// check too, as HAProxy 2.6 sends it (captured): v1 names the check's own connection, v2 is a
+/// `LOCAL` header, the HTTP request follows in the same write.
+#[test]
+fn checks_of_a_send_proxy_server_start_with_the_header() {
+    for (v, want_start) in [
+        (
+            harp::config::ProxyProtocol::V1,
+            &b"PROXY TCP4 127.0.0.1 127.0.0.1 "[..],
+        ),
+        (
+            harp::config::ProxyProtocol::V2,
+            b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00GET /health HTTP/1.0\r\n",
+        ),
+    ] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, peer) = l.accept().unwrap();
+            c.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "closed after {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            c.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+            (got, peer)
+        });
+        let spec = harp::health::ProbeSpec {
+            addr,
+            kind: httpchk(Some(200)),
+            inter: Duration::from_secs(5),
+            timeout_connect: None,
+            timeout_check: None,
+            proxy: Some(v),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let res = rt.block_on(harp::health::probe(&spec));
+        assert_eq!(res.status, CheckStatus::L7Ok, "{v:?}");
+        let (got, peer) = server.join().unwrap();
+        assert!(
+            got.starts_with(want_start),
+            "{v:?}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        if v == harp::config::ProxyProtocol::V1 {
+            let line = format!(
+                "PROXY TCP4 127.0.0.1 127.0.0.1 {} {}\r\nGET ",
+                peer.port(),
+                addr.port()
+            );
+            assert!(
+                got.starts_with(line.as_bytes()),
+                "{:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+}

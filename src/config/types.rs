@@ -314,20 +314,40 @@ impl Default for HttpClientSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
     /// `log stdout ...` / `log stderr ...`: write lines to the process's stream.
-    Stdout,
+    Stdout(LogLevels),
     /// `log stderr ...`
-    Stderr,
-    /// `log <addr> <facility> [level]`: syslog RFC3164 over UDP (or a unix datagram path).
+    Stderr(LogLevels),
+    /// `log <addr> <facility> [level [minlevel]]`: syslog RFC3164 over UDP (or a unix datagram
+    /// path).
     Syslog {
         /// Where to send.
         addr: Address,
         /// Facility name, e.g. `local0`.
         facility: String,
-        /// Max level name, e.g. `info` (`None` = all).
-        level: Option<String>,
+        /// Its level filters.
+        levels: LogLevels,
     },
     /// `log global` in a proxy: use the global targets.
     Global,
+}
+
+/// A log target's `[level [minlevel]]`, as syslog severities (0 = emerg ... 7 = debug).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogLevels {
+    /// Lines less severe than this are not sent (`None`: all are).
+    pub max: Option<u8>,
+    /// Lines more severe than this are sent at this severity (`None`: as they are).
+    pub min: Option<u8>,
+}
+
+impl LogLevels {
+    /// The severity a line of `severity` is sent at, or `None` when it is filtered out.
+    pub fn apply(self, severity: u8) -> Option<u8> {
+        if self.max.is_some_and(|m| severity > m) {
+            return None;
+        }
+        Some(self.min.map_or(severity, |m| severity.max(m)))
+    }
 }
 
 /// Which sections a proxy came from.
@@ -654,8 +674,11 @@ pub struct BindConfig {
     /// `accept-proxy`: connections start with a PROXY protocol header (v1 or v2) from a load
     /// balancer in front, which names the real client.
     pub accept_proxy: bool,
-    /// `name`: the listener's name in logs (HAProxy's default: its number in the frontend).
+    /// `name`: the listener's name in logs (HAProxy's default: its `id`, else its number in the
+    /// frontend).
     pub name: Option<String>,
+    /// `id`: the listener's number.
+    pub id: Option<u32>,
     /// Where the line was written.
     pub location: Location,
 }

@@ -33,6 +33,10 @@ pub struct ProbeSpec {
     pub timeout_connect: Option<Duration>,
     /// The backend's `timeout check`.
     pub timeout_check: Option<Duration>,
+    /// The server's `send-proxy(-v2)`, when the check goes to the server's own address: the
+    /// check then starts with a PROXY protocol header too, as HAProxy's do (a server that
+    /// expects one would refuse a check without it).
+    pub proxy: Option<crate::config::ProxyProtocol>,
 }
 
 impl ProbeSpec {
@@ -76,10 +80,25 @@ pub async fn probe(spec: &ProbeSpec) -> CheckResult {
         Ok(Ok(s)) => s,
     };
     let connected = Instant::now();
+    let first = match (spec.proxy, stream.local_addr()) {
+        (Some(v), Ok(local)) => crate::proxy_protocol::check_header(v, local, spec.addr),
+        _ => Vec::new(),
+    };
     let res = match &spec.kind {
-        CheckKind::Tcp | CheckKind::TcpCheck => result(CheckStatus::L4Ok, start, None, None),
+        CheckKind::Tcp | CheckKind::TcpCheck if first.is_empty() => {
+            result(CheckStatus::L4Ok, start, None, None)
+        }
+        CheckKind::Tcp | CheckKind::TcpCheck => {
+            let deadline = spec.read_deadline(start, connected);
+            match tokio::time::timeout_at(deadline.into(), stream.write_all(&first)).await {
+                Ok(Ok(())) => result(CheckStatus::L4Ok, start, None, None),
+                Ok(Err(e)) => result(CheckStatus::SockErr, start, Some(strerror(&e)), None),
+                Err(_) => result(CheckStatus::L4Tout, start, None, None),
+            }
+        }
         CheckKind::Http(h) => {
-            http(&mut stream, h, spec.read_deadline(start, connected), start).await
+            let deadline = spec.read_deadline(start, connected);
+            http(&mut stream, &first, h, deadline, start).await
         }
     };
     close_silently(stream);
@@ -94,9 +113,17 @@ fn close_silently(s: TcpStream) {
     drop(s);
 }
 
-async fn http(s: &mut TcpStream, h: &HttpCheck, deadline: Instant, start: Instant) -> CheckResult {
-    let req = http_request(h);
-    match tokio::time::timeout_at(deadline.into(), s.write_all(req.as_bytes())).await {
+/// An HTTP check; `first`: a PROXY protocol header sent with the request, in one write.
+async fn http(
+    s: &mut TcpStream,
+    first: &[u8],
+    h: &HttpCheck,
+    deadline: Instant,
+    start: Instant,
+) -> CheckResult {
+    let mut req = first.to_vec();
+    req.extend_from_slice(http_request(h).as_bytes());
+    match tokio::time::timeout_at(deadline.into(), s.write_all(&req)).await {
         Err(_) => return result(CheckStatus::L7Tout, start, None, None),
         Ok(Err(e)) => return result(CheckStatus::SockErr, start, Some(strerror(&e)), None),
         Ok(Ok(())) => {}

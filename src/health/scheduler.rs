@@ -85,6 +85,12 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
         inter,
         timeout_connect: proxy.config.timeouts.connect,
         timeout_check: proxy.config.timeouts.check,
+        // HAProxy: only a check to the server's own address (`port`/`addr` need
+        // `check-send-proxy`, which harp refuses)
+        proxy: srv
+            .params
+            .proxy_protocol()
+            .filter(|_| srv.params.check_port.is_none() && srv.params.check_addr.is_none()),
     };
     loop {
         if srv.deleted() {

@@ -1,7 +1,7 @@
 //! Where HAProxy-style log lines go: a proxy's `log` targets (syslog over UDP or a unix
-//! datagram socket, stdout, stderr), with a severity each target may filter on. Sends never
-//! block (non-blocking datagram sockets; a full socket drops the line), so a worker or the
-//! control thread can log from anywhere.
+//! datagram socket, stdout, stderr), with a severity each target filters on (`level`) or caps
+//! (`minlevel`). Syslog sends never block (non-blocking datagram sockets; a full socket drops
+//! the line); stdout and stderr are plain writes, as HAProxy's own.
 
 use std::io::Write;
 use std::net::UdpSocket;
@@ -19,22 +19,13 @@ pub(crate) const NOTICE: u8 = 5;
 /// Traffic logs (`tcplog`).
 pub(crate) const INFO: u8 = 6;
 
-/// Syslog level names, by severity.
-const LEVELS: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
-
-/// Whether target `t` takes a line of `severity`: `log <addr> <facility> <level>` keeps what is
-/// at least as severe as `level`.
-fn passes(t: &LogTarget, severity: u8) -> bool {
+/// The severity target `t` takes a line of `severity` at (its `[level [minlevel]]`), or `None`.
+fn level_for(t: &LogTarget, severity: u8) -> Option<u8> {
     match t {
-        LogTarget::Syslog {
-            level: Some(max), ..
-        } => LEVELS
-            .iter()
-            .position(|l| l == max)
-            .map_or(true, |m| usize::from(severity) <= m),
-        _ => true,
+        LogTarget::Stdout(l) | LogTarget::Stderr(l) | LogTarget::Syslog { levels: l, .. } => {
+            l.apply(severity)
+        }
+        LogTarget::Global => Some(severity),
     }
 }
 
@@ -141,14 +132,14 @@ impl LogSockets {
     /// tagged `tag`; errors (including EAGAIN) drop the line.
     pub(crate) fn send(&mut self, targets: &[&LogTarget], severity: u8, tag: &str, line: &str) {
         for t in targets {
-            if !passes(t, severity) {
+            let Some(severity) = level_for(t, severity) else {
                 continue;
-            }
+            };
             match t {
-                LogTarget::Stdout => {
+                LogTarget::Stdout(_) => {
                     let _ = writeln!(std::io::stdout().lock(), "{line}");
                 }
-                LogTarget::Stderr => {
+                LogTarget::Stderr(_) => {
                     let _ = writeln!(std::io::stderr().lock(), "{line}");
                 }
                 LogTarget::Syslog { addr, facility, .. } => {
@@ -184,16 +175,20 @@ mod tests {
 
     #[test]
     fn a_target_level_keeps_what_is_at_least_as_severe() {
-        let t = |level: Option<&str>| LogTarget::Syslog {
+        let t = |max: Option<u8>, min: Option<u8>| LogTarget::Syslog {
             addr: Address::Tcp("127.0.0.1:514".parse().unwrap()),
             facility: "local0".into(),
-            level: level.map(String::from),
+            levels: crate::config::LogLevels { max, min },
         };
-        assert!(passes(&t(None), INFO));
-        assert!(passes(&t(Some("notice")), NOTICE) && passes(&t(Some("notice")), ALERT));
-        assert!(!passes(&t(Some("notice")), INFO));
-        assert!(!passes(&t(Some("emerg")), ALERT) && passes(&t(Some("emerg")), EMERG));
-        assert!(passes(&LogTarget::Stdout, INFO));
+        assert_eq!(level_for(&t(None, None), INFO), Some(INFO));
+        assert_eq!(level_for(&t(Some(NOTICE), None), ALERT), Some(ALERT));
+        assert_eq!(level_for(&t(Some(NOTICE), None), INFO), None);
+        assert_eq!(level_for(&t(Some(INFO), Some(NOTICE)), EMERG), Some(NOTICE));
+        let out = LogTarget::Stdout(crate::config::LogLevels {
+            max: Some(NOTICE),
+            min: None,
+        });
+        assert_eq!(level_for(&out, INFO), None, "stdout filters too");
     }
 
     #[test]

@@ -362,10 +362,18 @@ impl Registry {
                 }
             }
         }
-        // up and out of maintenance now, not before (a check or leaving maintenance): HAProxy's
-        // `srv_shutdown_backup_streams` closes the backups' sessions to make way
-        let serving = |op: OpState, admin: AdminFlags| op.is_up() && !admin.maint();
-        if s.params.shutdown_backup_on_up && serving(op, admin) && !serving(old_op, old_admin) {
+        // an active server taking traffic now, not before (a check, leaving maintenance or
+        // drain): HAProxy's `srv_shutdown_backup_streams` closes the backups' sessions to make
+        // way; not for a backup server, nor one of weight 0
+        let serving = |op: OpState, admin: AdminFlags| {
+            matches!(op, OpState::Running | OpState::Starting) && !admin.maint() && !admin.drain()
+        };
+        if s.params.shutdown_backup_on_up
+            && !s.params.backup
+            && s.effective_weight() > 0
+            && serving(op, admin)
+            && !serving(old_op, old_admin)
+        {
             if let Some(p) = self.proxy_at(s.proxy_index) {
                 for b in p.servers().iter().filter(|b| b.params.backup) {
                     b.kill_sessions(super::KillCause::Up);
@@ -474,7 +482,10 @@ impl Registry {
                 format!("{who} {id} is {st} (leaving forced drain)."),
             ))
         } else if old_op.is_up() && !op.is_up() {
-            Some((ALERT, format!("{who} {id} is DOWN{why}. {left}")))
+            // HAProxy: `notice` for a server that was stopping (or draining) anyway
+            let was_stopping = old_op == OpState::Stopping || old_admin.drain();
+            let severity = if was_stopping { NOTICE } else { ALERT };
+            Some((severity, format!("{who} {id} is DOWN{why}. {left}")))
         } else if !old_op.is_up() && op.is_up() {
             Some((NOTICE, format!("{who} {id} is UP{why}. {online}")))
         } else if op == OpState::Stopping && old_op != op {

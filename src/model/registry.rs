@@ -63,8 +63,8 @@ pub struct Registry {
     pub started: Instant,
     /// Start time, unix seconds.
     pub start_time: i64,
-    /// Sockets for what the model logs to the proxies' `log` targets (server state changes);
-    /// state changes are rare, a lock is cheap enough.
+    /// Sockets for what the control side logs to `log` targets (server state changes, health
+    /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
 }
 

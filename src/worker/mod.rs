@@ -21,7 +21,6 @@
 mod balance;
 mod forward;
 mod listener;
-mod proxy_header;
 mod ring;
 mod runtime;
 mod session;
@@ -144,10 +143,12 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             .max(1024);
         for (no, b) in fe.config.binds.iter().enumerate() {
             let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
-            // HAProxy names a listener by its `name`, else by its number in the frontend
+            // HAProxy names a listener by its `name`, else by its `id`, else its number in the
+            // frontend
             let proxied: Option<Arc<str>> = b.accept_proxy.then(|| {
                 b.name
                     .clone()
+                    .or_else(|| b.id.map(|i| i.to_string()))
                     .unwrap_or_else(|| (no + 1).to_string())
                     .into()
             });

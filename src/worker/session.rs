@@ -14,13 +14,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
-use super::proxy_header::Parsed;
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog::{self, TcpLog};
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
+use crate::proxy_protocol::Parsed;
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -509,8 +509,11 @@ pub(crate) async fn run<R: Rt>(
             Err(why) => {
                 // as HAProxy: logged as a connection that never became a session, closed (a
                 // reset when it sent something), nothing reaches a server
-                let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
-                log_line(&ctx, &fe, &line);
+                // (HAProxy logs it only where it logs sessions: `option tcplog`)
+                if fe.config.tcplog {
+                    let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
+                    log_line(&ctx, &fe, &line);
+                }
                 // not a session for HAProxy's `stot` either (a connection all the same)
                 fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
                 let close = if got > 0 { Close::Reset } else { Close::Fin };
@@ -590,6 +593,16 @@ pub(crate) async fn run<R: Rt>(
                         ts = *b"SC";
                         g.socks.push((server, Close::Reset));
                     } else {
+                        // the client bytes that came with a PROXY header count as forwarded
+                        let early = fronted.early.len() as u64;
+                        if early > 0 {
+                            let r = Ordering::Relaxed;
+                            fe.counters.bytes_in.fetch_add(early, r);
+                            if !Arc::ptr_eq(&fe, &be) {
+                                be.counters.bytes_in.fetch_add(early, r);
+                            }
+                            srv.counters.bytes_in.fetch_add(early, r);
+                        }
                         let Forwarded {
                             res: r,
                             bytes_out: bout,
@@ -692,7 +705,7 @@ async fn read_proxy_header<R: Rt>(
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 2048];
     loop {
-        match super::proxy_header::parse(&buf) {
+        match crate::proxy_protocol::parse(&buf) {
             Parsed::Header { len, addrs } => {
                 let early = buf.split_off(len);
                 return Ok(Fronted { addrs, early });
@@ -738,7 +751,7 @@ async fn send_first<R: Rt>(
                 Some((_, dst)) => dst,
                 None => client.local_addr()?,
             };
-            super::proxy_header::header(v, peer, dst)
+            crate::proxy_protocol::header(v, peer, dst)
         }
         None => Vec::new(),
     };

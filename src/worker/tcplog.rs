@@ -1,5 +1,5 @@
 //! HAProxy `option tcplog` lines, sent to the proxy's `log` targets
-//! ([`crate::logging::targets`]) without ever blocking a worker.
+//! ([`crate::logging::targets`]; a syslog target never blocks a worker).
 
 use std::net::SocketAddr;
 use std::time::SystemTime;

@@ -47,6 +47,7 @@ fn listen_cfg(servers: &[SocketAddr], f: impl FnOnce(&mut ProxyConfig)) -> Confi
         addr: "127.0.0.1:0".parse().unwrap(),
         accept_proxy: false,
         name: None,
+        id: None,
         location: Location::default(),
     }];
     p.timeouts.connect = Some(Duration::from_millis(500));

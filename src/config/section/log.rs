@@ -1,7 +1,7 @@
 //! `log` lines (global and proxies).
 
 use crate::config::units::{parse_address, parse_u32};
-use crate::config::LogTarget;
+use crate::config::{LogLevels, LogTarget};
 
 const FACILITIES: &[&str] = &[
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
@@ -79,24 +79,26 @@ pub(crate) fn parse(
     if !FACILITIES.contains(&facility) {
         return Err(format!("'log' : unknown facility '{facility}'."));
     }
-    let level = match words.get(i + 1) {
-        None => None,
-        Some(l) if LEVELS.contains(&l.as_str()) => Some(l.clone()),
-        Some(l) => return Err(format!("'log' : unknown optional log level '{l}'.")),
-    };
-    if let Some(min) = words.get(i + 2) {
-        if !LEVELS.contains(&min.as_str()) {
-            return Err(format!(
-                "'log' : unknown optional minimum log level '{min}'."
-            ));
+    let level = |k: usize, what: &str| -> Result<Option<u8>, String> {
+        match words.get(k) {
+            None => Ok(None),
+            Some(l) => LEVELS
+                .iter()
+                .position(|x| x == l)
+                .map(|p| Some(p as u8))
+                .ok_or_else(|| format!("'log' : unknown optional {what}log level '{l}'.")),
         }
-    }
+    };
+    let levels = LogLevels {
+        max: level(i + 1, "")?,
+        min: level(i + 2, "minimum ")?,
+    };
     if let Some(w) = words.get(i + 3) {
         return Err(format!("'log' : unexpected extra argument '{w}'."));
     }
     let t = match target.as_str() {
-        "stdout" => LogTarget::Stdout,
-        "stderr" => LogTarget::Stderr,
+        "stdout" => LogTarget::Stdout(levels),
+        "stderr" => LogTarget::Stderr(levels),
         t => {
             let t = ["udp@", "udp4@"]
                 .iter()
@@ -114,7 +116,7 @@ pub(crate) fn parse(
             LogTarget::Syslog {
                 addr,
                 facility: facility.to_string(),
-                level,
+                levels,
             }
         }
     };
@@ -140,15 +142,29 @@ mod tests {
         parse(&mut logs, &w("log 127.0.0.1 local1"), false).unwrap();
         parse(&mut logs, &w("log /dev/log local0 notice err"), false).unwrap();
         assert_eq!(logs[0], LogTarget::Global);
-        assert_eq!(logs[1], LogTarget::Stdout);
+        assert_eq!(logs[1], LogTarget::Stdout(LogLevels::default()));
         assert_eq!(
             logs[3],
             LogTarget::Syslog {
                 addr: Address::Tcp("127.0.0.1:514".parse().unwrap()),
                 facility: "local1".into(),
-                level: None
+                levels: LogLevels::default(),
             }
         );
+        let LogTarget::Syslog { levels, .. } = &logs[4] else {
+            panic!("{:?}", logs[4]);
+        };
+        assert_eq!(
+            *levels,
+            LogLevels {
+                max: Some(5),
+                min: Some(3)
+            }
+        );
+        // notice at most, raised to err at least (HAProxy's minlevel)
+        assert_eq!(levels.apply(6), None);
+        assert_eq!(levels.apply(5), Some(5));
+        assert_eq!(levels.apply(0), Some(3));
         assert!(parse(&mut logs, &w("log global"), true).is_err());
         assert!(parse(&mut logs, &w("log 127.0.0.1 local9"), false).is_err());
         assert!(parse(&mut logs, &w("log 127.0.0.1 local0 loud"), false).is_err());

@@ -199,13 +199,14 @@ pub(crate) fn parse(
                 m.bind_seen = true;
             }
             let list = arg(words, 1, "<addr>:<port>[,...] as arguments")?;
-            let (accept_proxy, name) = bind_options(&words[2..], ctx)?;
+            let (accept_proxy, name, id) = bind_options(&words[2..], ctx)?;
             for one in list.split(',') {
                 let addr = parse_socket_addr(one, "bind")?;
                 p.binds.push(BindConfig {
                     addr,
                     accept_proxy,
                     name: name.clone(),
+                    id,
                     location: ctx.loc.clone(),
                 });
             }
@@ -412,10 +413,14 @@ fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result
 }
 
 /// `bind` options after the address list. TCP-level ones harp ignores warn; TLS and
-/// protocol ones are refused. Whether `accept-proxy` is among them, and the `name`.
-fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(bool, Option<String>), String> {
+/// protocol ones are refused. Whether `accept-proxy` is among them, the `name` and the `id`.
+fn bind_options(
+    words: &[String],
+    ctx: &mut Ctx<'_>,
+) -> Result<(bool, Option<String>, Option<u32>), String> {
     let mut accept_proxy = false;
     let mut name = None;
+    let mut id = None;
     let mut i = 0;
     while i < words.len() {
         match words[i].as_str() {
@@ -438,7 +443,10 @@ fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(bool, Option<Str
                 // `name` and `id` only label the listener; the others change its behaviour.
                 if words[i] == "name" {
                     name = words.get(i + 1).cloned();
-                } else if words[i] != "id" {
+                } else if words[i] == "id" {
+                    let v = words.get(i + 1).map(String::as_str).unwrap_or("");
+                    id = Some(parse_u32(v, "id", 1, i32::MAX as u32)?);
+                } else {
                     ctx.warn(format!(
                         "bind option '{}' has no effect in harp; ignored.",
                         words[i]
@@ -449,7 +457,7 @@ fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<(bool, Option<Str
             o => return Err(format!("'bind' : option '{o}' is not supported by harp.")),
         }
     }
-    Ok((accept_proxy, name))
+    Ok((accept_proxy, name, id))
 }
 
 fn balance(algo: &str, ctx: &mut Ctx<'_>) -> Result<BalanceAlgo, String> {

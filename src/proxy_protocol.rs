@@ -12,8 +12,22 @@ use crate::config::ProxyProtocol;
 /// The v2 signature.
 const V2_SIG: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 
+/// The header a health check sends first to a server with `send-proxy(-v2)`, as HAProxy does:
+/// v1 names the check's own connection (`local` to the server at `peer`), v2 is a `LOCAL`
+/// header without addresses.
+pub fn check_header(v: ProxyProtocol, local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
+    match v {
+        ProxyProtocol::V1 => v1(local, peer).into_bytes(),
+        ProxyProtocol::V2 => {
+            let mut h = V2_SIG.to_vec();
+            h.extend_from_slice(&[0x20, 0x00, 0, 0]);
+            h
+        }
+    }
+}
+
 /// The header for a connection from `src` (the client) to `dst` (the address it connected to).
-pub(crate) fn header(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+pub fn header(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     match v {
         ProxyProtocol::V1 => v1(src, dst).into_bytes(),
         ProxyProtocol::V2 => v2(src, dst),
@@ -68,20 +82,19 @@ fn v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
 }
 
 /// HAProxy's words for a connection that is not a PROXY protocol one (its log says them).
-pub(crate) const NOT_HDR: &str =
-    "Received something which does not look like a PROXY protocol header";
+pub const NOT_HDR: &str = "Received something which does not look like a PROXY protocol header";
 /// ... for a broken header.
-pub(crate) const BAD_HDR: &str = "Received an invalid PROXY protocol header";
+pub const BAD_HDR: &str = "Received an invalid PROXY protocol header";
 /// ... for a v1 protocol other than TCP4, TCP6 and UNKNOWN.
-pub(crate) const BAD_PROTO: &str = "Received an unhandled protocol in the PROXY protocol header";
+pub const BAD_PROTO: &str = "Received an unhandled protocol in the PROXY protocol header";
 
 /// The longest v1 line, CRLF included.
-pub(crate) const V1_MAX: usize = 107;
+pub const V1_MAX: usize = 107;
 
 /// What the start of a connection holds.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Parsed {
-    /// Not enough bytes yet to decide; at least this many are needed.
+pub enum Parsed {
+    /// Not enough bytes yet to decide (a hint of how many; read more and parse again).
     Need(usize),
     /// A valid header of `len` bytes; `addrs`: the client's and the address it reached, or
     /// `None` when the header carries none (v1 `UNKNOWN`, v2 `LOCAL` or another family): the
@@ -95,7 +108,7 @@ pub(crate) enum Parsed {
 }
 
 /// Parses a PROXY protocol header, v1 or v2, at the start of `buf` (what a peek returned).
-pub(crate) fn parse(buf: &[u8]) -> Parsed {
+pub fn parse(buf: &[u8]) -> Parsed {
     if buf.len() < 6 && (b"PROXY ".starts_with(buf) || V2_SIG.starts_with(buf)) {
         return Parsed::Need(16);
     }
@@ -172,14 +185,16 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     let (ver_cmd, fam) = (buf[12], buf[13]);
     let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
     if ver_cmd >> 4 != 2 {
-        return Parsed::Invalid(BAD_HDR);
+        return Parsed::Invalid(NOT_HDR);
     }
     let local = match ver_cmd & 0x0f {
         0 => true,
         1 => false,
         _ => return Parsed::Invalid(BAD_HDR),
     };
+    // a LOCAL header's address block, whatever its family says, is ignored (the spec)
     let need = match fam {
+        _ if local => 0,
         0x11 => 12,
         0x21 => 36,
         _ => 0,
@@ -314,9 +329,10 @@ mod tests {
                 addrs: None
             }
         );
-        // v2 LOCAL, no addresses (a health check of the balancer in front)
-        let mut h = V2_SIG.to_vec();
-        h.extend_from_slice(&[0x20, 0x00, 0, 0]);
+        // v2 LOCAL, no addresses (a health check of the balancer in front), as HAProxy's own
+        // checks send it
+        let h = check_header(ProxyProtocol::V2, a("127.0.0.1:1"), a("127.0.0.1:2"));
+        assert_eq!(hex(&h), "0d0a0d0a000d0a515549540a20000000");
         assert_eq!(
             parse(&h),
             Parsed::Header {
@@ -332,6 +348,19 @@ mod tests {
             parse(&h),
             Parsed::Header {
                 len: 232,
+                addrs: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_local_header_s_addresses_are_ignored_whatever_its_family() {
+        let mut h = V2_SIG.to_vec();
+        h.extend_from_slice(&[0x20, 0x11, 0, 0]);
+        assert_eq!(
+            parse(&h),
+            Parsed::Header {
+                len: 16,
                 addrs: None
             }
         );
