@@ -263,26 +263,24 @@ fn a_retry_keeps_its_server_slot_while_others_queue() {
 #[test]
 fn send_proxy_starts_the_server_connection_with_the_client_address() {
     let up = upstream(Up::Echo);
-    let (_h, addr) = start(&[up.addr], "    default-server send-proxy\n");
-    let mut c = connect(addr);
-    c.write_all(b"hi").unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    let me = c.local_addr().unwrap().port();
-    let want = format!("PROXY TCP4 127.0.0.1 127.0.0.1 {me} {}\r\nhi", addr.port());
+    // what the echo server got for "hi" from a client, the client's port and harp's
+    let echoed = |extra: &str| {
+        let (_h, addr) = start(&[up.addr], extra);
+        let mut c = connect(addr);
+        c.write_all(b"hi").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        (out, c.local_addr().unwrap().port(), addr.port())
+    };
+    let (out, me, harp) = echoed("    default-server send-proxy\n");
+    let want = format!("PROXY TCP4 127.0.0.1 127.0.0.1 {me} {harp}\r\nhi");
     assert_eq!(String::from_utf8_lossy(&out), want);
 
-    let (_h, addr) = start(&[up.addr], "    default-server send-proxy-v2\n");
-    let mut c = connect(addr);
-    c.write_all(b"hi").unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    let me = c.local_addr().unwrap().port();
+    let (out, me, harp) = echoed("    default-server send-proxy-v2\n");
     let mut want = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\x7f\0\0\x01\x7f\0\0\x01".to_vec();
     want.extend_from_slice(&me.to_be_bytes());
-    want.extend_from_slice(&addr.port().to_be_bytes());
+    want.extend_from_slice(&harp.to_be_bytes());
     want.extend_from_slice(b"hi");
     assert_eq!(out, want);
 }
