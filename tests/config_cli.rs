@@ -147,6 +147,7 @@ defaults base
     mode tcp
     log global
     option tcplog
+    option logasap
     option dontlognull
     timeout connect 5s
     timeout client 30s
@@ -230,10 +231,10 @@ fn every_supported_keyword_is_valid() {
     let r = check(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "Configuration file is valid\n");
-    // `option dontlognull` is accepted with a warning citing its line.
+    // `option logasap` is accepted with a warning citing its line.
     assert!(
         r.stderr.contains(&format!(
-            "[WARNING] parsing [{}:39] : 'option dontlognull' has no effect",
+            "[WARNING] parsing [{}:39] : 'option logasap' has no effect",
             p.display()
         )),
         "{}",

@@ -760,6 +760,28 @@ fn server_maxconn_queue_serves_every_client() {
     assert!(stat(api, "s1", "smax") <= 2 && stat(api, "s2", "smax") <= 2);
 }
 
+/// `option dontlognull`: a connection whose client sent nothing (a probe) is not logged, the
+/// next one is.
+#[test]
+fn dontlognull_leaves_probes_out_of_the_log() {
+    let (sink, log) = syslog_sink();
+    let up = upstream(Up::Echo);
+    let (_h, addr) = start(&[up.addr], &format!("    option dontlognull\n{log}"));
+    let probe = connect(addr);
+    let probe_port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let mut c = connect(addr);
+    let me = c.local_addr().unwrap().port();
+    c.write_all(b"x").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    // the first session line is the one with data (Harp::start's probe and ours were null)
+    let line = syslog_line(&sink, " px px/s1 ");
+    assert!(line.contains(&format!("127.0.0.1:{me} ")), "{line}");
+    assert!(!line.contains(&format!(":{probe_port} ")), "{line}");
+}
+
 #[test]
 fn tcplog_line_goes_to_syslog() {
     let (sink, extra) = syslog_sink();

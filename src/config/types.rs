@@ -754,6 +754,9 @@ pub struct ProxyConfig {
     pub logs: Vec<LogTarget>,
     /// `log-tag`: this proxy's syslog tag, over the global one.
     pub log_tag: Option<String>,
+    /// `option dontlognull`: no log line for a connection whose client sent nothing (a
+    /// balancer's or a monitor's probe).
+    pub dontlognull: bool,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
     /// `option clitcpka` (or `tcpka`) and `clitcpka-*`: keepalive probes on client connections.
@@ -779,6 +782,7 @@ impl ProxyConfig {
         ProxyConfig {
             name: name.to_string(),
             log_tag: None,
+            dontlognull: false,
             cap,
             id: None,
             forced_id: false,

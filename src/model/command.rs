@@ -362,17 +362,18 @@ impl Registry {
                 }
             }
         }
-        // an active server taking traffic now, not before (a check, leaving maintenance or
-        // drain): HAProxy's `srv_shutdown_backup_streams` closes the backups' sessions to make
-        // way; not for a backup server, nor one of weight 0
-        let serving = |op: OpState, admin: AdminFlags| {
-            matches!(op, OpState::Running | OpState::Starting) && !admin.maint() && !admin.drain()
+        // an active server of some weight going up (a check, leaving maintenance, the end of
+        // its slow start): HAProxy's `srv_shutdown_backup_streams` closes the backups'
+        // sessions to make way; drain plays no part there
+        let up = |op: OpState, admin: AdminFlags| {
+            matches!(op, OpState::Running | OpState::Starting) && !admin.maint()
         };
+        let went_up = up(op, admin) && !up(old_op, old_admin);
+        let started = old_op == OpState::Starting && op == OpState::Running && !admin.maint();
         if s.params.shutdown_backup_on_up
             && !s.params.backup
-            && s.effective_weight() > 0
-            && serving(op, admin)
-            && !serving(old_op, old_admin)
+            && s.uweight() > 0
+            && (went_up || started)
         {
             if let Some(p) = self.proxy_at(s.proxy_index) {
                 for b in p.servers().iter().filter(|b| b.params.backup) {
@@ -457,8 +458,11 @@ impl Registry {
         // (severity for the proxy's log targets, the line; stderr adds a prefix of its own)
         let said = if entering_maint {
             if old_op.is_up() {
+                // HAProxy: `notice` for a server that was stopping (or draining) anyway
+                let was_stopping = old_op == OpState::Stopping || old_admin.drain();
+                let severity = if was_stopping { NOTICE } else { ALERT };
                 Some((
-                    ALERT,
+                    severity,
                     format!("{who} {id} is going DOWN for maintenance. {left}"),
                 ))
             } else {
@@ -482,7 +486,6 @@ impl Registry {
                 format!("{who} {id} is {st} (leaving forced drain)."),
             ))
         } else if old_op.is_up() && !op.is_up() {
-            // HAProxy: `notice` for a server that was stopping (or draining) anyway
             let was_stopping = old_op == OpState::Stopping || old_admin.drain();
             let severity = if was_stopping { NOTICE } else { ALERT };
             Some((severity, format!("{who} {id} is DOWN{why}. {left}")))

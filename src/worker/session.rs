@@ -509,8 +509,10 @@ pub(crate) async fn run<R: Rt>(
             Err(why) => {
                 // as HAProxy: logged as a connection that never became a session, closed (a
                 // reset when it sent something), nothing reaches a server
-                // (HAProxy logs it only where it logs sessions: `option tcplog`)
-                if fe.config.tcplog {
+                // (HAProxy logs it only where it logs sessions, `option tcplog`, and not for a
+                // connection that sent nothing under `option dontlognull`)
+                let null = got == 0 && fe.config.dontlognull;
+                if fe.config.tcplog && !null {
                     let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
                     log_line(&ctx, &fe, &line);
                 }
@@ -531,6 +533,9 @@ pub(crate) async fn run<R: Rt>(
     // positions in the server and backend queues, as HAProxy logs them (0: not queued)
     let mut queue_pos = [0u64; 2];
     let mut bytes_out = 0u64;
+    // bytes received from the client, once forwarded (`option dontlognull` logs no session
+    // without any; one that got no server may have sent what harp never read, so it is logged)
+    let mut bytes_in: Option<u64> = None;
     // the server the session was given to, connected or not (the log names it)
     let mut tried: Option<Arc<Server>> = None;
     // replaced once a server session ran; until then the client's FIN was never read
@@ -606,10 +611,12 @@ pub(crate) async fn run<R: Rt>(
                         let Forwarded {
                             res: r,
                             bytes_out: bout,
+                            bytes_in: bin,
                             fins,
                             timed_out,
                         } = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
                         bytes_out = bout;
+                        bytes_in = Some(bin + early);
                         client_close = Close::client(fins[0], fe.config.nolinger);
                         if let Err(End::Fault(Fault::Io(side, e))) = &r {
                             tracing::debug!(?side, error = %e, "session fault");
@@ -623,7 +630,8 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
-    if fe.config.tcplog && has_logs(&ctx, &fe) {
+    let null = fe.config.dontlognull && bytes_in == Some(0);
+    if fe.config.tcplog && !null && has_logs(&ctx, &fe) {
         let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
         let line = TcpLog {
             client: peer,
@@ -971,6 +979,8 @@ struct Forwarded {
     res: Result<(), End>,
     /// Bytes sent to the client.
     bytes_out: u64,
+    /// Bytes received from the client.
+    bytes_in: u64,
     /// Whether the client's and the server's FIN were read (how each socket is closed).
     fins: [bool; 2],
     /// The first side that went quiet past its timeout (the termination state).
@@ -1031,6 +1041,7 @@ async fn forward_both<R: Rt>(
     Forwarded {
         res,
         bytes_out: s2c.bytes.get(),
+        bytes_in: c2s.bytes.get(),
         fins,
         timed_out: timers.first_timeout(),
     }

@@ -695,8 +695,12 @@ fn option(
             }
             Ok(())
         }
-        "dontlognull"
-        | "tcp-smart-accept"
+        "dontlognull" => {
+            simple(words)?;
+            p.dontlognull = flag;
+            Ok(())
+        }
+        "tcp-smart-accept"
         | "tcp-smart-connect"
         | "abortonclose"
         | "log-separate-errors"
@@ -1007,9 +1011,10 @@ mod tests {
         };
         assert_eq!(b.splice, want);
         assert!(b.tcplog, "httplog falls back to tcplog as in HAProxy");
+        assert!(b.dontlognull);
         assert_eq!(
             cfg.warnings.iter().filter(|w| w.contains("option")).count(),
-            3
+            2
         );
         assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
     }
