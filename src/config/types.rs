@@ -313,10 +313,20 @@ impl Default for HttpClientSettings {
 /// A `log` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
-    /// `log stdout ...` / `log stderr ...`: write lines to the process's stream.
-    Stdout(LogLevels),
+    /// `log stdout ...`: write lines to the process's stream.
+    Stdout {
+        /// Facility name (the `<prio>` of the framed formats).
+        facility: String,
+        /// Its level filters and format.
+        levels: LogLevels,
+    },
     /// `log stderr ...`
-    Stderr(LogLevels),
+    Stderr {
+        /// Facility name.
+        facility: String,
+        /// Its level filters and format.
+        levels: LogLevels,
+    },
     /// `log <addr> <facility> [level [minlevel]]`: syslog RFC3164 over UDP (or a unix datagram
     /// path).
     Syslog {
@@ -331,13 +341,36 @@ pub enum LogTarget {
     Global,
 }
 
-/// A log target's `[level [minlevel]]`, as syslog severities (0 = emerg ... 7 = debug).
+/// A log target's `[level [minlevel]]`, as syslog severities (0 = emerg ... 7 = debug), and
+/// its `format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogLevels {
     /// Lines less severe than this are not sent (`None`: all are).
     pub max: Option<u8>,
     /// Lines more severe than this are sent at this severity (`None`: as they are).
     pub min: Option<u8>,
+    /// How each line is framed.
+    pub format: LogFormat,
+}
+
+/// `log ... format <name>`: how a line is framed, HAProxy's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `<prio>Mmm dd hh:mm:ss tag[pid]: line` (the default; `local` too).
+    #[default]
+    Rfc3164,
+    /// `<prio>1 <iso time> - tag pid - - line`.
+    Rfc5424,
+    /// The line alone.
+    Raw,
+    /// `<severity>line`.
+    Short,
+    /// `<severity><iso time> line`.
+    Timed,
+    /// `<iso time> line`.
+    Iso,
+    /// `<prio>line`.
+    Priority,
 }
 
 impl LogLevels {

@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
 use std::time::SystemTime;
 
-use crate::config::{Address, LogTarget};
+use crate::config::{Address, LogFormat, LogTarget};
 
 /// Syslog severities HAProxy uses for what it logs to a proxy's targets.
 pub(crate) const EMERG: u8 = 0;
@@ -22,9 +22,9 @@ pub(crate) const INFO: u8 = 6;
 /// The severity target `t` takes a line of `severity` at (its `[level [minlevel]]`), or `None`.
 fn level_for(t: &LogTarget, severity: u8) -> Option<u8> {
     match t {
-        LogTarget::Stdout(l) | LogTarget::Stderr(l) | LogTarget::Syslog { levels: l, .. } => {
-            l.apply(severity)
-        }
+        LogTarget::Stdout { levels: l, .. }
+        | LogTarget::Stderr { levels: l, .. }
+        | LogTarget::Syslog { levels: l, .. } => l.apply(severity),
         LogTarget::Global => Some(severity),
     }
 }
@@ -86,26 +86,42 @@ pub(crate) fn default_tag() -> &'static str {
     })
 }
 
-/// The RFC3164 frame: `<prio>Mon dd hh:mm:ss <tag>[pid]: line`.
-pub(crate) fn syslog_frame(
+/// `line` framed in `format`, as HAProxy frames it (byte for byte for its stdout output).
+pub(crate) fn frame(
+    format: LogFormat,
     facility: &str,
     severity: u8,
     tag: &str,
     now: SystemTime,
     line: &str,
 ) -> String {
-    let (_, mo, d, h, mi, s, _) = civil(now);
     let prio = facility_code(facility) as u32 * 8 + u32::from(severity);
-    format!(
-        "<{prio}>{} {:>2} {:02}:{:02}:{:02} {tag}[{}]: {}",
-        MONTHS[mo - 1],
-        d,
-        h,
-        mi,
-        s,
-        std::process::id(),
-        line
-    )
+    let pid = std::process::id();
+    match format {
+        LogFormat::Rfc3164 => {
+            let (_, mo, d, h, mi, s, _) = civil(now);
+            format!(
+                "<{prio}>{} {d:>2} {h:02}:{mi:02}:{s:02} {tag}[{pid}]: {line}",
+                MONTHS[mo - 1]
+            )
+        }
+        LogFormat::Rfc5424 => format!("<{prio}>1 {} - {tag} {pid} - - {line}", iso(now)),
+        LogFormat::Raw => line.to_string(),
+        LogFormat::Short => format!("<{severity}>{line}"),
+        LogFormat::Timed => format!("<{severity}>{} {line}", iso(now)),
+        LogFormat::Iso => format!("{} {line}", iso(now)),
+        LogFormat::Priority => format!("<{prio}>{line}"),
+    }
+}
+
+/// `2026-11-25T14:47:46.928167+00:00` (UTC, microseconds), HAProxy's ISO 8601 stamp.
+fn iso(now: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, _) = civil(now);
+    let us = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}+00:00")
 }
 
 /// A worker's log sockets, opened lazily and non-blocking.
@@ -135,15 +151,22 @@ impl LogSockets {
             let Some(severity) = level_for(t, severity) else {
                 continue;
             };
+            let now = SystemTime::now();
             match t {
-                LogTarget::Stdout(_) => {
-                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                LogTarget::Stdout { facility, levels } => {
+                    let f = frame(levels.format, facility, severity, tag, now, line);
+                    let _ = writeln!(std::io::stdout().lock(), "{f}");
                 }
-                LogTarget::Stderr(_) => {
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                LogTarget::Stderr { facility, levels } => {
+                    let f = frame(levels.format, facility, severity, tag, now, line);
+                    let _ = writeln!(std::io::stderr().lock(), "{f}");
                 }
-                LogTarget::Syslog { addr, facility, .. } => {
-                    let frame = syslog_frame(facility, severity, tag, SystemTime::now(), line);
+                LogTarget::Syslog {
+                    addr,
+                    facility,
+                    levels,
+                } => {
+                    let frame = frame(levels.format, facility, severity, tag, now, line);
                     match addr {
                         Address::Tcp(a) => {
                             if let Some(s) = self.udp(a.is_ipv6()) {
@@ -178,24 +201,52 @@ mod tests {
         let t = |max: Option<u8>, min: Option<u8>| LogTarget::Syslog {
             addr: Address::Tcp("127.0.0.1:514".parse().unwrap()),
             facility: "local0".into(),
-            levels: crate::config::LogLevels { max, min },
+            levels: crate::config::LogLevels {
+                max,
+                min,
+                ..Default::default()
+            },
         };
         assert_eq!(level_for(&t(None, None), INFO), Some(INFO));
         assert_eq!(level_for(&t(Some(NOTICE), None), ALERT), Some(ALERT));
         assert_eq!(level_for(&t(Some(NOTICE), None), INFO), None);
         assert_eq!(level_for(&t(Some(INFO), Some(NOTICE)), EMERG), Some(NOTICE));
-        let out = LogTarget::Stdout(crate::config::LogLevels {
-            max: Some(NOTICE),
-            min: None,
-        });
+        let out = LogTarget::Stdout {
+            facility: "local0".into(),
+            levels: crate::config::LogLevels {
+                max: Some(NOTICE),
+                ..Default::default()
+            },
+        };
         assert_eq!(level_for(&out, INFO), None, "stdout filters too");
+    }
+
+    #[test]
+    fn formats_as_haproxy_writes_them() {
+        // HAProxy 2.6 on `log stdout [format F] local0`, a tcplog line (captured)
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_082_066_928_167);
+        let f = |fmt| frame(fmt, "local0", INFO, "haproxy", t, "L");
+        let pid = std::process::id();
+        assert_eq!(
+            f(LogFormat::Rfc3164),
+            format!("<134>Nov 25 14:47:46 haproxy[{pid}]: L")
+        );
+        assert_eq!(
+            f(LogFormat::Rfc5424),
+            format!("<134>1 2025-11-25T14:47:46.928167+00:00 - haproxy {pid} - - L")
+        );
+        assert_eq!(f(LogFormat::Raw), "L");
+        assert_eq!(f(LogFormat::Short), "<6>L");
+        assert_eq!(f(LogFormat::Timed), "<6>2025-11-25T14:47:46.928167+00:00 L");
+        assert_eq!(f(LogFormat::Iso), "2025-11-25T14:47:46.928167+00:00 L");
+        assert_eq!(f(LogFormat::Priority), "<134>L");
     }
 
     #[test]
     fn the_frame_carries_facility_and_severity() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        let f = syslog_frame("local0", ALERT, "haproxy", t, "x");
+        let f = frame(LogFormat::Rfc3164, "local0", ALERT, "haproxy", t, "x");
         assert!(f.starts_with("<129>Nov 14 22:13:20 haproxy["), "{f}");
-        assert!(syslog_frame("local7", EMERG, "harp", t, "x").starts_with("<184>"));
+        assert!(frame(LogFormat::Rfc3164, "local7", EMERG, "harp", t, "x").starts_with("<184>"));
     }
 }

@@ -126,7 +126,8 @@ mod tests {
             l.render(),
             "127.0.0.1:40000 [14/Nov/2023:22:13:20.123] fe be/s1 0/1/25 1234 -- 1/1/1/1/0 0/0"
         );
-        assert!(crate::logging::targets::syslog_frame(
+        assert!(crate::logging::targets::frame(
+            crate::config::LogFormat::Rfc3164,
             "local0",
             crate::logging::targets::INFO,
             "harp",

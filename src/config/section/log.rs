@@ -1,7 +1,7 @@
 //! `log` lines (global and proxies).
 
 use crate::config::units::{parse_address, parse_u32};
-use crate::config::{LogLevels, LogTarget};
+use crate::config::{LogFormat, LogLevels, LogTarget};
 
 const FACILITIES: &[&str] = &[
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
@@ -38,6 +38,7 @@ pub(crate) fn parse(
         return Ok(());
     }
     let mut i = 2;
+    let mut format = LogFormat::default();
     while let Some(w) = words.get(i).map(String::as_str) {
         match w {
             "len" => {
@@ -49,19 +50,16 @@ pub(crate) fn parse(
                     .get(i + 1)
                     .map(String::as_str)
                     .ok_or("'log' : 'format' expects a format name.")?;
-                if !matches!(
-                    v,
-                    "raw"
-                        | "rfc3164"
-                        | "rfc5424"
-                        | "short"
-                        | "timed"
-                        | "iso"
-                        | "local"
-                        | "priority"
-                ) {
-                    return Err(format!("'log' : unknown log format '{v}'."));
-                }
+                format = match v {
+                    "rfc3164" | "local" => LogFormat::Rfc3164,
+                    "rfc5424" => LogFormat::Rfc5424,
+                    "raw" => LogFormat::Raw,
+                    "short" => LogFormat::Short,
+                    "timed" => LogFormat::Timed,
+                    "iso" => LogFormat::Iso,
+                    "priority" => LogFormat::Priority,
+                    _ => return Err(format!("'log' : unknown log format '{v}'.")),
+                };
             }
             "sample" => {
                 words
@@ -92,13 +90,20 @@ pub(crate) fn parse(
     let levels = LogLevels {
         max: level(i + 1, "")?,
         min: level(i + 2, "minimum ")?,
+        format,
     };
     if let Some(w) = words.get(i + 3) {
         return Err(format!("'log' : unexpected extra argument '{w}'."));
     }
     let t = match target.as_str() {
-        "stdout" => LogTarget::Stdout(levels),
-        "stderr" => LogTarget::Stderr(levels),
+        "stdout" => LogTarget::Stdout {
+            facility: facility.to_string(),
+            levels,
+        },
+        "stderr" => LogTarget::Stderr {
+            facility: facility.to_string(),
+            levels,
+        },
         t => {
             let t = ["udp@", "udp4@"]
                 .iter()
@@ -142,7 +147,16 @@ mod tests {
         parse(&mut logs, &w("log 127.0.0.1 local1"), false).unwrap();
         parse(&mut logs, &w("log /dev/log local0 notice err"), false).unwrap();
         assert_eq!(logs[0], LogTarget::Global);
-        assert_eq!(logs[1], LogTarget::Stdout(LogLevels::default()));
+        assert_eq!(
+            logs[1],
+            LogTarget::Stdout {
+                facility: "local0".into(),
+                levels: LogLevels {
+                    format: LogFormat::Raw,
+                    ..LogLevels::default()
+                }
+            }
+        );
         assert_eq!(
             logs[3],
             LogTarget::Syslog {
@@ -158,7 +172,8 @@ mod tests {
             *levels,
             LogLevels {
                 max: Some(5),
-                min: Some(3)
+                min: Some(3),
+                format: LogFormat::Rfc3164,
             }
         );
         // notice at most, raised to err at least (HAProxy's minlevel)
