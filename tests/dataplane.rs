@@ -1326,6 +1326,34 @@ fn qcur(api: u16, sv: &str) -> u64 {
     stat(api, sv, "qcur")
 }
 
+/// `clear counters` forgets the maxima (operator level), `clear counters all` the totals too
+/// (admin level), as HAProxy's; `show version` answers the version.
+#[test]
+fn clear_counters_and_show_version() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(echo(addr, b"x"), b"x");
+    assert!(wait_until(Duration::from_secs(10), || stat(
+        api, "s1", "stot"
+    ) >= 1));
+    assert!(stat(api, "s1", "smax") >= 1 && stat(api, "FRONTEND", "smax") >= 1);
+    assert_eq!(
+        common::cli(api, "operator; clear counters all"),
+        "\nPermission denied\n\n"
+    );
+    assert_eq!(common::cli(api, "operator; clear counters"), "\n\n");
+    assert_eq!(stat(api, "s1", "smax"), 0);
+    assert_eq!(stat(api, "FRONTEND", "smax"), 0);
+    assert!(stat(api, "s1", "stot") >= 1, "totals stay");
+    assert_eq!(common::cli(api, "clear counters all"), "\n");
+    assert_eq!(stat(api, "s1", "stot"), 0);
+    assert_eq!(stat(api, "FRONTEND", "bin"), 0);
+    let v = common::cli(api, "show version");
+    assert_eq!(v, format!("{}\n\n", env!("CARGO_PKG_VERSION")));
+}
+
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).
 #[test]
 fn session_rates_are_counted() {

@@ -97,7 +97,7 @@ fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
 }
 
 fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, Reply> {
-    use AccessLevel::Admin;
+    use AccessLevel::{Admin, Operator};
     Ok(match cmd {
         AdminCommand::Help(words) => Reply::text(help::help(st.level, &words)),
         AdminCommand::Prompt => {
@@ -145,6 +145,13 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             Err(e) => Reply::line(e),
         },
         AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
+        AdminCommand::ShowVersion => Reply::line(env!("CARGO_PKG_VERSION")),
+        AdminCommand::ClearCounters(all) => {
+            // as HAProxy: the maxima need `operator`, everything `admin`
+            need(st, if all { Admin } else { Operator })?;
+            x.reg.clear_counters(all);
+            Reply::default()
+        }
         AdminCommand::GetWeight(path) => {
             let s = x.find(&path)?;
             Reply::line(format!("{} (initial {})", s.uweight(), s.iweight()))

@@ -17,11 +17,16 @@ const fn e(usage: &'static str, desc: &'static str, level: AccessLevel) -> HelpE
     HelpEntry { usage, desc, level }
 }
 
-use AccessLevel::{Admin, User};
+use AccessLevel::{Admin, Operator, User};
 
 /// The commands harp implements, in HAProxy's (alphabetical) help order.
 pub const ENTRIES: &[HelpEntry] = &[
     e("add server <bk>/<srv>", "create a new server", Admin),
+    e(
+        "clear counters [all]",
+        "clear max statistics counters (or all counters)",
+        Operator,
+    ),
     e(
         "del server <bk>/<srv>",
         "remove a dynamically added server",
@@ -92,6 +97,7 @@ pub const ENTRIES: &[HelpEntry] = &[
         "report counters for each proxy and server",
         User,
     ),
+    e("show version", "show version of the current process", User),
     e(
         "shutdown sessions server <bk>/<srv>",
         "kill sessions on a server",

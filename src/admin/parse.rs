@@ -76,6 +76,10 @@ pub enum AdminCommand {
     ShowServersState(Option<String>),
     /// `show backend`.
     ShowBackend,
+    /// `show version`.
+    ShowVersion,
+    /// `clear counters [all]`.
+    ClearCounters(bool),
     /// `show cli level`.
     ShowCliLevel,
     /// `operator` / `user`: lower the session's level.
@@ -208,6 +212,9 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["show", "servers", "state"] => AdminCommand::ShowServersState(None),
         ["show", "servers", "state", b, ..] => AdminCommand::ShowServersState(Some(b.to_string())),
         ["show", "backend", ..] => AdminCommand::ShowBackend,
+        ["show", "version", ..] => AdminCommand::ShowVersion,
+        ["clear", "counters", "all", ..] => AdminCommand::ClearCounters(true),
+        ["clear", "counters", ..] => AdminCommand::ClearCounters(false),
         ["show", "cli", "level", ..] => AdminCommand::ShowCliLevel,
         ["get", "weight", ..] => AdminCommand::GetWeight(arg(w, 2)),
         ["set", "weight", ..] => AdminCommand::SetWeight(arg(w, 2), arg(w, 3)),
@@ -334,6 +341,9 @@ mod tests {
                 AdminCommand::ShowServersState(Some("test".into())),
             ),
             ("show backend", AdminCommand::ShowBackend),
+            ("show version", AdminCommand::ShowVersion),
+            ("clear counters", AdminCommand::ClearCounters(false)),
+            ("clear counters all", AdminCommand::ClearCounters(true)),
             ("show cli level", AdminCommand::ShowCliLevel),
             ("get weight a/b", AdminCommand::GetWeight("a/b".into())),
             ("get weight", AdminCommand::GetWeight("".into())),

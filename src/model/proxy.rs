@@ -56,6 +56,34 @@ impl ProxyCounters {
         super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
     }
 
+    /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current
+    /// sessions or queue, which are live state).
+    pub fn clear(&self, all: bool) {
+        let z = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
+        z(&self.max_sess);
+        z(&self.queue_max);
+        self.sess_rate.clear_max();
+        self.conn_rate.clear_max();
+        if all {
+            for c in [
+                &self.tot_sess,
+                &self.bytes_in,
+                &self.bytes_out,
+                &self.denied,
+                &self.econ,
+                &self.eresp,
+                &self.wretr,
+                &self.wredis,
+                &self.lbtot,
+                &self.cli_abrt,
+                &self.srv_abrt,
+                &self.chkdown,
+            ] {
+                z(c);
+            }
+        }
+    }
+
     /// Records a session end.
     pub fn session_ended(&self) {
         self.cur_sess.fetch_sub(1, Ordering::Relaxed);

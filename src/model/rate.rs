@@ -46,6 +46,11 @@ impl Rate {
         self.max.load(Ordering::Relaxed)
     }
 
+    /// Forgets the highest rate (`clear counters`).
+    pub fn clear_max(&self) {
+        self.max.store(0, Ordering::Relaxed);
+    }
+
     /// Moves to second `s` if the counter is still on an older one: the thread that wins the
     /// switch carries the count over (a race loses at most the events counted meanwhile).
     fn rotate(&self, s: u64) {

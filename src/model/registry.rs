@@ -138,6 +138,18 @@ impl Registry {
         })
     }
 
+    /// `clear counters [all]` of the Runtime API: the maxima of every proxy, server and of the
+    /// process (`MaxConnRate`); with `all`, the cumulated counters of proxies and servers too.
+    pub fn clear_counters(&self, all: bool) {
+        for p in &self.proxies {
+            p.counters.clear(all);
+            for s in p.servers().iter() {
+                s.counters.clear(all);
+            }
+        }
+        self.counters.conn_rate.clear_max();
+    }
+
     /// Sends `line` of `severity` to the global `log` targets (Lua's `core.log` and friends).
     pub(crate) fn log_global(&self, severity: u8, line: &str) {
         let g = &self.config.global;

@@ -60,6 +60,35 @@ impl ServerCounters {
         super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
     }
 
+    /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current
+    /// sessions or queue, which are live state).
+    pub fn clear(&self, all: bool) {
+        let z = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
+        z(&self.max_sess);
+        z(&self.queue_max);
+        self.sess_rate.clear_max();
+        if all {
+            for c in [
+                &self.tot_sess,
+                &self.lbtot,
+                &self.bytes_in,
+                &self.bytes_out,
+                &self.econ,
+                &self.eresp,
+                &self.wretr,
+                &self.wredis,
+                &self.cli_abrt,
+                &self.srv_abrt,
+                &self.chkfail,
+                &self.chkdown,
+                &self.downtime,
+                &self.spliced,
+            ] {
+                z(c);
+            }
+        }
+    }
+
     /// Records a session end. Sequentially consistent: a session that frees a slot then looks
     /// for queued connections, and a connection that joins a queue then looks for a free slot,
     /// must not both miss the other.
