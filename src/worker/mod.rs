@@ -371,6 +371,15 @@ async fn accept_loop<R: Rt>(
     l: TcpListener,
     proxied: Option<Arc<str>>,
 ) {
+    let spawn = |sock, peer| {
+        R::spawn(session::run::<R>(
+            ctx.clone(),
+            fe.clone(),
+            sock,
+            peer,
+            proxied.clone(),
+        ))
+    };
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();
     let mut backoff = Duration::from_millis(10);
@@ -423,13 +432,7 @@ async fn accept_loop<R: Rt>(
                 // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
                 fe.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
-                R::spawn(session::run::<R>(
-                    ctx.clone(),
-                    fe.clone(),
-                    sock,
-                    peer,
-                    proxied.clone(),
-                ));
+                spawn(sock, peer);
             }
             Err(e) => {
                 release();
@@ -464,13 +467,7 @@ async fn accept_loop<R: Rt>(
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
             count_rates(gc, &fe);
             fe.counters.session_started();
-            R::spawn(session::run::<R>(
-                ctx.clone(),
-                fe.clone(),
-                sock,
-                peer,
-                proxied.clone(),
-            ));
+            spawn(sock, peer);
         }
     }
     // stop listening at once (also wakes a poll still registered on it)
