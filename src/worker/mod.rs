@@ -141,17 +141,13 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 1024
             })
             .max(1024);
-        for (no, b) in fe.config.binds.iter().enumerate() {
+        let ids = listener_ids(&fe.config.binds);
+        for (b, id) in fe.config.binds.iter().zip(ids) {
             let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
-            // HAProxy names a listener by its `name`, else by its `id`, else its number in the
-            // frontend
-            let proxied: Option<Arc<str>> = b.accept_proxy.then(|| {
-                b.name
-                    .clone()
-                    .or_else(|| b.id.map(|i| i.to_string()))
-                    .unwrap_or_else(|| (no + 1).to_string())
-                    .into()
-            });
+            // HAProxy names a listener by its `name`, else by its number
+            let proxied: Option<Arc<str>> = b
+                .accept_proxy
+                .then(|| b.name.clone().unwrap_or_else(|| id.to_string()).into());
             bound.push((fe.name.to_string(), real));
             for (i, l) in ls.into_iter().enumerate() {
                 per_worker[i].push((fe.clone(), l, proxied.clone()));
@@ -237,6 +233,31 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
         }
     }
     Ok(workers)
+}
+
+/// The frontend's listener numbers, as HAProxy 2.6 assigns them (watched): a bind's `id`;
+/// else the first number not taken from a counter that every bind moves on by one (an `id 2`
+/// first gives 2, 3, 4; an `id 5` second gives 1, 5, 3).
+fn listener_ids(binds: &[crate::config::BindConfig]) -> Vec<u32> {
+    let mut taken: std::collections::HashSet<u32> = binds.iter().filter_map(|b| b.id).collect();
+    let mut next = 1;
+    binds
+        .iter()
+        .map(|b| match b.id {
+            Some(id) => {
+                next += 1;
+                id
+            }
+            None => {
+                while taken.contains(&next) {
+                    next += 1;
+                }
+                taken.insert(next);
+                next += 1;
+                next - 1
+            }
+        })
+        .collect()
 }
 
 /// One worker's listening socket of a frontend; with `accept-proxy`, the listener's name for

@@ -552,3 +552,24 @@ fn counters_move_during_a_long_transfer() {
     assert_eq!(px.counters.bytes_in.load(Ordering::Relaxed), 3 << 20);
     assert_eq!(r.reg.counters.bytes_out.load(Ordering::Relaxed), 3 << 20);
 }
+
+#[test]
+fn listener_numbers_as_haproxy_gives_them() {
+    let b = |id: Option<u32>| BindConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        accept_proxy: false,
+        name: None,
+        id,
+        location: Location::default(),
+    };
+    // HAProxy 2.6, watched on its `px/<n>` log lines
+    assert_eq!(
+        super::listener_ids(&[b(Some(2)), b(None), b(None)]),
+        [2, 3, 4]
+    );
+    assert_eq!(
+        super::listener_ids(&[b(None), b(Some(5)), b(None)]),
+        [1, 5, 3]
+    );
+    assert_eq!(super::listener_ids(&[b(None), b(None)]), [1, 2]);
+}
