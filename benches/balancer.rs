@@ -40,8 +40,10 @@ fn bench(c: &mut Criterion) {
             })
         });
         let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap_or([0, 0, 0, 0].into());
+        // the map is built once per weight change (cached per worker), a pick is a lookup
+        let map = lb::server_map(&ws).unwrap_or_default();
         g.bench_with_input(BenchmarkId::new("source_map", n), &n, |b, _| {
-            b.iter(|| lb::source_map(&ws, lb::hash_ip(ip)))
+            b.iter(|| lb::source_map(&map, lb::hash_ip(ip)))
         });
         let ids: Vec<(u32, u32)> = ws.iter().enumerate().map(|(i, &w)| (i as u32, w)).collect();
         let ring = ConsistentRing::new(&ids);

@@ -756,6 +756,8 @@ pub struct ProxyConfig {
     pub balance: BalanceAlgo,
     /// `hash-type map-based|consistent`.
     pub hash_type: HashType,
+    /// `hash-type ... avalanche`: the address hash goes through HAProxy's `full_hash` first.
+    pub hash_avalanche: bool,
     /// `timeout *`.
     pub timeouts: Timeouts,
     /// `retries <n>` (default 3).
@@ -825,6 +827,7 @@ impl ProxyConfig {
             default_backend: None,
             balance: BalanceAlgo::RoundRobin,
             hash_type: HashType::MapBased,
+            hash_avalanche: false,
             timeouts: Timeouts::default(),
             retries: 3,
             redispatch: false,

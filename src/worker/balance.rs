@@ -27,6 +27,10 @@ struct State {
     rr: SmoothRr,
     ring: ConsistentRing,
     rotate: usize,
+    /// HAProxy's server map for map-based `balance source`, and the weights it was built for
+    /// (slow starts change weights between generations).
+    map: Vec<usize>,
+    map_weights: Vec<u32>,
 }
 
 /// Balancer states of one worker, by backend index.
@@ -146,13 +150,20 @@ impl Balancers {
             BalanceAlgo::First => lb::first(&cands),
             BalanceAlgo::Random => lb::random_two(&cands, r1, r2),
             BalanceAlgo::Source => {
-                let h = lb::hash_ip(src);
+                let mut h = lb::hash_ip(src);
+                if be.config.hash_avalanche {
+                    h = lb::full_hash(h);
+                }
+                if st.map_weights != weights {
+                    st.map = lb::server_map(&weights).unwrap_or_default();
+                    st.map_weights = weights.clone();
+                }
                 match be.config.hash_type {
                     HashType::Consistent => match st.ring.pick(h) {
                         Some(i) if weights[i] > 0 => Some(i),
-                        _ => lb::source_map(&weights, h),
+                        _ => lb::source_map(&st.map, h),
                     },
-                    HashType::MapBased => lb::source_map(&weights, h),
+                    HashType::MapBased => lb::source_map(&st.map, h),
                 }
             }
         };

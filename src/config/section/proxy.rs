@@ -242,8 +242,16 @@ pub(crate) fn parse(
                     ))
                 }
             };
-            if words.len() > 2 {
-                ctx.warn("'hash-type' : hash function and modifier are ignored by harp.");
+            // `[<function>] [avalanche]`: `balance source` hashes the address itself, as
+            // HAProxy's, so only the modifier matters
+            let rest = &words[2.min(words.len())..];
+            p.hash_avalanche = rest.iter().any(|w| w == "avalanche");
+            for w in rest.iter().filter(|w| *w != "avalanche") {
+                if !matches!(w.as_str(), "sdbm" | "djb2" | "wt6" | "crc32" | "none") {
+                    return Err(format!(
+                        "'hash-type' : unknown hash function or modifier '{w}'."
+                    ));
+                }
             }
             Ok(())
         }

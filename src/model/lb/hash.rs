@@ -2,17 +2,29 @@
 
 use std::net::IpAddr;
 
-/// Hashes a client address (a 32-bit avalanche so neighbouring addresses spread).
+/// Hashes a client address as HAProxy's `balance source` does (`get_server_sh`): the XOR of its
+/// 32-bit big-endian words (an IPv4 address is its own hash), so a client lands on the server
+/// HAProxy would send it to, and moving from HAProxy to harp moves no client.
 pub fn hash_ip(ip: IpAddr) -> u32 {
-    let mut h: u32 = 0;
-    let bytes: Vec<u8> = match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    for b in bytes {
-        h = h.wrapping_mul(31).wrapping_add(b as u32);
+    match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => a
+            .octets()
+            .chunks_exact(4)
+            .fold(0, |h, w| h ^ u32::from_be_bytes([w[0], w[1], w[2], w[3]])),
     }
-    avalanche(h)
+}
+
+/// HAProxy's `full_hash` (Bob Jenkins' 32-bit integer hash, then a multiply by a prime near
+/// 3/4 of the range): `hash-type ... avalanche`.
+pub fn full_hash(mut a: u32) -> u32 {
+    a = a.wrapping_add(0x7ed5_5d16).wrapping_add(a << 12);
+    a = (a ^ 0xc761_c23c) ^ (a >> 19);
+    a = a.wrapping_add(0x1656_67b1).wrapping_add(a << 5);
+    a = a.wrapping_add(0xd3a2_646c) ^ (a << 9);
+    a = a.wrapping_add(0xfd70_46c5).wrapping_add(a << 3);
+    a = (a ^ 0xb55a_4f09) ^ (a >> 16);
+    a.wrapping_mul(3_221_225_473)
 }
 
 fn avalanche(mut h: u32) -> u32 {
@@ -24,20 +36,56 @@ fn avalanche(mut h: u32) -> u32 {
     h
 }
 
-/// Map-based: the hash modulo the total weight selects a slot of the weighted list.
-pub fn source_map(weights: &[u32], hash: u32) -> Option<usize> {
-    let total: u64 = weights.iter().map(|&w| w as u64).sum();
-    if total == 0 {
+/// HAProxy's map for map-based hashing (`recalc_server_map`): one slot per unit of weight (the
+/// weights divided by their greatest common divisor), servers interleaved by a weighted score
+/// that favours the first declared on ties. `None` when every weight is 0.
+pub fn server_map(weights: &[u32]) -> Option<Vec<usize>> {
+    let g = weights.iter().fold(0u32, |g, &w| gcd(g, w));
+    if g == 0 {
         return None;
     }
-    let mut x = hash as u64 % total;
-    for (i, &w) in weights.iter().enumerate() {
-        if x < w as u64 {
-            return Some(i);
+    let ew: Vec<i64> = weights.iter().map(|&w| i64::from(w / g)).collect();
+    let tot: i64 = ew.iter().sum();
+    let mut score = vec![0i64; ew.len()];
+    let mut map = Vec::with_capacity(tot as usize);
+    for _ in 0..tot {
+        let mut best: Option<(usize, i64)> = None;
+        for (i, &w) in ew.iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            if tot == 1 {
+                best = Some((i, 0));
+                break;
+            }
+            score[i] += w;
+            let v = (score[i] + tot) / tot;
+            if best.map_or(true, |(_, m)| v > m) {
+                best = Some((i, v));
+            }
         }
-        x -= w as u64;
+        let (b, _) = best?;
+        if tot > 1 {
+            score[b] -= tot;
+        }
+        map.push(b);
     }
-    None
+    Some(map)
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Map-based: the slot `hash` modulo the map's size names the server.
+pub fn source_map(map: &[usize], hash: u32) -> Option<usize> {
+    if map.is_empty() {
+        return None;
+    }
+    map.get(hash as usize % map.len()).copied()
 }
 
 /// A consistent-hash ring: each server owns `weight × 16` points keyed by its stable id, so

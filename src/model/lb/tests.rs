@@ -36,7 +36,8 @@ proptest! {
     ) {
         let c: Vec<Candidate> = ws.iter().zip(&conns).map(|(&w, &n)| Candidate { weight: w, conns: n }).collect();
         let any = ws.iter().any(|&w| w > 0);
-        for pick in [leastconn(&c, start), first(&c), random_two(&c, r1, r2), source_map(&ws, h)] {
+        let map = server_map(&ws).unwrap_or_default();
+        for pick in [leastconn(&c, start), first(&c), random_two(&c, r1, r2), source_map(&map, h)] {
             prop_assert_eq!(pick.is_some(), any);
             if let Some(i) = pick { prop_assert!(ws[i] > 0); }
         }
@@ -81,8 +82,51 @@ fn consistent_ring_moves_few_keys() {
 }
 
 #[test]
-fn source_map_is_stable() {
-    let ws = [1, 2, 1];
-    let h = hash_ip("10.0.0.1".parse().unwrap());
-    assert_eq!(source_map(&ws, h), source_map(&ws, h));
+fn source_hashing_sends_clients_where_haproxy_does() {
+    // HAProxy 2.6, `balance source` map-based, clients bound to these loopback addresses
+    // (perf/README, session of 2026-11-25 13:12); servers s1.. are indexes 0..
+    // (weights, [(client address, server index HAProxy chose)])
+    type Seen<'a> = (&'a [u32], &'a [(&'a str, usize)]);
+    let seen: [Seen; 2] = [
+        (
+            &[3, 5, 0, 7],
+            &[
+                ("127.1.0.1", 0),
+                ("127.1.111.112", 3),
+                ("127.1.222.223", 1),
+                ("127.2.75.151", 3),
+                ("127.2.186.123", 1),
+                ("127.3.39.118", 3),
+                ("127.3.150.201", 1),
+            ],
+        ),
+        (
+            &[1, 2, 3],
+            &[
+                ("127.1.15.16", 0),
+                ("127.1.138.139", 2),
+                ("127.2.3.7", 2),
+                ("127.2.126.3", 2),
+                ("127.2.249.249", 2),
+                ("127.3.114.93", 2),
+                ("127.3.237.212", 0),
+            ],
+        ),
+    ];
+    for (ws, clients) in seen {
+        let map = server_map(ws).unwrap();
+        for &(ip, want) in clients {
+            let h = hash_ip(ip.parse().unwrap());
+            assert_eq!(source_map(&map, h), Some(want), "{ws:?} {ip}");
+        }
+    }
+    // the map interleaves by weight, the first declared first on ties
+    assert_eq!(server_map(&[1, 2, 1]).unwrap(), [0, 1, 1, 2]);
+    assert_eq!(
+        server_map(&[2, 2]).unwrap(),
+        [0, 1],
+        "weights reduced by their gcd"
+    );
+    assert_eq!(server_map(&[0, 0]), None);
+    assert_eq!((full_hash(0), full_hash(1)), (0xab4e_d927, 0x3486_81b6));
 }
