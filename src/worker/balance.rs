@@ -151,7 +151,7 @@ impl Balancers {
             BalanceAlgo::Random => lb::random_two(&cands, r1, r2),
             BalanceAlgo::Source => {
                 let mut h = lb::hash_ip(src);
-                if be.config.hash_avalanche {
+                if be.config.hash_avalanche && be.config.hash_type == HashType::MapBased {
                     h = lb::full_hash(h);
                 }
                 if st.map_weights != weights {
@@ -159,7 +159,8 @@ impl Balancers {
                     st.map_weights = weights.clone();
                 }
                 match be.config.hash_type {
-                    HashType::Consistent => match st.ring.pick(h) {
+                    // HAProxy looks the ring up with the avalanched hash, modifier or not
+                    HashType::Consistent => match st.ring.pick(lb::full_hash(h)) {
                         Some(i) if weights[i] > 0 => Some(i),
                         _ => lb::source_map(&st.map, h),
                     },

@@ -27,15 +27,6 @@ pub fn full_hash(mut a: u32) -> u32 {
     a.wrapping_mul(3_221_225_473)
 }
 
-fn avalanche(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^= h >> 16;
-    h
-}
-
 /// HAProxy's map for map-based hashing (`recalc_server_map`): one slot per unit of weight (the
 /// weights divided by their greatest common divisor), servers interleaved by a weighted score
 /// that favours the first declared on ties. `None` when every weight is 0.
@@ -88,33 +79,39 @@ pub fn source_map(map: &[usize], hash: u32) -> Option<usize> {
     map.get(hash as usize % map.len()).copied()
 }
 
-/// A consistent-hash ring: each server owns `weight × 16` points keyed by its stable id, so
-/// adding or removing one server only moves the keys it owned.
+/// A consistent-hash ring, HAProxy's (`lb_chash.c`): a server of weight `w` owns `w × 16`
+/// points keyed `full_hash(id × 4096 + n)`, so adding or removing one server only moves the
+/// keys it owned, and a key goes to the nearest point on either side, as in HAProxy (checked:
+/// the same clients on the same servers).
 #[derive(Debug, Clone, Default)]
 pub struct ConsistentRing {
     points: Vec<(u32, usize)>,
 }
 
 impl ConsistentRing {
-    /// Builds the ring from `(stable id, weight)` per candidate index.
+    /// Builds the ring from `(server id, weight)` per candidate index.
     pub fn new(servers: &[(u32, u32)]) -> ConsistentRing {
         let mut points = Vec::new();
         for (i, &(id, w)) in servers.iter().enumerate() {
-            for k in 0..(w as u64 * 16) {
-                let key = avalanche(id.wrapping_mul(0x9e37_79b9) ^ avalanche(k as u32 + 1));
-                points.push((key, i));
+            for n in 0..w.saturating_mul(16) {
+                points.push((full_hash(id.wrapping_mul(4096).wrapping_add(n)), i));
             }
         }
         points.sort_unstable();
         ConsistentRing { points }
     }
 
-    /// The candidate owning `hash`.
-    pub fn pick(&self, hash: u32) -> Option<usize> {
-        if self.points.is_empty() {
+    /// The candidate owning `key` (a client's address hash through [`full_hash`]): the nearest
+    /// point after or before it, the one before on a tie.
+    pub fn pick(&self, key: u32) -> Option<usize> {
+        let len = self.points.len();
+        if len == 0 {
             return None;
         }
-        let pos = self.points.partition_point(|&(k, _)| k < hash);
-        Some(self.points[pos % self.points.len()].1)
+        let next = self.points.partition_point(|&(k, _)| k < key) % len;
+        let prev = (next + len - 1) % len;
+        let dp = key.wrapping_sub(self.points[prev].0);
+        let dn = self.points[next].0.wrapping_sub(key);
+        Some(self.points[if dp <= dn { prev } else { next }].1)
     }
 }

@@ -120,6 +120,19 @@ fn source_hashing_sends_clients_where_haproxy_does() {
             assert_eq!(source_map(&map, h), Some(want), "{ws:?} {ip}");
         }
     }
+    // `hash-type consistent`, weights 1, 2, 3 (server ids 1, 2, 3), HAProxy 2.6's choices
+    let ring = ConsistentRing::new(&[(1, 1), (2, 2), (3, 3)]);
+    for (ip, want) in [
+        ("127.1.9.10", 2),
+        ("127.1.138.139", 1),
+        ("127.2.9.19", 2),
+        ("127.2.138.27", 0),
+        ("127.3.9.28", 2),
+        ("127.3.138.165", 1),
+    ] {
+        let key = full_hash(hash_ip(ip.parse().unwrap()));
+        assert_eq!(ring.pick(key), Some(want), "{ip}");
+    }
     // the map interleaves by weight, the first declared first on ties
     assert_eq!(server_map(&[1, 2, 1]).unwrap(), [0, 1, 1, 2]);
     assert_eq!(
