@@ -1354,6 +1354,59 @@ fn clear_counters_and_show_version() {
     assert_eq!(v, format!("{}\n\n", env!("CARGO_PKG_VERSION")));
 }
 
+/// `set maxconn frontend|global` with HAProxy 2.6's replies (captured), and the limits they set:
+/// the frontend's in `slim`, the process's in `show info` (0 restores the start's limit, above
+/// it is refused), and the listener gates on them.
+#[test]
+fn set_maxconn_frontend_and_global() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let cfg = with_api(&config(port, &[up.addr], "    maxconn 100\n"), api)
+        .replace("nbthread 2\n", "nbthread 2\n    maxconn 500\n");
+    let _h = Harp::start(&cfg, port, &[]);
+    let info = |k: &str| -> String {
+        common::cli(api, "show info")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    for (cmd, reply) in [
+        ("set maxconn frontend", "A frontend name is expected.\n\n"),
+        ("set maxconn frontend nope 50", "No such frontend.\n\n"),
+        ("set maxconn frontend px", "Integer value expected.\n\n"),
+        ("set maxconn frontend px -3", "Value out of range.\n\n"),
+        ("set maxconn global", "Expects an integer value.\n\n"),
+        ("set maxconn global 600", "Value out of range.\n\n"),
+        (
+            "operator; set maxconn global 100",
+            "\nPermission denied\n\n",
+        ),
+        ("set maxconn frontend px 1", "\n"),
+        ("set maxconn global 200", "\n"),
+    ] {
+        assert_eq!(common::cli(api, cmd), reply, "{cmd}");
+    }
+    assert_eq!(stat(api, "FRONTEND", "slim"), 1);
+    assert_eq!(
+        (info("Maxconn"), info("Hard_maxconn")),
+        ("200".into(), "500".into())
+    );
+    // one session at a time now: a second client is served once the first leaves
+    let mut a = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    a.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    a.read_exact(&mut one).unwrap();
+    let b = std::thread::spawn(move || echo(SocketAddr::from(([127, 0, 0, 1], port)), b"b"));
+    assert!(wait_until(Duration::from_secs(10), || stat(
+        api, "FRONTEND", "scur"
+    ) == 1));
+    drop(a);
+    assert_eq!(b.join().unwrap(), b"b");
+    // 0: back to the start's limit
+    assert_eq!(common::cli(api, "set maxconn global 0"), "\n");
+    assert_eq!(info("Maxconn"), "500");
+}
+
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).
 #[test]
 fn session_rates_are_counted() {

@@ -176,6 +176,39 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
                 maxconn: n,
             })
         }
+        // HAProxy's `cli_parse_set_maxconn_frontend|global`: values read as `atoi` reads them
+        AdminCommand::SetMaxconnFrontend(name, v) => {
+            need(st, Admin)?;
+            if name.is_empty() {
+                return Ok(Reply::line("A frontend name is expected."));
+            }
+            let Some(fe) = x.reg.frontend(&name) else {
+                return Ok(Reply::line("No such frontend."));
+            };
+            if v.is_empty() {
+                return Ok(Reply::line("Integer value expected."));
+            }
+            match u32::try_from(atoi(&v)) {
+                Ok(n) => {
+                    fe.set_maxconn(n);
+                    Reply::default()
+                }
+                Err(_) => Reply::line("Value out of range."),
+            }
+        }
+        AdminCommand::SetMaxconnGlobal(v) => {
+            need(st, Admin)?;
+            if v.is_empty() {
+                return Ok(Reply::line("Expects an integer value."));
+            }
+            match u64::try_from(atoi(&v)).map_err(|_| "Value out of range.") {
+                Ok(n) => match x.reg.set_maxconn(n) {
+                    Ok(()) => Reply::default(),
+                    Err(e) => Reply::line(e),
+                },
+                Err(e) => Reply::line(e),
+            }
+        }
         AdminCommand::SetMaxconnOther => {
             need(st, Admin)?;
             Reply::line("'set maxconn' only supports 'frontend', 'server', and 'global'.")
@@ -230,6 +263,11 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         }
         AdminCommand::Unknown(words) => Reply::text(help::unknown(st.level, &words)),
     })
+}
+
+/// C's `atoi`: leading blanks, a sign, digits up to the first other byte; 0 when none.
+fn atoi(text: &str) -> i64 {
+    crate::model::strtol(text).0.unwrap_or(0)
 }
 
 /// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).

@@ -92,6 +92,10 @@ pub enum AdminCommand {
     SetServer(String, SetServer),
     /// `set maxconn server <b>/<s> <n>`.
     SetMaxconnServer(String, String),
+    /// `set maxconn frontend <fe> <n>` (words as given; empty when missing).
+    SetMaxconnFrontend(String, String),
+    /// `set maxconn global <n>`.
+    SetMaxconnGlobal(String),
     /// `set maxconn <other>`.
     SetMaxconnOther,
     /// `enable server` / `disable server`.
@@ -237,7 +241,10 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
             AdminCommand::SetServer(arg(w, 2), what)
         }
         ["set", "maxconn", "server", ..] => AdminCommand::SetMaxconnServer(arg(w, 3), arg(w, 4)),
-        ["set", "maxconn", "frontend" | "global", ..] => unknown(),
+        ["set", "maxconn", "frontend", ..] => {
+            AdminCommand::SetMaxconnFrontend(arg(w, 3), arg(w, 4))
+        }
+        ["set", "maxconn", "global", ..] => AdminCommand::SetMaxconnGlobal(arg(w, 3)),
         ["set", "maxconn", ..] => AdminCommand::SetMaxconnOther,
         [verb @ ("enable" | "disable"), what, ..] => {
             let on = *verb == "enable";
@@ -395,16 +402,15 @@ mod tests {
                 "set maxconn server a/b 10",
                 AdminCommand::SetMaxconnServer("a/b".into(), "10".into()),
             ),
-            ("set maxconn bogus 10", AdminCommand::SetMaxconnOther),
             (
-                "set maxconn global 10",
-                AdminCommand::Unknown(vec![
-                    "set".into(),
-                    "maxconn".into(),
-                    "global".into(),
-                    "10".into(),
-                ]),
+                "set maxconn frontend fe 10",
+                AdminCommand::SetMaxconnFrontend("fe".into(), "10".into()),
             ),
+            (
+                "set maxconn global 7",
+                AdminCommand::SetMaxconnGlobal("7".into()),
+            ),
+            ("set maxconn bogus 10", AdminCommand::SetMaxconnOther),
             (
                 "enable server a/b",
                 AdminCommand::EnableServer("a/b".into(), true),

@@ -427,11 +427,7 @@ fn module_h2_h1(r: &mut Row) {
 
 /// The global connection limit as `show info` and frontends report it.
 pub fn global_maxconn(reg: &Registry) -> u32 {
-    reg.global().maxconn.unwrap_or_else(|| {
-        let n = ulimit_nofile();
-        // HAProxy derives maxconn from the fd limit, keeping some fds for its own use.
-        (n.saturating_sub(14) / 2).clamp(1, 1_000_000) as u32
-    })
+    u32::try_from(reg.maxconn()).unwrap_or(u32::MAX)
 }
 
 /// `ulimit -n` of the process.
@@ -950,7 +946,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("Ulimit-n".into(), u(ulimit), "CLP"),
         ("Maxsock".into(), u(ulimit), "CLP"),
         ("Maxconn".into(), u(maxconn), "CLP"),
-        ("Hard_maxconn".into(), u(maxconn), "CLP"),
+        ("Hard_maxconn".into(), u(reg.hard_maxconn()), "CLP"),
         ("CurrConns".into(), u(cur), "MGP"),
         ("CumConns".into(), u(ld(&g.cum_conns)), "MCP"),
         ("CumReq".into(), u(0), "MCP"),

@@ -1,7 +1,7 @@
 //! A live proxy (frontend, backend or listen) and its server list snapshot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -114,8 +114,8 @@ pub struct Proxy {
     pub paused: AtomicBool,
     /// Frontend stopped for good (`Proxy:stop()`).
     pub stopped: AtomicBool,
-    /// Frontend `maxconn` changed at runtime (0 = use the config).
-    pub maxconn_override: AtomicU32,
+    /// Frontend `maxconn` set at runtime (`set maxconn frontend`; `u64::MAX`: the config's).
+    maxconn_override: AtomicU64,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
     pub(super) rids: Mutex<HashMap<String, u32>>,
     /// Queued connections (all servers at `maxconn`) also wait on this: a balancing change (a
@@ -140,7 +140,7 @@ impl Proxy {
             had_usable: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
-            maxconn_override: AtomicU32::new(0),
+            maxconn_override: AtomicU64::new(u64::MAX),
             rids: Mutex::new(HashMap::new()),
             rebalanced: tokio::sync::Notify::new(),
             queue: super::WaitQueue::default(),
@@ -217,8 +217,14 @@ impl Proxy {
     /// Effective frontend connection limit (0 = none besides the global one).
     pub fn maxconn(&self) -> u32 {
         match self.maxconn_override.load(Ordering::Relaxed) {
-            0 => self.config.maxconn,
-            v => v,
+            u64::MAX => self.config.maxconn,
+            v => v as u32,
         }
+    }
+
+    /// `set maxconn frontend`: the frontend's limit from now on (0: none besides the global
+    /// one); connections over it stay in the kernel's backlog until sessions end.
+    pub fn set_maxconn(&self, v: u32) {
+        self.maxconn_override.store(u64::from(v), Ordering::Relaxed);
     }
 }

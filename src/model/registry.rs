@@ -63,6 +63,11 @@ pub struct Registry {
     pub started: Instant,
     /// Start time, unix seconds.
     pub start_time: i64,
+    /// The process connection limit at start (`Hard_maxconn`): `global maxconn`, or derived
+    /// from `ulimit -n`.
+    hard_maxconn: u64,
+    /// The limit now (`Maxconn`; `set maxconn global` lowers it, never above the start's).
+    maxconn: AtomicU64,
     /// Sockets for what the control side logs to `log` targets (server state changes, health
     /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
@@ -125,6 +130,16 @@ impl Registry {
                 .store(proxy.srv_act() + proxy.srv_bck() > 0, Ordering::Relaxed);
             proxies.push(Arc::new(proxy));
         }
+        // HAProxy derives maxconn from the fd limit, keeping some fds for its own use
+        let hard_maxconn = config.global.maxconn.map_or_else(
+            || {
+                let n = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                    .current
+                    .unwrap_or(1024);
+                (n.saturating_sub(14) / 2).clamp(1, 1_000_000)
+            },
+            u64::from,
+        );
         Arc::new(Registry {
             proxies,
             writer: Mutex::new(slab),
@@ -135,7 +150,29 @@ impl Registry {
             started: Instant::now(),
             start_time: super::unix_now(),
             logs: Mutex::new(Default::default()),
+            hard_maxconn,
+            maxconn: AtomicU64::new(hard_maxconn),
         })
+    }
+
+    /// The process connection limit now (`Maxconn`), which the listeners gate on.
+    pub fn maxconn(&self) -> u64 {
+        self.maxconn.load(Ordering::Relaxed)
+    }
+
+    /// The process connection limit at start (`Hard_maxconn`).
+    pub fn hard_maxconn(&self) -> u64 {
+        self.hard_maxconn
+    }
+
+    /// `set maxconn global`: 0 restores the start's limit; above it is refused.
+    pub fn set_maxconn(&self, v: u64) -> Result<(), &'static str> {
+        if v > self.hard_maxconn {
+            return Err("Value out of range.");
+        }
+        let v = if v == 0 { self.hard_maxconn } else { v };
+        self.maxconn.store(v, Ordering::Relaxed);
+        Ok(())
     }
 
     /// `clear counters [all]` of the Runtime API: the maxima of every proxy, server and of the

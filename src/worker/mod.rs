@@ -97,23 +97,10 @@ pub(crate) struct Ctx {
     logs: RefCell<crate::logging::targets::LogSockets>,
     stop: tokio::sync::watch::Receiver<u8>,
     active: Cell<usize>,
-    global_maxconn: u64,
     /// This worker's index, and whether its listeners were marked with its CPU.
     index: usize,
     steered: bool,
     steer: Arc<Steering>,
-}
-
-/// The process connection limit: `global maxconn`, or derived from `ulimit -n` as HAProxy does
-/// (two fds per session plus a reserve).
-fn global_maxconn(reg: &Registry) -> u64 {
-    if let Some(m) = reg.global().maxconn {
-        return m as u64;
-    }
-    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024);
-    (lim.saturating_sub(64) / 2).max(1)
 }
 
 /// Starts `nbthread` workers listening on every frontend `bind`.
@@ -155,7 +142,6 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
         }
     }
     let (tx, _) = tokio::sync::watch::channel(RUN);
-    let gmax = global_maxconn(&reg);
     let kind = runtime::choose()?;
     // steering by CPU needs workers pinned one per CPU, and two of them to choose from
     let steer = Steering::new(n, reg.global().incoming_cpu && n > 1 && n <= allowed.len());
@@ -191,7 +177,6 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                     reg,
                     listeners,
                     stop: rx,
-                    global_maxconn: gmax,
                     up: up_tx,
                     index: i,
                     steered,
@@ -284,7 +269,6 @@ struct WorkerArgs {
     reg: Arc<Registry>,
     listeners: Vec<Listening>,
     stop: tokio::sync::watch::Receiver<u8>,
-    global_maxconn: u64,
     up: std::sync::mpsc::SyncSender<()>,
     index: usize,
     steered: bool,
@@ -296,7 +280,6 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
         reg,
         listeners,
         stop,
-        global_maxconn,
         up,
         index,
         steered,
@@ -313,7 +296,6 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             logs: RefCell::new(crate::logging::targets::LogSockets::default()),
             stop,
             active: Cell::new(0),
-            global_maxconn,
             index,
             steered,
             steer,
@@ -412,7 +394,7 @@ async fn accept_loop<R: Rt>(
             break;
         }
         let paused = fe.paused.load(Ordering::Relaxed);
-        let got_global = !paused && reserve(&gc.cur_conns, ctx.global_maxconn).is_some();
+        let got_global = !paused && reserve(&gc.cur_conns, ctx.reg.maxconn()).is_some();
         let fe_cur = got_global
             .then(|| reserve(&fe.counters.cur_sess, fe.maxconn() as u64))
             .flatten();
