@@ -1347,9 +1347,15 @@ fn clear_counters_and_show_version() {
     assert_eq!(stat(api, "s1", "smax"), 0);
     assert_eq!(stat(api, "FRONTEND", "smax"), 0);
     assert!(stat(api, "s1", "stot") >= 1, "totals stay");
+    // the backend loses its only server once: its chkdown lives outside HAProxy's counters
+    assert_eq!(common::cli(api, "set server px/s1 health down"), "\n");
+    assert_eq!(common::cli(api, "set server px/s1 health up"), "\n");
+    assert_eq!(stat(api, "BACKEND", "chkdown"), 1);
     assert_eq!(common::cli(api, "clear counters all"), "\n");
     assert_eq!(stat(api, "s1", "stot"), 0);
     assert_eq!(stat(api, "FRONTEND", "bin"), 0);
+    // as in HAProxy 2.6 (watched: 1 before and after)
+    assert_eq!(stat(api, "BACKEND", "chkdown"), 1);
     let v = common::cli(api, "show version");
     assert_eq!(v, format!("{}\n\n", env!("CARGO_PKG_VERSION")));
 }
@@ -1402,9 +1408,25 @@ fn set_maxconn_frontend_and_global() {
     ) == 1));
     drop(a);
     assert_eq!(b.join().unwrap(), b"b");
-    // 0: back to the start's limit
-    assert_eq!(common::cli(api, "set maxconn global 0"), "\n");
-    assert_eq!(info("Maxconn"), "500");
+    // 0 or less (atoi: past 32 bits a value keeps its low 32): back to the start's limit
+    for v in ["0", "-1", "3000000000"] {
+        assert_eq!(common::cli(api, "set maxconn global 200"), "\n");
+        assert_eq!(common::cli(api, &format!("set maxconn global {v}")), "\n");
+        assert_eq!(info("Maxconn"), "500", "{v}");
+    }
+    // a frontend limit of 0 (here atoi's reading of 2^32) accepts nothing until it is raised
+    assert_eq!(common::cli(api, "set maxconn frontend px 4294967296"), "\n");
+    assert_eq!(stat(api, "FRONTEND", "slim"), 0);
+    let mut held = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    held.write_all(b"h").unwrap();
+    held.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(held.read_exact(&mut one).is_err(), "served at maxconn 0");
+    assert_eq!(common::cli(api, "set maxconn frontend px 5"), "\n");
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"h");
 }
 
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).

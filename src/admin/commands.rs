@@ -188,6 +188,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             if v.is_empty() {
                 return Ok(Reply::line("Integer value expected."));
             }
+            // 0 is a limit too: the frontend then accepts nothing until it is raised
             match u32::try_from(atoi(&v)) {
                 Ok(n) => {
                     fe.set_maxconn(n);
@@ -201,11 +202,8 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             if v.is_empty() {
                 return Ok(Reply::line("Expects an integer value."));
             }
-            match u64::try_from(atoi(&v)).map_err(|_| "Value out of range.") {
-                Ok(n) => match x.reg.set_maxconn(n) {
-                    Ok(()) => Reply::default(),
-                    Err(e) => Reply::line(e),
-                },
+            match x.reg.set_maxconn(atoi(&v)) {
+                Ok(()) => Reply::default(),
                 Err(e) => Reply::line(e),
             }
         }
@@ -265,9 +263,11 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
     })
 }
 
-/// C's `atoi`: leading blanks, a sign, digits up to the first other byte; 0 when none.
+/// glibc's `atoi`, `(int)strtol(text, NULL, 10)`: leading blanks, a sign, digits up to the
+/// first other byte, 0 when none, and a value past 32 bits keeps its low 32 (so
+/// `3000000000` reads negative and `4294967296` reads 0, as HAProxy reads them).
 fn atoi(text: &str) -> i64 {
-    crate::model::strtol(text).0.unwrap_or(0)
+    i64::from(crate::model::strtol(text).0.unwrap_or(0) as i32)
 }
 
 /// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).

@@ -430,18 +430,9 @@ pub fn global_maxconn(reg: &Registry) -> u32 {
     u32::try_from(reg.maxconn()).unwrap_or(u32::MAX)
 }
 
-/// `ulimit -n` of the process.
-pub fn ulimit_nofile() -> u64 {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024)
-}
-
+/// A frontend's `slim`: its own limit, else the global one.
 fn fe_maxconn(reg: &Registry, p: &Proxy) -> u32 {
-    match p.maxconn() {
-        0 => global_maxconn(reg),
-        v => v,
-    }
+    p.maxconn().unwrap_or_else(|| global_maxconn(reg))
 }
 
 /// The frontend row of a proxy.
@@ -735,7 +726,11 @@ pub fn fullconn(reg: &Registry, p: &Proxy) -> u32 {
                 && (Some(p.name.as_ref()) == f.config.default_backend.as_deref()
                     || std::ptr::eq(f.as_ref(), p))
         })
-        .map(|f| fe_maxconn(reg, f) as u64)
+        // the configured limits, as HAProxy computes it once at start
+        .map(|f| match f.config.maxconn {
+            0 => reg.hard_maxconn(),
+            v => u64::from(v),
+        })
         .sum();
     sum.div_ceil(10).max(1) as u32
 }
@@ -911,7 +906,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
             .unwrap_or(1)
     });
     let maxconn = global_maxconn(reg) as u64;
-    let ulimit = ulimit_nofile();
+    let ulimit = crate::sys::nofile_limit();
     let listeners: usize = reg
         .proxies()
         .iter()

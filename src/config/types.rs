@@ -756,7 +756,8 @@ pub struct ProxyConfig {
     pub balance: BalanceAlgo,
     /// `hash-type map-based|consistent`.
     pub hash_type: HashType,
-    /// `hash-type ... avalanche`: the address hash goes through HAProxy's `full_hash` first.
+    /// `hash-type <type> <function> avalanche`, or `hash-type consistent` alone: the address
+    /// hash goes through HAProxy's `full_hash` first.
     pub hash_avalanche: bool,
     /// `timeout *`.
     pub timeouts: Timeouts,

@@ -57,7 +57,8 @@ impl ProxyCounters {
     }
 
     /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current
-    /// sessions or queue, which are live state).
+    /// sessions or queue, which are live state), but not the backend's `chkdown`, which
+    /// HAProxy keeps in the proxy, outside the counters it clears.
     pub fn clear(&self, all: bool) {
         let z = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
         z(&self.max_sess);
@@ -77,7 +78,6 @@ impl ProxyCounters {
                 &self.lbtot,
                 &self.cli_abrt,
                 &self.srv_abrt,
-                &self.chkdown,
             ] {
                 z(c);
             }
@@ -214,16 +214,18 @@ impl Proxy {
         }
     }
 
-    /// Effective frontend connection limit (0 = none besides the global one).
-    pub fn maxconn(&self) -> u32 {
+    /// The frontend's own connection limit: `None` when it has none (`maxconn` 0 or unset in
+    /// the config: only the global limit applies); `Some(0)` after `set maxconn frontend <fe>
+    /// 0`, which, as in HAProxy, accepts nothing until the limit is raised.
+    pub fn maxconn(&self) -> Option<u32> {
         match self.maxconn_override.load(Ordering::Relaxed) {
-            u64::MAX => self.config.maxconn,
-            v => v as u32,
+            u64::MAX => (self.config.maxconn > 0).then_some(self.config.maxconn),
+            v => Some(v as u32),
         }
     }
 
-    /// `set maxconn frontend`: the frontend's limit from now on (0: none besides the global
-    /// one); connections over it stay in the kernel's backlog until sessions end.
+    /// `set maxconn frontend`: the frontend's limit from now on (0 accepts nothing);
+    /// connections over it stay in the kernel's backlog until sessions end.
     pub fn set_maxconn(&self, v: u32) {
         self.maxconn_override.store(u64::from(v), Ordering::Relaxed);
     }

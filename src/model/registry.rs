@@ -132,12 +132,7 @@ impl Registry {
         }
         // HAProxy derives maxconn from the fd limit, keeping some fds for its own use
         let hard_maxconn = config.global.maxconn.map_or_else(
-            || {
-                let n = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-                    .current
-                    .unwrap_or(1024);
-                (n.saturating_sub(14) / 2).clamp(1, 1_000_000)
-            },
+            || (crate::sys::nofile_limit().saturating_sub(14) / 2).clamp(1, 1_000_000),
             u64::from,
         );
         Arc::new(Registry {
@@ -165,12 +160,14 @@ impl Registry {
         self.hard_maxconn
     }
 
-    /// `set maxconn global`: 0 restores the start's limit; above it is refused.
-    pub fn set_maxconn(&self, v: u64) -> Result<(), &'static str> {
-        if v > self.hard_maxconn {
-            return Err("Value out of range.");
-        }
-        let v = if v == 0 { self.hard_maxconn } else { v };
+    /// `set maxconn global`: 0 or less restores the start's limit (HAProxy's "unlimited");
+    /// above it is refused.
+    pub fn set_maxconn(&self, v: i64) -> Result<(), &'static str> {
+        let v = match u64::try_from(v) {
+            Ok(v) if v > self.hard_maxconn => return Err("Value out of range."),
+            Ok(v) if v > 0 => v,
+            _ => self.hard_maxconn,
+        };
         self.maxconn.store(v, Ordering::Relaxed);
         Ok(())
     }

@@ -61,7 +61,8 @@ impl ServerCounters {
     }
 
     /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current
-    /// sessions or queue, which are live state).
+    /// sessions or queue, which are live state), but not `downtime`, which HAProxy keeps in
+    /// the server, outside the counters it clears.
     pub fn clear(&self, all: bool) {
         let z = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
         z(&self.max_sess);
@@ -81,7 +82,6 @@ impl ServerCounters {
                 &self.srv_abrt,
                 &self.chkfail,
                 &self.chkdown,
-                &self.downtime,
                 &self.spliced,
             ] {
                 z(c);
@@ -300,13 +300,21 @@ impl Server {
         self.iweight.load(Ordering::Relaxed)
     }
 
-    /// Weight the balancer uses now: the user weight, ramped during slowstart, 0 when draining.
-    pub fn effective_weight(&self) -> u32 {
-        let w = self.uweight();
+    /// The user weight, 0 when draining: what the static algorithms (`static-rr`, map-based
+    /// hashing) balance on, since HAProxy ramps a slow start only for the dynamic ones.
+    pub fn static_weight(&self) -> u32 {
         if self.admin().drain() {
-            return 0;
+            0
+        } else {
+            self.uweight()
         }
-        if self.op_state() == OpState::Starting {
+    }
+
+    /// Weight the dynamic algorithms use now: the user weight, ramped during slowstart, 0 when
+    /// draining.
+    pub fn effective_weight(&self) -> u32 {
+        let w = self.static_weight();
+        if w > 0 && self.op_state() == OpState::Starting {
             if let Some(ss) = self.params.slowstart {
                 let since = self.starting_since_ms.load(Ordering::Relaxed);
                 let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);

@@ -12,8 +12,14 @@ pub fn strtol(s: &str) -> (Option<i64>, &str) {
     if n == 0 {
         return (None, s);
     }
-    let v = body[..n].parse::<i64>().unwrap_or(i64::MAX);
-    (Some(if neg { -v } else { v }), &body[n..])
+    // out of range saturates as C's does (LONG_MIN / LONG_MAX)
+    let v = match body[..n].parse::<i64>() {
+        Ok(v) if neg => -v,
+        Ok(v) => v,
+        Err(_) if neg => i64::MIN,
+        Err(_) => i64::MAX,
+    };
+    (Some(v), &body[n..])
 }
 
 /// HAProxy's `server_parse_weight_change_request` text checks, in its order; returns the

@@ -84,6 +84,14 @@ pub fn hostname() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The process's open-file limit (`ulimit -n`), which bounds its connections: the derived
+/// global `maxconn` and `show info`'s `Ulimit-n` read it. 1024 when it cannot be read.
+pub fn nofile_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+}
+
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
 pub fn accept_nonblocking(
     l: &std::net::TcpListener,

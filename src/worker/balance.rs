@@ -28,7 +28,7 @@ struct State {
     ring: ConsistentRing,
     rotate: usize,
     /// HAProxy's server map for map-based `balance source`, and the weights it was built for
-    /// (slow starts change weights between generations).
+    /// (a server can drop out of it, or come back, within a generation).
     map: Vec<usize>,
     map_weights: Vec<u32>,
 }
@@ -103,6 +103,8 @@ impl Balancers {
         }
         let mut any_usable = false;
         let hashing = be.config.balance == BalanceAlgo::Source;
+        let map_based = be.config.balance == BalanceAlgo::StaticRr
+            || (hashing && be.config.hash_type == HashType::MapBased);
         let mut cands: Vec<Candidate> = st
             .set
             .iter()
@@ -113,7 +115,11 @@ impl Balancers {
                 // full (the connection then waits in the server's queue), as HAProxy does
                 let ok = usable && (hashing || s.has_free_slot());
                 Candidate {
-                    weight: if ok { s.effective_weight() } else { 0 },
+                    weight: match (ok, map_based) {
+                        (false, _) => 0,
+                        (true, true) => s.static_weight(),
+                        (true, false) => s.effective_weight(),
+                    },
                     conns: s
                         .counters
                         .cur_sess
@@ -126,19 +132,19 @@ impl Balancers {
             st.generation = gen.wrapping_sub(1);
             return Pick::NoServer;
         }
-        if let Some(x) = exclude {
-            let others = st
-                .set
-                .iter()
-                .zip(&cands)
-                .any(|(s, c)| c.weight > 0 && !Arc::ptr_eq(s, x));
-            if others {
-                for (s, c) in st.set.iter().zip(cands.iter_mut()) {
-                    if Arc::ptr_eq(s, x) {
-                        c.weight = 0;
-                    }
-                }
-            }
+        // the server a retry leaves, when another one can take the connection
+        let avoid = exclude
+            .and_then(|x| st.set.iter().position(|s| Arc::ptr_eq(s, x)))
+            .filter(|&i| {
+                cands
+                    .iter()
+                    .enumerate()
+                    .any(|(j, c)| j != i && c.weight > 0)
+            });
+        // a hash keeps its client: HAProxy's map ignores the server to avoid, and its ring
+        // walks on past it (below)
+        if let (Some(i), false) = (avoid, hashing) {
+            cands[i].weight = 0;
         }
         let weights: Vec<u32> = cands.iter().map(|c| c.weight).collect();
         let idx = match be.config.balance {
@@ -151,26 +157,101 @@ impl Balancers {
             BalanceAlgo::Random => lb::random_two(&cands, r1, r2),
             BalanceAlgo::Source => {
                 let mut h = lb::hash_ip(src);
-                if be.config.hash_avalanche && be.config.hash_type == HashType::MapBased {
+                if be.config.hash_avalanche {
                     h = lb::full_hash(h);
                 }
-                if st.map_weights != weights {
-                    st.map = lb::server_map(&weights).unwrap_or_default();
-                    st.map_weights = weights.clone();
-                }
                 match be.config.hash_type {
-                    // HAProxy looks the ring up with the avalanched hash, modifier or not
-                    HashType::Consistent => match st.ring.pick(lb::full_hash(h)) {
-                        Some(i) if weights[i] > 0 => Some(i),
-                        _ => lb::source_map(&st.map, h),
-                    },
-                    HashType::MapBased => lb::source_map(&st.map, h),
+                    HashType::Consistent => st
+                        .ring
+                        .pick_skipping(h, |i| weights[i] == 0 || avoid == Some(i)),
+                    HashType::MapBased => {
+                        if st.map_weights != weights {
+                            st.map = lb::server_map(&weights).unwrap_or_default();
+                            st.map_weights = weights;
+                        }
+                        lb::source_map(&st.map, h)
+                    }
                 }
             }
         };
         match idx {
             Some(i) => Pick::Server(st.set[i].clone()),
             None => Pick::AllFull,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventBus;
+    use crate::model::{Cause, Command, ForcedHealth, OpState, Registry};
+
+    /// Backend `b` (`balance source` and `extra`) over servers s1..s4 of weights 1, 2, 3, 4,
+    /// s4 with an hour of slow start.
+    fn backend(extra: &str) -> (Arc<Registry>, Arc<Proxy>) {
+        let text = format!(
+            "backend b\n balance source\n {extra}\n server s1 127.0.0.1:1 weight 1\n \
+             server s2 127.0.0.1:2 weight 2\n server s3 127.0.0.1:3 weight 3\n \
+             server s4 127.0.0.1:4 weight 4 slowstart 1h\n"
+        );
+        let cfg = crate::config::parse_str("t.cfg", &text).expect("config");
+        let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+        let be = reg.proxies()[0].clone();
+        (reg, be)
+    }
+
+    fn server(p: Pick) -> Arc<Server> {
+        match p {
+            Pick::Server(s) => s,
+            o => panic!("{o:?}"),
+        }
+    }
+
+    fn clients() -> impl Iterator<Item = IpAddr> {
+        (1..=200u8).map(|n| IpAddr::from([127, 0, n, n.wrapping_mul(7)]))
+    }
+
+    /// A retry of a map-hashed client goes back to its server, as HAProxy's map ignores the
+    /// server to avoid; the consistent ring walks on to another one.
+    #[test]
+    fn a_retry_keeps_or_walks_as_haproxy_hashes() {
+        let mut lb = Balancers::default();
+        let (_reg, map) = backend("hash-type map-based");
+        for ip in clients() {
+            let s = server(lb.pick(&map, ip, None));
+            assert!(Arc::ptr_eq(&s, &server(lb.pick(&map, ip, Some(&s)))));
+        }
+        let (_reg, ring) = backend("hash-type consistent");
+        let mut lb = Balancers::default();
+        for ip in clients() {
+            let s = server(lb.pick(&ring, ip, None));
+            assert!(!Arc::ptr_eq(&s, &server(lb.pick(&ring, ip, Some(&s)))));
+            assert!(Arc::ptr_eq(&s, &server(lb.pick(&ring, ip, None))));
+        }
+    }
+
+    /// A slow start ramps the weight of a dynamic algorithm only: map-based hashing sends a
+    /// client to the same server before and during the ramp (HAProxy's `BE_LB_PROP_DYN`).
+    #[test]
+    fn slow_start_leaves_the_map_alone() {
+        let (reg, be) = backend("hash-type map-based");
+        let mut lb = Balancers::default();
+        let before: Vec<_> = clients().map(|ip| server(lb.pick(&be, ip, None))).collect();
+        let s4 = be.server("s4").expect("s4");
+        for health in [ForcedHealth::Down, ForcedHealth::Up] {
+            reg.apply(Command::SetHealth {
+                server: s4.clone(),
+                health,
+                cause: Cause::Cli,
+            })
+            .expect("apply");
+        }
+        assert_eq!(s4.op_state(), OpState::Starting);
+        assert_eq!((s4.effective_weight(), s4.static_weight()), (1, 4));
+        let mut lb = Balancers::default();
+        for (ip, was) in clients().zip(&before) {
+            assert!(Arc::ptr_eq(was, &server(lb.pick(&be, ip, None))), "{ip}");
         }
     }
 }

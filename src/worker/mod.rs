@@ -396,7 +396,10 @@ async fn accept_loop<R: Rt>(
         let paused = fe.paused.load(Ordering::Relaxed);
         let got_global = !paused && reserve(&gc.cur_conns, ctx.reg.maxconn()).is_some();
         let fe_cur = got_global
-            .then(|| reserve(&fe.counters.cur_sess, fe.maxconn() as u64))
+            .then(|| match fe.maxconn() {
+                Some(0) => None,
+                limit => reserve(&fe.counters.cur_sess, limit.map_or(0, u64::from)),
+            })
             .flatten();
         let Some(cur) = fe_cur else {
             if got_global {

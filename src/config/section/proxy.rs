@@ -200,6 +200,20 @@ pub(crate) fn parse(
             }
             let list = arg(words, 1, "<addr>:<port>[,...] as arguments")?;
             let (accept_proxy, name, id) = bind_options(&words[2..], ctx)?;
+            // a listener's number names one socket of its frontend, as HAProxy checks it
+            if let Some(n) = id {
+                if list.contains(',') {
+                    return Err(format!(
+                        "'bind {list}' : 'id' can only be used with a single socket."
+                    ));
+                }
+                if let Some(b) = p.binds.iter().find(|b| b.id == Some(n)) {
+                    return Err(format!(
+                        "'bind {list}' : custom id {n} already used at {} ('bind {}').",
+                        b.location, b.addr
+                    ));
+                }
+            }
             for one in list.split(',') {
                 let addr = parse_socket_addr(one, "bind")?;
                 p.binds.push(BindConfig {
@@ -242,18 +256,31 @@ pub(crate) fn parse(
                     ))
                 }
             };
-            // `[<function>] [avalanche]`: `balance source` hashes the address itself, as
-            // HAProxy's, so only the modifier matters
-            let rest = &words[2.min(words.len())..];
-            p.hash_avalanche = rest.iter().any(|w| w == "avalanche");
-            for w in rest.iter().filter(|w| *w != "avalanche") {
-                if !matches!(w.as_str(), "sdbm" | "djb2" | "wt6" | "crc32" | "none") {
-                    return Err(format!(
-                        "'hash-type' : unknown hash function or modifier '{w}'."
-                    ));
+            // `[<function> [avalanche]]`, in that order, as HAProxy reads them. `balance
+            // source` hashes the address itself, so only the modifier matters, and
+            // `consistent` without a function implies it
+            match words.get(2).map(String::as_str) {
+                None => p.hash_avalanche = p.hash_type == HashType::Consistent,
+                Some("sdbm" | "djb2" | "wt6" | "crc32" | "none") => {
+                    p.hash_avalanche = match words.get(3).map(String::as_str) {
+                        None => false,
+                        Some("avalanche") => true,
+                        Some(_) => {
+                            return Err("'hash-type' only supports 'avalanche' as a modifier \
+                                        for hash functions."
+                                .into())
+                        }
+                    };
+                }
+                Some(_) => {
+                    return Err(
+                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or \
+                                'none' hash functions."
+                            .into(),
+                    )
                 }
             }
-            Ok(())
+            no_more(words, 4)
         }
         "timeout" => timeout(p, words, ctx),
         "retries" => {
@@ -1109,5 +1136,59 @@ mod tests {
         assert!(fe.binds[0].accept_proxy && fe.binds[1].accept_proxy);
         assert_eq!(fe.binds[1].name.as_deref(), Some("edge"));
         assert!(!fe.binds[2].accept_proxy && fe.binds[2].name.is_none());
+    }
+
+    /// A listener number names one socket, once per frontend, as HAProxy checks it.
+    #[test]
+    fn bind_id_single_socket_and_unique() {
+        let fe = ok("frontend f\n bind :80 id 7\n bind :81 id 8\n");
+        let ids: Vec<_> = fe
+            .proxy("f", false)
+            .unwrap()
+            .binds
+            .iter()
+            .map(|b| b.id)
+            .collect();
+        assert_eq!(ids, [Some(7), Some(8)]);
+        assert!(err("frontend f\n bind 127.0.0.1:80,127.0.0.1:81 id 5\n").contains(
+            "[t.cfg:2] : 'bind 127.0.0.1:80,127.0.0.1:81' : 'id' can only be used with a single \
+             socket."
+        ));
+        assert!(
+            err("frontend f\n bind :80 id 5\n bind :81 id 5\n").contains(
+                "[t.cfg:3] : 'bind :81' : custom id 5 already used at t.cfg:2 ('bind 0.0.0.0:80')."
+            )
+        );
+    }
+
+    /// `hash-type <type> [<function> [avalanche]]` in HAProxy's order; `consistent` alone
+    /// implies the avalanche, a function without the modifier does not.
+    #[test]
+    fn hash_type_function_and_modifier() {
+        let aval = |line: &str| {
+            let cfg = ok(&format!("backend b\n balance source\n {line}\n"));
+            let be = cfg.proxy("b", true).unwrap();
+            (be.hash_type, be.hash_avalanche)
+        };
+        assert_eq!(aval("hash-type consistent"), (HashType::Consistent, true));
+        assert_eq!(
+            aval("hash-type consistent sdbm"),
+            (HashType::Consistent, false)
+        );
+        assert_eq!(
+            aval("hash-type consistent djb2 avalanche"),
+            (HashType::Consistent, true)
+        );
+        assert_eq!(aval("hash-type map-based"), (HashType::MapBased, false));
+        assert_eq!(
+            aval("hash-type map-based wt6 avalanche"),
+            (HashType::MapBased, true)
+        );
+        assert!(err("backend b\n hash-type consistent avalanche\n")
+            .contains("'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none'"));
+        assert!(err("backend b\n hash-type map-based sdbm crc32\n")
+            .contains("'hash-type' only supports 'avalanche' as a modifier for hash functions."));
+        assert!(err("backend b\n hash-type map-based sdbm avalanche x\n")
+            .contains("unexpected extra argument 'x'"));
     }
 }

@@ -29,7 +29,8 @@ pub fn full_hash(mut a: u32) -> u32 {
 
 /// HAProxy's map for map-based hashing (`recalc_server_map`): one slot per unit of weight (the
 /// weights divided by their greatest common divisor), servers interleaved by a weighted score
-/// that favours the first declared on ties. `None` when every weight is 0.
+/// that favours the first declared on ties. `None` when every weight is 0. The map holds the
+/// sum of the reduced weights: server weights (at most 256 each) keep it small.
 pub fn server_map(weights: &[u32]) -> Option<Vec<usize>> {
     let g = weights.iter().fold(0u32, |g, &w| gcd(g, w));
     if g == 0 {
@@ -101,9 +102,16 @@ impl ConsistentRing {
         ConsistentRing { points }
     }
 
-    /// The candidate owning `key` (a client's address hash through [`full_hash`]): the nearest
-    /// point after or before it, the one before on a tie.
+    /// The candidate owning `key` (a client's address hash, through [`full_hash`] when the
+    /// hash type says so): the nearest point after or before it, the one before on a tie.
     pub fn pick(&self, key: u32) -> Option<usize> {
+        self.pick_skipping(key, |_| false)
+    }
+
+    /// [`pick`](Self::pick), then on along the ring past the points of the candidates `skip`
+    /// refuses, as HAProxy's `chash_get_server_hash` walks past the server a retry avoids;
+    /// `None` when it refuses them all.
+    pub fn pick_skipping(&self, key: u32, skip: impl Fn(usize) -> bool) -> Option<usize> {
         let len = self.points.len();
         if len == 0 {
             return None;
@@ -112,6 +120,9 @@ impl ConsistentRing {
         let prev = (next + len - 1) % len;
         let dp = key.wrapping_sub(self.points[prev].0);
         let dn = self.points[next].0.wrapping_sub(key);
-        Some(self.points[if dp <= dn { prev } else { next }].1)
+        let start = if dp <= dn { prev } else { next };
+        (0..len)
+            .map(|n| self.points[(start + n) % len].1)
+            .find(|&i| !skip(i))
     }
 }

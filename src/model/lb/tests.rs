@@ -81,6 +81,26 @@ fn consistent_ring_moves_few_keys() {
     assert_eq!(moved, 0);
 }
 
+/// A retry's walk past the server it avoids: another server, the ring's own otherwise, and
+/// none when every server is refused.
+#[test]
+fn consistent_ring_walks_past_skipped_servers() {
+    let ring = ConsistentRing::new(&[(1, 1), (2, 2), (3, 1)]);
+    let mut moved_to = [0; 3];
+    for h in 0..3_000u32 {
+        let k = h.wrapping_mul(2_654_435_761);
+        let own = ring.pick(k).unwrap();
+        assert_eq!(ring.pick_skipping(k, |_| false), Some(own));
+        let other = ring.pick_skipping(k, |i| i == own).unwrap();
+        assert_ne!(other, own);
+        moved_to[other] += 1;
+        assert_eq!(ring.pick_skipping(k, |_| true), None);
+    }
+    // the keys a server gives up spread over the others
+    assert!(moved_to.iter().all(|&n| n > 0), "{moved_to:?}");
+    assert_eq!(ConsistentRing::new(&[]).pick_skipping(1, |_| false), None);
+}
+
 #[test]
 fn source_hashing_sends_clients_where_haproxy_does() {
     // HAProxy 2.6, `balance source` map-based, clients bound to these loopback addresses
@@ -132,6 +152,12 @@ fn source_hashing_sends_clients_where_haproxy_does() {
     ] {
         let key = full_hash(hash_ip(ip.parse().unwrap()));
         assert_eq!(ring.pick(key), Some(want), "{ip}");
+    }
+    // `hash-type consistent sdbm` (a function, no avalanche), weights 1, 1, 1: HAProxy 2.6
+    // looks the raw address up and sent all 258 clients of 127.1-3.x.x to s2
+    let ring = ConsistentRing::new(&[(1, 1), (2, 1), (3, 1)]);
+    for ip in ["127.1.9.10", "127.2.138.27", "127.3.255.91"] {
+        assert_eq!(ring.pick(hash_ip(ip.parse().unwrap())), Some(1), "{ip}");
     }
     // the map interleaves by weight, the first declared first on ties
     assert_eq!(server_map(&[1, 2, 1]).unwrap(), [0, 1, 1, 2]);
