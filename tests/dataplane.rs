@@ -215,6 +215,40 @@ fn refused_backend_retries_then_closes_the_client() {
     assert!(line.contains("/-1/") && line.contains("/2 0/0"), "{line}");
 }
 
+/// A session that reaches no server counts what its client sent in `bin` of the frontend, the
+/// backend and the server, up to the 15,360 bytes HAProxy's request buffer takes in (HAProxy
+/// 2.6, watched: 15360 of 40,000); under `option dontlognull`, one whose client sent nothing is
+/// not logged (HAProxy logs it neither).
+#[test]
+fn a_failed_session_counts_its_client_bytes_and_a_null_one_goes_unlogged() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (sink, log) = syslog_sink();
+    let (port, api) = (free_port(), free_port());
+    let extra = format!("    retries 1\n    timeout connect 100ms\n    option dontlognull\n{log}");
+    let _h = Harp::start(&with_api(&config(port, &[dead], &extra), api), port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut out = Vec::new();
+    let _ = connect(addr).read_to_end(&mut out);
+    let mut c = connect(addr);
+    let me = c.local_addr().unwrap().port();
+    c.write_all(&[b'x'; 40_000]).unwrap();
+    let _ = c.read_to_end(&mut out);
+    // the first session line is the one with data: the empty one and Harp::start's probe
+    // were not logged
+    let line = syslog_line(&sink, " SC ");
+    assert!(line.contains(&format!("127.0.0.1:{me} ")), "{line}");
+    for row in ["FRONTEND", "s1", "BACKEND"] {
+        assert!(
+            wait_until(Duration::from_secs(10), || stat(api, row, "bin") == 15_360),
+            "{row}: bin {}",
+            stat(api, row, "bin")
+        );
+    }
+}
+
 /// A retry on the same server keeps its slot, as in HAProxy: with `maxconn 1`, a second client
 /// waits in the queue for as long as the first one retries (HAProxy 2.6 logs `904/-1/1808` for
 /// it with pauses of 300 ms), instead of taking the slot during a turn-around pause.

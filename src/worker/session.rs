@@ -534,7 +534,7 @@ pub(crate) async fn run<R: Rt>(
     let mut queue_pos = [0u64; 2];
     let mut bytes_out = 0u64;
     // bytes received from the client, once forwarded (`option dontlognull` logs no session
-    // without any; one that got no server may have sent what harp never read, so it is logged)
+    // without any)
     let mut bytes_in: Option<u64> = None;
     // the server the session was given to, connected or not (the log names it)
     let mut tried: Option<Arc<Server>> = None;
@@ -600,14 +600,7 @@ pub(crate) async fn run<R: Rt>(
                     } else {
                         // the client bytes that came with a PROXY header count as forwarded
                         let early = fronted.early.len() as u64;
-                        if early > 0 {
-                            let r = Ordering::Relaxed;
-                            fe.counters.bytes_in.fetch_add(early, r);
-                            if !Arc::ptr_eq(&fe, &be) {
-                                be.counters.bytes_in.fetch_add(early, r);
-                            }
-                            srv.counters.bytes_in.fetch_add(early, r);
-                        }
+                        count_client_bytes(&fe, Some(&be), Some(&srv), early);
                         let Forwarded {
                             res: r,
                             bytes_out: bout,
@@ -630,7 +623,15 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
-    let null = fe.config.dontlognull && bytes_in == Some(0);
+    let bytes_in = match bytes_in {
+        Some(n) => n,
+        None => {
+            // no server session ran: count what the client sent all the same
+            let srv = g.srv.as_deref().or(tried.as_deref());
+            unforwarded_client_bytes(&fe, be.as_deref(), srv, &client, &fronted.early)
+        }
+    };
+    let null = fe.config.dontlognull && bytes_in == 0;
     if fe.config.tcplog && !null && has_logs(&ctx, &fe) {
         let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
         let line = TcpLog {
@@ -665,6 +666,44 @@ pub(crate) async fn run<R: Rt>(
         log_line(&ctx, &fe, &line);
     }
     g.socks.push((client, client_close));
+}
+
+/// How much of a request HAProxy's buffer takes in before a server connection exists:
+/// `tune.bufsize` less `tune.maxrewrite` (16,384 - 1,024 by default; watched: 15,360 of 40,000
+/// bytes counted).
+const REQUEST_BUFFER: u64 = 15_360;
+
+/// The client bytes of a session that reached no server, counted in `bin` of the frontend, the
+/// backend and the server it was given to, as HAProxy counts the request it had read into its
+/// buffer: what came with a PROXY header plus what waits unread in the socket, up to
+/// [`REQUEST_BUFFER`]. Also what `option dontlognull` judges such a session by.
+fn unforwarded_client_bytes(
+    fe: &Proxy,
+    be: Option<&Proxy>,
+    srv: Option<&Server>,
+    client: &TcpStream,
+    early: &[u8],
+) -> u64 {
+    let waiting = rustix::io::ioctl_fionread(client).unwrap_or(0);
+    let n = (early.len() as u64 + waiting).min(REQUEST_BUFFER);
+    count_client_bytes(fe, be, srv, n);
+    n
+}
+
+/// Adds `n` client bytes to `bin` of the frontend, the backend (once for a `listen` section)
+/// and the server.
+fn count_client_bytes(fe: &Proxy, be: Option<&Proxy>, srv: Option<&Server>, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let r = Ordering::Relaxed;
+    fe.counters.bytes_in.fetch_add(n, r);
+    if let Some(be) = be.filter(|be| !std::ptr::eq(*be, fe)) {
+        be.counters.bytes_in.fetch_add(n, r);
+    }
+    if let Some(s) = srv {
+        s.counters.bytes_in.fetch_add(n, r);
+    }
 }
 
 /// Whether the frontend logs anywhere (its own `log` lines, or `log global` with global ones).
