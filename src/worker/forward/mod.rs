@@ -336,8 +336,11 @@ async fn pump_to_end<R: Rt>(
     let mut wait_first = dir.from_side == Side::Server;
     // what the copy phase learnt about short reads holds for the splice phase too
     let mut short = ShortReads::new(dir.from_side);
-    if mode == SpliceMode::Auto {
-        let streamer = Some(Streamer::new(Instant::now()));
+    // copying first (`splice-auto`: until the direction streams; `no option splice-auto`: to
+    // the end). The later phases are boxed: a direction that never streams (every idle one)
+    // then holds only this phase's state, not room for all three side by side.
+    if mode != SpliceMode::Always {
+        let streamer = (mode == SpliceMode::Auto).then(|| Streamer::new(Instant::now()));
         let copy = &bufs.copy;
         match copy::pump_copy::<R>(dir, timers, copy, &mut short, wait_first, streamer).await? {
             Copied::Done => return Ok(()),
@@ -345,17 +348,21 @@ async fn pump_to_end<R: Rt>(
             Copied::Streams { drained } => wait_first = drained,
         }
     }
-    if mode != SpliceMode::Off {
-        let pipes = &bufs.pipes;
-        match splice::pump_splice::<R>(dir, timers, pipes, gc, &mut short, wait_first).await {
-            // nothing in flight, and any first wait already done
-            Err(Fault::Fallback) => wait_first = false,
-            other => return other,
-        }
+    let pipes = &bufs.pipes;
+    match Box::pin(splice::pump_splice::<R>(
+        dir, timers, pipes, gc, &mut short, wait_first,
+    ))
+    .await
+    {
+        // nothing in flight, and any first wait already done
+        Err(Fault::Fallback) => wait_first = false,
+        other => return other,
     }
-    copy::pump_copy::<R>(dir, timers, &bufs.copy, &mut short, wait_first, None)
-        .await
-        .map(|_| ())
+    Box::pin(copy::pump_copy::<R>(
+        dir, timers, &bufs.copy, &mut short, wait_first, None,
+    ))
+    .await
+    .map(|_| ())
 }
 
 /// `from` said EOF: forward it as a half-close of `to`.
