@@ -92,6 +92,14 @@ fn start(servers: &[SocketAddr], extra: &str) -> (Harp, SocketAddr) {
     (h, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
+/// An address nothing listens on any more: a connect there is refused at once.
+fn refusing_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 fn connect(addr: SocketAddr) -> TcpStream {
     let c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -193,10 +201,7 @@ fn roundrobin_spreads_over_three_upstreams() {
 
 #[test]
 fn refused_backend_retries_then_closes_the_client() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refusing_addr();
     let (sink, log) = syslog_sink();
     let extra = format!("    retries 2\n    timeout connect 100ms\n{log}");
     let (_h, addr) = start(&[dead], &extra);
@@ -221,10 +226,7 @@ fn refused_backend_retries_then_closes_the_client() {
 /// not logged (HAProxy logs it neither).
 #[test]
 fn a_failed_session_counts_its_client_bytes_and_a_null_one_goes_unlogged() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refusing_addr();
     let (sink, log) = syslog_sink();
     let (port, api) = (free_port(), free_port());
     let extra = format!("    retries 1\n    timeout connect 100ms\n    option dontlognull\n{log}");
@@ -254,10 +256,7 @@ fn a_failed_session_counts_its_client_bytes_and_a_null_one_goes_unlogged() {
 /// it with pauses of 300 ms), instead of taking the slot during a turn-around pause.
 #[test]
 fn a_retry_keeps_its_server_slot_while_others_queue() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refusing_addr();
     let (sink, log) = syslog_sink();
     let api = free_port();
     let port = free_port();
@@ -424,10 +423,7 @@ fn redispatch_moves_to_another_server_at_the_first_failure() {
     // HAProxy (`stream_choose_redispatch`): with several usable servers and a balancing that
     // does not hash, a failed connect goes to another server at once, without the turn-around
     // pause, and the log says `+1` retry
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refusing_addr();
     let up = upstream(Up::Echo);
     let (sink, log) = syslog_sink();
     let extra = format!("    balance first\n    option redispatch\n    retries 3\n{log}");
