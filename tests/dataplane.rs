@@ -236,6 +236,8 @@ fn a_failed_session_counts_its_client_bytes_and_a_null_one_goes_unlogged() {
     let _ = connect(addr).read_to_end(&mut out);
     let mut c = connect(addr);
     let me = c.local_addr().unwrap().port();
+    // written at once, long before the session gives up (a refused connect, a 100 ms pause,
+    // a second one refused)
     c.write_all(&[b'x'; 40_000]).unwrap();
     let _ = c.read_to_end(&mut out);
     // the first session line is the one with data: the empty one and Harp::start's probe

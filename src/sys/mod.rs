@@ -75,6 +75,11 @@ pub fn reset(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::connect_unspec(sock)?)
 }
 
+/// Bytes received on a socket and not read yet (`FIONREAD`), 0 when it cannot be asked.
+pub fn unread_bytes(sock: impl AsFd) -> u64 {
+    rustix::io::ioctl_fionread(sock).unwrap_or(0)
+}
+
 /// This machine's host name (what HAProxy's `node` and email alerts default to), `None` when
 /// it cannot be read or is empty.
 pub fn hostname() -> Option<String> {

@@ -684,8 +684,7 @@ fn unforwarded_client_bytes(
     client: &TcpStream,
     early: &[u8],
 ) -> u64 {
-    let waiting = rustix::io::ioctl_fionread(client).unwrap_or(0);
-    let n = (early.len() as u64 + waiting).min(REQUEST_BUFFER);
+    let n = (early.len() as u64 + sys::unread_bytes(client)).min(REQUEST_BUFFER);
     count_client_bytes(fe, be, srv, n);
     n
 }
@@ -751,7 +750,7 @@ async fn read_proxy_header<R: Rt>(
 ) -> Result<Fronted, &'static str> {
     // read straight into `buf`: a chunk array held across the wait below would sit in every
     // session's state, `accept-proxy` or not
-    let mut buf = Vec::with_capacity(256);
+    let mut buf = Vec::with_capacity(2048);
     loop {
         match crate::proxy_protocol::parse(&buf) {
             Parsed::Header { len, addrs } => {

@@ -209,7 +209,7 @@ pub(crate) fn parse(
                 }
                 if let Some(b) = p.binds.iter().find(|b| b.id == Some(n)) {
                     return Err(format!(
-                        "'bind {list}' : custom id {n} already used at {} ('bind {}').",
+                        "'bind {list}' : 'id' : custom id {n} already used at {} ('bind {}').",
                         b.location, b.addr
                     ));
                 }
@@ -274,10 +274,11 @@ pub(crate) fn parse(
                 }
                 Some(_) => {
                     return Err(
-                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or \
-                                'none' hash functions."
+                        // HAProxy's words, which leave out the `none` it accepts too
+                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash \
+                         functions."
                             .into(),
-                    )
+                    );
                 }
             }
             no_more(words, 4)
@@ -1156,7 +1157,8 @@ mod tests {
         ));
         assert!(
             err("frontend f\n bind :80 id 5\n bind :81 id 5\n").contains(
-                "[t.cfg:3] : 'bind :81' : custom id 5 already used at t.cfg:2 ('bind 0.0.0.0:80')."
+                "[t.cfg:3] : 'bind :81' : 'id' : custom id 5 already used at t.cfg:2 ('bind \
+                 0.0.0.0:80')."
             )
         );
     }
@@ -1185,7 +1187,7 @@ mod tests {
             (HashType::MapBased, true)
         );
         assert!(err("backend b\n hash-type consistent avalanche\n")
-            .contains("'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none'"));
+            .contains("'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash"));
         assert!(err("backend b\n hash-type map-based sdbm crc32\n")
             .contains("'hash-type' only supports 'avalanche' as a modifier for hash functions."));
         assert!(err("backend b\n hash-type map-based sdbm avalanche x\n")

@@ -344,8 +344,12 @@ async fn pump_to_end<R: Rt>(
         let copy = &bufs.copy;
         match copy::pump_copy::<R>(dir, timers, copy, &mut short, wait_first, streamer).await? {
             Copied::Done => return Ok(()),
-            // the last read was written out: nothing in flight
-            Copied::Streams { drained } => wait_first = drained,
+            // the last read was written out: nothing in flight (only a streamer says so:
+            // `no option splice-auto` copies to the end above)
+            Copied::Streams { drained } => {
+                debug_assert_eq!(mode, SpliceMode::Auto);
+                wait_first = drained;
+            }
         }
     }
     let pipes = &bufs.pipes;
