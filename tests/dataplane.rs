@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -827,6 +827,45 @@ fn tcplog_line_goes_to_syslog() {
     assert!(line.contains(" px px/s1 "), "{line}");
 }
 
+/// A graceful stop serves the connections the kernel had already queued on every worker's
+/// listener, including a worker without sessions (its accept loop used to be dropped with its
+/// runtime, resetting its queue). `maxconn 1` keeps them queued; hashing spreads them.
+#[test]
+fn graceful_stop_serves_what_every_listener_queued() {
+    let up = upstream(Up::Echo);
+    let extra = "    maxconn 1\n";
+    let port = free_port();
+    let cfg = config(port, &[up.addr], extra).replace(
+        "nbthread 2\n",
+        "nbthread 2\n    tune.listener.incoming-cpu off\n",
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut first = connect(addr);
+    first.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    first.read_exact(&mut one).unwrap();
+    let mut queued: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = connect(addr);
+            c.write_all(b"q").unwrap();
+            c
+        })
+        .collect();
+    h.signal("USR1");
+    for (i, c) in queued.iter_mut().enumerate() {
+        c.read_exact(&mut one)
+            .unwrap_or_else(|e| panic!("queued connection {i}: {e}"));
+        assert_eq!(&one, b"q");
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    drop(queued);
+    first.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    assert_eq!(h.wait_exit(), Some(0));
+}
+
 #[test]
 fn graceful_stop_lets_open_sessions_finish() {
     let up = upstream(Up::Echo);
@@ -1459,6 +1498,93 @@ fn set_maxconn_frontend_and_global() {
         .unwrap();
     held.read_exact(&mut one).unwrap();
     assert_eq!(&one, b"h");
+}
+
+/// `disable|enable|shutdown frontend` as HAProxy 2.6 answers them and behaves (watched: the same
+/// replies and statuses; connections refused while paused or stopped; a session in progress
+/// goes on throughout).
+#[test]
+fn frontend_disable_enable_and_shutdown() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held = connect(addr);
+    held.write_all(b"a").unwrap();
+    let mut one = [0u8; 1];
+    held.read_exact(&mut one).unwrap();
+    let status = || {
+        common::cli(api, "show stat")
+            .lines()
+            .find(|l| l.starts_with("px,FRONTEND,"))
+            .and_then(|l| l.split(',').nth(17).map(str::to_string))
+            .unwrap_or_default()
+    };
+    for (cmd, reply, want, open) in [
+        (
+            "disable frontend",
+            "A frontend name is expected.\n\n",
+            "OPEN",
+            true,
+        ),
+        (
+            "disable frontend nope",
+            "No such frontend.\n\n",
+            "OPEN",
+            true,
+        ),
+        (
+            "operator; disable frontend px",
+            "\nPermission denied\n\n",
+            "OPEN",
+            true,
+        ),
+        ("disable frontend px", "\n", "PAUSED", false),
+        (
+            "disable frontend px",
+            "All sockets are already disabled.\n\n",
+            "PAUSED",
+            false,
+        ),
+        ("enable frontend px", "\n", "OPEN", true),
+        (
+            "enable frontend px",
+            "All sockets are already enabled.\n\n",
+            "OPEN",
+            true,
+        ),
+        ("shutdown frontend px", "\n", "STOP", false),
+        (
+            "shutdown frontend px",
+            "Frontend was already shut down.\n\n",
+            "STOP",
+            false,
+        ),
+        (
+            "enable frontend px",
+            "Frontend was previously shut down, cannot enable.\n\n",
+            "STOP",
+            false,
+        ),
+        (
+            "disable frontend px",
+            "Frontend was previously shut down, cannot disable.\n\n",
+            "STOP",
+            false,
+        ),
+    ] {
+        assert_eq!(common::cli(api, cmd), reply, "{cmd}");
+        assert_eq!(status(), want, "{cmd}");
+        if open {
+            assert_eq!(echo(addr, b"x"), b"x", "{cmd}");
+        } else {
+            let e = TcpStream::connect(addr).map(|_| ()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{cmd}");
+        }
+    }
+    held.write_all(b"b").unwrap();
+    held.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"b");
 }
 
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).

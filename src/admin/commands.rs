@@ -179,12 +179,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         // HAProxy's `cli_parse_set_maxconn_frontend|global`: values read as `atoi` reads them
         AdminCommand::SetMaxconnFrontend(name, v) => {
             need(st, Admin)?;
-            if name.is_empty() {
-                return Ok(Reply::line("A frontend name is expected."));
-            }
-            let Some(fe) = x.reg.frontend(&name) else {
-                return Ok(Reply::line("No such frontend."));
-            };
+            let fe = find_frontend(x, &name)?;
             if v.is_empty() {
                 return Ok(Reply::line("Integer value expected."));
             }
@@ -206,6 +201,22 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
                 Ok(()) => Reply::default(),
                 Err(e) => Reply::line(e),
             }
+        }
+        // HAProxy's `cli_parse_disable|enable|shutdown_frontend` (2.6's replies, watched)
+        AdminCommand::EnableFrontend(name, on) => {
+            need(st, Admin)?;
+            let fe = find_frontend(x, &name)?;
+            let done = if on {
+                x.reg.resume_frontend(&fe)
+            } else {
+                x.reg.pause_frontend(&fe)
+            };
+            Reply::line(done.err().unwrap_or_default())
+        }
+        AdminCommand::ShutdownFrontend(name) => {
+            need(st, Admin)?;
+            let fe = find_frontend(x, &name)?;
+            Reply::line(x.reg.stop_frontend(&fe).err().unwrap_or_default())
         }
         AdminCommand::SetMaxconnOther => {
             need(st, Admin)?;
@@ -261,6 +272,17 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         }
         AdminCommand::Unknown(words) => Reply::text(help::unknown(st.level, &words)),
     })
+}
+
+/// HAProxy's `cli_find_frontend`: the frontend a command names, or its refusal.
+fn find_frontend(x: &Executor, name: &str) -> Result<Arc<crate::model::Proxy>, Reply> {
+    if name.is_empty() {
+        return Err(Reply::line("A frontend name is expected."));
+    }
+    x.reg
+        .frontend(name)
+        .cloned()
+        .ok_or_else(|| Reply::line("No such frontend."))
 }
 
 /// glibc's `atoi`, `(int)strtol(text, NULL, 10)`: leading blanks, a sign, digits up to the

@@ -33,6 +33,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Admin,
     ),
     e("disable agent", "disable agent checks", Admin),
+    e(
+        "disable frontend <frontend>",
+        "temporarily disable specific frontend",
+        Admin,
+    ),
     e("disable health", "disable health checks", Admin),
     e(
         "disable server (DEPRECATED)",
@@ -41,6 +46,11 @@ pub const ENTRIES: &[HelpEntry] = &[
     ),
     e("echo <text>", "print text to the output", User),
     e("enable agent", "enable agent checks", Admin),
+    e(
+        "enable frontend <frontend>",
+        "re-enable specific frontend",
+        Admin,
+    ),
     e("enable health", "enable health checks", Admin),
     e(
         "enable server  (DEPRECATED)",
@@ -56,6 +66,16 @@ pub const ENTRIES: &[HelpEntry] = &[
         "operator",
         "lower the level of the current CLI session to operator",
         User,
+    ),
+    e(
+        "set maxconn frontend <frontend> <value>",
+        "change a frontend's maxconn setting",
+        Admin,
+    ),
+    e(
+        "set maxconn global <value>",
+        "change the per-process maxconn setting",
+        Admin,
     ),
     e(
         "set maxconn server <bk>/<srv>",
@@ -98,6 +118,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e("show version", "show version of the current process", User),
+    e(
+        "shutdown frontend <frontend>",
+        "stop a specific frontend",
+        Admin,
+    ),
     e(
         "shutdown sessions server <bk>/<srv>",
         "kill sessions on a server",

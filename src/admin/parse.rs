@@ -112,6 +112,10 @@ pub enum AdminCommand {
     DelServer(String),
     /// `shutdown sessions server <b>/<s>`.
     ShutdownSessions(String),
+    /// `enable frontend <fe>` / `disable frontend <fe>`.
+    EnableFrontend(String, bool),
+    /// `shutdown frontend <fe>`.
+    ShutdownFrontend(String),
     /// Not a command harp knows; carries the words for the "maybe" list.
     Unknown(Vec<String>),
 }
@@ -253,6 +257,7 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
                 "server" => AdminCommand::EnableServer(target, on),
                 "health" => AdminCommand::EnableHealth(target, on),
                 "agent" => AdminCommand::EnableAgent(target, on),
+                "frontend" => AdminCommand::EnableFrontend(target, on),
                 _ => unknown(),
             }
         }
@@ -260,6 +265,7 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["add", "server", ..] => AdminCommand::AddServer(arg(w, 2), w[3.min(w.len())..].to_vec()),
         ["del", "server", ..] => AdminCommand::DelServer(arg(w, 2)),
         ["shutdown", "sessions", "server", ..] => AdminCommand::ShutdownSessions(arg(w, 3)),
+        ["shutdown", "frontend", ..] => AdminCommand::ShutdownFrontend(arg(w, 2)),
         _ => unknown(),
     }
 }
@@ -447,7 +453,19 @@ mod tests {
             ),
             (
                 "enable frontend fe",
-                AdminCommand::Unknown(vec!["enable".into(), "frontend".into(), "fe".into()]),
+                AdminCommand::EnableFrontend("fe".into(), true),
+            ),
+            (
+                "disable frontend",
+                AdminCommand::EnableFrontend("".into(), false),
+            ),
+            (
+                "shutdown frontend fe",
+                AdminCommand::ShutdownFrontend("fe".into()),
+            ),
+            (
+                "enable bogus fe",
+                AdminCommand::Unknown(vec!["enable".into(), "bogus".into(), "fe".into()]),
             ),
             ("show", AdminCommand::Unknown(vec!["show".into()])),
         ];

@@ -16,6 +16,8 @@ pub(crate) const EMERG: u8 = 0;
 pub(crate) const ALERT: u8 = 1;
 /// A server coming up, health check results, drain.
 pub(crate) const NOTICE: u8 = 5;
+/// syslog severity `warning`.
+pub(crate) const WARNING: u8 = 4;
 /// Traffic logs (`tcplog`).
 pub(crate) const INFO: u8 = 6;
 

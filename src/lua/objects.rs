@@ -388,16 +388,17 @@ impl UserData for LProxy {
         m.add_method("get_cap", |_, this, ()| Ok(this.0.cap_name()));
         m.add_method("get_mode", |_, _this, ()| Ok("tcp"));
         m.add_method("get_mailers", |lua, this, ()| mailers_table(lua, &this.0));
+        // as the Runtime API's `disable|enable|shutdown frontend`; a refusal is not an error
         m.add_method("pause", |_, this, ()| {
-            this.0.paused.store(true, Ordering::Relaxed);
+            let _ = ctx()?.reg.pause_frontend(&this.0);
             Ok(())
         });
         m.add_method("resume", |_, this, ()| {
-            this.0.paused.store(false, Ordering::Relaxed);
+            let _ = ctx()?.reg.resume_frontend(&this.0);
             Ok(())
         });
         m.add_method("stop", |_, this, ()| {
-            this.0.stopped.store(true, Ordering::Relaxed);
+            let _ = ctx()?.reg.stop_frontend(&this.0);
             Ok(())
         });
         m.add_method("shut_bcksess", |_, this, ()| {

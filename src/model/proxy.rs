@@ -110,10 +110,14 @@ pub struct Proxy {
     /// Whether the backend had a usable server after the last change (for the "has no server
     /// available!" alert, which HAProxy prints once per loss).
     pub(super) had_usable: AtomicBool,
-    /// Frontend paused (`Proxy:pause()`): listeners stop accepting.
+    /// Frontend paused (`disable frontend`, `Proxy:pause()`): its listeners refuse connections.
     pub paused: AtomicBool,
-    /// Frontend stopped for good (`Proxy:stop()`).
+    /// Frontend stopped for good (`shutdown frontend`, `Proxy:stop()`).
     pub stopped: AtomicBool,
+    /// Duplicates of the frontend's listening sockets (one per `bind` and worker) with their
+    /// backlog: what pausing, resuming and stopping act on, at once for every worker, while the
+    /// workers keep their own.
+    pub(super) listening: Mutex<Vec<(std::os::fd::OwnedFd, i32)>>,
     /// Frontend `maxconn` set at runtime (`set maxconn frontend`; `u64::MAX`: the config's).
     maxconn_override: AtomicU64,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
@@ -129,6 +133,8 @@ pub struct Proxy {
 
 impl Proxy {
     pub(super) fn new(index: usize, uuid: u32, config: Arc<ProxyConfig>) -> Proxy {
+        // a `disabled` frontend is never bound: HAProxy calls it shut down
+        let disabled = config.disabled;
         Proxy {
             index,
             uuid,
@@ -139,7 +145,8 @@ impl Proxy {
             generation: AtomicU64::new(0),
             had_usable: AtomicBool::new(false),
             paused: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
+            stopped: AtomicBool::new(disabled),
+            listening: Mutex::new(Vec::new()),
             maxconn_override: AtomicU64::new(u64::MAX),
             rids: Mutex::new(HashMap::new()),
             rebalanced: tokio::sync::Notify::new(),
@@ -222,6 +229,21 @@ impl Proxy {
             u64::MAX => (self.config.maxconn > 0).then_some(self.config.maxconn),
             v => Some(v as u32),
         }
+    }
+
+    /// Registers one of the frontend's listening sockets (a duplicate) and its backlog.
+    pub fn add_listener(&self, sock: std::os::fd::OwnedFd, backlog: i32) {
+        let mut l = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+        l.push((sock, backlog));
+    }
+
+    /// Drops the frontend's handles on its listeners (the process stops): each closes with
+    /// the last worker holding it, as if the frontend never had them.
+    pub fn forget_listeners(&self) {
+        self.listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// `set maxconn frontend`: the frontend's limit from now on (0 accepts nothing);

@@ -172,6 +172,93 @@ impl Registry {
         Ok(())
     }
 
+    /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until
+    /// [`resume_frontend`](Self::resume_frontend); sessions in progress go on. HAProxy 2.6's
+    /// refusals and log line (watched).
+    pub fn pause_frontend(&self, fe: &Proxy) -> Result<(), &'static str> {
+        if !fe.is_frontend() {
+            return Ok(());
+        }
+        if fe.stopped.load(Ordering::Relaxed) {
+            return Err("Frontend was previously shut down, cannot disable.");
+        }
+        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if fe.paused.swap(true, Ordering::AcqRel) {
+            return Err("All sockets are already disabled.");
+        }
+        for (sock, _) in socks.iter() {
+            if let Err(e) = crate::sys::stop_listening(sock) {
+                tracing::debug!(frontend = %fe.name, error = %e, "cannot pause a listener");
+            }
+        }
+        self.frontend_warning(fe, &format!("Paused {} {}.", fe.cap_name(), fe.name));
+        Ok(())
+    }
+
+    /// `enable frontend` (Lua's `Proxy:resume()`): its listeners listen again.
+    pub fn resume_frontend(&self, fe: &Proxy) -> Result<(), &'static str> {
+        if !fe.is_frontend() {
+            return Ok(());
+        }
+        if fe.stopped.load(Ordering::Relaxed) {
+            return Err("Frontend was previously shut down, cannot enable.");
+        }
+        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if !fe.paused.load(Ordering::Acquire) {
+            return Err("All sockets are already enabled.");
+        }
+        for (sock, backlog) in socks.iter() {
+            if let Err(e) = crate::sys::listen_again(sock, *backlog) {
+                // the port went to someone else meanwhile: stay paused as a whole
+                crate::logging::alert(&format!(
+                    "Cannot resume {} {}: {e}.",
+                    fe.cap_name(),
+                    fe.name
+                ));
+                for (sock, _) in socks.iter() {
+                    let _ = crate::sys::stop_listening(sock);
+                }
+                return Err(
+                    "Failed to resume frontend, check logs for precise cause (port conflict?).",
+                );
+            }
+        }
+        fe.paused.store(false, Ordering::Release);
+        self.frontend_warning(fe, &format!("Resumed {} {}.", fe.cap_name(), fe.name));
+        Ok(())
+    }
+
+    /// `shutdown frontend` (Lua's `Proxy:stop()`): its listeners close for good; sessions in
+    /// progress go on.
+    pub fn stop_frontend(&self, fe: &Proxy) -> Result<(), &'static str> {
+        if !fe.is_frontend() {
+            return Ok(());
+        }
+        let mut socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if fe.stopped.swap(true, Ordering::AcqRel) {
+            return Err("Frontend was already shut down.");
+        }
+        for (sock, _) in socks.drain(..) {
+            let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::ReadWrite);
+        }
+        let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
+        let be = if fe.is_backend() { conns } else { 0 };
+        self.frontend_warning(
+            fe,
+            &format!(
+                "Proxy {} stopped (cumulated conns: FE: {conns}, BE: {be}).",
+                fe.name
+            ),
+        );
+        Ok(())
+    }
+
+    /// A frontend's change of state, on stderr and to its `log` targets, as HAProxy reports it.
+    fn frontend_warning(&self, fe: &Proxy, line: &str) {
+        crate::logging::warning(line);
+        self.log_to(fe, crate::logging::targets::WARNING, line);
+    }
+
     /// `clear counters [all]` of the Runtime API: the maxima of every proxy, server and of the
     /// process (`MaxConnRate`); with `all`, the cumulated counters of proxies and servers too.
     pub fn clear_counters(&self, all: bool) {

@@ -75,6 +75,18 @@ pub fn reset(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::connect_unspec(sock)?)
 }
 
+/// Stops a listening socket taking connections, as HAProxy pauses a listener: new ones are
+/// refused and those the kernel had queued are reset; [`listen_again`] resumes it on the same
+/// address. Wakes a poll registered on it.
+pub fn stop_listening(sock: impl AsFd) -> io::Result<()> {
+    Ok(rustix::net::shutdown(sock, rustix::net::Shutdown::Read)?)
+}
+
+/// Puts a socket stopped by [`stop_listening`] back to listening with `backlog`.
+pub fn listen_again(sock: impl AsFd, backlog: i32) -> io::Result<()> {
+    Ok(rustix::net::listen(sock, backlog)?)
+}
+
 /// Bytes received on a socket and not read yet (`FIONREAD`), 0 when it cannot be asked.
 pub fn unread_bytes(sock: impl AsFd) -> u64 {
     rustix::io::ioctl_fionread(sock).unwrap_or(0)

@@ -97,6 +97,9 @@ pub(crate) struct Ctx {
     logs: RefCell<crate::logging::targets::LogSockets>,
     stop: tokio::sync::watch::Receiver<u8>,
     active: Cell<usize>,
+    /// Accept loops still running: a stopping worker waits for them, so that each serves what
+    /// its listener had queued before the worker's runtime (and the loop with it) is dropped.
+    accepting: Cell<usize>,
     /// This worker's index, and whether its listeners were marked with its CPU.
     index: usize,
     steered: bool,
@@ -136,6 +139,16 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 .accept_proxy
                 .then(|| b.name.clone().unwrap_or_else(|| id.to_string()).into());
             bound.push((fe.name.to_string(), real));
+            // the frontend keeps a duplicate of each, to pause, resume or stop them all at once
+            let backlog = backlog.clamp(1, i32::MAX as u32) as i32;
+            for l in &ls {
+                match l.try_clone() {
+                    Ok(d) => fe.add_listener(d.into(), backlog),
+                    Err(e) => {
+                        tracing::warn!(frontend = %fe.name, error = %e, "cannot keep a listener handle")
+                    }
+                }
+            }
             for (i, l) in ls.into_iter().enumerate() {
                 per_worker[i].push((fe.clone(), l, proxied.clone()));
             }
@@ -296,11 +309,13 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             logs: RefCell::new(crate::logging::targets::LogSockets::default()),
             stop,
             active: Cell::new(0),
+            accepting: Cell::new(0),
             index,
             steered,
             steer,
         });
         for (fe, l, proxied) in listeners {
+            ctx.accepting.set(ctx.accepting.get() + 1);
             R::spawn(accept_loop::<R>(ctx.clone(), fe, l, proxied));
         }
         let mut rx = ctx.stop.clone();
@@ -308,6 +323,16 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             if rx.changed().await.is_err() {
                 break;
             }
+        }
+        // the frontends' handles on the listeners must not keep them open past their workers
+        for p in ctx.reg.proxies() {
+            p.forget_listeners();
+        }
+        // each accept loop sees the stop, serves what its listener queued (graceful) and closes
+        // it; ending the runtime before would drop a loop, and reset its queue, on a worker
+        // without sessions
+        while ctx.accepting.get() > 0 {
+            R::sleep(Duration::from_millis(1)).await;
         }
         // graceful: let sessions end, bounded by hard-stop-after
         let deadline = hard_after.map(|d| Instant::now() + d);
@@ -375,6 +400,9 @@ async fn accept_loop<R: Rt>(
     proxied: Option<Arc<str>>,
 ) {
     let spawn = |sock, peer| {
+        // counted from now, not from its first run: a stopping worker waits for it even when
+        // its accept loop ends before the session task is first polled
+        ctx.active.set(ctx.active.get() + 1);
         R::spawn(session::run::<R>(
             ctx.clone(),
             fe.clone(),
@@ -478,6 +506,7 @@ async fn accept_loop<R: Rt>(
     }
     // stop listening at once (also wakes a poll still registered on it)
     let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+    ctx.accepting.set(ctx.accepting.get().saturating_sub(1));
 }
 
 impl Workers {

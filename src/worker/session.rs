@@ -473,7 +473,8 @@ async fn killed(srv: &Server) -> KillCause {
 }
 
 /// Runs one accepted client connection to its end. The accept loop already counted it in the
-/// global and frontend `cur` counters.
+/// global and frontend `cur` counters and in the worker's active sessions (this task's guard
+/// gives them back).
 pub(crate) async fn run<R: Rt>(
     ctx: Rc<Ctx>,
     fe: Arc<Proxy>,
@@ -483,7 +484,6 @@ pub(crate) async fn run<R: Rt>(
 ) {
     let accepted = SystemTime::now();
     let t0 = Instant::now();
-    ctx.active.set(ctx.active.get() + 1);
     // TCP_NODELAY is set on the listener and inherited by accepted sockets (Linux copies it)
     let mut g = Guard {
         ctx: ctx.clone(),
