@@ -900,13 +900,10 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         (up / 60) % 60,
         up % 60
     );
-    let nbthread = reg.global().nbthread.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let nbthread = reg.nbthread();
     let maxconn = global_maxconn(reg) as u64;
-    let ulimit = crate::sys::nofile_limit();
+    // as HAProxy's: the fds it plans for, not the limit it runs under
+    let ulimit = reg.maxsock();
     let listeners: usize = reg
         .proxies()
         .iter()

@@ -68,6 +68,8 @@ pub struct Registry {
     hard_maxconn: u64,
     /// The limit now (`Maxconn`; `set maxconn global` lowers it, never above the start's).
     maxconn: AtomicU64,
+    /// The fds planned for, as HAProxy counts them (`Maxsock`).
+    maxsock: u64,
     /// Sockets for what the control side logs to `log` targets (server state changes, health
     /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
@@ -130,10 +132,25 @@ impl Registry {
                 .store(proxy.srv_act() + proxy.srv_bck() > 0, Ordering::Relaxed);
             proxies.push(Arc::new(proxy));
         }
-        // HAProxy derives maxconn from the fd limit, keeping some fds for its own use
-        let hard_maxconn = config.global.maxconn.map_or_else(
-            || (crate::sys::nofile_limit().saturating_sub(14) / 2).clamp(1, 1_000_000),
-            u64::from,
+        let threads = nbthread(&config.global) as u64;
+        let listeners: usize = config
+            .proxies
+            .iter()
+            .filter(|p| p.cap.frontend && !p.disabled)
+            .map(|p| p.binds.len())
+            .sum::<usize>()
+            + config.global.stats_sockets.len();
+        let checks = config
+            .proxies
+            .iter()
+            .flat_map(|p| &p.servers)
+            .filter(|s| s.params.check)
+            .count();
+        let (hard_maxconn, maxsock) = fd_plan(
+            crate::sys::nofile_limit(),
+            threads,
+            (listeners + checks) as u64,
+            config.global.maxconn.map(u64::from),
         );
         Arc::new(Registry {
             proxies,
@@ -147,7 +164,18 @@ impl Registry {
             logs: Mutex::new(Default::default()),
             hard_maxconn,
             maxconn: AtomicU64::new(hard_maxconn),
+            maxsock,
         })
+    }
+
+    /// The worker threads: `nbthread`, else one per CPU this process may use.
+    pub fn nbthread(&self) -> usize {
+        nbthread(&self.config.global)
+    }
+
+    /// The fds HAProxy would plan for (`Maxsock`, and its `Ulimit-n`).
+    pub fn maxsock(&self) -> u64 {
+        self.maxsock
     }
 
     /// The process connection limit now (`Maxconn`), which the listeners gate on.
@@ -367,5 +395,53 @@ impl Registry {
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Slab<Arc<Server>>> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `nbthread`, else one thread per CPU this process may use.
+fn nbthread(global: &crate::config::Global) -> usize {
+    global.nbthread.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// HAProxy's fd accounting (`compute_ideal_maxconn` and `compute_ideal_maxsock`, splice pipes
+/// left out; 2.6 and 3.2 agree): 20 fds kept, one per listener (binds of enabled frontends,
+/// stats sockets) and per health-checked server (`fd_users`), three per thread; half the rest
+/// of `nofile` is the derived `maxconn` (unless `maxconn` is set), and `Maxsock` what it all
+/// adds up to. Returns `(maxconn, maxsock)`.
+fn fd_plan(nofile: u64, threads: u64, fd_users: u64, maxconn: Option<u64>) -> (u64, u64) {
+    let kept = 20 + fd_users + 3 * threads;
+    let maxconn = maxconn.unwrap_or_else(|| (nofile.saturating_sub(kept) / 2).clamp(1, 1_000_000));
+    (maxconn, kept + 2 * maxconn)
+}
+
+#[cfg(test)]
+mod fd_plan_tests {
+    /// HAProxy 2.6's `show info` Maxconn and Maxsock under `ulimit -n 20000`, config by config
+    /// (threads, listeners + checked servers, global maxconn), and HAProxy 3.2's transcript.
+    #[test]
+    fn maxconn_and_maxsock_as_haproxy_plans_them() {
+        for (threads, users, maxconn, want) in [
+            (1, 2, None, (9987, 19999)),
+            (2, 2, None, (9986, 20000)),
+            (2, 3, None, (9985, 19999)),
+            (2, 5, None, (9984, 19999)),
+            (2, 6, None, (9984, 20000)),
+            (1, 3, None, (9987, 20000)),
+            (4, 2, None, (9983, 20000)),
+            (2, 2, Some(500), (500, 1028)),
+            (2, 6, Some(500), (500, 1032)),
+            // the 3.2 transcript: 2 threads, a bind, the stats socket, one checked server
+            (2, 3, None, (9985, 19999)),
+        ] {
+            assert_eq!(
+                super::fd_plan(20_000, threads, users, maxconn),
+                want,
+                "{threads} {users} {maxconn:?}"
+            );
+        }
     }
 }
