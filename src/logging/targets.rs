@@ -14,10 +14,10 @@ use crate::config::{Address, LogFormat, LogTarget};
 pub(crate) const EMERG: u8 = 0;
 /// A server going down.
 pub(crate) const ALERT: u8 = 1;
+/// syslog severity `warning`: a frontend paused, resumed or stopped.
+pub(crate) const WARNING: u8 = 4;
 /// A server coming up, health check results, drain.
 pub(crate) const NOTICE: u8 = 5;
-/// syslog severity `warning`.
-pub(crate) const WARNING: u8 = 4;
 /// Traffic logs (`tcplog`).
 pub(crate) const INFO: u8 = 6;
 

@@ -1,6 +1,7 @@
 //! A live proxy (frontend, backend or listen) and its server list snapshot.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -114,10 +115,10 @@ pub struct Proxy {
     pub paused: AtomicBool,
     /// Frontend stopped for good (`shutdown frontend`, `Proxy:stop()`).
     pub stopped: AtomicBool,
-    /// Duplicates of the frontend's listening sockets (one per `bind` and worker) with their
-    /// backlog: what pausing, resuming and stopping act on, at once for every worker, while the
-    /// workers keep their own.
-    pub(super) listening: Mutex<Vec<(std::os::fd::OwnedFd, i32)>>,
+    /// Duplicates of the frontend's listening sockets (one per `bind` and worker): what
+    /// pausing, resuming and stopping act on, at once for every worker, while the workers keep
+    /// their own.
+    pub(super) listening: Mutex<Vec<Listening>>,
     /// Frontend `maxconn` set at runtime (`set maxconn frontend`; `u64::MAX`: the config's).
     maxconn_override: AtomicU64,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
@@ -129,6 +130,20 @@ pub struct Proxy {
     /// Who waits for a slot, in arrival order; a session that frees a slot hands it to the
     /// oldest that can use it.
     pub queue: super::WaitQueue<Arc<Server>>,
+}
+
+/// One of a frontend's listening sockets, as the frontend holds it.
+#[derive(Debug)]
+pub(super) struct Listening {
+    /// A duplicate of the worker's socket.
+    pub(super) sock: std::os::fd::OwnedFd,
+    /// Where it listens (its port, also when the `bind` said 0).
+    pub(super) addr: SocketAddr,
+    /// The `bind` said port 0: the socket gives its port back when paused, and takes it again
+    /// on resume.
+    pub(super) ephemeral: bool,
+    /// Its `listen()` backlog.
+    pub(super) backlog: i32,
 }
 
 impl Proxy {
@@ -231,10 +246,30 @@ impl Proxy {
         }
     }
 
-    /// Registers one of the frontend's listening sockets (a duplicate) and its backlog.
-    pub fn add_listener(&self, sock: std::os::fd::OwnedFd, backlog: i32) {
+    /// Registers one of the frontend's listening sockets (a duplicate), the address it listens
+    /// on and its backlog. A frontend paused or stopped before its workers opened it (by a Lua
+    /// script at start-up, say) gets the socket in that state at once.
+    pub fn add_listener(
+        &self,
+        sock: std::os::fd::OwnedFd,
+        addr: SocketAddr,
+        ephemeral: bool,
+        backlog: i32,
+    ) {
         let mut l = self.listening.lock().unwrap_or_else(|e| e.into_inner());
-        l.push((sock, backlog));
+        if self.stopped.load(Ordering::Acquire) {
+            let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::ReadWrite);
+            return;
+        }
+        if self.paused.load(Ordering::Acquire) {
+            let _ = crate::sys::stop_listening(&sock);
+        }
+        l.push(Listening {
+            sock,
+            addr,
+            ephemeral,
+            backlog,
+        });
     }
 
     /// Drops the frontend's handles on its listeners (the process stops): each closes with

@@ -202,49 +202,74 @@ impl Registry {
 
     /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until
     /// [`resume_frontend`](Self::resume_frontend); sessions in progress go on. HAProxy 2.6's
-    /// refusals and log line (watched).
+    /// refusals and log lines (watched).
     pub fn pause_frontend(&self, fe: &Proxy) -> Result<(), &'static str> {
         if !fe.is_frontend() {
             return Ok(());
         }
-        if fe.stopped.load(Ordering::Relaxed) {
+        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if fe.stopped.load(Ordering::Acquire) {
             return Err("Frontend was previously shut down, cannot disable.");
         }
-        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
         if fe.paused.swap(true, Ordering::AcqRel) {
             return Err("All sockets are already disabled.");
         }
-        for (sock, _) in socks.iter() {
-            if let Err(e) = crate::sys::stop_listening(sock) {
-                tracing::debug!(frontend = %fe.name, error = %e, "cannot pause a listener");
+        let mut failed = false;
+        for l in socks.iter() {
+            match crate::sys::stop_listening(&l.sock) {
+                // not listening any more already (stopped by its worker at a process stop)
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                Err(e) => {
+                    failed = true;
+                    self.frontend_warning(
+                        fe,
+                        &format!(
+                            "Cannot pause {} {} on {}: {e}.",
+                            fe.cap_name(),
+                            fe.name,
+                            l.addr
+                        ),
+                    );
+                }
+                Ok(()) => {}
             }
+        }
+        if failed {
+            return Err("Failed to pause frontend, check logs for precise cause.");
         }
         self.frontend_warning(fe, &format!("Paused {} {}.", fe.cap_name(), fe.name));
         Ok(())
     }
 
-    /// `enable frontend` (Lua's `Proxy:resume()`): its listeners listen again.
+    /// `enable frontend` (Lua's `Proxy:resume()`): its listeners listen again, on the ports
+    /// they had.
     pub fn resume_frontend(&self, fe: &Proxy) -> Result<(), &'static str> {
         if !fe.is_frontend() {
             return Ok(());
         }
-        if fe.stopped.load(Ordering::Relaxed) {
+        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if fe.stopped.load(Ordering::Acquire) {
             return Err("Frontend was previously shut down, cannot enable.");
         }
-        let socks = fe.listening.lock().unwrap_or_else(|e| e.into_inner());
         if !fe.paused.load(Ordering::Acquire) {
             return Err("All sockets are already enabled.");
         }
-        for (sock, backlog) in socks.iter() {
-            if let Err(e) = crate::sys::listen_again(sock, *backlog) {
-                // the port went to someone else meanwhile: stay paused as a whole
-                crate::logging::alert(&format!(
-                    "Cannot resume {} {}: {e}.",
-                    fe.cap_name(),
-                    fe.name
-                ));
-                for (sock, _) in socks.iter() {
-                    let _ = crate::sys::stop_listening(sock);
+        for l in socks.iter() {
+            let rebind = l.ephemeral.then_some(l.addr);
+            if let Err(e) = crate::sys::listen_again(&l.sock, rebind, l.backlog) {
+                // the port went to someone else meanwhile: the frontend stays paused as a whole
+                tracing::debug!(frontend = %fe.name, addr = %l.addr, error = %e, "cannot listen again");
+                self.frontend_warning(
+                    fe,
+                    &format!(
+                        "Port {} busy while trying to enable {} {}.",
+                        l.addr.port(),
+                        fe.cap_name(),
+                        fe.name
+                    ),
+                );
+                for l in socks.iter() {
+                    let _ = crate::sys::stop_listening(&l.sock);
                 }
                 return Err(
                     "Failed to resume frontend, check logs for precise cause (port conflict?).",
@@ -266,8 +291,8 @@ impl Registry {
         if fe.stopped.swap(true, Ordering::AcqRel) {
             return Err("Frontend was already shut down.");
         }
-        for (sock, _) in socks.drain(..) {
-            let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::ReadWrite);
+        for l in socks.drain(..) {
+            let _ = rustix::net::shutdown(&l.sock, rustix::net::Shutdown::ReadWrite);
         }
         let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
         let be = if fe.is_backend() { conns } else { 0 };

@@ -82,8 +82,21 @@ pub fn stop_listening(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::shutdown(sock, rustix::net::Shutdown::Read)?)
 }
 
-/// Puts a socket stopped by [`stop_listening`] back to listening with `backlog`.
-pub fn listen_again(sock: impl AsFd, backlog: i32) -> io::Result<()> {
+/// Puts a socket stopped by [`stop_listening`] back to listening with `backlog`. One that was
+/// bound to port 0 gave its port back when it stopped: `rebind` names the address it had, to
+/// bind it to again first (refused if someone took the port meanwhile).
+pub fn listen_again(
+    sock: impl AsFd,
+    rebind: Option<std::net::SocketAddr>,
+    backlog: i32,
+) -> io::Result<()> {
+    if let Some(addr) = rebind {
+        match rustix::net::bind(&sock, &addr) {
+            // bound already: another handle on the same socket did it
+            Err(rustix::io::Errno::INVAL) | Ok(()) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(rustix::net::listen(sock, backlog)?)
 }
 
@@ -245,6 +258,27 @@ pub fn raw(fd: &impl AsRawFd) -> RawFd {
 
 #[cfg(test)]
 mod tests {
+
+    /// A listener paused and resumed takes connections on its port again, also one bound to
+    /// port 0 (which gives its port back when it stops).
+    #[test]
+    fn a_stopped_listener_listens_again_on_its_port() {
+        use std::net::{TcpListener, TcpStream};
+        // an explicit port (one that was free a moment ago), then port 0
+        let free = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        for port in [free, 0] {
+            let l = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+            let addr = l.local_addr().expect("addr");
+            stop_listening(&l).expect("stop");
+            assert!(TcpStream::connect(addr).is_err(), "refused while stopped");
+            listen_again(&l, (port == 0).then_some(addr), 16).expect("listen");
+            assert_eq!(l.local_addr().expect("addr"), addr);
+            TcpStream::connect(addr).expect("connect again");
+        }
+    }
     use super::*;
 
     #[test]

@@ -143,7 +143,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             let backlog = backlog.clamp(1, i32::MAX as u32) as i32;
             for l in &ls {
                 match l.try_clone() {
-                    Ok(d) => fe.add_listener(d.into(), backlog),
+                    Ok(d) => fe.add_listener(d.into(), real, b.addr.port() == 0, backlog),
                     Err(e) => {
                         tracing::warn!(frontend = %fe.name, error = %e, "cannot keep a listener handle")
                     }
@@ -328,14 +328,16 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
         for p in ctx.reg.proxies() {
             p.forget_listeners();
         }
-        // each accept loop sees the stop, serves what its listener queued (graceful) and closes
-        // it; ending the runtime before would drop a loop, and reset its queue, on a worker
-        // without sessions
-        while ctx.accepting.get() > 0 {
+        // graceful: let the accept loops serve what their listeners queued, then the sessions
+        // end, bounded by hard-stop-after (ending the runtime before would drop a loop, and
+        // reset its queue, on a worker without sessions)
+        let deadline = hard_after.map(|d| Instant::now() + d);
+        while ctx.accepting.get() > 0
+            && *rx.borrow() < HARD
+            && deadline.map_or(true, |d| Instant::now() < d)
+        {
             R::sleep(Duration::from_millis(1)).await;
         }
-        // graceful: let sessions end, bounded by hard-stop-after
-        let deadline = hard_after.map(|d| Instant::now() + d);
         while ctx.active.get() > 0
             && *rx.borrow() < HARD
             && deadline.map_or(true, |d| Instant::now() < d)
@@ -411,6 +413,7 @@ async fn accept_loop<R: Rt>(
             proxied.clone(),
         ))
     };
+    let _counted = Accepting(&ctx.accepting);
     let mut stop = ctx.stop.clone();
     let fd = l.as_raw_fd();
     let mut backoff = Duration::from_millis(10);
@@ -506,7 +509,16 @@ async fn accept_loop<R: Rt>(
     }
     // stop listening at once (also wakes a poll still registered on it)
     let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
-    ctx.accepting.set(ctx.accepting.get().saturating_sub(1));
+}
+
+/// Counts an accept loop out of its worker's `accepting` however it ends (a panic included).
+struct Accepting<'a>(&'a Cell<usize>);
+
+impl Drop for Accepting<'_> {
+    fn drop(&mut self) {
+        debug_assert!(self.0.get() > 0);
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 impl Workers {
