@@ -1590,6 +1590,36 @@ fn frontend_disable_enable_and_shutdown() {
     assert_eq!(&one, b"b");
 }
 
+/// `show info` counts Runtime API connections as HAProxy 2.6 counts its CLI sessions (watched
+/// side by side): each one in `CumConns` and `CumReq`, the one asking among the `Jobs`; a
+/// client session adds one to both totals.
+#[test]
+fn show_info_counts_runtime_api_connections() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    let info = || -> std::collections::HashMap<String, u64> {
+        common::cli(api, "show info")
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+            .collect()
+    };
+    let a = info();
+    let b = info();
+    assert_eq!(b["CumConns"], a["CumConns"] + 1);
+    assert_eq!(b["CumReq"], a["CumReq"] + 1);
+    assert_eq!(b["Jobs"], b["Listeners"] + 1);
+    assert_eq!(echo(SocketAddr::from(([127, 0, 0, 1], port)), b"j"), b"j");
+    assert!(wait_until(Duration::from_secs(10), || stat(
+        api, "FRONTEND", "scur"
+    ) == 0));
+    let c = info();
+    // the session, the `show stat` polls, this `show info`
+    assert!(c["CumConns"] >= b["CumConns"] + 2, "{c:?}");
+    assert_eq!(c["CumConns"] - b["CumConns"], c["CumReq"] - b["CumReq"]);
+}
+
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).
 #[test]
 fn session_rates_are_counted() {

@@ -58,7 +58,30 @@ pub struct Executor {
     info: InfoHook,
 }
 
+/// A Runtime API connection as counted in `show info` (`CumConns`, `CumReq`, `Jobs`), for as
+/// long as it is open.
+pub struct CliConnection<'a>(&'a Registry);
+
+impl Drop for CliConnection<'_> {
+    fn drop(&mut self) {
+        let g = &self.0.counters;
+        g.cli_conns
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Executor {
+    /// Counts a Runtime API connection, as HAProxy counts its CLI sessions: in the cumulated
+    /// connections and streams, and among the jobs while it is open.
+    pub fn count_connection(&self) -> CliConnection<'_> {
+        let g = &self.reg.counters;
+        let r = std::sync::atomic::Ordering::Relaxed;
+        g.cum_conns.fetch_add(1, r);
+        g.cum_req.fetch_add(1, r);
+        g.cli_conns.fetch_add(1, r);
+        CliConnection(&self.reg)
+    }
+
     /// An executor over the registry, with `show info` extras from `info`.
     pub fn new(reg: Arc<Registry>, info: InfoHook) -> Executor {
         Executor { reg, info }

@@ -147,7 +147,9 @@ async fn accept_loop<L: AdminListener>(
         };
         let exec = exec.clone();
         tokio::spawn(async move {
-            session::serve(sock, exec, level, limits).await;
+            let counted = exec.count_connection();
+            session::serve(sock, exec.clone(), level, limits).await;
+            drop(counted);
             drop(permit);
         });
     }

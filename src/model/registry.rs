@@ -16,8 +16,13 @@ use crate::events::EventBus;
 pub struct GlobalCounters {
     /// Current client connections.
     pub cur_conns: AtomicU64,
-    /// Client connections ever accepted.
+    /// Connections ever accepted, Runtime API ones included (`CumConns`, as HAProxy counts).
     pub cum_conns: AtomicU64,
+    /// Streams ever started, as HAProxy counts them (`CumReq`): client sessions past any PROXY
+    /// header, and Runtime API connections.
+    pub cum_req: AtomicU64,
+    /// Runtime API connections open now (each is one of HAProxy's `Jobs`).
+    pub cli_conns: AtomicU64,
     /// Times a connection was refused by the global maxconn.
     pub maxconn_reached: AtomicU64,
     /// Bytes sent to clients.

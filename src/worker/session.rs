@@ -524,6 +524,8 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
+    // a stream from here on, as HAProxy counts them (`CumReq`)
+    ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
     let be = backend_of(&ctx, &fe);
     let mut tw: i64 = -1;
