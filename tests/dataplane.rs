@@ -92,6 +92,15 @@ fn start(servers: &[SocketAddr], extra: &str) -> (Harp, SocketAddr) {
     (h, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
+/// harp over one echo server, with a Runtime API: harp, its address, the API's port, and the
+/// upstream (to keep while harp runs).
+fn start_with_api() -> (Harp, SocketAddr, u16, Upstream) {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    (h, SocketAddr::from(([127, 0, 0, 1], port)), api, up)
+}
+
 /// An address nothing listens on any more: a connect there is refused at once.
 fn refusing_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -1401,10 +1410,7 @@ fn qcur(api: u16, sv: &str) -> u64 {
 /// (admin level), as HAProxy's; `show version` answers the version.
 #[test]
 fn clear_counters_and_show_version() {
-    let up = upstream(Up::Echo);
-    let (port, api) = (free_port(), free_port());
-    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (_h, addr, api, _up) = start_with_api();
     assert_eq!(echo(addr, b"x"), b"x");
     assert!(wait_until(Duration::from_secs(10), || stat(
         api, "s1", "stot"
@@ -1505,10 +1511,7 @@ fn set_maxconn_frontend_and_global() {
 /// goes on throughout).
 #[test]
 fn frontend_disable_enable_and_shutdown() {
-    let up = upstream(Up::Echo);
-    let (port, api) = (free_port(), free_port());
-    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (_h, addr, api, _up) = start_with_api();
     let mut held = connect(addr);
     held.write_all(b"a").unwrap();
     let mut one = [0u8; 1];
@@ -1595,9 +1598,7 @@ fn frontend_disable_enable_and_shutdown() {
 /// client session adds one to both totals.
 #[test]
 fn show_info_counts_runtime_api_connections() {
-    let up = upstream(Up::Echo);
-    let (port, api) = (free_port(), free_port());
-    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
+    let (_h, addr, api, _up) = start_with_api();
     let info = || -> std::collections::HashMap<String, u64> {
         common::cli(api, "show info")
             .lines()
@@ -1610,7 +1611,7 @@ fn show_info_counts_runtime_api_connections() {
     assert_eq!(b["CumConns"], a["CumConns"] + 1);
     assert_eq!(b["CumReq"], a["CumReq"] + 1);
     assert_eq!(b["Jobs"], b["Listeners"] + 1);
-    assert_eq!(echo(SocketAddr::from(([127, 0, 0, 1], port)), b"j"), b"j");
+    assert_eq!(echo(addr, b"j"), b"j");
     assert!(wait_until(Duration::from_secs(10), || stat(
         api, "FRONTEND", "scur"
     ) == 0));
@@ -1623,10 +1624,7 @@ fn show_info_counts_runtime_api_connections() {
 /// Sessions per second show in `show stat` and `show info` as HAProxy's do (they were always 0).
 #[test]
 fn session_rates_are_counted() {
-    let up = upstream(Up::Echo);
-    let (port, api) = (free_port(), free_port());
-    let _h = Harp::start(&with_api(&config(port, &[up.addr], ""), api), port, &[]);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (_h, addr, api, _up) = start_with_api();
     for _ in 0..5 {
         assert_eq!(echo(addr, b"r"), b"r");
     }
