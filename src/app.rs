@@ -53,8 +53,7 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     let checker = health::start(reg.clone())?;
     // the Runtime API listens before traffic does: whoever waits for the traffic port (a
     // script, a test) may talk to the API at once
-    let info_engine = engine.clone();
-    let admin = admin::start(reg.clone(), Arc::new(move || info_engine.info()))?;
+    let admin = admin::start(reg.clone(), engine.clone())?;
     let workers = worker::start(reg.clone())?;
     if let Some(p) = &pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))?;

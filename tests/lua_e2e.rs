@@ -427,3 +427,65 @@ fn lua_logs_reach_the_global_log_targets() {
     );
     assert!(common::syslog_line(&sink, "lua info line").starts_with("<134>"));
 }
+
+/// `core.register_cli`: a script's command answers on the Runtime API through real socat, with
+/// the path words first among its arguments (HAProxy 2.6's replies, watched side by side), is
+/// listed by `help`, runs at any level; one that raises is logged with `file:line` and answers
+/// nothing, and the socket and the other commands go on.
+#[test]
+fn register_cli_serves_a_script_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write_file(
+        dir.path(),
+        "cli.lua",
+        r#"
+core.register_cli({"show", "greeting"}, "show greeting [name]           : says hello",
+  function(applet, a1, a2, a3, a4)
+    applet:send("hello " .. tostring(a1) .. " " .. tostring(a2) .. " " .. tostring(a3)
+      .. " " .. tostring(a4) .. "\n")
+    applet:send("second line\n")
+  end)
+core.register_cli({"lua", "fail"}, "lua fail : raises", function(applet)
+  error("boom")
+end)
+"#,
+    );
+    let sp = free_port();
+    let cfg = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n    lua-load {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout server 5s\n    timeout client 5s\n",
+        script.display()
+    );
+    let h = Harp::spawn_in(dir, &cfg, &[]);
+    assert!(accepts(sp, Duration::from_secs(5)), "{}", h.stderr());
+    assert_eq!(
+        common::socat(sp, "show greeting bob"),
+        "hello show greeting bob nil\nsecond line\n\n"
+    );
+    assert_eq!(
+        common::socat(sp, "user; show greeting"),
+        "\nhello show greeting nil nil\nsecond line\n\n"
+    );
+    assert_eq!(common::socat(sp, "lua fail"), "\n");
+    assert!(
+        wait_until(Duration::from_secs(5), || h
+            .stderr()
+            .contains("Lua cli '<lua.cli.lua.fail>': ")
+            && h.stderr().contains("cli.lua:9: boom")),
+        "{}",
+        h.stderr()
+    );
+    let help = common::socat(sp, "help");
+    let lines: Vec<&str> = help.lines().collect();
+    let at = |l: &str| lines.iter().position(|x| *x == l);
+    let (fail, greet) = (
+        at("  lua fail : raises"),
+        at("  show greeting [name]           : says hello"),
+    );
+    assert!(fail.is_some() && greet.is_some(), "{help}");
+    // sorted in among HAProxy's own
+    assert!(
+        at("  help [<command>]                        : list matching or all commands") > greet
+    );
+    assert!(common::socat(sp, "show version").starts_with("0."));
+}

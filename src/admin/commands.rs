@@ -103,6 +103,18 @@ impl Executor {
         }
     }
 
+    /// Starts a command another module registered (Lua's `core.register_cli`) when `cmd` names
+    /// one: its reply comes on the receiver. Any level may run them, as in HAProxy.
+    pub fn extension_call(
+        &self,
+        cmd: &AdminCommand,
+    ) -> Option<tokio::sync::oneshot::Receiver<String>> {
+        match cmd {
+            AdminCommand::Unknown(words) => self.info.call(words),
+            _ => None,
+        }
+    }
+
     /// Runs one command for a session.
     pub fn execute(&self, cmd: AdminCommand, st: &mut SessionState) -> Reply {
         match run(self, cmd, st) {
@@ -122,7 +134,7 @@ fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
 fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, Reply> {
     use AccessLevel::{Admin, Operator};
     Ok(match cmd {
-        AdminCommand::Help(words) => Reply::text(help::help(st.level, &words)),
+        AdminCommand::Help(words) => Reply::text(help::help(st.level, &words, &x.info.usages())),
         AdminCommand::Prompt => {
             st.interactive = !st.interactive;
             Reply::default()
@@ -143,7 +155,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             AccessLevel::User => "user",
         }),
         AdminCommand::ShowInfo(format) => {
-            let extra = (x.info)();
+            let extra = x.info.info();
             Reply::text(render::show_info(&x.reg, &extra, format))
         }
         AdminCommand::ShowStat {

@@ -283,24 +283,29 @@ fn push_base(out: &mut String) {
     }
 }
 
-/// `help [<words>]`: the commands valid at `level` (those starting with `words`, if any match).
-pub fn help(level: AccessLevel, words: &[String]) -> String {
+/// `help [<words>]`: the commands valid at `level` (those starting with `words`, if any match),
+/// with `extra` usage lines (Lua's `core.register_cli`) sorted in among them, as HAProxy lists
+/// its keywords.
+pub fn help(level: AccessLevel, words: &[String], extra: &[String]) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    let all = visible(level);
-    let filtered: Vec<_> = all
+    let starts = |k: &[&str]| !words.is_empty() && words.iter().zip(k).all(|(a, b)| a == b);
+    let mut all: Vec<String> = visible(level)
         .iter()
-        .filter(|e| {
-            let k = e.keywords();
-            !words.is_empty() && words.iter().zip(k.iter()).all(|(a, b)| a == b)
-        })
+        .map(|e| e.line())
+        .chain(extra.iter().map(|u| format!("  {u}")))
         .collect();
-    let list: Vec<_> = if filtered.is_empty() {
+    all.sort();
+    let filtered: Vec<&String> = all
+        .iter()
+        .filter(|l| starts(&keywords_of(l.trim_start())))
+        .collect();
+    let list: Vec<&String> = if filtered.is_empty() {
         all.iter().collect()
     } else {
         filtered
     };
-    for e in list {
-        out.push_str(&e.line());
+    for l in list {
+        out.push_str(l);
         out.push('\n');
     }
     push_base(&mut out);
@@ -435,10 +440,10 @@ mod tests {
             "Unknown command: 'frobnicate', but maybe one of the following ones is a better match:\n"
         ));
         assert!(u.ends_with("  quit                                    : disconnect\n"));
-        let h = help(User, &[]);
+        let h = help(User, &[], &[]);
         assert!(!h.contains("set server"));
         assert!(h.contains("show stat"));
-        let h = help(Admin, &["show".into()]);
+        let h = help(Admin, &["show".into()], &[]);
         assert!(h.contains("show info") && !h.contains("set server"));
         assert!(add_server_help().starts_with("List of keywords supported for dynamic server:\n"));
     }

@@ -20,8 +20,32 @@ use std::time::Duration;
 use crate::config::StatsSocket;
 use crate::model::Registry;
 
-/// Extra `show info` lines from other modules (e.g. Lua memory and dropped events).
-pub type InfoHook = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+/// What another module adds to the Runtime API: `show info` lines (Lua memory, dropped
+/// events) and commands of its own (Lua's `core.register_cli`). A plain closure adds `show info`
+/// lines only.
+pub trait Extension: Send + Sync {
+    /// Extra `show info` lines.
+    fn info(&self) -> Vec<(String, String)>;
+
+    /// `help` lines of the extra commands, as they are printed (without the leading blanks).
+    fn usages(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Starts the extra command these words name, if any: its reply comes on the receiver.
+    fn call(&self, _words: &[String]) -> Option<tokio::sync::oneshot::Receiver<String>> {
+        None
+    }
+}
+
+impl<F: Fn() -> Vec<(String, String)> + Send + Sync> Extension for F {
+    fn info(&self) -> Vec<(String, String)> {
+        self()
+    }
+}
+
+/// The extension the Runtime API is started with.
+pub type InfoHook = Arc<dyn Extension>;
 
 /// Why the Runtime API could not start.
 #[derive(Debug, thiserror::Error)]

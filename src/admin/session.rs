@@ -136,6 +136,15 @@ where
                 continue;
             };
             ran = true;
+            // a command a Lua script registered: its reply, or nothing once the CLI timeout
+            // passed (the script's error, if any, is logged by the Lua thread)
+            if let Some(rx) = exec.extension_call(&c) {
+                if let Ok(Ok(text)) = tokio::time::timeout(limits.timeout, rx).await {
+                    out.push_str(&text);
+                }
+                out.push_str(if st.interactive { "\n> " } else { "\n" });
+                continue;
+            }
             let reply = exec.execute(c, &mut st);
             if reply.close {
                 close = true;

@@ -167,6 +167,12 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
         lua.create_function(|_, ()| Ok(runner::event_age_us()))?,
     )?;
     core.set(
+        "register_cli",
+        lua.create_function(|_, (path, usage, f): (Vec<String>, String, Function)| {
+            super::cli::register(path, usage, f)
+        })?,
+    )?;
+    core.set(
         "register_init",
         lua.create_function(|lua, f: Function| {
             let c = ctx()?;
@@ -203,7 +209,6 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
         "register_fetches",
         "register_converters",
         "register_service",
-        "register_cli",
         "register_filter",
     ] {
         unsupported(lua, &core, name)?;

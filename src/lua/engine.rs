@@ -43,6 +43,8 @@ pub(crate) struct Ctx {
     pub http: RefCell<Option<reqwest::Client>>,
     /// Lua wrappers raising plain string errors, by name (`server.event_sub`, `http.get`...).
     pub wrapped: RefCell<std::collections::HashMap<&'static str, Function>>,
+    /// Runtime API commands registered by scripts (`core.register_cli`): path and function.
+    pub cli: RefCell<Vec<(Vec<String>, Function)>>,
 }
 
 thread_local! {
@@ -121,6 +123,7 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
         wake: Rc::new(Notify::new()),
         http: RefCell::new(None),
         wrapped: RefCell::new(std::collections::HashMap::new()),
+        cli: RefCell::new(Vec::new()),
     });
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     let e = |e: mlua::Error| clean_error(&e);
@@ -182,6 +185,10 @@ pub(crate) fn thread_main(
         for (f, args) in tasks {
             runner::spawn_task(f, args);
         }
+        // the Runtime API's calls of commands scripts registered (`core.register_cli`)
+        let (cli_tx, cli_rx) = tokio::sync::mpsc::unbounded_channel();
+        *shared.cli_calls.lock().unwrap_or_else(|e| e.into_inner()) = Some(cli_tx);
+        let cli = tokio::task::spawn_local(super::cli::serve(ctx.clone(), cli_rx));
         let pump_sub = bus_sub.clone();
         let pump_ctx = ctx.clone();
         let pump = tokio::task::spawn_local(async move {
@@ -197,6 +204,12 @@ pub(crate) fn thread_main(
             }
         });
         stop.notified().await;
+        shared
+            .cli_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        cli.abort();
         pump.abort();
         reg.bus().unsubscribe(&bus_sub);
         for s in ctx.subs.borrow().iter() {

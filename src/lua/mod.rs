@@ -24,11 +24,12 @@
 //! the bus published it.
 //!
 //! Known differences from HAProxy: Server/Proxy objects are userdata (`type()` says
-//! "userdata", not "table"); `register_action/fetches/converters/service/cli` are accepted with
-//! a warning and do nothing; Lua log messages go to stderr only (not to `log` targets);
+//! "userdata", not "table"); `register_action/fetches/converters/service` are accepted with a
+//! warning and do nothing (`register_cli` commands answer on the Runtime API, `cli.rs`); Lua log messages go to stderr only (not to `log` targets);
 //! `core.wait()` wakes on any `Queue:push`; socket and HTTP calls are also allowed in the body
 //! and init phases; `connect_ssl` verifies certificates unless `httpclient.ssl.verify none`.
 
+mod cli;
 mod core_api;
 mod engine;
 mod events;
@@ -83,6 +84,10 @@ pub(crate) struct Shared {
     pub errors: AtomicU64,
     /// Every subscription ever made (kept after unsub so losses stay visible).
     pub subs: Mutex<Vec<Arc<SubStat>>>,
+    /// Runtime API commands scripts registered (`core.register_cli`): path words and usage.
+    pub cli: Mutex<Vec<(Vec<String>, String)>>,
+    /// Where the Runtime API hands such a command to the Lua thread.
+    pub cli_calls: Mutex<Option<tokio::sync::mpsc::UnboundedSender<cli::CliCall>>>,
 }
 
 /// The running engine.
@@ -154,6 +159,40 @@ pub fn check(cfg: &Config) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(errs)
+    }
+}
+
+/// The Runtime API reaches the engine through this: its `show info` lines and the commands
+/// scripts registered with `core.register_cli`.
+impl crate::admin::Extension for LuaEngine {
+    fn info(&self) -> Vec<(String, String)> {
+        LuaEngine::info(self)
+    }
+
+    fn usages(&self) -> Vec<String> {
+        let cli = self.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
+        cli.iter().map(|(_, usage)| usage.clone()).collect()
+    }
+
+    fn call(&self, words: &[String]) -> Option<tokio::sync::oneshot::Receiver<String>> {
+        {
+            let cli = self.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
+            cli::longest_match(cli.iter().map(|(p, _)| p.as_slice()), words)?;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let calls = self
+            .shared
+            .cli_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        calls
+            .as_ref()?
+            .send(cli::CliCall {
+                words: words.to_vec(),
+                reply: tx,
+            })
+            .ok()?;
+        Some(rx)
     }
 }
 

@@ -1,0 +1,129 @@
+//! Runtime API commands written in Lua (`core.register_cli`): the Runtime API hands a command
+//! whose words start with a registered path to the Lua thread, which runs the script's function
+//! with an applet to `send` the reply through, and the arguments (the path words first), as
+//! HAProxy calls it: `function(applet, arg1, arg2, ...)`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{Function, MultiValue, UserData, UserDataMethods, Value};
+
+use super::engine::{ctx, Ctx};
+
+/// One command for the Lua thread, from the Runtime API.
+#[derive(Debug)]
+pub(crate) struct CliCall {
+    /// The command's words.
+    pub words: Vec<String>,
+    /// Where what the function sent goes (dropped without a reply if it could not run).
+    pub reply: tokio::sync::oneshot::Sender<String>,
+}
+
+/// The index of the longest registered path that `words` starts with.
+pub(crate) fn longest_match<'a>(
+    paths: impl Iterator<Item = &'a [String]>,
+    words: &[String],
+) -> Option<usize> {
+    paths
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty() && words.len() >= p.len() && words[..p.len()] == **p)
+        .max_by_key(|(_, p)| p.len())
+        .map(|(i, _)| i)
+}
+
+/// `core.register_cli(path, usage, fn)`, body only as in HAProxy: the Runtime API serves
+/// `path` from now on and lists `usage` in its help.
+pub(crate) fn register(path: Vec<String>, usage: String, f: Function) -> mlua::Result<()> {
+    let c = ctx()?;
+    if c.phase.get() != super::engine::Phase::Body {
+        return Err(mlua::Error::RuntimeError(
+            "register_cli: not allowed outside of the script body".into(),
+        ));
+    }
+    if path.is_empty() {
+        return Err(mlua::Error::RuntimeError(
+            "register_cli: the path needs at least one word".into(),
+        ));
+    }
+    c.cli.borrow_mut().push((path.clone(), f));
+    let mut shared = c.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
+    shared.push((path, usage));
+    Ok(())
+}
+
+/// Serves the Runtime API's calls until the engine stops, each in its own coroutine.
+pub(crate) async fn serve(ctx: Rc<Ctx>, mut calls: tokio::sync::mpsc::UnboundedReceiver<CliCall>) {
+    while let Some(call) = calls.recv().await {
+        tokio::task::spawn_local(run(ctx.clone(), call));
+    }
+}
+
+/// Runs one command's function and replies with what it sent; an error is logged as HAProxy
+/// logs it (`Lua cli '<lua.cli.show.greeting>': <file:line: message>.`), with what was sent
+/// before it as the reply.
+async fn run(ctx: Rc<Ctx>, call: CliCall) {
+    let found = {
+        let cli = ctx.cli.borrow();
+        longest_match(cli.iter().map(|(p, _)| p.as_slice()), &call.words)
+            .map(|i| (cli[i].0.join("."), cli[i].1.clone()))
+    };
+    let Some((name, f)) = found else { return };
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let mut args = MultiValue::new();
+    let words = call
+        .words
+        .iter()
+        .map(|w| ctx.lua.create_string(w).map(Value::String));
+    let applet = ctx
+        .lua
+        .create_userdata(Applet(out.clone()))
+        .map(Value::UserData);
+    match std::iter::once(applet)
+        .chain(words)
+        .collect::<mlua::Result<Vec<_>>>()
+    {
+        Ok(v) => args.extend(v),
+        Err(e) => {
+            crate::logging::alert(&format!("Lua cli '<lua.cli.{name}>': {e}."));
+            return;
+        }
+    }
+    if let Err(m) = super::runner::run(f, args, "cli").await {
+        crate::logging::alert(&format!("Lua cli '<lua.cli.{name}>': {m}."));
+    }
+    let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+    let _ = call.reply.send(text);
+}
+
+/// The applet a CLI function writes its reply through (HAProxy's `AppletTCP` in a CLI context):
+/// `send` adds to the reply; there is no request body to read, so `getline` and `receive`
+/// return nil.
+struct Applet(Rc<RefCell<Vec<u8>>>);
+
+impl UserData for Applet {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("send", |_, this, s: mlua::String| {
+            this.0.borrow_mut().extend_from_slice(&s.as_bytes());
+            Ok(())
+        });
+        m.add_method("getline", |_, _, ()| Ok(Value::Nil));
+        m.add_method("receive", |_, _, _: MultiValue| Ok(Value::Nil));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_match;
+
+    #[test]
+    fn the_longest_registered_path_wins() {
+        let p = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let paths = [p(&["show"]), p(&["show", "greeting"]), p(&["lua", "x"])];
+        let m = |w: &[&str]| longest_match(paths.iter().map(|v| v.as_slice()), &p(w));
+        assert_eq!(m(&["show", "greeting", "bob"]), Some(1));
+        assert_eq!(m(&["show", "other"]), Some(0));
+        assert_eq!(m(&["lua"]), None);
+        assert_eq!(m(&["lua", "x"]), Some(2));
+        assert_eq!(m(&[]), None);
+    }
+}
