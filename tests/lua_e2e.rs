@@ -362,6 +362,7 @@ fn lost_events_are_shown_by_show_info() {
     let port = free_port();
     let cfg = format!(
         "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n    lua-load {}\n\
+         \x20   tune.lua.session-timeout 300ms\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n\
          frontend fe\n    bind 127.0.0.1:{port}\n    default_backend b\n\
          backend b\n    server s1 127.0.0.1:1\n",
@@ -448,6 +449,11 @@ core.register_cli({"show", "greeting"}, "show greeting [name]           : says h
 core.register_cli({"lua", "fail"}, "lua fail : raises", function(applet)
   error("boom")
 end)
+core.register_cli({"lua", "slow"}, "lua slow : sleeps past tune.lua.session-timeout",
+  function(applet)
+    applet:send("partial\n")
+    core.sleep(30)
+  end)
 "#,
     );
     let sp = free_port();
@@ -475,6 +481,16 @@ end)
         "{}",
         h.stderr()
     );
+    // bounded by tune.lua.session-timeout as in HAProxy: what it sent, then the timeout logged
+    // (a plain client: socat gives up half a second after its input ends)
+    assert_eq!(common::cli(sp, "lua slow"), "partial\n\n");
+    assert!(
+        wait_until(Duration::from_secs(5), || h
+            .stderr()
+            .contains("Lua cli '<lua.cli.lua.slow>': execution timeout")),
+        "{}",
+        h.stderr()
+    );
     let help = common::socat(sp, "help");
     let lines: Vec<&str> = help.lines().collect();
     let at = |l: &str| lines.iter().position(|x| *x == l);
@@ -483,9 +499,10 @@ end)
         at("  show greeting [name]           : says hello"),
     );
     assert!(fail.is_some() && greet.is_some(), "{help}");
-    // sorted in among HAProxy's own
-    assert!(
-        at("  help [<command>]                        : list matching or all commands") > greet
-    );
+    // sorted in among HAProxy's own: `lua fail` between `get weight` and `operator`
+    let get = lines.iter().position(|l| l.starts_with("  get weight"));
+    let oper = lines.iter().position(|l| l.starts_with("  operator"));
+    assert!(get < fail && fail < oper, "{help}");
+    assert!(common::socat(sp, "help show greeting").contains("show greeting [name]"));
     assert!(common::socat(sp, "show version").starts_with("0."));
 }

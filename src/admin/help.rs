@@ -286,21 +286,28 @@ fn push_base(out: &mut String) {
 /// `help [<words>]`: the commands valid at `level` (those starting with `words`, if any match),
 /// with `extra` usage lines (Lua's `core.register_cli`) sorted in among them, as HAProxy lists
 /// its keywords.
-pub fn help(level: AccessLevel, words: &[String], extra: &[String]) -> String {
+pub fn help(level: AccessLevel, words: &[String], extra: &[(Vec<String>, String)]) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    let starts = |k: &[&str]| !words.is_empty() && words.iter().zip(k).all(|(a, b)| a == b);
-    let mut all: Vec<String> = visible(level)
+    // (keywords, line as printed)
+    let mut all: Vec<(Vec<&str>, String)> = visible(level)
         .iter()
-        .map(|e| e.line())
-        .chain(extra.iter().map(|u| format!("  {u}")))
+        .map(|e| (e.keywords(), e.line()))
+        .chain(extra.iter().map(|(path, usage)| {
+            (
+                path.iter().map(String::as_str).collect(),
+                format!("  {usage}"),
+            )
+        }))
         .collect();
-    all.sort();
+    all.sort_by(|a, b| a.1.cmp(&b.1));
+    let starts = |k: &[&str]| !words.is_empty() && words.iter().zip(k).all(|(a, b)| a == b);
     let filtered: Vec<&String> = all
         .iter()
-        .filter(|l| starts(&keywords_of(l.trim_start())))
+        .filter(|(k, _)| starts(k))
+        .map(|(_, l)| l)
         .collect();
     let list: Vec<&String> = if filtered.is_empty() {
-        all.iter().collect()
+        all.iter().map(|(_, l)| l).collect()
     } else {
         filtered
     };

@@ -27,8 +27,9 @@ pub trait Extension: Send + Sync {
     /// Extra `show info` lines.
     fn info(&self) -> Vec<(String, String)>;
 
-    /// `help` lines of the extra commands, as they are printed (without the leading blanks).
-    fn usages(&self) -> Vec<String> {
+    /// The extra commands for `help`: their keywords and their line as printed (without the
+    /// leading blanks).
+    fn usages(&self) -> Vec<(Vec<String>, String)> {
         Vec::new()
     }
 

@@ -233,7 +233,8 @@ pub struct LuaTune {
     pub task_timeout: Option<Duration>,
     /// `tune.lua.burst-timeout`: default 1000 ms; zero disables.
     pub burst_timeout: Duration,
-    /// `tune.lua.session-timeout`: default 4s (accepted; actions are not run yet).
+    /// `tune.lua.session-timeout`: default 4s; bounds a `core.register_cli` command's run, as
+    /// in HAProxy (actions are not run yet).
     pub session_timeout: Duration,
     /// `tune.lua.service-timeout`: default 4s (accepted; services are not run yet).
     pub service_timeout: Duration,

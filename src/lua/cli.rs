@@ -19,16 +19,13 @@ pub(crate) struct CliCall {
     pub reply: tokio::sync::oneshot::Sender<String>,
 }
 
-/// The index of the longest registered path that `words` starts with.
-pub(crate) fn longest_match<'a>(
-    paths: impl Iterator<Item = &'a [String]>,
+/// The index of the first registered path that `words` start with (HAProxy's `cli_find_kw`
+/// order: the first keyword registered wins).
+pub(crate) fn first_match<'a>(
+    mut paths: impl Iterator<Item = &'a [String]>,
     words: &[String],
 ) -> Option<usize> {
-    paths
-        .enumerate()
-        .filter(|(_, p)| !p.is_empty() && words.len() >= p.len() && words[..p.len()] == **p)
-        .max_by_key(|(_, p)| p.len())
-        .map(|(i, _)| i)
+    paths.position(|p| !p.is_empty() && words.len() >= p.len() && words[..p.len()] == *p)
 }
 
 /// `core.register_cli(path, usage, fn)`, body only as in HAProxy: the Runtime API serves
@@ -45,9 +42,19 @@ pub(crate) fn register(path: Vec<String>, usage: String, f: Function) -> mlua::R
             "register_cli: the path needs at least one word".into(),
         ));
     }
-    c.cli.borrow_mut().push((path.clone(), f));
+    // a path registered again keeps its place and takes the new function and usage
+    let mut fns = c.cli.borrow_mut();
     let mut shared = c.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
-    shared.push((path, usage));
+    match fns.iter().position(|(p, _)| *p == path) {
+        Some(i) => {
+            fns[i].1 = f;
+            shared[i].1 = usage;
+        }
+        None => {
+            fns.push((path.clone(), f));
+            shared.push((path, usage));
+        }
+    }
     Ok(())
 }
 
@@ -64,7 +71,7 @@ pub(crate) async fn serve(ctx: Rc<Ctx>, mut calls: tokio::sync::mpsc::UnboundedR
 async fn run(ctx: Rc<Ctx>, call: CliCall) {
     let found = {
         let cli = ctx.cli.borrow();
-        longest_match(cli.iter().map(|(p, _)| p.as_slice()), &call.words)
+        first_match(cli.iter().map(|(p, _)| p.as_slice()), &call.words)
             .map(|i| (cli[i].0.join("."), cli[i].1.clone()))
     };
     let Some((name, f)) = found else { return };
@@ -113,15 +120,15 @@ impl UserData for Applet {
 
 #[cfg(test)]
 mod tests {
-    use super::longest_match;
+    use super::first_match;
 
     #[test]
-    fn the_longest_registered_path_wins() {
+    fn the_first_registered_path_wins() {
         let p = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let paths = [p(&["show"]), p(&["show", "greeting"]), p(&["lua", "x"])];
-        let m = |w: &[&str]| longest_match(paths.iter().map(|v| v.as_slice()), &p(w));
-        assert_eq!(m(&["show", "greeting", "bob"]), Some(1));
-        assert_eq!(m(&["show", "other"]), Some(0));
+        let paths = [p(&["show", "greeting"]), p(&["show"]), p(&["lua", "x"])];
+        let m = |w: &[&str]| first_match(paths.iter().map(|v| v.as_slice()), &p(w));
+        assert_eq!(m(&["show", "greeting", "bob"]), Some(0));
+        assert_eq!(m(&["show", "other"]), Some(1));
         assert_eq!(m(&["lua"]), None);
         assert_eq!(m(&["lua", "x"]), Some(2));
         assert_eq!(m(&[]), None);

@@ -169,15 +169,25 @@ impl crate::admin::Extension for LuaEngine {
         LuaEngine::info(self)
     }
 
-    fn usages(&self) -> Vec<String> {
+    fn usages(&self) -> Vec<(Vec<String>, String)> {
+        // none once the engine stopped: they would not answer
+        if self
+            .shared
+            .cli_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            return Vec::new();
+        }
         let cli = self.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
-        cli.iter().map(|(_, usage)| usage.clone()).collect()
+        cli.clone()
     }
 
     fn call(&self, words: &[String]) -> Option<tokio::sync::oneshot::Receiver<String>> {
         {
             let cli = self.shared.cli.lock().unwrap_or_else(|e| e.into_inner());
-            cli::longest_match(cli.iter().map(|(p, _)| p.as_slice()), words)?;
+            cli::first_match(cli.iter().map(|(p, _)| p.as_slice()), words)?;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let calls = self

@@ -320,6 +320,8 @@ pub(crate) async fn run_event(
     );
     let timeout = match what {
         "task" | "event" => ctx.tune.task_timeout,
+        // a Runtime API command is bounded as HAProxy bounds it (`hlua_timeout_session`)
+        "cli" => Some(ctx.tune.session_timeout),
         _ => None,
     };
     let res = match timeout {
