@@ -428,13 +428,12 @@ impl Registry {
     }
 }
 
-/// `nbthread`, else one thread per CPU this process may use.
+/// `nbthread`, else one thread per CPU this process may use (what the workers start).
 fn nbthread(global: &crate::config::Global) -> usize {
-    global.nbthread.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+    global
+        .nbthread
+        .unwrap_or_else(crate::sys::usable_cpus)
+        .max(1)
 }
 
 /// HAProxy's fd accounting (`compute_ideal_maxconn` and `compute_ideal_maxsock`, splice pipes

@@ -146,6 +146,15 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// How many CPUs this process may run on: its affinity mask, else what the standard library
+/// says; at least 1. The default worker count.
+pub fn usable_cpus() -> usize {
+    match allowed_cpus().len() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Pins the calling thread to one CPU, so a worker keeps its caches and its share of the
 /// SO_REUSEPORT spread.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {

@@ -109,12 +109,8 @@ pub(crate) struct Ctx {
 /// Starts `nbthread` workers listening on every frontend `bind`.
 pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     let allowed = sys::allowed_cpus();
-    let cpus = if allowed.is_empty() {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        allowed.len()
-    };
-    let n = reg.global().nbthread.unwrap_or(cpus).max(1);
+    let cpus = sys::usable_cpus();
+    let n = reg.nbthread();
     let mut per_worker: Vec<Vec<Listening>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for fe in reg
