@@ -258,7 +258,7 @@ impl Proxy {
     ) {
         let mut l = self.listening.lock().unwrap_or_else(|e| e.into_inner());
         if self.stopped.load(Ordering::Acquire) {
-            let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::ReadWrite);
+            crate::sys::stop_listening_for_good(&sock);
             return;
         }
         if self.paused.load(Ordering::Acquire) {

@@ -297,7 +297,7 @@ impl Registry {
             return Err("Frontend was already shut down.");
         }
         for l in socks.drain(..) {
-            let _ = rustix::net::shutdown(&l.sock, rustix::net::Shutdown::ReadWrite);
+            crate::sys::stop_listening_for_good(&l.sock);
         }
         let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
         let be = if fe.is_backend() { conns } else { 0 };

@@ -82,6 +82,12 @@ pub fn stop_listening(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::shutdown(sock, rustix::net::Shutdown::Read)?)
 }
 
+/// Closes a listening socket for good, whoever else holds it: new connections are refused,
+/// queued ones reset, a poll registered on it wakes (a frontend stopped, a worker stopping).
+pub fn stop_listening_for_good(sock: impl AsFd) {
+    let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::ReadWrite);
+}
+
 /// Puts a socket stopped by [`stop_listening`] back to listening with `backlog`. One that was
 /// bound to port 0 gave its port back when it stopped: `rebind` names the address it had, to
 /// bind it to again first (refused if someone took the port meanwhile).

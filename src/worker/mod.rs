@@ -504,7 +504,7 @@ async fn accept_loop<R: Rt>(
         }
     }
     // stop listening at once (also wakes a poll still registered on it)
-    let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+    sys::stop_listening_for_good(&l);
 }
 
 /// Counts an accept loop out of its worker's `accepting` however it ends (a panic included).
