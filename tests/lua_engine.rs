@@ -481,6 +481,11 @@ core.register_init(function()
   local ok4, err4 = pcall(sv.event_sub, sv, {{"SERVER_NOPE"}}, function() end)
   say("e4 " .. tostring(err4))
   say("e5 " .. tostring(sv:event_sub({{"SERVER_UP"}}, function() end) ~= nil))
+  -- a 3.2 script: PAT_REF subscriptions load, and there is no pattern reference in harp
+  local pr = core.event_sub({{"PAT_REF"}}, function() say("never") end)
+  say("patref " .. tostring(pr ~= nil) .. " " .. tostring(core.get_patref("/etc/haproxy/x.map")))
+  local okp, ep = pcall(core.get_patref)
+  say("patref_err " .. tostring(ep))
 end)
 core.register_service("svc", "tcp", function() end)
 core.register_init(function()
@@ -557,6 +562,8 @@ end, "x", "y")
         "http0 0",
         "e4 'SERVER_NOPE' event type is unknown\n",
         "e5 true",
+        "patref true nil",
+        "patref_err bad argument #1 to 'get_patref' (string expected, got no value)\n",
         "connect 1",
         "line HTTP/1.1 200 OK",
         "ssl nil SSL handshake failed",

@@ -66,28 +66,43 @@ impl EventMask {
     /// The whole SERVER family.
     pub const SERVER: EventMask = EventMask(0xff);
 
+    /// HAProxy 3.2's PAT_REF family (ACL and map references). Subscribing is allowed, so that
+    /// 3.2 scripts load, but harp has no pattern references (it takes no `acl` or map file),
+    /// and HAProxy publishes these only on a reference's own list: nothing ever fires them.
+    pub const PAT_REF: EventMask = EventMask(0x1f << 16);
+
+    /// The PAT_REF family's type names, in HAProxy's order (`event_hdl_sub_type_map`).
+    const PAT_REF_NAMES: [&'static str; 5] = [
+        "PAT_REF_ADD",
+        "PAT_REF_DEL",
+        "PAT_REF_SET",
+        "PAT_REF_COMMIT",
+        "PAT_REF_CLEAR",
+    ];
+
     /// An empty set.
     pub fn empty() -> Self {
         EventMask(0)
     }
 
-    /// Adds a type name or a family name (`"SERVER"`); `Err` carries HAProxy's message
-    /// `'<NAME>' event type is unknown`. `SERVER_NAME` is accepted (and never published).
+    /// Adds a type name or a family name (`"SERVER"`, `"PAT_REF"`); `Err` carries HAProxy's
+    /// message `'<NAME>' event type is unknown`. `SERVER_NAME` is accepted (and never published).
     pub fn add_name(&mut self, name: &str) -> Result<(), String> {
-        if name == "SERVER" {
-            self.0 |= Self::SERVER.0;
-            return Ok(());
-        }
-        if name == "SERVER_NAME" {
-            return Ok(());
-        }
-        match EventType::ALL.iter().find(|t| t.name() == name) {
-            Some(t) => {
-                self.0 |= t.bit();
-                Ok(())
+        match name {
+            "SERVER" => self.0 |= Self::SERVER.0,
+            "PAT_REF" => self.0 |= Self::PAT_REF.0,
+            "SERVER_NAME" => {}
+            _ => {
+                if let Some(t) = EventType::ALL.iter().find(|t| t.name() == name) {
+                    self.0 |= t.bit();
+                } else if let Some(i) = Self::PAT_REF_NAMES.iter().position(|n| *n == name) {
+                    self.0 |= 1 << (16 + i);
+                } else {
+                    return Err(format!("'{name}' event type is unknown"));
+                }
             }
-            None => Err(format!("'{name}' event type is unknown")),
         }
+        Ok(())
     }
 
     /// Adds one type.

@@ -314,6 +314,25 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
             Ok(t)
         })?,
     )?;
+    // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
+    // returns nothing when there is none. harp loads no ACL or map file, so there is never
+    // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in
+    // HAProxy with a configuration without such a file.
+    // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
+    // returns nothing when there is none. harp loads no ACL or map file, so there is never
+    // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in
+    // HAProxy with a configuration without such a file.
+    let raw_patref = lua.create_function(|lua, args: MultiValue| {
+        let r = match args.front() {
+            Some(Value::String(_) | Value::Integer(_) | Value::Number(_)) => Ok(Value::Nil),
+            other => Err(mlua::Error::RuntimeError(format!(
+                "bad argument #1 to 'get_patref' (string expected, got {})",
+                other.map_or("no value", super::events::lua_type)
+            ))),
+        };
+        super::raising::outcome(lua, r)
+    })?;
+    core.set("get_patref", super::raising::wrap(lua, raw_patref)?)?;
     core.set(
         "get_var",
         lua.create_function(|_, _n: Value| Ok(Value::Nil))?,

@@ -56,7 +56,7 @@ fn unsub(s: &Rc<LuaSub>) {
 }
 
 /// Lua's own type name (`type(v)`), as `luaL_typename` prints it in argument errors.
-fn lua_type(v: &Value) -> &'static str {
+pub(crate) fn lua_type(v: &Value) -> &'static str {
     match v {
         Value::Nil => "nil",
         Value::Boolean(_) => "boolean",
@@ -348,6 +348,16 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(err(r#"{"NOPE"}"#), "'NOPE' event type is unknown");
+        // "NONE" is in HAProxy's name table but maps to no family: unknown too
+        assert_eq!(err(r#"{"NONE"}"#), "'NONE' event type is unknown");
+        // 3.2's PAT_REF family loads (and never fires: harp has no pattern references)
+        assert_eq!(types(&lua, r#"{"PAT_REF"}"#).unwrap(), EventMask::PAT_REF);
+        let m = types(&lua, r#"{"PAT_REF_ADD", "PAT_REF_COMMIT", "SERVER_UP"}"#).unwrap();
+        assert!(m.contains(EventType::ServerUp) && !m.contains(EventType::ServerDown));
+        assert_eq!(
+            err(r#"{"PAT_REF_NOPE"}"#),
+            "'PAT_REF_NOPE' event type is unknown"
+        );
         assert_eq!(err("{}"), "event_sub: no valid event types were provided");
         assert_eq!(
             err("42"),
