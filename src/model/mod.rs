@@ -6,6 +6,7 @@
 
 pub mod check;
 mod command;
+mod gate;
 pub mod lb;
 mod proxy;
 mod queue;
@@ -17,6 +18,7 @@ mod weight;
 
 pub use check::{CheckOutcome, CheckReport, CheckResult, CheckStatus, Health};
 pub use command::{AdminAction, ApplyError, Command, ForcedHealth, Outcome};
+pub use gate::Gate;
 pub use proxy::{Proxy, ProxyCounters};
 pub use queue::{QueueOf, Ticket, WaitQueue};
 pub use rate::Rate;

@@ -49,6 +49,9 @@ pub struct ProxyCounters {
     pub sess_rate: super::Rate,
     /// Connections accepted per second (`conn_rate`, `conn_rate_max`; frontend).
     pub conn_rate: super::Rate,
+    /// Where the frontend's accept loops wait while its `maxconn` is reached or it is paused;
+    /// opened when a session ends, the limit changes, or the frontend resumes or stops.
+    pub accept_gate: super::Gate,
 }
 
 impl ProxyCounters {
@@ -85,9 +88,10 @@ impl ProxyCounters {
         }
     }
 
-    /// Records a session end.
+    /// Records a session end (and lets an accept loop held by `maxconn` go on).
     pub fn session_ended(&self) {
         self.cur_sess.fetch_sub(1, Ordering::Relaxed);
+        self.accept_gate.open();
     }
 }
 
@@ -285,5 +289,6 @@ impl Proxy {
     /// connections over it stay in the kernel's backlog until sessions end.
     pub fn set_maxconn(&self, v: u32) {
         self.maxconn_override.store(u64::from(v), Ordering::Relaxed);
+        self.counters.accept_gate.open();
     }
 }

@@ -36,6 +36,18 @@ pub struct GlobalCounters {
     /// Connections accepted per second (`ConnRate`, `MaxConnRate`; also `SessRate`: in TCP a
     /// connection is a session).
     pub conn_rate: super::Rate,
+    /// Where accept loops wait while the global `maxconn` is reached; opened when a
+    /// connection ends or the limit changes.
+    pub accept_gate: super::Gate,
+}
+
+impl GlobalCounters {
+    /// Records a client connection's end (and lets an accept loop held by the global
+    /// `maxconn` go on).
+    pub fn conn_ended(&self) {
+        self.cur_conns.fetch_sub(1, Ordering::AcqRel);
+        self.accept_gate.open();
+    }
 }
 
 /// Why a `backend/server` lookup failed, with HAProxy's Runtime API wording.
@@ -202,6 +214,7 @@ impl Registry {
             _ => self.hard_maxconn,
         };
         self.maxconn.store(v, Ordering::Relaxed);
+        self.counters.accept_gate.open();
         Ok(())
     }
 
@@ -282,6 +295,7 @@ impl Registry {
             }
         }
         fe.paused.store(false, Ordering::Release);
+        fe.counters.accept_gate.open();
         self.frontend_warning(fe, &format!("Resumed {} {}.", fe.cap_name(), fe.name));
         Ok(())
     }
@@ -299,6 +313,8 @@ impl Registry {
         for l in socks.drain(..) {
             crate::sys::stop_listening_for_good(&l.sock);
         }
+        // a loop waiting on its paused frontend ends now
+        fe.counters.accept_gate.open();
         let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
         let be = if fe.is_backend() { conns } else { 0 };
         self.frontend_warning(

@@ -430,23 +430,42 @@ async fn accept_loop<R: Rt>(
             .flatten();
         let Some(cur) = fe_cur else {
             if got_global {
-                gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
+                // another worker may be held by this reservation, however brief
+                gc.conn_ended();
             }
             if !paused && !gated {
                 // counted once per episode, not once per re-check
                 gc.maxconn_reached.fetch_add(1, Ordering::Relaxed);
             }
             gated = true;
-            tokio::select! {
-                _ = R::sleep(Duration::from_millis(5)) => {}
-                _ = stop.changed() => {}
+            // wait, without polling, for what holds this loop back to change
+            let fe_held = || {
+                !fe.stopped.load(Ordering::Acquire)
+                    && (fe.paused.load(Ordering::Acquire)
+                        || match fe.maxconn() {
+                            Some(0) => true,
+                            Some(m) => fe.counters.cur_sess.load(Ordering::Relaxed) >= u64::from(m),
+                            None => false,
+                        })
+            };
+            let stopping = async {
+                let _ = stop.changed().await;
+            };
+            if paused || got_global {
+                fe.counters.accept_gate.wait_while(fe_held, stopping).await;
+            } else {
+                let global_held = || {
+                    let max = ctx.reg.maxconn();
+                    max != 0 && gc.cur_conns.load(Ordering::Relaxed) >= max
+                };
+                gc.accept_gate.wait_while(global_held, stopping).await;
             }
             continue;
         };
         gated = false;
         let release = || {
-            gc.cur_conns.fetch_sub(1, Ordering::AcqRel);
-            fe.counters.cur_sess.fetch_sub(1, Ordering::AcqRel);
+            gc.conn_ended();
+            fe.counters.session_ended();
         };
         match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {

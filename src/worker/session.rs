@@ -64,11 +64,7 @@ impl Drop for Guard {
             b.counters.session_ended();
         }
         self.fe.counters.session_ended();
-        self.ctx
-            .reg
-            .counters
-            .cur_conns
-            .fetch_sub(1, Ordering::Relaxed);
+        self.ctx.reg.counters.conn_ended();
         self.ctx.active.set(self.ctx.active.get() - 1);
     }
 }
