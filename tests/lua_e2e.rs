@@ -504,5 +504,12 @@ core.register_cli({"lua", "slow"}, "lua slow : sleeps past tune.lua.session-time
     let oper = lines.iter().position(|l| l.starts_with("  operator"));
     assert!(get < fail && fail < oper, "{help}");
     assert!(common::socat(sp, "help show greeting").contains("show greeting [name]"));
+    // a typo is answered with the script's command among the proposals, as HAProxy does
+    let typo = common::socat(sp, "show greting");
+    assert!(
+        typo.starts_with("Unknown command: 'show', but maybe one of the following")
+            && typo.contains("\n  show greeting [name]           : says hello\n"),
+        "{typo}"
+    );
     assert!(common::socat(sp, "show version").starts_with("0."));
 }

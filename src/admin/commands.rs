@@ -305,7 +305,9 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             let s = x.find(&path)?;
             x.apply(Command::ShutdownSessions { server: s })
         }
-        AdminCommand::Unknown(words) => Reply::text(help::unknown(st.level, &words)),
+        AdminCommand::Unknown(words) => {
+            Reply::text(help::unknown(st.level, &words, &x.info.usages()))
+        }
     })
 }
 

@@ -197,11 +197,11 @@ pub fn distance(a: &[u8; 1024], b: &[u8; 1024]) -> i64 {
 
 /// The closest entries to `args` among `pool`, HAProxy's algorithm: count exactly matching
 /// leading words, fuzzy-match the rest, keep the best five, drop those far behind the best.
-pub fn close_matches<'a>(args: &[String], pool: &[&'a HelpEntry]) -> Vec<&'a HelpEntry> {
+pub fn close_matches<'a>(args: &[String], pool: &'a [Listed<'_>]) -> Vec<&'a Listed<'a>> {
     const PREFIX_NB: usize = 5;
     let mut length = 0;
     for kw in pool {
-        let words = kw.keywords();
+        let words = &kw.0;
         for idx in 0..PREFIX_NB {
             match (words.get(idx), args.get(idx)) {
                 (Some(k), Some(a)) if !a.is_empty() && k == a => length = length.max(idx + 1),
@@ -209,12 +209,12 @@ pub fn close_matches<'a>(args: &[String], pool: &[&'a HelpEntry]) -> Vec<&'a Hel
             }
         }
     }
-    let mut matches: Vec<(&HelpEntry, i64)> = Vec::new();
+    let mut matches: Vec<(&Listed, i64)> = Vec::new();
     if args.first().map(|a| a.is_empty()).unwrap_or(true) {
         return Vec::new();
     }
     for kw in pool {
-        let words = kw.keywords();
+        let words = &kw.0;
         let mut idx = 0;
         while idx < length {
             match (words.get(idx), args.get(idx)) {
@@ -257,19 +257,36 @@ pub fn close_matches<'a>(args: &[String], pool: &[&'a HelpEntry]) -> Vec<&'a Hel
         }
     }
     let best = matches.first().map(|m| m.1).unwrap_or(0);
-    let kept: Vec<&HelpEntry> = matches
+    let kept: Vec<&Listed> = matches
         .into_iter()
         .take_while(|(_, d)| *d <= 5 * best / 2)
         .map(|(k, _)| k)
         .collect();
-    // HAProxy sorts the proposals like the help list (by usage text).
-    let mut out: Vec<&'a HelpEntry> = pool
-        .iter()
-        .copied()
+    // HAProxy sorts the proposals like the help list (by usage text, which the pool is in).
+    pool.iter()
         .filter(|e| kept.iter().any(|k| std::ptr::eq(*k, *e)))
+        .collect()
+}
+
+/// A command as the lists and the fuzzy matcher see it: its keywords, and its help line as
+/// printed (without the newline).
+pub type Listed<'a> = (Vec<&'a str>, String);
+
+/// The commands valid at `level`, with `extra` ones (Lua's `core.register_cli`: keywords and
+/// usage) among them, in HAProxy's order: sorted by their help line.
+fn listing<'a>(level: AccessLevel, extra: &'a [(Vec<String>, String)]) -> Vec<Listed<'a>> {
+    let mut all: Vec<Listed<'a>> = visible(level)
+        .iter()
+        .map(|e| (e.keywords(), e.line()))
+        .chain(extra.iter().map(|(path, usage)| {
+            (
+                path.iter().map(String::as_str).collect(),
+                format!("  {usage}"),
+            )
+        }))
         .collect();
-    out.sort_by(|a, b| a.usage.cmp(b.usage));
-    out
+    all.sort_by(|a, b| a.1.cmp(&b.1));
+    all
 }
 
 fn visible(level: AccessLevel) -> Vec<&'static HelpEntry> {
@@ -288,18 +305,7 @@ fn push_base(out: &mut String) {
 /// its keywords.
 pub fn help(level: AccessLevel, words: &[String], extra: &[(Vec<String>, String)]) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    // (keywords, line as printed)
-    let mut all: Vec<(Vec<&str>, String)> = visible(level)
-        .iter()
-        .map(|e| (e.keywords(), e.line()))
-        .chain(extra.iter().map(|(path, usage)| {
-            (
-                path.iter().map(String::as_str).collect(),
-                format!("  {usage}"),
-            )
-        }))
-        .collect();
-    all.sort_by(|a, b| a.1.cmp(&b.1));
+    let all = listing(level, extra);
     let starts = |k: &[&str]| !words.is_empty() && words.iter().zip(k).all(|(a, b)| a == b);
     let filtered: Vec<&String> = all
         .iter()
@@ -319,21 +325,22 @@ pub fn help(level: AccessLevel, words: &[String], extra: &[(Vec<String>, String)
     out
 }
 
-/// The reply to a command harp does not know (or that `level` may not see).
-pub fn unknown(level: AccessLevel, args: &[String]) -> String {
+/// The reply to a command harp does not know (or that `level` may not see); `extra` are the
+/// Lua commands, which HAProxy lists and proposes like its own.
+pub fn unknown(level: AccessLevel, args: &[String], extra: &[(Vec<String>, String)]) -> String {
     let first = args.first().map(|s| s.as_str()).unwrap_or("");
-    let pool = visible(level);
+    let pool = listing(level, extra);
     let mut out = format!("Unknown command: '{first}'");
     if first.is_empty() {
         out.push_str(". Please enter one of the following commands only:\n");
-        for e in &pool {
-            out.push_str(&e.line());
+        for (_, line) in &pool {
+            out.push_str(line);
             out.push('\n');
         }
     } else {
         out.push_str(", but maybe one of the following ones is a better match:\n");
-        for e in close_matches(args, &pool) {
-            out.push_str(&e.line());
+        for (_, line) in close_matches(args, &pool) {
+            out.push_str(line);
             out.push('\n');
         }
     }
@@ -422,10 +429,11 @@ mod tests {
                 }
             })
             .collect();
-        let pool: Vec<&HelpEntry> = entries.iter().collect();
+        let mut pool: Vec<Listed> = entries.iter().map(|e| (e.keywords(), e.line())).collect();
+        pool.sort_by(|a, b| a.1.cmp(&b.1));
         let got: Vec<String> = close_matches(&["frobnicate".to_string()], &pool)
             .iter()
-            .map(|e| e.keywords().join(" "))
+            .map(|e| e.0.join(" "))
             .collect();
         // HAProxy 3.2 proposes disable frontend, echo, enable frontend, operator, trace: ties
         // depend on its keyword registration order, which a sorted list cannot reproduce; check
@@ -442,7 +450,7 @@ mod tests {
 
     #[test]
     fn unknown_and_help_shapes() {
-        let u = unknown(Admin, &["frobnicate".into()]);
+        let u = unknown(Admin, &["frobnicate".into()], &[]);
         assert!(u.starts_with(
             "Unknown command: 'frobnicate', but maybe one of the following ones is a better match:\n"
         ));
@@ -452,6 +460,15 @@ mod tests {
         assert!(h.contains("show stat"));
         let h = help(Admin, &["show".into()], &[]);
         assert!(h.contains("show info") && !h.contains("set server"));
+        // Lua's commands are proposed like the built-in ones
+        let lua = [(
+            vec!["greet".to_string(), "all".to_string()],
+            "greet all : says hello".to_string(),
+        )];
+        let u = unknown(User, &["greet".into(), "al".into()], &lua);
+        assert!(u.contains("\n  greet all : says hello\n"), "{u}");
+        let u = unknown(User, &[], &lua);
+        assert!(u.contains("\n  greet all : says hello\n"), "{u}");
         assert!(add_server_help().starts_with("List of keywords supported for dynamic server:\n"));
     }
 }
