@@ -476,6 +476,18 @@ ok, err = pcall(core.event_sub, {{"NOPE"}}, function() end)
 say("e2 " .. tostring(err))
 ok, err = pcall(core.event_sub, {{}}, function() end)
 say("e3 " .. tostring(err))
+ok, err = pcall(core.register_cli, {{"a"}}, "u")
+say("cli1 " .. tostring(err))
+for i, a in ipairs({{
+  {{ "a", "u", print }},
+  {{ {{"a"}}, nil, print }},
+  {{ {{"a"}}, "u", 3 }},
+  {{ {{"a", 2}}, "u", print }},
+  {{ {{"a", "b", "c", "d", "e", "f"}}, "u", print }},
+}}) do
+  ok, err = pcall(core.register_cli, a[1], a[2], a[3])
+  say("cli" .. (i + 1) .. " " .. tostring(err))
+end
 core.register_init(function()
   local sv = core.backends["apibe"].servers["a2"]
   local ok4, err4 = pcall(sv.event_sub, sv, {{"SERVER_NOPE"}}, function() end)
@@ -550,6 +562,12 @@ end, "x", "y")
         "e1 bad argument #1 to 'event_sub' (table of strings expected, got string)\n",
         "e2 'NOPE' event type is unknown",
         "e3 event_sub: no valid event types were provided",
+        "cli1 'register_cli' needs 3 arguments\n",
+        "cli2 bad argument #1 to 'register_cli' (table expected, got string)\n",
+        "cli3 bad argument #2 to 'register_cli' (string expected, got nil)\n",
+        "cli4 bad argument #3 to 'register_cli' (function expected, got number)\n",
+        "cli5 bad argument #1 to 'register_cli' (1st argument must be a table filled with strings)\n",
+        "cli6 bad argument #1 to 'register_cli' (1st argument must be a table with a maximum of 5 entries)\n",
         "backend tcp",
         "servers 2 act 2",
         "sv a1 127.0.0.1:7 w 10 no check",

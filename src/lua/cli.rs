@@ -28,6 +28,53 @@ pub(crate) fn first_match<'a>(
     paths.position(|p| !p.is_empty() && words.len() >= p.len() && words[..p.len()] == *p)
 }
 
+/// `core.register_cli`'s arguments, checked in HAProxy's order and with its messages: three
+/// arguments; a table of at most 5 strings; a usage string (a number is taken as one, as
+/// `luaL_checkstring` does); a function.
+pub(crate) fn check_args(args: &MultiValue) -> mlua::Result<(Vec<String>, String, Function)> {
+    let bad = |n: usize, what: &str| {
+        mlua::Error::RuntimeError(format!("bad argument #{n} to 'register_cli' ({what})"))
+    };
+    let expected = |n: usize, want: &str, got: &Value| {
+        bad(
+            n,
+            &format!("{want} expected, got {}", super::events::lua_type(got)),
+        )
+    };
+    if args.len() != 3 {
+        return Err(mlua::Error::RuntimeError(
+            "'register_cli' needs 3 arguments".into(),
+        ));
+    }
+    let Value::Table(t) = &args[0] else {
+        return Err(expected(1, "table", &args[0]));
+    };
+    let usage = match &args[1] {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(expected(2, "string", other)),
+    };
+    let Value::Function(f) = &args[2] else {
+        return Err(expected(3, "function", &args[2]));
+    };
+    let mut path = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let (_, v) = pair?;
+        if path.len() >= 5 {
+            return Err(bad(
+                1,
+                "1st argument must be a table with a maximum of 5 entries",
+            ));
+        }
+        match v {
+            Value::String(s) => path.push(s.to_string_lossy()),
+            _ => return Err(bad(1, "1st argument must be a table filled with strings")),
+        }
+    }
+    Ok((path, usage, f.clone()))
+}
+
 /// `core.register_cli(path, usage, fn)`, body only as in HAProxy: the Runtime API serves
 /// `path` from now on and lists `usage` in its help.
 pub(crate) fn register(path: Vec<String>, usage: String, f: Function) -> mlua::Result<()> {

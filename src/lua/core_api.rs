@@ -168,9 +168,15 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     )?;
     core.set(
         "register_cli",
-        lua.create_function(|_, (path, usage, f): (Vec<String>, String, Function)| {
-            super::cli::register(path, usage, f)
-        })?,
+        super::raising::wrap(
+            lua,
+            lua.create_function(|lua, args: MultiValue| {
+                let r = super::cli::check_args(&args)
+                    .and_then(|(path, usage, f)| super::cli::register(path, usage, f))
+                    .map(|()| Value::Nil);
+                super::raising::outcome(lua, r)
+            })?,
+        )?,
     )?;
     core.set(
         "register_init",
