@@ -198,17 +198,7 @@ pub fn distance(a: &[u8; 1024], b: &[u8; 1024]) -> i64 {
 /// The closest entries to `args` among `pool`, HAProxy's algorithm: count exactly matching
 /// leading words, fuzzy-match the rest, keep the best five, drop those far behind the best.
 pub fn close_matches<'a>(args: &[String], pool: &'a [Listed<'_>]) -> Vec<&'a Listed<'a>> {
-    const PREFIX_NB: usize = 5;
-    let mut length = 0;
-    for kw in pool {
-        let words = &kw.0;
-        for idx in 0..PREFIX_NB {
-            match (words.get(idx), args.get(idx)) {
-                (Some(k), Some(a)) if !a.is_empty() && k == a => length = length.max(idx + 1),
-                _ => break,
-            }
-        }
-    }
+    let length = matched_length(args, pool);
     let mut matches: Vec<(&Listed, i64)> = Vec::new();
     if args.first().map(|a| a.is_empty()).unwrap_or(true) {
         return Vec::new();
@@ -267,6 +257,24 @@ pub fn close_matches<'a>(args: &[String], pool: &'a [Listed<'_>]) -> Vec<&'a Lis
         .filter(|e| kept.iter().any(|k| std::ptr::eq(*k, *e)))
         .collect()
 }
+
+/// How many leading words of `args` some command of `pool` matches exactly (HAProxy looks at
+/// five at most).
+fn matched_length(args: &[String], pool: &[Listed<'_>]) -> usize {
+    let mut length = 0;
+    for (words, _) in pool {
+        for idx in 0..PREFIX_NB {
+            match (words.get(idx), args.get(idx)) {
+                (Some(k), Some(a)) if !a.is_empty() && k == a => length = length.max(idx + 1),
+                _ => break,
+            }
+        }
+    }
+    length
+}
+
+/// Words of a command line the matcher looks at (`CLI_PREFIX_KW_NB`).
+const PREFIX_NB: usize = 5;
 
 /// A command as the lists and the fuzzy matcher see it: its keywords, and its help line as
 /// printed (without the newline).
@@ -339,9 +347,22 @@ pub fn unknown(level: AccessLevel, args: &[String], extra: &[(Vec<String>, Strin
         }
     } else {
         out.push_str(", but maybe one of the following ones is a better match:\n");
-        for (_, line) in close_matches(args, &pool) {
-            out.push_str(line);
-            out.push('\n');
+        let close = close_matches(args, &pool);
+        if !close.is_empty() {
+            for (_, line) in close {
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else {
+            // nothing close: every command that starts with the words matched exactly (`route`
+            // alone lists the `route ...` commands), as HAProxy's full dump does
+            let length = matched_length(args, &pool);
+            for (words, line) in &pool {
+                if words.len() >= length && words[..length] == args[..length] {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
         }
     }
     push_base(&mut out);
@@ -469,6 +490,15 @@ mod tests {
         assert!(u.contains("\n  greet all : says hello\n"), "{u}");
         let u = unknown(User, &[], &lua);
         assert!(u.contains("\n  greet all : says hello\n"), "{u}");
+        // words that start commands without a close match list those commands (HAProxy's
+        // full dump): `greet` alone, `enable` alone
+        let u = unknown(User, &["greet".into()], &lua);
+        assert!(u.contains("\n  greet all : says hello\n"), "{u}");
+        let u = unknown(Admin, &["enable".into()], &lua);
+        assert!(
+            u.contains("\n  enable frontend <frontend>") && !u.contains("greet"),
+            "{u}"
+        );
         assert!(add_server_help().starts_with("List of keywords supported for dynamic server:\n"));
     }
 }
