@@ -948,3 +948,59 @@ fn a_busy_script_is_held_to_its_cpu_share() {
         eng.stop();
     }
 }
+
+/// `Socket:receive` at the end of a stream, as HAProxy's cosocket answers: what was gathered as
+/// the one result (a partial line, the prefix), then `nil, "connection closed."` once nothing
+/// is left, so that a `repeat ... until d == nil` loop ends (HAProxy's reg-test lua_socket).
+#[test]
+fn socket_receive_at_end_of_stream() {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(2) {
+            let Ok(mut c) = c else { continue };
+            let _ = c.write_all(b"one\r\ntwo");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.txt");
+    let body = format!(
+        r#"
+core.register_task(function()
+  local f = io.open({out:?}, "w")
+  local function show(...)
+    local t = table.pack(...)
+    for i = 1, t.n do t[i] = tostring(t[i]) end
+    f:write(table.concat(t, "|", 1, t.n), "\n")
+  end
+  local s = core.tcp()
+  s:settimeout(2)
+  s:connect("127.0.0.1", {port})
+  show(s:receive("*l"))
+  show(s:receive("*l"))
+  show(s:receive("*l"))
+  show(s:receive("*a", "p:"))
+  show(s:receive(3))
+  local s2 = core.tcp()
+  s2:settimeout(2)
+  s2:connect("127.0.0.1", {port})
+  show(s2:receive("*a"))
+  show(s2:receive("*a"))
+  f:write("end\n")
+  f:close()
+end)
+"#,
+        out = out.display().to_string()
+    );
+    let s = script(&dir, "r.lua", &body);
+    let (_reg, eng) = start(&format!("global\n    lua-load {s}\n"));
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(wait_until(T, || read().ends_with("end\n")), "{}", read());
+    assert_eq!(
+        read(),
+        "one\ntwo\nnil|connection closed.\np:\nnil|connection closed.\n\
+         one\r\ntwo\nnil|connection closed.\nend\n"
+    );
+    eng.stop();
+}

@@ -158,6 +158,19 @@ async fn with_timeout<T>(
     }
 }
 
+/// A receive that met the end of the stream, as HAProxy's `hlua_socket_receive_yield` answers:
+/// what was gathered (the prefix included) as the one result, or `nil, "connection closed."`
+/// when that is nothing.
+fn closed(lua: &mlua::Lua, buf: &[u8]) -> mlua::Result<MultiValue> {
+    if buf.is_empty() {
+        fail(lua, "connection closed.", None)
+    } else {
+        Ok(MultiValue::from_vec(vec![Value::String(
+            lua.create_string(buf)?,
+        )]))
+    }
+}
+
 fn fail(lua: &mlua::Lua, err: &str, partial: Option<&[u8]>) -> mlua::Result<MultiValue> {
     let mut v = vec![Value::Nil, Value::String(lua.create_string(err)?)];
     if let Some(p) = partial {
@@ -228,7 +241,7 @@ impl UserData for Socket {
                     let mut s = st.lock().await;
                     let t = s.timeout;
                     let Some(stream) = s.stream.as_mut() else {
-                        return fail(&lua, "closed", Some(b""));
+                        return closed(&lua, &prefix);
                     };
                     let mut buf = prefix;
                     let base = buf.len();
@@ -242,9 +255,9 @@ impl UserData for Socket {
                     if pat.starts_with("*a") {
                         let r = with_timeout(t, stream.read_to_end(&mut buf)).await;
                         return match r {
-                            Ok(_) => Ok(MultiValue::from_vec(vec![Value::String(
-                                lua.create_string(&buf)?,
-                            )])),
+                            // the stream ended: what it carried, or nil when nothing (an
+                            // `*a` again after the end)
+                            Ok(_) | Err("closed") => closed(&lua, &buf),
                             Err(e) => fail(&lua, e, Some(&buf)),
                         };
                     }
@@ -260,7 +273,7 @@ impl UserData for Socket {
                                     lua.create_string(&buf)?,
                                 )]))
                             }
-                            Ok(_) => fail(&lua, "closed", Some(&buf)),
+                            Ok(_) | Err("closed") => closed(&lua, &buf),
                             Err(e) => fail(&lua, e, Some(&buf)),
                         };
                     }
@@ -274,9 +287,9 @@ impl UserData for Socket {
                     while got < buf.len() {
                         let end = buf.len();
                         match with_timeout(t, stream.read(&mut buf[got..end])).await {
-                            Ok(0) => {
+                            Ok(0) | Err("closed") => {
                                 buf.truncate(got);
-                                return fail(&lua, "closed", Some(&buf));
+                                return closed(&lua, &buf);
                             }
                             Ok(k) => got += k,
                             Err(e) => {
