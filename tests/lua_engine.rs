@@ -476,6 +476,10 @@ ok, err = pcall(core.event_sub, {{"NOPE"}}, function() end)
 say("e2 " .. tostring(err))
 ok, err = pcall(core.event_sub, {{}}, function() end)
 say("e3 " .. tostring(err))
+say("tok " .. table.concat(core.tokenize("a, b,,c", ", "), "/") .. " "
+  .. table.concat(core.tokenize("a, b,,c", ", ", true), "/") .. " " .. #core.tokenize("", ","))
+ok, err = pcall(core.tokenize, "a", ",", 1)
+say("tok_err " .. tostring(err))
 ok, err = pcall(core.register_cli, {{"a"}}, "u")
 say("cli1 " .. tostring(err))
 for i, a in ipairs({{
@@ -562,6 +566,8 @@ end, "x", "y")
         "e1 bad argument #1 to 'event_sub' (table of strings expected, got string)\n",
         "e2 'NOPE' event type is unknown",
         "e3 event_sub: no valid event types were provided",
+        "tok a//b//c a/b/c 1\n",
+        "tok_err bad argument #3 to 'tokenize' (boolean expected, got number)\n",
         "cli1 'register_cli' needs 3 arguments\n",
         "cli2 bad argument #1 to 'register_cli' (table expected, got string)\n",
         "cli3 bad argument #2 to 'register_cli' (string expected, got nil)\n",

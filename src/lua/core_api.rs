@@ -132,6 +132,31 @@ fn log_fn(lua: &Lua, level: Option<i64>) -> mlua::Result<Function> {
     })
 }
 
+/// `core.tokenize`'s arguments with `luaL_checkstring`'s and `hlua_checkboolean`'s messages.
+fn tokenize_args(args: &MultiValue) -> mlua::Result<(Vec<u8>, Vec<u8>, bool)> {
+    let string = |n: usize| match args.get(n - 1) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Integer(i)) => Ok(i.to_string().into_bytes()),
+        Some(Value::Number(x)) => Ok(x.to_string().into_bytes()),
+        other => Err(mlua::Error::RuntimeError(format!(
+            "bad argument #{n} to 'tokenize' (string expected, got {})",
+            other.map_or("no value", super::events::lua_type)
+        ))),
+    };
+    let (s, sep) = (string(1)?, string(2)?);
+    let noblank = match args.get(2) {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(other) => {
+            return Err(mlua::Error::RuntimeError(format!(
+                "bad argument #3 to 'tokenize' (boolean expected, got {})",
+                super::events::lua_type(other)
+            )))
+        }
+    };
+    Ok((s, sep, noblank))
+}
+
 /// Installs the global `core` table.
 pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     let core = lua.create_table()?;
@@ -320,6 +345,20 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
             Ok(t)
         })?,
     )?;
+    // `core.tokenize(str, separators[, noblank])`: HAProxy's splitter, on any byte of
+    // `separators`; empty fields are kept unless `noblank` is true.
+    let raw_tokenize = lua.create_function(|lua, args: MultiValue| {
+        let r = tokenize_args(&args).and_then(|(s, sep, noblank)| {
+            let t = lua.create_table()?;
+            let fields = s.split(|b| sep.contains(b));
+            for f in fields.filter(|f| !noblank || !f.is_empty()) {
+                t.push(lua.create_string(f)?)?;
+            }
+            Ok(Value::Table(t))
+        });
+        super::raising::outcome(lua, r)
+    })?;
+    core.set("tokenize", super::raising::wrap(lua, raw_tokenize)?)?;
     // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
     // returns nothing when there is none. harp loads no ACL or map file, so there is never
     // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in
