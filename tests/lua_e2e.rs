@@ -449,16 +449,29 @@ core.register_cli({"show", "greeting"}, "show greeting [name]           : says h
 core.register_cli({"lua", "fail"}, "lua fail : raises", function(applet)
   error("boom")
 end)
-core.register_cli({"lua", "slow"}, "lua slow : sleeps past tune.lua.session-timeout",
+core.register_cli({"lua", "slow"}, "lua slow : computes past tune.lua.session-timeout",
   function(applet)
     applet:send("partial\n")
-    core.sleep(30)
+    -- 100 ms stretches of Lua (under the burst timeout), each followed by a yield
+    while true do
+      local t = os.clock()
+      while os.clock() - t < 0.1 do end
+      core.yield()
+    end
+  end)
+core.register_cli({"lua", "naps"}, "lua naps : sleeps longer than tune.lua.session-timeout",
+  function(applet)
+    for i = 1, 3 do
+      core.msleep(400)
+      applet:send("nap " .. i .. "\n")
+    end
   end)
 "#,
     );
     let sp = free_port();
     let cfg = format!(
         "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n    lua-load {}\n\
+         \x20   tune.lua.session-timeout 1s\n    tune.lua.max-cpu 100\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout server 5s\n    timeout client 5s\n",
         script.display()
     );
@@ -484,6 +497,8 @@ core.register_cli({"lua", "slow"}, "lua slow : sleeps past tune.lua.session-time
     // bounded by tune.lua.session-timeout as in HAProxy: what it sent, then the timeout logged
     // (a plain client: socat gives up half a second after its input ends)
     assert_eq!(common::cli(sp, "lua slow"), "partial\n\n");
+    // sleeps do not count (HAProxy counts the pure Lua run time): 1.2 s of naps complete
+    assert_eq!(common::cli(sp, "lua naps"), "nap 1\nnap 2\nnap 3\n\n");
     assert!(
         wait_until(Duration::from_secs(5), || h
             .stderr()

@@ -626,16 +626,43 @@ f:write("never\n")
     eng.stop();
 }
 
+/// `tune.lua.task-timeout` bounds a task's Lua time, not its life (HAProxy's `hlua_timer`): a
+/// task that sleeps in a loop lives on past it; one that computes between yields is stopped.
 #[test]
-fn task_timeout_stops_a_sleeping_task() {
+fn task_timeout_counts_lua_time_not_sleeps() {
     let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("naps.txt");
     let s = script(
         &dir,
         "tt.lua",
-        "core.register_task(function() while true do core.msleep(10) end end)\n",
+        &format!(
+            r#"
+core.register_task(function()
+  for i = 1, 40 do core.msleep(10) end
+  local f = io.open({out:?}, "w") f:write("slept\n") f:close()
+end)
+core.register_task(function()
+  while true do
+    local t = os.clock()
+    while os.clock() - t < 0.02 do end
+    core.yield()
+  end
+end)
+"#,
+            out = out.display().to_string()
+        ),
     );
-    let cfg = format!("global\n    tune.lua.task-timeout 300ms\n    lua-load {s}\n");
+    let cfg = format!(
+        "global\n    tune.lua.task-timeout 200ms\n    tune.lua.max-cpu 100\n    lua-load {s}\n"
+    );
     let (_reg, eng) = start(&cfg);
+    // 400 ms of naps outlive the 200 ms budget; the computing task is stopped (one error)
+    assert!(
+        wait_until(T, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| t == "slept\n")),
+        "{:?}",
+        eng.info()
+    );
     assert!(wait_until(T, || lua_errors(&eng) == 1), "{:?}", eng.info());
     eng.stop();
 }

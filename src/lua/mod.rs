@@ -13,7 +13,8 @@
 //! Safety: an instruction hook yields a busy coroutine every `tune.lua.forced-yield`
 //! instructions (other callbacks keep running) and aborts it with `<file>:<line>: burst timeout`
 //! once it has run pure Lua, without a voluntary yield, longer than `tune.lua.burst-timeout`;
-//! `tune.lua.task-timeout` bounds a whole task/callback run; `tune.lua.maxmem` is the allocator
+//! `tune.lua.task-timeout` bounds the Lua time of a whole task/callback run (sleeps and waits
+//! for I/O do not count, as in HAProxy); `tune.lua.maxmem` is the allocator
 //! limit. Errors are logged (`Lua event_hdl: <msg>.`, `Lua task: <msg>.`) and never abort.
 //!
 //! Priority: the thread runs at the process's priority (prompt alerts) until a script computes

@@ -1,7 +1,8 @@
 //! Runs Lua functions as coroutines on the engine's runtime, with HAProxy's safety limits:
 //! `tune.lua.burst-timeout` (pure Lua run time between two yields, enforced by an instruction
-//! hook) and `tune.lua.task-timeout` (whole run). Errors never escape: they are returned as
-//! text for the caller to log.
+//! hook) and `tune.lua.task-timeout` / `tune.lua.session-timeout` (the run's Lua time in all,
+//! sleeps and waits for I/O not counted, as HAProxy counts them). Errors never escape: they are
+//! returned as text for the caller to log.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -14,6 +15,9 @@ use mlua::{Function, HookTriggers, MultiValue, Thread, VmState};
 
 use super::engine::{clean_error, ctx, Ctx};
 use crate::config::LuaPriority;
+
+/// What a run that used up its `task-timeout` or `session-timeout` ends with (HAProxy's text).
+const EXECUTION_TIMEOUT: &str = "execution timeout";
 
 /// Marker carried by the error `core.done()` raises to end the current run early.
 pub(crate) const DONE_MARKER: &str = "__harp_core_done__";
@@ -164,6 +168,11 @@ struct Burst<F> {
     ran: Duration,
     /// The pause in progress and its length.
     pause: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    /// `tune.lua.task-timeout` or `tune.lua.session-timeout`: the Lua time the whole run may
+    /// use (HAProxy's `hlua_timer`: the time between a resume and the next yield, summed).
+    budget: Option<Duration>,
+    /// Lua time used so far: the time spent in this future's polls.
+    used: Duration,
 }
 
 impl<F> Burst<F> {
@@ -173,6 +182,7 @@ impl<F> Burst<F> {
         burst: Option<Duration>,
         forced_yield: u32,
         published: Option<Instant>,
+        budget: Option<Duration>,
     ) -> Burst<F> {
         Burst {
             inner: Box::pin(inner),
@@ -183,6 +193,8 @@ impl<F> Burst<F> {
             published,
             ran: Duration::ZERO,
             pause: None,
+            budget,
+            used: Duration::ZERO,
         }
     }
 
@@ -222,7 +234,7 @@ impl<F> Drop for Burst<F> {
     }
 }
 
-impl<F: Future> Future for Burst<F> {
+impl<T, F: Future<Output = mlua::Result<T>>> Future for Burst<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -267,13 +279,19 @@ impl<F: Future> Future for Burst<F> {
         BURST_DEADLINE.with(|d| d.set(None));
         STRETCH_START.with(|s| s.set(None));
         EVENT_PUBLISHED.with(|p| p.set(outer));
+        let now = Instant::now();
+        self.used += now - polled;
         if FORCED.with(|f| f.replace(false)) {
-            let now = Instant::now();
             self.ran += now - polled;
             self.throttle(now);
         } else {
             self.started = None;
             self.ran = Duration::ZERO;
+        }
+        // checked where the run yields, as HAProxy checks its timer on each yield: the script
+        // cannot catch it, and a sleeping script does not use its budget
+        if r.is_pending() && self.budget.is_some_and(|b| self.used > b) {
+            return Poll::Ready(Err(mlua::Error::RuntimeError(EXECUTION_TIMEOUT.into())));
         }
         r
     }
@@ -311,26 +329,21 @@ pub(crate) async fn run_event(
         let threads = ctx.reg.global().nbthread.unwrap_or(1).max(1) as u32;
         (10000 / threads).max(500)
     });
+    let budget = match what {
+        "task" | "event" => ctx.tune.task_timeout,
+        // a Runtime API command is bounded as HAProxy bounds it (`hlua_timeout_session`)
+        "cli" => Some(ctx.tune.session_timeout),
+        _ => None,
+    };
     let fut = Burst::new(
         thread.clone().into_async::<()>(args),
         thread,
         burst,
         forced_yield.max(1),
         published,
+        budget,
     );
-    let timeout = match what {
-        "task" | "event" => ctx.tune.task_timeout,
-        // a Runtime API command is bounded as HAProxy bounds it (`hlua_timeout_session`)
-        "cli" => Some(ctx.tune.session_timeout),
-        _ => None,
-    };
-    let res = match timeout {
-        Some(t) => match tokio::time::timeout(t, fut).await {
-            Ok(r) => r.map_err(|e| (is_done(&e), clean_error(&e))),
-            Err(_) => Err((false, "execution timeout".to_string())),
-        },
-        None => fut.await.map_err(|e| (is_done(&e), clean_error(&e))),
-    };
+    let res = fut.await.map_err(|e| (is_done(&e), clean_error(&e)));
     update_memory(&ctx);
     match res {
         Ok(()) | Err((true, _)) => Ok(()),
