@@ -595,6 +595,18 @@ end, "x", "y")
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(text.contains("setw_bad "), "{text}");
+    // HAProxy's httpclient names itself
+    let reqs = w.reqs.lock().unwrap().clone();
+    let api = reqs
+        .iter()
+        .find(|r| r.path == "/api")
+        .expect("the /api request");
+    assert!(
+        api.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("user-agent") && v == "HAProxy"),
+        "{api:?}"
+    );
     eng.stop();
 }
 

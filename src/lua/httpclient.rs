@@ -35,6 +35,8 @@ impl reqwest::dns::Resolve for PreferResolver {
 fn builder(s: &HttpClientSettings) -> Result<reqwest::ClientBuilder, String> {
     let mut b = reqwest::Client::builder()
         .no_proxy()
+        // HAProxy's httpclient names itself (`HTTPCLIENT_USERAGENT`) unless the script sets one
+        .user_agent("HAProxy")
         .connect_timeout(s.timeout_connect)
         .danger_accept_invalid_certs(!s.ssl_verify);
     if let Some(f) = s.prefer {
