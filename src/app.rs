@@ -16,6 +16,8 @@ pub struct RunSettings {
     pub pidfile: Option<PathBuf>,
     /// `-q`: no stderr log lines.
     pub quiet: bool,
+    /// `-d`: debug mode (debug-level Lua messages reach stderr too).
+    pub debug: bool,
 }
 
 /// Why harp could not run.
@@ -42,6 +44,7 @@ pub enum AppError {
 pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
     crate::logging::set_quiet(settings.quiet);
+    crate::logging::set_debug_mode(settings.debug);
     let pidfile = settings
         .pidfile
         .clone()

@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let settings = harp::app::RunSettings {
         pidfile: opts.pidfile.clone(),
         quiet: opts.quiet,
+        debug: opts.debug,
     };
     harp::app::run(config, settings)?;
     Ok(())

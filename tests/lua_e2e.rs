@@ -429,6 +429,36 @@ fn lua_logs_reach_the_global_log_targets() {
     assert!(common::syslog_line(&sink, "lua info line").starts_with("<134>"));
 }
 
+/// Debug-level Lua messages reach stderr only with `-d`, as HAProxy's `hlua_sendlog` decides;
+/// the other levels always do (no `log` target here).
+#[test]
+fn lua_debug_messages_need_debug_mode() {
+    for debug in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let script = write_file(
+            dir.path(),
+            "dbg.lua",
+            "core.register_task(function()\n  core.Debug('dbg line')\n  core.Info('info line')\nend)\n",
+        );
+        let cfg = format!(
+            "global\n    lua-load {}\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout server 5s\n    timeout client 5s\n",
+            script.display()
+        );
+        let h = Harp::spawn_prepared(dir, &cfg, &[], |c| {
+            if debug {
+                c.arg("-d");
+            }
+        });
+        assert!(
+            wait_until(Duration::from_secs(5), || h.stderr().contains("] ")
+                && h.stderr().contains(" : info line")),
+            "{}",
+            h.stderr()
+        );
+        assert_eq!(h.stderr().contains(" : dbg line"), debug, "{}", h.stderr());
+    }
+}
+
 /// `core.register_cli`: a script's command answers on the Runtime API through real socat, with
 /// the path words first among its arguments (HAProxy 2.6's replies, watched side by side), is
 /// listed by `help`, runs at any level; one that raises is logged with `file:line` and answers

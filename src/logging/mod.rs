@@ -45,6 +45,23 @@ pub fn set_quiet(q: bool) {
     let _ = QUIET.set(q);
 }
 
+/// Whether `-q` silenced stderr.
+pub fn quiet() -> bool {
+    QUIET.get().copied().unwrap_or(false)
+}
+
+static DEBUG_MODE: OnceLock<bool> = OnceLock::new();
+
+/// Records `-d` (HAProxy's debug mode), which lets debug-level Lua messages reach stderr.
+pub fn set_debug_mode(d: bool) {
+    let _ = DEBUG_MODE.set(d);
+}
+
+/// Whether harp runs with `-d`.
+pub fn debug_mode() -> bool {
+    DEBUG_MODE.get().copied().unwrap_or(false)
+}
+
 /// Formats a line exactly as HAProxy prints it on stderr.
 pub fn format_line(level: Level, msg: &str) -> String {
     format!("{:<11}({}) : {}", level.label(), std::process::id(), msg)
@@ -52,7 +69,7 @@ pub fn format_line(level: Level, msg: &str) -> String {
 
 /// Emits one process log line.
 pub fn emit(level: Level, msg: &str) {
-    if !QUIET.get().copied().unwrap_or(false) {
+    if !quiet() {
         let line = format_line(level, msg);
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }

@@ -52,7 +52,10 @@ pub(crate) fn emit(mode: LuaLogStderr, have_loggers: bool, level: i64, msg: &str
         LuaLogStderr::On => true,
         LuaLogStderr::Off => false,
         LuaLogStderr::Auto => !have_loggers,
-    };
+    }
+        // HAProxy's `hlua_sendlog`: nothing on stderr under `-q`, and debug messages only with `-d`
+        && !crate::logging::quiet()
+        && (level < 7 || crate::logging::debug_mode());
     if to_stderr {
         let _ = writeln!(std::io::stderr().lock(), "{}", format_line(level, msg));
     }
