@@ -49,6 +49,16 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
         .pidfile
         .clone()
         .or_else(|| config.global.pidfile.clone());
+    if let Some(n) = config.global.ulimit_n {
+        // before anything counts its file descriptors (the fd plan, `show info` Ulimit-n)
+        if let Err(e) = crate::sys::set_nofile_limit(n) {
+            crate::logging::warning(&format!(
+                "[{}] : Cannot raise FD limit to {n}, limit is {}: {e}.",
+                std::env::args().next().unwrap_or_else(|| "harp".into()),
+                crate::sys::nofile_limit()
+            ));
+        }
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
     let bus = Arc::new(EventBus::new());
     let reg = Registry::new(config, bus);

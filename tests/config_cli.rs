@@ -450,10 +450,42 @@ fn unknown_keyword_with_suggestion() {
 #[test]
 fn mode_http_is_refused() {
     refused(
-        "defaults\n    mode http\n",
+        "backend be\n    mode http\n",
         2,
         "'mode http' is not supported yet by harp (only 'mode tcp').",
     );
+    // from defaults: refused at the proxy left in it, naming where the mode was set
+    refused(
+        "defaults\n    mode http\nbackend be\n    server s1 127.0.0.1:8001\n",
+        3,
+        "backend 'be' is in 'mode http', taken from its defaults section (set at [{file}:2]), which harp does not support yet: add 'mode tcp' to it.",
+    );
+}
+
+/// The official kubeadm HA configuration: `mode http` (and HTTP options) in `defaults`, every
+/// proxy in `mode tcp`. HAProxy 2.6 accepts it with two warnings, the same as harp's.
+#[test]
+fn mode_http_defaults_with_tcp_proxies_is_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        dir.path(),
+        "kubeadm.cfg",
+        "defaults\n    mode http\n    option httplog\n    option dontlognull\n    option http-server-close\n\
+         \x20   option forwardfor except 127.0.0.0/8\n    timeout http-request 10s\n    timeout connect 5s\n\
+         \x20   timeout client 20s\n    timeout server 20s\n    timeout http-keep-alive 10s\n\
+         frontend apiserver\n    bind 127.0.0.1:8443\n    mode tcp\n    option tcplog\n    default_backend apiserverbackend\n\
+         backend apiserverbackend\n    option httpchk GET /healthz\n    http-check expect status 200\n    mode tcp\n\
+         \x20   option ssl-hello-chk\n    balance roundrobin\n    server cp1 127.0.0.1:6443 check\n",
+    );
+    let r = check(&p);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    for want in [
+        "'option forwardfor' ignored for frontend 'apiserver' as it requires HTTP mode.",
+        "'option forwardfor' ignored for backend 'apiserverbackend' as it requires HTTP mode.",
+    ] {
+        assert!(r.stderr.contains(want), "{want}\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("httplog"), "{}", r.stderr);
 }
 
 #[test]

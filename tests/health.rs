@@ -937,6 +937,7 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             timeout_connect: None,
             timeout_check: None,
             proxy: Some(v),
+            rules: Default::default(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -963,4 +964,199 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------- tcp-check rules
+
+/// A line-oriented server on 127.0.0.1: sends `greeting` on connect, then answers each line it
+/// reads with what `answer` holds at that moment (changeable while it runs).
+struct Talker {
+    addr: SocketAddr,
+    answer: Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Close the connection after each answer.
+    hang_up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Talker {
+    fn start(greeting: &[u8], answer: &[u8]) -> Talker {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        l.set_nonblocking(true).unwrap();
+        let answer = Arc::new(std::sync::Mutex::new(answer.to_vec()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let hang_up = Arc::new(AtomicBool::new(false));
+        let (a, st, greeting, hu) = (
+            answer.clone(),
+            stop.clone(),
+            greeting.to_vec(),
+            hang_up.clone(),
+        );
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let a = a.clone();
+                let hu = hu.clone();
+                let greeting = greeting.clone();
+                std::thread::spawn(move || {
+                    let _ = c.set_nonblocking(false);
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = c.write_all(&greeting);
+                    let mut buf = [0u8; 512];
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if buf[..n].contains(&b'\n') {
+                            let reply = a.lock().unwrap().clone();
+                            if c.write_all(&reply).is_err() || hu.load(Ordering::Relaxed) {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Talker {
+            addr,
+            answer,
+            hang_up,
+            stop,
+        }
+    }
+
+    fn answer(&self, a: &[u8]) {
+        *self.answer.lock().unwrap() = a.to_vec();
+    }
+}
+
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Parses `tcp-check` lines as the configuration would (quotes and escapes resolved).
+fn rules(lines: &[&str]) -> Vec<harp::config::tcp_check::TcpCheckRule> {
+    lines
+        .iter()
+        .map(|l| {
+            let (_, line) = harp::config::lexer::lex(l).pop().unwrap();
+            harp::config::tcp_check::parse_rule(&line.unwrap().words).unwrap()
+        })
+        .collect()
+}
+
+/// `option redis-check`: PING answered `+PONG` passes with HAProxy's text; an error reply (the
+/// server then closing) fails as L7STS with the reply's first line as the info. (A server that
+/// keeps the connection open after a wrong reply makes the check wait, as HAProxy's rule has no
+/// `min-recv`: it then times out.)
+#[test]
+fn redis_check_follows_the_ping_answer() {
+    let t = Talker::start(b"", b"+PONG\r\n");
+    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
+        be.tcp_check_rules = harp::config::tcp_check::redis_check();
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("a check", has(EventType::ServerCheck));
+    let c = seen.checks()[0].clone();
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (CheckStatus::L7Ok, Some("Redis server is ok"))
+    );
+    t.hang_up.store(true, Ordering::Relaxed);
+    t.answer(b"-NOAUTH Authentication required.\r\n");
+    wait_state(&reg, "be/s1", OpState::Stopped);
+    let last = seen_last_failed(&mut seen);
+    assert_eq!(
+        (last.0, last.3.as_deref()),
+        (CheckStatus::L7Sts, Some("-NOAUTH Authentication required."))
+    );
+    checker.stop();
+}
+
+/// The last failed check seen so far.
+fn seen_last_failed(seen: &mut Seen) -> (CheckStatus, u32, Option<i32>, Option<String>) {
+    seen.until("a failed check", |evs| {
+        evs.iter().any(|e| {
+            matches!(&e.data, harp::events::EventData::Check(r) if r.result.status.outcome() == harp::model::CheckOutcome::Failed)
+        })
+    });
+    seen.checks()
+        .into_iter()
+        .rev()
+        .find(|c| c.0.outcome() == harp::model::CheckOutcome::Failed)
+        .expect("a failed check")
+}
+
+/// Custom rules (a Redis master probe): a reply without the expected content fails with HAProxy's
+/// text naming the step; a server that never answers times out at that step.
+#[test]
+fn tcp_check_rules_name_the_failing_step() {
+    let t = Talker::start(b"", b"# Replication\r\nrole:slave\r\n");
+    // the reply is complete when the server hangs up (else the check waits for more)
+    t.hang_up.store(true, Ordering::Relaxed);
+    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
+        be.tcp_check_rules = rules(&[
+            "comment replication",
+            "send info\\ replication\\r\\n",
+            "expect string role:master",
+        ]);
+        be.timeouts.check = Some(Duration::from_millis(200));
+        be.timeouts.connect = Some(Duration::from_millis(200));
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let c = seen_last_failed(&mut seen);
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (
+            CheckStatus::L7Rsp,
+            Some("TCPCHK did not match content 'role:master' at step 2")
+        )
+    );
+    t.answer(b"role:master\r\n");
+    wait_state(&reg, "be/s1", OpState::Running);
+    // an answer that never comes: the expect step times out
+    t.hang_up.store(false, Ordering::Relaxed);
+    t.answer(b"");
+    seen.clear();
+    wait_state(&reg, "be/s1", OpState::Stopped);
+    let c = seen_last_failed(&mut seen);
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (
+            CheckStatus::L7Tout,
+            Some(" at step 2 of tcp-check (expect string 'role:master')")
+        )
+    );
+    checker.stop();
+}
+
+/// `option smtpchk`: a 2xx greeting, HELO, a 2xx reply, whose text and code the check reports.
+#[test]
+fn smtp_check_reports_the_reply() {
+    let t = Talker::start(b"220 mx ESMTP\r\n", b"250 mx.example.org\r\n");
+    let (reg, sub) = registry(&[srv(t.addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
+        be.tcp_check_rules = harp::config::tcp_check::smtp_check("HELO localhost");
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("a check", has(EventType::ServerCheck));
+    let c = seen.checks()[0].clone();
+    assert_eq!(
+        (c.0, c.2, c.3.as_deref()),
+        (CheckStatus::L7Ok, Some(250), Some("mx.example.org"))
+    );
+    t.answer(b"554 5.7.1 rejected\r\n");
+    let c = seen_last_failed(&mut seen);
+    assert_eq!(
+        (c.0, c.2, c.3.as_deref()),
+        (CheckStatus::L7Sts, Some(554), Some("5.7.1 rejected"))
+    );
+    checker.stop();
 }

@@ -501,7 +501,8 @@ core.register_cli({"lua", "naps"}, "lua naps : sleeps longer than tune.lua.sessi
     let sp = free_port();
     let cfg = format!(
         "global\n    stats socket ipv4@127.0.0.1:{sp} level admin\n    lua-load {}\n\
-         \x20   tune.lua.session-timeout 1s\n    tune.lua.max-cpu 100\n\
+         \x20   tune.lua.session-timeout 300ms\n    tune.lua.max-cpu 100\n    tune.lua.nice 0\n\
+         \x20   tune.lua.burst-timeout 0\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout server 5s\n    timeout client 5s\n",
         script.display()
     );
@@ -527,7 +528,7 @@ core.register_cli({"lua", "naps"}, "lua naps : sleeps longer than tune.lua.sessi
     // bounded by tune.lua.session-timeout as in HAProxy: what it sent, then the timeout logged
     // (a plain client: socat gives up half a second after its input ends)
     assert_eq!(common::cli(sp, "lua slow"), "partial\n\n");
-    // sleeps do not count (HAProxy counts the pure Lua run time): 1.2 s of naps complete
+    // sleeps do not count (HAProxy counts the Lua thread's CPU time): 1.2 s of naps complete
     assert_eq!(common::cli(sp, "lua naps"), "nap 1\nnap 2\nnap 3\n\n");
     assert!(
         wait_until(Duration::from_secs(5), || h

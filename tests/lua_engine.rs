@@ -567,7 +567,7 @@ end, "x", "y")
         "e2 'NOPE' event type is unknown",
         "e3 event_sub: no valid event types were provided",
         "tok a//b//c a/b/c 1\n",
-        "tok_err bad argument #3 to 'tokenize' (boolean expected, got number)\n",
+        "tok_err bad argument #3 to 'tokenize' (boolean expected)\n",
         "cli1 'register_cli' needs 3 arguments\n",
         "cli2 bad argument #1 to 'register_cli' (table expected, got string)\n",
         "cli3 bad argument #2 to 'register_cli' (string expected, got nil)\n",
@@ -665,7 +665,7 @@ end)
         ),
     );
     let cfg = format!(
-        "global\n    tune.lua.task-timeout 200ms\n    tune.lua.max-cpu 100\n    lua-load {s}\n"
+        "global\n    tune.lua.task-timeout 200ms\n    tune.lua.max-cpu 100\n    tune.lua.nice 0\n    lua-load {s}\n"
     );
     let (_reg, eng) = start(&cfg);
     // 400 ms of naps outlive the 200 ms budget; the computing task is stopped (one error)

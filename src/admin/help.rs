@@ -308,29 +308,33 @@ fn push_base(out: &mut String) {
     }
 }
 
-/// `help [<words>]`: the commands valid at `level` (those starting with `words`, if any match),
+/// `help [<words>]`: the commands valid at `level` that `words` propose (see [`proposals`]),
 /// with `extra` usage lines (Lua's `core.register_cli`) sorted in among them, as HAProxy lists
 /// its keywords.
 pub fn help(level: AccessLevel, words: &[String], extra: &[(Vec<String>, String)]) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    let all = listing(level, extra);
-    let starts = |k: &[&str]| !words.is_empty() && words.iter().zip(k).all(|(a, b)| a == b);
-    let filtered: Vec<&String> = all
-        .iter()
-        .filter(|(k, _)| starts(k))
-        .map(|(_, l)| l)
-        .collect();
-    let list: Vec<&String> = if filtered.is_empty() {
-        all.iter().map(|(_, l)| l).collect()
-    } else {
-        filtered
-    };
-    for l in list {
-        out.push_str(l);
+    let pool = listing(level, extra);
+    for (_, line) in proposals(words, &pool) {
+        out.push_str(line);
         out.push('\n');
     }
     push_base(&mut out);
     out
+}
+
+/// What HAProxy's `cli_gen_usage_msg` lists for `args` (after `help`, or as an unknown
+/// command): the close matches when the words after the exactly matched ones fuzzy-match some
+/// commands, else every command that starts with the exactly matched words (all of them when
+/// none match: `show` alone lists the `show ...` commands, `help` alone everything).
+fn proposals<'a>(args: &[String], pool: &'a [Listed<'a>]) -> Vec<&'a Listed<'a>> {
+    let close = close_matches(args, pool);
+    if !close.is_empty() {
+        return close;
+    }
+    let length = matched_length(args, pool);
+    pool.iter()
+        .filter(|(words, _)| words.len() >= length && words[..length] == args[..length])
+        .collect()
 }
 
 /// The reply to a command harp does not know (or that `level` may not see); `extra` are the
@@ -341,29 +345,12 @@ pub fn unknown(level: AccessLevel, args: &[String], extra: &[(Vec<String>, Strin
     let mut out = format!("Unknown command: '{first}'");
     if first.is_empty() {
         out.push_str(". Please enter one of the following commands only:\n");
-        for (_, line) in &pool {
-            out.push_str(line);
-            out.push('\n');
-        }
     } else {
         out.push_str(", but maybe one of the following ones is a better match:\n");
-        let close = close_matches(args, &pool);
-        if !close.is_empty() {
-            for (_, line) in close {
-                out.push_str(line);
-                out.push('\n');
-            }
-        } else {
-            // nothing close: every command that starts with the words matched exactly (`route`
-            // alone lists the `route ...` commands), as HAProxy's full dump does
-            let length = matched_length(args, &pool);
-            for (words, line) in &pool {
-                if words.len() >= length && words[..length] == args[..length] {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-        }
+    }
+    for (_, line) in proposals(args, &pool) {
+        out.push_str(line);
+        out.push('\n');
     }
     push_base(&mut out);
     out
@@ -481,6 +468,12 @@ mod tests {
         assert!(h.contains("show stat"));
         let h = help(Admin, &["show".into()], &[]);
         assert!(h.contains("show info") && !h.contains("set server"));
+        // a misspelt word is fuzzy-matched after `help` too, as HAProxy's matcher does
+        let h = help(Admin, &["shwo".into(), "info".into()], &[]);
+        assert!(
+            h.contains("  show info") && !h.contains("  add server"),
+            "{h}"
+        );
         // Lua's commands are proposed like the built-in ones
         let lua = [(
             vec!["greet".to_string(), "all".to_string()],

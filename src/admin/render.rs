@@ -587,9 +587,8 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
         r.set("check_status", Val::Str(st.short().into()));
         if let Some(last) = &chk.last {
             if st.has_code() {
-                if let Some(code) = last.result.code {
-                    r.set("check_code", Val::U32(code.max(0) as u64));
-                }
+                let code = last.result.code.unwrap_or(0);
+                r.set("check_code", Val::U32(code.max(0) as u64));
             }
             r.set(
                 "check_duration",
@@ -945,7 +944,11 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("MaxSslConns".into(), u(0), "CLP"),
         ("CurrSslConns".into(), u(0), "MGP"),
         ("CumSslConns".into(), u(0), "MCP"),
-        ("Maxpipes".into(), u(0), "CLP"),
+        (
+            "Maxpipes".into(),
+            u(u64::from(reg.global().maxpipes.unwrap_or(0))),
+            "CLP",
+        ),
         ("PipesUsed".into(), u(ld(&g.pipes_used)), "MGP"),
         ("PipesFree".into(), u(ld(&g.pipes_free)), "MGP"),
         ("ConnRate".into(), u(g.conn_rate.read()), "MRP"),

@@ -8,6 +8,7 @@ pub mod lexer;
 mod parse;
 mod section;
 mod suggest;
+pub mod tcp_check;
 mod types;
 pub mod units;
 

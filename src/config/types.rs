@@ -92,6 +92,15 @@ pub struct Global {
     pub hard_stop_after: Option<Duration>,
     /// `spread-checks <0..50>`: percentage of random jitter added to check intervals.
     pub spread_checks: u32,
+    /// `max-spread-checks <time>`: the first checks after start-up are spread over at most
+    /// this (else over each server's `inter`).
+    pub max_spread_checks: Option<Duration>,
+    /// `ulimit-n <n>`: the open-file limit harp sets for itself at start-up.
+    pub ulimit_n: Option<u64>,
+    /// `maxpipes <n>`: most splice pipes in use at once; beyond, sessions copy instead.
+    pub maxpipes: Option<u32>,
+    /// `unix-bind`: defaults for the unix sockets declared after it (`stats socket`).
+    pub unix_bind: UnixBind,
     /// `node <name>`: shown in `show info`.
     pub node: Option<String>,
 }
@@ -115,6 +124,10 @@ impl Default for Global {
             pidfile: None,
             hard_stop_after: None,
             spread_checks: 0,
+            max_spread_checks: None,
+            ulimit_n: None,
+            maxpipes: None,
+            unix_bind: UnixBind::default(),
             node: None,
         }
     }
@@ -149,6 +162,20 @@ pub enum AccessLevel {
     Operator,
     /// Everything.
     Admin,
+}
+
+/// `unix-bind [prefix <p>] [mode <octal>] [user|uid <u>] [group|gid <g>]`: what unix sockets
+/// declared after it take by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixBind {
+    /// Prepended to every unix socket path.
+    pub prefix: Option<String>,
+    /// Permissions.
+    pub mode: Option<u32>,
+    /// Owner.
+    pub user: Option<String>,
+    /// Group.
+    pub group: Option<String>,
 }
 
 /// One `stats socket` line.
@@ -393,12 +420,28 @@ pub struct Capabilities {
     pub backend: bool,
 }
 
-/// `mode`. Only `tcp` is forwarded today; `http` is refused by the parser.
+/// `mode`. Only `tcp` is forwarded today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProxyMode {
     /// `mode tcp` (harp's default as it is HAProxy's for proxies without `mode http`).
     #[default]
     Tcp,
+    /// `mode http`, accepted in a `defaults` section only, as many configurations set it there
+    /// while every proxy says `mode tcp`: a proxy left in it is refused when its section ends.
+    Http,
+}
+
+/// What a `defaults` section in `mode http` hands to the proxies that take it, for the checks
+/// HAProxy makes once a proxy is complete (a proxy still in `mode http` is refused; one in
+/// `mode tcp` is warned about the HTTP-only options it inherits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpDefaults {
+    /// Where `mode http` was set.
+    pub mode_at: Option<Location>,
+    /// `option forwardfor` was set: ignored, with HAProxy's warning, by each proxy in tcp mode.
+    pub forwardfor: bool,
+    /// `option httplog` was set: a frontend in tcp mode falls back to `option tcplog`, warned.
+    pub httplog: bool,
 }
 
 /// `balance` algorithms.
@@ -529,7 +572,8 @@ pub enum CheckKind {
     /// L4: a TCP connect (the default).
     #[default]
     Tcp,
-    /// `option tcp-check` with no rules: a connect, like `Tcp` but reported as tcp-check.
+    /// `option tcp-check` (its rules in `ProxyConfig::tcp_check_rules`; without rules a connect,
+    /// like `Tcp` but reported as tcp-check), or a protocol check made of such rules.
     TcpCheck,
     /// `option httpchk [METHOD URI [VERSION]]` with `http-check expect status <code>`.
     Http(HttpCheck),
@@ -631,6 +675,9 @@ pub struct ServerParams {
     pub send_proxy: bool,
     /// `send-proxy-v2`: the binary v2 header instead (wins over `send-proxy`, as in HAProxy).
     pub send_proxy_v2: bool,
+    /// `check-send-proxy`: checks send a PROXY header even to a check `port`/`addr` (v2 when
+    /// the server sends v2, else v1).
+    pub check_send_proxy: bool,
     /// `id <n>`: forced proxy-unique id (`puid`). After parsing, every `server` line has its
     /// final puid here (forced or assigned as HAProxy does: next free from 1 in file order).
     pub id: Option<u32>,
@@ -681,6 +728,7 @@ impl Default for ServerParams {
             shutdown_backup_on_up: false,
             send_proxy: false,
             send_proxy_v2: false,
+            check_send_proxy: false,
             id: None,
             forced_id: false,
         }
@@ -745,8 +793,10 @@ pub struct ProxyConfig {
     pub id: Option<u32>,
     /// The uuid was forced with `id` (`bk_f_forced_id` in `show servers state`).
     pub forced_id: bool,
-    /// `mode` (tcp).
+    /// `mode` (tcp; http only as inherited from a `defaults` section, see [`HttpDefaults`]).
     pub mode: ProxyMode,
+    /// What a `defaults` section in `mode http` left to check (parse time only).
+    pub http_defaults: HttpDefaults,
     /// `bind` addresses.
     pub binds: Vec<BindConfig>,
     /// `backlog <n>` for listeners (default: maxconn).
@@ -781,6 +831,9 @@ pub struct ProxyConfig {
     pub servers: Vec<ServerConfig>,
     /// Health check kind.
     pub check: CheckKind,
+    /// `tcp-check` rules (or those of a protocol check such as `option redis-check`), run by
+    /// the checks when `check` is `TcpCheck`.
+    pub tcp_check_rules: Vec<crate::config::tcp_check::TcpCheckRule>,
     /// `email-alert *`.
     pub email_alert: EmailAlert,
     /// `option log-health-checks`.
@@ -824,6 +877,7 @@ impl ProxyConfig {
             id: None,
             forced_id: false,
             mode: ProxyMode::Tcp,
+            http_defaults: HttpDefaults::default(),
             binds: Vec::new(),
             backlog: None,
             default_backend: None,
@@ -840,6 +894,7 @@ impl ProxyConfig {
             default_server: ServerParams::default(),
             servers: Vec::new(),
             check: CheckKind::Tcp,
+            tcp_check_rules: Vec::new(),
             email_alert: EmailAlert::default(),
             log_health_checks: false,
             tcplog: false,

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 const FIRST_AUTO_PROXY_ID: u32 = 2;
 
 pub(super) fn run(p: &mut Parser) {
+    http_mode_left(p);
     duplicates(p);
     references(p);
     frontends_need_binds(p);
@@ -116,6 +117,47 @@ fn references(p: &mut Parser) {
                 None => ConfigError::File { message },
             });
         }
+    }
+}
+
+/// `mode http` comes only from a `defaults` section (the parser refuses it in a proxy): a proxy
+/// that did not say `mode tcp` is refused, at its own line; one that did is warned, as HAProxy
+/// warns once a proxy is complete, about the HTTP-only options it took from those defaults.
+fn http_mode_left(p: &mut Parser) {
+    let mut errors = Vec::new();
+    for px in p.cfg.proxies.iter_mut() {
+        let k = kind(px.cap.frontend, px.cap.backend);
+        let hd = std::mem::take(&mut px.http_defaults);
+        if px.mode == crate::config::ProxyMode::Http {
+            let at = hd
+                .mode_at
+                .map(|l| format!(" (set at [{l}])"))
+                .unwrap_or_default();
+            errors.push((
+                px.location.clone(),
+                format!(
+                    "{k} '{}' is in 'mode http', taken from its defaults section{at}, which harp does not support yet: add 'mode tcp' to it.",
+                    px.name
+                ),
+            ));
+            continue;
+        }
+        if hd.forwardfor {
+            p.cfg.warnings.push(format!(
+                "[WARNING] config : 'option forwardfor' ignored for {k} '{}' as it requires HTTP mode.",
+                px.name
+            ));
+        }
+        if hd.httplog && px.cap.frontend && !px.tcplog {
+            p.cfg.warnings.push(format!(
+                "[WARNING] config : 'option httplog' not usable with {k} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
+                px.name
+            ));
+            px.tcplog = true;
+        }
+    }
+    for (loc, msg) in errors {
+        err(p, &loc, msg);
     }
 }
 

@@ -5,10 +5,12 @@
 //! data-plane worker. A supervisor task re-scans the registry every 100 ms (picking up `enable
 //! health`, dynamic servers, and dropping deleted or disabled ones), sends `Command::Tick` for
 //! slowstart ramps, and keeps one task per checked server ([`scheduler`]). Each task runs one
-//! probe at a time ([`probe`]) and sleeps for `inter`, `fastinter` or `downinter` in between.
+//! probe at a time ([`probe`]; `tcp-check` rules and the protocol checks in `tcp_check`) and
+//! sleeps for `inter`, `fastinter` or `downinter` in between.
 
 mod probe;
 mod scheduler;
+mod tcp_check;
 
 pub use probe::{probe, ProbeSpec};
 pub use scheduler::next_interval;

@@ -1,5 +1,5 @@
-//! One check run against one address: TCP connect, `option tcp-check` (connect only) or
-//! `option httpchk`, with HAProxy's statuses, infos and timeouts.
+//! One check run against one address: TCP connect, `option tcp-check` (its rules in
+//! `tcp_check.rs`) or `option httpchk`, with HAProxy's statuses, infos and timeouts.
 //!
 //! Timeouts (HAProxy `check.c`): the whole check is bounded by `inter`; when both `timeout
 //! check` and `timeout connect` are set, the connect phase is bounded by `min(inter, timeout
@@ -18,7 +18,7 @@ use crate::model::{CheckResult, CheckStatus};
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Suffix HAProxy appends to connect errors of `option tcp-check` (leading space included).
-const TCPCHK_CONNECT_STEP: &str = " at initial connection step of tcp-check";
+pub(super) const TCPCHK_CONNECT_STEP: &str = " at initial connection step of tcp-check";
 
 /// Everything one probe needs, copied out of the configuration so a probe owns no lock.
 #[derive(Debug, Clone)]
@@ -37,10 +37,13 @@ pub struct ProbeSpec {
     /// check then starts with a PROXY protocol header too, as HAProxy's do (a server that
     /// expects one would refuse a check without it).
     pub proxy: Option<crate::config::ProxyProtocol>,
+    /// The backend's `tcp-check` rules (or a protocol check's), run when `kind` is
+    /// `TcpCheck`; none: a plain connect.
+    pub rules: std::sync::Arc<Vec<crate::config::tcp_check::TcpCheckRule>>,
 }
 
 impl ProbeSpec {
-    fn connect_deadline(&self, start: Instant) -> Instant {
+    pub(super) fn connect_deadline(&self, start: Instant) -> Instant {
         let whole = start + self.inter;
         match (self.timeout_check, self.timeout_connect) {
             (Some(_), Some(c)) => whole.min(start + c),
@@ -48,7 +51,7 @@ impl ProbeSpec {
         }
     }
 
-    fn read_deadline(&self, start: Instant, connected: Instant) -> Instant {
+    pub(super) fn read_deadline(&self, start: Instant, connected: Instant) -> Instant {
         match self.timeout_check {
             Some(t) => connected + t,
             None => start + self.inter,
@@ -58,6 +61,9 @@ impl ProbeSpec {
 
 /// Runs one check and describes what it saw; never panics, whatever the peer does.
 pub async fn probe(spec: &ProbeSpec) -> CheckResult {
+    if matches!(spec.kind, CheckKind::TcpCheck) && !spec.rules.is_empty() {
+        return super::tcp_check::run(spec, &spec.rules).await;
+    }
     let start = Instant::now();
     let tcpchk = matches!(spec.kind, CheckKind::TcpCheck);
     let connect = tokio::time::timeout_at(
@@ -107,7 +113,7 @@ pub async fn probe(spec: &ProbeSpec) -> CheckResult {
 
 /// Closes with a reset, as HAProxy does after a check, so thousands of checks per second leave
 /// no TIME_WAIT sockets behind.
-fn close_silently(s: TcpStream) {
+pub(super) fn close_silently(s: TcpStream) {
     let sock = socket2::SockRef::from(&s);
     let _ = sock.set_linger(Some(Duration::ZERO));
     drop(s);
@@ -222,7 +228,7 @@ pub(crate) fn parse_status_line(line: &str) -> Option<(u16, &str)> {
     Some((code, after.trim()))
 }
 
-fn result(
+pub(super) fn result(
     status: CheckStatus,
     start: Instant,
     info: Option<String>,
@@ -239,7 +245,7 @@ fn result(
 
 /// `strerror(errno)` as HAProxy prints it (`Connection refused`), without Rust's
 /// ` (os error N)` suffix.
-fn strerror(e: &std::io::Error) -> String {
+pub(super) fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),

@@ -76,7 +76,12 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
     let inter = srv.params.inter.max(Duration::from_millis(1));
     rng = splitmix(rng);
     if spread_first {
-        let first = Duration::from_nanos(rng % (inter.as_nanos() as u64).max(1));
+        // over `inter`, or at most `max-spread-checks`
+        let over = reg
+            .global()
+            .max_spread_checks
+            .map_or(inter, |m| inter.min(m));
+        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
         tokio::time::sleep(first).await;
     }
     let mut spec = ProbeSpec {
@@ -85,12 +90,20 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
         inter,
         timeout_connect: proxy.config.timeouts.connect,
         timeout_check: proxy.config.timeouts.check,
-        // HAProxy: only a check to the server's own address (`port`/`addr` need
-        // `check-send-proxy`, which harp refuses)
-        proxy: srv
-            .params
-            .proxy_protocol()
-            .filter(|_| srv.params.check_port.is_none() && srv.params.check_addr.is_none()),
+        // HAProxy: a check to the server's own address, or any with `check-send-proxy` (v2
+        // when the server sends v2)
+        proxy: if srv.params.check_send_proxy {
+            Some(
+                srv.params
+                    .proxy_protocol()
+                    .unwrap_or(crate::config::ProxyProtocol::V1),
+            )
+        } else {
+            srv.params
+                .proxy_protocol()
+                .filter(|_| srv.params.check_port.is_none() && srv.params.check_addr.is_none())
+        },
+        rules: Arc::new(proxy.config.tcp_check_rules.clone()),
     };
     loop {
         if srv.deleted() {

@@ -115,7 +115,7 @@ pub(crate) async fn serve(ctx: Rc<Ctx>, mut calls: tokio::sync::mpsc::UnboundedR
 /// Runs one command's function and replies with what it sent; an error is logged as HAProxy
 /// logs it (`Lua cli '<lua.cli.show.greeting>': <file:line: message>.`), with what was sent
 /// before it as the reply.
-async fn run(ctx: Rc<Ctx>, call: CliCall) {
+async fn run(ctx: Rc<Ctx>, mut call: CliCall) {
     let found = {
         let cli = ctx.cli.borrow();
         first_match(cli.iter().map(|(p, _)| p.as_slice()), &call.words)
@@ -142,7 +142,14 @@ async fn run(ctx: Rc<Ctx>, call: CliCall) {
             return;
         }
     }
-    if let Err(m) = super::runner::run(f, args, "cli").await {
+    // the Runtime API session gone (its client left, or its stats timeout expired), the
+    // command ends with it, as HAProxy releases the Lua context with the CLI applet: a command
+    // blocked forever in a sleep or a wait would otherwise live on with its sockets
+    let outcome = tokio::select! {
+        r = super::runner::run(f, args, "cli") => r,
+        _ = call.reply.closed() => return,
+    };
+    if let Err(m) = outcome {
         crate::logging::alert(&format!("Lua cli '<lua.cli.{name}>': {m}."));
     }
     let text = String::from_utf8_lossy(&out.borrow()).into_owned();

@@ -144,15 +144,15 @@ fn tokenize_args(args: &MultiValue) -> mlua::Result<(Vec<u8>, Vec<u8>, bool)> {
         ))),
     };
     let (s, sep) = (string(1)?, string(2)?);
-    let noblank = match args.get(2) {
-        None => false,
-        Some(Value::Boolean(b)) => *b,
-        Some(other) => {
-            return Err(mlua::Error::RuntimeError(format!(
-                "bad argument #3 to 'tokenize' (boolean expected, got {})",
-                super::events::lua_type(other)
-            )))
+    // HAProxy reads the third argument only when exactly three are given
+    let noblank = match (args.len(), args.get(2)) {
+        (3, Some(Value::Boolean(b))) => *b,
+        (3, _) => {
+            return Err(mlua::Error::RuntimeError(
+                "bad argument #3 to 'tokenize' (boolean expected)".into(),
+            ))
         }
+        _ => false,
     };
     Ok((s, sep, noblank))
 }
@@ -359,10 +359,6 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
         super::raising::outcome(lua, r)
     })?;
     core.set("tokenize", super::raising::wrap(lua, raw_tokenize)?)?;
-    // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
-    // returns nothing when there is none. harp loads no ACL or map file, so there is never
-    // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in
-    // HAProxy with a configuration without such a file.
     // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
     // returns nothing when there is none. harp loads no ACL or map file, so there is never
     // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in

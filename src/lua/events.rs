@@ -273,9 +273,8 @@ fn check_table(lua: &Lua, r: &CheckReport) -> mlua::Result<Table> {
     reason.set("short", r.result.status.short())?;
     reason.set("desc", r.result.status.desc())?;
     if r.result.status.has_code() {
-        if let Some(code) = r.result.code {
-            reason.set("code", code)?;
-        }
+        // HAProxy's `check->code`: 0 when the check set none (a tcp-check)
+        reason.set("code", r.result.code.unwrap_or(0))?;
     }
     t.set("reason", reason)?;
     let h = lua.create_table()?;

@@ -169,9 +169,10 @@ struct Burst<F> {
     /// The pause in progress and its length.
     pause: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
     /// `tune.lua.task-timeout` or `tune.lua.session-timeout`: the Lua time the whole run may
-    /// use (HAProxy's `hlua_timer`: the time between a resume and the next yield, summed).
+    /// use (HAProxy's `hlua_timer`: the thread's CPU time between a resume and the next yield,
+    /// summed).
     budget: Option<Duration>,
-    /// Lua time used so far: the time spent in this future's polls.
+    /// Lua time used so far: the thread's CPU time spent in this future's polls.
     used: Duration,
 }
 
@@ -242,6 +243,7 @@ impl<T, F: Future<Output = mlua::Result<T>>> Future for Burst<F> {
             return Poll::Pending;
         }
         let polled = Instant::now();
+        let cpu_before = self.budget.map(|_| crate::sys::thread_cpu_time());
         let started = *self.started.get_or_insert(polled);
         STRETCH_START.with(|s| s.set(Some(started)));
         let deadline = self.burst.map(|b| started + b);
@@ -280,7 +282,9 @@ impl<T, F: Future<Output = mlua::Result<T>>> Future for Burst<F> {
         STRETCH_START.with(|s| s.set(None));
         EVENT_PUBLISHED.with(|p| p.set(outer));
         let now = Instant::now();
-        self.used += now - polled;
+        if let Some(before) = cpu_before {
+            self.used += crate::sys::thread_cpu_time().saturating_sub(before);
+        }
         if FORCED.with(|f| f.replace(false)) {
             self.ran += now - polled;
             self.throttle(now);

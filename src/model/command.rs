@@ -717,8 +717,10 @@ impl Registry {
 
 fn check_reason(r: &CheckReport) -> String {
     let mut m = format!(", reason: {}", r.result.status.desc());
-    if let Some(code) = r.result.code {
-        m.push_str(&format!(", code: {code}"));
+    // HAProxy prints a code for every status past layer 5-7 data analysis (0 when the check
+    // set none, as a tcp-check does)
+    if r.result.status.has_code() {
+        m.push_str(&format!(", code: {}", r.result.code.unwrap_or(0)));
     }
     if let Some(info) = &r.result.info {
         m.push_str(&format!(", info: \"{info}\""));

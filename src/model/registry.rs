@@ -313,8 +313,9 @@ impl Registry {
         for l in socks.drain(..) {
             crate::sys::stop_listening_for_good(&l.sock);
         }
-        // a loop waiting on its paused frontend ends now
+        // a loop waiting on its paused or full frontend, or on the global maxconn, ends now
         fe.counters.accept_gate.open();
+        self.counters.accept_gate.open();
         let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
         let be = if fe.is_backend() { conns } else { 0 };
         self.frontend_warning(

@@ -128,6 +128,36 @@ pub fn nofile_limit() -> u64 {
         .unwrap_or(1024)
 }
 
+/// Sets the open-file limit (`ulimit-n`): the soft limit, and the hard one too when it is lower
+/// (which needs privileges, as in HAProxy).
+pub fn set_nofile_limit(n: u64) -> io::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    let hard = match cur.maximum {
+        Some(h) if h >= n => Some(h),
+        _ => Some(n),
+    };
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(n),
+            maximum: hard,
+        },
+    )
+    .map_err(io::Error::from)
+}
+
+/// CPU time the calling thread has used: Lua's `task-timeout` and `session-timeout` count it,
+/// as HAProxy's Lua timer does, so that a Lua thread waiting for a CPU (it runs at
+/// `tune.lua.nice` when it computes) is not charged for time it did not get.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// Accepts one connection already non-blocking and close-on-exec (one syscall: accept4).
 pub fn accept_nonblocking(
     l: &std::net::TcpListener,

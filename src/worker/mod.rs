@@ -296,11 +296,12 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
     } = w;
     let hard_after = reg.global().hard_stop_after;
     let pipesize = reg.global().pipesize;
+    let maxpipes = reg.global().maxpipes;
     R::block_on(async move {
         let _ = up.send(());
         let ctx = Rc::new(Ctx {
             reg,
-            bufs: forward::Buffers::new(pipesize),
+            bufs: forward::Buffers::new(pipesize, maxpipes),
             lb: RefCell::new(balance::Balancers::default()),
             logs: RefCell::new(crate::logging::targets::LogSockets::default()),
             stop,
@@ -454,9 +455,12 @@ async fn accept_loop<R: Rt>(
             if paused || got_global {
                 fe.counters.accept_gate.wait_while(fe_held, stopping).await;
             } else {
+                // a frontend stopped meanwhile ends the loop (its stop opens this gate too)
                 let global_held = || {
                     let max = ctx.reg.maxconn();
-                    max != 0 && gc.cur_conns.load(Ordering::Relaxed) >= max
+                    !fe.stopped.load(Ordering::Acquire)
+                        && max != 0
+                        && gc.cur_conns.load(Ordering::Relaxed) >= max
                 };
                 gc.accept_gate.wait_while(global_held, stopping).await;
             }

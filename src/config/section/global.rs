@@ -56,10 +56,16 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "crt-base",
     "tune.bufsize",
     "tune.maxrewrite",
+    "max-spread-checks",
+    "ulimit-n",
+    "maxpipes",
+    "unix-bind",
+    "ssl-server-verify",
 ];
 
 /// HAProxy keywords that have no effect in harp: accepted with a warning.
 const IGNORED: &[&str] = &[
+    "ssl-server-verify",
     "user",
     "group",
     "uid",
@@ -263,6 +269,51 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             g.spread_checks = parse_u32(arg(words, 1, "a percentage")?, kw, 0, 50)?;
             no_more(words, 2)
         }
+        "max-spread-checks" => {
+            g.max_spread_checks = Some(parse_time(arg(words, 1, "a time")?, kw)?);
+            no_more(words, 2)
+        }
+        "ulimit-n" => {
+            let n = parse_u32(arg(words, 1, "an integer")?, kw, 1, i32::MAX as u32)?;
+            g.ulimit_n = Some(u64::from(n));
+            no_more(words, 2)
+        }
+        "unix-bind" => {
+            let mut ub = crate::config::UnixBind::default();
+            let mut i = 1;
+            while i < words.len() {
+                let opt = words[i].as_str();
+                let v = words
+                    .get(i + 1)
+                    .map(String::as_str)
+                    .ok_or_else(|| format!("'{kw}' : '{opt}' expects an argument."))?;
+                match opt {
+                    "prefix" => ub.prefix = Some(v.to_string()),
+                    "mode" => {
+                        ub.mode = Some(u32::from_str_radix(v, 8).map_err(|_| {
+                            format!("'{kw}' : 'mode' expects an octal value, got '{v}'.")
+                        })?)
+                    }
+                    "user" | "uid" => ub.user = Some(v.to_string()),
+                    "group" | "gid" => ub.group = Some(v.to_string()),
+                    _ => return Err(format!(
+                        "'{kw}' only supports 'prefix', 'mode', 'uid', 'gid', 'user' and 'group'."
+                    )),
+                }
+                i += 2;
+            }
+            g.unix_bind = ub;
+            Ok(())
+        }
+        "maxpipes" => {
+            g.maxpipes = Some(parse_u32(
+                arg(words, 1, "an integer")?,
+                kw,
+                0,
+                i32::MAX as u32,
+            )?);
+            no_more(words, 2)
+        }
         "node" => {
             g.node = Some(arg(words, 1, "a name")?.to_string());
             no_more(words, 2)
@@ -283,13 +334,19 @@ fn unknown(kw: &str) -> String {
 fn stats(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
     match arg(words, 1, "'socket', 'timeout' or 'maxconn'")? {
         "socket" => {
-            let addr = parse_address(arg(words, 2, "an address or a path")?, "stats socket")?;
+            let mut addr = parse_address(arg(words, 2, "an address or a path")?, "stats socket")?;
+            // `unix-bind` written before: its prefix and its defaults for unix sockets
+            let ub = g.unix_bind.clone();
+            let unix = matches!(addr, crate::config::Address::Unix(_));
+            if let (crate::config::Address::Unix(p), Some(prefix)) = (&mut addr, &ub.prefix) {
+                *p = std::path::PathBuf::from(format!("{prefix}{}", p.display()));
+            }
             let mut s = StatsSocket {
                 addr,
                 level: AccessLevel::Operator,
-                mode: None,
-                user: None,
-                group: None,
+                mode: ub.mode.filter(|_| unix),
+                user: ub.user.filter(|_| unix),
+                group: ub.group.filter(|_| unix),
                 location: ctx.loc.clone(),
             };
             let mut i = 3;
@@ -373,6 +430,31 @@ mod tests {
             let e = cpu(bad).unwrap_err();
             assert!(e.contains("tune.lua.max-cpu"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn global_limits_and_unix_bind() {
+        let cfg = crate::config::test_support::ok(
+            "global\n ulimit-n 4096\n maxpipes 1024\n max-spread-checks 2s\n ssl-server-verify required\n\
+             \x20unix-bind prefix /run/ mode 600 user haproxy\n stats socket unix@haproxy.sock level admin\n\
+             \x20stats socket 127.0.0.1:9999\n",
+        );
+        let g = &cfg.global;
+        assert_eq!(
+            (g.ulimit_n, g.maxpipes, g.max_spread_checks),
+            (Some(4096), Some(1024), Some(Duration::from_secs(2)))
+        );
+        let unix = &g.stats_sockets[0];
+        assert_eq!(unix.addr.to_string(), "unix@/run/haproxy.sock");
+        assert_eq!(
+            (unix.mode, unix.user.as_deref()),
+            (Some(0o600), Some("haproxy"))
+        );
+        // a TCP socket takes none of it
+        assert_eq!(
+            (g.stats_sockets[1].mode, g.stats_sockets[1].user.as_deref()),
+            (None, None)
+        );
     }
 
     #[test]

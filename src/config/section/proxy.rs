@@ -7,7 +7,8 @@ use super::{arg, log, no_more, server, Ctx};
 use crate::config::suggest::{did_you_mean, unknown_keyword};
 use crate::config::units::{parse_socket_addr, parse_time, parse_u32};
 use crate::config::{
-    BalanceAlgo, BindConfig, CheckKind, HashType, HttpCheck, Location, ProxyConfig, SpliceMode,
+    BalanceAlgo, BindConfig, CheckKind, HashType, HttpCheck, Location, ProxyConfig, ProxyMode,
+    SpliceMode,
 };
 
 /// Facts about a proxy that the typed config does not keep but validation needs.
@@ -21,6 +22,8 @@ pub(crate) struct ProxyMeta {
     pub id_at: Option<Location>,
     /// A `bind` line was written (even a wrong one: no "no bind" error on top of its error).
     pub bind_seen: bool,
+    /// This section wrote `tcp-check` rules: the ones it took from its defaults are gone.
+    pub tcp_rules_own: bool,
 }
 
 /// Keywords harp understands in proxy sections (for did-you-mean and the README).
@@ -39,6 +42,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "default-server",
     "server",
     "http-check",
+    "tcp-check",
     "email-alert",
     "backlog",
     "id",
@@ -100,12 +104,39 @@ const HTTP_ONLY: &[&str] = &[
     "errorfiles",
 ];
 
+/// HAProxy options that only act in `mode http`: ignored with HAProxy's warning in tcp mode.
+const HTTP_OPTIONS: &[&str] = &[
+    "forwardfor",
+    "originalto",
+    "http-buffer-request",
+    "http-ignore-probes",
+    "prefer-last-server",
+    "http-use-proxy-header",
+    "http-pretend-keepalive",
+    "http-no-delay",
+    "http-restrict-req-hdr-names",
+    "accept-invalid-http-request",
+    "accept-invalid-http-response",
+    "checkcache",
+    "httpslog",
+    "h1-case-adjust-bogus-client",
+    "h1-case-adjust-bogus-server",
+    "disable-h2-upgrade",
+    "idle-close-on-response",
+];
+
 /// Options harp understands (`option <name>`).
 const OPTIONS: &[&str] = &[
     "redispatch",
     "allbackups",
     "httpchk",
     "tcp-check",
+    "redis-check",
+    "smtpchk",
+    "pgsql-check",
+    "mysql-check",
+    "ldap-check",
+    "ssl-hello-chk",
     "log-health-checks",
     "tcplog",
     "splice-auto",
@@ -175,6 +206,13 @@ pub(crate) fn parse(
     if UNSUPPORTED.contains(&kw) {
         return Err(format!("'{kw}' is not supported by harp (its proxies only forward TCP to their default_backend)."));
     }
+    // in `mode http` (a defaults section, or a proxy that has not said `mode tcp` yet) the
+    // HTTP-only keywords are what that mode expects: HAProxy judges them once the proxy is
+    // complete (config::validate), not here
+    let http_now = p.mode == ProxyMode::Http;
+    if HTTP_ONLY.contains(&kw) && http_now {
+        return Ok(());
+    }
     if HTTP_ONLY.contains(&kw) {
         ctx.warn(format!(
             "'{kw}' ignored for {} '{}' as it requires HTTP mode.",
@@ -185,7 +223,17 @@ pub(crate) fn parse(
     }
     match kw {
         "mode" => match arg(words, 1, "one of 'tcp', 'http'")? {
-            "tcp" => no_more(words, 2),
+            "tcp" => {
+                no_more(words, 2)?;
+                p.mode = ProxyMode::Tcp;
+                Ok(())
+            }
+            "http" if is_defaults => {
+                no_more(words, 2)?;
+                p.mode = ProxyMode::Http;
+                p.http_defaults.mode_at = Some(ctx.loc.clone());
+                Ok(())
+            }
             "http" => Err("'mode http' is not supported yet by harp (only 'mode tcp').".into()),
             o => Err(format!(
                 "'mode' : unknown or unsupported mode '{o}' (harp supports only 'mode tcp')."
@@ -354,6 +402,21 @@ pub(crate) fn parse(
                 return Ok(());
             }
             http_check(p, words, ctx)
+        }
+        "tcp-check" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            let rule = crate::config::tcp_check::parse_rule(&words[1..])?;
+            if let Some(m) = meta {
+                // a proxy's own rules replace those of its defaults, as in HAProxy
+                if !m.tcp_rules_own {
+                    m.tcp_rules_own = true;
+                    p.tcp_check_rules.clear();
+                }
+            }
+            p.tcp_check_rules.push(rule);
+            Ok(())
         }
         "email-alert" => {
             if lacks(p, false, kw, ctx) {
@@ -682,6 +745,40 @@ fn option(
             }
             simple(words)
         }
+        "redis-check" | "ldap-check" | "ssl-hello-chk" | "smtpchk" | "pgsql-check"
+        | "mysql-check" => {
+            use crate::config::tcp_check as tc;
+            if negate {
+                if p.check == CheckKind::TcpCheck {
+                    p.check = CheckKind::Tcp;
+                }
+                return simple(words);
+            }
+            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            let rules = match (name, args.as_slice()) {
+                ("redis-check", []) => tc::redis_check(),
+                ("ldap-check", []) => tc::ldap_check(),
+                ("ssl-hello-chk", []) => tc::ssl_hello_check(),
+                ("mysql-check", []) => tc::mysql_check(),
+                ("mysql-check", ["user", ..]) => {
+                    return Err("'option mysql-check user' is not supported by harp (its login step); 'option mysql-check' alone checks the server's greeting.".into())
+                }
+                ("smtpchk", []) => tc::smtp_check("HELO localhost"),
+                ("smtpchk", [hello, domain]) if hello.eq_ignore_ascii_case("helo") || hello.eq_ignore_ascii_case("ehlo") => {
+                    tc::smtp_check(&format!("{hello} {domain}"))
+                }
+                // HAProxy: anything else falls back to the default greeting
+                ("smtpchk", _) => tc::smtp_check("HELO localhost"),
+                ("pgsql-check", ["user", u]) => tc::pgsql_check(u),
+                ("pgsql-check", _) => {
+                    return Err("'option pgsql-check' expects 'user <username>' as argument.".into())
+                }
+                _ => return Err(format!("'{full}' takes no argument.")),
+            };
+            p.check = CheckKind::TcpCheck;
+            p.tcp_check_rules = rules;
+            Ok(())
+        }
         "httpchk" => {
             if negate {
                 if matches!(p.check, CheckKind::Http(_)) {
@@ -744,6 +841,15 @@ fn option(
             ctx.warn(format!("'{full}' has no effect in harp; ignored."));
             Ok(())
         }
+        "httplog" if p.mode == ProxyMode::Http => {
+            // judged once the proxy is complete (config::validate)
+            p.http_defaults.httplog = flag;
+            Ok(())
+        }
+        "forwardfor" if p.mode == ProxyMode::Http => {
+            p.http_defaults.forwardfor = flag;
+            Ok(())
+        }
         "httplog" => {
             if flag {
                 ctx.warn(format!(
@@ -755,13 +861,30 @@ fn option(
             }
             Ok(())
         }
-        "forwardfor" | "http-server-close" | "httpclose" | "http-keep-alive" => {
+        // HTTP connection modes: nothing to do in tcp mode, and HAProxy says nothing either
+        "http-server-close" | "httpclose" | "http-keep-alive" => Ok(()),
+        o if HTTP_OPTIONS.contains(&o) => {
+            if p.mode != ProxyMode::Http {
+                ctx.warn(format!(
+                    "'{full}' ignored for {} '{}' as it requires HTTP mode.",
+                    kind(p),
+                    p.name
+                ));
+            }
+            Ok(())
+        }
+        "contstats" | "socket-stats" | "independent-streams" => {
+            ctx.warn(format!("'{full}' has no effect in harp; ignored."));
+            Ok(())
+        }
+        "dontlog-normal" => {
             ctx.warn(format!(
-                "'{full}' ignored for {} '{}' as it requires HTTP mode.",
-                kind(p),
-                p.name
+                "'{full}' is not supported by harp; every session is logged."
             ));
             Ok(())
+        }
+        "transparent" | "spop-check" | "external-check" | "persist" => {
+            Err(format!("'{full}' is not supported by harp."))
         }
         o => Err(match did_you_mean(o, OPTIONS) {
             Some(s) => format!("unknown option '{o}'; did you mean '{s}'?"),
@@ -1053,6 +1176,51 @@ mod tests {
             2
         );
         assert!(err("backend b\n option redispach\n").contains("did you mean 'redispatch'?"));
+    }
+
+    #[test]
+    fn tcp_check_rules_and_protocol_checks() {
+        use crate::config::tcp_check::TcpCheckRule;
+        // a proxy's own rules replace those of its defaults; the protocol options bring theirs
+        let cfg = ok(
+            "defaults\n option tcp-check\n tcp-check send PING\\r\\n\n tcp-check expect string +PONG\n\
+             backend inherits\n server s 127.0.0.1:1 check\n\
+             backend own\n tcp-check connect port 6379\n server s 127.0.0.1:1 check\n\
+             backend redis\n option redis-check\n\
+             backend smtp\n option smtpchk EHLO mx.example\n",
+        );
+        let [inherits, own, redis, smtp] = &cfg.proxies[..] else {
+            panic!("{:?}", cfg.proxies.len())
+        };
+        assert_eq!(inherits.tcp_check_rules.len(), 2);
+        assert_eq!(
+            inherits.tcp_check_rules[0],
+            TcpCheckRule::Send {
+                data: b"PING\r\n".to_vec(),
+                comment: None
+            }
+        );
+        assert_eq!(own.tcp_check_rules.len(), 1);
+        assert_eq!(redis.check, CheckKind::TcpCheck);
+        assert_eq!(
+            redis.tcp_check_rules,
+            crate::config::tcp_check::redis_check()
+        );
+        assert_eq!(
+            smtp.tcp_check_rules,
+            crate::config::tcp_check::smtp_check("EHLO mx.example")
+        );
+        assert!(err("backend b\n option pgsql-check\n").contains("expects 'user <username>'"));
+        assert!(err("backend b\n option mysql-check user x\n").contains("not supported by harp"));
+        assert!(err("backend b\n tcp-check connect ssl\n").contains("not supported by harp"));
+        assert!(err("backend b\n option transparent\n").contains("not supported by harp"));
+        // HTTP connection modes pass silently, as in HAProxy
+        let cfg = ok("backend b\n option http-server-close\n option http-keep-alive\n");
+        assert!(
+            !cfg.warnings.iter().any(|w| w.contains("option")),
+            "{:?}",
+            cfg.warnings
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "no-send-proxy",
     "send-proxy-v2",
     "no-send-proxy-v2",
+    "check-send-proxy",
+    "no-check-send-proxy",
     "id",
     "resolvers",
     "init-addr",
@@ -46,7 +48,6 @@ const UNSUPPORTED: &[&str] = &[
     "crt",
     "alpn",
     "check-ssl",
-    "check-send-proxy",
     "agent-check",
     "agent-port",
     "agent-inter",
@@ -137,6 +138,10 @@ pub(crate) fn apply_keywords(
             }
             "send-proxy-v2" | "no-send-proxy-v2" => {
                 p.send_proxy_v2 = kw == "send-proxy-v2";
+                used = 1;
+            }
+            "check-send-proxy" | "no-check-send-proxy" => {
+                p.check_send_proxy = kw == "check-send-proxy";
                 used = 1;
             }
             "disabled" => {
@@ -271,9 +276,7 @@ mod tests {
             Some(ProxyProtocol::V1)
         );
         assert_eq!(v("127.0.0.1:80 send-proxy no-send-proxy"), None);
-        assert!(srv("127.0.0.1:80 check-send-proxy")
-            .unwrap_err()
-            .contains("not supported"));
+        assert!(srv("127.0.0.1:80 check-send-proxy").is_ok_and(|s| s.params.check_send_proxy));
     }
 
     #[test]

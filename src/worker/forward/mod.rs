@@ -192,10 +192,11 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    /// Pipes of `pipesize` bytes (`tune.pipesize`), none made yet.
-    pub(crate) fn new(pipesize: Option<u32>) -> Buffers {
+    /// Pipes of `pipesize` bytes (`tune.pipesize`), at most `maxpipes` in use process-wide,
+    /// none made yet.
+    pub(crate) fn new(pipesize: Option<u32>, maxpipes: Option<u32>) -> Buffers {
         Buffers {
-            pipes: PipePool::new(pipesize),
+            pipes: PipePool::new(pipesize, maxpipes),
             copy: CopyBuf::default(),
         }
     }

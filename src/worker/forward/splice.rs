@@ -22,18 +22,29 @@ pub(crate) struct PipePool {
     free: RefCell<Vec<Pipe>>,
     /// Capacity asked for each new pipe (each pipe knows what it got).
     size: usize,
+    /// `maxpipes`: pipes in use process-wide beyond which a direction copies instead.
+    max: Option<u64>,
 }
 
 impl PipePool {
-    /// A pool of pipes of `size` bytes (`tune.pipesize`, else [`PIPE_SIZE`]).
-    pub(crate) fn new(size: Option<u32>) -> PipePool {
+    /// A pool of pipes of `size` bytes (`tune.pipesize`, else [`PIPE_SIZE`]); `max`: global
+    /// `maxpipes`.
+    pub(crate) fn new(size: Option<u32>, max: Option<u32>) -> PipePool {
         PipePool {
             free: RefCell::new(Vec::new()),
             size: size.map_or(PIPE_SIZE, |n| n as usize),
+            max: max.map(u64::from),
         }
     }
 
     fn take(&self, gc: &GlobalCounters) -> io::Result<Pipe> {
+        if self
+            .max
+            .is_some_and(|m| gc.pipes_used.load(Ordering::Relaxed) >= m)
+        {
+            // HAProxy's `maxpipes`: past it, sessions forward by copying
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
         let p = match self.free.borrow_mut().pop() {
             Some(p) => {
                 gc.pipes_free.fetch_sub(1, Ordering::Relaxed);
