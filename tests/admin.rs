@@ -951,3 +951,65 @@ fn e2e_levels_semicolons_prompt_unix() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 (initial 1)\n\n");
 }
+
+/// One HTTP/1.0 request to 127.0.0.1:`port`, the whole answer back.
+fn http_get(port: u16, path: &str, auth: Option<&str>) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: Basic {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// HAProxy's `listen stats` section (`mode http`, `stats enable`, `uri`, `auth`, `refresh`):
+/// harp serves it, basic authentication first, CSV under `;csv` as exporters scrape it, HTML
+/// otherwise, HAProxy's 503 outside the URI; the TCP proxies beside it forward as usual.
+#[test]
+fn stats_page_of_a_listen_stats_section() {
+    let port = common::free_port();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen stats\n    bind 127.0.0.1:{port}\n    stats enable\n    stats uri /monitor\n\
+         \x20   stats refresh 10s\n    stats auth admin:secret\n    stats admin if TRUE\n\
+         backend be\n    mode tcp\n    server s1 127.0.0.1:1\n"
+    );
+    let mut h = common::Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    let denied = http_get(port, "/monitor", None);
+    assert!(
+        denied.starts_with("HTTP/1.1 401 Unauthorized\r\n")
+            && denied.contains("www-authenticate: Basic realm=\"HAProxy Statistics\"\r\n"),
+        "{denied}"
+    );
+    // admin:secret
+    let csv = http_get(port, "/monitor;csv", Some("YWRtaW46c2VjcmV0"));
+    assert!(csv.starts_with("HTTP/1.1 200 OK\r\n"), "{csv}");
+    let body = csv.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(body.starts_with("# pxname,svname,qcur,"), "{body}");
+    assert!(body.contains("\nbe,s1,"), "{body}");
+    let html = http_get(port, "/monitor", Some("YWRtaW46c2VjcmV0"));
+    assert!(
+        html.contains("content-type: text/html") && html.contains("<td>s1</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("http-equiv=\"refresh\" content=\"10\""),
+        "{html}"
+    );
+    let elsewhere = http_get(port, "/", Some("YWRtaW46c2VjcmV0"));
+    assert!(
+        elsewhere.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{elsewhere}"
+    );
+    assert!(
+        h.stderr().contains("'stats admin' has no effect in harp"),
+        "{}",
+        h.stderr()
+    );
+}

@@ -452,7 +452,7 @@ fn mode_http_is_refused() {
     refused(
         "backend be\n    mode http\n",
         2,
-        "'mode http' is not supported yet by harp (only 'mode tcp').",
+        "'mode http' is not supported yet by harp (only 'mode tcp', and a statistics page without servers).",
     );
     // from defaults: refused at the proxy left in it, naming where the mode was set
     refused(

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod parse;
 pub mod render;
 pub mod session;
+pub mod stats_page;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -88,19 +89,31 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-/// Opens every `stats socket` of the configuration and serves the Runtime API on its own thread.
+/// Opens every `stats socket` of the configuration and the statistics pages of `mode http`
+/// proxies (`stats enable`), and serves them on its own thread.
 pub fn start(reg: Arc<Registry>, info: InfoHook) -> Result<Admin, AdminError> {
     let sockets = reg.global().stats_sockets.clone();
     let timeout = reg.global().stats_timeout;
-    start_with(reg, info, &sockets, timeout)
+    let pages = stats_page::bind_pages(&reg)?;
+    start_inner(reg, info, &sockets, timeout, pages)
 }
 
-/// [`start`] with explicit sockets and timeout (tests and embedders).
+/// [`start`] with explicit sockets and timeout, without statistics pages (tests and embedders).
 pub fn start_with(
     reg: Arc<Registry>,
     info: InfoHook,
     sockets: &[StatsSocket],
     timeout: Duration,
+) -> Result<Admin, AdminError> {
+    start_inner(reg, info, sockets, timeout, Vec::new())
+}
+
+fn start_inner(
+    reg: Arc<Registry>,
+    info: InfoHook,
+    sockets: &[StatsSocket],
+    timeout: Duration,
+    pages: Vec<stats_page::PageListener>,
 ) -> Result<Admin, AdminError> {
     let bound = listener::bind_all(sockets)?;
     let listening = bound
@@ -119,8 +132,10 @@ pub fn start_with(
         },
         max_line: session::MAX_LINE,
     };
+    let page_reg = reg.clone();
+    let page_stop = rx.clone();
     let exec = Arc::new(commands::Executor::new(reg, info));
-    let thread = if bound.is_empty() {
+    let thread = if bound.is_empty() && pages.is_empty() {
         None
     } else {
         let h = std::thread::Builder::new()
@@ -136,7 +151,12 @@ pub fn start_with(
                         return;
                     }
                 };
-                rt.block_on(listener::serve_all(bound, exec, limits, rx));
+                rt.block_on(async move {
+                    tokio::join!(
+                        listener::serve_all(bound, exec, limits, rx),
+                        stats_page::serve_all(pages, page_reg, page_stop)
+                    )
+                });
             })
             .map_err(AdminError::Spawn)?;
         Some(h)

@@ -426,9 +426,41 @@ pub enum ProxyMode {
     /// `mode tcp` (harp's default as it is HAProxy's for proxies without `mode http`).
     #[default]
     Tcp,
-    /// `mode http`, accepted in a `defaults` section only, as many configurations set it there
-    /// while every proxy says `mode tcp`: a proxy left in it is refused when its section ends.
+    /// `mode http`: accepted in a `defaults` section (many configurations set it there while
+    /// every proxy says `mode tcp`) and for a statistics page without servers; any other proxy
+    /// left in it is refused when its section ends.
     Http,
+}
+
+/// A proxy's statistics page (`stats enable`, `stats uri`, ...): the one use of `mode http`
+/// harp serves, on a proxy without servers (HAProxy's `listen stats` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPage {
+    /// `stats uri <prefix>` (default `/haproxy?stats`).
+    pub uri: String,
+    /// `stats realm <realm>` (default `HAProxy Statistics`).
+    pub realm: String,
+    /// `stats auth <user>:<password>` lines: when any, HTTP basic authentication is required.
+    pub auth: Vec<(String, String)>,
+    /// `stats refresh <time>`: the HTML page reloads itself.
+    pub refresh: Option<Duration>,
+    /// `stats hide-version`.
+    pub hide_version: bool,
+    /// `stats scope <proxy>` lines: only these proxies are shown (all when none).
+    pub scope: Vec<String>,
+}
+
+impl Default for StatsPage {
+    fn default() -> Self {
+        StatsPage {
+            uri: "/haproxy?stats".into(),
+            realm: "HAProxy Statistics".into(),
+            auth: Vec::new(),
+            refresh: None,
+            hide_version: false,
+            scope: Vec::new(),
+        }
+    }
 }
 
 /// What a `defaults` section in `mode http` hands to the proxies that take it, for the checks
@@ -797,6 +829,8 @@ pub struct ProxyConfig {
     pub mode: ProxyMode,
     /// What a `defaults` section in `mode http` left to check (parse time only).
     pub http_defaults: HttpDefaults,
+    /// The statistics page, when a `stats` keyword enabled it (served only in `mode http`).
+    pub stats: Option<StatsPage>,
     /// `bind` addresses.
     pub binds: Vec<BindConfig>,
     /// `backlog <n>` for listeners (default: maxconn).
@@ -878,6 +912,7 @@ impl ProxyConfig {
             forced_id: false,
             mode: ProxyMode::Tcp,
             http_defaults: HttpDefaults::default(),
+            stats: None,
             binds: Vec::new(),
             backlog: None,
             default_backend: None,

@@ -129,17 +129,33 @@ fn http_mode_left(p: &mut Parser) {
         let k = kind(px.cap.frontend, px.cap.backend);
         let hd = std::mem::take(&mut px.http_defaults);
         if px.mode == crate::config::ProxyMode::Http {
-            let at = hd
+            // the one HTTP service harp has: a statistics page on a proxy without servers
+            let page_only = px.stats.is_some()
+                && px.cap.frontend
+                && px.servers.is_empty()
+                && px.default_backend.is_none();
+            if page_only {
+                continue;
+            }
+            let own = hd
                 .mode_at
-                .map(|l| format!(" (set at [{l}])"))
-                .unwrap_or_default();
-            errors.push((
-                px.location.clone(),
-                format!(
-                    "{k} '{}' is in 'mode http', taken from its defaults section{at}, which harp does not support yet: add 'mode tcp' to it.",
-                    px.name
+                .as_ref()
+                .is_some_and(|l| l.file == px.location.file && l.line >= px.location.line);
+            let (loc, msg) = match (own, hd.mode_at) {
+                (true, Some(at)) => (
+                    at,
+                    "'mode http' is not supported yet by harp (only 'mode tcp', and a statistics page without servers).".to_string(),
                 ),
-            ));
+                (_, at) => (
+                    px.location.clone(),
+                    format!(
+                        "{k} '{}' is in 'mode http', taken from its defaults section{}, which harp does not support yet: add 'mode tcp' to it.",
+                        px.name,
+                        at.map(|l| format!(" (set at [{l}])")).unwrap_or_default()
+                    ),
+                ),
+            };
+            errors.push((loc, msg));
             continue;
         }
         if hd.forwardfor {

@@ -116,7 +116,10 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     for fe in reg
         .proxies()
         .iter()
-        .filter(|p| p.is_frontend() && !p.config.disabled)
+        // a statistics page (the only proxy in mode http) is served by the admin thread
+        .filter(|p| {
+            p.is_frontend() && !p.config.disabled && p.config.mode != crate::config::ProxyMode::Http
+        })
     {
         let backlog = fe
             .config

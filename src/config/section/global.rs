@@ -296,9 +296,11 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                     }
                     "user" | "uid" => ub.user = Some(v.to_string()),
                     "group" | "gid" => ub.group = Some(v.to_string()),
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "'{kw}' only supports 'prefix', 'mode', 'uid', 'gid', 'user' and 'group'."
-                    )),
+                    ))
+                    }
                 }
                 i += 2;
             }

@@ -85,7 +85,6 @@ const UNSUPPORTED: &[&str] = &[
 
 /// HTTP-only keywords: HAProxy ignores them with a warning in TCP mode, and so does harp.
 const HTTP_ONLY: &[&str] = &[
-    "stats",
     "http-request",
     "http-response",
     "http-after-response",
@@ -191,6 +190,57 @@ fn lacks(p: &ProxyConfig, frontend: bool, kw: &str, ctx: &mut Ctx<'_>) -> bool {
     !has
 }
 
+/// `stats <what> ...`: the statistics page's settings (any of them enables it, as in HAProxy).
+fn stats(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let what = words.first().map(String::as_str).unwrap_or("");
+    let val = |what: &str| {
+        words
+            .get(1)
+            .map(String::as_str)
+            .ok_or_else(|| format!("'stats {what}' expects an argument."))
+    };
+    let page = p
+        .stats
+        .get_or_insert_with(crate::config::StatsPage::default);
+    match what {
+        "enable" => {}
+        "uri" => page.uri = val(what)?.to_string(),
+        "realm" => page.realm = val(what)?.to_string(),
+        "auth" => {
+            let v = val(what)?;
+            let Some((user, pass)) = v.split_once(':') else {
+                return Err("'stats auth' expects <user>:<password>.".into());
+            };
+            page.auth.push((user.to_string(), pass.to_string()));
+        }
+        "refresh" => page.refresh = Some(parse_time(val(what)?, "stats refresh")?),
+        "hide-version" => page.hide_version = true,
+        "scope" => page.scope.push(val(what)?.to_string()),
+        "show-legends" | "show-node" | "show-desc" | "show-modules" => {}
+        "admin" | "http-request" => {
+            ctx.warn(format!(
+                "'stats {what}' has no effect in harp (its statistics page is read-only); ignored."
+            ));
+        }
+        "bind-process" | "maxconn" | "timeout" | "socket" => {
+            return Err(format!("'stats {what}' is a 'global' section keyword."));
+        }
+        other => {
+            return Err(format!(
+                "'stats' expects 'admin', 'auth', 'enable', 'hide-version', 'http-request', 'realm', 'refresh', 'scope', 'show-desc', 'show-legends', 'show-modules', 'show-node' or 'uri', got '{other}'."
+            ))
+        }
+    }
+    if p.mode != ProxyMode::Http {
+        ctx.warn(format!(
+            "'stats' ignored for {} '{}' as it requires HTTP mode.",
+            kind(p),
+            p.name
+        ));
+    }
+    Ok(())
+}
+
 /// Parses one line of a proxy or `defaults` section. `meta` is `None` for `defaults`.
 pub(crate) fn parse(
     p: &mut ProxyConfig,
@@ -228,13 +278,14 @@ pub(crate) fn parse(
                 p.mode = ProxyMode::Tcp;
                 Ok(())
             }
-            "http" if is_defaults => {
+            "http" => {
+                // judged once the proxy is complete (config::validate): a statistics page
+                // without servers may be in it
                 no_more(words, 2)?;
                 p.mode = ProxyMode::Http;
                 p.http_defaults.mode_at = Some(ctx.loc.clone());
                 Ok(())
             }
-            "http" => Err("'mode http' is not supported yet by harp (only 'mode tcp').".into()),
             o => Err(format!(
                 "'mode' : unknown or unsupported mode '{o}' (harp supports only 'mode tcp')."
             )),
@@ -403,6 +454,7 @@ pub(crate) fn parse(
             }
             http_check(p, words, ctx)
         }
+        "stats" => stats(p, &words[1..], ctx),
         "tcp-check" => {
             if lacks(p, false, kw, ctx) {
                 return Ok(());
@@ -1290,7 +1342,7 @@ mod tests {
         );
         assert!(err("backend b\n mode health\n").contains("only 'mode tcp'"));
         assert!(err("backend b\n mode http\n")
-            .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp')."));
+            .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp', and a statistics page without servers)."));
         assert!(err("backend b\n timeout sever 1s\n").contains("did you mean 'server'?"));
         assert!(err("backend b\n http-check expect string ok\n").contains("only 'status <code>'"));
         assert!(err("frontend f\n bind 127.0.0.1\n").contains("missing port"));
