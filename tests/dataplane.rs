@@ -329,6 +329,61 @@ fn send_proxy_starts_the_server_connection_with_the_client_address() {
     assert_eq!(out, want);
 }
 
+/// `source <addr>`: connections to the servers, and their checks, leave from that address
+/// (a server's own `source` over the backend's); the peer address the server sees proves it.
+#[test]
+fn source_sets_the_address_servers_see() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let peer = c.peer_addr().map(|a| a.ip());
+            if tx.send(peer).is_err() {
+                break;
+            }
+        }
+    });
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         listen px\n    bind 127.0.0.1:{port}\n    source 127.0.0.2\n\
+         \x20   server s1 {up} check inter 100ms source 127.0.0.3\n"
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    let _c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    // checks and the session both come from the server's own source
+    let seen: Vec<_> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap())
+        .collect();
+    assert!(
+        seen.iter().all(|ip| ip.to_string() == "127.0.0.3"),
+        "{seen:?}"
+    );
+    // without the server's, the backend's
+    let port = free_port();
+    let cfg = cfg.replace(" source 127.0.0.3", "").replace(
+        &format!(":{}\n    source", port_of(&cfg)),
+        &format!(":{port}\n    source"),
+    );
+    let _h2 = Harp::start(&cfg, port, &[]);
+    let _c2 = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    let ok = (0..20).any(|_| {
+        rx.recv_timeout(Duration::from_secs(5))
+            .is_ok_and(|ip| ip.is_ok_and(|ip| ip.to_string() == "127.0.0.2"))
+    });
+    assert!(ok, "no connection from the backend's source 127.0.0.2");
+}
+
+/// The port of the `bind 127.0.0.1:<port>` line of `cfg`.
+fn port_of(cfg: &str) -> u16 {
+    cfg.split("bind 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('\n').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A harp whose `bind` has `accept-proxy`, over one echo server (`extra` into the section),
 /// logging to a syslog sink, with a Runtime API.
 fn behind_a_balancer(up: SocketAddr, extra: &str) -> (Harp, SocketAddr, u16, std::net::UdpSocket) {

@@ -938,6 +938,7 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             timeout_check: None,
             proxy: Some(v),
             rules: Default::default(),
+            source: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

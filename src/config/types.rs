@@ -178,6 +178,15 @@ pub struct UnixBind {
     pub group: Option<String>,
 }
 
+/// `source <addr>[:<port>] [interface <name>]`: where connections to servers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceAddr {
+    /// Local address (port 0: any).
+    pub addr: SocketAddr,
+    /// `interface <name>`: bound to that device (SO_BINDTODEVICE).
+    pub interface: Option<String>,
+}
+
 /// One `stats socket` line.
 #[derive(Debug, Clone)]
 pub struct StatsSocket {
@@ -710,6 +719,8 @@ pub struct ServerParams {
     /// `check-send-proxy`: checks send a PROXY header even to a check `port`/`addr` (v2 when
     /// the server sends v2, else v1).
     pub check_send_proxy: bool,
+    /// `source`: this server's connections (and checks) come from there, over the backend's.
+    pub source: Option<SourceAddr>,
     /// `id <n>`: forced proxy-unique id (`puid`). After parsing, every `server` line has its
     /// final puid here (forced or assigned as HAProxy does: next free from 1 in file order).
     pub id: Option<u32>,
@@ -761,6 +772,7 @@ impl Default for ServerParams {
             send_proxy: false,
             send_proxy_v2: false,
             check_send_proxy: false,
+            source: None,
             id: None,
             forced_id: false,
         }
@@ -831,6 +843,8 @@ pub struct ProxyConfig {
     pub http_defaults: HttpDefaults,
     /// The statistics page, when a `stats` keyword enabled it (served only in `mode http`).
     pub stats: Option<StatsPage>,
+    /// `source`: where connections to the servers (and checks) come from.
+    pub source: Option<SourceAddr>,
     /// `bind` addresses.
     pub binds: Vec<BindConfig>,
     /// `backlog <n>` for listeners (default: maxconn).
@@ -913,6 +927,7 @@ impl ProxyConfig {
             mode: ProxyMode::Tcp,
             http_defaults: HttpDefaults::default(),
             stats: None,
+            source: None,
             binds: Vec::new(),
             backlog: None,
             default_backend: None,

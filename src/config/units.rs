@@ -205,6 +205,55 @@ fn resolve_host(host: &str, family: Family, text: &str, kw: &str) -> Result<IpAd
     }
 }
 
+/// Parses `source <addr>[:<port>] [interface <name>]` (proxy or server keyword), starting at
+/// the address: the source and how many words it took. `usesrc` (transparent proxying) is
+/// refused.
+pub fn parse_source(
+    words: &[String],
+    kw: &str,
+) -> Result<(crate::config::SourceAddr, usize), String> {
+    let Some(text) = words.first() else {
+        return Err(format!("'{kw}' expects <addr>[:<port>] as argument."));
+    };
+    let (family, unix, rest) = strip_prefix(text, kw)?;
+    if unix.is_some() || rest.is_empty() {
+        return Err(format!(
+            "'{kw}' expects <addr>[:<port>] as argument, got '{text}'."
+        ));
+    }
+    let (host, port) = split_host_port(rest);
+    let port = match port {
+        None | Some("") => 0,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port '{p}' in '{text}' for '{kw}'"))?,
+    };
+    let ip = resolve_host(host, family, text, kw)?;
+    let mut src = crate::config::SourceAddr {
+        addr: SocketAddr::new(ip, port),
+        interface: None,
+    };
+    let mut used = 1;
+    while let Some(w) = words.get(used) {
+        match w.as_str() {
+            "interface" => {
+                let name = words
+                    .get(used + 1)
+                    .ok_or_else(|| format!("'{kw}' : 'interface' expects an interface name."))?;
+                src.interface = Some(name.clone());
+                used += 2;
+            }
+            "usesrc" => {
+                return Err(format!(
+                    "'{kw} ... usesrc' is not supported by harp (it needs transparent proxying)."
+                ))
+            }
+            _ => break,
+        }
+    }
+    Ok((src, used))
+}
+
 /// Parses a TCP `addr:port` (with an optional `ipv4@`/`ipv6@` prefix; `*:port` and `:port` mean
 /// all IPv4 addresses). `port_required`: a `bind`, `server` or `mailer` needs one.
 pub fn parse_socket_addr(text: &str, kw: &str) -> Result<SocketAddr, String> {

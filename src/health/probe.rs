@@ -40,6 +40,29 @@ pub struct ProbeSpec {
     /// The backend's `tcp-check` rules (or a protocol check's), run when `kind` is
     /// `TcpCheck`; none: a plain connect.
     pub rules: std::sync::Arc<Vec<crate::config::tcp_check::TcpCheckRule>>,
+    /// The server's or backend's `source`: checks leave from there too, as in HAProxy.
+    pub source: Option<crate::config::SourceAddr>,
+}
+
+/// Opens a check connection to `addr`, from `source` when one is set.
+pub(super) async fn open(
+    addr: SocketAddr,
+    source: Option<&crate::config::SourceAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(src) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_nonblocking(true)?;
+    crate::sys::bind_source(&s, src.addr, src.interface.as_deref())?;
+    let std: std::net::TcpStream = s.into();
+    tokio::net::TcpSocket::from_std_stream(std)
+        .connect(addr)
+        .await
 }
 
 impl ProbeSpec {
@@ -68,7 +91,7 @@ pub async fn probe(spec: &ProbeSpec) -> CheckResult {
     let tcpchk = matches!(spec.kind, CheckKind::TcpCheck);
     let connect = tokio::time::timeout_at(
         spec.connect_deadline(start).into(),
-        TcpStream::connect(spec.addr),
+        open(spec.addr, spec.source.as_ref()),
     )
     .await;
     let mut stream = match connect {

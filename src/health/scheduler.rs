@@ -104,6 +104,11 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
                 .filter(|_| srv.params.check_port.is_none() && srv.params.check_addr.is_none())
         },
         rules: Arc::new(proxy.config.tcp_check_rules.clone()),
+        source: srv
+            .params
+            .source
+            .clone()
+            .or_else(|| proxy.config.source.clone()),
     };
     loop {
         if srv.deleted() {

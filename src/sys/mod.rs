@@ -147,6 +147,37 @@ pub fn set_nofile_limit(n: u64) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// Binds an outgoing socket to a `source` address before its connect (and to a device with
+/// `interface`). A port-0 source picks its port at connect time (IP_BIND_ADDRESS_NO_PORT, as
+/// HAProxy does), so many connections from one address do not exhaust ports at bind time.
+pub fn bind_source(
+    s: &socket2::Socket,
+    addr: std::net::SocketAddr,
+    interface: Option<&str>,
+) -> io::Result<()> {
+    if let Some(dev) = interface {
+        s.bind_device(Some(dev.as_bytes()))?;
+    }
+    if addr.port() == 0 && addr.is_ipv4() {
+        // best effort: an old kernel without it binds a port at once
+        let one: libc::c_int = 1;
+        // SAFETY: `s` is an open socket for the duration of the call; the option value is a
+        // c_int that lives on the stack past the call, and its size is passed with it.
+        let _ = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    } else {
+        s.set_reuse_address(true)?;
+    }
+    s.bind(&addr.into())
+}
+
 /// CPU time the calling thread has used: Lua's `task-timeout` and `session-timeout` count it,
 /// as HAProxy's Lua timer does, so that a Lua thread waiting for a CPU (it runs at
 /// `tune.lua.nice` when it computes) is not charged for time it did not get.

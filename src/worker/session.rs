@@ -395,12 +395,19 @@ async fn acquire<R: Rt>(
 }
 
 /// Connects without blocking the worker, bounded by `timeout connect`, with the backend's
-/// server-side keepalive (`option srvtcpka`).
-async fn connect<R: Rt>(addr: SocketAddr, be: &Proxy) -> io::Result<TcpStream> {
+/// server-side keepalive (`option srvtcpka`), from `source` when the server or backend sets one.
+async fn connect<R: Rt>(
+    addr: SocketAddr,
+    be: &Proxy,
+    source: Option<&crate::config::SourceAddr>,
+) -> io::Result<TcpStream> {
     let timeout = be.config.timeouts.connect;
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
+    if let Some(src) = source {
+        crate::sys::bind_source(&s, src.addr, src.interface.as_deref())?;
+    }
     if let Err(e) = sockopt::keepalive(&s, &be.config.srv_ka) {
         // as HAProxy: the connection goes on without keepalive
         tracing::debug!(error = %e, "server keepalive not set");
@@ -914,7 +921,13 @@ async fn establish<R: Rt>(
         // a server's `stot` counts connection attempts, as in HAProxy
         srv.srv().counters.tot_sess.fetch_add(1, Ordering::Relaxed);
         srv.srv().counters.sess_rate.hit();
-        match connect::<R>(srv.srv().addr(), be).await {
+        let source = srv
+            .srv()
+            .params
+            .source
+            .as_ref()
+            .or(be.config.source.as_ref());
+        match connect::<R>(srv.srv().addr(), be, source).await {
             Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");

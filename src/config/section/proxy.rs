@@ -43,6 +43,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "server",
     "http-check",
     "tcp-check",
+    "source",
     "email-alert",
     "backlog",
     "id",
@@ -74,7 +75,6 @@ const UNSUPPORTED: &[&str] = &[
     "stick-store",
     "server-template",
     "dispatch",
-    "source",
     "persist",
     "force-persist",
     "ignore-persist",
@@ -455,6 +455,15 @@ pub(crate) fn parse(
             http_check(p, words, ctx)
         }
         "stats" => stats(p, &words[1..], ctx),
+        "source" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            let (src, used) = crate::config::units::parse_source(&words[1..], kw)?;
+            no_more(words, 1 + used)?;
+            p.source = Some(src);
+            Ok(())
+        }
         "tcp-check" => {
             if lacks(p, false, kw, ctx) {
                 return Ok(());

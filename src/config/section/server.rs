@@ -32,6 +32,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "no-send-proxy-v2",
     "check-send-proxy",
     "no-check-send-proxy",
+    "source",
     "id",
     "resolvers",
     "init-addr",
@@ -63,7 +64,6 @@ const UNSUPPORTED: &[&str] = &[
     "pool-max-conn",
     "tfo",
     "namespace",
-    "source",
     "usesrc",
     "proxy-v2-options",
     "check-proto",
@@ -139,6 +139,11 @@ pub(crate) fn apply_keywords(
             "send-proxy-v2" | "no-send-proxy-v2" => {
                 p.send_proxy_v2 = kw == "send-proxy-v2";
                 used = 1;
+            }
+            "source" => {
+                let (src, n) = crate::config::units::parse_source(&words[i + 1..], kw)?;
+                p.source = Some(src);
+                used = 1 + n;
             }
             "check-send-proxy" | "no-check-send-proxy" => {
                 p.check_send_proxy = kw == "check-send-proxy";
