@@ -671,7 +671,7 @@ fn enable_health_on_a_dynamic_server_starts_checks_and_delete_stops_them() {
     let out = reg
         .apply(Command::AddServer {
             backend: "be".into(),
-            config: ServerConfig {
+            config: Box::new(ServerConfig {
                 name: "dyn".into(),
                 addr: target,
                 params: ServerParams {
@@ -682,7 +682,7 @@ fn enable_health_on_a_dynamic_server_starts_checks_and_delete_stops_them() {
                     ..Default::default()
                 },
                 location: Location::default(),
-            },
+            }),
         })
         .unwrap();
     let dynsrv = out.server.unwrap();

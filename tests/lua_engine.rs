@@ -142,7 +142,7 @@ fn dynamic_server_of_tracked_backend_is_tracked() {
     .unwrap();
     reg.apply(Command::AddServer {
         backend: "dynbe".into(),
-        config: sc,
+        config: Box::new(sc),
     })
     .unwrap();
     admin(&reg, "dynbe/dyn", AdminAction::Ready);
@@ -408,7 +408,7 @@ fn event_tables_match_haproxy_transcript() {
     .unwrap();
     reg.apply(Command::AddServer {
         backend: "test".into(),
-        config: sc,
+        config: Box::new(sc),
     })
     .unwrap();
     admin(&reg, "test/dyn", AdminAction::Ready);

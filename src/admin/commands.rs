@@ -431,7 +431,7 @@ fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
     };
     x.apply(Command::AddServer {
         backend: b.to_string(),
-        config,
+        config: Box::new(config),
     })
 }
 

@@ -105,8 +105,8 @@ pub enum Command {
     AddServer {
         /// Backend name.
         backend: String,
-        /// Parsed server line.
-        config: ServerConfig,
+        /// Parsed server line (boxed: the other commands are small).
+        config: Box<ServerConfig>,
     },
     /// `del server`.
     DelServer {
@@ -251,7 +251,7 @@ impl Registry {
                 self.check_done(&server, result);
                 Ok(Outcome::default())
             }
-            Command::AddServer { backend, config } => self.add_server(&mut slab, &backend, config),
+            Command::AddServer { backend, config } => self.add_server(&mut slab, &backend, *config),
             Command::DelServer { server } => self.del_server(&mut slab, &server),
             Command::ShutdownSessions { server } => {
                 server.kill_sessions(super::KillCause::Admin);

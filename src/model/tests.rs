@@ -132,7 +132,7 @@ fn transcript_sequence() {
     let out = reg
         .apply(Command::AddServer {
             backend: "test".into(),
-            config: dyn_cfg.clone(),
+            config: Box::new(dyn_cfg.clone()),
         })
         .unwrap();
     assert_eq!(out.message, "New server registered.");
@@ -141,7 +141,7 @@ fn transcript_sequence() {
     assert_eq!(
         reg.apply(Command::AddServer {
             backend: "test".into(),
-            config: dyn_cfg
+            config: Box::new(dyn_cfg)
         })
         .unwrap_err()
         .0,
