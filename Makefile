@@ -24,7 +24,7 @@ define apt_install
 endef
 
 deps-test:
-	$(call apt_install,socat)
+	$(call apt_install,socat openssl)
 
 ## Format, lint, then every unit, integration and doc test of the workspace.
 test: deps-test

@@ -33,7 +33,8 @@
 //! - [`health`]: health checks; they report results to the model.
 //! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their
 //!   health checks too) and read from a load balancer in front (`accept-proxy`).
-//! - [`admin`]: the Runtime API on `stats socket`s.
+//! - [`tls`]: rustls client configurations for TLS to servers (Lua's `connect_ssl`, `check-ssl`).
+//! - [`admin`]: the Runtime API on `stats socket`s, and the statistics pages of `listen stats`.
 //! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.
 //! - [`app`]: wires them together for `harp -f`.
 //!
@@ -54,4 +55,5 @@ pub mod proxy_protocol;
 pub mod sys;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod tls;
 pub mod worker;

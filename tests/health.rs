@@ -939,6 +939,7 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             proxy: Some(v),
             rules: Default::default(),
             source: None,
+            tls: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1158,6 +1159,177 @@ fn smtp_check_reports_the_reply() {
     assert_eq!(
         (c.0, c.2, c.3.as_deref()),
         (CheckStatus::L7Sts, Some(554), Some("5.7.1 rejected"))
+    );
+    checker.stop();
+}
+
+// ---------------------------------------------------------------- check-ssl
+
+/// A real TLS server: `openssl s_server -www` (it answers `GET /` with `HTTP/1.0 200 ok`) on a
+/// certificate signed by a CA made for the test; killed when dropped.
+struct TlsServer {
+    addr: SocketAddr,
+    /// The CA's certificate.
+    cert: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |f: &str| dir.path().join(f);
+        let key = p("k.pem");
+        let run = |args: &[&str]| {
+            let ok = std::process::Command::new("openssl")
+                .current_dir(dir.path())
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl (make test installs it)")
+                .success();
+            assert!(ok, "openssl {args:?}");
+        };
+        // a CA, and a server certificate it signs (a CA-signed leaf, as deployments have)
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=harp-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=harp-check",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "s.csr",
+        ]);
+        std::fs::write(
+            p("ext.cnf"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:harp-check\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "s.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "c.pem",
+        ]);
+        let (cert, leaf) = (p("ca.pem"), p("c.pem"));
+        let port = common::free_port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-www", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&leaf)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let end = Instant::now() + DEADLINE;
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < end, "s_server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsServer {
+            addr,
+            cert,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `check-ssl`: an HTTP check over TLS passes with `verify none` and with `verify required`
+/// against the server's own certificate as `ca-file` (chain only: no name was given); a server
+/// that does not speak TLS fails as HAProxy reports it, L6RSP "SSL handshake failure".
+#[test]
+fn check_ssl_runs_the_http_check_over_tls() {
+    let tls = TlsServer::start();
+    for verify in ["none", "required"] {
+        let (reg, sub) = registry(&[srv(tls.addr, 1, 1, 100)], httpchk(None), |be| {
+            let p = &mut be.servers[0].params;
+            p.check_ssl = true;
+            p.verify = Some(verify == "required");
+            p.ca_file = (verify == "required").then(|| tls.cert.clone());
+            if let CheckKind::Http(h) = &mut be.check {
+                h.method = "GET".into();
+            }
+        });
+        let mut seen = Seen::new(sub);
+        let checker = harp::health::start(reg.clone()).unwrap();
+        seen.until("a check", has(EventType::ServerCheck));
+        let c = seen.checks()[0].clone();
+        assert_eq!(
+            (c.0, c.2),
+            (CheckStatus::L7Ok, Some(200)),
+            "verify {verify}: {c:?}"
+        );
+        checker.stop();
+    }
+    let plain = Target::start(Behave::Hold);
+    let (reg, sub) = registry(&[srv(plain.addr, 1, 1, 100)], CheckKind::Tcp, |be| {
+        be.servers[0].params.check_ssl = true;
+        be.servers[0].params.verify = Some(false);
+        be.timeouts.check = Some(Duration::from_millis(300));
+        be.timeouts.connect = Some(Duration::from_millis(300));
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("a check", has(EventType::ServerCheck));
+    let c = seen.checks()[0].clone();
+    assert_eq!(c.0, CheckStatus::L6Tout, "{c:?}");
+    checker.stop();
+    let closing = Target::start(Behave::Close);
+    let (reg, sub) = registry(&[srv(closing.addr, 1, 1, 100)], CheckKind::Tcp, |be| {
+        be.servers[0].params.check_ssl = true;
+        be.servers[0].params.verify = Some(false);
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("a check", has(EventType::ServerCheck));
+    let c = seen.checks()[0].clone();
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (CheckStatus::L6Rsp, Some("SSL handshake failure")),
+        "{c:?}"
     );
     checker.stop();
 }

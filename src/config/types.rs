@@ -92,6 +92,9 @@ pub struct Global {
     pub hard_stop_after: Option<Duration>,
     /// `spread-checks <0..50>`: percentage of random jitter added to check intervals.
     pub spread_checks: u32,
+    /// `ssl-server-verify none|required`: whether TLS to servers (`check-ssl`) verifies
+    /// certificates when a server says neither `verify none` nor `verify required`.
+    pub ssl_server_verify: bool,
     /// `max-spread-checks <time>`: the first checks after start-up are spread over at most
     /// this (else over each server's `inter`).
     pub max_spread_checks: Option<Duration>,
@@ -125,6 +128,7 @@ impl Default for Global {
             hard_stop_after: None,
             spread_checks: 0,
             max_spread_checks: None,
+            ssl_server_verify: true,
             ulimit_n: None,
             maxpipes: None,
             unix_bind: UnixBind::default(),
@@ -721,6 +725,16 @@ pub struct ServerParams {
     pub check_send_proxy: bool,
     /// `source`: this server's connections (and checks) come from there, over the backend's.
     pub source: Option<SourceAddr>,
+    /// `check-ssl`: health checks speak TLS (the traffic itself stays plain: `ssl` is refused).
+    pub check_ssl: bool,
+    /// `verify none|required`; unset: the global `ssl-server-verify` (required by default).
+    pub verify: Option<bool>,
+    /// `ca-file <path>`: the CAs a verified certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// `check-sni <name>`: the SNI of TLS checks (the name verified too).
+    pub check_sni: Option<String>,
+    /// `verifyhost <name>`: the name a verified certificate must carry.
+    pub verifyhost: Option<String>,
     /// `id <n>`: forced proxy-unique id (`puid`). After parsing, every `server` line has its
     /// final puid here (forced or assigned as HAProxy does: next free from 1 in file order).
     pub id: Option<u32>,
@@ -773,6 +787,11 @@ impl Default for ServerParams {
             send_proxy_v2: false,
             check_send_proxy: false,
             source: None,
+            check_ssl: false,
+            verify: None,
+            ca_file: None,
+            check_sni: None,
+            verifyhost: None,
             id: None,
             forced_id: false,
         }

@@ -12,6 +12,7 @@ const FIRST_AUTO_PROXY_ID: u32 = 2;
 
 pub(super) fn run(p: &mut Parser) {
     http_mode_left(p);
+    tls_checks(p);
     duplicates(p);
     references(p);
     frontends_need_binds(p);
@@ -170,6 +171,45 @@ fn http_mode_left(p: &mut Parser) {
                 px.name
             ));
             px.tcplog = true;
+        }
+    }
+    for (loc, msg) in errors {
+        err(p, &loc, msg);
+    }
+}
+
+/// `check-ssl` verifies certificates unless told not to (`verify none`, `ssl-server-verify
+/// none`): without a `ca-file` to verify against, HAProxy refuses the server, and so does harp;
+/// a `ca-file` must load.
+fn tls_checks(p: &mut Parser) {
+    let default_verify = p.cfg.global.ssl_server_verify;
+    let mut errors = Vec::new();
+    for px in &p.cfg.proxies {
+        for s in px.servers.iter().filter(|s| s.params.check_ssl) {
+            let verify = s.params.verify.unwrap_or(default_verify);
+            match (&s.params.ca_file, verify) {
+                (None, true) => errors.push((
+                    s.location.clone(),
+                    format!(
+                        "Proxy '{}', server '{}' [{}] verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable server-side verifications by default.",
+                        px.name, s.name, s.location
+                    ),
+                )),
+                (Some(f), true) => {
+                    if let Err(e) = crate::tls::client_config(
+                        crate::tls::Verify::ChainOnly,
+                        false,
+                        Some(f),
+                        "ca-file",
+                    ) {
+                        errors.push((
+                            s.location.clone(),
+                            format!("'server {}' : unable to load CA file: {e}", s.name),
+                        ));
+                    }
+                }
+                _ => {}
+            }
         }
     }
     for (loc, msg) in errors {

@@ -10,10 +10,12 @@
 
 mod probe;
 mod scheduler;
+mod stream;
 mod tcp_check;
 
 pub use probe::{probe, ProbeSpec};
 pub use scheduler::next_interval;
+pub use stream::CheckTls;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::stream::{CheckStream, CheckTls};
 use crate::config::{CheckKind, HttpCheck};
 use crate::model::{CheckResult, CheckStatus};
 
@@ -42,6 +43,8 @@ pub struct ProbeSpec {
     pub rules: std::sync::Arc<Vec<crate::config::tcp_check::TcpCheckRule>>,
     /// The server's or backend's `source`: checks leave from there too, as in HAProxy.
     pub source: Option<crate::config::SourceAddr>,
+    /// `check-ssl`: TLS over the check connection.
+    pub tls: Option<CheckTls>,
 }
 
 /// Opens a check connection to `addr`, from `source` when one is set.
@@ -109,10 +112,28 @@ pub async fn probe(spec: &ProbeSpec) -> CheckResult {
         Ok(Ok(s)) => s,
     };
     let connected = Instant::now();
-    let first = match (spec.proxy, stream.local_addr()) {
+    let mut first = match (spec.proxy, stream.local_addr()) {
         (Some(v), Ok(local)) => crate::proxy_protocol::check_header(v, local, spec.addr),
         _ => Vec::new(),
     };
+    if let Some(tls) = &spec.tls {
+        // `check-ssl`: the PROXY header goes first, in clear, then the TLS handshake
+        return match tls_check(spec, tls, stream, &first, start, connected).await {
+            Ok((mut t, res)) => {
+                let res = match (&spec.kind, res) {
+                    (_, Some(r)) => r,
+                    (CheckKind::Http(h), None) => {
+                        let deadline = spec.read_deadline(start, connected);
+                        http(&mut t, &[], h, deadline, start).await
+                    }
+                    (_, None) => result(CheckStatus::L6Ok, start, None, None),
+                };
+                close_silently(t.into_tcp());
+                res
+            }
+            Err(res) => res,
+        };
+    }
     let res = match &spec.kind {
         CheckKind::Tcp | CheckKind::TcpCheck if first.is_empty() => {
             result(CheckStatus::L4Ok, start, None, None)
@@ -127,11 +148,60 @@ pub async fn probe(spec: &ProbeSpec) -> CheckResult {
         }
         CheckKind::Http(h) => {
             let deadline = spec.read_deadline(start, connected);
-            http(&mut stream, &first, h, deadline, start).await
+            let mut s = CheckStream::Plain(stream);
+            let res = http(&mut s, &std::mem::take(&mut first), h, deadline, start).await;
+            close_silently(s.into_tcp());
+            return res;
         }
     };
     close_silently(stream);
     res
+}
+
+/// Sends the PROXY header if any, then runs the TLS handshake within the connect deadline:
+/// the TLS stream, or the check's result (L6RSP on a failed handshake, L6TOUT on none in time).
+async fn tls_check(
+    spec: &ProbeSpec,
+    tls: &CheckTls,
+    mut stream: TcpStream,
+    first: &[u8],
+    start: Instant,
+    connected: Instant,
+) -> Result<(CheckStream, Option<CheckResult>), CheckResult> {
+    let deadline = spec.read_deadline(start, connected);
+    if !first.is_empty() {
+        match tokio::time::timeout_at(deadline.into(), stream.write_all(first)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                close_silently(stream);
+                return Err(result(
+                    CheckStatus::SockErr,
+                    start,
+                    Some(strerror(&e)),
+                    None,
+                ));
+            }
+            Err(_) => {
+                close_silently(stream);
+                return Err(result(CheckStatus::L4Tout, start, None, None));
+            }
+        }
+    }
+    // a failed handshake drops the socket inside the connector: reset, as HAProxy closes
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    match tokio::time::timeout_at(deadline.into(), CheckStream::handshake(stream, tls)).await {
+        Ok(Ok(t)) => Ok((t, None)),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "check TLS handshake failed");
+            Err(result(
+                CheckStatus::L6Rsp,
+                start,
+                Some("SSL handshake failure".into()),
+                None,
+            ))
+        }
+        Err(_) => Err(result(CheckStatus::L6Tout, start, None, None)),
+    }
 }
 
 /// Closes with a reset, as HAProxy does after a check, so thousands of checks per second leave
@@ -144,7 +214,7 @@ pub(super) fn close_silently(s: TcpStream) {
 
 /// An HTTP check; `first`: a PROXY protocol header sent with the request, in one write.
 async fn http(
-    s: &mut TcpStream,
+    s: &mut CheckStream,
     first: &[u8],
     h: &HttpCheck,
     deadline: Instant,

@@ -109,6 +109,7 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
             .source
             .clone()
             .or_else(|| proxy.config.source.clone()),
+        tls: check_tls(&srv, reg.global().ssl_server_verify),
     };
     loop {
         if srv.deleted() {
@@ -128,6 +129,38 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
         let base = next_interval(&srv.params, health, srv.op_state());
         rng = splitmix(rng);
         tokio::time::sleep(jitter(base, spread, rng)).await;
+    }
+}
+
+/// `check-ssl`: the TLS settings of the server's checks. The name sent and verified is
+/// `verifyhost`, else `check-sni`; without either the certificate's chain alone is verified, as
+/// HAProxy verifies a name only when given one. (The configuration check already loaded the
+/// `ca-file`; should it fail now, the checks go on without TLS and say why.)
+fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
+    use crate::tls::Verify;
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let p = &s.params;
+    if !p.check_ssl {
+        return None;
+    }
+    let named = p.verifyhost.clone().or_else(|| p.check_sni.clone());
+    let verify = match (p.verify.unwrap_or(default_verify), &named) {
+        (false, _) => Verify::None,
+        (true, Some(_)) => Verify::ChainAndName,
+        (true, None) => Verify::ChainOnly,
+    };
+    let name = named
+        .and_then(|n| ServerName::try_from(n).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(s.addr().ip().into()));
+    match crate::tls::client_config(verify, false, p.ca_file.as_deref(), "ca-file") {
+        Ok(config) => Some(super::CheckTls { config, name }),
+        Err(e) => {
+            crate::logging::alert(&format!(
+                "Server {}: check-ssl: {e}; checks run without TLS.",
+                s.name
+            ));
+            None
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::probe::{close_silently, result, strerror, ProbeSpec, TCPCHK_CONNECT_STEP};
+use super::probe::{close_silently, open, result, strerror, ProbeSpec, TCPCHK_CONNECT_STEP};
+use super::stream::CheckStream;
 use crate::config::tcp_check::{
     ConnectRule, CustomCheck, ExpectRule, Matcher, Message, RuleStatus, TcpCheckRule,
 };
@@ -48,7 +49,7 @@ enum Last<'a> {
 /// Runs `rules` (an implicit connect first unless the first rule is a connect).
 pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult {
     let start = Instant::now();
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<CheckStream> = None;
     let mut buf: Vec<u8> = Vec::new();
     let mut eof = false;
     let mut last = Last::None;
@@ -62,7 +63,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
     );
     if !first_is_connect {
         match connect(spec, spec.addr, spec.proxy, start).await {
-            Ok(s) => stream = Some(s),
+            Ok(s) => stream = Some(CheckStream::Plain(s)),
             Err((st, e)) => {
                 let mut info = e.unwrap_or_default();
                 info.push_str(TCPCHK_CONNECT_STEP);
@@ -70,6 +71,23 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
             }
         }
         connected_at = Instant::now();
+        // `check-ssl` ciphers the implicit connection, as in HAProxy
+        if let (Some(tls), Some(CheckStream::Plain(s))) =
+            (&spec.tls, spec.tls.as_ref().and_then(|_| stream.take()))
+        {
+            let deadline = spec.read_deadline(start, connected_at);
+            match tokio::time::timeout_at(deadline.into(), CheckStream::handshake(s, tls)).await {
+                Ok(Ok(t)) => stream = Some(t),
+                Ok(Err(_)) => {
+                    let info = format!("SSL handshake failure{TCPCHK_CONNECT_STEP}");
+                    return result(CheckStatus::L6Rsp, start, Some(info), None);
+                }
+                Err(_) => {
+                    let info = TCPCHK_CONNECT_STEP.to_string();
+                    return result(CheckStatus::L6Tout, start, Some(info), None);
+                }
+            }
+        }
     }
     let mut step = 0;
     for rule in rules {
@@ -83,7 +101,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
             TcpCheckRule::Comment(_) => {}
             TcpCheckRule::Connect(c) => {
                 if let Some(s) = stream.take() {
-                    close_silently(s);
+                    close_silently(s.into_tcp());
                 }
                 buf.clear();
                 eof = false;
@@ -96,7 +114,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                     .then_some(spec.proxy.unwrap_or(crate::config::ProxyProtocol::V1));
                 let at = where_(step, &connect_what(c), c.comment.as_deref().or(note));
                 match connect(spec, addr, header, start).await {
-                    Ok(s) => stream = Some(s),
+                    Ok(s) => stream = Some(CheckStream::Plain(s)),
                     Err((st, e)) => {
                         return result(
                             st,
@@ -148,7 +166,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                         }
                         Verdict::Fail(st, info, code) => {
                             if let Some(s) = stream.take() {
-                                close_silently(s);
+                                close_silently(s.into_tcp());
                             }
                             return result(st, start, Some(info), code);
                         }
@@ -164,7 +182,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                         Err(_) => {
                             let at = where_(step, &expect_what(e), note);
                             if let Some(s) = stream.take() {
-                                close_silently(s);
+                                close_silently(s.into_tcp());
                             }
                             return result(status(e.tout_status), start, Some(at), None);
                         }
@@ -174,7 +192,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
         }
     }
     if let Some(s) = stream.take() {
-        close_silently(s);
+        close_silently(s.into_tcp());
     }
     match last {
         Last::Expect(e, info, code) => result(status(e.ok_status), start, info, code),
@@ -194,7 +212,7 @@ async fn connect(
 ) -> Result<TcpStream, (CheckStatus, Option<String>)> {
     let c = tokio::time::timeout_at(
         spec.connect_deadline(start).into(),
-        TcpStream::connect(addr),
+        open(addr, spec.source.as_ref()),
     )
     .await;
     let mut s = match c {

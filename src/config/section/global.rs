@@ -65,7 +65,6 @@ pub(crate) const KEYWORDS: &[&str] = &[
 
 /// HAProxy keywords that have no effect in harp: accepted with a warning.
 const IGNORED: &[&str] = &[
-    "ssl-server-verify",
     "user",
     "group",
     "uid",
@@ -306,6 +305,14 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             }
             g.unix_bind = ub;
             Ok(())
+        }
+        "ssl-server-verify" => {
+            g.ssl_server_verify = match arg(words, 1, "'none' or 'required'")? {
+                "none" => false,
+                "required" => true,
+                o => return Err(format!("'{kw}' expects 'none' or 'required', got '{o}'.")),
+            };
+            no_more(words, 2)
         }
         "maxpipes" => {
             g.maxpipes = Some(parse_u32(

@@ -33,6 +33,13 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "check-send-proxy",
     "no-check-send-proxy",
     "source",
+    "check-ssl",
+    "no-check-ssl",
+    "verify",
+    "ca-file",
+    "check-sni",
+    "verifyhost",
+    "no-verifyhost",
     "id",
     "resolvers",
     "init-addr",
@@ -43,12 +50,9 @@ pub(crate) const KEYWORDS: &[&str] = &[
 /// HAProxy server keywords that need a feature harp does not have: refused clearly.
 const UNSUPPORTED: &[&str] = &[
     "ssl",
-    "verify",
     "sni",
-    "ca-file",
     "crt",
     "alpn",
-    "check-ssl",
     "agent-check",
     "agent-port",
     "agent-inter",
@@ -138,6 +142,24 @@ pub(crate) fn apply_keywords(
             }
             "send-proxy-v2" | "no-send-proxy-v2" => {
                 p.send_proxy_v2 = kw == "send-proxy-v2";
+                used = 1;
+            }
+            "check-ssl" | "no-check-ssl" => {
+                p.check_ssl = kw == "check-ssl";
+                used = 1;
+            }
+            "verify" => {
+                p.verify = Some(match val()? {
+                    "none" => false,
+                    "required" => true,
+                    o => return Err(format!("'verify' : unknown verify method '{o}', only 'none' and 'required' are supported")),
+                });
+            }
+            "ca-file" => p.ca_file = Some(std::path::PathBuf::from(val()?)),
+            "check-sni" => p.check_sni = Some(val()?.to_string()),
+            "verifyhost" => p.verifyhost = Some(val()?.to_string()),
+            "no-verifyhost" => {
+                p.verifyhost = None;
                 used = 1;
             }
             "source" => {
