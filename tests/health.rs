@@ -1333,3 +1333,58 @@ fn check_ssl_runs_the_http_check_over_tls() {
     );
     checker.stop();
 }
+
+/// `option mysql-check user haproxy`: the greeting, a login without password, and the server's
+/// OK packet pass; an error packet fails as L7STS with the server's message.
+#[test]
+fn mysql_check_logs_in_as_its_user() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let deny = Arc::new(AtomicBool::new(false));
+    let (d, logins) = (deny.clone(), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let seen_logins = logins.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut greeting = vec![0u8, 0, 0, 0, 0x0a];
+            greeting.extend_from_slice(b"8.0.36-harp-test\0");
+            greeting.extend_from_slice(&[0u8; 30]);
+            greeting[0] = (greeting.len() - 4) as u8;
+            let _ = c.write_all(&greeting);
+            let mut buf = [0u8; 512];
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let Ok(n) = c.read(&mut buf) else { continue };
+            logins.lock().unwrap().push(buf[..n].to_vec());
+            let reply: Vec<u8> = if d.load(Ordering::Relaxed) {
+                let mut e = vec![0u8, 0, 0, 2, 0xff, 0x15, 0x04, b'#'];
+                e.extend_from_slice(b"28000Access denied for user 'haproxy'");
+                e[0] = (e.len() - 4) as u8;
+                e
+            } else {
+                vec![7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]
+            };
+            let _ = c.write_all(&reply);
+        }
+    });
+    let (reg, sub) = registry(&[srv(addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
+        be.tcp_check_rules = harp::config::tcp_check::mysql_login_check("haproxy", true);
+    });
+    let mut seen = Seen::new(sub);
+    let checker = harp::health::start(reg.clone()).unwrap();
+    seen.until("a check", has(EventType::ServerCheck));
+    assert_eq!(seen.checks()[0].0, CheckStatus::L7Ok, "{:?}", seen.checks());
+    let login = seen_logins.lock().unwrap()[0].clone();
+    assert_eq!(
+        &login[3..5],
+        &[1, 0x00],
+        "sequence 1, then the client flags"
+    );
+    assert!(login.windows(8).any(|w| w == b"haproxy\0"), "{login:?}");
+    deny.store(true, Ordering::Relaxed);
+    let c = seen_last_failed(&mut seen);
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (CheckStatus::L7Sts, Some("Access denied for user 'haproxy'"))
+    );
+    checker.stop();
+}

@@ -124,8 +124,10 @@ pub enum Matcher {
 /// The protocol checks that judge a response with code rather than a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CustomCheck {
-    /// `mysql-check` without `user`: the server's greeting packet (its version, or its error).
+    /// `mysql-check`: the server's greeting packet (its version, or its error).
     MysqlGreeting,
+    /// `mysql-check user`: the answer to the login, an OK packet or an error packet.
+    MysqlOk,
     /// `ldap-check`: the result code of the answer to an anonymous bind.
     LdapBind,
 }
@@ -512,6 +514,43 @@ pub fn mysql_check() -> Vec<TcpCheckRule> {
     let mut e = expect(Matcher::Custom(CustomCheck::MysqlGreeting));
     e.error_status = RuleStatus::L7Sts;
     vec![TcpCheckRule::Expect(Box::new(e))]
+}
+
+/// The rules of `option mysql-check user <name> [post-41|pre-41]`: the greeting, then a login
+/// without password as `user` (HAProxy's packet: client flags, max packet size, charset, the
+/// name) followed by a QUIT, then the server's OK or error packet.
+pub fn mysql_login_check(user: &str, post41: bool) -> Vec<TcpCheckRule> {
+    let mut body = Vec::new();
+    if post41 {
+        // CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION, 16 MiB packets,
+        // utf8, 23 reserved bytes
+        body.extend_from_slice(&[0x00, 0xa2, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x21]);
+        body.extend_from_slice(&[0u8; 23]);
+    } else {
+        // CLIENT_LONG_PASSWORD | CLIENT_TRANSACTIONS, 16 MiB packets (3 bytes)
+        body.extend_from_slice(&[0x80, 0x00, 0x00, 0x01, 0x00]);
+    }
+    body.extend_from_slice(user.as_bytes());
+    body.push(0);
+    if post41 {
+        body.push(0); // an empty auth response
+    }
+    let len = body.len() as u32;
+    let mut data = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 1];
+    data.extend_from_slice(&body);
+    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]); // QUIT
+    let mut greeting = expect(Matcher::Custom(CustomCheck::MysqlGreeting));
+    greeting.error_status = RuleStatus::L7Sts;
+    let mut ok = expect(Matcher::Custom(CustomCheck::MysqlOk));
+    ok.error_status = RuleStatus::L7Sts;
+    vec![
+        TcpCheckRule::Expect(Box::new(greeting)),
+        TcpCheckRule::Send {
+            data,
+            comment: None,
+        },
+        TcpCheckRule::Expect(Box::new(ok)),
+    ]
 }
 
 /// The rules of `option ldap-check`: an anonymous LDAPv3 bind, its result code judged.

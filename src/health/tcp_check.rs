@@ -349,6 +349,7 @@ fn text(m: &Message, buf: &[u8]) -> String {
 fn custom(c: CustomCheck, e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
     match c {
         CustomCheck::MysqlGreeting => mysql_greeting(e, buf, complete),
+        CustomCheck::MysqlOk => mysql_ok(e, buf, complete),
         CustomCheck::LdapBind => ldap_bind(e, buf, complete),
     }
 }
@@ -391,6 +392,36 @@ fn mysql_greeting(e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
             )
         }
         None => fail("Received an incomplete MySQL packet"),
+    }
+}
+
+/// The server's answer to the login: the first packet after the greeting is an OK packet (0x00)
+/// or an error packet (0xff: its message is the check's info).
+fn mysql_ok(e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
+    let fail = |info: &str| Verdict::Fail(status(e.error_status), info.to_string(), None);
+    if buf.len() < 5 {
+        return if complete {
+            fail("Received an incomplete MySQL packet")
+        } else {
+            Verdict::More
+        };
+    }
+    let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
+    if buf.len() < 4 + len && !complete {
+        return Verdict::More;
+    }
+    let body = &buf[4..(4 + len).min(buf.len())];
+    match body.first() {
+        Some(0x00) => Verdict::Pass(None, None),
+        Some(0xff) => {
+            let msg = body.get(3..).unwrap_or_default();
+            let msg = match msg.first() {
+                Some(b'#') => msg.get(6..).unwrap_or_default(),
+                _ => msg,
+            };
+            fail(&String::from_utf8_lossy(msg))
+        }
+        _ => fail("Received an unexpected MySQL packet"),
     }
 }
 

@@ -821,8 +821,12 @@ fn option(
                 ("ldap-check", []) => tc::ldap_check(),
                 ("ssl-hello-chk", []) => tc::ssl_hello_check(),
                 ("mysql-check", []) => tc::mysql_check(),
-                ("mysql-check", ["user", ..]) => {
-                    return Err("'option mysql-check user' is not supported by harp (its login step); 'option mysql-check' alone checks the server's greeting.".into())
+                ("mysql-check", ["user", u]) | ("mysql-check", ["user", u, "post-41"]) => {
+                    tc::mysql_login_check(u, true)
+                }
+                ("mysql-check", ["user", u, "pre-41"]) => tc::mysql_login_check(u, false),
+                ("mysql-check", _) => {
+                    return Err("'option mysql-check' only supports optional values: 'user <username> [post-41|pre-41]'.".into())
                 }
                 ("smtpchk", []) => tc::smtp_check("HELO localhost"),
                 ("smtpchk", [hello, domain]) if hello.eq_ignore_ascii_case("helo") || hello.eq_ignore_ascii_case("ehlo") => {
@@ -1272,7 +1276,12 @@ mod tests {
             crate::config::tcp_check::smtp_check("EHLO mx.example")
         );
         assert!(err("backend b\n option pgsql-check\n").contains("expects 'user <username>'"));
-        assert!(err("backend b\n option mysql-check user x\n").contains("not supported by harp"));
+        assert!(
+            ok("backend b\n option mysql-check user x\n").proxies[0]
+                .tcp_check_rules
+                .len()
+                == 3
+        );
         assert!(err("backend b\n tcp-check connect ssl\n").contains("not supported by harp"));
         assert!(err("backend b\n option transparent\n").contains("not supported by harp"));
         // HTTP connection modes pass silently, as in HAProxy
