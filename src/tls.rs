@@ -16,7 +16,7 @@ use tokio_rustls::rustls::{
 };
 
 /// How a server's certificate is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verify {
     /// Not at all (`verify none`); handshake signatures are still checked.
     None,
@@ -24,6 +24,8 @@ pub enum Verify {
     ChainAndName,
     /// The chain only, as HAProxy's `verify required` without `verifyhost` or SNI.
     ChainOnly,
+    /// The chain, and this name rather than the one sent as SNI (`verifyhost`).
+    ChainAndNamed(ServerName<'static>),
 }
 
 /// A client configuration: `roots` from the webpki set when `webpki`, plus `ca_file`;
@@ -68,12 +70,59 @@ pub fn client_config(
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| format!("{what}: {e}"))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match verify {
+        Verify::ChainAndNamed(name) => Arc::new(Named { inner, name }),
+        _ => Arc::new(ChainOnly(inner)),
+    };
     Ok(Arc::new(
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth(),
     ))
+}
+
+/// Verifies the chain and a configured name, whatever name went out as SNI (`verifyhost`).
+#[derive(Debug)]
+struct Named {
+    inner: Arc<WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for Named {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate but still checks handshake signatures (`verify none`).

@@ -938,6 +938,7 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             timeout_check: None,
             proxy: Some(v),
             rules: Default::default(),
+            proto: false,
             source: None,
             tls: None,
         };
@@ -1061,6 +1062,7 @@ fn redis_check_follows_the_ping_answer() {
     let t = Talker::start(b"", b"+PONG\r\n");
     let (reg, sub) = registry(&[srv(t.addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
         be.tcp_check_rules = harp::config::tcp_check::redis_check();
+        be.tcp_check_proto = true;
     });
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
@@ -1096,7 +1098,8 @@ fn seen_last_failed(seen: &mut Seen) -> (CheckStatus, u32, Option<i32>, Option<S
 }
 
 /// Custom rules (a Redis master probe): a reply without the expected content fails with HAProxy's
-/// text naming the step; a server that never answers times out at that step.
+/// text naming the step (the comment counts as step 1, as HAProxy numbers rules); a server that
+/// never answers times out at that step.
 #[test]
 fn tcp_check_rules_name_the_failing_step() {
     let t = Talker::start(b"", b"# Replication\r\nrole:slave\r\n");
@@ -1118,7 +1121,7 @@ fn tcp_check_rules_name_the_failing_step() {
         (c.0, c.3.as_deref()),
         (
             CheckStatus::L7Rsp,
-            Some("TCPCHK did not match content 'role:master' at step 2")
+            Some("TCPCHK did not match content 'role:master' at step 3")
         )
     );
     t.answer(b"role:master\r\n");
@@ -1133,7 +1136,7 @@ fn tcp_check_rules_name_the_failing_step() {
         (c.0, c.3.as_deref()),
         (
             CheckStatus::L7Tout,
-            Some(" at step 2 of tcp-check (expect string 'role:master')")
+            Some(" at step 3 of tcp-check (expect string 'role:master')")
         )
     );
     checker.stop();
@@ -1145,6 +1148,7 @@ fn smtp_check_reports_the_reply() {
     let t = Talker::start(b"220 mx ESMTP\r\n", b"250 mx.example.org\r\n");
     let (reg, sub) = registry(&[srv(t.addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
         be.tcp_check_rules = harp::config::tcp_check::smtp_check("HELO localhost");
+        be.tcp_check_proto = true;
     });
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
@@ -1242,31 +1246,41 @@ impl TlsServer {
             "c.pem",
         ]);
         let (cert, leaf) = (p("ca.pem"), p("c.pem"));
-        let port = common::free_port();
-        let child = std::process::Command::new("openssl")
-            .args(["s_server", "-www", "-quiet", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&leaf)
-            .arg("-key")
-            .arg(&key)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("openssl s_server");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let end = Instant::now() + DEADLINE;
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < end, "s_server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
+        // the port is free when chosen but another test may take it first: s_server then
+        // exits, and a new port is tried
+        for _ in 0..5 {
+            let port = common::free_port();
+            let mut child = std::process::Command::new("openssl")
+                .args(["s_server", "-www", "-quiet", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&leaf)
+                .arg("-key")
+                .arg(&key)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("openssl s_server");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let end = Instant::now() + DEADLINE;
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(addr).is_ok() {
+                    return TlsServer {
+                        addr,
+                        cert,
+                        child,
+                        _dir: dir,
+                    };
+                }
+                assert!(Instant::now() < end, "s_server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        TlsServer {
-            addr,
-            cert,
-            child,
-            _dir: dir,
-        }
+        panic!("s_server could not listen");
     }
 }
 
@@ -1368,11 +1382,17 @@ fn mysql_check_logs_in_as_its_user() {
     });
     let (reg, sub) = registry(&[srv(addr, 1, 1, 50)], CheckKind::TcpCheck, |be| {
         be.tcp_check_rules = harp::config::tcp_check::mysql_login_check("haproxy", true);
+        be.tcp_check_proto = true;
     });
     let mut seen = Seen::new(sub);
     let checker = harp::health::start(reg.clone()).unwrap();
     seen.until("a check", has(EventType::ServerCheck));
-    assert_eq!(seen.checks()[0].0, CheckStatus::L7Ok, "{:?}", seen.checks());
+    let c = seen.checks()[0].clone();
+    assert_eq!(
+        (c.0, c.3.as_deref()),
+        (CheckStatus::L7Ok, Some("8.0.36-harp-test")),
+        "{c:?}"
+    );
     let login = seen_logins.lock().unwrap()[0].clone();
     assert_eq!(
         &login[3..5],
@@ -1384,7 +1404,118 @@ fn mysql_check_logs_in_as_its_user() {
     let c = seen_last_failed(&mut seen);
     assert_eq!(
         (c.0, c.3.as_deref()),
-        (CheckStatus::L7Sts, Some("Access denied for user 'haproxy'"))
+        (
+            CheckStatus::L7Sts,
+            Some("#28000Access denied for user 'haproxy'")
+        )
+    );
+    checker.stop();
+}
+
+// ---------------------------------------------------------------- resolvers
+
+/// A name server on 127.0.0.1 (UDP) answering A questions for any name with what `ip` holds
+/// (NXDOMAIN when `None`), and AAAA questions with no record.
+struct FakeDns {
+    addr: SocketAddr,
+    ip: Arc<std::sync::Mutex<Option<[u8; 4]>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeDns {
+    fn start(ip: [u8; 4]) -> FakeDns {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let cur = Arc::new(std::sync::Mutex::new(Some(ip)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st) = (cur.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !st.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let q = &buf[..n];
+                // the question's type sits right after its name
+                let mut at = 12;
+                while at < q.len() && q[at] != 0 {
+                    at += 1 + q[at] as usize;
+                }
+                let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
+                let mut a = q.to_vec();
+                a[2] |= 0x80;
+                a[3] = 0x80;
+                match *c.lock().unwrap() {
+                    None => a[3] |= 3,
+                    Some(ip) if qtype == 1 => {
+                        a[7] = 1;
+                        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4]);
+                        a.extend_from_slice(&ip);
+                    }
+                    Some(_) => {}
+                }
+                let _ = sock.send_to(&a, from);
+            }
+        });
+        FakeDns {
+            addr,
+            ip: cur,
+            stop,
+        }
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `resolvers` at run time: a server that started without an address (`init-addr none`) is in
+/// resolution maintenance until its name resolves, follows the name to a new address, and goes
+/// back into maintenance once the name has failed for `hold nx`.
+#[test]
+fn servers_follow_their_name_through_the_resolvers() {
+    let dns = FakeDns::start([127, 0, 0, 1]);
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    hold nx 300ms\n    timeout retry 100ms\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
+    let bus = Arc::new(EventBus::new());
+    let reg = Registry::new(cfg, bus);
+    let s = reg.find_server("be/s1").unwrap();
+    assert!(
+        s.admin().has(harp::model::AdminFlags::RMAINT),
+        "starts without an address"
+    );
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let end = Instant::now() + DEADLINE;
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("the first resolution", &|| {
+        !s.admin().maint() && s.addr() == "127.0.0.1:8080".parse().unwrap()
+    });
+    *dns.ip.lock().unwrap() = Some([127, 0, 0, 2]);
+    wait("the new address", &|| {
+        s.addr() == "127.0.0.2:8080".parse().unwrap()
+    });
+    *dns.ip.lock().unwrap() = None;
+    wait("the resolution maintenance", &|| {
+        s.admin().has(harp::model::AdminFlags::RMAINT)
+    });
+    assert_eq!(
+        s.addr(),
+        "127.0.0.2:8080".parse().unwrap(),
+        "keeps its last address"
     );
     checker.stop();
 }

@@ -429,6 +429,10 @@ fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
         Ok(c) => c,
         Err(e) => return Reply::line(e),
     };
+    let default_verify = x.reg.global().ssl_server_verify;
+    if let Some(e) = crate::config::check_ssl_problem(&be.name, &config, default_verify) {
+        return Reply::line(e);
+    }
     x.apply(Command::AddServer {
         backend: b.to_string(),
         config: Box::new(config),

@@ -467,7 +467,7 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("rate_max", Val::U32(c.conn_rate.max()));
     r.zeros_u32(&["rate_lim", "req_rate", "req_rate_max"]);
     r.zeros_u64(&["req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp"]);
-    r.set("mode", Val::Str("tcp".into()));
+    r.set("mode", Val::Str(p.config.mode.name().into()));
     r.set("conn_rate", Val::U32(c.conn_rate.read()));
     r.set("conn_rate_max", Val::U32(c.conn_rate.max()));
     r.set("conn_tot", Val::U64(ld(&c.tot_sess)));
@@ -693,7 +693,7 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
     r.zeros_u64(&["comp_in", "comp_out", "comp_byp", "comp_rsp"]);
     r.set("lastsess", Val::S32(-1));
     r.zeros_u32(&["qtime", "ctime", "rtime", "ttime"]);
-    r.set("mode", Val::Str("tcp".into()));
+    r.set("mode", Val::Str(p.config.mode.name().into()));
     r.set("algo", Val::Str(p.config.balance.name().into()));
     r.set("wrew", Val::U64(0));
     r.set("connect", Val::U64(ld(&c.tot_sess)));
@@ -851,7 +851,7 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
-                "{} {} {} {} {} {} {} {} {} {} {} {} {} {} 0 {} {} - {} - 0 {} {} - 0",
+                "{} {} {} {} {} {} {} {} {} {} {} {} {} {} 0 {} {} {} {} - 0 {} {} - 0",
                 p.uuid,
                 p.name,
                 s.puid,
@@ -869,6 +869,7 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 c.flags(),
                 u8::from(p.config.forced_id),
                 u8::from(s.params.forced_id),
+                s.params.fqdn.as_deref().unwrap_or("-"),
                 addr.port(),
                 s.params.check_port.unwrap_or(0),
                 check_addr,

@@ -19,12 +19,21 @@ use crate::model::Registry;
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 
+/// Most requests served at once per page (HAProxy's stats frontend defaults to a small
+/// `maxconn` too): more wait in the backlog.
+const MAX_CONNS: usize = 64;
+
+/// How long a request head may take (a stats client sends it at once; a slow one is dropped).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One bound statistics page listener.
 #[derive(Debug)]
 pub struct PageListener {
     listener: std::net::TcpListener,
     page: StatsPage,
-    /// `timeout client` of the proxy (10 s when unset): how long a request head may take.
+    /// The proxy it serves: `disable|enable|shutdown frontend` act on it as on any frontend.
+    proxy: Arc<crate::model::Proxy>,
+    /// `timeout client` of the proxy, at most [`HEAD_TIMEOUT`]: how long a request may take.
     timeout: Duration,
 }
 
@@ -38,7 +47,7 @@ impl PageListener {
 /// Binds every `bind` of the proxies that serve a statistics page.
 pub fn bind_pages(reg: &Registry) -> Result<Vec<PageListener>, AdminError> {
     let mut out = Vec::new();
-    for p in reg.proxies() {
+    for p in reg.proxies().iter() {
         let c = &p.config;
         let Some(page) = c.stats.as_ref().filter(|_| c.mode == ProxyMode::Http) else {
             continue;
@@ -61,10 +70,19 @@ pub fn bind_pages(reg: &Registry) -> Result<Vec<PageListener>, AdminError> {
             sock.bind(&b.addr.into()).map_err(err)?;
             sock.listen(128).map_err(err)?;
             sock.set_nonblocking(true).map_err(err)?;
+            // the frontend keeps a handle, so pausing or stopping it acts on this socket
+            let dup = sock.try_clone().map_err(err)?;
+            let bound = sock
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .unwrap_or(b.addr);
+            p.add_listener(dup.into(), bound, b.addr.port() == 0, 128);
             out.push(PageListener {
                 listener: sock.into(),
                 page: page.clone(),
-                timeout: c.timeouts.client.unwrap_or(Duration::from_secs(10)),
+                proxy: p.clone(),
+                timeout: c.timeouts.client.unwrap_or(HEAD_TIMEOUT).min(HEAD_TIMEOUT),
             });
         }
     }
@@ -82,7 +100,7 @@ pub async fn serve_all(
         let reg = reg.clone();
         match tokio::net::TcpListener::from_std(p.listener) {
             Ok(l) => {
-                loops.spawn(accept_loop(l, p.page, p.timeout, reg));
+                loops.spawn(accept_loop(l, p.page, p.timeout, p.proxy, reg));
             }
             Err(e) => tracing::error!(error = %e, "stats page: cannot register listener"),
         }
@@ -99,17 +117,27 @@ async fn accept_loop(
     l: tokio::net::TcpListener,
     page: StatsPage,
     timeout: Duration,
+    proxy: Arc<crate::model::Proxy>,
     reg: Arc<Registry>,
 ) {
     let page = Arc::new(page);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNS));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // a stopped frontend closed its socket for good; a paused one listens again later
+            if proxy.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let (page, reg) = (page.clone(), reg.clone());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(timeout, serve_one(s, &page, &reg)).await;
+            drop(permit);
         });
     }
 }
@@ -122,7 +150,14 @@ async fn serve_one(
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+    let ended = |h: &[u8], from: usize| {
+        // only the bytes around the new ones can complete the blank line
+        let from = from.saturating_sub(3);
+        h[from..].windows(4).any(|w| w == b"\r\n\r\n") || h[from..].windows(2).any(|w| w == b"\n\n")
+    };
+    let mut scanned = 0;
+    while !ended(&head, scanned) {
+        scanned = head.len();
         if head.len() >= MAX_HEAD {
             return s
                 .write_all(&simple(

@@ -21,6 +21,27 @@ pub use types::*;
 
 use std::path::PathBuf;
 
+/// Why a `check-ssl` server cannot verify its certificates, with HAProxy's messages: `verify
+/// required` (explicit, or the global `ssl-server-verify` default) without a `ca-file`, or a
+/// `ca-file` that does not load. Shared by the configuration check and `add server`.
+pub fn check_ssl_problem(proxy: &str, s: &ServerConfig, default_verify: bool) -> Option<String> {
+    let p = &s.params;
+    if !p.check_ssl || !p.verify.unwrap_or(default_verify) {
+        return None;
+    }
+    match &p.ca_file {
+        None => Some(format!(
+            "Proxy '{proxy}', server '{}' [{}] verify is enabled{} but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable server-side verifications by default.",
+            s.name,
+            s.location,
+            if p.verify.is_none() { " by default" } else { "" }
+        )),
+        Some(f) => crate::tls::client_config(crate::tls::Verify::ChainOnly, false, Some(f), "ca-file")
+            .err()
+            .map(|e| format!("'server {}' : unable to load CA file: {e}", s.name)),
+    }
+}
+
 /// Loads and validates every `-f` path in order (a directory contributes its `*.cfg` files in
 /// lexical order). Returns all errors found, never only the first.
 pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {

@@ -229,6 +229,10 @@ impl Parser {
                     Section::Resolvers(ResolversConfig {
                         name,
                         nameservers: Vec::new(),
+                        hold_valid: Duration::from_secs(10),
+                        hold_nx: Duration::from_secs(30),
+                        timeout_retry: Duration::from_secs(1),
+                        resolve_retries: 3,
                         location: loc.clone(),
                     })
                 };

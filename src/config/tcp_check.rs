@@ -59,6 +59,10 @@ pub struct ConnectRule {
     pub addr: Option<IpAddr>,
     /// `send-proxy`: a PROXY protocol header first.
     pub send_proxy: bool,
+    /// `default`: the server's own check settings (its PROXY header, `check-ssl`).
+    pub default: bool,
+    /// `linger`: close with a FIN rather than a reset.
+    pub linger: bool,
     /// `comment <msg>`.
     pub comment: Option<String>,
 }
@@ -214,7 +218,8 @@ fn parse_connect(words: &[String]) -> Result<ConnectRule, String> {
     };
     while i < words.len() {
         match words[i].as_str() {
-            "default" | "linger" => {}
+            "default" => r.default = true,
+            "linger" => r.linger = true,
             "send-proxy" => r.send_proxy = true,
             "comment" => {
                 r.comment = Some(value(i, "a string")?.to_string());
@@ -296,7 +301,7 @@ fn parse_expect(words: &[String]) -> Result<ExpectRule, String> {
             return Err("'tcp-check expect' expects 'string', 'rstring', 'binary' or 'rbinary' followed by a pattern.".into());
         };
         match w {
-            "!" => negate = true,
+            "!" => negate = !negate,
             "min-recv" | "comment" | "ok-status" | "error-status" | "tout-status" | "on-success"
             | "on-error" => {
                 opts.push((w, value(i)?));
@@ -305,19 +310,22 @@ fn parse_expect(words: &[String]) -> Result<ExpectRule, String> {
             "status-code" => {
                 return Err("'tcp-check expect' : 'status-code' is not supported by harp (it needs sample expressions).".into())
             }
+            w if w.starts_with('!') && w.len() > 1 => {
+                // `!rstring` written as one word, as HAProxy accepts it
+                negate = !negate;
+                let typ = &w[1..];
+                let Some(pat) = words.get(i + 1) else {
+                    return Err(format!("'tcp-check expect' : '{typ}' expects a pattern."));
+                };
+                i += 2;
+                break pattern(typ, pat)?;
+            }
             "string" | "rstring" | "binary" | "rbinary" => {
                 let Some(pat) = words.get(i + 1) else {
                     return Err(format!("'tcp-check expect' : '{w}' expects a pattern."));
                 };
                 i += 2;
-                break match w {
-                    "string" => Matcher::String(pat.clone()),
-                    "rstring" => Matcher::Rstring(Pattern::new(pat)?),
-                    "binary" => Matcher::Binary(hex(pat).ok_or_else(|| {
-                        format!("'tcp-check expect' : '{pat}' is not a valid binary string.")
-                    })?),
-                    _ => Matcher::Rbinary(Pattern::new(pat)?),
-                };
+                break pattern(w, pat)?;
             }
             "string-lf" | "binary-lf" => {
                 return Err(format!("'tcp-check expect' : '{w}' is not supported by harp (it needs log-format expressions)."))
@@ -366,6 +374,23 @@ fn parse_expect(words: &[String]) -> Result<ExpectRule, String> {
         }
     }
     Ok(e)
+}
+
+/// A pattern of type `typ` (`string`, `rstring`, `binary`, `rbinary`).
+fn pattern(typ: &str, pat: &str) -> Result<Matcher, String> {
+    Ok(match typ {
+        "string" => Matcher::String(pat.to_string()),
+        "rstring" => Matcher::Rstring(Pattern::new(pat)?),
+        "binary" => Matcher::Binary(hex(pat).ok_or_else(|| {
+            format!("'tcp-check expect' : '{pat}' is not a valid binary string.")
+        })?),
+        "rbinary" => Matcher::Rbinary(Pattern::new(pat)?),
+        other => {
+            return Err(format!(
+                "'tcp-check expect' : '{other}' is not a pattern type ('string', 'rstring', 'binary', 'rbinary')."
+            ))
+        }
+    })
 }
 
 fn status(v: &str, allowed: &[&str], kw: &str) -> Result<RuleStatus, String> {
@@ -440,40 +465,36 @@ pub fn redis_check() -> Vec<TcpCheckRule> {
 
 /// The rules of `option smtpchk [HELO|EHLO <domain>]`: a 2xx greeting, the command, a 2xx reply.
 pub fn smtp_check(cmd: &str) -> Vec<TcpCheckRule> {
-    let reply = |last: bool| {
-        let mut form = expect(Matcher::Rstring(builtin_re("^[0-9]{3}[ \r]")));
-        form.min_recv = Some(4);
-        form.on_error = Some(Message::Payload {
-            from: 0,
-            ltrim: false,
-            cut_crlf: true,
-        });
-        let mut ok = expect(Matcher::Rstring(builtin_re("^2[0-9]{2}[ \r]")));
-        ok.min_recv = Some(4);
-        ok.error_status = RuleStatus::L7Sts;
-        ok.code_from_payload = true;
-        let text = Message::Payload {
-            from: 4,
-            ltrim: true,
-            cut_crlf: true,
-        };
-        ok.on_error = Some(text.clone());
-        if last {
-            ok.on_success = Some(text);
-        }
-        [
-            TcpCheckRule::Expect(Box::new(form)),
-            TcpCheckRule::Expect(Box::new(ok)),
-        ]
+    let payload = |from: usize, ltrim: bool| Message::Payload {
+        from,
+        ltrim,
+        cut_crlf: true,
     };
-    let mut rules = Vec::new();
-    rules.extend(reply(false));
-    rules.push(TcpCheckRule::Send {
-        data: format!("{cmd}\r\n").into_bytes(),
-        comment: None,
-    });
-    rules.extend(reply(true));
-    rules
+    let mut form = expect(Matcher::Rstring(builtin_re("^[0-9]{3}[ \r]")));
+    form.min_recv = Some(4);
+    form.on_error = Some(payload(0, false));
+    let mut greeting = expect(Matcher::Rstring(builtin_re("^2[0-9]{2}[ \r]")));
+    greeting.min_recv = Some(4);
+    greeting.error_status = RuleStatus::L7Sts;
+    greeting.code_from_payload = true;
+    greeting.on_error = Some(payload(4, true));
+    // the reply to HELO/EHLO may be a multi-line one ("250-...")
+    let mut reply = expect(Matcher::Rstring(builtin_re("^2[0-9]{2}[- \r]")));
+    reply.min_recv = Some(4);
+    reply.error_status = RuleStatus::L7Sts;
+    reply.code_from_payload = true;
+    reply.on_error = Some(payload(4, true));
+    reply.on_success = Some(payload(4, true));
+    vec![
+        default_linger(),
+        TcpCheckRule::Expect(Box::new(form)),
+        TcpCheckRule::Expect(Box::new(greeting)),
+        TcpCheckRule::Send {
+            data: format!("{cmd}\r\n").into_bytes(),
+            comment: None,
+        },
+        TcpCheckRule::Expect(Box::new(reply)),
+    ]
 }
 
 /// The rules of `option pgsql-check user <name>`: a startup message, then an error (its text
@@ -494,12 +515,16 @@ pub fn pgsql_check(user: &str) -> Vec<TcpCheckRule> {
         ltrim: false,
         cut_crlf: false,
     });
-    let mut auth_ok = expect(Matcher::Rbinary(builtin_re("^520000000800000000")));
+    // authentication ok, or any authentication request (md5, SCRAM...): a PostgreSQL server
+    let mut auth_ok = expect(Matcher::Rbinary(builtin_re(
+        "^52000000(08|0A|0C)000000(00|02|03|04|05|06)",
+    )));
     auth_ok.min_recv = Some(9);
     auth_ok.error_status = RuleStatus::L7Sts;
     auth_ok.on_success = Some(Message::Text("PostgreSQL server is ok".into()));
     auth_ok.on_error = Some(Message::Text("PostgreSQL unknown error".into()));
     vec![
+        default_linger(),
         TcpCheckRule::Send {
             data,
             comment: None,
@@ -511,9 +536,22 @@ pub fn pgsql_check(user: &str) -> Vec<TcpCheckRule> {
 
 /// The rules of `option mysql-check` (without `user`): the server's greeting packet.
 pub fn mysql_check() -> Vec<TcpCheckRule> {
-    let mut e = expect(Matcher::Custom(CustomCheck::MysqlGreeting));
-    e.error_status = RuleStatus::L7Sts;
-    vec![TcpCheckRule::Expect(Box::new(e))]
+    vec![
+        default_linger(),
+        TcpCheckRule::Expect(Box::new(expect(Matcher::Custom(
+            CustomCheck::MysqlGreeting,
+        )))),
+    ]
+}
+
+/// `tcp-check connect default linger`, which HAProxy's smtp, pgsql and mysql checks start with:
+/// the server's own check settings, and a FIN at the end rather than a reset.
+fn default_linger() -> TcpCheckRule {
+    TcpCheckRule::Connect(ConnectRule {
+        default: true,
+        linger: true,
+        ..ConnectRule::default()
+    })
 }
 
 /// The rules of `option mysql-check user <name> [post-41|pre-41]`: the greeting, then a login
@@ -522,41 +560,39 @@ pub fn mysql_check() -> Vec<TcpCheckRule> {
 pub fn mysql_login_check(user: &str, post41: bool) -> Vec<TcpCheckRule> {
     let mut body = Vec::new();
     if post41 {
-        // CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION, 16 MiB packets,
-        // utf8, 23 reserved bytes
-        body.extend_from_slice(&[0x00, 0xa2, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x21]);
+        // client capabilities, max packet, utf8, 23 zero bytes (HAProxy's mysql41 packet)
+        body.extend_from_slice(&[0x00, 0x82, 0x00, 0x00, 0x00, 0x80, 0x00, 0x01, 0x21]);
         body.extend_from_slice(&[0u8; 23]);
     } else {
-        // CLIENT_LONG_PASSWORD | CLIENT_TRANSACTIONS, 16 MiB packets (3 bytes)
-        body.extend_from_slice(&[0x80, 0x00, 0x00, 0x01, 0x00]);
+        // client capabilities, max packet (HAProxy's mysql40 packet)
+        body.extend_from_slice(&[0x00, 0x80, 0x00, 0x00, 0x01]);
     }
     body.extend_from_slice(user.as_bytes());
     body.push(0);
-    if post41 {
-        body.push(0); // an empty auth response
-    }
+    body.push(0); // filler
     let len = body.len() as u32;
     let mut data = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 1];
     data.extend_from_slice(&body);
-    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]); // QUIT
-    let mut greeting = expect(Matcher::Custom(CustomCheck::MysqlGreeting));
-    greeting.error_status = RuleStatus::L7Sts;
-    let mut ok = expect(Matcher::Custom(CustomCheck::MysqlOk));
-    ok.error_status = RuleStatus::L7Sts;
+    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]); // COM_QUIT
+                                                             // sent at once, as HAProxy does: the greeting and the answer then arrive one after the other
     vec![
-        TcpCheckRule::Expect(Box::new(greeting)),
+        default_linger(),
         TcpCheckRule::Send {
             data,
             comment: None,
         },
-        TcpCheckRule::Expect(Box::new(ok)),
+        TcpCheckRule::Expect(Box::new(expect(Matcher::Custom(
+            CustomCheck::MysqlGreeting,
+        )))),
+        TcpCheckRule::Expect(Box::new(expect(Matcher::Custom(CustomCheck::MysqlOk)))),
     ]
 }
 
 /// The rules of `option ldap-check`: an anonymous LDAPv3 bind, its result code judged.
 pub fn ldap_check() -> Vec<TcpCheckRule> {
-    let mut e = expect(Matcher::Custom(CustomCheck::LdapBind));
-    e.error_status = RuleStatus::L7Sts;
+    let mut ber = expect(Matcher::Rbinary(builtin_re("^30")));
+    ber.min_recv = Some(14);
+    ber.on_error = Some(Message::Text("Not LDAPv3 protocol".into()));
     vec![
         TcpCheckRule::Send {
             data: vec![
@@ -564,7 +600,8 @@ pub fn ldap_check() -> Vec<TcpCheckRule> {
             ],
             comment: None,
         },
-        TcpCheckRule::Expect(Box::new(e)),
+        TcpCheckRule::Expect(Box::new(ber)),
+        TcpCheckRule::Expect(Box::new(expect(Matcher::Custom(CustomCheck::LdapBind)))),
     ]
 }
 
@@ -677,7 +714,7 @@ mod tests {
         assert_eq!(redis_check().len(), 2);
         assert_eq!(smtp_check("HELO localhost").len(), 5);
         let pg = pgsql_check("postgres");
-        let TcpCheckRule::Send { data, .. } = &pg[0] else {
+        let TcpCheckRule::Send { data, .. } = &pg[1] else {
             panic!()
         };
         assert_eq!(
@@ -693,7 +730,7 @@ mod tests {
             u16::from_be_bytes([data[3], data[4]]) as usize,
             data.len() - 5
         );
-        assert_eq!(mysql_check().len(), 1);
-        assert_eq!(ldap_check().len(), 2);
+        assert_eq!(mysql_check().len(), 2);
+        assert_eq!(ldap_check().len(), 3);
     }
 }

@@ -182,6 +182,19 @@ pub struct UnixBind {
     pub group: Option<String>,
 }
 
+/// One `init-addr` method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitAddr {
+    /// `last`: the address from a server state file (harp has none: skipped).
+    Last,
+    /// `libc`: the system's resolver.
+    Libc,
+    /// `none`: start without an address, in resolution maintenance.
+    None,
+    /// `<ip>`: this address.
+    Ip(IpAddr),
+}
+
 /// `source <addr>[:<port>] [interface <name>]`: where connections to servers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceAddr {
@@ -463,6 +476,16 @@ pub struct StatsPage {
     pub scope: Vec<String>,
 }
 
+impl ProxyMode {
+    /// The name `show stat` and Lua's `Proxy:get_mode()` give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyMode::Tcp => "tcp",
+            ProxyMode::Http => "http",
+        }
+    }
+}
+
 impl Default for StatsPage {
     fn default() -> Self {
         StatsPage {
@@ -725,6 +748,18 @@ pub struct ServerParams {
     pub check_send_proxy: bool,
     /// `source`: this server's connections (and checks) come from there, over the backend's.
     pub source: Option<SourceAddr>,
+    /// The host name of the server's address, when it was a name: resolved again at run time
+    /// with `resolvers`.
+    pub fqdn: Option<String>,
+    /// `resolvers <id>`: the section whose name servers resolve `fqdn` at run time.
+    pub resolvers: Option<String>,
+    /// `init-addr <method>[,...]`: how the address is found at start-up (default `last,libc`).
+    pub init_addr: Option<Vec<InitAddr>>,
+    /// `resolve-prefer ipv4|ipv6`: the family picked at run time (default ipv6, as HAProxy).
+    pub resolve_prefer_v4: bool,
+    /// The address could not be found at start-up (`init-addr none`): the server starts in
+    /// resolution maintenance (RMAINT) until its name resolves.
+    pub unresolved: bool,
     /// `check-ssl`: health checks speak TLS (the traffic itself stays plain: `ssl` is refused).
     pub check_ssl: bool,
     /// `verify none|required`; unset: the global `ssl-server-verify` (required by default).
@@ -787,6 +822,11 @@ impl Default for ServerParams {
             send_proxy_v2: false,
             check_send_proxy: false,
             source: None,
+            fqdn: None,
+            resolvers: None,
+            init_addr: None,
+            resolve_prefer_v4: false,
+            unresolved: false,
             check_ssl: false,
             verify: None,
             ca_file: None,
@@ -901,6 +941,9 @@ pub struct ProxyConfig {
     /// `tcp-check` rules (or those of a protocol check such as `option redis-check`), run by
     /// the checks when `check` is `TcpCheck`.
     pub tcp_check_rules: Vec<crate::config::tcp_check::TcpCheckRule>,
+    /// `tcp_check_rules` are a protocol check's (`option redis-check`...), not `tcp-check`
+    /// lines: a later `option tcp-check` or `tcp-check` line starts from none, as in HAProxy.
+    pub tcp_check_proto: bool,
     /// `email-alert *`.
     pub email_alert: EmailAlert,
     /// `option log-health-checks`.
@@ -964,6 +1007,7 @@ impl ProxyConfig {
             servers: Vec::new(),
             check: CheckKind::Tcp,
             tcp_check_rules: Vec::new(),
+            tcp_check_proto: false,
             email_alert: EmailAlert::default(),
             log_health_checks: false,
             tcplog: false,
@@ -998,6 +1042,15 @@ pub struct ResolversConfig {
     pub name: String,
     /// `nameserver <name> <addr>:<port>` lines.
     pub nameservers: Vec<(String, SocketAddr)>,
+    /// `hold valid <time>`: how long an answer is used before the name is asked again (10s).
+    pub hold_valid: Duration,
+    /// `hold nx <time>` (and the other failure holds): how long a name may fail to resolve
+    /// before its servers go into maintenance (30s).
+    pub hold_nx: Duration,
+    /// `timeout retry <time>`: the wait for an answer before asking again (1s).
+    pub timeout_retry: Duration,
+    /// `resolve_retries <n>`: questions per resolution before it fails (3).
+    pub resolve_retries: u32,
     /// Where the section starts.
     pub location: Location,
 }

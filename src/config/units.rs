@@ -205,6 +205,35 @@ fn resolve_host(host: &str, family: Family, text: &str, kw: &str) -> Result<IpAd
     }
 }
 
+/// A server address as written: its host part (a name or an IP literal, unresolved) and its
+/// port, checked as [`parse_socket_addr`] checks them.
+pub fn server_host_port(text: &str, kw: &str) -> Result<(String, u16), String> {
+    let (_, unix, rest) = strip_prefix(text, kw)?;
+    if unix.is_some() {
+        return Err(format!(
+            "unix socket '{text}' is not supported for '{kw}' (needs an address:port)"
+        ));
+    }
+    let (host, port) = split_host_port(rest);
+    let Some(port) = port else {
+        return Err(format!(
+            "missing port in '{text}' for '{kw}' (expects <address>:<port>)"
+        ));
+    };
+    if port.contains('-') {
+        return Err(format!(
+            "port ranges ('{port}') are not supported by harp in '{text}' for '{kw}'"
+        ));
+    }
+    match port.parse::<u64>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok((host.to_string(), p as u16)),
+        Ok(_) => Err(format!(
+            "invalid port '{port}' in '{text}' for '{kw}' (must be between 1 and 65535)"
+        )),
+        Err(_) => Err(format!("invalid port '{port}' in '{text}' for '{kw}'")),
+    }
+}
+
 /// Parses `source <addr>[:<port>] [interface <name>]` (proxy or server keyword), starting at
 /// the address: the source and how many words it took. `usesrc` (transparent proxying) is
 /// refused.

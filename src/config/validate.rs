@@ -13,6 +13,7 @@ const FIRST_AUTO_PROXY_ID: u32 = 2;
 pub(super) fn run(p: &mut Parser) {
     http_mode_left(p);
     tls_checks(p);
+    server_resolvers(p);
     duplicates(p);
     references(p);
     frontends_need_binds(p);
@@ -126,7 +127,7 @@ fn references(p: &mut Parser) {
 /// warns once a proxy is complete, about the HTTP-only options it took from those defaults.
 fn http_mode_left(p: &mut Parser) {
     let mut errors = Vec::new();
-    for px in p.cfg.proxies.iter_mut() {
+    for (px, meta) in p.cfg.proxies.iter_mut().zip(&p.proxy_meta) {
         let k = kind(px.cap.frontend, px.cap.backend);
         let hd = std::mem::take(&mut px.http_defaults);
         if px.mode == crate::config::ProxyMode::Http {
@@ -136,6 +137,17 @@ fn http_mode_left(p: &mut Parser) {
                 && px.servers.is_empty()
                 && px.default_backend.is_none();
             if page_only {
+                if let Some(at) = &meta.http_rules_at {
+                    // e.g. `http-request deny unless { src ... }`: serving the page anyway
+                    // would expose it
+                    errors.push((
+                        at.clone(),
+                        format!(
+                            "{k} '{}' : 'http-request'/'http-response' rules are not supported by harp's statistics page; remove them and restrict access otherwise (bind address, 'stats auth').",
+                            px.name
+                        ),
+                    ));
+                }
                 continue;
             }
             let own = hd
@@ -178,6 +190,29 @@ fn http_mode_left(p: &mut Parser) {
     }
 }
 
+/// A server's `resolvers <id>` must name a `resolvers` section.
+fn server_resolvers(p: &mut Parser) {
+    let mut errors = Vec::new();
+    for px in &p.cfg.proxies {
+        for s in &px.servers {
+            if let Some(id) = &s.params.resolvers {
+                if !p.cfg.resolvers.iter().any(|r| &r.name == id) {
+                    errors.push((
+                        s.location.clone(),
+                        format!(
+                            "'server {}/{}' : unable to find required resolvers section '{id}'.",
+                            px.name, s.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for (loc, msg) in errors {
+        err(p, &loc, msg);
+    }
+}
+
 /// `check-ssl` verifies certificates unless told not to (`verify none`, `ssl-server-verify
 /// none`): without a `ca-file` to verify against, HAProxy refuses the server, and so does harp;
 /// a `ca-file` must load.
@@ -185,30 +220,9 @@ fn tls_checks(p: &mut Parser) {
     let default_verify = p.cfg.global.ssl_server_verify;
     let mut errors = Vec::new();
     for px in &p.cfg.proxies {
-        for s in px.servers.iter().filter(|s| s.params.check_ssl) {
-            let verify = s.params.verify.unwrap_or(default_verify);
-            match (&s.params.ca_file, verify) {
-                (None, true) => errors.push((
-                    s.location.clone(),
-                    format!(
-                        "Proxy '{}', server '{}' [{}] verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable server-side verifications by default.",
-                        px.name, s.name, s.location
-                    ),
-                )),
-                (Some(f), true) => {
-                    if let Err(e) = crate::tls::client_config(
-                        crate::tls::Verify::ChainOnly,
-                        false,
-                        Some(f),
-                        "ca-file",
-                    ) {
-                        errors.push((
-                            s.location.clone(),
-                            format!("'server {}' : unable to load CA file: {e}", s.name),
-                        ));
-                    }
-                }
-                _ => {}
+        for s in &px.servers {
+            if let Some(e) = crate::config::check_ssl_problem(&px.name, s, default_verify) {
+                errors.push((s.location.clone(), e));
             }
         }
     }

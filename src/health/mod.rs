@@ -9,6 +9,7 @@
 //! sleeps for `inter`, `fastinter` or `downinter` in between.
 
 mod probe;
+mod resolve;
 mod scheduler;
 mod stream;
 mod tcp_check;

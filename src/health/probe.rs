@@ -41,6 +41,9 @@ pub struct ProbeSpec {
     /// The backend's `tcp-check` rules (or a protocol check's), run when `kind` is
     /// `TcpCheck`; none: a plain connect.
     pub rules: std::sync::Arc<Vec<crate::config::tcp_check::TcpCheckRule>>,
+    /// The rules are a protocol check's (`option redis-check`...), not user `tcp-check` lines:
+    /// HAProxy reports their failures without step texts.
+    pub proto: bool,
     /// The server's or backend's `source`: checks leave from there too, as in HAProxy.
     pub source: Option<crate::config::SourceAddr>,
     /// `check-ssl`: TLS over the check connection.
@@ -168,7 +171,8 @@ async fn tls_check(
     start: Instant,
     connected: Instant,
 ) -> Result<(CheckStream, Option<CheckResult>), CheckResult> {
-    let deadline = spec.read_deadline(start, connected);
+    // the header and the handshake are part of the connection, bounded as it is
+    let deadline = spec.connect_deadline(start).max(connected);
     if !first.is_empty() {
         match tokio::time::timeout_at(deadline.into(), stream.write_all(first)).await {
             Ok(Ok(())) => {}

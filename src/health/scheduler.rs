@@ -19,6 +19,8 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 /// enabled, started when it appears, aborted when it is deleted or its check disabled.
 pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     let mut tasks: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
+    // name resolution (`resolvers`), one task per server with a name, until it is deleted
+    let mut resolving: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
     let mut seed = seed_from_clock();
     let mut first_scan = true;
     let mut tick = tokio::time::interval(SCAN_EVERY);
@@ -35,6 +37,22 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
         let mut seen: Vec<usize> = Vec::with_capacity(tasks.len());
         for p in reg.proxies() {
             for s in p.servers().iter() {
+                let id = Arc::as_ptr(s) as usize;
+                if let (Some(rid), Some(_), false) =
+                    (&s.params.resolvers, &s.params.fqdn, s.deleted())
+                {
+                    if let (std::collections::hash_map::Entry::Vacant(slot), Some(r)) = (
+                        resolving.entry(id),
+                        reg.config.resolvers.iter().find(|r| &r.name == rid),
+                    ) {
+                        let h = tokio::spawn(super::resolve::resolve_loop(
+                            reg.clone(),
+                            s.clone(),
+                            r.clone(),
+                        ));
+                        slot.insert((s.clone(), h));
+                    }
+                }
                 // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
                 if s.deleted() || s.admin().maint() || !s.check_state().enabled {
                     continue;
@@ -49,6 +67,13 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                 }
             }
         }
+        resolving.retain(|_, (s, h)| {
+            let keep = !s.deleted() && !h.is_finished();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
         seen.sort_unstable();
         tasks.retain(|id, (_, h)| {
             let keep = seen.binary_search(id).is_ok();
@@ -104,6 +129,7 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
                 .filter(|_| srv.params.check_port.is_none() && srv.params.check_addr.is_none())
         },
         rules: Arc::new(proxy.config.tcp_check_rules.clone()),
+        proto: proxy.config.tcp_check_proto,
         source: srv
             .params
             .source
@@ -143,23 +169,28 @@ fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
     if !p.check_ssl {
         return None;
     }
-    let named = p.verifyhost.clone().or_else(|| p.check_sni.clone());
-    let verify = match (p.verify.unwrap_or(default_verify), &named) {
-        (false, _) => Verify::None,
-        (true, Some(_)) => Verify::ChainAndName,
-        (true, None) => Verify::ChainOnly,
+    let name_of = |n: &Option<String>| n.clone().and_then(|n| ServerName::try_from(n).ok());
+    // the SNI is `check-sni`; the name verified `verifyhost`, else that SNI, else none
+    let sni = name_of(&p.check_sni);
+    let verify = match (
+        p.verify.unwrap_or(default_verify),
+        name_of(&p.verifyhost),
+        &sni,
+    ) {
+        (false, _, _) => Verify::None,
+        (true, Some(host), _) => Verify::ChainAndNamed(host),
+        (true, None, Some(_)) => Verify::ChainAndName,
+        (true, None, None) => Verify::ChainOnly,
     };
-    let name = named
-        .and_then(|n| ServerName::try_from(n).ok())
-        .unwrap_or_else(|| ServerName::IpAddress(s.addr().ip().into()));
+    let name = sni.unwrap_or_else(|| ServerName::IpAddress(s.addr().ip().into()));
     match crate::tls::client_config(verify, false, p.ca_file.as_deref(), "ca-file") {
         Ok(config) => Some(super::CheckTls { config, name }),
         Err(e) => {
-            crate::logging::alert(&format!(
-                "Server {}: check-ssl: {e}; checks run without TLS.",
-                s.name
-            ));
-            None
+            // no downgrade to clear text: a configuration that fails to verify anything
+            crate::logging::alert(&format!("Server {}: check-ssl: {e}.", s.name));
+            crate::tls::client_config(Verify::ChainOnly, false, None, "ca-file")
+                .ok()
+                .map(|config| super::CheckTls { config, name })
         }
     }
 }

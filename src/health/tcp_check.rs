@@ -46,29 +46,37 @@ enum Last<'a> {
     Expect(&'a ExpectRule, Option<String>, Option<i32>),
 }
 
-/// Runs `rules` (an implicit connect first unless the first rule is a connect).
+/// Runs `rules` (an implicit connect first unless the first rule is a connect). `spec.proto`:
+/// the rules are a protocol check's (`option redis-check`...), whose failures HAProxy reports
+/// without the step texts it gives user `tcp-check` rules.
 pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult {
     let start = Instant::now();
+    let user = !spec.proto;
     let mut stream: Option<CheckStream> = None;
     let mut buf: Vec<u8> = Vec::new();
     let mut eof = false;
     let mut last = Last::None;
     let mut connected_at = start;
     let mut comment: Option<&str> = None;
+    // `connect ... linger`: the connection ends with a FIN rather than a reset
+    let mut linger = false;
     let first_is_connect = matches!(
         rules
             .iter()
             .find(|r| !matches!(r, TcpCheckRule::Comment(_))),
         Some(TcpCheckRule::Connect(_))
     );
+    // HAProxy's suffix for the implicit connection, user rules only
+    let initial = |info: Option<String>| -> Option<String> {
+        if !user {
+            return info;
+        }
+        Some(format!("{}{TCPCHK_CONNECT_STEP}", info.unwrap_or_default()))
+    };
     if !first_is_connect {
         match connect(spec, spec.addr, spec.proxy, start).await {
             Ok(s) => stream = Some(CheckStream::Plain(s)),
-            Err((st, e)) => {
-                let mut info = e.unwrap_or_default();
-                info.push_str(TCPCHK_CONNECT_STEP);
-                return result(st, start, Some(info), None);
-            }
+            Err((st, e)) => return result(st, start, initial(e), None),
         }
         connected_at = Instant::now();
         // `check-ssl` ciphers the implicit connection, as in HAProxy
@@ -79,23 +87,21 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
             match tokio::time::timeout_at(deadline.into(), CheckStream::handshake(s, tls)).await {
                 Ok(Ok(t)) => stream = Some(t),
                 Ok(Err(_)) => {
-                    let info = format!("SSL handshake failure{TCPCHK_CONNECT_STEP}");
-                    return result(CheckStatus::L6Rsp, start, Some(info), None);
+                    let info = initial(Some("SSL handshake failure".into()));
+                    return result(CheckStatus::L6Rsp, start, info, None);
                 }
-                Err(_) => {
-                    let info = TCPCHK_CONNECT_STEP.to_string();
-                    return result(CheckStatus::L6Tout, start, Some(info), None);
-                }
+                Err(_) => return result(CheckStatus::L6Tout, start, initial(None), None),
             }
         }
     }
     let mut step = 0;
     for rule in rules {
+        // HAProxy numbers a comment as a step of its own, and gives its text to the next rule
+        step += 1;
         if let TcpCheckRule::Comment(c) = rule {
             comment = Some(c);
             continue;
         }
-        step += 1;
         let note = comment.take();
         match rule {
             TcpCheckRule::Comment(_) => {}
@@ -109,56 +115,102 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                     c.addr.unwrap_or(spec.addr.ip()),
                     c.port.unwrap_or(spec.addr.port()),
                 );
-                let header = c
-                    .send_proxy
-                    .then_some(spec.proxy.unwrap_or(crate::config::ProxyProtocol::V1));
+                // `default`: the server's own settings (its PROXY header, `check-ssl`)
+                let header = if c.default {
+                    spec.proxy
+                } else {
+                    c.send_proxy
+                        .then_some(spec.proxy.unwrap_or(crate::config::ProxyProtocol::V1))
+                };
                 let at = where_(step, &connect_what(c), c.comment.as_deref().or(note));
-                match connect(spec, addr, header, start).await {
+                // each connect has its own `timeout connect`, as in HAProxy
+                let began = Instant::now();
+                match connect(spec, addr, header, began).await {
                     Ok(s) => stream = Some(CheckStream::Plain(s)),
                     Err((st, e)) => {
-                        return result(
-                            st,
-                            start,
-                            Some(format!("{}{at}", e.unwrap_or_default())),
-                            None,
-                        )
+                        let info = if user {
+                            Some(format!("{}{at}", e.unwrap_or_default()))
+                        } else {
+                            e
+                        };
+                        return result(st, start, info, None);
                     }
                 }
                 connected_at = Instant::now();
+                linger = c.linger;
+                let ciphered = c.default && spec.tls.is_some();
+                if let (Some(tls), Some(CheckStream::Plain(s))) =
+                    (&spec.tls, ciphered.then(|| stream.take()).flatten())
+                {
+                    let deadline = spec.connect_deadline(began).max(connected_at);
+                    match tokio::time::timeout_at(deadline.into(), CheckStream::handshake(s, tls))
+                        .await
+                    {
+                        Ok(Ok(t)) => stream = Some(t),
+                        Ok(Err(_)) => {
+                            let info = if user {
+                                format!("SSL handshake failure{at}")
+                            } else {
+                                "SSL handshake failure".into()
+                            };
+                            return result(CheckStatus::L6Rsp, start, Some(info), None);
+                        }
+                        Err(_) => {
+                            return result(CheckStatus::L6Tout, start, user.then_some(at), None)
+                        }
+                    }
+                }
                 last = Last::Connect;
             }
             TcpCheckRule::Send { data, comment: c } => {
                 let at = where_(step, " (send)", c.as_deref().or(note));
+                let at = |e: String| if user { format!("{e}{at}") } else { e };
                 let Some(s) = stream.as_mut() else {
-                    return result(CheckStatus::SockErr, start, Some(at), None);
+                    return result(CheckStatus::SockErr, start, Some(at(String::new())), None);
                 };
                 // HAProxy empties its check buffer before each send
                 buf.clear();
                 eof = false;
                 let deadline = spec.read_deadline(start, connected_at);
-                match tokio::time::timeout_at(deadline.into(), s.write_all(data)).await {
+                let w = async {
+                    s.write_all(data).await?;
+                    s.flush().await
+                };
+                match tokio::time::timeout_at(deadline.into(), w).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        return result(
-                            CheckStatus::L7Rsp,
-                            start,
-                            Some(format!("{}{at}", strerror(&e))),
-                            None,
-                        )
+                        return result(CheckStatus::L7Rsp, start, Some(at(strerror(&e))), None)
                     }
-                    Err(_) => return result(CheckStatus::L7Tout, start, Some(at), None),
+                    Err(_) => {
+                        let info = user.then(|| at(String::new()));
+                        return result(CheckStatus::L7Tout, start, info, None);
+                    }
                 }
                 last = Last::Send;
             }
             TcpCheckRule::Expect(e) => {
                 let note = e.comment.as_deref().or(note);
+                let last_rule = std::ptr::eq(
+                    rule,
+                    rules
+                        .iter()
+                        .rev()
+                        .find(|r| !matches!(r, TcpCheckRule::Comment(_)))
+                        .unwrap_or(rule),
+                );
                 let Some(s) = stream.as_mut() else {
                     let at = where_(step, &expect_what(e), note);
-                    return result(CheckStatus::SockErr, start, Some(at), None);
+                    return result(CheckStatus::SockErr, start, user.then_some(at), None);
                 };
                 let deadline = spec.read_deadline(start, connected_at);
                 loop {
-                    match judge(e, &buf, eof, step, note) {
+                    let ctx = Judging {
+                        step,
+                        note,
+                        user,
+                        last_rule,
+                    };
+                    match judge(e, &buf, eof, &ctx) {
                         Verdict::More => {}
                         Verdict::Pass(info, code) => {
                             last = Last::Expect(e, info, code);
@@ -168,7 +220,7 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                             if let Some(s) = stream.take() {
                                 close_silently(s.into_tcp());
                             }
-                            return result(st, start, Some(info), code);
+                            return result(st, start, info, code);
                         }
                     }
                     let mut chunk = [0u8; 4096];
@@ -177,27 +229,33 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                     {
                         Ok(Ok(0)) => eof = true,
                         Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                        // a reset with nothing to judge is the end of the response too
+                        // a reset ends the response too
                         Ok(Err(_)) => eof = true,
                         Err(_) => {
                             let at = where_(step, &expect_what(e), note);
                             if let Some(s) = stream.take() {
                                 close_silently(s.into_tcp());
                             }
-                            return result(status(e.tout_status), start, Some(at), None);
+                            return result(status(e.tout_status), start, user.then_some(at), None);
                         }
                     }
                 }
             }
         }
     }
-    if let Some(s) = stream.take() {
-        close_silently(s.into_tcp());
+    if let Some(mut s) = stream.take() {
+        if linger {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), s.shutdown()).await;
+            drop(s);
+        } else {
+            close_silently(s.into_tcp());
+        }
     }
+    let tcpchk = || user.then(|| "(tcp-check)".to_string());
     match last {
         Last::Expect(e, info, code) => result(status(e.ok_status), start, info, code),
-        Last::Connect => result(CheckStatus::L4Ok, start, Some("(tcp-check)".into()), None),
-        Last::Send => result(CheckStatus::L7Ok, start, Some("(tcp-check)".into()), None),
+        Last::Connect => result(CheckStatus::L4Ok, start, tcpchk(), None),
+        Last::Send => result(CheckStatus::L7Ok, start, tcpchk(), None),
         Last::None => result(CheckStatus::L4Ok, start, None, None),
     }
 }
@@ -262,14 +320,31 @@ fn upper_hex(b: &[u8]) -> String {
 enum Verdict {
     More,
     Pass(Option<String>, Option<i32>),
-    Fail(CheckStatus, String, Option<i32>),
+    Fail(CheckStatus, Option<String>, Option<i32>),
+}
+
+/// Where an expect rule is judged: its step, comment, whether the rules are a user's, and
+/// whether it is the last rule (a protocol check's custom rule reports only there).
+struct Judging<'a> {
+    step: usize,
+    note: Option<&'a str>,
+    user: bool,
+    last_rule: bool,
 }
 
 /// Judges what was received so far: pass, fail, or wait for more.
-fn judge(e: &ExpectRule, buf: &[u8], eof: bool, step: usize, note: Option<&str>) -> Verdict {
+fn judge(e: &ExpectRule, buf: &[u8], eof: bool, j: &Judging<'_>) -> Verdict {
     let complete = eof || buf.len() >= CHECK_BUF;
+    if eof && buf.is_empty() {
+        // HAProxy's `tcpcheck_eval_recv`: the peer closed without a byte
+        let mut info = format!("TCPCHK got an empty response at step {}", j.step);
+        if let Some(c) = j.note {
+            info.push_str(&format!(" comment: '{c}'"));
+        }
+        return Verdict::Fail(status(e.error_status), Some(info), None);
+    }
     if let Matcher::Custom(c) = e.matcher {
-        return custom(c, e, buf, complete);
+        return custom(c, buf, complete, j.last_rule);
     }
     if e.min_recv.is_some_and(|m| buf.len() < m) && !complete {
         return Verdict::More;
@@ -291,26 +366,34 @@ fn judge(e: &ExpectRule, buf: &[u8], eof: bool, step: usize, note: Option<&str>)
         .then(|| std::str::from_utf8(buf.get(..3)?).ok()?.parse::<i32>().ok())
         .flatten();
     if found != e.negate {
-        let info = e.on_success.as_ref().map(|m| text(m, buf));
+        let info = match &e.on_success {
+            Some(m) => Some(text(m, buf)),
+            None => j.user.then(|| "(tcp-check)".to_string()),
+        };
         return Verdict::Pass(info, code);
     }
     let info = match &e.on_error {
-        Some(m) => text(m, buf),
+        Some(m) => Some(text(m, buf)),
+        // a protocol check's rule without a text reports none
+        None if !j.user => None,
         None => {
             let mut s = String::from(if found {
                 "TCPCHK matched unwanted content"
             } else {
                 "TCPCHK did not match content"
             });
+            let step = j.step;
             match &e.matcher {
                 Matcher::String(p) => s.push_str(&format!(" '{p}' at step {step}")),
                 Matcher::Binary(_) => s.push_str(&format!(" (binary) at step {step}")),
-                _ => s.push_str(&format!(" (regex) at step {step}")),
+                Matcher::Rstring(_) => s.push_str(&format!(" (regex) at step {step}")),
+                Matcher::Rbinary(_) => s.push_str(&format!(" (binary regex) at step {step}")),
+                Matcher::Custom(_) => s.push_str(&format!(" (custom function) at step {step}")),
             }
-            if let Some(c) = note {
-                s.push_str(&format!(" comment: '{c}'"));
+            if let Some(c) = j.note {
+                s.push_str(&format!(" comment: {c}"));
             }
-            s
+            Some(s)
         }
     };
     Verdict::Fail(status(e.error_status), info, code)
@@ -320,7 +403,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// An `on-success` / `on-error` text for the bytes received.
+/// An `on-success` / `on-error` text for the bytes received (a C string in HAProxy: it ends at
+/// the first NUL).
 fn text(m: &Message, buf: &[u8]) -> String {
     match m {
         Message::Text(t) => t.clone(),
@@ -335,10 +419,11 @@ fn text(m: &Message, buf: &[u8]) -> String {
                     b = rest;
                 }
             }
-            if *cut_crlf {
-                if let Some(i) = b.iter().position(|&c| c == b'\r' || c == b'\n') {
-                    b = &b[..i];
-                }
+            if let Some(i) = b
+                .iter()
+                .position(|&c| c == 0 || (*cut_crlf && (c == b'\r' || c == b'\n')))
+            {
+                b = &b[..i];
             }
             String::from_utf8_lossy(b).into_owned()
         }
@@ -346,145 +431,91 @@ fn text(m: &Message, buf: &[u8]) -> String {
 }
 
 /// The protocol checks judged by code, with HAProxy's texts.
-fn custom(c: CustomCheck, e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
+fn custom(c: CustomCheck, buf: &[u8], complete: bool, last: bool) -> Verdict {
     match c {
-        CustomCheck::MysqlGreeting => mysql_greeting(e, buf, complete),
-        CustomCheck::MysqlOk => mysql_ok(e, buf, complete),
-        CustomCheck::LdapBind => ldap_bind(e, buf, complete),
-    }
-}
-
-/// A MySQL server's first packet: 3-byte length, sequence, then either an error packet (0xff,
-/// code, text) or the greeting (protocol version, then the server version string).
-fn mysql_greeting(e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
-    let fail = |info: &str| Verdict::Fail(status(e.error_status), info.to_string(), None);
-    if buf.len() < 5 {
-        return if complete {
-            fail("Received an incomplete MySQL packet")
-        } else {
-            Verdict::More
-        };
-    }
-    let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
-    if buf.len() < 4 + len && !complete {
-        return Verdict::More;
-    }
-    let body = &buf[4..(4 + len).min(buf.len())];
-    match body.first() {
-        Some(0xff) => {
-            // error packet: code (2 bytes), then the message (4.1 adds a '#' and a 5-byte state)
-            let msg = body.get(3..).unwrap_or_default();
-            let msg = match msg.first() {
-                Some(b'#') => msg.get(6..).unwrap_or_default(),
-                _ => msg,
-            };
-            fail(&String::from_utf8_lossy(msg))
+        CustomCheck::MysqlGreeting => mysql_packet(buf, 0, complete, last),
+        CustomCheck::MysqlOk => {
+            // the answer follows the greeting in the same buffer
+            let greeting = buf.get(..3).map_or(0, |h| {
+                usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16
+            });
+            mysql_packet(buf, 4 + greeting, complete, last)
         }
-        Some(_) => {
-            let version = body.get(1..).unwrap_or_default();
-            let end = version
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(version.len());
-            Verdict::Pass(
-                Some(String::from_utf8_lossy(&version[..end]).into_owned()),
-                None,
-            )
+        CustomCheck::LdapBind => ldap_bind(buf),
+    }
+}
+
+/// A MySQL packet at `offset` (HAProxy's `tcpcheck_mysql_expect_packet`): an error packet
+/// (0xff) fails as L7STS with its number as the code and its text (the SQL state kept) as the
+/// info; anything else passes, as the last rule with the server version of the greeting.
+fn mysql_packet(buf: &[u8], offset: usize, complete: bool, last: bool) -> Verdict {
+    let truncated = || {
+        if complete {
+            Verdict::Fail(CheckStatus::L7Rsp, None, None)
+        } else {
+            Verdict::More
         }
-        None => fail("Received an incomplete MySQL packet"),
+    };
+    let Some(h) = buf.get(offset..offset + 4) else {
+        return truncated();
+    };
+    let plen = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+    if buf.len() < offset + plen + 4 {
+        return truncated();
     }
+    if buf.get(offset + 4) == Some(&0xff) {
+        let err = buf
+            .get(offset + 5..offset + 7)
+            .map_or(0, |b| i32::from(b[0]) | i32::from(b[1]) << 8);
+        let desc = buf.get(offset + 7..).unwrap_or_default();
+        let end = desc.iter().position(|&c| c == 0).unwrap_or(desc.len());
+        let info = String::from_utf8_lossy(&desc[..end]).into_owned();
+        return Verdict::Fail(CheckStatus::L7Sts, Some(info), Some(err));
+    }
+    if !last {
+        return Verdict::Pass(None, None);
+    }
+    // the server version: the greeting's NUL-terminated string after its protocol byte
+    let v = buf.get(5..).unwrap_or_default();
+    let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+    Verdict::Pass(Some(String::from_utf8_lossy(&v[..end]).into_owned()), None)
 }
 
-/// The server's answer to the login: the first packet after the greeting is an OK packet (0x00)
-/// or an error packet (0xff: its message is the check's info).
-fn mysql_ok(e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
-    let fail = |info: &str| Verdict::Fail(status(e.error_status), info.to_string(), None);
-    if buf.len() < 5 {
-        return if complete {
-            fail("Received an incomplete MySQL packet")
-        } else {
-            Verdict::More
-        };
-    }
-    let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
-    if buf.len() < 4 + len && !complete {
-        return Verdict::More;
-    }
-    let body = &buf[4..(4 + len).min(buf.len())];
-    match body.first() {
-        Some(0x00) => Verdict::Pass(None, None),
-        Some(0xff) => {
-            let msg = body.get(3..).unwrap_or_default();
-            let msg = match msg.first() {
-                Some(b'#') => msg.get(6..).unwrap_or_default(),
-                _ => msg,
-            };
-            fail(&String::from_utf8_lossy(msg))
-        }
-        _ => fail("Received an unexpected MySQL packet"),
-    }
-}
-
-/// The answer to an anonymous LDAP bind: a BER sequence holding the message id and a bind
-/// response whose result code (0 = success) is judged.
-fn ldap_bind(e: &ExpectRule, buf: &[u8], complete: bool) -> Verdict {
-    let fail = |info: &str| Verdict::Fail(status(e.error_status), info.to_string(), None);
-    // sequence, its length (short or long form), then the message id
-    let Some((&tag, rest)) = buf.split_first() else {
-        return if complete {
-            fail("Not LDAPv3 protocol")
-        } else {
-            Verdict::More
-        };
+/// The answer to an anonymous LDAP bind (HAProxy's `tcpcheck_ldap_expect_bindrsp`, after the
+/// `^30` rule made sure 14 bytes arrived): message id 1, a bindResponse, its result code (0 =
+/// success) as the check's code.
+fn ldap_bind(buf: &[u8]) -> Verdict {
+    let not_ldap = || {
+        Verdict::Fail(
+            CheckStatus::L7Rsp,
+            Some("Not LDAPv3 protocol".to_string()),
+            None,
+        )
     };
-    if tag != 0x30 {
-        return fail("Not LDAPv3 protocol");
-    }
-    let Some(after_len) = skip_len(rest) else {
-        return if complete {
-            fail("Not LDAPv3 protocol")
-        } else {
-            Verdict::More
-        };
+    let at = |i: usize| buf.get(i).copied().unwrap_or(0);
+    let mut msglen = if at(1) & 0x80 != 0 {
+        usize::from(at(1) & 0x7f)
+    } else {
+        0
     };
-    // message id: 02 01 xx
-    let Some(after_id) = after_len
-        .get(3..)
-        .filter(|_| after_len.first() == Some(&0x02))
-    else {
-        return if complete {
-            fail("Not LDAPv3 protocol")
-        } else {
-            Verdict::More
-        };
-    };
-    // bind response: 61 <len> 0a 01 <result code>
-    if after_id.first().is_some_and(|&t| t != 0x61) {
-        return fail("Not LDAPv3 protocol");
+    if msglen > 2 || buf.get(2 + msglen..6 + msglen) != Some(&[0x02, 0x01, 0x01, 0x61][..]) {
+        return not_ldap();
     }
-    let Some(resp) = after_id.get(1..).and_then(skip_len) else {
-        return if complete {
-            fail("Not LDAPv3 protocol")
-        } else {
-            Verdict::More
-        };
-    };
-    match resp {
-        [0x0a, 0x01, 0, ..] => Verdict::Pass(Some("Success".into()), None),
-        [0x0a, 0x01, _, ..] => fail("See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9"),
-        _ if !complete && resp.len() < 3 => Verdict::More,
-        _ => fail("Not LDAPv3 protocol"),
+    if at(msglen + 6) & 0x80 != 0 {
+        msglen += usize::from(at(msglen + 6) & 0x7f);
     }
-}
-
-/// Skips a BER length (short or long form), `None` when incomplete.
-fn skip_len(b: &[u8]) -> Option<&[u8]> {
-    let (&first, rest) = b.split_first()?;
-    if first & 0x80 == 0 {
-        return Some(rest);
+    if msglen > 4 || buf.get(7 + msglen..9 + msglen) != Some(&[0x0a, 0x01][..]) {
+        return not_ldap();
     }
-    let n = usize::from(first & 0x7f);
-    rest.get(n..)
+    let code = i32::from(at(msglen + 9));
+    if code != 0 {
+        return Verdict::Fail(
+            CheckStatus::L7Sts,
+            Some("See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9".into()),
+            Some(code),
+        );
+    }
+    Verdict::Pass(Some("Success".into()), None)
 }
 
 #[cfg(test)]
@@ -500,12 +531,23 @@ mod tests {
         }
     }
 
-    fn verdict(e: &ExpectRule, buf: &[u8], eof: bool) -> String {
-        match judge(e, buf, eof, 2, None) {
+    /// The verdict on `buf` for a rule at step 2, as user rules (`user`) or a protocol check's.
+    fn judged(e: &ExpectRule, buf: &[u8], eof: bool, user: bool) -> String {
+        let j = Judging {
+            step: 2,
+            note: None,
+            user,
+            last_rule: true,
+        };
+        match judge(e, buf, eof, &j) {
             Verdict::More => "more".into(),
             Verdict::Pass(i, c) => format!("pass {i:?} {c:?}"),
-            Verdict::Fail(s, i, _) => format!("fail {} {i}", s.short()),
+            Verdict::Fail(s, i, c) => format!("fail {} {i:?} {c:?}", s.short()),
         }
+    }
+
+    fn verdict(e: &ExpectRule, buf: &[u8], eof: bool) -> String {
+        judged(e, buf, eof, true)
     }
 
     #[test]
@@ -514,21 +556,34 @@ mod tests {
         assert_eq!(verdict(&e, b"$10\r\nrole:sla", false), "more");
         assert_eq!(
             verdict(&e, b"# Replication\r\nrole:master\r\n", false),
-            "pass None None"
+            "pass Some(\"(tcp-check)\") None"
         );
         assert_eq!(
             verdict(&e, b"role:slave\r\n", true),
-            "fail L7RSP TCPCHK did not match content 'role:master' at step 2"
+            "fail L7RSP Some(\"TCPCHK did not match content 'role:master' at step 2\") None"
         );
-        let n = rule("expect ! string -ERR");
+        assert_eq!(
+            verdict(&e, b"", true),
+            "fail L7RSP Some(\"TCPCHK got an empty response at step 2\") None"
+        );
+        let n = rule("expect !string -ERR");
         assert_eq!(verdict(&n, b"+OK", false), "more");
-        assert_eq!(verdict(&n, b"+OK", true), "pass None None");
+        assert_eq!(verdict(&n, b"+OK", true), "pass Some(\"(tcp-check)\") None");
         assert_eq!(
             verdict(&n, b"-ERR x", false),
-            "fail L7RSP TCPCHK matched unwanted content '-ERR' at step 2"
+            "fail L7RSP Some(\"TCPCHK matched unwanted content '-ERR' at step 2\") None"
         );
         let r = rule("expect rbinary ^1[56]");
-        assert_eq!(verdict(&r, &[0x16, 3, 3], false), "pass None None");
+        assert_eq!(
+            verdict(&r, &[0x16, 3, 3], false),
+            "pass Some(\"(tcp-check)\") None"
+        );
+        assert_eq!(
+            verdict(&r, &[0x48], true),
+            "fail L7RSP Some(\"TCPCHK did not match content (binary regex) at step 2\") None"
+        );
+        // a protocol check's rule without texts reports none
+        assert_eq!(judged(&r, &[0x48], true, false), "fail L7RSP None None");
         let m = rule("expect min-recv 4 rstring ^2");
         assert_eq!(verdict(&m, b"22", false), "more");
     }
@@ -536,49 +591,62 @@ mod tests {
     #[test]
     fn smtp_replies_give_haproxy_texts_and_codes() {
         let rules = smtp_check("HELO localhost");
-        let TcpCheckRule::Expect(ok) = &rules[1] else {
+        let TcpCheckRule::Expect(greeting) = &rules[2] else {
             panic!()
         };
         assert_eq!(
-            verdict(ok, b"554 5.7.1 go away\r\n", false),
-            "fail L7STS 5.7.1 go away"
+            judged(greeting, b"554 5.7.1 go away\r\n", false, false),
+            "fail L7STS Some(\"5.7.1 go away\") Some(554)"
         );
-        let TcpCheckRule::Expect(last) = &rules[4] else {
+        let TcpCheckRule::Expect(reply) = &rules[4] else {
             panic!()
         };
         assert_eq!(
-            verdict(last, b"250 mail.example.com\r\n", false),
+            judged(
+                reply,
+                b"250-mail.example.com\r\n250 8BITMIME\r\n",
+                false,
+                false
+            ),
             "pass Some(\"mail.example.com\") Some(250)"
         );
     }
 
     #[test]
     fn mysql_and_ldap_answers() {
-        let TcpCheckRule::Expect(my) = &mysql_check()[0] else {
+        let TcpCheckRule::Expect(my) = &mysql_check()[1] else {
             panic!()
         };
         let mut greeting = vec![0x4a, 0, 0, 0, 0x0a];
         greeting.extend_from_slice(b"8.0.36\0rest");
         greeting.resize(4 + 0x4a, 0);
-        assert_eq!(verdict(my, &greeting, false), "pass Some(\"8.0.36\") None");
+        assert_eq!(
+            judged(my, &greeting, false, false),
+            "pass Some(\"8.0.36\") None"
+        );
         let mut err = vec![0x17, 0, 0, 0, 0xff, 0x6a, 0x04];
-        err.extend_from_slice(b"Host 'x' is blocked");
+        err.extend_from_slice(b"#HY000Host 'x' is blocked");
         err[0] = (err.len() - 4) as u8;
-        assert_eq!(verdict(my, &err, false), "fail L7STS Host 'x' is blocked");
-        let TcpCheckRule::Expect(ld) = &ldap_check()[1] else {
+        assert_eq!(
+            judged(my, &err, false, false),
+            "fail L7STS Some(\"#HY000Host 'x' is blocked\") Some(1130)"
+        );
+        let TcpCheckRule::Expect(ld) = &ldap_check()[2] else {
             panic!()
         };
         let ok = [
             0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
         ];
-        assert_eq!(verdict(ld, &ok, false), "pass Some(\"Success\") None");
+        assert_eq!(judged(ld, &ok, false, false), "pass Some(\"Success\") None");
         let mut denied = ok;
         denied[9] = 49;
-        assert!(verdict(ld, &denied, false).starts_with("fail L7STS See RFC"));
-        assert_eq!(verdict(ld, &ok[..6], false), "more");
+        assert!(judged(ld, &denied, false, false).starts_with("fail L7STS Some(\"See RFC"));
+        assert!(judged(ld, &denied, false, false).ends_with("Some(49)"));
+        let mut bad = ok;
+        bad[5] = 0x62;
         assert_eq!(
-            verdict(ld, b"HTTP/1.1", false),
-            "fail L7STS Not LDAPv3 protocol"
+            judged(ld, &bad, false, false),
+            "fail L7RSP Some(\"Not LDAPv3 protocol\") None"
         );
     }
 }

@@ -386,7 +386,7 @@ impl UserData for LProxy {
         m.add_method("get_srv_bck", |_, this, ()| Ok(this.0.srv_bck()));
         m.add_method("get_stats", |lua, this, ()| proxy_stats(lua, &this.0));
         m.add_method("get_cap", |_, this, ()| Ok(this.0.cap_name()));
-        m.add_method("get_mode", |_, _this, ()| Ok("tcp"));
+        m.add_method("get_mode", |_, this, ()| Ok(this.0.config.mode.name()));
         m.add_method("get_mailers", |lua, this, ()| mailers_table(lua, &this.0));
         // as the Runtime API's `disable|enable|shutdown frontend`; a refusal is not an error
         m.add_method("pause", |_, this, ()| {

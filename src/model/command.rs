@@ -80,6 +80,16 @@ pub enum Command {
         /// Who asked.
         cause: Cause,
     },
+    /// A run-time resolution of the server's name (`resolvers`): `Ok(ip)` moves the server
+    /// there and ends a resolution maintenance; `Err(status)` puts it into one.
+    Resolved {
+        /// Target.
+        server: Arc<Server>,
+        /// The address, or why there is none.
+        outcome: Result<IpAddr, super::DnsStatus>,
+        /// Who answered (`<resolvers>/<nameserver>`).
+        by: String,
+    },
     /// Change `maxconn`.
     SetMaxconn {
         /// Target.
@@ -233,6 +243,54 @@ impl Registry {
                 }
                 m.push_str(&format!(" by '{by}'"));
                 Ok(Outcome::msg(m))
+            }
+            Command::Resolved {
+                server,
+                outcome,
+                by,
+            } => {
+                if server.deleted() {
+                    return err("No such server.");
+                }
+                let old = server.admin();
+                match outcome {
+                    Ok(ip) => {
+                        let was = server.addr();
+                        if was.ip() != ip {
+                            server.set_addr(SocketAddr::new(ip, was.port()));
+                            self.publish(&server, EventType::ServerInetAddr, EventData::None);
+                            if !old.has(AdminFlags::RMAINT) {
+                                if let Some(p) = self.proxy_at(server.proxy_index) {
+                                    logging::warning(&format!(
+                                        "{}/{} changed its IP from {} to {} by {by}.",
+                                        p.name,
+                                        server.name,
+                                        was.ip(),
+                                        ip
+                                    ));
+                                }
+                            }
+                            self.bump(&server);
+                        }
+                        if old.has(AdminFlags::RMAINT) {
+                            let new = AdminFlags(old.0 & !AdminFlags::RMAINT);
+                            self.change(
+                                &server,
+                                None,
+                                Some(new),
+                                Cause::Dns(super::DnsStatus::Valid),
+                                None,
+                            );
+                        }
+                    }
+                    Err(status) => {
+                        if !old.has(AdminFlags::RMAINT) {
+                            let new = AdminFlags(old.0 | AdminFlags::RMAINT);
+                            self.change(&server, None, Some(new), Cause::Dns(status), None);
+                        }
+                    }
+                }
+                Ok(Outcome::default())
             }
             Command::SetMaxconn { server, maxconn } => {
                 server.set_maxconn(maxconn);
@@ -461,9 +519,13 @@ impl Registry {
                 // HAProxy: `notice` for a server that was stopping (or draining) anyway
                 let was_stopping = old_op == OpState::Stopping || old_admin.drain();
                 let severity = if was_stopping { NOTICE } else { ALERT };
+                let why = match cause {
+                    Cause::Dns(st) if admin.has(AdminFlags::RMAINT) => format!(" ({})", st.text()),
+                    _ => String::new(),
+                };
                 Some((
                     severity,
-                    format!("{who} {id} is going DOWN for maintenance. {left}"),
+                    format!("{who} {id} is going DOWN for maintenance{why}. {left}"),
                 ))
             } else {
                 Some((
@@ -473,10 +535,14 @@ impl Registry {
             }
         } else if leaving_maint {
             let st = if op.is_up() { "UP/READY" } else { "DOWN" };
-            Some((
-                NOTICE,
-                format!("{who} {id} is {st} (leaving forced maintenance)."),
-            ))
+            let line = match (cause, &s.params.fqdn) {
+                // HAProxy's line for a server whose name resolves again
+                (Cause::Dns(_), Some(fqdn)) => {
+                    format!("{who} {id} ('{fqdn}') is {st} (resolves again).")
+                }
+                _ => format!("{who} {id} is {st} (leaving forced maintenance)."),
+            };
+            Some((NOTICE, line))
         } else if !old_admin.drain() && admin.drain() {
             Some((NOTICE, format!("{who} {id} enters drain state. {online}")))
         } else if old_admin.drain() && !admin.drain() {

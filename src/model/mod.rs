@@ -24,7 +24,7 @@ pub use queue::{QueueOf, Ticket, WaitQueue};
 pub use rate::Rate;
 pub use registry::{GlobalCounters, LookupError, Registry};
 pub use server::{CheckState, KillCause, Server, ServerCounters};
-pub use state::{AdminFlags, Cause, OpState};
+pub use state::{AdminFlags, Cause, DnsStatus, OpState};
 pub use weight::{parse_weight, strtol};
 
 /// One session start on a `cur`/`max`/`tot` triple (`scur`, `smax`, `stot`), which proxies and

@@ -213,6 +213,10 @@ impl Server {
         if dynamic {
             admin |= AdminFlags::FMAINT;
         }
+        if params.unresolved {
+            // `init-addr none`: no address until its name resolves
+            admin |= AdminFlags::RMAINT;
+        }
         let health = Health {
             cur: params.rise,
             rise: params.rise,

@@ -64,6 +64,11 @@ impl AdminFlags {
     /// Any drain flag.
     pub const DRAIN: u8 = Self::FDRAIN | Self::IDRAIN;
 
+    /// Whether `flag` (one of the constants) is set.
+    pub fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
     /// In maintenance for any reason.
     pub fn maint(self) -> bool {
         self.0 & Self::MAINT != 0
@@ -101,6 +106,36 @@ pub enum Cause {
     Check,
     /// Start-up / configuration.
     Config,
+    /// Name resolution (`resolvers`): its outcome, as HAProxy names it in maintenance lines.
+    Dns(DnsStatus),
+}
+
+/// How a run-time resolution of a server's name ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsStatus {
+    /// An address came back.
+    Valid,
+    /// The name does not exist (NXDOMAIN).
+    Nx,
+    /// No name server answered in time.
+    Timeout,
+    /// The name servers refused.
+    Refused,
+    /// Anything else (no address of the wanted family, a malformed answer).
+    Other,
+}
+
+impl DnsStatus {
+    /// HAProxy's text in `is going DOWN for maintenance (...)`.
+    pub fn text(self) -> &'static str {
+        match self {
+            DnsStatus::Valid => "",
+            DnsStatus::Nx => "DNS NX status",
+            DnsStatus::Timeout => "DNS timeout status",
+            DnsStatus::Refused => "DNS refused status",
+            DnsStatus::Other => "unspecified DNS error",
+        }
+    }
 }
 
 impl Cause {
@@ -109,7 +144,7 @@ impl Cause {
         match self {
             Cause::Cli => "changed from CLI",
             Cause::Lua => "changed from Lua script",
-            Cause::Check | Cause::Config => "",
+            Cause::Check | Cause::Config | Cause::Dns(_) => "",
         }
     }
 }

@@ -137,14 +137,27 @@ pub fn set_nofile_limit(n: u64) -> io::Result<()> {
         Some(h) if h >= n => Some(h),
         _ => Some(n),
     };
-    setrlimit(
+    let asked = setrlimit(
         Resource::Nofile,
         Rlimit {
             current: Some(n),
             maximum: hard,
         },
-    )
-    .map_err(io::Error::from)
+    );
+    if let Err(e) = asked {
+        // as HAProxy: at least up to the hard limit, then say it fell short
+        if let Some(max) = cur.maximum {
+            let _ = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(max),
+                    maximum: Some(max),
+                },
+            );
+        }
+        return Err(io::Error::from(e));
+    }
+    Ok(())
 }
 
 /// Binds an outgoing socket to a `source` address before its connect (and to a device with

@@ -24,6 +24,8 @@ pub(crate) struct ProxyMeta {
     pub bind_seen: bool,
     /// This section wrote `tcp-check` rules: the ones it took from its defaults are gone.
     pub tcp_rules_own: bool,
+    /// Where the first `http-request`/`http-response` line of a proxy in `mode http` was.
+    pub http_rules_at: Option<Location>,
 }
 
 /// Keywords harp understands in proxy sections (for did-you-mean and the README).
@@ -213,14 +215,29 @@ fn stats(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(),
             };
             page.auth.push((user.to_string(), pass.to_string()));
         }
-        "refresh" => page.refresh = Some(parse_time(val(what)?, "stats refresh")?),
+        "refresh" => {
+            // HAProxy reads a bare number as seconds here
+            let v = val(what)?;
+            let v = if v.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{v}s")
+            } else {
+                v.to_string()
+            };
+            page.refresh = Some(parse_time(&v, "stats refresh")?);
+        }
         "hide-version" => page.hide_version = true,
         "scope" => page.scope.push(val(what)?.to_string()),
         "show-legends" | "show-node" | "show-desc" | "show-modules" => {}
-        "admin" | "http-request" => {
+        "admin" => {
             ctx.warn(format!(
                 "'stats {what}' has no effect in harp (its statistics page is read-only); ignored."
             ));
+        }
+        "http-request" => {
+            return Err(
+                "'stats http-request' is not supported by harp (its statistics page applies no rules)."
+                    .into(),
+            )
         }
         "bind-process" | "maxconn" | "timeout" | "socket" => {
             return Err(format!("'stats {what}' is a 'global' section keyword."));
@@ -261,6 +278,12 @@ pub(crate) fn parse(
     // complete (config::validate), not here
     let http_now = p.mode == ProxyMode::Http;
     if HTTP_ONLY.contains(&kw) && http_now {
+        if let Some(m) = meta {
+            // rules harp cannot apply: a statistics page must not pretend to honour them
+            if kw.starts_with("http-") {
+                m.http_rules_at.get_or_insert_with(|| ctx.loc.clone());
+            }
+        }
         return Ok(());
     }
     if HTTP_ONLY.contains(&kw) {
@@ -475,6 +498,11 @@ pub(crate) fn parse(
                     m.tcp_rules_own = true;
                     p.tcp_check_rules.clear();
                 }
+            }
+            if p.tcp_check_proto {
+                // a protocol check's rules are not extended by user lines
+                p.tcp_check_rules.clear();
+                p.tcp_check_proto = false;
             }
             p.tcp_check_rules.push(rule);
             Ok(())
@@ -803,6 +831,11 @@ fn option(
                 }
             } else {
                 p.check = CheckKind::TcpCheck;
+                if p.tcp_check_proto {
+                    // HAProxy: `option tcp-check` after a protocol check starts from no rule
+                    p.tcp_check_rules.clear();
+                    p.tcp_check_proto = false;
+                }
             }
             simple(words)
         }
@@ -829,7 +862,7 @@ fn option(
                     return Err("'option mysql-check' only supports optional values: 'user <username> [post-41|pre-41]'.".into())
                 }
                 ("smtpchk", []) => tc::smtp_check("HELO localhost"),
-                ("smtpchk", [hello, domain]) if hello.eq_ignore_ascii_case("helo") || hello.eq_ignore_ascii_case("ehlo") => {
+                ("smtpchk", [hello @ ("HELO" | "EHLO"), domain]) => {
                     tc::smtp_check(&format!("{hello} {domain}"))
                 }
                 // HAProxy: anything else falls back to the default greeting
@@ -842,6 +875,7 @@ fn option(
             };
             p.check = CheckKind::TcpCheck;
             p.tcp_check_rules = rules;
+            p.tcp_check_proto = true;
             Ok(())
         }
         "httpchk" => {
@@ -1280,7 +1314,7 @@ mod tests {
             ok("backend b\n option mysql-check user x\n").proxies[0]
                 .tcp_check_rules
                 .len()
-                == 3
+                == 4
         );
         assert!(err("backend b\n tcp-check connect ssl\n").contains("not supported by harp"));
         assert!(err("backend b\n option transparent\n").contains("not supported by harp"));

@@ -55,13 +55,36 @@ pub(crate) fn parse(
             }
             no_more(words, 1)
         }
-        "accepted_payload_size" | "resolve_retries" => {
+        "accepted_payload_size" => {
             parse_u32(arg(words, 1, "an integer")?, &words[0], 0, u32::MAX)?;
             no_more(words, 2)
         }
+        "resolve_retries" => {
+            r.resolve_retries = parse_u32(arg(words, 1, "an integer")?, &words[0], 1, 1000)?;
+            no_more(words, 2)
+        }
         "hold" | "timeout" => {
-            arg(words, 1, "a name")?;
-            parse_time(arg(words, 2, "a time")?, &words[0])?;
+            let what = arg(words, 1, "a name")?;
+            let t = parse_time(arg(words, 2, "a time")?, &words[0])?;
+            match (words[0].as_str(), what) {
+                ("hold", "valid") => r.hold_valid = t.max(std::time::Duration::from_millis(100)),
+                ("hold", "nx" | "timeout" | "refused" | "other") => r.hold_nx = t,
+                ("hold", "obsolete") => {}
+                ("timeout", "retry") => {
+                    r.timeout_retry = t.max(std::time::Duration::from_millis(10))
+                }
+                ("timeout", "resolve") => {}
+                (kw, o) => {
+                    return Err(format!(
+                        "'{kw}' : unknown '{o}' (expects {}).",
+                        if kw == "hold" {
+                            "'nx', 'other', 'refused', 'timeout', 'valid' or 'obsolete'"
+                        } else {
+                            "'retry' or 'resolve'"
+                        }
+                    ))
+                }
+            }
             no_more(words, 3)
         }
         kw => Err(unknown_keyword(kw, "resolvers", KEYWORDS)),

@@ -86,13 +86,58 @@ pub(crate) fn parse_server(
             "'server {name}' : missing address (expects <address>:<port>)."
         ));
     };
-    let addr =
-        parse_socket_addr(addr_text, "server").map_err(|e| format!("'server {name}' : {e}"))?;
     let mut params = defaults.clone();
     params.id = None;
     params.forced_id = false;
     apply_keywords(&mut params, &words[1..], false, ctx)
         .map_err(|e| format!("'server {name}' : {e}"))?;
+    let (host, port) = crate::config::units::server_host_port(addr_text, "server")
+        .map_err(|e| format!("'server {name}' : {e}"))?;
+    params.fqdn = None;
+    params.unresolved = false;
+    let addr = if host.is_empty() || host == "*" || host.parse::<std::net::IpAddr>().is_ok() {
+        parse_socket_addr(addr_text, "server").map_err(|e| format!("'server {name}' : {e}"))?
+    } else {
+        // a name: `init-addr` says how to find its first address (HAProxy's `last,libc`)
+        params.fqdn = Some(host.clone());
+        let methods = params.init_addr.clone().unwrap_or(vec![
+            crate::config::InitAddr::Last,
+            crate::config::InitAddr::Libc,
+        ]);
+        let mut found = None;
+        let mut libc_err = None;
+        for m in methods {
+            match m {
+                crate::config::InitAddr::Last => {}
+                crate::config::InitAddr::Libc => match parse_socket_addr(addr_text, "server") {
+                    Ok(a) => {
+                        found = Some(a);
+                        break;
+                    }
+                    Err(e) => libc_err = Some(e),
+                },
+                crate::config::InitAddr::None => {
+                    params.unresolved = true;
+                    found = Some(std::net::SocketAddr::new(
+                        std::net::Ipv4Addr::UNSPECIFIED.into(),
+                        port,
+                    ));
+                    break;
+                }
+                crate::config::InitAddr::Ip(ip) => {
+                    found = Some(std::net::SocketAddr::new(ip, port));
+                    break;
+                }
+            }
+        }
+        found.ok_or_else(|| {
+            format!(
+                "'server {name}' : {}",
+                libc_err
+                    .unwrap_or_else(|| format!("no method found to resolve address '{addr_text}'"))
+            )
+        })?
+    };
     Ok(ServerConfig {
         name: name.to_string(),
         addr,
@@ -211,7 +256,33 @@ pub(crate) fn apply_keywords(
                 p.id = Some(parse_u32(val()?, kw, 1, i32::MAX as u32)?);
                 p.forced_id = true;
             }
-            "resolvers" | "init-addr" | "resolve-prefer" | "cookie" => {
+            "resolvers" => p.resolvers = Some(val()?.to_string()),
+            "init-addr" => {
+                let mut methods = Vec::new();
+                for m in val()?.split(',') {
+                    methods.push(match m {
+                        "last" => crate::config::InitAddr::Last,
+                        "libc" => crate::config::InitAddr::Libc,
+                        "none" => crate::config::InitAddr::None,
+                        ip => crate::config::InitAddr::Ip(ip.parse().map_err(|_| {
+                            format!("'init-addr' : unknown method '{ip}' (expects 'last', 'libc', 'none' or an IP address).")
+                        })?),
+                    });
+                }
+                p.init_addr = Some(methods);
+            }
+            "resolve-prefer" => {
+                p.resolve_prefer_v4 = match val()? {
+                    "ipv4" => true,
+                    "ipv6" => false,
+                    o => {
+                        return Err(format!(
+                            "'resolve-prefer' expects 'ipv4' or 'ipv6', got '{o}'."
+                        ))
+                    }
+                };
+            }
+            "cookie" => {
                 val()?;
                 ctx.warn(format!(
                     "server keyword '{kw}' has no effect in harp; ignored."

@@ -33,7 +33,8 @@ impl PipePool {
         PipePool {
             free: RefCell::new(Vec::new()),
             size: size.map_or(PIPE_SIZE, |n| n as usize),
-            max: max.map(u64::from),
+            // HAProxy: 0 means its default (no limit here)
+            max: max.filter(|m| *m > 0).map(u64::from),
         }
     }
 

@@ -1,0 +1,284 @@
+//! Run-time resolution of server names (`server ... <name>:<port> resolvers <id>`), as HAProxy's
+//! resolvers do: every `hold valid` the name is asked of the section's name servers (A, or AAAA
+//! first with `resolve-prefer ipv6`, HAProxy's default), over UDP, `resolve_retries` times at
+//! `timeout retry` intervals. A new address moves the server (`changed its IP ... by
+//! <resolvers>/<nameserver>`); a server that started without one (`init-addr none`) leaves its
+//! resolution maintenance; a name that fails for `hold nx` puts the server into it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use crate::config::ResolversConfig;
+use crate::model::{Command, DnsStatus, Registry, Server};
+
+/// Record types asked.
+const A: u16 = 1;
+const AAAA: u16 = 28;
+
+/// Resolves `srv`'s name forever (until the server is deleted).
+pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: ResolversConfig) {
+    let Some(fqdn) = srv.params.fqdn.clone() else {
+        return;
+    };
+    let mut failing_since: Option<Instant> = None;
+    let mut id: u16 = (std::process::id() as u16) ^ (srv.puid as u16).rotate_left(7);
+    loop {
+        if srv.deleted() {
+            return;
+        }
+        id = id.wrapping_add(1);
+        let (outcome, by) = resolve(&r, &fqdn, srv.params.resolve_prefer_v4, id).await;
+        match outcome {
+            Ok(ips) => {
+                failing_since = None;
+                // keep the current address while it is still among the answers
+                let cur = srv.addr().ip();
+                let ip = if ips.contains(&cur) { cur } else { ips[0] };
+                let _ = reg.apply(Command::Resolved {
+                    server: srv.clone(),
+                    outcome: Ok(ip),
+                    by,
+                });
+            }
+            Err(status) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                // a server that never had an address is already in maintenance; one that had
+                // keeps it for `hold nx`, as HAProxy keeps a valid answer
+                if since.elapsed() >= r.hold_nx || srv.params.unresolved {
+                    let _ = reg.apply(Command::Resolved {
+                        server: srv.clone(),
+                        outcome: Err(status),
+                        by,
+                    });
+                }
+            }
+        }
+        tokio::time::sleep(r.hold_valid).await;
+    }
+}
+
+/// One resolution: the addresses of the preferred family (else the other one), or why none;
+/// and which name server answered.
+async fn resolve(
+    r: &ResolversConfig,
+    fqdn: &str,
+    prefer_v4: bool,
+    id: u16,
+) -> (Result<Vec<IpAddr>, DnsStatus>, String) {
+    let order = if prefer_v4 { [A, AAAA] } else { [AAAA, A] };
+    let mut last = (Err(DnsStatus::Timeout), r.name.clone());
+    for qtype in order {
+        let (res, by) = ask(r, fqdn, qtype, id).await;
+        match res {
+            Ok(ips) if !ips.is_empty() => return (Ok(ips), by),
+            // no record of this type: try the other one
+            Ok(_) => last = (Err(DnsStatus::Other), by),
+            Err(DnsStatus::Nx) => return (Err(DnsStatus::Nx), by),
+            Err(e) => last = (Err(e), by),
+        }
+    }
+    last
+}
+
+/// Asks every name server for `qtype` records, `resolve_retries` rounds, `timeout retry` apart.
+async fn ask(
+    r: &ResolversConfig,
+    fqdn: &str,
+    qtype: u16,
+    id: u16,
+) -> (Result<Vec<IpAddr>, DnsStatus>, String) {
+    let Some(query) = build_query(id, fqdn, qtype) else {
+        return (Err(DnsStatus::Other), r.name.clone());
+    };
+    let mut socks = Vec::new();
+    for (name, addr) in &r.nameservers {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        if let Ok(s) = UdpSocket::bind(bind).await {
+            if s.connect(addr).await.is_ok() {
+                socks.push((format!("{}/{name}", r.name), s));
+            }
+        }
+    }
+    if socks.is_empty() {
+        return (Err(DnsStatus::Other), r.name.clone());
+    }
+    let mut refused = None;
+    for _ in 0..r.resolve_retries.max(1) {
+        for (_, s) in &socks {
+            let _ = s.send(&query).await;
+        }
+        let deadline = tokio::time::Instant::now() + r.timeout_retry;
+        loop {
+            // the first answer from any name server
+            let recv = futures_select(socks.iter().map(|(by, s)| async move {
+                let mut buf = vec![0u8; 1500];
+                let n = s.recv(&mut buf).await?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>((by.clone(), buf))
+            }));
+            match tokio::time::timeout_at(deadline, recv).await {
+                Err(_) => break,
+                Ok(Err(_)) => break,
+                Ok(Ok((by, buf))) => match parse_answer(&buf, id, qtype) {
+                    Some(Ok(ips)) => return (Ok(ips), by),
+                    Some(Err(DnsStatus::Refused)) => refused = Some(by),
+                    Some(Err(e)) => return (Err(e), by),
+                    // not our answer (an old id): keep waiting
+                    None => continue,
+                },
+            }
+        }
+    }
+    match refused {
+        Some(by) => (Err(DnsStatus::Refused), by),
+        None => (Err(DnsStatus::Timeout), r.name.clone()),
+    }
+}
+
+/// The first of several futures to complete.
+async fn futures_select<T>(futs: impl Iterator<Item = impl std::future::Future<Output = T>>) -> T {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// A recursive query for `name`'s `qtype` records; `None` for a name DNS cannot carry.
+pub(crate) fn build_query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
+    let mut q = Vec::with_capacity(32 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00]); // recursion desired
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // one question
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]); // class IN
+    Some(q)
+}
+
+/// The addresses in an answer to query `id`: `None` when it is not that answer, else the
+/// records of `qtype` (CNAMEs are followed by the server: their targets' records come along),
+/// or the failure its code says.
+pub(crate) fn parse_answer(
+    b: &[u8],
+    id: u16,
+    qtype: u16,
+) -> Option<Result<Vec<IpAddr>, DnsStatus>> {
+    if b.len() < 12 || u16::from_be_bytes([b[0], b[1]]) != id || b[2] & 0x80 == 0 {
+        return None;
+    }
+    match b[3] & 0x0f {
+        0 => {}
+        3 => return Some(Err(DnsStatus::Nx)),
+        5 => return Some(Err(DnsStatus::Refused)),
+        _ => return Some(Err(DnsStatus::Other)),
+    }
+    let qd = u16::from_be_bytes([b[4], b[5]]);
+    let an = u16::from_be_bytes([b[6], b[7]]);
+    let mut at = 12;
+    for _ in 0..qd {
+        at = skip_name(b, at)? + 4;
+    }
+    let mut ips = Vec::new();
+    for _ in 0..an {
+        at = skip_name(b, at)?;
+        let head = b.get(at..at + 10)?;
+        let rtype = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[8], head[9]]));
+        let data = b.get(at + 10..at + 10 + len)?;
+        match (rtype, qtype, len) {
+            (A, A, 4) => ips.push(IpAddr::V4(Ipv4Addr::new(
+                data[0], data[1], data[2], data[3],
+            ))),
+            (AAAA, AAAA, 16) => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(data);
+                ips.push(IpAddr::V6(Ipv6Addr::from(o)));
+            }
+            _ => {}
+        }
+        at += 10 + len;
+    }
+    Some(Ok(ips))
+}
+
+/// Skips a (possibly compressed) name: the offset after it.
+fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *b.get(at)?;
+        if len & 0xc0 == 0xc0 {
+            return Some(at + 2);
+        }
+        if len == 0 {
+            return Some(at + 1);
+        }
+        at += 1 + usize::from(len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer to `q` with the given A records (a CNAME first, as resolvers send them).
+    fn answer(q: &[u8], ips: &[[u8; 4]], rcode: u8) -> Vec<u8> {
+        let mut a = q.to_vec();
+        a[2] |= 0x80;
+        a[3] = 0x80 | rcode;
+        a[7] = (ips.len() + 1) as u8;
+        // CNAME pointing elsewhere (compressed owner name: the question's)
+        a.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 12]);
+        for ip in ips {
+            a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            a.extend_from_slice(ip);
+        }
+        a
+    }
+
+    #[test]
+    fn answers_parse_and_odd_ones_are_told_apart() {
+        let q = build_query(7, "app.example.", A).unwrap();
+        let ips = parse_answer(&answer(&q, &[[10, 0, 0, 1], [10, 0, 0, 2]], 0), 7, A);
+        assert_eq!(
+            ips,
+            Some(Ok(vec![
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]))
+        );
+        assert_eq!(
+            parse_answer(&answer(&q, &[], 3), 7, A),
+            Some(Err(DnsStatus::Nx))
+        );
+        assert_eq!(
+            parse_answer(&answer(&q, &[], 5), 7, A),
+            Some(Err(DnsStatus::Refused))
+        );
+        assert_eq!(parse_answer(&answer(&q, &[], 0), 8, A), None, "another id");
+        assert_eq!(parse_answer(&q, 7, A), None, "a query, not an answer");
+        assert_eq!(
+            parse_answer(&answer(&q, &[[1, 2, 3, 4]], 0)[..20], 7, A),
+            None
+        );
+        assert!(build_query(1, "a..b", A).is_none());
+    }
+}
