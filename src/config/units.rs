@@ -208,11 +208,19 @@ fn resolve_host(host: &str, family: Family, text: &str, kw: &str) -> Result<IpAd
 /// A server address as written: its host part (a name or an IP literal, unresolved) and its
 /// port, checked as [`parse_socket_addr`] checks them.
 pub fn server_host_port(text: &str, kw: &str) -> Result<(String, u16), String> {
-    let (_, unix, rest) = strip_prefix(text, kw)?;
+    host_port(text, kw).map(|(_, host, port)| (host.to_string(), port))
+}
+
+/// The family prefix, host part and port of a TCP `addr:port`, each checked.
+fn host_port<'a>(text: &'a str, kw: &str) -> Result<(Family, &'a str, u16), String> {
+    let (family, unix, rest) = strip_prefix(text, kw)?;
     if unix.is_some() {
         return Err(format!(
             "unix socket '{text}' is not supported for '{kw}' (needs an address:port)"
         ));
+    }
+    if rest.is_empty() {
+        return Err(format!("missing address in '{text}' for '{kw}'"));
     }
     let (host, port) = split_host_port(rest);
     let Some(port) = port else {
@@ -226,7 +234,7 @@ pub fn server_host_port(text: &str, kw: &str) -> Result<(String, u16), String> {
         ));
     }
     match port.parse::<u64>() {
-        Ok(p) if (1..=65535).contains(&p) => Ok((host.to_string(), p as u16)),
+        Ok(p) if (1..=65535).contains(&p) => Ok((family, host, p as u16)),
         Ok(_) => Err(format!(
             "invalid port '{port}' in '{text}' for '{kw}' (must be between 1 and 65535)"
         )),
@@ -286,35 +294,7 @@ pub fn parse_source(
 /// Parses a TCP `addr:port` (with an optional `ipv4@`/`ipv6@` prefix; `*:port` and `:port` mean
 /// all IPv4 addresses). `port_required`: a `bind`, `server` or `mailer` needs one.
 pub fn parse_socket_addr(text: &str, kw: &str) -> Result<SocketAddr, String> {
-    let (family, unix, rest) = strip_prefix(text, kw)?;
-    if unix.is_some() {
-        return Err(format!(
-            "unix socket '{text}' is not supported for '{kw}' (needs an address:port)"
-        ));
-    }
-    if rest.is_empty() {
-        return Err(format!("missing address in '{text}' for '{kw}'"));
-    }
-    let (host, port) = split_host_port(rest);
-    let Some(port) = port else {
-        return Err(format!(
-            "missing port in '{text}' for '{kw}' (expects <address>:<port>)"
-        ));
-    };
-    if port.contains('-') {
-        return Err(format!(
-            "port ranges ('{port}') are not supported by harp in '{text}' for '{kw}'"
-        ));
-    }
-    let port = match port.parse::<u64>() {
-        Ok(p) if (1..=65535).contains(&p) => p as u16,
-        Ok(_) => {
-            return Err(format!(
-                "invalid port '{port}' in '{text}' for '{kw}' (must be between 1 and 65535)"
-            ))
-        }
-        Err(_) => return Err(format!("invalid port '{port}' in '{text}' for '{kw}'")),
-    };
+    let (family, host, port) = host_port(text, kw)?;
     let ip = resolve_host(host, family, text, kw)?;
     Ok(SocketAddr::new(ip, port))
 }
