@@ -62,6 +62,8 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
     let bus = Arc::new(EventBus::new());
     let reg = Registry::new(config, bus);
+    // the states saved before a restart, before anything checks or forwards
+    crate::model::state_file::load(&reg);
     let engine = Arc::new(lua::start(reg.clone())?);
     let checker = health::start(reg.clone())?;
     // the Runtime API listens before traffic does: whoever waits for the traffic port (a

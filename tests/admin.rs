@@ -1013,3 +1013,48 @@ fn stats_page_of_a_listen_stats_section() {
         h.stderr()
     );
 }
+
+/// `server-state-file` + `load-server-state-from-file global`, as HAProxy users keep server
+/// states across restarts (`show servers state > file` first): a server left in maintenance
+/// stays there, a changed weight is kept; a missing file is a warning, not a failure.
+#[test]
+fn server_states_come_back_from_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = common::free_port();
+    std::fs::write(
+        dir.path().join("states"),
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+         3 be 1 s1 127.0.0.1 0 1 1 1 5 1 0 0 0 0 0 0 - 1 - 0 0 - - 0\n\
+         3 be 2 s2 127.0.0.1 2 0 40 1 5 1 0 0 0 0 0 0 - 2 - 0 0 - - 0\n\
+         3 be 3 gone 127.0.0.1 2 0 1 1 5 1 0 0 0 0 0 0 - 3 - 0 0 - - 0\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    server-state-base {}\n    server-state-file states\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    load-server-state-from-file global\n\
+         backend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2\n\
+         backend other\n    load-server-state-from-file local\n    server o1 127.0.0.1:3\n",
+        dir.path().display()
+    );
+    let mut h = common::Harp::spawn(&cfg, &[]);
+    h.wait_port(api);
+    let state = common::cli(api, "show servers state be");
+    let row = |name: &str| -> Vec<String> {
+        state
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {state}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row("s1")[6], "1", "s1 stays in forced maintenance: {state}");
+    assert_eq!(row("s2")[7], "40", "s2 keeps its weight: {state}");
+    assert_eq!(common::cli(api, "get weight be/s2"), "40 (initial 1)\n\n");
+    let err = h.stderr();
+    assert!(err.contains("server 'be/gone' not found"), "{err}");
+    assert!(
+        err.contains("Can't load server state file"),
+        "the local file of 'other': {err}"
+    );
+}

@@ -98,6 +98,11 @@ pub struct Global {
     /// `max-spread-checks <time>`: the first checks after start-up are spread over at most
     /// this (else over each server's `inter`).
     pub max_spread_checks: Option<Duration>,
+    /// `server-state-file <path>`: the servers' states saved before a restart (`show servers
+    /// state`), applied at start-up to the backends that `load-server-state-from-file global`.
+    pub server_state_file: Option<PathBuf>,
+    /// `server-state-base <dir>`: where relative state file names are looked up.
+    pub server_state_base: Option<PathBuf>,
     /// `ulimit-n <n>`: the open-file limit harp sets for itself at start-up.
     pub ulimit_n: Option<u64>,
     /// `maxpipes <n>`: most splice pipes in use at once; beyond, sessions copy instead.
@@ -129,6 +134,8 @@ impl Default for Global {
             spread_checks: 0,
             max_spread_checks: None,
             ssl_server_verify: true,
+            server_state_file: None,
+            server_state_base: None,
             ulimit_n: None,
             maxpipes: None,
             unix_bind: UnixBind::default(),
@@ -180,6 +187,18 @@ pub struct UnixBind {
     pub user: Option<String>,
     /// Group.
     pub group: Option<String>,
+}
+
+/// `load-server-state-from-file`: where a backend's saved server states come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadServerState {
+    /// Nowhere (the default).
+    #[default]
+    None,
+    /// The global `server-state-file`.
+    Global,
+    /// The backend's own file (`server-state-file-name`).
+    Local,
 }
 
 /// One `init-addr` method.
@@ -904,6 +923,11 @@ pub struct ProxyConfig {
     pub stats: Option<StatsPage>,
     /// `source`: where connections to the servers (and checks) come from.
     pub source: Option<SourceAddr>,
+    /// `load-server-state-from-file global|local|none`.
+    pub load_server_state: LoadServerState,
+    /// `server-state-file-name [<name>|use-backend-name]`: the file `local` reads (default:
+    /// the backend's name, under `server-state-base`).
+    pub server_state_file_name: Option<String>,
     /// `bind` addresses.
     pub binds: Vec<BindConfig>,
     /// `backlog <n>` for listeners (default: maxconn).
@@ -990,6 +1014,8 @@ impl ProxyConfig {
             http_defaults: HttpDefaults::default(),
             stats: None,
             source: None,
+            load_server_state: LoadServerState::None,
+            server_state_file_name: None,
             binds: Vec::new(),
             backlog: None,
             default_backend: None,

@@ -14,6 +14,7 @@ mod rate;
 mod registry;
 mod server;
 pub mod state;
+pub mod state_file;
 mod weight;
 
 pub use check::{CheckOutcome, CheckReport, CheckResult, CheckStatus, Health};

@@ -61,6 +61,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "maxpipes",
     "unix-bind",
     "ssl-server-verify",
+    "server-state-file",
+    "server-state-base",
 ];
 
 /// HAProxy keywords that have no effect in harp: accepted with a warning.
@@ -270,6 +272,15 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
         }
         "max-spread-checks" => {
             g.max_spread_checks = Some(parse_time(arg(words, 1, "a time")?, kw)?);
+            no_more(words, 2)
+        }
+        "server-state-file" | "server-state-base" => {
+            let v = PathBuf::from(arg(words, 1, "a path")?);
+            if kw == "server-state-file" {
+                g.server_state_file = Some(v);
+            } else {
+                g.server_state_base = Some(v);
+            }
             no_more(words, 2)
         }
         "ulimit-n" => {

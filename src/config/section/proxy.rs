@@ -46,6 +46,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "http-check",
     "tcp-check",
     "source",
+    "load-server-state-from-file",
+    "server-state-file-name",
     "email-alert",
     "backlog",
     "id",
@@ -478,6 +480,32 @@ pub(crate) fn parse(
             http_check(p, words, ctx)
         }
         "stats" => stats(p, &words[1..], ctx),
+        "load-server-state-from-file" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.load_server_state = match arg(words, 1, "'global', 'local' or 'none'")? {
+                "global" => crate::config::LoadServerState::Global,
+                "local" => crate::config::LoadServerState::Local,
+                "none" => crate::config::LoadServerState::None,
+                o => {
+                    return Err(format!(
+                        "'{kw}' expects 'global', 'local' or 'none'. Got '{o}'"
+                    ))
+                }
+            };
+            no_more(words, 2)
+        }
+        "server-state-file-name" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            p.server_state_file_name = match words.get(1).map(String::as_str) {
+                None | Some("use-backend-name") => None,
+                Some(name) => Some(name.to_string()),
+            };
+            no_more(words, 2)
+        }
         "source" => {
             if lacks(p, false, kw, ctx) {
                 return Ok(());

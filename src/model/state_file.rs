@@ -1,0 +1,208 @@
+//! Server states saved before a restart (`show servers state > file`) and applied at start-up to
+//! the backends that say `load-server-state-from-file global|local`, as HAProxy does across its
+//! reloads: a server put into maintenance or drain stays there, one that was down starts down
+//! until its checks say otherwise, a changed weight is kept, and a server found by name gets its
+//! last address back (`init-addr last`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::{AdminAction, AdminFlags, Cause, Command, ForcedHealth, Registry};
+use crate::config::{InitAddr, LoadServerState};
+
+/// One server line of a state file (format version 1), the fields harp applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SavedServer {
+    backend: String,
+    server: String,
+    addr: String,
+    op_state: u8,
+    admin: u8,
+    uweight: u32,
+    port: Option<u16>,
+}
+
+/// Parses a state file: the version line, then one line per server (comments skipped).
+fn parse(text: &str) -> Result<Vec<SavedServer>, String> {
+    let mut lines = text.lines();
+    match lines.next().map(str::trim) {
+        Some("1") => {}
+        Some(v) => return Err(format!("unknown format version '{v}'")),
+        None => return Err("empty file".into()),
+    }
+    let mut out = Vec::new();
+    for l in lines {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        let (Some(op_state), Some(admin), Some(uweight)) = (num(5), num(6), num(7)) else {
+            continue;
+        };
+        out.push(SavedServer {
+            backend: f[1].to_string(),
+            server: f[3].to_string(),
+            addr: f[4].to_string(),
+            op_state: op_state.min(255) as u8,
+            admin: admin.min(255) as u8,
+            uweight: uweight.min(u64::from(u32::MAX)) as u32,
+            port: num(18)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0),
+        });
+    }
+    Ok(out)
+}
+
+/// A state file's path: relative names are under `server-state-base`.
+fn resolve(base: Option<&Path>, name: &Path) -> PathBuf {
+    match base {
+        Some(b) if name.is_relative() => b.join(name),
+        _ => name.to_path_buf(),
+    }
+}
+
+/// Applies the saved states to the backends that load them; problems (a missing file, a server
+/// no longer configured) are logged as warnings, as HAProxy logs them, and start-up goes on.
+pub fn load(reg: &Registry) {
+    let g = reg.global();
+    let base = g.server_state_base.as_deref();
+    let mut files: HashMap<PathBuf, Option<Vec<SavedServer>>> = HashMap::new();
+    for p in reg.proxies().iter().filter(|p| p.is_backend()) {
+        let path = match p.config.load_server_state {
+            LoadServerState::None => continue,
+            LoadServerState::Global => match &g.server_state_file {
+                Some(f) => resolve(base, f),
+                None => continue,
+            },
+            LoadServerState::Local => {
+                let name = p
+                    .config
+                    .server_state_file_name
+                    .clone()
+                    .unwrap_or_else(|| p.name.to_string());
+                resolve(base, Path::new(&name))
+            }
+        };
+        let saved = files.entry(path.clone()).or_insert_with(|| {
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| parse(&t))
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    crate::logging::warning(&format!(
+                        "Can't load server state file '{}': {e}.",
+                        path.display()
+                    ));
+                    None
+                }
+            }
+        });
+        let Some(saved) = saved else { continue };
+        for line in saved.iter().filter(|l| *l.backend == *p.name) {
+            let Some(s) = p.servers().iter().find(|s| *s.name == line.server).cloned() else {
+                crate::logging::warning(&format!(
+                    "Server state file: server '{}/{}' not found (it may have been removed).",
+                    line.backend, line.server
+                ));
+                continue;
+            };
+            apply(reg, &s, line);
+        }
+    }
+}
+
+fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) {
+    let flags = AdminFlags(line.admin);
+    // `init-addr last` (part of the default `last,libc`): a server written with a name takes
+    // its last address back, a resolved one included
+    let takes_last = s.params.fqdn.is_some()
+        && s.params
+            .init_addr
+            .as_ref()
+            .map_or(true, |m| m.contains(&InitAddr::Last));
+    if let (true, Ok(ip)) = (takes_last, line.addr.parse::<IpAddr>()) {
+        if !ip.is_unspecified() {
+            let _ = reg.apply(Command::SetAddr {
+                server: s.clone(),
+                ip,
+                port: line.port,
+                cause: Cause::Config,
+            });
+            if s.admin().has(AdminFlags::RMAINT) {
+                let _ = reg.apply(Command::Resolved {
+                    server: s.clone(),
+                    outcome: Ok(ip),
+                    by: "server-state".into(),
+                });
+            }
+        }
+    }
+    if flags.has(AdminFlags::FMAINT) && !s.admin().has(AdminFlags::FMAINT) {
+        let _ = reg.apply(Command::SetAdmin {
+            server: s.clone(),
+            action: AdminAction::Maint,
+            cause: Cause::Config,
+        });
+    } else if flags.has(AdminFlags::FDRAIN) && !s.admin().has(AdminFlags::FDRAIN) {
+        let _ = reg.apply(Command::SetAdmin {
+            server: s.clone(),
+            action: AdminAction::Drain,
+            cause: Cause::Config,
+        });
+    }
+    // a server that was down starts down, until its checks bring it up
+    if line.op_state == 0 && !flags.maint() && s.check_state().enabled && s.op_state().is_up() {
+        let _ = reg.apply(Command::SetHealth {
+            server: s.clone(),
+            health: ForcedHealth::Down,
+            cause: Cause::Config,
+        });
+    }
+    if line.uweight != s.uweight() {
+        let _ = reg.apply(Command::SetWeight {
+            server: s.clone(),
+            weight: line.uweight.to_string(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_lines_parse_as_show_servers_state_writes_them() {
+        let text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+                    3 test 1 webserver1 127.0.0.1 0 1 50 1 12 6 3 0 6 0 0 0 - 29081 - 0 0 - - 0\n";
+        let s = parse(text).unwrap();
+        assert_eq!(
+            s,
+            vec![SavedServer {
+                backend: "test".into(),
+                server: "webserver1".into(),
+                addr: "127.0.0.1".into(),
+                op_state: 0,
+                admin: 1,
+                uweight: 50,
+                port: Some(29081),
+            }]
+        );
+        assert!(parse("2\n").is_err());
+        assert_eq!(
+            resolve(Some(Path::new("/b")), Path::new("f")),
+            PathBuf::from("/b/f")
+        );
+        assert_eq!(
+            resolve(Some(Path::new("/b")), Path::new("/f")),
+            PathBuf::from("/f")
+        );
+    }
+}
