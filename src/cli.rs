@@ -212,10 +212,16 @@ pub fn load_config(opts: &Options) -> Option<config::Config> {
     });
     match loaded {
         Ok(cfg) => {
-            if !opts.quiet {
+            if !opts.quiet && !cfg.global.quiet {
                 for w in &cfg.warnings {
                     eprintln!("{w}");
                 }
+            }
+            if cfg.global.zero_warning && !cfg.warnings.is_empty() {
+                eprintln!(
+                    "[ALERT] config : Some warnings were found and 'zero-warning' is set. Aborting."
+                );
+                return None;
             }
             Some(cfg)
         }

@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
     };
     let settings = harp::app::RunSettings {
         pidfile: opts.pidfile.clone(),
-        quiet: opts.quiet,
+        quiet: opts.quiet || config.global.quiet,
         debug: opts.debug,
     };
     harp::app::run(config, settings)?;

@@ -593,3 +593,34 @@ fn tune_lua_nice_is_checked() {
         "'tune.lua.nice' expects a nice value between -20 and 19 or 'idle', got '20'.",
     );
 }
+
+/// `setenv` and friends act on the lines after them, as HAProxy reads its configuration;
+/// `zero-warning` refuses a configuration that has warnings.
+#[test]
+fn setenv_and_zero_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = write(
+        dir.path(),
+        "env.cfg",
+        "global\n    setenv HARP_TEST_PORT 18443\n    presetenv HARP_TEST_PORT 1\n    unsetenv HARP_TEST_NOPE\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+         listen l\n    bind \"127.0.0.1:${HARP_TEST_PORT}\"\n    server s 127.0.0.1:1\n",
+    );
+    let r = check(&ok);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    let warned = write(
+        dir.path(),
+        "zero.cfg",
+        "global\n    zero-warning\n    chroot /var/empty\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+         listen l\n    bind 127.0.0.1:18444\n    server s 127.0.0.1:1\n",
+    );
+    let r = check(&warned);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("Some warnings were found and 'zero-warning' is set. Aborting."),
+        "{}",
+        r.stderr
+    );
+}

@@ -1269,6 +1269,12 @@ impl TlsServer {
                     break;
                 }
                 if TcpStream::connect(addr).is_ok() {
+                    // a listener of another test on that port would answer too: ours is the one
+                    // when s_server is still running a moment later
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
                     return TlsServer {
                         addr,
                         cert,
@@ -1517,5 +1523,33 @@ fn servers_follow_their_name_through_the_resolvers() {
         "127.0.0.2:8080".parse().unwrap(),
         "keeps its last address"
     );
+    checker.stop();
+}
+
+/// A server that had an address keeps it, out of maintenance, while its name fails for less
+/// than `hold nx` after the last valid answer.
+#[test]
+fn a_failing_name_keeps_its_server_until_hold_nx() {
+    let dns = FakeDns::start([127, 0, 0, 3]);
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    hold valid 50ms\n    hold nx 60s\n    timeout retry 50ms\n    timeout resolve 50ms\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let s = reg.find_server("be/s1").unwrap();
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let end = Instant::now() + DEADLINE;
+    while s.admin().maint() {
+        assert!(Instant::now() < end, "never resolved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    *dns.ip.lock().unwrap() = None;
+    // several failed resolutions (every 50 ms) well within the 60 s hold
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!s.admin().maint(), "kept out of maintenance within hold nx");
+    assert_eq!(s.addr(), "127.0.0.3:8080".parse().unwrap());
     checker.stop();
 }

@@ -132,6 +132,60 @@ pub(super) struct Parser {
     meta: proxy::ProxyMeta,
     /// Where `httpclient.resolvers.id` was written, to cite it if the section does not exist.
     pub(super) httpclient_resolvers_at: Option<Location>,
+    /// The environment `${VAR}` reads: the process's, as `setenv` and friends change it.
+    env: Env,
+}
+
+/// The environment the configuration sees (`global` `setenv`, `presetenv`, `unsetenv`,
+/// `resetenv`, as HAProxy applies them while it reads): changes over the process's variables,
+/// kept here rather than in the process (tests parse in parallel).
+#[derive(Default)]
+struct Env {
+    /// Set (`Some`) or unset (`None`) names.
+    changed: std::collections::HashMap<String, Option<String>>,
+    /// `resetenv` kept only these process variables (and what was set after).
+    reset: Option<Vec<String>>,
+}
+
+impl Env {
+    fn get(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.changed.get(name) {
+            return v.clone();
+        }
+        match &self.reset {
+            Some(keep) if !keep.iter().any(|k| k == name) => None,
+            _ => std::env::var(name).ok(),
+        }
+    }
+
+    /// Applies a `setenv`-family line of the `global` section; false for any other line.
+    fn apply(&mut self, words: &[String], in_global: &bool) -> bool {
+        if !*in_global {
+            return false;
+        }
+        match (words[0].as_str(), &words[1..]) {
+            ("setenv", [name, value]) => {
+                self.changed.insert(name.clone(), Some(value.clone()));
+            }
+            ("presetenv", [name, value]) => {
+                if self.get(name).is_none() {
+                    self.changed.insert(name.clone(), Some(value.clone()));
+                }
+            }
+            ("unsetenv", names) if !names.is_empty() => {
+                for n in names {
+                    self.changed.insert(n.clone(), None);
+                }
+            }
+            ("resetenv", keep) => {
+                self.changed.retain(|k, _| keep.contains(k));
+                self.reset = Some(keep.to_vec());
+            }
+            // a malformed one: the global parser reports it
+            _ => return false,
+        }
+        true
+    }
 }
 
 impl Parser {
@@ -145,7 +199,12 @@ impl Parser {
             proxy_meta: Vec::new(),
             meta: proxy::ProxyMeta::default(),
             httpclient_resolvers_at: None,
+            env: Env::default(),
         }
+    }
+
+    fn section_is_global(&self) -> bool {
+        matches!(self.section, Section::Global)
     }
 
     fn error(&mut self, loc: &Location, msg: impl Into<String>) {
@@ -231,6 +290,10 @@ impl Parser {
                         nameservers: Vec::new(),
                         hold_valid: Duration::from_secs(10),
                         hold_nx: Duration::from_secs(30),
+                        hold_timeout: Duration::from_secs(30),
+                        hold_refused: Duration::from_secs(30),
+                        hold_other: Duration::from_secs(30),
+                        timeout_resolve: Duration::from_secs(1),
                         timeout_retry: Duration::from_secs(1),
                         resolve_retries: 3,
                         location: loc.clone(),
@@ -402,13 +465,21 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 pub(super) fn parse_texts(texts: &[(String, String)]) -> Result<Config, ConfigErrors> {
     let mut p = Parser::new();
     for (file, text) in texts {
-        for (number, line) in lexer::lex(text) {
+        // line by line, so that `setenv` and friends act on the lines after them
+        for (idx, raw) in text.split('\n').enumerate() {
             let loc = Location {
                 file: file.clone(),
-                line: number,
+                line: idx + 1,
             };
-            match line {
-                Ok(line) => p.line(&line.words, &loc),
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            let env = |name: &str| p.env.get(name);
+            match lexer::split_line(raw, &env) {
+                Ok(words) if words.is_empty() => {}
+                Ok(words) => {
+                    if !p.env.apply(&words, &p.section_is_global()) {
+                        p.line(&words, &loc)
+                    }
+                }
                 Err(e) => p.error(&loc, e),
             }
         }

@@ -98,6 +98,15 @@ pub struct Global {
     /// `max-spread-checks <time>`: the first checks after start-up are spread over at most
     /// this (else over each server's `inter`).
     pub max_spread_checks: Option<Duration>,
+    /// `quiet`: as `-q`, no log lines on stderr.
+    pub quiet: bool,
+    /// `zero-warning`: a configuration with warnings is refused.
+    pub zero_warning: bool,
+    /// `nosplice`: never splice (every session copies), as HAProxy's `-dS`.
+    pub nosplice: bool,
+    /// `tune.rcvbuf.client|server`, `tune.sndbuf.client|server`: socket buffer sizes set on
+    /// client and server connections (the kernel's autotuning otherwise).
+    pub bufs: SocketBufs,
     /// `server-state-file <path>`: the servers' states saved before a restart (`show servers
     /// state`), applied at start-up to the backends that `load-server-state-from-file global`.
     pub server_state_file: Option<PathBuf>,
@@ -134,6 +143,10 @@ impl Default for Global {
             spread_checks: 0,
             max_spread_checks: None,
             ssl_server_verify: true,
+            quiet: false,
+            zero_warning: false,
+            nosplice: false,
+            bufs: SocketBufs::default(),
             server_state_file: None,
             server_state_base: None,
             ulimit_n: None,
@@ -187,6 +200,19 @@ pub struct UnixBind {
     pub user: Option<String>,
     /// Group.
     pub group: Option<String>,
+}
+
+/// `tune.rcvbuf.*` / `tune.sndbuf.*`: SO_RCVBUF / SO_SNDBUF of client and server sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBufs {
+    /// `tune.rcvbuf.client`.
+    pub rcv_client: Option<u32>,
+    /// `tune.sndbuf.client`.
+    pub snd_client: Option<u32>,
+    /// `tune.rcvbuf.server`.
+    pub rcv_server: Option<u32>,
+    /// `tune.sndbuf.server`.
+    pub snd_server: Option<u32>,
 }
 
 /// `load-server-state-from-file`: where a backend's saved server states come from.
@@ -1070,9 +1096,17 @@ pub struct ResolversConfig {
     pub nameservers: Vec<(String, SocketAddr)>,
     /// `hold valid <time>`: how long an answer is used before the name is asked again (10s).
     pub hold_valid: Duration,
-    /// `hold nx <time>` (and the other failure holds): how long a name may fail to resolve
+    /// `hold nx <time>`: how long a name may not exist (NXDOMAIN) after its last valid answer
     /// before its servers go into maintenance (30s).
     pub hold_nx: Duration,
+    /// `hold timeout <time>`: the same when no name server answers (30s).
+    pub hold_timeout: Duration,
+    /// `hold refused <time>`: the same when the name servers refuse (30s).
+    pub hold_refused: Duration,
+    /// `hold other <time>`: the same for any other failure (30s).
+    pub hold_other: Duration,
+    /// `timeout resolve <time>`: how soon a failed resolution is tried again (1s).
+    pub timeout_resolve: Duration,
     /// `timeout retry <time>`: the wait for an answer before asking again (1s).
     pub timeout_retry: Duration,
     /// `resolve_retries <n>`: questions per resolution before it fails (3).

@@ -11,6 +11,12 @@ use std::collections::BTreeSet;
 const FIRST_AUTO_PROXY_ID: u32 = 2;
 
 pub(super) fn run(p: &mut Parser) {
+    if p.cfg.global.nosplice {
+        // `nosplice`: every session copies
+        for px in p.cfg.proxies.iter_mut() {
+            px.splice = crate::config::Splice::both(crate::config::SpliceMode::Off);
+        }
+    }
     http_mode_left(p);
     tls_checks(p);
     server_resolvers(p);

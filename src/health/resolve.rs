@@ -23,17 +23,18 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
     let Some(fqdn) = srv.params.fqdn.clone() else {
         return;
     };
-    let mut failing_since: Option<Instant> = None;
+    // HAProxy keeps a valid answer for `hold <status>` after it, whatever fails meanwhile
+    let mut last_valid: Option<Instant> = None;
     let mut id: u16 = (std::process::id() as u16) ^ (srv.puid as u16).rotate_left(7);
     loop {
         if srv.deleted() {
             return;
         }
-        id = id.wrapping_add(1);
+        id = id.wrapping_add(0x9e37);
         let (outcome, by) = resolve(&r, &fqdn, srv.params.resolve_prefer_v4, id).await;
-        match outcome {
+        let next = match outcome {
             Ok(ips) => {
-                failing_since = None;
+                last_valid = Some(Instant::now());
                 // keep the current address while it is still among the answers
                 let cur = srv.addr().ip();
                 let ip = if ips.contains(&cur) { cur } else { ips[0] };
@@ -42,21 +43,32 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
                     outcome: Ok(ip),
                     by,
                 });
+                r.hold_valid
             }
             Err(status) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                // a server that never had an address is already in maintenance; one that had
-                // keeps it for `hold nx`, as HAProxy keeps a valid answer
-                if since.elapsed() >= r.hold_nx || srv.params.unresolved {
+                let hold = match status {
+                    DnsStatus::Nx => r.hold_nx,
+                    DnsStatus::Timeout => r.hold_timeout,
+                    DnsStatus::Refused => r.hold_refused,
+                    _ => r.hold_other,
+                };
+                // a server never resolved is in maintenance already; one that was keeps its
+                // address until the hold after its last valid answer runs out
+                let expired = match last_valid {
+                    Some(t) => t.elapsed() >= hold,
+                    None => !srv.admin().has(crate::model::AdminFlags::RMAINT),
+                };
+                if expired {
                     let _ = reg.apply(Command::Resolved {
                         server: srv.clone(),
                         outcome: Err(status),
                         by,
                     });
                 }
+                r.timeout_resolve
             }
-        }
-        tokio::time::sleep(r.hold_valid).await;
+        };
+        tokio::time::sleep(next).await;
     }
 }
 
@@ -110,31 +122,52 @@ async fn ask(
         return (Err(DnsStatus::Other), r.name.clone());
     }
     let mut refused = None;
+    let mut nx = None;
     for _ in 0..r.resolve_retries.max(1) {
         for (_, s) in &socks {
             let _ = s.send(&query).await;
         }
         let deadline = tokio::time::Instant::now() + r.timeout_retry;
-        loop {
-            // the first answer from any name server
-            let recv = futures_select(socks.iter().map(|(by, s)| async move {
-                let mut buf = vec![0u8; 1500];
-                let n = s.recv(&mut buf).await?;
-                buf.truncate(n);
-                Ok::<_, std::io::Error>((by.clone(), buf))
+        // the name servers still worth waiting for in this round (one that errs, say a refused
+        // port, is dropped; the others may still answer)
+        let mut live: Vec<usize> = (0..socks.len()).collect();
+        while !live.is_empty() {
+            let recv = futures_select(live.iter().map(|&i| {
+                let (by, s) = &socks[i];
+                async move {
+                    let mut buf = vec![0u8; 1500];
+                    let r = s.recv(&mut buf).await.map(|n| {
+                        buf.truncate(n);
+                        (by.clone(), buf)
+                    });
+                    (i, r)
+                }
             }));
             match tokio::time::timeout_at(deadline, recv).await {
                 Err(_) => break,
-                Ok(Err(_)) => break,
-                Ok(Ok((by, buf))) => match parse_answer(&buf, id, qtype) {
+                Ok((i, Err(_))) => live.retain(|&j| j != i),
+                Ok((i, Ok((by, buf)))) => match parse_answer(&buf, id, qtype) {
                     Some(Ok(ips)) => return (Ok(ips), by),
-                    Some(Err(DnsStatus::Refused)) => refused = Some(by),
-                    Some(Err(e)) => return (Err(e), by),
+                    // HAProxy waits for every name server before a failure counts
+                    Some(Err(DnsStatus::Refused)) => {
+                        refused = Some(by);
+                        live.retain(|&j| j != i);
+                    }
+                    Some(Err(DnsStatus::Nx)) => {
+                        nx = Some(by);
+                        live.retain(|&j| j != i);
+                    }
+                    Some(Err(_)) => live.retain(|&j| j != i),
                     // not our answer (an old id): keep waiting
-                    None => continue,
+                    None => {}
                 },
             }
         }
+        if let Some(by) = nx.take() {
+            return (Err(DnsStatus::Nx), by);
+        }
+        // every name server failed at once: the round still lasts `timeout retry`
+        tokio::time::sleep_until(deadline).await;
     }
     match refused {
         Some(by) => (Err(DnsStatus::Refused), by),

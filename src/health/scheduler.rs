@@ -159,9 +159,10 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
 }
 
 /// `check-ssl`: the TLS settings of the server's checks. The name sent and verified is
-/// `verifyhost`, else `check-sni`; without either the certificate's chain alone is verified, as
-/// HAProxy verifies a name only when given one. (The configuration check already loaded the
-/// `ca-file`; should it fail now, the checks go on without TLS and say why.)
+/// `verifyhost`, else `check-sni` (which is also the SNI); without either the certificate's
+/// chain alone is verified, as HAProxy verifies a name only when given one. (The configuration
+/// check already loaded the `ca-file`; should it fail now, the checks verify against no CA, so
+/// they fail, and say why.)
 fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
     use crate::tls::Verify;
     use tokio_rustls::rustls::pki_types::ServerName;

@@ -507,6 +507,10 @@ fn ldap_bind(buf: &[u8]) -> Verdict {
     if msglen > 4 || buf.get(7 + msglen..9 + msglen) != Some(&[0x0a, 0x01][..]) {
         return not_ldap();
     }
+    // the result code must have arrived (a short answer and a close are not a success)
+    if buf.len() <= msglen + 9 {
+        return not_ldap();
+    }
     let code = i32::from(at(msglen + 9));
     if code != 0 {
         return Verdict::Fail(

@@ -256,19 +256,21 @@ impl Registry {
                 match outcome {
                     Ok(ip) => {
                         let was = server.addr();
+                        let id = self
+                            .proxy_at(server.proxy_index)
+                            .map(|p| format!("{}/{}", p.name, server.name));
                         if was.ip() != ip {
                             server.set_addr(SocketAddr::new(ip, was.port()));
                             self.publish(&server, EventType::ServerInetAddr, EventData::None);
-                            if !old.has(AdminFlags::RMAINT) {
-                                if let Some(p) = self.proxy_at(server.proxy_index) {
-                                    logging::warning(&format!(
-                                        "{}/{} changed its IP from {} to {} by {by}.",
-                                        p.name,
-                                        server.name,
-                                        was.ip(),
-                                        ip
-                                    ));
-                                }
+                            let from = if was.ip().is_unspecified() {
+                                "(none)".to_string()
+                            } else {
+                                was.ip().to_string()
+                            };
+                            if let Some(id) = &id {
+                                logging::warning(&format!(
+                                    "{id} changed its IP from {from} to {ip} by {by}."
+                                ));
                             }
                             self.bump(&server);
                         }
@@ -281,6 +283,11 @@ impl Registry {
                                 Cause::Dns(super::DnsStatus::Valid),
                                 None,
                             );
+                            if let (Some(id), false) = (&id, new.maint()) {
+                                logging::warning(&format!(
+                                    "Server {id} administratively READY thanks to valid DNS answer."
+                                ));
+                            }
                         }
                     }
                     Err(status) => {
@@ -528,18 +535,24 @@ impl Registry {
                     format!("{who} {id} is going DOWN for maintenance{why}. {left}"),
                 ))
             } else {
+                let why = match cause {
+                    Cause::Dns(st) if admin.has(AdminFlags::RMAINT) => format!(" ({})", st.text()),
+                    _ => String::new(),
+                };
                 Some((
                     NOTICE,
-                    format!("{who} {id} was DOWN and now enters maintenance."),
+                    format!("{who} {id} was DOWN and now enters maintenance{why}."),
                 ))
             }
         } else if leaving_maint {
             let st = if op.is_up() { "UP/READY" } else { "DOWN" };
             let line = match (cause, &s.params.fqdn) {
                 // HAProxy's line for a server whose name resolves again
-                (Cause::Dns(_), Some(fqdn)) => {
-                    format!("{who} {id} ('{fqdn}') is {st} (resolves again).")
-                }
+                (Cause::Dns(_), Some(fqdn)) => format!(
+                    "{who} {id} ('{fqdn}') is {}/{} (resolves again).",
+                    if op.is_up() { "UP" } else { "DOWN" },
+                    if admin.drain() { "DRAIN" } else { "READY" }
+                ),
                 _ => format!("{who} {id} is {st} (leaving forced maintenance)."),
             };
             Some((NOTICE, line))

@@ -70,3 +70,17 @@ pub(crate) fn open_group(
     v.insert(0, first);
     Ok((real, v))
 }
+
+/// `tune.rcvbuf.client` / `tune.sndbuf.client`: set on the listening sockets, whose accepted
+/// connections inherit them (as HAProxy sets them on its receivers).
+pub(crate) fn set_client_bufs(ls: &[TcpListener], bufs: &crate::config::SocketBufs) {
+    for l in ls {
+        let s = socket2::SockRef::from(l);
+        if let Some(n) = bufs.rcv_client {
+            let _ = s.set_recv_buffer_size(n as usize);
+        }
+        if let Some(n) = bufs.snd_client {
+            let _ = s.set_send_buffer_size(n as usize);
+        }
+    }
+}

@@ -133,6 +133,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
         let ids = listener_ids(&fe.config.binds);
         for (b, id) in fe.config.binds.iter().zip(ids) {
             let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
+            listener::set_client_bufs(&ls, &reg.global().bufs);
             // HAProxy names a listener by its `name`, else by its number
             let proxied: Option<Arc<str>> = b
                 .accept_proxy

@@ -400,11 +400,19 @@ async fn connect<R: Rt>(
     addr: SocketAddr,
     be: &Proxy,
     source: Option<&crate::config::SourceAddr>,
+    bufs: &crate::config::SocketBufs,
 ) -> io::Result<TcpStream> {
     let timeout = be.config.timeouts.connect;
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
     s.set_nodelay(true)?;
+    // `tune.rcvbuf.server` / `tune.sndbuf.server`
+    if let Some(n) = bufs.rcv_server {
+        let _ = s.set_recv_buffer_size(n as usize);
+    }
+    if let Some(n) = bufs.snd_server {
+        let _ = s.set_send_buffer_size(n as usize);
+    }
     if let Some(src) = source {
         crate::sys::bind_source(&s, src.addr, src.interface.as_deref())?;
     }
@@ -927,7 +935,8 @@ async fn establish<R: Rt>(
             .source
             .as_ref()
             .or(be.config.source.as_ref());
-        match connect::<R>(srv.srv().addr(), be, source).await {
+        let bufs = &ctx.reg.global().bufs;
+        match connect::<R>(srv.srv().addr(), be, source, bufs).await {
             Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");

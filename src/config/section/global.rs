@@ -63,10 +63,46 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "ssl-server-verify",
     "server-state-file",
     "server-state-base",
+    "quiet",
+    "zero-warning",
+    "nosplice",
+    "tune.rcvbuf.client",
+    "tune.rcvbuf.server",
+    "tune.sndbuf.client",
+    "tune.sndbuf.server",
+    "setenv",
+    "presetenv",
+    "unsetenv",
+    "resetenv",
 ];
 
 /// HAProxy keywords that have no effect in harp: accepted with a warning.
 const IGNORED: &[&str] = &[
+    "cpu-map",
+    "busy-polling",
+    "set-dumpable",
+    "insecure-setuid-wanted",
+    "tune.maxaccept",
+    "tune.recv_enough",
+    "tune.idletimer",
+    "tune.maxpollevents",
+    "tune.runqueue-depth",
+    "tune.pattern.cache-size",
+    "tune.http.maxhdr",
+    "tune.comp.maxlevel",
+    "maxcompcpuusage",
+    "profiling.tasks",
+    "numa-cpu-mapping",
+    "noepoll",
+    "nopoll",
+    "thread-groups",
+    "grace",
+    "external-check",
+    "localpeer",
+    "h1-case-adjust",
+    "h1-case-adjust-file",
+    "log-send-hostname",
+    "strict-limits",
     "user",
     "group",
     "uid",
@@ -274,6 +310,36 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             g.max_spread_checks = Some(parse_time(arg(words, 1, "a time")?, kw)?);
             no_more(words, 2)
         }
+        "setenv" | "presetenv" => Err(format!("'{kw}' expects exactly 2 arguments.")),
+        "unsetenv" => Err(format!("'{kw}' expects at least 1 argument.")),
+        "quiet" | "zero-warning" | "nosplice" => {
+            match kw {
+                "quiet" => g.quiet = true,
+                "zero-warning" => g.zero_warning = true,
+                _ => g.nosplice = true,
+            }
+            no_more(words, 1)
+        }
+        "maxconnrate" | "maxsessrate" | "maxsslrate" | "maxpipes-per-thread" => {
+            arg(words, 1, "an integer")?;
+            ctx.warn(format!(
+                "'{kw}' is not supported by harp; no rate limit is applied."
+            ));
+            Ok(())
+        }
+        "tune.rcvbuf.client" | "tune.rcvbuf.server" | "tune.sndbuf.client"
+        | "tune.sndbuf.server" => {
+            let v = Some(
+                parse_size(arg(words, 1, "a size")?, kw)?.min(u64::from(i32::MAX as u32)) as u32,
+            );
+            match kw {
+                "tune.rcvbuf.client" => g.bufs.rcv_client = v,
+                "tune.rcvbuf.server" => g.bufs.rcv_server = v,
+                "tune.sndbuf.client" => g.bufs.snd_client = v,
+                _ => g.bufs.snd_server = v,
+            }
+            no_more(words, 2)
+        }
         "server-state-file" | "server-state-base" => {
             let v = PathBuf::from(arg(words, 1, "a path")?);
             if kw == "server-state-file" {
@@ -450,6 +516,34 @@ mod tests {
             let e = cpu(bad).unwrap_err();
             assert!(e.contains("tune.lua.max-cpu"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn tuning_and_ignored_keywords() {
+        let cfg = crate::config::test_support::ok(
+            "global\n nosplice\n quiet\n tune.rcvbuf.client 64k\n tune.sndbuf.server 131072\n\
+             \x20cpu-map auto:1/1-2 0-1\n maxconnrate 100\n\
+             defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
+             listen l\n bind 127.0.0.1:9\n server s 127.0.0.1:1\n",
+        );
+        let g = &cfg.global;
+        assert!(g.nosplice && g.quiet);
+        assert_eq!(
+            (g.bufs.rcv_client, g.bufs.snd_server, g.bufs.snd_client),
+            (Some(65536), Some(131072), None)
+        );
+        assert_eq!(
+            cfg.proxies[0].splice,
+            crate::config::Splice::both(crate::config::SpliceMode::Off)
+        );
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("'cpu-map' has no effect")));
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("no rate limit is applied")));
     }
 
     #[test]

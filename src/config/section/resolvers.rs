@@ -68,12 +68,17 @@ pub(crate) fn parse(
             let t = parse_time(arg(words, 2, "a time")?, &words[0])?;
             match (words[0].as_str(), what) {
                 ("hold", "valid") => r.hold_valid = t.max(std::time::Duration::from_millis(100)),
-                ("hold", "nx" | "timeout" | "refused" | "other") => r.hold_nx = t,
+                ("hold", "nx") => r.hold_nx = t,
+                ("hold", "timeout") => r.hold_timeout = t,
+                ("hold", "refused") => r.hold_refused = t,
+                ("hold", "other") => r.hold_other = t,
                 ("hold", "obsolete") => {}
                 ("timeout", "retry") => {
                     r.timeout_retry = t.max(std::time::Duration::from_millis(10))
                 }
-                ("timeout", "resolve") => {}
+                ("timeout", "resolve") => {
+                    r.timeout_resolve = t.max(std::time::Duration::from_millis(10))
+                }
                 (kw, o) => {
                     return Err(format!(
                         "'{kw}' : unknown '{o}' (expects {}).",
