@@ -805,6 +805,10 @@ pub struct ServerParams {
     /// The address could not be found at start-up (`init-addr none`): the server starts in
     /// resolution maintenance (RMAINT) until its name resolves.
     pub unresolved: bool,
+    /// `tfo`: TCP Fast Open on connections to the server (the first data rides the SYN).
+    pub tfo: bool,
+    /// `tcp-ut <time>`: TCP_USER_TIMEOUT on connections to the server.
+    pub tcp_ut: Option<Duration>,
     /// `check-ssl`: health checks speak TLS (the traffic itself stays plain: `ssl` is refused).
     pub check_ssl: bool,
     /// `verify none|required`; unset: the global `ssl-server-verify` (required by default).
@@ -872,6 +876,8 @@ impl Default for ServerParams {
             init_addr: None,
             resolve_prefer_v4: false,
             unresolved: false,
+            tfo: false,
+            tcp_ut: None,
             check_ssl: false,
             verify: None,
             ca_file: None,
@@ -949,6 +955,8 @@ pub struct ProxyConfig {
     pub stats: Option<StatsPage>,
     /// `source`: where connections to the servers (and checks) come from.
     pub source: Option<SourceAddr>,
+    /// `retry-on none`: a failed connect is not retried (whatever `retries` says).
+    pub retry_on_none: bool,
     /// `load-server-state-from-file global|local|none`.
     pub load_server_state: LoadServerState,
     /// `server-state-file-name [<name>|use-backend-name]`: the file `local` reads (default:
@@ -1040,6 +1048,7 @@ impl ProxyConfig {
             http_defaults: HttpDefaults::default(),
             stats: None,
             source: None,
+            retry_on_none: false,
             load_server_state: LoadServerState::None,
             server_state_file_name: None,
             binds: Vec::new(),

@@ -399,9 +399,9 @@ async fn acquire<R: Rt>(
 async fn connect<R: Rt>(
     addr: SocketAddr,
     be: &Proxy,
-    source: Option<&crate::config::SourceAddr>,
-    bufs: &crate::config::SocketBufs,
+    o: &ConnectOpts<'_>,
 ) -> io::Result<TcpStream> {
+    let (source, bufs) = (o.source, o.bufs);
     let timeout = be.config.timeouts.connect;
     let ty = Type::STREAM.nonblocking().cloexec();
     let s = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
@@ -415,6 +415,13 @@ async fn connect<R: Rt>(
     }
     if let Some(src) = source {
         crate::sys::bind_source(&s, src.addr, src.interface.as_deref())?;
+    }
+    if let Some(t) = o.user_timeout {
+        let _ = s.set_tcp_user_timeout(Some(t));
+    }
+    if o.tfo {
+        // best effort, as HAProxy: a kernel without it connects the usual way
+        let _ = crate::sys::set_fastopen_connect(&s);
     }
     if let Err(e) = sockopt::keepalive(&s, &be.config.srv_ka) {
         // as HAProxy: the connection goes on without keepalive
@@ -449,6 +456,18 @@ async fn connect<R: Rt>(
         Err(e) => return Err(e),
     }
     Ok(s.into())
+}
+
+/// How a server connection is opened, from the server's and the process's settings.
+struct ConnectOpts<'a> {
+    /// `source` (the server's, else the backend's).
+    source: Option<&'a crate::config::SourceAddr>,
+    /// `tune.rcvbuf.server` / `tune.sndbuf.server`.
+    bufs: &'a crate::config::SocketBufs,
+    /// The server's `tfo`.
+    tfo: bool,
+    /// The server's `tcp-ut`.
+    user_timeout: Option<Duration>,
 }
 
 /// The backend a frontend sends to: its `default_backend`, or itself for a `listen`.
@@ -899,7 +918,11 @@ async fn establish<R: Rt>(
 ) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
-    let max_retries = be.config.retries;
+    let max_retries = if be.config.retry_on_none {
+        0
+    } else {
+        be.config.retries
+    };
     // the server of the last attempt; its slot is still held when the retry stays on it
     let mut last: Option<Held<'_>> = None;
     let mut redispatch = false;
@@ -935,8 +958,13 @@ async fn establish<R: Rt>(
             .source
             .as_ref()
             .or(be.config.source.as_ref());
-        let bufs = &ctx.reg.global().bufs;
-        match connect::<R>(srv.srv().addr(), be, source, bufs).await {
+        let opts = ConnectOpts {
+            source,
+            bufs: &ctx.reg.global().bufs,
+            tfo: srv.srv().params.tfo,
+            user_timeout: srv.srv().params.tcp_ut,
+        };
+        match connect::<R>(srv.srv().addr(), be, &opts).await {
             Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");

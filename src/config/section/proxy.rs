@@ -48,6 +48,10 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "source",
     "load-server-state-from-file",
     "server-state-file-name",
+    "retry-on",
+    "hash-balance-factor",
+    "bind-process",
+    "max-keep-alive-queue",
     "email-alert",
     "backlog",
     "id",
@@ -480,6 +484,35 @@ pub(crate) fn parse(
             http_check(p, words, ctx)
         }
         "stats" => stats(p, &words[1..], ctx),
+        "retry-on" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            let kinds = &words[1..];
+            if kinds.is_empty() {
+                return Err(format!("'{kw}' expects a list of failure types."));
+            }
+            // in TCP a retry follows a failed connect: `none` turns retries off, the HTTP
+            // failure types have nothing to act on
+            p.retry_on_none = kinds.iter().any(|k| k == "none");
+            let http: Vec<&str> = kinds
+                .iter()
+                .map(String::as_str)
+                .filter(|k| !matches!(*k, "none" | "conn-failure" | "all-retryable-errors"))
+                .collect();
+            if !http.is_empty() {
+                ctx.warn(format!(
+                    "'{kw}' : {} ignored in TCP mode (only connection failures are retried).",
+                    http.join(", ")
+                ));
+            }
+            Ok(())
+        }
+        "hash-balance-factor" | "bind-process" | "max-keep-alive-queue" => {
+            arg(words, 1, "an argument")?;
+            ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
+            Ok(())
+        }
         "load-server-state-from-file" => {
             if lacks(p, false, kw, ctx) {
                 return Ok(());
@@ -644,7 +677,11 @@ fn bind_options(
                 accept_proxy = true;
                 i += 1;
             }
-            "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" => {
+            "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" | "expose-fd" => {
+                if words[i] == "expose-fd" {
+                    // `expose-fd listeners` (seamless reloads of HAProxy's master/worker)
+                    i += 1;
+                }
                 ctx.warn(format!(
                     "bind option '{}' has no effect in harp; ignored.",
                     words[i]
@@ -652,7 +689,8 @@ fn bind_options(
                 i += 1;
             }
             "name" | "id" | "backlog" | "maxconn" | "process" | "thread" | "interface" | "mss"
-            | "nice" => {
+            | "nice" | "tcp-ut" | "level" | "severity-output" | "user" | "uid" | "group"
+            | "gid" | "mode" | "shards" | "alpn" => {
                 if words.get(i + 1).is_none() {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
                 }

@@ -39,6 +39,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "ca-file",
     "check-sni",
     "verifyhost",
+    "tfo",
+    "tcp-ut",
     "no-verifyhost",
     "id",
     "resolvers",
@@ -59,17 +61,10 @@ const UNSUPPORTED: &[&str] = &[
     "agent-addr",
     "agent-send",
     "track",
-    "observe",
-    "error-limit",
-    "on-error",
     "redir",
     "proto",
-    "ws",
-    "pool-max-conn",
-    "tfo",
     "namespace",
     "usesrc",
-    "proxy-v2-options",
     "check-proto",
     "check-alpn",
 ];
@@ -282,12 +277,25 @@ pub(crate) fn apply_keywords(
                     }
                 };
             }
-            "cookie" => {
+            "cookie" | "pool-max-conn" | "pool-purge-delay" | "max-reuse" | "ws" | "log-proto"
+            | "resolve-opts" | "pool-low-conn" | "pool-conn-name" => {
                 val()?;
                 ctx.warn(format!(
                     "server keyword '{kw}' has no effect in harp; ignored."
                 ));
             }
+            "observe" | "on-error" | "error-limit" | "minconn" | "proxy-v2-options" => {
+                val()?;
+                // passive checks and dynamic limits: the active checks and `maxconn` still act
+                ctx.warn(format!(
+                    "server keyword '{kw}' is not supported by harp; ignored."
+                ));
+            }
+            "tfo" => {
+                p.tfo = true;
+                used = 1;
+            }
+            "tcp-ut" => p.tcp_ut = Some(time()?),
             _ if UNSUPPORTED.contains(&kw) => {
                 return Err(format!("keyword '{kw}' is not supported by harp."));
             }
