@@ -1424,17 +1424,21 @@ fn mysql_check_logs_in_as_its_user() {
 /// (NXDOMAIN when `None`), and AAAA questions with no record.
 struct FakeDns {
     addr: SocketAddr,
-    ip: Arc<std::sync::Mutex<Option<[u8; 4]>>>,
+    ip: Arc<std::sync::Mutex<Option<Vec<[u8; 4]>>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl FakeDns {
     fn start(ip: [u8; 4]) -> FakeDns {
+        Self::start_many(vec![ip])
+    }
+
+    fn start_many(ips: Vec<[u8; 4]>) -> FakeDns {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let addr = sock.local_addr().unwrap();
-        let cur = Arc::new(std::sync::Mutex::new(Some(ip)));
+        let cur = Arc::new(std::sync::Mutex::new(Some(ips)));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, st) = (cur.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -1453,12 +1457,14 @@ impl FakeDns {
                 let mut a = q.to_vec();
                 a[2] |= 0x80;
                 a[3] = 0x80;
-                match *c.lock().unwrap() {
+                match &*c.lock().unwrap() {
                     None => a[3] |= 3,
-                    Some(ip) if qtype == 1 => {
-                        a[7] = 1;
-                        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4]);
-                        a.extend_from_slice(&ip);
+                    Some(ips) if qtype == 1 => {
+                        a[7] = ips.len() as u8;
+                        for ip in ips {
+                            a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 10, 0, 4]);
+                            a.extend_from_slice(ip);
+                        }
                     }
                     Some(_) => {}
                 }
@@ -1510,7 +1516,7 @@ fn servers_follow_their_name_through_the_resolvers() {
     wait("the first resolution", &|| {
         !s.admin().maint() && s.addr() == "127.0.0.1:8080".parse().unwrap()
     });
-    *dns.ip.lock().unwrap() = Some([127, 0, 0, 2]);
+    *dns.ip.lock().unwrap() = Some(vec![[127, 0, 0, 2]]);
     wait("the new address", &|| {
         s.addr() == "127.0.0.2:8080".parse().unwrap()
     });
@@ -1551,5 +1557,34 @@ fn a_failing_name_keeps_its_server_until_hold_nx() {
     std::thread::sleep(Duration::from_millis(400));
     assert!(!s.admin().maint(), "kept out of maintenance within hold nx");
     assert_eq!(s.addr(), "127.0.0.3:8080".parse().unwrap());
+    checker.stop();
+}
+
+/// `server-template` with `resolvers`: the servers share the name's addresses, one each; the
+/// one left without an address waits in resolution maintenance, as in HAProxy.
+#[test]
+fn a_server_template_shares_the_addresses_of_its_name() {
+    let dns = FakeDns::start_many(vec![[127, 0, 0, 5], [127, 0, 0, 4]]);
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    timeout retry 100ms\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend be\n    server-template pod 3 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("tpl.cfg", &text).expect("parses");
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let pod = |n: u32| reg.find_server(&format!("be/pod{n}")).unwrap();
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let end = Instant::now() + DEADLINE;
+    while pod(1).admin().maint() || pod(2).admin().maint() {
+        assert!(Instant::now() < end, "the pods never resolved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pod(1).addr(), "127.0.0.4:8080".parse().unwrap());
+    assert_eq!(pod(2).addr(), "127.0.0.5:8080".parse().unwrap());
+    assert!(
+        pod(3).admin().has(harp::model::AdminFlags::RMAINT),
+        "no address for pod3"
+    );
     checker.stop();
 }

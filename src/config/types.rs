@@ -802,6 +802,9 @@ pub struct ServerParams {
     pub init_addr: Option<Vec<InitAddr>>,
     /// `resolve-prefer ipv4|ipv6`: the family picked at run time (default ipv6, as HAProxy).
     pub resolve_prefer_v4: bool,
+    /// The server's place in its `server-template` (0 for the first): with `resolvers`, the
+    /// servers of a template share the addresses of their name, one each.
+    pub template_slot: Option<u32>,
     /// The address could not be found at start-up (`init-addr none`): the server starts in
     /// resolution maintenance (RMAINT) until its name resolves.
     pub unresolved: bool,
@@ -875,6 +878,7 @@ impl Default for ServerParams {
             resolvers: None,
             init_addr: None,
             resolve_prefer_v4: false,
+            template_slot: None,
             unresolved: false,
             tfo: false,
             tcp_ut: None,

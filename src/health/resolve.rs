@@ -33,16 +33,29 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
         id = id.wrapping_add(0x9e37);
         let (outcome, by) = resolve(&r, &fqdn, srv.params.resolve_prefer_v4, id).await;
         let next = match outcome {
-            Ok(ips) => {
+            Ok(mut ips) => {
                 last_valid = Some(Instant::now());
-                // keep the current address while it is still among the answers
-                let cur = srv.addr().ip();
-                let ip = if ips.contains(&cur) { cur } else { ips[0] };
-                let _ = reg.apply(Command::Resolved {
-                    server: srv.clone(),
-                    outcome: Ok(ip),
-                    by,
-                });
+                let outcome = match srv.params.template_slot {
+                    // the servers of a template take one address each, in order; those left
+                    // without one wait in maintenance, as in HAProxy
+                    Some(k) => {
+                        ips.sort();
+                        ips.dedup();
+                        ips.get(k as usize).copied().ok_or(DnsStatus::NoIp)
+                    }
+                    // keep the current address while it is still among the answers
+                    None => {
+                        let cur = srv.addr().ip();
+                        Ok(if ips.contains(&cur) { cur } else { ips[0] })
+                    }
+                };
+                if outcome.is_ok() || !srv.admin().has(crate::model::AdminFlags::RMAINT) {
+                    let _ = reg.apply(Command::Resolved {
+                        server: srv.clone(),
+                        outcome,
+                        by,
+                    });
+                }
                 r.hold_valid
             }
             Err(status) => {

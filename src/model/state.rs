@@ -123,6 +123,8 @@ pub enum DnsStatus {
     Refused,
     /// Anything else (no address of the wanted family, a malformed answer).
     Other,
+    /// The name resolved, but to fewer addresses than its `server-template` has servers.
+    NoIp,
 }
 
 impl DnsStatus {
@@ -134,6 +136,7 @@ impl DnsStatus {
             DnsStatus::Timeout => "DNS timeout status",
             DnsStatus::Refused => "DNS refused status",
             DnsStatus::Other => "unspecified DNS error",
+            DnsStatus::NoIp => "No IP for server ",
         }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "load-server-state-from-file",
     "server-state-file-name",
     "retry-on",
+    "server-template",
     "hash-balance-factor",
     "bind-process",
     "max-keep-alive-queue",
@@ -81,7 +82,6 @@ const UNSUPPORTED: &[&str] = &[
     "stick",
     "stick-on",
     "stick-store",
-    "server-template",
     "dispatch",
     "persist",
     "force-persist",
@@ -475,6 +475,45 @@ pub(crate) fn parse(
             }
             let s = server::parse_server(name, &words[2..], &p.default_server, ctx)?;
             p.servers.push(s);
+            Ok(())
+        }
+        "server-template" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            // `server-template <prefix> <num>|<from>-<to> <addr>:<port> [params]`: one server
+            // per number, named <prefix><n>, all with these settings
+            let prefix = arg(words, 1, "<prefix> <num | range> <fqdn>[:<port>]")?;
+            let range = arg(words, 2, "<num | range> <fqdn>[:<port>]")?;
+            arg(words, 3, "<fqdn>[:<port>]")?;
+            let bad =
+                || format!("'{kw}' : invalid range '{range}' (expects <num> or <from>-<to>).");
+            let (from, to) = match range.split_once('-') {
+                Some((a, b)) => (
+                    a.parse::<u32>().map_err(|_| bad())?,
+                    b.parse::<u32>().map_err(|_| bad())?,
+                ),
+                None => (1, range.parse::<u32>().map_err(|_| bad())?),
+            };
+            if from == 0 || to < from || to - from >= 10_000 {
+                return Err(bad());
+            }
+            for (slot, n) in (from..=to).enumerate() {
+                let name = format!("{prefix}{n}");
+                if let Err(e) = super::super::parse::check_name(&name) {
+                    return Err(format!("'{kw} {prefix}' : {e}"));
+                }
+                if p.servers.iter().any(|s| s.name == name) {
+                    return Err(format!(
+                        "{} '{}' has the same server name '{name}' as another server.",
+                        kind(p),
+                        p.name
+                    ));
+                }
+                let mut s = server::parse_server(&name, &words[3..], &p.default_server, ctx)?;
+                s.params.template_slot = Some(slot as u32);
+                p.servers.push(s);
+            }
             Ok(())
         }
         "http-check" => {
