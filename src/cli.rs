@@ -198,16 +198,21 @@ pub fn load_config(opts: &Options) -> Option<config::Config> {
         let missing = missing_lua_files(&cfg);
         if missing.is_empty() {
             // Syntax errors in Lua scripts fail the check, as they fail HAProxy's start-up.
-            crate::lua::check(&cfg)
-                .map(|()| cfg)
-                .map_err(|errs| config::ConfigErrors {
+            match crate::lua::check(&cfg) {
+                Ok(()) => Ok(cfg),
+                Err(errs) => Err(config::ConfigErrors {
                     errors: errs
                         .into_iter()
                         .map(|message| config::ConfigError::File { message })
                         .collect(),
-                })
+                    warnings: cfg.warnings,
+                }),
+            }
         } else {
-            Err(config::ConfigErrors { errors: missing })
+            Err(config::ConfigErrors {
+                errors: missing,
+                warnings: cfg.warnings,
+            })
         }
     });
     match loaded {
@@ -226,6 +231,11 @@ pub fn load_config(opts: &Options) -> Option<config::Config> {
             Some(cfg)
         }
         Err(errs) => {
+            if !opts.quiet {
+                for w in &errs.warnings {
+                    eprintln!("{w}");
+                }
+            }
             for e in &errs.errors {
                 eprintln!("{e}");
             }

@@ -624,3 +624,37 @@ fn setenv_and_zero_warning() {
         r.stderr
     );
 }
+
+/// A refused configuration still shows its warnings (HAProxy prints both), so one `harp -c`
+/// run lists everything an operator must look at; `-q` keeps them quiet.
+#[test]
+fn refused_config_shows_its_warnings_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        dir.path(),
+        "both.cfg",
+        "global\n    chroot /var/empty\n    bogus-kw 1\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+         listen l\n    bind 127.0.0.1:18445\n    server s 127.0.0.1:1\n",
+    );
+    let r = check(&p);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    let file = p.display().to_string();
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("[WARNING] parsing [{file}:2] :"))),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "[ALERT] parsing [{file}:3] : unknown keyword 'bogus-kw' in 'global' section"
+        )),
+        "{}",
+        r.stderr
+    );
+    let q = harp(&["-c", "-q", "-f", p.to_str().expect("utf-8 path")]);
+    assert_eq!(q.code, 1);
+    assert!(!q.stderr.contains("[WARNING]"), "{}", q.stderr);
+}

@@ -37,6 +37,9 @@ impl ConfigError {
 pub struct ConfigErrors {
     /// The errors in the order found.
     pub errors: Vec<ConfigError>,
+    /// The warnings found before the run failed: `harp -c` shows them too, as HAProxy
+    /// does, so one run tells an operator everything to fix.
+    pub warnings: Vec<String>,
 }
 
 fn render(errors: &[ConfigError]) -> String {
@@ -49,6 +52,9 @@ fn render(errors: &[ConfigError]) -> String {
 
 impl From<ConfigError> for ConfigErrors {
     fn from(e: ConfigError) -> Self {
-        ConfigErrors { errors: vec![e] }
+        ConfigErrors {
+            errors: vec![e],
+            warnings: Vec::new(),
+        }
     }
 }

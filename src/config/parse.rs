@@ -53,10 +53,16 @@ pub(super) fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
     }
     match parse_texts(&texts) {
         Ok(cfg) if errors.is_empty() => Ok(cfg),
-        Ok(_) => Err(ConfigErrors { errors }),
+        Ok(cfg) => Err(ConfigErrors {
+            errors,
+            warnings: cfg.warnings,
+        }),
         Err(more) => {
             errors.extend(more.errors);
-            Err(ConfigErrors { errors })
+            Err(ConfigErrors {
+                errors,
+                warnings: more.warnings,
+            })
         }
     }
 }
@@ -491,7 +497,10 @@ pub(super) fn parse_texts(texts: &[(String, String)]) -> Result<Config, ConfigEr
     if p.errors.is_empty() {
         Ok(p.cfg)
     } else {
-        Err(ConfigErrors { errors: p.errors })
+        Err(ConfigErrors {
+            errors: p.errors,
+            warnings: p.cfg.warnings,
+        })
     }
 }
 
