@@ -602,7 +602,7 @@ fn setenv_and_zero_warning() {
     let ok = write(
         dir.path(),
         "env.cfg",
-        "global\n    setenv HARP_TEST_PORT 18443\n    presetenv HARP_TEST_PORT 1\n    unsetenv HARP_TEST_NOPE\n\
+        "global\n    setenv HARP_TEST_PORT 18443\n    presetenv HARP_TEST_PORT 0\n    unsetenv HARP_TEST_NOPE\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
          listen l\n    bind \"127.0.0.1:${HARP_TEST_PORT}\"\n    server s 127.0.0.1:1\n",
     );

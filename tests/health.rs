@@ -1246,47 +1246,38 @@ impl TlsServer {
             "c.pem",
         ]);
         let (cert, leaf) = (p("ca.pem"), p("c.pem"));
-        // the port is free when chosen but another test may take it first: s_server then
-        // exits, and a new port is tried
-        for _ in 0..5 {
-            let port = common::free_port();
-            let mut child = std::process::Command::new("openssl")
-                .args(["s_server", "-www", "-quiet", "-accept"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-cert")
-                .arg(&leaf)
-                .arg("-key")
-                .arg(&key)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("openssl s_server");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let end = Instant::now() + DEADLINE;
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(addr).is_ok() {
-                    // a listener of another test on that port would answer too: ours is the one
-                    // when s_server is still running a moment later
-                    std::thread::sleep(Duration::from_millis(100));
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
+        // s_server takes a free port itself (port 0) and prints it: no race with other tests
+        let mut child = std::process::Command::new("openssl")
+            .args(["s_server", "-www", "-accept", "127.0.0.1:0"])
+            .arg("-cert")
+            .arg(&leaf)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let out = child.stdout.take().expect("piped stdout");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("ACCEPT ") {
+                        break a.trim().parse::<SocketAddr>().expect("s_server's address");
                     }
-                    return TlsServer {
-                        addr,
-                        cert,
-                        child,
-                        _dir: dir,
-                    };
                 }
-                assert!(Instant::now() < end, "s_server did not listen");
-                std::thread::sleep(Duration::from_millis(20));
+                _ => panic!("s_server did not listen"),
             }
+        };
+        // what it prints later (one line per request) is drained until it exits
+        std::thread::spawn(move || for _ in lines {});
+        TlsServer {
+            addr,
+            cert,
+            child,
+            _dir: dir,
         }
-        panic!("s_server could not listen");
     }
 }
 
@@ -1426,6 +1417,8 @@ struct FakeDns {
     addr: SocketAddr,
     ip: Arc<std::sync::Mutex<Option<Vec<[u8; 4]>>>>,
     stop: Arc<AtomicBool>,
+    /// Questions answered so far.
+    asked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeDns {
@@ -1441,6 +1434,8 @@ impl FakeDns {
         let cur = Arc::new(std::sync::Mutex::new(Some(ips)));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, st) = (cur.clone(), stop.clone());
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             while !st.load(Ordering::Relaxed) {
@@ -1469,12 +1464,14 @@ impl FakeDns {
                     Some(_) => {}
                 }
                 let _ = sock.send_to(&a, from);
+                count.fetch_add(1, Ordering::Relaxed);
             }
         });
         FakeDns {
             addr,
             ip: cur,
             stop,
+            asked,
         }
     }
 }
@@ -1560,6 +1557,35 @@ fn a_failing_name_keeps_its_server_until_hold_nx() {
     checker.stop();
 }
 
+/// A name libc resolved at start-up (the default `init-addr last,libc`) keeps its server out
+/// of maintenance when its first queries fail: the resolution's creation counts as a valid
+/// answer for `hold nx`, as in HAProxy.
+#[test]
+fn a_name_resolved_at_start_survives_failing_first_queries() {
+    let dns = FakeDns::start([127, 0, 0, 3]);
+    *dns.ip.lock().unwrap() = None;
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    hold valid 30ms\n    hold nx 60s\n    timeout retry 30ms\n    timeout resolve 30ms\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend be\n    server s1 localhost:8080 resolvers dns resolve-prefer ipv4\n",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let s = reg.find_server("be/s1").unwrap();
+    let start_addr = s.addr();
+    assert!(!s.admin().maint());
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let end = Instant::now() + DEADLINE;
+    while dns.asked.load(Ordering::Relaxed) < 4 {
+        assert!(Instant::now() < end, "never asked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!s.admin().maint(), "kept out of maintenance within hold nx");
+    assert_eq!(s.addr(), start_addr);
+    checker.stop();
+}
+
 /// `server-template` with `resolvers`: the servers share the name's addresses, one each; the
 /// one left without an address waits in resolution maintenance, as in HAProxy.
 #[test]
@@ -1586,5 +1612,23 @@ fn a_server_template_shares_the_addresses_of_its_name() {
         pod(3).admin().has(harp::model::AdminFlags::RMAINT),
         "no address for pod3"
     );
+    // a new record sorting first does not move the pods that still have theirs (their health
+    // and weights stay with their hosts): the pod without one takes it
+    *dns.ip.lock().unwrap() = Some(vec![[127, 0, 0, 5], [127, 0, 0, 3], [127, 0, 0, 4]]);
+    while pod(3).admin().maint() {
+        assert!(Instant::now() < end, "pod3 never took the new address");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pod(3).addr(), "127.0.0.3:8080".parse().unwrap());
+    assert_eq!(pod(1).addr(), "127.0.0.4:8080".parse().unwrap());
+    assert_eq!(pod(2).addr(), "127.0.0.5:8080".parse().unwrap());
+    // a record gone: its pod moves to a free address or waits in maintenance
+    *dns.ip.lock().unwrap() = Some(vec![[127, 0, 0, 5], [127, 0, 0, 3]]);
+    while !pod(1).admin().maint() {
+        assert!(Instant::now() < end, "pod1 kept a vanished address");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pod(2).addr(), "127.0.0.5:8080".parse().unwrap());
+    assert_eq!(pod(3).addr(), "127.0.0.3:8080".parse().unwrap());
     checker.stop();
 }

@@ -808,8 +808,6 @@ pub struct ServerParams {
     /// The address could not be found at start-up (`init-addr none`): the server starts in
     /// resolution maintenance (RMAINT) until its name resolves.
     pub unresolved: bool,
-    /// `tfo`: TCP Fast Open on connections to the server (the first data rides the SYN).
-    pub tfo: bool,
     /// `tcp-ut <time>`: TCP_USER_TIMEOUT on connections to the server.
     pub tcp_ut: Option<Duration>,
     /// `check-ssl`: health checks speak TLS (the traffic itself stays plain: `ssl` is refused).
@@ -880,7 +878,6 @@ impl Default for ServerParams {
             resolve_prefer_v4: false,
             template_slot: None,
             unresolved: false,
-            tfo: false,
             tcp_ut: None,
             check_ssl: false,
             verify: None,
@@ -959,7 +956,8 @@ pub struct ProxyConfig {
     pub stats: Option<StatsPage>,
     /// `source`: where connections to the servers (and checks) come from.
     pub source: Option<SourceAddr>,
-    /// `retry-on none`: a failed connect is not retried (whatever `retries` says).
+    /// A `retry-on` list without `conn-failure` (or `all-retryable-errors`), `none` among
+    /// them: a failed connect is not retried (whatever `retries` says), as in HAProxy.
     pub retry_on_none: bool,
     /// `load-server-state-from-file global|local|none`.
     pub load_server_state: LoadServerState,

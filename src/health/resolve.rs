@@ -23,8 +23,10 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
     let Some(fqdn) = srv.params.fqdn.clone() else {
         return;
     };
-    // HAProxy keeps a valid answer for `hold <status>` after it, whatever fails meanwhile
-    let mut last_valid: Option<Instant> = None;
+    // HAProxy keeps a valid answer for `hold <status>` after it, whatever fails meanwhile;
+    // the resolution's creation counts as one (an address from libc or the state file is
+    // kept through a failing first query, as HAProxy sets last_valid at creation)
+    let mut last_valid = Instant::now();
     let mut id: u16 = (std::process::id() as u16) ^ (srv.puid as u16).rotate_left(7);
     loop {
         if srv.deleted() {
@@ -34,14 +36,12 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
         let (outcome, by) = resolve(&r, &fqdn, srv.params.resolve_prefer_v4, id).await;
         let next = match outcome {
             Ok(mut ips) => {
-                last_valid = Some(Instant::now());
+                last_valid = Instant::now();
                 let outcome = match srv.params.template_slot {
-                    // the servers of a template take one address each, in order; those left
-                    // without one wait in maintenance, as in HAProxy
                     Some(k) => {
                         ips.sort();
                         ips.dedup();
-                        ips.get(k as usize).copied().ok_or(DnsStatus::NoIp)
+                        template_pick(&reg, &srv, &fqdn, k as usize, &ips)
                     }
                     // keep the current address while it is still among the answers
                     None => {
@@ -67,11 +67,7 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
                 };
                 // a server never resolved is in maintenance already; one that was keeps its
                 // address until the hold after its last valid answer runs out
-                let expired = match last_valid {
-                    Some(t) => t.elapsed() >= hold,
-                    None => !srv.admin().has(crate::model::AdminFlags::RMAINT),
-                };
-                if expired {
+                if last_valid.elapsed() >= hold {
                     let _ = reg.apply(Command::Resolved {
                         server: srv.clone(),
                         outcome: Err(status),
@@ -83,6 +79,39 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
         };
         tokio::time::sleep(next).await;
     }
+}
+
+/// The address a template server takes from `ips` (sorted): the servers of a template hold
+/// one address each, as HAProxy fills them. A server keeps its address while the answer still
+/// has it (its health and runtime weight stay with that host); one without takes its own
+/// slot's address when free, else the first one no other server of the name holds; those left
+/// without one wait in maintenance.
+fn template_pick(
+    reg: &Registry,
+    srv: &Server,
+    fqdn: &str,
+    slot: usize,
+    ips: &[IpAddr],
+) -> Result<IpAddr, DnsStatus> {
+    let held: Vec<IpAddr> = reg
+        .proxy_at(srv.proxy_index)
+        .map(|p| p.servers())
+        .into_iter()
+        .flat_map(|list| list.iter().cloned().collect::<Vec<_>>())
+        .filter(|o| o.key != srv.key && o.params.fqdn.as_deref() == Some(fqdn))
+        .filter(|o| !o.admin().has(crate::model::AdminFlags::RMAINT))
+        .map(|o| o.addr().ip())
+        .collect();
+    let free = |ip: &IpAddr| !held.contains(ip);
+    let cur = srv.addr().ip();
+    if !srv.admin().has(crate::model::AdminFlags::RMAINT) && ips.contains(&cur) && free(&cur) {
+        return Ok(cur);
+    }
+    ips.get(slot)
+        .filter(|ip| free(ip))
+        .or_else(|| ips.iter().find(|ip| free(ip)))
+        .copied()
+        .ok_or(DnsStatus::NoIp)
 }
 
 /// One resolution: the addresses of the preferred family (else the other one), or why none;

@@ -20,11 +20,24 @@ struct SavedServer {
     op_state: u8,
     admin: u8,
     uweight: u32,
+    /// The configured weight when the file was written: a saved `uweight` is applied only
+    /// while the configuration still says the same, so an edited weight wins (HAProxy's rule).
+    iweight: u32,
     port: Option<u16>,
 }
 
-/// Parses a state file: the version line, then one line per server (comments skipped).
-fn parse(text: &str) -> Result<Vec<SavedServer>, String> {
+/// A server line whose values are out of range: HAProxy skips it with
+/// `server-state application failed for server '<be>/<srv>', invalid <field> value '<v>'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BadLine {
+    backend: String,
+    server: String,
+    why: String,
+}
+
+/// Parses a state file: the version line, then one line per server (comments skipped); a line
+/// with out-of-range values is returned as [`BadLine`] so that it is reported, not applied.
+fn parse(text: &str) -> Result<Vec<Result<SavedServer, BadLine>>, String> {
     let mut lines = text.lines();
     match lines.next().map(str::trim) {
         Some("1") => {}
@@ -38,23 +51,42 @@ fn parse(text: &str) -> Result<Vec<SavedServer>, String> {
             continue;
         }
         let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 8 {
+        if f.len() < 9 {
             continue;
         }
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-        let (Some(op_state), Some(admin), Some(uweight)) = (num(5), num(6), num(7)) else {
-            continue;
-        };
-        out.push(SavedServer {
-            backend: f[1].to_string(),
-            server: f[3].to_string(),
-            addr: f[4].to_string(),
-            op_state: op_state.min(255) as u8,
-            admin: admin.min(255) as u8,
-            uweight: uweight.min(u64::from(u32::MAX)) as u32,
-            port: num(18)
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p > 0),
+        // HAProxy's ranges: op_state STOPPED..STOPPING, the admin flags it defines, weights
+        // up to 256
+        let checked = [
+            (5, "srv_op_state", 3),
+            (6, "srv_admin_state", 0x3f),
+            (7, "srv_uweight", 256),
+            (8, "srv_iweight", 256),
+        ]
+        .iter()
+        .map(|&(i, field, max)| match num(i).filter(|v| *v <= max) {
+            Some(v) => Ok(v as u32),
+            None => Err(format!("invalid {field} value '{}'", f[i])),
+        })
+        .collect::<Result<Vec<u32>, String>>();
+        out.push(match checked {
+            Ok(v) => Ok(SavedServer {
+                backend: f[1].to_string(),
+                server: f[3].to_string(),
+                addr: f[4].to_string(),
+                op_state: v[0] as u8,
+                admin: v[1] as u8,
+                uweight: v[2],
+                iweight: v[3],
+                port: num(18)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0),
+            }),
+            Err(why) => Err(BadLine {
+                backend: f[1].to_string(),
+                server: f[3].to_string(),
+                why,
+            }),
         });
     }
     Ok(out)
@@ -73,7 +105,7 @@ fn resolve(base: Option<&Path>, name: &Path) -> PathBuf {
 pub fn load(reg: &Registry) {
     let g = reg.global();
     let base = g.server_state_base.as_deref();
-    let mut files: HashMap<PathBuf, Option<Vec<SavedServer>>> = HashMap::new();
+    let mut files: HashMap<PathBuf, Option<Vec<Result<SavedServer, BadLine>>>> = HashMap::new();
     for p in reg.proxies().iter().filter(|p| p.is_backend()) {
         let path = match p.config.load_server_state {
             LoadServerState::None => continue,
@@ -106,7 +138,18 @@ pub fn load(reg: &Registry) {
             }
         });
         let Some(saved) = saved else { continue };
-        for line in saved.iter().filter(|l| *l.backend == *p.name) {
+        for line in saved.iter() {
+            let line = match line {
+                Ok(l) if *l.backend == *p.name => l,
+                Err(bad) if *bad.backend == *p.name => {
+                    crate::logging::warning(&format!(
+                        "server-state application failed for server '{}/{}', {}",
+                        bad.backend, bad.server, bad.why
+                    ));
+                    continue;
+                }
+                _ => continue,
+            };
             let Some(s) = p.servers().iter().find(|s| *s.name == line.server).cloned() else {
                 crate::logging::warning(&format!(
                     "Server state file: server '{}/{}' not found (it may have been removed).",
@@ -151,7 +194,12 @@ fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) 
             action: AdminAction::Maint,
             cause: Cause::Config,
         });
-    } else if flags.has(AdminFlags::FDRAIN) && !s.admin().has(AdminFlags::FDRAIN) {
+    } else if flags.has(AdminFlags::FDRAIN)
+        && !s.admin().has(AdminFlags::FDRAIN)
+        // a drain inherited from a configured weight of 0 is dropped once the configuration
+        // gives a weight; one set from the CLI stays (HAProxy's rule)
+        && (line.iweight > 0 || s.iweight() == 0)
+    {
         let _ = reg.apply(Command::SetAdmin {
             server: s.clone(),
             action: AdminAction::Drain,
@@ -166,7 +214,7 @@ fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) 
             cause: Cause::Config,
         });
     }
-    if line.uweight != s.uweight() {
+    if line.iweight == s.iweight() && line.uweight != s.uweight() {
         let _ = reg.apply(Command::SetWeight {
             server: s.clone(),
             weight: line.uweight.to_string(),
@@ -185,17 +233,37 @@ mod tests {
         let s = parse(text).unwrap();
         assert_eq!(
             s,
-            vec![SavedServer {
+            vec![Ok(SavedServer {
                 backend: "test".into(),
                 server: "webserver1".into(),
                 addr: "127.0.0.1".into(),
                 op_state: 0,
                 admin: 1,
                 uweight: 50,
+                iweight: 1,
                 port: Some(29081),
-            }]
+            })]
         );
         assert!(parse("2\n").is_err());
+        // out-of-range values are reported, not clamped into something else
+        let bad =
+            parse("1\n3 test 1 web1 127.0.0.1 2 999 1 1 0\n3 test 2 web2 127.0.0.1 2 0 300 1 0\n")
+                .unwrap();
+        assert_eq!(
+            bad,
+            vec![
+                Err(BadLine {
+                    backend: "test".into(),
+                    server: "web1".into(),
+                    why: "invalid srv_admin_state value '999'".into(),
+                }),
+                Err(BadLine {
+                    backend: "test".into(),
+                    server: "web2".into(),
+                    why: "invalid srv_uweight value '300'".into(),
+                }),
+            ]
+        );
         assert_eq!(
             resolve(Some(Path::new("/b")), Path::new("f")),
             PathBuf::from("/b/f")

@@ -191,28 +191,6 @@ pub fn bind_source(
     s.bind(&addr.into())
 }
 
-/// TCP_FASTOPEN_CONNECT on an outgoing socket (a server's `tfo`): the connect returns at once
-/// and the first data rides the SYN when the server has a cookie for us.
-pub fn set_fastopen_connect(s: &socket2::Socket) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: `s` is an open socket for the duration of the call; the option value is a c_int
-    // on the stack that outlives the call, and its size is passed with it.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_FASTOPEN_CONNECT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// CPU time the calling thread has used: Lua's `task-timeout` and `session-timeout` count it,
 /// as HAProxy's Lua timer does, so that a Lua thread waiting for a CPU (it runs at
 /// `tune.lua.nice` when it computes) is not charged for time it did not get.

@@ -419,10 +419,6 @@ async fn connect<R: Rt>(
     if let Some(t) = o.user_timeout {
         let _ = s.set_tcp_user_timeout(Some(t));
     }
-    if o.tfo {
-        // best effort, as HAProxy: a kernel without it connects the usual way
-        let _ = crate::sys::set_fastopen_connect(&s);
-    }
     if let Err(e) = sockopt::keepalive(&s, &be.config.srv_ka) {
         // as HAProxy: the connection goes on without keepalive
         tracing::debug!(error = %e, "server keepalive not set");
@@ -464,8 +460,6 @@ struct ConnectOpts<'a> {
     source: Option<&'a crate::config::SourceAddr>,
     /// `tune.rcvbuf.server` / `tune.sndbuf.server`.
     bufs: &'a crate::config::SocketBufs,
-    /// The server's `tfo`.
-    tfo: bool,
     /// The server's `tcp-ut`.
     user_timeout: Option<Duration>,
 }
@@ -961,7 +955,6 @@ async fn establish<R: Rt>(
         let opts = ConnectOpts {
             source,
             bufs: &ctx.reg.global().bufs,
-            tfo: srv.srv().params.tfo,
             user_timeout: srv.srv().params.tcp_ut,
         };
         match connect::<R>(srv.srv().addr(), be, &opts).await {

@@ -273,7 +273,7 @@ pub(crate) fn parse(
 ) -> Result<(), String> {
     let kw = words[0].as_str();
     let is_defaults = meta.is_none();
-    if is_defaults && matches!(kw, "bind" | "server" | "id") {
+    if is_defaults && matches!(kw, "bind" | "server" | "server-template" | "id") {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
     if UNSUPPORTED.contains(&kw) {
@@ -498,6 +498,9 @@ pub(crate) fn parse(
             if from == 0 || to < from || to - from >= 10_000 {
                 return Err(bad());
             }
+            // parsed once (one name lookup, one set of warnings), then copied per number
+            let first = format!("{prefix}{from}");
+            let model = server::parse_server(&first, &words[3..], &p.default_server, ctx)?;
             for (slot, n) in (from..=to).enumerate() {
                 let name = format!("{prefix}{n}");
                 if let Err(e) = super::super::parse::check_name(&name) {
@@ -510,7 +513,8 @@ pub(crate) fn parse(
                         p.name
                     ));
                 }
-                let mut s = server::parse_server(&name, &words[3..], &p.default_server, ctx)?;
+                let mut s = model.clone();
+                s.name = name;
                 s.params.template_slot = Some(slot as u32);
                 p.servers.push(s);
             }
@@ -531,9 +535,38 @@ pub(crate) fn parse(
             if kinds.is_empty() {
                 return Err(format!("'{kw}' expects a list of failure types."));
             }
-            // in TCP a retry follows a failed connect: `none` turns retries off, the HTTP
-            // failure types have nothing to act on
-            p.retry_on_none = kinds.iter().any(|k| k == "none");
+            // in TCP a retry follows a failed connect: as in HAProxy (every mode), a list
+            // without conn-failure (or all-retryable-errors) turns connection retries off;
+            // the HTTP failure types have nothing to act on
+            const KNOWN: &[&str] = &[
+                "none",
+                "conn-failure",
+                "all-retryable-errors",
+                "empty-response",
+                "junk-response",
+                "response-timeout",
+                "0rtt-rejected",
+                "401",
+                "403",
+                "404",
+                "408",
+                "425",
+                "500",
+                "501",
+                "502",
+                "503",
+                "504",
+            ];
+            if let Some(k) = kinds.iter().find(|k| !KNOWN.contains(&k.as_str())) {
+                return Err(format!("'{kw}': unknown keyword '{k}'"));
+            }
+            if kinds.len() > 1 && kinds.iter().any(|k| k == "none") {
+                // HAProxy's own wording
+                return Err(format!("'{kw}' 'none' keyworld only usable alone"));
+            }
+            p.retry_on_none = !kinds
+                .iter()
+                .any(|k| k == "conn-failure" || k == "all-retryable-errors");
             let http: Vec<&str> = kinds
                 .iter()
                 .map(String::as_str)
@@ -716,11 +749,7 @@ fn bind_options(
                 accept_proxy = true;
                 i += 1;
             }
-            "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" | "expose-fd" => {
-                if words[i] == "expose-fd" {
-                    // `expose-fd listeners` (seamless reloads of HAProxy's master/worker)
-                    i += 1;
-                }
+            "v4v6" | "v6only" | "transparent" | "defer-accept" | "tfo" => {
                 ctx.warn(format!(
                     "bind option '{}' has no effect in harp; ignored.",
                     words[i]
@@ -729,7 +758,7 @@ fn bind_options(
             }
             "name" | "id" | "backlog" | "maxconn" | "process" | "thread" | "interface" | "mss"
             | "nice" | "tcp-ut" | "level" | "severity-output" | "user" | "uid" | "group"
-            | "gid" | "mode" | "shards" | "alpn" => {
+            | "gid" | "mode" | "shards" | "alpn" | "expose-fd" => {
                 if words.get(i + 1).is_none() {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
                 }
@@ -1569,5 +1598,44 @@ mod tests {
             .contains("'hash-type' only supports 'avalanche' as a modifier for hash functions."));
         assert!(err("backend b\n hash-type map-based sdbm avalanche x\n")
             .contains("unexpected extra argument 'x'"));
+    }
+
+    #[test]
+    fn retry_on_without_conn_failure_turns_connect_retries_off() {
+        let be = |line: &str| {
+            ok(&format!("backend b\n {line}\n"))
+                .proxy("b", true)
+                .unwrap()
+                .retry_on_none
+        };
+        assert!(be("retry-on none"));
+        assert!(be("retry-on 503 response-timeout"));
+        assert!(!be("retry-on conn-failure 503"));
+        assert!(!be("retry-on all-retryable-errors"));
+        assert!(err("backend b\n retry-on conn-failur\n")
+            .contains("'retry-on': unknown keyword 'conn-failur'"));
+        assert!(err("backend b\n retry-on none 503\n").contains("only usable alone"));
+    }
+
+    #[test]
+    fn bind_expose_fd_takes_its_argument() {
+        assert!(err("frontend f\n bind 127.0.0.1:80 expose-fd\n")
+            .contains("'expose-fd' expects an argument"));
+        let cfg = ok("frontend f\n bind 127.0.0.1:80 expose-fd listeners\n");
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("bind option 'expose-fd' has no effect")));
+    }
+
+    #[test]
+    fn server_template_is_a_backend_keyword_parsed_once() {
+        assert!(err("defaults\n server-template s 2 127.0.0.1:80\n")
+            .contains("'server-template' not allowed in 'defaults' section."));
+        let cfg = ok("backend b\n server-template s 3 127.0.0.1:80 tfo\n");
+        assert_eq!(cfg.proxy("b", true).unwrap().servers.len(), 3);
+        // one warning for the line, not one per server
+        let tfo = cfg.warnings.iter().filter(|w| w.contains("'tfo'")).count();
+        assert_eq!(tfo, 1, "{:?}", cfg.warnings);
     }
 }

@@ -292,7 +292,15 @@ pub(crate) fn apply_keywords(
                 ));
             }
             "tfo" => {
-                p.tfo = true;
+                // HAProxy sends a SYN with data only on a first attempt whose request is in its
+                // buffer; harp connects before the client's bytes are in hand, where Fast Open
+                // would let a dead server look connected and skip retries and redispatch
+                ctx.warn(
+                    "server keyword 'tfo' is not supported by harp (connections are opened before \
+                     the client's data is read, where TCP Fast Open would hide a dead server from \
+                     retries); ignored."
+                        .to_string(),
+                );
                 used = 1;
             }
             "tcp-ut" => p.tcp_ut = Some(time()?),
