@@ -1632,3 +1632,48 @@ fn a_server_template_shares_the_addresses_of_its_name() {
     assert_eq!(pod(3).addr(), "127.0.0.3:8080".parse().unwrap());
     checker.stop();
 }
+
+/// `observe layer4`: connections refused by a server whose check still passes (the check goes
+/// to another port) count as errors; at `error-limit` the server goes DOWN with HAProxy's
+/// "Health analyze" reason (`on-error mark-down`), `hanafail` counts it, and the next check
+/// comes at `fastinter` and brings it back.
+#[test]
+fn observe_layer4_marks_a_refusing_server_down() {
+    // a bound socket that does not listen: connections to it are refused, and its port stays ours
+    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    dead.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let dead_port = dead.local_addr().unwrap().as_socket().unwrap().port();
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_port = live.local_addr().unwrap().port();
+    let (port, api) = (common::free_port(), common::free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+         backend be\n    retries 0\n    server s1 127.0.0.1:{dead_port} check port {live_port} inter 30s fastinter 200ms rise 1 fall 1 observe layer4 error-limit 2 on-error mark-down\n"
+    );
+    let mut h = common::Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // refused by the server: harp closes the client
+        let _ = c.read(&mut [0u8; 16]);
+    }
+    assert!(
+        h.wait_log(
+            "Server be/s1 is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors, last one was: L4 unsuccessful connection\"."
+        ),
+        "{}",
+        h.stderr()
+    );
+    let stat = common::cli(api, "show stat");
+    let header: Vec<&str> = stat.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|f| *f == "hanafail").unwrap();
+    let row = stat.lines().find(|l| l.starts_with("be,s1,")).unwrap();
+    assert_eq!(row.split(',').nth(col), Some("1"), "{stat}");
+    // the check (to the live port) passes at fastinter, long before `inter`
+    assert!(h.wait_log("Server be/s1 is UP"), "{}", h.stderr());
+    drop(live);
+}

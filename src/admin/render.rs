@@ -567,6 +567,9 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
         r.set("chkfail", Val::U64(ld(&c.chkfail)));
         r.set("chkdown", Val::U64(ld(&c.chkdown)));
     }
+    if s.params.observe_layer4 {
+        r.set("hanafail", Val::U64(ld(&c.hanafail)));
+    }
     r.set("lastchg", Val::U32(since));
     if enabled {
         let mut down = ld(&c.downtime);

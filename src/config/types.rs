@@ -756,6 +756,12 @@ pub struct ServerParams {
     pub inter: Duration,
     /// `fastinter` (unset = `inter`): interval while a server is changing state.
     pub fastinter: Option<Duration>,
+    /// `observe layer4`: connection failures to the server count as passive health errors.
+    pub observe_layer4: bool,
+    /// `error-limit <n>` (default 10): consecutive passive errors that trigger `on-error`.
+    pub error_limit: u32,
+    /// `on-error`: what `error-limit` consecutive passive errors do.
+    pub on_error: OnError,
     /// `downinter` (unset = `inter`): interval while a server is DOWN.
     pub downinter: Option<Duration>,
     /// `rise` (default 2).
@@ -840,6 +846,21 @@ impl ServerParams {
     }
 }
 
+/// `on-error`: HAProxy's reactions to `error-limit` consecutive errors seen by `observe`
+/// (`HANA_ONERR_*`); every one also schedules the next check at `fastinter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// `fastinter` (default): only check sooner.
+    #[default]
+    FastInter,
+    /// `fail-check`: count as one failed check.
+    FailCheck,
+    /// `sudden-death`: as a failed check that leaves one more before DOWN.
+    SuddenDeath,
+    /// `mark-down`: the server goes DOWN at once.
+    MarkDown,
+}
+
 /// A PROXY protocol version (HAProxy's `proxy-protocol.txt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyProtocol {
@@ -855,6 +876,9 @@ impl Default for ServerParams {
             check: false,
             inter: Duration::from_secs(2),
             fastinter: None,
+            observe_layer4: false,
+            error_limit: 10,
+            on_error: OnError::FastInter,
             downinter: None,
             rise: 2,
             fall: 3,

@@ -53,16 +53,39 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                         slot.insert((s.clone(), h));
                     }
                 }
+                // `observe`: errors seen by the workers reached `error-limit`
+                let alarm = s.take_passive_alarm();
+                if let Some(errors) = alarm {
+                    let _ = reg.apply(Command::PassiveErrors {
+                        server: s.clone(),
+                        errors,
+                    });
+                }
                 // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
                 if s.deleted() || s.admin().maint() || !s.check_state().enabled {
                     continue;
                 }
                 let id = Arc::as_ptr(s) as usize;
                 seen.push(id);
-                let alive = tasks.get(&id).is_some_and(|(_, h)| !h.is_finished());
+                let mut start = if first_scan {
+                    Start::Spread
+                } else {
+                    Start::Now
+                };
+                let mut alive = tasks.get(&id).is_some_and(|(_, h)| !h.is_finished());
+                // every `on-error` brings the next check forward to `fastinter` (HAProxy)
+                if alarm.is_some() {
+                    if let (Some(fast), true) = (s.params.fastinter, alive) {
+                        if let Some((_, h)) = tasks.remove(&id) {
+                            h.abort();
+                        }
+                        alive = false;
+                        start = Start::After(fast);
+                    }
+                }
                 if !alive {
                     seed = splitmix(seed);
-                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed, first_scan));
+                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed, start));
                     tasks.insert(id, (s.clone(), h));
                 }
             }
@@ -89,25 +112,38 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
     }
 }
 
-/// Checks one server forever: at start-up the first check falls at a random point of `inter`
-/// (servers found later, e.g. leaving maintenance or `enable health`, are checked at once, as
-/// HAProxy does); then one check after another separated by the interval the health calls for,
-/// plus `spread-checks` jitter.
-async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_first: bool) {
+/// When a server's first check runs.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// At a random point of `inter` (start-up: the checks do not all fall together).
+    Spread,
+    /// At once (a server found later: leaving maintenance, `enable health`), as HAProxy does.
+    Now,
+    /// After this delay (`fastinter` after an `observe` alarm).
+    After(Duration),
+}
+
+/// Checks one server forever: the first check as `start` says, then one check after another
+/// separated by the interval the health calls for, plus `spread-checks` jitter.
+async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, start: Start) {
     let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
         return;
     };
     let spread = reg.global().spread_checks.min(50);
     let inter = srv.params.inter.max(Duration::from_millis(1));
     rng = splitmix(rng);
-    if spread_first {
-        // over `inter`, or at most `max-spread-checks`
-        let over = reg
-            .global()
-            .max_spread_checks
-            .map_or(inter, |m| inter.min(m));
-        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
-        tokio::time::sleep(first).await;
+    match start {
+        Start::Spread => {
+            // over `inter`, or at most `max-spread-checks`
+            let over = reg
+                .global()
+                .max_spread_checks
+                .map_or(inter, |m| inter.min(m));
+            let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
+            tokio::time::sleep(first).await;
+        }
+        Start::Now => {}
+        Start::After(d) => tokio::time::sleep(d).await,
     }
     let mut spec = ProbeSpec {
         addr: check_addr(&srv),

@@ -8,6 +8,8 @@ pub enum CheckStatus {
     Unknown = 0,
     /// Configured, not run yet.
     Ini = 1,
+    /// Health analyze: `observe` saw `error-limit` consecutive errors on live traffic.
+    Hana = 4,
     /// Socket error (could not create the socket).
     SockErr = 5,
     /// TCP connect succeeded.
@@ -40,6 +42,7 @@ impl CheckStatus {
         match self {
             CheckStatus::Unknown => "UNK",
             CheckStatus::Ini => "INI",
+            CheckStatus::Hana => "HANA",
             CheckStatus::SockErr => "SOCKERR",
             CheckStatus::L4Ok => "L4OK",
             CheckStatus::L4Tout => "L4TOUT",
@@ -60,6 +63,7 @@ impl CheckStatus {
         match self {
             CheckStatus::Unknown => "Unknown",
             CheckStatus::Ini => "Initializing",
+            CheckStatus::Hana => "Health analyze",
             CheckStatus::SockErr => "Socket error",
             CheckStatus::L4Ok => "Layer4 check passed",
             CheckStatus::L4Tout => "Layer4 timeout",

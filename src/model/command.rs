@@ -130,6 +130,14 @@ pub enum Command {
     },
     /// Periodic housekeeping: ends finished slowstart ramps.
     Tick,
+    /// `observe layer4` saw `errors` consecutive connection failures (`error-limit`): the
+    /// server's `on-error` applies, as HAProxy's health analyze does.
+    PassiveErrors {
+        /// Target.
+        server: Arc<Server>,
+        /// The consecutive errors counted.
+        errors: u32,
+    },
 }
 
 /// A successful command's reply text (empty for most), as the Runtime API prints it.
@@ -320,6 +328,10 @@ impl Registry {
             Command::DelServer { server } => self.del_server(&mut slab, &server),
             Command::ShutdownSessions { server } => {
                 server.kill_sessions(super::KillCause::Admin);
+                Ok(Outcome::default())
+            }
+            Command::PassiveErrors { server, errors } => {
+                self.passive_errors(&server, errors);
                 Ok(Outcome::default())
             }
             Command::Tick => {
@@ -653,6 +665,46 @@ impl Registry {
         }
     }
 
+    /// HAProxy's `__health_adjust` once `error-limit` is reached: `hanafail` counts it;
+    /// `fail-check` is one failed check with status HANA, `sudden-death` the same from at most
+    /// one step above DOWN, `mark-down` from the last step (DOWN at once); `fastinter` only
+    /// speeds the next check (the check thread does that). Without active checks nothing
+    /// else happens, as in HAProxy.
+    fn passive_errors(&self, s: &Arc<Server>, errors: u32) {
+        use crate::config::OnError;
+        if s.deleted() {
+            return;
+        }
+        s.counters.hanafail.fetch_add(1, Ordering::Relaxed);
+        if s.params.on_error == OnError::FastInter {
+            return;
+        }
+        {
+            let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
+            if !c.enabled || s.admin().maint() {
+                return;
+            }
+            let h = &mut c.health;
+            match s.params.on_error {
+                OnError::SuddenDeath if h.cur > h.rise => h.cur = h.rise + 1,
+                OnError::MarkDown => h.cur = h.rise,
+                _ => {}
+            }
+        }
+        self.check_done(
+            s,
+            CheckResult {
+                status: super::check::CheckStatus::Hana,
+                duration_ms: -1,
+                info: Some(format!(
+                    "Detected {errors} consecutive errors, last one was: L4 unsuccessful connection"
+                )),
+                code: None,
+                agent: false,
+            },
+        );
+    }
+
     /// HAProxy's alert when a backend loses its last usable server: `[ALERT]` on stderr and an
     /// `emerg` line to the proxy's log targets (`proxy` for a `listen` section).
     fn no_server_left(&self, p: &Proxy) {
@@ -804,10 +856,10 @@ fn check_reason(r: &CheckReport) -> String {
     if let Some(info) = &r.result.info {
         m.push_str(&format!(", info: \"{info}\""));
     }
-    m.push_str(&format!(
-        ", check duration: {}ms",
-        r.result.duration_ms.max(0)
-    ));
+    // a health analyze result has no duration, and HAProxy prints none
+    if r.result.duration_ms >= 0 {
+        m.push_str(&format!(", check duration: {}ms", r.result.duration_ms));
+    }
     m
 }
 

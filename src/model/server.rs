@@ -46,6 +46,8 @@ pub struct ServerCounters {
     pub chkfail: AtomicU64,
     /// UP→DOWN transitions (`chkdown`).
     pub chkdown: AtomicU64,
+    /// Times `observe` reached `error-limit` (`hanafail`).
+    pub hanafail: AtomicU64,
     /// Seconds spent DOWN, closed periods only (`downtime`).
     pub downtime: AtomicU64,
     /// Bytes forwarded with splice (both ways).
@@ -82,6 +84,7 @@ impl ServerCounters {
                 &self.srv_abrt,
                 &self.chkfail,
                 &self.chkdown,
+                &self.hanafail,
                 &self.spliced,
             ] {
                 z(c);
@@ -186,6 +189,11 @@ pub struct Server {
     /// workers watch it to close this server's sessions.
     kill: tokio::sync::watch::Sender<(u64, KillCause)>,
     pub(super) check: Mutex<CheckState>,
+    /// Consecutive connection failures seen by `observe layer4` (workers count them).
+    passive_errors: AtomicU32,
+    /// The count that reached `error-limit`, waiting for the check thread (0 = none): the
+    /// workers only store it, the check thread acts on it, so no worker ever waits.
+    passive_alarm: AtomicU32,
 }
 
 impl Server {
@@ -255,7 +263,38 @@ impl Server {
             epoch: Instant::now(),
             kill: tokio::sync::watch::channel((0, KillCause::Admin)).0,
             check: Mutex::new(check),
+            passive_errors: AtomicU32::new(0),
+            passive_alarm: AtomicU32::new(0),
             params,
+        }
+    }
+
+    /// `observe layer4`: a connection attempt's outcome, from a worker. A success clears the
+    /// count of consecutive failures; the failure that reaches `error-limit` raises the alarm
+    /// that [`Server::take_passive_alarm`] hands to the check thread, and starts a new count
+    /// (HAProxy's `health_adjust`). Only atomics: a worker never waits here.
+    pub fn observe_connect(&self, ok: bool) {
+        if !self.params.observe_layer4 {
+            return;
+        }
+        if ok {
+            if self.passive_errors.load(Ordering::Relaxed) != 0 {
+                self.passive_errors.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let n = self.passive_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.params.error_limit {
+            self.passive_errors.store(0, Ordering::Relaxed);
+            self.passive_alarm.store(n, Ordering::Release);
+        }
+    }
+
+    /// The consecutive errors that reached `error-limit` since the last call, if they did.
+    pub fn take_passive_alarm(&self) -> Option<u32> {
+        match self.passive_alarm.swap(0, Ordering::Acquire) {
+            0 => None,
+            n => Some(n),
         }
     }
 

@@ -957,7 +957,9 @@ async fn establish<R: Rt>(
             bufs: &ctx.reg.global().bufs,
             user_timeout: srv.srv().params.tcp_ut,
         };
-        match connect::<R>(srv.srv().addr(), be, &opts).await {
+        let attempt = connect::<R>(srv.srv().addr(), be, &opts).await;
+        srv.srv().observe_connect(attempt.is_ok());
+        match attempt {
             Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");

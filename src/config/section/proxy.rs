@@ -1638,4 +1638,25 @@ mod tests {
         let tfo = cfg.warnings.iter().filter(|w| w.contains("'tfo'")).count();
         assert_eq!(tfo, 1, "{:?}", cfg.warnings);
     }
+
+    #[test]
+    fn observe_error_limit_on_error() {
+        let cfg = ok("backend b\n default-server observe layer4 on-error sudden-death\n              server a 127.0.0.1:80 check error-limit 3\n server c 127.0.0.1:81 observe none\n");
+        let be = cfg.proxy("b", true).unwrap();
+        let a = &be.servers[0].params;
+        assert!(a.observe_layer4);
+        assert_eq!(
+            (a.error_limit, a.on_error),
+            (3, crate::config::OnError::SuddenDeath)
+        );
+        assert!(!be.servers[1].params.observe_layer4);
+        assert_eq!(be.servers[1].params.error_limit, 10);
+        assert!(err("backend b\n server a 127.0.0.1:80 observe layer5\n")
+            .contains("'observe' expects one of 'none', 'layer4', 'layer7' but got 'layer5'"));
+        assert!(err("backend b\n server a 127.0.0.1:80 error-limit 0\n")
+            .contains("'error-limit' has to be > 0."));
+        assert!(
+            err("backend b\n server a 127.0.0.1:80 on-error reboot\n").contains("but got 'reboot'")
+        );
+    }
 }

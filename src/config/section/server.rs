@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::config::suggest::did_you_mean;
 use crate::config::units::{parse_ip, parse_port, parse_socket_addr, parse_time, parse_u32};
-use crate::config::{ServerConfig, ServerParams};
+use crate::config::{OnError, ServerConfig, ServerParams};
 
 /// Server keywords harp understands (for did-you-mean and the README).
 pub(crate) const KEYWORDS: &[&str] = &[
@@ -284,7 +284,39 @@ pub(crate) fn apply_keywords(
                     "server keyword '{kw}' has no effect in harp; ignored."
                 ));
             }
-            "observe" | "on-error" | "error-limit" | "minconn" | "proxy-v2-options" => {
+            "observe" => match val()? {
+                "none" => p.observe_layer4 = false,
+                "layer4" => p.observe_layer4 = true,
+                // HAProxy: an alert that does not fail the configuration
+                "layer7" => ctx.warn(
+                    "'layer7' can only be used in http proxies; 'observe' ignored.".to_string(),
+                ),
+                o => {
+                    return Err(format!(
+                        "'observe' expects one of 'none', 'layer4', 'layer7' but got '{o}'"
+                    ))
+                }
+            },
+            "error-limit" => {
+                p.error_limit = match val()?.parse::<u32>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err("'error-limit' has to be > 0.".to_string()),
+                }
+            }
+            "on-error" => {
+                p.on_error = match val()? {
+                    "fastinter" => OnError::FastInter,
+                    "fail-check" => OnError::FailCheck,
+                    "sudden-death" => OnError::SuddenDeath,
+                    "mark-down" => OnError::MarkDown,
+                    o => {
+                        return Err(format!(
+                            "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got '{o}'"
+                        ))
+                    }
+                }
+            }
+            "minconn" | "proxy-v2-options" => {
                 val()?;
                 // passive checks and dynamic limits: the active checks and `maxconn` still act
                 ctx.warn(format!(
