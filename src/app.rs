@@ -61,6 +61,8 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
     let bus = Arc::new(EventBus::new());
+    let mut config = config;
+    crate::model::state_file::preload_addresses(&mut config);
     let reg = Registry::new(config, bus);
     // the states saved before a restart, before anything checks or forwards
     crate::model::state_file::load(&reg);

@@ -1028,13 +1028,14 @@ fn server_states_come_back_from_the_state_file() {
          3 be 2 s2 127.0.0.1 2 0 40 1 5 1 0 0 0 0 0 0 - 2 - 0 0 - - 0\n\
          3 be 3 gone 127.0.0.1 2 0 1 1 5 1 0 0 0 0 0 0 - 3 - 0 0 - - 0\n\
          3 be 4 s3 127.0.0.1 2 0 40 1 5 1 0 0 0 0 0 0 - 4 - 0 0 - - 0\n\
-         3 be 5 s4 127.0.0.1 2 999 1 1 5 1 0 0 0 0 0 0 - 5 - 0 0 - - 0\n",
+         3 be 5 s4 127.0.0.1 2 999 1 1 5 1 0 0 0 0 0 0 - 5 - 0 0 - - 0\n\
+         3 be 6 s5 127.0.0.9 2 0 1 1 5 1 0 0 0 0 0 0 app.harp.invalid 6 - 0 0 - - 0\n",
     )
     .unwrap();
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n    server-state-base {}\n    server-state-file states\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    load-server-state-from-file global\n\
-         backend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2\n    server s3 127.0.0.1:4 weight 10\n    server s4 127.0.0.1:5\n\
+         backend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2\n    server s3 127.0.0.1:4 weight 10\n    server s4 127.0.0.1:5\n    server s5 app.harp.invalid:6 init-addr last,none\n\
          backend other\n    load-server-state-from-file local\n    server o1 127.0.0.1:3\n",
         dir.path().display()
     );
@@ -1056,6 +1057,10 @@ fn server_states_come_back_from_the_state_file() {
     // the configuration's weight changed since the file was written: it wins
     assert_eq!(common::cli(api, "get weight be/s3"), "10 (initial 10)\n\n");
     assert_eq!(row("s4")[6], "0", "an invalid line is not applied: {state}");
+    // a name's saved address is its first one (HAProxy applies the file before init-addr):
+    // no resolution maintenance to leave
+    assert_eq!(row("s5")[4], "127.0.0.9", "{state}");
+    assert_eq!(row("s5")[6], "0", "{state}");
     let err = h.stderr();
     assert!(
         err.contains(
@@ -1064,6 +1069,7 @@ fn server_states_come_back_from_the_state_file() {
         "{err}"
     );
     assert!(err.contains("server 'be/gone' not found"), "{err}");
+    assert!(!err.contains("DNS"), "{err}");
     assert!(
         err.contains("Can't load server state file"),
         "the local file of 'other': {err}"

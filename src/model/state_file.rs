@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::{AdminAction, AdminFlags, Cause, Command, ForcedHealth, Registry};
-use crate::config::{InitAddr, LoadServerState};
+use crate::config::{Config, Global, InitAddr, LoadServerState, ProxyConfig};
 
 /// One server line of a state file (format version 1), the fields harp applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,27 +100,69 @@ fn resolve(base: Option<&Path>, name: &Path) -> PathBuf {
     }
 }
 
+/// The state file a backend loads, if it loads one.
+fn file_of(g: &Global, p: &ProxyConfig) -> Option<PathBuf> {
+    let base = g.server_state_base.as_deref();
+    match p.load_server_state {
+        LoadServerState::None => None,
+        LoadServerState::Global => g.server_state_file.as_ref().map(|f| resolve(base, f)),
+        LoadServerState::Local => {
+            let name = p
+                .server_state_file_name
+                .clone()
+                .unwrap_or_else(|| p.name.to_string());
+            Some(resolve(base, Path::new(&name)))
+        }
+    }
+}
+
+/// Before the servers exist: a server written with a name whose `init-addr` has `last` takes
+/// its saved address as its first one, as HAProxy applies the state file before `init-addr`;
+/// so it does not start in resolution maintenance (nor log leaving it). Files that cannot be
+/// read are left to [`load`] to report.
+pub fn preload_addresses(cfg: &mut Config) {
+    let mut files: HashMap<PathBuf, Vec<SavedServer>> = HashMap::new();
+    for p in cfg.proxies.iter_mut().filter(|p| p.cap.backend) {
+        let Some(path) = file_of(&cfg.global, p) else {
+            continue;
+        };
+        let saved = files.entry(path.clone()).or_insert_with(|| {
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| parse(&t).ok())
+                .map(|lines| lines.into_iter().flatten().collect())
+                .unwrap_or_default()
+        });
+        for s in p.servers.iter_mut().filter(|s| takes_last(&s.params)) {
+            let found = saved
+                .iter()
+                .find(|l| *l.backend == *p.name && l.server == s.name)
+                .and_then(|l| l.addr.parse::<IpAddr>().ok().map(|ip| (ip, l.port)))
+                .filter(|(ip, _)| !ip.is_unspecified());
+            if let Some((ip, port)) = found {
+                s.addr = std::net::SocketAddr::new(ip, port.unwrap_or(s.addr.port()));
+                s.params.unresolved = false;
+            }
+        }
+    }
+}
+
+/// `init-addr last` (part of the default `last,libc`) for a server written with a name.
+fn takes_last(p: &crate::config::ServerParams) -> bool {
+    p.fqdn.is_some()
+        && p.init_addr
+            .as_ref()
+            .map_or(true, |m| m.contains(&InitAddr::Last))
+}
+
 /// Applies the saved states to the backends that load them; problems (a missing file, a server
 /// no longer configured) are logged as warnings, as HAProxy logs them, and start-up goes on.
 pub fn load(reg: &Registry) {
     let g = reg.global();
-    let base = g.server_state_base.as_deref();
     let mut files: HashMap<PathBuf, Option<Vec<Result<SavedServer, BadLine>>>> = HashMap::new();
     for p in reg.proxies().iter().filter(|p| p.is_backend()) {
-        let path = match p.config.load_server_state {
-            LoadServerState::None => continue,
-            LoadServerState::Global => match &g.server_state_file {
-                Some(f) => resolve(base, f),
-                None => continue,
-            },
-            LoadServerState::Local => {
-                let name = p
-                    .config
-                    .server_state_file_name
-                    .clone()
-                    .unwrap_or_else(|| p.name.to_string());
-                resolve(base, Path::new(&name))
-            }
+        let Some(path) = file_of(g, &p.config) else {
+            continue;
         };
         let saved = files.entry(path.clone()).or_insert_with(|| {
             match std::fs::read_to_string(&path)
@@ -166,12 +208,7 @@ fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) 
     let flags = AdminFlags(line.admin);
     // `init-addr last` (part of the default `last,libc`): a server written with a name takes
     // its last address back, a resolved one included
-    let takes_last = s.params.fqdn.is_some()
-        && s.params
-            .init_addr
-            .as_ref()
-            .map_or(true, |m| m.contains(&InitAddr::Last));
-    if let (true, Ok(ip)) = (takes_last, line.addr.parse::<IpAddr>()) {
+    if let (true, Ok(ip)) = (takes_last(&s.params), line.addr.parse::<IpAddr>()) {
         if !ip.is_unspecified() {
             let _ = reg.apply(Command::SetAddr {
                 server: s.clone(),
