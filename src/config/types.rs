@@ -982,7 +982,7 @@ pub struct ProxyConfig {
     pub source: Option<SourceAddr>,
     /// A `retry-on` list without `conn-failure` (or `all-retryable-errors`), `none` among
     /// them: a failed connect is not retried (whatever `retries` says), as in HAProxy.
-    pub retry_on_none: bool,
+    pub conn_retries_off: bool,
     /// `load-server-state-from-file global|local|none`.
     pub load_server_state: LoadServerState,
     /// `server-state-file-name [<name>|use-backend-name]`: the file `local` reads (default:
@@ -1074,7 +1074,7 @@ impl ProxyConfig {
             http_defaults: HttpDefaults::default(),
             stats: None,
             source: None,
-            retry_on_none: false,
+            conn_retries_off: false,
             load_server_state: LoadServerState::None,
             server_state_file_name: None,
             binds: Vec::new(),

@@ -86,6 +86,9 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
 /// has it (its health and runtime weight stay with that host); one without takes its own
 /// slot's address when free, else the first one no other server of the name holds; those left
 /// without one wait in maintenance.
+///
+/// No two servers take the same address: every resolution runs on the check thread, and the
+/// address picked is applied before that thread runs anything else.
 fn template_pick(
     reg: &Registry,
     srv: &Server,
@@ -98,7 +101,13 @@ fn template_pick(
         .map(|p| p.servers())
         .into_iter()
         .flat_map(|list| list.iter().cloned().collect::<Vec<_>>())
-        .filter(|o| o.key != srv.key && o.params.fqdn.as_deref() == Some(fqdn))
+        .filter(|o| {
+            o.key != srv.key
+                && o.params
+                    .fqdn
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(fqdn))
+        })
         .filter(|o| !o.admin().has(crate::model::AdminFlags::RMAINT))
         .map(|o| o.addr().ip())
         .collect();

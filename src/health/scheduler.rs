@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::probe::{probe, ProbeSpec};
@@ -18,7 +18,7 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 /// Follows the registry until `stop` turns true: one check task per server whose check is
 /// enabled, started when it appears, aborted when it is deleted or its check disabled.
 pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool>) {
-    let mut tasks: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
+    let mut tasks: HashMap<usize, CheckTask> = HashMap::new();
     // name resolution (`resolvers`), one task per server with a name, until it is deleted
     let mut resolving: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
     let mut seed = seed_from_clock();
@@ -53,13 +53,15 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                         slot.insert((s.clone(), h));
                     }
                 }
-                // `observe`: errors seen by the workers reached `error-limit`
+                // `observe`: errors seen by the workers reached `error-limit`, once or more
                 let alarm = s.take_passive_alarm();
-                if let Some(errors) = alarm {
-                    let _ = reg.apply(Command::PassiveErrors {
-                        server: s.clone(),
-                        errors,
-                    });
+                if let Some((times, errors)) = alarm {
+                    for _ in 0..times.min(1024) {
+                        let _ = reg.apply(Command::PassiveErrors {
+                            server: s.clone(),
+                            errors,
+                        });
+                    }
                 }
                 // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
                 if s.deleted() || s.admin().maint() || !s.check_state().enabled {
@@ -67,26 +69,22 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                 }
                 let id = Arc::as_ptr(s) as usize;
                 seen.push(id);
-                let mut start = if first_scan {
-                    Start::Spread
-                } else {
-                    Start::Now
-                };
-                let mut alive = tasks.get(&id).is_some_and(|(_, h)| !h.is_finished());
-                // every `on-error` brings the next check forward to `fastinter` (HAProxy)
-                if alarm.is_some() {
-                    if let (Some(fast), true) = (s.params.fastinter, alive) {
-                        if let Some((_, h)) = tasks.remove(&id) {
-                            h.abort();
-                        }
-                        alive = false;
-                        start = Start::After(fast);
-                    }
-                }
+                let alive = tasks.get(&id).is_some_and(|t| !t.handle.is_finished());
                 if !alive {
                     seed = splitmix(seed);
-                    let h = tokio::spawn(check_loop(reg.clone(), s.clone(), seed, start));
-                    tasks.insert(id, (s.clone(), h));
+                    let hurry = Arc::new(Notify::new());
+                    let handle = tokio::spawn(check_loop(
+                        reg.clone(),
+                        s.clone(),
+                        seed,
+                        first_scan,
+                        hurry.clone(),
+                    ));
+                    tasks.insert(id, CheckTask { handle, hurry });
+                } else if let (Some(t), Some(_)) = (tasks.get(&id), alarm) {
+                    // every `on-error` brings the next check forward (HAProxy's FASTINTER);
+                    // a check under way goes on, and one due sooner stays sooner
+                    t.hurry.notify_one();
                 }
             }
         }
@@ -98,52 +96,53 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
             keep
         });
         seen.sort_unstable();
-        tasks.retain(|id, (_, h)| {
+        tasks.retain(|id, t| {
             let keep = seen.binary_search(id).is_ok();
             if !keep {
-                h.abort();
+                t.handle.abort();
             }
             keep
         });
         first_scan = false;
     }
-    for (_, (_, h)) in tasks.drain() {
-        h.abort();
+    for (_, t) in tasks.drain() {
+        t.handle.abort();
     }
 }
 
-/// When a server's first check runs.
-#[derive(Debug, Clone, Copy)]
-enum Start {
-    /// At a random point of `inter` (start-up: the checks do not all fall together).
-    Spread,
-    /// At once (a server found later: leaving maintenance, `enable health`), as HAProxy does.
-    Now,
-    /// After this delay (`fastinter` after an `observe` alarm).
-    After(Duration),
+/// A server's check loop, and how to bring its next check forward.
+struct CheckTask {
+    handle: JoinHandle<()>,
+    /// Notified when `observe` raised an alarm: the wait for the next check shrinks to the
+    /// hurried interval ([`hurried_interval`]) if that is sooner.
+    hurry: Arc<Notify>,
 }
 
-/// Checks one server forever: the first check as `start` says, then one check after another
-/// separated by the interval the health calls for, plus `spread-checks` jitter.
-async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, start: Start) {
+/// Checks one server forever: at start-up the first check falls at a random point of `inter`
+/// (servers found later, e.g. leaving maintenance or `enable health`, are checked at once, as
+/// HAProxy does); then one check after another separated by the interval the health calls for,
+/// plus `spread-checks` jitter, or sooner when `hurry` says so.
+async fn check_loop(
+    reg: Arc<Registry>,
+    srv: Arc<Server>,
+    mut rng: u64,
+    spread_first: bool,
+    hurry: Arc<Notify>,
+) {
     let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
         return;
     };
     let spread = reg.global().spread_checks.min(50);
     let inter = srv.params.inter.max(Duration::from_millis(1));
     rng = splitmix(rng);
-    match start {
-        Start::Spread => {
-            // over `inter`, or at most `max-spread-checks`
-            let over = reg
-                .global()
-                .max_spread_checks
-                .map_or(inter, |m| inter.min(m));
-            let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
-            tokio::time::sleep(first).await;
-        }
-        Start::Now => {}
-        Start::After(d) => tokio::time::sleep(d).await,
+    if spread_first {
+        // over `inter`, or at most `max-spread-checks`
+        let over = reg
+            .global()
+            .max_spread_checks
+            .map_or(inter, |m| inter.min(m));
+        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
+        wait(&srv, tokio::time::Instant::now() + first, &hurry).await;
     }
     let mut spec = ProbeSpec {
         addr: check_addr(&srv),
@@ -190,8 +189,33 @@ async fn check_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, start: S
         let health = srv.check_state().health;
         let base = next_interval(&srv.params, health, srv.op_state());
         rng = splitmix(rng);
-        tokio::time::sleep(jitter(base, spread, rng)).await;
+        let due = tokio::time::Instant::now() + jitter(base, spread, rng);
+        wait(&srv, due, &hurry).await;
     }
+}
+
+/// Sleeps until `due`, or until the sooner deadline a `hurry` notification sets.
+async fn wait(srv: &Server, mut due: tokio::time::Instant, hurry: &Notify) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => return,
+            _ = hurry.notified() => {
+                let h = srv.check_state().health;
+                let soon = tokio::time::Instant::now()
+                    + hurried_interval(&srv.params, h, srv.op_state());
+                due = due.min(soon);
+            }
+        }
+    }
+}
+
+/// HAProxy's `srv_getinter` with the FASTINTER flag an `observe` alarm sets: `fastinter`
+/// (else `inter`) even at full health, but `downinter` (else `inter`) for a server down at 0.
+pub fn hurried_interval(p: &ServerParams, health: Health, op: OpState) -> Duration {
+    if op == OpState::Stopped && health.cur == 0 {
+        return p.downinter.unwrap_or(p.inter);
+    }
+    p.fastinter.unwrap_or(p.inter)
 }
 
 /// `check-ssl`: the TLS settings of the server's checks. The name sent and verified is

@@ -608,6 +608,9 @@ impl Registry {
         }
         let outcome = result.status.outcome();
         let passed = !matches!(outcome, super::check::CheckOutcome::Failed);
+        if passed {
+            s.clear_passive_errors();
+        }
         let (report, transition, changed, counted) = {
             let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
             // Checks are paused in maintenance (HAProxy CHK_ST_PAUSED): a result still in

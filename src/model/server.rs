@@ -191,9 +191,11 @@ pub struct Server {
     pub(super) check: Mutex<CheckState>,
     /// Consecutive connection failures seen by `observe layer4` (workers count them).
     passive_errors: AtomicU32,
-    /// The count that reached `error-limit`, waiting for the check thread (0 = none): the
-    /// workers only store it, the check thread acts on it, so no worker ever waits.
-    passive_alarm: AtomicU32,
+    /// Times `error-limit` was reached since the check thread last looked: the workers only
+    /// count, the check thread acts, so no worker ever waits.
+    passive_alarms: AtomicU32,
+    /// The error count of the last of those times.
+    passive_last: AtomicU32,
 }
 
 impl Server {
@@ -264,7 +266,8 @@ impl Server {
             kill: tokio::sync::watch::channel((0, KillCause::Admin)).0,
             check: Mutex::new(check),
             passive_errors: AtomicU32::new(0),
-            passive_alarm: AtomicU32::new(0),
+            passive_alarms: AtomicU32::new(0),
+            passive_last: AtomicU32::new(0),
             params,
         }
     }
@@ -286,15 +289,25 @@ impl Server {
         let n = self.passive_errors.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.params.error_limit {
             self.passive_errors.store(0, Ordering::Relaxed);
-            self.passive_alarm.store(n, Ordering::Release);
+            self.passive_last.store(n, Ordering::Relaxed);
+            self.passive_alarms.fetch_add(1, Ordering::Release);
         }
     }
 
-    /// The consecutive errors that reached `error-limit` since the last call, if they did.
-    pub fn take_passive_alarm(&self) -> Option<u32> {
-        match self.passive_alarm.swap(0, Ordering::Acquire) {
+    /// How many times `error-limit` was reached since the last call, and the error count of
+    /// the last time, if it was (each one counts in HAProxy: `hanafail`, a failed check).
+    pub fn take_passive_alarm(&self) -> Option<(u32, u32)> {
+        match self.passive_alarms.swap(0, Ordering::Acquire) {
             0 => None,
-            n => Some(n),
+            n => Some((n, self.passive_last.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// A passed check: the consecutive errors `observe` counted start again (HAProxy clears
+    /// them when a check succeeds).
+    pub(super) fn clear_passive_errors(&self) {
+        if self.passive_errors.load(Ordering::Relaxed) != 0 {
+            self.passive_errors.store(0, Ordering::Relaxed);
         }
     }
 

@@ -55,22 +55,37 @@ fn parse(text: &str) -> Result<Vec<Result<SavedServer, BadLine>>, String> {
             continue;
         }
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-        // HAProxy's ranges: op_state STOPPED..STOPPING, the admin flags it defines, weights
-        // up to 256
-        let checked = [
-            (5, "srv_op_state", 3),
-            (6, "srv_admin_state", 0x3f),
-            (7, "srv_uweight", 256),
-            (8, "srv_iweight", 256),
-        ]
-        .iter()
-        .map(|&(i, field, max)| match num(i).filter(|v| *v <= max) {
-            Some(v) => Ok(v as u32),
-            None => Err(format!("invalid {field} value '{}'", f[i])),
-        })
-        .collect::<Result<Vec<u32>, String>>();
-        out.push(match checked {
-            Ok(v) => Ok(SavedServer {
+        // HAProxy's checks (srv_state_srv_update), every invalid field named: op_state
+        // STOPPED..STOPPING; the admin state without its inherited and resolution flags (and
+        // the fqdn ones of 2.x and 3.x) one of the combinations HAProxy writes; weights up to
+        // 256; a port up to 65535
+        let admin = num(6).map(|v| v & !0xF2);
+        let checks: [(usize, &str, Option<u64>, bool); 5] = [
+            (5, "srv_op_state", num(5), num(5).is_some_and(|v| v <= 3)),
+            (
+                6,
+                "srv_admin_state",
+                admin,
+                admin.is_some_and(|v| [0, 1, 4, 5, 8, 12].contains(&v)),
+            ),
+            (7, "srv_uweight", num(7), num(7).is_some_and(|v| v <= 256)),
+            (8, "srv_iweight", num(8), num(8).is_some_and(|v| v <= 256)),
+            (
+                18,
+                "srv_port",
+                num(18),
+                f.get(18)
+                    .map_or(true, |p| *p == "-" || num(18).is_some_and(|v| v <= 65535)),
+            ),
+        ];
+        let why: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.3)
+            .map(|&(i, field, ..)| format!("invalid {field} value '{}'", f[i]))
+            .collect();
+        let v: Vec<u32> = checks.iter().map(|c| c.2.unwrap_or(0) as u32).collect();
+        out.push(match why.is_empty() {
+            true => Ok(SavedServer {
                 backend: f[1].to_string(),
                 server: f[3].to_string(),
                 addr: f[4].to_string(),
@@ -82,10 +97,10 @@ fn parse(text: &str) -> Result<Vec<Result<SavedServer, BadLine>>, String> {
                     .and_then(|p| u16::try_from(p).ok())
                     .filter(|p| *p > 0),
             }),
-            Err(why) => Err(BadLine {
+            false => Err(BadLine {
                 backend: f[1].to_string(),
                 server: f[3].to_string(),
-                why,
+                why: why.join(", "),
             }),
         });
     }
@@ -181,25 +196,27 @@ pub fn load(reg: &Registry) {
         });
         let Some(saved) = saved else { continue };
         for line in saved.iter() {
-            let line = match line {
-                Ok(l) if *l.backend == *p.name => l,
-                Err(bad) if *bad.backend == *p.name => {
-                    crate::logging::warning(&format!(
-                        "server-state application failed for server '{}/{}', {}",
-                        bad.backend, bad.server, bad.why
-                    ));
-                    continue;
-                }
-                _ => continue,
+            let (backend, server) = match line {
+                Ok(l) => (&l.backend, &l.server),
+                Err(bad) => (&bad.backend, &bad.server),
             };
-            let Some(s) = p.servers().iter().find(|s| *s.name == line.server).cloned() else {
+            if **backend != *p.name {
+                continue;
+            }
+            // the server first, as HAProxy looks it up before it reads the values
+            let Some(s) = p.servers().iter().find(|s| *s.name == **server).cloned() else {
                 crate::logging::warning(&format!(
-                    "Server state file: server '{}/{}' not found (it may have been removed).",
-                    line.backend, line.server
+                    "Server state file: server '{backend}/{server}' not found (it may have been removed)."
                 ));
                 continue;
             };
-            apply(reg, &s, line);
+            match line {
+                Ok(l) => apply(reg, &s, l),
+                Err(bad) => crate::logging::warning(&format!(
+                    "server-state application failed for server '{backend}/{server}', {}",
+                    bad.why
+                )),
+            }
         }
     }
 }
@@ -233,6 +250,8 @@ fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) 
         });
     } else if flags.has(AdminFlags::FDRAIN)
         && !s.admin().has(AdminFlags::FDRAIN)
+        // not over a forced maintenance (a server configured `disabled`), as HAProxy
+        && !s.admin().has(AdminFlags::FMAINT)
         // a drain inherited from a configured weight of 0 is dropped once the configuration
         // gives a weight; one set from the CLI stays (HAProxy's rule)
         && (line.iweight > 0 || s.iweight() == 0)
@@ -282,6 +301,21 @@ mod tests {
             })]
         );
         assert!(parse("2\n").is_err());
+        // the admin state's inherited and fqdn flags are dropped (160: a name changed at run
+        // time); combinations HAProxy never writes are refused, every bad field named
+        let admin = |v: &str| {
+            parse(&format!("1\n3 test 1 web1 127.0.0.1 2 {v} 1 1 0\n")).unwrap()[0]
+                .clone()
+                .map(|l| l.admin)
+        };
+        assert_eq!(admin("160"), Ok(0));
+        assert_eq!(admin("12"), Ok(12));
+        assert!(admin("9").is_err());
+        let two = parse("1\n3 test 1 web1 127.0.0.1 7 9 1 1 0\n").unwrap();
+        assert_eq!(
+            two[0].clone().unwrap_err().why,
+            "invalid srv_op_state value '7', invalid srv_admin_state value '9'"
+        );
         // out-of-range values are reported, not clamped into something else
         let bad =
             parse("1\n3 test 1 web1 127.0.0.1 2 999 1 1 0\n3 test 2 web2 127.0.0.1 2 0 300 1 0\n")

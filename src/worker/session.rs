@@ -912,7 +912,7 @@ async fn establish<R: Rt>(
 ) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
-    let max_retries = if be.config.retry_on_none {
+    let max_retries = if be.config.conn_retries_off {
         0
     } else {
         be.config.retries

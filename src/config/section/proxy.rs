@@ -550,21 +550,26 @@ pub(crate) fn parse(
                 "403",
                 "404",
                 "408",
+                "421",
                 "425",
+                "429",
                 "500",
                 "501",
                 "502",
                 "503",
                 "504",
             ];
-            if let Some(k) = kinds.iter().find(|k| !KNOWN.contains(&k.as_str())) {
-                return Err(format!("'{kw}': unknown keyword '{k}'"));
+            // left to right, as HAProxy reads them
+            for k in kinds {
+                if k == "none" && kinds.len() > 1 {
+                    // HAProxy's own wording
+                    return Err(format!("'{kw}' 'none' keyworld only usable alone"));
+                }
+                if !KNOWN.contains(&k.as_str()) {
+                    return Err(format!("'{kw}': unknown keyword '{k}'"));
+                }
             }
-            if kinds.len() > 1 && kinds.iter().any(|k| k == "none") {
-                // HAProxy's own wording
-                return Err(format!("'{kw}' 'none' keyworld only usable alone"));
-            }
-            p.retry_on_none = !kinds
+            p.conn_retries_off = !kinds
                 .iter()
                 .any(|k| k == "conn-failure" || k == "all-retryable-errors");
             let http: Vec<&str> = kinds
@@ -761,6 +766,9 @@ fn bind_options(
             | "gid" | "mode" | "shards" | "alpn" | "expose-fd" => {
                 if words.get(i + 1).is_none() {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
+                }
+                if words[i] == "expose-fd" && words[i + 1] != "listeners" {
+                    return Err("'bind' : 'expose-fd' only supports 'listeners'.".to_string());
                 }
                 // `name` and `id` only label the listener; the others change its behaviour.
                 if words[i] == "name" {
@@ -1606,12 +1614,14 @@ mod tests {
             ok(&format!("backend b\n {line}\n"))
                 .proxy("b", true)
                 .unwrap()
-                .retry_on_none
+                .conn_retries_off
         };
         assert!(be("retry-on none"));
         assert!(be("retry-on 503 response-timeout"));
         assert!(!be("retry-on conn-failure 503"));
         assert!(!be("retry-on all-retryable-errors"));
+        assert!(be("retry-on 421 429"));
+        assert!(err("backend b\n retry-on none foo\n").contains("only usable alone"));
         assert!(err("backend b\n retry-on conn-failur\n")
             .contains("'retry-on': unknown keyword 'conn-failur'"));
         assert!(err("backend b\n retry-on none 503\n").contains("only usable alone"));
@@ -1621,6 +1631,8 @@ mod tests {
     fn bind_expose_fd_takes_its_argument() {
         assert!(err("frontend f\n bind 127.0.0.1:80 expose-fd\n")
             .contains("'expose-fd' expects an argument"));
+        assert!(err("frontend f\n bind 127.0.0.1:80 expose-fd all\n")
+            .contains("'expose-fd' only supports 'listeners'"));
         let cfg = ok("frontend f\n bind 127.0.0.1:80 expose-fd listeners\n");
         assert!(cfg
             .warnings
@@ -1654,7 +1666,7 @@ mod tests {
         assert!(err("backend b\n server a 127.0.0.1:80 observe layer5\n")
             .contains("'observe' expects one of 'none', 'layer4', 'layer7' but got 'layer5'"));
         assert!(err("backend b\n server a 127.0.0.1:80 error-limit 0\n")
-            .contains("'error-limit' has to be > 0."));
+            .contains("error-limit has to be > 0."));
         assert!(
             err("backend b\n server a 127.0.0.1:80 on-error reboot\n").contains("but got 'reboot'")
         );

@@ -298,9 +298,12 @@ pub(crate) fn apply_keywords(
                 }
             },
             "error-limit" => {
-                p.error_limit = match val()?.parse::<u32>() {
+                let v = val().map_err(|_| "'error-limit' expects an integer argument.".to_string())?;
+                // HAProxy reads it with atoi: the leading digits count
+                let digits: String = v.chars().take_while(|c| c.is_ascii_digit()).collect();
+                p.error_limit = match digits.parse::<u32>() {
                     Ok(n) if n > 0 => n,
-                    _ => return Err("'error-limit' has to be > 0.".to_string()),
+                    _ => return Err("error-limit has to be > 0.".to_string()),
                 }
             }
             "on-error" => {
