@@ -1449,7 +1449,10 @@ impl FakeDns {
                     at += 1 + q[at] as usize;
                 }
                 let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
-                let mut a = q.to_vec();
+                // the answer repeats the question, without the query's EDNS0 OPT record
+                let mut a = q[..at + 5].to_vec();
+                a[10] = 0;
+                a[11] = 0;
                 a[2] |= 0x80;
                 a[3] = 0x80;
                 match &*c.lock().unwrap() {

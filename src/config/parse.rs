@@ -302,6 +302,7 @@ impl Parser {
                         timeout_resolve: Duration::from_secs(1),
                         timeout_retry: Duration::from_secs(1),
                         resolve_retries: 3,
+                        accepted_payload_size: 512,
                         location: loc.clone(),
                     })
                 };

@@ -1146,6 +1146,9 @@ pub struct ResolversConfig {
     pub timeout_retry: Duration,
     /// `resolve_retries <n>`: questions per resolution before it fails (3).
     pub resolve_retries: u32,
+    /// `accepted_payload_size <n>` (512): the answer size announced with EDNS0, as HAProxy
+    /// does; Kubernetes and Consul setups raise it for names with many addresses.
+    pub accepted_payload_size: u16,
     /// Where the section starts.
     pub location: Location,
 }

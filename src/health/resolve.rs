@@ -153,7 +153,7 @@ async fn ask(
     qtype: u16,
     id: u16,
 ) -> (Result<Vec<IpAddr>, DnsStatus>, String) {
-    let Some(query) = build_query(id, fqdn, qtype) else {
+    let Some(query) = build_query(id, fqdn, qtype, r.accepted_payload_size) else {
         return (Err(DnsStatus::Other), r.name.clone());
     };
     let mut socks = Vec::new();
@@ -186,7 +186,7 @@ async fn ask(
             let recv = futures_select(live.iter().map(|&i| {
                 let (by, s) = &socks[i];
                 async move {
-                    let mut buf = vec![0u8; 1500];
+                    let mut buf = vec![0u8; usize::from(r.accepted_payload_size).max(512)];
                     let r = s.recv(&mut buf).await.map(|n| {
                         buf.truncate(n);
                         (by.clone(), buf)
@@ -240,12 +240,13 @@ async fn futures_select<T>(futs: impl Iterator<Item = impl std::future::Future<O
     .await
 }
 
-/// A recursive query for `name`'s `qtype` records; `None` for a name DNS cannot carry.
-pub(crate) fn build_query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
-    let mut q = Vec::with_capacity(32 + name.len());
+/// A recursive query for `name`'s `qtype` records, announcing `payload` bytes of answer with
+/// an EDNS0 OPT record as HAProxy does; `None` for a name DNS cannot carry.
+pub(crate) fn build_query(id: u16, name: &str, qtype: u16, payload: u16) -> Option<Vec<u8>> {
+    let mut q = Vec::with_capacity(48 + name.len());
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00]); // recursion desired
-    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // one question
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // one question, one additional (OPT)
     for label in name.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
             return None;
@@ -256,6 +257,10 @@ pub(crate) fn build_query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
     q.push(0);
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&[0, 1]); // class IN
+                                  // OPT: root name, type 41, the payload size as class, no extended flags, no options
+    q.extend_from_slice(&[0, 0, 41]);
+    q.extend_from_slice(&payload.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     Some(q)
 }
 
@@ -269,6 +274,11 @@ pub(crate) fn parse_answer(
 ) -> Option<Result<Vec<IpAddr>, DnsStatus>> {
     if b.len() < 12 || u16::from_be_bytes([b[0], b[1]]) != id || b[2] & 0x80 == 0 {
         return None;
+    }
+    // a truncated answer is refused, as HAProxy refuses it (a larger
+    // `accepted_payload_size` lets the whole answer through)
+    if b[2] & 0x02 != 0 {
+        return Some(Err(DnsStatus::Other));
     }
     match b[3] & 0x0f {
         0 => {}
@@ -325,7 +335,9 @@ mod tests {
 
     /// An answer to `q` with the given A records (a CNAME first, as resolvers send them).
     fn answer(q: &[u8], ips: &[[u8; 4]], rcode: u8) -> Vec<u8> {
-        let mut a = q.to_vec();
+        // the question, without the query's OPT record (11 bytes)
+        let mut a = q[..q.len() - 11].to_vec();
+        a[11] = 0;
         a[2] |= 0x80;
         a[3] = 0x80 | rcode;
         a[7] = (ips.len() + 1) as u8;
@@ -340,7 +352,10 @@ mod tests {
 
     #[test]
     fn answers_parse_and_odd_ones_are_told_apart() {
-        let q = build_query(7, "app.example.", A).unwrap();
+        let q = build_query(7, "app.example.", A, 4096).unwrap();
+        // EDNS0: one additional record, OPT announcing 4096 bytes
+        assert_eq!(q[11], 1);
+        assert_eq!(&q[q.len() - 11..], &[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
         let ips = parse_answer(&answer(&q, &[[10, 0, 0, 1], [10, 0, 0, 2]], 0), 7, A);
         assert_eq!(
             ips,
@@ -363,6 +378,10 @@ mod tests {
             parse_answer(&answer(&q, &[[1, 2, 3, 4]], 0)[..20], 7, A),
             None
         );
-        assert!(build_query(1, "a..b", A).is_none());
+        assert!(build_query(1, "a..b", A, 512).is_none());
+        // truncated (TC): refused, as HAProxy refuses it
+        let mut tc = answer(&q, &[[10, 0, 0, 1]], 0);
+        tc[2] |= 0x02;
+        assert_eq!(parse_answer(&tc, 7, A), Some(Err(DnsStatus::Other)));
     }
 }

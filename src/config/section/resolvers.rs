@@ -56,7 +56,9 @@ pub(crate) fn parse(
             no_more(words, 1)
         }
         "accepted_payload_size" => {
-            parse_u32(arg(words, 1, "an integer")?, &words[0], 0, u32::MAX)?;
+            // HAProxy's bounds: a DNS header, the largest UDP message
+            r.accepted_payload_size =
+                parse_u32(arg(words, 1, "an integer")?, &words[0], 12, 65535)? as u16;
             no_more(words, 2)
         }
         "resolve_retries" => {
