@@ -1654,11 +1654,7 @@ fn a_server_template_shares_the_addresses_of_its_name() {
 /// (at `downinter` now that it is down, as HAProxy's srv_getinter) brings it back.
 #[test]
 fn observe_layer4_marks_a_refusing_server_down() {
-    // a bound socket that does not listen: connections to it are refused, and its port stays ours
-    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    dead.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let dead_port = dead.local_addr().unwrap().as_socket().unwrap().port();
+    let (_dead, dead_port) = refusing_port();
     let live = TcpListener::bind("127.0.0.1:0").unwrap();
     let live_port = live.local_addr().unwrap().port();
     let (port, api) = (common::free_port(), common::free_port());
@@ -1683,11 +1679,7 @@ fn observe_layer4_marks_a_refusing_server_down() {
         "{}",
         h.stderr()
     );
-    let stat = common::cli(api, "show stat");
-    let header: Vec<&str> = stat.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|f| *f == "hanafail").unwrap();
-    let row = stat.lines().find(|l| l.starts_with("be,s1,")).unwrap();
-    assert_eq!(row.split(',').nth(col), Some("1"), "{stat}");
+    assert_eq!(stat_field(api, "be,s1,", "hanafail"), "1");
     // the check (to the live port) passes at downinter, long before `inter`
     assert!(h.wait_log("Server be/s1 is UP"), "{}", h.stderr());
     drop(live);
@@ -1697,10 +1689,7 @@ fn observe_layer4_marks_a_refusing_server_down() {
 /// `fastinter` while the server stays UP, instead of waiting the full `inter`.
 #[test]
 fn observe_alarm_brings_the_next_check_forward() {
-    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    dead.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let dead_port = dead.local_addr().unwrap().as_socket().unwrap().port();
+    let (_dead, dead_port) = refusing_port();
     // the check's target counts the checks it receives
     let live = TcpListener::bind("127.0.0.1:0").unwrap();
     let live_port = live.local_addr().unwrap().port();
@@ -1738,19 +1727,32 @@ fn observe_alarm_brings_the_next_check_forward() {
         "no check brought forward: {}",
         h.stderr()
     );
-    let stat = common::cli(api, "show stat");
-    let header: Vec<&str> = stat.lines().next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|f| *f == name).unwrap();
-    let row: Vec<&str> = stat
-        .lines()
-        .find(|l| l.starts_with("be,s1,"))
-        .unwrap()
-        .split(',')
-        .collect();
-    assert_eq!(row[col("hanafail")], "1", "{stat}");
+    assert_eq!(stat_field(api, "be,s1,", "hanafail"), "1");
     assert_eq!(
-        row[col("status")],
+        stat_field(api, "be,s1,", "status"),
         "UP",
-        "fastinter alone leaves it up: {stat}"
+        "fastinter alone leaves it up"
     );
+}
+
+/// A bound socket that does not listen: connections to its port are refused, and the port
+/// stays ours while the socket lives.
+fn refusing_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
+
+/// One field of one `show stat` row (the row starting with `row`, e.g. `be,s1,`).
+fn stat_field(api: u16, row: &str, field: &str) -> String {
+    let stat = common::cli(api, "show stat");
+    let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
+    let col = header.iter().position(|f| *f == field);
+    let line = stat.lines().find(|l| l.starts_with(row));
+    match (col, line) {
+        (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
+        _ => panic!("no {field} for {row} in {stat}"),
+    }
 }
