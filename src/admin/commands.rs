@@ -205,7 +205,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::SetMaxconnServer(path, v) => {
             need(st, Admin)?;
             let s = x.find(&path)?;
-            let n = maxconn_request(&v).map_err(Reply::line)?;
+            let n = crate::model::parse_maxconn(&v).map_err(Reply::line)?;
             x.apply(Command::SetMaxconn {
                 server: s,
                 maxconn: n,
@@ -280,12 +280,11 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         }
         AdminCommand::EnableAgent(path, on) => {
             need(st, Admin)?;
-            x.find(&path)?;
-            if on {
-                Reply::line("Agent was not configured on this server, cannot enable.")
-            } else {
-                Reply::default()
-            }
+            let s = x.find(&path)?;
+            x.apply(Command::SetAgentEnabled {
+                server: s,
+                enabled: on,
+            })
         }
         AdminCommand::AddServerHelp => {
             need(st, Admin)?;
@@ -329,18 +328,6 @@ fn atoi(text: &str) -> i64 {
     i64::from(crate::model::strtol(text).0.unwrap_or(0) as i32)
 }
 
-/// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values).
-fn maxconn_request(text: &str) -> Result<u32, &'static str> {
-    if text.is_empty() {
-        return Err("Require <maxconn>.");
-    }
-    match crate::model::strtol(text) {
-        (None, _) => Err("maxconn string empty or preceded by garbage"),
-        (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
-        (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
-    }
-}
-
 fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
     match what {
         SetServer::Weight(weight) => x.apply(Command::SetWeight { server: s, weight }),
@@ -378,7 +365,41 @@ fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
                 cause: Cause::Cli,
             })
         }
-        SetServer::Agent(_) => Reply::line("agent checks are not enabled on this server."),
+        SetServer::Agent(w) => {
+            if !s.agent_state().check.enabled {
+                return Reply::line("agent checks are not enabled on this server.");
+            }
+            let up = match w.as_str() {
+                "up" => true,
+                "down" => false,
+                _ => return Reply::line("'set server <srv> agent' expects 'up' or 'down'."),
+            };
+            x.apply(Command::SetAgentHealth {
+                server: s,
+                up,
+                cause: Cause::Cli,
+            })
+        }
+        SetServer::AgentAddr { addr, port } => {
+            if addr.is_empty() {
+                return Reply::line(
+                    "set server <b>/<s> agent-addr requires an address and optionally a port.",
+                );
+            }
+            agent_target(x, s, Some(&addr), port.as_deref())
+        }
+        SetServer::AgentPort(port) => {
+            if port.is_empty() {
+                return Reply::line("set server <b>/<s> agent-port requires a port.");
+            }
+            agent_target(x, s, None, Some(&port))
+        }
+        SetServer::AgentSend(text) => x.apply(Command::SetAgentTarget {
+            server: s,
+            addr: None,
+            port: None,
+            send: Some(text),
+        }),
         SetServer::Addr { addr, port } => {
             if addr.is_empty() {
                 return Reply::line(
@@ -410,6 +431,33 @@ fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
     }
 }
 
+/// HAProxy's `srv_update_agent_addr_port`: nothing changes unless every part is valid; its
+/// complaints come back without a final period.
+fn agent_target(x: &Executor, s: Arc<Server>, addr: Option<&str>, port: Option<&str>) -> Reply {
+    if !s.agent_state().check.enabled {
+        return Reply::line("agent checks are not enabled on this server");
+    }
+    let addr = match addr.map(str::parse::<IpAddr>) {
+        None => None,
+        Some(Ok(ip)) => Some(ip),
+        Some(Err(_)) => return Reply::line(format!("invalid addr '{}'", addr.unwrap_or(""))),
+    };
+    let port = match port.map(|p| (p, p.trim().parse::<i64>())) {
+        None => None,
+        Some((_, Err(_))) => return Reply::line("provided port is not an integer"),
+        Some((_, Ok(v))) => match u16::try_from(v) {
+            Ok(v) => Some(v),
+            Err(_) => return Reply::line("provided port is invalid"),
+        },
+    };
+    x.apply(Command::SetAgentTarget {
+        server: s,
+        addr,
+        port,
+        send: None,
+    })
+}
+
 fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
     let Some((b, name)) = path.split_once('/') else {
         return Reply::line("Require 'backend/server'.");
@@ -437,24 +485,4 @@ fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
         backend: b.to_string(),
         config: Box::new(config),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maxconn_texts_follow_haproxy() {
-        assert_eq!(maxconn_request(""), Err("Require <maxconn>."));
-        assert_eq!(
-            maxconn_request("x"),
-            Err("maxconn string empty or preceded by garbage")
-        );
-        assert_eq!(
-            maxconn_request("10x"),
-            Err("Trailing garbage in maxconn string")
-        );
-        assert_eq!(maxconn_request("-1"), Err("Value out of range."));
-        assert_eq!(maxconn_request("100"), Ok(100));
-    }
 }

@@ -44,6 +44,17 @@ pub enum SetServer {
         /// The port word after `port`, if any.
         port: Option<String>,
     },
+    /// `agent-addr <ip> [port <p>]`.
+    AgentAddr {
+        /// The address as typed (may be empty).
+        addr: String,
+        /// The port word after `port`, if any.
+        port: Option<String>,
+    },
+    /// `agent-port <p>`.
+    AgentPort(String),
+    /// `agent-send <string>`.
+    AgentSend(String),
     /// Anything else (reply: usage).
     Other,
 }
@@ -240,6 +251,16 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
                         None
                     },
                 },
+                "agent-addr" => SetServer::AgentAddr {
+                    addr: arg(w, 4),
+                    port: if s.get(5) == Some(&"port") {
+                        Some(arg(w, 6))
+                    } else {
+                        None
+                    },
+                },
+                "agent-port" => SetServer::AgentPort(arg(w, 4)),
+                "agent-send" => SetServer::AgentSend(arg(w, 4)),
                 _ => SetServer::Other,
             };
             AdminCommand::SetServer(arg(w, 2), what)

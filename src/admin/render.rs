@@ -526,7 +526,10 @@ pub fn server_status(s: &Server) -> String {
             }
         }
         OpState::Stopped => {
-            if enabled && h.cur > 0 {
+            let a = s.agent_state().check;
+            if a.enabled && a.health.cur == 0 {
+                "DOWN (agent)".into()
+            } else if enabled && h.cur > 0 {
                 format!("DOWN {}/{}", h.cur, h.rise)
             } else {
                 "DOWN".into()
@@ -550,6 +553,10 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
     }
     r.set("scur", Val::U32(ld(&c.cur_sess)));
     r.set("smax", Val::U32(ld(&c.max_sess)));
+    if s.maxconn() > 0 {
+        // HAProxy shows a server's limit only when it has one
+        r.set("slim", Val::U32(u64::from(s.maxconn())));
+    }
     r.set("stot", Val::U64(ld(&c.tot_sess)));
     r.set("bin", Val::U64(ld(&c.bytes_in)));
     r.set("bout", Val::U64(ld(&c.bytes_out)));
@@ -609,6 +616,25 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
             .and_then(|l| l.result.info.clone())
             .unwrap_or_default();
         r.set("last_chk", Val::Str(info));
+    }
+    let agent = s.agent_state().check;
+    if agent.enabled {
+        // HAProxy fills these only while the agent check is enabled
+        let last = agent.last.as_ref();
+        let st = last.map_or(crate::model::CheckStatus::Ini, |l| l.result.status);
+        r.set("agent_status", Val::Str(st.short().into()));
+        if st.has_code() {
+            let code = last.and_then(|l| l.result.code).unwrap_or(0);
+            r.set("agent_code", Val::U32(code.max(0) as u64));
+        }
+        let took = last.map_or(0, |l| l.result.duration_ms.max(0));
+        r.set("agent_duration", Val::U64(took as u64));
+        r.set("agent_desc", Val::Str(st.desc().into()));
+        let info = last.and_then(|l| l.result.info.clone()).unwrap_or_default();
+        r.set("last_agt", Val::Str(info));
+        r.set("agent_rise", Val::U32(agent.health.rise as u64));
+        r.set("agent_fall", Val::U32(agent.health.fall as u64));
+        r.set("agent_health", Val::U32(agent.health.cur as u64));
     }
     r.zeros_u32(&["qtime", "ctime", "rtime", "ttime"]);
     if enabled {
@@ -845,6 +871,7 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
     for p in &proxies {
         for s in p.servers().iter() {
             let c = s.check_state();
+            let a = s.agent_state();
             let addr = s.addr();
             let result = c.last.as_ref().map(|l| l.outcome as u8).unwrap_or(0);
             let check_addr = s
@@ -854,7 +881,7 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
-                "{} {} {} {} {} {} {} {} {} {} {} {} {} {} 0 {} {} {} {} - 0 {} {} - 0",
+                "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} - 0 {} {} {} {}",
                 p.uuid,
                 p.name,
                 s.puid,
@@ -870,16 +897,27 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 // HAProxy zeroes the health counter when a server enters maintenance.
                 if s.admin().maint() { 0 } else { c.health.cur },
                 c.flags(),
+                agent_flags(&a.check),
                 u8::from(p.config.forced_id),
                 u8::from(s.params.forced_id),
                 s.params.fqdn.as_deref().unwrap_or("-"),
                 addr.port(),
                 s.params.check_port.unwrap_or(0),
                 check_addr,
+                a.addr.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+                a.port,
             );
         }
     }
     Ok(out)
+}
+
+/// HAProxy's `srv_agent_state`: its check flags plus CHK_ST_AGENT (0x10), 0 without agent.
+fn agent_flags(c: &crate::model::CheckState) -> u32 {
+    match c.flags() {
+        0 => 0,
+        f => f | 0x10,
+    }
 }
 
 /// `show backend`.

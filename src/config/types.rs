@@ -831,6 +831,18 @@ pub struct ServerParams {
     pub id: Option<u32>,
     /// The puid was forced with `id` (`srv_f_forced_id` in `show servers state`).
     pub forced_id: bool,
+    /// `agent-check`: a second, independent check asks an agent on the server how it is
+    /// (`up`, `down`, `drain`, `75%`, `maxconn:30`...), so the server's own software can steer
+    /// its weight and state; a server is UP only while both checks say so.
+    pub agent_check: bool,
+    /// `agent-port`: where the agent listens (required with `agent-check`).
+    pub agent_port: Option<u16>,
+    /// `agent-addr`: the agent's address when it is not the server's.
+    pub agent_addr: Option<IpAddr>,
+    /// `agent-inter` (unset = `inter`): time between two agent checks.
+    pub agent_inter: Option<Duration>,
+    /// `agent-send`: a string sent to the agent once connected (e.g. the service's name).
+    pub agent_send: Option<String>,
 }
 
 impl ServerParams {
@@ -910,6 +922,11 @@ impl Default for ServerParams {
             verifyhost: None,
             id: None,
             forced_id: false,
+            agent_check: false,
+            agent_port: None,
+            agent_addr: None,
+            agent_inter: None,
+            agent_send: None,
         }
     }
 }

@@ -6,8 +6,11 @@
 //! health`, dynamic servers, and dropping deleted or disabled ones), sends `Command::Tick` for
 //! slowstart ramps, and keeps one task per checked server ([`scheduler`]). Each task runs one
 //! probe at a time ([`probe`]; `tcp-check` rules and the protocol checks in `tcp_check`) and
-//! sleeps for `inter`, `fastinter` or `downinter` in between.
+//! sleeps for `inter`, `fastinter` or `downinter` in between. Servers with `agent-check` get a
+//! second task that asks their agent for a line every `agent-inter` ([`agent`]); the model
+//! reads it (`Command::AgentDone`).
 
+mod agent;
 mod probe;
 mod resolve;
 mod scheduler;

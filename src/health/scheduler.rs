@@ -19,6 +19,10 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 /// enabled, started when it appears, aborted when it is deleted or its check disabled.
 pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     let mut tasks: HashMap<usize, CheckTask> = HashMap::new();
+    // agent checks: one task per server whose agent is enabled; maintenance does not pause
+    // them (an agent may say `ready`)
+    let mut agents: HashMap<usize, JoinHandle<()>> = HashMap::new();
+    let mut agents_seen: Vec<usize> = Vec::new();
     // name resolution (`resolvers`), one task per server with a name, until it is deleted
     let mut resolving: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
     let mut seed = seed_from_clock();
@@ -35,6 +39,7 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
         }
         let _ = reg.apply(Command::Tick);
         let mut seen: Vec<usize> = Vec::with_capacity(tasks.len());
+        agents_seen.clear();
         for p in reg.proxies() {
             for s in p.servers().iter() {
                 let id = Arc::as_ptr(s) as usize;
@@ -61,6 +66,14 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                             server: s.clone(),
                             errors,
                         });
+                    }
+                }
+                if !s.deleted() && s.agent_state().check.enabled {
+                    agents_seen.push(id);
+                    if !agents.get(&id).is_some_and(|h| !h.is_finished()) {
+                        seed = splitmix(seed);
+                        let h = tokio::spawn(agent_loop(reg.clone(), s.clone(), seed, first_scan));
+                        agents.insert(id, h);
                     }
                 }
                 // Maintenance pauses checks (HAProxy CHK_ST_PAUSED).
@@ -103,10 +116,74 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
             }
             keep
         });
+        agents_seen.sort_unstable();
+        agents.retain(|id, h| {
+            let keep = agents_seen.binary_search(id).is_ok();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
         first_scan = false;
     }
     for (_, t) in tasks.drain() {
         t.handle.abort();
+    }
+    for (_, h) in agents.drain() {
+        h.abort();
+    }
+}
+
+/// Asks a server's agent forever, every `agent-inter` (else `inter`) with `spread-checks`
+/// jitter; the first time at a random point of it at start-up, as health checks.
+async fn agent_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_first: bool) {
+    let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
+        return;
+    };
+    let spread = reg.global().spread_checks.min(50);
+    let inter = srv
+        .params
+        .agent_inter
+        .unwrap_or(srv.params.inter)
+        .max(Duration::from_millis(1));
+    rng = splitmix(rng);
+    if spread_first {
+        let over = reg
+            .global()
+            .max_spread_checks
+            .map_or(inter, |m| inter.min(m));
+        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
+        tokio::time::sleep(first).await;
+    }
+    loop {
+        let a = srv.agent_state();
+        if srv.deleted() || !a.check.enabled {
+            return;
+        }
+        let spec = ProbeSpec {
+            addr: SocketAddr::new(a.addr.unwrap_or(srv.addr().ip()), a.port),
+            kind: crate::config::CheckKind::Tcp,
+            inter,
+            timeout_connect: proxy.config.timeouts.connect,
+            timeout_check: proxy.config.timeouts.check,
+            proxy: None,
+            rules: Arc::new(Vec::new()),
+            proto: false,
+            source: srv
+                .params
+                .source
+                .clone()
+                .or_else(|| proxy.config.source.clone()),
+            tls: None,
+        };
+        let (reply, duration_ms) = super::agent::ask(&spec, a.send.as_deref()).await;
+        let _ = reg.apply(Command::AgentDone {
+            server: srv.clone(),
+            reply,
+            duration_ms,
+        });
+        rng = splitmix(rng);
+        tokio::time::sleep(jitter(inter, spread, rng)).await;
     }
 }
 

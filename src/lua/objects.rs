@@ -255,14 +255,28 @@ impl UserData for LServer {
                 Ok(Value::Nil)
             });
         }
-        // harp has no agent checks yet: accepted, no effect.
-        for name in [
-            "agent_enable",
-            "agent_disable",
-            "agent_force_up",
-            "agent_force_down",
-        ] {
-            m.add_method(name, |_, _this, ()| Ok(Value::Nil));
+        // as in HAProxy, each does nothing to a server whose agent is not configured
+        // (enable) or not enabled (force)
+        for (name, enabled) in [("agent_enable", true), ("agent_disable", false)] {
+            m.add_method(name, move |_, this, ()| {
+                live!(this);
+                apply(Command::SetAgentEnabled {
+                    server: this.0.clone(),
+                    enabled,
+                })?;
+                Ok(Value::Nil)
+            });
+        }
+        for (name, up) in [("agent_force_up", true), ("agent_force_down", false)] {
+            m.add_method(name, move |_, this, ()| {
+                live!(this);
+                apply(Command::SetAgentHealth {
+                    server: this.0.clone(),
+                    up,
+                    cause: Cause::Lua,
+                })?;
+                Ok(Value::Nil)
+            });
         }
         // harp has no `track` yet.
         m.add_method("tracking", |_, _this, ()| Ok(Value::Nil));

@@ -8,6 +8,8 @@ pub enum CheckStatus {
     Unknown = 0,
     /// Configured, not run yet.
     Ini = 1,
+    /// An agent replied without a health word: nothing to count.
+    Checked = 3,
     /// Health analyze: `observe` saw `error-limit` consecutive errors on live traffic.
     Hana = 4,
     /// Socket error (could not create the socket).
@@ -42,6 +44,7 @@ impl CheckStatus {
         match self {
             CheckStatus::Unknown => "UNK",
             CheckStatus::Ini => "INI",
+            CheckStatus::Checked => "CHECKED",
             CheckStatus::Hana => "HANA",
             CheckStatus::SockErr => "SOCKERR",
             CheckStatus::L4Ok => "L4OK",
@@ -63,6 +66,7 @@ impl CheckStatus {
         match self {
             CheckStatus::Unknown => "Unknown",
             CheckStatus::Ini => "Initializing",
+            CheckStatus::Checked => "No status change",
             CheckStatus::Hana => "Health analyze",
             CheckStatus::SockErr => "Socket error",
             CheckStatus::L4Ok => "Layer4 check passed",
@@ -85,6 +89,7 @@ impl CheckStatus {
             CheckStatus::L4Ok | CheckStatus::L6Ok | CheckStatus::L7Ok => CheckOutcome::Passed,
             CheckStatus::L7OkC => CheckOutcome::CondPass,
             CheckStatus::Unknown | CheckStatus::Ini => CheckOutcome::Unknown,
+            CheckStatus::Checked => CheckOutcome::Neutral,
             _ => CheckOutcome::Failed,
         }
     }
@@ -101,6 +106,8 @@ impl CheckStatus {
 pub enum CheckOutcome {
     /// Not run.
     Unknown = 0,
+    /// Ran, with nothing to count (an agent's reply without a health word).
+    Neutral = 1,
     /// Failed.
     Failed = 2,
     /// Passed.
@@ -113,7 +120,7 @@ impl CheckOutcome {
     /// Lua's `check.result` string (`None` for unknown).
     pub fn lua_name(self) -> Option<&'static str> {
         match self {
-            CheckOutcome::Unknown => None,
+            CheckOutcome::Unknown | CheckOutcome::Neutral => None,
             CheckOutcome::Failed => Some("FAILED"),
             CheckOutcome::Passed => Some("PASSED"),
             CheckOutcome::CondPass => Some("CONDPASS"),

@@ -130,6 +130,43 @@ pub enum Command {
     },
     /// Periodic housekeeping: ends finished slowstart ramps.
     Tick,
+    /// An agent check finished (`agent-check`).
+    AgentDone {
+        /// Target.
+        server: Arc<Server>,
+        /// What the agent said.
+        reply: super::agent::AgentReply,
+        /// How long the check took, in ms.
+        duration_ms: i64,
+    },
+    /// `enable agent` / `disable agent` (Lua `agent_enable/agent_disable`).
+    SetAgentEnabled {
+        /// Target.
+        server: Arc<Server>,
+        /// On or off.
+        enabled: bool,
+    },
+    /// `set server <b>/<s> agent up|down` (Lua `agent_force_up/down`).
+    SetAgentHealth {
+        /// Target.
+        server: Arc<Server>,
+        /// Up (health at its top) or down (0).
+        up: bool,
+        /// Who asked.
+        cause: Cause,
+    },
+    /// `set server <b>/<s> agent-addr|agent-port|agent-send`: where the agent check goes and
+    /// what it sends (each `None` stays as it is).
+    SetAgentTarget {
+        /// Target.
+        server: Arc<Server>,
+        /// New agent address.
+        addr: Option<IpAddr>,
+        /// New agent port.
+        port: Option<u16>,
+        /// New string to send.
+        send: Option<String>,
+    },
     /// `observe layer4` saw `errors` consecutive connection failures (`error-limit`): the
     /// server's `on-error` applies, as HAProxy's health analyze does.
     PassiveErrors {
@@ -334,6 +371,63 @@ impl Registry {
                 self.passive_errors(&server, errors);
                 Ok(Outcome::default())
             }
+            Command::AgentDone {
+                server,
+                reply,
+                duration_ms,
+            } => {
+                self.agent_done(&server, reply, duration_ms);
+                Ok(Outcome::default())
+            }
+            Command::SetAgentEnabled { server, enabled } => {
+                let mut a = server.agent.lock().unwrap_or_else(|e| e.into_inner());
+                if enabled && !a.check.configured {
+                    return err("Agent was not configured on this server, cannot enable.");
+                }
+                a.check.enabled = enabled;
+                Ok(Outcome::default())
+            }
+            Command::SetAgentHealth { server, up, cause } => {
+                if server.deleted() {
+                    return err("No such server.");
+                }
+                {
+                    let mut a = server.agent.lock().unwrap_or_else(|e| e.into_inner());
+                    if !a.check.enabled {
+                        return err("agent checks are not enabled on this server.");
+                    }
+                    let h = &mut a.check.health;
+                    h.cur = if up { h.rise + h.fall - 1 } else { 0 };
+                }
+                let target = if up {
+                    self.up_state(&server)
+                } else {
+                    OpState::Stopped
+                };
+                self.change(&server, Some(target), None, cause, None);
+                Ok(Outcome::default())
+            }
+            Command::SetAgentTarget {
+                server,
+                addr,
+                port,
+                send,
+            } => {
+                let mut a = server.agent.lock().unwrap_or_else(|e| e.into_inner());
+                if !a.check.enabled {
+                    return err("agent checks are not enabled on this server.");
+                }
+                if addr.is_some() {
+                    a.addr = addr;
+                }
+                if let Some(p) = port {
+                    a.port = p;
+                }
+                if send.is_some() {
+                    a.send = send;
+                }
+                Ok(Outcome::default())
+            }
             Command::Tick => {
                 for p in self.proxies() {
                     for s in p.servers().iter() {
@@ -348,7 +442,11 @@ impl Registry {
     }
 
     /// The state a server enters when it comes up: STARTING with slowstart, else RUNNING.
-    fn up_state(&self, s: &Server) -> OpState {
+    pub(super) fn up_state(&self, s: &Server) -> OpState {
+        // HAProxy's `srv_set_running` leaves a running or starting server as it is
+        if matches!(s.op_state(), OpState::Running | OpState::Starting) {
+            return s.op_state();
+        }
         if s.params.slowstart.is_some() {
             OpState::Starting
         } else {
@@ -356,7 +454,7 @@ impl Registry {
         }
     }
 
-    fn bump(&self, s: &Server) {
+    pub(super) fn bump(&self, s: &Server) {
         if let Some(p) = self.proxy_at(s.proxy_index) {
             p.bump();
         }
@@ -383,14 +481,14 @@ impl Registry {
         }
     }
 
-    fn publish(&self, s: &Arc<Server>, kind: EventType, data: EventData) {
+    pub(super) fn publish(&self, s: &Arc<Server>, kind: EventType, data: EventData) {
         self.bus().publish(self.event(s, kind, data, true));
     }
 
     /// Core transition: optionally new operational state and/or admin flags, events in HAProxy
     /// order, log lines. `desired` is the operational state the health would give; maintenance
     /// forces STOPPED whatever it is.
-    fn change(
+    pub(super) fn change(
         &self,
         s: &Arc<Server>,
         desired: Option<OpState>,
@@ -419,7 +517,7 @@ impl Registry {
             if c.enabled {
                 c.health.cur = c.health.rise;
             }
-            if c.health.cur >= c.health.rise || !c.enabled {
+            if (c.health.cur >= c.health.rise || !c.enabled) && s.agent_agrees() {
                 op = self.up_state(s);
             }
         }
@@ -662,6 +760,8 @@ impl Registry {
             return;
         }
         match transition {
+            // HAProxy's `check_notify_success`: an enabled agent must agree too
+            Some(true) if !s.agent_agrees() => {}
             Some(true) => self.change(s, Some(self.up_state(s)), None, Cause::Check, Some(report)),
             Some(false) => self.change(s, Some(OpState::Stopped), None, Cause::Check, Some(report)),
             None => {}
@@ -724,7 +824,7 @@ impl Registry {
         );
     }
 
-    fn set_weight(&self, s: &Arc<Server>, text: &str) -> Result<Outcome, ApplyError> {
+    pub(super) fn set_weight(&self, s: &Arc<Server>, text: &str) -> Result<Outcome, ApplyError> {
         let p = self
             .proxy_at(s.proxy_index)
             .ok_or_else(|| ApplyError("No such backend.".into()))?;
@@ -849,7 +949,7 @@ impl Registry {
     }
 }
 
-fn check_reason(r: &CheckReport) -> String {
+pub(super) fn check_reason(r: &CheckReport) -> String {
     let mut m = format!(", reason: {}", r.result.status.desc());
     // HAProxy prints a code for every status past layer 5-7 data analysis (0 when the check
     // set none, as a tcp-check does)

@@ -4,6 +4,7 @@
 //! (checks, Runtime API, Lua) build a [`Command`] and call [`Registry::apply`], which serialises
 //! changes, publishes SERVER_* events and prints HAProxy's log lines.
 
+pub mod agent;
 pub mod check;
 mod command;
 mod gate;
@@ -26,7 +27,7 @@ pub use rate::Rate;
 pub use registry::{GlobalCounters, LookupError, Registry};
 pub use server::{CheckState, KillCause, Server, ServerCounters};
 pub use state::{AdminFlags, Cause, DnsStatus, OpState};
-pub use weight::{parse_weight, strtol};
+pub use weight::{parse_maxconn, parse_weight, strtol};
 
 /// One session start on a `cur`/`max`/`tot` triple (`scur`, `smax`, `stot`), which proxies and
 /// servers both keep: `max` never misses a peak `cur`.

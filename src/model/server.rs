@@ -189,6 +189,8 @@ pub struct Server {
     /// workers watch it to close this server's sessions.
     kill: tokio::sync::watch::Sender<(u64, KillCause)>,
     pub(super) check: Mutex<CheckState>,
+    /// The agent check (`agent-check`), apart from the health check as in HAProxy.
+    pub(super) agent: Mutex<super::agent::AgentState>,
     /// Consecutive connection failures seen by `observe layer4` (workers count them).
     passive_errors: AtomicU32,
     /// Times `error-limit` was reached since the check thread last looked: the workers only
@@ -238,6 +240,22 @@ impl Server {
             health,
             last: None,
         };
+        // HAProxy's agent: rise 1, fall 1, starting good
+        let agent = super::agent::AgentState {
+            check: CheckState {
+                configured: params.agent_check,
+                enabled: params.agent_check && !dynamic,
+                health: Health {
+                    cur: 1,
+                    rise: 1,
+                    fall: 1,
+                },
+                last: None,
+            },
+            addr: params.agent_addr,
+            port: params.agent_port.unwrap_or(0),
+            send: params.agent_send.clone(),
+        };
         let op = if admin & AdminFlags::MAINT != 0 {
             OpState::Stopped
         } else {
@@ -265,6 +283,7 @@ impl Server {
             epoch: Instant::now(),
             kill: tokio::sync::watch::channel((0, KillCause::Admin)).0,
             check: Mutex::new(check),
+            agent: Mutex::new(agent),
             passive_errors: AtomicU32::new(0),
             passive_alarms: AtomicU32::new(0),
             passive_last: AtomicU32::new(0),
@@ -442,6 +461,18 @@ impl Server {
     /// A copy of the health-check state.
     pub fn check_state(&self) -> CheckState {
         self.check.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// HAProxy's agent condition for going up: no enabled agent check, or one whose health
+    /// reached its rise.
+    pub(super) fn agent_agrees(&self) -> bool {
+        let a = self.agent.lock().unwrap_or_else(|e| e.into_inner());
+        !a.check.enabled || a.check.health.cur >= a.check.health.rise
+    }
+
+    /// A copy of the agent check's state.
+    pub fn agent_state(&self) -> super::agent::AgentState {
+        self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A receiver that changes when `shutdown sessions server` (or `on-marked-down

@@ -45,9 +45,37 @@ pub fn parse_weight(iweight: u32, text: &str) -> Result<u32, &'static str> {
     Ok(w as u32)
 }
 
+/// HAProxy's `server_parse_maxconn_change_request` text checks (harp refuses negative values):
+/// the Runtime API's `set maxconn server`, Lua's `Server:set_maxconn` and an agent's `maxconn:`.
+pub fn parse_maxconn(text: &str) -> Result<u32, &'static str> {
+    if text.is_empty() {
+        return Err("Require <maxconn>.");
+    }
+    match strtol(text) {
+        (None, _) => Err("maxconn string empty or preceded by garbage"),
+        (Some(_), rest) if !rest.is_empty() => Err("Trailing garbage in maxconn string"),
+        (Some(v), _) => u32::try_from(v).map_err(|_| "Value out of range."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maxconn_texts_follow_haproxy() {
+        assert_eq!(parse_maxconn(""), Err("Require <maxconn>."));
+        assert_eq!(
+            parse_maxconn("x"),
+            Err("maxconn string empty or preceded by garbage")
+        );
+        assert_eq!(
+            parse_maxconn("10x"),
+            Err("Trailing garbage in maxconn string")
+        );
+        assert_eq!(parse_maxconn("-1"), Err("Value out of range."));
+        assert_eq!(parse_maxconn("100"), Ok(100));
+    }
 
     #[test]
     fn weight_texts_follow_haproxy() {

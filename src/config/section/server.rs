@@ -47,6 +47,12 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "init-addr",
     "resolve-prefer",
     "cookie",
+    "agent-check",
+    "no-agent-check",
+    "agent-port",
+    "agent-inter",
+    "agent-addr",
+    "agent-send",
 ];
 
 /// HAProxy server keywords that need a feature harp does not have: refused clearly.
@@ -55,11 +61,6 @@ const UNSUPPORTED: &[&str] = &[
     "sni",
     "crt",
     "alpn",
-    "agent-check",
-    "agent-port",
-    "agent-inter",
-    "agent-addr",
-    "agent-send",
     "track",
     "redir",
     "proto",
@@ -133,6 +134,12 @@ pub(crate) fn parse_server(
             )
         })?
     };
+    if params.agent_check && params.agent_port.is_none() {
+        // HAProxy's words, and as there a fatal error
+        return Err(format!(
+            "server {name} does not have agent port. Agent check has been disabled."
+        ));
+    }
     Ok(ServerConfig {
         name: name.to_string(),
         addr,
@@ -229,6 +236,18 @@ pub(crate) fn apply_keywords(
             "maxconn" => p.maxconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
             "maxqueue" => p.maxqueue = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
             "port" => p.check_port = Some(parse_port(val()?, kw)?),
+            "agent-check" => {
+                p.agent_check = true;
+                used = 1;
+            }
+            "no-agent-check" => {
+                p.agent_check = false;
+                used = 1;
+            }
+            "agent-port" => p.agent_port = Some(parse_port(val()?, kw)?),
+            "agent-addr" => p.agent_addr = Some(parse_ip(val()?, kw)?),
+            "agent-inter" => p.agent_inter = Some(nonzero(time()?, kw)?),
+            "agent-send" => p.agent_send = Some(val()?.to_string()),
             "addr" => p.check_addr = Some(parse_ip(val()?, kw)?),
             "on-marked-down" => match val()? {
                 "shutdown-sessions" => p.shutdown_on_down = true,
