@@ -115,7 +115,7 @@ fn the_agent_steers_health_admin_state_weight_and_maxconn() {
     assert_eq!(stat_field(api, "be,s1,", "slim"), "7");
 
     agent.say("drain\n");
-    wait_status(&h, api, "DRAIN");
+    wait_status(&h, api, "DRAIN (agent)");
     // the agent keeps asking in maintenance, so it can end it
     agent.say("maint\n");
     wait_status(&h, api, "MAINT");

@@ -1866,3 +1866,79 @@ fn refused_io_uring_is_a_clear_start_error() {
         "listener left open"
     );
 }
+
+/// `rate-limit sessions` holds connections in the backlog, without refusing any, until the
+/// sliding second lets them in; `maxconnrate` and `set rate-limit` do the same process-wide.
+/// (A lower bound on time only: a slow machine makes it longer, never shorter.)
+#[test]
+fn rate_limits_hold_connections_back_and_lose_none() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    // one worker: the limit is then exact (workers check it side by side, as HAProxy's
+    // threads do, so with several a burst may pass one more)
+    let cfg = with_api(
+        &config(port, &[up.addr], "    rate-limit sessions 5\n"),
+        api,
+    )
+    .replace("nbthread 2\n", "nbthread 1\n");
+    let h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // the readiness probe above was one session already
+    let t = Instant::now();
+    let clients: Vec<_> = (0..12)
+        .map(|i| std::thread::spawn(move || echo(addr, format!("c{i}").as_bytes())))
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        assert_eq!(
+            c.join().unwrap(),
+            format!("c{i}").into_bytes(),
+            "{}",
+            h.stderr()
+        );
+    }
+    // 12 sessions (13 with the probe) at 5 per sliding second: the last wait over a second
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    let stat = common::cli(api, "show stat");
+    assert!(
+        stat.lines().any(|l| l.starts_with("px,FRONTEND,")),
+        "{stat}"
+    );
+    let header: Vec<&str> = stat.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|f| *f == "rate_lim").unwrap();
+    let fe = stat
+        .lines()
+        .find(|l| l.starts_with("px,FRONTEND,"))
+        .unwrap();
+    assert_eq!(fe.split(',').nth(col), Some("5"));
+
+    // process-wide, changed at run time
+    let replies = [
+        ("set rate-limit connections global 4", "\n"),
+        (
+            "set rate-limit sessions global -1",
+            "Value out of range.\n\n",
+        ),
+        (
+            "set rate-limit sessions global",
+            "Expects an integer value.\n\n",
+        ),
+        (
+            "set rate-limit bogus global 1",
+            "'set rate-limit' only supports :\n",
+        ),
+    ];
+    for (cmd, want) in replies {
+        assert!(common::cli(api, cmd).starts_with(want), "{cmd}");
+    }
+    let info = common::cli(api, "show info");
+    assert!(info.contains("\nConnRateLimit: 4\n"), "{info}");
+    assert_eq!(
+        common::cli(api, "set rate-limit connections global 0"),
+        "\n"
+    );
+    assert!(common::cli(api, "show info").contains("\nConnRateLimit: 0\n"));
+}

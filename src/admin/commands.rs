@@ -253,6 +253,36 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             let fe = find_frontend(x, &name)?;
             Reply::line(x.reg.stop_frontend(&fe).err().unwrap_or_default())
         }
+        // HAProxy's `cli_parse_set_ratelimit`; harp has no TLS sessions nor compression to
+        // limit, so those two limits are checked and have nothing to act on
+        AdminCommand::SetRateLimit(what, scope, v) => {
+            need(st, Admin)?;
+            let sessions = match (what.as_str(), scope.as_str()) {
+                ("connections", "global") => Some(false),
+                ("sessions", "global") => Some(true),
+                ("ssl-sessions" | "http-compression", "global") => None,
+                _ => {
+                    return Ok(Reply::text(
+                        "'set rate-limit' only supports :\n\
+                         \x20  - 'connections global' to set the per-process maximum connection rate\n\
+                         \x20  - 'sessions global' to set the per-process maximum session rate\n\
+                         \x20  - 'ssl-sessions global' to set the per-process maximum SSL session rate\n\
+                         \x20  - 'http-compression global' to set the per-process maximum compression speed in kB/s\n",
+                    ))
+                }
+            };
+            if v.is_empty() {
+                return Ok(Reply::line("Expects an integer value."));
+            }
+            let n = atoi(&v);
+            if n < 0 {
+                return Ok(Reply::line("Value out of range."));
+            }
+            if let Some(sessions) = sessions {
+                x.reg.set_rate_limit(sessions, n as u64);
+            }
+            Reply::default()
+        }
         AdminCommand::SetMaxconnOther => {
             need(st, Admin)?;
             Reply::line("'set maxconn' only supports 'frontend', 'server', and 'global'.")

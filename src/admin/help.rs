@@ -83,6 +83,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Admin,
     ),
     e(
+        "set rate-limit <setting> <value>",
+        "change a rate limiting value",
+        Admin,
+    ),
+    e(
         "set server <bk>/<srv> [opts]",
         "change a server's state, weight, address or ssl",
         Admin,

@@ -109,6 +109,8 @@ pub enum AdminCommand {
     SetMaxconnGlobal(String),
     /// `set maxconn <other>`.
     SetMaxconnOther,
+    /// `set rate-limit <what> <scope> <value>` (words as given; empty when missing).
+    SetRateLimit(String, String, String),
     /// `enable server` / `disable server`.
     EnableServer(String, bool),
     /// `enable health` / `disable health`.
@@ -271,6 +273,7 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         }
         ["set", "maxconn", "global", ..] => AdminCommand::SetMaxconnGlobal(arg(w, 3)),
         ["set", "maxconn", ..] => AdminCommand::SetMaxconnOther,
+        ["set", "rate-limit", ..] => AdminCommand::SetRateLimit(arg(w, 2), arg(w, 3), arg(w, 4)),
         [verb @ ("enable" | "disable"), what, ..] => {
             let on = *verb == "enable";
             let target = arg(w, 2);

@@ -465,7 +465,11 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     // in TCP every connection is one session
     r.set("rate", Val::U32(c.conn_rate.read()));
     r.set("rate_max", Val::U32(c.conn_rate.max()));
-    r.zeros_u32(&["rate_lim", "req_rate", "req_rate_max"]);
+    r.set(
+        "rate_lim",
+        Val::U32(u64::from(p.config.rate_limit_sessions)),
+    );
+    r.zeros_u32(&["req_rate", "req_rate_max"]);
     r.zeros_u64(&["req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp"]);
     r.set("mode", Val::Str(p.config.mode.name().into()));
     r.set("conn_rate", Val::U32(c.conn_rate.read()));
@@ -499,13 +503,17 @@ pub fn server_status(s: &Server) -> String {
     }
     let c = s.check_state();
     let enabled = c.configured && c.enabled;
+    let agent = s.agent_state().check;
     let h = c.health;
     let top = h.rise + h.fall - 1;
     match s.op_state() {
         OpState::Running | OpState::Starting => {
             let going_down = enabled && h.cur < top;
             if admin.drain() {
-                if going_down {
+                if agent.enabled {
+                    // HAProxy's SRV_STATS_STATE_DRAIN_AGENT: the agent may have said drain
+                    "DRAIN (agent)".into()
+                } else if going_down {
                     format!("DRAIN {}/{}", (h.cur + 1).saturating_sub(h.rise), h.fall)
                 } else {
                     "DRAIN".into()
@@ -526,10 +534,12 @@ pub fn server_status(s: &Server) -> String {
             }
         }
         OpState::Stopped => {
-            let a = s.agent_state().check;
-            if a.enabled && a.health.cur == 0 {
+            if agent.enabled && agent.health.cur == 0 {
                 "DOWN (agent)".into()
-            } else if enabled && h.cur > 0 {
+            } else if enabled && h.cur == 0 {
+                "DOWN".into()
+            } else if enabled || agent.enabled {
+                // going up: the health check's progress
                 format!("DOWN {}/{}", h.cur, h.rise)
             } else {
                 "DOWN".into()
@@ -994,10 +1004,10 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("PipesUsed".into(), u(ld(&g.pipes_used)), "MGP"),
         ("PipesFree".into(), u(ld(&g.pipes_free)), "MGP"),
         ("ConnRate".into(), u(g.conn_rate.read()), "MRP"),
-        ("ConnRateLimit".into(), u(0), "CLP"),
+        ("ConnRateLimit".into(), u(reg.rate_limits().0), "CLP"),
         ("MaxConnRate".into(), u(g.conn_rate.max()), "MMP"),
         ("SessRate".into(), u(g.conn_rate.read()), "MRP"),
-        ("SessRateLimit".into(), u(0), "CLP"),
+        ("SessRateLimit".into(), u(reg.rate_limits().1), "CLP"),
         ("MaxSessRate".into(), u(g.conn_rate.max()), "MMP"),
         ("SslRate".into(), u(0), "MRP"),
         ("SslRateLimit".into(), u(0), "CLP"),

@@ -60,6 +60,11 @@ pub struct Global {
     /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
     /// `ulimit -n` as HAProxy does.
     pub maxconn: Option<u32>,
+    /// `maxconnrate`: connections accepted per second, process-wide (0 = no limit); above it
+    /// the listeners wait, and connections wait in the kernel's backlog, as in HAProxy.
+    pub maxconnrate: u32,
+    /// `maxsessrate`: sessions per second, process-wide (in TCP a connection is a session).
+    pub maxsessrate: u32,
     /// `tune.pipesize`: capacity asked for each splice pipe (F_SETPIPE_SZ); `None` = harp's
     /// default (see `worker::forward::splice::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
     /// the kernel caps unprivileged users at `fs.pipe-max-size` and `fs.pipe-user-pages-soft`.
@@ -128,6 +133,8 @@ impl Default for Global {
             log_tag: None,
             nbthread: None,
             maxconn: None,
+            maxconnrate: 0,
+            maxsessrate: 0,
             pipesize: None,
             incoming_cpu: true,
             stats_sockets: Vec::new(),
@@ -839,7 +846,8 @@ pub struct ServerParams {
     pub agent_port: Option<u16>,
     /// `agent-addr`: the agent's address when it is not the server's.
     pub agent_addr: Option<IpAddr>,
-    /// `agent-inter` (unset = `inter`): time between two agent checks.
+    /// `agent-inter` (unset = 2s, HAProxy's default, whatever `inter` says): time between
+    /// two agent checks.
     pub agent_inter: Option<Duration>,
     /// `agent-send`: a string sent to the agent once connected (e.g. the service's name).
     pub agent_send: Option<String>,
@@ -1029,6 +1037,9 @@ pub struct ProxyConfig {
     pub redispatch_after: i32,
     /// `maxconn <n>` (frontend: concurrent connections; default 0 = global maxconn).
     pub maxconn: u32,
+    /// `rate-limit sessions <n>` (frontend): new sessions per second, 0 = no limit; above it
+    /// the frontend stops accepting until the rate falls again.
+    pub rate_limit_sessions: u32,
     /// `fullconn <n>` (backend; accepted, used for dynamic maxconn).
     pub fullconn: Option<u32>,
     /// `option allbackups`.
@@ -1104,6 +1115,7 @@ impl ProxyConfig {
             retries: 3,
             redispatch: false,
             redispatch_after: -1,
+            rate_limit_sessions: 0,
             maxconn: 0,
             fullconn: None,
             allbackups: false,

@@ -330,9 +330,55 @@ pub fn parse_on_off(text: &str, kw: &str) -> Result<bool, String> {
     }
 }
 
+/// C's `strtoul(text, &end, 0)` where the whole text must be read (HAProxy's `rate-limit`):
+/// decimal, `0x` hex or `0` octal; the value (saturated to 32 bits), or the first character
+/// left unread.
+pub fn parse_c_ulong(text: &str) -> Result<u32, char> {
+    let t = text.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // "0x" needs a hex digit after it; "0x" alone reads as 0 followed by the 'x'
+    let hex = (t.starts_with("0x") || t.starts_with("0X"))
+        && t[2..].starts_with(|c: char| c.is_ascii_hexdigit());
+    let (radix, start) = if hex {
+        (16, 2)
+    } else if t.starts_with('0') {
+        (8, 0)
+    } else {
+        (10, 0)
+    };
+    let digits = &t[start..];
+    let n = digits.chars().take_while(|c| c.is_digit(radix)).count();
+    let rest = &digits[n..];
+    if let Some(c) = rest.chars().next() {
+        return Err(c);
+    }
+    let v = u64::from_str_radix(&digits[..n], radix).unwrap_or(if n == 0 { 0 } else { u64::MAX });
+    // a negative number wraps as C's does; harp keeps such a limit at its maximum
+    Ok(if neg && v != 0 {
+        u32::MAX
+    } else {
+        v.min(u64::from(u32::MAX)) as u32
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn c_ulong_reads_like_strtoul() {
+        assert_eq!(parse_c_ulong("100"), Ok(100));
+        assert_eq!(parse_c_ulong("0x10"), Ok(16));
+        assert_eq!(parse_c_ulong("010"), Ok(8));
+        assert_eq!(parse_c_ulong("0"), Ok(0));
+        assert_eq!(parse_c_ulong("10k"), Err('k'));
+        assert_eq!(parse_c_ulong("0x"), Err('x'));
+        assert_eq!(parse_c_ulong("09"), Err('9'));
+    }
 
     fn t(s: &str) -> Result<u128, String> {
         parse_time(s, "timeout client").map(|d| d.as_millis())

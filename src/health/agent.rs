@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::probe::{close_silently, open, result, strerror, ProbeSpec, TCPCHK_CONNECT_STEP};
+use super::probe::{close_silently, open, result, strerror, ProbeSpec};
 use crate::model::agent::{first_line, AgentReply};
 use crate::model::{CheckResult, CheckStatus};
 
@@ -33,13 +33,9 @@ async fn exchange(spec: &ProbeSpec, send: Option<&str>, start: Instant) -> Agent
     )
     .await;
     let mut stream = match connect {
-        Err(_) => return failed(CheckStatus::L4Tout, Some(TCPCHK_CONNECT_STEP.to_string())),
-        Ok(Err(e)) => {
-            return failed(
-                CheckStatus::L4Con,
-                Some(format!("{}{TCPCHK_CONNECT_STEP}", strerror(&e))),
-            )
-        }
+        // an agent check's rules are not `tcp-check` ones: no step in these texts
+        Err(_) => return failed(CheckStatus::L4Tout, None),
+        Ok(Err(e)) => return failed(CheckStatus::L4Con, Some(strerror(&e))),
         Ok(Ok(s)) => s,
     };
     let deadline = spec.read_deadline(start, Instant::now());
@@ -59,16 +55,20 @@ async fn exchange(spec: &ProbeSpec, send: Option<&str>, start: Instant) -> Agent
                 return AgentReply::Incomplete;
             }
             match stream.read(&mut chunk).await {
-                // the rules of an agent check: connect (1), send (2), expect (3)
+                // the rules of an agent check: send (1), expect (2)
                 Ok(0) if buf.is_empty() => {
                     return failed(
                         CheckStatus::L7Rsp,
-                        Some("TCPCHK got an empty response at step 3".into()),
+                        Some("TCPCHK got an empty response at step 2".into()),
                     )
                 }
                 Ok(0) => return AgentReply::Incomplete,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return failed(CheckStatus::L7Rsp, Some(strerror(&e))),
+                // a network error counts only when nothing came before it
+                Err(e) if buf.is_empty() => {
+                    return failed(CheckStatus::SockErr, Some(strerror(&e)))
+                }
+                Err(_) => return AgentReply::Incomplete,
             }
         }
     };

@@ -134,17 +134,18 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
     }
 }
 
-/// Asks a server's agent forever, every `agent-inter` (else `inter`) with `spread-checks`
+/// Asks a server's agent forever, every `agent-inter` (default 2s) with `spread-checks`
 /// jitter; the first time at a random point of it at start-up, as health checks.
 async fn agent_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_first: bool) {
     let Some(proxy) = reg.proxy_at(srv.proxy_index).cloned() else {
         return;
     };
     let spread = reg.global().spread_checks.min(50);
+    // HAProxy's default agent interval is its own 2s, whatever `inter` says
     let inter = srv
         .params
         .agent_inter
-        .unwrap_or(srv.params.inter)
+        .unwrap_or(Duration::from_secs(2))
         .max(Duration::from_millis(1));
     rng = splitmix(rng);
     if spread_first {
@@ -161,7 +162,15 @@ async fn agent_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
             return;
         }
         let spec = ProbeSpec {
-            addr: SocketAddr::new(a.addr.unwrap_or(srv.addr().ip()), a.port),
+            // port 0 (set at run time): the server's own, as in HAProxy
+            addr: SocketAddr::new(
+                a.addr.unwrap_or(srv.addr().ip()),
+                if a.port == 0 {
+                    srv.addr().port()
+                } else {
+                    a.port
+                },
+            ),
             kind: crate::config::CheckKind::Tcp,
             inter,
             timeout_connect: proxy.config.timeouts.connect,

@@ -100,7 +100,10 @@ pub fn parse_reply(line: &str) -> AgentWords<'_> {
             w.admin = Some(word);
         } else if word.starts_with(|c: char| c.is_ascii_digit()) && word.contains('%') {
             w.weight = Some(word);
-        } else if word.len() >= 8 && word[..8].eq_ignore_ascii_case("maxconn:") {
+        } else if word
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("maxconn:"))
+        {
             w.maxconn = Some(&word[8..]);
         } else if w.error.is_none() {
             w.error = Some(word);
@@ -144,15 +147,38 @@ impl Registry {
         let line = match reply {
             AgentReply::Failed(result) => return self.agent_report(s, result),
             AgentReply::Incomplete => {
-                let mut a = s.agent.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(last) = &mut a.check.last {
-                    last.result.info = Some("Ignoring incomplete line from agent".into());
-                }
-                return;
+                // HAProxy sets the status it had again, with this description
+                let prev = s.agent_state().check.status();
+                return self.agent_report(
+                    s,
+                    CheckResult {
+                        status: prev,
+                        duration_ms,
+                        info: Some("Ignoring incomplete line from agent".into()),
+                        code: prev.has_code().then_some(0),
+                        agent: true,
+                    },
+                );
             }
             AgentReply::Line(line) => line,
         };
         let w = parse_reply(&line);
+        // the health word moves the health check's counter while the line is read, before
+        // the admin word (leaving maintenance then starts it again at `rise`)
+        let mut status = CheckStatus::Checked;
+        if let Some(up) = w.says_up() {
+            let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
+            c.health.cur = if up {
+                c.health.rise + c.health.fall - 1
+            } else {
+                0
+            };
+            status = if up {
+                CheckStatus::L7Ok
+            } else {
+                CheckStatus::L7Sts
+            };
+        }
         if let Some(word) = w.admin {
             // HAProxy's srv_adm_set_drain/maint/ready: set one flag, then clear the other
             let (set, clear) = if word.eq_ignore_ascii_case("drain") {
@@ -186,20 +212,6 @@ impl Registry {
                 }
             }
         }
-        let mut status = CheckStatus::Checked;
-        if let Some(up) = w.says_up() {
-            let mut c = s.check.lock().unwrap_or_else(|e| e.into_inner());
-            c.health.cur = if up {
-                c.health.rise + c.health.fall - 1
-            } else {
-                0
-            };
-            status = if up {
-                CheckStatus::L7Ok
-            } else {
-                CheckStatus::L7Sts
-            };
-        }
         let info = reply_info(&w, warning.as_deref());
         self.agent_report(
             s,
@@ -219,14 +231,18 @@ impl Registry {
     fn agent_report(&self, s: &Arc<Server>, result: CheckResult) {
         let status = result.status;
         let outcome = status.outcome();
-        let (report, last, health) = {
+        let (report, last, health, fell) = {
             let mut a = s.agent.lock().unwrap_or_else(|e| e.into_inner());
+            // HAProxy reports a new status as well as a health that moved; a neutral result
+            // (no health word) only records its status
+            let mut changed = a.check.status() != status && outcome != CheckOutcome::Neutral;
+            let mut fell = false;
             let h = &mut a.check.health;
             let top = h.rise + h.fall - 1;
-            let mut changed = false;
             match outcome {
                 CheckOutcome::Failed if status.has_code() && h.cur > 0 => {
                     changed = true;
+                    fell = true;
                     h.cur -= 1;
                     if h.cur < h.rise {
                         h.cur = 0;
@@ -248,12 +264,15 @@ impl Registry {
             };
             a.check.last = Some(report.clone());
             let health = a.check.health;
-            (changed.then(|| report.clone()), report, health)
+            (changed.then(|| report.clone()), report, health, fell)
         };
+        if fell {
+            s.counters.chkfail.fetch_add(1, Ordering::Relaxed);
+        }
         if matches!(outcome, CheckOutcome::Passed | CheckOutcome::CondPass) {
             s.clear_passive_errors();
         }
-        // events and logs only when the agent's health moved; the verdict below, every time
+        // events and logs only for a new status or health; the verdict below, every time
         if let Some(r) = &report {
             self.agent_reported(s, r);
         }
@@ -276,13 +295,10 @@ impl Registry {
         }
     }
 
-    /// An agent result that moved its health: `chkfail`, the SERVER_CHECK event, and with
+    /// An agent result with a new status or health: the SERVER_CHECK event, and with
     /// `option log-health-checks` HAProxy's `Agent check for server ...` line.
     fn agent_reported(&self, s: &Arc<Server>, report: &CheckReport) {
         let (outcome, health) = (report.outcome, report.health);
-        if outcome == CheckOutcome::Failed {
-            s.counters.chkfail.fetch_add(1, Ordering::Relaxed);
-        }
         self.publish(s, EventType::ServerCheck, EventData::Check(report.clone()));
         if let Some(p) = self.proxy_at(s.proxy_index) {
             if p.config.log_health_checks {
@@ -430,6 +446,9 @@ mod tests {
         assert_eq!(w.says_up(), Some(false));
         let w = parse_reply("UP");
         assert_eq!(w.says_up(), Some(true));
+        // a character across the 8th byte is a word like any other (no slicing inside it)
+        let w = parse_reply("abcdefg\u{e9} MAXCONN:5 \u{fffd}\u{fffd}\u{fffd}");
+        assert_eq!((w.error, w.maxconn), (Some("abcdefg\u{e9}"), Some("5")));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Milliseconds since the first call, on the monotonic clock shared by every counter.
 fn now_ms() -> u64 {
@@ -67,19 +67,37 @@ impl Rate {
         }
     }
 
+    /// HAProxy's `next_event_delay`: how long until one more event fits under `limit` per
+    /// second (zero when one fits now), as the sliding window lets older events out.
+    pub fn next_event_delay(&self, limit: u64) -> Duration {
+        if limit == 0 {
+            return Duration::ZERO;
+        }
+        let total = self.total_at(now_ms());
+        let room = limit * 1000;
+        if total < room {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(((total - room) / limit).max(1))
+    }
+
     fn read_at(&self, now: u64) -> u64 {
+        self.total_at(now) / 1000
+    }
+
+    /// The events in the one-second window that ends at `now`, in thousandths: the current
+    /// second's count, plus the previous second's weighted by its share of the window.
+    fn total_at(&self, now: u64) -> u64 {
         let (s, ms) = (now / 1000, now % 1000);
         let sec = self.sec.load(Ordering::Relaxed);
         let (curr, prev) = (
             self.curr.load(Ordering::Relaxed),
             self.prev.load(Ordering::Relaxed),
         );
-        // the previous second's share of the sliding window that ends now
-        let part = |n: u64| n * (1000 - ms) / 1000;
         if s == sec {
-            curr + part(prev)
+            curr * 1000 + prev * (1000 - ms)
         } else if s == sec + 1 {
-            part(curr)
+            curr * (1000 - ms)
         } else {
             0
         }
@@ -106,6 +124,20 @@ mod tests {
         assert_eq!(r.read_at(13_100), 0);
         r.rotate(13);
         assert_eq!(r.read_at(13_100), 0, "a gap of a second empties the window");
+    }
+
+    #[test]
+    fn the_next_event_waits_for_the_window_to_slide() {
+        let r = Rate::default();
+        assert_eq!(r.next_event_delay(10), Duration::ZERO);
+        for _ in 0..10 {
+            r.hit();
+        }
+        let d = r.next_event_delay(10);
+        assert!(d >= Duration::from_millis(1), "{d:?}");
+        assert!(d <= Duration::from_millis(1000), "{d:?}");
+        assert_eq!(r.next_event_delay(11), Duration::ZERO);
+        assert_eq!(r.next_event_delay(0), Duration::ZERO);
     }
 
     #[test]

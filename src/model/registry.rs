@@ -87,6 +87,10 @@ pub struct Registry {
     maxconn: AtomicU64,
     /// The fds planned for, as HAProxy counts them (`Maxsock`).
     maxsock: u64,
+    /// `maxconnrate` now (`set rate-limit connections global` changes it; 0 = none).
+    conn_rate_limit: AtomicU64,
+    /// `maxsessrate` now (`set rate-limit sessions global`; 0 = none).
+    sess_rate_limit: AtomicU64,
     /// Sockets for what the control side logs to `log` targets (server state changes, health
     /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
@@ -150,6 +154,10 @@ impl Registry {
             proxies.push(Arc::new(proxy));
         }
         let threads = nbthread(&config.global) as u64;
+        let rates = (
+            u64::from(config.global.maxconnrate),
+            u64::from(config.global.maxsessrate),
+        );
         let listeners: usize = config
             .proxies
             .iter()
@@ -182,6 +190,8 @@ impl Registry {
             hard_maxconn,
             maxconn: AtomicU64::new(hard_maxconn),
             maxsock,
+            conn_rate_limit: AtomicU64::new(rates.0),
+            sess_rate_limit: AtomicU64::new(rates.1),
         })
     }
 
@@ -216,6 +226,26 @@ impl Registry {
         self.maxconn.store(v, Ordering::Relaxed);
         self.counters.accept_gate.open();
         Ok(())
+    }
+
+    /// The process-wide limits on new connections and sessions per second (`ConnRateLimit`,
+    /// `SessRateLimit`; 0 = none), which the listeners obey.
+    pub fn rate_limits(&self) -> (u64, u64) {
+        (
+            self.conn_rate_limit.load(Ordering::Relaxed),
+            self.sess_rate_limit.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `set rate-limit connections|sessions global <n>`: listeners waiting on the old limit
+    /// look again within a second.
+    pub fn set_rate_limit(&self, sessions: bool, v: u64) {
+        let l = if sessions {
+            &self.sess_rate_limit
+        } else {
+            &self.conn_rate_limit
+        };
+        l.store(v, Ordering::Relaxed);
     }
 
     /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until

@@ -252,7 +252,8 @@ impl Server {
                 },
                 last: None,
             },
-            addr: params.agent_addr,
+            // `addr` moves the agent too, unless `agent-addr` says where it is
+            addr: params.agent_addr.or(params.check_addr),
             port: params.agent_port.unwrap_or(0),
             send: params.agent_send.clone(),
         };

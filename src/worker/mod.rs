@@ -394,8 +394,28 @@ fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
     fe.counters.conn_rate.hit();
 }
 
+/// How long the listeners must wait before the next connection: `maxconnrate`, `maxsessrate`
+/// (a connection is a session in TCP) and the frontend's `rate-limit sessions`, as HAProxy's
+/// `listener_accept` checks them; `None` when one may come now. A few loads when no limit is
+/// set.
+fn rate_wait(reg: &Registry, fe: &Proxy) -> Option<Duration> {
+    let (conns, sess) = reg.rate_limits();
+    let fe_limit = u64::from(fe.config.rate_limit_sessions);
+    if conns == 0 && sess == 0 && fe_limit == 0 {
+        return None;
+    }
+    let gc = &reg.counters;
+    let wait = gc
+        .conn_rate
+        .next_event_delay(conns)
+        .max(gc.conn_rate.next_event_delay(sess))
+        .max(fe.counters.conn_rate.next_event_delay(fe_limit));
+    // a limit raised at run time is seen within a second
+    (!wait.is_zero()).then(|| wait.min(Duration::from_secs(1)))
+}
+
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
-/// excess connections in the kernel backlog, as HAProxy does.
+/// excess connections in the kernel backlog, as HAProxy does, and so do the rate limits.
 async fn accept_loop<R: Rt>(
     ctx: Rc<Ctx>,
     fe: Arc<Proxy>,
@@ -424,6 +444,13 @@ async fn accept_loop<R: Rt>(
     loop {
         if *stop.borrow_and_update() != RUN || fe.stopped.load(Ordering::Relaxed) {
             break;
+        }
+        if let Some(wait) = rate_wait(&ctx.reg, &fe) {
+            tokio::select! {
+                _ = R::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         }
         let paused = fe.paused.load(Ordering::Relaxed);
         let got_global = !paused && reserve(&gc.cur_conns, ctx.reg.maxconn()).is_some();

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 pub(crate) const KEYWORDS: &[&str] = &[
     "nbthread",
     "maxconn",
+    "maxconnrate",
+    "maxsessrate",
     "tune.pipesize",
     "tune.listener.incoming-cpu",
     "stats",
@@ -320,7 +322,16 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             }
             no_more(words, 1)
         }
-        "maxconnrate" | "maxsessrate" | "maxsslrate" | "maxpipes-per-thread" => {
+        "maxconnrate" | "maxsessrate" => {
+            let v = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
+            if kw == "maxconnrate" {
+                g.maxconnrate = v;
+            } else {
+                g.maxsessrate = v;
+            }
+            no_more(words, 2)
+        }
+        "maxsslrate" | "maxpipes-per-thread" => {
             arg(words, 1, "an integer")?;
             ctx.warn(format!(
                 "'{kw}' is not supported by harp; no rate limit is applied."
@@ -540,10 +551,7 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("'cpu-map' has no effect")));
-        assert!(cfg
-            .warnings
-            .iter()
-            .any(|w| w.contains("no rate limit is applied")));
+        assert_eq!(g.maxconnrate, 100);
     }
 
     #[test]

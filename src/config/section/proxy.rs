@@ -86,7 +86,6 @@ const UNSUPPORTED: &[&str] = &[
     "persist",
     "force-persist",
     "ignore-persist",
-    "rate-limit",
     "filter",
     "external-check",
 ];
@@ -425,6 +424,30 @@ pub(crate) fn parse(
             }
             p.maxconn = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
             no_more(words, 2)
+        }
+        "rate-limit" => {
+            let what = words.get(1).map(String::as_str).unwrap_or("");
+            if what != "sessions" {
+                return Err(format!("'{kw}' only supports 'sessions' (got '{what}')"));
+            }
+            let Some(v) = words.get(2) else {
+                return Err(format!(
+                    "'{kw} {what}' expects expects an integer value (in sessions/second)"
+                ));
+            };
+            let n = crate::config::units::parse_c_ulong(v).map_err(|c| {
+                format!("'{kw} {what}' : unexpected character '{c}' in integer value '{v}'")
+            })?;
+            if !p.cap.frontend && kind(p) != "defaults" {
+                ctx.warn(format!(
+                    "{kw} {what} will be ignored because {} '{}' has no frontend capability",
+                    kind(p),
+                    p.name
+                ));
+                return Ok(());
+            }
+            p.rate_limit_sessions = n;
+            no_more(words, 3)
         }
         "fullconn" => {
             if lacks(p, false, kw, ctx) {
@@ -1244,6 +1267,36 @@ mod tests {
         BalanceAlgo, CheckKind, HashType, Keepalive, LogTarget, Splice, SpliceMode,
     };
     use std::time::Duration;
+
+    #[test]
+    fn rate_limit_sessions() {
+        let cfg = ok("defaults\n rate-limit sessions 0x10\n\
+             frontend fe\n bind 127.0.0.1:9\n default_backend be\n\
+             frontend fe2\n bind 127.0.0.1:10\n rate-limit sessions 5\n default_backend be\n\
+             backend be\n rate-limit sessions 7\n server s 127.0.0.1:1\n");
+        assert_eq!(cfg.proxy("fe", false).unwrap().rate_limit_sessions, 16);
+        assert_eq!(cfg.proxy("fe2", false).unwrap().rate_limit_sessions, 5);
+        assert!(cfg.warnings.iter().any(|w| w.contains(
+            "rate-limit sessions will be ignored because backend 'be' has no frontend capability"
+        )));
+        for (line, want) in [
+            (
+                "rate-limit conns 5",
+                "'rate-limit' only supports 'sessions' (got 'conns')",
+            ),
+            (
+                "rate-limit sessions",
+                "'rate-limit sessions' expects expects an integer value (in sessions/second)",
+            ),
+            (
+                "rate-limit sessions 10k",
+                "'rate-limit sessions' : unexpected character 'k' in integer value '10k'",
+            ),
+        ] {
+            let e = err(&format!("frontend fe\n bind 127.0.0.1:9\n {line}\n"));
+            assert!(e.contains("t.cfg:3") && e.contains(want), "{e}");
+        }
+    }
 
     #[test]
     fn every_proxy_keyword() {
