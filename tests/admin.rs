@@ -1025,7 +1025,7 @@ fn server_states_come_back_from_the_state_file() {
         dir.path().join("states"),
         "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
          3 be 1 s1 127.0.0.1 0 1 1 1 5 1 0 0 0 0 0 0 - 1 - 0 0 - - 0\n\
-         3 be 2 s2 127.0.0.1 2 0 40 1 5 1 0 0 0 0 0 0 - 2 - 0 0 - - 0\n\
+         3 be 2 s2 127.0.0.1 2 0 40 1 5 1 0 0 2 18 0 0 - 2 - 0 0 - - 0\n\
          3 be 3 gone 127.0.0.1 2 0 1 1 5 1 0 0 0 0 0 0 - 3 - 0 0 - - 0\n\
          3 be 4 s3 127.0.0.1 2 0 40 1 5 1 0 0 0 0 0 0 - 4 - 0 0 - - 0\n\
          3 be 5 s4 127.0.0.1 2 999 1 1 5 1 0 0 0 0 0 0 - 5 - 0 0 - - 0\n\
@@ -1035,7 +1035,7 @@ fn server_states_come_back_from_the_state_file() {
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n    server-state-base {}\n    server-state-file states\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    load-server-state-from-file global\n\
-         backend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2\n    server s3 127.0.0.1:4 weight 10\n    server s4 127.0.0.1:5\n    server s5 app.harp.invalid:6 init-addr last,none\n\
+         backend be\n    server s1 127.0.0.1:1\n    server s2 127.0.0.1:2 check agent-check agent-port 9\n    server s3 127.0.0.1:4 weight 10\n    server s4 127.0.0.1:5\n    server s5 app.harp.invalid:6 init-addr last,none\n\
          backend other\n    load-server-state-from-file local\n    server o1 127.0.0.1:3\n",
         dir.path().display()
     );
@@ -1054,6 +1054,12 @@ fn server_states_come_back_from_the_state_file() {
     assert_eq!(row("s1")[6], "1", "s1 stays in forced maintenance: {state}");
     assert_eq!(row("s2")[7], "40", "s2 keeps its weight: {state}");
     assert_eq!(common::cli(api, "get weight be/s2"), "40 (initial 1)\n\n");
+    // `disable health` and `disable agent` outlive the restart
+    assert_eq!(
+        (row("s2")[13].as_str(), row("s2")[14].as_str()),
+        ("2", "18"),
+        "{state}"
+    );
     // the configuration's weight changed since the file was written: it wins
     assert_eq!(common::cli(api, "get weight be/s3"), "10 (initial 10)\n\n");
     assert_eq!(row("s4")[6], "0", "an invalid line is not applied: {state}");

@@ -24,6 +24,10 @@ struct SavedServer {
     /// while the configuration still says the same, so an edited weight wins (HAProxy's rule).
     iweight: u32,
     port: Option<u16>,
+    /// `srv_check_state` and `srv_agent_state` (0 when the line stops before them): only a
+    /// check configured but disabled (`disable health|agent`) is carried over, as in HAProxy.
+    check_state: u32,
+    agent_state: u32,
 }
 
 /// A server line whose values are out of range: HAProxy skips it with
@@ -96,6 +100,8 @@ fn parse(text: &str) -> Result<Vec<Result<SavedServer, BadLine>>, String> {
                 port: num(18)
                     .and_then(|p| u16::try_from(p).ok())
                     .filter(|p| *p > 0),
+                check_state: num(13).unwrap_or(0) as u32,
+                agent_state: num(14).unwrap_or(0) as u32,
             }),
             false => Err(BadLine {
                 backend: f[1].to_string(),
@@ -270,6 +276,21 @@ fn apply(reg: &Registry, s: &std::sync::Arc<super::Server>, line: &SavedServer) 
             cause: Cause::Config,
         });
     }
+    // HAProxy carries over one thing of the checks: `disable health|agent` (configured, not
+    // enabled)
+    let disabled = |st: u32| st & 0x02 != 0 && st & 0x04 == 0;
+    if disabled(line.check_state) && s.check_state().configured {
+        let _ = reg.apply(Command::SetCheckEnabled {
+            server: s.clone(),
+            enabled: false,
+        });
+    }
+    if disabled(line.agent_state) && s.agent_state().check.configured {
+        let _ = reg.apply(Command::SetAgentEnabled {
+            server: s.clone(),
+            enabled: false,
+        });
+    }
     if line.iweight == s.iweight() && line.uweight != s.uweight() {
         let _ = reg.apply(Command::SetWeight {
             server: s.clone(),
@@ -285,7 +306,7 @@ mod tests {
     #[test]
     fn state_lines_parse_as_show_servers_state_writes_them() {
         let text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
-                    3 test 1 webserver1 127.0.0.1 0 1 50 1 12 6 3 0 6 0 0 0 - 29081 - 0 0 - - 0\n";
+                    3 test 1 webserver1 127.0.0.1 0 1 50 1 12 6 3 0 2 22 0 0 - 29081 - 0 0 - - 0\n";
         let s = parse(text).unwrap();
         assert_eq!(
             s,
@@ -298,6 +319,8 @@ mod tests {
                 uweight: 50,
                 iweight: 1,
                 port: Some(29081),
+                check_state: 2,
+                agent_state: 22,
             })]
         );
         assert!(parse("2\n").is_err());
