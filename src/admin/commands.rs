@@ -379,6 +379,9 @@ fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
             })
         }
         SetServer::Health(w) => {
+            if s.tracked().is_some() {
+                return Reply::line("cannot change health on a tracking server.");
+            }
             let health = match w.as_str() {
                 "up" => ForcedHealth::Up,
                 "stopping" => ForcedHealth::Stopping,

@@ -498,12 +498,18 @@ pub fn server_status(s: &Server) -> String {
     if admin.0 & crate::model::AdminFlags::RMAINT != 0 {
         return "MAINT (resolution)".into();
     }
+    if let (true, Some(t)) = (admin.has(crate::model::AdminFlags::IMAINT), s.tracked()) {
+        return format!("MAINT (via {}/{})", t.proxy_name, t.name);
+    }
     if admin.maint() {
         return "MAINT".into();
     }
-    let c = s.check_state();
+    // a tracking server shows the checks at the end of its chain, with its own state
+    let (c, agent) = match s.track_ref() {
+        Some(r) => (r.check_state(), r.agent_state().check),
+        None => (s.check_state(), s.agent_state().check),
+    };
     let enabled = c.configured && c.enabled;
-    let agent = s.agent_state().check;
     let h = c.health;
     let top = h.rise + h.fall - 1;
     match s.op_state() {
@@ -600,6 +606,9 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
     r.set("sid", Val::U32(s.puid as u64));
     r.set("lbtot", Val::U64(ld(&c.lbtot)));
     r.set("type", Val::U32(2));
+    if let Some(t) = s.tracked() {
+        r.set("tracked", Val::Str(format!("{}/{}", t.proxy_name, t.name)));
+    }
     r.set("rate", Val::U32(c.sess_rate.read()));
     r.set("rate_max", Val::U32(c.sess_rate.max()));
     if enabled {

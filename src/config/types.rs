@@ -851,6 +851,9 @@ pub struct ServerParams {
     pub agent_inter: Option<Duration>,
     /// `agent-send`: a string sent to the agent once connected (e.g. the service's name).
     pub agent_send: Option<String>,
+    /// `track [<backend>/]<server>`: this server takes the state of another one (checked
+    /// there, once), e.g. the same machine in two backends.
+    pub track: Option<String>,
 }
 
 impl ServerParams {
@@ -935,6 +938,7 @@ impl Default for ServerParams {
             agent_addr: None,
             agent_inter: None,
             agent_send: None,
+            track: None,
         }
     }
 }

@@ -20,6 +20,7 @@ pub(super) fn run(p: &mut Parser) {
     http_mode_left(p);
     tls_checks(p);
     server_resolvers(p);
+    tracks(p);
     duplicates(p);
     references(p);
     frontends_need_binds(p);
@@ -210,6 +211,79 @@ fn server_resolvers(p: &mut Parser) {
                             px.name, s.name
                         ),
                     ));
+                }
+            }
+        }
+    }
+    for (loc, msg) in errors {
+        err(p, &loc, msg);
+    }
+}
+
+/// `track [<backend>/]<server>`: where it points must exist and be checked (by a health or
+/// agent check, or by tracking in turn), without a loop: HAProxy's `srv_apply_track` texts.
+fn tracks(p: &mut Parser) {
+    let cfg = &p.cfg;
+    // the server a `track` value names, seen from proxy `px`
+    let find = |px: &str, t: &str| -> Result<(usize, usize), String> {
+        let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
+        let pi = cfg
+            .proxies
+            .iter()
+            .position(|q| q.name == be && q.cap.backend)
+            .ok_or_else(|| format!("unable to find required proxy '{be}' for tracking."))?;
+        let si = cfg.proxies[pi]
+            .servers
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| format!("unable to find required server '{name}' for tracking."))?;
+        Ok((pi, si))
+    };
+    let mut errors = Vec::new();
+    for (pi, px) in cfg.proxies.iter().enumerate() {
+        for (si, s) in px.servers.iter().enumerate() {
+            let Some(t) = &s.params.track else { continue };
+            let fail = |m: String| {
+                (
+                    s.location.clone(),
+                    format!("'server {}/{}' : {m}", px.name, s.name),
+                )
+            };
+            let (tp, ts) = match find(&px.name, t) {
+                Ok(x) => x,
+                Err(m) => {
+                    errors.push(fail(m));
+                    continue;
+                }
+            };
+            let target = &cfg.proxies[tp].servers[ts];
+            let tname = format!("{}/{}", cfg.proxies[tp].name, target.name);
+            let tp_ = &target.params;
+            if !tp_.check && !tp_.agent_check && tp_.track.is_none() {
+                errors.push(fail(format!(
+                    "unable to use {tname} for tracking as it does not have any check nor agent enabled."
+                )));
+                continue;
+            }
+            // follow the chain: back to this server is a loop
+            let mut at = (tp, ts);
+            for _ in 0..=cfg.proxies.iter().map(|q| q.servers.len()).sum::<usize>() {
+                if at == (pi, si) {
+                    errors.push(fail(format!(
+                        "unable to track {tname} as it belongs to a tracking chain looping back to {}/{}.",
+                        cfg.proxies[tp].name, s.name
+                    )));
+                    break;
+                }
+                let here = &cfg.proxies[at.0];
+                match here.servers[at.1]
+                    .params
+                    .track
+                    .as_ref()
+                    .map(|n| find(&here.name, n))
+                {
+                    Some(Ok(next)) => at = next,
+                    _ => break,
                 }
             }
         }
@@ -433,6 +507,47 @@ mod tests {
         assert!(e.contains("[t.cfg:3] : listen 'a'"), "{e}");
         // A frontend and a backend may share a name.
         ok("frontend www\n bind :1\n default_backend www\n timeout client 1s\nbackend www\n");
+    }
+
+    #[test]
+    fn tracks_are_checked_as_haproxy_checks_them() {
+        let cfg = ok(
+            "backend a\n server s1 127.0.0.1:1 check\n server s2 127.0.0.1:2 track s1\n\
+             backend b\n server s1 127.0.0.1:1 track a/s2\n",
+        );
+        assert_eq!(
+            cfg.proxies[1].servers[0].params.track.as_deref(),
+            Some("a/s2")
+        );
+        for (text, want) in [
+            (
+                "backend a\n server s1 127.0.0.1:1 track nope/s1\n",
+                "[t.cfg:2] : 'server a/s1' : unable to find required proxy 'nope' for tracking.",
+            ),
+            (
+                "backend a\n server s1 127.0.0.1:1 track s9\n",
+                "unable to find required server 's9' for tracking.",
+            ),
+            (
+                "backend a\n server s1 127.0.0.1:1\n server s2 127.0.0.1:1 track s1\n",
+                "unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
+            ),
+            (
+                "backend a\n server s1 127.0.0.1:1 track s2\n server s2 127.0.0.1:1 track s1\n",
+                "unable to track a/s1 as it belongs to a tracking chain looping back to a/s2.",
+            ),
+            (
+                "backend a\n server s1 127.0.0.1:1 check track s2\n",
+                "unable to enable checks and tracking at the same time!",
+            ),
+            (
+                "backend a\n server s1 127.0.0.1:1 track\n",
+                "'track' expects [<proxy>/]<server> as argument.",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -247,11 +247,14 @@ impl UserData for LServer {
         ] {
             m.add_method(name, move |_, this, ()| {
                 live!(this);
-                apply(Command::SetHealth {
-                    server: this.0.clone(),
-                    health,
-                    cause: Cause::Lua,
-                })?;
+                // HAProxy forces nothing on a tracking server
+                if this.0.tracked().is_none() {
+                    apply(Command::SetHealth {
+                        server: this.0.clone(),
+                        health,
+                        cause: Cause::Lua,
+                    })?;
+                }
                 Ok(Value::Nil)
             });
         }
@@ -278,11 +281,20 @@ impl UserData for LServer {
                 Ok(Value::Nil)
             });
         }
-        // harp has no `track` yet.
-        m.add_method("tracking", |_, _this, ()| Ok(Value::Nil));
+        m.add_method("tracking", |lua, this, ()| {
+            live!(this);
+            match this.0.tracked() {
+                Some(t) => lua.create_userdata(LServer(t.clone())).map(Value::UserData),
+                None => Ok(Value::Nil),
+            }
+        });
         m.add_method("get_trackers", |lua, this, ()| {
             live!(this);
-            lua.create_table().map(Value::Table)
+            let t = lua.create_table()?;
+            for (i, s) in this.0.trackers().into_iter().enumerate() {
+                t.set(i + 1, LServer(s))?;
+            }
+            Ok(Value::Table(t))
         });
         m.add_meta_method("__tostring", |_, this, ()| {
             Ok(format!("Server {}/{}", this.0.proxy_name, this.0.name))

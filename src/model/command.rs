@@ -518,7 +518,12 @@ impl Registry {
                 c.health.cur = c.health.rise;
             }
             if (c.health.cur >= c.health.rise || !c.enabled) && s.agent_agrees() {
-                op = self.up_state(s);
+                // a tracker follows what it tracks: down stays down, stopping stops
+                op = match s.tracked().map(|t| t.op_state()) {
+                    Some(OpState::Stopped) => OpState::Stopped,
+                    Some(OpState::Stopping) => OpState::Stopping,
+                    _ => self.up_state(s),
+                };
             }
         }
         if !admin_changed && op == old_op {
@@ -588,6 +593,40 @@ impl Registry {
             self.publish(s, EventType::ServerState, data);
         }
         self.log_change(s, old_op, op, old_admin, admin, cause, check.as_ref());
+        self.propagate(s, old_op != op, admin_changed, cause);
+    }
+
+    /// `track`: what changed on `s` reaches the servers tracking it, depth first, newest
+    /// first, after `s`'s own events and lines (HAProxy's recursion in `srv_set_*` and
+    /// `srv_set_admin_flag`): maintenance and drain as IMAINT/IDRAIN, with the same cause;
+    /// DOWN, UP and stopping as they are (a tracker in maintenance stays there).
+    fn propagate(&self, s: &Arc<Server>, op_changed: bool, admin_changed: bool, cause: Cause) {
+        if !op_changed && !admin_changed {
+            return;
+        }
+        let (op, admin) = (s.op_state(), s.admin());
+        for t in s.trackers() {
+            if admin_changed {
+                let mut n = t.admin().0 & !(AdminFlags::IMAINT | AdminFlags::IDRAIN);
+                if admin.maint() {
+                    n |= AdminFlags::IMAINT;
+                }
+                if admin.drain() {
+                    n |= AdminFlags::IDRAIN;
+                }
+                if n != t.admin().0 {
+                    self.change(&t, None, Some(AdminFlags(n)), cause, None);
+                }
+            }
+            if op_changed && !t.admin().maint() {
+                let want = match op {
+                    OpState::Stopped => OpState::Stopped,
+                    OpState::Stopping => OpState::Stopping,
+                    OpState::Running | OpState::Starting => self.up_state(&t),
+                };
+                self.change(&t, Some(want), None, Cause::Track, None);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -629,6 +668,13 @@ impl Registry {
             _ => String::new(),
         };
         let entering_maint = !old_admin.maint() && admin.maint();
+        // `track`: HAProxy names the tracked server in a tracker's lines, unless the change
+        // was forced on the tracker itself
+        let via = s
+            .tracked()
+            .map(|t| format!(" via {}/{}", t.proxy_name, t.name))
+            .unwrap_or_default();
+        let via_unless = |flag: u8| if admin.has(flag) { "" } else { via.as_str() };
         let leaving_maint = old_admin.maint() && !admin.maint();
         // (severity for the proxy's log targets, the line; stderr adds a prefix of its own)
         let said = if entering_maint {
@@ -640,18 +686,20 @@ impl Registry {
                     Cause::Dns(st) if admin.has(AdminFlags::RMAINT) => format!(" ({})", st.text()),
                     _ => String::new(),
                 };
+                let v = via_unless(AdminFlags::FMAINT);
                 Some((
                     severity,
-                    format!("{who} {id} is going DOWN for maintenance{why}. {left}"),
+                    format!("{who} {id} is going DOWN for maintenance{why}{v}. {left}"),
                 ))
             } else {
                 let why = match cause {
                     Cause::Dns(st) if admin.has(AdminFlags::RMAINT) => format!(" ({})", st.text()),
                     _ => String::new(),
                 };
+                let v = via_unless(AdminFlags::FMAINT);
                 Some((
                     NOTICE,
-                    format!("{who} {id} was DOWN and now enters maintenance{why}."),
+                    format!("{who} {id} was DOWN and now enters maintenance{why}{v}."),
                 ))
             }
         } else if leaving_maint {
@@ -663,25 +711,34 @@ impl Registry {
                     if op.is_up() { "UP" } else { "DOWN" },
                     if admin.drain() { "DRAIN" } else { "READY" }
                 ),
-                _ => format!("{who} {id} is {st} (leaving forced maintenance)."),
+                _ if old_admin.has(AdminFlags::FMAINT) => {
+                    format!("{who} {id} is {st} (leaving forced maintenance).")
+                }
+                _ => format!("{who} {id} is {st} (leaving maintenance)."),
             };
             Some((NOTICE, line))
         } else if !old_admin.drain() && admin.drain() {
-            Some((NOTICE, format!("{who} {id} enters drain state. {online}")))
-        } else if old_admin.drain() && !admin.drain() {
-            let st = if op.is_up() { "UP" } else { "DOWN" };
+            let v = via_unless(AdminFlags::FDRAIN);
             Some((
                 NOTICE,
-                format!("{who} {id} is {st} (leaving forced drain)."),
+                format!("{who} {id} enters drain state{v}. {online}"),
             ))
+        } else if old_admin.drain() && !admin.drain() {
+            let st = if op.is_up() { "UP" } else { "DOWN" };
+            let line = if old_admin.has(AdminFlags::FDRAIN) {
+                format!("{who} {id} is {st} (leaving forced drain).")
+            } else {
+                format!("{who} {id} is {st} (leaving drain){via}.")
+            };
+            Some((NOTICE, line))
         } else if old_op.is_up() && !op.is_up() {
             let was_stopping = old_op == OpState::Stopping || old_admin.drain();
             let severity = if was_stopping { NOTICE } else { ALERT };
-            Some((severity, format!("{who} {id} is DOWN{why}. {left}")))
+            Some((severity, format!("{who} {id} is DOWN{why}{via}. {left}")))
         } else if !old_op.is_up() && op.is_up() {
-            Some((NOTICE, format!("{who} {id} is UP{why}. {online}")))
+            Some((NOTICE, format!("{who} {id} is UP{why}{via}. {online}")))
         } else if op == OpState::Stopping && old_op != op {
-            Some((NOTICE, format!("{who} {id} is stopping{why}. {left}")))
+            Some((NOTICE, format!("{who} {id} is stopping{why}{via}. {left}")))
         } else {
             None
         };
@@ -876,6 +933,14 @@ impl Registry {
                 .find(|i| !servers.iter().any(|s| s.puid == *i))
                 .unwrap_or(1),
         };
+        // `track`: what it names must exist, be configured (not dynamic) and be checked
+        let tracked =
+            match config.params.track.as_deref() {
+                None => None,
+                Some(t) => Some(self.track_target(&p.name, t).map_err(|m| {
+                    ApplyError(format!("'server {}/{}' : {m}", p.name, config.name))
+                })?),
+            };
         let rid = {
             let mut rids = p.rids.lock().unwrap_or_else(|e| e.into_inner());
             let r = rids.entry(config.name.clone()).or_insert(0);
@@ -897,6 +962,9 @@ impl Registry {
             true,
         ));
         entry.insert(srv.clone());
+        if let Some(t) = &tracked {
+            Server::track(&srv, t);
+        }
         let mut v: Vec<_> = servers.iter().cloned().collect();
         v.push(srv.clone());
         v.sort_by_key(|s| s.puid);
@@ -912,6 +980,31 @@ impl Registry {
         })
     }
 
+    /// The server a dynamic server's `track` names, or HAProxy's reason why not.
+    fn track_target(&self, px: &str, t: &str) -> Result<Arc<Server>, String> {
+        let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
+        let p = self
+            .backend(be)
+            .ok_or_else(|| format!("unable to find required proxy '{be}' for tracking."))?;
+        let s = p
+            .servers()
+            .iter()
+            .find(|s| &*s.name == name && !s.deleted())
+            .cloned()
+            .ok_or_else(|| format!("unable to find required server '{name}' for tracking."))?;
+        if s.dynamic {
+            return Err(format!(
+                "unable to use {be}/{name} for tracking as it is a dynamic server."
+            ));
+        }
+        if !s.params.check && !s.params.agent_check && s.tracked().is_none() {
+            return Err(format!(
+                "unable to use {be}/{name} for tracking as it does not have any check nor agent enabled."
+            ));
+        }
+        Ok(s)
+    }
+
     fn del_server(
         &self,
         slab: &mut slab::Slab<Arc<Server>>,
@@ -922,6 +1015,9 @@ impl Registry {
         }
         if !s.admin().maint() {
             return err("Only servers in maintenance mode can be deleted.");
+        }
+        if s.is_tracked() {
+            return err("This server cannot be removed at runtime due to other configuration elements pointing to it.");
         }
         if s.counters.cur_sess.load(Ordering::Relaxed) > 0
             || s.counters.queue_cur.load(Ordering::Relaxed) > 0

@@ -8,6 +8,7 @@ use slab::Slab;
 
 use super::proxy::Proxy;
 use super::server::Server;
+use super::state::AdminFlags;
 use crate::config::{Config, Global, MailersConfig};
 use crate::events::EventBus;
 
@@ -104,6 +105,49 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// `track`: links every tracking server to the one it names (the configuration checked that
+/// it exists), then gives trackers the maintenance and drain of what they track, as HAProxy's
+/// `srv_compute_all_admin_states` does at start-up (no log line, no event).
+fn link_tracks(proxies: &[Arc<Proxy>]) {
+    let find = |px: &str, t: &str| -> Option<Arc<Server>> {
+        let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
+        let p = proxies
+            .iter()
+            .find(|p| &*p.name == be && p.config.cap.backend)?;
+        let found = p.servers().iter().find(|s| &*s.name == name).cloned();
+        found
+    };
+    for p in proxies {
+        for s in p.servers().iter() {
+            if let Some(target) = s.params.track.as_deref().and_then(|t| find(&p.name, t)) {
+                Server::track(s, &target);
+            }
+        }
+    }
+    fn inherit(s: &Server) {
+        let admin = s.admin();
+        for t in s.trackers() {
+            let mut n = t.admin().0;
+            if admin.maint() || admin.has(AdminFlags::CMAINT) {
+                n |= AdminFlags::IMAINT;
+            }
+            if admin.drain() {
+                n |= AdminFlags::IDRAIN;
+            }
+            t.set_admin(AdminFlags(n));
+            if AdminFlags(n).maint() {
+                t.set_op_state(super::OpState::Stopped);
+            }
+            inherit(&t);
+        }
+    }
+    for p in proxies {
+        for s in p.servers().iter().filter(|s| s.tracked().is_none()) {
+            inherit(s);
+        }
+    }
+}
+
 impl Registry {
     /// Builds the live model from a validated configuration. Servers start as HAProxy starts them:
     /// RUNNING with health = rise (checks then decide), or in maintenance when `disabled`.
@@ -152,6 +196,11 @@ impl Registry {
                 .had_usable
                 .store(proxy.srv_act() + proxy.srv_bck() > 0, Ordering::Relaxed);
             proxies.push(Arc::new(proxy));
+        }
+        link_tracks(&proxies);
+        for p in &proxies {
+            p.had_usable
+                .store(p.srv_act() + p.srv_bck() > 0, Ordering::Relaxed);
         }
         let threads = nbthread(&config.global) as u64;
         let rates = (

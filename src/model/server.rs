@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -191,6 +191,10 @@ pub struct Server {
     pub(super) check: Mutex<CheckState>,
     /// The agent check (`agent-check`), apart from the health check as in HAProxy.
     pub(super) agent: Mutex<super::agent::AgentState>,
+    /// `track`: the server whose state this one takes (set once every server exists).
+    tracked: OnceLock<Arc<Server>>,
+    /// The servers tracking this one, newest first (HAProxy's `trackers` list).
+    trackers: Mutex<Vec<Weak<Server>>>,
     /// Consecutive connection failures seen by `observe layer4` (workers count them).
     passive_errors: AtomicU32,
     /// Times `error-limit` was reached since the check thread last looked: the workers only
@@ -285,6 +289,8 @@ impl Server {
             kill: tokio::sync::watch::channel((0, KillCause::Admin)).0,
             check: Mutex::new(check),
             agent: Mutex::new(agent),
+            tracked: OnceLock::new(),
+            trackers: Mutex::new(Vec::new()),
             passive_errors: AtomicU32::new(0),
             passive_alarms: AtomicU32::new(0),
             passive_last: AtomicU32::new(0),
@@ -469,6 +475,52 @@ impl Server {
     pub(super) fn agent_agrees(&self) -> bool {
         let a = self.agent.lock().unwrap_or_else(|e| e.into_inner());
         !a.check.enabled || a.check.health.cur >= a.check.health.rise
+    }
+
+    /// `track`: the server whose state this one takes.
+    pub fn tracked(&self) -> Option<&Arc<Server>> {
+        self.tracked.get()
+    }
+
+    /// The servers tracking this one (deleted ones left out), newest first.
+    pub fn trackers(&self) -> Vec<Arc<Server>> {
+        let t = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        t.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| !s.deleted())
+            .collect()
+    }
+
+    /// Whether a server ever tracked this one: HAProxy then refuses to delete it
+    /// (SRV_F_NON_PURGEABLE, never cleared).
+    pub fn is_tracked(&self) -> bool {
+        !self
+            .trackers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Makes `this` track `target` (once; a second call changes nothing).
+    pub(super) fn track(this: &Arc<Server>, target: &Arc<Server>) {
+        if this.tracked.set(target.clone()).is_ok() {
+            let mut t = target.trackers.lock().unwrap_or_else(|e| e.into_inner());
+            t.insert(0, Arc::downgrade(this));
+        }
+    }
+
+    /// The end of the tracking chain, when this server tracks one: its checks say how this
+    /// one is, as `show stat` reads them.
+    pub fn track_ref(&self) -> Option<Arc<Server>> {
+        let mut at = self.tracked()?.clone();
+        // a chain is loop-free (checked with the configuration); bounded all the same
+        for _ in 0..64 {
+            match at.tracked() {
+                Some(next) => at = next.clone(),
+                None => break,
+            }
+        }
+        Some(at)
     }
 
     /// A copy of the agent check's state.

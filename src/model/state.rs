@@ -108,6 +108,8 @@ pub enum Cause {
     Config,
     /// Name resolution (`resolvers`): its outcome, as HAProxy names it in maintenance lines.
     Dns(DnsStatus),
+    /// The tracked server changed (`track`): HAProxy's cause "none".
+    Track,
 }
 
 /// How a run-time resolution of a server's name ended.
@@ -147,7 +149,7 @@ impl Cause {
         match self {
             Cause::Cli => "changed from CLI",
             Cause::Lua => "changed from Lua script",
-            Cause::Check | Cause::Config | Cause::Dns(_) => "",
+            Cause::Check | Cause::Config | Cause::Dns(_) | Cause::Track => "",
         }
     }
 }

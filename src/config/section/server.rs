@@ -53,6 +53,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "agent-inter",
     "agent-addr",
     "agent-send",
+    "track",
 ];
 
 /// HAProxy server keywords that need a feature harp does not have: refused clearly.
@@ -61,7 +62,6 @@ const UNSUPPORTED: &[&str] = &[
     "sni",
     "crt",
     "alpn",
-    "track",
     "redir",
     "proto",
     "namespace",
@@ -134,6 +134,9 @@ pub(crate) fn parse_server(
             )
         })?
     };
+    if params.check && params.track.is_some() {
+        return Err("unable to enable checks and tracking at the same time!".into());
+    }
     if params.agent_check && params.agent_port.is_none() {
         // HAProxy's words, and as there a fatal error
         return Err(format!(
@@ -248,6 +251,12 @@ pub(crate) fn apply_keywords(
             "agent-addr" => p.agent_addr = Some(parse_ip(val()?, kw)?),
             "agent-inter" => p.agent_inter = Some(nonzero(time()?, kw)?),
             "agent-send" => p.agent_send = Some(val()?.to_string()),
+            "track" => {
+                let Some(t) = words.get(i + 1).filter(|t| !t.is_empty()) else {
+                    return Err("'track' expects [<proxy>/]<server> as argument.".into());
+                };
+                p.track = Some(t.clone());
+            }
             "addr" => p.check_addr = Some(parse_ip(val()?, kw)?),
             "on-marked-down" => match val()? {
                 "shutdown-sessions" => p.shutdown_on_down = true,
