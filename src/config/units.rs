@@ -352,17 +352,37 @@ pub fn parse_c_ulong(text: &str) -> Result<u32, char> {
     };
     let digits = &t[start..];
     let n = digits.chars().take_while(|c| c.is_digit(radix)).count();
+    if n == 0 {
+        // nothing read: C points at the very start (an empty text reads as 0)
+        return match text.chars().next() {
+            Some(c) => Err(c),
+            None => Ok(0),
+        };
+    }
     let rest = &digits[n..];
     if let Some(c) = rest.chars().next() {
         return Err(c);
     }
-    let v = u64::from_str_radix(&digits[..n], radix).unwrap_or(if n == 0 { 0 } else { u64::MAX });
-    // a negative number wraps as C's does; harp keeps such a limit at its maximum
-    Ok(if neg && v != 0 {
-        u32::MAX
-    } else {
-        v.min(u64::from(u32::MAX)) as u32
-    })
+    // C's unsigned long (saturated), negated modulo 2^64 for a '-', then kept in HAProxy's
+    // unsigned int: "4294967296" reads 0 there, "-5" 4294967291
+    let v = u64::from_str_radix(&digits[..n], radix).unwrap_or(u64::MAX);
+    Ok(if neg { v.wrapping_neg() } else { v } as u32)
+}
+
+/// C's `atol` kept in 32 bits, as HAProxy stores `maxconnrate`: leading blanks, a sign, the
+/// digits up to the first other byte (none: 0), wrapped to an unsigned int.
+pub fn c_atol_u32(text: &str) -> u32 {
+    let t = text.trim_start();
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = body.bytes().take_while(u8::is_ascii_digit).count();
+    let v: i64 = body[..n]
+        .parse()
+        .unwrap_or(if n == 0 { 0 } else { i64::MAX });
+    (if neg { v.wrapping_neg() } else { v }) as u32
 }
 
 #[cfg(test)]
@@ -378,6 +398,12 @@ mod tests {
         assert_eq!(parse_c_ulong("10k"), Err('k'));
         assert_eq!(parse_c_ulong("0x"), Err('x'));
         assert_eq!(parse_c_ulong("09"), Err('9'));
+        assert_eq!(parse_c_ulong("+"), Err('+'));
+        assert_eq!(parse_c_ulong("4294967296"), Ok(0));
+        assert_eq!(parse_c_ulong("-5"), Ok(4294967291));
+        assert_eq!(c_atol_u32("10k"), 10);
+        assert_eq!(c_atol_u32("abc"), 0);
+        assert_eq!(c_atol_u32("-1"), u32::MAX);
     }
 
     fn t(s: &str) -> Result<u128, String> {

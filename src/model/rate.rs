@@ -16,8 +16,9 @@ fn now_ms() -> u64 {
 /// A per-second event rate, updated by any thread without a lock.
 #[derive(Debug, Default)]
 pub struct Rate {
-    /// The second `curr` counts (ms clock / 1000).
-    sec: AtomicU64,
+    /// Where the period `curr` counts began (ms clock): HAProxy's `curr_tick`, moved on a
+    /// second at a time, or to the first event after two idle periods.
+    tick: AtomicU64,
     curr: AtomicU64,
     prev: AtomicU64,
     max: AtomicU64,
@@ -27,8 +28,46 @@ impl Rate {
     /// Counts one event now, and keeps the maximum rate.
     pub fn hit(&self) {
         let now = now_ms();
-        self.rotate(now / 1000);
+        self.rotate(now);
         self.curr.fetch_add(1, Ordering::Relaxed);
+        self.note_max(now);
+    }
+
+    /// Counts one event now if it keeps the rate under `limit` per second (0: no limit):
+    /// the check and the count are one step, so that listeners side by side never let more
+    /// in than the limit (HAProxy's threads take their share the same way).
+    pub fn try_hit(&self, limit: u64) -> bool {
+        if limit == 0 {
+            self.hit();
+            return true;
+        }
+        loop {
+            let now = now_ms();
+            self.rotate(now);
+            let c = self.curr.load(Ordering::Acquire);
+            if self.total_at(now) >= limit * 1000 {
+                return false;
+            }
+            if self
+                .curr
+                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.note_max(now);
+                return true;
+            }
+        }
+    }
+
+    /// Gives back an event counted by [`Rate::try_hit`] that did not happen (nothing was
+    /// waiting to be accepted).
+    pub fn unhit(&self) {
+        let _ = self
+            .curr
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+    }
+
+    fn note_max(&self, now: u64) {
         // a steady rate seldom beats its maximum: a load, not a shared write, per event
         let r = self.read_at(now);
         if r > self.max.load(Ordering::Relaxed) {
@@ -51,19 +90,24 @@ impl Rate {
         self.max.store(0, Ordering::Relaxed);
     }
 
-    /// Moves to second `s` if the counter is still on an older one: the thread that wins the
-    /// switch carries the count over (a race loses at most the events counted meanwhile).
-    fn rotate(&self, s: u64) {
-        let old = self.sec.load(Ordering::Relaxed);
-        if s > old
-            && self
-                .sec
-                .compare_exchange(old, s, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+    /// HAProxy's `update_freq_ctr_period`: once the period is over, the next one starts a
+    /// second later with this count as the previous one; after two idle periods or more, the
+    /// window starts again now, with nothing before it. The thread that wins the switch
+    /// carries the count over (a race loses at most the events counted meanwhile).
+    fn rotate(&self, now: u64) {
+        let old = self.tick.load(Ordering::Acquire);
+        if now < old + 1000 {
+            return;
+        }
+        let idle = now >= old + 2000;
+        let new = if idle { now } else { old + 1000 };
+        if self
+            .tick
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
         {
             let c = self.curr.swap(0, Ordering::AcqRel);
-            self.prev
-                .store(if s == old + 1 { c } else { 0 }, Ordering::Relaxed);
+            self.prev.store(if idle { 0 } else { c }, Ordering::Release);
         }
     }
 
@@ -73,7 +117,9 @@ impl Rate {
         if limit == 0 {
             return Duration::ZERO;
         }
-        let total = self.total_at(now_ms());
+        let now = now_ms();
+        self.rotate(now);
+        let total = self.total_at(now);
         let room = limit * 1000;
         if total < room {
             return Duration::ZERO;
@@ -85,19 +131,21 @@ impl Rate {
         self.total_at(now) / 1000
     }
 
-    /// The events in the one-second window that ends at `now`, in thousandths: the current
-    /// second's count, plus the previous second's weighted by its share of the window.
+    /// HAProxy's `freq_ctr_total` over one second, in thousandths: the current period's
+    /// count, plus the previous period's weighted by its share of the window ending now.
     fn total_at(&self, now: u64) -> u64 {
-        let (s, ms) = (now / 1000, now % 1000);
-        let sec = self.sec.load(Ordering::Relaxed);
+        let tick = self.tick.load(Ordering::Acquire);
         let (curr, prev) = (
-            self.curr.load(Ordering::Relaxed),
-            self.prev.load(Ordering::Relaxed),
+            self.curr.load(Ordering::Acquire),
+            self.prev.load(Ordering::Acquire),
         );
-        if s == sec {
-            curr * 1000 + prev * (1000 - ms)
-        } else if s == sec + 1 {
-            curr * (1000 - ms)
+        let end = tick + 1000;
+        if now < end {
+            // within the current period (a clock read just before a switch counts as in it)
+            curr * 1000 + prev * (end - now.max(tick))
+        } else if now < end + 1000 {
+            // the period is over and nothing moved it on yet: it is the previous one now
+            curr * (end + 1000 - now)
         } else {
             0
         }
@@ -108,22 +156,44 @@ impl Rate {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_previous_second_fades_out_of_the_window() {
+    fn at(tick: u64, curr: u64, prev: u64) -> Rate {
         let r = Rate::default();
-        r.rotate(10);
-        r.curr.store(100, Ordering::Relaxed);
+        r.tick.store(tick, Ordering::Relaxed);
+        r.curr.store(curr, Ordering::Relaxed);
+        r.prev.store(prev, Ordering::Relaxed);
+        r
+    }
+
+    #[test]
+    fn the_previous_period_fades_out_of_the_window() {
+        let r = at(10_000, 100, 0);
         assert_eq!(r.read_at(10_500), 100);
-        // one second on: last second's 100 weigh by the part still in the window
-        r.rotate(11);
+        // a period on: its 100 weigh by the part still in the window
         assert_eq!(r.read_at(11_000), 100);
+        assert_eq!(r.read_at(11_250), 75);
+        r.rotate(11_250);
+        assert_eq!(r.tick.load(Ordering::Relaxed), 11_000);
         assert_eq!(r.read_at(11_250), 75);
         r.curr.store(10, Ordering::Relaxed);
         assert_eq!(r.read_at(11_500), 60);
-        // nothing for two seconds: nothing left
+        // nothing for two periods: nothing left, and the next window starts at the next event
         assert_eq!(r.read_at(13_100), 0);
-        r.rotate(13);
-        assert_eq!(r.read_at(13_100), 0, "a gap of a second empties the window");
+        r.rotate(13_100);
+        assert_eq!(r.tick.load(Ordering::Relaxed), 13_100);
+        assert_eq!(r.read_at(13_100), 0, "an idle gap empties the window");
+    }
+
+    #[test]
+    fn a_burst_after_idleness_waits_a_whole_second() {
+        // HAProxy's anchoring: the window starts with the burst, so 5 per second means the
+        // 6th comes a second after the first, not at the next round second
+        let r = at(0, 0, 0);
+        let t = 40_990;
+        r.rotate(t);
+        r.curr.store(5, Ordering::Relaxed);
+        assert_eq!(r.total_at(t + 20), 5000, "still the same period");
+        assert!(r.total_at(t + 999) >= 5000);
+        assert!(r.total_at(t + 1001) < 5000);
     }
 
     #[test]
@@ -131,13 +201,16 @@ mod tests {
         let r = Rate::default();
         assert_eq!(r.next_event_delay(10), Duration::ZERO);
         for _ in 0..10 {
-            r.hit();
+            assert!(r.try_hit(10));
         }
+        assert!(!r.try_hit(10), "the 11th does not fit");
         let d = r.next_event_delay(10);
         assert!(d >= Duration::from_millis(1), "{d:?}");
         assert!(d <= Duration::from_millis(1000), "{d:?}");
         assert_eq!(r.next_event_delay(11), Duration::ZERO);
         assert_eq!(r.next_event_delay(0), Duration::ZERO);
+        r.unhit();
+        assert!(r.try_hit(10), "a slot given back is taken again");
     }
 
     #[test]

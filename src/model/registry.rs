@@ -92,6 +92,9 @@ pub struct Registry {
     conn_rate_limit: AtomicU64,
     /// `maxsessrate` now (`set rate-limit sessions global`; 0 = none).
     sess_rate_limit: AtomicU64,
+    /// Woken when a rate limit changes, so that listeners held by the old one look again at
+    /// once (HAProxy's `dequeue_all_listeners`).
+    pub rate_limit_changed: tokio::sync::Notify,
     /// Sockets for what the control side logs to `log` targets (server state changes, health
     /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
@@ -241,6 +244,7 @@ impl Registry {
             maxsock,
             conn_rate_limit: AtomicU64::new(rates.0),
             sess_rate_limit: AtomicU64::new(rates.1),
+            rate_limit_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -287,7 +291,7 @@ impl Registry {
     }
 
     /// `set rate-limit connections|sessions global <n>`: listeners waiting on the old limit
-    /// look again within a second.
+    /// look again at once.
     pub fn set_rate_limit(&self, sessions: bool, v: u64) {
         let l = if sessions {
             &self.sess_rate_limit
@@ -295,6 +299,7 @@ impl Registry {
             &self.conn_rate_limit
         };
         l.store(v, Ordering::Relaxed);
+        self.rate_limit_changed.notify_waiters();
     }
 
     /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until

@@ -387,31 +387,71 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Counts an accepted connection in the per-second rates (`show info` ConnRate, the frontend's
-/// `conn_rate`). In TCP a connection is one session, so the session rates (`SessRate`, the
-/// frontend's `rate`) read the same counters.
-fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy) {
-    gc.conn_rate.hit();
-    fe.counters.conn_rate.hit();
+/// `conn_rate`), but for the places it took under a rate limit, already counted. In TCP a
+/// connection is one session, so the session rates (`SessRate`, the frontend's `rate`) read
+/// the same counters.
+fn count_rates(gc: &crate::model::GlobalCounters, fe: &Proxy, taken: RateSlots) {
+    if !taken.global {
+        gc.conn_rate.hit();
+    }
+    if !taken.frontend {
+        fe.counters.conn_rate.hit();
+    }
 }
 
-/// How long the listeners must wait before the next connection: `maxconnrate`, `maxsessrate`
-/// (a connection is a session in TCP) and the frontend's `rate-limit sessions`, as HAProxy's
-/// `listener_accept` checks them; `None` when one may come now. A few loads when no limit is
-/// set.
-fn rate_wait(reg: &Registry, fe: &Proxy) -> Option<Duration> {
+/// The places under the rate limits one connection took before its `accept`, given back
+/// when nothing was there to accept.
+#[derive(Debug, Default, Clone, Copy)]
+struct RateSlots {
+    /// Under `maxconnrate` / `maxsessrate` (one counter: a connection is a session in TCP).
+    global: bool,
+    /// Under the frontend's `rate-limit sessions`.
+    frontend: bool,
+}
+
+impl RateSlots {
+    fn give_back(self, reg: &Registry, fe: &Proxy) {
+        if self.global {
+            reg.counters.conn_rate.unhit();
+        }
+        if self.frontend {
+            fe.counters.conn_rate.unhit();
+        }
+    }
+}
+
+/// Takes the next connection's place under `maxconnrate`, `maxsessrate` and the frontend's
+/// `rate-limit sessions`, as HAProxy's `listener_accept` checks them, or says how long to
+/// wait when one is full. Taking is one step with counting, so workers side by side never
+/// let more in than the limit. A few loads when no limit is set.
+fn take_rate_slots(reg: &Registry, fe: &Proxy) -> Result<RateSlots, Duration> {
     let (conns, sess) = reg.rate_limits();
     let fe_limit = u64::from(fe.config.rate_limit_sessions);
+    let mut slots = RateSlots::default();
     if conns == 0 && sess == 0 && fe_limit == 0 {
-        return None;
+        return Ok(slots);
     }
+    // a limit raised at run time wakes the listeners (`Registry::set_rate_limit`)
+    let wait = |d: Duration| d.clamp(Duration::from_millis(1), Duration::from_secs(1));
+    let global = match (conns, sess) {
+        (0, l) | (l, 0) => l,
+        (c, s) => c.min(s),
+    };
     let gc = &reg.counters;
-    let wait = gc
-        .conn_rate
-        .next_event_delay(conns)
-        .max(gc.conn_rate.next_event_delay(sess))
-        .max(fe.counters.conn_rate.next_event_delay(fe_limit));
-    // a limit raised at run time is seen within a second
-    (!wait.is_zero()).then(|| wait.min(Duration::from_secs(1)))
+    if global > 0 {
+        if !gc.conn_rate.try_hit(global) {
+            return Err(wait(gc.conn_rate.next_event_delay(global)));
+        }
+        slots.global = true;
+    }
+    if fe_limit > 0 {
+        if !fe.counters.conn_rate.try_hit(fe_limit) {
+            slots.give_back(reg, fe);
+            return Err(wait(fe.counters.conn_rate.next_event_delay(fe_limit)));
+        }
+        slots.frontend = true;
+    }
+    Ok(slots)
 }
 
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
@@ -445,13 +485,17 @@ async fn accept_loop<R: Rt>(
         if *stop.borrow_and_update() != RUN || fe.stopped.load(Ordering::Relaxed) {
             break;
         }
-        if let Some(wait) = rate_wait(&ctx.reg, &fe) {
-            tokio::select! {
-                _ = R::sleep(wait) => {}
-                _ = stop.changed() => {}
+        let slots = match take_rate_slots(&ctx.reg, &fe) {
+            Ok(slots) => slots,
+            Err(wait) => {
+                tokio::select! {
+                    _ = R::sleep(wait) => {}
+                    _ = ctx.reg.rate_limit_changed.notified() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
-            continue;
-        }
+        };
         let paused = fe.paused.load(Ordering::Relaxed);
         let got_global = !paused && reserve(&gc.cur_conns, ctx.reg.maxconn()).is_some();
         let fe_cur = got_global
@@ -461,6 +505,7 @@ async fn accept_loop<R: Rt>(
             })
             .flatten();
         let Some(cur) = fe_cur else {
+            slots.give_back(&ctx.reg, &fe);
             if got_global {
                 // another worker may be held by this reservation, however brief
                 gc.conn_ended();
@@ -501,6 +546,7 @@ async fn accept_loop<R: Rt>(
         let release = || {
             gc.conn_ended();
             fe.counters.session_ended();
+            slots.give_back(&ctx.reg, &fe);
         };
         match sys::accept_nonblocking(&l) {
             Ok((sock, peer)) => {
@@ -514,7 +560,7 @@ async fn accept_loop<R: Rt>(
                     steered = false;
                 }
                 gc.cum_conns.fetch_add(1, Ordering::Relaxed);
-                count_rates(gc, &fe);
+                count_rates(gc, &fe, slots);
                 // the reservation above is the session's `cur` (its guard releases it), and the
                 // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
@@ -552,7 +598,7 @@ async fn accept_loop<R: Rt>(
         while let Ok((sock, peer)) = sys::accept_nonblocking(&l) {
             gc.cur_conns.fetch_add(1, Ordering::AcqRel);
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
-            count_rates(gc, &fe);
+            count_rates(gc, &fe, RateSlots::default());
             fe.counters.session_started();
             spawn(sock, peer);
         }

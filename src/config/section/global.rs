@@ -322,14 +322,26 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             }
             no_more(words, 1)
         }
+        // HAProxy reads these with atol, after checking the number of words; a second line
+        // is an alert that keeps the first value
         "maxconnrate" | "maxsessrate" => {
-            let v = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
-            if kw == "maxconnrate" {
-                g.maxconnrate = v;
-            } else {
-                g.maxsessrate = v;
+            if let Some(x) = words.get(2) {
+                return Err(format!("'{kw}' cannot handle unexpected argument '{x}'."));
             }
-            no_more(words, 2)
+            let Some(v) = words.get(1) else {
+                return Err(format!("'{kw}' expects an integer argument."));
+            };
+            let cur = if kw == "maxconnrate" {
+                &mut g.maxconnrate
+            } else {
+                &mut g.maxsessrate
+            };
+            if *cur != 0 {
+                ctx.warn(format!("'{kw}' already specified. Continuing."));
+                return Ok(());
+            }
+            *cur = crate::config::units::c_atol_u32(v);
+            Ok(())
         }
         "maxsslrate" | "maxpipes-per-thread" => {
             arg(words, 1, "an integer")?;

@@ -447,7 +447,8 @@ pub(crate) fn parse(
                 return Ok(());
             }
             p.rate_limit_sessions = n;
-            no_more(words, 3)
+            // HAProxy's proxy keyword parsers ignore extra words
+            Ok(())
         }
         "fullconn" => {
             if lacks(p, false, kw, ctx) {
