@@ -284,6 +284,8 @@ impl Registry {
             CheckStatus::L7Ok => {
                 let c = s.check_state();
                 let blocked = s.admin().maint()
+                    || s.tracked()
+                        .is_some_and(|t| t.op_state() == OpState::Stopped)
                     || (c.enabled && c.health.cur < c.health.rise)
                     || health.cur < health.rise
                     || s.op_state() == OpState::Stopping;

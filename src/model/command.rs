@@ -618,7 +618,9 @@ impl Registry {
                     self.change(&t, None, Some(AdminFlags(n)), cause, None);
                 }
             }
-            if op_changed && !t.admin().maint() {
+            // HAProxy passes on DOWN/UP/stopping from `srv_set_*`, not from an admin change
+            // (the inherited flags above carry those)
+            if op_changed && !admin_changed && !t.admin().maint() {
                 let want = match op {
                     OpState::Stopped => OpState::Stopped,
                     OpState::Stopping => OpState::Stopping,
@@ -663,7 +665,8 @@ impl Registry {
         );
         let online = format!("{act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.");
         let why = match (check, cause) {
-            (Some(r), _) if !p.config.log_health_checks => check_reason(r),
+            // HAProxy gives a tracker no check reason (its own agent's included)
+            (Some(r), _) if !p.config.log_health_checks && s.tracked().is_none() => check_reason(r),
             (None, Cause::Cli | Cause::Lua) => format!(", {}", cause.text()),
             _ => String::new(),
         };
@@ -703,7 +706,12 @@ impl Registry {
                 ))
             }
         } else if leaving_maint {
-            let st = if op.is_up() { "UP/READY" } else { "DOWN" };
+            // HAProxy's "%s/%s": DOWN or UP, then DRAIN or READY
+            let st = format!(
+                "{}/{}",
+                if op.is_up() { "UP" } else { "DOWN" },
+                if admin.drain() { "DRAIN" } else { "READY" }
+            );
             let line = match (cause, &s.params.fqdn) {
                 // HAProxy's line for a server whose name resolves again
                 (Cause::Dns(_), Some(fqdn)) => format!(
@@ -717,13 +725,13 @@ impl Registry {
                 _ => format!("{who} {id} is {st} (leaving maintenance)."),
             };
             Some((NOTICE, line))
-        } else if !old_admin.drain() && admin.drain() {
+        } else if !old_admin.drain() && admin.drain() && !admin.maint() {
             let v = via_unless(AdminFlags::FDRAIN);
             Some((
                 NOTICE,
                 format!("{who} {id} enters drain state{v}. {online}"),
             ))
-        } else if old_admin.drain() && !admin.drain() {
+        } else if old_admin.drain() && !admin.drain() && !admin.maint() {
             let st = if op.is_up() { "UP" } else { "DOWN" };
             let line = if old_admin.has(AdminFlags::FDRAIN) {
                 format!("{who} {id} is {st} (leaving forced drain).")
@@ -1013,11 +1021,11 @@ impl Registry {
         if s.deleted() {
             return err("No such server.");
         }
-        if !s.admin().maint() {
-            return err("Only servers in maintenance mode can be deleted.");
-        }
         if s.is_tracked() {
             return err("This server cannot be removed at runtime due to other configuration elements pointing to it.");
+        }
+        if !s.admin().maint() {
+            return err("Only servers in maintenance mode can be deleted.");
         }
         if s.counters.cur_sess.load(Ordering::Relaxed) > 0
             || s.counters.queue_cur.load(Ordering::Relaxed) > 0

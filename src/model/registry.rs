@@ -127,26 +127,30 @@ fn link_tracks(proxies: &[Arc<Proxy>]) {
             }
         }
     }
-    fn inherit(s: &Server) {
-        let admin = s.admin();
+    // HAProxy's `srv_set_admin_flag` recursion: a tracker passes on only what it did not
+    // have already (a `disabled` tracker keeps its own maintenance to itself)
+    fn inherit(s: &Server, maint: bool, drain: bool) {
         for t in s.trackers() {
-            let mut n = t.admin().0;
-            if admin.maint() || admin.has(AdminFlags::CMAINT) {
+            let before = t.admin();
+            let (m, d) = (maint && !before.maint(), drain && !before.drain());
+            let mut n = before.0;
+            if m {
                 n |= AdminFlags::IMAINT;
+                t.set_op_state(super::OpState::Stopped);
             }
-            if admin.drain() {
+            if d {
                 n |= AdminFlags::IDRAIN;
             }
             t.set_admin(AdminFlags(n));
-            if AdminFlags(n).maint() {
-                t.set_op_state(super::OpState::Stopped);
+            if m || d {
+                inherit(&t, m, d);
             }
-            inherit(&t);
         }
     }
     for p in proxies {
         for s in p.servers().iter().filter(|s| s.tracked().is_none()) {
-            inherit(s);
+            let a = s.admin();
+            inherit(s, a.maint() || a.has(AdminFlags::CMAINT), a.drain());
         }
     }
 }

@@ -303,3 +303,71 @@ fn full_queue_drops_and_counts() {
     }
     assert_eq!((sub.receiver().len(), sub.dropped()), (2, 3));
 }
+
+/// `track` at start-up: trackers inherit maintenance and drain from the top of the chain, and
+/// a tracker already in maintenance (`disabled`) keeps it to itself, as HAProxy's
+/// `srv_compute_all_admin_states` does; at run time a DOWN reaches the whole chain with
+/// SERVER_DOWN events of its own.
+#[test]
+fn tracking_chains_inherit_as_haproxy() {
+    let mut cfg = crate::testutil::reference_config();
+    let be = &mut cfg.proxies[1];
+    // webserver1 (checked) <- t1 (disabled) <- t2; webserver1 <- t3
+    let mut t1 = srv("t1", 1, false);
+    t1.params.track = Some("webserver1".into());
+    t1.params.disabled = true;
+    let mut t2 = srv("t2", 2, false);
+    t2.params.track = Some("t1".into());
+    let mut t3 = srv("t3", 3, false);
+    t3.params.track = Some("test/webserver1".into());
+    be.servers.extend([t1, t2, t3]);
+    let bus = Arc::new(EventBus::new());
+    let sub = bus.subscribe("t", 1000, None);
+    let reg = Registry::new(cfg, bus);
+    let get = |n: &str| reg.find_server(&format!("test/{n}")).unwrap();
+    assert!(get("t1").admin().has(AdminFlags::FMAINT));
+    assert!(
+        !get("t2").admin().maint(),
+        "t1's own maintenance stays with t1"
+    );
+    assert_eq!(
+        get("webserver1").trackers().len(),
+        2,
+        "t1 and t3 track webserver1"
+    );
+    assert_eq!(
+        get("t2").tracked().map(|t| t.name.to_string()),
+        Some("t1".into())
+    );
+    reg.apply(Command::SetHealth {
+        server: get("webserver1"),
+        health: ForcedHealth::Down,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert_eq!(get("t3").op_state(), OpState::Stopped);
+    // t1 is in maintenance: nothing passes through it
+    assert_eq!(get("t2").op_state(), OpState::Running);
+    let downs: Vec<String> = drain(&sub)
+        .iter()
+        .filter(|e| e.kind == EventType::ServerDown)
+        .map(|e| e.name.to_string())
+        .collect();
+    assert_eq!(downs, ["webserver1", "t3"]);
+    // maintenance of webserver1 reaches t3 as IMAINT
+    reg.apply(Command::SetAdmin {
+        server: get("webserver1"),
+        action: AdminAction::Maint,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert!(get("t3").admin().has(AdminFlags::IMAINT));
+    reg.apply(Command::SetAdmin {
+        server: get("webserver1"),
+        action: AdminAction::Ready,
+        cause: Cause::Cli,
+    })
+    .unwrap();
+    assert!(!get("t3").admin().maint());
+    assert!(get("t3").op_state().is_up());
+}
