@@ -117,6 +117,20 @@ end)
     assert_eq!(cli(api, "set server be1/s1 state ready"), "\n");
     wait_status(&h, api, "be2,t1,", "UP");
     assert!(h.wait_log("Server be2/t1 is UP (leaving drain) via be1/s1."));
+
+    // a tracker's own maintenance and the inherited one, one after the other
+    for cmd in [
+        "set server be2/t1 state maint",
+        "set server be1/s1 state maint",
+        "set server be2/t1 state ready",
+    ] {
+        assert_eq!(cli(api, cmd), "\n", "{cmd}");
+    }
+    assert!(h.wait_log(
+        "Server be2/t1 is leaving forced maintenance but remains in maintenance via be1/s1."
+    ));
+    assert_eq!(cli(api, "set server be1/s1 state ready"), "\n");
+    wait_status(&h, api, "be2,t1,", "UP");
 }
 
 #[test]

@@ -739,6 +739,41 @@ impl Registry {
                 format!("{who} {id} is {st} (leaving drain){via}.")
             };
             Some((NOTICE, line))
+        } else if old_admin.maint() && admin.maint() && old_admin != admin {
+            // still in maintenance after one of its flags went: HAProxy says which is left
+            let gone = |f: u8| old_admin.has(f) && !admin.has(f);
+            if gone(AdminFlags::FMAINT) {
+                Some((
+                    NOTICE,
+                    format!(
+                        "{who} {id} is leaving forced maintenance but remains in maintenance{via}."
+                    ),
+                ))
+            } else if gone(AdminFlags::RMAINT) {
+                let fqdn = s.params.fqdn.as_deref().unwrap_or("");
+                Some((
+                    NOTICE,
+                    format!(
+                        "{who} {id} ('{fqdn}') resolves again but remains in maintenance{via}."
+                    ),
+                ))
+            } else if gone(AdminFlags::IMAINT) {
+                Some((NOTICE, format!("{who} {id} remains in forced maintenance.")))
+            } else {
+                None
+            }
+        } else if !admin.maint()
+            && old_admin.drain()
+            && admin.drain()
+            && (old_admin.0 & AdminFlags::DRAIN) != (admin.0 & AdminFlags::DRAIN)
+        {
+            // still draining after a drain flag changed
+            let line = if old_admin.has(AdminFlags::FDRAIN) && !admin.has(AdminFlags::FDRAIN) {
+                format!("{who} {id} remains in drain mode{via}.")
+            } else {
+                format!("{who} {id} remains in forced drain mode.")
+            };
+            Some((NOTICE, line))
         } else if old_op.is_up() && !op.is_up() {
             let was_stopping = old_op == OpState::Stopping || old_admin.drain();
             let severity = if was_stopping { NOTICE } else { ALERT };
