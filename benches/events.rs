@@ -106,7 +106,7 @@ fn pick(reg: &Registry, backend: usize) -> usize {
     let servers = p.servers();
     servers
         .iter()
-        .position(|s| s.is_usable() && s.has_free_slot())
+        .position(|s| s.is_usable() && s.has_free_slot(p))
         .unwrap_or(usize::MAX)
 }
 

@@ -1942,3 +1942,41 @@ fn rate_limits_hold_connections_back_and_lose_none() {
     );
     assert!(common::cli(api, "show info").contains("\nConnRateLimit: 0\n"));
 }
+
+/// `minconn` + `fullconn`: a server's limit grows from `minconn` to `maxconn` with the
+/// backend's load (HAProxy's dynamic maxconn); the connections above it wait in the queue.
+#[test]
+fn minconn_limits_a_server_until_the_backend_fills() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let extra = format!(
+        "    fullconn 100\n    timeout queue 10s\n    server s1 {} minconn 2 maxconn 10\n",
+        up.addr
+    );
+    let cfg = with_api(&config(port, &[], &extra), api);
+    let h = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // five clients that stay: with 5 of 100 in the backend, the limit is max(2, 5*10/100) = 2
+    let held: Vec<TcpStream> = (0..5).map(|_| connect(addr)).collect();
+    let field = |row: &str, name: &str| {
+        let stat = common::cli(api, "show stat");
+        let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
+        let col = header.iter().position(|f| *f == name).unwrap();
+        let line = stat
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or("")
+            .to_string();
+        line.split(',').nth(col).unwrap_or("").to_string()
+    };
+    // the other three wait in the backend's queue
+    assert!(
+        common::wait_until(Duration::from_secs(10), || field("px,s1,", "scur") == "2"
+            && field("px,BACKEND,", "qcur") == "3"),
+        "{}\n{}",
+        common::cli(api, "show stat"),
+        h.stderr()
+    );
+    assert_eq!(field("px,s1,", "slim"), "10");
+    drop(held);
+}

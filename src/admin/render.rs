@@ -693,7 +693,7 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("qmax", Val::U32(ld(&c.queue_max)));
     r.set("scur", Val::U32(ld(&c.cur_sess)));
     r.set("smax", Val::U32(ld(&c.max_sess)));
-    r.set("slim", Val::U32(fullconn(reg, p) as u64));
+    r.set("slim", Val::U32(fullconn(p) as u64));
     r.set("stot", Val::U64(ld(&c.tot_sess)));
     r.set("bin", Val::U64(ld(&c.bytes_in)));
     r.set("bout", Val::U64(ld(&c.bytes_out)));
@@ -760,26 +760,9 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
 }
 
 /// A backend's `fullconn`: configured, else 10% of the frontends' maxconn that use it (rounded
-/// up), as HAProxy computes it.
-pub fn fullconn(reg: &Registry, p: &Proxy) -> u32 {
-    if let Some(f) = p.config.fullconn {
-        return f;
-    }
-    let sum: u64 = reg
-        .proxies()
-        .iter()
-        .filter(|f| {
-            f.is_frontend()
-                && (Some(p.name.as_ref()) == f.config.default_backend.as_deref()
-                    || std::ptr::eq(f.as_ref(), p))
-        })
-        // the configured limits, as HAProxy computes it once at start
-        .map(|f| match f.config.maxconn {
-            0 => reg.hard_maxconn(),
-            v => u64::from(v),
-        })
-        .sum();
-    sum.div_ceil(10).max(1) as u32
+/// up), computed once at start as HAProxy does (the model's, which dynamic maxconn uses).
+pub fn fullconn(p: &Proxy) -> u32 {
+    u32::try_from(p.fullconn()).unwrap_or(u32::MAX)
 }
 
 /// Options of a `show stat` dump.
@@ -1234,7 +1217,7 @@ mod tests {
     fn backend_down_and_fullconn() {
         let (reg, _sub) = crate::testutil::reference_registry();
         let be = reg.backend("test").unwrap().clone();
-        assert_eq!(fullconn(&reg, &be), 999);
+        assert_eq!(fullconn(&be), 999);
         for s in be.servers().iter() {
             reg.apply(Command::SetAdmin {
                 server: s.clone(),

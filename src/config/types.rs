@@ -779,6 +779,9 @@ pub struct ServerParams {
     pub weight: u32,
     /// `maxconn` (0 = unlimited, the default).
     pub maxconn: u32,
+    /// `minconn`: with a backend `fullconn`, the server's limit grows from this to `maxconn` as
+    /// the backend fills (HAProxy's dynamic maxconn); 0 = `maxconn` (a static limit).
+    pub minconn: u32,
     /// `maxqueue` (0 = unlimited).
     pub maxqueue: u32,
     /// `backup`
@@ -906,6 +909,7 @@ impl Default for ServerParams {
             rise: 2,
             fall: 3,
             weight: 1,
+            minconn: 0,
             maxconn: 0,
             maxqueue: 0,
             backup: false,

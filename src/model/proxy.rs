@@ -125,6 +125,9 @@ pub struct Proxy {
     pub(super) listening: Mutex<Vec<Listening>>,
     /// Frontend `maxconn` set at runtime (`set maxconn frontend`; `u64::MAX`: the config's).
     maxconn_override: AtomicU64,
+    /// `fullconn`, or HAProxy's default: a tenth of the `maxconn` of the frontends that lead
+    /// here (at least 1); set once every proxy exists.
+    fullconn: AtomicU64,
     /// Next revision id per server name, so a re-added name gets a new `rid`.
     pub(super) rids: Mutex<HashMap<String, u32>>,
     /// Queued connections (all servers at `maxconn`) also wait on this: a balancing change (a
@@ -167,6 +170,7 @@ impl Proxy {
             stopped: AtomicBool::new(disabled),
             listening: Mutex::new(Vec::new()),
             maxconn_override: AtomicU64::new(u64::MAX),
+            fullconn: AtomicU64::new(1),
             rids: Mutex::new(HashMap::new()),
             rebalanced: tokio::sync::Notify::new(),
             queue: super::WaitQueue::default(),
@@ -243,6 +247,15 @@ impl Proxy {
     /// The frontend's own connection limit: `None` when it has none (`maxconn` 0 or unset in
     /// the config: only the global limit applies); `Some(0)` after `set maxconn frontend <fe>
     /// 0`, which, as in HAProxy, accepts nothing until the limit is raised.
+    /// The backend load at which its servers reach their full `maxconn` (`fullconn`).
+    pub fn fullconn(&self) -> u64 {
+        self.fullconn.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_fullconn(&self, v: u64) {
+        self.fullconn.store(v.max(1), Ordering::Relaxed);
+    }
+
     pub fn maxconn(&self) -> Option<u32> {
         match self.maxconn_override.load(Ordering::Relaxed) {
             u64::MAX => (self.config.maxconn > 0).then_some(self.config.maxconn),

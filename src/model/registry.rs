@@ -108,6 +108,31 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// HAProxy's `proxy_adjust_all_maxconn`: a backend without `fullconn` gets a tenth (rounded
+/// up, at least 1) of the `maxconn` of the frontends whose `default_backend` it is (a `listen`
+/// counts its own); a frontend without `maxconn` counts the global one.
+fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
+    for be in proxies.iter().filter(|p| p.config.cap.backend) {
+        if let Some(f) = be.config.fullconn.filter(|f| *f > 0) {
+            be.set_fullconn(u64::from(f));
+            continue;
+        }
+        let total: u64 = proxies
+            .iter()
+            .filter(|fe| fe.config.cap.frontend)
+            .filter(|fe| match &fe.config.default_backend {
+                Some(name) => **name == *be.name,
+                None => Arc::ptr_eq(fe, be),
+            })
+            .map(|fe| match fe.config.maxconn {
+                0 => global_maxconn,
+                m => u64::from(m),
+            })
+            .sum();
+        be.set_fullconn(total.div_ceil(10));
+    }
+}
+
 /// `track`: links every tracking server to the one it names (the configuration checked that
 /// it exists), then gives trackers the maintenance and drain of what they track, as HAProxy's
 /// `srv_compute_all_admin_states` does at start-up (no log line, no event).
@@ -233,6 +258,7 @@ impl Registry {
             (listeners + checks) as u64,
             config.global.maxconn.map(u64::from),
         );
+        set_fullconns(&proxies, hard_maxconn);
         Arc::new(Registry {
             proxies,
             writer: Mutex::new(slab),

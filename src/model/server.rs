@@ -179,6 +179,8 @@ pub struct Server {
     uweight: AtomicU32,
     iweight: AtomicU32,
     maxconn: AtomicU32,
+    /// `minconn` (equal to `maxconn` for a static limit).
+    minconn: AtomicU32,
     deleted: AtomicBool,
     /// Unix seconds of the last state change.
     last_change: AtomicU64,
@@ -282,6 +284,11 @@ impl Server {
             uweight: AtomicU32::new(params.weight),
             iweight: AtomicU32::new(params.weight),
             maxconn: AtomicU32::new(params.maxconn),
+            // unset (or above `maxconn`): a static limit
+            minconn: AtomicU32::new(match params.minconn {
+                m if m == 0 || m > params.maxconn => params.maxconn,
+                m => m,
+            }),
             deleted: AtomicBool::new(false),
             last_change: AtomicU64::new(super::unix_now() as u64),
             starting_since_ms: AtomicU64::new(0),
@@ -427,6 +434,10 @@ impl Server {
     }
 
     pub(super) fn set_maxconn(&self, v: u32) {
+        // HAProxy's `server_parse_maxconn_change_request`: a static limit stays static
+        if self.minconn.load(Ordering::Relaxed) == self.maxconn.load(Ordering::Relaxed) {
+            self.minconn.store(v, Ordering::Relaxed);
+        }
         self.maxconn.store(v, Ordering::Relaxed);
     }
 
@@ -439,11 +450,43 @@ impl Server {
             && !self.deleted()
     }
 
-    /// Whether the server has a free connection slot under `maxconn`. Sequentially consistent,
-    /// as [`ServerCounters::session_ended`]: a connection that just joined a queue looks here.
-    pub fn has_free_slot(&self) -> bool {
-        let m = self.maxconn();
-        m == 0 || self.counters.cur_sess.load(Ordering::SeqCst) < m as u64
+    /// HAProxy's `srv_dynamic_maxconn`: the limit now (0 = none). With a `minconn` below
+    /// `maxconn`, it grows from `minconn` to `maxconn` as the backend's connections
+    /// (`beconn`) reach its `fullconn`; during a slowstart it ramps up with the weight (never
+    /// below 1).
+    pub fn dynamic_maxconn(&self, beconn: u64, fullconn: u64) -> u64 {
+        let maxconn = u64::from(self.maxconn());
+        if maxconn == 0 {
+            return 0;
+        }
+        let minconn = u64::from(self.minconn.load(Ordering::Relaxed));
+        let mut max = if beconn >= fullconn || minconn == maxconn {
+            maxconn
+        } else {
+            minconn.max(beconn * maxconn / fullconn.max(1)).max(1)
+        };
+        if let (Some(ss), OpState::Starting) = (self.params.slowstart, self.op_state()) {
+            let since = self.starting_since_ms.load(Ordering::Relaxed);
+            let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);
+            let total = ss.as_millis().max(1) as u64;
+            if el < total {
+                max = (max * (100 * el / total) / 100).max(1);
+            }
+        }
+        max
+    }
+
+    /// Whether the server has a free connection slot under its limit now (see
+    /// [`Server::dynamic_maxconn`]; `be` is its backend). Sequentially consistent, as
+    /// [`ServerCounters::session_ended`]: a connection that just joined a queue looks here.
+    pub fn has_free_slot(&self, be: &super::Proxy) -> bool {
+        let m = self.slot_limit(be);
+        m == 0 || self.counters.cur_sess.load(Ordering::SeqCst) < m
+    }
+
+    /// The limit a new connection to this server must stay under now (0 = none).
+    pub fn slot_limit(&self, be: &super::Proxy) -> u64 {
+        self.dynamic_maxconn(be.counters.cur_sess.load(Ordering::Relaxed), be.fullconn())
     }
 
     /// Removed by `del server`; Lua methods then return nil.

@@ -371,3 +371,35 @@ fn tracking_chains_inherit_as_haproxy() {
     assert!(!get("t3").admin().maint());
     assert!(get("t3").op_state().is_up());
 }
+
+/// HAProxy's `srv_dynamic_maxconn` and its default `fullconn` (a tenth of the frontends'
+/// `maxconn`, rounded up).
+#[test]
+fn dynamic_maxconn_grows_with_the_backend() {
+    let mut cfg = crate::testutil::reference_config();
+    cfg.proxies[0].maxconn = 1000; // fe -> test: fullconn 100
+    let s = &mut cfg.proxies[1].servers[1].params;
+    s.minconn = 2;
+    s.maxconn = 10;
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let be = reg.backend("test").unwrap();
+    assert_eq!(be.fullconn(), 100);
+    let w2 = reg.find_server("test/webserver2").unwrap();
+    assert_eq!(w2.dynamic_maxconn(0, 100), 2);
+    assert_eq!(w2.dynamic_maxconn(50, 100), 5);
+    assert_eq!(w2.dynamic_maxconn(100, 100), 10);
+    assert_eq!(w2.dynamic_maxconn(500, 100), 10);
+    // a static limit, and none
+    let w1 = reg.find_server("test/webserver1").unwrap();
+    assert_eq!(w1.dynamic_maxconn(50, 100), 0);
+    reg.apply(Command::SetMaxconn {
+        server: w1.clone(),
+        maxconn: 7,
+    })
+    .unwrap();
+    assert_eq!(
+        w1.dynamic_maxconn(0, 100),
+        7,
+        "set maxconn keeps a static limit static"
+    );
+}

@@ -113,7 +113,7 @@ impl Balancers {
                 any_usable |= usable;
                 // a hash must keep mapping a client to its server even when that server is
                 // full (the connection then waits in the server's queue), as HAProxy does
-                let ok = usable && (hashing || s.has_free_slot());
+                let ok = usable && (hashing || s.has_free_slot(be));
                 Candidate {
                     weight: match (ok, map_based) {
                         (false, _) => 0,

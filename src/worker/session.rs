@@ -118,8 +118,8 @@ enum NoConn {
     Timeout(Arc<Server>),
 }
 
-fn take_slot(s: &Server) -> bool {
-    let Some(cur) = super::reserve(&s.counters.cur_sess, s.maxconn() as u64) else {
+fn take_slot(be: &Proxy, s: &Server) -> bool {
+    let Some(cur) = super::reserve(&s.counters.cur_sess, s.slot_limit(be)) else {
         return false;
     };
     s.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
@@ -144,7 +144,7 @@ fn release_slot(be: &Proxy, s: &Arc<Server>) {
 fn hand_free_slot(be: &Proxy, s: &Arc<Server>) -> bool {
     s.is_usable()
         && be.queue.hand_over(s.key, serves_backend_queue(be, s), || {
-            take_slot(s).then(|| s.clone())
+            take_slot(be, s).then(|| s.clone())
         })
 }
 
@@ -163,7 +163,7 @@ fn pass_on(be: &Proxy) {
         return;
     }
     for s in be.servers().iter() {
-        if s.has_free_slot() && hand_free_slot(be, s) {
+        if s.has_free_slot(be) && hand_free_slot(be, s) {
             return;
         }
     }
@@ -318,7 +318,7 @@ async fn acquire<R: Rt>(
             }
         };
         let wait_on = match pick {
-            Pick::Server(s) if first(&s) && take_slot(&s) => break Ok(s),
+            Pick::Server(s) if first(&s) && take_slot(be, &s) => break Ok(s),
             Pick::NoServer => break Err(NoConn::NoServer),
             Pick::Server(s) if hashing => Some(s),
             _ => None,

@@ -47,6 +47,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "init-addr",
     "resolve-prefer",
     "cookie",
+    "minconn",
     "agent-check",
     "no-agent-check",
     "agent-port",
@@ -134,6 +135,13 @@ pub(crate) fn parse_server(
             )
         })?
     };
+    // HAProxy's check_config_validity: a `minconn` above `maxconn` (or alone) becomes the
+    // limit; without one, `minconn` is `maxconn` (a static limit)
+    if params.minconn > params.maxconn {
+        params.maxconn = params.minconn;
+    } else if params.minconn == 0 {
+        params.minconn = params.maxconn;
+    }
     if params.check && params.track.is_some() {
         return Err("unable to enable checks and tracking at the same time!".into());
     }
@@ -347,9 +355,9 @@ pub(crate) fn apply_keywords(
                     }
                 }
             }
-            "minconn" | "proxy-v2-options" => {
+            "minconn" => p.minconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
+            "proxy-v2-options" => {
                 val()?;
-                // passive checks and dynamic limits: the active checks and `maxconn` still act
                 ctx.warn(format!(
                     "server keyword '{kw}' is not supported by harp; ignored."
                 ));
