@@ -170,7 +170,7 @@ impl Proxy {
             stopped: AtomicBool::new(disabled),
             listening: Mutex::new(Vec::new()),
             maxconn_override: AtomicU64::new(u64::MAX),
-            fullconn: AtomicU64::new(1),
+            fullconn: AtomicU64::new(0),
             rids: Mutex::new(HashMap::new()),
             rebalanced: tokio::sync::Notify::new(),
             queue: super::WaitQueue::default(),
@@ -244,18 +244,18 @@ impl Proxy {
         }
     }
 
-    /// The frontend's own connection limit: `None` when it has none (`maxconn` 0 or unset in
-    /// the config: only the global limit applies); `Some(0)` after `set maxconn frontend <fe>
-    /// 0`, which, as in HAProxy, accepts nothing until the limit is raised.
     /// The backend load at which its servers reach their full `maxconn` (`fullconn`).
     pub fn fullconn(&self) -> u64 {
         self.fullconn.load(Ordering::Relaxed)
     }
 
     pub(super) fn set_fullconn(&self, v: u64) {
-        self.fullconn.store(v.max(1), Ordering::Relaxed);
+        self.fullconn.store(v, Ordering::Relaxed);
     }
 
+    /// The frontend's own connection limit: `None` when it has none (`maxconn` 0 or unset in
+    /// the config: only the global limit applies); `Some(0)` after `set maxconn frontend <fe>
+    /// 0`, which, as in HAProxy, accepts nothing until the limit is raised.
     pub fn maxconn(&self) -> Option<u32> {
         match self.maxconn_override.load(Ordering::Relaxed) {
             u64::MAX => (self.config.maxconn > 0).then_some(self.config.maxconn),

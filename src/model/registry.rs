@@ -112,14 +112,19 @@ impl std::fmt::Debug for Registry {
 /// up, at least 1) of the `maxconn` of the frontends whose `default_backend` it is (a `listen`
 /// counts its own); a frontend without `maxconn` counts the global one.
 fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
+    // HAProxy skips disabled proxies on both sides (a disabled backend keeps 0)
     for be in proxies.iter().filter(|p| p.config.cap.backend) {
+        if be.config.disabled {
+            be.set_fullconn(0);
+            continue;
+        }
         if let Some(f) = be.config.fullconn.filter(|f| *f > 0) {
             be.set_fullconn(u64::from(f));
             continue;
         }
         let total: u64 = proxies
             .iter()
-            .filter(|fe| fe.config.cap.frontend)
+            .filter(|fe| fe.config.cap.frontend && !fe.config.disabled)
             .filter(|fe| match &fe.config.default_backend {
                 Some(name) => **name == *be.name,
                 None => Arc::ptr_eq(fe, be),
@@ -129,7 +134,7 @@ fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
                 m => u64::from(m),
             })
             .sum();
-        be.set_fullconn(total.div_ceil(10));
+        be.set_fullconn(total.div_ceil(10).max(1));
     }
 }
 
