@@ -48,36 +48,12 @@ impl Agent {
     }
 }
 
-/// A server that accepts and closes, so that health checks pass.
-fn upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            if c.is_err() {
-                break;
-            }
-        }
-    });
-    port
-}
-
-/// One field of one `show stat` row (the row starting with `row`).
-fn stat_field(api: u16, row: &str, field: &str) -> String {
-    let stat = cli(api, "show stat");
-    let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
-    let col = header.iter().position(|f| *f == field);
-    match (col, stat.lines().find(|l| l.starts_with(row))) {
-        (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
-        _ => panic!("no {field} for {row} in {stat}"),
-    }
-}
-
 fn wait_status(h: &Harp, api: u16, want: &str) {
     assert!(
-        wait_until(DEADLINE, || stat_field(api, "be,s1,", "status") == want),
+        wait_until(DEADLINE, || common::stat_field(api, "be,s1,", "status")
+            == want),
         "status never {want} (now {}): {}",
-        stat_field(api, "be,s1,", "status"),
+        common::stat_field(api, "be,s1,", "status"),
         h.stderr()
     );
 }
@@ -85,7 +61,7 @@ fn wait_status(h: &Harp, api: u16, want: &str) {
 #[test]
 fn the_agent_steers_health_admin_state_weight_and_maxconn() {
     let agent = Agent::start("up\n");
-    let up_port = upstream();
+    let up_port = common::accepting_upstream();
     let api = free_port();
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -105,14 +81,14 @@ fn the_agent_steers_health_admin_state_weight_and_maxconn() {
          info: \"via agent : down (maintenance window)\", check duration: "
     ));
     assert!(h.wait_log("Server be/s1 is DOWN. 0 active and 0 backup servers left."));
-    assert_eq!(stat_field(api, "be,s1,", "agent_status"), "L7STS");
-    assert_eq!(stat_field(api, "be,s1,", "agent_health"), "0");
+    assert_eq!(common::stat_field(api, "be,s1,", "agent_status"), "L7STS");
+    assert_eq!(common::stat_field(api, "be,s1,", "agent_health"), "0");
 
     agent.say("up 50% maxconn:7\n");
     wait_status(&h, api, "no check");
     assert!(h.wait_log("Agent check for server be/s1 succeeded, reason: Layer7 check passed"));
     assert_eq!(cli(api, "get weight be/s1"), "5 (initial 10)\n\n");
-    assert_eq!(stat_field(api, "be,s1,", "slim"), "7");
+    assert_eq!(common::stat_field(api, "be,s1,", "slim"), "7");
 
     agent.say("drain\n");
     wait_status(&h, api, "DRAIN (agent)");
@@ -126,9 +102,9 @@ fn the_agent_steers_health_admin_state_weight_and_maxconn() {
     // a line without its end is ignored, whatever it says
     agent.say("down");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stat_field(api, "be,s1,", "status"), "no check");
+    assert_eq!(common::stat_field(api, "be,s1,", "status"), "no check");
     assert_eq!(
-        stat_field(api, "be,s1,", "last_agt"),
+        common::stat_field(api, "be,s1,", "last_agt"),
         "Ignoring incomplete line from agent"
     );
     let got = String::from_utf8_lossy(&agent.got.lock().unwrap()).to_string();
@@ -141,7 +117,7 @@ fn an_unreachable_agent_leaves_the_server_up_and_the_cli_drives_the_agent() {
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
-    let up_port = upstream();
+    let up_port = common::accepting_upstream();
     let api = free_port();
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -152,21 +128,21 @@ fn an_unreachable_agent_leaves_the_server_up_and_the_cli_drives_the_agent() {
     );
     let mut h = Harp::spawn(&cfg, &[]);
     h.wait_port(api);
-    assert!(wait_until(DEADLINE, || stat_field(
+    assert!(wait_until(DEADLINE, || common::stat_field(
         api,
         "be,s1,",
         "agent_status"
     ) == "L4CON"));
     // the health check decides alone
     wait_status(&h, api, "UP");
-    assert!(stat_field(api, "be,s1,", "last_agt").starts_with("Connection refused"));
+    assert!(common::stat_field(api, "be,s1,", "last_agt").starts_with("Connection refused"));
 
     assert_eq!(cli(api, "set server be/s1 agent down"), "\n");
     wait_status(&h, api, "DOWN (agent)");
     assert!(h.wait_log("Server be/s1 is DOWN, changed from CLI."));
     // the health check passes, but the agent has not said up
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stat_field(api, "be,s1,", "status"), "DOWN (agent)");
+    assert_eq!(common::stat_field(api, "be,s1,", "status"), "DOWN (agent)");
     assert_eq!(cli(api, "set server be/s1 agent up"), "\n");
     wait_status(&h, api, "UP");
 
@@ -231,7 +207,7 @@ fn an_unreachable_agent_leaves_the_server_up_and_the_cli_drives_the_agent() {
 #[test]
 fn lua_sees_agent_checks_and_drives_the_agent() {
     let agent = Agent::start("up\n");
-    let up_port = upstream();
+    let up_port = common::accepting_upstream();
     let api = free_port();
     let dir = tempfile::tempdir().unwrap();
     let script = write_file(

@@ -1679,7 +1679,7 @@ fn observe_layer4_marks_a_refusing_server_down() {
         "{}",
         h.stderr()
     );
-    assert_eq!(stat_field(api, "be,s1,", "hanafail"), "1");
+    assert_eq!(common::stat_field(api, "be,s1,", "hanafail"), "1");
     // the check (to the live port) passes at downinter, long before `inter`
     assert!(h.wait_log("Server be/s1 is UP"), "{}", h.stderr());
     drop(live);
@@ -1727,9 +1727,9 @@ fn observe_alarm_brings_the_next_check_forward() {
         "no check brought forward: {}",
         h.stderr()
     );
-    assert_eq!(stat_field(api, "be,s1,", "hanafail"), "1");
+    assert_eq!(common::stat_field(api, "be,s1,", "hanafail"), "1");
     assert_eq!(
-        stat_field(api, "be,s1,", "status"),
+        common::stat_field(api, "be,s1,", "status"),
         "UP",
         "fastinter alone leaves it up"
     );
@@ -1743,16 +1743,4 @@ fn refusing_port() -> (socket2::Socket, u16) {
         .unwrap();
     let port = s.local_addr().unwrap().as_socket().unwrap().port();
     (s, port)
-}
-
-/// One field of one `show stat` row (the row starting with `row`, e.g. `be,s1,`).
-fn stat_field(api: u16, row: &str, field: &str) -> String {
-    let stat = common::cli(api, "show stat");
-    let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
-    let col = header.iter().position(|f| *f == field);
-    let line = stat.lines().find(|l| l.starts_with(row));
-    match (col, line) {
-        (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
-        _ => panic!("no {field} for {row} in {stat}"),
-    }
 }

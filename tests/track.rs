@@ -3,50 +3,24 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::{cli, free_port, wait_until, write_file, Harp};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A server that accepts and closes, so that health checks pass.
-fn upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            if c.is_err() {
-                break;
-            }
-        }
-    });
-    port
-}
-
-/// One field of one `show stat` row (the row starting with `row`).
-fn stat_field(api: u16, row: &str, field: &str) -> String {
-    let stat = cli(api, "show stat");
-    let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
-    let col = header.iter().position(|f| *f == field);
-    match (col, stat.lines().find(|l| l.starts_with(row))) {
-        (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
-        _ => panic!("no {field} for {row} in {stat}"),
-    }
-}
-
 fn wait_status(h: &Harp, api: u16, row: &str, want: &str) {
     assert!(
-        wait_until(DEADLINE, || stat_field(api, row, "status") == want),
+        wait_until(DEADLINE, || common::stat_field(api, row, "status") == want),
         "{row} never {want} (now {}): {}",
-        stat_field(api, row, "status"),
+        common::stat_field(api, row, "status"),
         h.stderr()
     );
 }
 
 #[test]
 fn trackers_follow_the_tracked_server_state_maintenance_and_drain() {
-    let up = upstream();
+    let up = common::accepting_upstream();
     let api = free_port();
     let dir = tempfile::tempdir().unwrap();
     let script = write_file(
@@ -72,8 +46,8 @@ end)
     let mut h = Harp::spawn_in(dir, &cfg, &[]);
     h.wait_port(api);
     wait_status(&h, api, "be2,t1,", "UP");
-    assert_eq!(stat_field(api, "be2,t1,", "tracked"), "be1/s1");
-    assert_eq!(stat_field(api, "be3,t2,", "tracked"), "be2/t1");
+    assert_eq!(common::stat_field(api, "be2,t1,", "tracked"), "be1/s1");
+    assert_eq!(common::stat_field(api, "be3,t2,", "tracked"), "be2/t1");
     assert_eq!(cli(api, "tracks"), "s1 1 nil\n\n");
 
     // down: the tracked server's line first, then each tracker's, naming what it tracks
@@ -135,7 +109,7 @@ end)
 
 #[test]
 fn a_dynamic_server_may_track_a_checked_one() {
-    let up = upstream();
+    let up = common::accepting_upstream();
     let api = free_port();
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -157,7 +131,7 @@ fn a_dynamic_server_may_track_a_checked_one() {
         add(&format!("d1 127.0.0.1:{up} track s1")),
         "New server registered.\n\n"
     );
-    assert_eq!(stat_field(api, "be1,d1,", "tracked"), "be1/s1");
+    assert_eq!(common::stat_field(api, "be1,d1,", "tracked"), "be1/s1");
     assert_eq!(cli(api, "set server be1/d1 state ready"), "\n");
     assert_eq!(cli(api, "set server be1/s1 health down"), "\n");
     wait_status(&h, api, "be1,d1,", "DOWN");

@@ -149,12 +149,7 @@ async fn agent_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
         .max(Duration::from_millis(1));
     rng = splitmix(rng);
     if spread_first {
-        let over = reg
-            .global()
-            .max_spread_checks
-            .map_or(inter, |m| inter.min(m));
-        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
-        tokio::time::sleep(first).await;
+        tokio::time::sleep(first_delay(&reg, inter, rng)).await;
     }
     loop {
         let a = srv.agent_state();
@@ -222,12 +217,7 @@ async fn check_loop(
     let inter = srv.params.inter.max(Duration::from_millis(1));
     rng = splitmix(rng);
     if spread_first {
-        // over `inter`, or at most `max-spread-checks`
-        let over = reg
-            .global()
-            .max_spread_checks
-            .map_or(inter, |m| inter.min(m));
-        let first = Duration::from_nanos(rng % (over.as_nanos() as u64).max(1));
+        let first = first_delay(&reg, inter, rng);
         wait(&srv, tokio::time::Instant::now() + first, &hurry).await;
     }
     let mut spec = ProbeSpec {
@@ -278,6 +268,16 @@ async fn check_loop(
         let due = tokio::time::Instant::now() + jitter(base, spread, rng);
         wait(&srv, due, &hurry).await;
     }
+}
+
+/// When a check first runs at start-up: at a random point of `inter`, or of at most
+/// `max-spread-checks`, so that checks do not all start at once.
+fn first_delay(reg: &Registry, inter: Duration, rng: u64) -> Duration {
+    let over = reg
+        .global()
+        .max_spread_checks
+        .map_or(inter, |m| inter.min(m));
+    Duration::from_nanos(rng % (over.as_nanos() as u64).max(1))
 }
 
 /// Sleeps until `due`, or until the sooner deadline a `hurry` notification sets.

@@ -10,12 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::check::{CheckOutcome, CheckReport, CheckResult, CheckStatus};
-use super::command::check_reason;
 use super::server::{CheckState, Server};
 use super::state::{AdminFlags, Cause, OpState};
 use super::Registry;
-use crate::events::{EventData, EventType};
-use crate::logging::{self, targets::NOTICE};
 
 /// The agent check of one server: its check state, and where it goes (`set server ...
 /// agent-addr|agent-port|agent-send` change that at run time).
@@ -274,7 +271,7 @@ impl Registry {
         }
         // events and logs only for a new status or health; the verdict below, every time
         if let Some(r) = &report {
-            self.agent_reported(s, r);
+            self.check_reported(s, r);
         }
         let report = last;
         match status {
@@ -294,35 +291,6 @@ impl Registry {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// An agent result with a new status or health: the SERVER_CHECK event, and with
-    /// `option log-health-checks` HAProxy's `Agent check for server ...` line.
-    fn agent_reported(&self, s: &Arc<Server>, report: &CheckReport) {
-        let (outcome, health) = (report.outcome, report.health);
-        self.publish(s, EventType::ServerCheck, EventData::Check(report.clone()));
-        if let Some(p) = self.proxy_at(s.proxy_index) {
-            if p.config.log_health_checks {
-                let verdict = if outcome == CheckOutcome::Failed {
-                    "failed"
-                } else {
-                    "succeeded"
-                };
-                let mut st = report.health.status_text();
-                if s.uweight() == 0 && health.cur >= health.rise {
-                    st = st.replace(" UP", " DRAIN");
-                }
-                let line = format!(
-                    "Agent check for {}server {}/{} {verdict}{}, status: {st}.",
-                    if s.params.backup { "backup " } else { "" },
-                    p.name,
-                    s.name,
-                    check_reason(report),
-                );
-                logging::warning(&line);
-                self.log_to(p, NOTICE, &line);
-            }
         }
     }
 }
@@ -348,6 +316,22 @@ mod tests {
         reg.apply(Command::AgentDone {
             server: s.clone(),
             reply: AgentReply::Line(text.into()),
+            duration_ms: 0,
+        })
+        .expect("applied");
+    }
+
+    /// The agent could not be asked (connect error or timeout).
+    fn unreachable(reg: &Registry, s: &Arc<Server>, status: CheckStatus) {
+        reg.apply(Command::AgentDone {
+            server: s.clone(),
+            reply: AgentReply::Failed(CheckResult {
+                status,
+                duration_ms: 0,
+                info: None,
+                code: None,
+                agent: true,
+            }),
             duration_ms: 0,
         })
         .expect("applied");
@@ -390,18 +374,7 @@ mod tests {
         assert_eq!(s.op_state(), OpState::Stopped);
         // a reply without health changes nothing; an unreachable agent neither
         line(&reg, &s, "ready");
-        reg.apply(Command::AgentDone {
-            server: s.clone(),
-            reply: AgentReply::Failed(CheckResult {
-                status: CheckStatus::L4Con,
-                duration_ms: 0,
-                info: None,
-                code: None,
-                agent: true,
-            }),
-            duration_ms: 0,
-        })
-        .expect("applied");
+        unreachable(&reg, &s, CheckStatus::L4Con);
         assert_eq!(s.op_state(), OpState::Stopped);
         line(&reg, &s, "up");
         assert_eq!(s.op_state(), OpState::Running);
@@ -417,18 +390,7 @@ mod tests {
     fn unreachable_agent_counts_nothing() {
         let (reg, s) = with_agent();
         for _ in 0..5 {
-            reg.apply(Command::AgentDone {
-                server: s.clone(),
-                reply: AgentReply::Failed(CheckResult {
-                    status: CheckStatus::L4Tout,
-                    duration_ms: 0,
-                    info: None,
-                    code: None,
-                    agent: true,
-                }),
-                duration_ms: 0,
-            })
-            .expect("applied");
+            unreachable(&reg, &s, CheckStatus::L4Tout);
         }
         let a = s.agent_state().check;
         assert_eq!(a.health.cur, 1);

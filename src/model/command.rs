@@ -834,27 +834,7 @@ impl Registry {
             s.counters.chkfail.fetch_add(1, Ordering::Relaxed);
         }
         if changed {
-            self.publish(s, EventType::ServerCheck, EventData::Check(report.clone()));
-            if let Some(p) = self.proxy_at(s.proxy_index) {
-                if p.config.log_health_checks {
-                    let verdict = if passed { "succeeded" } else { "failed" };
-                    let mut status = report.health.status_text();
-                    if s.uweight() == 0 && report.health.cur >= report.health.rise {
-                        // HAProxy says DRAIN instead of UP for a server with weight 0.
-                        status = status.replace(" UP", " DRAIN");
-                    }
-                    let line = format!(
-                        "Health check for {}server {}/{} {verdict}{}, status: {}.",
-                        if s.params.backup { "backup " } else { "" },
-                        p.name,
-                        s.name,
-                        check_reason(&report),
-                        status
-                    );
-                    logging::warning(&line);
-                    self.log_to(p, NOTICE, &line);
-                }
-            }
+            self.check_reported(s, &report);
         }
         if s.admin().maint() {
             return;
@@ -866,6 +846,41 @@ impl Registry {
             Some(false) => self.change(s, Some(OpState::Stopped), None, Cause::Check, Some(report)),
             None => {}
         }
+    }
+
+    /// A health or agent check result with a new status or health: the SERVER_CHECK event,
+    /// and with `option log-health-checks` HAProxy's `Health|Agent check for server ...` line
+    /// (`DRAIN` instead of `UP` for a server of weight 0).
+    pub(super) fn check_reported(&self, s: &Arc<Server>, report: &CheckReport) {
+        self.publish(s, EventType::ServerCheck, EventData::Check(report.clone()));
+        let Some(p) = self.proxy_at(s.proxy_index) else {
+            return;
+        };
+        if !p.config.log_health_checks {
+            return;
+        }
+        let verdict = match report.outcome {
+            super::check::CheckOutcome::Failed => "failed",
+            _ => "succeeded",
+        };
+        let mut status = report.health.status_text();
+        if s.uweight() == 0 && report.health.cur >= report.health.rise {
+            status = status.replace(" UP", " DRAIN");
+        }
+        let line = format!(
+            "{} check for {}server {}/{} {verdict}{}, status: {status}.",
+            if report.result.agent {
+                "Agent"
+            } else {
+                "Health"
+            },
+            if s.params.backup { "backup " } else { "" },
+            p.name,
+            s.name,
+            check_reason(report),
+        );
+        logging::warning(&line);
+        self.log_to(p, NOTICE, &line);
     }
 
     /// HAProxy's `__health_adjust` once `error-limit` is reached: `hanafail` counts it;
@@ -1088,7 +1103,7 @@ impl Registry {
     }
 }
 
-pub(super) fn check_reason(r: &CheckReport) -> String {
+fn check_reason(r: &CheckReport) -> String {
     let mut m = format!(", reason: {}", r.result.status.desc());
     // HAProxy prints a code for every status past layer 5-7 data analysis (0 when the check
     // set none, as a tcp-check does)

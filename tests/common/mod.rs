@@ -218,3 +218,29 @@ pub fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
         }
     }
 }
+
+/// A server on 127.0.0.1 that accepts and closes every connection (health checks pass); it
+/// lives as long as the test process. Its port.
+pub fn accepting_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().map(|a| a.port()).expect("local addr");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            if c.is_err() {
+                break;
+            }
+        }
+    });
+    port
+}
+
+/// One field of one `show stat` row (the row starting with `row`, e.g. `be,s1,`).
+pub fn stat_field(api: u16, row: &str, field: &str) -> String {
+    let stat = cli(api, "show stat");
+    let header: Vec<&str> = stat.lines().next().unwrap_or("").split(',').collect();
+    let col = header.iter().position(|f| *f == field);
+    match (col, stat.lines().find(|l| l.starts_with(row))) {
+        (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
+        _ => panic!("no {field} for {row} in {stat}"),
+    }
+}
