@@ -202,6 +202,12 @@ fn an_unreachable_agent_leaves_the_server_up_and_the_cli_drives_the_agent() {
     let cmd = format!("set server be/s1 agent-addr 127.0.0.1 port {}", agent.port);
     assert_eq!(cli(api, &cmd), "\n");
     wait_status(&h, api, "DOWN (agent)");
+    // maintenance pauses the health check (HAProxy's CHK_ST_PAUSED, 0x08), not the agent
+    assert_eq!(cli(api, "set server be/s1 state maint"), "\n");
+    let state = cli(api, "show servers state be");
+    let s1 = state.lines().find(|l| l.contains(" s1 ")).unwrap_or("");
+    let f: Vec<&str> = s1.split(' ').collect();
+    assert_eq!((f[13], f[14]), ("14", "22"), "{state}");
 }
 
 #[test]

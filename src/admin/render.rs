@@ -898,7 +898,13 @@ pub fn servers_state(reg: &Registry, backend: Option<&str>) -> Result<String, St
                 result,
                 // HAProxy zeroes the health counter when a server enters maintenance.
                 if s.admin().maint() { 0 } else { c.health.cur },
-                c.flags(),
+                // HAProxy's CHK_ST_PAUSED (0x08): maintenance pauses an enabled check
+                c.flags()
+                    | if c.enabled && s.admin().maint() {
+                        0x08
+                    } else {
+                        0
+                    },
                 agent_flags(&a.check),
                 u8::from(p.config.forced_id),
                 u8::from(s.params.forced_id),
