@@ -5,8 +5,9 @@
 //! <resolvers>/<nameserver>`); a server that started without one (`init-addr none`) leaves its
 //! resolution maintenance; a name that fails for `hold nx` puts the server into it.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
@@ -18,8 +19,56 @@ use crate::model::{Command, DnsStatus, Registry, Server};
 const A: u16 = 1;
 const AAAA: u16 = 28;
 
+/// One name's last answer, as a resolvers section gave it (the text names the server).
+type Answer = (Result<Vec<IpAddr>, DnsStatus>, String);
+
+/// A name's last answer and when it came, behind the lock its next question is asked under.
+type LastAnswer = Arc<tokio::sync::Mutex<Option<(Instant, Answer)>>>;
+
+/// The answers the servers of one name share (a `server-template`'s, or plain servers naming
+/// the same host): one query per name, section and family preference per `hold valid`, as
+/// HAProxy's resolutions are shared, instead of one per server.
+#[derive(Default)]
+pub(super) struct SharedAnswers {
+    /// By resolvers section, lower-cased name, and IPv4 preference.
+    names: Mutex<HashMap<(String, String, bool), LastAnswer>>,
+}
+
+impl SharedAnswers {
+    /// The name's answer: a recent one (younger than half the wait that follows it) as it is,
+    /// else a new query, which the other servers of the name wait for rather than repeat.
+    async fn ask(&self, r: &ResolversConfig, fqdn: &str, prefer_v4: bool, id: u16) -> Answer {
+        let key = (r.name.clone(), fqdn.to_ascii_lowercase(), prefer_v4);
+        let slot = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut last = slot.lock().await;
+        if let Some((at, answer)) = last.as_ref() {
+            let wait = match answer.0 {
+                Ok(_) => r.hold_valid,
+                Err(_) => r.timeout_resolve,
+            };
+            if at.elapsed() < wait / 2 {
+                return answer.clone();
+            }
+        }
+        let answer = resolve(r, fqdn, prefer_v4, id).await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+}
+
 /// Resolves `srv`'s name forever (until the server is deleted).
-pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: ResolversConfig) {
+pub(super) async fn resolve_loop(
+    reg: Arc<Registry>,
+    srv: Arc<Server>,
+    r: ResolversConfig,
+    shared: Arc<SharedAnswers>,
+) {
     let Some(fqdn) = srv.params.fqdn.clone() else {
         return;
     };
@@ -33,7 +82,9 @@ pub(super) async fn resolve_loop(reg: Arc<Registry>, srv: Arc<Server>, r: Resolv
             return;
         }
         id = id.wrapping_add(0x9e37);
-        let (outcome, by) = resolve(&r, &fqdn, srv.params.resolve_prefer_v4, id).await;
+        let (outcome, by) = shared
+            .ask(&r, &fqdn, srv.params.resolve_prefer_v4, id)
+            .await;
         let next = match outcome {
             Ok(mut ips) => {
                 last_valid = Instant::now();

@@ -25,6 +25,7 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
     let mut agents_seen: Vec<usize> = Vec::new();
     // name resolution (`resolvers`), one task per server with a name, until it is deleted
     let mut resolving: HashMap<usize, (Arc<Server>, JoinHandle<()>)> = HashMap::new();
+    let shared = Arc::new(super::resolve::SharedAnswers::default());
     let mut seed = seed_from_clock();
     let mut first_scan = true;
     let mut tick = tokio::time::interval(SCAN_EVERY);
@@ -54,6 +55,7 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                             reg.clone(),
                             s.clone(),
                             r.clone(),
+                            shared.clone(),
                         ));
                         slot.insert((s.clone(), h));
                     }
