@@ -408,7 +408,10 @@ impl Parser {
         p.servers.clear();
         p.id = None;
         p.forced_id = false;
-        self.meta = proxy::ProxyMeta::default();
+        self.meta = proxy::ProxyMeta {
+            defaults_rate_limit: p.rate_limit_sessions,
+            ..Default::default()
+        };
         self.section = Section::Proxy(Box::new(p));
     }
 

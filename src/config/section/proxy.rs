@@ -26,6 +26,9 @@ pub(crate) struct ProxyMeta {
     pub tcp_rules_own: bool,
     /// Where the first `http-request`/`http-response` line of a proxy in `mode http` was.
     pub http_rules_at: Option<Location>,
+    /// The `rate-limit sessions` the proxy took from its defaults: writing it once more with
+    /// another value draws HAProxy's "overwriting" warning.
+    pub defaults_rate_limit: u32,
 }
 
 /// Keywords harp understands in proxy sections (for did-you-mean and the README).
@@ -445,6 +448,11 @@ pub(crate) fn parse(
                     p.name
                 ));
                 return Ok(());
+            }
+            if meta.is_some_and(|m| m.defaults_rate_limit != p.rate_limit_sessions) {
+                ctx.warn(format!(
+                    "overwriting {kw} {what} which was already specified"
+                ));
             }
             p.rate_limit_sessions = n;
             // HAProxy's proxy keyword parsers ignore extra words
@@ -1280,6 +1288,14 @@ mod tests {
         assert!(cfg.warnings.iter().any(|w| w.contains(
             "rate-limit sessions will be ignored because backend 'be' has no frontend capability"
         )));
+        // set twice in one proxy, the second differently: HAProxy's warning (not for the
+        // first one, even over its defaults' value)
+        assert!(!cfg.warnings.iter().any(|w| w.contains("overwriting")));
+        let cfg = ok("frontend fe\n bind 127.0.0.1:9\n rate-limit sessions 5\n rate-limit sessions 6\n default_backend be\n\
+             backend be\n server s 127.0.0.1:1\n");
+        assert!(cfg.warnings.iter().any(|w| w.contains("t.cfg:4")
+            && w.contains("overwriting rate-limit sessions which was already specified")));
+        assert_eq!(cfg.proxy("fe", false).unwrap().rate_limit_sessions, 6);
         for (line, want) in [
             (
                 "rate-limit conns 5",
