@@ -1750,3 +1750,41 @@ fn refusing_port() -> (socket2::Socket, u16) {
     let port = s.local_addr().unwrap().as_socket().unwrap().port();
     (s, port)
 }
+
+/// Plain servers resolving one name in a backend take different addresses, as HAProxy's
+/// default `resolve-opts prevent-dup-ip` has them; `allow-dup-ip` lets them share one.
+#[test]
+fn servers_of_one_name_take_different_addresses_unless_allowed() {
+    let dns = FakeDns::start_many(vec![[127, 0, 0, 5], [127, 0, 0, 4]]);
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    timeout retry 100ms\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend be\n    server a app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4\n\
+         \x20   server b app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4\n\
+         backend dup\n    server a app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-opts allow-dup-ip\n\
+         \x20   server b app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-opts allow-dup-ip\n",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("dup.cfg", &text).expect("parses");
+    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
+    let srv = |path: &str| reg.find_server(path).unwrap();
+    let checker = harp::health::start(reg.clone()).unwrap();
+    let all = ["be/a", "be/b", "dup/a", "dup/b"];
+    assert!(
+        common::wait_until(DEADLINE, || all.iter().all(|p| !srv(p).admin().maint())),
+        "never resolved"
+    );
+    assert_ne!(srv("be/a").addr(), srv("be/b").addr());
+    assert_eq!(srv("dup/a").addr(), srv("dup/b").addr());
+    let e = harp::config::parse_str(
+        "x.cfg",
+        "backend be\n    server a 127.0.0.1:80 resolve-opts nope\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("unknown resolve-opts option 'nope', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'."),
+        "{e}"
+    );
+    checker.stop();
+}

@@ -821,6 +821,9 @@ pub struct ServerParams {
     /// The server's place in its `server-template` (0 for the first): with `resolvers`, the
     /// servers of a template share the addresses of their name, one each.
     pub template_slot: Option<u32>,
+    /// `resolve-opts allow-dup-ip`: servers of one backend resolving the same name may take
+    /// the same address (by default, as in HAProxy, each takes one the others do not hold).
+    pub allow_dup_ip: bool,
     /// The address could not be found at start-up (`init-addr none`): the server starts in
     /// resolution maintenance (RMAINT) until its name resolves.
     pub unresolved: bool,
@@ -928,6 +931,7 @@ impl Default for ServerParams {
             init_addr: None,
             resolve_prefer_v4: false,
             template_slot: None,
+            allow_dup_ip: false,
             unresolved: false,
             tcp_ut: None,
             check_ssl: false,

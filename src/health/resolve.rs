@@ -88,14 +88,18 @@ pub(super) async fn resolve_loop(
         let next = match outcome {
             Ok(mut ips) => {
                 last_valid = Instant::now();
-                let outcome = match srv.params.template_slot {
-                    Some(k) => {
+                let outcome = match (srv.params.template_slot, srv.params.allow_dup_ip) {
+                    (Some(k), _) => {
                         ips.sort();
                         ips.dedup();
-                        template_pick(&reg, &srv, &fqdn, k as usize, &ips)
+                        pick(&reg, &srv, &fqdn, Some(k as usize), &ips)
                     }
-                    // keep the current address while it is still among the answers
-                    None => {
+                    // HAProxy's default for a plain server too: an address no other server
+                    // of the name holds (`resolve-opts prevent-dup-ip`)
+                    (None, false) => pick(&reg, &srv, &fqdn, None, &ips),
+                    // `allow-dup-ip`: keep the current address while it is still among the
+                    // answers
+                    (None, true) => {
                         let cur = srv.addr().ip();
                         Ok(if ips.contains(&cur) { cur } else { ips[0] })
                     }
@@ -132,19 +136,19 @@ pub(super) async fn resolve_loop(
     }
 }
 
-/// The address a template server takes from `ips` (sorted): the servers of a template hold
-/// one address each, as HAProxy fills them. A server keeps its address while the answer still
-/// has it (its health and runtime weight stay with that host); one without takes its own
-/// slot's address when free, else the first one no other server of the name holds; those left
-/// without one wait in maintenance.
+/// The address a server takes from `ips` (a template's sorted): the servers of one name in a
+/// backend hold one address each, as HAProxy fills them unless `allow-dup-ip`. A server keeps
+/// its address while the answer still has it (its health and runtime weight stay with that
+/// host); one without takes its template slot's address when free, else the first one no
+/// other server of the name holds; those left without one wait in maintenance.
 ///
 /// No two servers take the same address: every resolution runs on the check thread, and the
 /// address picked is applied before that thread runs anything else.
-fn template_pick(
+fn pick(
     reg: &Registry,
     srv: &Server,
     fqdn: &str,
-    slot: usize,
+    slot: Option<usize>,
     ips: &[IpAddr],
 ) -> Result<IpAddr, DnsStatus> {
     let held: Vec<IpAddr> = reg
@@ -160,6 +164,7 @@ fn template_pick(
                     .is_some_and(|f| f.eq_ignore_ascii_case(fqdn))
         })
         .filter(|o| !o.admin().has(crate::model::AdminFlags::RMAINT))
+        .filter(|_| !srv.params.allow_dup_ip)
         .map(|o| o.addr().ip())
         .collect();
     let free = |ip: &IpAddr| !held.contains(ip);
@@ -167,7 +172,7 @@ fn template_pick(
     if !srv.admin().has(crate::model::AdminFlags::RMAINT) && ips.contains(&cur) && free(&cur) {
         return Ok(cur);
     }
-    ips.get(slot)
+    slot.and_then(|k| ips.get(k))
         .filter(|ip| free(ip))
         .or_else(|| ips.iter().find(|ip| free(ip)))
         .copied()

@@ -302,6 +302,21 @@ pub(crate) fn apply_keywords(
                 }
                 p.init_addr = Some(methods);
             }
+            "resolve-opts" => {
+                for o in val()?.split(',') {
+                    match o {
+                        "allow-dup-ip" => p.allow_dup_ip = true,
+                        "prevent-dup-ip" => p.allow_dup_ip = false,
+                        // SRV record weights: harp asks A/AAAA only
+                        "ignore-weight" => {}
+                        _ => {
+                            return Err(format!(
+                                "'resolve-opts' : unknown resolve-opts option '{o}', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'."
+                            ))
+                        }
+                    }
+                }
+            }
             "resolve-prefer" => {
                 p.resolve_prefer_v4 = match val()? {
                     "ipv4" => true,
@@ -314,7 +329,7 @@ pub(crate) fn apply_keywords(
                 };
             }
             "cookie" | "pool-max-conn" | "pool-purge-delay" | "max-reuse" | "ws" | "log-proto"
-            | "resolve-opts" | "pool-low-conn" | "pool-conn-name" => {
+            | "pool-low-conn" | "pool-conn-name" => {
                 val()?;
                 ctx.warn(format!(
                     "server keyword '{kw}' has no effect in harp; ignored."
