@@ -265,7 +265,9 @@ fn tracks(p: &mut Parser) {
                 )));
                 continue;
             }
-            // follow the chain: back to this server is a loop
+            // follow the chain: back to this server is a loop. As HAProxy links servers in
+            // file order, only the links of servers before this one exist yet, so only the
+            // server that closes a loop is refused
             let mut at = (tp, ts);
             for _ in 0..=cfg.proxies.iter().map(|q| q.servers.len()).sum::<usize>() {
                 if at == (pi, si) {
@@ -273,6 +275,9 @@ fn tracks(p: &mut Parser) {
                         "unable to track {tname} as it belongs to a tracking chain looping back to {}/{}.",
                         cfg.proxies[tp].name, s.name
                     )));
+                    break;
+                }
+                if at > (pi, si) {
                     break;
                 }
                 let here = &cfg.proxies[at.0];
@@ -548,6 +553,10 @@ mod tests {
             let e = err(text);
             assert!(e.contains(want), "{e}");
         }
+        // only the server that closes a loop is refused
+        let e =
+            err("backend a\n server s1 127.0.0.1:1 track s2\n server s2 127.0.0.1:1 track s1\n");
+        assert!(!e.contains("'server a/s1'"), "{e}");
     }
 
     #[test]
