@@ -254,13 +254,15 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             Reply::line(x.reg.stop_frontend(&fe).err().unwrap_or_default())
         }
         // HAProxy's `cli_parse_set_ratelimit`; harp has no TLS sessions nor compression to
-        // limit, so those two limits are checked and have nothing to act on
+        // limit, so those two limits only show in `show info`
         AdminCommand::SetRateLimit(what, scope, v) => {
             need(st, Admin)?;
-            let sessions = match (what.as_str(), scope.as_str()) {
-                ("connections", "global") => Some(false),
-                ("sessions", "global") => Some(true),
-                ("ssl-sessions" | "http-compression", "global") => None,
+            // Ok(sessions?) for the listeners' limits, Err(compression?) for the others
+            let which = match (what.as_str(), scope.as_str()) {
+                ("connections", "global") => Ok(false),
+                ("sessions", "global") => Ok(true),
+                ("ssl-sessions", "global") => Err(false),
+                ("http-compression", "global") => Err(true),
                 _ => {
                     return Ok(Reply::text(
                         "'set rate-limit' only supports :\n\
@@ -278,8 +280,9 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             if n < 0 {
                 return Ok(Reply::line("Value out of range."));
             }
-            if let Some(sessions) = sessions {
-                x.reg.set_rate_limit(sessions, n as u64);
+            match which {
+                Ok(sessions) => x.reg.set_rate_limit(sessions, n as u64),
+                Err(compression) => x.reg.set_other_rate_limit(compression, n as u64),
             }
             Reply::default()
         }

@@ -65,6 +65,9 @@ pub struct Global {
     pub maxconnrate: u32,
     /// `maxsessrate`: sessions per second, process-wide (in TCP a connection is a session).
     pub maxsessrate: u32,
+    /// `maxsslrate`: TLS sessions per second; harp terminates no TLS, so it limits nothing,
+    /// and `show info` reports it as HAProxy does.
+    pub maxsslrate: u32,
     /// `tune.pipesize`: capacity asked for each splice pipe (F_SETPIPE_SZ); `None` = harp's
     /// default (see `worker::forward::splice::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;
     /// the kernel caps unprivileged users at `fs.pipe-max-size` and `fs.pipe-user-pages-soft`.
@@ -135,6 +138,7 @@ impl Default for Global {
             maxconn: None,
             maxconnrate: 0,
             maxsessrate: 0,
+            maxsslrate: 0,
             pipesize: None,
             incoming_cpu: true,
             stats_sockets: Vec::new(),

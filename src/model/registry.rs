@@ -92,6 +92,10 @@ pub struct Registry {
     conn_rate_limit: AtomicU64,
     /// `maxsessrate` now (`set rate-limit sessions global`; 0 = none).
     sess_rate_limit: AtomicU64,
+    /// `maxsslrate` and the compression limit (`set rate-limit ssl-sessions|http-compression
+    /// global`, the latter in bytes/s): harp terminates no TLS and compresses nothing, so they
+    /// only show in `show info`, as HAProxy's do.
+    other_rate_limits: [AtomicU64; 2],
     /// Woken when a rate limit changes, so that listeners held by the old one look again at
     /// once (HAProxy's `dequeue_all_listeners`).
     pub rate_limit_changed: tokio::sync::Notify,
@@ -244,6 +248,7 @@ impl Registry {
             u64::from(config.global.maxconnrate),
             u64::from(config.global.maxsessrate),
         );
+        let ssl_rate = u64::from(config.global.maxsslrate);
         let listeners: usize = config
             .proxies
             .iter()
@@ -280,6 +285,7 @@ impl Registry {
             conn_rate_limit: AtomicU64::new(rates.0),
             sess_rate_limit: AtomicU64::new(rates.1),
             rate_limit_changed: tokio::sync::Notify::new(),
+            other_rate_limits: [AtomicU64::new(ssl_rate), AtomicU64::new(0)],
         })
     }
 
@@ -335,6 +341,25 @@ impl Registry {
         };
         l.store(v, Ordering::Relaxed);
         self.rate_limit_changed.notify_waiters();
+    }
+
+    /// `SslRateLimit` and `CompressBpsRateLim` (bytes/s) as `show info` prints them.
+    pub fn other_rate_limits(&self) -> (u64, u64) {
+        (
+            self.other_rate_limits[0].load(Ordering::Relaxed),
+            self.other_rate_limits[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// `set rate-limit ssl-sessions|http-compression global <n>` (`compression`: kB/s, kept
+    /// in bytes/s as HAProxy keeps it).
+    pub fn set_other_rate_limit(&self, compression: bool, v: u64) {
+        let (slot, v) = if compression {
+            (1, v.saturating_mul(1024))
+        } else {
+            (0, v)
+        };
+        self.other_rate_limits[slot].store(v, Ordering::Relaxed);
     }
 
     /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until

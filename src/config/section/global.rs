@@ -14,6 +14,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "maxconn",
     "maxconnrate",
     "maxsessrate",
+    "maxsslrate",
     "tune.pipesize",
     "tune.listener.incoming-cpu",
     "stats",
@@ -324,17 +325,17 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
         }
         // HAProxy reads these with atol, after checking the number of words; a second line
         // is an alert that keeps the first value
-        "maxconnrate" | "maxsessrate" => {
+        "maxconnrate" | "maxsessrate" | "maxsslrate" => {
             if let Some(x) = words.get(2) {
                 return Err(format!("'{kw}' cannot handle unexpected argument '{x}'."));
             }
             let Some(v) = words.get(1) else {
                 return Err(format!("'{kw}' expects an integer argument."));
             };
-            let cur = if kw == "maxconnrate" {
-                &mut g.maxconnrate
-            } else {
-                &mut g.maxsessrate
+            let cur = match kw {
+                "maxconnrate" => &mut g.maxconnrate,
+                "maxsessrate" => &mut g.maxsessrate,
+                _ => &mut g.maxsslrate,
             };
             if *cur != 0 {
                 ctx.warn(format!("'{kw}' already specified. Continuing."));
@@ -343,7 +344,7 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             *cur = crate::config::units::c_atol_u32(v);
             Ok(())
         }
-        "maxsslrate" | "maxpipes-per-thread" => {
+        "maxpipes-per-thread" => {
             arg(words, 1, "an integer")?;
             ctx.warn(format!(
                 "'{kw}' is not supported by harp; no rate limit is applied."
