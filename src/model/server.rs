@@ -403,14 +403,9 @@ impl Server {
     /// draining.
     pub fn effective_weight(&self) -> u32 {
         let w = self.static_weight();
-        if w > 0 && self.op_state() == OpState::Starting {
-            if let Some(ss) = self.params.slowstart {
-                let since = self.starting_since_ms.load(Ordering::Relaxed);
-                let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);
-                let total = ss.as_millis().max(1) as u64;
-                if el < total {
-                    return ((w as u64 * el / total) as u32).max(1).min(w);
-                }
+        if let (true, Some((el, total))) = (w > 0, self.slowstart_progress()) {
+            if el < total {
+                return ((w as u64 * el / total.max(1)) as u32).max(1).min(w);
             }
         }
         w
@@ -418,14 +413,20 @@ impl Server {
 
     /// Whether the slowstart ramp of a STARTING server is over (the model then makes it RUNNING).
     pub fn slowstart_done(&self) -> bool {
-        match self.params.slowstart {
-            Some(ss) if self.op_state() == OpState::Starting => {
-                let since = self.starting_since_ms.load(Ordering::Relaxed);
-                (self.epoch.elapsed().as_millis() as u64).saturating_sub(since)
-                    >= ss.as_millis() as u64
-            }
-            _ => false,
-        }
+        matches!(self.slowstart_progress(), Some((el, total)) if el >= total)
+    }
+
+    /// Whether the server is STARTING with a `slowstart` ramp (its weight and limit grow).
+    fn ramping(&self) -> bool {
+        self.params.slowstart.is_some() && self.op_state() == OpState::Starting
+    }
+
+    /// How far the slowstart ramp has gone, while the server ramps: (elapsed, whole) in ms.
+    fn slowstart_progress(&self) -> Option<(u64, u64)> {
+        let ss = self.params.slowstart.filter(|_| self.ramping())?;
+        let since = self.starting_since_ms.load(Ordering::Relaxed);
+        let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);
+        Some((el, ss.as_millis() as u64))
     }
 
     /// Connection limit (0 = none).
@@ -465,12 +466,9 @@ impl Server {
         } else {
             minconn.max(beconn * maxconn / fullconn.max(1)).max(1)
         };
-        if let (Some(ss), OpState::Starting) = (self.params.slowstart, self.op_state()) {
-            let since = self.starting_since_ms.load(Ordering::Relaxed);
-            let el = (self.epoch.elapsed().as_millis() as u64).saturating_sub(since);
-            let total = ss.as_millis().max(1) as u64;
+        if let Some((el, total)) = self.slowstart_progress() {
             if el < total {
-                max = (max * (100 * el / total) / 100).max(1);
+                max = (max * (100 * el / total.max(1)) / 100).max(1);
             }
         }
         max
@@ -486,6 +484,14 @@ impl Server {
 
     /// The limit a new connection to this server must stay under now (0 = none).
     pub fn slot_limit(&self, be: &super::Proxy) -> u64 {
+        // no limit, or a static one off a ramp: the backend's busy counters need not be read
+        let maxconn = self.maxconn();
+        if maxconn == 0 {
+            return 0;
+        }
+        if self.minconn.load(Ordering::Relaxed) == maxconn && !self.ramping() {
+            return u64::from(maxconn);
+        }
         self.dynamic_maxconn(be.counters.cur_sess.load(Ordering::Relaxed), be.fullconn())
     }
 
