@@ -402,7 +402,7 @@ fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
             })
         }
         SetServer::Agent(w) => {
-            if !s.agent_state().check.enabled {
+            if !s.agent_enabled() {
                 return Reply::line("agent checks are not enabled on this server.");
             }
             let up = match w.as_str() {
@@ -470,7 +470,7 @@ fn set_server(x: &Executor, s: Arc<Server>, what: SetServer) -> Reply {
 /// HAProxy's `srv_update_agent_addr_port`: nothing changes unless every part is valid; its
 /// complaints come back without a final period.
 fn agent_target(x: &Executor, s: Arc<Server>, addr: Option<&str>, port: Option<&str>) -> Reply {
-    if !s.agent_state().check.enabled {
+    if !s.agent_enabled() {
         return Reply::line("agent checks are not enabled on this server");
     }
     let addr = match addr.map(str::parse::<IpAddr>) {

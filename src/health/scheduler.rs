@@ -70,7 +70,7 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                         });
                     }
                 }
-                if !s.deleted() && s.agent_state().check.enabled {
+                if !s.deleted() && s.agent_enabled() {
                     agents_seen.push(id);
                     if !agents.get(&id).is_some_and(|h| !h.is_finished()) {
                         seed = splitmix(seed);

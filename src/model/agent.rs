@@ -137,7 +137,7 @@ impl Registry {
     /// Applies an agent's reply in HAProxy's order: admin state, weight, `maxconn`, then the
     /// health, which also moves the health check's counter (`up` to its top, `down` to 0).
     pub(super) fn agent_done(&self, s: &Arc<Server>, reply: AgentReply, duration_ms: i64) {
-        if s.deleted() || !s.agent_state().check.enabled {
+        if s.deleted() || !s.agent_enabled() {
             // HAProxy ignores the reply of an agent disabled while it was asked
             return;
         }
@@ -233,27 +233,22 @@ impl Registry {
             // HAProxy reports a new status as well as a health that moved; a neutral result
             // (no health word) only records its status
             let mut changed = a.check.status() != status && outcome != CheckOutcome::Neutral;
-            let mut fell = false;
-            let h = &mut a.check.health;
-            let top = h.rise + h.fall - 1;
+            // only the agent's own health words count (status >= L57DATA), and a pass; the
+            // counter moves by the health check's rules
+            let before = a.check.health;
             match outcome {
-                CheckOutcome::Failed if status.has_code() && h.cur > 0 => {
-                    changed = true;
-                    fell = true;
-                    h.cur -= 1;
-                    if h.cur < h.rise {
-                        h.cur = 0;
-                    }
+                CheckOutcome::Failed if status.has_code() => {
+                    a.check.health.apply(false, true);
                 }
-                CheckOutcome::Passed | CheckOutcome::CondPass if h.cur < top => {
-                    changed = true;
-                    h.cur += 1;
-                    if h.cur >= h.rise {
-                        h.cur = top;
-                    }
+                CheckOutcome::Passed | CheckOutcome::CondPass => {
+                    a.check.health.apply(true, true);
                 }
                 _ => {}
             }
+            let h = &a.check.health;
+            let moved = *h != before;
+            changed |= moved;
+            let fell = moved && outcome == CheckOutcome::Failed;
             let report = CheckReport {
                 result,
                 outcome,

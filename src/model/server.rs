@@ -572,6 +572,16 @@ impl Server {
         Some(at)
     }
 
+    /// Whether the agent check runs (`agent-check`, not `disable agent`d): no copy of its
+    /// state, for the check thread's scan of every server.
+    pub fn agent_enabled(&self) -> bool {
+        self.agent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check
+            .enabled
+    }
+
     /// A copy of the agent check's state.
     pub fn agent_state(&self) -> super::agent::AgentState {
         self.agent.lock().unwrap_or_else(|e| e.into_inner()).clone()
