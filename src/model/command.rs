@@ -1040,16 +1040,8 @@ impl Registry {
 
     /// The server a dynamic server's `track` names, or HAProxy's reason why not.
     fn track_target(&self, px: &str, t: &str) -> Result<Arc<Server>, String> {
-        let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
-        let p = self
-            .backend(be)
-            .ok_or_else(|| format!("unable to find required proxy '{be}' for tracking."))?;
-        let s = p
-            .servers()
-            .iter()
-            .find(|s| &*s.name == name && !s.deleted())
-            .cloned()
-            .ok_or_else(|| format!("unable to find required server '{name}' for tracking."))?;
+        let s = super::registry::find_tracked(self.proxies(), px, t)?;
+        let (be, name) = (&s.proxy_name, &s.name);
         if s.dynamic {
             return Err(format!(
                 "unable to use {be}/{name} for tracking as it is a dynamic server."

@@ -142,21 +142,38 @@ fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
     }
 }
 
+/// The server `track [<backend>/]<server>`, written in proxy `px`, names (deleted ones are
+/// gone), or HAProxy's reason why there is none.
+pub(super) fn find_tracked(
+    proxies: &[Arc<Proxy>],
+    px: &str,
+    t: &str,
+) -> Result<Arc<Server>, String> {
+    let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
+    let p = proxies
+        .iter()
+        .find(|p| p.is_backend() && &*p.name == be)
+        .ok_or_else(|| format!("unable to find required proxy '{be}' for tracking."))?;
+    let found = p
+        .servers()
+        .iter()
+        .find(|s| &*s.name == name && !s.deleted())
+        .cloned();
+    found.ok_or_else(|| format!("unable to find required server '{name}' for tracking."))
+}
+
 /// `track`: links every tracking server to the one it names (the configuration checked that
 /// it exists), then gives trackers the maintenance and drain of what they track, as HAProxy's
 /// `srv_compute_all_admin_states` does at start-up (no log line, no event).
 fn link_tracks(proxies: &[Arc<Proxy>]) {
-    let find = |px: &str, t: &str| -> Option<Arc<Server>> {
-        let (be, name) = t.rsplit_once('/').unwrap_or((px, t));
-        let p = proxies
-            .iter()
-            .find(|p| &*p.name == be && p.config.cap.backend)?;
-        let found = p.servers().iter().find(|s| &*s.name == name).cloned();
-        found
-    };
     for p in proxies {
         for s in p.servers().iter() {
-            if let Some(target) = s.params.track.as_deref().and_then(|t| find(&p.name, t)) {
+            if let Some(Ok(target)) = s
+                .params
+                .track
+                .as_deref()
+                .map(|t| find_tracked(proxies, &p.name, t))
+            {
                 Server::track(s, &target);
             }
         }
