@@ -257,12 +257,12 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         // limit, so those two limits only show in `show info`
         AdminCommand::SetRateLimit(what, scope, v) => {
             need(st, Admin)?;
-            // Ok(sessions?) for the listeners' limits, Err(compression?) for the others
+            use crate::model::RateLimit;
             let which = match (what.as_str(), scope.as_str()) {
-                ("connections", "global") => Ok(false),
-                ("sessions", "global") => Ok(true),
-                ("ssl-sessions", "global") => Err(false),
-                ("http-compression", "global") => Err(true),
+                ("connections", "global") => RateLimit::Connections,
+                ("sessions", "global") => RateLimit::Sessions,
+                ("ssl-sessions", "global") => RateLimit::SslSessions,
+                ("http-compression", "global") => RateLimit::Compression,
                 _ => {
                     return Ok(Reply::text(
                         "'set rate-limit' only supports :\n\
@@ -280,10 +280,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             if n < 0 {
                 return Ok(Reply::line("Value out of range."));
             }
-            match which {
-                Ok(sessions) => x.reg.set_rate_limit(sessions, n as u64),
-                Err(compression) => x.reg.set_other_rate_limit(compression, n as u64),
-            }
+            x.reg.set_rate_limit(which, n as u64);
             Reply::default()
         }
         AdminCommand::SetMaxconnOther => {

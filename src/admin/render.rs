@@ -940,6 +940,7 @@ pub fn show_backend(reg: &Registry) -> String {
 
 /// `show info` lines as (name, value, tags) in HAProxy's order, harp's own fields appended.
 pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, Val, &'static str)> {
+    use crate::model::RateLimit;
     let g = &reg.counters;
     let up = reg.started.elapsed().as_secs();
     let uptime = format!(
@@ -1002,13 +1003,25 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("PipesUsed".into(), u(ld(&g.pipes_used)), "MGP"),
         ("PipesFree".into(), u(ld(&g.pipes_free)), "MGP"),
         ("ConnRate".into(), u(g.conn_rate.read()), "MRP"),
-        ("ConnRateLimit".into(), u(reg.rate_limits().0), "CLP"),
+        (
+            "ConnRateLimit".into(),
+            u(reg.rate_limit(RateLimit::Connections)),
+            "CLP",
+        ),
         ("MaxConnRate".into(), u(g.conn_rate.max()), "MMP"),
         ("SessRate".into(), u(g.conn_rate.read()), "MRP"),
-        ("SessRateLimit".into(), u(reg.rate_limits().1), "CLP"),
+        (
+            "SessRateLimit".into(),
+            u(reg.rate_limit(RateLimit::Sessions)),
+            "CLP",
+        ),
         ("MaxSessRate".into(), u(g.conn_rate.max()), "MMP"),
         ("SslRate".into(), u(0), "MRP"),
-        ("SslRateLimit".into(), u(reg.other_rate_limits().0), "CLP"),
+        (
+            "SslRateLimit".into(),
+            u(reg.rate_limit(RateLimit::SslSessions)),
+            "CLP",
+        ),
         ("MaxSslRate".into(), u(0), "MMP"),
         ("SslFrontendKeyRate".into(), u(0), "MRP"),
         ("SslFrontendMaxKeyRate".into(), u(0), "MMP"),
@@ -1021,7 +1034,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("CompressBpsOut".into(), u(0), "MRP"),
         (
             "CompressBpsRateLim".into(),
-            u(reg.other_rate_limits().1),
+            u(reg.rate_limit(RateLimit::Compression)),
             "CLP",
         ),
         ("Tasks".into(), u(0), "MGP"),

@@ -24,7 +24,7 @@ pub use gate::Gate;
 pub use proxy::{Proxy, ProxyCounters};
 pub use queue::{QueueOf, Ticket, WaitQueue};
 pub use rate::Rate;
-pub use registry::{GlobalCounters, LookupError, Registry};
+pub use registry::{GlobalCounters, LookupError, RateLimit, Registry};
 pub use server::{CheckState, KillCause, Server, ServerCounters};
 pub use state::{AdminFlags, Cause, DnsStatus, OpState};
 pub use weight::{parse_maxconn, parse_weight, strtol};

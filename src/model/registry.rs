@@ -88,14 +88,9 @@ pub struct Registry {
     maxconn: AtomicU64,
     /// The fds planned for, as HAProxy counts them (`Maxsock`).
     maxsock: u64,
-    /// `maxconnrate` now (`set rate-limit connections global` changes it; 0 = none).
-    conn_rate_limit: AtomicU64,
-    /// `maxsessrate` now (`set rate-limit sessions global`; 0 = none).
-    sess_rate_limit: AtomicU64,
-    /// `maxsslrate` and the compression limit (`set rate-limit ssl-sessions|http-compression
-    /// global`, the latter in bytes/s): harp terminates no TLS and compresses nothing, so they
-    /// only show in `show info`, as HAProxy's do.
-    other_rate_limits: [AtomicU64; 2],
+    /// The process-wide rate limits now, by [`RateLimit`] (0 = none; `set rate-limit` changes
+    /// them).
+    rate_limits: [AtomicU64; 4],
     /// Woken when a rate limit changes, so that listeners held by the old one look again at
     /// once (HAProxy's `dequeue_all_listeners`).
     pub rate_limit_changed: tokio::sync::Notify,
@@ -140,6 +135,19 @@ fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
             .sum();
         be.set_fullconn(total.div_ceil(10).max(1));
     }
+}
+
+/// HAProxy's process-wide rate limits (`set rate-limit <which> global`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// `maxconnrate`: connections accepted per second (the listeners obey it).
+    Connections = 0,
+    /// `maxsessrate`: sessions per second (a connection is a session in TCP; obeyed too).
+    Sessions = 1,
+    /// `maxsslrate`: harp terminates no TLS, so it only shows in `show info`.
+    SslSessions = 2,
+    /// `http-compression`, in bytes/s: harp compresses nothing; shown only.
+    Compression = 3,
 }
 
 /// The server `track [<backend>/]<server>`, written in proxy `px`, names (deleted ones are
@@ -261,11 +269,8 @@ impl Registry {
                 .store(p.srv_act() + p.srv_bck() > 0, Ordering::Relaxed);
         }
         let threads = nbthread(&config.global) as u64;
-        let rates = (
-            u64::from(config.global.maxconnrate),
-            u64::from(config.global.maxsessrate),
-        );
-        let ssl_rate = u64::from(config.global.maxsslrate);
+        let g = &config.global;
+        let rates = [g.maxconnrate, g.maxsessrate, g.maxsslrate, 0].map(u64::from);
         let listeners: usize = config
             .proxies
             .iter()
@@ -299,10 +304,8 @@ impl Registry {
             hard_maxconn,
             maxconn: AtomicU64::new(hard_maxconn),
             maxsock,
-            conn_rate_limit: AtomicU64::new(rates.0),
-            sess_rate_limit: AtomicU64::new(rates.1),
+            rate_limits: rates.map(AtomicU64::new),
             rate_limit_changed: tokio::sync::Notify::new(),
-            other_rate_limits: [AtomicU64::new(ssl_rate), AtomicU64::new(0)],
         })
     }
 
@@ -339,44 +342,21 @@ impl Registry {
         Ok(())
     }
 
-    /// The process-wide limits on new connections and sessions per second (`ConnRateLimit`,
-    /// `SessRateLimit`; 0 = none), which the listeners obey.
-    pub fn rate_limits(&self) -> (u64, u64) {
-        (
-            self.conn_rate_limit.load(Ordering::Relaxed),
-            self.sess_rate_limit.load(Ordering::Relaxed),
-        )
+    /// A process-wide rate limit now (0 = none): `show info`'s `ConnRateLimit`,
+    /// `SessRateLimit`, `SslRateLimit`, `CompressBpsRateLim` (bytes/s).
+    pub fn rate_limit(&self, which: RateLimit) -> u64 {
+        self.rate_limits[which as usize].load(Ordering::Relaxed)
     }
 
-    /// `set rate-limit connections|sessions global <n>`: listeners waiting on the old limit
-    /// look again at once.
-    pub fn set_rate_limit(&self, sessions: bool, v: u64) {
-        let l = if sessions {
-            &self.sess_rate_limit
-        } else {
-            &self.conn_rate_limit
+    /// `set rate-limit <which> global <n>` (compression in kB/s, kept in bytes/s as HAProxy
+    /// keeps it): listeners waiting on the old limit look again at once.
+    pub fn set_rate_limit(&self, which: RateLimit, v: u64) {
+        let v = match which {
+            RateLimit::Compression => v.saturating_mul(1024),
+            _ => v,
         };
-        l.store(v, Ordering::Relaxed);
+        self.rate_limits[which as usize].store(v, Ordering::Relaxed);
         self.rate_limit_changed.notify_waiters();
-    }
-
-    /// `SslRateLimit` and `CompressBpsRateLim` (bytes/s) as `show info` prints them.
-    pub fn other_rate_limits(&self) -> (u64, u64) {
-        (
-            self.other_rate_limits[0].load(Ordering::Relaxed),
-            self.other_rate_limits[1].load(Ordering::Relaxed),
-        )
-    }
-
-    /// `set rate-limit ssl-sessions|http-compression global <n>` (`compression`: kB/s, kept
-    /// in bytes/s as HAProxy keeps it).
-    pub fn set_other_rate_limit(&self, compression: bool, v: u64) {
-        let (slot, v) = if compression {
-            (1, v.saturating_mul(1024))
-        } else {
-            (0, v)
-        };
-        self.other_rate_limits[slot].store(v, Ordering::Relaxed);
     }
 
     /// `disable frontend` (Lua's `Proxy:pause()`): its listeners refuse new connections until

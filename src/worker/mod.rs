@@ -425,7 +425,8 @@ impl RateSlots {
 /// wait when one is full. Taking is one step with counting, so workers side by side never
 /// let more in than the limit. A few loads when no limit is set.
 fn take_rate_slots(reg: &Registry, fe: &Proxy) -> Result<RateSlots, Duration> {
-    let (conns, sess) = reg.rate_limits();
+    let conns = reg.rate_limit(crate::model::RateLimit::Connections);
+    let sess = reg.rate_limit(crate::model::RateLimit::Sessions);
     let fe_limit = u64::from(fe.config.rate_limit_sessions);
     let mut slots = RateSlots::default();
     if conns == 0 && sess == 0 && fe_limit == 0 {
