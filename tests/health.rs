@@ -1479,6 +1479,19 @@ impl FakeDns {
     }
 }
 
+/// A registry over `proxies` (configuration text) with a `resolvers dns` section asking `dns`,
+/// its other lines (`hold`, `timeout`...) from `resolvers` (the first one indented here).
+fn with_resolvers(dns: &FakeDns, resolvers: &str, proxies: &str) -> Arc<Registry> {
+    let text = format!(
+        "resolvers dns\n    nameserver ns1 {}\n    {resolvers}\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         {proxies}",
+        dns.addr
+    );
+    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
+    Registry::new(cfg, Arc::new(EventBus::new()))
+}
+
 impl Drop for FakeDns {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -1491,15 +1504,11 @@ impl Drop for FakeDns {
 #[test]
 fn servers_follow_their_name_through_the_resolvers() {
     let dns = FakeDns::start([127, 0, 0, 1]);
-    let text = format!(
-        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    hold nx 300ms\n    timeout retry 100ms\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
-        dns.addr
+    let reg = with_resolvers(
+        &dns,
+        "hold valid 100ms\n    hold nx 300ms\n    timeout retry 100ms\n",
+        "backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
     );
-    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
-    let bus = Arc::new(EventBus::new());
-    let reg = Registry::new(cfg, bus);
     let s = reg.find_server("be/s1").unwrap();
     assert!(
         s.admin().has(harp::model::AdminFlags::RMAINT),
@@ -1537,14 +1546,11 @@ fn servers_follow_their_name_through_the_resolvers() {
 #[test]
 fn a_failing_name_keeps_its_server_until_hold_nx() {
     let dns = FakeDns::start([127, 0, 0, 3]);
-    let text = format!(
-        "resolvers dns\n    nameserver ns1 {}\n    hold valid 50ms\n    hold nx 60s\n    timeout retry 50ms\n    timeout resolve 50ms\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
-        dns.addr
+    let reg = with_resolvers(
+        &dns,
+        "hold valid 50ms\n    hold nx 60s\n    timeout retry 50ms\n    timeout resolve 50ms\n",
+        "backend be\n    server s1 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
     );
-    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
-    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
     let s = reg.find_server("be/s1").unwrap();
     let checker = harp::health::start(reg.clone()).unwrap();
     let end = Instant::now() + DEADLINE;
@@ -1567,14 +1573,11 @@ fn a_failing_name_keeps_its_server_until_hold_nx() {
 fn a_name_resolved_at_start_survives_failing_first_queries() {
     let dns = FakeDns::start([127, 0, 0, 3]);
     *dns.ip.lock().unwrap() = None;
-    let text = format!(
-        "resolvers dns\n    nameserver ns1 {}\n    hold valid 30ms\n    hold nx 60s\n    timeout retry 30ms\n    timeout resolve 30ms\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         backend be\n    server s1 localhost:8080 resolvers dns resolve-prefer ipv4\n",
-        dns.addr
+    let reg = with_resolvers(
+        &dns,
+        "hold valid 30ms\n    hold nx 60s\n    timeout retry 30ms\n    timeout resolve 30ms\n",
+        "backend be\n    server s1 localhost:8080 resolvers dns resolve-prefer ipv4\n",
     );
-    let cfg = harp::config::parse_str("dns.cfg", &text).expect("parses");
-    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
     let s = reg.find_server("be/s1").unwrap();
     let start_addr = s.addr();
     assert!(!s.admin().maint());
@@ -1594,14 +1597,11 @@ fn a_name_resolved_at_start_survives_failing_first_queries() {
 #[test]
 fn a_server_template_shares_the_addresses_of_its_name() {
     let dns = FakeDns::start_many(vec![[127, 0, 0, 5], [127, 0, 0, 4]]);
-    let text = format!(
-        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    timeout retry 100ms\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         backend be\n    server-template pod 3 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
-        dns.addr
+    let reg = with_resolvers(
+        &dns,
+        "hold valid 100ms\n    timeout retry 100ms\n",
+        "backend be\n    server-template pod 3 app.harp.invalid:8080 resolvers dns init-addr none resolve-prefer ipv4\n",
     );
-    let cfg = harp::config::parse_str("tpl.cfg", &text).expect("parses");
-    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
     let pod = |n: u32| reg.find_server(&format!("be/pod{n}")).unwrap();
     let checker = harp::health::start(reg.clone()).unwrap();
     let end = Instant::now() + DEADLINE;
@@ -1756,17 +1756,14 @@ fn refusing_port() -> (socket2::Socket, u16) {
 #[test]
 fn servers_of_one_name_take_different_addresses_unless_allowed() {
     let dns = FakeDns::start_many(vec![[127, 0, 0, 5], [127, 0, 0, 4]]);
-    let text = format!(
-        "resolvers dns\n    nameserver ns1 {}\n    hold valid 100ms\n    timeout retry 100ms\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         backend be\n    server a app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4\n\
+    let reg = with_resolvers(
+        &dns,
+        "hold valid 100ms\n    timeout retry 100ms\n",
+        "backend be\n    server a app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4\n\
          \x20   server b app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4\n\
          backend dup\n    server a app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-opts allow-dup-ip\n\
          \x20   server b app.harp.invalid:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-opts allow-dup-ip\n",
-        dns.addr
     );
-    let cfg = harp::config::parse_str("dup.cfg", &text).expect("parses");
-    let reg = Registry::new(cfg, Arc::new(EventBus::new()));
     let srv = |path: &str| reg.find_server(path).unwrap();
     let checker = harp::health::start(reg.clone()).unwrap();
     let all = ["be/a", "be/b", "dup/a", "dup/b"];
