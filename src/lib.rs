@@ -30,6 +30,8 @@
 //! - [`events`]: SERVER_* event values and the bus that carries them without ever blocking.
 //! - [`worker`] + [`sys`]: the data plane (accept, balance, connect, splice); `sys` holds the raw
 //!   syscalls and `unsafe`, except the workers' own io_uring runtime (`worker::ring`).
+//! - [`rules`]: `acl`, `tcp-request` and `use_backend`: pure logic the config builds and the
+//!   workers evaluate per connection.
 //! - [`health`]: health checks; they report results to the model.
 //! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their
 //!   health checks too) and read from a load balancer in front (`accept-proxy`).
@@ -52,6 +54,7 @@ pub mod logging;
 pub mod lua;
 pub mod model;
 pub mod proxy_protocol;
+pub mod rules;
 pub mod sys;
 #[cfg(test)]
 pub(crate) mod testutil;

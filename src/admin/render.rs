@@ -447,7 +447,7 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("stot", Val::U64(ld(&c.tot_sess)));
     r.set("bin", Val::U64(ld(&c.bytes_in)));
     r.set("bout", Val::U64(ld(&c.bytes_out)));
-    r.set("dreq", Val::U64(0));
+    r.set("dreq", Val::U64(ld(&c.denied_req)));
     r.set("dresp", Val::U64(0));
     r.set("ereq", Val::U64(0));
     let status = if p.stopped.load(Ordering::Relaxed) {
@@ -474,9 +474,10 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("mode", Val::Str(p.config.mode.name().into()));
     r.set("conn_rate", Val::U32(c.conn_rate.read()));
     r.set("conn_rate_max", Val::U32(c.conn_rate.max()));
-    r.set("conn_tot", Val::U64(ld(&c.tot_sess)));
+    r.set("conn_tot", Val::U64(ld(&c.cum_conn)));
     r.set("dcon", Val::U64(ld(&c.denied)));
-    r.zeros_u64(&["dses", "wrew", "eint"]);
+    r.set("dses", Val::U64(ld(&c.denied_sess)));
+    r.zeros_u64(&["wrew", "eint"]);
     r.zeros_u64(&[
         "sess_other",
         "h1sess",
@@ -697,7 +698,7 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
     r.set("stot", Val::U64(ld(&c.tot_sess)));
     r.set("bin", Val::U64(ld(&c.bytes_in)));
     r.set("bout", Val::U64(ld(&c.bytes_out)));
-    r.set("dreq", Val::U64(0));
+    r.set("dreq", Val::U64(ld(&c.denied_req)));
     r.set("dresp", Val::U64(0));
     r.set("econ", Val::U64(ld(&c.econ)));
     r.set("eresp", Val::U64(ld(&c.eresp)));

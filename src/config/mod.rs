@@ -7,7 +7,7 @@ mod error;
 pub mod lexer;
 mod parse;
 mod section;
-mod suggest;
+pub(crate) mod suggest;
 pub mod tcp_check;
 mod types;
 pub mod units;

@@ -1035,6 +1035,8 @@ pub struct ProxyConfig {
     pub backlog: Option<u32>,
     /// `default_backend <name>`; checked to exist.
     pub default_backend: Option<String>,
+    /// `acl`, `tcp-request` and `use_backend` lines.
+    pub rules: crate::rules::Rules,
     /// `balance <algo>`.
     pub balance: BalanceAlgo,
     /// `hash-type map-based|consistent`.
@@ -1124,6 +1126,7 @@ impl ProxyConfig {
             binds: Vec::new(),
             backlog: None,
             default_backend: None,
+            rules: crate::rules::Rules::default(),
             balance: BalanceAlgo::RoundRobin,
             hash_type: HashType::MapBased,
             hash_avalanche: false,

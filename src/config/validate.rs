@@ -23,6 +23,7 @@ pub(super) fn run(p: &mut Parser) {
     tracks(p);
     duplicates(p);
     references(p);
+    rule_references(p);
     frontends_need_binds(p);
     assign_proxy_ids(p);
     assign_server_ids(p);
@@ -126,6 +127,81 @@ fn references(p: &mut Parser) {
                 None => ConfigError::File { message },
             });
         }
+    }
+}
+
+/// What `use_backend` and the ACLs' fetches name must exist, with HAProxy's messages.
+fn rule_references(p: &mut Parser) {
+    let mut found = Vec::new();
+    let proxies = &p.cfg.proxies;
+    let find = |name: &str, front: bool| {
+        proxies
+            .iter()
+            .find(|b| b.name == name && if front { b.cap.frontend } else { b.cap.backend })
+    };
+    for (i, px) in proxies.iter().enumerate() {
+        let meta = &p.proxy_meta[i];
+        for (n, rule) in px.rules.switching.iter().enumerate() {
+            let loc = meta
+                .use_backend_at
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| px.location.clone());
+            let be = &rule.backend;
+            match find(be, false) {
+                None => found.push((
+                    loc,
+                    format!(
+                        "Proxy '{}': unable to find required use_backend: '{be}'.",
+                        px.name
+                    ),
+                )),
+                Some(b) if std::ptr::eq(b, px) => found.push((
+                    loc,
+                    format!(
+                        "Proxy '{}': loop detected for use_backend: '{be}'.",
+                        px.name
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for f in px.rules.fetches() {
+            let Some((name, server)) = f.names() else {
+                continue;
+            };
+            // a fetch without argument reads the proxy it is written in, whatever it is
+            if name == px.name && server.is_none() {
+                continue;
+            }
+            let (front, what) = if f.wants_frontend() {
+                (true, "frontend")
+            } else {
+                (false, "backend")
+            };
+            let msg = match (find(name, front), server) {
+                (None, _) => format!(
+                    "unable to find {what} '{name}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
+                    f.keyword(),
+                    px.name
+                ),
+                (Some(b), Some(s)) if !b.servers.iter().any(|x| x.name == s) => format!(
+                    "unable to find server '{s}' in backend '{name}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
+                    f.keyword(),
+                    px.name
+                ),
+                _ => continue,
+            };
+            found.push((px.location.clone(), msg));
+        }
+        let k = kind(px.cap.frontend, px.cap.backend);
+        for w in px.rules.warnings(k, &px.name) {
+            p.cfg.warnings.push(format!("[WARNING] config : {w}"));
+        }
+    }
+    found.dedup();
+    for (loc, msg) in found {
+        err(p, &loc, msg);
     }
 }
 
@@ -485,6 +561,56 @@ mod tests {
         // x forced 2; y: cursor 2 -> taken -> 3; z: cursor 4.
         assert_eq!(s, [2, 3, 4]);
         assert!(cfg.proxies[4].servers[0].params.forced_id);
+    }
+
+    #[test]
+    fn rule_references_are_checked_as_haproxy_checks_them() {
+        let e = err("frontend f\n bind :80\n acl a src 10.0.0.0/8\n use_backend nope if a\n");
+        assert!(
+            e.contains("[t.cfg:4] : Proxy 'f': unable to find required use_backend: 'nope'."),
+            "{e}"
+        );
+        let e = err("listen l\n bind :80\n use_backend l\n");
+        assert!(
+            e.contains("[t.cfg:3] : Proxy 'l': loop detected for use_backend: 'l'."),
+            "{e}"
+        );
+        let e = err("frontend f\n bind :80\n use_backend b if { nbsrv(x) gt 0 }\nbackend b\n");
+        assert!(
+            e.contains("unable to find backend 'x' referenced in arg 1 of ACL keyword 'nbsrv' in proxy 'f'."),
+            "{e}"
+        );
+        let e = err("frontend f\n bind :80\n use_backend b if { srv_is_up(b/s9) }\nbackend b\n server s 127.0.0.1:1\n");
+        assert!(
+            e.contains("unable to find server 's9' in backend 'b'"),
+            "{e}"
+        );
+        let e = err("frontend f\n bind :80\n use_backend b if nope\nbackend b\n");
+        assert!(
+            e.contains(
+                "[t.cfg:3] : error detected while parsing switching rule : no such ACL : 'nope'."
+            ),
+            "{e}"
+        );
+        assert!(err("defaults\n acl a src 1.2.3.4\n")
+            .contains("'acl' not allowed in 'defaults' section."));
+        // a fetch without argument reads the proxy it is written in, frontend or not
+        let cfg = ok("frontend f\n bind :80\n tcp-request connection reject if { nbsrv lt 1 }\n default_backend b\n\
+                      backend b\n use_backend c\nbackend c\n");
+        assert!(
+            cfg.warnings.iter().any(|w| w
+                .contains("'use_backend' ignored because backend 'b' has no frontend capability.")),
+            "{:?}",
+            cfg.warnings
+        );
+        let cfg = ok("frontend f\n bind :80\n tcp-request content reject if { req.len gt 0 }\n default_backend b\nbackend b\n");
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("without any 'tcp-request inspect-delay' setting")),
+            "{:?}",
+            cfg.warnings
+        );
     }
 
     #[test]

@@ -392,7 +392,9 @@ fn proxy_stats(lua: &Lua, p: &Proxy) -> mlua::Result<Table> {
         t.set("svname", "FRONTEND")?;
         let stopped = p.stopped.load(Ordering::Relaxed) || p.paused.load(Ordering::Relaxed);
         t.set("status", if stopped { "STOP" } else { "OPEN" })?;
-        t.set("dreq", g(&c.denied))?;
+        t.set("dreq", g(&c.denied_req))?;
+        t.set("dcon", g(&c.denied))?;
+        t.set("dses", g(&c.denied_sess))?;
     }
     Ok(t)
 }

@@ -23,8 +23,14 @@ pub struct ProxyCounters {
     pub bytes_in: AtomicU64,
     /// Bytes server→client (`bout`).
     pub bytes_out: AtomicU64,
-    /// Connections refused by limits (`dreq`/`dcon`).
+    /// Connections a `tcp-request connection` rule rejected (`dcon`).
     pub denied: AtomicU64,
+    /// Sessions a `tcp-request session` rule rejected (`dses`).
+    pub denied_sess: AtomicU64,
+    /// Requests a `tcp-request content` rule rejected (`dreq`).
+    pub denied_req: AtomicU64,
+    /// Connections accepted, sessions or not (`conn_tot`; `stot` counts sessions).
+    pub cum_conn: AtomicU64,
     /// Connection errors (`econ`, backend).
     pub econ: AtomicU64,
     /// Response errors (`eresp`, backend): a server connection failed mid-session.
@@ -58,6 +64,7 @@ impl ProxyCounters {
     /// Records a session start, keeping `smax`.
     pub fn session_started(&self) {
         super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
+        self.cum_conn.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current
@@ -75,6 +82,9 @@ impl ProxyCounters {
                 &self.bytes_in,
                 &self.bytes_out,
                 &self.denied,
+                &self.denied_sess,
+                &self.denied_req,
+                &self.cum_conn,
                 &self.econ,
                 &self.eresp,
                 &self.wretr,

@@ -108,8 +108,8 @@ impl std::fmt::Debug for Registry {
 }
 
 /// HAProxy's `proxy_adjust_all_maxconn`: a backend without `fullconn` gets a tenth (rounded
-/// up, at least 1) of the `maxconn` of the frontends whose `default_backend` it is (a `listen`
-/// counts its own); a frontend without `maxconn` counts the global one.
+/// up, at least 1) of the `maxconn` of the frontends leading to it ([`leads_to`]); a frontend
+/// without `maxconn` counts the global one.
 fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
     // HAProxy skips disabled proxies on both sides (a disabled backend keeps 0)
     for be in proxies.iter().filter(|p| p.config.cap.backend) {
@@ -124,10 +124,7 @@ fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
         let total: u64 = proxies
             .iter()
             .filter(|fe| fe.config.cap.frontend && !fe.config.disabled)
-            .filter(|fe| match &fe.config.default_backend {
-                Some(name) => **name == *be.name,
-                None => Arc::ptr_eq(fe, be),
-            })
+            .filter(|fe| leads_to(&fe.config, be))
             .map(|fe| match fe.config.maxconn {
                 0 => global_maxconn,
                 m => u64::from(m),
@@ -135,6 +132,16 @@ fn set_fullconns(proxies: &[Arc<Proxy>], global_maxconn: u64) {
             .sum();
         be.set_fullconn(total.div_ceil(10).max(1));
     }
+}
+
+/// Whether the frontend `fe` sends sessions to backend `be`: its `default_backend` (itself for
+/// a `listen` without one) or one of its `use_backend` rules, as HAProxy counts them.
+fn leads_to(fe: &crate::config::ProxyConfig, be: &Proxy) -> bool {
+    let default = match &fe.default_backend {
+        Some(name) => **name == *be.name,
+        None => be.config.cap.frontend && fe.name == *be.name,
+    };
+    default || fe.rules.switching.iter().any(|r| *r.backend == *be.name)
 }
 
 /// HAProxy's process-wide rate limits (`set rate-limit <which> global`).

@@ -20,6 +20,7 @@
 
 mod balance;
 mod forward;
+mod inspect;
 mod listener;
 mod ring;
 mod runtime;
@@ -565,6 +566,7 @@ async fn accept_loop<R: Rt>(
                 // the reservation above is the session's `cur` (its guard releases it), and the
                 // count it made is the one `smax` may record
                 fe.counters.tot_sess.fetch_add(1, Ordering::Relaxed);
+                fe.counters.cum_conn.fetch_add(1, Ordering::Relaxed);
                 fe.counters.max_sess.fetch_max(cur, Ordering::Relaxed);
                 spawn(sock, peer);
             }

@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
+use super::inspect::{self, Inspected, SessEnv};
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog::{self, TcpLog};
@@ -21,6 +22,7 @@ use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
+use crate::rules::{Phase, Verdict};
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -116,6 +118,8 @@ enum NoConn {
     Refused(Arc<Server>),
     /// The last server tried did not answer within `timeout connect`.
     Timeout(Arc<Server>),
+    /// The backend's `tcp-request content` rules ended it (termination state given).
+    Denied([u8; 2]),
 }
 
 fn take_slot(be: &Proxy, s: &Server) -> bool {
@@ -464,12 +468,26 @@ struct ConnectOpts<'a> {
     user_timeout: Option<Duration>,
 }
 
-/// The backend a frontend sends to: its `default_backend`, or itself for a `listen`.
-fn backend_of(ctx: &Ctx, fe: &Arc<Proxy>) -> Option<Arc<Proxy>> {
-    match &fe.config.default_backend {
-        Some(b) => ctx.reg.backend(b).cloned(),
-        None if fe.is_backend() => Some(fe.clone()),
-        None => None,
+/// Runs `px`'s `tcp-request content` rules on the request (read into `early`); the
+/// termination state when they end the session, counting a rejection on `px` and on the
+/// frontend `fe` (once for one proxy).
+async fn content_rules<R: Rt>(
+    env: &SessEnv<'_>,
+    fe: &Proxy,
+    px: &Proxy,
+    client: &TcpStream,
+    early: &mut Vec<u8>,
+) -> Option<[u8; 2]> {
+    match inspect::content::<R>(&px.config.rules, env, client, early).await {
+        Inspected::Accept => None,
+        Inspected::Reject => {
+            px.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+            if !std::ptr::eq(fe, px) {
+                fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(*b"PR")
+        }
+        Inspected::Aborted => Some(*b"CR"),
     }
 }
 
@@ -519,6 +537,18 @@ pub(crate) async fn run<R: Rt>(
     };
     // behind a load balancer speaking the PROXY protocol (`accept-proxy`): the client's
     // address is the one it names, and the bytes read past its header go to the server first
+    let rules = &fe.config.rules;
+    // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
+    // a rejected one is reset, counted in `dcon` and not as a session, and not logged
+    if !rules.connection.is_empty() {
+        let env = SessEnv::new(&ctx.reg, &client, peer, None);
+        if rules.run(Phase::Connection, &env) == Verdict::Reject {
+            fe.counters.denied.fetch_add(1, Ordering::Relaxed);
+            fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+            g.socks.push((client, Close::Reset));
+            return;
+        }
+    }
     let mut fronted = Fronted::default();
     if let Some(bind) = proxied {
         let wait = fe
@@ -548,10 +578,28 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
+    let peer = fronted.addrs.map_or(peer, |(src, _)| src);
+    let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, dst)| dst));
+    // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected session
+    // is closed, counted in `dses`, not logged
+    if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
+        fe.counters.denied_sess.fetch_add(1, Ordering::Relaxed);
+        fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+        g.socks.push((client, Close::Fin));
+        return;
+    }
     // a stream from here on, as HAProxy counts them (`CumReq`)
     ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
-    let peer = fronted.addrs.map_or(peer, |(src, _)| src);
-    let be = backend_of(&ctx, &fe);
+    // the frontend's content rules, then its `use_backend` rules (the log then names the
+    // frontend as the backend, as HAProxy's does when no backend was reached)
+    let mut denied = None;
+    if !rules.content.is_empty() {
+        denied = content_rules::<R>(&env, &fe, &fe, &client, &mut fronted.early).await;
+    }
+    let be = match denied {
+        Some(_) => None,
+        None => inspect::backend(&ctx.reg, &fe, &env, &fronted.early),
+    };
     let mut tw: i64 = -1;
     let mut tc: i64 = -1;
     let mut retries = 0u32;
@@ -568,24 +616,35 @@ pub(crate) async fn run<R: Rt>(
     let mut client_close = Close::client(false, fe.config.nolinger);
     let ts: [u8; 2];
     match be.clone() {
-        None => ts = *b"SC",
+        None => ts = denied.unwrap_or(*b"SC"),
         Some(be) => {
             be.counters.sess_rate.hit();
             // a `listen` section has one set of counters for both roles: count the session once
-            if !Arc::ptr_eq(&fe, &be) {
+            let own = Arc::ptr_eq(&fe, &be);
+            if !own {
                 be.counters.session_started();
                 g.be = Some(be.clone());
             }
-            let r = establish::<R>(
-                &ctx,
-                &be,
-                peer.ip(),
-                &mut tw,
-                &mut retries,
-                &mut redispatched,
-                &mut queue_pos,
-            )
-            .await;
+            // the backend's own content rules, once the session reached it
+            let mut denied = None;
+            if !own && !be.config.rules.content.is_empty() {
+                denied = content_rules::<R>(&env, &fe, &be, &client, &mut fronted.early).await;
+            }
+            let r = match denied {
+                Some(t) => Err(NoConn::Denied(t)),
+                None => {
+                    establish::<R>(
+                        &ctx,
+                        &be,
+                        peer.ip(),
+                        &mut tw,
+                        &mut retries,
+                        &mut redispatched,
+                        &mut queue_pos,
+                    )
+                    .await
+                }
+            };
             match r {
                 Err(nc) => {
                     ts = match nc {
@@ -612,6 +671,7 @@ pub(crate) async fn run<R: Rt>(
                             tried = Some(srv);
                             *b"sC"
                         }
+                        NoConn::Denied(t) => t,
                     };
                 }
                 Ok((srv, server, connect_ms)) => {
@@ -664,7 +724,8 @@ pub(crate) async fn run<R: Rt>(
             client: peer,
             accepted,
             frontend: &fe.name,
-            backend: be.as_ref().map(|b| &*b.name).unwrap_or("<NOSRV>"),
+            // no backend reached: HAProxy's stream still has the frontend as its backend
+            backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
             server: srv_name.as_deref().unwrap_or("<NOSRV>"),
             tw,
             tc,

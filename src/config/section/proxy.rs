@@ -16,6 +16,8 @@ use crate::config::{
 pub(crate) struct ProxyMeta {
     /// Where `default_backend` was written (`None` = inherited from defaults or unset).
     pub default_backend_at: Option<Location>,
+    /// Where each `use_backend` was written, in order.
+    pub use_backend_at: Vec<Location>,
     /// Where `email-alert mailers` was written.
     pub mailers_at: Option<Location>,
     /// Where `id` was written.
@@ -36,6 +38,9 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "mode",
     "bind",
     "default_backend",
+    "use_backend",
+    "acl",
+    "tcp-request",
     "balance",
     "hash-type",
     "timeout",
@@ -76,10 +81,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
 
 /// HAProxy keywords harp cannot honour and that change routing or traffic: refused.
 const UNSUPPORTED: &[&str] = &[
-    "acl",
-    "use_backend",
     "use-server",
-    "tcp-request",
     "tcp-response",
     "stick-table",
     "stick",
@@ -275,11 +277,16 @@ pub(crate) fn parse(
 ) -> Result<(), String> {
     let kw = words[0].as_str();
     let is_defaults = meta.is_none();
-    if is_defaults && matches!(kw, "bind" | "server" | "server-template" | "id") {
+    if is_defaults
+        && matches!(
+            kw,
+            "bind" | "server" | "server-template" | "id" | "acl" | "use_backend" | "tcp-request"
+        )
+    {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
     if UNSUPPORTED.contains(&kw) {
-        return Err(format!("'{kw}' is not supported by harp (its proxies only forward TCP to their default_backend)."));
+        return Err(format!("'{kw}' is not supported by harp (its proxies forward TCP to the backend that 'use_backend' or 'default_backend' names)."));
     }
     // in `mode http` (a defaults section, or a proxy that has not said `mode tcp` yet) the
     // HTTP-only keywords are what that mode expects: HAProxy judges them once the proxy is
@@ -353,6 +360,31 @@ pub(crate) fn parse(
                     id,
                     location: ctx.loc.clone(),
                 });
+            }
+            Ok(())
+        }
+        "acl" => {
+            let name = p.name.clone();
+            if let Some(w) = p.rules.parse_acl(&words[1..], &name)? {
+                ctx.warn(w);
+            }
+            Ok(())
+        }
+        "tcp-request" => {
+            let (name, k) = (p.name.clone(), kind(p));
+            let warnings = p.rules.parse_tcp_request(words, &name, k, p.cap.frontend)?;
+            for w in warnings {
+                ctx.warn(w);
+            }
+            Ok(())
+        }
+        "use_backend" => {
+            // HAProxy warns in a backend and keeps the rule (its target is still checked)
+            lacks(p, true, kw, ctx);
+            let name = p.name.clone();
+            p.rules.parse_use_backend(words, &name)?;
+            if let Some(m) = meta {
+                m.use_backend_at.push(ctx.loc.clone());
             }
             Ok(())
         }
@@ -1601,9 +1633,7 @@ mod tests {
 
     #[test]
     fn refused_keywords() {
-        assert!(
-            err("frontend f\n bind :80\n use_backend b if x\n").contains("not supported by harp")
-        );
+        assert!(err("backend b\n use-server s if x\n").contains("not supported by harp"));
         assert!(err("backend b\n mode health\n").contains("only 'mode tcp'"));
         assert!(err("backend b\n mode http\n")
             .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp', and a statistics page without servers)."));

@@ -1,0 +1,343 @@
+//! The sample fetches a TCP proxy can answer (HAProxy's layer 4 and layer 6 ones, and the
+//! backend and server state ones), and what each returns for a session.
+
+use std::net::SocketAddr;
+
+use super::hello::{self, Hello};
+use super::pattern::{Method, Value};
+
+/// A sample fetch of an ACL expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// `always_true`.
+    AlwaysTrue,
+    /// `always_false`.
+    AlwaysFalse,
+    /// `src`: the client's address (the one a PROXY header names once it was read).
+    Src,
+    /// `src_port`.
+    SrcPort,
+    /// `dst`: the address the client reached.
+    Dst,
+    /// `dst_port`.
+    DstPort,
+    /// `req.len` / `req_len`: request bytes received so far.
+    ReqLen,
+    /// `req.payload(<offset>,<length>)`: raw request bytes (length 0: to the end).
+    ReqPayload(usize, usize),
+    /// `req.ssl_sni` / `req_ssl_sni`: the server name of a TLS ClientHello.
+    ReqSslSni,
+    /// `req.ssl_hello_type` / `req_ssl_hello_type`.
+    ReqSslHelloType,
+    /// `wait_end`: true once the inspection is over (`WAIT_END`).
+    WaitEnd,
+    /// `nbsrv([<backend>])`: usable servers.
+    Nbsrv(String),
+    /// `be_conn([<backend>])`: the backend's current sessions.
+    BeConn(String),
+    /// `connslots([<backend>])`: free connection and queue slots, -1 when unlimited.
+    Connslots(String),
+    /// `queue([<backend>])`: connections waiting in the backend's and its servers' queues.
+    Queue(String),
+    /// `fe_conn([<frontend>])`: the frontend's current sessions.
+    FeConn(String),
+    /// `srv_is_up(<backend>/<server>)`.
+    SrvIsUp(String, String),
+    /// `srv_conn(<backend>/<server>)`.
+    SrvConn(String, String),
+}
+
+/// Proxy figures the backend-state fetches read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyStat {
+    /// Usable servers (the active ones, else the backup ones).
+    Nbsrv,
+    /// Current sessions of the backend side.
+    BeConn,
+    /// Free connection + queue slots of the usable servers (-1: unlimited).
+    Connslots,
+    /// Connections waiting in queues.
+    Queue,
+    /// Current sessions of the frontend side.
+    FeConn,
+}
+
+/// Server figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStat {
+    /// 1 when the server is UP (running, not in maintenance), else 0.
+    IsUp,
+    /// Its current connections.
+    Conn,
+}
+
+/// What a fetch may read of a session and of the live proxies.
+pub trait Env {
+    /// The client's address.
+    fn src(&self) -> Option<SocketAddr>;
+    /// The address the client reached.
+    fn dst(&self) -> Option<SocketAddr>;
+    /// The request bytes received so far; `None` where rules run before any content
+    /// (`tcp-request connection`/`session`).
+    fn content(&self) -> Option<&[u8]>;
+    /// Whether the content will not grow any more (inspection over, buffer full, client done).
+    fn is_final(&self) -> bool;
+    /// A figure of a proxy by name; `None` when it does not exist.
+    fn proxy_stat(&self, proxy: &str, what: ProxyStat) -> Option<i64>;
+    /// A figure of a server; `None` when it does not exist.
+    fn server_stat(&self, backend: &str, server: &str, what: ServerStat) -> Option<i64>;
+}
+
+/// A sample, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sample {
+    /// A value; `may_change` when more content could give another one.
+    Val { v: Value, may_change: bool },
+    /// None, and none will come.
+    None,
+    /// None yet: more content may give one.
+    Missing,
+}
+
+/// The fetches harp knows, for did-you-mean and error messages.
+pub const NAMES: &[&str] = &[
+    "always_true",
+    "always_false",
+    "src",
+    "src_port",
+    "dst",
+    "dst_port",
+    "req.len",
+    "req_len",
+    "req.payload",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "req.ssl_hello_type",
+    "req_ssl_hello_type",
+    "wait_end",
+    "nbsrv",
+    "be_conn",
+    "connslots",
+    "queue",
+    "fe_conn",
+    "srv_is_up",
+    "srv_conn",
+];
+
+impl Fetch {
+    /// Parses `name` or `name(args)`. `proxy` names the proxy the rule is written in: the
+    /// backend-state fetches default to it, as HAProxy's do.
+    pub fn parse(word: &str, proxy: &str) -> Result<Fetch, String> {
+        let (name, args) = match word.split_once('(') {
+            Some((n, rest)) => {
+                let Some(a) = rest.strip_suffix(')') else {
+                    return Err(format!(
+                        "missing closing ')' after arguments to fetch keyword '{n}'"
+                    ));
+                };
+                (n, Some(a))
+            }
+            None => (word, None),
+        };
+        let no_args = |f: Fetch| match args {
+            Some(a) if !a.is_empty() => {
+                Err(format!("fetch method '{name}' does not support any args"))
+            }
+            _ => Ok(f),
+        };
+        let proxy_arg = || -> String {
+            match args {
+                Some(a) if !a.is_empty() => a.to_string(),
+                _ => proxy.to_string(),
+            }
+        };
+        let server_arg = || -> Result<(String, String), String> {
+            let a = args.unwrap_or("");
+            match a.split_once('/') {
+                Some((b, s)) if !b.is_empty() && !s.is_empty() => {
+                    Ok((b.to_string(), s.to_string()))
+                }
+                _ if !a.is_empty() && !a.contains('/') => Ok((proxy.to_string(), a.to_string())),
+                _ => Err(format!(
+                    "fetch method '{name}' : missing arg 1 (expects <backend>/<server>)"
+                )),
+            }
+        };
+        Ok(match name {
+            "always_true" => no_args(Fetch::AlwaysTrue)?,
+            "always_false" => no_args(Fetch::AlwaysFalse)?,
+            "src" => no_args(Fetch::Src)?,
+            "src_port" => no_args(Fetch::SrcPort)?,
+            "dst" => no_args(Fetch::Dst)?,
+            "dst_port" => no_args(Fetch::DstPort)?,
+            "req.len" | "req_len" => no_args(Fetch::ReqLen)?,
+            "req.ssl_sni" | "req_ssl_sni" => no_args(Fetch::ReqSslSni)?,
+            "req.ssl_hello_type" | "req_ssl_hello_type" => no_args(Fetch::ReqSslHelloType)?,
+            "wait_end" => no_args(Fetch::WaitEnd)?,
+            "req.payload" => {
+                let a = args.unwrap_or("");
+                let (off, len) = a.split_once(',').ok_or_else(|| {
+                    format!("fetch method '{name}' expects 2 arguments (<offset>,<length>)")
+                })?;
+                let num = |s: &str| {
+                    s.trim().parse::<usize>().map_err(|_| {
+                        format!("fetch method '{name}' : '{s}' is not a positive integer")
+                    })
+                };
+                Fetch::ReqPayload(num(off)?, num(len)?)
+            }
+            "nbsrv" => Fetch::Nbsrv(proxy_arg()),
+            "be_conn" => Fetch::BeConn(proxy_arg()),
+            "connslots" => Fetch::Connslots(proxy_arg()),
+            "queue" => Fetch::Queue(proxy_arg()),
+            "fe_conn" => Fetch::FeConn(proxy_arg()),
+            "srv_is_up" => {
+                let (b, s) = server_arg()?;
+                Fetch::SrvIsUp(b, s)
+            }
+            "srv_conn" => {
+                let (b, s) = server_arg()?;
+                Fetch::SrvConn(b, s)
+            }
+            other => {
+                let hint = crate::config::suggest::did_you_mean(other, NAMES)
+                    .map(|s| format!(", did you mean '{s}' maybe ?"))
+                    .unwrap_or_default();
+                return Err(format!("unknown fetch method '{other}'{hint}"));
+            }
+        })
+    }
+
+    /// The match method an ACL uses when it names none (the fetch's output type).
+    /// Raw bytes have none: HAProxy wants `-m` for them.
+    pub fn default_method(&self) -> Option<Method> {
+        Some(match self {
+            Fetch::AlwaysTrue | Fetch::AlwaysFalse | Fetch::WaitEnd | Fetch::SrvIsUp(..) => {
+                Method::Bool
+            }
+            Fetch::Src | Fetch::Dst => Method::Ip,
+            Fetch::ReqSslSni => Method::Str,
+            Fetch::ReqPayload(..) => return None,
+            _ => Method::Int,
+        })
+    }
+
+    /// Whether it reads the request's content (meaningless before any arrived).
+    pub fn reads_content(&self) -> bool {
+        matches!(
+            self,
+            Fetch::ReqLen
+                | Fetch::ReqPayload(..)
+                | Fetch::ReqSslSni
+                | Fetch::ReqSslHelloType
+                | Fetch::WaitEnd
+        )
+    }
+
+    /// The proxies and servers it names, for validation: `(proxy, server)`.
+    pub fn names(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Fetch::Nbsrv(p) | Fetch::BeConn(p) | Fetch::Connslots(p) | Fetch::Queue(p) => {
+                Some((p, None))
+            }
+            Fetch::FeConn(p) => Some((p, None)),
+            Fetch::SrvIsUp(b, s) | Fetch::SrvConn(b, s) => Some((b, Some(s))),
+            _ => None,
+        }
+    }
+
+    /// Its keyword, for messages.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Fetch::AlwaysTrue => "always_true",
+            Fetch::AlwaysFalse => "always_false",
+            Fetch::Src => "src",
+            Fetch::SrcPort => "src_port",
+            Fetch::Dst => "dst",
+            Fetch::DstPort => "dst_port",
+            Fetch::ReqLen => "req.len",
+            Fetch::ReqPayload(..) => "req.payload",
+            Fetch::ReqSslSni => "req.ssl_sni",
+            Fetch::ReqSslHelloType => "req.ssl_hello_type",
+            Fetch::WaitEnd => "wait_end",
+            Fetch::Nbsrv(_) => "nbsrv",
+            Fetch::BeConn(_) => "be_conn",
+            Fetch::Connslots(_) => "connslots",
+            Fetch::Queue(_) => "queue",
+            Fetch::FeConn(_) => "fe_conn",
+            Fetch::SrvIsUp(..) => "srv_is_up",
+            Fetch::SrvConn(..) => "srv_conn",
+        }
+    }
+
+    /// Whether the proxy it names must be a frontend (else a backend).
+    pub fn wants_frontend(&self) -> bool {
+        matches!(self, Fetch::FeConn(_))
+    }
+
+    /// The sample for the session `env` describes.
+    pub fn sample(&self, env: &dyn Env) -> Sample {
+        let val = |v: Value| Sample::Val {
+            v,
+            may_change: false,
+        };
+        let opt = |v: Option<Value>| v.map_or(Sample::None, val);
+        let fin = env.is_final();
+        match self {
+            Fetch::AlwaysTrue => val(Value::Bool(true)),
+            Fetch::AlwaysFalse => val(Value::Bool(false)),
+            Fetch::Src => opt(env.src().map(|a| Value::Ip(a.ip()))),
+            Fetch::SrcPort => opt(env.src().map(|a| Value::Int(i64::from(a.port())))),
+            Fetch::Dst => opt(env.dst().map(|a| Value::Ip(a.ip()))),
+            Fetch::DstPort => opt(env.dst().map(|a| Value::Int(i64::from(a.port())))),
+            Fetch::WaitEnd => match env.content() {
+                None => Sample::None,
+                Some(_) if fin => val(Value::Bool(true)),
+                Some(_) => Sample::Missing,
+            },
+            Fetch::ReqLen => match env.content() {
+                None => Sample::None,
+                Some(c) => Sample::Val {
+                    v: Value::Int(c.len() as i64),
+                    may_change: !fin,
+                },
+            },
+            Fetch::ReqPayload(off, len) => match env.content() {
+                None => Sample::None,
+                Some(c) => {
+                    let end = if *len == 0 { c.len() } else { off + len };
+                    match c.get(*off..end) {
+                        Some(b) => Sample::Val {
+                            v: Value::Bin(b.to_vec()),
+                            // with no length, more bytes would give another sample
+                            may_change: *len == 0 && !fin,
+                        },
+                        None if fin => Sample::None,
+                        None => Sample::Missing,
+                    }
+                }
+            },
+            Fetch::ReqSslSni => match env.content().map(hello::sni) {
+                None | Some(Hello::Absent) => Sample::None,
+                Some(Hello::Short) if fin => Sample::None,
+                Some(Hello::Short) => Sample::Missing,
+                Some(Hello::Found(name)) => val(Value::Str(name.to_vec())),
+            },
+            Fetch::ReqSslHelloType => match env.content().map(hello::hello_type) {
+                None | Some(Hello::Absent) => Sample::None,
+                Some(Hello::Short) if fin => Sample::None,
+                Some(Hello::Short) => Sample::Missing,
+                Some(Hello::Found(t)) => val(Value::Int(i64::from(t))),
+            },
+            Fetch::Nbsrv(p) => opt(env.proxy_stat(p, ProxyStat::Nbsrv).map(Value::Int)),
+            Fetch::BeConn(p) => opt(env.proxy_stat(p, ProxyStat::BeConn).map(Value::Int)),
+            Fetch::Connslots(p) => opt(env.proxy_stat(p, ProxyStat::Connslots).map(Value::Int)),
+            Fetch::Queue(p) => opt(env.proxy_stat(p, ProxyStat::Queue).map(Value::Int)),
+            Fetch::FeConn(p) => opt(env.proxy_stat(p, ProxyStat::FeConn).map(Value::Int)),
+            Fetch::SrvIsUp(b, s) => opt(env
+                .server_stat(b, s, ServerStat::IsUp)
+                .map(|v| Value::Bool(v != 0))),
+            Fetch::SrvConn(b, s) => opt(env.server_stat(b, s, ServerStat::Conn).map(Value::Int)),
+        }
+    }
+}

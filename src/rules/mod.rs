@@ -1,0 +1,275 @@
+//! A proxy's rules in TCP mode: `acl`, `tcp-request connection|session|content`,
+//! `tcp-request inspect-delay` and `use_backend`, parsed from the words of their config lines and
+//! evaluated against a session through the [`Env`] the worker implements.
+//!
+//! Pure logic, no I/O: the config parser builds a [`Rules`] per proxy, and the worker asks it
+//! three questions in HAProxy's order — accept this connection? (`connection`, `session`), accept
+//! this request, or wait for more of it? (`content`, bounded by `inspect-delay`), and which
+//! backend? (`use_backend`, else `default_backend`).
+
+pub mod acl;
+pub mod fetch;
+pub mod hello;
+pub mod pattern;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use acl::{Acl, AclTable, Cond, Tri};
+pub use fetch::{Env, Fetch, ProxyStat, Sample, ServerStat};
+
+/// What a `tcp-request` rule does when its condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `accept`: stop evaluating, go on.
+    Accept,
+    /// `reject`: close the connection.
+    Reject,
+}
+
+/// One `tcp-request <when> <action> [if|unless ...]` line.
+#[derive(Debug, Clone)]
+pub struct TcpRule {
+    /// Its action.
+    pub action: Action,
+    /// Its condition (`None`: always).
+    pub cond: Option<Cond>,
+}
+
+/// One `use_backend <name> [if|unless ...]` line.
+#[derive(Debug, Clone)]
+pub struct SwitchRule {
+    /// The backend it sends to (checked to exist at start-up).
+    pub backend: String,
+    /// Its condition (`None`: always).
+    pub cond: Option<Cond>,
+}
+
+/// The outcome of a rule list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on (a rule accepted, or none matched).
+    Accept,
+    /// Close.
+    Reject,
+    /// A condition needs more content: read more and ask again (never once the content is
+    /// final).
+    Wait,
+}
+
+/// The phases a `tcp-request` rule runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `tcp-request connection`: at accept, before a PROXY header is read.
+    Connection,
+    /// `tcp-request session`: once the session exists (after a PROXY header).
+    Session,
+    /// `tcp-request content`: on the request's first bytes.
+    Content,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Connection => "connection",
+            Phase::Session => "session",
+            Phase::Content => "content",
+        }
+    }
+}
+
+/// A proxy's rules.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Its ACLs, named and anonymous.
+    pub acls: AclTable,
+    /// `tcp-request connection` rules.
+    pub connection: Vec<TcpRule>,
+    /// `tcp-request session` rules.
+    pub session: Vec<TcpRule>,
+    /// `tcp-request content` rules.
+    pub content: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`: how long content rules may wait for the bytes they need.
+    pub inspect_delay: Option<Duration>,
+    /// `use_backend` rules, in file order.
+    pub switching: Vec<SwitchRule>,
+}
+
+impl Rules {
+    /// Runs `phase`'s rules: the first whose condition holds decides; none: accept.
+    pub fn run(&self, phase: Phase, env: &dyn Env) -> Verdict {
+        let list = match phase {
+            Phase::Connection => &self.connection,
+            Phase::Session => &self.session,
+            Phase::Content => &self.content,
+        };
+        for r in list {
+            if let Some(c) = &r.cond {
+                match self.acls.eval(c, env) {
+                    Tri::Miss => return Verdict::Wait,
+                    Tri::Fail => continue,
+                    Tri::Pass => {}
+                }
+            }
+            return match r.action {
+                Action::Accept => Verdict::Accept,
+                Action::Reject => Verdict::Reject,
+            };
+        }
+        Verdict::Accept
+    }
+
+    /// The backend of the first `use_backend` whose condition holds (a condition that cannot
+    /// be decided does not hold).
+    pub fn backend(&self, env: &dyn Env) -> Option<&str> {
+        self.switching
+            .iter()
+            .find(|r| {
+                r.cond
+                    .as_ref()
+                    .map_or(true, |c| self.acls.eval(c, env) == Tri::Pass)
+            })
+            .map(|r| r.backend.as_str())
+    }
+
+    /// Parses the words after `acl`; returns a warning to print, if any.
+    pub fn parse_acl(&mut self, words: &[String], proxy: &str) -> Result<Option<String>, String> {
+        self.acls.parse_acl(words, proxy)
+    }
+
+    /// Parses a `tcp-request ...` line (all its words). `frontend`: the proxy can accept
+    /// connections. Returns warnings.
+    pub fn parse_tcp_request(
+        &mut self,
+        words: &[String],
+        proxy: &str,
+        kind: &str,
+        frontend: bool,
+    ) -> Result<Vec<String>, String> {
+        let when = words.get(1).map(String::as_str).unwrap_or("");
+        let phase = match when {
+            "inspect-delay" => {
+                let v = words
+                    .get(2)
+                    .ok_or("'tcp-request inspect-delay' expects a timeout value.")?;
+                if let Some(w) = words.get(3) {
+                    return Err(format!("'tcp-request inspect-delay' : unexpected extra argument '{w}'."));
+                }
+                let d = crate::config::units::parse_time(v, "tcp-request inspect-delay")?;
+                self.inspect_delay = Some(d);
+                return Ok(Vec::new());
+            }
+            "connection" => Phase::Connection,
+            "session" => Phase::Session,
+            "content" => Phase::Content,
+            other => {
+                return Err(format!(
+                    "'tcp-request' expects 'connection', 'session', 'content' or 'inspect-delay', got '{other}'."
+                ))
+            }
+        };
+        if phase != Phase::Content && !frontend {
+            return Err(format!(
+                "tcp-request {when} is not allowed because {kind} {proxy} is not a frontend"
+            ));
+        }
+        let action = match words.get(2).map(String::as_str) {
+            Some("accept") => Action::Accept,
+            Some("reject") => Action::Reject,
+            Some(a) => {
+                return Err(format!(
+                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept' and 'reject')."
+                ))
+            }
+            None => return Err(format!("'tcp-request {when}' expects an action such as 'accept' or 'reject'.")),
+        };
+        let cond = match words.get(3) {
+            None => None,
+            Some(_) => Some(
+                self.acls
+                    .parse_cond(&words[3..], proxy)
+                    .map_err(|e| {
+                        format!(
+                            "'tcp-request {when} {}' : error detected in {kind} '{proxy}' while parsing '{}' condition : {e}",
+                            words[2], words[3]
+                        )
+                    })?,
+            ),
+        };
+        let mut warnings = Vec::new();
+        if let Some(c) = &cond {
+            if phase != Phase::Content && self.acls.reads_content(c) {
+                warnings.push(format!(
+                    "'tcp-request {}' rule of {kind} '{proxy}' reads request contents, which do not exist yet at this stage: its condition cannot match.",
+                    phase.name()
+                ));
+            }
+        }
+        let rule = TcpRule { action, cond };
+        match phase {
+            Phase::Connection => self.connection.push(rule),
+            Phase::Session => self.session.push(rule),
+            Phase::Content => self.content.push(rule),
+        }
+        Ok(warnings)
+    }
+
+    /// Parses a `use_backend <name> [if|unless <cond>]` line (all its words).
+    pub fn parse_use_backend(&mut self, words: &[String], proxy: &str) -> Result<(), String> {
+        let Some(name) = words.get(1) else {
+            return Err("'use_backend' expects a backend name.".into());
+        };
+        if name.contains("%[") {
+            return Err(format!(
+                "'use_backend {name}' : harp takes only a fixed backend name (no log-format expression)."
+            ));
+        }
+        let cond = match words.get(2) {
+            None => None,
+            Some(_) => Some(
+                self.acls
+                    .parse_cond(&words[2..], proxy)
+                    .map_err(|e| format!("error detected while parsing switching rule : {e}."))?,
+            ),
+        };
+        self.switching.push(SwitchRule {
+            backend: name.clone(),
+            cond,
+        });
+        Ok(())
+    }
+
+    /// Warnings about the whole proxy, once parsed: content rules that read the request with
+    /// no `inspect-delay` to wait for it (HAProxy's).
+    pub fn warnings(&self, kind: &str, proxy: &str) -> Vec<String> {
+        let reads = self
+            .content
+            .iter()
+            .filter_map(|r| r.cond.as_ref())
+            .any(|c| self.acls.reads_content(c));
+        if reads && self.inspect_delay.map_or(true, |d| d.is_zero()) {
+            vec![format!(
+                "{kind} '{proxy}' : a 'tcp-request content' rule explicitly depending on request contents without any 'tcp-request inspect-delay' setting. This means that this rule will randomly find its contents. This can be fixed by setting the tcp-request inspect-delay."
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether there is anything to evaluate besides `default_backend`.
+    pub fn is_empty(&self) -> bool {
+        self.connection.is_empty()
+            && self.session.is_empty()
+            && self.content.is_empty()
+            && self.switching.is_empty()
+    }
+
+    /// Every fetch the rules use (for validating the proxies and servers they name).
+    pub fn fetches(&self) -> impl Iterator<Item = &Fetch> {
+        self.acls
+            .acls
+            .iter()
+            .flat_map(|a| a.exprs.iter().map(|e| &e.fetch))
+    }
+}

@@ -1,0 +1,427 @@
+//! An ACL's patterns and how a sample is matched against them (HAProxy's `-m` methods), so that
+//! `acl` lines written for HAProxy keep their meaning: integer ranges with `eq`/`ge`/`gt`/`le`/
+//! `lt`, networks for addresses (IPv4 patterns match IPv4-mapped IPv6 samples), strings exactly
+//! or by prefix, suffix, substring, domain, length or regular expression, `-i` for case.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use regex::bytes::{Regex, RegexBuilder};
+
+/// A fetched sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A boolean (`always_true`, `srv_is_up`, `wait_end`).
+    Bool(bool),
+    /// An integer (ports, counts, lengths).
+    Int(i64),
+    /// An address.
+    Ip(IpAddr),
+    /// Text (a server name).
+    Str(Vec<u8>),
+    /// Raw bytes (`req.payload`).
+    Bin(Vec<u8>),
+}
+
+impl Value {
+    /// The sample as text, as HAProxy casts it for string matching.
+    fn text(&self) -> Vec<u8> {
+        match self {
+            Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
+            Value::Int(i) => i.to_string().into_bytes(),
+            Value::Ip(ip) => ip.to_string().into_bytes(),
+            Value::Str(s) | Value::Bin(s) => s.clone(),
+        }
+    }
+
+    /// The sample as an integer (text is read as `atoi` reads it, leading digits only).
+    fn int(&self) -> Option<i64> {
+        match self {
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Int(i) => Some(*i),
+            Value::Ip(_) => None,
+            Value::Str(s) | Value::Bin(s) => {
+                let t = std::str::from_utf8(s).ok()?.trim_start();
+                let neg = t.starts_with('-');
+                let digits: String = t
+                    .trim_start_matches(['-', '+'])
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let v: i64 = digits.parse().ok()?;
+                Some(if neg { -v } else { v })
+            }
+        }
+    }
+}
+
+/// How patterns compare with a sample (`-m <method>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The sample exists (`-m found`; takes no pattern).
+    Found,
+    /// The sample is true or non-zero (`-m bool`; takes no pattern).
+    Bool,
+    /// Integer ranges.
+    Int,
+    /// Networks.
+    Ip,
+    /// Equal bytes.
+    Str,
+    /// Starts with.
+    Beg,
+    /// Ends with.
+    End,
+    /// Contains.
+    Sub,
+    /// Contains as whole `/`, `.`-delimited words (a domain).
+    Dom,
+    /// A regular expression.
+    Reg,
+    /// The length is in a range.
+    Len,
+    /// Equal bytes, written in hex.
+    Bin,
+}
+
+impl Method {
+    /// `-m <name>`.
+    pub fn parse(name: &str) -> Option<Method> {
+        Some(match name {
+            "found" => Method::Found,
+            "bool" => Method::Bool,
+            "int" => Method::Int,
+            "ip" => Method::Ip,
+            "str" => Method::Str,
+            "beg" => Method::Beg,
+            "end" => Method::End,
+            "sub" => Method::Sub,
+            "dom" => Method::Dom,
+            "reg" => Method::Reg,
+            "len" => Method::Len,
+            "bin" => Method::Bin,
+            _ => return None,
+        })
+    }
+
+    /// Whether patterns are read as integer ranges.
+    fn ranges(self) -> bool {
+        matches!(self, Method::Int | Method::Len)
+    }
+}
+
+/// An inclusive integer range (`N`, `N:M`, `:M`, `N:`, or an operator and a value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: i64,
+    pub max: i64,
+}
+
+/// A network: an address and how many leading bits must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    pub addr: IpAddr,
+    pub bits: u8,
+}
+
+impl Net {
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => same_bits(&n.octets(), &a.octets(), self.bits),
+            (IpAddr::V4(n), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|a| same_bits(&n.octets(), &a.octets(), self.bits)),
+            (IpAddr::V6(n), IpAddr::V6(a)) => same_bits(&n.octets(), &a.octets(), self.bits),
+            (IpAddr::V6(n), IpAddr::V4(a)) => {
+                same_bits(&n.octets(), &a.to_ipv6_mapped().octets(), self.bits)
+            }
+        }
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` agree.
+fn same_bits(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits).min(a.len() * 8);
+    let (full, rest) = (bits / 8, bits % 8);
+    if a[..full] != b[..full] {
+        return false;
+    }
+    rest == 0 || {
+        let mask = 0xffu8 << (8 - rest);
+        a[full] & mask == b[full] & mask
+    }
+}
+
+/// The patterns of one ACL expression, in the form their method compares.
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    /// The `-m` method (or the fetch's default).
+    pub method: Method,
+    /// `-i`.
+    pub ignore_case: bool,
+    ranges: Vec<Range>,
+    nets: Vec<Net>,
+    /// Strings (lowercased under `-i`) or decoded hex.
+    strs: Vec<Vec<u8>>,
+    regs: Vec<Regex>,
+}
+
+/// An integer comparison word that applies to the values after it (`ge 10`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl Patterns {
+    /// Empty patterns for `method`.
+    pub fn new(method: Method, ignore_case: bool) -> Patterns {
+        Patterns {
+            method,
+            ignore_case,
+            ranges: Vec::new(),
+            nets: Vec::new(),
+            strs: Vec::new(),
+            regs: Vec::new(),
+        }
+    }
+
+    /// Whether no pattern was given.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+            && self.nets.is_empty()
+            && self.strs.is_empty()
+            && self.regs.is_empty()
+    }
+
+    /// Adds the values of an `acl` line (after its flags), with HAProxy's messages.
+    pub fn add_all(&mut self, values: &[String]) -> Result<(), String> {
+        let mut op = Op::Eq;
+        for v in values {
+            if self.method.ranges() {
+                if let Some(o) = match v.as_str() {
+                    "eq" => Some(Op::Eq),
+                    "ge" => Some(Op::Ge),
+                    "gt" => Some(Op::Gt),
+                    "le" => Some(Op::Le),
+                    "lt" => Some(Op::Lt),
+                    _ => None,
+                } {
+                    op = o;
+                    continue;
+                }
+                self.ranges.push(parse_range(v, op).map_err(|e| {
+                    if v.chars()
+                        .all(|c| c.is_ascii_digit() || c == ':' || c == '-')
+                    {
+                        e
+                    } else {
+                        format!("'{v}' is neither a number nor a supported operator")
+                    }
+                })?);
+            } else {
+                self.add(v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one pattern (a line of a `-f` file or one value of an `acl` line).
+    pub fn add(&mut self, v: &str) -> Result<(), String> {
+        match self.method {
+            Method::Found | Method::Bool => {
+                return Err(format!(
+                    "'{}' matching method takes no pattern (got '{v}').",
+                    if self.method == Method::Found {
+                        "found"
+                    } else {
+                        "bool"
+                    }
+                ))
+            }
+            Method::Int | Method::Len => self.ranges.push(parse_range(v, Op::Eq)?),
+            Method::Ip => self.nets.push(parse_net(v)?),
+            Method::Reg => {
+                let re = RegexBuilder::new(v)
+                    .case_insensitive(self.ignore_case)
+                    .build()
+                    .map_err(|e| format!("regex '{v}' is invalid: {e}"))?;
+                self.regs.push(re);
+            }
+            Method::Bin => self.strs.push(parse_hex(v)?),
+            _ => {
+                let s = if self.ignore_case {
+                    v.to_ascii_lowercase()
+                } else {
+                    v.to_string()
+                };
+                self.strs.push(s.into_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `sample` matches one of the patterns.
+    pub fn matches(&self, sample: &Value) -> bool {
+        match self.method {
+            Method::Found => true,
+            Method::Bool => sample.int().is_some_and(|i| i != 0),
+            Method::Int => sample
+                .int()
+                .is_some_and(|i| self.ranges.iter().any(|r| r.min <= i && i <= r.max)),
+            Method::Len => {
+                let n = sample.text().len() as i64;
+                self.ranges.iter().any(|r| r.min <= n && n <= r.max)
+            }
+            Method::Ip => match sample {
+                Value::Ip(ip) => self.nets.iter().any(|n| n.contains(*ip)),
+                other => std::str::from_utf8(&other.text())
+                    .ok()
+                    .and_then(|t| t.parse::<IpAddr>().ok())
+                    .is_some_and(|ip| self.nets.iter().any(|n| n.contains(ip))),
+            },
+            Method::Reg => {
+                let t = sample.text();
+                self.regs.iter().any(|r| r.is_match(&t))
+            }
+            Method::Bin => {
+                let t = sample.text();
+                self.strs.contains(&t)
+            }
+            m => {
+                let mut t = sample.text();
+                if self.ignore_case {
+                    t.make_ascii_lowercase();
+                }
+                self.strs.iter().any(|p| match m {
+                    Method::Beg => t.starts_with(p),
+                    Method::End => t.ends_with(p),
+                    Method::Sub => !p.is_empty() && t.windows(p.len()).any(|w| w == &p[..]),
+                    Method::Dom => domain_match(&t, p),
+                    _ => t == *p,
+                })
+            }
+        }
+    }
+}
+
+/// HAProxy's `-m dom`: the pattern occurs in the sample bounded by `/`, `.`, `?` or the ends.
+fn domain_match(t: &[u8], p: &[u8]) -> bool {
+    let delim = |b: u8| matches!(b, b'/' | b'.' | b'?');
+    // a pattern's own leading or trailing delimiters are not part of the word
+    let p = {
+        let s = p.iter().position(|&b| !delim(b)).unwrap_or(p.len());
+        let e = p.iter().rposition(|&b| !delim(b)).map_or(s, |e| e + 1);
+        &p[s..e]
+    };
+    if p.is_empty() || p.len() > t.len() {
+        return false;
+    }
+    (0..=t.len() - p.len()).any(|i| {
+        t[i..i + p.len()] == *p
+            && (i == 0 || delim(t[i - 1]))
+            && (i + p.len() == t.len() || delim(t[i + p.len()]))
+    })
+}
+
+/// An integer value: `N`, `N:M`, `:M`, `N:`, under the comparison word before it.
+fn parse_range(v: &str, op: Op) -> Result<Range, String> {
+    let int = |s: &str| -> Result<i64, String> {
+        s.parse::<i64>()
+            .map_err(|_| format!("'{v}' is not a number"))
+    };
+    if op != Op::Eq {
+        let n = int(v)?;
+        return Ok(match op {
+            Op::Ge => Range {
+                min: n,
+                max: i64::MAX,
+            },
+            Op::Gt => Range {
+                min: n.saturating_add(1),
+                max: i64::MAX,
+            },
+            Op::Le => Range {
+                min: i64::MIN,
+                max: n,
+            },
+            Op::Lt => Range {
+                min: i64::MIN,
+                max: n.saturating_sub(1),
+            },
+            Op::Eq => unreachable!("handled above"),
+        });
+    }
+    match v.split_once(':') {
+        None => {
+            let n = int(v)?;
+            Ok(Range { min: n, max: n })
+        }
+        Some((a, b)) => {
+            let min = if a.is_empty() { i64::MIN } else { int(a)? };
+            let max = if b.is_empty() { i64::MAX } else { int(b)? };
+            if min > max {
+                return Err(format!("'{v}' is an empty range"));
+            }
+            Ok(Range { min, max })
+        }
+    }
+}
+
+/// An address or network: `a.b.c.d`, `a.b.c.d/len`, `a.b.c.d/mask`, an IPv6 address with an
+/// optional `/len`.
+pub fn parse_net(v: &str) -> Result<Net, String> {
+    let bad = || format!("'{v}' is not a valid IPv4 or IPv6 address");
+    let (addr, len) = match v.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (v, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match len {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(b) if b <= max => b,
+            Ok(_) => return Err(bad()),
+            Err(_) => match (addr, l.parse::<Ipv4Addr>()) {
+                (IpAddr::V4(_), Ok(mask)) => mask_bits(mask).ok_or_else(bad)?,
+                _ => return Err(bad()),
+            },
+        },
+    };
+    // the network's address: bits past the prefix are not compared anyway, but keep it tidy
+    let addr = match addr {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(a) & u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0),
+        )),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(a) & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0),
+        )),
+    };
+    Ok(Net { addr, bits })
+}
+
+/// The prefix length of a contiguous dotted netmask.
+fn mask_bits(mask: Ipv4Addr) -> Option<u8> {
+    let m = u32::from(mask);
+    let ones = m.leading_ones();
+    (m.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+/// Hex digits to bytes (`-m bin`).
+fn parse_hex(v: &str) -> Result<Vec<u8>, String> {
+    let bad = || format!("'{v}' is not a valid hex string");
+    if v.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..v.len())
+        .step_by(2)
+        .map(|i| {
+            v.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}

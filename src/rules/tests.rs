@@ -1,0 +1,357 @@
+use std::net::SocketAddr;
+
+use super::hello::{self, Hello};
+use super::pattern::{parse_net, Method, Patterns, Value};
+use super::*;
+
+/// A session as the rules see it.
+struct Fake {
+    src: SocketAddr,
+    content: Option<Vec<u8>>,
+    fin: bool,
+    nbsrv: i64,
+}
+
+impl Fake {
+    fn new(src: &str) -> Fake {
+        Fake {
+            src: src.parse().expect("test address"),
+            content: Some(Vec::new()),
+            fin: false,
+            nbsrv: 2,
+        }
+    }
+}
+
+impl Env for Fake {
+    fn src(&self) -> Option<SocketAddr> {
+        Some(self.src)
+    }
+    fn dst(&self) -> Option<SocketAddr> {
+        "127.0.0.1:443".parse().ok()
+    }
+    fn content(&self) -> Option<&[u8]> {
+        self.content.as_deref()
+    }
+    fn is_final(&self) -> bool {
+        self.fin
+    }
+    fn proxy_stat(&self, proxy: &str, what: ProxyStat) -> Option<i64> {
+        match (proxy, what) {
+            ("be", ProxyStat::Nbsrv) => Some(self.nbsrv),
+            ("be", _) => Some(0),
+            _ => None,
+        }
+    }
+    fn server_stat(&self, _: &str, server: &str, _: ServerStat) -> Option<i64> {
+        (server == "up").then_some(1)
+    }
+}
+
+fn w(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// A TLS record holding a ClientHello that asks for `name`.
+fn client_hello(name: &str) -> Vec<u8> {
+    let n = name.as_bytes();
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes()); // list length
+    sni.push(0); // host_name
+    sni.extend_from_slice(&(n.len() as u16).to_be_bytes());
+    sni.extend_from_slice(n);
+    let mut ext = Vec::new();
+    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // ec_point_formats first
+    ext.extend_from_slice(&[0x00, 0x00]);
+    ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&sni);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // session id
+    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]); // one suite
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[test]
+fn sni_is_read_from_a_whole_hello_and_waited_for_in_a_partial_one() {
+    let rec = client_hello("api.example.com");
+    assert_eq!(hello::sni(&rec), Hello::Found(&b"api.example.com"[..]));
+    for cut in [0, 1, 5, 40, rec.len() - 1] {
+        assert_eq!(hello::sni(&rec[..cut]), Hello::Short, "cut at {cut}");
+    }
+    assert_eq!(hello::sni(b"GET / HTTP/1.1\r\n"), Hello::Absent);
+    assert_eq!(hello::hello_type(&rec), Hello::Found(1));
+    assert_eq!(hello::hello_type(b"SSH-2.0"), Hello::Absent);
+    // a declared length past the record is not a hello, whatever follows
+    let mut bad = rec.clone();
+    bad[3] = 0;
+    bad[4] = 10;
+    assert_eq!(hello::sni(&bad), Hello::Absent);
+}
+
+#[test]
+fn sni_of_random_bytes_never_panics() {
+    let mut x: u32 = 12345;
+    for len in 0..400 {
+        let mut buf: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        if let Some(b) = buf.first_mut() {
+            *b = 0x16;
+        }
+        let _ = hello::sni(&buf);
+        let _ = hello::hello_type(&buf);
+    }
+}
+
+#[test]
+fn int_ranges_and_operators() {
+    let mut p = Patterns::new(Method::Int, false);
+    p.add_all(&w("ge 10 lt 3 eq 5:6")).expect("valid ranges");
+    let m = |i| p.matches(&Value::Int(i));
+    assert!(m(10) && m(1000) && m(2) && !m(3) && !m(4));
+    // an operator applies to every value after it
+    assert!(m(5) && m(6));
+    let mut q = Patterns::new(Method::Int, false);
+    q.add_all(&w("80 443 8000:8080")).expect("valid");
+    assert!(q.matches(&Value::Int(443)) && q.matches(&Value::Int(8042)));
+    assert!(!q.matches(&Value::Int(81)));
+    assert!(Patterns::new(Method::Int, false)
+        .add_all(&w("abc"))
+        .is_err());
+}
+
+#[test]
+fn networks_match_both_address_families() {
+    let mut p = Patterns::new(Method::Ip, false);
+    p.add_all(&w("10.0.0.0/8 192.168.1.0/255.255.255.0 ::1"))
+        .expect("valid");
+    let m = |s: &str| p.matches(&Value::Ip(s.parse().expect("address")));
+    assert!(m("10.1.2.3") && m("192.168.1.77") && m("::1"));
+    assert!(
+        m("::ffff:10.9.9.9"),
+        "an IPv4 pattern matches a mapped address"
+    );
+    assert!(!m("11.0.0.1") && !m("192.168.2.1") && !m("::2"));
+    assert!(parse_net("10.0.0.0/33").is_err());
+    assert!(parse_net("10.0.0.0/255.0.255.0").is_err());
+    assert!(parse_net("example.com").is_err());
+}
+
+#[test]
+fn string_methods_and_case() {
+    let sni = |method, icase, pat: &str, v: &str| {
+        let mut p = Patterns::new(method, icase);
+        p.add(pat).expect("valid pattern");
+        p.matches(&Value::Str(v.as_bytes().to_vec()))
+    };
+    assert!(sni(Method::Str, false, "a.example.com", "a.example.com"));
+    assert!(!sni(Method::Str, false, "a.example.com", "A.example.com"));
+    assert!(sni(Method::Str, true, "A.EXAMPLE.com", "a.Example.com"));
+    assert!(sni(Method::End, false, ".example.com", "x.example.com"));
+    assert!(sni(Method::Beg, false, "api.", "api.example.com"));
+    assert!(sni(Method::Sub, false, "ample", "api.example.com"));
+    assert!(sni(Method::Dom, false, "example", "api.example.com"));
+    assert!(!sni(Method::Dom, false, "exam", "api.example.com"));
+    assert!(sni(Method::Reg, true, "^API\\.", "api.example.com"));
+    assert!(sni(Method::Len, false, "15", "api.example.com"));
+    let mut b = Patterns::new(Method::Bin, false);
+    b.add("474554").expect("hex");
+    assert!(b.matches(&Value::Bin(b"GET".to_vec())));
+    assert!(b.add("47455").is_err());
+}
+
+fn rules(lines: &[&str]) -> Rules {
+    let mut r = Rules::default();
+    for l in lines {
+        let words = w(l);
+        match words[0].as_str() {
+            "acl" => {
+                r.parse_acl(&words[1..], "fe").expect("valid acl");
+            }
+            "tcp-request" => {
+                r.parse_tcp_request(&words, "fe", "frontend", true)
+                    .expect("valid rule");
+            }
+            "use_backend" => r
+                .parse_use_backend(&words, "fe")
+                .expect("valid use_backend"),
+            _ => panic!("unexpected line {l}"),
+        }
+    }
+    r
+}
+
+#[test]
+fn content_rules_wait_for_the_hello_then_route_by_name() {
+    let r = rules(&[
+        "tcp-request inspect-delay 5s",
+        "tcp-request content accept if { req.ssl_hello_type 1 }",
+        "tcp-request content reject if WAIT_END",
+        "acl api req.ssl_sni -i api.example.com",
+        "use_backend be_api if api",
+        "use_backend be_other if { req.ssl_sni -m end .example.com }",
+    ]);
+    let hello = client_hello("API.example.com");
+    let mut env = Fake::new("10.0.0.1:5000");
+    env.content = Some(hello[..3].to_vec());
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Wait);
+    env.content = Some(hello.clone());
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Accept);
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("be_api"));
+    env.content = Some(client_hello("www.example.com"));
+    assert_eq!(r.backend(&env), Some("be_other"));
+    env.content = Some(client_hello("example.org"));
+    assert_eq!(r.backend(&env), None);
+    // not TLS: nothing matches until the delay is over, then WAIT_END rejects
+    env.content = Some(b"SSH-2.0-x\r\n".to_vec());
+    env.fin = false;
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Wait);
+    env.fin = true;
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Reject);
+}
+
+#[test]
+fn conditions_combine_and_or_not_unless() {
+    let r = rules(&[
+        "acl lan src 10.0.0.0/8",
+        "acl web dst_port 80 443",
+        "acl has_srv nbsrv(be) ge 1",
+        "tcp-request connection reject if !lan web || { src 192.0.2.1 }",
+        "tcp-request session reject unless has_srv",
+    ]);
+    let env = Fake::new("10.1.1.1:1000");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    let env = Fake::new("172.16.0.1:1000");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
+    let env = Fake::new("192.0.2.1:1000");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
+    let mut env = Fake::new("10.1.1.1:1000");
+    assert_eq!(r.run(Phase::Session, &env), Verdict::Accept);
+    env.nbsrv = 0;
+    assert_eq!(r.run(Phase::Session, &env), Verdict::Reject);
+}
+
+#[test]
+fn acl_lines_of_one_name_add_up_even_after_use() {
+    let r = rules(&[
+        "acl bad src 192.0.2.1",
+        "tcp-request connection reject if bad",
+        "acl bad src 198.51.100.0/24",
+    ]);
+    let env = Fake::new("198.51.100.7:1");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
+}
+
+#[test]
+fn bad_lines_say_what_is_wrong() {
+    let mut r = Rules::default();
+    let err = |r: &mut Rules, line: &str| {
+        let words = w(line);
+        match words[0].as_str() {
+            "acl" => r.parse_acl(&words[1..], "fe").map(|_| ()),
+            "use_backend" => r.parse_use_backend(&words, "fe"),
+            _ => r
+                .parse_tcp_request(&words, "fe", "frontend", true)
+                .map(|_| ()),
+        }
+        .expect_err(line)
+    };
+    assert!(err(&mut r, "use_backend b if nope").contains("no such ACL : 'nope'"));
+    assert!(err(&mut r, "acl x srcc 1.2.3.4").contains("did you mean 'src'"));
+    assert!(err(&mut r, "acl x src 1.2.3.400").contains("not a valid IPv4 or IPv6 address"));
+    assert!(err(&mut r, "acl x dst_port -q 1").contains("is not a valid ACL option"));
+    assert!(err(&mut r, "acl x src -m foo 1").contains("unknown matching method 'foo'"));
+    assert!(err(&mut r, "acl x src -f /nonexistent/harp").contains("failed to open pattern file"));
+    assert!(err(&mut r, "tcp-request content track-sc0 src").contains("not supported by harp"));
+    assert!(
+        err(&mut r, "tcp-request content accept if { src 1.2.3.4").contains("missing closing '}'")
+    );
+    assert!(err(&mut r, "tcp-request content accept when x").contains("expects 'if' or 'unless'"));
+    assert!(err(&mut r, "use_backend %[req.ssl_sni]").contains("fixed backend name"));
+    let words = w("tcp-request connection reject");
+    assert!(r
+        .parse_tcp_request(&words, "be", "backend", false)
+        .expect_err("backend")
+        .contains("is not a frontend"));
+    // no pattern: a warning, not an error; `--` silences it
+    assert!(r.parse_acl(&w("x src"), "fe").expect("parses").is_some());
+    assert!(r.parse_acl(&w("y src --"), "fe").expect("parses").is_none());
+}
+
+#[test]
+fn pattern_files_skip_comments_and_blanks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("block.lst");
+    std::fs::write(&f, "# blocked\n\n  192.0.2.0/24  \n198.51.100.9\n").expect("write");
+    let r = rules(&[
+        &format!("acl blocked src -f {}", f.display()),
+        "tcp-request connection reject if blocked",
+    ]);
+    assert_eq!(
+        r.run(Phase::Connection, &Fake::new("192.0.2.200:1")),
+        Verdict::Reject
+    );
+    assert_eq!(
+        r.run(Phase::Connection, &Fake::new("198.51.100.9:1")),
+        Verdict::Reject
+    );
+    assert_eq!(
+        r.run(Phase::Connection, &Fake::new("198.51.100.8:1")),
+        Verdict::Accept
+    );
+}
+
+#[test]
+fn content_fetches_cannot_match_before_content_and_warn() {
+    let mut r = Rules::default();
+    let warn = r
+        .parse_tcp_request(
+            &w("tcp-request connection reject if { req.len gt 0 }"),
+            "fe",
+            "frontend",
+            true,
+        )
+        .expect("parses");
+    assert_eq!(warn.len(), 1);
+    let mut env = Fake::new("10.0.0.1:1");
+    env.content = None;
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    let mut c = Rules::default();
+    c.parse_tcp_request(
+        &w("tcp-request content reject if { req.len gt 0 }"),
+        "fe",
+        "frontend",
+        true,
+    )
+    .expect("parses");
+    assert_eq!(c.warnings("frontend", "fe").len(), 1, "no inspect-delay");
+    c.inspect_delay = Some(Duration::from_secs(1));
+    assert!(c.warnings("frontend", "fe").is_empty());
+}
+
+#[test]
+fn server_state_fetches() {
+    let r = rules(&[
+        "acl up srv_is_up(be/up)",
+        "acl gone srv_is_up(be/down)",
+        "use_backend a if gone",
+        "use_backend b if up",
+    ]);
+    let mut env = Fake::new("10.0.0.1:1");
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("b"));
+}

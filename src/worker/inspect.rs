@@ -1,0 +1,242 @@
+//! A proxy's `tcp-request` and `use_backend` rules applied to one session: what the rule
+//! engine ([`crate::rules`]) may read of it, and the reading of the request's first bytes while
+//! `tcp-request content` rules wait for them. The bytes read here are sent to the server first,
+//! as those read with a PROXY header are.
+
+use std::cell::OnceCell;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::runtime::Rt;
+use crate::model::{OpState, Proxy, Registry};
+use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Verdict};
+use crate::sys::Interest;
+
+/// How much of a request content rules may wait for: HAProxy's buffer less its rewrite
+/// reserve (`tune.bufsize` - `tune.maxrewrite`), where its `channel_full` stops waiting.
+pub(crate) const INSPECT_BUFFER: usize = 15_360;
+
+/// One session as the rules see it.
+pub(crate) struct SessEnv<'a> {
+    reg: &'a Registry,
+    client: &'a TcpStream,
+    src: SocketAddr,
+    /// The address a PROXY header named as the destination.
+    fronted_dst: Option<SocketAddr>,
+    /// The socket's own address, read once if a rule asks.
+    dst: OnceCell<Option<SocketAddr>>,
+    content: Option<&'a [u8]>,
+    fin: bool,
+}
+
+impl<'a> SessEnv<'a> {
+    /// Rules that see no content (`connection`, `session`): final from the start.
+    pub(crate) fn new(
+        reg: &'a Registry,
+        client: &'a TcpStream,
+        src: SocketAddr,
+        fronted_dst: Option<SocketAddr>,
+    ) -> SessEnv<'a> {
+        SessEnv {
+            reg,
+            client,
+            src,
+            fronted_dst,
+            dst: OnceCell::new(),
+            content: None,
+            fin: true,
+        }
+    }
+
+    /// The same session with `content` received so far, `fin` once it will not grow.
+    fn with_content(&self, content: &'a [u8], fin: bool) -> SessEnv<'a> {
+        SessEnv {
+            content: Some(content),
+            fin,
+            dst: OnceCell::new(),
+            ..*self
+        }
+    }
+
+    /// A proxy by name, the backend one first (a frontend and a backend may share a name).
+    fn proxy(&self, name: &str, front: bool) -> Option<&'a Arc<Proxy>> {
+        if front {
+            self.reg.frontend(name)
+        } else {
+            self.reg.backend(name).or_else(|| self.reg.frontend(name))
+        }
+    }
+}
+
+impl Env for SessEnv<'_> {
+    fn src(&self) -> Option<SocketAddr> {
+        Some(self.src)
+    }
+
+    fn dst(&self) -> Option<SocketAddr> {
+        *self
+            .dst
+            .get_or_init(|| self.fronted_dst.or_else(|| self.client.local_addr().ok()))
+    }
+
+    fn content(&self) -> Option<&[u8]> {
+        self.content
+    }
+
+    fn is_final(&self) -> bool {
+        self.fin
+    }
+
+    fn proxy_stat(&self, name: &str, what: ProxyStat) -> Option<i64> {
+        let px = self.proxy(name, what == ProxyStat::FeConn)?;
+        let cur = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as i64;
+        if !px.is_backend() && what != ProxyStat::FeConn {
+            // the proxy a frontend's rule reads by default: no servers, no backend side
+            return Some(0);
+        }
+        Some(match what {
+            ProxyStat::FeConn | ProxyStat::BeConn => cur(&px.counters.cur_sess),
+            ProxyStat::Nbsrv => usable_servers(px),
+            ProxyStat::Queue => {
+                cur(&px.counters.queue_cur)
+                    + px.servers()
+                        .iter()
+                        .map(|s| cur(&s.counters.queue_cur))
+                        .sum::<i64>()
+            }
+            ProxyStat::Connslots => {
+                let mut slots = 0;
+                for s in px.servers().iter().filter(|s| s.is_usable()) {
+                    let (maxconn, maxqueue) = (s.maxconn(), s.params.maxqueue);
+                    if maxconn == 0 || maxqueue == 0 {
+                        return Some(-1);
+                    }
+                    slots += i64::from(maxconn) - cur(&s.counters.cur_sess) + i64::from(maxqueue)
+                        - cur(&s.counters.queue_cur);
+                }
+                slots
+            }
+        })
+    }
+
+    fn server_stat(&self, backend: &str, server: &str, what: ServerStat) -> Option<i64> {
+        let s = self.reg.backend(backend)?.server(server)?;
+        Some(match what {
+            ServerStat::IsUp => i64::from(s.op_state() != OpState::Stopped && !s.admin().maint()),
+            ServerStat::Conn => s.counters.cur_sess.load(Ordering::Relaxed) as i64,
+        })
+    }
+}
+
+/// HAProxy's `be_usable_srv`: the usable active servers, else the backup ones (only the first
+/// one counts without `option allbackups`); none in a disabled backend.
+fn usable_servers(be: &Proxy) -> i64 {
+    if be.config.disabled {
+        return 0;
+    }
+    match (be.srv_act(), be.srv_bck()) {
+        (0, 0) => 0,
+        (0, b) if be.config.allbackups => b as i64,
+        (0, _) => 1,
+        (a, _) => a as i64,
+    }
+}
+
+/// How the content rules ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inspected {
+    /// Go on to the backend.
+    Accept,
+    /// A `reject` rule matched.
+    Reject,
+    /// The client's connection failed while the rules waited.
+    Aborted,
+}
+
+/// Runs `rules`' `tcp-request content` rules, reading the request into `buf` while a condition
+/// needs more of it, until `inspect-delay` runs out, the buffer is full or the client shuts its
+/// side (then the rules decide on what they have, as HAProxy's do).
+pub(crate) async fn content<R: Rt>(
+    rules: &Rules,
+    env: &SessEnv<'_>,
+    client: &TcpStream,
+    buf: &mut Vec<u8>,
+) -> Inspected {
+    let start = Instant::now();
+    let delay = rules.inspect_delay.unwrap_or(Duration::ZERO);
+    let mut eof = false;
+    loop {
+        let left = delay.saturating_sub(start.elapsed());
+        let fin = eof || buf.len() >= INSPECT_BUFFER || left.is_zero();
+        match rules.run(Phase::Content, &env.with_content(buf, fin)) {
+            Verdict::Accept => return Inspected::Accept,
+            Verdict::Reject => return Inspected::Reject,
+            // the rules never wait on final content: a condition that still lacks bytes fails
+            Verdict::Wait if fin => return Inspected::Accept,
+            Verdict::Wait => {}
+        }
+        match read_more::<R>(client, buf, left).await {
+            Ok(true) => {}
+            Ok(false) => eof = true,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            Err(_) => return Inspected::Aborted,
+        }
+    }
+}
+
+/// Appends what the client sent next to `buf`, waiting up to `wait`: `Ok(false)` at its end
+/// of stream, `TimedOut` when nothing came.
+async fn read_more<R: Rt>(
+    client: &TcpStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+) -> io::Result<bool> {
+    loop {
+        let had = buf.len();
+        let room = INSPECT_BUFFER.saturating_sub(had).max(1);
+        buf.resize(had + room, 0);
+        let r = (&*client).read(&mut buf[had..]);
+        buf.truncate(had + r.as_ref().map_or(0, |n| *n));
+        match r {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match R::timeout(wait, R::ready(client.as_raw_fd(), Interest::Read)).await {
+                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(_)) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The backend of the first `use_backend` rule that holds, else the `default_backend` (or the
+/// proxy itself for a `listen`); `None` when there is none.
+pub(crate) fn backend(
+    reg: &Registry,
+    fe: &Arc<Proxy>,
+    env: &SessEnv<'_>,
+    content: &[u8],
+) -> Option<Arc<Proxy>> {
+    let rules = &fe.config.rules;
+    if !rules.switching.is_empty() {
+        if let Some(b) = rules
+            .backend(&env.with_content(content, true))
+            .and_then(|name| reg.backend(name))
+        {
+            return Some(b.clone());
+        }
+    }
+    match &fe.config.default_backend {
+        Some(b) => reg.backend(b).cloned(),
+        None if fe.is_backend() => Some(fe.clone()),
+        None => None,
+    }
+}

@@ -1,0 +1,210 @@
+//! `acl`, `tcp-request` and `use_backend` end to end: the real binary routing TLS by the name
+//! in the ClientHello (bytes unchanged), rejecting connections and requests with HAProxy's
+//! counters and log line, and switching backends on their servers' state.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{cli, free_port, syslog_line, syslog_sink, wait_until, Harp};
+
+/// A server that names itself (`<name>\n`) on each connection, then echoes what it reads.
+fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                if c.write_all(format!("{name}\n").as_bytes()).is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A TLS record holding a ClientHello for `name` (enough of one for `req.ssl_sni`).
+fn client_hello(name: &str) -> Vec<u8> {
+    let n = name.as_bytes();
+    let mut ext = vec![0x00, 0x00];
+    ext.extend_from_slice(&((n.len() + 5) as u16).to_be_bytes());
+    ext.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
+    ext.extend_from_slice(n);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x5a; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// Sends `first` in two parts (the rules must wait for the second), then reads the server's
+/// name and the echo; checks the echo is what was sent. Returns the name.
+fn through(port: u16, first: &[u8]) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let cut = first.len().min(7);
+    c.write_all(&first[..cut]).expect("send");
+    std::thread::sleep(Duration::from_millis(20));
+    c.write_all(&first[cut..]).expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.iter().filter(|&&b| b == b'\n').count() == 0 || !echoed(&got, first) {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let nl = got.iter().position(|&b| b == b'\n').expect("a server name");
+    assert_eq!(&got[nl + 1..], first, "bytes reach the server unchanged");
+    String::from_utf8_lossy(&got[..nl]).into_owned()
+}
+
+fn echoed(got: &[u8], sent: &[u8]) -> bool {
+    got.iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|nl| got.len() - nl > sent.len())
+}
+
+#[test]
+fn tls_is_routed_by_server_name_and_reaches_the_server_unchanged() {
+    let (a, w, d) = (
+        named_upstream("api"),
+        named_upstream("www"),
+        named_upstream("default"),
+    );
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   acl api req.ssl_sni -i api.example.com\n\
+         \x20   use_backend be_api if api\n\
+         \x20   use_backend be_www if {{ req.ssl_sni -m end .example.com }}\n\
+         \x20   default_backend be_default\n\
+         backend be_api\n    server a 127.0.0.1:{a}\n\
+         backend be_www\n    server w 127.0.0.1:{w}\n\
+         backend be_default\n    server d 127.0.0.1:{d}\n"
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    assert_eq!(through(port, &client_hello("API.example.com")), "api");
+    assert_eq!(through(port, &client_hello("www.example.com")), "www");
+    assert_eq!(through(port, &client_hello("example.org")), "default");
+}
+
+#[test]
+fn rejected_connections_and_requests_are_counted_closed_and_logged_as_haproxy_does() {
+    let up = named_upstream("s");
+    let (port, api) = (free_port(), free_port());
+    let (sink, log) = syslog_sink();
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n{log}\
+         \x20   acl blocked src 127.0.0.2\n\
+         \x20   tcp-request connection reject if blocked\n\
+         \x20   tcp-request inspect-delay 300ms\n\
+         \x20   tcp-request content reject if {{ req.payload(0,4) -m bin 51554954 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let stot0: u64 = common::stat_field(api, "fe,FRONTEND,", "stot")
+        .parse()
+        .expect("stot");
+
+    // from a blocked address: reset at once, nothing logged, `dcon`, not a session
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&"127.0.0.2:0".parse::<SocketAddr>().expect("addr").into())
+        .expect("bind 127.0.0.2");
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let mut blocked: TcpStream = s.into();
+    blocked.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut buf = [0u8; 64];
+    let r = blocked.read(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "a rejected connection is reset: {r:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        common::stat_field(api, "fe,FRONTEND,", "dcon") == "1"
+    }));
+
+    // a request the content rule refuses: closed, `dreq`, logged `PR` with no backend reached
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    c.write_all(b"QUIT now\r\n").expect("send");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing reached a server: {rest:?}");
+    let line = syslog_line(&sink, " PR ");
+    assert!(line.contains(" fe fe/<NOSRV> -1/-1/"), "{line}");
+    assert_eq!(common::stat_field(api, "fe,FRONTEND,", "dreq"), "1");
+
+    // anything else goes through once the delay says the rule cannot match
+    assert_eq!(through(port, b"HELO\r\n"), "s");
+    let stot: u64 = common::stat_field(api, "fe,FRONTEND,", "stot")
+        .parse()
+        .expect("stot");
+    assert_eq!(stot - stot0, 2, "the rejected connection is not a session");
+    let conn_tot: u64 = common::stat_field(api, "fe,FRONTEND,", "conn_tot")
+        .parse()
+        .expect("conn_tot");
+    assert!(
+        conn_tot > stot,
+        "conn_tot {conn_tot} counts it, stot {stot} not"
+    );
+    assert!(!h.stderr().contains("panicked"), "{}", h.stderr());
+}
+
+#[test]
+fn use_backend_follows_the_servers_state() {
+    let (m, s) = (named_upstream("main"), named_upstream("spare"));
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   use_backend main if {{ nbsrv(main) ge 1 }} !{{ src 127.0.0.3 }}\n\
+         \x20   default_backend spare\n\
+         backend main\n    server m 127.0.0.1:{m}\n\
+         backend spare\n    server s 127.0.0.1:{s}\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    assert_eq!(through(port, b"x"), "main");
+    assert_eq!(cli(api, "disable server main/m"), "\n");
+    assert_eq!(through(port, b"x"), "spare");
+    assert_eq!(cli(api, "enable server main/m"), "\n");
+    assert_eq!(through(port, b"x"), "main");
+    // HAProxy's fullconn counts the frontends a use_backend leads to a backend, as it counts
+    // the ones whose default_backend it is
+    let slim = common::stat_field(api, "main,BACKEND,", "slim");
+    assert_eq!(
+        slim,
+        common::stat_field(api, "spare,BACKEND,", "slim"),
+        "same fullconn"
+    );
+}
