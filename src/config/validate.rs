@@ -170,16 +170,25 @@ fn rule_references(p: &mut Parser) {
             let Some((name, server)) = f.names() else {
                 continue;
             };
-            // a fetch without argument reads the proxy it is written in, whatever it is
-            if name == px.name && server.is_none() {
-                continue;
-            }
             let (front, what) = if f.wants_frontend() {
                 (true, "frontend")
             } else {
                 (false, "backend")
             };
+            // a fetch without argument reads the proxy it is written in, which must have the
+            // capability all the same
+            let own_cap = if front {
+                px.cap.frontend
+            } else {
+                px.cap.backend
+            };
             let msg = match (find(name, front), server) {
+                _ if name == px.name && server.is_none() && !own_cap => format!(
+                    "proxy '{name}', referenced in arg 1 of ACL keyword '{}' in proxy '{}', has not {what} capability.",
+                    f.keyword(),
+                    px.name
+                ),
+                _ if name == px.name && server.is_none() => continue,
                 (None, _) => format!(
                     "unable to find {what} '{name}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
                     f.keyword(),
@@ -193,10 +202,6 @@ fn rule_references(p: &mut Parser) {
                 _ => continue,
             };
             found.push((px.location.clone(), msg));
-        }
-        let k = kind(px.cap.frontend, px.cap.backend);
-        for w in px.rules.warnings(k, &px.name) {
-            p.cfg.warnings.push(format!("[WARNING] config : {w}"));
         }
     }
     found.dedup();
@@ -594,20 +599,18 @@ mod tests {
         );
         assert!(err("defaults\n acl a src 1.2.3.4\n")
             .contains("'acl' not allowed in 'defaults' section."));
-        // a fetch without argument reads the proxy it is written in, frontend or not
-        let cfg = ok("frontend f\n bind :80\n tcp-request connection reject if { nbsrv lt 1 }\n default_backend b\n\
+        // a fetch without argument reads the proxy it is written in, which must have the
+        // capability
+        let e = err("frontend f\n bind :80\n tcp-request connection reject if { nbsrv lt 1 }\n default_backend b\nbackend b\n");
+        assert!(
+            e.contains("proxy 'f', referenced in arg 1 of ACL keyword 'nbsrv' in proxy 'f', has not backend capability."),
+            "{e}"
+        );
+        let cfg = ok("frontend f\n bind :80\n tcp-request connection reject if { fe_conn gt 9 }\n default_backend b\n\
                       backend b\n use_backend c\nbackend c\n");
         assert!(
             cfg.warnings.iter().any(|w| w
                 .contains("'use_backend' ignored because backend 'b' has no frontend capability.")),
-            "{:?}",
-            cfg.warnings
-        );
-        let cfg = ok("frontend f\n bind :80\n tcp-request content reject if { req.len gt 0 }\n default_backend b\nbackend b\n");
-        assert!(
-            cfg.warnings
-                .iter()
-                .any(|w| w.contains("without any 'tcp-request inspect-delay' setting")),
             "{:?}",
             cfg.warnings
         );

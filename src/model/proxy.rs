@@ -64,7 +64,6 @@ impl ProxyCounters {
     /// Records a session start, keeping `smax`.
     pub fn session_started(&self) {
         super::count_session_start(&self.cur_sess, &self.max_sess, &self.tot_sess);
-        self.cum_conn.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `clear counters`: the maxima; `all`: every cumulated counter too (never the current

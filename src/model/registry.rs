@@ -464,8 +464,12 @@ impl Registry {
         // a loop waiting on its paused or full frontend, or on the global maxconn, ends now
         fe.counters.accept_gate.open();
         self.counters.accept_gate.open();
-        let conns = fe.counters.tot_sess.load(Ordering::Relaxed);
-        let be = if fe.is_backend() { conns } else { 0 };
+        let conns = fe.counters.cum_conn.load(Ordering::Relaxed);
+        let be = if fe.is_backend() {
+            fe.counters.tot_sess.load(Ordering::Relaxed)
+        } else {
+            0
+        };
         self.frontend_warning(
             fe,
             &format!(

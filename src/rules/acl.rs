@@ -87,13 +87,15 @@ impl Acl {
 pub struct AclTable {
     /// Named, predefined and anonymous ACLs.
     pub acls: Vec<Acl>,
+    /// Warnings of the line being parsed (anonymous ACLs' among them), for the caller.
+    warnings: Vec<String>,
 }
 
 /// HAProxy's predefined ACLs that mean something in TCP mode: name, fetch, patterns.
 const PREDEFINED: &[(&str, &str, &[&str])] = &[
     ("TRUE", "always_true", &[]),
     ("FALSE", "always_false", &[]),
-    ("LOCALHOST", "src", &["127.0.0.1/8"]),
+    ("LOCALHOST", "src", &["127.0.0.1/8", "::1"]),
     ("WAIT_END", "wait_end", &[]),
     ("REQ_CONTENT", "req.len", &["gt", "0"]),
 ];
@@ -128,7 +130,27 @@ impl AclTable {
                 exprs: vec![expr],
             }),
         }
-        Ok(never.then(|| never_matches(name)))
+        Ok(never.then(|| never_matches(&words[1])))
+    }
+
+    /// The warnings the last condition parsed left (anonymous ACLs without patterns).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// The first ACL of `cond` that reads request content, and the keyword: HAProxy's
+    /// `acl_cond_conflicts` for rules that run before any content exists.
+    pub fn content_conflict(&self, cond: &Cond) -> Option<(String, &'static str)> {
+        cond.alts.iter().flatten().find_map(|t| {
+            let acl = &self.acls[t.acl];
+            let e = acl.exprs.iter().find(|e| e.fetch.reads_content())?;
+            let who = if acl.name.starts_with("anonymous #") {
+                "anonymous acl".to_string()
+            } else {
+                format!("acl '{}'", acl.name)
+            };
+            Some((who, e.fetch.keyword()))
+        })
     }
 
     /// The index of the ACL `name`, adding a predefined one on first use.
@@ -169,10 +191,11 @@ impl AclTable {
             i += 1;
             match w {
                 _ if w == "||" || w.eq_ignore_ascii_case("or") => {
-                    if neg || alts.last().is_some_and(Vec::is_empty) {
-                        return Err(format!("missing ACL before '{w}'"));
+                    // HAProxy drops a `!` left before it and ignores an empty alternative
+                    neg = false;
+                    if alts.last().is_some_and(|a| !a.is_empty()) {
+                        alts.push(Vec::new());
                     }
-                    alts.push(Vec::new());
                 }
                 _ => {
                     // `!` toggles the negation, alone or before a name or `{`
@@ -192,12 +215,15 @@ impl AclTable {
                             if body.is_empty() {
                                 return Err("'{ }' holds no ACL".into());
                             }
-                            let (expr, _) = parse_expr(body, proxy).map_err(|e| {
+                            let (expr, never) = parse_expr(body, proxy).map_err(|e| {
                                 format!(
                                     "error detected while parsing anonymous ACL '{}' : {e}",
                                     body.join(" ")
                                 )
                             })?;
+                            if never {
+                                self.warnings.push(never_matches(&body[0]));
+                            }
                             self.acls.push(Acl {
                                 name: format!("anonymous #{}", self.acls.len()),
                                 exprs: vec![expr],
@@ -215,13 +241,8 @@ impl AclTable {
                 }
             }
         }
-        if neg || alts.iter().any(Vec::is_empty) {
-            return Err(if words.len() == 1 {
-                format!("no condition after '{}'", words[0])
-            } else {
-                "missing ACL after the last operator".into()
-            });
-        }
+        // as HAProxy: a trailing `!` or `||` is dropped; no term at all never matches (`if`)
+        alts.retain(|a| !a.is_empty());
         Ok(Cond { unless, alts })
     }
 
@@ -237,7 +258,8 @@ impl AclTable {
                     r = r.not();
                 }
                 suite &= r as u8;
-                if suite == Tri::Fail as u8 {
+                // as `acl_exec_cond`: a miss is as final as a fail for the rest of the suite
+                if suite != Tri::Pass as u8 {
                     break;
                 }
             }
@@ -271,8 +293,8 @@ fn push(alts: &mut [Vec<Term>], neg: &mut bool, acl: usize) {
 }
 
 /// `<fetch> [flags] [patterns]`: flags `-i`, `-n`, `-u <id>`, `-m <method>`, `-f <file>`, and
-/// `--` before patterns that start with `-`. Also says whether it can never match (no pattern
-/// where its method needs one, and no `--` to say so on purpose).
+/// `--` before patterns that start with `-`. Also says whether HAProxy warns it can never
+/// match (nothing at all after a keyword whose method needs a pattern).
 fn parse_expr(words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
     let fetch = Fetch::parse(&words[0], proxy)
         .map_err(|e| format!("{e} in ACL expression '{}'", words[0]))?;
@@ -280,7 +302,6 @@ fn parse_expr(words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
     let mut icase = false;
     let mut files = Vec::new();
     let mut i = 1;
-    let mut dashdash = false;
     while let Some(w) = words.get(i) {
         if !w.starts_with('-') || w == "-" {
             break;
@@ -295,10 +316,7 @@ fn parse_expr(words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
             Ok(v)
         };
         match w.as_str() {
-            "--" => {
-                dashdash = true;
-                break;
-            }
+            "--" => break,
             "-i" => icase = true,
             "-n" => {}
             "-u" => {
@@ -339,15 +357,15 @@ fn parse_expr(words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
         }
     }
     pats.add_all(&words[i..])?;
-    let takes_none = matches!(method, Method::Found | Method::Bool);
-    let never = pats.is_empty() && !takes_none && files.is_empty() && !dashdash;
+    // HAProxy warns only when nothing at all follows the keyword
+    let never = words.len() == 1 && !matches!(method, Method::Found | Method::Bool);
     Ok((Expr { fetch, pats }, never))
 }
 
-/// HAProxy's warning for an ACL line without patterns.
-fn never_matches(name: &str) -> String {
+/// HAProxy's warning for an ACL keyword given nothing to match.
+fn never_matches(keyword: &str) -> String {
     format!(
-        "acl '{name}' : no pattern to match against were provided, so this ACL will never match. If this is what you intended, please add '--' to get rid of this warning. If you intended to match only for existence, please use '-m found'. If you wanted to force an int to match as a bool, please use '-m bool'."
+        "parsing acl keyword '{keyword}' :\n  no pattern to match against were provided, so this ACL will never match.\n  If this is what you intended, please add '--' to get rid of this warning.\n  If you intended to match only for existence, please use '-m found'.\n  If you wanted to force an int to match as a bool, please use '-m bool'."
     )
 }
 

@@ -110,6 +110,7 @@ pub const NAMES: &[&str] = &[
     "req.len",
     "req_len",
     "req.payload",
+    "payload",
     "req.ssl_sni",
     "req_ssl_sni",
     "req.ssl_hello_type",
@@ -128,6 +129,23 @@ impl Fetch {
     /// Parses `name` or `name(args)`. `proxy` names the proxy the rule is written in: the
     /// backend-state fetches default to it, as HAProxy's do.
     pub fn parse(word: &str, proxy: &str) -> Result<Fetch, String> {
+        // `fetch(args),converter(args)`: a comma outside the arguments
+        let depth_zero_comma = word
+            .char_indices()
+            .scan(0i32, |d, (i, c)| {
+                match c {
+                    '(' => *d += 1,
+                    ')' => *d -= 1,
+                    _ => {}
+                }
+                Some((i, c, *d))
+            })
+            .any(|(_, c, d)| c == ',' && d == 0);
+        if depth_zero_comma {
+            return Err(format!(
+                "converters are not supported by harp ('{word}'): write the bare fetch"
+            ));
+        }
         let (name, args) = match word.split_once('(') {
             Some((n, rest)) => {
                 let Some(a) = rest.strip_suffix(')') else {
@@ -174,7 +192,7 @@ impl Fetch {
             "req.ssl_sni" | "req_ssl_sni" => no_args(Fetch::ReqSslSni)?,
             "req.ssl_hello_type" | "req_ssl_hello_type" => no_args(Fetch::ReqSslHelloType)?,
             "wait_end" => no_args(Fetch::WaitEnd)?,
-            "req.payload" => {
+            "req.payload" | "payload" => {
                 let a = args.unwrap_or("");
                 let (off, len) = a.split_once(',').ok_or_else(|| {
                     format!("fetch method '{name}' expects 2 arguments (<offset>,<length>)")
@@ -184,7 +202,13 @@ impl Fetch {
                         format!("fetch method '{name}' : '{s}' is not a positive integer")
                     })
                 };
-                Fetch::ReqPayload(num(off)?, num(len)?)
+                let (off, len) = (num(off)?, num(len)?);
+                if off.checked_add(len).is_none() {
+                    return Err(format!(
+                        "fetch method '{name}' : offset and length are too large"
+                    ));
+                }
+                Fetch::ReqPayload(off, len)
             }
             "nbsrv" => Fetch::Nbsrv(proxy_arg()),
             "be_conn" => Fetch::BeConn(proxy_arg()),
@@ -305,6 +329,7 @@ impl Fetch {
             Fetch::ReqPayload(off, len) => match env.content() {
                 None => Sample::None,
                 Some(c) => {
+                    // both were checked not to overflow at parse time
                     let end = if *len == 0 { c.len() } else { off + len };
                     match c.get(*off..end) {
                         Some(b) => Sample::Val {
@@ -312,7 +337,8 @@ impl Fetch {
                             // with no length, more bytes would give another sample
                             may_change: *len == 0 && !fin,
                         },
-                        None if fin => Sample::None,
+                        // bytes the buffer can never hold: no use waiting for them
+                        None if fin || end > super::MAX_CONTENT => Sample::None,
                         None => Sample::Missing,
                     }
                 }

@@ -133,7 +133,9 @@ fn read_sni<'a>(c: &mut Cursor<'a>) -> Result<Option<&'a [u8]>, Stop> {
     if hs_len < 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2 + 2 {
         return Ok(None);
     }
-    c.within(hs_len)?;
+    // not bounded by the first record: a hello split over records still shows the fields
+    // the first one holds, as HAProxy reads it
+    c.end = c.pos + hs_len;
     c.take(2 + 32)?; // client version, random
     let sid = c.u8()?;
     if sid > 32 {

@@ -19,6 +19,10 @@ use std::time::Duration;
 pub use acl::{Acl, AclTable, Cond, Tri};
 pub use fetch::{Env, Fetch, ProxyStat, Sample, ServerStat};
 
+/// The most request content rules wait for: HAProxy's buffer less its rewrite reserve
+/// (`tune.bufsize` - `tune.maxrewrite`), where its `channel_full` ends the waiting.
+pub const MAX_CONTENT: usize = 15_360;
+
 /// What a `tcp-request` rule does when its condition holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -157,6 +161,11 @@ impl Rules {
                     return Err(format!("'tcp-request inspect-delay' : unexpected extra argument '{w}'."));
                 }
                 let d = crate::config::units::parse_time(v, "tcp-request inspect-delay")?;
+                if self.inspect_delay.is_some() {
+                    return Ok(vec![format!(
+                        "ignoring tcp-request inspect-delay (was already defined) in {kind} '{proxy}'"
+                    )]);
+                }
                 self.inspect_delay = Some(d);
                 return Ok(Vec::new());
             }
@@ -197,13 +206,15 @@ impl Rules {
                     })?,
             ),
         };
-        let mut warnings = Vec::new();
+        let mut warnings = self.acls.take_warnings();
         if let Some(c) = &cond {
-            if phase != Phase::Content && self.acls.reads_content(c) {
-                warnings.push(format!(
-                    "'tcp-request {}' rule of {kind} '{proxy}' reads request contents, which do not exist yet at this stage: its condition cannot match.",
-                    phase.name()
-                ));
+            if phase != Phase::Content {
+                if let Some((acl, kw)) = self.acls.content_conflict(c) {
+                    let p = phase.name();
+                    warnings.push(format!(
+                        "{acl} will never match in 'tcp-request {p}' because it uses keyword '{kw}' which is incompatible with 'frontend tcp-request {p} rule'"
+                    ));
+                }
             }
         }
         let rule = TcpRule { action, cond };
@@ -216,7 +227,11 @@ impl Rules {
     }
 
     /// Parses a `use_backend <name> [if|unless <cond>]` line (all its words).
-    pub fn parse_use_backend(&mut self, words: &[String], proxy: &str) -> Result<(), String> {
+    pub fn parse_use_backend(
+        &mut self,
+        words: &[String],
+        proxy: &str,
+    ) -> Result<Vec<String>, String> {
         let Some(name) = words.get(1) else {
             return Err("'use_backend' expects a backend name.".into());
         };
@@ -237,24 +252,7 @@ impl Rules {
             backend: name.clone(),
             cond,
         });
-        Ok(())
-    }
-
-    /// Warnings about the whole proxy, once parsed: content rules that read the request with
-    /// no `inspect-delay` to wait for it (HAProxy's).
-    pub fn warnings(&self, kind: &str, proxy: &str) -> Vec<String> {
-        let reads = self
-            .content
-            .iter()
-            .filter_map(|r| r.cond.as_ref())
-            .any(|c| self.acls.reads_content(c));
-        if reads && self.inspect_delay.map_or(true, |d| d.is_zero()) {
-            vec![format!(
-                "{kind} '{proxy}' : a 'tcp-request content' rule explicitly depending on request contents without any 'tcp-request inspect-delay' setting. This means that this rule will randomly find its contents. This can be fixed by setting the tcp-request inspect-delay."
-            )]
-        } else {
-            Vec::new()
-        }
+        Ok(self.acls.take_warnings())
     }
 
     /// Whether there is anything to evaluate besides `default_backend`.

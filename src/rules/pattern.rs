@@ -213,9 +213,7 @@ impl Patterns {
                     continue;
                 }
                 self.ranges.push(parse_range(v, op).map_err(|e| {
-                    if v.chars()
-                        .all(|c| c.is_ascii_digit() || c == ':' || c == '-')
-                    {
+                    if v.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '-') {
                         e
                     } else {
                         format!("'{v}' is neither a number nor a supported operator")
@@ -244,7 +242,9 @@ impl Patterns {
             Method::Int | Method::Len => self.ranges.push(parse_range(v, Op::Eq)?),
             Method::Ip => self.nets.push(parse_net(v)?),
             Method::Reg => {
+                // bytes, as HAProxy's regexes match them (a payload need not be UTF-8)
                 let re = RegexBuilder::new(v)
+                    .unicode(false)
                     .case_insensitive(self.ignore_case)
                     .build()
                     .map_err(|e| format!("regex '{v}' is invalid: {e}"))?;
@@ -307,9 +307,10 @@ impl Patterns {
     }
 }
 
-/// HAProxy's `-m dom`: the pattern occurs in the sample bounded by `/`, `.`, `?` or the ends.
+/// HAProxy's `-m dom`: the pattern occurs in the sample bounded by `/`, `.`, `?`, `:` or the
+/// ends.
 fn domain_match(t: &[u8], p: &[u8]) -> bool {
-    let delim = |b: u8| matches!(b, b'/' | b'.' | b'?');
+    let delim = |b: u8| matches!(b, b'/' | b'.' | b'?' | b':');
     // a pattern's own leading or trailing delimiters are not part of the word
     let p = {
         let s = p.iter().position(|&b| !delim(b)).unwrap_or(p.len());
@@ -326,13 +327,15 @@ fn domain_match(t: &[u8], p: &[u8]) -> bool {
     })
 }
 
-/// An integer value: `N`, `N:M`, `:M`, `N:`, under the comparison word before it.
+/// An integer value: `N`, `N:M`, `:M`, `N:` (or `-` for `:`), under the comparison word
+/// before it (a range ignores it, as in HAProxy).
 fn parse_range(v: &str, op: Op) -> Result<Range, String> {
     let int = |s: &str| -> Result<i64, String> {
         s.parse::<i64>()
             .map_err(|_| format!("'{v}' is not a number"))
     };
-    if op != Op::Eq {
+    let sep = v.find([':', '-']);
+    if op != Op::Eq && sep.is_none() {
         let n = int(v)?;
         return Ok(match op {
             Op::Ge => Range {
@@ -354,16 +357,19 @@ fn parse_range(v: &str, op: Op) -> Result<Range, String> {
             Op::Eq => unreachable!("handled above"),
         });
     }
-    match v.split_once(':') {
+    match sep {
         None => {
             let n = int(v)?;
             Ok(Range { min: n, max: n })
         }
-        Some((a, b)) => {
-            let min = if a.is_empty() { i64::MIN } else { int(a)? };
-            let max = if b.is_empty() { i64::MAX } else { int(b)? };
+        Some(i) => {
+            let (a, b) = (&v[..i], &v[i + 1..]);
+            let bad = || format!("'{v}' is not a valid number range");
+            let num = |s: &str| s.parse::<i64>().map_err(|_| bad());
+            let min = if a.is_empty() { i64::MIN } else { num(a)? };
+            let max = if b.is_empty() { i64::MAX } else { num(b)? };
             if min > max {
-                return Err(format!("'{v}' is an empty range"));
+                return Err(bad());
             }
             Ok(Range { min, max })
         }

@@ -185,9 +185,10 @@ fn rules(lines: &[&str]) -> Rules {
                 r.parse_tcp_request(&words, "fe", "frontend", true)
                     .expect("valid rule");
             }
-            "use_backend" => r
-                .parse_use_backend(&words, "fe")
-                .expect("valid use_backend"),
+            "use_backend" => {
+                r.parse_use_backend(&words, "fe")
+                    .expect("valid use_backend");
+            }
             _ => panic!("unexpected line {l}"),
         }
     }
@@ -263,7 +264,7 @@ fn bad_lines_say_what_is_wrong() {
         let words = w(line);
         match words[0].as_str() {
             "acl" => r.parse_acl(&words[1..], "fe").map(|_| ()),
-            "use_backend" => r.parse_use_backend(&words, "fe"),
+            "use_backend" => r.parse_use_backend(&words, "fe").map(|_| ()),
             _ => r
                 .parse_tcp_request(&words, "fe", "frontend", true)
                 .map(|_| ()),
@@ -326,21 +327,77 @@ fn content_fetches_cannot_match_before_content_and_warn() {
             true,
         )
         .expect("parses");
-    assert_eq!(warn.len(), 1);
+    assert_eq!(
+        warn,
+        ["anonymous acl will never match in 'tcp-request connection' because it uses keyword 'req.len' which is incompatible with 'frontend tcp-request connection rule'"]
+    );
     let mut env = Fake::new("10.0.0.1:1");
     env.content = None;
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    // a second inspect-delay is ignored with HAProxy's warning
     let mut c = Rules::default();
-    c.parse_tcp_request(
-        &w("tcp-request content reject if { req.len gt 0 }"),
-        "fe",
-        "frontend",
-        true,
-    )
-    .expect("parses");
-    assert_eq!(c.warnings("frontend", "fe").len(), 1, "no inspect-delay");
-    c.inspect_delay = Some(Duration::from_secs(1));
-    assert!(c.warnings("frontend", "fe").is_empty());
+    let d = |r: &mut Rules, t: &str| {
+        r.parse_tcp_request(
+            &w(&format!("tcp-request inspect-delay {t}")),
+            "fe",
+            "frontend",
+            true,
+        )
+        .expect("parses")
+    };
+    assert!(d(&mut c, "2s").is_empty());
+    assert_eq!(
+        d(&mut c, "5s"),
+        ["ignoring tcp-request inspect-delay (was already defined) in frontend 'fe'"]
+    );
+    assert_eq!(c.inspect_delay, Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn a_miss_holds_the_suite_as_haproxy_does() {
+    // [MISS, FAIL] is a miss: the rule waits rather than letting a later one decide on a
+    // partial request
+    let r = rules(&[
+        "tcp-request inspect-delay 1s",
+        "tcp-request content reject if { req.len lt 3 } { req.len gt 100 }",
+        "tcp-request content reject if { req.len lt 3 }",
+    ]);
+    let mut env = Fake::new("10.0.0.1:1");
+    env.content = Some(b"ab".to_vec());
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Wait);
+    env.content = Some(b"abcd".to_vec());
+    env.fin = true;
+    assert_eq!(r.run(Phase::Content, &env), Verdict::Accept);
+}
+
+#[test]
+fn conditions_are_as_lenient_as_haproxy_s() {
+    let r = rules(&[
+        "acl lan src 10.0.0.0/8",
+        "use_backend a if lan || !",
+        "use_backend b unless",
+    ]);
+    let mut env = Fake::new("192.0.2.1:1");
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("b"), "a bare 'unless' always holds");
+    let env = Fake::new("10.0.0.1:1");
+    assert_eq!(r.backend(&env), Some("a"));
+    let mut p = Patterns::new(Method::Int, false);
+    p.add_all(&w("8000-8080 gt 9000:9001"))
+        .expect("ranges with '-' and after an operator");
+    assert!(p.matches(&Value::Int(8042)) && p.matches(&Value::Int(9001)));
+    assert!(!p.matches(&Value::Int(9002)));
+    assert!(Patterns::new(Method::Int, false)
+        .add_all(&w("9:x"))
+        .expect_err("bad")
+        .contains("is not a valid number range"));
+    let mut dom = Patterns::new(Method::Dom, false);
+    dom.add("example").expect("valid");
+    assert!(dom.matches(&Value::Str(b"example:443".to_vec())));
+    assert!(Fetch::parse("req.ssl_sni,lower", "fe")
+        .expect_err("converter")
+        .contains("converters are not supported"));
+    assert!(Fetch::parse("req.payload(4294967296,18446744073709551615)", "fe").is_err());
 }
 
 #[test]

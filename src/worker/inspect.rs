@@ -13,12 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry};
-use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Verdict};
+use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Verdict, MAX_CONTENT};
 use crate::sys::Interest;
-
-/// How much of a request content rules may wait for: HAProxy's buffer less its rewrite
-/// reserve (`tune.bufsize` - `tune.maxrewrite`), where its `channel_full` stops waiting.
-pub(crate) const INSPECT_BUFFER: usize = 15_360;
 
 /// One session as the rules see it.
 pub(crate) struct SessEnv<'a> {
@@ -53,12 +49,16 @@ impl<'a> SessEnv<'a> {
     }
 
     /// The same session with `content` received so far, `fin` once it will not grow.
-    fn with_content(&self, content: &'a [u8], fin: bool) -> SessEnv<'a> {
+    fn with_content<'b>(&'b self, content: &'b [u8], fin: bool) -> SessEnv<'b> {
         SessEnv {
+            reg: self.reg,
+            client: self.client,
+            src: self.src,
+            fronted_dst: self.fronted_dst,
+            // a destination read already is not read again
+            dst: self.dst.clone(),
             content: Some(content),
             fin,
-            dst: OnceCell::new(),
-            ..*self
         }
     }
 
@@ -110,7 +110,12 @@ impl Env for SessEnv<'_> {
             }
             ProxyStat::Connslots => {
                 let mut slots = 0;
-                for s in px.servers().iter().filter(|s| s.is_usable()) {
+                // HAProxy skips the stopped servers only
+                for s in px
+                    .servers()
+                    .iter()
+                    .filter(|s| s.op_state() != OpState::Stopped)
+                {
                     let (maxconn, maxqueue) = (s.maxconn(), s.params.maxqueue);
                     if maxconn == 0 || maxqueue == 0 {
                         return Some(-1);
@@ -166,12 +171,10 @@ pub(crate) async fn content<R: Rt>(
     client: &TcpStream,
     buf: &mut Vec<u8>,
 ) -> Inspected {
-    let start = Instant::now();
-    let delay = rules.inspect_delay.unwrap_or(Duration::ZERO);
+    let deadline = Instant::now() + rules.inspect_delay.unwrap_or(Duration::ZERO);
     let mut eof = false;
     loop {
-        let left = delay.saturating_sub(start.elapsed());
-        let fin = eof || buf.len() >= INSPECT_BUFFER || left.is_zero();
+        let fin = eof || buf.len() >= MAX_CONTENT || Instant::now() >= deadline;
         match rules.run(Phase::Content, &env.with_content(buf, fin)) {
             Verdict::Accept => return Inspected::Accept,
             Verdict::Reject => return Inspected::Reject,
@@ -179,42 +182,54 @@ pub(crate) async fn content<R: Rt>(
             Verdict::Wait if fin => return Inspected::Accept,
             Verdict::Wait => {}
         }
-        match read_more::<R>(client, buf, left).await {
-            Ok(true) => {}
-            Ok(false) => eof = true,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
-            Err(_) => return Inspected::Aborted,
+        match read_more::<R>(client, buf, deadline).await {
+            Waited::More | Waited::Late => {}
+            Waited::End => eof = true,
+            Waited::Failed => return Inspected::Aborted,
         }
     }
 }
 
-/// Appends what the client sent next to `buf`, waiting up to `wait`: `Ok(false)` at its end
-/// of stream, `TimedOut` when nothing came.
-async fn read_more<R: Rt>(
-    client: &TcpStream,
-    buf: &mut Vec<u8>,
-    wait: Duration,
-) -> io::Result<bool> {
+/// What waiting for more of the request gave.
+enum Waited {
+    /// Bytes.
+    More,
+    /// The client's end of stream.
+    End,
+    /// Nothing before the deadline.
+    Late,
+    /// The connection failed.
+    Failed,
+}
+
+/// Appends what the client sends next to `buf`, waiting until `deadline`.
+async fn read_more<R: Rt>(client: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Waited {
     loop {
-        let had = buf.len();
-        let room = INSPECT_BUFFER.saturating_sub(had).max(1);
-        buf.resize(had + room, 0);
-        let r = (&*client).read(&mut buf[had..]);
-        buf.truncate(had + r.as_ref().map_or(0, |n| *n));
-        match r {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
+        match read_some(client, buf) {
+            Ok(0) => return Waited::End,
+            Ok(_) => return Waited::More,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let wait = deadline.saturating_duration_since(Instant::now());
                 match R::timeout(wait, R::ready(client.as_raw_fd(), Interest::Read)).await {
-                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Waited::Late,
+                    Ok(Err(_)) => return Waited::Failed,
                     Ok(Ok(_)) => {}
                 }
             }
-            Err(e) => return Err(e),
+            Err(_) => return Waited::Failed,
         }
     }
+}
+
+/// One non-blocking read appended to `buf`, never past [`MAX_CONTENT`] (a synchronous
+/// function, so the chunk is not kept in the session's state across a wait).
+fn read_some(client: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    let room = MAX_CONTENT.saturating_sub(buf.len()).clamp(1, chunk.len());
+    let n = (&*client).read(&mut chunk[..room])?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
 }
 
 /// The backend of the first `use_backend` rule that holds, else the `default_backend` (or the

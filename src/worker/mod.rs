@@ -603,6 +603,7 @@ async fn accept_loop<R: Rt>(
             gc.cum_conns.fetch_add(1, Ordering::Relaxed);
             count_rates(gc, &fe, RateSlots::default());
             fe.counters.session_started();
+            fe.counters.cum_conn.fetch_add(1, Ordering::Relaxed);
             spawn(sock, peer);
         }
     }

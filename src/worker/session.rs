@@ -469,8 +469,8 @@ struct ConnectOpts<'a> {
 }
 
 /// Runs `px`'s `tcp-request content` rules on the request (read into `early`); the
-/// termination state when they end the session, counting a rejection on `px` and on the
-/// frontend `fe` (once for one proxy).
+/// termination state when they end the session, counting a rejection on the frontend `fe`
+/// (where HAProxy counts it, a backend's rules included).
 async fn content_rules<R: Rt>(
     env: &SessEnv<'_>,
     fe: &Proxy,
@@ -481,10 +481,7 @@ async fn content_rules<R: Rt>(
     match inspect::content::<R>(&px.config.rules, env, client, early).await {
         Inspected::Accept => None,
         Inspected::Reject => {
-            px.counters.denied_req.fetch_add(1, Ordering::Relaxed);
-            if !std::ptr::eq(fe, px) {
-                fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
-            }
+            fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
             Some(*b"PR")
         }
         Inspected::Aborted => Some(*b"CR"),

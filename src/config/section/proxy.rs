@@ -382,7 +382,9 @@ pub(crate) fn parse(
             // HAProxy warns in a backend and keeps the rule (its target is still checked)
             lacks(p, true, kw, ctx);
             let name = p.name.clone();
-            p.rules.parse_use_backend(words, &name)?;
+            for w in p.rules.parse_use_backend(words, &name)? {
+                ctx.warn(w);
+            }
             if let Some(m) = meta {
                 m.use_backend_at.push(ctx.loc.clone());
             }
