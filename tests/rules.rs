@@ -208,3 +208,84 @@ fn use_backend_follows_the_servers_state() {
         "same fullconn"
     );
 }
+
+/// A connection from `src` to `port`: whether the proxy let it through to the server.
+fn served_from(src: &str, port: u16) -> bool {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(
+        &format!("{src}:0")
+            .parse::<SocketAddr>()
+            .expect("addr")
+            .into(),
+    )
+    .expect("bind a loopback source");
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let mut c: TcpStream = s.into();
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut buf = [0u8; 8];
+    matches!(c.read(&mut buf), Ok(n) if n > 0)
+}
+
+#[test]
+fn an_operator_blocks_and_unblocks_addresses_through_the_runtime_api() {
+    let up = named_upstream("s");
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = common::write_file(dir.path(), "blocked.lst", "# none yet\n");
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   tcp-request connection reject if {{ src -f {} }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n",
+        list.display()
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let file = list.display().to_string();
+    assert!(served_from("127.0.0.4", port));
+    // as an operator does it, with socat
+    assert_eq!(
+        common::socat(api, &format!("add acl {file} 127.0.0.4")),
+        "\n"
+    );
+    assert!(!served_from("127.0.0.4", port), "blocked at once");
+    assert!(served_from("127.0.0.5", port));
+    let shown = common::socat(api, &format!("show acl {file}"));
+    assert!(shown.ends_with(" 127.0.0.4\n\n"), "{shown}");
+    let listed = common::socat(api, "show acl");
+    assert!(
+        listed.starts_with(&format!(
+            "# id (file) description\n0 ({file}) pattern loaded from file '{file}' used by acl at file "
+        )),
+        "{listed}"
+    );
+    assert_eq!(
+        common::socat(api, "get acl #0 127.0.0.4"),
+        "type=ip, case=sensitive, match=yes, idx=tree, pattern=\"127.0.0.4\"\n\n"
+    );
+    assert_eq!(
+        common::socat(api, "add acl #0 127.0.0.300"),
+        "'127.0.0.300' is not a valid IPv4 or IPv6 address.\n\n"
+    );
+    assert_eq!(
+        common::socat(api, "del acl #0 127.0.0.9"),
+        "Key not found.\n\n"
+    );
+    assert_eq!(
+        common::socat(api, &format!("del acl {file} 127.0.0.4")),
+        "\n"
+    );
+    assert!(served_from("127.0.0.4", port), "unblocked at once");
+    assert_eq!(
+        common::socat(api, "user; add acl #0 127.0.0.6"),
+        "\nPermission denied\n\n"
+    );
+    assert_eq!(
+        common::socat(api, "show acl #7"),
+        "Unknown ACL identifier. Please use #<id> or <file>.\n\n"
+    );
+}

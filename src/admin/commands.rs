@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::acl;
 use super::help;
-use super::parse::{AdminCommand, SetServer};
+use super::parse::{AclOp, AdminCommand, SetServer};
 use super::render::{self, StatOptions};
 use super::InfoHook;
 use crate::config::AccessLevel;
@@ -181,6 +182,22 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         },
         AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
         AdminCommand::ShowVersion => Reply::line(env!("CARGO_PKG_VERSION")),
+        AdminCommand::Acl(op, args) => match op {
+            AclOp::Show => Reply::text(acl::show(&x.reg, &args)),
+            AclOp::Get => Reply::text(acl::get(&x.reg, &args)),
+            AclOp::Add => {
+                need(st, AccessLevel::Operator)?;
+                Reply::line(acl::add(&x.reg, &args))
+            }
+            AclOp::Del => {
+                need(st, AccessLevel::Operator)?;
+                Reply::line(acl::del(&x.reg, &args))
+            }
+            AclOp::Clear => {
+                need(st, AccessLevel::Operator)?;
+                Reply::line(acl::clear(&x.reg, &args))
+            }
+        },
         AdminCommand::ClearCounters(all) => {
             // as HAProxy: the maxima need `operator`, everything `admin`
             need(st, if all { Admin } else { Operator })?;

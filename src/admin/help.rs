@@ -21,10 +21,25 @@ use AccessLevel::{Admin, Operator, User};
 
 /// The commands harp implements, in HAProxy's (alphabetical) help order.
 pub const ENTRIES: &[HelpEntry] = &[
+    e(
+        "add acl [@<ver>] <acl> <pattern>",
+        "add an acl entry",
+        Operator,
+    ),
     e("add server <bk>/<srv>", "create a new server", Admin),
+    e(
+        "clear acl [@<ver>] <acl>",
+        "clear the contents of this acl",
+        Operator,
+    ),
     e(
         "clear counters [all]",
         "clear max statistics counters (or all counters)",
+        Operator,
+    ),
+    e(
+        "del acl <acl> [<key>|#<ref>]",
+        "delete acl entries matching <key>",
         Operator,
     ),
     e(
@@ -56,6 +71,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "enable server  (DEPRECATED)",
         "enable a disabled server (use 'set server' instead)",
         Admin,
+    ),
+    e(
+        "get acl <acl> <value>",
+        "report the patterns matching a sample for an ACL",
+        User,
     ),
     e(
         "get weight <bk>/<srv>",
@@ -96,6 +116,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "set weight <bk>/<srv>  (DEPRECATED)",
         "change a server's weight (use 'set server' instead)",
         Admin,
+    ),
+    e(
+        "show acl [@<ver>] <acl>]",
+        "report available acls or dump an acl's contents",
+        User,
     ),
     e(
         "show backend",

@@ -26,6 +26,34 @@ pub struct StatFilter {
     pub sid: i64,
 }
 
+/// What an `acl` command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclOp {
+    /// `show acl`.
+    Show,
+    /// `add acl`.
+    Add,
+    /// `del acl`.
+    Del,
+    /// `clear acl`.
+    Clear,
+    /// `get acl`.
+    Get,
+}
+
+impl AclOp {
+    fn parse(verb: &str) -> Option<AclOp> {
+        Some(match verb {
+            "show" => AclOp::Show,
+            "add" => AclOp::Add,
+            "del" => AclOp::Del,
+            "clear" => AclOp::Clear,
+            "get" => AclOp::Get,
+            _ => return None,
+        })
+    }
+}
+
 /// `set server <b>/<s> <what> ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetServer {
@@ -62,6 +90,9 @@ pub enum SetServer {
 /// One parsed Runtime API command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminCommand {
+    /// `show acl [<acl>]`, `add acl`, `del acl`, `clear acl`, `get acl`: the words after
+    /// `acl`.
+    Acl(AclOp, Vec<String>),
     /// `help [<command words>]`.
     Help(Vec<String>),
     /// `prompt`: toggle interactive mode.
@@ -211,6 +242,10 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["operator", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::Operator),
         ["user", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::User),
         ["show", "info", ..] => AdminCommand::ShowInfo(format_of(&w[2..])),
+        [verb, "acl", ..] if AclOp::parse(verb).is_some() => match AclOp::parse(verb) {
+            Some(op) => AdminCommand::Acl(op, w[2..].to_vec()),
+            None => unknown(),
+        },
         ["show", "stat", ..] => {
             let mut at = 2;
             let mut filter = None;

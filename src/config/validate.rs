@@ -24,6 +24,8 @@ pub(super) fn run(p: &mut Parser) {
     duplicates(p);
     references(p);
     rule_references(p);
+    // the ACLs' pattern lists get HAProxy's ids, in the order they were made
+    crate::rules::patref::assign_ids(p.cfg.proxies.iter().flat_map(|px| px.rules.acls.refs()));
     frontends_need_binds(p);
     assign_proxy_ids(p);
     assign_server_ids(p);

@@ -2,7 +2,10 @@
 //! outcomes: a condition over request content that cannot be decided yet says so (`Miss`), and
 //! the rule waits for more bytes instead of guessing.
 
+use std::sync::Arc;
+
 use super::fetch::{Env, Fetch, Sample};
+use super::patref::PatRef;
 use super::pattern::{Method, Patterns};
 
 /// An ACL's outcome (HAProxy's `ACL_TEST_*` values, so that AND and OR are bitwise).
@@ -40,8 +43,9 @@ impl Tri {
 pub struct Expr {
     /// The sample it reads.
     pub fetch: Fetch,
-    /// What it is compared with.
-    pub pats: Patterns,
+    /// What it is compared with: its files' patterns and its own (the Runtime API may change
+    /// them).
+    pub refs: Vec<Arc<PatRef>>,
 }
 
 /// An ACL: the lines of one name (any of them matching is a match).
@@ -63,7 +67,7 @@ impl Acl {
                 Sample::Missing => res |= Tri::Miss as u8,
                 Sample::None => {}
                 Sample::Val { v, may_change } => {
-                    if e.pats.matches(&v) {
+                    if e.refs.iter().any(|r| r.matches(&v)) {
                         return Tri::Pass;
                     }
                     if may_change && !env.is_final() {
@@ -89,6 +93,10 @@ pub struct AclTable {
     pub acls: Vec<Acl>,
     /// Warnings of the line being parsed (anonymous ACLs' among them), for the caller.
     warnings: Vec<String>,
+    /// The config file and line being parsed.
+    site: (String, usize),
+    /// Pattern references made so far (their creation order).
+    next_seq: u32,
 }
 
 /// HAProxy's predefined ACLs that mean something in TCP mode: name, fetch, patterns.
@@ -121,7 +129,8 @@ impl AclTable {
         if name.eq_ignore_ascii_case("or") {
             return Err(format!("acl name '{name}' will never match. 'or' is used to express a logical disjunction within a condition."));
         }
-        let (expr, never) = parse_expr(&words[1..], proxy)
+        let (expr, never) = self
+            .parse_expr(&words[1..], proxy)
             .map_err(|e| format!("error detected while parsing ACL '{name}' : {e}."))?;
         match self.acls.iter_mut().find(|a| a.name == *name) {
             Some(a) => a.exprs.push(expr),
@@ -161,7 +170,7 @@ impl AclTable {
         let (_, fetch, pats) = PREDEFINED.iter().find(|(n, ..)| *n == name)?;
         let mut words = vec![fetch.to_string()];
         words.extend(pats.iter().map(|p| p.to_string()));
-        let (expr, _) = parse_expr(&words, proxy).ok()?;
+        let (expr, _) = self.parse_expr(&words, proxy).ok()?;
         self.acls.push(Acl {
             name: name.to_string(),
             exprs: vec![expr],
@@ -215,7 +224,7 @@ impl AclTable {
                             if body.is_empty() {
                                 return Err("'{ }' holds no ACL".into());
                             }
-                            let (expr, never) = parse_expr(body, proxy).map_err(|e| {
+                            let (expr, never) = self.parse_expr(body, proxy).map_err(|e| {
                                 format!(
                                     "error detected while parsing anonymous ACL '{}' : {e}",
                                     body.join(" ")
@@ -292,74 +301,127 @@ fn push(alts: &mut [Vec<Term>], neg: &mut bool, acl: usize) {
     *neg = false;
 }
 
-/// `<fetch> [flags] [patterns]`: flags `-i`, `-n`, `-u <id>`, `-m <method>`, `-f <file>`, and
-/// `--` before patterns that start with `-`. Also says whether HAProxy warns it can never
-/// match (nothing at all after a keyword whose method needs a pattern).
-fn parse_expr(words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
-    let fetch = Fetch::parse(&words[0], proxy)
-        .map_err(|e| format!("{e} in ACL expression '{}'", words[0]))?;
-    let mut method = None;
-    let mut icase = false;
-    let mut files = Vec::new();
-    let mut i = 1;
-    while let Some(w) = words.get(i) {
-        if !w.starts_with('-') || w == "-" {
-            break;
-        }
-        i += 1;
-        let next = |i: &mut usize| -> Result<String, String> {
-            let v = words
-                .get(*i)
-                .cloned()
-                .ok_or_else(|| format!("missing argument after '{w}'"))?;
-            *i += 1;
-            Ok(v)
-        };
-        match w.as_str() {
-            "--" => break,
-            "-i" => icase = true,
-            "-n" => {}
-            "-u" => {
-                next(&mut i)?;
-            }
-            "-m" => {
-                let m = next(&mut i)?;
-                method = Some(
-                    Method::parse(&m).ok_or_else(|| format!("unknown matching method '{m}'"))?,
-                );
-            }
-            "-f" => files.push(next(&mut i)?),
-            "-M" => return Err("'-M' (map files) is not supported by harp".into()),
-            other => {
-                return Err(format!(
-                    "'{other}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
-                ))
-            }
-        }
+impl AclTable {
+    /// Says where the next lines come from (`show acl` names them).
+    pub fn set_site(&mut self, file: &str, line: usize) {
+        self.site = (file.to_string(), line);
     }
-    let method = method.or_else(|| fetch.default_method()).ok_or_else(|| {
-        format!(
-            "matching method must be specified first (using '-m') when using a sample fetch of this type ('{}')",
-            words[0]
-        )
-    })?;
-    let mut pats = Patterns::new(method, icase);
-    for f in &files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| format!("failed to open pattern file <{f}> : {e}"))?;
-        for (n, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            pats.add(l)
-                .map_err(|e| format!("{e} at line {} of file <{f}>", n + 1))?;
-        }
+
+    /// Every pattern reference, in the order they were made.
+    pub fn refs(&self) -> Vec<&Arc<PatRef>> {
+        let mut all: Vec<&Arc<PatRef>> = self
+            .acls
+            .iter()
+            .flat_map(|a| a.exprs.iter().flat_map(|e| e.refs.iter()))
+            .collect();
+        all.sort_by_key(|r| r.seq);
+        all
     }
-    pats.add_all(&words[i..])?;
-    // HAProxy warns only when nothing at all follows the keyword
-    let never = words.len() == 1 && !matches!(method, Method::Found | Method::Bool);
-    Ok((Expr { fetch, pats }, never))
+
+    fn new_ref(
+        &mut self,
+        file: Option<String>,
+        display: String,
+        pats: Patterns,
+        texts: Vec<String>,
+    ) -> Arc<PatRef> {
+        self.next_seq += 1;
+        Arc::new(PatRef::new(
+            self.next_seq,
+            file,
+            display,
+            self.site.clone(),
+            pats,
+            texts,
+        ))
+    }
+
+    /// `<fetch> [flags] [patterns]`: flags `-i`, `-n`, `-u <id>`, `-m <method>`, `-f <file>`,
+    /// and `--` before patterns that start with `-`. Also says whether HAProxy warns it can
+    /// never match (nothing at all after a keyword whose method needs a pattern).
+    fn parse_expr(&mut self, words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
+        let fetch = Fetch::parse(&words[0], proxy)
+            .map_err(|e| format!("{e} in ACL expression '{}'", words[0]))?;
+        let mut method = None;
+        let mut icase = false;
+        let mut files = Vec::new();
+        let mut i = 1;
+        while let Some(w) = words.get(i) {
+            if !w.starts_with('-') || w == "-" {
+                break;
+            }
+            i += 1;
+            let next = |i: &mut usize| -> Result<String, String> {
+                let v = words
+                    .get(*i)
+                    .cloned()
+                    .ok_or_else(|| format!("missing argument after '{w}'"))?;
+                *i += 1;
+                Ok(v)
+            };
+            match w.as_str() {
+                "--" => break,
+                "-i" => icase = true,
+                "-n" => {}
+                "-u" => {
+                    next(&mut i)?;
+                }
+                "-m" => {
+                    let m = next(&mut i)?;
+                    method = Some(
+                        Method::parse(&m)
+                            .ok_or_else(|| format!("unknown matching method '{m}'"))?,
+                    );
+                }
+                "-f" => files.push(next(&mut i)?),
+                "-M" => return Err("'-M' (map files) is not supported by harp".into()),
+                other => {
+                    return Err(format!(
+                        "'{other}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
+                    ))
+                }
+            }
+        }
+        let method = method.or_else(|| fetch.default_method()).ok_or_else(|| {
+            format!(
+                "matching method must be specified first (using '-m') when using a sample fetch of this type ('{}')",
+                words[0]
+            )
+        })?;
+        let kw = words[0].split('(').next().unwrap_or_default().to_string();
+        let (cfg, line) = self.site.clone();
+        let mut refs = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("failed to open pattern file <{f}> : {e}"))?;
+            let mut pats = Patterns::new(method, icase);
+            let mut texts = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let l = line.trim();
+                if l.is_empty() || l.starts_with('#') {
+                    continue;
+                }
+                pats.add(l)
+                    .map_err(|e| format!("{e} at line {} of file <{f}>", n + 1))?;
+                texts.push(l.to_string());
+            }
+            let display =
+                format!("pattern loaded from file '{f}' used by acl at file '{cfg}' line {line}");
+            refs.push(self.new_ref(Some(f.clone()), display, pats, texts));
+        }
+        // the line's own values (maybe none: HAProxy makes the reference all the same)
+        let mut pats = Patterns::new(method, icase);
+        let texts = pats
+            .add_all(&words[i..])?
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let display = format!("acl '{kw}' file '{cfg}' line {line}");
+        refs.push(self.new_ref(None, display, pats, texts));
+        // HAProxy warns only when nothing at all follows the keyword
+        let never = words.len() == 1 && !matches!(method, Method::Found | Method::Bool);
+        Ok((Expr { fetch, refs }, never))
+    }
 }
 
 /// HAProxy's warning for an ACL keyword given nothing to match.

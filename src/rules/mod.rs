@@ -10,6 +10,7 @@
 pub mod acl;
 pub mod fetch;
 pub mod hello;
+pub mod patref;
 pub mod pattern;
 #[cfg(test)]
 mod tests;

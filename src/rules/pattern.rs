@@ -151,18 +151,28 @@ fn same_bits(a: &[u8], b: &[u8], bits: u8) -> bool {
     }
 }
 
-/// The patterns of one ACL expression, in the form their method compares.
+/// One compiled pattern.
+#[derive(Debug, Clone)]
+enum Item {
+    /// `-m int` / `-m len`.
+    Range(Range),
+    /// `-m ip`.
+    Net(Net),
+    /// The string methods (lowercased under `-i`) and `-m bin` (decoded hex).
+    Bytes(Vec<u8>),
+    /// `-m reg`.
+    Reg(Regex),
+}
+
+/// The patterns of one ACL expression, in the form their method compares, in the order they
+/// were added (the Runtime API reports which one matched, and deletes by position).
 #[derive(Debug, Clone)]
 pub struct Patterns {
     /// The `-m` method (or the fetch's default).
     pub method: Method,
     /// `-i`.
     pub ignore_case: bool,
-    ranges: Vec<Range>,
-    nets: Vec<Net>,
-    /// Strings (lowercased under `-i`) or decoded hex.
-    strs: Vec<Vec<u8>>,
-    regs: Vec<Regex>,
+    items: Vec<Item>,
 }
 
 /// An integer comparison word that applies to the values after it (`ge 10`).
@@ -175,30 +185,38 @@ enum Op {
     Lt,
 }
 
+/// A sample made ready for the patterns of a method: read once, compared with each.
+enum Prepared {
+    Int(Option<i64>),
+    Ip(Option<IpAddr>),
+    Bytes(Vec<u8>),
+}
+
 impl Patterns {
     /// Empty patterns for `method`.
     pub fn new(method: Method, ignore_case: bool) -> Patterns {
         Patterns {
             method,
             ignore_case,
-            ranges: Vec::new(),
-            nets: Vec::new(),
-            strs: Vec::new(),
-            regs: Vec::new(),
+            items: Vec::new(),
         }
+    }
+
+    /// How many patterns.
+    pub fn len(&self) -> usize {
+        self.items.len()
     }
 
     /// Whether no pattern was given.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-            && self.nets.is_empty()
-            && self.strs.is_empty()
-            && self.regs.is_empty()
+        self.items.is_empty()
     }
 
-    /// Adds the values of an `acl` line (after its flags), with HAProxy's messages.
-    pub fn add_all(&mut self, values: &[String]) -> Result<(), String> {
+    /// Adds the values of an `acl` line (after its flags), with HAProxy's messages; returns
+    /// the values added (the comparison words are not patterns).
+    pub fn add_all<'v>(&mut self, values: &'v [String]) -> Result<Vec<&'v str>, String> {
         let mut op = Op::Eq;
+        let mut added = Vec::new();
         for v in values {
             if self.method.ranges() {
                 if let Some(o) = match v.as_str() {
@@ -212,26 +230,35 @@ impl Patterns {
                     op = o;
                     continue;
                 }
-                self.ranges.push(parse_range(v, op).map_err(|e| {
+                let r = parse_range(v, op).map_err(|e| {
                     if v.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '-') {
                         e
                     } else {
                         format!("'{v}' is neither a number nor a supported operator")
                     }
-                })?);
+                })?;
+                self.items.push(Item::Range(r));
             } else {
                 self.add(v)?;
             }
+            added.push(v.as_str());
         }
+        Ok(added)
+    }
+
+    /// Adds one pattern (a line of a `-f` file, one value of an `acl` line, `add acl`).
+    pub fn add(&mut self, v: &str) -> Result<(), String> {
+        let item = self.compile(v)?;
+        self.items.push(item);
         Ok(())
     }
 
-    /// Adds one pattern (a line of a `-f` file or one value of an `acl` line).
-    pub fn add(&mut self, v: &str) -> Result<(), String> {
-        match self.method {
+    /// One pattern in the form this method compares.
+    fn compile(&self, v: &str) -> Result<Item, String> {
+        Ok(match self.method {
             Method::Found | Method::Bool => {
                 return Err(format!(
-                    "'{}' matching method takes no pattern (got '{v}').",
+                    "'{}' matching method takes no pattern (got '{v}')",
                     if self.method == Method::Found {
                         "found"
                     } else {
@@ -239,70 +266,95 @@ impl Patterns {
                     }
                 ))
             }
-            Method::Int | Method::Len => self.ranges.push(parse_range(v, Op::Eq)?),
-            Method::Ip => self.nets.push(parse_net(v)?),
-            Method::Reg => {
+            Method::Int | Method::Len => Item::Range(parse_range(v, Op::Eq)?),
+            Method::Ip => Item::Net(parse_net(v)?),
+            Method::Reg => Item::Reg(
                 // bytes, as HAProxy's regexes match them (a payload need not be UTF-8)
-                let re = RegexBuilder::new(v)
+                RegexBuilder::new(v)
                     .unicode(false)
                     .case_insensitive(self.ignore_case)
                     .build()
-                    .map_err(|e| format!("regex '{v}' is invalid: {e}"))?;
-                self.regs.push(re);
-            }
-            Method::Bin => self.strs.push(parse_hex(v)?),
-            _ => {
-                let s = if self.ignore_case {
-                    v.to_ascii_lowercase()
-                } else {
-                    v.to_string()
-                };
-                self.strs.push(s.into_bytes());
-            }
-        }
-        Ok(())
+                    .map_err(|e| format!("regex '{v}' is invalid: {e}"))?,
+            ),
+            Method::Bin => Item::Bytes(parse_hex(v)?),
+            _ => Item::Bytes(if self.ignore_case {
+                v.to_ascii_lowercase().into_bytes()
+            } else {
+                v.as_bytes().to_vec()
+            }),
+        })
     }
 
-    /// Whether `sample` matches one of the patterns.
+    /// Removes the pattern at `index` (the order they were added in).
+    pub fn remove(&mut self, index: usize) {
+        if index < self.items.len() {
+            self.items.remove(index);
+        }
+    }
+
+    /// Empties the list.
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    /// Whether `sample` matches one of the patterns (`found` and `bool` take none).
     pub fn matches(&self, sample: &Value) -> bool {
         match self.method {
             Method::Found => true,
             Method::Bool => sample.int().is_some_and(|i| i != 0),
-            Method::Int => sample
-                .int()
-                .is_some_and(|i| self.ranges.iter().any(|r| r.min <= i && i <= r.max)),
-            Method::Len => {
-                let n = sample.text().len() as i64;
-                self.ranges.iter().any(|r| r.min <= n && n <= r.max)
-            }
-            Method::Ip => match sample {
-                Value::Ip(ip) => self.nets.iter().any(|n| n.contains(*ip)),
+            _ => self.matching(sample).next().is_some(),
+        }
+    }
+
+    /// The positions of the patterns `sample` matches, in order.
+    pub fn matching<'s>(&'s self, sample: &Value) -> impl Iterator<Item = usize> + 's {
+        let prepared = match self.method {
+            Method::Int => Prepared::Int(sample.int()),
+            Method::Len => Prepared::Int(Some(sample.text().len() as i64)),
+            Method::Ip => Prepared::Ip(match sample {
+                Value::Ip(ip) => Some(*ip),
                 other => std::str::from_utf8(&other.text())
                     .ok()
-                    .and_then(|t| t.parse::<IpAddr>().ok())
-                    .is_some_and(|ip| self.nets.iter().any(|n| n.contains(ip))),
-            },
-            Method::Reg => {
-                let t = sample.text();
-                self.regs.iter().any(|r| r.is_match(&t))
-            }
-            Method::Bin => {
-                let t = sample.text();
-                self.strs.contains(&t)
-            }
+                    .and_then(|t| t.parse::<IpAddr>().ok()),
+            }),
             m => {
                 let mut t = sample.text();
-                if self.ignore_case {
+                if self.ignore_case && !matches!(m, Method::Reg | Method::Bin) {
                     t.make_ascii_lowercase();
                 }
-                self.strs.iter().any(|p| match m {
+                Prepared::Bytes(t)
+            }
+        };
+        let method = self.method;
+        self.items
+            .iter()
+            .enumerate()
+            .filter(move |(_, item)| match (item, &prepared) {
+                (Item::Range(r), Prepared::Int(Some(i))) => r.min <= *i && *i <= r.max,
+                (Item::Net(n), Prepared::Ip(Some(ip))) => n.contains(*ip),
+                (Item::Reg(re), Prepared::Bytes(t)) => re.is_match(t),
+                (Item::Bytes(p), Prepared::Bytes(t)) => match method {
                     Method::Beg => t.starts_with(p),
                     Method::End => t.ends_with(p),
                     Method::Sub => !p.is_empty() && t.windows(p.len()).any(|w| w == &p[..]),
-                    Method::Dom => domain_match(&t, p),
-                    _ => t == *p,
-                })
-            }
+                    Method::Dom => domain_match(t, p),
+                    _ => t == p,
+                },
+                _ => false,
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// The pattern HAProxy's `get acl` reports for `sample`: the longest network for an
+    /// address (its tree), else the first match.
+    pub fn best_match(&self, sample: &Value) -> Option<usize> {
+        if self.method == Method::Ip {
+            self.matching(sample).max_by_key(|&i| match &self.items[i] {
+                Item::Net(n) => n.bits,
+                _ => 0,
+            })
+        } else {
+            self.matching(sample).next()
         }
     }
 }

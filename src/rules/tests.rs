@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use super::hello::{self, Hello};
+use super::patref;
 use super::pattern::{parse_net, Method, Patterns, Value};
 use super::*;
 
@@ -411,4 +412,60 @@ fn server_state_fetches() {
     let mut env = Fake::new("10.0.0.1:1");
     env.fin = true;
     assert_eq!(r.backend(&env), Some("b"));
+}
+
+#[test]
+fn pattern_lists_get_haproxy_ids_and_change_at_runtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("b.lst");
+    std::fs::write(&f, "192.0.2.1\n").expect("write");
+    let f = f.display().to_string();
+    let mut r = Rules::default();
+    r.acls.set_site("h.cfg", 3);
+    r.parse_acl(&w(&format!("a src -f {f}")), "fe")
+        .expect("valid");
+    r.acls.set_site("h.cfg", 4);
+    r.parse_tcp_request(
+        &w(&format!(
+            "tcp-request connection reject if a || {{ src -f {f} 10.0.0.1 }}"
+        )),
+        "fe",
+        "frontend",
+        true,
+    )
+    .expect("valid");
+    patref::assign_ids(r.acls.refs().into_iter());
+    let groups = patref::groups(r.acls.refs().into_iter());
+    let lines: Vec<String> = groups.iter().map(|g| patref::list_line(g)).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("0 ({f}) pattern loaded from file '{f}' used by acl at file 'h.cfg' line 3, by acl at file 'h.cfg' line 4. curr_ver=0 next_ver=0 entry_cnt=2"),
+            "1 () acl 'src' file 'h.cfg' line 3. curr_ver=0 next_ver=0 entry_cnt=0".to_string(),
+            "2 () acl 'src' file 'h.cfg' line 4. curr_ver=0 next_ver=0 entry_cnt=1".to_string(),
+        ]
+    );
+    let env = Fake::new("198.51.100.1:1");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    for list in &groups[0] {
+        list.add("198.51.100.0/24").expect("valid");
+    }
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
+    assert!(groups[0][0].check("nonsense").is_err());
+    let first = groups[0][0].entries()[1].handle;
+    assert_eq!(
+        groups[0][0].remove_handle(first).as_deref(),
+        Some("198.51.100.0/24")
+    );
+    assert!(groups[0][1].remove_text("198.51.100.0/24"));
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    assert_eq!(
+        groups[2][0].lookup_line("10.0.0.1"),
+        "type=ip, case=sensitive, match=yes, idx=tree, pattern=\"10.0.0.1\""
+    );
+    groups[2][0].clear();
+    assert_eq!(
+        groups[2][0].lookup_line("10.0.0.1"),
+        "type=ip, case=sensitive, match=no"
+    );
 }

@@ -309,6 +309,9 @@ pub(crate) fn parse(
         ));
         return Ok(());
     }
+    if matches!(kw, "acl" | "tcp-request" | "use_backend") {
+        p.rules.acls.set_site(&ctx.loc.file, ctx.loc.line);
+    }
     match kw {
         "mode" => match arg(words, 1, "one of 'tcp', 'http'")? {
             "tcp" => {

@@ -1,0 +1,278 @@
+//! Pattern lists the Runtime API may change while the workers match against them (HAProxy's
+//! pattern references): `add acl`, `del acl`, `clear acl` on an ACL's file or `#<id>`, seen by
+//! the next connection, with no lock on the workers' side (they load a snapshot).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+
+use super::pattern::{Method, Patterns, Value};
+
+/// Where the entry handles `show acl` prints (`0x...`, HAProxy prints addresses) come from:
+/// unique in the process, never reused.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(0x55d0_0000_1000);
+
+fn handle() -> u64 {
+    NEXT_HANDLE.fetch_add(0x40, Ordering::Relaxed)
+}
+
+/// One entry: its handle and its text as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `show acl <acl>`'s first column, `del acl <acl> #<handle>`.
+    pub handle: u64,
+    /// The pattern as written.
+    pub text: String,
+}
+
+/// A list of patterns one ACL expression matches, from a file (`-f`) or from its own line.
+#[derive(Debug)]
+pub struct PatRef {
+    /// HAProxy's `#<id>`, set once the whole configuration is read (files share one).
+    id: OnceLock<u32>,
+    /// Creation order within its proxy (ids follow it).
+    pub(super) seq: u32,
+    /// The `-f` file, `None` for an `acl` line's own values.
+    pub file: Option<String>,
+    /// HAProxy's description (`acl 'src' file 'x.cfg' line 3`, `pattern loaded from file ...`).
+    pub display: String,
+    /// Where the ACL using it was written (`file`, `line`).
+    pub used_at: (String, usize),
+    /// The entries, in order, parallel to the compiled patterns; the writers' lock.
+    entries: Mutex<Vec<Entry>>,
+    /// What the workers match against.
+    live: ArcSwap<Patterns>,
+}
+
+impl PatRef {
+    /// A reference holding `pats`, whose texts are `texts` (same order).
+    pub(super) fn new(
+        seq: u32,
+        file: Option<String>,
+        display: String,
+        used_at: (String, usize),
+        pats: Patterns,
+        texts: Vec<String>,
+    ) -> PatRef {
+        let entries = texts
+            .into_iter()
+            .map(|text| Entry {
+                handle: handle(),
+                text,
+            })
+            .collect();
+        PatRef {
+            id: OnceLock::new(),
+            seq,
+            file,
+            display,
+            used_at,
+            entries: Mutex::new(entries),
+            live: ArcSwap::from_pointee(pats),
+        }
+    }
+
+    /// Its `#<id>` (0 before ids are given out).
+    pub fn id(&self) -> u32 {
+        self.id.get().copied().unwrap_or(0)
+    }
+
+    /// Gives it its id (once).
+    pub(super) fn set_id(&self, id: u32) {
+        let _ = self.id.set(id);
+    }
+
+    /// Whether `v` matches one of its patterns.
+    pub fn matches(&self, v: &Value) -> bool {
+        self.live.load().matches(v)
+    }
+
+    /// Its match method.
+    pub fn method(&self) -> Method {
+        self.live.load().method
+    }
+
+    /// Whether it ignores case (`-i`).
+    pub fn ignore_case(&self) -> bool {
+        self.live.load().ignore_case
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().clone()
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether it has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `text` would compile as one of its patterns (HAProxy's message if not).
+    pub fn check(&self, text: &str) -> Result<(), String> {
+        let mut p = Patterns::new(self.method(), self.ignore_case());
+        p.add(text)
+    }
+
+    /// Adds `text` as a pattern (after [`PatRef::check`]).
+    pub fn add(&self, text: &str) -> Result<(), String> {
+        let mut entries = self.lock();
+        let mut pats = Patterns::clone(&self.live.load());
+        pats.add(text)?;
+        entries.push(Entry {
+            handle: handle(),
+            text: text.to_string(),
+        });
+        self.live.store(Arc::new(pats));
+        Ok(())
+    }
+
+    /// Removes the entries whose text is `text`; whether there were any.
+    pub fn remove_text(&self, text: &str) -> bool {
+        self.remove_where(|e| e.text == text)
+    }
+
+    /// Removes the entry with `handle`; its text if there was one.
+    pub fn remove_handle(&self, handle: u64) -> Option<String> {
+        let text = self
+            .lock()
+            .iter()
+            .find(|e| e.handle == handle)
+            .map(|e| e.text.clone())?;
+        self.remove_where(|e| e.handle == handle);
+        Some(text)
+    }
+
+    fn remove_where(&self, gone: impl Fn(&Entry) -> bool) -> bool {
+        let mut entries = self.lock();
+        let mut pats = Patterns::clone(&self.live.load());
+        let mut removed = false;
+        // from the end, so that positions before stay valid
+        for i in (0..entries.len()).rev() {
+            if gone(&entries[i]) {
+                entries.remove(i);
+                pats.remove(i);
+                removed = true;
+            }
+        }
+        if removed {
+            self.live.store(Arc::new(pats));
+        }
+        removed
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        let mut entries = self.lock();
+        let mut pats = Patterns::clone(&self.live.load());
+        pats.clear();
+        entries.clear();
+        self.live.store(Arc::new(pats));
+    }
+
+    /// HAProxy's `get acl` line for `value`: the method, the case, and the entry it matches.
+    pub fn lookup_line(&self, value: &str) -> String {
+        let entries = self.lock();
+        let pats = self.live.load();
+        let m = pats.method;
+        let case = if pats.ignore_case {
+            "insensitive"
+        } else {
+            "sensitive"
+        };
+        let head = format!("type={}, case={case}, ", method_name(m));
+        if matches!(m, Method::Found | Method::Bool) {
+            return format!("{head}match=no");
+        }
+        let sample = Value::Str(value.as_bytes().to_vec());
+        match pats.best_match(&sample).and_then(|i| entries.get(i)) {
+            None => format!("{head}match=no"),
+            Some(e) => {
+                let tree = match m {
+                    Method::Ip => true,
+                    Method::Str | Method::Beg => !pats.ignore_case,
+                    _ => false,
+                };
+                let idx = if tree { "tree" } else { "list" };
+                format!("{head}match=yes, idx={idx}, pattern=\"{}\"", e.text)
+            }
+        }
+    }
+}
+
+/// The name HAProxy's `get acl` gives a match method.
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Found => "found",
+        Method::Bool => "bool",
+        Method::Int => "int",
+        Method::Ip => "ip",
+        Method::Str => "str",
+        Method::Beg => "beg",
+        Method::End => "end",
+        Method::Sub => "sub",
+        Method::Dom => "dom",
+        Method::Reg => "reg",
+        Method::Len => "len",
+        Method::Bin => "bin",
+    }
+}
+
+/// The references of every proxy, grouped by id (a file used by several ACLs is one group),
+/// in id order: what `show acl` lists and what `#<id>` or a file name designates.
+pub fn groups<'a>(all: impl Iterator<Item = &'a Arc<PatRef>>) -> Vec<Vec<Arc<PatRef>>> {
+    let mut by_id: std::collections::BTreeMap<u32, Vec<Arc<PatRef>>> = Default::default();
+    for r in all {
+        by_id.entry(r.id()).or_default().push(r.clone());
+    }
+    by_id.into_values().collect()
+}
+
+/// Gives out ids in creation order (`refs` in the order the configuration made them), one per
+/// file however many ACLs use it, as HAProxy's `pattern_finalize_config` does.
+pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
+    let mut files: Vec<(&str, u32)> = Vec::new();
+    let mut next = 0;
+    for r in refs {
+        if let Some(f) = r.file.as_deref() {
+            if let Some((_, id)) = files.iter().find(|(n, _)| *n == f) {
+                r.set_id(*id);
+                continue;
+            }
+            files.push((f, next));
+        }
+        r.set_id(next);
+        next += 1;
+    }
+}
+
+/// `show acl`'s line for a group: `<id> (<file>) <description>. curr_ver=0 next_ver=0
+/// entry_cnt=<n>` (HAProxy 3.2; each further use of a file is named after the first).
+pub fn list_line(group: &[Arc<PatRef>]) -> String {
+    let Some(first) = group.first() else {
+        return String::new();
+    };
+    let mut desc = first.display.clone();
+    for other in &group[1..] {
+        desc.push_str(&format!(
+            ", by acl at file '{}' line {}",
+            other.used_at.0, other.used_at.1
+        ));
+    }
+    // HAProxy counts an entry once per expression that indexes it
+    let count: usize = group.iter().map(|r| r.len()).sum();
+    format!(
+        "{} ({}) {desc}. curr_ver=0 next_ver=0 entry_cnt={count}",
+        first.id(),
+        first.file.as_deref().unwrap_or("")
+    )
+}
