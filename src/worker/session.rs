@@ -576,26 +576,31 @@ pub(crate) async fn run<R: Rt>(
         }
     }
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
-    let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, dst)| dst));
-    // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected session
-    // is closed, counted in `dses`, not logged
-    if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
-        fe.counters.denied_sess.fetch_add(1, Ordering::Relaxed);
-        fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
-        g.socks.push((client, Close::Fin));
-        return;
-    }
-    // a stream from here on, as HAProxy counts them (`CumReq`)
-    ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
-    // the frontend's content rules, then its `use_backend` rules (the log then names the
-    // frontend as the backend, as HAProxy's does when no backend was reached)
-    let mut denied = None;
-    if !rules.content.is_empty() {
-        denied = content_rules::<R>(&env, &fe, &fe, &client, &mut fronted.early).await;
-    }
-    let be = match denied {
-        Some(_) => None,
-        None => inspect::backend(&ctx.reg, &fe, &env, &fronted.early),
+    let dst = fronted.addrs.map(|(_, dst)| dst);
+    // (the rules' view of the session lives in blocks, not in the session's state while it
+    // forwards)
+    let (denied, be) = {
+        let env = SessEnv::new(&ctx.reg, &client, peer, dst);
+        // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
+        // session is closed, counted in `dses`, not logged
+        if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
+            fe.counters.denied_sess.fetch_add(1, Ordering::Relaxed);
+            fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+            g.socks.push((client, Close::Fin));
+            return;
+        }
+        // a stream from here on, as HAProxy counts them (`CumReq`)
+        ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
+        // the frontend's content rules, then its `use_backend` rules (the log then names the
+        // frontend as the backend, as HAProxy's does when no backend was reached)
+        let mut denied = None;
+        if !rules.content.is_empty() {
+            denied = content_rules::<R>(&env, &fe, &fe, &client, &mut fronted.early).await;
+        }
+        match denied {
+            Some(_) => (denied, None),
+            None => (None, inspect::backend(&ctx.reg, &fe, &env, &fronted.early)),
+        }
     };
     let mut tw: i64 = -1;
     let mut tc: i64 = -1;
@@ -625,6 +630,7 @@ pub(crate) async fn run<R: Rt>(
             // the backend's own content rules, once the session reached it
             let mut denied = None;
             if !own && !be.config.rules.content.is_empty() {
+                let env = SessEnv::new(&ctx.reg, &client, peer, dst);
                 denied = content_rules::<R>(&env, &fe, &be, &client, &mut fronted.early).await;
             }
             let r = match denied {
