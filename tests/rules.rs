@@ -129,9 +129,14 @@ fn rejected_connections_and_requests_are_counted_closed_and_logged_as_haproxy_do
     );
     let mut h = Harp::start(&cfg, port, &[]);
     h.wait_port(api);
-    let stot0: u64 = common::stat_field(api, "fe,FRONTEND,", "stot")
-        .parse()
-        .expect("stot");
+    // the readiness probe's session, once its accept is counted
+    let stot = || -> u64 {
+        common::stat_field(api, "fe,FRONTEND,", "stot")
+            .parse()
+            .expect("stot")
+    };
+    assert!(wait_until(Duration::from_secs(5), || stot() == 1));
+    let stot0 = stot();
 
     // from a blocked address: reset at once, nothing logged, `dcon`, not a session
     let s =
@@ -165,9 +170,7 @@ fn rejected_connections_and_requests_are_counted_closed_and_logged_as_haproxy_do
 
     // anything else goes through once the delay says the rule cannot match
     assert_eq!(through(port, b"HELO\r\n"), "s");
-    let stot: u64 = common::stat_field(api, "fe,FRONTEND,", "stot")
-        .parse()
-        .expect("stot");
+    let stot = stot();
     assert_eq!(stot - stot0, 2, "the rejected connection is not a session");
     let conn_tot: u64 = common::stat_field(api, "fe,FRONTEND,", "conn_tot")
         .parse()
@@ -287,5 +290,75 @@ fn an_operator_blocks_and_unblocks_addresses_through_the_runtime_api() {
     assert_eq!(
         common::socat(api, "show acl #7"),
         "Unknown ACL identifier. Please use #<id> or <file>.\n\n"
+    );
+}
+
+#[test]
+fn lua_scripts_change_pattern_lists_and_hear_of_every_change() {
+    let up = named_upstream("s");
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = common::write_file(dir.path(), "blocked.lst", "");
+    let file = list.display().to_string();
+    let script = common::write_file(
+        dir.path(),
+        "patref.lua",
+        &format!(
+            r#"
+local ref = core.get_patref("{file}")
+assert(ref ~= nil and core.get_patref("/nowhere.lst") == nil)
+local seen = {{}}
+ref:event_sub({{"PAT_REF"}}, function(ev, sub, when)
+    seen[#seen + 1] = ev .. ":" .. type(sub) .. ":" .. type(when)
+end)
+core.register_cli({{"patref", "block"}}, "block 127.0.0.7", function(applet)
+    local ok = ref:add("127.0.0.7")
+    applet:send(string.format("%s %s %s %s\n", tostring(ok), tostring(ref["127.0.0.7"]),
+        ref:get_name(), tostring(ref:is_map())))
+end)
+core.register_cli({{"patref", "swap"}}, "replace the list", function(applet)
+    ref:prepare()
+    ref:add("127.0.0.8")
+    ref:commit()
+    local ok, err = pcall(ref.add, ref, "not-an-address")
+    applet:send(tostring(ok) .. " " .. tostring(err) .. "\n")
+end)
+core.register_cli({{"patref", "seen"}}, "events heard", function(applet)
+    applet:send(table.concat(seen, ",") .. "\n")
+end)
+"#
+        ),
+    );
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    lua-load {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   tcp-request connection reject if {{ src -f {file} }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n",
+        script.display()
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    assert!(served_from("127.0.0.7", port));
+    assert_eq!(
+        cli(api, "patref block"),
+        format!("true true {file} false\n\n")
+    );
+    assert!(!served_from("127.0.0.7", port), "the script's entry blocks");
+    assert_eq!(cli(api, &format!("del acl {file} 127.0.0.7")), "\n");
+    let swapped = cli(api, "patref swap");
+    assert!(
+        swapped.starts_with("false "),
+        "a bad pattern raises: {swapped}"
+    );
+    assert!(swapped.contains("not-an-address"), "{swapped}");
+    assert!(served_from("127.0.0.7", port) && !served_from("127.0.0.8", port));
+    let want = "PAT_REF_ADD:userdata:number,PAT_REF_DEL:userdata:number,PAT_REF_COMMIT:userdata:number\n\n";
+    assert!(
+        wait_until(Duration::from_secs(10), || cli(api, "patref seen") == want),
+        "{} / {}",
+        cli(api, "patref seen"),
+        h.stderr()
     );
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::model::Registry;
-use crate::rules::patref::{self, PatRef};
+use crate::rules::patref::{self, PatEvent, PatRef};
 
 /// HAProxy's reply to an ACL reference it cannot find.
 const UNKNOWN: &str = "Unknown ACL identifier. Please use #<id> or <file>.";
@@ -21,17 +21,7 @@ fn groups(reg: &Registry) -> Vec<Vec<Arc<PatRef>>> {
 
 /// The lists `name` designates (`#<id>` or a file name).
 fn find(reg: &Registry, name: &str) -> Option<Vec<Arc<PatRef>>> {
-    let groups = groups(reg);
-    match name.strip_prefix('#') {
-        // as HAProxy's strtol: a bare '#' is id 0
-        Some(id) => {
-            let id: u32 = if id.is_empty() { 0 } else { id.parse().ok()? };
-            groups.into_iter().find(|g| g[0].id() == id)
-        }
-        None => groups
-            .into_iter()
-            .find(|g| g[0].file.as_deref() == Some(name)),
-    }
+    patref::find(groups(reg), name)
 }
 
 /// Skips HAProxy's `@<version>` argument (harp has one version: the current one).
@@ -80,6 +70,7 @@ pub(super) fn add(reg: &Registry, args: &[String]) -> String {
             return format!("{e}.");
         }
     }
+    g[0].fire(PatEvent::Add);
     String::new()
 }
 
@@ -116,6 +107,7 @@ pub(super) fn del(reg: &Registry, args: &[String]) -> String {
             .contains(&true),
     };
     if removed {
+        g[0].fire(PatEvent::Del);
         String::new()
     } else {
         "Key not found.".into()
@@ -131,6 +123,7 @@ pub(super) fn clear(reg: &Registry, args: &[String]) -> String {
         None => UNKNOWN.into(),
         Some(g) => {
             g.iter().for_each(|r| r.clear());
+            g[0].fire(PatEvent::Clear);
             String::new()
         }
     }

@@ -120,6 +120,17 @@ impl EventMask {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// Whether the set holds the type called `name` (`"PAT_REF_ADD"`, `"SERVER_UP"`).
+    pub fn has_name(self, name: &str) -> bool {
+        let mut one = EventMask::empty();
+        one.add_name(name).is_ok() && !one.is_empty() && self.0 & one.0 == one.0
+    }
+
+    /// The PAT_REF types of the set only (a pattern list's subscription hears nothing else).
+    pub fn only_pat_ref(self) -> EventMask {
+        EventMask(self.0 & Self::PAT_REF.0)
+    }
 }
 
 /// `data.state` of a SERVER_STATE event.

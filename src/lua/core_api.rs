@@ -359,13 +359,13 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
         super::raising::outcome(lua, r)
     })?;
     core.set("tokenize", super::raising::wrap(lua, raw_tokenize)?)?;
-    // HAProxy 3.2's `core.get_patref(name)` finds an ACL or map file's pattern reference and
-    // returns nothing when there is none. harp loads no ACL or map file, so there is never
-    // one: scripts that test the result for nil (as HAProxy's documentation asks) run as in
-    // HAProxy with a configuration without such a file.
+    // HAProxy 3.2's `core.get_patref(name)`: an ACL file's pattern list as a Patref object,
+    // nil when no ACL loaded that file (harp has no map files)
     let raw_patref = lua.create_function(|lua, args: MultiValue| {
         let r = match args.front() {
-            Some(Value::String(_) | Value::Integer(_) | Value::Number(_)) => Ok(Value::Nil),
+            Some(Value::String(s)) => super::patref::get(lua, &s.to_str()?),
+            Some(Value::Integer(i)) => super::patref::get(lua, &i.to_string()),
+            Some(Value::Number(n)) => super::patref::get(lua, &n.to_string()),
             other => Err(mlua::Error::RuntimeError(format!(
                 "bad argument #1 to 'get_patref' (string expected, got {})",
                 other.map_or("no value", super::events::lua_type)

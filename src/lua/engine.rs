@@ -45,6 +45,13 @@ pub(crate) struct Ctx {
     pub wrapped: RefCell<std::collections::HashMap<&'static str, Function>>,
     /// Runtime API commands registered by scripts (`core.register_cli`): path and function.
     pub cli: RefCell<Vec<(Vec<String>, Function)>>,
+    /// Where pattern lists report their changes for `Patref:event_sub` (subscription id,
+    /// event, time), from whichever thread made them.
+    pub patref_tx: crossbeam_channel::Sender<(u64, crate::rules::patref::PatEvent, i64)>,
+    /// Drained by the event pump.
+    pub patref_rx: crossbeam_channel::Receiver<(u64, crate::rules::patref::PatEvent, i64)>,
+    /// Wakes the event pump (bus events and pattern list changes).
+    pub pump_wake: Arc<Notify>,
 }
 
 thread_local! {
@@ -110,6 +117,8 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
         lua.set_memory_limit(g.lua.maxmem as usize)
             .map_err(|e| format!("tune.lua.maxmem: {e}"))?;
     }
+    // bounded: a script that never lets its callbacks run cannot grow it without end
+    let (patref_tx, patref_rx) = crossbeam_channel::bounded(4096);
     let ctx = Rc::new(Ctx {
         lua: lua.clone(),
         reg: reg.clone(),
@@ -124,6 +133,9 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
         http: RefCell::new(None),
         wrapped: RefCell::new(std::collections::HashMap::new()),
         cli: RefCell::new(Vec::new()),
+        patref_tx,
+        patref_rx,
+        pump_wake: Arc::new(Notify::new()),
     });
     CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     let e = |e: mlua::Error| clean_error(&e);
@@ -168,7 +180,7 @@ pub(crate) fn thread_main(
             }
         };
         // Subscribe before any script runs so that nothing published during init is missed.
-        let bus_wake = Arc::new(Notify::new());
+        let bus_wake = ctx.pump_wake.clone();
         let w = bus_wake.clone();
         let bus_sub = reg
             .bus()
@@ -195,6 +207,9 @@ pub(crate) fn thread_main(
             loop {
                 while let Ok(ev) = pump_sub.receiver().try_recv() {
                     super::events::route(&pump_ctx, ev);
+                }
+                while let Ok((sub, ev, when)) = pump_ctx.patref_rx.try_recv() {
+                    super::events::route_patref(&pump_ctx, sub, ev, when);
                 }
                 pump_ctx
                     .shared

@@ -16,16 +16,26 @@ use super::objects::LServer;
 use super::{runner, SubStat};
 use crate::events::{EventData, EventMask, EventType, ServerEvent};
 use crate::model::{AdminFlags, CheckReport, Server};
+use crate::rules::patref::{PatEvent, PatRef};
 
 /// HAProxy pauses a subscription with more unconsumed events than this.
 const MAX_BACKLOG: usize = 100;
+
+/// An event waiting for a subscription's callback.
+pub(crate) enum Queued {
+    /// A SERVER event from the bus.
+    Server(Arc<ServerEvent>),
+    /// A change of the pattern list a `Patref:event_sub` watches, and when (HAProxy passes
+    /// no data: the callback gets `(event, sub, when)`).
+    PatRef(PatEvent, i64),
+}
 
 /// One Lua subscription.
 pub(crate) struct LuaSub {
     pub mask: EventMask,
     pub server: Option<Arc<Server>>,
     pub func: Function,
-    pub queue: RefCell<VecDeque<Arc<ServerEvent>>>,
+    pub queue: RefCell<VecDeque<Queued>>,
     pub paused: Cell<bool>,
     pub active: Cell<bool>,
     /// The subscribed server was deleted: end once the queue is drained (as HAProxy does).
@@ -112,6 +122,28 @@ pub(crate) fn subscribe(
     func: Value,
     server: Option<Arc<Server>>,
 ) -> mlua::Result<Value> {
+    subscribe_to(lua, types, func, server, None)
+}
+
+/// `Patref:event_sub(types, fn)`: the PAT_REF events of the list `head` leads (a file's
+/// first list), named `name` in `show info`.
+pub(crate) fn subscribe_patref(
+    lua: &Lua,
+    types: Value,
+    func: Value,
+    head: &Arc<PatRef>,
+    name: &str,
+) -> mlua::Result<Value> {
+    subscribe_to(lua, types, func, None, Some((head, name)))
+}
+
+fn subscribe_to(
+    lua: &Lua,
+    types: Value,
+    func: Value,
+    server: Option<Arc<Server>>,
+    patref: Option<(&Arc<PatRef>, &str)>,
+) -> mlua::Result<Value> {
     let mask = parse_types(&types)?;
     let func = match func {
         Value::Function(f) => f,
@@ -136,10 +168,11 @@ pub(crate) fn subscribe(
             )
         })
         .unwrap_or_default();
-    let target = server
-        .as_ref()
-        .map(|s| format!(" {}/{}", s.proxy_name, s.name))
-        .unwrap_or_default();
+    let target = match (&server, patref) {
+        (Some(s), _) => format!(" {}/{}", s.proxy_name, s.name),
+        (None, Some((_, name))) => format!(" {name}"),
+        (None, None) => String::new(),
+    };
     let stat = Arc::new(SubStat {
         id,
         desc: format!("{}{} at {}", type_names(&types), target, whence),
@@ -151,6 +184,21 @@ pub(crate) fn subscribe(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(stat.clone());
+    if let Some((head, _)) = patref {
+        // a SERVER type on a pattern list's subscription never fires, as in HAProxy
+        let tx = c.patref_tx.clone();
+        let wake = c.pump_wake.clone();
+        head.watch(Arc::new(move |ev| {
+            if tx.try_send((id, ev, crate::model::unix_now())).is_ok() {
+                wake.notify_one();
+            }
+        }));
+    }
+    let mask = if patref.is_some() {
+        mask.only_pat_ref()
+    } else {
+        mask
+    };
     let sub = Rc::new(LuaSub {
         mask,
         server,
@@ -190,24 +238,40 @@ pub(crate) fn route(ctx: &Ctx, ev: Arc<ServerEvent>) {
         if !s.mask.contains(ev.kind) {
             continue;
         }
-        if s.paused.get() {
-            s.stat.lost.fetch_add(1, Ordering::Relaxed);
-            ctx.shared.sub_lost.fetch_add(1, Ordering::Relaxed);
-            continue;
+        enqueue(ctx, s, Queued::Server(ev.clone()));
+    }
+}
+
+/// Queues one event for `s`, pausing it past HAProxy's backlog (the loss counted).
+fn enqueue(ctx: &Ctx, s: &LuaSub, ev: Queued) {
+    if s.paused.get() {
+        s.stat.lost.fetch_add(1, Ordering::Relaxed);
+        ctx.shared.sub_lost.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let n = {
+        let mut q = s.queue.borrow_mut();
+        q.push_back(ev);
+        q.len()
+    };
+    if n > MAX_BACKLOG {
+        s.paused.set(true);
+        crate::logging::warning(&format!(
+            "Lua event_hdl: pausing the subscription because the handler fails to keep up the pace ({n} unconsumed events) from {}.",
+            s.stat.desc
+        ));
+    }
+    s.notify.notify_one();
+}
+
+/// Queues a pattern list's change for the `Patref:event_sub` subscription `id` (gone ones
+/// are skipped), when it selected that type.
+pub(crate) fn route_patref(ctx: &Ctx, id: u64, ev: PatEvent, when: i64) {
+    let subs = ctx.subs.borrow();
+    if let Some(s) = subs.iter().find(|s| s.stat.id == id && s.active.get()) {
+        if s.mask.has_name(ev.name()) {
+            enqueue(ctx, s, Queued::PatRef(ev, when));
         }
-        let n = {
-            let mut q = s.queue.borrow_mut();
-            q.push_back(ev.clone());
-            q.len()
-        };
-        if n > MAX_BACKLOG {
-            s.paused.set(true);
-            crate::logging::warning(&format!(
-                "Lua event_hdl: pausing the subscription because the handler fails to keep up the pace ({n} unconsumed events) from {}.",
-                s.stat.desc
-            ));
-        }
-        s.notify.notify_one();
     }
 }
 
@@ -218,14 +282,31 @@ async fn sub_runner(sub: Rc<LuaSub>) {
             return;
         }
         let next = sub.queue.borrow_mut().pop_front();
-        let Some(ev) = next else {
-            if sub.ending.get() {
-                unsub(&sub);
-                return;
+        let ev = match next {
+            Some(Queued::Server(ev)) => ev,
+            Some(Queued::PatRef(kind, when)) => {
+                match patref_args(&sub, kind, when) {
+                    Ok(args) => {
+                        sub.stat.delivered.fetch_add(1, Ordering::Relaxed);
+                        if let Err(m) =
+                            runner::run_event(sub.func.clone(), args, "event", None).await
+                        {
+                            crate::logging::alert(&format!("Lua event_hdl: {m}."));
+                        }
+                    }
+                    Err(e) => crate::logging::alert(&format!("Lua event_hdl: {e}.")),
+                }
+                continue;
             }
-            sub.paused.set(false);
-            sub.notify.notified().await;
-            continue;
+            None => {
+                if sub.ending.get() {
+                    unsub(&sub);
+                    return;
+                }
+                sub.paused.set(false);
+                sub.notify.notified().await;
+                continue;
+            }
         };
         let args = match event_args(&sub, &ev) {
             Ok(a) => a,
@@ -239,6 +320,18 @@ async fn sub_runner(sub: Rc<LuaSub>) {
             crate::logging::alert(&format!("Lua event_hdl: {m}."));
         }
     }
+}
+
+/// A PAT_REF callback's arguments: HAProxy pushes no event data, so `(event, sub, when)`.
+fn patref_args(sub: &Rc<LuaSub>, kind: PatEvent, when: i64) -> mlua::Result<MultiValue> {
+    let c = ctx()?;
+    let lua = &c.lua;
+    let ud = lua.create_userdata(EventSub(sub.clone()))?;
+    Ok(MultiValue::from_vec(vec![
+        Value::String(lua.create_string(kind.name())?),
+        Value::UserData(ud),
+        Value::Integer(when),
+    ]))
 }
 
 fn event_args(sub: &Rc<LuaSub>, ev: &ServerEvent) -> mlua::Result<MultiValue> {

@@ -37,6 +37,7 @@ mod events;
 mod httpclient;
 mod log;
 mod objects;
+mod patref;
 mod raising;
 mod runner;
 mod socket;

@@ -17,6 +17,38 @@ fn handle() -> u64 {
     NEXT_HANDLE.fetch_add(0x40, Ordering::Relaxed)
 }
 
+/// A change of a pattern list, as HAProxy 3.2's PAT_REF event family names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatEvent {
+    /// An entry was added (`add acl`, `Patref:add`).
+    Add,
+    /// Entries were deleted (`del acl`, `Patref:del`).
+    Del,
+    /// An entry's value changed (maps only: harp never publishes it).
+    Set,
+    /// A prepared version replaced the list (`Patref:commit`).
+    Commit,
+    /// The list was emptied (`clear acl`, `Patref:purge`).
+    Clear,
+}
+
+impl PatEvent {
+    /// The name scripts receive (`"PAT_REF_ADD"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PatEvent::Add => "PAT_REF_ADD",
+            PatEvent::Del => "PAT_REF_DEL",
+            PatEvent::Set => "PAT_REF_SET",
+            PatEvent::Commit => "PAT_REF_COMMIT",
+            PatEvent::Clear => "PAT_REF_CLEAR",
+        }
+    }
+}
+
+/// Who hears of a list's changes (the Lua engine's `Patref:event_sub`): called on the thread
+/// that made the change, so it must only queue.
+pub type Watcher = Arc<dyn Fn(PatEvent) + Send + Sync>;
+
 /// One entry: its handle and its text as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -27,7 +59,6 @@ pub struct Entry {
 }
 
 /// A list of patterns one ACL expression matches, from a file (`-f`) or from its own line.
-#[derive(Debug)]
 pub struct PatRef {
     /// HAProxy's `#<id>`, set once the whole configuration is read (files share one).
     id: OnceLock<u32>,
@@ -43,6 +74,19 @@ pub struct PatRef {
     entries: Mutex<Vec<Entry>>,
     /// What the workers match against.
     live: ArcSwap<Patterns>,
+    /// Told of each change of the list (kept on the first list of a file's group).
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+impl std::fmt::Debug for PatRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatRef")
+            .field("id", &self.id())
+            .field("file", &self.file)
+            .field("display", &self.display)
+            .field("entries", &self.len())
+            .finish()
+    }
 }
 
 impl PatRef {
@@ -70,6 +114,27 @@ impl PatRef {
             used_at,
             entries: Mutex::new(entries),
             live: ArcSwap::from_pointee(pats),
+            watchers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a watcher of this list's changes.
+    pub fn watch(&self, w: Watcher) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(w);
+    }
+
+    /// Tells the watchers of a change (once per change of a group: call it on its first list).
+    pub fn fire(&self, ev: PatEvent) {
+        let ws: Vec<Watcher> = self
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for w in ws {
+            w(ev);
         }
     }
 
@@ -235,6 +300,20 @@ pub fn groups<'a>(all: impl Iterator<Item = &'a Arc<PatRef>>) -> Vec<Vec<Arc<Pat
         by_id.entry(r.id()).or_default().push(r.clone());
     }
     by_id.into_values().collect()
+}
+
+/// The group `name` designates: `#<id>`, or the file the lists were loaded from.
+pub fn find(groups: Vec<Vec<Arc<PatRef>>>, name: &str) -> Option<Vec<Arc<PatRef>>> {
+    match name.strip_prefix('#') {
+        // as HAProxy's strtol: a bare '#' is id 0
+        Some(id) => {
+            let id: u32 = if id.is_empty() { 0 } else { id.parse().ok()? };
+            groups.into_iter().find(|g| g[0].id() == id)
+        }
+        None => groups
+            .into_iter()
+            .find(|g| g[0].file.as_deref() == Some(name)),
+    }
 }
 
 /// Gives out ids in creation order (`refs` in the order the configuration made them), one per

@@ -576,11 +576,10 @@ pub(crate) async fn run<R: Rt>(
         }
     }
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
-    let dst = fronted.addrs.map(|(_, dst)| dst);
     // (the rules' view of the session lives in blocks, not in the session's state while it
     // forwards)
     let (denied, be) = {
-        let env = SessEnv::new(&ctx.reg, &client, peer, dst);
+        let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d));
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged
         if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
@@ -630,7 +629,7 @@ pub(crate) async fn run<R: Rt>(
             // the backend's own content rules, once the session reached it
             let mut denied = None;
             if !own && !be.config.rules.content.is_empty() {
-                let env = SessEnv::new(&ctx.reg, &client, peer, dst);
+                let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d));
                 denied = content_rules::<R>(&env, &fe, &be, &client, &mut fronted.early).await;
             }
             let r = match denied {
