@@ -66,9 +66,9 @@ impl EventMask {
     /// The whole SERVER family.
     pub const SERVER: EventMask = EventMask(0xff);
 
-    /// HAProxy 3.2's PAT_REF family (ACL and map references). Subscribing is allowed, so that
-    /// 3.2 scripts load, but harp has no pattern references (it takes no `acl` or map file),
-    /// and HAProxy publishes these only on a reference's own list: nothing ever fires them.
+    /// HAProxy 3.2's PAT_REF family (ACL pattern lists). HAProxy publishes these only to a
+    /// list's own subscriptions (`Patref:event_sub`): a global subscription to them is
+    /// accepted and never fires, as there.
     pub const PAT_REF: EventMask = EventMask(0x1f << 16);
 
     /// The PAT_REF family's type names, in HAProxy's order (`event_hdl_sub_type_map`).

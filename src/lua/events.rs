@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(err(r#"{"NOPE"}"#), "'NOPE' event type is unknown");
         // "NONE" is in HAProxy's name table but maps to no family: unknown too
         assert_eq!(err(r#"{"NONE"}"#), "'NONE' event type is unknown");
-        // 3.2's PAT_REF family loads (and never fires: harp has no pattern references)
+        // 3.2's PAT_REF family loads (and fires only for a Patref's own subscriptions)
         assert_eq!(types(&lua, r#"{"PAT_REF"}"#).unwrap(), EventMask::PAT_REF);
         let m = types(&lua, r#"{"PAT_REF_ADD", "PAT_REF_COMMIT", "SERVER_UP"}"#).unwrap();
         assert!(m.contains(EventType::ServerUp) && !m.contains(EventType::ServerDown));

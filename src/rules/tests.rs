@@ -1,4 +1,4 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::hello::{self, Hello};
 use super::patref;
@@ -468,4 +468,40 @@ fn pattern_lists_get_haproxy_ids_and_change_at_runtime() {
         groups[2][0].lookup_line("10.0.0.1"),
         "type=ip, case=sensitive, match=no"
     );
+}
+
+proptest::proptest! {
+    /// The hashed networks and strings answer as the ordered list does, through adds and
+    /// removals.
+    #[test]
+    fn hashed_patterns_agree_with_the_list(
+        nets in proptest::collection::vec((proptest::num::u32::ANY, 0u8..=32, proptest::bool::ANY), 1..40),
+        probes in proptest::collection::vec(proptest::num::u32::ANY, 1..40),
+        remove in proptest::collection::vec(0usize..40, 0..10),
+    ) {
+        let mut p = Patterns::new(Method::Ip, false);
+        let mut s = Patterns::new(Method::Str, true);
+        for (a, bits, v6) in &nets {
+            let addr = std::net::Ipv4Addr::from(*a);
+            let text = if *v6 {
+                format!("{}/{}", addr.to_ipv6_mapped(), u32::from(*bits) + 96)
+            } else {
+                format!("{addr}/{bits}")
+            };
+            p.add(&text).expect("valid network");
+            s.add(&format!("Host{}.Example", a % 50)).expect("valid string");
+        }
+        for i in remove {
+            p.remove(i % p.len().max(1));
+            s.remove(i % s.len().max(1));
+        }
+        for a in probes.iter().chain(nets.iter().map(|n| &n.0)) {
+            for ip in [IpAddr::V4((*a).into()), IpAddr::V6(std::net::Ipv4Addr::from(*a).to_ipv6_mapped())] {
+                let v = Value::Ip(ip);
+                proptest::prop_assert_eq!(p.matches(&v), p.matching(&v).next().is_some(), "{}", ip);
+            }
+            let v = Value::Str(format!("hOST{}.example", a % 60).into_bytes());
+            proptest::prop_assert_eq!(s.matches(&v), s.matching(&v).next().is_some());
+        }
+    }
 }
