@@ -24,17 +24,24 @@ fn find(reg: &Registry, name: &str) -> Option<Vec<Arc<PatRef>>> {
     patref::find(groups(reg), name)
 }
 
-/// Skips HAProxy's `@<version>` argument (harp has one version: the current one).
-fn unversioned(args: &[String]) -> &[String] {
+/// Splits HAProxy's `@<version>` argument off: harp keeps one version of each list, the
+/// current one, numbered 0 (`show acl` says `curr_ver=0 next_ver=0`).
+fn versioned(args: &[String]) -> (Option<&str>, &[String]) {
     match args.first() {
-        Some(a) if a.starts_with('@') => &args[1..],
-        _ => args,
+        Some(a) if a.starts_with('@') => (Some(&a[1..]), &args[1..]),
+        _ => (None, args),
     }
 }
 
-/// `show acl [<acl>]`: the list of ACLs, or one's entries.
+/// Whether `@<ver>` names a version other than the current one.
+fn other_version(ver: Option<&str>) -> bool {
+    ver.is_some_and(|v| v.parse::<u32>() != Ok(0))
+}
+
+/// `show acl [@<ver>] [<acl>]`: the list of ACLs, or one's entries.
 pub(super) fn show(reg: &Registry, args: &[String]) -> String {
-    match unversioned(args).first() {
+    let (ver, args) = versioned(args);
+    match args.first() {
         None => {
             let mut out = String::from("# id (file) description\n");
             for g in groups(reg) {
@@ -45,6 +52,8 @@ pub(super) fn show(reg: &Registry, args: &[String]) -> String {
         }
         Some(name) => match find(reg, name) {
             None => format!("{UNKNOWN}\n"),
+            // no entry belongs to a version harp does not keep
+            Some(_) if other_version(ver) => String::new(),
             Some(g) => g[0]
                 .entries()
                 .iter()
@@ -54,24 +63,26 @@ pub(super) fn show(reg: &Registry, args: &[String]) -> String {
     }
 }
 
-/// `add acl <acl> <pattern>`: checked against every expression using the list, then added.
+/// `add acl [@<ver>] <acl> <pattern>`: checked against every expression using the list, then
+/// added to all of them at once.
 pub(super) fn add(reg: &Registry, args: &[String]) -> String {
-    let (Some(name), Some(pattern)) = (unversioned(args).first(), unversioned(args).get(1)) else {
+    let (ver, args) = versioned(args);
+    let (Some(name), Some(pattern)) = (args.first(), args.get(1)) else {
         return "'add acl' expects two parameters: ACL identifier and pattern.".into();
     };
     let Some(g) = find(reg, name) else {
         return UNKNOWN.into();
     };
-    if let Some(e) = g.iter().find_map(|r| r.check(pattern).err()) {
-        return format!("{e}.");
+    if other_version(ver) {
+        return "Version number in the future, please use 'prepare acl' before.".into();
     }
-    for r in &g {
-        if let Err(e) = r.add(pattern) {
-            return format!("{e}.");
+    match patref::group_add(&g, &[pattern.as_str()]) {
+        Err(e) => format!("{e}."),
+        Ok(()) => {
+            g[0].fire(PatEvent::Add);
+            String::new()
         }
     }
-    g[0].fire(PatEvent::Add);
-    String::new()
 }
 
 /// `del acl <acl> <key>|#<handle>`.
@@ -88,23 +99,9 @@ pub(super) fn del(reg: &Registry, args: &[String]) -> String {
             let Ok(handle) = u64::from_str_radix(hex, 16) else {
                 return "Malformed identifier. Please use #<id> or <file>.".into();
             };
-            // the handle is the first list's; the others using the file lose the same text
-            match g[0].remove_handle(handle) {
-                Some(text) => {
-                    for r in &g[1..] {
-                        r.remove_text(&text);
-                    }
-                    true
-                }
-                None => false,
-            }
+            patref::group_remove_handle(&g, handle)
         }
-        // from every list sharing the file, not just until one had it
-        None => g
-            .iter()
-            .map(|r| r.remove_text(key))
-            .collect::<Vec<_>>()
-            .contains(&true),
+        None => patref::group_remove_text(&g, key),
     };
     if removed {
         g[0].fire(PatEvent::Del);
@@ -114,15 +111,18 @@ pub(super) fn del(reg: &Registry, args: &[String]) -> String {
     }
 }
 
-/// `clear acl <acl>`.
+/// `clear acl [@<ver>] <acl>`.
 pub(super) fn clear(reg: &Registry, args: &[String]) -> String {
-    let Some(name) = unversioned(args).first() else {
+    let (ver, args) = versioned(args);
+    let Some(name) = args.first() else {
         return "Missing ACL identifier.".into();
     };
     match find(reg, name) {
         None => UNKNOWN.into(),
+        // a version harp does not keep holds nothing to clear
+        Some(_) if other_version(ver) => String::new(),
         Some(g) => {
-            g.iter().for_each(|r| r.clear());
+            patref::group_clear(&g);
             g[0].fire(PatEvent::Clear);
             String::new()
         }

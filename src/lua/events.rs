@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
@@ -42,6 +42,8 @@ pub(crate) struct LuaSub {
     pub ending: Cell<bool>,
     pub notify: Notify,
     pub stat: Arc<SubStat>,
+    /// Set by `unsub`: a pattern list's watcher for this subscription then lets go.
+    pub gone: Arc<AtomicBool>,
 }
 
 /// The `EventSub` object handed to scripts.
@@ -58,6 +60,7 @@ impl UserData for EventSub {
 
 fn unsub(s: &Rc<LuaSub>) {
     s.active.set(false);
+    s.gone.store(true, Ordering::Relaxed);
     s.queue.borrow_mut().clear();
     s.notify.notify_one();
     if let Ok(c) = ctx() {
@@ -184,14 +187,24 @@ fn subscribe_to(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(stat.clone());
+    let gone = Arc::new(AtomicBool::new(false));
     if let Some((head, _)) = patref {
         // a SERVER type on a pattern list's subscription never fires, as in HAProxy
         let tx = c.patref_tx.clone();
         let wake = c.pump_wake.clone();
+        let (gone, stat, shared) = (gone.clone(), stat.clone(), c.shared.clone());
         head.watch(Arc::new(move |ev| {
+            if gone.load(Ordering::Relaxed) {
+                return false;
+            }
             if tx.try_send((id, ev, crate::model::unix_now())).is_ok() {
                 wake.notify_one();
+            } else {
+                // the Lua thread is behind (a script changing lists in a loop): counted
+                stat.lost.fetch_add(1, Ordering::Relaxed);
+                shared.sub_lost.fetch_add(1, Ordering::Relaxed);
             }
+            true
         }));
     }
     let mask = if patref.is_some() {
@@ -209,6 +222,7 @@ fn subscribe_to(
         ending: Cell::new(false),
         notify: Notify::new(),
         stat,
+        gone,
     });
     c.subs.borrow_mut().push(sub.clone());
     tokio::task::spawn_local(sub_runner(sub.clone()));

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use mlua::{Lua, MetaMethod, MultiValue, UserData, UserDataMethods, Value};
+use mlua::{Lua, MetaMethod, UserData, UserDataMethods, Value};
 
 use super::engine::ctx;
 use crate::rules::patref::{self, PatEvent, PatRef};
@@ -48,28 +48,31 @@ fn fail(msg: impl Into<String>) -> mlua::Error {
 }
 
 impl LPatref {
-    /// Checks `key` against every expression using the list (HAProxy's parser message).
-    fn check(&self, key: &str) -> mlua::Result<()> {
-        match self.group.iter().find_map(|r| r.check(key).err()) {
-            Some(e) => Err(fail(e)),
-            None => Ok(()),
+    /// Adds `keys` now (one PAT_REF_ADD each, as HAProxy's loads publish), or to the prepared
+    /// version; all or none.
+    fn add_keys(&self, keys: &[&str]) -> mlua::Result<()> {
+        for r in &self.group {
+            for k in keys {
+                r.check(k).map_err(fail)?;
+            }
         }
-    }
-
-    /// Adds `key` now, or to the prepared version.
-    fn add_one(&self, key: &str, events: bool) -> mlua::Result<()> {
-        self.check(key)?;
         if let Some(next) = self.staged.borrow_mut().as_mut() {
-            next.push(key.to_string());
+            next.extend(keys.iter().map(|k| k.to_string()));
             return Ok(());
         }
-        for r in &self.group {
-            r.add(key).map_err(fail)?;
-        }
-        if events {
+        patref::group_add(&self.group, keys).map_err(fail)?;
+        for _ in keys {
             self.group[0].fire(PatEvent::Add);
         }
         Ok(())
+    }
+
+    /// Whether the current (or prepared) version holds `key`.
+    fn holds(&self, key: &str) -> bool {
+        match self.staged.borrow().as_ref() {
+            Some(next) => next.iter().any(|k| k == key),
+            None => self.group[0].entries().iter().any(|e| e.text == key),
+        }
     }
 }
 
@@ -90,31 +93,39 @@ impl UserData for LPatref {
             let Some(next) = this.staged.borrow_mut().take() else {
                 return Err(fail("Nothing to do"));
             };
-            for r in &this.group {
-                r.clear();
-                for key in &next {
-                    r.add(key).map_err(fail)?;
-                }
-            }
+            // each list switches in one step: no connection sees it empty or half built
+            patref::group_replace(&this.group, &next).map_err(fail)?;
             this.group[0].fire(PatEvent::Commit);
             Ok(true)
         });
         m.add_method("purge", |_, this, ()| {
-            for r in &this.group {
-                r.clear();
+            // every version, the prepared one included
+            if let Some(next) = this.staged.borrow_mut().as_mut() {
+                next.clear();
             }
+            patref::group_clear(&this.group);
             this.group[0].fire(PatEvent::Clear);
             Ok(true)
         });
         m.add_method("add", |_, this, (key, _value): (String, Option<String>)| {
-            this.add_one(&key, true)?;
+            this.add_keys(&[key.as_str()])?;
             Ok(true)
         });
         m.add_method("add_bulk", |_, this, t: mlua::Table| {
-            // HAProxy loads a bulk without an event per entry
-            for v in t.sequence_values::<String>() {
-                this.add_one(&v?, false)?;
+            let mut keys = Vec::new();
+            for pair in t.pairs::<Value, Value>() {
+                match pair?.1 {
+                    Value::String(s) => keys.push(s.to_str()?.to_string()),
+                    other => {
+                        return Err(fail(format!(
+                            "bad argument #-1 to 'add_bulk' (string expected, got {})",
+                            super::events::lua_type(&other)
+                        )))
+                    }
+                }
             }
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            this.add_keys(&refs)?;
             Ok(true)
         });
         m.add_method("del", |_, this, key: String| {
@@ -123,32 +134,28 @@ impl UserData for LPatref {
                 next.retain(|k| *k != key);
                 return Ok(next.len() != before);
             }
-            let removed = this
-                .group
-                .iter()
-                .map(|r| r.remove_text(&key))
-                .collect::<Vec<_>>()
-                .contains(&true);
+            let removed = patref::group_remove_text(&this.group, &key);
             if removed {
                 this.group[0].fire(PatEvent::Del);
             }
             Ok(removed)
         });
-        m.add_method("set", |_, _, _: MultiValue| -> mlua::Result<bool> {
-            Err(fail(
-                "Patref:set() changes a map entry's value; harp has ACL pattern lists only",
-            ))
+        m.add_method("set", |_, this, (key, _value): (String, Value)| {
+            // an ACL entry has no value to change: HAProxy succeeds on an existing key
+            if !this.holds(&key) {
+                return Err(fail("entry not found"));
+            }
+            if this.staged.borrow().is_none() {
+                this.group[0].fire(PatEvent::Set);
+            }
+            Ok(true)
         });
         m.add_method("event_sub", |lua, this, (types, func): (Value, Value)| {
             super::events::subscribe_patref(lua, types, func, &this.group[0], &this.name)
         });
         // `ref[key]`: true when the list holds the key (an ACL entry has no value)
         m.add_meta_method(MetaMethod::Index, |_, this, key: String| {
-            let held = match this.staged.borrow().as_ref() {
-                Some(next) => next.contains(&key),
-                None => this.group[0].entries().iter().any(|e| e.text == key),
-            };
-            Ok(if held {
+            Ok(if this.holds(&key) {
                 Value::Boolean(true)
             } else {
                 Value::Nil

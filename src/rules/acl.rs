@@ -411,11 +411,7 @@ impl AclTable {
         }
         // the line's own values (maybe none: HAProxy makes the reference all the same)
         let mut pats = Patterns::new(method, icase);
-        let texts = pats
-            .add_all(&words[i..])?
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let texts = pats.add_all(&words[i..])?;
         let display = format!("acl '{kw}' file '{cfg}' line {line}");
         refs.push(self.new_ref(None, display, pats, texts));
         // HAProxy warns only when nothing at all follows the keyword

@@ -24,7 +24,7 @@ pub enum PatEvent {
     Add,
     /// Entries were deleted (`del acl`, `Patref:del`).
     Del,
-    /// An entry's value changed (maps only: harp never publishes it).
+    /// An entry's value was set (`Patref:set`: an ACL entry has none, but HAProxy publishes).
     Set,
     /// A prepared version replaced the list (`Patref:commit`).
     Commit,
@@ -46,8 +46,9 @@ impl PatEvent {
 }
 
 /// Who hears of a list's changes (the Lua engine's `Patref:event_sub`): called on the thread
-/// that made the change, so it must only queue.
-pub type Watcher = Arc<dyn Fn(PatEvent) + Send + Sync>;
+/// that made the change, so it must only queue; it returns false once its subscription is gone
+/// (it is then dropped).
+pub type Watcher = Arc<dyn Fn(PatEvent) -> bool + Send + Sync>;
 
 /// One entry: its handle and its text as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub struct PatRef {
     live: ArcSwap<Patterns>,
     /// Told of each change of the list (kept on the first list of a file's group).
     watchers: Mutex<Vec<Watcher>>,
+    /// The writers' lock of its group (the lists of one file change together), given out
+    /// with the ids.
+    writer: OnceLock<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for PatRef {
@@ -84,7 +88,8 @@ impl std::fmt::Debug for PatRef {
             .field("id", &self.id())
             .field("file", &self.file)
             .field("display", &self.display)
-            .field("entries", &self.len())
+            // never waits: formatting under the entries lock must not deadlock
+            .field("entries", &self.entries.try_lock().map(|e| e.len()).ok())
             .finish()
     }
 }
@@ -115,6 +120,7 @@ impl PatRef {
             entries: Mutex::new(entries),
             live: ArcSwap::from_pointee(pats),
             watchers: Mutex::new(Vec::new()),
+            writer: OnceLock::new(),
         }
     }
 
@@ -133,8 +139,12 @@ impl PatRef {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        for w in ws {
-            w(ev);
+        let gone: Vec<Watcher> = ws.into_iter().filter(|w| !w(ev)).collect();
+        if !gone.is_empty() {
+            self.watchers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|w| !gone.iter().any(|g| Arc::ptr_eq(g, w)));
         }
     }
 
@@ -188,42 +198,48 @@ impl PatRef {
         p.add(text)
     }
 
-    /// Adds `text` as a pattern (after [`PatRef::check`]).
-    pub fn add(&self, text: &str) -> Result<(), String> {
+    /// Appends `texts` as patterns, all or none, seen by the workers at once.
+    fn extend(&self, texts: &[&str]) -> Result<(), String> {
         let mut entries = self.lock();
         let mut pats = Patterns::clone(&self.live.load());
-        pats.add(text)?;
-        entries.push(Entry {
+        for t in texts {
+            pats.add(t)?;
+        }
+        entries.extend(texts.iter().map(|t| Entry {
             handle: handle(),
-            text: text.to_string(),
-        });
+            text: t.to_string(),
+        }));
         self.live.store(Arc::new(pats));
         Ok(())
     }
 
-    /// Removes the entries whose text is `text`; whether there were any.
-    pub fn remove_text(&self, text: &str) -> bool {
-        self.remove_where(|e| e.text == text)
-    }
-
-    /// Removes the entry with `handle`; its text if there was one.
-    pub fn remove_handle(&self, handle: u64) -> Option<String> {
-        let text = self
-            .lock()
+    /// Replaces every pattern with `texts`, in one step for the workers.
+    fn replace(&self, texts: &[String]) -> Result<(), String> {
+        let mut entries = self.lock();
+        let mut pats = Patterns::clone(&self.live.load());
+        pats.clear();
+        for t in texts {
+            pats.add(t)?;
+        }
+        *entries = texts
             .iter()
-            .find(|e| e.handle == handle)
-            .map(|e| e.text.clone())?;
-        self.remove_where(|e| e.handle == handle);
-        Some(text)
+            .map(|t| Entry {
+                handle: handle(),
+                text: t.clone(),
+            })
+            .collect();
+        self.live.store(Arc::new(pats));
+        Ok(())
     }
 
-    fn remove_where(&self, gone: impl Fn(&Entry) -> bool) -> bool {
+    /// Removes the entries `gone` picks (by position and entry); whether there were any.
+    fn remove_where(&self, gone: impl Fn(usize, &Entry) -> bool) -> bool {
         let mut entries = self.lock();
         let mut pats = Patterns::clone(&self.live.load());
         let mut removed = false;
         // from the end, so that positions before stay valid
         for i in (0..entries.len()).rev() {
-            if gone(&entries[i]) {
+            if gone(i, &entries[i]) {
                 entries.remove(i);
                 pats.remove(i);
                 removed = true;
@@ -233,15 +249,6 @@ impl PatRef {
             self.live.store(Arc::new(pats));
         }
         removed
-    }
-
-    /// Removes every entry.
-    pub fn clear(&self) {
-        let mut entries = self.lock();
-        let mut pats = Patterns::clone(&self.live.load());
-        pats.clear();
-        entries.clear();
-        self.live.store(Arc::new(pats));
     }
 
     /// HAProxy's `get acl` line for `value`: the method, the case, and the entry it matches.
@@ -319,19 +326,87 @@ pub fn find(groups: Vec<Vec<Arc<PatRef>>>, name: &str) -> Option<Vec<Arc<PatRef>
 /// Gives out ids in creation order (`refs` in the order the configuration made them), one per
 /// file however many ACLs use it, as HAProxy's `pattern_finalize_config` does.
 pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
-    let mut files: Vec<(&str, u32)> = Vec::new();
+    let mut files: Vec<(&str, u32, Arc<Mutex<()>>)> = Vec::new();
     let mut next = 0;
     for r in refs {
         if let Some(f) = r.file.as_deref() {
-            if let Some((_, id)) = files.iter().find(|(n, _)| *n == f) {
+            if let Some((_, id, lock)) = files.iter().find(|(n, ..)| *n == f) {
                 r.set_id(*id);
+                let _ = r.writer.set(lock.clone());
                 continue;
             }
-            files.push((f, next));
+            let lock = Arc::new(Mutex::new(()));
+            let _ = r.writer.set(lock.clone());
+            files.push((f, next, lock));
         }
         r.set_id(next);
         next += 1;
     }
+}
+
+/// Runs `f` holding the writers' lock of `group`, so that its lists change together.
+fn locked<R>(group: &[Arc<PatRef>], f: impl FnOnce() -> R) -> R {
+    let own = Arc::new(Mutex::new(()));
+    let lock = group.first().and_then(|r| r.writer.get()).unwrap_or(&own);
+    let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
+/// Adds `texts` to every list of `group` (checked against each first: all or none).
+pub fn group_add(group: &[Arc<PatRef>], texts: &[&str]) -> Result<(), String> {
+    for r in group {
+        for t in texts {
+            r.check(t)?;
+        }
+    }
+    locked(group, || group.iter().try_for_each(|r| r.extend(texts)))
+}
+
+/// Removes the entries whose text is `text` from every list; whether there were any.
+pub fn group_remove_text(group: &[Arc<PatRef>], text: &str) -> bool {
+    locked(group, || {
+        group
+            .iter()
+            .map(|r| r.remove_where(|_, e| e.text == text))
+            .collect::<Vec<_>>()
+            .contains(&true)
+    })
+}
+
+/// Removes the entry `handle` names (a handle of the first list, as `show acl` prints them)
+/// from every list, at the same position; whether it was there.
+pub fn group_remove_handle(group: &[Arc<PatRef>], handle: u64) -> bool {
+    locked(group, || {
+        let Some(pos) = group
+            .first()
+            .and_then(|r| r.lock().iter().position(|e| e.handle == handle))
+        else {
+            return false;
+        };
+        for r in group {
+            r.remove_where(|i, _| i == pos);
+        }
+        true
+    })
+}
+
+/// Empties every list of `group`.
+pub fn group_clear(group: &[Arc<PatRef>]) {
+    locked(group, || {
+        for r in group {
+            let _ = r.replace(&[]);
+        }
+    })
+}
+
+/// Replaces every list of `group` with `texts`, each in one step (checked first).
+pub fn group_replace(group: &[Arc<PatRef>], texts: &[String]) -> Result<(), String> {
+    for r in group {
+        for t in texts {
+            r.check(t)?;
+        }
+    }
+    locked(group, || group.iter().try_for_each(|r| r.replace(texts)))
 }
 
 /// `show acl`'s line for a group: `<id> (<file>) <description>. curr_ver=0 next_ver=0

@@ -215,10 +215,24 @@ fn bump<K: std::hash::Hash + Eq>(
             at
         }
     };
-    let n = sets[i].1.entry(key).or_insert(0);
-    *n = n.saturating_add_signed(delta);
-    if *n == 0 {
-        sets[i].1.retain(|_, n| *n > 0);
+    match sets[i].1.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            let n = e.get().saturating_add_signed(delta);
+            if n == 0 {
+                e.remove();
+            } else {
+                *e.get_mut() = n;
+            }
+        }
+        std::collections::hash_map::Entry::Vacant(e) => {
+            if delta > 0 {
+                e.insert(delta.unsigned_abs());
+            }
+        }
+    }
+    // no empty prefix length left to look in
+    if sets[i].1.is_empty() {
+        sets.remove(i);
     }
 }
 
@@ -292,8 +306,8 @@ impl Patterns {
     }
 
     /// Adds the values of an `acl` line (after its flags), with HAProxy's messages; returns
-    /// the values added (the comparison words are not patterns).
-    pub fn add_all<'v>(&mut self, values: &'v [String]) -> Result<Vec<&'v str>, String> {
+    /// the patterns as HAProxy stores them (`ge 10` is the range `10:`, `lt 10` is `:9`).
+    pub fn add_all(&mut self, values: &[String]) -> Result<Vec<String>, String> {
         let mut op = Op::Eq;
         let mut added = Vec::new();
         for v in values {
@@ -317,10 +331,17 @@ impl Patterns {
                     }
                 })?;
                 self.push(Item::Range(r));
+                added.push(match (op, v.parse::<i64>()) {
+                    (Op::Ge, Ok(n)) => format!("{n}:"),
+                    (Op::Gt, Ok(n)) => format!("{}:", n.saturating_add(1)),
+                    (Op::Le, Ok(n)) => format!(":{n}"),
+                    (Op::Lt, Ok(n)) => format!(":{}", n.saturating_sub(1)),
+                    _ => v.clone(),
+                });
             } else {
                 self.add(v)?;
+                added.push(v.clone());
             }
-            added.push(v.as_str());
         }
         Ok(added)
     }
@@ -388,6 +409,8 @@ impl Patterns {
         match self.method {
             Method::Found => true,
             Method::Bool => sample.int().is_some_and(|i| i != 0),
+            // (most often an `-f` expression's own, empty, list)
+            _ if self.items.is_empty() => false,
             Method::Ip => match sample {
                 Value::Ip(ip) => self.index.has_ip(*ip),
                 other => std::str::from_utf8(&other.text())
@@ -395,7 +418,7 @@ impl Patterns {
                     .and_then(|t| t.parse::<IpAddr>().ok())
                     .is_some_and(|ip| self.index.has_ip(ip)),
             },
-            Method::Str | Method::Bin if !self.items.is_empty() => {
+            Method::Str | Method::Bin => {
                 let mut t = sample.text();
                 if self.ignore_case && self.method == Method::Str {
                     t.make_ascii_lowercase();

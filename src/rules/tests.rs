@@ -383,6 +383,13 @@ fn conditions_are_as_lenient_as_haproxy_s() {
     assert_eq!(r.backend(&env), Some("b"), "a bare 'unless' always holds");
     let env = Fake::new("10.0.0.1:1");
     assert_eq!(r.backend(&env), Some("a"));
+    let mut ops = Patterns::new(Method::Int, false);
+    assert_eq!(
+        ops.add_all(&w("ge 10 gt 10 le 10 lt 10 eq 5"))
+            .expect("valid"),
+        ["10:", "11:", ":10", ":9", "5"],
+        "stored as HAProxy stores them"
+    );
     let mut p = Patterns::new(Method::Int, false);
     p.add_all(&w("8000-8080 gt 9000:9001"))
         .expect("ranges with '-' and after an operator");
@@ -447,23 +454,24 @@ fn pattern_lists_get_haproxy_ids_and_change_at_runtime() {
     );
     let env = Fake::new("198.51.100.1:1");
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
-    for list in &groups[0] {
-        list.add("198.51.100.0/24").expect("valid");
-    }
+    patref::group_add(&groups[0], &["198.51.100.0/24", "198.51.100.0/24"]).expect("valid");
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
-    assert!(groups[0][0].check("nonsense").is_err());
+    assert!(patref::group_add(&groups[0], &["203.0.113.1", "nonsense"]).is_err());
+    assert_eq!(groups[0][1].len(), 3, "all or none");
+    // a handle deletes that one entry from every list of the file, the duplicate stays
     let first = groups[0][0].entries()[1].handle;
-    assert_eq!(
-        groups[0][0].remove_handle(first).as_deref(),
-        Some("198.51.100.0/24")
-    );
-    assert!(groups[0][1].remove_text("198.51.100.0/24"));
+    assert!(patref::group_remove_handle(&groups[0], first));
+    assert_eq!(groups[0][1].entries().len(), 2);
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
+    assert!(patref::group_remove_text(&groups[0], "198.51.100.0/24"));
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
+    patref::group_replace(&groups[0], &["198.51.100.1".to_string()]).expect("valid");
+    assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
     assert_eq!(
         groups[2][0].lookup_line("10.0.0.1"),
         "type=ip, case=sensitive, match=yes, idx=tree, pattern=\"10.0.0.1\""
     );
-    groups[2][0].clear();
+    patref::group_clear(&groups[2]);
     assert_eq!(
         groups[2][0].lookup_line("10.0.0.1"),
         "type=ip, case=sensitive, match=no"
