@@ -278,6 +278,11 @@ fn an_operator_blocks_and_unblocks_addresses_through_the_runtime_api() {
         common::socat(api, "del acl #0 127.0.0.9"),
         "Key not found.\n\n"
     );
+    // harp keeps one version of a list, the current one (0)
+    assert_eq!(
+        common::socat(api, "add acl @1 #0 127.0.0.9"),
+        "Version number in the future, please use 'prepare acl' before.\n\n"
+    );
     assert_eq!(
         common::socat(api, &format!("del acl {file} 127.0.0.4")),
         "\n"
