@@ -46,6 +46,7 @@ PROFILE_TARGETS=${PROFILE_TARGETS:-harp}  # ... of these targets (space separate
 PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
 HARP_B=${HARP_B:-}             # target harp-b: a second harp binary (or wrapper) for a same-run A/B
+RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the same TCP rules (rules_block)
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -188,6 +189,22 @@ HARP_OPTIONS=() # extra `defaults` lines: harp-copy copies only, harp-splice spl
 EVENTS_SPIN=0 # 1 = the Lua probe's callback spins SPIN_SECS per event (target harp-spin)
 SPIN_FIRST=$SPIN_EVERY # ... from this event on, every SPIN_EVERY events (set per repeat)
 
+# The TCP rules RULES=1 puts in every harp and HAProxy frontend, the same text for both: a
+# connection rule over a 10,000-network blocklist (loopback is not in it, so every network is
+# looked at), a content rule that waits for the request's first bytes, and a use_backend on them.
+rules_block() {
+    [ "$RULES" = 1 ] || return 0
+    if [ ! -f "$WORK/blocklist.lst" ]; then
+        local i
+        for i in $(seq 0 9999); do echo "10.$((i / 256)).$((i % 256)).0/24"; done >"$WORK/blocklist.lst"
+    fi
+    echo "    acl blocked src -f $WORK/blocklist.lst"
+    echo "    tcp-request connection reject if blocked"
+    echo "    tcp-request inspect-delay 1s"
+    echo "    tcp-request content accept if { req.len gt 0 }"
+    echo "    use_backend be if { req.payload(0,1) -m found }"
+}
+
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
 global
@@ -199,6 +216,7 @@ defaults
     timeout server 30s
 frontend fe
     bind 127.0.0.1:$1
+$(rules_block)
     default_backend be
 backend be
     server s1 127.0.0.1:$2
@@ -238,6 +256,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
         fi
         echo "frontend fe"
         echo "    bind 127.0.0.1:$1"
+        rules_block
         echo "    default_backend be"
         echo "backend be"
         echo "    server s1 127.0.0.1:$2"
@@ -614,7 +633,7 @@ META=$OUT/$STAMP.meta
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }
