@@ -367,3 +367,55 @@ end)
         h.stderr()
     );
 }
+
+/// Sends `first` from `src` and returns what the server echoed (after its name line).
+fn echoed_from(src: &str, port: u16, first: &[u8], want: usize) -> Vec<u8> {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(
+        &format!("{src}:0")
+            .parse::<SocketAddr>()
+            .expect("addr")
+            .into(),
+    )
+    .expect("bind a loopback source");
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let mut c: TcpStream = s.into();
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    c.write_all(first).expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !echoed(&got, &vec![0; want]) {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let nl = got
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(got.len(), |n| n + 1);
+    got[nl..].to_vec()
+}
+
+#[test]
+fn expect_proxy_reads_a_proxy_header_only_from_the_sources_it_names() {
+    let up = named_upstream("s");
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   tcp-request connection expect-proxy layer4 if {{ src 127.0.0.8 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&cfg, port, &[]);
+    let header = b"PROXY TCP4 192.0.2.9 127.0.0.1 1234 80\r\n";
+    let mut sent = header.to_vec();
+    sent.extend_from_slice(b"hello");
+    // from the load balancer: the header is read, the rest forwarded
+    assert_eq!(echoed_from("127.0.0.8", port, &sent, 5), b"hello");
+    // from anyone else: the bytes are data like any other
+    assert_eq!(echoed_from("127.0.0.9", port, &sent, sent.len()), sent);
+}

@@ -31,6 +31,9 @@ pub enum Action {
     Accept,
     /// `reject`: close the connection.
     Reject,
+    /// `expect-proxy layer4` (connection rules): the connection starts with a PROXY header,
+    /// as under `accept-proxy`; the rules go on.
+    ExpectProxy,
 }
 
 /// One `tcp-request <when> <action> [if|unless ...]` line.
@@ -102,27 +105,46 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Runs `phase`'s rules: the first whose condition holds decides; none: accept.
+    /// Runs `phase`'s rules: the first accept or reject whose condition holds decides; none:
+    /// accept.
     pub fn run(&self, phase: Phase, env: &dyn Env) -> Verdict {
+        self.run_flagged(phase, env).0
+    }
+
+    /// The connection rules, and whether an `expect-proxy layer4` applied.
+    pub fn run_connection(&self, env: &dyn Env) -> (Verdict, bool) {
+        self.run_flagged(Phase::Connection, env)
+    }
+
+    fn run_flagged(&self, phase: Phase, env: &dyn Env) -> (Verdict, bool) {
         let list = match phase {
             Phase::Connection => &self.connection,
             Phase::Session => &self.session,
             Phase::Content => &self.content,
         };
+        let mut expect_proxy = false;
         for r in list {
             if let Some(c) = &r.cond {
                 match self.acls.eval(c, env) {
-                    Tri::Miss => return Verdict::Wait,
+                    Tri::Miss => return (Verdict::Wait, expect_proxy),
                     Tri::Fail => continue,
                     Tri::Pass => {}
                 }
             }
-            return match r.action {
-                Action::Accept => Verdict::Accept,
-                Action::Reject => Verdict::Reject,
-            };
+            match r.action {
+                Action::Accept => return (Verdict::Accept, expect_proxy),
+                Action::Reject => return (Verdict::Reject, expect_proxy),
+                Action::ExpectProxy => expect_proxy = true,
+            }
         }
-        Verdict::Accept
+        (Verdict::Accept, expect_proxy)
+    }
+
+    /// Whether a connection rule may ask for a PROXY header (`expect-proxy layer4`).
+    pub fn expects_proxy(&self) -> bool {
+        self.connection
+            .iter()
+            .any(|r| r.action == Action::ExpectProxy)
     }
 
     /// The backend of the first `use_backend` whose condition holds (a condition that cannot
@@ -184,9 +206,23 @@ impl Rules {
                 "tcp-request {when} is not allowed because {kind} {proxy} is not a frontend"
             ));
         }
+        let mut cond_at = 3;
         let action = match words.get(2).map(String::as_str) {
             Some("accept") => Action::Accept,
             Some("reject") => Action::Reject,
+            Some("expect-proxy") if phase == Phase::Connection => {
+                match words.get(3).map(String::as_str) {
+                    Some("layer4") => {}
+                    other => {
+                        return Err(format!(
+                            "'tcp-request connection expect-proxy' only supports 'layer4', found '{}'.",
+                            other.unwrap_or("")
+                        ))
+                    }
+                }
+                cond_at = 4;
+                Action::ExpectProxy
+            }
             Some(a) => {
                 return Err(format!(
                     "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept' and 'reject')."
@@ -194,15 +230,15 @@ impl Rules {
             }
             None => return Err(format!("'tcp-request {when}' expects an action such as 'accept' or 'reject'.")),
         };
-        let cond = match words.get(3) {
+        let cond = match words.get(cond_at) {
             None => None,
-            Some(_) => Some(
+            Some(w) => Some(
                 self.acls
-                    .parse_cond(&words[3..], proxy)
+                    .parse_cond(&words[cond_at..], proxy)
                     .map_err(|e| {
                         format!(
-                            "'tcp-request {when} {}' : error detected in {kind} '{proxy}' while parsing '{}' condition : {e}",
-                            words[2], words[3]
+                            "'tcp-request {when} {}' : error detected in {kind} '{proxy}' while parsing '{w}' condition : {e}",
+                            words[2]
                         )
                     })?,
             ),

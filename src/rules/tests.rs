@@ -513,3 +513,42 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn expect_proxy_goes_on_to_the_next_rules() {
+    let r = rules(&[
+        "tcp-request connection expect-proxy layer4 if { src 10.0.0.0/8 }",
+        "tcp-request connection reject if { src 10.9.0.0/16 }",
+    ]);
+    assert!(r.expects_proxy());
+    assert_eq!(
+        r.run_connection(&Fake::new("10.1.1.1:1")),
+        (Verdict::Accept, true)
+    );
+    assert_eq!(
+        r.run_connection(&Fake::new("10.9.1.1:1")),
+        (Verdict::Reject, true)
+    );
+    assert_eq!(
+        r.run_connection(&Fake::new("192.0.2.1:1")),
+        (Verdict::Accept, false)
+    );
+    let mut bad = Rules::default();
+    let e = bad
+        .parse_tcp_request(
+            &w("tcp-request connection expect-proxy layer7"),
+            "fe",
+            "frontend",
+            true,
+        )
+        .expect_err("layer4 only");
+    assert!(e.contains("only supports 'layer4'"), "{e}");
+    assert!(bad
+        .parse_tcp_request(
+            &w("tcp-request content expect-proxy layer4"),
+            "fe",
+            "frontend",
+            true
+        )
+        .is_err());
+}

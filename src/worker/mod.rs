@@ -136,9 +136,12 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             let (real, ls) = listener::open_group(b.addr, backlog, n, &fe.config.cli_ka)?;
             listener::set_client_bufs(&ls, &reg.global().bufs);
             // HAProxy names a listener by its `name`, else by its number
-            let proxied: Option<Arc<str>> = b
-                .accept_proxy
-                .then(|| b.name.clone().unwrap_or_else(|| id.to_string()).into());
+            // the name is kept where a PROXY header may be read: `accept-proxy`, or a
+            // `tcp-request connection expect-proxy layer4` rule of the frontend
+            let may_read = b.accept_proxy || fe.config.rules.expects_proxy();
+            let proxied: Option<Arc<str>> =
+                may_read.then(|| b.name.clone().unwrap_or_else(|| id.to_string()).into());
+            let accept_proxy = b.accept_proxy;
             bound.push((fe.name.to_string(), real));
             // the frontend keeps a duplicate of each, to pause, resume or stop them all at once
             let backlog = backlog.clamp(1, i32::MAX as u32) as i32;
@@ -151,7 +154,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 }
             }
             for (i, l) in ls.into_iter().enumerate() {
-                per_worker[i].push((fe.clone(), l, proxied.clone()));
+                per_worker[i].push((fe.clone(), l, proxied.clone(), accept_proxy));
             }
         }
     }
@@ -259,20 +262,21 @@ fn listener_ids(binds: &[crate::config::BindConfig]) -> Vec<u32> {
         .collect()
 }
 
-/// One worker's listening socket of a frontend; with `accept-proxy`, the listener's name for
-/// the log (connections through it start with a PROXY protocol header).
-type Listening = (Arc<Proxy>, TcpListener, Option<Arc<str>>);
+/// One worker's listening socket of a frontend; the listener's name for the log where a
+/// connection may start with a PROXY protocol header; whether every one does (`accept-proxy`;
+/// else only those an `expect-proxy layer4` rule picks).
+type Listening = (Arc<Proxy>, TcpListener, Option<Arc<str>>, bool);
 
 /// Marks a worker's listeners with its CPU; all or none (a listener left marked by a partial
 /// failure would never be unmarked).
 fn mark_all(listeners: &[Listening], cpu: usize) -> bool {
     if listeners
         .iter()
-        .all(|(_, l, _)| steer::mark(l, Some(cpu)).is_ok())
+        .all(|(_, l, ..)| steer::mark(l, Some(cpu)).is_ok())
     {
         return true;
     }
-    for (_, l, _) in listeners {
+    for (_, l, ..) in listeners {
         let _ = steer::mark(l, None);
     }
     false
@@ -316,9 +320,9 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             steered,
             steer,
         });
-        for (fe, l, proxied) in listeners {
+        for (fe, l, proxied, accept_proxy) in listeners {
             ctx.accepting.set(ctx.accepting.get() + 1);
-            R::spawn(accept_loop::<R>(ctx.clone(), fe, l, proxied));
+            R::spawn(accept_loop::<R>(ctx.clone(), fe, l, proxied, accept_proxy));
         }
         let mut rx = ctx.stop.clone();
         while *rx.borrow_and_update() == RUN {
@@ -463,6 +467,7 @@ async fn accept_loop<R: Rt>(
     fe: Arc<Proxy>,
     l: TcpListener,
     proxied: Option<Arc<str>>,
+    accept_proxy: bool,
 ) {
     let spawn = |sock, peer| {
         // counted from now, not from its first run: a stopping worker waits for it even when
@@ -474,6 +479,7 @@ async fn accept_loop<R: Rt>(
             sock,
             peer,
             proxied.clone(),
+            accept_proxy,
         ))
     };
     let _counted = Accepting(&ctx.accepting);

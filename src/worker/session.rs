@@ -520,6 +520,7 @@ pub(crate) async fn run<R: Rt>(
     client: TcpStream,
     peer: SocketAddr,
     proxied: Option<Arc<str>>,
+    accept_proxy: bool,
 ) {
     let accepted = SystemTime::now();
     let t0 = Instant::now();
@@ -537,17 +538,21 @@ pub(crate) async fn run<R: Rt>(
     let rules = &fe.config.rules;
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
+    let mut read_header = accept_proxy;
     if !rules.connection.is_empty() {
         let env = SessEnv::new(&ctx.reg, &client, peer, None);
-        if rules.run(Phase::Connection, &env) == Verdict::Reject {
+        let (verdict, expect_proxy) = rules.run_connection(&env);
+        if verdict == Verdict::Reject {
             fe.counters.denied.fetch_add(1, Ordering::Relaxed);
             fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
             g.socks.push((client, Close::Reset));
             return;
         }
+        // `expect-proxy layer4`: this connection starts with a PROXY header
+        read_header |= expect_proxy;
     }
     let mut fronted = Fronted::default();
-    if let Some(bind) = proxied {
+    if let Some(bind) = proxied.filter(|_| read_header) {
         let wait = fe
             .config
             .timeouts
