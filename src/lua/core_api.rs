@@ -256,6 +256,9 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     for (key, f) in super::httpclient::raw_methods(lua)? {
         w.insert(key, super::raising::wrap(lua, f)?);
     }
+    for (key, f) in super::patref::raw_methods(lua)? {
+        w.insert(key, super::raising::wrap(lua, f)?);
+    }
     drop(w);
     core.set(
         "now",

@@ -6,7 +6,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use mlua::{Lua, MetaMethod, UserData, UserDataMethods, Value};
+use mlua::{
+    AnyUserData, FromLuaMulti, Function, Lua, MetaMethod, MultiValue, UserData, UserDataFields,
+    UserDataMethods, Value,
+};
 
 use super::engine::ctx;
 use crate::rules::patref::{self, PatEvent, PatRef};
@@ -76,42 +79,40 @@ impl LPatref {
     }
 }
 
-impl UserData for LPatref {
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method("get_name", |_, this, ()| Ok(this.name.clone()));
-        m.add_method("is_map", |_, _, ()| Ok(false));
-        m.add_method("prepare", |_, this, ()| {
-            // a new version starts empty, as HAProxy's new generation does
-            *this.staged.borrow_mut() = Some(Vec::new());
-            Ok(())
-        });
-        m.add_method("giveup", |_, this, ()| {
-            this.staged.borrow_mut().take();
-            Ok(())
-        });
-        m.add_method("commit", |_, this, ()| {
-            let Some(next) = this.staged.borrow_mut().take() else {
-                return Err(fail("Nothing to do"));
-            };
-            // each list switches in one step: no connection sees it empty or half built
-            patref::group_replace(&this.group, &next).map_err(fail)?;
-            this.group[0].fire(PatEvent::Commit);
-            Ok(true)
-        });
-        m.add_method("purge", |_, this, ()| {
-            // every version, the prepared one included
-            if let Some(next) = this.staged.borrow_mut().as_mut() {
-                next.clear();
-            }
-            patref::group_clear(&this.group);
-            this.group[0].fire(PatEvent::Clear);
-            Ok(true)
-        });
-        m.add_method("add", |_, this, (key, _value): (String, Option<String>)| {
+/// The methods that can fail, by their key in the engine's wrapped functions: they raise
+/// plain strings (`'x' is not a valid IPv4 or IPv6 address`), as HAProxy's do.
+const RAISING: [(&str, &str); 5] = [
+    ("add", "patref.add"),
+    ("add_bulk", "patref.add_bulk"),
+    ("commit", "patref.commit"),
+    ("set", "patref.set"),
+    ("event_sub", "patref.event_sub"),
+];
+
+/// The raw functions behind [`RAISING`], `(self, args...)` returning `(ok, ...)`.
+pub(crate) fn raw_methods(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function)>> {
+    let mut v = Vec::new();
+    for (name, key) in RAISING {
+        let f = lua.create_function(move |lua, (ud, args): (AnyUserData, MultiValue)| {
+            let this = ud.borrow::<LPatref>()?;
+            let r = call(lua, &this, name, args);
+            super::raising::outcome(lua, r)
+        })?;
+        v.push((key, f));
+    }
+    Ok(v)
+}
+
+/// One of [`RAISING`]'s methods.
+fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result<Value> {
+    match name {
+        "add" => {
+            let (key, _value): (String, Option<String>) = FromLuaMulti::from_lua_multi(args, lua)?;
             this.add_keys(&[key.as_str()])?;
-            Ok(true)
-        });
-        m.add_method("add_bulk", |_, this, t: mlua::Table| {
+            Ok(Value::Boolean(true))
+        }
+        "add_bulk" => {
+            let t: mlua::Table = FromLuaMulti::from_lua_multi(args, lua)?;
             let mut keys = Vec::new();
             for pair in t.pairs::<Value, Value>() {
                 match pair?.1 {
@@ -126,6 +127,61 @@ impl UserData for LPatref {
             }
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             this.add_keys(&refs)?;
+            Ok(Value::Boolean(true))
+        }
+        "commit" => {
+            let Some(next) = this.staged.borrow_mut().take() else {
+                return Err(fail("Nothing to do"));
+            };
+            // each list switches in one step: no connection sees it empty or half built
+            patref::group_replace(&this.group, &next).map_err(fail)?;
+            this.group[0].fire(PatEvent::Commit);
+            Ok(Value::Boolean(true))
+        }
+        "set" => {
+            let (key, _value): (String, Value) = FromLuaMulti::from_lua_multi(args, lua)?;
+            // an ACL entry has no value to change: HAProxy succeeds on an existing key
+            if !this.holds(&key) {
+                return Err(fail("entry not found"));
+            }
+            if this.staged.borrow().is_none() {
+                this.group[0].fire(PatEvent::Set);
+            }
+            Ok(Value::Boolean(true))
+        }
+        _ => {
+            let (types, func): (Value, Value) = FromLuaMulti::from_lua_multi(args, lua)?;
+            super::events::subscribe_patref(lua, types, func, &this.group[0], &this.name)
+        }
+    }
+}
+
+impl UserData for LPatref {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        for (name, key) in RAISING {
+            f.add_field_method_get(name, move |_, _this| super::engine::wrapped(key));
+        }
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("get_name", |_, this, ()| Ok(this.name.clone()));
+        m.add_method("is_map", |_, _, ()| Ok(false));
+        m.add_method("prepare", |_, this, ()| {
+            // a new version starts empty, as HAProxy's new generation does
+            *this.staged.borrow_mut() = Some(Vec::new());
+            Ok(())
+        });
+        m.add_method("giveup", |_, this, ()| {
+            this.staged.borrow_mut().take();
+            Ok(())
+        });
+        m.add_method("purge", |_, this, ()| {
+            // every version, the prepared one included
+            if let Some(next) = this.staged.borrow_mut().as_mut() {
+                next.clear();
+            }
+            patref::group_clear(&this.group);
+            this.group[0].fire(PatEvent::Clear);
             Ok(true)
         });
         m.add_method("del", |_, this, key: String| {
@@ -139,19 +195,6 @@ impl UserData for LPatref {
                 this.group[0].fire(PatEvent::Del);
             }
             Ok(removed)
-        });
-        m.add_method("set", |_, this, (key, _value): (String, Value)| {
-            // an ACL entry has no value to change: HAProxy succeeds on an existing key
-            if !this.holds(&key) {
-                return Err(fail("entry not found"));
-            }
-            if this.staged.borrow().is_none() {
-                this.group[0].fire(PatEvent::Set);
-            }
-            Ok(true)
-        });
-        m.add_method("event_sub", |lua, this, (types, func): (Value, Value)| {
-            super::events::subscribe_patref(lua, types, func, &this.group[0], &this.name)
         });
         // `ref[key]`: true when the list holds the key (an ACL entry has no value)
         m.add_meta_method(MetaMethod::Index, |_, this, key: String| {
