@@ -345,6 +345,7 @@ impl AclTable {
         let mut method = None;
         let mut icase = false;
         let mut files = Vec::new();
+        let mut forced: Option<u32> = None;
         let mut i = 1;
         while let Some(w) = words.get(i) {
             if !w.starts_with('-') || w == "-" {
@@ -364,7 +365,10 @@ impl AclTable {
                 "-i" => icase = true,
                 "-n" => {}
                 "-u" => {
-                    next(&mut i)?;
+                    let v = next(&mut i)?;
+                    forced = Some(v.parse::<u32>().map_err(|_| {
+                        format!("'-u' expects a positive integer (got '{v}')")
+                    })?);
                 }
                 "-m" => {
                     let m = next(&mut i)?;
@@ -413,7 +417,12 @@ impl AclTable {
         let mut pats = Patterns::new(method, icase);
         let texts = pats.add_all(&words[i..])?;
         let display = format!("acl '{kw}' file '{cfg}' line {line}");
-        refs.push(self.new_ref(None, display, pats, texts));
+        let own = self.new_ref(None, display, pats, texts);
+        if let Some(id) = forced {
+            // `-u <id>`: the line's own list takes that id (lists of one id are one group)
+            own.force_id(id);
+        }
+        refs.push(own);
         // HAProxy warns only when nothing at all follows the keyword
         let never = words.len() == 1 && !matches!(method, Method::Found | Method::Bool);
         Ok((Expr { fetch, refs }, never))

@@ -158,6 +158,11 @@ impl PatRef {
         let _ = self.id.set(id);
     }
 
+    /// `-u <id>`: the id is the operator's, set before the others are given out.
+    pub(super) fn force_id(&self, id: u32) {
+        let _ = self.id.set(id);
+    }
+
     /// Whether `v` matches one of its patterns.
     pub fn matches(&self, v: &Value) -> bool {
         self.live.load().matches(v)
@@ -326,9 +331,31 @@ pub fn find(groups: Vec<Vec<Arc<PatRef>>>, name: &str) -> Option<Vec<Arc<PatRef>
 /// Gives out ids in creation order (`refs` in the order the configuration made them), one per
 /// file however many ACLs use it, as HAProxy's `pattern_finalize_config` does.
 pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
+    let refs: Vec<&Arc<PatRef>> = refs.collect();
+    // `-u <id>` ids first: the others skip them, and lists sharing one change together
+    let forced: Vec<u32> = refs.iter().filter_map(|r| r.id.get().copied()).collect();
+    let mut locks: Vec<(u32, Arc<Mutex<()>>)> = Vec::new();
+    for r in refs.iter().filter(|r| r.id.get().is_some()) {
+        let id = r.id();
+        let lock = match locks.iter().find(|(i, _)| *i == id) {
+            Some((_, l)) => l.clone(),
+            None => {
+                let l = Arc::new(Mutex::new(()));
+                locks.push((id, l.clone()));
+                l
+            }
+        };
+        let _ = r.writer.set(lock);
+    }
     let mut files: Vec<(&str, u32, Arc<Mutex<()>>)> = Vec::new();
     let mut next = 0;
     for r in refs {
+        if r.id.get().is_some() {
+            continue;
+        }
+        while forced.contains(&next) {
+            next += 1;
+        }
         if let Some(f) = r.file.as_deref() {
             if let Some((_, id, lock)) = files.iter().find(|(n, ..)| *n == f) {
                 r.set_id(*id);

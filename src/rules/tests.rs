@@ -552,3 +552,22 @@ fn expect_proxy_goes_on_to_the_next_rules() {
         )
         .is_err());
 }
+
+#[test]
+fn forced_ids_are_kept_and_skipped() {
+    let mut r = Rules::default();
+    r.acls.set_site("h.cfg", 1);
+    for line in [
+        "a src -u 1 192.0.2.1",
+        "b src 192.0.2.2",
+        "c src -u 1 192.0.2.3",
+    ] {
+        r.parse_acl(&w(line), "fe").expect("valid");
+    }
+    patref::assign_ids(r.acls.refs().into_iter());
+    let ids: Vec<u32> = r.acls.refs().iter().map(|p| p.id()).collect();
+    assert_eq!(ids, [1, 0, 1]);
+    let groups = patref::groups(r.acls.refs().into_iter());
+    assert_eq!(groups[1].len(), 2, "one -u id, one group");
+    assert!(r.parse_acl(&w("d src -u x 1.2.3.4"), "fe").is_err());
+}
