@@ -33,9 +33,13 @@ fn versioned(args: &[String]) -> (Option<&str>, &[String]) {
     }
 }
 
-/// Whether `@<ver>` names a version other than the current one.
+/// Whether `@<ver>` names a version past the current one (HAProxy reads its leading digits,
+/// none being 0).
 fn other_version(ver: Option<&str>) -> bool {
-    ver.is_some_and(|v| v.parse::<u32>() != Ok(0))
+    ver.is_some_and(|v| {
+        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u64>().unwrap_or(0) != 0
+    })
 }
 
 /// `show acl [@<ver>] [<acl>]`: the list of ACLs, or one's entries.

@@ -229,6 +229,8 @@ pub(crate) fn thread_main(
         reg.bus().unsubscribe(&bus_sub);
         for s in ctx.subs.borrow().iter() {
             s.active.set(false);
+            // pattern lists' watchers let go of this engine's subscriptions
+            s.gone.store(true, std::sync::atomic::Ordering::Relaxed);
             s.notify.notify_one();
         }
         ctx.subs.borrow_mut().clear();

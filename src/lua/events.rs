@@ -197,12 +197,15 @@ fn subscribe_to(
             if gone.load(Ordering::Relaxed) {
                 return false;
             }
-            if tx.try_send((id, ev, crate::model::unix_now())).is_ok() {
-                wake.notify_one();
-            } else {
-                // the Lua thread is behind (a script changing lists in a loop): counted
-                stat.lost.fetch_add(1, Ordering::Relaxed);
-                shared.sub_lost.fetch_add(1, Ordering::Relaxed);
+            match tx.try_send((id, ev, crate::model::unix_now())) {
+                Ok(()) => wake.notify_one(),
+                // the engine is gone
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return false,
+                Err(crossbeam_channel::TrySendError::Full(_)) => {
+                    // the Lua thread is behind (a script changing lists in a loop): counted
+                    stat.lost.fetch_add(1, Ordering::Relaxed);
+                    shared.sub_lost.fetch_add(1, Ordering::Relaxed);
+                }
             }
             true
         }));

@@ -130,18 +130,25 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
             Ok(Value::Boolean(true))
         }
         "commit" => {
-            let Some(next) = this.staged.borrow_mut().take() else {
+            let Some(next) = this.staged.borrow().clone() else {
                 return Err(fail("Nothing to do"));
             };
             // each list switches in one step: no connection sees it empty or half built
             patref::group_replace(&this.group, &next).map_err(fail)?;
+            this.staged.borrow_mut().take();
             this.group[0].fire(PatEvent::Commit);
             Ok(Value::Boolean(true))
         }
         "set" => {
-            let (key, _value): (String, Value) = FromLuaMulti::from_lua_multi(args, lua)?;
-            // an ACL entry has no value to change: HAProxy succeeds on an existing key
+            let (key, _value, force): (String, String, Option<bool>) =
+                FromLuaMulti::from_lua_multi(args, lua)?;
+            // an ACL entry has no value to change: HAProxy succeeds on an existing key, and
+            // adds a missing one when forced
             if !this.holds(&key) {
+                if force == Some(true) {
+                    this.add_keys(&[key.as_str()])?;
+                    return Ok(Value::Boolean(true));
+                }
                 return Err(fail("entry not found"));
             }
             if this.staged.borrow().is_none() {

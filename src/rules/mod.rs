@@ -210,12 +210,17 @@ impl Rules {
         let action = match words.get(2).map(String::as_str) {
             Some("accept") => Action::Accept,
             Some("reject") => Action::Reject,
+            Some("expect-proxy") if phase != Phase::Connection => {
+                return Err(format!(
+                    "'expect-proxy layer4' is not allowed in 'tcp-request {when}' rules in {kind} '{proxy}'"
+                ))
+            }
             Some("expect-proxy") if phase == Phase::Connection => {
                 match words.get(3).map(String::as_str) {
                     Some("layer4") => {}
                     other => {
                         return Err(format!(
-                            "'tcp-request connection expect-proxy' only supports 'layer4', found '{}'.",
+                            "'tcp-request connection expect-proxy' only supports 'layer4' in {kind} '{proxy}' (got '{}')",
                             other.unwrap_or("")
                         ))
                     }

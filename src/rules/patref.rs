@@ -221,8 +221,8 @@ impl PatRef {
     /// Replaces every pattern with `texts`, in one step for the workers.
     fn replace(&self, texts: &[String]) -> Result<(), String> {
         let mut entries = self.lock();
-        let mut pats = Patterns::clone(&self.live.load());
-        pats.clear();
+        let old = self.live.load();
+        let mut pats = Patterns::new(old.method, old.ignore_case);
         for t in texts {
             pats.add(t)?;
         }
@@ -347,6 +347,19 @@ pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
         };
         let _ = r.writer.set(lock);
     }
+    // lists sharing a `-u` id are one reference in HAProxy: each holds every line's values
+    for (id, _) in &locks {
+        let same: Vec<&&Arc<PatRef>> = refs.iter().filter(|r| r.id() == *id).collect();
+        if same.len() > 1 {
+            let all: Vec<String> = same
+                .iter()
+                .flat_map(|r| r.entries().into_iter().map(|e| e.text))
+                .collect();
+            for r in same {
+                let _ = r.replace(&all);
+            }
+        }
+    }
     let mut files: Vec<(&str, u32, Arc<Mutex<()>>)> = Vec::new();
     let mut next = 0;
     for r in refs {
@@ -365,18 +378,24 @@ pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
             let lock = Arc::new(Mutex::new(()));
             let _ = r.writer.set(lock.clone());
             files.push((f, next, lock));
+        } else {
+            let _ = r.writer.set(Arc::new(Mutex::new(())));
         }
         r.set_id(next);
         next += 1;
     }
 }
 
-/// Runs `f` holding the writers' lock of `group`, so that its lists change together.
+/// Runs `f` holding the writers' lock of `group`, so that its lists change together (every
+/// list has one once ids are given out; before that, nothing runs concurrently).
 fn locked<R>(group: &[Arc<PatRef>], f: impl FnOnce() -> R) -> R {
-    let own = Arc::new(Mutex::new(()));
-    let lock = group.first().and_then(|r| r.writer.get()).unwrap_or(&own);
-    let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
-    f()
+    match group.first().and_then(|r| r.writer.get()) {
+        Some(lock) => {
+            let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
+            f()
+        }
+        None => f(),
+    }
 }
 
 /// Adds `texts` to every list of `group` (checked against each first: all or none).

@@ -571,3 +571,19 @@ fn forced_ids_are_kept_and_skipped() {
     assert_eq!(groups[1].len(), 2, "one -u id, one group");
     assert!(r.parse_acl(&w("d src -u x 1.2.3.4"), "fe").is_err());
 }
+
+#[test]
+fn lists_of_one_forced_id_hold_every_line_s_values() {
+    let mut r = Rules::default();
+    for line in ["a src -u 3 192.0.2.1", "b src -u 3 192.0.2.2"] {
+        r.parse_acl(&w(line), "fe").expect("valid");
+    }
+    patref::assign_ids(r.acls.refs().into_iter());
+    let g = &patref::groups(r.acls.refs().into_iter())[0];
+    let texts = |i: usize| -> Vec<String> { g[i].entries().into_iter().map(|e| e.text).collect() };
+    assert_eq!(texts(0), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(texts(1), texts(0));
+    let h = g[0].entries()[0].handle;
+    assert!(patref::group_remove_handle(g, h));
+    assert_eq!(texts(1), ["192.0.2.2"]);
+}
