@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use harp::rules::{hello, Env, Phase, ProxyStat, Rules, ServerStat};
+use harp::rules::hello::{self, sample_client_hello};
+use harp::rules::{Env, Phase, ProxyStat, Rules, ServerStat};
 
 /// A session as the rules see it: an address and the request's first bytes.
 struct Session {
@@ -33,40 +34,6 @@ impl Env for Session {
     fn server_stat(&self, _: &str, _: &str, _: ServerStat) -> Option<i64> {
         Some(1)
     }
-}
-
-/// A TLS record with a ClientHello for `name`, a few extensions before the SNI as browsers
-/// send them.
-fn client_hello(name: &str) -> Vec<u8> {
-    let n = name.as_bytes();
-    let mut ext = Vec::new();
-    for kind in [0x0017u16, 0xff01, 0x000a, 0x000b, 0x0023] {
-        ext.extend_from_slice(&kind.to_be_bytes());
-        ext.extend_from_slice(&8u16.to_be_bytes());
-        ext.extend_from_slice(&[0; 8]);
-    }
-    ext.extend_from_slice(&[0, 0]);
-    ext.extend_from_slice(&((n.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
-    ext.extend_from_slice(n);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.push(32);
-    body.extend_from_slice(&[9; 32]);
-    body.extend_from_slice(&32u16.to_be_bytes());
-    body.extend_from_slice(&[0x13; 32]);
-    body.extend_from_slice(&[1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
 }
 
 fn words(line: &str) -> Vec<String> {
@@ -99,7 +66,7 @@ fn rules(n: usize) -> Rules {
 }
 
 fn bench(c: &mut Criterion) {
-    let hello_bytes = client_hello("www.example.com");
+    let hello_bytes = sample_client_hello("www.example.com");
     c.bench_function("rules/sni_from_client_hello", |b| {
         b.iter(|| hello::sni(std::hint::black_box(&hello_bytes)))
     });

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use common::{cli, free_port, syslog_line, syslog_sink, wait_until, Harp};
+use harp::rules::hello::sample_client_hello;
 
 /// A server that names itself (`<name>\n`) on each connection, then echoes what it reads.
 fn named_upstream(name: &'static str) -> u16 {
@@ -31,30 +32,6 @@ fn named_upstream(name: &'static str) -> u16 {
         }
     });
     port
-}
-
-/// A TLS record holding a ClientHello for `name` (enough of one for `req.ssl_sni`).
-fn client_hello(name: &str) -> Vec<u8> {
-    let n = name.as_bytes();
-    let mut ext = vec![0x00, 0x00];
-    ext.extend_from_slice(&((n.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
-    ext.extend_from_slice(n);
-    let mut body = vec![0x03, 0x03];
-    body.extend_from_slice(&[0x5a; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![0x01];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 0x03, 0x01];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
 }
 
 /// Sends `first` in two parts (the rules must wait for the second), then reads the server's
@@ -106,9 +83,18 @@ fn tls_is_routed_by_server_name_and_reaches_the_server_unchanged() {
          backend be_default\n    server d 127.0.0.1:{d}\n"
     );
     let _h = Harp::start(&cfg, port, &[]);
-    assert_eq!(through(port, &client_hello("API.example.com")), "api");
-    assert_eq!(through(port, &client_hello("www.example.com")), "www");
-    assert_eq!(through(port, &client_hello("example.org")), "default");
+    assert_eq!(
+        through(port, &sample_client_hello("API.example.com")),
+        "api"
+    );
+    assert_eq!(
+        through(port, &sample_client_hello("www.example.com")),
+        "www"
+    );
+    assert_eq!(
+        through(port, &sample_client_hello("example.org")),
+        "default"
+    );
 }
 
 #[test]
@@ -139,14 +125,7 @@ fn rejected_connections_and_requests_are_counted_closed_and_logged_as_haproxy_do
     let stot0 = stot();
 
     // from a blocked address: reset at once, nothing logged, `dcon`, not a session
-    let s =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    s.bind(&"127.0.0.2:0".parse::<SocketAddr>().expect("addr").into())
-        .expect("bind 127.0.0.2");
-    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-        .expect("connect");
-    let mut blocked: TcpStream = s.into();
-    blocked.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut blocked = connect_from("127.0.0.2", port);
     let mut buf = [0u8; 64];
     let r = blocked.read(&mut buf);
     assert!(
@@ -212,8 +191,8 @@ fn use_backend_follows_the_servers_state() {
     );
 }
 
-/// A connection from `src` to `port`: whether the proxy let it through to the server.
-fn served_from(src: &str, port: u16) -> bool {
+/// A connection to the proxy on `port` from the loopback address `src`.
+fn connect_from(src: &str, port: u16) -> TcpStream {
     let s =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     s.bind(
@@ -225,8 +204,14 @@ fn served_from(src: &str, port: u16) -> bool {
     .expect("bind a loopback source");
     s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
         .expect("connect");
-    let mut c: TcpStream = s.into();
+    let c: TcpStream = s.into();
     c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    c
+}
+
+/// A connection from `src` to `port`: whether the proxy let it through to the server.
+fn served_from(src: &str, port: u16) -> bool {
+    let mut c = connect_from(src, port);
     let mut buf = [0u8; 8];
     matches!(c.read(&mut buf), Ok(n) if n > 0)
 }
@@ -369,19 +354,7 @@ end)
 
 /// Sends `first` from `src` and returns what the server echoed (after its name line).
 fn echoed_from(src: &str, port: u16, first: &[u8], want: usize) -> Vec<u8> {
-    let s =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    s.bind(
-        &format!("{src}:0")
-            .parse::<SocketAddr>()
-            .expect("addr")
-            .into(),
-    )
-    .expect("bind a loopback source");
-    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-        .expect("connect");
-    let mut c: TcpStream = s.into();
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut c = connect_from(src, port);
     c.write_all(first).expect("send");
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];

@@ -1,6 +1,6 @@
 use std::net::{IpAddr, SocketAddr};
 
-use super::hello::{self, Hello};
+use super::hello::{self, sample_client_hello, Hello};
 use super::patref;
 use super::pattern::{parse_net, Method, Patterns, Value};
 use super::*;
@@ -53,38 +53,9 @@ fn w(line: &str) -> Vec<String> {
     line.split_whitespace().map(String::from).collect()
 }
 
-/// A TLS record holding a ClientHello that asks for `name`.
-fn client_hello(name: &str) -> Vec<u8> {
-    let n = name.as_bytes();
-    let mut sni = Vec::new();
-    sni.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes()); // list length
-    sni.push(0); // host_name
-    sni.extend_from_slice(&(n.len() as u16).to_be_bytes());
-    sni.extend_from_slice(n);
-    let mut ext = Vec::new();
-    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // ec_point_formats first
-    ext.extend_from_slice(&[0x00, 0x00]);
-    ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    ext.extend_from_slice(&sni);
-    let mut body = vec![0x03, 0x03];
-    body.extend_from_slice(&[7u8; 32]); // random
-    body.push(0); // session id
-    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]); // one suite
-    body.extend_from_slice(&[0x01, 0x00]); // null compression
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![0x01];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 0x03, 0x01];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 #[test]
 fn sni_is_read_from_a_whole_hello_and_waited_for_in_a_partial_one() {
-    let rec = client_hello("api.example.com");
+    let rec = sample_client_hello("api.example.com");
     assert_eq!(hello::sni(&rec), Hello::Found(&b"api.example.com"[..]));
     for cut in [0, 1, 5, 40, rec.len() - 1] {
         assert_eq!(hello::sni(&rec[..cut]), Hello::Short, "cut at {cut}");
@@ -206,7 +177,7 @@ fn content_rules_wait_for_the_hello_then_route_by_name() {
         "use_backend be_api if api",
         "use_backend be_other if { req.ssl_sni -m end .example.com }",
     ]);
-    let hello = client_hello("API.example.com");
+    let hello = sample_client_hello("API.example.com");
     let mut env = Fake::new("10.0.0.1:5000");
     env.content = Some(hello[..3].to_vec());
     assert_eq!(r.run(Phase::Content, &env), Verdict::Wait);
@@ -214,9 +185,9 @@ fn content_rules_wait_for_the_hello_then_route_by_name() {
     assert_eq!(r.run(Phase::Content, &env), Verdict::Accept);
     env.fin = true;
     assert_eq!(r.backend(&env), Some("be_api"));
-    env.content = Some(client_hello("www.example.com"));
+    env.content = Some(sample_client_hello("www.example.com"));
     assert_eq!(r.backend(&env), Some("be_other"));
-    env.content = Some(client_hello("example.org"));
+    env.content = Some(sample_client_hello("example.org"));
     assert_eq!(r.backend(&env), None);
     // not TLS: nothing matches until the delay is over, then WAIT_END rejects
     env.content = Some(b"SSH-2.0-x\r\n".to_vec());
