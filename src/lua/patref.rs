@@ -125,8 +125,10 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
                     }
                 }
             }
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            this.add_keys(&refs)?;
+            // as HAProxy's bulk load: what came before a bad entry stays
+            for k in &keys {
+                this.add_keys(&[k.as_str()])?;
+            }
             Ok(Value::Boolean(true))
         }
         "commit" => {

@@ -509,7 +509,10 @@ fn parse_range(v: &str, op: Op) -> Result<Range, String> {
         s.parse::<i64>()
             .map_err(|_| format!("'{v}' is not a number"))
     };
-    let sep = v.find([':', '-']);
+    // ':' first; '-' separates too, but not as a leading sign (`-5`, `-5:` as stored)
+    let sep = v
+        .find(':')
+        .or_else(|| v.get(1..).and_then(|r| r.find('-')).map(|i| i + 1));
     if op != Op::Eq && sep.is_none() {
         let n = int(v)?;
         return Ok(match op {

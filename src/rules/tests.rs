@@ -558,3 +558,17 @@ fn lists_of_one_forced_id_hold_every_line_s_values() {
     assert!(patref::group_remove_handle(g, h));
     assert_eq!(texts(1), ["192.0.2.2"]);
 }
+
+#[test]
+fn negative_ranges_read_back_as_stored() {
+    let mut p = Patterns::new(Method::Int, false);
+    let stored = p.add_all(&w("ge -5 lt -1")).expect("valid");
+    assert_eq!(stored, ["-5:", ":-2"]);
+    let mut q = Patterns::new(Method::Int, false);
+    for t in &stored {
+        q.add(t).expect("a stored text parses back");
+    }
+    q.add("-3").expect("a negative value");
+    q.add("-9--7").expect("a range of negatives");
+    assert!(q.matches(&Value::Int(-8)) && q.matches(&Value::Int(7)) && q.matches(&Value::Int(-6)));
+}
