@@ -91,6 +91,9 @@ pub const BAD_PROTO: &str = "Received an unhandled protocol in the PROXY protoco
 /// The longest v1 line, CRLF included.
 pub const V1_MAX: usize = 107;
 
+/// The longest header of any version: v2's 16 bytes and the most its length field can say.
+pub const MAX_LEN: usize = 16 + u16::MAX as usize;
+
 /// What the start of a connection holds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {

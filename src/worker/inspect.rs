@@ -182,7 +182,7 @@ pub(crate) async fn content<R: Rt>(
             Verdict::Wait if fin => return Inspected::Accept,
             Verdict::Wait => {}
         }
-        match read_more::<R>(client, buf, deadline).await {
+        match read_more::<R>(client, buf, MAX_CONTENT, deadline).await {
             Waited::More | Waited::Late => {}
             Waited::End => eof = true,
             Waited::Failed => return Inspected::Aborted,
@@ -190,8 +190,8 @@ pub(crate) async fn content<R: Rt>(
     }
 }
 
-/// What waiting for more of the request gave.
-enum Waited {
+/// What waiting for more of a connection's first bytes gave.
+pub(crate) enum Waited {
     /// Bytes.
     More,
     /// The client's end of stream.
@@ -202,10 +202,16 @@ enum Waited {
     Failed,
 }
 
-/// Appends what the client sends next to `buf`, waiting until `deadline`.
-async fn read_more<R: Rt>(client: &TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Waited {
+/// Appends what the client sends next to `buf` (held to about `max` bytes), waiting until
+/// `deadline`: the content rules' reads and the PROXY header's.
+pub(crate) async fn read_more<R: Rt>(
+    client: &TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) -> Waited {
     loop {
-        match read_some(client, buf) {
+        match read_some(client, buf, max) {
             Ok(0) => return Waited::End,
             Ok(_) => return Waited::More,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -222,11 +228,11 @@ async fn read_more<R: Rt>(client: &TcpStream, buf: &mut Vec<u8>, deadline: Insta
     }
 }
 
-/// One non-blocking read appended to `buf`, never past [`MAX_CONTENT`] (a synchronous
-/// function, so the chunk is not kept in the session's state across a wait).
-fn read_some(client: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// One non-blocking read appended to `buf`, not past `max` (a synchronous function, so the
+/// chunk is not kept in the session's state across a wait).
+fn read_some(client: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     let mut chunk = [0u8; 4096];
-    let room = MAX_CONTENT.saturating_sub(buf.len()).clamp(1, chunk.len());
+    let room = max.saturating_sub(buf.len()).clamp(1, chunk.len());
     let n = (&*client).read(&mut chunk[..room])?;
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)

@@ -2,7 +2,7 @@
 //! redispatch, forward both directions, then account and write the tcplog line.
 
 use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
-use super::inspect::{self, Inspected, SessEnv};
+use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog::{self, TcpLog};
@@ -533,8 +533,6 @@ pub(crate) async fn run<R: Rt>(
         socks: Vec::new(),
         quiet: false,
     };
-    // behind a load balancer speaking the PROXY protocol (`accept-proxy`): the client's
-    // address is the one it names, and the bytes read past its header go to the server first
     let rules = &fe.config.rules;
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
@@ -551,6 +549,8 @@ pub(crate) async fn run<R: Rt>(
         // `expect-proxy layer4`: this connection starts with a PROXY header
         read_header |= expect_proxy;
     }
+    // behind a load balancer speaking the PROXY protocol (`accept-proxy`): the client's
+    // address is the one it names, and the bytes read past its header go to the server first
     let mut fronted = Fronted::default();
     if let Some(bind) = proxied.filter(|_| read_header) {
         let wait = fe
@@ -559,8 +559,7 @@ pub(crate) async fn run<R: Rt>(
             .client
             .unwrap_or(Duration::from_secs(3600));
         let mut got = 0;
-        let r = R::timeout(wait, read_proxy_header::<R>(&client, &mut got)).await;
-        match r.unwrap_or(Err("Timeout while waiting for PROXY protocol header")) {
+        match read_proxy_header::<R>(&client, &mut got, Instant::now() + wait).await {
             Ok(f) => fronted = f,
             Err(why) => {
                 // as HAProxy: logged as a connection that never became a session, closed (a
@@ -836,15 +835,14 @@ struct Fronted {
     early: Vec<u8>,
 }
 
-/// Reads the PROXY protocol header (v1 or v2) a connection starts with, counting the bytes read
-/// in `got`; HAProxy's log message when there is none or it is broken.
+/// Reads the PROXY protocol header (v1 or v2) a connection starts with, until `deadline`,
+/// counting the bytes read in `got`; HAProxy's log message when there is none or it is broken.
 async fn read_proxy_header<R: Rt>(
     client: &TcpStream,
     got: &mut usize,
+    deadline: Instant,
 ) -> Result<Fronted, &'static str> {
-    // read straight into `buf`: a chunk array held across the wait below would sit in every
-    // session's state, `accept-proxy` or not
-    let mut buf = Vec::with_capacity(2048);
+    let mut buf = Vec::new();
     loop {
         match crate::proxy_protocol::parse(&buf) {
             Parsed::Header { len, addrs } => {
@@ -854,24 +852,17 @@ async fn read_proxy_header<R: Rt>(
             Parsed::Invalid(why) => return Err(why),
             Parsed::Need(_) => {}
         }
-        let aborted = "Connection error while waiting for PROXY protocol header";
-        let had = buf.len();
-        buf.resize(had + 2048, 0);
-        let r = (&*client).read(&mut buf[had..]);
-        buf.truncate(had + r.as_ref().map_or(0, |n| *n));
-        match r {
-            Ok(0) if buf.is_empty() => {
+        let max = crate::proxy_protocol::MAX_LEN;
+        match inspect::read_more::<R>(client, &mut buf, max, deadline).await {
+            Waited::More => *got = buf.len(),
+            Waited::End if buf.is_empty() => {
                 return Err("Connection closed while waiting for PROXY protocol header")
             }
-            Ok(0) => return Err("Truncated PROXY protocol header received"),
-            Ok(_) => *got = buf.len(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                R::ready(client.as_raw_fd(), Interest::Read)
-                    .await
-                    .map_err(|_| aborted)?;
+            Waited::End => return Err("Truncated PROXY protocol header received"),
+            Waited::Late => return Err("Timeout while waiting for PROXY protocol header"),
+            Waited::Failed => {
+                return Err("Connection error while waiting for PROXY protocol header")
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(aborted),
         }
     }
 }
