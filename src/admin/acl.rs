@@ -2,27 +2,11 @@
 //! or `#<id>`, with HAProxy 3.2's replies. A change is seen by the next connection the rules
 //! judge; the files themselves are not rewritten (as in HAProxy).
 
-use std::sync::Arc;
-
 use crate::model::Registry;
-use crate::rules::patref::{self, PatEvent, PatRef};
+use crate::rules::patref::{self, PatEvent};
 
 /// HAProxy's reply to an ACL reference it cannot find.
 const UNKNOWN: &str = "Unknown ACL identifier. Please use #<id> or <file>.";
-
-/// Every pattern list of the configuration, grouped by id.
-fn groups(reg: &Registry) -> Vec<Vec<Arc<PatRef>>> {
-    patref::groups(
-        reg.proxies()
-            .iter()
-            .flat_map(|p| p.config.rules.acls.refs()),
-    )
-}
-
-/// The lists `name` designates (`#<id>` or a file name).
-fn find(reg: &Registry, name: &str) -> Option<Vec<Arc<PatRef>>> {
-    patref::find(groups(reg), name)
-}
 
 /// Splits HAProxy's `@<version>` argument off: harp keeps one version of each list, the
 /// current one, numbered 0 (`show acl` says `curr_ver=0 next_ver=0`).
@@ -48,13 +32,13 @@ pub(super) fn show(reg: &Registry, args: &[String]) -> String {
     match args.first() {
         None => {
             let mut out = String::from("# id (file) description\n");
-            for g in groups(reg) {
+            for g in reg.acl_lists() {
                 out.push_str(&patref::list_line(&g));
                 out.push('\n');
             }
             out
         }
-        Some(name) => match find(reg, name) {
+        Some(name) => match reg.acl_list(name) {
             None => format!("{UNKNOWN}\n"),
             // no entry belongs to a version harp does not keep
             Some(_) if other_version(ver) => String::new(),
@@ -74,7 +58,7 @@ pub(super) fn add(reg: &Registry, args: &[String]) -> String {
     let (Some(name), Some(pattern)) = (args.first(), args.get(1)) else {
         return "'add acl' expects two parameters: ACL identifier and pattern.".into();
     };
-    let Some(g) = find(reg, name) else {
+    let Some(g) = reg.acl_list(name) else {
         return UNKNOWN.into();
     };
     if other_version(ver) {
@@ -94,7 +78,7 @@ pub(super) fn del(reg: &Registry, args: &[String]) -> String {
     let (Some(name), Some(key)) = (args.first(), args.get(1)) else {
         return "This command expects two parameters: ACL identifier and key.".into();
     };
-    let Some(g) = find(reg, name) else {
+    let Some(g) = reg.acl_list(name) else {
         // sic: HAProxy 2.6-3.2 say "map" here
         return "Unknown map identifier. Please use #<id> or <file>.".into();
     };
@@ -121,7 +105,7 @@ pub(super) fn clear(reg: &Registry, args: &[String]) -> String {
     let Some(name) = args.first() else {
         return "Missing ACL identifier.".into();
     };
-    match find(reg, name) {
+    match reg.acl_list(name) {
         None => UNKNOWN.into(),
         // a version harp does not keep holds nothing to clear
         Some(_) if other_version(ver) => String::new(),
@@ -138,7 +122,7 @@ pub(super) fn get(reg: &Registry, args: &[String]) -> String {
     let (Some(name), Some(value)) = (args.first(), args.get(1)) else {
         return "Missing ACL identifier and/or key.\n".into();
     };
-    match find(reg, name) {
+    match reg.acl_list(name) {
         None => format!("{UNKNOWN}\n"),
         Some(g) => g
             .iter()

@@ -24,14 +24,7 @@ pub(crate) struct LPatref {
 
 /// `core.get_patref(name)`: the pattern list loaded from file `name` (or `#<id>`), or nil.
 pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Value> {
-    let c = ctx()?;
-    let groups = patref::groups(
-        c.reg
-            .proxies()
-            .iter()
-            .flat_map(|p| p.config.rules.acls.refs()),
-    );
-    match patref::find(groups, name) {
+    match ctx()?.reg.acl_list(name) {
         None => Ok(Value::Nil),
         Some(group) => lua
             .create_userdata(LPatref {
@@ -54,12 +47,8 @@ impl LPatref {
     /// Adds `keys` now (one PAT_REF_ADD each, as HAProxy's loads publish), or to the prepared
     /// version; all or none.
     fn add_keys(&self, keys: &[&str]) -> mlua::Result<()> {
-        for r in &self.group {
-            for k in keys {
-                r.check(k).map_err(fail)?;
-            }
-        }
         if let Some(next) = self.staged.borrow_mut().as_mut() {
+            patref::group_check(&self.group, keys).map_err(fail)?;
             next.extend(keys.iter().map(|k| k.to_string()));
             return Ok(());
         }

@@ -548,6 +548,21 @@ impl Registry {
         self.proxies.get(index)
     }
 
+    /// The ACLs' pattern lists of every proxy, grouped by id (a file's lists are one group), in
+    /// id order: what the Runtime API's `show acl` lists and Lua's `core.get_patref` finds.
+    pub fn acl_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
+        crate::rules::patref::groups(
+            self.proxies()
+                .iter()
+                .flat_map(|p| p.config.rules.acls.refs()),
+        )
+    }
+
+    /// The group of lists `name` designates: `#<id>`, or the file they were loaded from.
+    pub fn acl_list(&self, name: &str) -> Option<Vec<Arc<crate::rules::patref::PatRef>>> {
+        crate::rules::patref::find(self.acl_lists(), name)
+    }
+
     /// A backend (or listen) by name.
     pub fn backend(&self, name: &str) -> Option<&Arc<Proxy>> {
         self.proxies

@@ -78,11 +78,6 @@ impl Acl {
         }
         Tri::bits(res)
     }
-
-    /// Whether some expression reads request content.
-    pub fn reads_content(&self) -> bool {
-        self.exprs.iter().any(|e| e.fetch.reads_content())
-    }
 }
 
 /// The ACLs of one proxy: conditions name them by index, so that an `acl` line written after a
@@ -283,14 +278,6 @@ impl AclTable {
         } else {
             r
         }
-    }
-
-    /// Whether `cond` reads request content.
-    pub fn reads_content(&self, cond: &Cond) -> bool {
-        cond.alts
-            .iter()
-            .flatten()
-            .any(|t| self.acls[t.acl].reads_content())
     }
 }
 

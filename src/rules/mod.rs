@@ -297,14 +297,6 @@ impl Rules {
         Ok(self.acls.take_warnings())
     }
 
-    /// Whether there is anything to evaluate besides `default_backend`.
-    pub fn is_empty(&self) -> bool {
-        self.connection.is_empty()
-            && self.session.is_empty()
-            && self.content.is_empty()
-            && self.switching.is_empty()
-    }
-
     /// Every fetch the rules use (for validating the proxies and servers they name).
     pub fn fetches(&self) -> impl Iterator<Item = &Fetch> {
         self.acls

@@ -398,13 +398,19 @@ fn locked<R>(group: &[Arc<PatRef>], f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Adds `texts` to every list of `group` (checked against each first: all or none).
-pub fn group_add(group: &[Arc<PatRef>], texts: &[&str]) -> Result<(), String> {
+/// Whether every list of `group` takes each of `texts` (HAProxy's parser message if not).
+pub fn group_check<T: AsRef<str>>(group: &[Arc<PatRef>], texts: &[T]) -> Result<(), String> {
     for r in group {
         for t in texts {
-            r.check(t)?;
+            r.check(t.as_ref())?;
         }
     }
+    Ok(())
+}
+
+/// Adds `texts` to every list of `group` (checked against each first: all or none).
+pub fn group_add(group: &[Arc<PatRef>], texts: &[&str]) -> Result<(), String> {
+    group_check(group, texts)?;
     locked(group, || group.iter().try_for_each(|r| r.extend(texts)))
 }
 
@@ -447,11 +453,7 @@ pub fn group_clear(group: &[Arc<PatRef>]) {
 
 /// Replaces every list of `group` with `texts`, each in one step (checked first).
 pub fn group_replace(group: &[Arc<PatRef>], texts: &[String]) -> Result<(), String> {
-    for r in group {
-        for t in texts {
-            r.check(t)?;
-        }
-    }
+    group_check(group, texts)?;
     locked(group, || group.iter().try_for_each(|r| r.replace(texts)))
 }
 
