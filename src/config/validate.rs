@@ -71,6 +71,28 @@ fn duplicates(p: &mut Parser) {
     }
 }
 
+/// What is wrong with proxy `px` sending its sessions to backend `be` through `kw`
+/// (`default_backend`, `use_backend`), in HAProxy's words: no such backend, or itself.
+fn target_error(
+    proxies: &[crate::config::ProxyConfig],
+    px: &crate::config::ProxyConfig,
+    be: &str,
+    kw: &str,
+) -> Option<String> {
+    let name = &px.name;
+    match proxies.iter().find(|b| b.name == be && b.cap.backend) {
+        None => Some(format!(
+            "Proxy '{name}': unable to find required {kw}: '{be}'."
+        )),
+        Some(b) if std::ptr::eq(b, px) => Some(if kw == "default_backend" {
+            format!("Proxy '{name}': default_backend cannot point to itself.")
+        } else {
+            format!("Proxy '{name}': loop detected for {kw}: '{be}'.")
+        }),
+        Some(_) => None,
+    }
+}
+
 fn references(p: &mut Parser) {
     let mut found = Vec::new();
     for (i, px) in p.cfg.proxies.iter().enumerate() {
@@ -81,27 +103,8 @@ fn references(p: &mut Parser) {
                 .clone()
                 .unwrap_or_else(|| px.location.clone());
             if px.cap.frontend {
-                match p
-                    .cfg
-                    .proxies
-                    .iter()
-                    .find(|b| &b.name == be && b.cap.backend)
-                {
-                    None => found.push((
-                        loc,
-                        format!(
-                            "Proxy '{}': unable to find required default_backend: '{be}'.",
-                            px.name
-                        ),
-                    )),
-                    Some(b) if b.name == px.name && b.cap.frontend => found.push((
-                        loc,
-                        format!(
-                            "Proxy '{}': default_backend cannot point to itself.",
-                            px.name
-                        ),
-                    )),
-                    Some(_) => {}
+                if let Some(msg) = target_error(&p.cfg.proxies, px, be, "default_backend") {
+                    found.push((loc, msg));
                 }
             }
         }
@@ -149,23 +152,8 @@ fn rule_references(p: &mut Parser) {
                 .get(n)
                 .cloned()
                 .unwrap_or_else(|| px.location.clone());
-            let be = &rule.backend;
-            match find(be, false) {
-                None => found.push((
-                    loc,
-                    format!(
-                        "Proxy '{}': unable to find required use_backend: '{be}'.",
-                        px.name
-                    ),
-                )),
-                Some(b) if std::ptr::eq(b, px) => found.push((
-                    loc,
-                    format!(
-                        "Proxy '{}': loop detected for use_backend: '{be}'.",
-                        px.name
-                    ),
-                )),
-                Some(_) => {}
+            if let Some(msg) = target_error(proxies, px, &rule.backend, "use_backend") {
+                found.push((loc, msg));
             }
         }
         for f in px.rules.fetches() {
