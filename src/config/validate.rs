@@ -570,6 +570,11 @@ mod tests {
             e.contains("[t.cfg:3] : Proxy 'l': loop detected for use_backend: 'l'."),
             "{e}"
         );
+        let e = err("listen l\n bind :80\n default_backend l\n");
+        assert!(
+            e.contains("[t.cfg:3] : Proxy 'l': default_backend cannot point to itself."),
+            "{e}"
+        );
         let e = err("frontend f\n bind :80\n use_backend b if { nbsrv(x) gt 0 }\nbackend b\n");
         assert!(
             e.contains("unable to find backend 'x' referenced in arg 1 of ACL keyword 'nbsrv' in proxy 'f'."),
