@@ -8,8 +8,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound then released; the tiny race is accepted in tests).
+/// A free TCP port on 127.0.0.1 for harp to bind later.
+///
+/// A port from `bind(0)` is released before harp binds it, and the kernel hands ports of that
+/// (ephemeral) range to every `connect()` the parallel tests make: one of them took a stats
+/// port in CI. So ports come from below the ephemeral range, where the kernel never picks on its
+/// own, each handed out once per test process (a counter from a per-process random start), and
+/// checked free by a bind.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let high = ephemeral_low().min(u16::MAX as u32 + 1);
+    if high < LOW + 1_000 {
+        return kernel_port();
+    }
+    let span = high - LOW;
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        std::process::id().wrapping_mul(7_919).wrapping_add(nanos)
+    });
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + start.wrapping_add(n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    kernel_port()
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A port the kernel picks (bound then released), when no range is left below the ephemeral one.
+fn kernel_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
