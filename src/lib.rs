@@ -32,6 +32,7 @@
 //!   syscalls and `unsafe`, except the workers' own io_uring runtime (`worker::ring`).
 //! - [`rules`]: `acl`, `tcp-request` and `use_backend`: pure logic the config builds and the
 //!   workers evaluate per connection.
+//! - [`stick`]: stick tables, the per-key counters `track-sc*` rules fill and ACLs read.
 //! - [`health`]: health checks; they report results to the model.
 //! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their
 //!   health checks too) and read from a load balancer in front (`accept-proxy`).
@@ -55,6 +56,7 @@ pub mod lua;
 pub mod model;
 pub mod proxy_protocol;
 pub mod rules;
+pub mod stick;
 pub mod sys;
 #[cfg(test)]
 pub(crate) mod testutil;

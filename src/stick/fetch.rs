@@ -1,0 +1,286 @@
+//! The sample fetches that read stick tables: `sc_*(<ctr>[,<table>])`, `sc<N>_*([<table>])`
+//! on what a session tracks, `src_*([<table>])` on the client's address, and
+//! `table_avl`/`table_cnt`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::counters::Counters;
+use super::data::DataType;
+use super::key::KeySample;
+use super::table::Table;
+use super::SLOTS;
+
+/// Which entry a fetch reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    /// What the session tracks in counter `n` (`sc_*(n)`, `sc<n>_*`).
+    Slot(usize),
+    /// The entry of the client's address (`src_*`).
+    Src,
+}
+
+/// What it reads or does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A stored value (`*_conn_cnt`, `*_get_gpc0`, `*_sess_rate`...).
+    Get(DataType),
+    /// `*_kbytes_in`/`*_kbytes_out`: a byte count in kilobytes.
+    Kbytes(DataType),
+    /// `*_inc_gpc0`/`*_inc_gpc1`: increments, then returns the new value.
+    Inc(DataType),
+    /// `*_clr_gpc0`/`*_clr_gpc1`: clears, returns the value before.
+    Clr(DataType),
+    /// `sc_tracked`: whether the counter tracks anything.
+    Tracked,
+    /// `*_trackers`: the sessions tracking the entry now.
+    Trackers,
+    /// `src_updt_conn_cnt`: counts a connection, returns the new `conn_cnt`.
+    UpdtConnCnt,
+}
+
+/// A stick-table fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// A counter fetch; `table`: the table named in the arguments (else the tracked one, or
+    /// for `src_*` the proxy's own).
+    Counter {
+        /// Which entry.
+        from: From,
+        /// What.
+        op: Op,
+        /// The table named (for `src_*` the proxy's own by default).
+        table: Option<String>,
+    },
+    /// `table_avl([<table>])`: free entries.
+    TableAvl(String),
+    /// `table_cnt([<table>])`: entries in use.
+    TableCnt(String),
+}
+
+/// The suffixes after `sc_`, `sc<n>_` and `src_`.
+const OPS: &[(&str, Op)] = &[
+    ("conn_cnt", Op::Get(DataType::ConnCnt)),
+    ("conn_cur", Op::Get(DataType::ConnCur)),
+    ("conn_rate", Op::Get(DataType::ConnRate)),
+    ("sess_cnt", Op::Get(DataType::SessCnt)),
+    ("sess_rate", Op::Get(DataType::SessRate)),
+    ("get_gpc0", Op::Get(DataType::Gpc0)),
+    ("gpc0_rate", Op::Get(DataType::Gpc0Rate)),
+    ("inc_gpc0", Op::Inc(DataType::Gpc0)),
+    ("clr_gpc0", Op::Clr(DataType::Gpc0)),
+    ("get_gpc1", Op::Get(DataType::Gpc1)),
+    ("gpc1_rate", Op::Get(DataType::Gpc1Rate)),
+    ("inc_gpc1", Op::Inc(DataType::Gpc1)),
+    ("clr_gpc1", Op::Clr(DataType::Gpc1)),
+    ("get_gpt0", Op::Get(DataType::Gpt0)),
+    ("bytes_in_rate", Op::Get(DataType::BytesInRate)),
+    ("bytes_out_rate", Op::Get(DataType::BytesOutRate)),
+    ("kbytes_in", Op::Kbytes(DataType::BytesInCnt)),
+    ("kbytes_out", Op::Kbytes(DataType::BytesOutCnt)),
+    ("http_req_cnt", Op::Get(DataType::HttpReqCnt)),
+    ("http_req_rate", Op::Get(DataType::HttpReqRate)),
+    ("http_err_cnt", Op::Get(DataType::HttpErrCnt)),
+    ("http_err_rate", Op::Get(DataType::HttpErrRate)),
+    ("http_fail_cnt", Op::Get(DataType::HttpFailCnt)),
+    ("http_fail_rate", Op::Get(DataType::HttpFailRate)),
+    ("glitch_cnt", Op::Get(DataType::GlitchCnt)),
+    ("glitch_rate", Op::Get(DataType::GlitchRate)),
+    ("trackers", Op::Trackers),
+    ("tracked", Op::Tracked),
+    ("updt_conn_cnt", Op::UpdtConnCnt),
+];
+
+/// Every keyword, for did-you-mean.
+pub fn names() -> Vec<String> {
+    let mut v = vec!["table_avl".to_string(), "table_cnt".to_string()];
+    for (op, o) in OPS {
+        if *o != Op::UpdtConnCnt {
+            v.push(format!("sc_{op}"));
+            v.extend((0..SLOTS).map(|n| format!("sc{n}_{op}")));
+        }
+        if *o != Op::Tracked {
+            v.push(format!("src_{op}"));
+        }
+    }
+    v
+}
+
+impl Fetch {
+    /// Parses a stick-table fetch named `name` with `args` (inside the parentheses); `None`
+    /// when the name is no such fetch. `proxy` is the rule's proxy (the default table).
+    pub fn parse(name: &str, args: Option<&str>, proxy: &str) -> Option<Result<Fetch, String>> {
+        let list: Vec<&str> = match args {
+            Some(a) if !a.is_empty() => a.split(',').map(str::trim).collect(),
+            _ => Vec::new(),
+        };
+        let too_many = |max: usize| -> Result<(), String> {
+            if list.len() > max {
+                Err(format!("fetch method '{name}' : end of arguments expected at position {}, but got '{}'", max + 1, list[max]))
+            } else {
+                Ok(())
+            }
+        };
+        let table_arg = |at: usize| list.get(at).map(|s| s.to_string());
+        if name == "table_avl" || name == "table_cnt" {
+            return Some(too_many(1).map(|_| {
+                let t = table_arg(0).unwrap_or_else(|| proxy.to_string());
+                if name == "table_avl" {
+                    Fetch::TableAvl(t)
+                } else {
+                    Fetch::TableCnt(t)
+                }
+            }));
+        }
+        let (from, rest, numbered) = if let Some(r) = name.strip_prefix("src_") {
+            (From::Src, r, false)
+        } else if let Some(r) = name.strip_prefix("sc_") {
+            (From::Slot(0), r, true)
+        } else {
+            let r = name.strip_prefix("sc")?;
+            let (n, r) = r.split_once('_')?;
+            let n: usize = n.parse().ok().filter(|n| *n < SLOTS)?;
+            (From::Slot(n), r, false)
+        };
+        let op = OPS.iter().find(|(o, _)| *o == rest)?.1;
+        match (&from, op) {
+            (From::Src, Op::Tracked) => return None,
+            (From::Slot(_), Op::UpdtConnCnt) => return None,
+            _ => {}
+        }
+        let r = (|| {
+            if numbered {
+                let Some(n) = list.first() else {
+                    return Err(format!(
+                        "fetch method '{name}' : missing arg 1 (expects <sc-id>[,<table>])"
+                    ));
+                };
+                let n = match n.parse::<usize>() {
+                    Ok(n) if n < SLOTS => n,
+                    _ => {
+                        return Err(format!(
+                            "fetch method '{name}' : invalid stick counter '{n}' (expects 0 to {})",
+                            SLOTS - 1
+                        ))
+                    }
+                };
+                too_many(2)?;
+                return Ok(Fetch::Counter {
+                    from: From::Slot(n),
+                    op,
+                    table: table_arg(1),
+                });
+            }
+            too_many(1)?;
+            let table = match from {
+                From::Src => Some(table_arg(0).unwrap_or_else(|| proxy.to_string())),
+                From::Slot(_) => table_arg(0),
+            };
+            Ok(Fetch::Counter { from, op, table })
+        })();
+        Some(r)
+    }
+
+    /// The table it names, for the start-up check that it exists.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Fetch::Counter { table, .. } => table.as_deref(),
+            Fetch::TableAvl(t) | Fetch::TableCnt(t) => Some(t),
+        }
+    }
+
+    /// Whether its sample is a boolean (`sc_tracked`), else an integer.
+    pub fn is_bool(&self) -> bool {
+        matches!(
+            self,
+            Fetch::Counter {
+                op: Op::Tracked,
+                ..
+            }
+        )
+    }
+
+    /// Its value for a session tracking `counters`, coming from `src`; `tables` finds a
+    /// table by name. `None`: no sample (a counter tracking nothing, a type not stored).
+    pub fn value(
+        &self,
+        counters: &Counters,
+        src: Option<IpAddr>,
+        tables: &dyn Fn(&str) -> Option<Arc<Table>>,
+    ) -> Option<i64> {
+        let (from, op, named) = match self {
+            Fetch::TableAvl(t) => {
+                let t = tables(t)?;
+                return Some(t.config.size.saturating_sub(t.used()) as i64);
+            }
+            Fetch::TableCnt(t) => return Some(tables(t)?.used() as i64),
+            Fetch::Counter { from, op, table } => (from, *op, table.as_deref()),
+        };
+        // the table and key the fetch reads
+        let (table, key) = match from {
+            From::Slot(n) => {
+                let tracked = counters.slot(*n);
+                if op == Op::Tracked {
+                    return Some(i64::from(tracked.is_some()));
+                }
+                let tracked = tracked?;
+                match named {
+                    Some(name) => (tables(name)?, tracked.key().clone()),
+                    None => (tracked.table().clone(), tracked.key().clone()),
+                }
+            }
+            From::Src => {
+                let table = tables(named?)?;
+                let key = table.config.key.key(&KeySample::Ip(src?))?;
+                (table, key)
+            }
+        };
+        let schema = &table.config.schema;
+        let stored = |t: DataType| schema.has(t);
+        let v = match op {
+            Op::Tracked => return None,
+            Op::Trackers => table.peek(&key, |en, _, _| en.refs as u64).unwrap_or(0),
+            Op::Get(t) if !stored(t) => return None,
+            Op::Get(t) => table
+                .peek(&key, |en, s, now| en.get(s, t, now))
+                .flatten()
+                .unwrap_or(0),
+            Op::Kbytes(t) if !stored(t) => return None,
+            Op::Kbytes(t) => {
+                table
+                    .peek(&key, |en, s, now| en.get(s, t, now))
+                    .flatten()
+                    .unwrap_or(0)
+                    >> 10
+            }
+            Op::Inc(t) | Op::Clr(t) if !stored(t) => return None,
+            Op::Inc(t) => table
+                .with_entry(&key, true, |en, s, now| {
+                    en.add(s, t, 1, now);
+                    let rate = if t == DataType::Gpc0 {
+                        DataType::Gpc0Rate
+                    } else {
+                        DataType::Gpc1Rate
+                    };
+                    en.add(s, rate, 1, now);
+                    en.get(s, t, now).unwrap_or(0)
+                })
+                .unwrap_or(0),
+            Op::Clr(t) => table
+                .with_entry(&key, true, |en, s, now| {
+                    let before = en.get(s, t, now).unwrap_or(0);
+                    en.set(s, t, 0, now);
+                    before
+                })
+                .unwrap_or(0),
+            Op::UpdtConnCnt if !stored(DataType::ConnCnt) => return None,
+            Op::UpdtConnCnt => table
+                .with_entry(&key, true, |en, s, now| {
+                    en.add(s, DataType::ConnCnt, 1, now);
+                    en.get(s, DataType::ConnCnt, now).unwrap_or(0)
+                })
+                .unwrap_or(0),
+        };
+        Some(v as i64)
+    }
+}

@@ -1,0 +1,217 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::parse;
+use super::data::{DataType, FreqCtr, Schema};
+use super::fetch::{Fetch, From, Op};
+use super::key::{Key, KeySample, KeyType};
+use super::table::Table;
+use super::Counters;
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn table(line: &str) -> Arc<Table> {
+    Table::new("t".into(), parse(&words(line)).expect("config"))
+}
+
+fn v4(s: &str) -> Key {
+    Key::V4(s.parse().expect("ip"))
+}
+
+#[test]
+fn freq_ctr_weighs_the_previous_period() {
+    let mut f = FreqCtr::default();
+    f.add(10, 1000, 5000);
+    assert_eq!(f.read(1000, 5000), 10);
+    // half-way through the next period: all of this one's, half of the previous one's
+    f.add(4, 1000, 6000);
+    assert_eq!(f.read(1000, 6500), 4 + 5);
+    // two periods later nothing is left
+    assert_eq!(f.read(1000, 8000), 0);
+    // a period after the last count, it counts as the previous one
+    assert_eq!(f.read(1000, 7250), 3);
+}
+
+#[test]
+fn store_keeps_haproxy_order_and_checks_periods() {
+    let mut s = Schema::default();
+    s.parse_store("conn_rate(10s),gpc0").expect("store");
+    s.parse_store("conn_cur").expect("store");
+    let names: Vec<_> = s.types().iter().map(|(t, p)| (t.name(), *p)).collect();
+    assert_eq!(names, [("gpc0", 0), ("conn_rate", 10_000), ("conn_cur", 0)]);
+    assert!(s
+        .parse_store("conn_rate")
+        .unwrap_err()
+        .contains("missing argument"));
+    assert!(s
+        .parse_store("conn_cnt(1s)")
+        .unwrap_err()
+        .contains("does not take"));
+    assert!(s
+        .parse_store("nope")
+        .unwrap_err()
+        .contains("unknown data type 'nope'"));
+    assert!(s
+        .parse_store("gpc0")
+        .unwrap_err()
+        .contains("already stored"));
+    assert!(s
+        .parse_store("server_id")
+        .unwrap_err()
+        .contains("not supported"));
+}
+
+#[test]
+fn config_line_errors() {
+    assert!(parse(&words("size 10"))
+        .unwrap_err()
+        .contains("missing type"));
+    assert!(parse(&words("type ip"))
+        .unwrap_err()
+        .contains("missing size"));
+    assert!(parse(&words("type foo size 1"))
+        .unwrap_err()
+        .contains("unknown type"));
+    assert!(parse(&words("type ip size 1 peers p"))
+        .unwrap_err()
+        .contains("not supported"));
+    let c = parse(&words(
+        "type string len 8 size 1k expire 30s nopurge store gpc0",
+    ))
+    .expect("ok");
+    assert_eq!(c.key, KeyType::String(8));
+    assert_eq!(c.size, 1024);
+    assert_eq!(c.expire, Some(Duration::from_secs(30)));
+    assert!(c.nopurge);
+}
+
+#[test]
+fn keys_from_samples_and_cli() {
+    let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+    assert_eq!(
+        KeyType::Ip.key(&KeySample::Ip(mapped)),
+        Some(v4("10.0.0.1"))
+    );
+    assert_eq!(
+        KeyType::Ip.key(&KeySample::Ip("::1".parse().expect("ip"))),
+        None
+    );
+    assert_eq!(
+        KeyType::String(3).key(&KeySample::Bytes(b"abcdef")),
+        Some(Key::Bytes(b"abc".to_vec()))
+    );
+    assert_eq!(
+        KeyType::Binary(4).parse_cli("0aFF"),
+        Ok(Key::Bytes(vec![10, 255, 0, 0]))
+    );
+    assert_eq!(Key::Bytes(vec![10, 255]).show(KeyType::Binary(2)), "0AFF");
+    assert!(KeyType::Ip.parse_cli("nope").is_err());
+    assert_eq!(KeyType::Integer.parse_cli("42"), Ok(Key::Int(42)));
+}
+
+#[test]
+fn tracking_counts_and_releases() {
+    let t = table("type ip size 10 expire 10s store conn_cnt,conn_cur,conn_rate(10s),sess_cnt,gpc0,bytes_in_cnt");
+    let mut c = Counters::default();
+    assert!(c.track(0, &t, v4("127.0.0.1")));
+    // a counter already tracking ignores another rule
+    assert!(!c.track(0, &t, v4("127.0.0.2")));
+    assert!(c.track(1, &t, v4("127.0.0.1")));
+    c.session_started();
+    c.inc_gpc(0, 0);
+    c.add_bytes(100, 5);
+    let get = |ty| {
+        t.peek(&v4("127.0.0.1"), |en, s, now| en.get(s, ty, now))
+            .flatten()
+    };
+    assert_eq!(get(DataType::ConnCnt), Some(2));
+    assert_eq!(get(DataType::ConnCur), Some(2));
+    assert_eq!(get(DataType::ConnRate), Some(2));
+    // two counters on one entry count the session twice, as HAProxy's do
+    assert_eq!(get(DataType::SessCnt), Some(2));
+    assert_eq!(get(DataType::Gpc0), Some(1));
+    assert_eq!(get(DataType::BytesInCnt), Some(200));
+    assert_eq!(get(DataType::SessRate), None);
+    drop(c);
+    assert_eq!(get(DataType::ConnCur), Some(0));
+    assert_eq!(get(DataType::ConnCnt), Some(2));
+    let d = t.dump(|_, _, _, _| true);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].key, "127.0.0.1");
+    assert_eq!(d[0].refs, 0);
+    assert!(d[0].exp > 9_000 && d[0].exp <= 10_000, "{}", d[0].exp);
+}
+
+#[test]
+fn a_full_table_purges_unused_entries_unless_nopurge() {
+    let t = table("type integer size 4 store conn_cnt");
+    let mut held = Counters::default();
+    assert!(held.track(0, &t, Key::Int(0)));
+    for i in 1..10 {
+        assert!(t.with_entry(&Key::Int(i), true, |_, _, _| ()).is_some());
+        assert!(t.used() <= 4);
+    }
+    // the entry in use survives the purges
+    assert!(t.peek(&Key::Int(0), |_, _, _| ()).is_some());
+    let n = table("type integer size 2 nopurge store conn_cnt");
+    assert!(n.with_entry(&Key::Int(1), true, |_, _, _| ()).is_some());
+    assert!(n.with_entry(&Key::Int(2), true, |_, _, _| ()).is_some());
+    assert!(n.with_entry(&Key::Int(3), true, |_, _, _| ()).is_none());
+    // clear leaves entries in use
+    t.clear(|_, _, _, _| true);
+    assert_eq!(t.used(), 1);
+}
+
+#[test]
+fn fetches_read_tracked_and_source_entries() {
+    let t = table("type ip size 10 store conn_cur,gpc0");
+    let tables = |name: &str| (name == "t").then(|| t.clone());
+    let src: IpAddr = Ipv4Addr::LOCALHOST.into();
+    let f = |s: &str, a: Option<&str>| Fetch::parse(s, a, "t").expect("known").expect("parses");
+    let mut c = Counters::default();
+    assert_eq!(
+        f("sc_tracked", Some("0")).value(&c, Some(src), &tables),
+        Some(0)
+    );
+    assert_eq!(f("sc0_conn_cur", None).value(&c, Some(src), &tables), None);
+    assert_eq!(
+        f("src_conn_cur", None).value(&c, Some(src), &tables),
+        Some(0)
+    );
+    assert!(c.track(0, &t, v4("127.0.0.1")));
+    assert_eq!(
+        f("sc0_conn_cur", None).value(&c, Some(src), &tables),
+        Some(1)
+    );
+    assert_eq!(
+        f("sc_conn_cur", Some("0,t")).value(&c, Some(src), &tables),
+        Some(1)
+    );
+    assert_eq!(
+        f("src_inc_gpc0", None).value(&c, Some(src), &tables),
+        Some(1)
+    );
+    assert_eq!(
+        f("sc0_get_gpc0", None).value(&c, Some(src), &tables),
+        Some(1)
+    );
+    // not stored: no sample
+    assert_eq!(f("sc0_conn_rate", None).value(&c, Some(src), &tables), None);
+    assert_eq!(f("table_cnt", None).value(&c, Some(src), &tables), Some(1));
+    assert_eq!(f("table_avl", None).value(&c, Some(src), &tables), Some(9));
+    assert!(Fetch::parse("sc3_conn_cur", None, "t").is_none());
+    assert!(Fetch::parse("sc_conn_cur", Some("7"), "t")
+        .expect("known")
+        .is_err());
+    assert_eq!(
+        f("src_conn_cnt", Some("other")),
+        Fetch::Counter {
+            from: From::Src,
+            op: Op::Get(DataType::ConnCnt),
+            table: Some("other".into())
+        }
+    );
+}
