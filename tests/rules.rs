@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{cli, free_port, syslog_line, syslog_sink, wait_until, Harp};
+use common::{cli, connect_from, free_port, syslog_line, syslog_sink, wait_until, Harp};
 use harp::rules::hello::sample_client_hello;
 
 /// A server that names itself (`<name>\n`) on each connection, then echoes what it reads.
@@ -189,24 +189,6 @@ fn use_backend_follows_the_servers_state() {
         common::stat_field(api, "spare,BACKEND,", "slim"),
         "same fullconn"
     );
-}
-
-/// A connection to the proxy on `port` from the loopback address `src`.
-fn connect_from(src: &str, port: u16) -> TcpStream {
-    let s =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    s.bind(
-        &format!("{src}:0")
-            .parse::<SocketAddr>()
-            .expect("addr")
-            .into(),
-    )
-    .expect("bind a loopback source");
-    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
-        .expect("connect");
-    let c: TcpStream = s.into();
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    c
 }
 
 /// A connection from `src` to `port`: whether the proxy let it through to the server.

@@ -10,6 +10,7 @@ use super::acl;
 use super::help;
 use super::parse::{AclOp, AdminCommand, SetServer};
 use super::render::{self, StatOptions};
+use super::table;
 use super::InfoHook;
 use crate::config::AccessLevel;
 use crate::model::{AdminAction, Cause, Command, ForcedHealth, Registry, Server};
@@ -182,6 +183,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         },
         AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
         AdminCommand::ShowVersion => Reply::line(env!("CARGO_PKG_VERSION")),
+        AdminCommand::Table(op, args) => Reply::text(table::run(&x.reg, op, &args, st.level)),
         AdminCommand::Acl(op, args) => match op {
             AclOp::Show => Reply::text(acl::show(&x.reg, &args)),
             AclOp::Get => Reply::text(acl::get(&x.reg, &args)),

@@ -38,6 +38,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Operator,
     ),
     e(
+        "clear table <table> [<filter>]*",
+        "remove an entry from a table (filter: data/key)",
+        User,
+    ),
+    e(
         "del acl <acl> [<key>|#<ref>]",
         "delete acl entries matching <key>",
         Operator,
@@ -113,6 +118,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Admin,
     ),
     e(
+        "set table <table> key <k> [data.* <v>]*",
+        "update or create a table entry's data",
+        User,
+    ),
+    e(
         "set weight <bk>/<srv>  (DEPRECATED)",
         "change a server's weight (use 'set server' instead)",
         Admin,
@@ -145,6 +155,11 @@ pub const ENTRIES: &[HelpEntry] = &[
     e(
         "show stat [desc|json|no-maint|typed|up]*",
         "report counters for each proxy and server",
+        User,
+    ),
+    e(
+        "show table <table> [<filter>]*",
+        "report table usage stats or dump this table's contents (filter: data/key)",
         User,
     ),
     e("show version", "show version of the current process", User),

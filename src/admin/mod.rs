@@ -14,6 +14,7 @@ pub mod parse;
 pub mod render;
 pub mod session;
 pub mod stats_page;
+pub mod table;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

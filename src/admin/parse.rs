@@ -93,6 +93,8 @@ pub enum AdminCommand {
     /// `show acl [<acl>]`, `add acl`, `del acl`, `clear acl`, `get acl`: the words after
     /// `acl`.
     Acl(AclOp, Vec<String>),
+    /// `show table`, `clear table`, `set table`: the words after `table`.
+    Table(super::table::TableOp, Vec<String>),
     /// `help [<command words>]`.
     Help(Vec<String>),
     /// `prompt`: toggle interactive mode.
@@ -242,6 +244,11 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["operator", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::Operator),
         ["user", ..] => AdminCommand::SetLevel(crate::config::AccessLevel::User),
         ["show", "info", ..] => AdminCommand::ShowInfo(format_of(&w[2..])),
+        ["show", "table", ..] => AdminCommand::Table(super::table::TableOp::Show, w[2..].to_vec()),
+        ["clear", "table", ..] => {
+            AdminCommand::Table(super::table::TableOp::Clear, w[2..].to_vec())
+        }
+        ["set", "table", ..] => AdminCommand::Table(super::table::TableOp::Set, w[2..].to_vec()),
         [verb, "acl", ..] if AclOp::parse(verb).is_some() => match AclOp::parse(verb) {
             Some(op) => AdminCommand::Acl(op, w[2..].to_vec()),
             None => unknown(),

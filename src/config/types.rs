@@ -1037,6 +1037,8 @@ pub struct ProxyConfig {
     pub default_backend: Option<String>,
     /// `acl`, `tcp-request` and `use_backend` lines.
     pub rules: crate::rules::Rules,
+    /// `stick-table ...`: the proxy's table (named after it), and where it was written.
+    pub stick_table: Option<(crate::stick::TableConfig, Location)>,
     /// `balance <algo>`.
     pub balance: BalanceAlgo,
     /// `hash-type map-based|consistent`.
@@ -1127,6 +1129,7 @@ impl ProxyConfig {
             backlog: None,
             default_backend: None,
             rules: crate::rules::Rules::default(),
+            stick_table: None,
             balance: BalanceAlgo::RoundRobin,
             hash_type: HashType::MapBased,
             hash_avalanche: false,

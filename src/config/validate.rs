@@ -156,7 +156,37 @@ fn rule_references(p: &mut Parser) {
                 found.push((loc, msg));
             }
         }
+        // stick tables: a proxy's table is named after it
+        let has_table = |t: &str| {
+            proxies
+                .iter()
+                .any(|q| q.name == t && q.stick_table.is_some())
+        };
+        for (_, slot, table) in px.rules.tracks() {
+            if !has_table(table) {
+                found.push((
+                    px.location.clone(),
+                    format!(
+                        "proxy '{}': unable to find table '{table}' referenced by track-sc{slot}.",
+                        px.name
+                    ),
+                ));
+            }
+        }
         for f in px.rules.fetches() {
+            if let crate::rules::Fetch::Stick(kw, sf) = f {
+                match sf.table() {
+                    Some(t) if !has_table(t) => found.push((
+                        px.location.clone(),
+                        format!(
+                            "unable to find table '{t}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                            px.name
+                        ),
+                    )),
+                    _ => {}
+                }
+                continue;
+            }
             let Some((name, server)) = f.names() else {
                 continue;
             };

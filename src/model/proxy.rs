@@ -146,6 +146,8 @@ pub struct Proxy {
     /// Who waits for a slot, in arrival order; a session that frees a slot hands it to the
     /// oldest that can use it.
     pub queue: super::WaitQueue<Arc<Server>>,
+    /// Its stick table (`stick-table`), which sessions of any proxy may track keys in.
+    pub table: Option<Arc<crate::stick::Table>>,
 }
 
 /// One of a frontend's listening sockets, as the frontend holds it.
@@ -166,6 +168,10 @@ impl Proxy {
     pub(super) fn new(index: usize, uuid: u32, config: Arc<ProxyConfig>) -> Proxy {
         // a `disabled` frontend is never bound: HAProxy calls it shut down
         let disabled = config.disabled;
+        let table = config
+            .stick_table
+            .as_ref()
+            .map(|(t, _)| crate::stick::Table::new(config.name.as_str().into(), t.clone()));
         Proxy {
             index,
             uuid,
@@ -183,6 +189,7 @@ impl Proxy {
             rids: Mutex::new(HashMap::new()),
             rebalanced: tokio::sync::Notify::new(),
             queue: super::WaitQueue::default(),
+            table,
         }
     }
 

@@ -144,7 +144,7 @@ impl AclTable {
 
     /// The first ACL of `cond` that reads request content, and the keyword: HAProxy's
     /// `acl_cond_conflicts` for rules that run before any content exists.
-    pub fn content_conflict(&self, cond: &Cond) -> Option<(String, &'static str)> {
+    pub fn content_conflict(&self, cond: &Cond) -> Option<(String, &str)> {
         cond.alts.iter().flatten().find_map(|t| {
             let acl = &self.acls[t.acl];
             let e = acl.exprs.iter().find(|e| e.fetch.reads_content())?;

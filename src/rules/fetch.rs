@@ -45,6 +45,8 @@ pub enum Fetch {
     SrvIsUp(String, String),
     /// `srv_conn(<backend>/<server>)`.
     SrvConn(String, String),
+    /// A stick-table fetch (`sc_*`, `sc<n>_*`, `src_*`, `table_*`), under the name written.
+    Stick(String, crate::stick::fetch::Fetch),
 }
 
 /// Proxy figures the backend-state fetches read.
@@ -86,6 +88,18 @@ pub trait Env {
     fn proxy_stat(&self, proxy: &str, what: ProxyStat) -> Option<i64>;
     /// A figure of a server; `None` when it does not exist.
     fn server_stat(&self, backend: &str, server: &str, what: ServerStat) -> Option<i64>;
+    /// A stick-table fetch's value for this session (`None`: no sample). Without tables:
+    /// none.
+    fn stick(&self, _fetch: &crate::stick::fetch::Fetch) -> Option<i64> {
+        None
+    }
+    /// `track-sc<slot> <key> [table <table>]`: tracks the key in counter `slot` unless it
+    /// tracks something already.
+    fn track(&self, _slot: usize, _table: &str, _key: &Value) {}
+    /// `sc-inc-gpc0|1(<slot>)`.
+    fn inc_gpc(&self, _slot: usize, _which: u8) {}
+    /// `sc-set-gpt0(<slot>) <value>`.
+    fn set_gpt0(&self, _slot: usize, _value: u64) {}
 }
 
 /// A sample, or why there is none.
@@ -224,7 +238,13 @@ impl Fetch {
                 Fetch::SrvConn(b, s)
             }
             other => {
-                let hint = crate::config::suggest::did_you_mean(other, NAMES)
+                if let Some(r) = crate::stick::fetch::Fetch::parse(other, args, proxy) {
+                    return r.map(|f| Fetch::Stick(other.to_string(), f));
+                }
+                let mut all: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+                all.extend(crate::stick::fetch::names());
+                let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                let hint = crate::config::suggest::did_you_mean(other, &all)
                     .map(|s| format!(", did you mean '{s}' maybe ?"))
                     .unwrap_or_default();
                 return Err(format!("unknown fetch method '{other}'{hint}"));
@@ -242,6 +262,7 @@ impl Fetch {
             Fetch::Src | Fetch::Dst => Method::Ip,
             Fetch::ReqSslSni => Method::Str,
             Fetch::ReqPayload(..) => return None,
+            Fetch::Stick(_, f) if f.is_bool() => Method::Bool,
             _ => Method::Int,
         })
     }
@@ -271,8 +292,9 @@ impl Fetch {
     }
 
     /// Its keyword, for messages.
-    pub fn keyword(&self) -> &'static str {
+    pub fn keyword(&self) -> &str {
         match self {
+            Fetch::Stick(name, _) => name,
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -364,6 +386,8 @@ impl Fetch {
                 .server_stat(b, s, ServerStat::IsUp)
                 .map(|v| Value::Bool(v != 0))),
             Fetch::SrvConn(b, s) => opt(env.server_stat(b, s, ServerStat::Conn).map(Value::Int)),
+            Fetch::Stick(_, f) if f.is_bool() => opt(env.stick(f).map(|v| Value::Bool(v != 0))),
+            Fetch::Stick(_, f) => opt(env.stick(f).map(Value::Int)),
         }
     }
 }

@@ -19,13 +19,14 @@ use std::time::Duration;
 
 pub use acl::{Acl, AclTable, Cond, Tri};
 pub use fetch::{Env, Fetch, ProxyStat, Sample, ServerStat};
+pub use pattern::Value;
 
 /// The most request content rules wait for: HAProxy's buffer less its rewrite reserve
 /// (`tune.bufsize` - `tune.maxrewrite`), where its `channel_full` ends the waiting.
 pub const MAX_CONTENT: usize = 15_360;
 
 /// What a `tcp-request` rule does when its condition holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// `accept`: stop evaluating, go on.
     Accept,
@@ -34,6 +35,30 @@ pub enum Action {
     /// `expect-proxy layer4` (connection rules): the connection starts with a PROXY header,
     /// as under `accept-proxy`; the rules go on.
     ExpectProxy,
+    /// `track-sc<slot> <key> [table <table>]`: the session's counter `slot` tracks the key's
+    /// entry (the table defaults to the rule's proxy); the rules go on.
+    Track {
+        /// The stick counter, 0 to 2.
+        slot: usize,
+        /// What gives the key.
+        key: Fetch,
+        /// The table's name.
+        table: String,
+    },
+    /// `sc-inc-gpc0(<slot>)` (`which` 0) or `sc-inc-gpc1(<slot>)` (1); the rules go on.
+    IncGpc {
+        /// The stick counter.
+        slot: usize,
+        /// 0 or 1.
+        which: u8,
+    },
+    /// `sc-set-gpt0(<slot>) <value>`; the rules go on.
+    SetGpt0 {
+        /// The stick counter.
+        slot: usize,
+        /// The value.
+        value: u64,
+    },
 }
 
 /// One `tcp-request <when> <action> [if|unless ...]` line.
@@ -108,34 +133,51 @@ impl Rules {
     /// Runs `phase`'s rules: the first accept or reject whose condition holds decides; none:
     /// accept.
     pub fn run(&self, phase: Phase, env: &dyn Env) -> Verdict {
-        self.run_flagged(phase, env).0
+        self.run_from(phase, env, &mut 0).0
     }
 
     /// The connection rules, and whether an `expect-proxy layer4` applied.
     pub fn run_connection(&self, env: &dyn Env) -> (Verdict, bool) {
-        self.run_flagged(Phase::Connection, env)
+        self.run_from(Phase::Connection, env, &mut 0)
     }
 
-    fn run_flagged(&self, phase: Phase, env: &dyn Env) -> (Verdict, bool) {
+    /// Runs `phase`'s rules from rule `at`; on [`Verdict::Wait`] `at` names the rule that
+    /// waits, where the next run resumes (as HAProxy's `current_rule`: the actions before it
+    /// are not done twice).
+    pub fn run_from(&self, phase: Phase, env: &dyn Env, at: &mut usize) -> (Verdict, bool) {
         let list = match phase {
             Phase::Connection => &self.connection,
             Phase::Session => &self.session,
             Phase::Content => &self.content,
         };
         let mut expect_proxy = false;
-        for r in list {
+        while let Some(r) = list.get(*at) {
             if let Some(c) = &r.cond {
                 match self.acls.eval(c, env) {
                     Tri::Miss => return (Verdict::Wait, expect_proxy),
-                    Tri::Fail => continue,
+                    Tri::Fail => {
+                        *at += 1;
+                        continue;
+                    }
                     Tri::Pass => {}
                 }
             }
-            match r.action {
+            match &r.action {
                 Action::Accept => return (Verdict::Accept, expect_proxy),
                 Action::Reject => return (Verdict::Reject, expect_proxy),
                 Action::ExpectProxy => expect_proxy = true,
+                Action::Track { slot, key, table } => match key.sample(env) {
+                    Sample::Missing => return (Verdict::Wait, expect_proxy),
+                    Sample::Val { may_change, .. } if may_change && !env.is_final() => {
+                        return (Verdict::Wait, expect_proxy)
+                    }
+                    Sample::Val { v, .. } => env.track(*slot, table, &v),
+                    Sample::None => {}
+                },
+                Action::IncGpc { slot, which } => env.inc_gpc(*slot, *which),
+                Action::SetGpt0 { slot, value } => env.set_gpt0(*slot, *value),
             }
+            *at += 1;
         }
         (Verdict::Accept, expect_proxy)
     }
@@ -228,9 +270,50 @@ impl Rules {
                 cond_at = 4;
                 Action::ExpectProxy
             }
+            Some(a) if a.starts_with("track-sc") => {
+                let slot = stick_slot(a, &a["track-sc".len()..])?;
+                let Some(k) = words.get(3) else {
+                    return Err(format!("'tcp-request {when} {a}' : missing fetch method"));
+                };
+                let key = Fetch::parse(k, proxy).map_err(|e| {
+                    format!("'tcp-request {when} {a}' : failed to parse sample expression <{k}> : {e}.")
+                })?;
+                if phase != Phase::Content && key.reads_content() {
+                    return Err(format!(
+                        "'tcp-request {when} {a}' : fetch method '{}' extracts information from 'request content', none of which is available here.",
+                        key.keyword()
+                    ));
+                }
+                let mut table = proxy.to_string();
+                cond_at = 4;
+                if words.get(4).map(String::as_str) == Some("table") {
+                    let Some(t) = words.get(5) else {
+                        return Err(format!("'tcp-request {when} {a}' : missing table name after 'table'"));
+                    };
+                    table = t.clone();
+                    cond_at = 6;
+                }
+                Action::Track { slot, key, table }
+            }
+            Some(a) if a.starts_with("sc-inc-gpc0") || a.starts_with("sc-inc-gpc1") => {
+                let which = if a.starts_with("sc-inc-gpc0") { 0 } else { 1 };
+                let slot = stick_slot(a, sc_arg(a)?)?;
+                Action::IncGpc { slot, which }
+            }
+            Some(a) if a.starts_with("sc-set-gpt0") => {
+                let slot = stick_slot(a, sc_arg(a)?)?;
+                let Some(v) = words.get(3) else {
+                    return Err(format!("'tcp-request {when} {a}' : expects an integer value"));
+                };
+                let value = v.parse::<u64>().ok().filter(|v| *v <= u64::from(u32::MAX)).ok_or_else(|| {
+                    format!("'tcp-request {when} {a}' : harp takes an integer value here, got '{v}'")
+                })?;
+                cond_at = 4;
+                Action::SetGpt0 { slot, value }
+            }
             Some(a) => {
                 return Err(format!(
-                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept' and 'reject')."
+                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept', 'reject', 'expect-proxy', 'track-sc0..2', 'sc-inc-gpc0/1' and 'sc-set-gpt0')."
                 ))
             }
             None => return Err(format!("'tcp-request {when}' expects an action such as 'accept' or 'reject'.")),
@@ -304,4 +387,46 @@ impl Rules {
             .iter()
             .flat_map(|a| a.exprs.iter().map(|e| &e.fetch))
     }
+
+    /// Every `track-sc*` rule: `(phase, slot, table)`, for the start-up check that the
+    /// tables exist.
+    pub fn tracks(&self) -> impl Iterator<Item = (Phase, usize, &str)> {
+        [
+            (Phase::Connection, &self.connection),
+            (Phase::Session, &self.session),
+            (Phase::Content, &self.content),
+        ]
+        .into_iter()
+        .flat_map(|(p, list)| {
+            list.iter().filter_map(move |r| match &r.action {
+                Action::Track { slot, table, .. } => Some((p, *slot, table.as_str())),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// The stick counter a `track-sc<n>` or `sc-*(<n>)` action names (0 to 2).
+fn stick_slot(action: &str, n: &str) -> Result<usize, String> {
+    match n.parse::<usize>() {
+        Ok(n) if n < crate::stick::SLOTS => Ok(n),
+        _ => Err(format!(
+            "'{action}' : invalid stick counter '{n}' (expects a number between 0 and {})",
+            crate::stick::SLOTS - 1
+        )),
+    }
+}
+
+/// The `<n>` of `sc-inc-gpc0(<n>)`; 0 when it has no parentheses (`sc-inc-gpc0`).
+fn sc_arg(action: &str) -> Result<&str, String> {
+    let name = action.split('(').next().unwrap_or(action);
+    if name.len() == action.len() {
+        return match action {
+            "sc-inc-gpc0" | "sc-inc-gpc1" | "sc-set-gpt0" => Ok("0"),
+            _ => Err(format!("'{action}' is not supported by harp")),
+        };
+    }
+    action[name.len() + 1..]
+        .strip_suffix(')')
+        .ok_or_else(|| format!("invalid stick table track ID. Expects {name}(<Track ID>)"))
 }

@@ -249,7 +249,12 @@ fn bad_lines_say_what_is_wrong() {
     assert!(err(&mut r, "acl x dst_port -q 1").contains("is not a valid ACL option"));
     assert!(err(&mut r, "acl x src -m foo 1").contains("unknown matching method 'foo'"));
     assert!(err(&mut r, "acl x src -f /nonexistent/harp").contains("failed to open pattern file"));
-    assert!(err(&mut r, "tcp-request content track-sc0 src").contains("not supported by harp"));
+    assert!(err(&mut r, "tcp-request content set-var(txn.x) src").contains("not supported by harp"));
+    assert!(err(&mut r, "tcp-request content track-sc3 src").contains("invalid stick counter '3'"));
+    assert!(err(&mut r, "tcp-request connection track-sc0 req.ssl_sni")
+        .contains("none of which is available here"));
+    assert!(err(&mut r, "tcp-request content sc-inc-gpc0(9)").contains("invalid stick counter"));
+    assert!(err(&mut r, "acl x sc_conn_rate(5) gt 1").contains("invalid stick counter '5'"));
     assert!(
         err(&mut r, "tcp-request content accept if { src 1.2.3.4").contains("missing closing '}'")
     );

@@ -1,5 +1,6 @@
 //! The `stick-table` line of a proxy:
-//! `stick-table type <type> [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <types>]*`.
+//! `stick-table type <type> [len <n>] size <n>[k|m|g] [expire <time>] [nopurge] [store <types>]*`,
+//! with HAProxy's messages (`parse_stick_table`).
 
 use std::time::Duration;
 
@@ -8,26 +9,25 @@ use super::key::{KeyType, DEFAULT_LEN};
 use super::table::TableConfig;
 use crate::config::units::{parse_size, parse_time};
 
-/// Parses the words after `stick-table`.
-pub fn parse(words: &[String]) -> Result<TableConfig, String> {
+/// Parses the words after `stick-table`; returns warnings too.
+pub fn parse(words: &[String]) -> Result<(TableConfig, Vec<String>), String> {
+    let mut warnings = Vec::new();
     let mut key = None;
     let mut size = None;
     let mut expire = None;
     let mut nopurge = false;
     let mut schema = Schema::default();
     let mut i = 0;
-    let value = |i: usize, what: &str| -> Result<&str, String> {
-        words.get(i + 1).map(String::as_str).ok_or_else(|| {
-            format!(
-                "'stick-table' : missing argument after '{}' (expects {what}).",
-                words[i]
-            )
-        })
+    let value = |i: usize| -> Result<&str, String> {
+        words
+            .get(i + 1)
+            .map(String::as_str)
+            .ok_or_else(|| format!("stick-table: missing argument after '{}'.", words[i]))
     };
     while i < words.len() {
         match words[i].as_str() {
             "type" => {
-                let t = value(i, "a key type")?;
+                let t = value(i)?;
                 i += 2;
                 key = Some(match t {
                     "ip" | "ipv4" => KeyType::Ip,
@@ -35,47 +35,45 @@ pub fn parse(words: &[String]) -> Result<TableConfig, String> {
                     "integer" => KeyType::Integer,
                     "string" | "binary" => {
                         let mut len = DEFAULT_LEN;
+                        let mut custom = false;
                         if words.get(i).map(String::as_str) == Some("len") {
-                            let v = value(i, "a length")?;
+                            let v = words.get(i + 1).map(String::as_str).unwrap_or("");
                             len = match v.parse::<usize>() {
                                 Ok(n) if (1..=65_535).contains(&n) => n,
                                 _ => {
-                                    return Err(format!(
-                                        "'stick-table' : invalid key length '{v}' for type '{t}'."
-                                    ))
+                                    return Err("'len' expects a positive integer argument.".into())
                                 }
                             };
+                            custom = true;
                             i += 2;
                         }
-                        if t == "string" {
-                            KeyType::String(len)
-                        } else {
-                            KeyType::Binary(len)
+                        match t {
+                            // the key keeps a byte for its NUL, unless `len` sized it
+                            "string" if custom => KeyType::String(len),
+                            "string" => KeyType::String(len - 1),
+                            _ => KeyType::Binary(len),
                         }
                     }
-                    other => {
-                        return Err(format!(
-                            "'stick-table' : unknown type '{other}' (expects 'ip', 'ipv6', 'integer', 'string' or 'binary')."
-                        ))
-                    }
+                    other => return Err(format!("stick-table: unknown type '{other}'.")),
                 });
             }
             "size" => {
-                let v = value(i, "a size")?;
-                let n = parse_size(v, "stick-table size")
-                    .map_err(|e| format!("'stick-table' : {e}."))?;
-                if n == 0 || n > u64::from(u32::MAX) {
-                    return Err(format!("'stick-table' : invalid size '{v}'."));
+                let v = value(i)?;
+                let n = parse_size(v, "stick-table size").map_err(|e| format!("stick-table: {e}."))?;
+                if n > i32::MAX as u64 {
+                    return Err(format!("stick-table: size '{v}' is too large."));
                 }
-                size = Some(n);
+                // `size 0` is as good as none
+                size = Some(n).filter(|n| *n > 0);
                 i += 2;
             }
             "expire" => {
-                let v = value(i, "a time")?;
-                let d = parse_time(v, "stick-table expire")
-                    .map_err(|e| format!("'stick-table' : {e}."))?;
+                let v = value(i)?;
+                let d = parse_time(v, "stick-table expire").map_err(|e| format!("stick-table: {e}."))?;
                 if d > Duration::from_millis(i32::MAX as u64) {
-                    return Err(format!("'stick-table' : expire delay '{v}' is too large."));
+                    return Err(format!(
+                        "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
+                    ));
                 }
                 expire = Some(d);
                 i += 2;
@@ -85,36 +83,32 @@ pub fn parse(words: &[String]) -> Result<TableConfig, String> {
                 i += 1;
             }
             "store" => {
-                let v = value(i, "data types")?;
-                schema
-                    .parse_store(v)
-                    .map_err(|e| format!("'stick-table' : {e}."))?;
+                let v = value(i)?;
+                let w = schema.parse_store(v).map_err(|e| format!("stick-table: {e}"))?;
+                warnings.extend(w.into_iter().map(|w| format!("stick-table: {w}")));
                 i += 2;
             }
-            "peers" | "srvkey" | "write-to" | "recv-only" => {
+            "peers" | "srvkey" | "write-to" | "recv-only" | "brates-factor" => {
                 return Err(format!(
-                    "'stick-table' : '{}' is not supported by harp (its tables are local to the process).",
+                    "stick-table: '{}' is not supported by harp (its tables are local to the process, byte rates unscaled).",
                     words[i]
                 ))
             }
-            other => {
-                return Err(format!(
-                    "'stick-table' : unknown argument '{other}' (expects 'type', 'size', 'expire', 'nopurge' or 'store')."
-                ))
-            }
+            other => return Err(format!("stick-table: unknown argument '{other}'.")),
         }
     }
-    let Some(key) = key else {
-        return Err("'stick-table' : missing type.".into());
-    };
     let Some(size) = size else {
-        return Err("'stick-table' : missing size.".into());
+        return Err("stick-table: missing size.".into());
     };
-    Ok(TableConfig {
+    let Some(key) = key else {
+        return Err("stick-table: missing type.".into());
+    };
+    let t = TableConfig {
         key,
         size,
         expire,
         nopurge,
         schema,
-    })
+    };
+    Ok((t, warnings))
 }

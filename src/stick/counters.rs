@@ -85,7 +85,7 @@ impl Counters {
         }
     }
 
-    fn each(&self, mut f: impl FnMut(&Tracked)) {
-        self.slots.iter().flatten().for_each(|t| f(t));
+    fn each(&self, f: impl FnMut(&Tracked)) {
+        self.slots.iter().flatten().for_each(f);
     }
 }

@@ -204,14 +204,19 @@ impl FreqCtr {
         } else {
             // past the current period: part of it is now the previous one, or nothing is left
             let over = now - end;
-            if over >= period {
+            if over > period {
                 return 0;
             }
             past = curr;
             curr = 0;
             period - over
         };
-        curr + (u128::from(past) * u128::from(remain) / u128::from(period)) as u64
+        if curr == 0 && past <= 1 {
+            // HAProxy's correction for a counter flapping between 0 and 1
+            return past;
+        }
+        ((u128::from(past) * u128::from(remain) + u128::from(curr) * u128::from(period))
+            / u128::from(period)) as u64
     }
 }
 
@@ -231,13 +236,17 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// Parses one `store` argument: `type[,type(period)]...`.
-    pub fn parse_store(&mut self, arg: &str) -> Result<(), String> {
+    /// Parses one `store` argument, `type[,type(period)]...`, with HAProxy's messages;
+    /// returns warnings (a type stored twice is ignored).
+    pub fn parse_store(&mut self, arg: &str) -> Result<Vec<String>, String> {
+        let mut warnings = Vec::new();
         for item in arg.split(',') {
             let (name, period) = match item.split_once('(') {
                 Some((n, rest)) => {
                     let Some(p) = rest.strip_suffix(')') else {
-                        return Err(format!("missing closing ')' in data type '{item}'"));
+                        return Err(format!(
+                            "missing closing parenthesis after store option '{n}'."
+                        ));
                     };
                     (n, Some(p))
                 }
@@ -245,31 +254,31 @@ impl Schema {
             };
             let t = match DataType::by_name(name)? {
                 Some(t) => t,
-                None => return Err(format!("unknown data type '{name}'")),
+                None => return Err(format!("unknown store option '{name}'.")),
             };
             let period = match (t.is_rate(), period) {
                 (true, Some(p)) => {
-                    let d = crate::config::units::parse_time(p, "store").map_err(|_| {
-                        format!("syntax error in period '{p}' of data type '{name}'")
-                    })?;
-                    if d.is_zero() || d > Duration::from_millis(u64::from(u32::MAX)) {
-                        return Err(format!("invalid period '{p}' for data type '{name}'"));
+                    let d = crate::config::units::parse_time(p, "store")
+                        .map_err(|_| format!("error when processing store option '{name}'."))?;
+                    if d.is_zero() || d > Duration::from_millis(i32::MAX as u64) {
+                        return Err(format!("error when processing store option '{name}'."));
                     }
                     d.as_millis() as u64
                 }
-                (true, None) => return Err(format!("missing argument to data type '{name}'")),
+                (true, None) => return Err(format!("missing argument to store option '{name}'.")),
                 (false, Some(_)) => {
-                    return Err(format!("data type '{name}' does not take any argument"))
+                    return Err(format!("unexpected argument to store option '{name}'."))
                 }
                 (false, None) => 0,
             };
             if self.has(t) {
-                return Err(format!("data type '{name}' already stored"));
+                warnings.push(format!("store option '{name}' already enabled, ignored."));
+                continue;
             }
             self.types.push((t, period));
             self.types.sort();
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// Whether `t` is stored.

@@ -237,6 +237,12 @@ impl Fetch {
         };
         let schema = &table.config.schema;
         let stored = |t: DataType| schema.has(t);
+        // `src_*` on a key the table does not hold: 0, stored type or not
+        let absent = *from == From::Src && table.peek(&key, |_, _, _| ()).is_none();
+        let creates = matches!(op, Op::Inc(_) | Op::Clr(_) | Op::UpdtConnCnt);
+        if absent && !creates {
+            return Some(0);
+        }
         let v = match op {
             Op::Tracked => return None,
             Op::Trackers => table.peek(&key, |en, _, _| en.refs as u64).unwrap_or(0),
@@ -253,7 +259,9 @@ impl Fetch {
                     .unwrap_or(0)
                     >> 10
             }
-            Op::Inc(t) | Op::Clr(t) if !stored(t) => return None,
+            // HAProxy's `*_inc_gpc*` gives 0 even then
+            Op::Inc(t) if !stored(t) => return Some(0),
+            Op::Clr(t) if !stored(t) => return None,
             Op::Inc(t) => table
                 .with_entry(&key, true, |en, s, now| {
                     en.add(s, t, 1, now);

@@ -12,13 +12,15 @@ pub enum KeyType {
     Ipv6,
     /// `integer`: 32-bit unsigned integers.
     Integer,
-    /// `string [len <n>]`: strings cut to `n` bytes.
+    /// `string [len <n>]`: strings cut to `n` bytes (31 without `len`: HAProxy's 32-byte
+    /// key with its NUL).
     String(usize),
     /// `binary [len <n>]`: `n` bytes, padded with zeros.
     Binary(usize),
 }
 
-/// HAProxy's default `len` for string and binary keys.
+/// HAProxy's default key size for string and binary keys (a string keeps one byte for its
+/// NUL).
 pub const DEFAULT_LEN: usize = 32;
 
 /// A key of a table (already cut or padded to the table's length).
@@ -152,7 +154,27 @@ impl Key {
             (Key::V6(a), _) => a.to_string(),
             (Key::Int(i), _) => i.to_string(),
             (Key::Bytes(b), KeyType::Binary(_)) => b.iter().map(|x| format!("{x:02X}")).collect(),
-            (Key::Bytes(b), _) => String::from_utf8_lossy(b).into_owned(),
+            (Key::Bytes(b), _) => dump_text(b),
         }
     }
+}
+
+/// HAProxy's `dump_text`: printable ASCII as it is, but `\`, space and `=` escaped with a
+/// backslash, `\t \n \r \e` by name, any other byte as `\xHH`; stops at a NUL.
+fn dump_text(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for &c in b.iter().take_while(|c| **c != 0) {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b' ' => out.push_str("\\ "),
+            b'=' => out.push_str("\\="),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            0x1b => out.push_str("\\e"),
+            0x21..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02X}")),
+        }
+    }
+    out
 }

@@ -140,8 +140,8 @@ impl Table {
     }
 
     /// Makes room for one entry in a full table: drops the expired ones, then (unless
-    /// `nopurge`) the oldest unused ones, an eighth of the table at a time, as HAProxy's
-    /// `stktable_trash_oldest` does in batches. Whether there is room.
+    /// `nopurge`) the unused ones that would expire first, `size / 256 + 1` at a time, as
+    /// HAProxy's `stktable_trash_oldest` does. Whether there is room.
     fn make_room(&self, e: &mut Entries, now: u64) -> bool {
         let size = self.config.size as usize;
         if e.map.len() < size {
@@ -163,7 +163,7 @@ impl Table {
         if unused.is_empty() {
             return false;
         }
-        let batch = (size / 8).clamp(1, unused.len());
+        let batch = (size / 256 + 1).min(unused.len());
         unused.select_nth_unstable_by_key(batch - 1, |(exp, _)| *exp);
         for (_, k) in unused.into_iter().take(batch) {
             e.map.remove(&k);
@@ -226,6 +226,23 @@ impl Table {
             table: self.clone(),
             key,
         })
+    }
+
+    /// Ends a session's hold on `key`'s entry: `conn_cur` goes down, and only then (as in
+    /// HAProxy, where only that update touches it) the expiry is pushed back.
+    fn release(&self, key: &Key) {
+        let now = now_ms();
+        let exp = self.expiry(now);
+        let schema = &self.config.schema;
+        let mut e = self.lock();
+        let Some(en) = e.map.get_mut(key) else {
+            return;
+        };
+        en.refs = en.refs.saturating_sub(1);
+        if let Some(cur) = en.get(schema, DataType::ConnCur, now) {
+            en.set(schema, DataType::ConnCur, cur.saturating_sub(1), now);
+            en.exp = exp;
+        }
     }
 
     /// Every live entry, in no order: `(address, key, refs, ms to expiry, values at now)`,
@@ -309,10 +326,6 @@ impl Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.table.with_entry(&self.key, false, |en, s, now| {
-            en.refs = en.refs.saturating_sub(1);
-            let cur = en.get(s, DataType::ConnCur, now).unwrap_or(0);
-            en.set(s, DataType::ConnCur, cur.saturating_sub(1), now);
-        });
+        self.table.release(&self.key);
     }
 }

@@ -3,7 +3,7 @@
 //! `tcp-request content` rules wait for them. The bytes read here are sent to the server first,
 //! as those read with a PROXY header are.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry};
-use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Verdict, MAX_CONTENT};
+use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
+use crate::stick::{Counters, KeySample, Table};
 use crate::sys::Interest;
 
 /// One session as the rules see it.
@@ -27,6 +28,8 @@ pub(crate) struct SessEnv<'a> {
     dst: OnceCell<Option<SocketAddr>>,
     content: Option<&'a [u8]>,
     fin: bool,
+    /// The session's stick counters (`track-sc*`).
+    sc: &'a RefCell<Counters>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -36,6 +39,7 @@ impl<'a> SessEnv<'a> {
         client: &'a TcpStream,
         src: SocketAddr,
         fronted_dst: Option<SocketAddr>,
+        sc: &'a RefCell<Counters>,
     ) -> SessEnv<'a> {
         SessEnv {
             reg,
@@ -45,6 +49,7 @@ impl<'a> SessEnv<'a> {
             dst: OnceCell::new(),
             content: None,
             fin: true,
+            sc,
         }
     }
 
@@ -59,7 +64,17 @@ impl<'a> SessEnv<'a> {
             dst: self.dst.clone(),
             content: Some(content),
             fin,
+            sc: self.sc,
         }
+    }
+
+    /// The stick table of the proxy `name` (a proxy's table is named after it).
+    fn table(&self, name: &str) -> Option<Arc<Table>> {
+        let of = |p: &Arc<Proxy>| p.table.clone();
+        self.reg
+            .backend(name)
+            .and_then(of)
+            .or_else(|| self.reg.frontend(name).and_then(of))
     }
 
     /// A proxy by name, the backend one first (a frontend and a backend may share a name).
@@ -128,6 +143,33 @@ impl Env for SessEnv<'_> {
         })
     }
 
+    fn stick(&self, fetch: &crate::stick::fetch::Fetch) -> Option<i64> {
+        fetch.value(&self.sc.borrow(), Some(self.src.ip()), &|n| self.table(n))
+    }
+
+    fn track(&self, slot: usize, table: &str, key: &Value) {
+        let Some(t) = self.table(table) else {
+            return;
+        };
+        let sample = match key {
+            Value::Bool(b) => KeySample::Int(i64::from(*b)),
+            Value::Int(i) => KeySample::Int(*i),
+            Value::Ip(a) => KeySample::Ip(*a),
+            Value::Str(b) | Value::Bin(b) => KeySample::Bytes(b),
+        };
+        if let Some(k) = t.config.key.key(&sample) {
+            self.sc.borrow_mut().track(slot, &t, k);
+        }
+    }
+
+    fn inc_gpc(&self, slot: usize, which: u8) {
+        self.sc.borrow().inc_gpc(slot, which);
+    }
+
+    fn set_gpt0(&self, slot: usize, value: u64) {
+        self.sc.borrow().set_gpt0(slot, value);
+    }
+
     fn server_stat(&self, backend: &str, server: &str, what: ServerStat) -> Option<i64> {
         let s = self.reg.backend(backend)?.server(server)?;
         Some(match what {
@@ -173,9 +215,14 @@ pub(crate) async fn content<R: Rt>(
 ) -> Inspected {
     let deadline = Instant::now() + rules.inspect_delay.unwrap_or(Duration::ZERO);
     let mut eof = false;
+    // the rule a wait resumes at: the actions before it are not done again
+    let mut at = 0;
     loop {
         let fin = eof || buf.len() >= MAX_CONTENT || Instant::now() >= deadline;
-        match rules.run(Phase::Content, &env.with_content(buf, fin)) {
+        match rules
+            .run_from(Phase::Content, &env.with_content(buf, fin), &mut at)
+            .0
+        {
             Verdict::Accept => return Inspected::Accept,
             Verdict::Reject => return Inspected::Reject,
             // the rules never wait on final content: a condition that still lacks bytes fails

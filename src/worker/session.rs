@@ -1,7 +1,7 @@
 //! One client session: pick a server, queue under `maxconn`, connect with retries and
 //! redispatch, forward both directions, then account and write the tcplog line.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -23,6 +23,7 @@ use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
 use crate::rules::{Phase, Verdict};
+use crate::stick::Counters;
 use crate::sys::{self, Interest};
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
@@ -534,11 +535,13 @@ pub(crate) async fn run<R: Rt>(
         quiet: false,
     };
     let rules = &fe.config.rules;
+    // the entries its `track-sc*` rules track, given back when the session ends
+    let sc = RefCell::new(Counters::default());
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
     let mut read_header = accept_proxy;
     if !rules.connection.is_empty() {
-        let env = SessEnv::new(&ctx.reg, &client, peer, None);
+        let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc);
         let (verdict, expect_proxy) = rules.run_connection(&env);
         if verdict == Verdict::Reject {
             fe.counters.denied.fetch_add(1, Ordering::Relaxed);
@@ -583,7 +586,7 @@ pub(crate) async fn run<R: Rt>(
     // (the rules' view of the session lives in blocks, not in the session's state while it
     // forwards)
     let (denied, be) = {
-        let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d));
+        let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged
         if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
@@ -592,6 +595,8 @@ pub(crate) async fn run<R: Rt>(
             g.socks.push((client, Close::Fin));
             return;
         }
+        // a session now: its connection and session trackers count it (content ones never)
+        sc.borrow().session_started();
         // a stream from here on, as HAProxy counts them (`CumReq`)
         ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
         // the frontend's content rules, then its `use_backend` rules (the log then names the
@@ -633,7 +638,7 @@ pub(crate) async fn run<R: Rt>(
             // the backend's own content rules, once the session reached it
             let mut denied = None;
             if !own && !be.config.rules.content.is_empty() {
-                let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d));
+                let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
                 denied = content_rules::<R>(&env, &fe, &be, &client, &mut fronted.early).await;
             }
             let r = match denied {
@@ -723,6 +728,8 @@ pub(crate) async fn run<R: Rt>(
             unforwarded_client_bytes(&fe, be.as_deref(), srv, &client, &fronted.early)
         }
     };
+    // what the session moved, counted in the entries it tracks
+    sc.borrow().add_bytes(bytes_in, bytes_out);
     let null = fe.config.dontlognull && bytes_in == 0;
     if fe.config.tcplog && !null && has_logs(&ctx, &fe) {
         let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -285,4 +285,22 @@ pub fn stat_field(api: u16, row: &str, field: &str) -> String {
         (Some(c), Some(l)) => l.split(',').nth(c).unwrap_or("").to_string(),
         _ => panic!("no {field} for {row} in {stat}"),
     }
+}
+
+/// A connection to the proxy on `port` from the loopback address `src`.
+pub fn connect_from(src: &str, port: u16) -> TcpStream {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(
+        &format!("{src}:0")
+            .parse::<SocketAddr>()
+            .expect("addr")
+            .into(),
+    )
+    .expect("bind a loopback source");
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let c: TcpStream = s.into();
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    c
 }

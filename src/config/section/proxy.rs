@@ -41,6 +41,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "use_backend",
     "acl",
     "tcp-request",
+    "stick-table",
     "balance",
     "hash-type",
     "timeout",
@@ -83,7 +84,6 @@ pub(crate) const KEYWORDS: &[&str] = &[
 const UNSUPPORTED: &[&str] = &[
     "use-server",
     "tcp-response",
-    "stick-table",
     "stick",
     "stick-on",
     "stick-store",
@@ -280,7 +280,14 @@ pub(crate) fn parse(
     if is_defaults
         && matches!(
             kw,
-            "bind" | "server" | "server-template" | "id" | "acl" | "use_backend" | "tcp-request"
+            "bind"
+                | "server"
+                | "server-template"
+                | "id"
+                | "acl"
+                | "use_backend"
+                | "tcp-request"
+                | "stick-table"
         )
     {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
@@ -364,6 +371,22 @@ pub(crate) fn parse(
                     location: ctx.loc.clone(),
                 });
             }
+            Ok(())
+        }
+        "stick-table" => {
+            if let Some((_, at)) = &p.stick_table {
+                return Err(format!(
+                    "stick-table name '{}' conflicts with table declared in {} '{}' at {at}.",
+                    p.name,
+                    kind(p),
+                    p.name
+                ));
+            }
+            let (t, warnings) = crate::stick::config::parse(&words[1..])?;
+            for w in warnings {
+                ctx.warn(w);
+            }
+            p.stick_table = Some((t, ctx.loc.clone()));
             Ok(())
         }
         "acl" => {
