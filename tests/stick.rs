@@ -339,3 +339,67 @@ fn config_errors_name_the_missing_table_and_the_bad_line() {
         "{err}"
     );
 }
+
+#[test]
+fn lua_scripts_read_a_table_through_proxy_stktable() {
+    let up = echo_upstream();
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = common::write_file(
+        dir.path(),
+        "stk.lua",
+        r#"
+core.register_task(function()
+  local t = core.frontends["fe"].stktable
+  local i = t:info()
+  core.Info(string.format("info type=%s length=%d size=%d nopurge=%s expire=%d rate=%d cnt=%d",
+    i.type, i.length, i.size, tostring(i.nopurge), i.expire, i.data.conn_rate, i.data.conn_cnt))
+  if core.backends["be"].stktable ~= nil then core.Info("be has a table?") end
+  while true do
+    local e = t:lookup("127.0.0.2")
+    if e ~= nil and e.use == 0 and e.conn_cnt == 2 then
+      core.Info(string.format("lookup use=%d cnt=%d rate=%d", e.use, e.conn_cnt, e.conn_rate))
+      local d = t:dump({{"conn_cnt", "ge", 2}})
+      local n = 0
+      for k, v in pairs(d) do n = n + 1; core.Info("dump " .. k .. " cnt=" .. v.conn_cnt) end
+      core.Info("dumped " .. n)
+      local _, err = t:dump({{"nope", "eq", 1}})
+      core.Info("bad filter: " .. err)
+      return
+    end
+    core.msleep(20)
+  end
+end)
+"#,
+    );
+    let cfg = format!(
+        "global\n    lua-load {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   stick-table type ip size 2k expire 1m store conn_cnt,conn_rate(30s)\n\
+         \x20   tcp-request connection track-sc2 src\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n",
+        script.display()
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    for _ in 0..2 {
+        let mut c = connect_from("127.0.0.2", port);
+        ping(&mut c, b"lua");
+    }
+    assert!(
+        h.wait_log("info type=ip length=4 size=2048 nopurge=false expire=60000 rate=30000 cnt=-1"),
+        "{}",
+        h.stderr()
+    );
+    assert!(h.wait_log("lookup use=0 cnt=2 rate=2"), "{}", h.stderr());
+    assert!(h.wait_log("dump 127.0.0.2 cnt=2"), "{}", h.stderr());
+    assert!(h.wait_log("dumped 1"), "{}", h.stderr());
+    assert!(
+        h.wait_log("bad filter: Filter table data column not present in stick table (entry #1)"),
+        "{}",
+        h.stderr()
+    );
+    assert!(!h.stderr().contains("be has a table?"));
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::AccessLevel;
 use crate::model::Registry;
+use crate::stick::filter::{Filter, Op};
 use crate::stick::table::{Dumped, Entry};
 use crate::stick::{DataType, Key, KeyType, Schema, Table};
 
@@ -81,28 +82,6 @@ fn line(d: &Dumped) -> String {
     s
 }
 
-/// A `data.<type> <op> <value>` filter.
-#[derive(Debug, Clone, Copy)]
-struct Filter {
-    ty: DataType,
-    op: &'static str,
-    value: i64,
-}
-
-impl Filter {
-    fn keeps(&self, en: &Entry, schema: &Schema, now: u64) -> bool {
-        let v = en.get(schema, self.ty, now).unwrap_or(0) as i64;
-        match self.op {
-            "eq" => v == self.value,
-            "ne" => v != self.value,
-            "le" => v <= self.value,
-            "lt" => v < self.value,
-            "ge" => v >= self.value,
-            _ => v > self.value,
-        }
-    }
-}
-
 /// Parses up to four filters from `args` (the words after the table's name).
 fn filters(t: &Table, args: &[String]) -> Result<Vec<Filter>, String> {
     let mut out = Vec::new();
@@ -122,14 +101,9 @@ fn filters(t: &Table, args: &[String]) -> Result<Vec<Filter>, String> {
             }
             Ok(None) => return Err(format!("Filter entry #{n}: Unknown data type\n")),
         };
-        let op = match args.get(3 * i + 1).map(String::as_str) {
-            Some("eq") => "eq",
-            Some("ne") => "ne",
-            Some("le") => "le",
-            Some("lt") => "lt",
-            Some("ge") => "ge",
-            Some("gt") => "gt",
-            _ => {
+        let op = match args.get(3 * i + 1).and_then(|w| Op::parse(w)) {
+            Some(op) => op,
+            None => {
                 return Err(format!(
                     "Filter entry #{n}: Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n"
                 ))

@@ -41,6 +41,7 @@ mod patref;
 mod raising;
 mod runner;
 mod socket;
+mod stktable;
 mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};

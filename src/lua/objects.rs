@@ -405,6 +405,7 @@ impl UserData for LProxy {
         f.add_field_method_get("uuid", |_, this| Ok(this.0.uuid));
         f.add_field_method_get("servers", |lua, this| servers_table(lua, &this.0));
         f.add_field_method_get("listeners", |lua, _this| lua.create_table());
+        f.add_field_method_get("stktable", |lua, this| super::stktable::of(lua, &this.0));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod counters;
 pub mod data;
 pub mod fetch;
+pub mod filter;
 pub mod key;
 pub mod table;
 #[cfg(test)]

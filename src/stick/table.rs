@@ -258,6 +258,7 @@ impl Table {
             .map(|(k, en)| Dumped {
                 addr: &**en as *const Entry as usize,
                 key: k.show(self.config.key),
+                raw: k.clone(),
                 refs: en.refs,
                 exp: en.exp.map_or(0, |x| x.saturating_sub(now)),
                 values: schema
@@ -286,6 +287,8 @@ pub struct Dumped {
     pub addr: usize,
     /// The key, printed.
     pub key: String,
+    /// The key itself.
+    pub raw: Key,
     /// Sessions using it.
     pub refs: u32,
     /// Milliseconds before it expires (0: never).
