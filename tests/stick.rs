@@ -194,6 +194,10 @@ fn the_runtime_api_shows_sets_and_clears_entries_with_haproxy_replies() {
     );
     assert_eq!(
         run("set table t key abc data.gpc0"),
+        "Require a valid integer value to store\n\n"
+    );
+    assert_eq!(
+        run("set table t key abc gpc0 1"),
         "\"data.<type>\" followed by a value expected\n\n"
     );
     assert_eq!(

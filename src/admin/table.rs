@@ -120,7 +120,7 @@ fn filters(t: &Table, args: &[String]) -> Result<Vec<Filter>, String> {
         let prev = &args[3 * MAX_FILTERS - 1];
         return Err(format!(
             "Detected extra data in filter, {}th word of input, after '{prev}'\n",
-            3 * MAX_FILTERS + 3
+            3 * MAX_FILTERS + 4
         ));
     }
     Ok(out)
@@ -145,13 +145,13 @@ pub(super) fn run(reg: &Registry, op: TableOp, args: &[String], level: AccessLev
                 head(&t) + "# contents not dumped due to insufficient privileges\n"
             }
             TableOp::Show => dump(&t, |_, _, _, _| true),
-            TableOp::Clear => {
+            // HAProxy's `set table <t>` alone takes the path of a clear (its quirk, kept)
+            TableOp::Clear | TableOp::Set => {
                 if oper {
                     t.clear(|_, _, _, _| true);
                 }
                 String::new()
             }
-            TableOp::Set => op.usage().into(),
         },
         Some("key") => by_key(&t, op, &rest[1..], oper),
         Some("ptr") => by_ptr(&t, op, &rest[1..], oper),
@@ -261,7 +261,7 @@ fn entry_op(t: &Table, op: TableOp, key: &Key, args: &[String]) -> String {
 fn set(t: &Table, key: &Key, args: &[String]) -> String {
     let r = t.with_entry(key, true, |en, schema, now| {
         for pair in args.chunks(2) {
-            let (Some(name), Some(v)) = (pair[0].strip_prefix("data."), pair.get(1)) else {
+            let Some(name) = pair[0].strip_prefix("data.") else {
                 return "\"data.<type>\" followed by a value expected\n".to_string();
             };
             let ty = match DataType::by_name(name) {
@@ -269,7 +269,7 @@ fn set(t: &Table, key: &Key, args: &[String]) -> String {
                 Ok(Some(_)) | Err(_) => return "Data type not stored in this table\n".into(),
                 Ok(None) => return "Unknown data type\n".into(),
             };
-            let Ok(v) = v.parse::<i64>() else {
+            let Some(Ok(v)) = pair.get(1).map(|v| v.parse::<i64>()) else {
                 return "Require a valid integer value to store\n".into();
             };
             en.set(schema, ty, v as u64, now);

@@ -23,8 +23,9 @@ pub enum KeyType {
 /// NUL).
 pub const DEFAULT_LEN: usize = 32;
 
-/// A key of a table (already cut or padded to the table's length).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A key of a table (already cut or padded to the table's length); ordered as HAProxy's key
+/// trees are (bytes, addresses by their bytes, integers by value).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     /// An IPv4 address.
     V4(Ipv4Addr),

@@ -245,14 +245,15 @@ impl Table {
         }
     }
 
-    /// Every live entry, in no order: `(address, key, refs, ms to expiry, values at now)`,
-    /// kept by `keep` (for `show table` and its filters).
+    /// Every live entry `keep` selects, in key order (HAProxy walks its key tree):
+    /// `(address, key, refs, ms to expiry, values at now)`, for `show table` and Lua.
     pub fn dump(&self, mut keep: impl FnMut(&Key, &Entry, &Schema, u64) -> bool) -> Vec<Dumped> {
         let now = now_ms();
         let mut e = self.lock();
         Self::sweep(&mut e, now, true);
         let schema = &self.config.schema;
-        e.map
+        let mut v: Vec<Dumped> = e
+            .map
             .iter()
             .filter(|(k, en)| keep(k, en, schema, now))
             .map(|(k, en)| Dumped {
@@ -267,7 +268,10 @@ impl Table {
                     .map(|(t, p)| (*t, *p, en.get(schema, *t, now).unwrap_or(0)))
                     .collect(),
             })
-            .collect()
+            .collect();
+        drop(e);
+        v.sort_by(|a, b| a.raw.cmp(&b.raw));
+        v
     }
 
     /// Removes the unused entries `keep` selects (`clear table`); entries in use stay.
