@@ -113,13 +113,10 @@ impl KeyType {
                 .parse::<Ipv4Addr>()
                 .map(Key::V4)
                 .map_err(|_| "Invalid key\n"),
+            // an IPv4 address is no key of an ipv6 table here (HAProxy: "Invalid key")
             KeyType::Ipv6 => text
                 .parse::<Ipv6Addr>()
                 .map(Key::V6)
-                .or_else(|_| {
-                    text.parse::<Ipv4Addr>()
-                        .map(|a| Key::V6(a.to_ipv6_mapped()))
-                })
                 .map_err(|_| "Invalid key\n"),
             KeyType::Integer => match text.parse::<i64>() {
                 Ok(v) if (0..=i64::from(u32::MAX)).contains(&v) => Ok(Key::Int(v as u32)),
