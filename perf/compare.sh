@@ -47,6 +47,7 @@ PERF=$ROOT/target/release/harp-perf
 HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built elsewhere
 HARP_B=${HARP_B:-}             # target harp-b: a second harp binary (or wrapper) for a same-run A/B
 RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the same TCP rules (rules_block)
+STICK=${STICK:-0}              # 1 = ... and the same stick-table rate limit (stick_block)
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -205,6 +206,16 @@ rules_block() {
     echo "    use_backend be if { req.payload(0,1) -m found }"
 }
 
+# The stick table STICK=1 puts in every harp and HAProxy frontend: each client address tracked
+# (all load comes from 127.0.0.1: one hot entry, the worst case for its lock), its connection
+# rate checked by a rule that never rejects, its bytes counted.
+stick_block() {
+    [ "$STICK" = 1 ] || return 0
+    echo "    stick-table type ip size 100k expire 30s store conn_cur,conn_rate(10s),bytes_in_cnt,bytes_out_cnt"
+    echo "    tcp-request connection track-sc0 src"
+    echo "    tcp-request connection reject if { sc0_conn_rate gt 1000000000 }"
+}
+
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
 global
@@ -217,6 +228,7 @@ defaults
 frontend fe
     bind 127.0.0.1:$1
 $(rules_block)
+$(stick_block)
     default_backend be
 backend be
     server s1 127.0.0.1:$2
@@ -257,6 +269,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
         echo "frontend fe"
         echo "    bind 127.0.0.1:$1"
         rules_block
+        stick_block
         echo "    default_backend be"
         echo "backend be"
         echo "    server s1 127.0.0.1:$2"
@@ -633,7 +646,7 @@ META=$OUT/$STAMP.meta
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

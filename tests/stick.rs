@@ -342,6 +342,23 @@ fn config_errors_name_the_missing_table_and_the_bad_line() {
         err.contains("store option 'gpc0' already enabled, ignored."),
         "{err}"
     );
+    // table names are unique, a frontend and a backend of one name included
+    let (code, err) = check(
+        "frontend x\n    bind 127.0.0.1:0\n    stick-table type ip size 1k\n    default_backend x\nbackend x\n    stick-table type ip size 1k\n    server s 127.0.0.1:1\n",
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains(
+            "t.cfg:8] : stick-table name 'x' conflicts with table declared in frontend 'x' at "
+        ),
+        "{err}"
+    );
+    let (code, err) = check("    stick-table type ip size 1k\n");
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("'stick-table' is not supported in 'defaults' section."),
+        "{err}"
+    );
 }
 
 #[test]

@@ -195,16 +195,13 @@ fn by_key(t: &Table, op: TableOp, args: &[String], oper: bool) -> String {
     let Some(k) = args.first() else {
         return "Key value expected\n".into();
     };
+    if let Some(refusal) = binary_refusal(t, op) {
+        return refusal;
+    }
     let key = match t.config.key.parse_cli(k) {
         Ok(key) => key,
         Err(e) => return e.into(),
     };
-    if matches!(t.config.key, KeyType::Binary(_)) {
-        return format!(
-            "{} tables of type other than ip, ipv6, string and integer is not supported\n",
-            op.doing()
-        );
-    }
     if !oper {
         return DENIED.into();
     }
@@ -216,15 +213,12 @@ fn by_ptr(t: &Table, op: TableOp, args: &[String], oper: bool) -> String {
     let Some(p) = args.first() else {
         return "Pointer expected (0xffff notation)\n".into();
     };
-    let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) else {
+    let Some(hex) = p.strip_prefix("0x") else {
         return "Pointer expected (0xffff notation)\n".into();
     };
     let Ok(addr) = usize::from_str_radix(hex, 16) else {
         return "Malformed ptr.\n".into();
     };
-    if !oper {
-        return DENIED.into();
-    }
     let mut found = None;
     t.dump(|k, en, _, _| {
         if en as *const Entry as usize == addr {
@@ -232,10 +226,26 @@ fn by_ptr(t: &Table, op: TableOp, args: &[String], oper: bool) -> String {
         }
         false
     });
-    match found {
-        None => "No entry can be found matching ptr.\n".into(),
-        Some(key) => entry_op(t, op, &key, &args[1..]),
+    let Some(key) = found else {
+        return "No entry can be found matching ptr.\n".into();
+    };
+    if let Some(refusal) = binary_refusal(t, op) {
+        return refusal;
     }
+    if !oper {
+        return DENIED.into();
+    }
+    entry_op(t, op, &key, &args[1..])
+}
+
+/// HAProxy's refusal to name entries of a binary table one by one.
+fn binary_refusal(t: &Table, op: TableOp) -> Option<String> {
+    matches!(t.config.key, KeyType::Binary(_)).then(|| {
+        format!(
+            "{} tables of type other than ip, ipv6, string and integer is not supported\n",
+            op.doing()
+        )
+    })
 }
 
 fn entry_op(t: &Table, op: TableOp, key: &Key, args: &[String]) -> String {

@@ -156,7 +156,27 @@ fn rule_references(p: &mut Parser) {
                 found.push((loc, msg));
             }
         }
-        // stick tables: a proxy's table is named after it
+        // stick tables: a proxy's table is named after it, and names are unique
+        if let Some((_, at)) = &px.stick_table {
+            if let Some(first) = proxies[..i]
+                .iter()
+                .find(|q| q.name == px.name && q.stick_table.is_some())
+            {
+                let first_at = first
+                    .stick_table
+                    .as_ref()
+                    .map_or(&first.location, |(_, l)| l);
+                found.push((
+                    at.clone(),
+                    format!(
+                        "stick-table name '{}' conflicts with table declared in {} '{}' at {first_at}.",
+                        px.name,
+                        kind(first.cap.frontend, first.cap.backend),
+                        first.name
+                    ),
+                ));
+            }
+        }
         let has_table = |t: &str| {
             proxies
                 .iter()

@@ -141,9 +141,9 @@ impl Rules {
         self.run_from(Phase::Connection, env, &mut 0)
     }
 
-    /// Runs `phase`'s rules from rule `at`; on [`Verdict::Wait`] `at` names the rule that
-    /// waits, where the next run resumes (as HAProxy's `current_rule`: the actions before it
-    /// are not done twice).
+    /// Runs `phase`'s rules from rule `at`. On [`Verdict::Wait`], `at` is where the next run
+    /// starts, as in HAProxy's `tcp_inspect_request`: the first rule again when a condition
+    /// lacked data, the same rule when a `track-sc*` key did (its `current_rule`).
     pub fn run_from(&self, phase: Phase, env: &dyn Env, at: &mut usize) -> (Verdict, bool) {
         let list = match phase {
             Phase::Connection => &self.connection,
@@ -154,7 +154,10 @@ impl Rules {
         while let Some(r) = list.get(*at) {
             if let Some(c) = &r.cond {
                 match self.acls.eval(c, env) {
-                    Tri::Miss => return (Verdict::Wait, expect_proxy),
+                    Tri::Miss => {
+                        *at = 0;
+                        return (Verdict::Wait, expect_proxy);
+                    }
                     Tri::Fail => {
                         *at += 1;
                         continue;

@@ -577,3 +577,23 @@ fn negative_ranges_read_back_as_stored() {
     q.add("-9--7").expect("a range of negatives");
     assert!(q.matches(&Value::Int(-8)) && q.matches(&Value::Int(7)) && q.matches(&Value::Int(-6)));
 }
+
+#[test]
+fn a_condition_short_of_data_starts_the_rules_over_a_key_resumes_at_its_rule() {
+    let r = rules(&[
+        "tcp-request content accept if { always_false }",
+        "tcp-request content reject if { req.payload(0,4) -m bin 41414141 }",
+    ]);
+    let mut env = Fake::new("127.0.0.1:1");
+    env.content = Some(b"AA".to_vec());
+    let mut at = 0;
+    assert_eq!(r.run_from(Phase::Content, &env, &mut at).0, Verdict::Wait);
+    assert_eq!(at, 0, "HAProxy re-evaluates from the first rule");
+    let t = rules(&[
+        "tcp-request content accept if { always_false }",
+        "tcp-request content track-sc0 req.payload(0,4)",
+    ]);
+    let mut at = 0;
+    assert_eq!(t.run_from(Phase::Content, &env, &mut at).0, Verdict::Wait);
+    assert_eq!(at, 1, "a track-sc waiting for its key resumes there");
+}

@@ -70,12 +70,18 @@ pub fn parse(words: &[String]) -> Result<(TableConfig, Vec<String>), String> {
             "expire" => {
                 let v = value(i)?;
                 let d = parse_time(v, "stick-table expire").map_err(|e| format!("stick-table: {e}."))?;
+                if !d.is_zero() && d < Duration::from_millis(1) {
+                    return Err(format!(
+                        "stick-table: timer underflow in argument <{v}> to <expire>, minimum non-null value is 1 ms."
+                    ));
+                }
                 if d > Duration::from_millis(i32::MAX as u64) {
                     return Err(format!(
                         "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
                     ));
                 }
-                expire = Some(d);
+                // `expire 0`: HAProxy's "never"
+                expire = Some(d).filter(|d| !d.is_zero());
                 i += 2;
             }
             "nopurge" => {

@@ -13,7 +13,7 @@ use super::SLOTS;
 
 /// Which entry a fetch reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
+pub enum Source {
     /// What the session tracks in counter `n` (`sc_*(n)`, `sc<n>_*`).
     Slot(usize),
     /// The entry of the client's address (`src_*`).
@@ -46,7 +46,7 @@ pub enum Fetch {
     /// for `src_*` the proxy's own).
     Counter {
         /// Which entry.
-        from: From,
+        from: Source,
         /// What.
         op: Op,
         /// The table named (for `src_*` the proxy's own by default).
@@ -99,7 +99,7 @@ pub fn names() -> Vec<String> {
             v.push(format!("sc_{op}"));
             v.extend((0..SLOTS).map(|n| format!("sc{n}_{op}")));
         }
-        if *o != Op::Tracked {
+        if !matches!(o, Op::Tracked | Op::Trackers) {
             v.push(format!("src_{op}"));
         }
     }
@@ -133,19 +133,19 @@ impl Fetch {
             }));
         }
         let (from, rest, numbered) = if let Some(r) = name.strip_prefix("src_") {
-            (From::Src, r, false)
+            (Source::Src, r, false)
         } else if let Some(r) = name.strip_prefix("sc_") {
-            (From::Slot(0), r, true)
+            (Source::Slot(0), r, true)
         } else {
             let r = name.strip_prefix("sc")?;
             let (n, r) = r.split_once('_')?;
             let n: usize = n.parse().ok().filter(|n| *n < SLOTS)?;
-            (From::Slot(n), r, false)
+            (Source::Slot(n), r, false)
         };
         let op = OPS.iter().find(|(o, _)| *o == rest)?.1;
         match (&from, op) {
-            (From::Src, Op::Tracked) => return None,
-            (From::Slot(_), Op::UpdtConnCnt) => return None,
+            (Source::Src, Op::Tracked | Op::Trackers) => return None,
+            (Source::Slot(_), Op::UpdtConnCnt) => return None,
             _ => {}
         }
         let r = (|| {
@@ -166,15 +166,15 @@ impl Fetch {
                 };
                 too_many(2)?;
                 return Ok(Fetch::Counter {
-                    from: From::Slot(n),
+                    from: Source::Slot(n),
                     op,
                     table: table_arg(1),
                 });
             }
             too_many(1)?;
             let table = match from {
-                From::Src => Some(table_arg(0).unwrap_or_else(|| proxy.to_string())),
-                From::Slot(_) => table_arg(0),
+                Source::Src => Some(table_arg(0).unwrap_or_else(|| proxy.to_string())),
+                Source::Slot(_) => table_arg(0),
             };
             Ok(Fetch::Counter { from, op, table })
         })();
@@ -218,18 +218,25 @@ impl Fetch {
         };
         // the table and key the fetch reads
         let (table, key) = match from {
-            From::Slot(n) => {
+            Source::Slot(n) => {
                 let tracked = counters.slot(*n);
                 if op == Op::Tracked {
                     return Some(i64::from(tracked.is_some()));
                 }
                 let tracked = tracked?;
                 match named {
-                    Some(name) => (tables(name)?, tracked.key().clone()),
+                    // the same key in another table: only one of the same key type
+                    Some(name) => {
+                        let other = tables(name)?;
+                        if other.config.key != tracked.table().config.key {
+                            return None;
+                        }
+                        (other, tracked.key().clone())
+                    }
                     None => (tracked.table().clone(), tracked.key().clone()),
                 }
             }
-            From::Src => {
+            Source::Src => {
                 let table = tables(named?)?;
                 let key = table.config.key.key(&KeySample::Ip(src?))?;
                 (table, key)
@@ -238,7 +245,7 @@ impl Fetch {
         let schema = &table.config.schema;
         let stored = |t: DataType| schema.has(t);
         // `src_*` on a key the table does not hold: 0, stored type or not
-        let absent = *from == From::Src && table.peek(&key, |_, _, _| ()).is_none();
+        let absent = *from == Source::Src && table.peek(&key, |_, _, _| ()).is_none();
         let creates = matches!(op, Op::Inc(_) | Op::Clr(_) | Op::UpdtConnCnt);
         if absent && !creates {
             return Some(0);
@@ -259,19 +266,17 @@ impl Fetch {
                     .unwrap_or(0)
                     >> 10
             }
-            // HAProxy's `*_inc_gpc*` gives 0 even then
-            Op::Inc(t) if !stored(t) => return Some(0),
+            // HAProxy's `*_inc_gpc*` gives 0 when neither the counter nor its rate is stored,
+            // the rate when only it is
+            Op::Inc(t) if !stored(t) && !stored(rate_of(t)) => return Some(0),
             Op::Clr(t) if !stored(t) => return None,
             Op::Inc(t) => table
                 .with_entry(&key, true, |en, s, now| {
                     en.add(s, t, 1, now);
-                    let rate = if t == DataType::Gpc0 {
-                        DataType::Gpc0Rate
-                    } else {
-                        DataType::Gpc1Rate
-                    };
-                    en.add(s, rate, 1, now);
-                    en.get(s, t, now).unwrap_or(0)
+                    en.add(s, rate_of(t), 1, now);
+                    en.get(s, t, now)
+                        .or_else(|| en.get(s, rate_of(t), now))
+                        .unwrap_or(0)
                 })
                 .unwrap_or(0),
             Op::Clr(t) => table
@@ -290,5 +295,14 @@ impl Fetch {
                 .unwrap_or(0),
         };
         Some(v as i64)
+    }
+}
+
+/// The rate that goes with a general purpose counter.
+fn rate_of(counter: DataType) -> DataType {
+    if counter == DataType::Gpc0 {
+        DataType::Gpc0Rate
+    } else {
+        DataType::Gpc1Rate
     }
 }

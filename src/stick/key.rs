@@ -118,10 +118,9 @@ impl KeyType {
                 .parse::<Ipv6Addr>()
                 .map(Key::V6)
                 .map_err(|_| "Invalid key\n"),
-            KeyType::Integer => match text.parse::<i64>() {
-                Ok(v) if (0..=i64::from(u32::MAX)).contains(&v) => Ok(Key::Int(v as u32)),
-                _ => Err("Invalid key\n"),
-            },
+            // read as HAProxy casts a string to an integer: leading digits, any text a 0
+            KeyType::Integer if text.is_empty() => Err("Invalid key\n"),
+            KeyType::Integer => Ok(Key::Int(crate::config::units::c_atol_u32(text))),
             KeyType::String(len) => {
                 let mut b = text.as_bytes().to_vec();
                 b.truncate(len);

@@ -2,7 +2,8 @@
 //! unused ones when it is full, and the session-side handle ([`Tracked`]) that counts in an
 //! entry while a session tracks it.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,8 +30,11 @@ pub struct TableConfig {
 pub struct Entry {
     /// Sessions tracking it now (it neither expires nor is purged meanwhile).
     pub refs: u32,
-    /// When it expires (ms clock; `None`: never).
-    pub exp: Option<u64>,
+    /// When it was last touched (ms clock): it expires `expire` later, and a full table
+    /// purges the least recently touched first.
+    pub touched: u64,
+    /// The `touched` it is queued under for expiry (`None`: not queued, it is in use).
+    queued: Option<u64>,
     /// The stored values, in the table's schema order.
     pub values: Vec<Stored>,
 }
@@ -70,18 +74,16 @@ impl Entry {
             }
         }
     }
-
-    fn expired(&self, now: u64) -> bool {
-        self.refs == 0 && self.exp.is_some_and(|e| e <= now)
-    }
 }
 
-/// A table's entries.
+/// A table's entries, and the queue that finds the ones to expire or purge first.
 #[derive(Debug, Default)]
 struct Entries {
     map: HashMap<Key, Box<Entry>>,
-    /// When expired entries were last swept away.
-    swept: u64,
+    /// `(touched, key)` of the unused entries, oldest first. Lazy, as HAProxy's expiration
+    /// tree: an entry touched since it was queued is queued again at its new time when its
+    /// old one comes up.
+    queue: BinaryHeap<Reverse<(u64, Key)>>,
 }
 
 /// A live stick table, shared by every worker.
@@ -94,13 +96,14 @@ pub struct Table {
     entries: Mutex<Entries>,
 }
 
-/// Milliseconds since the first call, on the monotonic clock all tables share.
+/// Milliseconds on the monotonic clock all tables share. It starts far from zero, as
+/// HAProxy's `now_ms` is, so that a fresh rate (its period anchored at 0) starts its first
+/// period at its first event.
 pub fn now_ms() -> u64 {
     use std::sync::OnceLock;
     use std::time::Instant;
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    // starts past zero, so that a fresh rate's window (tick 0) is over at once
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + (1 << 33)
 }
 
 impl Table {
@@ -118,62 +121,113 @@ impl Table {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn expiry(&self, now: u64) -> Option<u64> {
-        self.config.expire.map(|d| now + d.as_millis() as u64)
+    fn expire_ms(&self) -> Option<u64> {
+        self.config.expire.map(|d| d.as_millis() as u64)
     }
 
-    /// The live entries (not expired).
+    /// Whether `en` has expired at `now` (never while in use, never without `expire`).
+    fn expired(&self, en: &Entry, now: u64) -> bool {
+        en.refs == 0 && self.expire_ms().is_some_and(|x| en.touched + x <= now)
+    }
+
+    /// Milliseconds before `en` expires (0: expired, in use past its date, or no `expire`).
+    fn remaining(&self, en: &Entry, now: u64) -> u64 {
+        self.expire_ms()
+            .map_or(0, |x| (en.touched + x).saturating_sub(now))
+    }
+
+    /// The entries held, expired ones not swept yet included (HAProxy's `current`).
     pub fn used(&self) -> u64 {
         let now = now_ms();
         let mut e = self.lock();
-        Self::sweep(&mut e, now, true);
+        self.sweep(&mut e, now);
         e.map.len() as u64
     }
 
-    /// Drops expired unused entries; at most once per 100 ms unless `force`.
-    fn sweep(e: &mut Entries, now: u64, force: bool) {
-        if !force && now < e.swept + 100 {
-            return;
+    /// Touches `key`'s entry at `now`, queueing it if it is unused and not queued.
+    fn touch(e: &mut Entries, key: &Key, now: u64) {
+        if let Some(en) = e.map.get_mut(key) {
+            en.touched = now;
+            if en.refs == 0 && en.queued.is_none() {
+                en.queued = Some(now);
+                e.queue.push(Reverse((now, key.clone())));
+            }
         }
-        e.swept = now;
-        e.map.retain(|_, en| !en.expired(now));
+    }
+
+    /// Takes the oldest queued entry off the queue when `due` says so: `Some(key)` when it is
+    /// unused and was not touched since it was queued (it may go), `None` when the queue is
+    /// empty or its head is not due. Entries in use leave the queue (their release queues
+    /// them again); entries touched since are queued again at their new time.
+    fn pop_oldest(e: &mut Entries, due: impl Fn(u64) -> bool) -> Option<Option<Key>> {
+        let Reverse((at, _)) = e.queue.peek()?;
+        if !due(*at) {
+            return None;
+        }
+        let Reverse((at, key)) = e.queue.pop()?;
+        let Some(en) = e.map.get_mut(&key) else {
+            return Some(None);
+        };
+        if en.queued != Some(at) {
+            // queued again meanwhile (cleared and made anew): that later item stands
+            return Some(None);
+        }
+        if en.refs > 0 {
+            en.queued = None;
+            return Some(None);
+        }
+        if en.touched != at {
+            en.queued = Some(en.touched);
+            e.queue.push(Reverse((en.touched, key)));
+            return Some(None);
+        }
+        Some(Some(key))
+    }
+
+    /// Drops the expired unused entries: the ones queued before `now - expire`.
+    fn sweep(&self, e: &mut Entries, now: u64) {
+        let Some(x) = self.expire_ms() else {
+            return;
+        };
+        while let Some(next) = Self::pop_oldest(e, |at| at + x <= now) {
+            if let Some(k) = next {
+                e.map.remove(&k);
+            }
+        }
     }
 
     /// Makes room for one entry in a full table: drops the expired ones, then (unless
-    /// `nopurge`) the unused ones that would expire first, `size / 256 + 1` at a time, as
-    /// HAProxy's `stktable_trash_oldest` does. Whether there is room.
+    /// `nopurge`) up to `size / 256 + 1` of the least recently touched unused ones, as
+    /// HAProxy's `stktable_trash_oldest`. Whether there is room.
     fn make_room(&self, e: &mut Entries, now: u64) -> bool {
         let size = self.config.size as usize;
         if e.map.len() < size {
             return true;
         }
-        Self::sweep(e, now, true);
+        self.sweep(e, now);
         if e.map.len() < size {
             return true;
         }
         if self.config.nopurge {
             return false;
         }
-        let mut unused: Vec<(u64, Key)> = e
-            .map
-            .iter()
-            .filter(|(_, en)| en.refs == 0)
-            .map(|(k, en)| (en.exp.unwrap_or(0), k.clone()))
-            .collect();
-        if unused.is_empty() {
-            return false;
+        let mut batch = size / 256 + 1;
+        while batch > 0 {
+            match Self::pop_oldest(e, |_| true) {
+                None => break,
+                Some(None) => {}
+                Some(Some(k)) => {
+                    e.map.remove(&k);
+                    batch -= 1;
+                }
+            }
         }
-        let batch = (size / 256 + 1).min(unused.len());
-        unused.select_nth_unstable_by_key(batch - 1, |(exp, _)| *exp);
-        for (_, k) in unused.into_iter().take(batch) {
-            e.map.remove(&k);
-        }
-        true
+        e.map.len() < size
     }
 
     /// Runs `f` on the entry of `key`, made when missing and `create` (`None` when it is
-    /// missing, or the table is full and cannot purge). A made or found entry's expiry is
-    /// pushed back, as HAProxy's touch does.
+    /// missing, or the table is full and cannot purge). A made or found entry is touched
+    /// (its expiry pushed back), as HAProxy's `stktable_touch_local` does.
     pub fn with_entry<T>(
         &self,
         key: &Key,
@@ -182,33 +236,32 @@ impl Table {
     ) -> Option<T> {
         let now = now_ms();
         let mut e = self.lock();
-        Self::sweep(&mut e, now, false);
+        self.sweep(&mut e, now);
         if !e.map.contains_key(key) {
             if !create || !self.make_room(&mut e, now) {
                 return None;
             }
             let fresh = Entry {
                 refs: 0,
-                exp: None,
+                touched: now,
+                queued: None,
                 values: self.config.schema.fresh(),
             };
             e.map.insert(key.clone(), Box::new(fresh));
         }
-        let exp = self.expiry(now);
-        let entry = e.map.get_mut(key)?;
-        if entry.expired(now) {
-            // gone already, only not swept yet: starts over
-            entry.values = self.config.schema.fresh();
-        }
-        entry.exp = exp;
-        Some(f(entry, &self.config.schema, now))
+        let r = {
+            let entry = e.map.get_mut(key)?;
+            f(entry, &self.config.schema, now)
+        };
+        Self::touch(&mut e, key, now);
+        Some(r)
     }
 
     /// Reads `key`'s entry without making it or touching it (`None`: absent or expired).
     pub fn peek<T>(&self, key: &Key, f: impl FnOnce(&Entry, &Schema, u64) -> T) -> Option<T> {
         let now = now_ms();
         let e = self.lock();
-        let entry = e.map.get(key).filter(|en| !en.expired(now))?;
+        let entry = e.map.get(key).filter(|en| !self.expired(en, now))?;
         Some(f(entry, &self.config.schema, now))
     }
 
@@ -229,10 +282,10 @@ impl Table {
     }
 
     /// Ends a session's hold on `key`'s entry: `conn_cur` goes down, and only then (as in
-    /// HAProxy, where only that update touches it) the expiry is pushed back.
+    /// HAProxy, where only that update touches it) the expiry is pushed back. An unused entry
+    /// goes back in the expiry queue.
     fn release(&self, key: &Key) {
         let now = now_ms();
-        let exp = self.expiry(now);
         let schema = &self.config.schema;
         let mut e = self.lock();
         let Some(en) = e.map.get_mut(key) else {
@@ -241,7 +294,12 @@ impl Table {
         en.refs = en.refs.saturating_sub(1);
         if let Some(cur) = en.get(schema, DataType::ConnCur, now) {
             en.set(schema, DataType::ConnCur, cur.saturating_sub(1), now);
-            en.exp = exp;
+            en.touched = now;
+        }
+        if en.refs == 0 && en.queued.is_none() {
+            en.queued = Some(en.touched);
+            let at = en.touched;
+            e.queue.push(Reverse((at, key.clone())));
         }
     }
 
@@ -250,7 +308,7 @@ impl Table {
     pub fn dump(&self, mut keep: impl FnMut(&Key, &Entry, &Schema, u64) -> bool) -> Vec<Dumped> {
         let now = now_ms();
         let mut e = self.lock();
-        Self::sweep(&mut e, now, true);
+        self.sweep(&mut e, now);
         let schema = &self.config.schema;
         let mut v: Vec<Dumped> = e
             .map
@@ -261,7 +319,7 @@ impl Table {
                 key: k.show(self.config.key),
                 raw: k.clone(),
                 refs: en.refs,
-                exp: en.exp.map_or(0, |x| x.saturating_sub(now)),
+                exp: self.remaining(en, now),
                 values: schema
                     .types()
                     .iter()
@@ -274,13 +332,15 @@ impl Table {
         v
     }
 
-    /// Removes the unused entries `keep` selects (`clear table`); entries in use stay.
+    /// Removes the unused entries `select` selects (`clear table`); entries in use stay.
     pub fn clear(&self, mut select: impl FnMut(&Key, &Entry, &Schema, u64) -> bool) {
         let now = now_ms();
         let mut e = self.lock();
         let schema = &self.config.schema;
-        e.map
-            .retain(|k, en| en.refs > 0 || !select(k, en, schema, now) && !en.expired(now));
+        let Entries { map, queue } = &mut *e;
+        map.retain(|k, en| en.refs > 0 || !select(k, en, schema, now));
+        // the queue items of the entries gone go too
+        queue.retain(|Reverse((at, k))| map.get(k).is_some_and(|en| en.queued == Some(*at)));
     }
 }
 

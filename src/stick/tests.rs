@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::config::parse;
 use super::data::{DataType, FreqCtr, Schema};
-use super::fetch::{Fetch, From, Op};
+use super::fetch::{Fetch, Op, Source};
 use super::key::{Key, KeySample, KeyType};
 use super::table::Table;
 use super::Counters;
@@ -214,9 +214,68 @@ fn fetches_read_tracked_and_source_entries() {
     assert_eq!(
         f("src_conn_cnt", Some("other")),
         Fetch::Counter {
-            from: From::Src,
+            from: Source::Src,
             op: Op::Get(DataType::ConnCnt),
             table: Some("other".into())
         }
     );
+}
+
+#[test]
+fn a_full_table_without_expire_purges_the_least_recently_touched() {
+    let t = table("type integer size 3 store gpc0");
+    for i in 0..3 {
+        assert!(t.with_entry(&Key::Int(i), true, |_, _, _| ()).is_some());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // 0 touched again: 1 is now the oldest
+    assert!(t.with_entry(&Key::Int(0), false, |_, _, _| ()).is_some());
+    assert!(t.with_entry(&Key::Int(9), true, |_, _, _| ()).is_some());
+    assert!(
+        t.peek(&Key::Int(1), |_, _, _| ()).is_none(),
+        "the oldest went"
+    );
+    for k in [0, 2, 9] {
+        assert!(t.peek(&Key::Int(k), |_, _, _| ()).is_some(), "{k} stays");
+    }
+}
+
+#[test]
+fn a_new_rate_starts_its_period_at_its_first_event() {
+    let t = table("type integer size 3 store conn_rate(1h)");
+    for _ in 0..20 {
+        t.with_entry(&Key::Int(1), true, |en, s, now| {
+            en.add(s, DataType::ConnRate, 1, now)
+        });
+    }
+    let r = t.peek(&Key::Int(1), |en, s, now| {
+        en.get(s, DataType::ConnRate, now)
+    });
+    assert_eq!(r, Some(Some(20)));
+}
+
+#[test]
+fn expire_zero_is_never() {
+    assert_eq!(
+        parse(&words("type ip size 1 expire 0"))
+            .expect("ok")
+            .0
+            .expire,
+        None
+    );
+}
+
+#[test]
+fn entries_expire_once_unused_and_not_before() {
+    let t = table("type integer size 10 expire 30ms store conn_cur");
+    let mut c = Counters::default();
+    assert!(c.track(0, &t, Key::Int(1)));
+    assert!(t.with_entry(&Key::Int(2), true, |_, _, _| ()).is_some());
+    std::thread::sleep(Duration::from_millis(60));
+    // the tracked one stays however old; the other one is gone
+    assert_eq!(t.used(), 1);
+    drop(c);
+    assert_eq!(t.used(), 1, "released: expires 30 ms from now");
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(t.used(), 0);
 }

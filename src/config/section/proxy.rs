@@ -277,6 +277,9 @@ pub(crate) fn parse(
 ) -> Result<(), String> {
     let kw = words[0].as_str();
     let is_defaults = meta.is_none();
+    if is_defaults && kw == "stick-table" {
+        return Err("'stick-table' is not supported in 'defaults' section.".into());
+    }
     if is_defaults
         && matches!(
             kw,
