@@ -113,10 +113,9 @@ fn the_agent_steers_health_admin_state_weight_and_maxconn() {
 
 #[test]
 fn an_unreachable_agent_leaves_the_server_up_and_the_cli_drives_the_agent() {
-    // a port nobody listens on: refused
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    // a port nobody listens on: refused (none of this process's tests binds it, and the
+    // kernel gives no connection a port in its range)
+    let dead_port = free_port();
     let up_port = common::accepting_upstream();
     let api = free_port();
     let cfg = format!(

@@ -158,9 +158,8 @@ fn seed_article_with_real_health_checks() {
     let observer = write_file(dir.path(), "observer.lua", OBSERVER);
     let downs = dir.path().join("downs.txt");
     // webserver1's port is closed from the start: its first check must already be seen by Lua
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let p1 = closed.local_addr().unwrap().port();
-    drop(closed);
+    // (a port no test binds, outside the range the kernel gives connections)
+    let p1 = free_port();
     let ws2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let p2 = ws2.local_addr().unwrap().port();
     let port = free_port();
