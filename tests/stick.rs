@@ -353,6 +353,16 @@ fn config_errors_name_the_missing_table_and_the_bad_line() {
         ),
         "{err}"
     );
+    let (code, err) = check(
+        "frontend fe\n    bind 127.0.0.1:0\n    tcp-request inspect-delay 1s\n    tcp-request content track-sc1 req.payload(0,4)\n    stick-table type ip size 1k\n    default_backend be\nbackend be\n    server s 127.0.0.1:1\n",
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains(
+            "proxy 'fe': stick-table 'fe' uses a type incompatible with the 'track-sc1' rule."
+        ),
+        "{err}"
+    );
     let (code, err) = check("    stick-table type ip size 1k\n");
     assert_ne!(code, Some(0));
     assert!(

@@ -182,12 +182,34 @@ fn rule_references(p: &mut Parser) {
                 .iter()
                 .any(|q| q.name == t && q.stick_table.is_some())
         };
-        for (_, slot, table) in px.rules.tracks() {
-            if !has_table(table) {
+        for (_, slot, table, key) in px.rules.tracks() {
+            let Some((t, _)) = proxies
+                .iter()
+                .find(|q| q.name == table && q.stick_table.is_some())
+                .and_then(|q| q.stick_table.as_ref())
+            else {
                 found.push((
                     px.location.clone(),
                     format!(
                         "proxy '{}': unable to find table '{table}' referenced by track-sc{slot}.",
+                        px.name
+                    ),
+                ));
+                continue;
+            };
+            // raw bytes make no address or integer (HAProxy has no such sample cast)
+            let bytes = key.default_method().is_none();
+            let numeric = matches!(
+                t.key,
+                crate::stick::KeyType::Ip
+                    | crate::stick::KeyType::Ipv6
+                    | crate::stick::KeyType::Integer
+            );
+            if bytes && numeric {
+                found.push((
+                    px.location.clone(),
+                    format!(
+                        "proxy '{}': stick-table '{table}' uses a type incompatible with the 'track-sc{slot}' rule.",
                         px.name
                     ),
                 ));

@@ -391,9 +391,9 @@ impl Rules {
             .flat_map(|a| a.exprs.iter().map(|e| &e.fetch))
     }
 
-    /// Every `track-sc*` rule: `(phase, slot, table)`, for the start-up check that the
-    /// tables exist.
-    pub fn tracks(&self) -> impl Iterator<Item = (Phase, usize, &str)> {
+    /// Every `track-sc*` rule: `(phase, slot, table, key fetch)`, for the start-up check that
+    /// the tables exist and take such keys.
+    pub fn tracks(&self) -> impl Iterator<Item = (Phase, usize, &str, &Fetch)> {
         [
             (Phase::Connection, &self.connection),
             (Phase::Session, &self.session),
@@ -402,7 +402,7 @@ impl Rules {
         .into_iter()
         .flat_map(|(p, list)| {
             list.iter().filter_map(move |r| match &r.action {
-                Action::Track { slot, table, .. } => Some((p, *slot, table.as_str())),
+                Action::Track { slot, table, key } => Some((p, *slot, table.as_str(), key)),
                 _ => None,
             })
         })

@@ -8,19 +8,22 @@ use super::key::Key;
 use super::table::{Table, Tracked};
 use super::SLOTS;
 
-/// The entries one session tracks, released when it ends (dropped).
+/// The entries one session tracks, released when it ends (dropped). One pointer while it
+/// tracks nothing: every session carries it through its forwarding, tables or not.
 #[derive(Debug, Default)]
 pub struct Counters {
-    slots: [Option<Tracked>; SLOTS],
+    slots: Option<Box<[Option<Tracked>; SLOTS]>>,
 }
 
 impl Counters {
     /// `track-sc<n>`: tracks `key` in `table` unless counter `n` already tracks something
     /// (HAProxy ignores the rule then). Whether it tracks it now.
     pub fn track(&mut self, n: usize, table: &Arc<Table>, key: Key) -> bool {
-        let Some(slot) = self.slots.get_mut(n) else {
+        if n >= SLOTS {
             return false;
-        };
+        }
+        let slots = self.slots.get_or_insert_with(Default::default);
+        let slot = &mut slots[n];
         if slot.is_some() {
             return false;
         }
@@ -30,12 +33,7 @@ impl Counters {
 
     /// What counter `n` tracks.
     pub fn slot(&self, n: usize) -> Option<&Tracked> {
-        self.slots.get(n)?.as_ref()
-    }
-
-    /// Whether any counter tracks something (the session has work to do at its end).
-    pub fn any(&self) -> bool {
-        self.slots.iter().any(Option::is_some)
+        self.slots.as_ref()?.get(n)?.as_ref()
     }
 
     /// Counts the session in `sess_cnt` and `sess_rate` of every tracked entry.
@@ -86,6 +84,8 @@ impl Counters {
     }
 
     fn each(&self, f: impl FnMut(&Tracked)) {
-        self.slots.iter().flatten().for_each(f);
+        if let Some(s) = &self.slots {
+            s.iter().flatten().for_each(f);
+        }
     }
 }
