@@ -1663,9 +1663,11 @@ fn show_info_counts_runtime_api_connections() {
     };
     // two asks in a row count one connection each (the start's readiness probe of the
     // frontend may be accepted, and counted, between the first two: asked again then)
+    let mut b = info();
     assert!(
         wait_until(Duration::from_secs(10), || {
-            let (a, b) = (info(), info());
+            let a = info();
+            b = info();
             b["CumConns"] == a["CumConns"] + 1 && b["CumReq"] == a["CumReq"] + 1
         }),
         "{:?}",
