@@ -3,7 +3,7 @@
 //! `tcp-request content` rules wait for them. The bytes read here are sent to the server first,
 //! as those read with a PROXY header are.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -29,7 +29,7 @@ pub(crate) struct SessEnv<'a> {
     content: Option<&'a [u8]>,
     fin: bool,
     /// The session's stick counters (`track-sc*`).
-    sc: &'a RefCell<Counters>,
+    sc: &'a Cell<Counters>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -39,7 +39,7 @@ impl<'a> SessEnv<'a> {
         client: &'a TcpStream,
         src: SocketAddr,
         fronted_dst: Option<SocketAddr>,
-        sc: &'a RefCell<Counters>,
+        sc: &'a Cell<Counters>,
     ) -> SessEnv<'a> {
         SessEnv {
             reg,
@@ -144,7 +144,9 @@ impl Env for SessEnv<'_> {
     }
 
     fn stick(&self, fetch: &crate::stick::fetch::Fetch) -> Option<i64> {
-        fetch.value(&self.sc.borrow(), Some(self.src.ip()), &|n| self.table(n))
+        with_counters(self.sc, |c| {
+            fetch.value(c, Some(self.src.ip()), &|n| self.table(n))
+        })
     }
 
     fn track(&self, slot: usize, table: &str, key: &Value) {
@@ -158,16 +160,16 @@ impl Env for SessEnv<'_> {
             Value::Str(b) | Value::Bin(b) => KeySample::Bytes(b),
         };
         if let Some(k) = t.config.key.key(&sample) {
-            self.sc.borrow_mut().track(slot, &t, k);
+            with_counters(self.sc, |c| c.track(slot, &t, k));
         }
     }
 
     fn inc_gpc(&self, slot: usize, which: u8) {
-        self.sc.borrow().inc_gpc(slot, which);
+        with_counters(self.sc, |c| c.inc_gpc(slot, which));
     }
 
     fn set_gpt0(&self, slot: usize, value: u64) {
-        self.sc.borrow().set_gpt0(slot, value);
+        with_counters(self.sc, |c| c.set_gpt0(slot, value));
     }
 
     fn server_stat(&self, backend: &str, server: &str, what: ServerStat) -> Option<i64> {
@@ -191,6 +193,15 @@ fn usable_servers(be: &Proxy) -> i64 {
         (0, _) => 1,
         (a, _) => a as i64,
     }
+}
+
+/// Runs `f` on the session's stick counters, taken out of their cell and put back (nothing
+/// in `f` reaches the cell again).
+pub(crate) fn with_counters<T>(sc: &Cell<Counters>, f: impl FnOnce(&mut Counters) -> T) -> T {
+    let mut c = sc.take();
+    let r = f(&mut c);
+    sc.set(c);
+    r
 }
 
 /// How the content rules ended.

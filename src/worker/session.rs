@@ -1,7 +1,7 @@
 //! One client session: pick a server, queue under `maxconn`, connect with retries and
 //! redispatch, forward both directions, then account and write the tcplog line.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::balance::Pick;
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
+use super::inspect::with_counters;
 use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
@@ -536,7 +537,8 @@ pub(crate) async fn run<R: Rt>(
     };
     let rules = &fe.config.rules;
     // the entries its `track-sc*` rules track, given back when the session ends
-    let sc = RefCell::new(Counters::default());
+    // (a Cell, not a RefCell: no borrow flag in every session's state)
+    let sc = Cell::new(Counters::default());
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
     let mut read_header = accept_proxy;
@@ -596,7 +598,7 @@ pub(crate) async fn run<R: Rt>(
             return;
         }
         // a session now: its connection and session trackers count it (content ones never)
-        sc.borrow().session_started();
+        with_counters(&sc, |c| c.session_started());
         // a stream from here on, as HAProxy counts them (`CumReq`)
         ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
         // the frontend's content rules, then its `use_backend` rules (the log then names the
@@ -729,7 +731,7 @@ pub(crate) async fn run<R: Rt>(
         }
     };
     // what the session moved, counted in the entries it tracks
-    sc.borrow().add_bytes(bytes_in, bytes_out);
+    sc.take().add_bytes(bytes_in, bytes_out);
     let null = fe.config.dontlognull && bytes_in == 0;
     if fe.config.tcplog && !null && has_logs(&ctx, &fe) {
         let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
