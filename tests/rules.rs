@@ -373,3 +373,85 @@ fn expect_proxy_reads_a_proxy_header_only_from_the_sources_it_names() {
     // from anyone else: the bytes are data like any other
     assert_eq!(echoed_from("127.0.0.9", port, &sent, sent.len()), sent);
 }
+
+/// Whether this process may put sockets in TCP_REPAIR mode (root here): `silent-drop` is then
+/// silent, else it resets (with a TTL of 1, which loopback does not decrement).
+fn may_repair() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// What a client that sent `msg` (maybe nothing) hears within half a second: `Ok(None)` for
+/// nothing at all, `Ok(Some(n))` for bytes or an end of stream (0), `Err` for a reset.
+fn hears(c: &mut TcpStream, msg: &[u8]) -> std::io::Result<Option<usize>> {
+    if !msg.is_empty() {
+        c.write_all(msg)?;
+    }
+    c.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut buf = [0u8; 16];
+    match c.read(&mut buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[test]
+fn silent_drop_closes_without_a_word_and_counts_in_dreq() {
+    let up = named_upstream("s");
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   tcp-request connection silent-drop if {{ src 127.0.0.2 }}\n\
+         \x20   tcp-request connection silent-drop rst-ttl 1 if {{ src 127.0.0.3 }}\n\
+         \x20   tcp-request inspect-delay 1s\n\
+         \x20   tcp-request content silent-drop if {{ req.payload(0,4) -m bin 51554954 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let dreq = || common::stat_field(api, "fe,FRONTEND,", "dreq");
+    let silent = may_repair();
+    // at the connection: nothing at all when repair mode is allowed
+    let mut c = connect_from("127.0.0.2", port);
+    let r = hears(&mut c, b"");
+    if silent {
+        assert!(matches!(r, Ok(None)), "no FIN, no reset: {r:?}");
+    } else {
+        assert!(r.is_err(), "a reset with TTL 1: {r:?}");
+    }
+    assert!(wait_until(Duration::from_secs(5), || dreq() == "1"));
+    // `rst-ttl`: a reset (loopback keeps its TTL)
+    let mut c = connect_from("127.0.0.3", port);
+    let r = hears(&mut c, b"");
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || dreq() == "2"));
+    // in the content: the request reaches no server, the client hears nothing
+    let mut c = connect_from("127.0.0.4", port);
+    let r = hears(&mut c, b"QUIT");
+    if silent {
+        assert!(matches!(r, Ok(None)), "{r:?}");
+    }
+    assert!(wait_until(Duration::from_secs(5), || dreq() == "3"));
+    // others go through, and the dropped connections were no sessions (the probe and this)
+    let mut ok = connect_from("127.0.0.5", port);
+    assert!(matches!(hears(&mut ok, b"hello"), Ok(Some(n)) if n > 0));
+    assert_eq!(common::stat_field(api, "fe,FRONTEND,", "stot"), "3");
+}

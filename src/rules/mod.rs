@@ -52,6 +52,13 @@ pub enum Action {
         /// 0 or 1.
         which: u8,
     },
+    /// `silent-drop [rst-ttl <ttl>]`: close without telling the client (no FIN, no reset it
+    /// can see); the rules stop.
+    SilentDrop {
+        /// `rst-ttl`: send a reset with this TTL instead of staying silent (`None`: silent
+        /// when the process may use TCP_REPAIR, else a reset with TTL 1, as HAProxy).
+        rst_ttl: Option<u8>,
+    },
     /// `sc-set-gpt0(<slot>) <value>`; the rules go on.
     SetGpt0 {
         /// The stick counter.
@@ -86,6 +93,8 @@ pub enum Verdict {
     Accept,
     /// Close.
     Reject,
+    /// Close without telling the client (`silent-drop`), with the `rst-ttl` given if any.
+    Drop(Option<u8>),
     /// A condition needs more content: read more and ask again (never once the content is
     /// final).
     Wait,
@@ -168,6 +177,7 @@ impl Rules {
             match &r.action {
                 Action::Accept => return (Verdict::Accept, expect_proxy),
                 Action::Reject => return (Verdict::Reject, expect_proxy),
+                Action::SilentDrop { rst_ttl } => return (Verdict::Drop(*rst_ttl), expect_proxy),
                 Action::ExpectProxy => expect_proxy = true,
                 Action::Track { slot, key, table } => match key.sample(env) {
                     Sample::Missing => return (Verdict::Wait, expect_proxy),
@@ -303,6 +313,32 @@ impl Rules {
                 let slot = stick_slot(a, sc_arg(a)?)?;
                 Action::IncGpc { slot, which }
             }
+            Some("silent-drop") => {
+                let mut rst_ttl = None;
+                if words.get(3).map(String::as_str) == Some("rst-ttl") {
+                    let Some(v) = words.get(4) else {
+                        return Err(format!("'tcp-request {when} silent-drop' : missing rst-ttl value"));
+                    };
+                    // strtoul: leading digits, the rest must be empty
+                    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+                    if digits < v.len() {
+                        return Err(format!(
+                            "'tcp-request {when} silent-drop' : invalid character starting at '{}' (value 1-255 expected)",
+                            &v[digits..]
+                        ));
+                    }
+                    match v.parse::<u32>() {
+                        Ok(n) if (1..=255).contains(&n) => rst_ttl = Some(n as u8),
+                        _ => {
+                            return Err(format!(
+                                "'tcp-request {when} silent-drop' : valid rst-ttl values are [1-255]"
+                            ))
+                        }
+                    }
+                    cond_at = 5;
+                }
+                Action::SilentDrop { rst_ttl }
+            }
             Some(a) if a.starts_with("sc-set-gpt0") => {
                 let slot = stick_slot(a, sc_arg(a)?)?;
                 let Some(v) = words.get(3) else {
@@ -316,7 +352,7 @@ impl Rules {
             }
             Some(a) => {
                 return Err(format!(
-                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept', 'reject', 'expect-proxy', 'track-sc0..2', 'sc-inc-gpc0/1' and 'sc-set-gpt0')."
+                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept', 'reject', 'silent-drop', 'expect-proxy', 'track-sc0..2', 'sc-inc-gpc0/1' and 'sc-set-gpt0')."
                 ))
             }
             None => return Err(format!("'tcp-request {when}' expects an action such as 'accept' or 'reject'.")),

@@ -75,6 +75,37 @@ pub fn reset(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::connect_unspec(sock)?)
 }
 
+/// Prepares a client connection for HAProxy's `silent-drop`: with no `rst_ttl`, puts it in
+/// TCP_REPAIR mode so that closing it sends nothing at all (needs CAP_NET_ADMIN); else, or
+/// when that is refused, sets the TTL (hop limit) of what it sends next to `rst_ttl` (1 by
+/// default) so that the reset the close sends dies before the client. Whether it is silent.
+pub fn silent_drop(sock: &impl AsRawFd, ipv6: bool, rst_ttl: Option<u8>) -> bool {
+    let fd = sock.as_raw_fd();
+    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| {
+        // SAFETY: `fd` is an open socket for the duration of the call; the option value is a
+        // c_int that lives on the stack past the call, and its size is passed with it.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if rst_ttl.is_none() && set(libc::IPPROTO_TCP, libc::TCP_REPAIR, 1) {
+        return true;
+    }
+    let ttl = libc::c_int::from(rst_ttl.unwrap_or(1));
+    if ipv6 {
+        set(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl);
+    } else {
+        set(libc::IPPROTO_IP, libc::IP_TTL, ttl);
+    }
+    false
+}
+
 /// Stops a listening socket taking connections, as HAProxy pauses a listener: new ones are
 /// refused and those the kernel had queued are reset; [`listen_again`] resumes it on the same
 /// address. Wakes a poll registered on it.

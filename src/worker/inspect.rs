@@ -211,6 +211,8 @@ pub(crate) enum Inspected {
     Accept,
     /// A `reject` rule matched.
     Reject,
+    /// A `silent-drop` rule matched (its `rst-ttl`).
+    Drop(Option<u8>),
     /// The client's connection failed while the rules waited.
     Aborted,
 }
@@ -236,6 +238,7 @@ pub(crate) async fn content<R: Rt>(
         {
             Verdict::Accept => return Inspected::Accept,
             Verdict::Reject => return Inspected::Reject,
+            Verdict::Drop(ttl) => return Inspected::Drop(ttl),
             // the rules never wait on final content: a condition that still lacks bytes fails
             Verdict::Wait if fin => return Inspected::Accept,
             Verdict::Wait => {}

@@ -59,6 +59,8 @@ impl Drop for Guard {
                     wake(s);
                     let _ = sys::reset(s);
                 }
+                // in repair mode: the close that follows sends nothing
+                Close::Silent => {}
             }
         }
         if let Some(s) = self.srv.take() {
@@ -86,9 +88,22 @@ enum Close {
     /// The client side under `option nolinger`, or the server side of a killed session: HAProxy
     /// shuts its write side first (the peer reads an end of stream), then the close resets it.
     FinReset,
+    /// `silent-drop`: the socket is in TCP_REPAIR mode, its close sends nothing.
+    Silent,
 }
 
 impl Close {
+    /// A client dropped by `silent-drop`: silent when the socket could be put in repair mode,
+    /// else reset with the TTL the rule gives (1 by default: the reset dies on the way).
+    fn dropped(client: &TcpStream, rst_ttl: Option<u8>) -> Close {
+        let v6 = client.peer_addr().is_ok_and(|a| a.is_ipv6());
+        if sys::silent_drop(client, v6, rst_ttl) {
+            Close::Silent
+        } else {
+            Close::Reset
+        }
+    }
+
     /// The server side, whose FIN was read or not, of a session killed under it or not (HAProxy
     /// shuts a killed session's server side first: a FIN, then the reset).
     fn server(fin_read: bool, killed: bool) -> Close {
@@ -472,18 +487,28 @@ struct ConnectOpts<'a> {
 
 /// Runs `px`'s `tcp-request content` rules on the request (read into `early`); the
 /// termination state when they end the session, counting a rejection on the frontend `fe`
-/// (where HAProxy counts it, a backend's rules included).
+/// (where HAProxy counts it, a backend's rules included). A `silent-drop` also says how the
+/// client is to be closed (`client_close`), and counts on a backend whose rules dropped it.
 async fn content_rules<R: Rt>(
     env: &SessEnv<'_>,
     fe: &Proxy,
     px: &Proxy,
     client: &TcpStream,
     early: &mut Vec<u8>,
+    client_close: &mut Close,
 ) -> Option<[u8; 2]> {
     match inspect::content::<R>(&px.config.rules, env, client, early).await {
         Inspected::Accept => None,
         Inspected::Reject => {
             fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+            Some(*b"PR")
+        }
+        Inspected::Drop(ttl) => {
+            fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+            if !std::ptr::eq(fe, px) {
+                px.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+            }
+            *client_close = Close::dropped(client, ttl);
             Some(*b"PR")
         }
         Inspected::Aborted => Some(*b"CR"),
@@ -545,11 +570,22 @@ pub(crate) async fn run<R: Rt>(
     if !rules.connection.is_empty() {
         let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc);
         let (verdict, expect_proxy) = rules.run_connection(&env);
-        if verdict == Verdict::Reject {
-            fe.counters.denied.fetch_add(1, Ordering::Relaxed);
-            fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
-            g.socks.push((client, Close::Reset));
-            return;
+        match verdict {
+            Verdict::Reject => {
+                fe.counters.denied.fetch_add(1, Ordering::Relaxed);
+                fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+                g.socks.push((client, Close::Reset));
+                return;
+            }
+            // `silent-drop`: HAProxy counts it in `dreq`, whatever the phase
+            Verdict::Drop(ttl) => {
+                fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+                fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+                let close = Close::dropped(&client, ttl);
+                g.socks.push((client, close));
+                return;
+            }
+            _ => {}
         }
         // `expect-proxy layer4`: this connection starts with a PROXY header
         read_header |= expect_proxy;
@@ -587,14 +623,32 @@ pub(crate) async fn run<R: Rt>(
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
     // (the rules' view of the session lives in blocks, not in the session's state while it
     // forwards)
+    // replaced once a server session ran; until then the client's FIN was never read (or a
+    // content rule dropped it silently)
+    let mut client_close = Close::client(false, fe.config.nolinger);
     let (denied, be) = {
         let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
-        // session is closed, counted in `dses`, not logged
-        if !rules.session.is_empty() && rules.run(Phase::Session, &env) == Verdict::Reject {
-            fe.counters.denied_sess.fetch_add(1, Ordering::Relaxed);
+        // session is closed, counted in `dses`, not logged (a dropped one in `dreq`)
+        let verdict = match rules.session.is_empty() {
+            true => Verdict::Accept,
+            false => rules.run(Phase::Session, &env),
+        };
+        let close = match verdict {
+            Verdict::Reject => {
+                fe.counters.denied_sess.fetch_add(1, Ordering::Relaxed);
+                Some(Close::Fin)
+            }
+            Verdict::Drop(ttl) => {
+                fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
+                Some(Close::dropped(&client, ttl))
+            }
+            _ => None,
+        };
+        if let Some(close) = close {
             fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
-            g.socks.push((client, Close::Fin));
+            drop(env);
+            g.socks.push((client, close));
             return;
         }
         // a session now: its connection and session trackers count it (content ones never)
@@ -605,7 +659,15 @@ pub(crate) async fn run<R: Rt>(
         // frontend as the backend, as HAProxy's does when no backend was reached)
         let mut denied = None;
         if !rules.content.is_empty() {
-            denied = content_rules::<R>(&env, &fe, &fe, &client, &mut fronted.early).await;
+            denied = content_rules::<R>(
+                &env,
+                &fe,
+                &fe,
+                &client,
+                &mut fronted.early,
+                &mut client_close,
+            )
+            .await;
         }
         match denied {
             Some(_) => (denied, None),
@@ -624,8 +686,6 @@ pub(crate) async fn run<R: Rt>(
     let mut bytes_in: Option<u64> = None;
     // the server the session was given to, connected or not (the log names it)
     let mut tried: Option<Arc<Server>> = None;
-    // replaced once a server session ran; until then the client's FIN was never read
-    let mut client_close = Close::client(false, fe.config.nolinger);
     let ts: [u8; 2];
     match be.clone() {
         None => ts = denied.unwrap_or(*b"SC"),
@@ -641,7 +701,15 @@ pub(crate) async fn run<R: Rt>(
             let mut denied = None;
             if !own && !be.config.rules.content.is_empty() {
                 let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
-                denied = content_rules::<R>(&env, &fe, &be, &client, &mut fronted.early).await;
+                denied = content_rules::<R>(
+                    &env,
+                    &fe,
+                    &be,
+                    &client,
+                    &mut fronted.early,
+                    &mut client_close,
+                )
+                .await;
             }
             let r = match denied {
                 Some(t) => Err(NoConn::Denied(t)),
