@@ -647,7 +647,6 @@ pub(crate) async fn run<R: Rt>(
         };
         if let Some(close) = close {
             fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
-            drop(env);
             g.socks.push((client, close));
             return;
         }
