@@ -434,3 +434,42 @@ end)
     );
     assert!(!h.stderr().contains("be has a table?"));
 }
+
+#[test]
+fn a_blocklist_table_fed_by_the_runtime_api_rejects_through_table_converters() {
+    let up = echo_upstream();
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   tcp-request connection reject if {{ src,table_gpc0(block) gt 0 }}\n\
+         \x20   tcp-request connection reject if {{ src,ipmask(24),in_table(nets) }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n\
+         backend block\n    stick-table type ip size 100 store gpc0\n\
+         backend nets\n    stick-table type ip size 100\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let served = |src: &str| {
+        let mut c = connect_from(src, port);
+        !refused(&mut c)
+    };
+    assert!(served("127.0.0.2"));
+    assert_eq!(
+        socat(api, "set table block key 127.0.0.2 data.gpc0 1"),
+        "\n"
+    );
+    assert!(!served("127.0.0.2"), "a key with gpc0 > 0 is refused");
+    assert!(served("127.0.0.3"), "a key the table lacks reads 0");
+    assert_eq!(
+        socat(api, "set table block key 127.0.0.2 data.gpc0 0"),
+        "\n"
+    );
+    assert!(served("127.0.0.2"));
+    // a whole /24 blocked by its network's presence
+    assert_eq!(socat(api, "set table nets key 127.0.1.0"), "\n");
+    assert!(!served("127.0.1.9"));
+    assert!(served("127.0.2.9"));
+}

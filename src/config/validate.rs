@@ -216,18 +216,16 @@ fn rule_references(p: &mut Parser) {
             }
         }
         for f in px.rules.fetches() {
-            if let crate::rules::Fetch::Stick(kw, sf) = f {
-                match sf.table() {
-                    Some(t) if !has_table(t) => found.push((
+            for (what, t) in f.tables() {
+                if !has_table(t) {
+                    found.push((
                         px.location.clone(),
                         format!(
-                            "unable to find table '{t}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                            "unable to find table '{t}' referenced in arg 1 of {what} in proxy '{}'.",
                             px.name
                         ),
-                    )),
-                    _ => {}
+                    ));
                 }
-                continue;
             }
             let Some((name, server)) = f.names() else {
                 continue;

@@ -47,6 +47,8 @@ pub enum Fetch {
     SrvConn(String, String),
     /// A stick-table fetch (`sc_*`, `sc<n>_*`, `src_*`, `table_*`), under the name written.
     Stick(String, crate::stick::fetch::Fetch),
+    /// A fetch followed by converters (`req.ssl_sni,lower`).
+    Converted(Box<Fetch>, Vec<super::convert::Conv>),
 }
 
 /// Proxy figures the backend-state fetches read.
@@ -100,6 +102,16 @@ pub trait Env {
     fn inc_gpc(&self, _slot: usize, _which: u8) {}
     /// `sc-set-gpt0(<slot>) <value>`.
     fn set_gpt0(&self, _slot: usize, _value: u64) {}
+    /// `op` on the entry of `key` in `table` (`table_*` converters; `None`: `in_table`, 1 when
+    /// the table holds the key). `None`: no sample.
+    fn table_read(
+        &self,
+        _table: &str,
+        _key: &Value,
+        _op: Option<crate::stick::fetch::Op>,
+    ) -> Option<i64> {
+        None
+    }
 }
 
 /// A sample, or why there is none.
@@ -143,22 +155,28 @@ impl Fetch {
     /// Parses `name` or `name(args)`. `proxy` names the proxy the rule is written in: the
     /// backend-state fetches default to it, as HAProxy's do.
     pub fn parse(word: &str, proxy: &str) -> Result<Fetch, String> {
-        // `fetch(args),converter(args)`: a comma outside the arguments
-        let depth_zero_comma = word
-            .char_indices()
-            .scan(0i32, |d, (i, c)| {
-                match c {
-                    '(' => *d += 1,
-                    ')' => *d -= 1,
-                    _ => {}
+        // `fetch(args),converter(args),...`: split at the commas outside the arguments
+        let mut parts = Vec::new();
+        let (mut depth, mut start) = (0i32, 0);
+        for (i, c) in word.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&word[start..i]);
+                    start = i + 1;
                 }
-                Some((i, c, *d))
-            })
-            .any(|(_, c, d)| c == ',' && d == 0);
-        if depth_zero_comma {
-            return Err(format!(
-                "converters are not supported by harp ('{word}'): write the bare fetch"
-            ));
+                _ => {}
+            }
+        }
+        parts.push(&word[start..]);
+        if parts.len() > 1 {
+            let base = Fetch::parse(parts[0], proxy)?;
+            let convs = parts[1..]
+                .iter()
+                .map(|c| super::convert::Conv::parse(c, proxy))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Fetch::Converted(Box::new(base), convs));
         }
         let (name, args) = match word.split_once('(') {
             Some((n, rest)) => {
@@ -256,6 +274,12 @@ impl Fetch {
     /// Raw bytes have none: HAProxy wants `-m` for them.
     pub fn default_method(&self) -> Option<Method> {
         Some(match self {
+            Fetch::Converted(base, convs) => {
+                return convs
+                    .last()
+                    .map(|c| c.method())
+                    .or_else(|| base.default_method())
+            }
             Fetch::AlwaysTrue | Fetch::AlwaysFalse | Fetch::WaitEnd | Fetch::SrvIsUp(..) => {
                 Method::Bool
             }
@@ -269,6 +293,9 @@ impl Fetch {
 
     /// Whether it reads the request's content (meaningless before any arrived).
     pub fn reads_content(&self) -> bool {
+        if let Fetch::Converted(base, _) = self {
+            return base.reads_content();
+        }
         matches!(
             self,
             Fetch::ReqLen
@@ -282,6 +309,7 @@ impl Fetch {
     /// The proxies and servers it names, for validation: `(proxy, server)`.
     pub fn names(&self) -> Option<(&str, Option<&str>)> {
         match self {
+            Fetch::Converted(base, _) => base.names(),
             Fetch::Nbsrv(p) | Fetch::BeConn(p) | Fetch::Connslots(p) | Fetch::Queue(p) => {
                 Some((p, None))
             }
@@ -295,6 +323,7 @@ impl Fetch {
     pub fn keyword(&self) -> &str {
         match self {
             Fetch::Stick(name, _) => name,
+            Fetch::Converted(base, _) => base.keyword(),
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -318,7 +347,32 @@ impl Fetch {
 
     /// Whether the proxy it names must be a frontend (else a backend).
     pub fn wants_frontend(&self) -> bool {
-        matches!(self, Fetch::FeConn(_))
+        match self {
+            Fetch::Converted(base, _) => base.wants_frontend(),
+            _ => matches!(self, Fetch::FeConn(_)),
+        }
+    }
+
+    /// The stick tables it reads, each with what names it (`ACL keyword 'src_conn_rate'`,
+    /// `converter 'table_gpc0'`), for the start-up check that they exist.
+    pub fn tables(&self) -> Vec<(String, &str)> {
+        match self {
+            Fetch::Stick(kw, f) => f
+                .table()
+                .map(|t| (format!("ACL keyword '{kw}'"), t))
+                .into_iter()
+                .collect(),
+            Fetch::Converted(base, convs) => {
+                let mut v = base.tables();
+                for c in convs {
+                    if let Some(t) = c.table() {
+                        v.push((format!("converter '{}'", c.name()), t));
+                    }
+                }
+                v
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The sample for the session `env` describes.
@@ -330,6 +384,20 @@ impl Fetch {
         let opt = |v: Option<Value>| v.map_or(Sample::None, val);
         let fin = env.is_final();
         match self {
+            Fetch::Converted(base, convs) => match base.sample(env) {
+                Sample::Val { v, may_change } => {
+                    let mut v = Some(v);
+                    for c in convs {
+                        v = v.and_then(|x| c.apply(x, env));
+                    }
+                    match v {
+                        Some(v) => Sample::Val { v, may_change },
+                        None if may_change => Sample::Missing,
+                        None => Sample::None,
+                    }
+                }
+                other => other,
+            },
             Fetch::AlwaysTrue => val(Value::Bool(true)),
             Fetch::AlwaysFalse => val(Value::Bool(false)),
             Fetch::Src => opt(env.src().map(|a| Value::Ip(a.ip()))),

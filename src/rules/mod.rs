@@ -8,6 +8,7 @@
 //! backend? (`use_backend`, else `default_backend`).
 
 pub mod acl;
+pub mod convert;
 pub mod fetch;
 pub mod hello;
 pub mod patref;

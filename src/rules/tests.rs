@@ -378,9 +378,9 @@ fn conditions_are_as_lenient_as_haproxy_s() {
     let mut dom = Patterns::new(Method::Dom, false);
     dom.add("example").expect("valid");
     assert!(dom.matches(&Value::Str(b"example:443".to_vec())));
-    assert!(Fetch::parse("req.ssl_sni,lower", "fe")
+    assert!(Fetch::parse("req.ssl_sni,base64", "fe")
         .expect_err("converter")
-        .contains("converters are not supported"));
+        .contains("unknown converter 'base64'"));
     assert!(Fetch::parse("req.payload(4294967296,18446744073709551615)", "fe").is_err());
 }
 
@@ -596,4 +596,37 @@ fn a_condition_short_of_data_starts_the_rules_over_a_key_resumes_at_its_rule() {
     let mut at = 0;
     assert_eq!(t.run_from(Phase::Content, &env, &mut at).0, Verdict::Wait);
     assert_eq!(at, 1, "a track-sc waiting for its key resumes there");
+}
+
+#[test]
+fn converters_change_the_sample_and_its_match_method() {
+    let r = rules(&[
+        "use_backend api if { req.ssl_sni,lower -m str api.example.com }",
+        "use_backend lan if { src,ipmask(24) 10.1.2.0 }",
+        "use_backend long if { req.ssl_sni,length gt 20 }",
+    ]);
+    let mut env = Fake::new("127.0.0.1:1");
+    env.content = Some(sample_client_hello("API.Example.COM"));
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("api"));
+    let mut env = Fake::new("10.1.2.77:1");
+    env.content = Some(sample_client_hello("a-rather-long-name.example.com"));
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("lan"));
+    let mut env = Fake::new("10.9.9.9:1");
+    env.content = Some(sample_client_hello("a-rather-long-name.example.com"));
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("long"));
+    let mut bad = Rules::default();
+    let e = bad
+        .parse_acl(&w("x src,nope 1.2.3.4"), "fe")
+        .expect_err("unknown converter");
+    assert!(e.contains("unknown converter 'nope'"), "{e}");
+    let e = bad
+        .parse_acl(&w("x src,ipmask(33) 1.2.3.4"), "fe")
+        .expect_err("bad mask");
+    assert!(e.contains("invalid IPv4 mask '33'"), "{e}");
+    assert!(bad
+        .parse_acl(&w("x src,ipmask(255.255.0.0) 1.2.0.0"), "fe")
+        .is_ok());
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::counters::Counters;
 use super::data::DataType;
-use super::key::KeySample;
+use super::key::{Key, KeySample};
 use super::table::Table;
 use super::SLOTS;
 
@@ -242,60 +242,67 @@ impl Fetch {
                 (table, key)
             }
         };
-        let schema = &table.config.schema;
-        let stored = |t: DataType| schema.has(t);
-        // `src_*` on a key the table does not hold: 0, stored type or not
-        let absent = *from == Source::Src && table.peek(&key, |_, _, _| ()).is_none();
-        let creates = matches!(op, Op::Inc(_) | Op::Clr(_) | Op::UpdtConnCnt);
-        if absent && !creates {
-            return Some(0);
-        }
-        let v = match op {
-            Op::Tracked => return None,
-            Op::Trackers => table.peek(&key, |en, _, _| en.refs as u64).unwrap_or(0),
-            Op::Get(t) if !stored(t) => return None,
-            Op::Get(t) => table
-                .peek(&key, |en, s, now| en.get(s, t, now))
-                .flatten()
-                .unwrap_or(0),
-            Op::Kbytes(t) if !stored(t) => return None,
-            Op::Kbytes(t) => {
-                table
-                    .peek(&key, |en, s, now| en.get(s, t, now))
-                    .flatten()
-                    .unwrap_or(0)
-                    >> 10
-            }
-            // HAProxy's `*_inc_gpc*` gives 0 when neither the counter nor its rate is stored,
-            // the rate when only it is
-            Op::Inc(t) if !stored(t) && !stored(rate_of(t)) => return Some(0),
-            Op::Clr(t) if !stored(t) => return None,
-            Op::Inc(t) => table
-                .with_entry(&key, true, |en, s, now| {
-                    en.add(s, t, 1, now);
-                    en.add(s, rate_of(t), 1, now);
-                    en.get(s, t, now)
-                        .or_else(|| en.get(s, rate_of(t), now))
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0),
-            Op::Clr(t) => table
-                .with_entry(&key, true, |en, s, now| {
-                    let before = en.get(s, t, now).unwrap_or(0);
-                    en.set(s, t, 0, now);
-                    before
-                })
-                .unwrap_or(0),
-            Op::UpdtConnCnt if !stored(DataType::ConnCnt) => return None,
-            Op::UpdtConnCnt => table
-                .with_entry(&key, true, |en, s, now| {
-                    en.add(s, DataType::ConnCnt, 1, now);
-                    en.get(s, DataType::ConnCnt, now).unwrap_or(0)
-                })
-                .unwrap_or(0),
-        };
-        Some(v as i64)
+        read(&table, &key, op, *from == Source::Src)
     }
+}
+
+/// `op` on `key`'s entry in `table`: what the `sc_*`/`src_*` fetches and the `table_*`
+/// converters return. `absent_zero`: a key the table does not hold reads 0, stored type or
+/// not (`src_*`, converters), as HAProxy's do.
+pub fn read(table: &Arc<Table>, key: &Key, op: Op, absent_zero: bool) -> Option<i64> {
+    let schema = &table.config.schema;
+    let stored = |t: DataType| schema.has(t);
+    // `src_*` on a key the table does not hold: 0, stored type or not
+    let absent = absent_zero && table.peek(key, |_, _, _| ()).is_none();
+    let creates = matches!(op, Op::Inc(_) | Op::Clr(_) | Op::UpdtConnCnt);
+    if absent && !creates {
+        return Some(0);
+    }
+    let v = match op {
+        Op::Tracked => return None,
+        Op::Trackers => table.peek(key, |en, _, _| en.refs as u64).unwrap_or(0),
+        Op::Get(t) if !stored(t) => return None,
+        Op::Get(t) => table
+            .peek(key, |en, s, now| en.get(s, t, now))
+            .flatten()
+            .unwrap_or(0),
+        Op::Kbytes(t) if !stored(t) => return None,
+        Op::Kbytes(t) => {
+            table
+                .peek(key, |en, s, now| en.get(s, t, now))
+                .flatten()
+                .unwrap_or(0)
+                >> 10
+        }
+        // HAProxy's `*_inc_gpc*` gives 0 when neither the counter nor its rate is stored,
+        // the rate when only it is
+        Op::Inc(t) if !stored(t) && !stored(rate_of(t)) => return Some(0),
+        Op::Clr(t) if !stored(t) => return None,
+        Op::Inc(t) => table
+            .with_entry(key, true, |en, s, now| {
+                en.add(s, t, 1, now);
+                en.add(s, rate_of(t), 1, now);
+                en.get(s, t, now)
+                    .or_else(|| en.get(s, rate_of(t), now))
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0),
+        Op::Clr(t) => table
+            .with_entry(key, true, |en, s, now| {
+                let before = en.get(s, t, now).unwrap_or(0);
+                en.set(s, t, 0, now);
+                before
+            })
+            .unwrap_or(0),
+        Op::UpdtConnCnt if !stored(DataType::ConnCnt) => return None,
+        Op::UpdtConnCnt => table
+            .with_entry(key, true, |en, s, now| {
+                en.add(s, DataType::ConnCnt, 1, now);
+                en.get(s, DataType::ConnCnt, now).unwrap_or(0)
+            })
+            .unwrap_or(0),
+    };
+    Some(v as i64)
 }
 
 /// The rate that goes with a general purpose counter.

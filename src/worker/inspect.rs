@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry};
 use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
+use crate::stick::fetch::Op as StickOp;
 use crate::stick::{Counters, KeySample, Table};
 use crate::sys::Interest;
 
@@ -153,14 +154,17 @@ impl Env for SessEnv<'_> {
         let Some(t) = self.table(table) else {
             return;
         };
-        let sample = match key {
-            Value::Bool(b) => KeySample::Int(i64::from(*b)),
-            Value::Int(i) => KeySample::Int(*i),
-            Value::Ip(a) => KeySample::Ip(*a),
-            Value::Str(b) | Value::Bin(b) => KeySample::Bytes(b),
-        };
-        if let Some(k) = t.config.key.key(&sample) {
+        if let Some(k) = t.config.key.key(&key_sample(key)) {
             with_counters(self.sc, |c| c.track(slot, &t, k));
+        }
+    }
+
+    fn table_read(&self, table: &str, key: &Value, op: Option<StickOp>) -> Option<i64> {
+        let t = self.table(table)?;
+        let k = t.config.key.key(&key_sample(key))?;
+        match op {
+            None => Some(i64::from(t.peek(&k, |_, _, _| ()).is_some())),
+            Some(op) => crate::stick::fetch::read(&t, &k, op, true),
         }
     }
 
@@ -178,6 +182,16 @@ impl Env for SessEnv<'_> {
             ServerStat::IsUp => i64::from(s.op_state() != OpState::Stopped && !s.admin().maint()),
             ServerStat::Conn => s.counters.cur_sess.load(Ordering::Relaxed) as i64,
         })
+    }
+}
+
+/// A sample as a stick-table key sees it.
+fn key_sample(v: &Value) -> KeySample<'_> {
+    match v {
+        Value::Bool(b) => KeySample::Int(i64::from(*b)),
+        Value::Int(i) => KeySample::Int(*i),
+        Value::Ip(a) => KeySample::Ip(*a),
+        Value::Str(b) | Value::Bin(b) => KeySample::Bytes(b),
     }
 }
 

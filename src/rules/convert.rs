@@ -1,0 +1,241 @@
+//! Sample converters (`fetch,conv1,conv2(args)`): the ones TCP configs use on addresses, server
+//! names and stick tables — `lower`, `upper`, `length`, `bool`, `not`, `ipmask`, `in_table`
+//! and the `table_*` family.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::fetch::Env;
+use super::pattern::{Method, Value};
+use crate::stick::fetch::Op;
+use crate::stick::DataType;
+
+/// One converter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conv {
+    /// `lower`: text in lower case.
+    Lower,
+    /// `upper`.
+    Upper,
+    /// `length`: the text's length in bytes.
+    Length,
+    /// `bool`: true when the integer is not 0.
+    Bool,
+    /// `not`: true when the integer is 0.
+    Not,
+    /// `ipmask(<v4 mask>[,<v6 mask>])`: the address's network.
+    Ipmask(u8, Option<u8>),
+    /// `in_table(<table>)`: whether the table holds the sample as a key.
+    InTable(String),
+    /// `table_<x>(<table>)`: a value of the sample's entry in the table.
+    Table(String, Op),
+}
+
+/// `table_<x>` converters and what each reads.
+const TABLE_OPS: &[(&str, Op)] = &[
+    ("conn_cnt", Op::Get(DataType::ConnCnt)),
+    ("conn_cur", Op::Get(DataType::ConnCur)),
+    ("conn_rate", Op::Get(DataType::ConnRate)),
+    ("sess_cnt", Op::Get(DataType::SessCnt)),
+    ("sess_rate", Op::Get(DataType::SessRate)),
+    ("gpc0", Op::Get(DataType::Gpc0)),
+    ("gpc0_rate", Op::Get(DataType::Gpc0Rate)),
+    ("gpc1", Op::Get(DataType::Gpc1)),
+    ("gpc1_rate", Op::Get(DataType::Gpc1Rate)),
+    ("gpt0", Op::Get(DataType::Gpt0)),
+    ("bytes_in_rate", Op::Get(DataType::BytesInRate)),
+    ("bytes_out_rate", Op::Get(DataType::BytesOutRate)),
+    ("kbytes_in", Op::Kbytes(DataType::BytesInCnt)),
+    ("kbytes_out", Op::Kbytes(DataType::BytesOutCnt)),
+    ("http_req_cnt", Op::Get(DataType::HttpReqCnt)),
+    ("http_req_rate", Op::Get(DataType::HttpReqRate)),
+    ("http_err_cnt", Op::Get(DataType::HttpErrCnt)),
+    ("http_err_rate", Op::Get(DataType::HttpErrRate)),
+    ("http_fail_cnt", Op::Get(DataType::HttpFailCnt)),
+    ("http_fail_rate", Op::Get(DataType::HttpFailRate)),
+    ("glitch_cnt", Op::Get(DataType::GlitchCnt)),
+    ("glitch_rate", Op::Get(DataType::GlitchRate)),
+    ("trackers", Op::Trackers),
+];
+
+/// The converters harp knows, for messages.
+pub fn names() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "lower", "upper", "length", "bool", "not", "ipmask", "in_table",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(TABLE_OPS.iter().map(|(n, _)| format!("table_{n}")));
+    v
+}
+
+impl Conv {
+    /// Parses one converter (`name` or `name(args)`); `proxy` is the default table's name.
+    pub fn parse(word: &str, proxy: &str) -> Result<Conv, String> {
+        let (name, args) = match word.split_once('(') {
+            Some((n, rest)) => match rest.strip_suffix(')') {
+                Some(a) => (n, Some(a)),
+                None => {
+                    return Err(format!(
+                        "missing closing ')' after arguments to converter '{n}'"
+                    ))
+                }
+            },
+            None => (word, None),
+        };
+        let no_args = |c: Conv| match args {
+            Some(a) if !a.is_empty() => {
+                Err(format!("converter '{name}' does not support any args"))
+            }
+            _ => Ok(c),
+        };
+        let table = || -> String {
+            match args {
+                Some(a) if !a.trim().is_empty() => a.trim().to_string(),
+                _ => proxy.to_string(),
+            }
+        };
+        Ok(match name {
+            "lower" => no_args(Conv::Lower)?,
+            "upper" => no_args(Conv::Upper)?,
+            "length" => no_args(Conv::Length)?,
+            "bool" => no_args(Conv::Bool)?,
+            "not" => no_args(Conv::Not)?,
+            "ipmask" => {
+                let a = args.unwrap_or("");
+                let mut parts = a.split(',').map(str::trim);
+                let v4 = parts.next().filter(|p| !p.is_empty()).ok_or_else(|| {
+                    format!("converter '{name}' : missing arg 1 (expects <mask4>[,<mask6>])")
+                })?;
+                let v4 = mask_len(v4, 32)
+                    .ok_or_else(|| format!("converter '{name}' : invalid IPv4 mask '{v4}'"))?;
+                let v6 =
+                    match parts.next() {
+                        None => None,
+                        Some(m) => Some(mask_len(m, 128).ok_or_else(|| {
+                            format!("converter '{name}' : invalid IPv6 mask '{m}'")
+                        })?),
+                    };
+                Conv::Ipmask(v4, v6)
+            }
+            "in_table" => Conv::InTable(table()),
+            other => match other
+                .strip_prefix("table_")
+                .and_then(|x| TABLE_OPS.iter().find(|(n, _)| *n == x))
+            {
+                Some((_, op)) => Conv::Table(table(), *op),
+                None => {
+                    return Err(format!(
+                        "unknown converter '{other}' (harp knows {})",
+                        names().join(", ")
+                    ))
+                }
+            },
+        })
+    }
+
+    /// Its keyword.
+    pub fn name(&self) -> String {
+        match self {
+            Conv::Lower => "lower".into(),
+            Conv::Upper => "upper".into(),
+            Conv::Length => "length".into(),
+            Conv::Bool => "bool".into(),
+            Conv::Not => "not".into(),
+            Conv::Ipmask(..) => "ipmask".into(),
+            Conv::InTable(_) => "in_table".into(),
+            Conv::Table(_, op) => TABLE_OPS
+                .iter()
+                .find(|(_, o)| o == op)
+                .map_or_else(|| "table_*".into(), |(n, _)| format!("table_{n}")),
+        }
+    }
+
+    /// The table it reads, for the start-up check that it exists.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Conv::InTable(t) | Conv::Table(t, _) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The match method its output calls for.
+    pub fn method(&self) -> Method {
+        match self {
+            Conv::Lower | Conv::Upper => Method::Str,
+            Conv::Length | Conv::Table(..) => Method::Int,
+            Conv::Bool | Conv::Not | Conv::InTable(_) => Method::Bool,
+            Conv::Ipmask(..) => Method::Ip,
+        }
+    }
+
+    /// Converts `v`; `None` when it cannot (no sample then).
+    pub fn apply(&self, v: Value, env: &dyn Env) -> Option<Value> {
+        Some(match self {
+            Conv::Lower => Value::Str(text(&v).to_ascii_lowercase()),
+            Conv::Upper => Value::Str(text(&v).to_ascii_uppercase()),
+            Conv::Length => Value::Int(text(&v).len() as i64),
+            Conv::Bool => Value::Bool(int(&v)? != 0),
+            Conv::Not => Value::Bool(int(&v)? == 0),
+            Conv::Ipmask(m4, m6) => match ip(&v)? {
+                IpAddr::V4(a) => Value::Ip(IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask4(*m4)))),
+                IpAddr::V6(a) => {
+                    let m = (*m6)?;
+                    Value::Ip(IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask6(m))))
+                }
+            },
+            Conv::InTable(t) => Value::Bool(env.table_read(t, &v, None)? != 0),
+            Conv::Table(t, op) => Value::Int(env.table_read(t, &v, Some(*op))?),
+        })
+    }
+}
+
+/// A mask as a prefix length (`24`) or a dotted mask (`255.255.255.0`).
+fn mask_len(m: &str, max: u8) -> Option<u8> {
+    if let Ok(n) = m.parse::<u8>() {
+        return (n <= max).then_some(n);
+    }
+    if max == 32 {
+        let bits = u32::from(m.parse::<Ipv4Addr>().ok()?);
+        let n = bits.leading_ones();
+        return (bits.checked_shl(n).unwrap_or(0) == 0).then_some(n as u8);
+    }
+    None
+}
+
+fn mask4(n: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(n)).unwrap_or(0)
+}
+
+fn mask6(n: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(n)).unwrap_or(0)
+}
+
+/// The sample as text (HAProxy's cast to a string).
+fn text(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        Value::Ip(a) => a.to_string().into_bytes(),
+        Value::Str(s) | Value::Bin(s) => s.clone(),
+    }
+}
+
+/// The sample as an integer, where HAProxy casts one.
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::Int(i) => Some(*i),
+        Value::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The sample as an address.
+fn ip(v: &Value) -> Option<IpAddr> {
+    match v {
+        Value::Ip(a) => Some(*a),
+        Value::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
