@@ -473,3 +473,78 @@ fn a_blocklist_table_fed_by_the_runtime_api_rejects_through_table_converters() {
     assert!(!served("127.0.1.9"));
     assert!(served("127.0.2.9"));
 }
+
+/// A server that names itself (`<name>\n`) on each connection; its port.
+fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            let _ = c.write_all(format!("{name}\n").as_bytes());
+        }
+    });
+    port
+}
+
+/// The name of the server a connection from `src` reached.
+fn server_for(src: &str, port: u16) -> String {
+    let mut c = connect_from(src, port);
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    got.trim().to_string()
+}
+
+#[test]
+fn stick_on_src_sends_a_client_back_to_its_server_until_it_goes_into_maintenance() {
+    let (a, b) = (named_upstream("a"), named_upstream("b"));
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen px\n    bind 127.0.0.1:{port}\n    balance roundrobin\n\
+         \x20   stick-table type ip size 1k expire 1m\n    stick on src\n\
+         \x20   server a 127.0.0.1:{a}\n    server b 127.0.0.1:{b}\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let first = server_for("127.0.0.2", port);
+    assert!(first == "a" || first == "b", "{first:?}");
+    for _ in 0..4 {
+        assert_eq!(
+            server_for("127.0.0.2", port),
+            first,
+            "the same server every time"
+        );
+    }
+    let other = if first == "a" { "b" } else { "a" };
+    let id = if first == "a" { 1 } else { 2 };
+    // the table holds the server by id and name (types a `stick` rule adds to its table)
+    let line = entry(api, "px", "127.0.0.2");
+    assert!(
+        line.ends_with(&format!(" shard=0 server_id={id} server_key={first}")),
+        "{line}"
+    );
+    // a draining server keeps its persistent clients, as in HAProxy
+    assert_eq!(
+        socat(api, &format!("set server px/{first} state drain")),
+        "\n"
+    );
+    assert_eq!(server_for("127.0.0.2", port), first);
+    // in maintenance it does not: the balancer picks another one, which the table now names
+    assert_eq!(
+        socat(api, &format!("set server px/{first} state maint")),
+        "\n"
+    );
+    assert_eq!(server_for("127.0.0.2", port), other);
+    assert!(entry(api, "px", "127.0.0.2").ends_with(&format!(" server_key={other}")));
+    assert_eq!(
+        socat(api, &format!("set server px/{first} state ready")),
+        "\n"
+    );
+    assert_eq!(
+        server_for("127.0.0.2", port),
+        other,
+        "it stays with the new one"
+    );
+}

@@ -215,6 +215,37 @@ fn rule_references(p: &mut Parser) {
                 ));
             }
         }
+        for r in &px.rules.sticking {
+            let Some((t, _)) = proxies
+                .iter()
+                .find(|q| q.name == r.table && q.stick_table.is_some())
+                .and_then(|q| q.stick_table.as_ref())
+            else {
+                found.push((
+                    px.location.clone(),
+                    format!(
+                        "Proxy '{}': unable to find stick-table '{}'.",
+                        px.name, r.table
+                    ),
+                ));
+                continue;
+            };
+            let numeric = matches!(
+                t.key,
+                crate::stick::KeyType::Ip
+                    | crate::stick::KeyType::Ipv6
+                    | crate::stick::KeyType::Integer
+            );
+            if numeric && r.key.default_method().is_none() {
+                found.push((
+                    px.location.clone(),
+                    format!(
+                        "Proxy '{}': type of fetch not usable with type of stick-table '{}'.",
+                        px.name, r.table
+                    ),
+                ));
+            }
+        }
         for f in px.rules.fetches() {
             for (what, t) in f.tables() {
                 if !has_table(t) {
@@ -267,6 +298,25 @@ fn rule_references(p: &mut Parser) {
     found.dedup();
     for (loc, msg) in found {
         err(p, &loc, msg);
+    }
+    // a table that `stick` rules store in keeps the server, by id and by name, as HAProxy's
+    let stored: Vec<String> = p
+        .cfg
+        .proxies
+        .iter()
+        .flat_map(|px| px.rules.sticking.iter())
+        .filter(|r| r.kind.stores())
+        .map(|r| r.table.clone())
+        .collect();
+    for px in p.cfg.proxies.iter_mut() {
+        if let Some((t, _)) = px
+            .stick_table
+            .as_mut()
+            .filter(|_| stored.contains(&px.name))
+        {
+            t.schema.ensure(crate::stick::DataType::ServerId);
+            t.schema.ensure(crate::stick::DataType::ServerKey);
+        }
     }
 }
 

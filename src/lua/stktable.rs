@@ -7,7 +7,7 @@ use mlua::{Lua, Table as LuaTable, UserData, UserDataMethods, Value};
 
 use crate::model::Proxy;
 use crate::stick::filter::{Filter, Op};
-use crate::stick::table::{Dumped, Entry};
+use crate::stick::table::{Dumped, Entry, Shown};
 use crate::stick::{DataType, Key, KeySample, KeyType, Schema, Table};
 
 /// A StickTable object.
@@ -36,7 +36,10 @@ fn key_size(k: KeyType) -> usize {
 /// Sets each stored type's value of `d` in `t`.
 fn values(t: &LuaTable, d: &Dumped) -> mlua::Result<()> {
     for (ty, _, v) in &d.values {
-        t.set(ty.name(), *v)?;
+        match v {
+            Shown::Num(n) => t.set(ty.name(), *n)?,
+            Shown::Text(s) => t.set(ty.name(), s.as_str())?,
+        }
     }
     Ok(())
 }

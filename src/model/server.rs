@@ -442,8 +442,14 @@ impl Server {
         self.maxconn.store(v, Ordering::Relaxed);
     }
 
-    /// Whether new connections may go to this server: up (RUNNING/STARTING), not in maintenance,
-    /// not draining, weight above zero.
+    /// Whether a client a stick table sends here may come: HAProxy's persistence test (not
+    /// stopped, not in maintenance), so a draining server keeps its persistent clients.
+    pub fn may_persist(&self) -> bool {
+        self.op_state() != OpState::Stopped && !self.admin().maint() && !self.deleted()
+    }
+
+    /// Whether the balancer may pick it: running (or starting), not in maintenance, with a
+    /// weight (a draining server has none), not deleted.
     pub fn is_usable(&self) -> bool {
         matches!(self.op_state(), OpState::Running | OpState::Starting)
             && !self.admin().maint()

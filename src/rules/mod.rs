@@ -87,6 +87,43 @@ pub struct SwitchRule {
     pub cond: Option<Cond>,
 }
 
+/// What a `stick` rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKind {
+    /// `stick match`: a key the table holds sends the session to the server stored with it.
+    Match,
+    /// `stick store-request`: the key is stored with the server the session reaches.
+    Store,
+    /// `stick on`: both.
+    On,
+}
+
+impl StickKind {
+    /// Whether it looks the key up.
+    pub fn matches(self) -> bool {
+        self != StickKind::Store
+    }
+
+    /// Whether it stores the key.
+    pub fn stores(self) -> bool {
+        self != StickKind::Match
+    }
+}
+
+/// One `stick on|match|store-request <pattern> [table <t>] [if|unless <cond>]` line: server
+/// persistence through a stick table.
+#[derive(Debug, Clone)]
+pub struct StickRule {
+    /// What it does.
+    pub kind: StickKind,
+    /// What gives the key.
+    pub key: Fetch,
+    /// The table (the proxy's own by default).
+    pub table: String,
+    /// Its condition (`None`: always).
+    pub cond: Option<Cond>,
+}
+
 /// The outcome of a rule list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -137,6 +174,8 @@ pub struct Rules {
     pub inspect_delay: Option<Duration>,
     /// `use_backend` rules, in file order.
     pub switching: Vec<SwitchRule>,
+    /// `stick` rules, in file order.
+    pub sticking: Vec<StickRule>,
 }
 
 impl Rules {
@@ -389,6 +428,61 @@ impl Rules {
             Phase::Content => self.content.push(rule),
         }
         Ok(warnings)
+    }
+
+    /// Whether `cond` holds for `env` (a condition that cannot be decided does not).
+    pub fn holds(&self, cond: Option<&Cond>, env: &dyn Env) -> bool {
+        cond.map_or(true, |c| self.acls.eval(c, env) == Tri::Pass)
+    }
+
+    /// Parses a `stick on|match|store-request <pattern> [table <t>] [if|unless <cond>]` line
+    /// (all its words). Returns warnings.
+    pub fn parse_stick(&mut self, words: &[String], proxy: &str) -> Result<Vec<String>, String> {
+        let kind = match words.get(1).map(String::as_str) {
+            Some("on") => StickKind::On,
+            Some("match") => StickKind::Match,
+            Some("store-request") => StickKind::Store,
+            Some("store-response") => {
+                return Err("'stick store-response' is not supported by harp (its TCP proxies do not inspect responses).".into())
+            }
+            _ => {
+                return Err(
+                    "'stick' expects 'on', 'match', 'store-request' or 'store-response'.".into(),
+                )
+            }
+        };
+        let Some(k) = words.get(2) else {
+            return Err(format!("'stick {}' expects a fetch method.", words[1]));
+        };
+        let key = Fetch::parse(k, proxy).map_err(|e| format!("'stick {}' : {e}.", words[1]))?;
+        let mut table = proxy.to_string();
+        let mut at = 3;
+        if words.get(3).map(String::as_str) == Some("table") {
+            let Some(t) = words.get(4) else {
+                return Err(format!(
+                    "'stick {}' : missing table name after 'table'.",
+                    words[1]
+                ));
+            };
+            table = t.clone();
+            at = 5;
+        }
+        let cond = match words.get(at) {
+            None => None,
+            Some(_) => Some(self.acls.parse_cond(&words[at..], proxy).map_err(|e| {
+                format!(
+                    "'stick {}' : error detected while parsing sticking condition : {e}.",
+                    words[1]
+                )
+            })?),
+        };
+        self.sticking.push(StickRule {
+            kind,
+            key,
+            table,
+            cond,
+        });
+        Ok(self.acls.take_warnings())
     }
 
     /// Parses a `use_backend <name> [if|unless <cond>]` line (all its words).

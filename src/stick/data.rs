@@ -7,6 +7,8 @@ use std::time::Duration;
 /// A data type a table may store, as `store` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DataType {
+    /// `server_id`: the server a `stick` rule stored for the key (its `id`).
+    ServerId,
     /// `gpt0`: a general purpose tag, set by `sc-set-gpt0`.
     Gpt0,
     /// `gpc0`: a general purpose counter, `sc-inc-gpc0`.
@@ -43,6 +45,8 @@ pub enum DataType {
     Gpc1,
     /// `gpc1_rate(<period>)`.
     Gpc1Rate,
+    /// `server_key` (alias `server_name`): the name of that server.
+    ServerKey,
     /// `http_fail_cnt`.
     HttpFailCnt,
     /// `http_fail_rate(<period>)`.
@@ -55,6 +59,7 @@ pub enum DataType {
 
 /// Every type, in HAProxy's order.
 pub const ALL: &[DataType] = &[
+    DataType::ServerId,
     DataType::Gpt0,
     DataType::Gpc0,
     DataType::Gpc0Rate,
@@ -73,6 +78,7 @@ pub const ALL: &[DataType] = &[
     DataType::BytesOutRate,
     DataType::Gpc1,
     DataType::Gpc1Rate,
+    DataType::ServerKey,
     DataType::HttpFailCnt,
     DataType::HttpFailRate,
     DataType::GlitchCnt,
@@ -81,18 +87,6 @@ pub const ALL: &[DataType] = &[
 
 /// Types HAProxy has that harp refuses, with why.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "server_id",
-        "it is set by 'stick' rules, which harp does not support",
-    ),
-    (
-        "server_key",
-        "it is set by 'stick' rules, which harp does not support",
-    ),
-    (
-        "server_name",
-        "it is set by 'stick' rules, which harp does not support",
-    ),
     (
         "gpt",
         "harp stores only the single counters gpt0, gpc0 and gpc1",
@@ -111,6 +105,8 @@ impl DataType {
     /// Its name in `store`, `show table` and `data.<type>` filters.
     pub fn name(self) -> &'static str {
         match self {
+            DataType::ServerId => "server_id",
+            DataType::ServerKey => "server_key",
             DataType::Gpt0 => "gpt0",
             DataType::Gpc0 => "gpc0",
             DataType::Gpc0Rate => "gpc0_rate",
@@ -139,6 +135,9 @@ impl DataType {
     /// The type of a name; `Err` says why a known HAProxy type is refused, `Ok(None)` that
     /// the name is unknown.
     pub fn by_name(name: &str) -> Result<Option<DataType>, String> {
+        if name == "server_name" {
+            return Ok(Some(DataType::ServerKey));
+        }
         if let Some(t) = ALL.iter().find(|t| t.name() == name) {
             return Ok(Some(*t));
         }
@@ -221,12 +220,14 @@ impl FreqCtr {
 }
 
 /// One stored value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
     /// A counter or tag.
     Count(u64),
     /// A rate and its period (ms).
     Rate(FreqCtr, u64),
+    /// A server's name (`server_key`), none yet.
+    Text(Option<std::sync::Arc<str>>),
 }
 
 /// What a table stores: each type at most once, rates with their period, in HAProxy's order.
@@ -303,11 +304,23 @@ impl Schema {
             .map(|(t, p)| {
                 if t.is_rate() {
                     Stored::Rate(FreqCtr::default(), *p)
+                } else if *t == DataType::ServerKey {
+                    Stored::Text(None)
                 } else {
                     Stored::Count(0)
                 }
             })
             .collect()
+    }
+
+    /// Stores `t` too, unless it already does (`stick` rules add `server_id` and
+    /// `server_key` to their table, as HAProxy does).
+    pub fn ensure(&mut self, t: DataType) {
+        if !self.has(t) {
+            let period = if t.is_rate() { 1000 } else { 0 };
+            self.types.push((t, period));
+            self.types.sort();
+        }
     }
 
     /// Where `t`'s value sits in an entry's values.

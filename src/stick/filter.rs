@@ -52,7 +52,11 @@ pub struct Filter {
 impl Filter {
     /// Whether `en` passes.
     pub fn keeps(&self, en: &Entry, schema: &Schema, now: u64) -> bool {
-        let v = en.get(schema, self.ty, now).unwrap_or(0) as i64;
+        // a name (`server_key`) is not compared: HAProxy lets the entry through
+        let Some(v) = en.get(schema, self.ty, now) else {
+            return true;
+        };
+        let v = v as i64;
         match self.op {
             Op::Eq => v == self.value,
             Op::Ne => v != self.value,

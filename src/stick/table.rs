@@ -45,6 +45,7 @@ impl Entry {
         Some(match self.values.get(schema.slot(t)?)? {
             Stored::Count(v) => *v,
             Stored::Rate(f, p) => f.read(*p, now),
+            Stored::Text(_) => return None,
         })
     }
 
@@ -58,6 +59,7 @@ impl Entry {
             Stored::Count(c) if t.is_wide() => *c = c.wrapping_add(n),
             Stored::Count(c) => *c = (*c as u32).wrapping_add(n as u32) as u64,
             Stored::Rate(f, p) => f.add(n, *p, now),
+            Stored::Text(_) => {}
         }
     }
 
@@ -72,6 +74,22 @@ impl Entry {
                 *f = Default::default();
                 f.add(v, *p, now);
             }
+            Stored::Text(_) => {}
+        }
+    }
+
+    /// The text of `t` (`server_key`): `None` when not stored or not set.
+    pub fn text(&self, schema: &Schema, t: DataType) -> Option<&std::sync::Arc<str>> {
+        match self.values.get(schema.slot(t)?)? {
+            Stored::Text(s) => s.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Sets the text of `t` (`server_key`); nothing when not stored.
+    pub fn set_text(&mut self, schema: &Schema, t: DataType, v: std::sync::Arc<str>) {
+        if let Some(Stored::Text(s)) = schema.slot(t).and_then(|i| self.values.get_mut(i)) {
+            *s = Some(v);
         }
     }
 }
@@ -323,7 +341,7 @@ impl Table {
                 values: schema
                     .types()
                     .iter()
-                    .map(|(t, p)| (*t, *p, en.get(schema, *t, now).unwrap_or(0)))
+                    .map(|(t, p)| (*t, *p, shown(en, schema, *t, now)))
                     .collect(),
             })
             .collect();
@@ -344,6 +362,37 @@ impl Table {
     }
 }
 
+/// A value as `show table` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// A number (counters, rates, `server_id`).
+    Num(i64),
+    /// A server's name (`server_key`; `-` when none).
+    Text(String),
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shown::Num(n) => write!(f, "{n}"),
+            Shown::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `t`'s value in `en` as `show table` prints it: `server_id` signed, `server_key` a name.
+fn shown(en: &Entry, schema: &Schema, t: DataType, now: u64) -> Shown {
+    match t {
+        DataType::ServerKey => {
+            Shown::Text(en.text(schema, t).map_or("-".into(), |s| s.to_string()))
+        }
+        DataType::ServerId => {
+            Shown::Num(i64::from(en.get(schema, t, now).unwrap_or(0) as u32 as i32))
+        }
+        _ => Shown::Num(en.get(schema, t, now).unwrap_or(0) as i64),
+    }
+}
+
 /// An entry as `show table` prints it.
 #[derive(Debug, Clone)]
 pub struct Dumped {
@@ -358,7 +407,7 @@ pub struct Dumped {
     /// Milliseconds before it expires (0: never).
     pub exp: u64,
     /// Each stored type, its period (0 for counters) and value.
-    pub values: Vec<(DataType, u64, u64)>,
+    pub values: Vec<(DataType, u64, Shown)>,
 }
 
 /// A session's hold on one entry (a `track-sc*` counter): what its counts go to. Dropped at

@@ -63,9 +63,13 @@ fn store_keeps_haproxy_order_and_checks_periods() {
         ["store option 'gpc0' already enabled, ignored."]
     );
     assert!(s
-        .parse_store("server_id")
+        .parse_store("gpc(3)")
         .unwrap_err()
         .contains("not supported"));
+    // `server_name` is HAProxy's other name of `server_key`
+    s.parse_store("server_name,server_id").expect("store");
+    assert!(s.has(DataType::ServerKey) && s.has(DataType::ServerId));
+    assert_eq!(s.types()[0].0, DataType::ServerId, "printed first");
 }
 
 #[test]

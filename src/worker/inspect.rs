@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
-use crate::model::{OpState, Proxy, Registry};
+use crate::model::{OpState, Proxy, Registry, Server};
 use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
 use crate::stick::fetch::Op as StickOp;
-use crate::stick::{Counters, KeySample, Table};
+use crate::stick::{Counters, DataType, Key, KeySample, Table};
 use crate::sys::Interest;
 
 /// One session as the rules see it.
@@ -311,6 +311,86 @@ fn read_some(client: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<us
     let n = (&*client).read(&mut chunk[..room])?;
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)
+}
+
+/// What a backend's `stick` rules decided for a session: the server a stored key sends it to,
+/// and the keys to store with the server it reaches.
+#[derive(Default)]
+pub(crate) struct Sticking {
+    /// The server of the first `stick match|on` key the table holds, if it may serve
+    /// (running, not in maintenance: a draining server keeps its clients, as in HAProxy).
+    pub(crate) server: Option<Arc<Server>>,
+    /// `(table, key)` of the `stick store-request|on` rules, one per table.
+    stores: Vec<(Arc<Table>, Key)>,
+}
+
+impl Sticking {
+    /// Stores each key with `srv` (`server_id` and `server_key`), once the session reached it.
+    pub(crate) fn store(self, srv: &Server) {
+        for (t, k) in self.stores {
+            t.with_entry(&k, true, |en, s, now| {
+                en.set(s, DataType::ServerId, u64::from(srv.puid), now);
+                en.set_text(s, DataType::ServerKey, srv.name.clone());
+            });
+        }
+    }
+}
+
+/// Runs `be`'s `stick` rules on the session (HAProxy's `process_sticking_rules`, on the final
+/// request content): the first key found by a matching rule names the server, and the first
+/// storing rule of each table gives the key to store.
+pub(crate) fn sticking(be: &Proxy, env: &SessEnv<'_>, content: &[u8]) -> Sticking {
+    let env = env.with_content(content, true);
+    let rules = &be.config.rules;
+    let mut out = Sticking::default();
+    for r in &rules.sticking {
+        if r.kind.stores() && out.stores.iter().any(|(t, _)| *t.name == *r.table) {
+            continue;
+        }
+        if !rules.holds(r.cond.as_ref(), &env) {
+            continue;
+        }
+        let Some(t) = env.table(&r.table) else {
+            continue;
+        };
+        let key = match r.key.sample(&env) {
+            crate::rules::Sample::Val { v, .. } => t.config.key.key(&key_sample(&v)),
+            _ => None,
+        };
+        let Some(key) = key else {
+            continue;
+        };
+        if r.kind.matches() {
+            let stored = t.with_entry(&key, false, |en, s, now| {
+                let name = en.text(s, DataType::ServerKey).cloned();
+                let id = en.get(s, DataType::ServerId, now);
+                (name, id)
+            });
+            if out.server.is_none() {
+                if let Some((name, id)) = stored {
+                    out.server = stored_server(be, name.as_deref(), id);
+                }
+            }
+        }
+        if r.kind.stores() {
+            out.stores.push((t, key));
+        }
+    }
+    out
+}
+
+/// The server of `be` a stored entry names (by name when it has one, else by id) if it may
+/// take the session.
+fn stored_server(be: &Proxy, name: Option<&str>, id: Option<u64>) -> Option<Arc<Server>> {
+    let servers = be.servers();
+    let s = match name {
+        Some(n) => servers.iter().find(|s| &*s.name == n),
+        None => {
+            let id = id.filter(|i| *i > 0)?;
+            servers.iter().find(|s| u64::from(s.puid) == id)
+        }
+    }?;
+    s.may_persist().then(|| s.clone())
 }
 
 /// The backend of the first `use_backend` rule that holds, else the `default_backend` (or the

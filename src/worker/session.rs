@@ -313,11 +313,13 @@ impl Drop for Place<'_> {
 /// to the oldest waiter that can use it. A balancing change wakes every waiter to look again;
 /// a slow poll stays as a safety net. Adds the queue positions HAProxy logs (server queue,
 /// backend queue) to `pos`.
+#[allow(clippy::too_many_arguments)]
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
     ip: IpAddr,
     exclude: Option<&Arc<Server>>,
+    direct: Option<&Arc<Server>>,
     budget: Option<Duration>,
     queued_ms: &mut i64,
     pos: &mut [u64; 2],
@@ -328,9 +330,15 @@ async fn acquire<R: Rt>(
     // registered for the wake-up of a balancing change, only once the connection has to wait
     let mut changed: Option<std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>> = None;
     let mut nap = Duration::from_millis(10);
-    let hashing = be.config.balance == BalanceAlgo::Source;
     let res = loop {
-        let pick = ctx.lb.borrow_mut().pick(be, ip, exclude);
+        // the server a stick table named, while it may take the session (it waits in that
+        // server's queue, as a hashed client does), else the balancer's choice
+        let persist = direct.filter(|s| s.may_persist());
+        let hashing = persist.is_some() || be.config.balance == BalanceAlgo::Source;
+        let pick = match persist {
+            Some(s) => Pick::Server(s.clone()),
+            None => ctx.lb.borrow_mut().pick(be, ip, exclude),
+        };
         // nobody who came earlier waits for this server (or for any server)
         let first = |s: &Server| match queued.as_ref().and_then(|p| p.ticket.as_ref()) {
             Some(t) => be.queue.may_take(t, s.key, serves_backend_queue(be, s)),
@@ -713,16 +721,35 @@ pub(crate) async fn run<R: Rt>(
             let r = match denied {
                 Some(t) => Err(NoConn::Denied(t)),
                 None => {
-                    establish::<R>(
+                    // `stick` rules: a client the table knows goes back to its server, and
+                    // the server reached is stored (in a block: nothing of it is kept while
+                    // the session forwards)
+                    let sticking = (!be.config.rules.sticking.is_empty()).then(|| {
+                        let env = SessEnv::new(
+                            &ctx.reg,
+                            &client,
+                            peer,
+                            fronted.addrs.map(|(_, d)| d),
+                            &sc,
+                        );
+                        inspect::sticking(&be, &env, &fronted.early)
+                    });
+                    let sticky = sticking.as_ref().and_then(|s| s.server.clone());
+                    let r = establish::<R>(
                         &ctx,
                         &be,
                         peer.ip(),
+                        sticky,
                         &mut tw,
                         &mut retries,
                         &mut redispatched,
                         &mut queue_pos,
                     )
-                    .await
+                    .await;
+                    if let (Some(st), Ok((srv, _, _))) = (sticking, &r) {
+                        st.store(srv);
+                    }
+                    r
                 }
             };
             match r {
@@ -1035,11 +1062,13 @@ fn others(count: &std::sync::atomic::AtomicU64) -> u64 {
 /// balancing algorithm that does not hash (any other server does), else on the retries its
 /// interval names (by default the last). After a refused connect, a retry on the same server
 /// first waits HAProxy's turn-around delay of min(`timeout connect`, 1 s); after a connect
-/// timeout it does not.
+/// timeout it does not. `sticky`: the server a stick table names for the client, tried first.
+#[allow(clippy::too_many_arguments)]
 async fn establish<R: Rt>(
     ctx: &Ctx,
     be: &Arc<Proxy>,
     ip: IpAddr,
+    sticky: Option<Arc<Server>>,
     tw: &mut i64,
     retries: &mut u32,
     redispatched: &mut bool,
@@ -1062,9 +1091,14 @@ async fn establish<R: Rt>(
             prev => {
                 let left = prev.map(Held::release);
                 let exclude = left.as_ref().filter(|_| redispatch);
-                let s = acquire::<R>(ctx, be, ip, exclude, budget, tw, pos).await?;
-                s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
-                be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
+                // a redispatch leaves the server a stick table named, as HAProxy's does
+                let direct = sticky.as_ref().filter(|_| exclude.is_none());
+                let s = acquire::<R>(ctx, be, ip, exclude, direct, budget, tw, pos).await?;
+                // a server the table named was not chosen by the balancer: no `lbtot`
+                if !direct.is_some_and(|d| Arc::ptr_eq(d, &s)) {
+                    s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
+                    be.counters.lbtot.fetch_add(1, Ordering::Relaxed);
+                }
                 // HAProxy counts a redispatch on the server left behind
                 if let Some(l) = left.as_ref().filter(|l| redispatch && !Arc::ptr_eq(l, &s)) {
                     *redispatched = true;

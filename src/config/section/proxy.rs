@@ -42,6 +42,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "acl",
     "tcp-request",
     "stick-table",
+    "stick",
     "balance",
     "hash-type",
     "timeout",
@@ -84,7 +85,6 @@ pub(crate) const KEYWORDS: &[&str] = &[
 const UNSUPPORTED: &[&str] = &[
     "use-server",
     "tcp-response",
-    "stick",
     "stick-on",
     "stick-store",
     "dispatch",
@@ -291,6 +291,7 @@ pub(crate) fn parse(
                 | "use_backend"
                 | "tcp-request"
                 | "stick-table"
+                | "stick"
         )
     {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
@@ -319,7 +320,7 @@ pub(crate) fn parse(
         ));
         return Ok(());
     }
-    if matches!(kw, "acl" | "tcp-request" | "use_backend") {
+    if matches!(kw, "acl" | "tcp-request" | "use_backend" | "stick") {
         p.rules.acls.set_site(&ctx.loc.file, ctx.loc.line);
     }
     match kw {
@@ -373,6 +374,16 @@ pub(crate) fn parse(
                     id,
                     location: ctx.loc.clone(),
                 });
+            }
+            Ok(())
+        }
+        "stick" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            let name = p.name.clone();
+            for w in p.rules.parse_stick(words, &name)? {
+                ctx.warn(w);
             }
             Ok(())
         }
