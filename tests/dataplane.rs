@@ -1670,8 +1670,7 @@ fn show_info_counts_runtime_api_connections() {
             b = info();
             b["CumConns"] == a["CumConns"] + 1 && b["CumReq"] == a["CumReq"] + 1
         }),
-        "{:?}",
-        info()
+        "two asks in a row never counted one connection each: {b:?}"
     );
     // the asking connection is a job; the one before it may still be closing
     assert!(

@@ -246,7 +246,13 @@ fn rule_references(p: &mut Parser) {
                 ));
             }
         }
-        for f in px.rules.fetches() {
+        // the tables the keys of `track-sc*` and `stick` rules read through converters
+        let keys = px
+            .rules
+            .tracks()
+            .map(|(_, _, _, k)| k)
+            .chain(px.rules.sticking.iter().map(|r| &r.key));
+        for f in px.rules.fetches().chain(keys) {
             for (what, t) in f.tables() {
                 if !has_table(t) {
                     found.push((

@@ -89,10 +89,14 @@ impl Conv {
             }
             _ => Ok(c),
         };
-        let table = || -> String {
+        // a table argument is required; an empty one names the proxy's own table
+        let table = || -> Result<String, String> {
             match args {
-                Some(a) if !a.trim().is_empty() => a.trim().to_string(),
-                _ => proxy.to_string(),
+                Some(a) if !a.trim().is_empty() => Ok(a.trim().to_string()),
+                Some(_) => Ok(proxy.to_string()),
+                None => Err(format!(
+                    "converter '{name}' : missing arg 1 (expects <table>)"
+                )),
             }
         };
         Ok(match name {
@@ -118,12 +122,12 @@ impl Conv {
                     };
                 Conv::Ipmask(v4, v6)
             }
-            "in_table" => Conv::InTable(table()),
+            "in_table" => Conv::InTable(table()?),
             other => match other
                 .strip_prefix("table_")
                 .and_then(|x| TABLE_OPS.iter().find(|(n, _)| *n == x))
             {
-                Some((_, op)) => Conv::Table(table(), *op),
+                Some((_, op)) => Conv::Table(table()?, *op),
                 None => {
                     return Err(format!(
                         "unknown converter '{other}' (harp knows {})",
@@ -169,6 +173,12 @@ impl Conv {
         }
     }
 
+    /// Whether its output no longer depends on the content (the `table_*` ones read a table,
+    /// which HAProxy marks volatile but final).
+    pub fn settles(&self) -> bool {
+        matches!(self, Conv::InTable(_) | Conv::Table(..))
+    }
+
     /// Converts `v`; `None` when it cannot (no sample then).
     pub fn apply(&self, v: Value, env: &dyn Env) -> Option<Value> {
         Some(match self {
@@ -204,38 +214,65 @@ fn mask_len(m: &str, max: u8) -> Option<u8> {
 }
 
 fn mask4(n: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(n)).unwrap_or(0)
+    u32::MAX.checked_shl(32 - u32::from(n.min(32))).unwrap_or(0)
 }
 
 fn mask6(n: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(n)).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(n.min(128)))
+        .unwrap_or(0)
 }
 
-/// The sample as text (HAProxy's cast to a string).
+/// The sample as text (HAProxy's casts to a string: raw bytes stop at a NUL).
 fn text(v: &Value) -> Vec<u8> {
     match v {
         Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
         Value::Int(i) => i.to_string().into_bytes(),
         Value::Ip(a) => a.to_string().into_bytes(),
-        Value::Str(s) | Value::Bin(s) => s.clone(),
+        Value::Str(s) => s.clone(),
+        Value::Bin(s) => s.iter().copied().take_while(|c| *c != 0).collect(),
     }
 }
 
-/// The sample as an integer, where HAProxy casts one.
+/// The sample as an integer, as HAProxy casts one: text by its leading digits (none: 0; only
+/// an empty one fails), an IPv4 address as its 32 bits.
 fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Bool(b) => Some(i64::from(*b)),
         Value::Int(i) => Some(*i),
-        Value::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        Value::Str(s) if s.is_empty() => None,
+        Value::Str(s) => Some(leading_int(s)),
+        Value::Ip(IpAddr::V4(a)) => Some(i64::from(u32::from(*a))),
         _ => None,
     }
 }
 
-/// The sample as an address.
+/// An optional sign then the leading digits, saturating (C's strtoll).
+fn leading_int(s: &[u8]) -> i64 {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for d in digits.iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+    }
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// The sample as an address: text parsed, an integer as an IPv4 address.
 fn ip(v: &Value) -> Option<IpAddr> {
     match v {
         Value::Ip(a) => Some(*a),
         Value::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        Value::Int(i) => u32::try_from(*i)
+            .ok()
+            .map(|n| IpAddr::V4(Ipv4Addr::from(n))),
         _ => None,
     }
 }

@@ -385,10 +385,11 @@ impl Fetch {
         let fin = env.is_final();
         match self {
             Fetch::Converted(base, convs) => match base.sample(env) {
-                Sample::Val { v, may_change } => {
+                Sample::Val { v, mut may_change } => {
                     let mut v = Some(v);
                     for c in convs {
                         v = v.and_then(|x| c.apply(x, env));
+                        may_change &= !c.settles();
                     }
                     match v {
                         Some(v) => Sample::Val { v, may_change },

@@ -629,4 +629,16 @@ fn converters_change_the_sample_and_its_match_method() {
     assert!(bad
         .parse_acl(&w("x src,ipmask(255.255.0.0) 1.2.0.0"), "fe")
         .is_ok());
+    // a table converter names its table (an empty argument: the proxy's own)
+    let e = bad
+        .parse_acl(&w("x src,in_table"), "fe")
+        .expect_err("no table");
+    assert!(e.contains("missing arg 1"), "{e}");
+    assert!(bad.parse_acl(&w("x src,in_table()"), "fe").is_ok());
+    // raw bytes as text stop at a NUL, as HAProxy casts them
+    let r = rules(&["use_backend three if { req.payload(0,5),length eq 3 }"]);
+    let mut env = Fake::new("127.0.0.1:1");
+    env.content = Some(b"abc\0de".to_vec());
+    env.fin = true;
+    assert_eq!(r.backend(&env), Some("three"));
 }

@@ -94,6 +94,9 @@ pub fn silent_drop(sock: &impl AsRawFd, ipv6: bool, rst_ttl: Option<u8>) -> bool
             ) == 0
         }
     };
+    // what came in is acknowledged at once, or the client would send it again to a socket
+    // that is gone and draw a reset from the kernel (HAProxy does the same)
+    set(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
     if rst_ttl.is_none() && set(libc::IPPROTO_TCP, libc::TCP_REPAIR, 1) {
         return true;
     }

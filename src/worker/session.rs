@@ -59,8 +59,11 @@ impl Drop for Guard {
                     wake(s);
                     let _ = sys::reset(s);
                 }
-                // in repair mode: the close that follows sends nothing
-                Close::Silent => {}
+                // in repair mode a disconnect sends nothing, and it wakes any poll still in
+                // flight (which would keep the socket open past its close)
+                Close::Silent => {
+                    let _ = sys::reset(s);
+                }
             }
         }
         if let Some(s) = self.srv.take() {
