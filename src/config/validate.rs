@@ -177,74 +177,35 @@ fn rule_references(p: &mut Parser) {
                 ));
             }
         }
-        let has_table = |t: &str| {
+        // a proxy's table is named after it; `None`: no such table
+        let table_of = |name: &str| {
             proxies
                 .iter()
-                .any(|q| q.name == t && q.stick_table.is_some())
-        };
-        for (_, slot, table, key) in px.rules.tracks() {
-            let Some((t, _)) = proxies
-                .iter()
-                .find(|q| q.name == table && q.stick_table.is_some())
+                .find(|q| q.name == name && q.stick_table.is_some())
                 .and_then(|q| q.stick_table.as_ref())
-            else {
-                found.push((
-                    px.location.clone(),
-                    format!(
-                        "proxy '{}': unable to find table '{table}' referenced by track-sc{slot}.",
-                        px.name
-                    ),
-                ));
-                continue;
+                .map(|(t, _)| t)
+        };
+        let has_table = |t: &str| table_of(t).is_some();
+        for (_, slot, table, key) in px.rules.tracks() {
+            let msg = match table_of(table) {
+                None => format!("unable to find table '{table}' referenced by track-sc{slot}"),
+                Some(t) if !takes_key(t, key) => format!(
+                    "stick-table '{table}' uses a type incompatible with the 'track-sc{slot}' rule"
+                ),
+                Some(_) => continue,
             };
-            // raw bytes make no address or integer (HAProxy has no such sample cast)
-            let bytes = key.default_method().is_none();
-            let numeric = matches!(
-                t.key,
-                crate::stick::KeyType::Ip
-                    | crate::stick::KeyType::Ipv6
-                    | crate::stick::KeyType::Integer
-            );
-            if bytes && numeric {
-                found.push((
-                    px.location.clone(),
-                    format!(
-                        "proxy '{}': stick-table '{table}' uses a type incompatible with the 'track-sc{slot}' rule.",
-                        px.name
-                    ),
-                ));
-            }
+            found.push((px.location.clone(), format!("proxy '{}': {msg}.", px.name)));
         }
         for r in &px.rules.sticking {
-            let Some((t, _)) = proxies
-                .iter()
-                .find(|q| q.name == r.table && q.stick_table.is_some())
-                .and_then(|q| q.stick_table.as_ref())
-            else {
-                found.push((
-                    px.location.clone(),
-                    format!(
-                        "Proxy '{}': unable to find stick-table '{}'.",
-                        px.name, r.table
-                    ),
-                ));
-                continue;
+            let msg = match table_of(&r.table) {
+                None => format!("unable to find stick-table '{}'", r.table),
+                Some(t) if !takes_key(t, &r.key) => format!(
+                    "type of fetch not usable with type of stick-table '{}'",
+                    r.table
+                ),
+                Some(_) => continue,
             };
-            let numeric = matches!(
-                t.key,
-                crate::stick::KeyType::Ip
-                    | crate::stick::KeyType::Ipv6
-                    | crate::stick::KeyType::Integer
-            );
-            if numeric && r.key.default_method().is_none() {
-                found.push((
-                    px.location.clone(),
-                    format!(
-                        "Proxy '{}': type of fetch not usable with type of stick-table '{}'.",
-                        px.name, r.table
-                    ),
-                ));
-            }
+            found.push((px.location.clone(), format!("Proxy '{}': {msg}.", px.name)));
         }
         // the tables the keys of `track-sc*` and `stick` rules read through converters
         let keys = px
@@ -324,6 +285,14 @@ fn rule_references(p: &mut Parser) {
             t.schema.ensure(crate::stick::DataType::ServerKey);
         }
     }
+}
+
+/// Whether a table can take the keys `key` gives: raw bytes make no address or integer
+/// (HAProxy has no such sample cast).
+fn takes_key(t: &crate::stick::TableConfig, key: &crate::rules::Fetch) -> bool {
+    use crate::stick::KeyType;
+    let numeric = matches!(t.key, KeyType::Ip | KeyType::Ipv6 | KeyType::Integer);
+    !(numeric && key.default_method().is_none())
 }
 
 /// `mode http` comes only from a `defaults` section (the parser refuses it in a proxy): a proxy

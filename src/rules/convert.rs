@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::fetch::Env;
 use super::pattern::{Method, Value};
 use crate::stick::fetch::Op;
-use crate::stick::DataType;
 
 /// One converter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,33 +29,6 @@ pub enum Conv {
     Table(String, Op),
 }
 
-/// `table_<x>` converters and what each reads.
-const TABLE_OPS: &[(&str, Op)] = &[
-    ("conn_cnt", Op::Get(DataType::ConnCnt)),
-    ("conn_cur", Op::Get(DataType::ConnCur)),
-    ("conn_rate", Op::Get(DataType::ConnRate)),
-    ("sess_cnt", Op::Get(DataType::SessCnt)),
-    ("sess_rate", Op::Get(DataType::SessRate)),
-    ("gpc0", Op::Get(DataType::Gpc0)),
-    ("gpc0_rate", Op::Get(DataType::Gpc0Rate)),
-    ("gpc1", Op::Get(DataType::Gpc1)),
-    ("gpc1_rate", Op::Get(DataType::Gpc1Rate)),
-    ("gpt0", Op::Get(DataType::Gpt0)),
-    ("bytes_in_rate", Op::Get(DataType::BytesInRate)),
-    ("bytes_out_rate", Op::Get(DataType::BytesOutRate)),
-    ("kbytes_in", Op::Kbytes(DataType::BytesInCnt)),
-    ("kbytes_out", Op::Kbytes(DataType::BytesOutCnt)),
-    ("http_req_cnt", Op::Get(DataType::HttpReqCnt)),
-    ("http_req_rate", Op::Get(DataType::HttpReqRate)),
-    ("http_err_cnt", Op::Get(DataType::HttpErrCnt)),
-    ("http_err_rate", Op::Get(DataType::HttpErrRate)),
-    ("http_fail_cnt", Op::Get(DataType::HttpFailCnt)),
-    ("http_fail_rate", Op::Get(DataType::HttpFailRate)),
-    ("glitch_cnt", Op::Get(DataType::GlitchCnt)),
-    ("glitch_rate", Op::Get(DataType::GlitchRate)),
-    ("trackers", Op::Trackers),
-];
-
 /// The converters harp knows, for messages.
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = [
@@ -65,7 +37,7 @@ pub fn names() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.extend(TABLE_OPS.iter().map(|(n, _)| format!("table_{n}")));
+    v.extend(crate::stick::fetch::table_ops().map(|(n, _)| format!("table_{n}")));
     v
 }
 
@@ -125,9 +97,9 @@ impl Conv {
             "in_table" => Conv::InTable(table()?),
             other => match other
                 .strip_prefix("table_")
-                .and_then(|x| TABLE_OPS.iter().find(|(n, _)| *n == x))
+                .and_then(|x| crate::stick::fetch::table_ops().find(|(n, _)| *n == x))
             {
-                Some((_, op)) => Conv::Table(table()?, *op),
+                Some((_, op)) => Conv::Table(table()?, op),
                 None => {
                     return Err(format!(
                         "unknown converter '{other}' (harp knows {})",
@@ -148,8 +120,7 @@ impl Conv {
             Conv::Not => "not".into(),
             Conv::Ipmask(..) => "ipmask".into(),
             Conv::InTable(_) => "in_table".into(),
-            Conv::Table(_, op) => TABLE_OPS
-                .iter()
+            Conv::Table(_, op) => crate::stick::fetch::table_ops()
                 .find(|(_, o)| o == op)
                 .map_or_else(|| "table_*".into(), |(n, _)| format!("table_{n}")),
         }

@@ -91,6 +91,14 @@ const OPS: &[(&str, Op)] = &[
     ("updt_conn_cnt", Op::UpdtConnCnt),
 ];
 
+/// The reads a `table_<x>(<table>)` converter may do, by suffix: the `sc_*` reads that change
+/// nothing, their `get_` dropped (`table_gpc0` reads what `sc_get_gpc0` reads).
+pub fn table_ops() -> impl Iterator<Item = (&'static str, Op)> {
+    OPS.iter()
+        .filter(|(_, o)| matches!(o, Op::Get(_) | Op::Kbytes(_) | Op::Trackers))
+        .map(|(n, o)| (n.strip_prefix("get_").unwrap_or(n), *o))
+}
+
 /// Every keyword, for did-you-mean.
 pub fn names() -> Vec<String> {
     let mut v = vec!["table_avl".to_string(), "table_cnt".to_string()];
