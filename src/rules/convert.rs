@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::fetch::Env;
 use super::pattern::{Method, Value};
-use crate::stick::fetch::Op;
+use crate::stick::fetch::{Op, TableRead};
 
 /// One converter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,10 @@ pub enum Conv {
     Ipmask(u8, Option<u8>),
     /// `in_table(<table>)`: whether the table holds the sample as a key.
     InTable(String),
+    /// `table_expire(<table>[,<default>])`: milliseconds before the key's entry expires.
+    Expire(String, Option<i64>),
+    /// `table_idle(<table>[,<default>])`: milliseconds since the key's entry was touched.
+    Idle(String, Option<i64>),
     /// `table_<x>(<table>)`: a value of the sample's entry in the table.
     Table(String, Op),
 }
@@ -95,6 +99,30 @@ impl Conv {
                 Conv::Ipmask(v4, v6)
             }
             "in_table" => Conv::InTable(table()?),
+            "table_expire" | "table_idle" => {
+                let a = args.ok_or_else(|| {
+                    format!("converter '{name}' : missing arg 1 (expects <table>[,<default>])")
+                })?;
+                let (t, default) = match a.split_once(',') {
+                    Some((t, d)) => {
+                        let d = d.trim().parse::<i64>().map_err(|_| {
+                            format!("converter '{name}' : '{}' is not an integer", d.trim())
+                        })?;
+                        (t.trim(), Some(d))
+                    }
+                    None => (a.trim(), None),
+                };
+                let t = if t.is_empty() {
+                    proxy.to_string()
+                } else {
+                    t.to_string()
+                };
+                if name == "table_expire" {
+                    Conv::Expire(t, default)
+                } else {
+                    Conv::Idle(t, default)
+                }
+            }
             other => match other
                 .strip_prefix("table_")
                 .and_then(|x| crate::stick::fetch::table_ops().find(|(n, _)| *n == x))
@@ -120,6 +148,8 @@ impl Conv {
             Conv::Not => "not".into(),
             Conv::Ipmask(..) => "ipmask".into(),
             Conv::InTable(_) => "in_table".into(),
+            Conv::Expire(..) => "table_expire".into(),
+            Conv::Idle(..) => "table_idle".into(),
             Conv::Table(_, op) => crate::stick::fetch::table_ops()
                 .find(|(_, o)| o == op)
                 .map_or_else(|| "table_*".into(), |(n, _)| format!("table_{n}")),
@@ -129,7 +159,7 @@ impl Conv {
     /// The table it reads, for the start-up check that it exists.
     pub fn table(&self) -> Option<&str> {
         match self {
-            Conv::InTable(t) | Conv::Table(t, _) => Some(t),
+            Conv::InTable(t) | Conv::Table(t, _) | Conv::Expire(t, _) | Conv::Idle(t, _) => Some(t),
             _ => None,
         }
     }
@@ -138,7 +168,7 @@ impl Conv {
     pub fn method(&self) -> Method {
         match self {
             Conv::Lower | Conv::Upper => Method::Str,
-            Conv::Length | Conv::Table(..) => Method::Int,
+            Conv::Length | Conv::Table(..) | Conv::Expire(..) | Conv::Idle(..) => Method::Int,
             Conv::Bool | Conv::Not | Conv::InTable(_) => Method::Bool,
             Conv::Ipmask(..) => Method::Ip,
         }
@@ -147,7 +177,10 @@ impl Conv {
     /// Whether its output no longer depends on the content (the `table_*` ones read a table,
     /// which HAProxy marks volatile but final).
     pub fn settles(&self) -> bool {
-        matches!(self, Conv::InTable(_) | Conv::Table(..))
+        matches!(
+            self,
+            Conv::InTable(_) | Conv::Table(..) | Conv::Expire(..) | Conv::Idle(..)
+        )
     }
 
     /// Converts `v`; `None` when it cannot (no sample then).
@@ -165,8 +198,11 @@ impl Conv {
                     Value::Ip(IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask6(m))))
                 }
             },
-            Conv::InTable(t) => Value::Bool(env.table_read(t, &v, None)? != 0),
-            Conv::Table(t, op) => Value::Int(env.table_read(t, &v, Some(*op))?),
+            Conv::InTable(t) => Value::Bool(env.table_read(t, &v, TableRead::Present)? != 0),
+            Conv::Table(t, op) => Value::Int(env.table_read(t, &v, TableRead::Value(*op))?),
+            // an absent key gives the default, else no sample
+            Conv::Expire(t, d) => Value::Int(env.table_read(t, &v, TableRead::Expire).or(*d)?),
+            Conv::Idle(t, d) => Value::Int(env.table_read(t, &v, TableRead::Idle).or(*d)?),
         })
     }
 }

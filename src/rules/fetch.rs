@@ -102,13 +102,12 @@ pub trait Env {
     fn inc_gpc(&self, _slot: usize, _which: u8) {}
     /// `sc-set-gpt0(<slot>) <value>`.
     fn set_gpt0(&self, _slot: usize, _value: u64) {}
-    /// `op` on the entry of `key` in `table` (`table_*` converters; `None`: `in_table`, 1 when
-    /// the table holds the key). `None`: no sample.
+    /// What a table converter reads of the entry of `key` in `table`. `None`: no sample.
     fn table_read(
         &self,
         _table: &str,
         _key: &Value,
-        _op: Option<crate::stick::fetch::Op>,
+        _what: crate::stick::fetch::TableRead,
     ) -> Option<i64> {
         None
     }

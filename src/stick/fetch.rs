@@ -91,6 +91,29 @@ const OPS: &[(&str, Op)] = &[
     ("updt_conn_cnt", Op::UpdtConnCnt),
 ];
 
+/// What a table converter reads of a key's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableRead {
+    /// `in_table`: 1 when the table holds the key, else 0.
+    Present,
+    /// `table_<x>`: a stored value (0 when the key is absent).
+    Value(Op),
+    /// `table_expire`: milliseconds before the entry expires (`None` when absent).
+    Expire,
+    /// `table_idle`: milliseconds since the entry was last touched (`None` when absent).
+    Idle,
+}
+
+/// What `what` reads of `key`'s entry in `table` (`None`: no sample).
+pub fn table_read(table: &Arc<Table>, key: &Key, what: TableRead) -> Option<i64> {
+    match what {
+        TableRead::Present => Some(i64::from(table.peek(key, |_, _, _| ()).is_some())),
+        TableRead::Value(op) => read(table, key, op, true),
+        TableRead::Expire => table.peek(key, |en, _, now| table.remaining(en, now) as i64),
+        TableRead::Idle => table.peek(key, |en, _, now| now.saturating_sub(en.touched) as i64),
+    }
+}
+
 /// The reads a `table_<x>(<table>)` converter may do, by suffix: the `sc_*` reads that change
 /// nothing, their `get_` dropped (`table_gpc0` reads what `sc_get_gpc0` reads).
 pub fn table_ops() -> impl Iterator<Item = (&'static str, Op)> {

@@ -149,7 +149,7 @@ impl Table {
     }
 
     /// Milliseconds before `en` expires (0: expired, in use past its date, or no `expire`).
-    fn remaining(&self, en: &Entry, now: u64) -> u64 {
+    pub fn remaining(&self, en: &Entry, now: u64) -> u64 {
         self.expire_ms()
             .map_or(0, |x| (en.touched + x).saturating_sub(now))
     }

@@ -283,3 +283,26 @@ fn entries_expire_once_unused_and_not_before() {
     std::thread::sleep(Duration::from_millis(60));
     assert_eq!(t.used(), 0);
 }
+
+#[test]
+fn table_converters_read_presence_values_expiry_and_idleness() {
+    use super::fetch::{table_read, TableRead};
+    let t = table("type integer size 10 expire 10s store gpc0");
+    let k = Key::Int(7);
+    assert_eq!(table_read(&t, &k, TableRead::Present), Some(0));
+    assert_eq!(
+        table_read(&t, &k, TableRead::Value(Op::Get(DataType::Gpc0))),
+        Some(0)
+    );
+    assert_eq!(table_read(&t, &k, TableRead::Expire), None);
+    t.with_entry(&k, true, |en, s, now| en.add(s, DataType::Gpc0, 3, now));
+    assert_eq!(table_read(&t, &k, TableRead::Present), Some(1));
+    assert_eq!(
+        table_read(&t, &k, TableRead::Value(Op::Get(DataType::Gpc0))),
+        Some(3)
+    );
+    let exp = table_read(&t, &k, TableRead::Expire).expect("present");
+    assert!((9_000..=10_000).contains(&exp), "{exp}");
+    let idle = table_read(&t, &k, TableRead::Idle).expect("present");
+    assert!(idle < 1_000, "{idle}");
+}

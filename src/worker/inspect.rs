@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry, Server};
 use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
-use crate::stick::fetch::Op as StickOp;
+use crate::stick::fetch::TableRead;
 use crate::stick::{Counters, DataType, Key, KeySample, Table};
 use crate::sys::Interest;
 
@@ -159,13 +159,10 @@ impl Env for SessEnv<'_> {
         }
     }
 
-    fn table_read(&self, table: &str, key: &Value, op: Option<StickOp>) -> Option<i64> {
+    fn table_read(&self, table: &str, key: &Value, what: TableRead) -> Option<i64> {
         let t = self.table(table)?;
         let k = t.config.key.key(&key_sample(key))?;
-        match op {
-            None => Some(i64::from(t.peek(&k, |_, _, _| ()).is_some())),
-            Some(op) => crate::stick::fetch::read(&t, &k, op, true),
-        }
+        crate::stick::fetch::table_read(&t, &k, what)
     }
 
     fn inc_gpc(&self, slot: usize, which: u8) {
