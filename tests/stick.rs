@@ -547,4 +547,12 @@ fn stick_on_src_sends_a_client_back_to_its_server_until_it_goes_into_maintenance
         other,
         "it stays with the new one"
     );
+    // an entry written by the Runtime API with an id only sends its client to that server
+    assert_eq!(
+        socat(api, "set table px key 127.0.0.9 data.server_id 2"),
+        "\n"
+    );
+    for _ in 0..3 {
+        assert_eq!(server_for("127.0.0.9", port), "b");
+    }
 }

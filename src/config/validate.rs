@@ -266,13 +266,13 @@ fn rule_references(p: &mut Parser) {
     for (loc, msg) in found {
         err(p, &loc, msg);
     }
-    // a table that `stick` rules store in keeps the server, by id and by name, as HAProxy's
+    // a table `stick` rules use (to match or to store) keeps the server, by id and by name,
+    // as HAProxy's does
     let stored: Vec<String> = p
         .cfg
         .proxies
         .iter()
         .flat_map(|px| px.rules.sticking.iter())
-        .filter(|r| r.kind.stores())
         .map(|r| r.table.clone())
         .collect();
     for px in p.cfg.proxies.iter_mut() {

@@ -110,7 +110,12 @@ pub fn table_read(table: &Arc<Table>, key: &Key, what: TableRead) -> Option<i64>
         TableRead::Present => Some(i64::from(table.peek(key, |_, _, _| ()).is_some())),
         TableRead::Value(op) => read(table, key, op, true),
         TableRead::Expire => table.peek(key, |en, _, now| table.remaining(en, now) as i64),
-        TableRead::Idle => table.peek(key, |en, _, now| now.saturating_sub(en.touched) as i64),
+        // HAProxy's: the table's `expire` less what is left of it (0 without `expire`)
+        TableRead::Idle => table.peek(key, |en, _, now| {
+            table.config.expire.map_or(0, |x| {
+                (x.as_millis() as u64).saturating_sub(table.remaining(en, now))
+            }) as i64
+        }),
     }
 }
 

@@ -52,11 +52,12 @@ pub struct Filter {
 impl Filter {
     /// Whether `en` passes.
     pub fn keeps(&self, en: &Entry, schema: &Schema, now: u64) -> bool {
-        // a name (`server_key`) is not compared: HAProxy lets the entry through
-        let Some(v) = en.get(schema, self.ty, now) else {
-            return true;
+        // a name (`server_key`) compares as 0, as in HAProxy; `server_id` is signed
+        let v = match (self.ty, en.get(schema, self.ty, now)) {
+            (DataType::ServerId, Some(v)) => i64::from(v as u32 as i32),
+            (_, Some(v)) => v as i64,
+            (_, None) => 0,
         };
-        let v = v as i64;
         match self.op {
             Op::Eq => v == self.value,
             Op::Ne => v != self.value,

@@ -314,8 +314,8 @@ fn read_some(client: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<us
 /// and the keys to store with the server it reaches.
 #[derive(Default)]
 pub(crate) struct Sticking {
-    /// The server of the first `stick match|on` key the table holds, if it may serve
-    /// (running, not in maintenance: a draining server keeps its clients, as in HAProxy).
+    /// The server of the first `stick match|on` key the table holds, if it may serve (not
+    /// stopped, not in maintenance: a draining server keeps its clients, as in HAProxy).
     pub(crate) server: Option<Arc<Server>>,
     /// `(table, key)` of the `stick store-request|on` rules, one per table.
     stores: Vec<(Arc<Table>, Key)>,
@@ -376,17 +376,16 @@ pub(crate) fn sticking(be: &Proxy, env: &SessEnv<'_>, content: &[u8]) -> Stickin
     out
 }
 
-/// The server of `be` a stored entry names (by name when it has one, else by id) if it may
-/// take the session.
+/// The server of `be` a stored entry names (by name, else by id, as HAProxy's
+/// `sticking_rule_find_target`: a server renamed but keeping its `id` keeps its clients) if it
+/// may take the session.
 fn stored_server(be: &Proxy, name: Option<&str>, id: Option<u64>) -> Option<Arc<Server>> {
     let servers = be.servers();
-    let s = match name {
-        Some(n) => servers.iter().find(|s| &*s.name == n),
-        None => {
-            let id = id.filter(|i| *i > 0)?;
-            servers.iter().find(|s| u64::from(s.puid) == id)
-        }
-    }?;
+    let by_name = name.and_then(|n| servers.iter().find(|s| &*s.name == n));
+    let s = by_name.or_else(|| {
+        let id = id.filter(|i| *i > 0)?;
+        servers.iter().find(|s| u64::from(s.puid) == id)
+    })?;
     s.may_persist().then(|| s.clone())
 }
 

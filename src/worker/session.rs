@@ -159,14 +159,16 @@ fn release_slot(be: &Proxy, s: &Arc<Server>) {
         return;
     }
     // take the slot back for the oldest waiter, unless another connection was quicker; a
-    // server no longer usable keeps it free (its waiters go elsewhere on the change's wake-up)
+    // stopped server keeps it free (its waiters go elsewhere on the change's wake-up)
     hand_free_slot(be, s);
 }
 
-/// Hands a free slot of `s`, if it has one and is usable, to the oldest connection waiting for
-/// it. Whether one got it.
+/// Hands a free slot of `s`, if it has one, to the oldest connection waiting for it: in its
+/// own queue while it may take persistent clients (a draining server still serves those, as
+/// HAProxy's `process_srv_queue` does), in the backend's only while the balancer may pick it.
+/// Whether one got it.
 fn hand_free_slot(be: &Proxy, s: &Arc<Server>) -> bool {
-    s.is_usable()
+    s.may_persist()
         && be.queue.hand_over(s.key, serves_backend_queue(be, s), || {
             take_slot(be, s).then(|| s.clone())
         })
@@ -197,6 +199,10 @@ fn pass_on(be: &Proxy) {
 /// decides: an active server's may; a backup's only while no active server is usable, and only
 /// the first backup's unless `option allbackups` (the servers the balancer picks from).
 fn serves_backend_queue(be: &Proxy, s: &Server) -> bool {
+    // a server the balancer skips (draining, down) takes nobody from the backend's queue
+    if !s.is_usable() {
+        return false;
+    }
     if !s.params.backup {
         return true;
     }
@@ -337,6 +343,11 @@ async fn acquire<R: Rt>(
         // the server a stick table named, while it may take the session (it waits in that
         // server's queue, as a hashed client does), else the balancer's choice
         let persist = direct.filter(|s| s.may_persist());
+        // a slot handed over is for a server the balancer may pick, or for the one the
+        // table names while it may still take persistent clients (draining, say)
+        let fits = |s: &Arc<Server>| {
+            s.is_usable() || direct.is_some_and(|d| Arc::ptr_eq(d, s) && s.may_persist())
+        };
         let hashing = persist.is_some() || be.config.balance == BalanceAlgo::Source;
         let pick = match persist {
             Some(s) => Pick::Server(s.clone()),
@@ -380,7 +391,7 @@ async fn acquire<R: Rt>(
             if spent >= b {
                 // a slot handed over at the last moment is still served
                 match queued.as_ref().and_then(Place::take_offer) {
-                    Some(s) if s.is_usable() => break Ok(s),
+                    Some(s) if fits(&s) => break Ok(s),
                     Some(s) => release_slot(be, &s),
                     None => {}
                 }
@@ -401,7 +412,7 @@ async fn acquire<R: Rt>(
         };
         tokio::select! {
             s = place.handed() => {
-                if s.is_usable() {
+                if fits(&s) {
                     break Ok(s);
                 }
                 // its server went down since: give the slot up and wait on
@@ -1086,16 +1097,25 @@ async fn establish<R: Rt>(
     };
     // the server of the last attempt; its slot is still held when the retry stays on it
     let mut last: Option<Held<'_>> = None;
+    // the server a stick table named, which a retry stays on while it takes persistent clients
+    let is_sticky = |s: &Arc<Server>| {
+        sticky
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(d, s) && s.may_persist())
+    };
     let mut redispatch = false;
     loop {
         let srv = match last.take() {
             // a retry on the same server keeps its slot, as in HAProxy
-            Some(h) if !redispatch && h.srv().is_usable() => h,
+            Some(h) if !redispatch && (h.srv().is_usable() || is_sticky(h.srv())) => h,
             prev => {
                 let left = prev.map(Held::release);
                 let exclude = left.as_ref().filter(|_| redispatch);
-                // a redispatch leaves the server a stick table named, as HAProxy's does
-                let direct = sticky.as_ref().filter(|_| exclude.is_none());
+                // a redispatch leaves the server a stick table named for good, as HAProxy's
+                // (clearing SF_DIRECT) does
+                let direct = sticky
+                    .as_ref()
+                    .filter(|_| exclude.is_none() && !*redispatched);
                 let s = acquire::<R>(ctx, be, ip, exclude, direct, budget, tw, pos).await?;
                 // a server the table named was not chosen by the balancer: no `lbtot`
                 if !direct.is_some_and(|d| Arc::ptr_eq(d, &s)) {
