@@ -556,3 +556,27 @@ fn stick_on_src_sends_a_client_back_to_its_server_until_it_goes_into_maintenance
         assert_eq!(server_for("127.0.0.9", port), "b");
     }
 }
+
+#[test]
+fn a_non_stick_server_is_never_stored() {
+    let (a, b) = (named_upstream("a"), named_upstream("b"));
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen px\n    bind 127.0.0.1:{port}\n\
+         \x20   stick-table type ip size 1k\n    stick on src\n\
+         \x20   server a 127.0.0.1:{a} non-stick\n    server b 127.0.0.1:{b} backup\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    assert_eq!(server_for("127.0.0.2", port), "a");
+    assert_eq!(
+        socat(api, "show table px"),
+        "# table: px, type: ip, size:1024, used:0\n\n"
+    );
+    // the backup is stored as any server
+    assert_eq!(socat(api, "set server px/a state maint"), "\n");
+    assert_eq!(server_for("127.0.0.2", port), "b");
+    assert!(entry(api, "px", "127.0.0.2").ends_with(" server_id=2 server_key=b"));
+}

@@ -790,6 +790,9 @@ pub struct ServerParams {
     pub maxqueue: u32,
     /// `backup`
     pub backup: bool,
+    /// `non-stick`: `stick` rules never store this server for a client (a backup's clients
+    /// go back to the active servers once these return).
+    pub non_stick: bool,
     /// `disabled`: starts in maintenance (CMAINT + FMAINT, as HAProxy).
     pub disabled: bool,
     /// `port`: the health check port.
@@ -920,6 +923,7 @@ impl Default for ServerParams {
             maxconn: 0,
             maxqueue: 0,
             backup: false,
+            non_stick: false,
             disabled: false,
             check_port: None,
             check_addr: None,

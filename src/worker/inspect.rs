@@ -322,8 +322,12 @@ pub(crate) struct Sticking {
 }
 
 impl Sticking {
-    /// Stores each key with `srv` (`server_id` and `server_key`), once the session reached it.
+    /// Stores each key with `srv` (`server_id` and `server_key`), once the session reached it;
+    /// nothing for a `non-stick` server.
     pub(crate) fn store(self, srv: &Server) {
+        if srv.params.non_stick {
+            return;
+        }
         for (t, k) in self.stores {
             t.with_entry(&k, true, |en, s, now| {
                 en.set(s, DataType::ServerId, u64::from(srv.puid), now);

@@ -19,6 +19,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "maxqueue",
     "backup",
     "no-backup",
+    "non-stick",
+    "stick",
     "disabled",
     "enabled",
     "port",
@@ -192,6 +194,11 @@ pub(crate) fn apply_keywords(
             }
             "no-backup" => {
                 p.backup = false;
+                used = 1;
+            }
+            // `non-stick`: `stick` rules store no client for this server; `stick` undoes it
+            "non-stick" | "stick" => {
+                p.non_stick = kw == "non-stick";
                 used = 1;
             }
             "send-proxy" | "no-send-proxy" => {
