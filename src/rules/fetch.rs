@@ -171,8 +171,10 @@ impl Fetch {
         parts.push(&word[start..]);
         if parts.len() > 1 {
             let base = Fetch::parse(parts[0], proxy)?;
+            // HAProxy skips doubled and trailing commas
             let convs = parts[1..]
                 .iter()
+                .filter(|c| !c.is_empty())
                 .map(|c| super::convert::Conv::parse(c, proxy))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(Fetch::Converted(Box::new(base), convs));

@@ -362,16 +362,15 @@ impl Rules {
                     let Some(v) = words.get(4) else {
                         return Err(format!("'tcp-request {when} silent-drop' : missing rst-ttl value"));
                     };
-                    // strtoul: leading digits, the rest must be empty
-                    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
-                    if digits < v.len() {
+                    // strtoul(.., 0): decimal, `0x` hex or `0` octal; the rest must be empty
+                    let (n, rest) = strtoul0(v);
+                    if !rest.is_empty() {
                         return Err(format!(
-                            "'tcp-request {when} silent-drop' : invalid character starting at '{}' (value 1-255 expected)",
-                            &v[digits..]
+                            "'tcp-request {when} silent-drop' : invalid character starting at '{rest}' (value 1-255 expected)"
                         ));
                     }
-                    match v.parse::<u32>() {
-                        Ok(n) if (1..=255).contains(&n) => rst_ttl = Some(n as u8),
+                    match n {
+                        1..=255 => rst_ttl = Some(n as u8),
                         _ => {
                             return Err(format!(
                                 "'tcp-request {when} silent-drop' : valid rst-ttl values are [1-255]"
@@ -541,6 +540,28 @@ impl Rules {
             })
         })
     }
+}
+
+/// C's `strtoul(text, &end, 0)`: the value (saturating) and the text left after the digits of
+/// its base (`0x`/`0X`: hexadecimal, a leading `0`: octal, else decimal).
+fn strtoul0(text: &str) -> (u64, &str) {
+    let (radix, body) = if let Some(h) = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .filter(|h| h.starts_with(|c: char| c.is_ascii_hexdigit()))
+    {
+        (16, h)
+    } else if text.len() > 1 && text.starts_with('0') {
+        (8, &text[1..])
+    } else {
+        (10, text)
+    };
+    let n = body.chars().take_while(|c| c.is_digit(radix)).count();
+    let v = body[..n].chars().fold(0u64, |acc, c| {
+        acc.saturating_mul(u64::from(radix))
+            .saturating_add(u64::from(c.to_digit(radix).unwrap_or(0)))
+    });
+    (v, &body[n..])
 }
 
 /// The stick counter a `track-sc<n>` or `sc-*(<n>)` action names (0 to 2).

@@ -642,3 +642,37 @@ fn converters_change_the_sample_and_its_match_method() {
     env.fin = true;
     assert_eq!(r.backend(&env), Some("three"));
 }
+
+#[test]
+fn silent_drop_reads_its_ttl_as_strtoul_and_converter_lists_skip_empty_commas() {
+    let mut r = Rules::default();
+    let mut ttl = |v: &str| {
+        r.parse_tcp_request(
+            &w(&format!("tcp-request connection silent-drop rst-ttl {v}")),
+            "fe",
+            "frontend",
+            true,
+        )
+        .map(|_| ())
+    };
+    assert!(ttl("0x20").is_ok() && ttl("010").is_ok() && ttl("255").is_ok());
+    assert!(ttl("256")
+        .unwrap_err()
+        .contains("valid rst-ttl values are [1-255]"));
+    assert!(ttl("0")
+        .unwrap_err()
+        .contains("valid rst-ttl values are [1-255]"));
+    assert!(ttl("12x")
+        .unwrap_err()
+        .contains("invalid character starting at 'x'"));
+    let actions: Vec<_> = r.connection.iter().map(|x| x.action.clone()).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::SilentDrop { rst_ttl: Some(32) },
+            Action::SilentDrop { rst_ttl: Some(8) },
+            Action::SilentDrop { rst_ttl: Some(255) },
+        ]
+    );
+    assert!(Fetch::parse("src,,ipmask(8),", "fe").is_ok());
+}
