@@ -315,14 +315,36 @@ impl Drop for Place<'_> {
     }
 }
 
+/// What getting a session a server took, as the log line reports it.
+struct Tries {
+    /// Time spent in queues (ms; -1: never queued for a slot, as HAProxy logs `Tw`).
+    tw: i64,
+    /// Connection retries.
+    retries: u32,
+    /// Whether a retry moved to another server (`+` before the retries in the log).
+    redispatched: bool,
+    /// Positions in the server's and the backend's queues (0: not queued).
+    queue_pos: [u64; 2],
+}
+
+impl Tries {
+    fn new() -> Tries {
+        Tries {
+            tw: -1,
+            retries: 0,
+            redispatched: false,
+            queue_pos: [0; 2],
+        }
+    }
+}
+
 /// Picks a server with a free slot, waiting in the backend queue up to `budget` when all are full
 /// (or in a server's own queue when a hash binds the client to a full server). Queued
 /// connections are served in arrival order, as HAProxy's queues are ([`Proxy::queue`]): a
 /// newcomer does not take a slot while others wait, and a session that frees a slot hands it
 /// to the oldest waiter that can use it. A balancing change wakes every waiter to look again;
 /// a slow poll stays as a safety net. Adds the queue positions HAProxy logs (server queue,
-/// backend queue) to `pos`.
-#[allow(clippy::too_many_arguments)]
+/// backend queue) and the time queued to `tries`. `direct`: the server a stick table named.
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
@@ -330,8 +352,7 @@ async fn acquire<R: Rt>(
     exclude: Option<&Arc<Server>>,
     direct: Option<&Arc<Server>>,
     budget: Option<Duration>,
-    queued_ms: &mut i64,
-    pos: &mut [u64; 2],
+    tries: &mut Tries,
 ) -> Result<Arc<Server>, NoConn> {
     let start = Instant::now();
     // where the connection waits, and its place there
@@ -428,12 +449,12 @@ async fn acquire<R: Rt>(
     };
     if let Some(p) = queued {
         let i = if p.on.is_some() { 0 } else { 1 };
-        pos[i] += p.leave(res.is_ok());
+        tries.queue_pos[i] += p.leave(res.is_ok());
         if res.is_ok() {
             pass_on(be);
         }
     }
-    *queued_ms = start.elapsed().as_millis() as i64;
+    tries.tw = start.elapsed().as_millis() as i64;
     res
 }
 
@@ -695,12 +716,8 @@ pub(crate) async fn run<R: Rt>(
             None => (None, inspect::backend(&ctx.reg, &fe, &env, &fronted.early)),
         }
     };
-    let mut tw: i64 = -1;
+    let mut tries = Tries::new();
     let mut tc: i64 = -1;
-    let mut retries = 0u32;
-    let mut redispatched = false;
-    // positions in the server and backend queues, as HAProxy logs them (0: not queued)
-    let mut queue_pos = [0u64; 2];
     let mut bytes_out = 0u64;
     // bytes received from the client, once forwarded (`option dontlognull` logs no session
     // without any)
@@ -749,17 +766,7 @@ pub(crate) async fn run<R: Rt>(
                         inspect::sticking(&be, &env, &fronted.early)
                     });
                     let sticky = sticking.as_ref().and_then(|s| s.server.clone());
-                    let r = establish::<R>(
-                        &ctx,
-                        &be,
-                        peer.ip(),
-                        sticky,
-                        &mut tw,
-                        &mut retries,
-                        &mut redispatched,
-                        &mut queue_pos,
-                    )
-                    .await;
+                    let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries).await;
                     if let (Some(st), Ok((srv, _, _))) = (sticking, &r) {
                         st.store(srv);
                     }
@@ -781,7 +788,7 @@ pub(crate) async fn run<R: Rt>(
                             failed_connection(&be, Some(&srv));
                             tried = Some(srv);
                             // never queued: no queue time, as HAProxy logs it
-                            tw = -1;
+                            tries.tw = -1;
                             *b"SQ"
                         }
                         NoConn::Refused(srv) => {
@@ -850,7 +857,7 @@ pub(crate) async fn run<R: Rt>(
             // no backend reached: HAProxy's stream still has the frontend as its backend
             backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
             server: srv_name.as_deref().unwrap_or("<NOSRV>"),
-            tw,
+            tw: tries.tw,
             tc,
             tt: t0.elapsed().as_millis() as i64,
             bytes: bytes_out,
@@ -868,9 +875,9 @@ pub(crate) async fn run<R: Rt>(
                     (None, None) => 0,
                 },
             ],
-            retries,
-            redispatched,
-            queues: queue_pos,
+            retries: tries.retries,
+            redispatched: tries.redispatched,
+            queues: tries.queue_pos,
         }
         .render();
         log_line(&ctx, &fe, &line);
@@ -1077,16 +1084,12 @@ fn others(count: &std::sync::atomic::AtomicU64) -> u64 {
 /// interval names (by default the last). After a refused connect, a retry on the same server
 /// first waits HAProxy's turn-around delay of min(`timeout connect`, 1 s); after a connect
 /// timeout it does not. `sticky`: the server a stick table names for the client, tried first.
-#[allow(clippy::too_many_arguments)]
 async fn establish<R: Rt>(
     ctx: &Ctx,
     be: &Arc<Proxy>,
     ip: IpAddr,
     sticky: Option<Arc<Server>>,
-    tw: &mut i64,
-    retries: &mut u32,
-    redispatched: &mut bool,
-    pos: &mut [u64; 2],
+    tries: &mut Tries,
 ) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
@@ -1115,8 +1118,8 @@ async fn establish<R: Rt>(
                 // (clearing SF_DIRECT) does
                 let direct = sticky
                     .as_ref()
-                    .filter(|_| exclude.is_none() && !*redispatched);
-                let s = acquire::<R>(ctx, be, ip, exclude, direct, budget, tw, pos).await?;
+                    .filter(|_| exclude.is_none() && !tries.redispatched);
+                let s = acquire::<R>(ctx, be, ip, exclude, direct, budget, tries).await?;
                 // a server the table named was not chosen by the balancer: no `lbtot`
                 if !direct.is_some_and(|d| Arc::ptr_eq(d, &s)) {
                     s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
@@ -1124,15 +1127,15 @@ async fn establish<R: Rt>(
                 }
                 // HAProxy counts a redispatch on the server left behind
                 if let Some(l) = left.as_ref().filter(|l| redispatch && !Arc::ptr_eq(l, &s)) {
-                    *redispatched = true;
+                    tries.redispatched = true;
                     l.counters.wredis.fetch_add(1, Ordering::Relaxed);
                     be.counters.wredis.fetch_add(1, Ordering::Relaxed);
                 }
                 Held::new(be, s)
             }
         };
-        if *tw < 0 {
-            *tw = 0;
+        if tries.tw < 0 {
+            tries.tw = 0;
         }
         let t = Instant::now();
         // a server's `stot` counts connection attempts, as in HAProxy
@@ -1156,7 +1159,7 @@ async fn establish<R: Rt>(
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
-                if *retries >= max_retries {
+                if tries.retries >= max_retries {
                     let srv = srv.release();
                     // `econ` counts sessions that gave up, not attempts
                     failed_connection(be, Some(&srv));
@@ -1166,8 +1169,8 @@ async fn establish<R: Rt>(
                         NoConn::Refused(srv)
                     });
                 }
-                *retries += 1;
-                redispatch = redispatch_now(be, srv.srv(), *retries);
+                tries.retries += 1;
+                redispatch = redispatch_now(be, srv.srv(), tries.retries);
                 if !redispatch {
                     srv.srv().counters.wretr.fetch_add(1, Ordering::Relaxed);
                     be.counters.wretr.fetch_add(1, Ordering::Relaxed);
