@@ -580,3 +580,26 @@ fn a_non_stick_server_is_never_stored() {
     assert_eq!(server_for("127.0.0.2", port), "b");
     assert!(entry(api, "px", "127.0.0.2").ends_with(" server_id=2 server_key=b"));
 }
+
+#[test]
+fn sc_set_gpt0_stores_a_sample_read_when_the_rule_runs() {
+    let up = echo_upstream();
+    let (port, api) = (free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n\
+         \x20   stick-table type ip size 10 store gpt0\n\
+         \x20   tcp-request connection track-sc0 src\n\
+         \x20   tcp-request connection sc-set-gpt0(0) src_port\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    let mut c = connect_from("127.0.0.2", port);
+    ping(&mut c, b"gpt");
+    let sport = c.local_addr().expect("addr").port();
+    let line = entry(api, "fe", "127.0.0.2");
+    assert!(line.ends_with(&format!(" gpt0={sport}")), "{line}");
+}

@@ -212,7 +212,8 @@ fn rule_references(p: &mut Parser) {
             .rules
             .tracks()
             .map(|(_, _, _, k)| k)
-            .chain(px.rules.sticking.iter().map(|r| &r.key));
+            .chain(px.rules.sticking.iter().map(|r| &r.key))
+            .chain(px.rules.gpt_exprs());
         for f in px.rules.fetches().chain(keys) {
             for (what, t) in f.tables() {
                 if !has_table(t) {

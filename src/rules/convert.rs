@@ -241,6 +241,11 @@ fn text(v: &Value) -> Vec<u8> {
     }
 }
 
+/// The sample as an integer, as HAProxy casts one (for actions that store one, too).
+pub fn as_int(v: &Value) -> Option<i64> {
+    int(v)
+}
+
 /// The sample as an integer, as HAProxy casts one: text by its leading digits (none: 0; only
 /// an empty one fails), an IPv4 address as its 32 bits.
 fn int(v: &Value) -> Option<i64> {

@@ -63,13 +63,23 @@ pub enum Action {
         /// when the process may use TCP_REPAIR, else a reset with TTL 1, as HAProxy).
         rst_ttl: Option<u8>,
     },
-    /// `sc-set-gpt0(<slot>) <value>`; the rules go on.
+    /// `sc-set-gpt0(<slot>) <int|expr>`; the rules go on.
     SetGpt0 {
         /// The stick counter.
         slot: usize,
-        /// The value.
-        value: u64,
+        /// What is stored.
+        value: GptValue,
     },
+}
+
+/// What `sc-set-gpt0` stores: a constant, or a sample read when the rule runs (stored as an
+/// unsigned 32-bit integer, as HAProxy's `gpt0` is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GptValue {
+    /// An integer written in the rule.
+    Int(i64),
+    /// A fetch (and converters) giving it.
+    Expr(Fetch),
 }
 
 /// One `tcp-request <when> <action> [if|unless ...]` line.
@@ -231,7 +241,22 @@ impl Rules {
                     Sample::None => {}
                 },
                 Action::IncGpc { slot, which } => env.inc_gpc(*slot, *which),
-                Action::SetGpt0 { slot, value } => env.set_gpt0(*slot, *value),
+                Action::SetGpt0 { slot, value } => {
+                    let v = match value {
+                        GptValue::Int(i) => Some(*i),
+                        // read as final, as HAProxy's `SMP_OPT_FINAL`: no waiting here
+                        GptValue::Expr(f) => match f.sample(env) {
+                            Sample::Val { v, .. } => convert::as_int(&v),
+                            _ => None,
+                        },
+                    };
+                    match v {
+                        Some(v) => env.set_gpt0(*slot, u64::from(v as u32)),
+                        None => tracing::debug!(
+                            "stick table: invalid expression or data type while setting gpt0."
+                        ),
+                    }
+                }
             }
             *at += 1;
         }
@@ -383,13 +408,24 @@ impl Rules {
             }
             Some(a) if a.starts_with("sc-set-gpt0") => {
                 let slot = stick_slot(a, sc_arg(a)?)?;
-                let Some(v) = words.get(3) else {
-                    return Err(format!("'tcp-request {when} {a}' : expects an integer value"));
+                let word = words.get(3).map(String::as_str).unwrap_or("");
+                // strtol's whole word, else a sample expression (none at all: 0, as HAProxy)
+                let value = match strtol10(word) {
+                    Some(i) => GptValue::Int(i),
+                    None => {
+                        let f = Fetch::parse(word, proxy).map_err(|e| {
+                            format!("'tcp-request {when} {a}' : failed to parse sample expression <{word}> : {e}.")
+                        })?;
+                        if phase != Phase::Content && f.reads_content() {
+                            return Err(format!(
+                                "'tcp-request {when} {a}' : fetch method '{}' extracts information from 'request content', none of which is available here.",
+                                f.keyword()
+                            ));
+                        }
+                        GptValue::Expr(f)
+                    }
                 };
-                let value = v.parse::<u64>().ok().filter(|v| *v <= u64::from(u32::MAX)).ok_or_else(|| {
-                    format!("'tcp-request {when} {a}' : harp takes an integer value here, got '{v}'")
-                })?;
-                cond_at = 4;
+                cond_at = if words.get(3).is_some() { 4 } else { 3 };
                 Action::SetGpt0 { slot, value }
             }
             Some(a) => {
@@ -524,6 +560,22 @@ impl Rules {
             .flat_map(|a| a.exprs.iter().map(|e| &e.fetch))
     }
 
+    /// The fetches of `sc-set-gpt0 <expr>` actions, for the start-up check of the tables they
+    /// read.
+    pub fn gpt_exprs(&self) -> impl Iterator<Item = &Fetch> {
+        self.connection
+            .iter()
+            .chain(&self.session)
+            .chain(&self.content)
+            .filter_map(|r| match &r.action {
+                Action::SetGpt0 {
+                    value: GptValue::Expr(f),
+                    ..
+                } => Some(f),
+                _ => None,
+            })
+    }
+
     /// Every `track-sc*` rule: `(phase, slot, table, key fetch)`, for the start-up check that
     /// the tables exist and take such keys.
     pub fn tracks(&self) -> impl Iterator<Item = (Phase, usize, &str, &Fetch)> {
@@ -540,6 +592,23 @@ impl Rules {
             })
         })
     }
+}
+
+/// C's `strtol(text, &end, 10)` when it reads the whole word (an empty one is 0), else `None`.
+fn strtol10(text: &str) -> Option<i64> {
+    if text.is_empty() {
+        return Some(0);
+    }
+    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // out of range: strtol saturates
+    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
 /// C's `strtoul(text, &end, 0)`: the value (saturating) and the text left after the digits of

@@ -676,3 +676,42 @@ fn silent_drop_reads_its_ttl_as_strtoul_and_converter_lists_skip_empty_commas() 
     );
     assert!(Fetch::parse("src,,ipmask(8),", "fe").is_ok());
 }
+
+#[test]
+fn sc_set_gpt0_takes_an_integer_or_a_sample_expression() {
+    let mut r = Rules::default();
+    let mut parse = |line: &str, phase_ok: bool| {
+        let words = w(line);
+        let res = r.parse_tcp_request(&words, "fe", "frontend", true);
+        assert_eq!(res.is_ok(), phase_ok, "{line}: {res:?}");
+    };
+    parse("tcp-request connection sc-set-gpt0(0) 42", true);
+    parse("tcp-request connection sc-set-gpt0(1) -1", true);
+    parse("tcp-request connection sc-set-gpt0(0) src_port", true);
+    parse(
+        "tcp-request content sc-set-gpt0(0) req.len if { always_true }",
+        true,
+    );
+    parse("tcp-request connection sc-set-gpt0(0) req.len", false);
+    parse("tcp-request connection sc-set-gpt0(0) nope", false);
+    let values: Vec<_> = r
+        .connection
+        .iter()
+        .map(|x| match &x.action {
+            Action::SetGpt0 { value, .. } => value.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            GptValue::Int(42),
+            GptValue::Int(-1),
+            GptValue::Expr(Fetch::SrcPort)
+        ]
+    );
+    assert!(
+        r.content[0].cond.is_some(),
+        "the condition after the expression"
+    );
+}
