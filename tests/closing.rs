@@ -35,32 +35,32 @@ fn setup(extra: &str) -> (Harp, u16, TcpListener) {
 /// it reaches the upstream too, and left in the upstream's backlog it would stay open and count
 /// in the test session's log line (`2/2/1/1/0` for `1/1/0/0/0`, seen in CI).
 fn end_probe(up: &TcpListener) {
-    let end = Instant::now() + Duration::from_secs(10);
+    let mut s = accept_next(up, Instant::now() + Duration::from_secs(10))
+        .expect("harp's start-up probe never reached the upstream");
+    // the probe's end of stream, forwarded by harp
+    let _ = end_of(&mut s);
+}
+
+/// The next connection to reach the upstream before `end`, made blocking with reads timing
+/// out in 5 s.
+fn accept_next(up: &TcpListener, end: Instant) -> Option<TcpStream> {
     while Instant::now() < end {
-        let Ok((mut s, _)) = up.accept() else {
+        let Ok((s, _)) = up.accept() else {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         };
         s.set_nonblocking(false).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        // the probe's end of stream, forwarded by harp
-        let _ = end_of(&mut s);
-        return;
+        return Some(s);
     }
-    panic!("harp's start-up probe never reached the upstream");
+    None
 }
 
 /// The upstream side of the session whose client sent `tag` first (harp's start-up probe
 /// connections send nothing and are skipped). The returned socket blocks, reads time out in 5 s.
 fn accept_tagged(up: &TcpListener, tag: &[u8]) -> TcpStream {
     let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        let Ok((mut s, _)) = up.accept() else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        s.set_nonblocking(false).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while let Some(mut s) = accept_next(up, end) {
         let mut got = vec![0u8; tag.len()];
         if s.read_exact(&mut got).is_ok() && got == tag {
             return s;

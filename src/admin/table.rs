@@ -139,46 +139,35 @@ pub(super) fn run(reg: &Registry, op: TableOp, args: &[String], level: AccessLev
         return NO_TABLE.into();
     };
     let rest = &args[1..];
-    match rest.first().map(String::as_str) {
-        None => match op {
-            TableOp::Show if !oper => {
-                head(&t) + "# contents not dumped due to insufficient privileges\n"
-            }
-            TableOp::Show => dump(&t, |_, _, _, _| true),
-            // HAProxy's `set table <t>` alone takes the path of a clear (its quirk, kept)
-            TableOp::Clear | TableOp::Set => {
-                if oper {
-                    t.clear(|_, _, _, _| true);
-                }
-                String::new()
-            }
-        },
-        Some("key") => by_key(&t, op, &rest[1..], oper),
-        Some("ptr") => by_ptr(&t, op, &rest[1..], oper),
+    // the whole table, or the entries the `data.` filters keep (an empty list keeps all)
+    let fs = match rest.first().map(String::as_str) {
+        None => Vec::new(),
+        Some("key") => return by_key(&t, op, &rest[1..], oper),
+        Some("ptr") => return by_ptr(&t, op, &rest[1..], oper),
         Some(w) if w.starts_with("data.") => {
             if op == TableOp::Set {
                 return "content-based lookup is only supported with the \"show\" and \"clear\" actions\n".into();
             }
-            let fs = match filters(&t, rest) {
+            match filters(&t, rest) {
                 Ok(f) => f,
                 Err(e) => return e,
-            };
-            let keep =
-                |_: &Key, en: &Entry, s: &Schema, now: u64| fs.iter().all(|f| f.keeps(en, s, now));
-            match op {
-                TableOp::Show if !oper => {
-                    head(&t) + "# contents not dumped due to insufficient privileges\n"
-                }
-                TableOp::Show => dump(&t, keep),
-                _ => {
-                    if oper {
-                        t.clear(keep);
-                    }
-                    String::new()
-                }
             }
         }
-        Some(_) => op.usage().into(),
+        Some(_) => return op.usage().into(),
+    };
+    let keep = |_: &Key, en: &Entry, s: &Schema, now: u64| fs.iter().all(|f| f.keeps(en, s, now));
+    match op {
+        TableOp::Show if !oper => {
+            head(&t) + "# contents not dumped due to insufficient privileges\n"
+        }
+        TableOp::Show => dump(&t, keep),
+        // HAProxy's `set table <t>` alone takes the path of a clear (its quirk, kept)
+        TableOp::Clear | TableOp::Set => {
+            if oper {
+                t.clear(keep);
+            }
+            String::new()
+        }
     }
 }
 

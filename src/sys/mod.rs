@@ -75,25 +75,29 @@ pub fn reset(sock: impl AsFd) -> io::Result<()> {
     Ok(rustix::net::connect_unspec(sock)?)
 }
 
+/// Sets an integer socket option no wrapper crate offers; whether the kernel took it.
+fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> bool {
+    // SAFETY: `fd` is an open socket for the duration of the call (the callers hold it); the
+    // option value is a c_int that lives on the stack past the call, and its size is passed
+    // with it.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
 /// Prepares a client connection for HAProxy's `silent-drop`: with no `rst_ttl`, puts it in
 /// TCP_REPAIR mode so that closing it sends nothing at all (needs CAP_NET_ADMIN); else, or
 /// when that is refused, sets the TTL (hop limit) of what it sends next to `rst_ttl` (1 by
 /// default) so that the reset the close sends dies before the client. Whether it is silent.
 pub fn silent_drop(sock: &impl AsRawFd, ipv6: bool, rst_ttl: Option<u8>) -> bool {
     let fd = sock.as_raw_fd();
-    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| {
-        // SAFETY: `fd` is an open socket for the duration of the call; the option value is a
-        // c_int that lives on the stack past the call, and its size is passed with it.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
+    let set = |level, name, v| set_int_option(fd, level, name, v);
     // what came in is acknowledged at once, or the client would send it again to a socket
     // that is gone and draw a reset from the kernel (HAProxy does the same)
     set(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
@@ -207,18 +211,12 @@ pub fn bind_source(
     }
     if addr.port() == 0 && addr.is_ipv4() {
         // best effort: an old kernel without it binds a port at once
-        let one: libc::c_int = 1;
-        // SAFETY: `s` is an open socket for the duration of the call; the option value is a
-        // c_int that lives on the stack past the call, and its size is passed with it.
-        let _ = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        let _ = set_int_option(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            1,
+        );
     } else {
         s.set_reuse_address(true)?;
     }
