@@ -287,11 +287,6 @@ impl Schema {
         self.types.iter().any(|(x, _)| *x == t)
     }
 
-    /// The period of a stored rate.
-    pub fn period(&self, t: DataType) -> Option<u64> {
-        self.types.iter().find(|(x, _)| *x == t).map(|(_, p)| *p)
-    }
-
     /// The stored types with their periods (0 for the others), in HAProxy's order.
     pub fn types(&self) -> &[(DataType, u64)] {
         &self.types

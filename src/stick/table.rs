@@ -433,11 +433,6 @@ impl Tracked {
     pub fn update<T>(&self, f: impl FnOnce(&mut Entry, &Schema, u64) -> T) -> Option<T> {
         self.table.with_entry(&self.key, true, f)
     }
-
-    /// The value of `t` now; `None` when the table does not store it.
-    pub fn get(&self, t: DataType) -> Option<u64> {
-        self.table.peek(&self.key, |en, s, now| en.get(s, t, now))?
-    }
 }
 
 impl Drop for Tracked {
