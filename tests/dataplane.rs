@@ -1739,7 +1739,13 @@ fn full_server(extra: &str) -> FullServer {
     let up = upstream(Up::Echo);
     let (port, api) = (free_port(), free_port());
     let extra = format!("    default-server maxconn 1\n    timeout queue 20s\n{extra}{log}");
-    let h = Harp::start(&with_api(&config(port, &[up.addr], &extra), api), port, &[]);
+    let mut h = Harp::start(&with_api(&config(port, &[up.addr], &extra), api), port, &[]);
+    h.wait_port(api);
+    // the start-up probe's session first ends: accepted by the other worker after the holder,
+    // it would wait in the queue behind it and count in `qcur` (seen in CI)
+    assert!(wait_until(Duration::from_secs(10), || {
+        stat(api, "FRONTEND", "stot") >= 1 && stat(api, "FRONTEND", "scur") == 0
+    }));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut holder = connect(addr);
     holder.write_all(b"a").unwrap();
