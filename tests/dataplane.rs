@@ -1461,6 +1461,16 @@ fn qcur(api: u16, sv: &str) -> u64 {
     stat(api, sv, "qcur")
 }
 
+/// Waits until the session of harp's start-up probe (a connection that sends nothing) has
+/// ended. A test that fills a server must: accepted by the other worker after the test's own
+/// clients, the probe's session would take a slot or wait in the queue with them and count in
+/// `scur`/`qcur` (seen in CI).
+fn probe_ended(api: u16) {
+    assert!(wait_until(Duration::from_secs(10), || {
+        stat(api, "FRONTEND", "stot") >= 1 && stat(api, "FRONTEND", "scur") == 0
+    }));
+}
+
 /// `clear counters` forgets the maxima (operator level), `clear counters all` the totals too
 /// (admin level), as HAProxy's; `show version` answers the version.
 #[test]
@@ -1741,11 +1751,7 @@ fn full_server(extra: &str) -> FullServer {
     let extra = format!("    default-server maxconn 1\n    timeout queue 20s\n{extra}{log}");
     let mut h = Harp::start(&with_api(&config(port, &[up.addr], &extra), api), port, &[]);
     h.wait_port(api);
-    // the start-up probe's session first ends: accepted by the other worker after the holder,
-    // it would wait in the queue behind it and count in `qcur` (seen in CI)
-    assert!(wait_until(Duration::from_secs(10), || {
-        stat(api, "FRONTEND", "stot") >= 1 && stat(api, "FRONTEND", "scur") == 0
-    }));
+    probe_ended(api);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut holder = connect(addr);
     holder.write_all(b"a").unwrap();
@@ -1967,7 +1973,9 @@ fn minconn_limits_a_server_until_the_backend_fills() {
         up.addr
     );
     let cfg = with_api(&config(port, &[], &extra), api);
-    let h = Harp::start(&cfg, port, &[]);
+    let mut h = Harp::start(&cfg, port, &[]);
+    h.wait_port(api);
+    probe_ended(api);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // five clients that stay: with 5 of 100 in the backend, the limit is max(2, 5*10/100) = 2
     let held: Vec<TcpStream> = (0..5).map(|_| connect(addr)).collect();
