@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("content_then_use_backend", n),
             &n,
-            |b, _| b.iter(|| (r.run(Phase::Content, &s), r.backend(&s).map(str::len))),
+            |b, _| b.iter(|| (r.run(Phase::Content, &s), r.backend(&s).map(|n| n.len()))),
         );
     }
     g.finish();

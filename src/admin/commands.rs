@@ -6,9 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::acl;
 use super::help;
-use super::parse::{AclOp, AdminCommand, SetServer};
+use super::parse::{AdminCommand, PatOp, SetServer};
+use super::patterns;
 use super::render::{self, StatOptions};
 use super::table;
 use super::InfoHook;
@@ -184,20 +184,24 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
         AdminCommand::ShowVersion => Reply::line(env!("CARGO_PKG_VERSION")),
         AdminCommand::Table(op, args) => Reply::text(table::run(&x.reg, op, &args, st.level)),
-        AdminCommand::Acl(op, args) => match op {
-            AclOp::Show => Reply::text(acl::show(&x.reg, &args)),
-            AclOp::Get => Reply::text(acl::get(&x.reg, &args)),
-            AclOp::Add => {
+        AdminCommand::Patterns(kind, op, args, payload) => match op {
+            PatOp::Show => Reply::text(patterns::show(&x.reg, kind, &args)),
+            PatOp::Get => Reply::text(patterns::get(&x.reg, kind, &args)),
+            PatOp::Add => {
                 need(st, AccessLevel::Operator)?;
-                Reply::line(acl::add(&x.reg, &args))
+                Reply::line(patterns::add(&x.reg, kind, &args, payload.as_deref()))
             }
-            AclOp::Del => {
+            PatOp::Set => {
                 need(st, AccessLevel::Operator)?;
-                Reply::line(acl::del(&x.reg, &args))
+                Reply::line(patterns::set(&x.reg, &args))
             }
-            AclOp::Clear => {
+            PatOp::Del => {
                 need(st, AccessLevel::Operator)?;
-                Reply::line(acl::clear(&x.reg, &args))
+                Reply::line(patterns::del(&x.reg, kind, &args))
+            }
+            PatOp::Clear => {
+                need(st, AccessLevel::Operator)?;
+                Reply::line(patterns::clear(&x.reg, kind, &args))
             }
         },
         AdminCommand::ClearCounters(all) => {

@@ -26,6 +26,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "add an acl entry",
         Operator,
     ),
+    e(
+        "add map [@<ver>] <map> <key> <val>",
+        "add a map entry (payload supported instead of key/val)",
+        Operator,
+    ),
     e("add server <bk>/<srv>", "create a new server", Admin),
     e(
         "clear acl [@<ver>] <acl>",
@@ -38,6 +43,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Operator,
     ),
     e(
+        "clear map [@<ver>] <map>",
+        "clear the contents of this map",
+        Operator,
+    ),
+    e(
         "clear table <table> [<filter>]*",
         "remove an entry from a table (filter: data/key)",
         User,
@@ -45,6 +55,11 @@ pub const ENTRIES: &[HelpEntry] = &[
     e(
         "del acl <acl> [<key>|#<ref>]",
         "delete acl entries matching <key>",
+        Operator,
+    ),
+    e(
+        "del map <map> [<key>|#<ref>]",
+        "delete map entries matching <key>",
         Operator,
     ),
     e(
@@ -83,6 +98,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e(
+        "get map <acl> <value>",
+        "report the keys and values matching a sample for a map",
+        User,
+    ),
+    e(
         "get weight <bk>/<srv>",
         "report a server's current weight",
         User,
@@ -91,6 +111,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "operator",
         "lower the level of the current CLI session to operator",
         User,
+    ),
+    e(
+        "set map <map> [<key>|#<ref>] <value>",
+        "modify a map entry",
+        Operator,
     ),
     e(
         "set maxconn frontend <frontend> <value>",
@@ -145,6 +170,11 @@ pub const ENTRIES: &[HelpEntry] = &[
     e(
         "show info [desc|json|typed|float]*",
         "report information about the running process",
+        User,
+    ),
+    e(
+        "show map [@ver] [map]",
+        "report available maps or dump a map's contents",
         User,
     ),
     e(

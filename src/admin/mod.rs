@@ -6,11 +6,11 @@
 //! Everything runs on one dedicated thread with a current-thread tokio runtime, one task per
 //! connection, so admin clients never touch a data-plane worker.
 
-mod acl;
 pub mod commands;
 pub mod help;
 pub mod listener;
 pub mod parse;
+pub mod patterns;
 pub mod render;
 pub mod session;
 pub mod stats_page;

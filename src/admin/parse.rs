@@ -3,6 +3,8 @@
 //! Only the shape of a command is checked here; values that HAProxy validates after looking the
 //! server up (state names, weights, addresses) stay raw so errors come out in HAProxy's order.
 
+use super::patterns::Kind;
+
 /// Output format of `show stat` / `show info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -26,29 +28,32 @@ pub struct StatFilter {
     pub sid: i64,
 }
 
-/// What an `acl` command does.
+/// What an `acl` or `map` command does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AclOp {
-    /// `show acl`.
+pub enum PatOp {
+    /// `show acl|map`.
     Show,
-    /// `add acl`.
+    /// `add acl|map`.
     Add,
-    /// `del acl`.
+    /// `set map` (ACL entries have no value to set).
+    Set,
+    /// `del acl|map`.
     Del,
-    /// `clear acl`.
+    /// `clear acl|map`.
     Clear,
-    /// `get acl`.
+    /// `get acl|map`.
     Get,
 }
 
-impl AclOp {
-    fn parse(verb: &str) -> Option<AclOp> {
+impl PatOp {
+    fn parse(verb: &str, kind: Kind) -> Option<PatOp> {
         Some(match verb {
-            "show" => AclOp::Show,
-            "add" => AclOp::Add,
-            "del" => AclOp::Del,
-            "clear" => AclOp::Clear,
-            "get" => AclOp::Get,
+            "show" => PatOp::Show,
+            "add" => PatOp::Add,
+            "set" if kind == Kind::Map => PatOp::Set,
+            "del" => PatOp::Del,
+            "clear" => PatOp::Clear,
+            "get" => PatOp::Get,
             _ => return None,
         })
     }
@@ -90,9 +95,10 @@ pub enum SetServer {
 /// One parsed Runtime API command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminCommand {
-    /// `show acl [<acl>]`, `add acl`, `del acl`, `clear acl`, `get acl`: the words after
-    /// `acl`.
-    Acl(AclOp, Vec<String>),
+    /// `show acl [<acl>]`, `add acl`, `del acl`, `clear acl`, `get acl` and the same for
+    /// `map` (and `set map`): the words after `acl`/`map`, and the payload (`add map <map> <<`
+    /// then `<key> <value>` lines up to an empty one).
+    Patterns(Kind, PatOp, Vec<String>, Option<String>),
     /// `show table`, `clear table`, `set table`: the words after `table`.
     Table(super::table::TableOp, Vec<String>),
     /// `help [<command words>]`.
@@ -249,10 +255,13 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
             AdminCommand::Table(super::table::TableOp::Clear, w[2..].to_vec())
         }
         ["set", "table", ..] => AdminCommand::Table(super::table::TableOp::Set, w[2..].to_vec()),
-        [verb, "acl", ..] if AclOp::parse(verb).is_some() => match AclOp::parse(verb) {
-            Some(op) => AdminCommand::Acl(op, w[2..].to_vec()),
-            None => unknown(),
-        },
+        [verb, kind @ ("acl" | "map"), ..] => {
+            let kind = if *kind == "acl" { Kind::Acl } else { Kind::Map };
+            match PatOp::parse(verb, kind) {
+                Some(op) => AdminCommand::Patterns(kind, op, w[2..].to_vec(), None),
+                None => unknown(),
+            }
+        }
         ["show", "stat", ..] => {
             let mut at = 2;
             let mut filter = None;

@@ -75,6 +75,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
+/// The line before HAProxy's payload marker (a last word `<<`), when it ends with one.
+fn payload_head(line: &str) -> Option<&str> {
+    let head = line.trim_end().strip_suffix("<<")?;
+    (head.is_empty() || head.ends_with([' ', '\t'])).then_some(head)
+}
+
 async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], limits: &Limits) -> bool {
     if data.is_empty() {
         return true;
@@ -127,14 +133,43 @@ where
             }
             Line::Text(b) => b,
         };
-        let text = String::from_utf8_lossy(&bytes);
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        // `<command> <<`: the lines up to an empty one are the last command's payload
+        let mut payload = None;
+        if let Some(head) = payload_head(&text) {
+            text = head.to_string();
+            let mut lines = Vec::new();
+            let mut size = 0;
+            loop {
+                match tokio::time::timeout(limits.timeout, reader.next(limits.max_line)).await {
+                    Ok(Ok(Line::Text(l))) if !l.is_empty() => {
+                        size += l.len() + 1;
+                        if size > 16 * limits.max_line {
+                            break;
+                        }
+                        lines.push(String::from_utf8_lossy(&l).into_owned());
+                    }
+                    _ => break,
+                }
+            }
+            payload = Some(lines.join("\n"));
+        }
         let mut out = String::new();
         let mut close = false;
         let mut ran = false;
-        for cmd in parse::split_commands(&text) {
-            let Some(c) = parse::parse_command(&cmd) else {
+        let cmds = parse::split_commands(&text);
+        let last = cmds.len().saturating_sub(1);
+        for (n, cmd) in cmds.iter().enumerate() {
+            let Some(mut c) = parse::parse_command(cmd) else {
                 continue;
             };
+            if n == last {
+                if let (parse::AdminCommand::Patterns(_, _, _, p), Some(data)) =
+                    (&mut c, payload.take())
+                {
+                    *p = Some(data);
+                }
+            }
             ran = true;
             // a command a Lua script registered: its reply, or nothing once the CLI timeout
             // passed (the script's error, if any, is logged by the Lua thread)

@@ -24,12 +24,64 @@ pub(super) fn run(p: &mut Parser) {
     duplicates(p);
     references(p);
     rule_references(p);
-    // the ACLs' pattern lists get HAProxy's ids, in the order they were made
-    crate::rules::patref::assign_ids(p.cfg.proxies.iter().flat_map(|px| px.rules.acls.refs()));
+    // the ACLs' and maps' pattern lists get HAProxy's ids, in the order they were made
+    column_conflicts(p);
+    for px in &p.cfg.proxies {
+        for f in px.rules.dynamic_names() {
+            f.maps().iter().for_each(|r| r.made_late());
+        }
+    }
+    let mut refs: Vec<_> = p
+        .cfg
+        .proxies
+        .iter()
+        .flat_map(|px| px.rules.pattern_refs())
+        .collect();
+    refs.sort_by_key(|r| r.seq());
+    crate::rules::patref::assign_ids(refs.into_iter());
     frontends_need_binds(p);
     assign_proxy_ids(p);
     assign_server_ids(p);
     missing_timeouts(p);
+}
+
+/// A file read with one column (an ACL's `-f`) and with two (a map, `-M`) is refused, as
+/// HAProxy refuses to share one reference between them.
+fn column_conflicts(p: &mut Parser) {
+    let mut found = Vec::new();
+    for (i, px) in p.cfg.proxies.iter().enumerate() {
+        let mut seen: Vec<(&str, bool)> = p.cfg.proxies[..i]
+            .iter()
+            .flat_map(|q| q.rules.pattern_refs())
+            .filter_map(|r| Some((r.file.as_deref()?, r.two_column)))
+            .collect();
+        for r in px.rules.pattern_refs() {
+            let Some(f) = r.file.as_deref() else {
+                continue;
+            };
+            if let Some((_, two)) = seen.iter().find(|(g, two)| *g == f && *two != r.two_column) {
+                let (was, now) = if *two { ("two", "one") } else { ("one", "two") };
+                found.push((
+                    px.location.clone(),
+                    r.used_at.clone(),
+                    format!("The file \"{f}\" is already used as {was} column file and cannot be used by as {now} column file."),
+                ));
+            } else {
+                seen.push((f, r.two_column));
+            }
+        }
+    }
+    for (loc, (file, line), msg) in found {
+        let at = Location {
+            file: if file.is_empty() {
+                loc.file.clone()
+            } else {
+                file
+            },
+            line,
+        };
+        err(p, &at, msg);
+    }
 }
 
 fn err(p: &mut Parser, loc: &Location, msg: String) {
@@ -152,6 +204,9 @@ fn rule_references(p: &mut Parser) {
                 .get(n)
                 .cloned()
                 .unwrap_or_else(|| px.location.clone());
+            if rule.dynamic.is_some() {
+                continue;
+            }
             if let Some(msg) = target_error(proxies, px, &rule.backend, "use_backend") {
                 found.push((loc, msg));
             }

@@ -12,19 +12,19 @@ use mlua::{
 };
 
 use super::engine::ctx;
-use crate::rules::patref::{self, PatEvent, PatRef};
+use crate::rules::patref::{self, Pair, PatEvent, PatRef, Target};
 
 /// A Patref object: the lists of one file, and the version a script prepares.
 pub(crate) struct LPatref {
     name: String,
     group: Vec<Arc<PatRef>>,
     /// `prepare()`d and not yet committed: the entries of the next version.
-    staged: RefCell<Option<Vec<String>>>,
+    staged: RefCell<Option<Vec<Pair>>>,
 }
 
 /// `core.get_patref(name)`: the pattern list loaded from file `name` (or `#<id>`), or nil.
 pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Value> {
-    match ctx()?.reg.acl_list(name) {
+    match ctx()?.reg.pattern_list(name) {
         None => Ok(Value::Nil),
         Some(group) => lua
             .create_userdata(LPatref {
@@ -44,32 +44,42 @@ fn fail(msg: impl Into<String>) -> mlua::Error {
 }
 
 impl LPatref {
-    /// Adds `keys` now (one PAT_REF_ADD each, as HAProxy's loads publish), or to the prepared
-    /// version; all or none.
-    fn add_keys(&self, keys: &[&str]) -> mlua::Result<()> {
+    /// Whether its entries carry values (a map's file, or an ACL's under `-M`).
+    fn two_column(&self) -> bool {
+        self.group.iter().any(|r| r.two_column)
+    }
+
+    /// Adds entries, to the prepared version if there is one (checked all the same).
+    fn add_pairs(&self, pairs: &[(&str, Option<&str>)]) -> mlua::Result<()> {
         if let Some(next) = self.staged.borrow_mut().as_mut() {
-            patref::group_check(&self.group, keys).map_err(fail)?;
-            next.extend(keys.iter().map(|k| k.to_string()));
+            patref::group_check(&self.group, pairs).map_err(fail)?;
+            next.extend(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.map(str::to_string))),
+            );
             return Ok(());
         }
-        patref::group_add(&self.group, keys).map_err(fail)?;
-        for _ in keys {
+        patref::group_add(&self.group, pairs).map_err(fail)?;
+        for _ in pairs {
             self.group[0].fire(PatEvent::Add);
         }
         Ok(())
     }
 
-    /// Whether the current (or prepared) version holds `key`.
-    fn holds(&self, key: &str) -> bool {
+    /// The value of the first entry of `key` (`Some(None)`: present, without a value).
+    fn get(&self, key: &str) -> Option<Option<String>> {
         match self.staged.borrow().as_ref() {
-            Some(next) => next.iter().any(|k| k == key),
-            None => self.group[0].entries().iter().any(|e| e.text == key),
+            Some(next) => next.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            None => self.group[0]
+                .entries()
+                .into_iter()
+                .find(|e| e.text == key)
+                .map(|e| e.value),
         }
     }
 }
 
-/// The methods that can fail, by their key in the engine's wrapped functions: they raise
-/// plain strings (`'x' is not a valid IPv4 or IPv6 address`), as HAProxy's do.
 const RAISING: [(&str, &str); 5] = [
     ("add", "patref.add"),
     ("add_bulk", "patref.add_bulk"),
@@ -96,27 +106,36 @@ pub(crate) fn raw_methods(lua: &Lua) -> mlua::Result<Vec<(&'static str, Function
 fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result<Value> {
     match name {
         "add" => {
-            let (key, _value): (String, Option<String>) = FromLuaMulti::from_lua_multi(args, lua)?;
-            this.add_keys(&[key.as_str()])?;
+            let (key, value): (String, Option<String>) = FromLuaMulti::from_lua_multi(args, lua)?;
+            let value = value.as_deref().filter(|_| this.two_column());
+            this.add_pairs(&[(key.as_str(), value)])?;
             Ok(Value::Boolean(true))
         }
         "add_bulk" => {
             let t: mlua::Table = FromLuaMulti::from_lua_multi(args, lua)?;
-            let mut keys = Vec::new();
-            for pair in t.pairs::<Value, Value>() {
-                match pair?.1 {
-                    Value::String(s) => keys.push(s.to_str()?.to_string()),
-                    other => {
-                        return Err(fail(format!(
-                            "bad argument #-1 to 'add_bulk' (string expected, got {})",
-                            super::events::lua_type(&other)
-                        )))
-                    }
+            let text = |v: Value, at: i32| -> mlua::Result<String> {
+                match v {
+                    Value::String(s) => Ok(s.to_str()?.to_string()),
+                    other => Err(fail(format!(
+                        "bad argument #{at} to 'add_bulk' (string expected, got {})",
+                        super::events::lua_type(&other)
+                    ))),
                 }
+            };
+            // a map's table is key = value; an ACL's an array of keys
+            let two = this.two_column();
+            let mut pairs = Vec::new();
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                pairs.push(if two {
+                    (text(k, -2)?, Some(text(v, -1)?))
+                } else {
+                    (text(v, -1)?, None)
+                });
             }
             // as HAProxy's bulk load: what came before a bad entry stays
-            for k in &keys {
-                this.add_keys(&[k.as_str()])?;
+            for (k, v) in &pairs {
+                this.add_pairs(&[(k.as_str(), v.as_deref())])?;
             }
             Ok(Value::Boolean(true))
         }
@@ -131,20 +150,33 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
             Ok(Value::Boolean(true))
         }
         "set" => {
-            let (key, _value, force): (String, String, Option<bool>) =
+            let (key, value, force): (String, String, Option<bool>) =
                 FromLuaMulti::from_lua_multi(args, lua)?;
-            // an ACL entry has no value to change: HAProxy succeeds on an existing key, and
-            // adds a missing one when forced
-            if !this.holds(&key) {
+            // a missing key is added when forced, else "entry not found"
+            if this.get(&key).is_none() {
                 if force == Some(true) {
-                    this.add_keys(&[key.as_str()])?;
+                    let v = Some(value.as_str()).filter(|_| this.two_column());
+                    this.add_pairs(&[(key.as_str(), v)])?;
                     return Ok(Value::Boolean(true));
                 }
                 return Err(fail("entry not found"));
             }
-            if this.staged.borrow().is_none() {
-                this.group[0].fire(PatEvent::Set);
+            if let Some(next) = this.staged.borrow_mut().as_mut() {
+                for r in &this.group {
+                    r.check(&key, Some(&value)).map_err(fail)?;
+                }
+                for (_, v) in next.iter_mut().filter(|(k, _)| *k == key) {
+                    if v.is_some() {
+                        *v = Some(value.clone());
+                    }
+                }
+                return Ok(Value::Boolean(true));
             }
+            // an ACL entry has no value: HAProxy succeeds all the same (and publishes)
+            if this.two_column() {
+                patref::group_set(&this.group, Target::Key(&key), &value).map_err(fail)?;
+            }
+            this.group[0].fire(PatEvent::Set);
             Ok(Value::Boolean(true))
         }
         _ => {
@@ -163,7 +195,9 @@ impl UserData for LPatref {
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("get_name", |_, this, ()| Ok(this.name.clone()));
-        m.add_method("is_map", |_, _, ()| Ok(false));
+        m.add_method("is_map", |_, this, ()| {
+            Ok(this.group.iter().any(|r| r.is_map))
+        });
         m.add_method("prepare", |_, this, ()| {
             // a new version starts empty, as HAProxy's new generation does
             *this.staged.borrow_mut() = Some(Vec::new());
@@ -185,21 +219,21 @@ impl UserData for LPatref {
         m.add_method("del", |_, this, key: String| {
             if let Some(next) = this.staged.borrow_mut().as_mut() {
                 let before = next.len();
-                next.retain(|k| *k != key);
+                next.retain(|(k, _)| *k != key);
                 return Ok(next.len() != before);
             }
-            let removed = patref::group_remove_text(&this.group, &key);
+            let removed = patref::group_remove(&this.group, Target::Key(&key));
             if removed {
                 this.group[0].fire(PatEvent::Del);
             }
             Ok(removed)
         });
-        // `ref[key]`: true when the list holds the key (an ACL entry has no value)
-        m.add_meta_method(MetaMethod::Index, |_, this, key: String| {
-            Ok(if this.holds(&key) {
-                Value::Boolean(true)
-            } else {
-                Value::Nil
+        // `ref[key]`: the first entry's value, true for an entry without one, else nil
+        m.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
+            Ok(match this.get(&key) {
+                None => Value::Nil,
+                Some(None) => Value::Boolean(true),
+                Some(Some(v)) => Value::String(lua.create_string(&v)?),
             })
         });
     }

@@ -141,7 +141,13 @@ fn leads_to(fe: &crate::config::ProxyConfig, be: &Proxy) -> bool {
         Some(name) => **name == *be.name,
         None => be.config.cap.frontend && fe.name == *be.name,
     };
-    default || fe.rules.switching.iter().any(|r| *r.backend == *be.name)
+    // a dynamic name cannot be known before a session builds it
+    default
+        || fe
+            .rules
+            .switching
+            .iter()
+            .any(|r| r.dynamic.is_none() && *r.backend == *be.name)
 }
 
 /// HAProxy's process-wide rate limits (`set rate-limit <which> global`).
@@ -548,19 +554,35 @@ impl Registry {
         self.proxies.get(index)
     }
 
-    /// The ACLs' pattern lists of every proxy, grouped by id (a file's lists are one group), in
-    /// id order: what the Runtime API's `show acl` lists and Lua's `core.get_patref` finds.
-    pub fn acl_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
+    /// The pattern lists of every proxy, ACLs' and maps', grouped by id (a file's lists are
+    /// one group), in id order: what `#<id>` or a file name designates to `add map`, `get
+    /// acl`... and Lua's `core.get_patref`.
+    pub fn pattern_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
         crate::rules::patref::groups(
             self.proxies()
                 .iter()
-                .flat_map(|p| p.config.rules.acls.refs()),
+                .flat_map(|p| p.config.rules.pattern_refs()),
         )
     }
 
-    /// The group of lists `name` designates: `#<id>`, or the file they were loaded from.
-    pub fn acl_list(&self, name: &str) -> Option<Vec<Arc<crate::rules::patref::PatRef>>> {
-        crate::rules::patref::find(self.acl_lists(), name)
+    /// The groups an ACL uses: what `show acl` lists.
+    pub fn acl_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
+        let mut all = self.pattern_lists();
+        all.retain(|g| g.iter().any(|r| !r.is_map));
+        all
+    }
+
+    /// The groups a map converter uses: what `show map` lists.
+    pub fn map_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
+        let mut all = self.pattern_lists();
+        all.retain(|g| g.iter().any(|r| r.is_map));
+        all
+    }
+
+    /// The group of lists `name` designates (an ACL's or a map's): `#<id>`, or the file they
+    /// were loaded from.
+    pub fn pattern_list(&self, name: &str) -> Option<Vec<Arc<crate::rules::patref::PatRef>>> {
+        crate::rules::patref::find(self.pattern_lists(), name)
     }
 
     /// A backend (or listen) by name.

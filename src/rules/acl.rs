@@ -89,9 +89,7 @@ pub struct AclTable {
     /// Warnings of the line being parsed (anonymous ACLs' among them), for the caller.
     warnings: Vec<String>,
     /// The config file and line being parsed.
-    site: (String, usize),
-    /// Pattern references made so far (their creation order).
-    next_seq: u32,
+    pub(super) site: (String, usize),
 }
 
 /// HAProxy's predefined ACLs that mean something in TCP mode: name, fetch, patterns.
@@ -301,7 +299,7 @@ impl AclTable {
             .iter()
             .flat_map(|a| a.exprs.iter().flat_map(|e| e.refs.iter()))
             .collect();
-        all.sort_by_key(|r| r.seq);
+        all.sort_by_key(|r| r.seq());
         all
     }
 
@@ -312,27 +310,21 @@ impl AclTable {
         pats: Patterns,
         texts: Vec<String>,
     ) -> Arc<PatRef> {
-        self.next_seq += 1;
-        Arc::new(PatRef::new(
-            self.next_seq,
-            file,
-            display,
-            self.site.clone(),
-            pats,
-            texts,
-        ))
+        Arc::new(PatRef::new(file, display, self.site.clone(), pats, texts))
     }
 
     /// `<fetch> [flags] [patterns]`: flags `-i`, `-n`, `-u <id>`, `-m <method>`, `-f <file>`,
-    /// and `--` before patterns that start with `-`. Also says whether HAProxy warns it can
+    /// `-M` (the files have two columns: keys, then values), and `--` before patterns that
+    /// start with `-`. Also says whether HAProxy warns it can
     /// never match (nothing at all after a keyword whose method needs a pattern).
     fn parse_expr(&mut self, words: &[String], proxy: &str) -> Result<(Expr, bool), String> {
-        let fetch = Fetch::parse(&words[0], proxy)
+        let fetch = Fetch::parse_at(&words[0], proxy, &self.site)
             .map_err(|e| format!("{e} in ACL expression '{}'", words[0]))?;
         let mut method = None;
         let mut icase = false;
         let mut files = Vec::new();
         let mut forced: Option<u32> = None;
+        let mut two_column = false;
         let mut i = 1;
         while let Some(w) = words.get(i) {
             if !w.starts_with('-') || w == "-" {
@@ -365,7 +357,7 @@ impl AclTable {
                     );
                 }
                 "-f" => files.push(next(&mut i)?),
-                "-M" => return Err("'-M' (map files) is not supported by harp".into()),
+                "-M" => two_column = true,
                 other => {
                     return Err(format!(
                         "'{other}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"
@@ -385,6 +377,21 @@ impl AclTable {
         for f in &files {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| format!("failed to open pattern file <{f}> : {e}"))?;
+            if two_column {
+                let display = format!(
+                    "pattern loaded from file '{f}' used by acl at file '{cfg}' line {line}"
+                );
+                let r = PatRef::new_two_column(
+                    f.clone(),
+                    display,
+                    self.site.clone(),
+                    method,
+                    icase,
+                    super::patref::read_pairs(&text),
+                )?;
+                refs.push(Arc::new(r));
+                continue;
+            }
             let mut pats = Patterns::new(method, icase);
             let mut texts = Vec::new();
             for (n, line) in text.lines().enumerate() {

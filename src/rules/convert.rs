@@ -1,6 +1,6 @@
 //! Sample converters (`fetch,conv1,conv2(args)`): the ones TCP configs use on addresses, server
-//! names and stick tables — `lower`, `upper`, `length`, `bool`, `not`, `ipmask`, `in_table`
-//! and the `table_*` family.
+//! names, stick tables and maps — `lower`, `upper`, `length`, `bool`, `not`, `ipmask`,
+//! `in_table`, the `table_*` family and the `map*` family.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,6 +31,8 @@ pub enum Conv {
     Idle(String, Option<i64>),
     /// `table_<x>(<table>)`: a value of the sample's entry in the table.
     Table(String, Op),
+    /// `map_<match>[_<out>](<file>[,<default>])`: the value a map file gives the sample.
+    Map(super::map::MapConv),
 }
 
 /// The converters harp knows, for messages.
@@ -42,12 +44,14 @@ pub fn names() -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     v.extend(crate::stick::fetch::table_ops().map(|(n, _)| format!("table_{n}")));
+    v.extend(super::map::names());
     v
 }
 
 impl Conv {
-    /// Parses one converter (`name` or `name(args)`); `proxy` is the default table's name.
-    pub fn parse(word: &str, proxy: &str) -> Result<Conv, String> {
+    /// Parses one converter (`name` or `name(args)`); `proxy` is the default table's name,
+    /// `site` the configuration file and line (a map file names its first user).
+    pub fn parse(word: &str, proxy: &str, site: &(String, usize)) -> Result<Conv, String> {
         let (name, args) = match word.split_once('(') {
             Some((n, rest)) => match rest.strip_suffix(')') {
                 Some(a) => (n, Some(a)),
@@ -75,6 +79,9 @@ impl Conv {
                 )),
             }
         };
+        if super::map::is_map(name) {
+            return Ok(Conv::Map(super::map::MapConv::parse(name, args, site)?));
+        }
         Ok(match name {
             "lower" => no_args(Conv::Lower)?,
             "upper" => no_args(Conv::Upper)?,
@@ -153,6 +160,7 @@ impl Conv {
             Conv::Table(_, op) => crate::stick::fetch::table_ops()
                 .find(|(_, o)| o == op)
                 .map_or_else(|| "table_*".into(), |(n, _)| format!("table_{n}")),
+            Conv::Map(m) => m.name.clone(),
         }
     }
 
@@ -171,6 +179,7 @@ impl Conv {
             Conv::Length | Conv::Table(..) | Conv::Expire(..) | Conv::Idle(..) => Method::Int,
             Conv::Bool | Conv::Not | Conv::InTable(_) => Method::Bool,
             Conv::Ipmask(..) => Method::Ip,
+            Conv::Map(m) => m.method(),
         }
     }
 
@@ -203,6 +212,7 @@ impl Conv {
             // an absent key gives the default, else no sample
             Conv::Expire(t, d) => Value::Int(env.table_read(t, &v, TableRead::Expire).or(*d)?),
             Conv::Idle(t, d) => Value::Int(env.table_read(t, &v, TableRead::Idle).or(*d)?),
+            Conv::Map(m) => m.apply(v, text)?,
         })
     }
 }
@@ -275,6 +285,11 @@ fn leading_int(s: &[u8]) -> i64 {
     } else {
         v
     }
+}
+
+/// The sample as an address, as HAProxy casts one (for the map converters too).
+pub fn as_ip(v: &Value) -> Option<IpAddr> {
+    ip(v)
 }
 
 /// The sample as an address: text parsed, an integer as an IPv4 address.

@@ -154,6 +154,12 @@ impl Fetch {
     /// Parses `name` or `name(args)`. `proxy` names the proxy the rule is written in: the
     /// backend-state fetches default to it, as HAProxy's do.
     pub fn parse(word: &str, proxy: &str) -> Result<Fetch, String> {
+        Fetch::parse_at(word, proxy, &(String::new(), 0))
+    }
+
+    /// [`Fetch::parse`] for a configuration line: `site` (file, line) names the first user of
+    /// a map file a converter reads.
+    pub fn parse_at(word: &str, proxy: &str, site: &(String, usize)) -> Result<Fetch, String> {
         // `fetch(args),converter(args),...`: split at the commas outside the arguments
         let mut parts = Vec::new();
         let (mut depth, mut start) = (0i32, 0);
@@ -170,12 +176,12 @@ impl Fetch {
         }
         parts.push(&word[start..]);
         if parts.len() > 1 {
-            let base = Fetch::parse(parts[0], proxy)?;
+            let base = Fetch::parse_at(parts[0], proxy, site)?;
             // HAProxy skips doubled and trailing commas
             let convs = parts[1..]
                 .iter()
                 .filter(|c| !c.is_empty())
-                .map(|c| super::convert::Conv::parse(c, proxy))
+                .map(|c| super::convert::Conv::parse(c, proxy, site))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(Fetch::Converted(Box::new(base), convs));
         }
@@ -372,6 +378,20 @@ impl Fetch {
                 }
                 v
             }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The map files its converters read (their lists, for `show map` and the ids).
+    pub fn maps(&self) -> Vec<&std::sync::Arc<super::patref::PatRef>> {
+        match self {
+            Fetch::Converted(_, convs) => convs
+                .iter()
+                .filter_map(|c| match c {
+                    super::convert::Conv::Map(m) => Some(&m.list),
+                    _ => None,
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }

@@ -14,6 +14,9 @@ pub mod acl;
 pub mod convert;
 pub mod fetch;
 pub mod hello;
+pub mod map;
+#[cfg(test)]
+mod map_tests;
 pub mod patref;
 pub mod pattern;
 #[cfg(test)]
@@ -94,10 +97,23 @@ pub struct TcpRule {
 /// One `use_backend <name> [if|unless ...]` line.
 #[derive(Debug, Clone)]
 pub struct SwitchRule {
-    /// The backend it sends to (checked to exist at start-up).
+    /// The backend it sends to (checked to exist at start-up); for a dynamic rule, its
+    /// name as written.
     pub backend: String,
+    /// A name built from samples (`use_backend be_%[req.ssl_sni,map(f)]`), HAProxy's
+    /// log-format: literal text and expressions, in order. `None`: the fixed name above.
+    pub dynamic: Option<Vec<NamePart>>,
     /// Its condition (`None`: always).
     pub cond: Option<Cond>,
+}
+
+/// A piece of a dynamic backend name.
+#[derive(Debug, Clone)]
+pub enum NamePart {
+    /// Text as written.
+    Text(String),
+    /// `%[<fetch>,<converters>]`: the sample as text (`-` when there is none, as in logs).
+    Expr(Fetch),
 }
 
 /// What a `stick` rule does.
@@ -270,17 +286,29 @@ impl Rules {
             .any(|r| r.action == Action::ExpectProxy)
     }
 
-    /// The backend of the first `use_backend` whose condition holds (a condition that cannot
-    /// be decided does not hold).
-    pub fn backend(&self, env: &dyn Env) -> Option<&str> {
-        self.switching
-            .iter()
-            .find(|r| {
-                r.cond
-                    .as_ref()
-                    .map_or(true, |c| self.acls.eval(c, env) == Tri::Pass)
-            })
-            .map(|r| r.backend.as_str())
+    /// The backend name of the first `use_backend` whose condition holds (a condition that
+    /// cannot be decided does not hold); a dynamic rule's name is built here, and the caller
+    /// falls back to the default backend when no backend has it, as HAProxy does.
+    pub fn backend(&self, env: &dyn Env) -> Option<std::borrow::Cow<'_, str>> {
+        let r = self.switching.iter().find(|r| {
+            r.cond
+                .as_ref()
+                .map_or(true, |c| self.acls.eval(c, env) == Tri::Pass)
+        })?;
+        let Some(parts) = &r.dynamic else {
+            return Some(std::borrow::Cow::Borrowed(r.backend.as_str()));
+        };
+        let mut name = String::new();
+        for p in parts {
+            match p {
+                NamePart::Text(t) => name.push_str(t),
+                NamePart::Expr(f) => match f.sample(env) {
+                    Sample::Val { v, .. } => name.push_str(&v.to_text()),
+                    _ => name.push('-'),
+                },
+            }
+        }
+        Some(std::borrow::Cow::Owned(name))
     }
 
     /// Parses the words after `acl`; returns a warning to print, if any.
@@ -356,7 +384,7 @@ impl Rules {
                 let Some(k) = words.get(3) else {
                     return Err(format!("'tcp-request {when} {a}' : missing fetch method"));
                 };
-                let key = Fetch::parse(k, proxy).map_err(|e| {
+                let key = Fetch::parse_at(k, proxy, &self.acls.site).map_err(|e| {
                     format!("'tcp-request {when} {a}' : failed to parse sample expression <{k}> : {e}.")
                 })?;
                 if phase != Phase::Content && key.reads_content() {
@@ -413,7 +441,7 @@ impl Rules {
                 let value = match strtol10(word) {
                     Some(i) => GptValue::Int(i),
                     None => {
-                        let f = Fetch::parse(word, proxy).map_err(|e| {
+                        let f = Fetch::parse_at(word, proxy, &self.acls.site).map_err(|e| {
                             format!("'tcp-request {when} {a}' : failed to parse sample expression <{word}> : {e}.")
                         })?;
                         if phase != Phase::Content && f.reads_content() {
@@ -492,7 +520,8 @@ impl Rules {
         let Some(k) = words.get(2) else {
             return Err(format!("'stick {}' expects a fetch method.", words[1]));
         };
-        let key = Fetch::parse(k, proxy).map_err(|e| format!("'stick {}' : {e}.", words[1]))?;
+        let key = Fetch::parse_at(k, proxy, &self.acls.site)
+            .map_err(|e| format!("'stick {}' : {e}.", words[1]))?;
         let mut table = proxy.to_string();
         let mut at = 3;
         if words.get(3).map(String::as_str) == Some("table") {
@@ -532,11 +561,14 @@ impl Rules {
         let Some(name) = words.get(1) else {
             return Err("'use_backend' expects a backend name.".into());
         };
-        if name.contains("%[") {
-            return Err(format!(
-                "'use_backend {name}' : harp takes only a fixed backend name (no log-format expression)."
-            ));
-        }
+        let dynamic = if name.contains("%[") {
+            Some(
+                self.name_parts(name, proxy)
+                    .map_err(|e| format!("'use_backend {name}' : {e}."))?,
+            )
+        } else {
+            None
+        };
         let cond = match words.get(2) {
             None => None,
             Some(_) => Some(
@@ -547,9 +579,78 @@ impl Rules {
         };
         self.switching.push(SwitchRule {
             backend: name.clone(),
+            dynamic,
             cond,
         });
         Ok(self.acls.take_warnings())
+    }
+
+    /// The pieces of a log-format backend name: text and `%[...]` expressions.
+    fn name_parts(&self, name: &str, proxy: &str) -> Result<Vec<NamePart>, String> {
+        let mut parts = Vec::new();
+        let mut rest = name;
+        while let Some(at) = rest.find("%[") {
+            if at > 0 {
+                parts.push(NamePart::Text(rest[..at].to_string()));
+            }
+            let expr = &rest[at + 2..];
+            // the closing bracket outside the converters' parentheses
+            let mut depth = 0i32;
+            let end = expr
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    c == ']' && depth == 0
+                })
+                .map(|(i, _)| i)
+                .ok_or_else(|| format!("missing closing ']' in log-format expression '{name}'"))?;
+            let f = Fetch::parse_at(&expr[..end], proxy, &self.acls.site).map_err(|e| {
+                format!("failed to parse sample expression <{}> : {e}", &expr[..end])
+            })?;
+            parts.push(NamePart::Expr(f));
+            rest = &expr[end + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(NamePart::Text(rest.to_string()));
+        }
+        Ok(parts)
+    }
+
+    /// The expressions of dynamic `use_backend` names.
+    pub fn dynamic_names(&self) -> impl Iterator<Item = &Fetch> {
+        self.switching
+            .iter()
+            .flat_map(|r| r.dynamic.iter().flatten())
+            .filter_map(|p| match p {
+                NamePart::Expr(f) => Some(f),
+                NamePart::Text(_) => None,
+            })
+    }
+
+    /// Every pattern list the rules use, ACLs' and map files' alike, in the order they were
+    /// made (HAProxy's ids follow it).
+    pub fn pattern_refs(&self) -> Vec<&std::sync::Arc<patref::PatRef>> {
+        let mut all = self.acls.refs();
+        let dynamic = self.dynamic_names();
+        let keys = self
+            .tracks()
+            .map(|(_, _, _, f)| f)
+            .chain(self.sticking.iter().map(|s| &s.key));
+        for f in self
+            .fetches()
+            .chain(self.gpt_exprs())
+            .chain(keys)
+            .chain(dynamic)
+        {
+            all.extend(f.maps());
+        }
+        all.sort_by_key(|r| r.seq());
+        all.dedup_by(|a, b| std::sync::Arc::ptr_eq(a, b));
+        all
     }
 
     /// Every fetch the rules use (for validating the proxies and servers they name).

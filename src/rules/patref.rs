@@ -1,8 +1,10 @@
 //! Pattern lists the Runtime API may change while the workers match against them (HAProxy's
-//! pattern references): `add acl`, `del acl`, `clear acl` on an ACL's file or `#<id>`, seen by
-//! the next connection, with no lock on the workers' side (they load a snapshot).
+//! pattern references): `add acl`, `del acl`, `clear acl` on an ACL's file or `#<id>`, and
+//! `add map`, `set map`... on a map's, seen by the next connection, with no lock on the
+//! workers' side (they load a snapshot). A map's list holds a value beside each key.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -15,6 +17,93 @@ static NEXT_HANDLE: AtomicU64 = AtomicU64::new(0x55d0_0000_1000);
 
 fn handle() -> u64 {
     NEXT_HANDLE.fetch_add(0x40, Ordering::Relaxed)
+}
+
+/// Creation order of every list of the process (ACLs' and maps' alike): HAProxy numbers its
+/// references in the order the configuration made them.
+static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// One entry as given: a key (an ACL's pattern) and, in a two-column file, its value.
+pub type Pair = (String, Option<String>);
+
+/// What a map's lookups return: its converter's output type (`map_str` gives text,
+/// `map_str_int` an integer, `map_str_ip` an address, `map_str_key` the key matched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    /// Text (`map`, `map_<match>`, `map_<match>_str`).
+    Str,
+    /// A signed integer (`map_<match>_int`).
+    Int,
+    /// An IPv4 or IPv6 address (`map_<match>_ip`).
+    Ip,
+    /// The key that matched (`map_<match>_key`).
+    Key,
+}
+
+impl Out {
+    /// A value as HAProxy's `map_parse_*` reads it: an integer must be whole (an empty one is
+    /// 0), an address IPv4 or IPv6; `None` when it cannot.
+    pub fn parse(self, key: &str, text: &str) -> Option<Value> {
+        Some(match self {
+            Out::Str => Value::Str(text.as_bytes().to_vec()),
+            Out::Key => Value::Str(key.as_bytes().to_vec()),
+            Out::Int => Value::Int(read_int64(text)?),
+            Out::Ip => Value::Ip(text.parse::<IpAddr>().ok()?),
+        })
+    }
+}
+
+/// HAProxy's `read_int64` that must reach the end: an optional `-`, then digits (wrapping as
+/// its unsigned arithmetic does); an empty text is 0.
+fn read_int64(text: &str) -> Option<i64> {
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, text),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits.bytes() {
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+    }
+    let v = v as i64;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// The type name `get map` prints for a value (HAProxy's `smp_to_type`).
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Int(_) | Value::Bool(_) => "sint",
+        Value::Ip(IpAddr::V4(_)) => "ipv4",
+        Value::Ip(IpAddr::V6(_)) => "ipv6",
+        Value::Str(_) => "str",
+        Value::Bin(_) => "bin",
+    }
+}
+
+/// Reads a two-column pattern file as HAProxy does: `#` lines and empty lines skipped,
+/// leading blanks stripped, the key up to the first blank, the value the rest of the line
+/// without its trailing blanks. Each pair comes with its line number.
+pub fn read_pairs(text: &str) -> Vec<(usize, String, String)> {
+    let blank = |c: char| c == ' ' || c == '\t';
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let l = line.trim_start_matches(blank).trim_end_matches('\r');
+        if l.is_empty() {
+            continue;
+        }
+        let (key, rest) = match l.find(blank) {
+            Some(i) => (&l[..i], &l[i..]),
+            None => (l, ""),
+        };
+        let value = rest.trim_start_matches(blank).trim_end_matches(blank);
+        out.push((n + 1, key.to_string(), value.to_string()));
+    }
+    out
 }
 
 /// A change of a pattern list, as HAProxy 3.2's PAT_REF event family names it.
@@ -50,21 +139,30 @@ impl PatEvent {
 /// (it is then dropped).
 pub type Watcher = Arc<dyn Fn(PatEvent) -> bool + Send + Sync>;
 
-/// One entry: its handle and its text as given.
+/// One entry: its handle, its text as given and, in a two-column list, its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// `show acl <acl>`'s first column, `del acl <acl> #<handle>`.
     pub handle: u64,
-    /// The pattern as written.
+    /// The pattern (a map's key) as written.
     pub text: String,
+    /// A map's value as written (`None` in a one-column list).
+    pub value: Option<String>,
 }
 
 /// A list of patterns one ACL expression matches, from a file (`-f`) or from its own line.
 pub struct PatRef {
     /// HAProxy's `#<id>`, set once the whole configuration is read (files share one).
     id: OnceLock<u32>,
-    /// Creation order within its proxy (ids follow it).
-    pub(super) seq: u32,
+    /// Creation order in the process (ids follow it).
+    seq: AtomicU32,
+    /// Made by a map converter (`show map` lists it) rather than an ACL (`show acl`).
+    pub is_map: bool,
+    /// A map converter's output, checked on each value (`None`: an ACL's list, whose values,
+    /// under `-M`, are kept but never read).
+    out: Option<Out>,
+    /// Read from a two-column file: its entries carry values.
+    pub two_column: bool,
     /// The `-f` file, `None` for an `acl` line's own values.
     pub file: Option<String>,
     /// HAProxy's description (`acl 'src' file 'x.cfg' line 3`, `pattern loaded from file ...`).
@@ -95,25 +193,85 @@ impl std::fmt::Debug for PatRef {
 }
 
 impl PatRef {
-    /// A reference holding `pats`, whose texts are `texts` (same order).
+    /// An ACL's list holding `pats`, whose texts are `texts` (same order).
     pub(super) fn new(
-        seq: u32,
         file: Option<String>,
         display: String,
         used_at: (String, usize),
         pats: Patterns,
         texts: Vec<String>,
     ) -> PatRef {
-        let entries = texts
+        let entries = texts.into_iter().map(|t| (t, None)).collect();
+        PatRef::build(file, display, used_at, pats, entries, None)
+    }
+
+    /// An ACL's list read from a two-column file (`-M`): its patterns are the keys, the values
+    /// are kept for the Runtime API.
+    pub(super) fn new_two_column(
+        file: String,
+        display: String,
+        used_at: (String, usize),
+        method: Method,
+        ignore_case: bool,
+        pairs: Vec<(usize, String, String)>,
+    ) -> Result<PatRef, String> {
+        let mut pats = Patterns::new(method, ignore_case);
+        let mut entries = Vec::new();
+        for (n, k, v) in pairs {
+            pats.add(&k)
+                .map_err(|e| format!("{e} at line {n} of file '{file}'"))?;
+            entries.push((k, Some(v)));
+        }
+        let mut r = PatRef::build(Some(file), display, used_at, pats, entries, None);
+        r.two_column = true;
+        Ok(r)
+    }
+
+    /// A map converter's list: `pairs` (line, key, value) matched with `method`, each value
+    /// read as `out` (HAProxy's `unable to parse` otherwise, with the line).
+    pub(super) fn new_map(
+        file: String,
+        display: String,
+        used_at: (String, usize),
+        method: Method,
+        out: Out,
+        pairs: Vec<(usize, String, String)>,
+    ) -> Result<PatRef, String> {
+        let mut pats = Patterns::new(method, false);
+        let mut entries = Vec::new();
+        for (n, k, v) in pairs {
+            push_pair(&mut pats, Some(out), &k, Some(&v))
+                .map_err(|e| format!("{e} at line {n} of file '{file}'"))?;
+            entries.push((k, Some(v)));
+        }
+        let mut r = PatRef::build(Some(file), display, used_at, pats, entries, Some(out));
+        r.is_map = true;
+        r.two_column = true;
+        Ok(r)
+    }
+
+    fn build(
+        file: Option<String>,
+        display: String,
+        used_at: (String, usize),
+        pats: Patterns,
+        entries: Vec<Pair>,
+        out: Option<Out>,
+    ) -> PatRef {
+        let entries = entries
             .into_iter()
-            .map(|text| Entry {
+            .map(|(text, value)| Entry {
                 handle: handle(),
                 text,
+                value,
             })
             .collect();
         PatRef {
             id: OnceLock::new(),
-            seq,
+            seq: AtomicU32::new(NEXT_SEQ.fetch_add(1, Ordering::Relaxed)),
+            is_map: false,
+            out,
+            two_column: false,
             file,
             display,
             used_at,
@@ -148,6 +306,19 @@ impl PatRef {
         }
     }
 
+    /// Its creation order in the process.
+    pub fn seq(&self) -> u32 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Orders it after every list made so far: HAProxy reads a dynamic `use_backend` name
+    /// once the whole configuration is parsed, so the map files it alone uses come last (and
+    /// its use is named last in `show map`).
+    pub fn made_late(&self) {
+        self.seq
+            .store(NEXT_SEQ.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Its `#<id>` (0 before ids are given out).
     pub fn id(&self) -> u32 {
         self.id.get().copied().unwrap_or(0)
@@ -168,6 +339,13 @@ impl PatRef {
         self.live.load().matches(v)
     }
 
+    /// A map's value for `v` (its key's, the first of the longest where HAProxy keeps a
+    /// tree); `None` when no key matches.
+    pub fn lookup(&self, v: &Value) -> Option<Value> {
+        let pats = self.live.load();
+        pats.best_match(v).and_then(|i| pats.value(i).cloned())
+    }
+
     /// Its match method.
     pub fn method(&self) -> Method {
         self.live.load().method
@@ -176,6 +354,11 @@ impl PatRef {
     /// Whether it ignores case (`-i`).
     pub fn ignore_case(&self) -> bool {
         self.live.load().ignore_case
+    }
+
+    /// A map converter's output type (`None` for an ACL's list).
+    pub fn out(&self) -> Option<Out> {
+        self.out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
@@ -197,44 +380,63 @@ impl PatRef {
         self.len() == 0
     }
 
-    /// Whether `text` would compile as one of its patterns (HAProxy's message if not).
-    pub fn check(&self, text: &str) -> Result<(), String> {
+    /// Whether `key` would compile as one of its patterns and `value` read as its values
+    /// (HAProxy's message if not).
+    pub fn check(&self, key: &str, value: Option<&str>) -> Result<(), String> {
         let mut p = Patterns::new(self.method(), self.ignore_case());
-        p.add(text)
+        push_pair(&mut p, self.out, key, value)
     }
 
-    /// Appends `texts` as patterns, all or none, seen by the workers at once.
-    fn extend(&self, texts: &[&str]) -> Result<(), String> {
+    /// Appends `pairs`, all or none, seen by the workers at once.
+    fn extend(&self, pairs: &[(&str, Option<&str>)]) -> Result<(), String> {
         let mut entries = self.lock();
         let mut pats = Patterns::clone(&self.live.load());
-        for t in texts {
-            pats.add(t)?;
+        for (k, v) in pairs {
+            push_pair(&mut pats, self.out, k, *v)?;
         }
-        entries.extend(texts.iter().map(|t| Entry {
+        entries.extend(pairs.iter().map(|(k, v)| Entry {
             handle: handle(),
-            text: t.to_string(),
+            text: k.to_string(),
+            value: v.map(str::to_string),
         }));
         self.live.store(Arc::new(pats));
         Ok(())
     }
 
-    /// Replaces every pattern with `texts`, in one step for the workers.
-    fn replace(&self, texts: &[String]) -> Result<(), String> {
+    /// Replaces every entry with `pairs`, in one step for the workers.
+    fn replace(&self, pairs: &[Pair]) -> Result<(), String> {
         let mut entries = self.lock();
         let old = self.live.load();
         let mut pats = Patterns::new(old.method, old.ignore_case);
-        for t in texts {
-            pats.add(t)?;
+        for (k, v) in pairs {
+            push_pair(&mut pats, self.out, k, v.as_deref())?;
         }
-        *entries = texts
+        *entries = pairs
             .iter()
-            .map(|t| Entry {
+            .map(|(k, v)| Entry {
                 handle: handle(),
-                text: t.clone(),
+                text: k.clone(),
+                value: v.clone(),
             })
             .collect();
         self.live.store(Arc::new(pats));
         Ok(())
+    }
+
+    /// Sets the value of the entries at `positions` (checked by the caller).
+    fn set_values(&self, positions: &[usize], value: &str) {
+        let mut entries = self.lock();
+        let mut pats = Patterns::clone(&self.live.load());
+        for &i in positions {
+            let Some(e) = entries.get_mut(i) else {
+                continue;
+            };
+            if let Some(v) = self.out.and_then(|o| o.parse(&e.text, value)) {
+                pats.set_value(i, v);
+            }
+            e.value = Some(value.to_string());
+        }
+        self.live.store(Arc::new(pats));
     }
 
     /// Removes the entries `gone` picks (by position and entry); whether there were any.
@@ -256,8 +458,9 @@ impl PatRef {
         removed
     }
 
-    /// HAProxy's `get acl` line for `value`: the method, the case, and the entry it matches.
-    pub fn lookup_line(&self, value: &str) -> String {
+    /// HAProxy's `get acl` / `get map` line for `value`: the method, the case, and the entry
+    /// it matches (worded for `get map` when `as_map`, then with the value and its type).
+    pub fn lookup_line(&self, as_map: bool, value: &str) -> String {
         let entries = self.lock();
         let pats = self.live.load();
         let m = pats.method;
@@ -267,21 +470,54 @@ impl PatRef {
             "sensitive"
         };
         let head = format!("type={}, case={case}, ", method_name(m));
+        let no = if as_map { "found=no" } else { "match=no" };
         if matches!(m, Method::Found | Method::Bool) {
-            return format!("{head}match=no");
+            return format!("{head}{no}");
         }
         let sample = Value::Str(value.as_bytes().to_vec());
-        match pats.best_match(&sample).and_then(|i| entries.get(i)) {
-            None => format!("{head}match=no"),
-            Some(e) => {
+        match pats
+            .best_match(&sample)
+            .and_then(|i| Some((i, entries.get(i)?)))
+        {
+            None => format!("{head}{no}"),
+            Some((i, e)) => {
                 let tree = match m {
                     Method::Ip => true,
                     Method::Str | Method::Beg => !pats.ignore_case,
                     _ => false,
                 };
                 let idx = if tree { "tree" } else { "list" };
-                format!("{head}match=yes, idx={idx}, pattern=\"{}\"", e.text)
+                if !as_map {
+                    return format!("{head}match=yes, idx={idx}, pattern=\"{}\"", e.text);
+                }
+                let shown = match (pats.value(i), &e.value) {
+                    (Some(v), Some(text)) => {
+                        format!("value=\"{text}\", type=\"{}\"", type_name(v))
+                    }
+                    _ => "value=none".to_string(),
+                };
+                format!("{head}found=yes, idx={idx}, key=\"{}\", {shown}", e.text)
             }
+        }
+    }
+}
+
+/// Adds one entry to `pats`: its key as a pattern and, for a map converter's list, its value
+/// read as `out` (the value first, as HAProxy's `pat_ref_push`).
+fn push_pair(
+    pats: &mut Patterns,
+    out: Option<Out>,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), String> {
+    match out {
+        None => pats.add(key),
+        Some(o) => {
+            let text = value.unwrap_or("");
+            let v = o
+                .parse(key, text)
+                .ok_or_else(|| format!("unable to parse '{text}'"))?;
+            pats.add_with(key, v)
         }
     }
 }
@@ -298,6 +534,7 @@ fn method_name(m: Method) -> &'static str {
         Method::End => "end",
         Method::Sub => "sub",
         Method::Dom => "dom",
+        Method::Dir => "dir",
         Method::Reg => "reg",
         Method::Len => "len",
         Method::Bin => "bin",
@@ -308,6 +545,9 @@ fn method_name(m: Method) -> &'static str {
 /// in id order: what `show acl` lists and what `#<id>` or a file name designates.
 pub fn groups<'a>(all: impl Iterator<Item = &'a Arc<PatRef>>) -> Vec<Vec<Arc<PatRef>>> {
     let mut by_id: std::collections::BTreeMap<u32, Vec<Arc<PatRef>>> = Default::default();
+    let mut all: Vec<&Arc<PatRef>> = all.collect();
+    // each group's uses in the order they were made, whichever proxy they are in
+    all.sort_by_key(|r| r.seq());
     for r in all {
         by_id.entry(r.id()).or_default().push(r.clone());
     }
@@ -351,9 +591,9 @@ pub fn assign_ids<'a>(refs: impl Iterator<Item = &'a Arc<PatRef>>) {
     for (id, _) in &locks {
         let same: Vec<&&Arc<PatRef>> = refs.iter().filter(|r| r.id() == *id).collect();
         if same.len() > 1 {
-            let all: Vec<String> = same
+            let all: Vec<Pair> = same
                 .iter()
-                .flat_map(|r| r.entries().into_iter().map(|e| e.text))
+                .flat_map(|r| r.entries().into_iter().map(|e| (e.text, e.value)))
                 .collect();
             for r in same {
                 let _ = r.replace(&all);
@@ -398,45 +638,96 @@ fn locked<R>(group: &[Arc<PatRef>], f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Whether every list of `group` takes each of `texts` (HAProxy's parser message if not).
-pub fn group_check<T: AsRef<str>>(group: &[Arc<PatRef>], texts: &[T]) -> Result<(), String> {
+/// Whether every list of `group` takes each of `pairs` (HAProxy's parser message if not).
+pub fn group_check(group: &[Arc<PatRef>], pairs: &[(&str, Option<&str>)]) -> Result<(), String> {
     for r in group {
-        for t in texts {
-            r.check(t.as_ref())?;
+        for (k, v) in pairs {
+            r.check(k, *v)?;
         }
     }
     Ok(())
 }
 
-/// Adds `texts` to every list of `group` (checked against each first: all or none).
-pub fn group_add(group: &[Arc<PatRef>], texts: &[&str]) -> Result<(), String> {
-    group_check(group, texts)?;
-    locked(group, || group.iter().try_for_each(|r| r.extend(texts)))
+/// Adds `pairs` to every list of `group` (checked against each first: all or none).
+pub fn group_add(group: &[Arc<PatRef>], pairs: &[(&str, Option<&str>)]) -> Result<(), String> {
+    group_check(group, pairs)?;
+    locked(group, || group.iter().try_for_each(|r| r.extend(pairs)))
 }
 
-/// Removes the entries whose text is `text` from every list; whether there were any.
-pub fn group_remove_text(group: &[Arc<PatRef>], text: &str) -> bool {
-    locked(group, || {
-        group
+/// Which entry `set map`, `del map`... designate: `#0x<handle>` (as `show map` prints them)
+/// or a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// An entry's handle.
+    Handle(u64),
+    /// Every entry of this key.
+    Key(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// Reads HAProxy's `#0x<hex>` or a key; `None` for a malformed handle.
+    pub fn parse(word: &'a str) -> Option<Target<'a>> {
+        match word.strip_prefix("#0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok().map(Target::Handle),
+            None => Some(Target::Key(word)),
+        }
+    }
+
+    /// The positions it designates in `entries`.
+    fn positions(self, entries: &[Entry]) -> Vec<usize> {
+        entries
             .iter()
-            .map(|r| r.remove_where(|_, e| e.text == text))
-            .collect::<Vec<_>>()
-            .contains(&true)
+            .enumerate()
+            .filter(|(_, e)| match self {
+                Target::Handle(h) => e.handle == h,
+                Target::Key(k) => e.text == k,
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// `set map`: gives every entry `target` designates the value `value`, in every list of
+/// `group` (checked against each first). HAProxy's messages: `unable to parse '<v>'`,
+/// `entry not found` for a key, `key or pattern not found` for a handle.
+pub fn group_set(group: &[Arc<PatRef>], target: Target<'_>, value: &str) -> Result<(), String> {
+    locked(group, || {
+        let Some(first) = group.first() else {
+            return Err("entry not found".to_string());
+        };
+        let positions = target.positions(&first.lock());
+        if positions.is_empty() {
+            return Err(match target {
+                Target::Handle(_) => "key or pattern not found".to_string(),
+                Target::Key(_) => "entry not found".to_string(),
+            });
+        }
+        for r in group {
+            if let Some(o) = r.out {
+                o.parse("", value)
+                    .ok_or_else(|| format!("unable to parse '{value}'"))?;
+            }
+        }
+        for r in group {
+            r.set_values(&positions, value);
+        }
+        Ok(())
     })
 }
 
-/// Removes the entry `handle` names (a handle of the first list, as `show acl` prints them)
-/// from every list, at the same position; whether it was there.
-pub fn group_remove_handle(group: &[Arc<PatRef>], handle: u64) -> bool {
+/// Removes the entries `target` designates from every list (a handle is one of the first
+/// list's, the same position in the others); whether there were any.
+pub fn group_remove(group: &[Arc<PatRef>], target: Target<'_>) -> bool {
     locked(group, || {
-        let Some(pos) = group
-            .first()
-            .and_then(|r| r.lock().iter().position(|e| e.handle == handle))
-        else {
+        let Some(first) = group.first() else {
             return false;
         };
+        let positions = target.positions(&first.lock());
+        if positions.is_empty() {
+            return false;
+        }
         for r in group {
-            r.remove_where(|i, _| i == pos);
+            r.remove_where(|i, _| positions.contains(&i));
         }
         true
     })
@@ -451,14 +742,39 @@ pub fn group_clear(group: &[Arc<PatRef>]) {
     })
 }
 
-/// Replaces every list of `group` with `texts`, each in one step (checked first).
-pub fn group_replace(group: &[Arc<PatRef>], texts: &[String]) -> Result<(), String> {
-    group_check(group, texts)?;
-    locked(group, || group.iter().try_for_each(|r| r.replace(texts)))
+/// Replaces every list of `group` with `pairs`, each in one step (checked first).
+pub fn group_replace(group: &[Arc<PatRef>], pairs: &[Pair]) -> Result<(), String> {
+    let view: Vec<(&str, Option<&str>)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect();
+    group_check(group, &view)?;
+    locked(group, || group.iter().try_for_each(|r| r.replace(pairs)))
 }
 
-/// `show acl`'s line for a group: `<id> (<file>) <description>. curr_ver=0 next_ver=0
-/// entry_cnt=<n>` (HAProxy 3.2; each further use of a file is named after the first).
+/// The lists of `group` HAProxy would hold as distinct expressions (same method, case and
+/// output share one): `get acl|map` prints a line for each, `entry_cnt` counts each one's
+/// entries.
+pub fn expressions(group: &[Arc<PatRef>]) -> Vec<&Arc<PatRef>> {
+    let mut out: Vec<&Arc<PatRef>> = Vec::new();
+    for r in group {
+        let same = |o: &&Arc<PatRef>| {
+            o.method() == r.method()
+                && o.ignore_case() == r.ignore_case()
+                && o.out == r.out
+                && o.file.is_some()
+                && o.file == r.file
+        };
+        if !out.iter().any(same) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// `show acl`'s (`show map`'s) line for a group: `<id> (<file>) <description>. curr_ver=0
+/// next_ver=0 entry_cnt=<n>` (HAProxy 3.2; each further use of a file is named after the
+/// first).
 pub fn list_line(group: &[Arc<PatRef>]) -> String {
     let Some(first) = group.first() else {
         return String::new();
@@ -466,12 +782,14 @@ pub fn list_line(group: &[Arc<PatRef>]) -> String {
     let mut desc = first.display.clone();
     for other in &group[1..] {
         desc.push_str(&format!(
-            ", by acl at file '{}' line {}",
-            other.used_at.0, other.used_at.1
+            ", by {} at file '{}' line {}",
+            if other.is_map { "map" } else { "acl" },
+            other.used_at.0,
+            other.used_at.1
         ));
     }
     // HAProxy counts an entry once per expression that indexes it
-    let count: usize = group.iter().map(|r| r.len()).sum();
+    let count: usize = expressions(group).iter().map(|r| r.len()).sum();
     format!(
         "{} ({}) {desc}. curr_ver=0 next_ver=0 entry_cnt={count}",
         first.id(),

@@ -24,6 +24,11 @@ pub enum Value {
 }
 
 impl Value {
+    /// The sample as text, as a log line or a log-format name shows it.
+    pub fn to_text(&self) -> String {
+        String::from_utf8_lossy(&self.text()).into_owned()
+    }
+
     /// The sample as text, as HAProxy casts it for string matching.
     fn text(&self) -> Vec<u8> {
         match self {
@@ -76,6 +81,8 @@ pub enum Method {
     Sub,
     /// Contains as whole `/`, `.`-delimited words (a domain).
     Dom,
+    /// Contains as whole `/`-delimited words (a directory of a path).
+    Dir,
     /// A regular expression.
     Reg,
     /// The length is in a range.
@@ -97,6 +104,7 @@ impl Method {
             "end" => Method::End,
             "sub" => Method::Sub,
             "dom" => Method::Dom,
+            "dir" => Method::Dir,
             "reg" => Method::Reg,
             "len" => Method::Len,
             "bin" => Method::Bin,
@@ -177,6 +185,8 @@ pub struct Patterns {
     /// The networks and exact strings again, hashed: a blocklist of 10,000 networks costs a
     /// few lookups per connection instead of 10,000 comparisons (HAProxy keeps them in trees).
     index: Index,
+    /// A map's values, parallel to the patterns (empty for an ACL's list, which has none).
+    data: Vec<Value>,
 }
 
 /// Networks by prefix length (longest first) and exact strings, each with how many patterns
@@ -292,6 +302,7 @@ impl Patterns {
             ignore_case,
             items: Vec::new(),
             index: Index::default(),
+            data: Vec::new(),
         }
     }
 
@@ -353,6 +364,26 @@ impl Patterns {
         Ok(())
     }
 
+    /// Adds one map entry: its key as a pattern, and the value a lookup returns.
+    pub fn add_with(&mut self, key: &str, value: Value) -> Result<(), String> {
+        let item = self.compile(key)?;
+        self.push(item);
+        self.data.push(value);
+        Ok(())
+    }
+
+    /// The value of the map entry at `index`.
+    pub fn value(&self, index: usize) -> Option<&Value> {
+        self.data.get(index)
+    }
+
+    /// Replaces the value of the map entry at `index`.
+    pub fn set_value(&mut self, index: usize, value: Value) {
+        if let Some(v) = self.data.get_mut(index) {
+            *v = value;
+        }
+    }
+
     fn push(&mut self, item: Item) {
         self.index.change(self.method, &item, 1);
         self.items.push(item);
@@ -396,12 +427,16 @@ impl Patterns {
             let item = self.items.remove(index);
             self.index.change(self.method, &item, -1);
         }
+        if index < self.data.len() {
+            self.data.remove(index);
+        }
     }
 
     /// Empties the list.
     pub fn clear(&mut self) {
         self.items.clear();
         self.index = Index::default();
+        self.data.clear();
     }
 
     /// Whether `sample` matches one of the patterns (`found` and `bool` take none).
@@ -460,7 +495,8 @@ impl Patterns {
                     Method::Beg => t.starts_with(p),
                     Method::End => t.ends_with(p),
                     Method::Sub => !p.is_empty() && t.windows(p.len()).any(|w| w == &p[..]),
-                    Method::Dom => domain_match(t, p),
+                    Method::Dom => word_match(t, p, b"/?.:"),
+                    Method::Dir => word_match(t, p, b"/?"),
                     _ => t == p,
                 },
                 _ => false,
@@ -468,24 +504,38 @@ impl Patterns {
             .map(|(i, _)| i)
     }
 
-    /// The pattern HAProxy's `get acl` reports for `sample`: the longest network for an
-    /// address (its tree), else the first match.
+    /// The pattern HAProxy's lookups find for `sample` (`get acl`, a map's value): where it
+    /// keeps a tree, the longest network for an address and the longest prefix for a
+    /// case-sensitive `beg`; else the first match in order. Duplicates give the first.
     pub fn best_match(&self, sample: &Value) -> Option<usize> {
-        if self.method == Method::Ip {
-            self.matching(sample).max_by_key(|&i| match &self.items[i] {
-                Item::Net(n) => n.bits,
-                _ => 0,
-            })
+        // the hashed strings and networks turn most misses away without a scan
+        if matches!(self.method, Method::Ip | Method::Str | Method::Bin) && !self.matches(sample) {
+            return None;
+        }
+        let weight = |i: usize| match &self.items[i] {
+            Item::Net(n) => usize::from(n.bits),
+            Item::Bytes(b) => b.len(),
+            _ => 0,
+        };
+        let longest =
+            self.method == Method::Ip || (self.method == Method::Beg && !self.ignore_case);
+        if longest {
+            // the first of the longest ones
+            self.matching(sample)
+                .fold(None, |best: Option<usize>, i| match best {
+                    Some(b) if weight(b) >= weight(i) => Some(b),
+                    _ => Some(i),
+                })
         } else {
             self.matching(sample).next()
         }
     }
 }
 
-/// HAProxy's `-m dom`: the pattern occurs in the sample bounded by `/`, `.`, `?`, `:` or the
-/// ends.
-fn domain_match(t: &[u8], p: &[u8]) -> bool {
-    let delim = |b: u8| matches!(b, b'/' | b'.' | b'?' | b':');
+/// HAProxy's `-m dom` and `-m dir` (its `match_word`): the pattern occurs in the sample
+/// bounded by one of `delims` (`/?.:` for a domain, `/?` for a directory) or the ends.
+fn word_match(t: &[u8], p: &[u8], delims: &[u8]) -> bool {
+    let delim = |b: u8| delims.contains(&b);
     // a pattern's own leading or trailing delimiters are not part of the word
     let p = {
         let s = p.iter().position(|&b| !delim(b)).unwrap_or(p.len());

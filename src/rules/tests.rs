@@ -184,9 +184,9 @@ fn content_rules_wait_for_the_hello_then_route_by_name() {
     env.content = Some(hello.clone());
     assert_eq!(r.run(Phase::Content, &env), Verdict::Accept);
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("be_api"));
+    assert_eq!(r.backend(&env).as_deref(), Some("be_api"));
     env.content = Some(sample_client_hello("www.example.com"));
-    assert_eq!(r.backend(&env), Some("be_other"));
+    assert_eq!(r.backend(&env).as_deref(), Some("be_other"));
     env.content = Some(sample_client_hello("example.org"));
     assert_eq!(r.backend(&env), None);
     // not TLS: nothing matches until the delay is over, then WAIT_END rejects
@@ -259,7 +259,9 @@ fn bad_lines_say_what_is_wrong() {
         err(&mut r, "tcp-request content accept if { src 1.2.3.4").contains("missing closing '}'")
     );
     assert!(err(&mut r, "tcp-request content accept when x").contains("expects 'if' or 'unless'"));
-    assert!(err(&mut r, "use_backend %[req.ssl_sni]").contains("fixed backend name"));
+    assert!(err(&mut r, "use_backend %[nope]")
+        .contains("failed to parse sample expression <nope> : unknown fetch method 'nope'"));
+    assert!(err(&mut r, "use_backend be_%[src").contains("missing closing ']'"));
     let words = w("tcp-request connection reject");
     assert!(r
         .parse_tcp_request(&words, "be", "backend", false)
@@ -356,9 +358,13 @@ fn conditions_are_as_lenient_as_haproxy_s() {
     ]);
     let mut env = Fake::new("192.0.2.1:1");
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("b"), "a bare 'unless' always holds");
+    assert_eq!(
+        r.backend(&env).as_deref(),
+        Some("b"),
+        "a bare 'unless' always holds"
+    );
     let env = Fake::new("10.0.0.1:1");
-    assert_eq!(r.backend(&env), Some("a"));
+    assert_eq!(r.backend(&env).as_deref(), Some("a"));
     let mut ops = Patterns::new(Method::Int, false);
     assert_eq!(
         ops.add_all(&w("ge 10 gt 10 le 10 lt 10 eq 5"))
@@ -394,7 +400,7 @@ fn server_state_fetches() {
     ]);
     let mut env = Fake::new("10.0.0.1:1");
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("b"));
+    assert_eq!(r.backend(&env).as_deref(), Some("b"));
 }
 
 #[test]
@@ -423,33 +429,43 @@ fn pattern_lists_get_haproxy_ids_and_change_at_runtime() {
     assert_eq!(
         lines,
         [
-            format!("0 ({f}) pattern loaded from file '{f}' used by acl at file 'h.cfg' line 3, by acl at file 'h.cfg' line 4. curr_ver=0 next_ver=0 entry_cnt=2"),
+            format!("0 ({f}) pattern loaded from file '{f}' used by acl at file 'h.cfg' line 3, by acl at file 'h.cfg' line 4. curr_ver=0 next_ver=0 entry_cnt=1"),
             "1 () acl 'src' file 'h.cfg' line 3. curr_ver=0 next_ver=0 entry_cnt=0".to_string(),
             "2 () acl 'src' file 'h.cfg' line 4. curr_ver=0 next_ver=0 entry_cnt=1".to_string(),
         ]
     );
     let env = Fake::new("198.51.100.1:1");
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
-    patref::group_add(&groups[0], &["198.51.100.0/24", "198.51.100.0/24"]).expect("valid");
+    patref::group_add(
+        &groups[0],
+        &[("198.51.100.0/24", None), ("198.51.100.0/24", None)],
+    )
+    .expect("valid");
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
-    assert!(patref::group_add(&groups[0], &["203.0.113.1", "nonsense"]).is_err());
+    assert!(patref::group_add(&groups[0], &[("203.0.113.1", None), ("nonsense", None)]).is_err());
     assert_eq!(groups[0][1].len(), 3, "all or none");
     // a handle deletes that one entry from every list of the file, the duplicate stays
     let first = groups[0][0].entries()[1].handle;
-    assert!(patref::group_remove_handle(&groups[0], first));
+    assert!(patref::group_remove(
+        &groups[0],
+        patref::Target::Handle(first)
+    ));
     assert_eq!(groups[0][1].entries().len(), 2);
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
-    assert!(patref::group_remove_text(&groups[0], "198.51.100.0/24"));
+    assert!(patref::group_remove(
+        &groups[0],
+        patref::Target::Key("198.51.100.0/24")
+    ));
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Accept);
-    patref::group_replace(&groups[0], &["198.51.100.1".to_string()]).expect("valid");
+    patref::group_replace(&groups[0], &[("198.51.100.1".to_string(), None)]).expect("valid");
     assert_eq!(r.run(Phase::Connection, &env), Verdict::Reject);
     assert_eq!(
-        groups[2][0].lookup_line("10.0.0.1"),
+        groups[2][0].lookup_line(false, "10.0.0.1"),
         "type=ip, case=sensitive, match=yes, idx=tree, pattern=\"10.0.0.1\""
     );
     patref::group_clear(&groups[2]);
     assert_eq!(
-        groups[2][0].lookup_line("10.0.0.1"),
+        groups[2][0].lookup_line(false, "10.0.0.1"),
         "type=ip, case=sensitive, match=no"
     );
 }
@@ -560,7 +576,7 @@ fn lists_of_one_forced_id_hold_every_line_s_values() {
     assert_eq!(texts(0), ["192.0.2.1", "192.0.2.2"]);
     assert_eq!(texts(1), texts(0));
     let h = g[0].entries()[0].handle;
-    assert!(patref::group_remove_handle(g, h));
+    assert!(patref::group_remove(g, patref::Target::Handle(h)));
     assert_eq!(texts(1), ["192.0.2.2"]);
 }
 
@@ -608,15 +624,15 @@ fn converters_change_the_sample_and_its_match_method() {
     let mut env = Fake::new("127.0.0.1:1");
     env.content = Some(sample_client_hello("API.Example.COM"));
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("api"));
+    assert_eq!(r.backend(&env).as_deref(), Some("api"));
     let mut env = Fake::new("10.1.2.77:1");
     env.content = Some(sample_client_hello("a-rather-long-name.example.com"));
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("lan"));
+    assert_eq!(r.backend(&env).as_deref(), Some("lan"));
     let mut env = Fake::new("10.9.9.9:1");
     env.content = Some(sample_client_hello("a-rather-long-name.example.com"));
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("long"));
+    assert_eq!(r.backend(&env).as_deref(), Some("long"));
     let mut bad = Rules::default();
     let e = bad
         .parse_acl(&w("x src,nope 1.2.3.4"), "fe")
@@ -640,7 +656,7 @@ fn converters_change_the_sample_and_its_match_method() {
     let mut env = Fake::new("127.0.0.1:1");
     env.content = Some(b"abc\0de".to_vec());
     env.fin = true;
-    assert_eq!(r.backend(&env), Some("three"));
+    assert_eq!(r.backend(&env).as_deref(), Some("three"));
 }
 
 #[test]

@@ -405,7 +405,7 @@ pub(crate) fn backend(
     if !rules.switching.is_empty() {
         if let Some(b) = rules
             .backend(&env.with_content(content, true))
-            .and_then(|name| reg.backend(name))
+            .and_then(|name| reg.backend(&name))
         {
             return Some(b.clone());
         }

@@ -1,0 +1,171 @@
+//! The `map` converters (`map_<match>[_<output>](<file>[,<default>])`): the value a map file
+//! gives the sample, as HAProxy's `map.c` computes it. The file is read once at start-up into a
+//! [`PatRef`] the Runtime API (`add map`, `set map`...) and Lua's Patref change in place.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::patref::{self, Out, PatRef};
+use super::pattern::{Method, Value};
+
+/// How a map converter casts its input before the lookup (HAProxy's `expect_type` of the
+/// match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Text (`str`, `beg`, `sub`, `dir`, `dom`, `end`, `reg`).
+    Text,
+    /// An integer (`map_int*`).
+    Int,
+    /// An address (`map_ip*`).
+    Addr,
+}
+
+/// One map converter: the list it reads and what it gives when no key matches.
+#[derive(Debug, Clone)]
+pub struct MapConv {
+    /// Its keyword as written (`map_beg_int`).
+    pub name: String,
+    /// The file's entries (shared with every expression using the file).
+    pub list: Arc<PatRef>,
+    /// How the sample is cast for the lookup.
+    pub input: Input,
+    /// `<default>`: the output when no key matches (none: no sample).
+    pub default: Option<Value>,
+}
+
+impl PartialEq for MapConv {
+    fn eq(&self, other: &MapConv) -> bool {
+        self.name == other.name
+            && Arc::ptr_eq(&self.list, &other.list)
+            && self.default == other.default
+    }
+}
+
+impl Eq for MapConv {}
+
+/// The match methods a map converter's name may carry, with the input each wants.
+const MATCHES: &[(&str, Method, Input)] = &[
+    ("str", Method::Str, Input::Text),
+    ("beg", Method::Beg, Input::Text),
+    ("sub", Method::Sub, Input::Text),
+    ("dir", Method::Dir, Input::Text),
+    ("dom", Method::Dom, Input::Text),
+    ("end", Method::End, Input::Text),
+    ("reg", Method::Reg, Input::Text),
+    ("int", Method::Int, Input::Int),
+    ("ip", Method::Ip, Input::Addr),
+];
+
+/// Splits a converter name into its match and output: `map` is `map_str`, `map_<m>` outputs
+/// text, `map_<m>_<int|ip|key>` the rest; `None` for a name that is no map converter.
+fn split_name(name: &str) -> Option<(Method, Input, Out)> {
+    if name == "map" {
+        return Some((Method::Str, Input::Text, Out::Str));
+    }
+    let rest = name.strip_prefix("map_")?;
+    let (m, out) = match rest.split_once('_') {
+        None => (rest, Out::Str),
+        Some((m, o)) => (
+            m,
+            match o {
+                "int" => Out::Int,
+                "ip" => Out::Ip,
+                "key" => Out::Key,
+                _ => return None,
+            },
+        ),
+    };
+    let (_, method, input) = MATCHES.iter().find(|(n, ..)| *n == m)?;
+    Some((*method, *input, out))
+}
+
+/// Whether `name` is a map converter's keyword.
+pub fn is_map(name: &str) -> bool {
+    split_name(name).is_some()
+}
+
+/// The map converters' keywords, for messages.
+pub fn names() -> Vec<String> {
+    let mut v = vec!["map".to_string()];
+    for (m, ..) in MATCHES {
+        v.push(format!("map_{m}"));
+    }
+    v.push("map_<match>_int|ip|key".into());
+    v
+}
+
+impl MapConv {
+    /// Parses `name(<file>[,<default>])`, reading the file (HAProxy loads it while parsing
+    /// the configuration). `site` is the configuration file and line using it.
+    pub fn parse(
+        name: &str,
+        args: Option<&str>,
+        site: &(String, usize),
+    ) -> Result<MapConv, String> {
+        let (method, input, out) =
+            split_name(name).ok_or_else(|| format!("unknown converter '{name}'"))?;
+        let args = args.unwrap_or("");
+        let (file, default) = match args.split_once(',') {
+            Some((f, d)) => (f.trim(), Some(d.trim())),
+            None => (args.trim(), None),
+        };
+        if file.is_empty() {
+            return Err(format!(
+                "converter '{name}' : missing arg 1 (expects <map file>[,<default value>])"
+            ));
+        }
+        let default = match default {
+            None => None,
+            Some(d) => Some(match out {
+                Out::Str | Out::Key => Value::Str(d.as_bytes().to_vec()),
+                Out::Int => Value::Int(d.parse::<i64>().map_err(|_| {
+                    format!("converter '{name}' : failed to parse '{d}' as type 'signed integer' at position 2")
+                })?),
+                Out::Ip => Value::Ip(d.parse::<IpAddr>().map_err(|_| {
+                    format!("converter '{name}' : map: cannot parse default ip <{d}>.")
+                })?),
+            }),
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|_| format!("converter '{name}' : failed to open pattern file <{file}>"))?;
+        let display = format!(
+            "pattern loaded from file '{file}' used by map at file '{}' line {}",
+            site.0, site.1
+        );
+        let list = PatRef::new_map(
+            file.to_string(),
+            display,
+            site.clone(),
+            method,
+            out,
+            patref::read_pairs(&text),
+        )
+        .map_err(|e| format!("converter '{name}' : {e}"))?;
+        Ok(MapConv {
+            name: name.to_string(),
+            list: Arc::new(list),
+            input,
+            default,
+        })
+    }
+
+    /// The match method its output calls for, when an ACL compares it.
+    pub fn method(&self) -> Method {
+        match self.list.out() {
+            Some(Out::Int) => Method::Int,
+            Some(Out::Ip) => Method::Ip,
+            _ => Method::Str,
+        }
+    }
+
+    /// The value for `v` (cast as the match wants it), the default when no key matches, or
+    /// `None` (no sample).
+    pub fn apply(&self, v: Value, text: impl Fn(&Value) -> Vec<u8>) -> Option<Value> {
+        let key = match self.input {
+            Input::Text => Value::Str(text(&v)),
+            Input::Int => Value::Int(super::convert::as_int(&v)?),
+            Input::Addr => Value::Ip(super::convert::as_ip(&v)?),
+        };
+        self.list.lookup(&key).or_else(|| self.default.clone())
+    }
+}
