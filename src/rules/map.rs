@@ -104,30 +104,31 @@ impl MapConv {
     ) -> Result<MapConv, String> {
         let (method, input, out) =
             split_name(name).ok_or_else(|| format!("unknown converter '{name}'"))?;
-        let args = args.unwrap_or("");
+        let Some(args) = args else {
+            return Err(format!(
+                "converter '{name}' : missing arg 1 (expects <map file>[,<default value>])"
+            ));
+        };
         let (file, default) = match args.split_once(',') {
             Some((f, d)) => (f.trim(), Some(d.trim())),
             None => (args.trim(), None),
         };
-        if file.is_empty() {
-            return Err(format!(
-                "converter '{name}' : missing arg 1 (expects <map file>[,<default value>])"
-            ));
-        }
+        let invalid = |e: String| format!("invalid args in converter '{name}' : {e}");
         let default = match default {
             None => None,
             Some(d) => Some(match out {
                 Out::Str | Out::Key => Value::Str(d.as_bytes().to_vec()),
                 Out::Int => Value::Int(d.parse::<i64>().map_err(|_| {
-                    format!("converter '{name}' : failed to parse '{d}' as type 'signed integer' at position 2")
+                    format!("invalid arg 2 in converter '{name}' : failed to parse '{d}' as type 'integer' at position 2")
                 })?),
-                Out::Ip => Value::Ip(d.parse::<IpAddr>().map_err(|_| {
-                    format!("converter '{name}' : map: cannot parse default ip <{d}>.")
-                })?),
+                Out::Ip => Value::Ip(
+                    d.parse::<IpAddr>()
+                        .map_err(|_| invalid(format!("map: cannot parse default ip <{d}>.")))?,
+                ),
             }),
         };
         let text = std::fs::read_to_string(file)
-            .map_err(|_| format!("converter '{name}' : failed to open pattern file <{file}>"))?;
+            .map_err(|_| invalid(format!("failed to open pattern file <{file}>")))?;
         let display = format!(
             "pattern loaded from file '{file}' used by map at file '{}' line {}",
             site.0, site.1
@@ -140,7 +141,7 @@ impl MapConv {
             out,
             patref::read_pairs(&text),
         )
-        .map_err(|e| format!("converter '{name}' : {e}"))?;
+        .map_err(invalid)?;
         Ok(MapConv {
             name: name.to_string(),
             list: Arc::new(list),

@@ -156,7 +156,7 @@ fn bad_maps_say_where() {
         .expect_err("a value that is not an integer");
     assert_eq!(
         err,
-        format!("converter 'map_str_int' : unable to parse 'two' at line 2 of file '{f}'")
+        format!("invalid args in converter 'map_str_int' : unable to parse 'two' at line 2 of file '{f}'")
     );
     let err =
         Conv::parse("map(/nonexistent/x.map)", "fe", &("h.cfg".into(), 3)).expect_err("no file");
@@ -169,9 +169,17 @@ fn bad_maps_say_where() {
             .expect_err("bad default")
             .contains("cannot parse default ip <nope>")
     );
-    assert!(Conv::parse("map()", "fe", &("h.cfg".into(), 3))
+    assert!(Conv::parse("map", "fe", &("h.cfg".into(), 3))
         .expect_err("no file")
         .contains("missing arg 1"));
+    assert!(Conv::parse("map()", "fe", &("h.cfg".into(), 3))
+        .expect_err("no file")
+        .ends_with("failed to open pattern file <>"));
+    assert!(Conv::parse("map_str_int(x,zz)", "fe", &("h.cfg".into(), 3))
+        .expect_err("bad default")
+        .contains(
+            "invalid arg 2 in converter 'map_str_int' : failed to parse 'zz' as type 'integer'"
+        ));
     assert!(Conv::parse("map_foo(x)", "fe", &("h.cfg".into(), 3))
         .expect_err("no such match")
         .contains("unknown converter 'map_foo'"));

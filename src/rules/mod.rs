@@ -564,7 +564,7 @@ impl Rules {
         let dynamic = if name.contains("%[") {
             Some(
                 self.name_parts(name, proxy)
-                    .map_err(|e| format!("'use_backend {name}' : {e}."))?,
+                    .map_err(|e| format!("failed to parse use_backend rule '{name}' : {e}."))?,
             )
         } else {
             None

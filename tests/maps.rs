@@ -1,0 +1,181 @@
+//! Map files end to end: the real binary routing TLS by a map of server names through a
+//! dynamic `use_backend`, with the operator changing the map live through `socat` (`add map`,
+//! `set map`, `del map`, a payload), `show map` / `get map` replies as HAProxy's, and `harp -c`
+//! naming a bad map line.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_port, socat, write_file, Harp};
+use harp::rules::hello::sample_client_hello;
+
+/// A server that names itself (`<name>\n`) on each connection, then closes.
+fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            let _ = c.write_all(format!("{name}\n").as_bytes());
+        }
+    });
+    port
+}
+
+/// Sends a ClientHello for `sni` and returns the name of the server that answered.
+fn route(port: u16, sni: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(&sample_client_hello(sni)).expect("send");
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    got.trim_end().to_string()
+}
+
+#[test]
+fn a_map_routes_tls_and_the_runtime_api_changes_it_live() {
+    let (api_up, www_up, def_up) = (
+        named_upstream("api"),
+        named_upstream("www"),
+        named_upstream("default"),
+    );
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(
+        dir.path(),
+        "sni.map",
+        "# server name -> backend\napi.example.com   be_api\n",
+    );
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend %[req.ssl_sni,lower,map(sni.map,be_default)]\n\
+         \x20   default_backend be_default\n\
+         backend be_api\n    server a 127.0.0.1:{api_up}\n\
+         backend be_www\n    server w 127.0.0.1:{www_up}\n\
+         backend be_default\n    server d 127.0.0.1:{def_up}\n"
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(api);
+    assert_eq!(route(port, "API.example.com"), "api", "lower, then the map");
+    assert_eq!(
+        route(port, "www.example.com"),
+        "default",
+        "the map's default"
+    );
+
+    // the anonymous ACL of the accept rule took id 0 (HAProxy 2.6 gives its internal
+    // httpclient's ACLs the next ones before a dynamic use_backend's map: ids may differ)
+    let cfg_path = h.path("harp.cfg").display().to_string();
+    let listing = socat(api, "show map");
+    let (id, rest) = listing
+        .strip_prefix("# id (file) description\n")
+        .and_then(|l| l.split_once(' '))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(id.parse::<u32>().is_ok_and(|i| i > 0), "{listing}");
+    assert_eq!(
+        rest,
+        format!("(sni.map) pattern loaded from file 'sni.map' used by map at file '{cfg_path}' line 12. curr_ver=0 next_ver=0 entry_cnt=1\n\n")
+    );
+    let id = format!("#{id}");
+    assert_eq!(socat(api, "add map sni.map www.example.com be_www"), "\n");
+    assert_eq!(route(port, "www.example.com"), "www");
+    assert_eq!(
+        socat(api, &format!("set map {id} www.example.com be_api")),
+        "\n"
+    );
+    assert_eq!(route(port, "www.example.com"), "api");
+    assert_eq!(
+        socat(api, "get map sni.map www.example.com"),
+        "type=str, case=sensitive, found=yes, idx=tree, key=\"www.example.com\", value=\"be_api\", type=\"str\"\n\n"
+    );
+    assert_eq!(socat(api, "del map sni.map www.example.com"), "\n");
+    assert_eq!(route(port, "www.example.com"), "default");
+    // a name no backend has falls back to default_backend, as in HAProxy
+    assert_eq!(socat(api, "add map sni.map x.example.com be_nosuch"), "\n");
+    assert_eq!(route(port, "x.example.com"), "default");
+
+    // several entries at once, as a payload
+    assert_eq!(
+        socat(
+            api,
+            "add map sni.map <<\nwww.example.com be_www\nold.example.com be_api\n"
+        ),
+        "\n"
+    );
+    assert_eq!(route(port, "old.example.com"), "api");
+    let entries = socat(api, "show map sni.map");
+    let keys: Vec<String> = entries
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (handle, rest) = l.split_once(' ').expect("handle and entry");
+            assert!(handle.starts_with("0x"), "{l}");
+            rest.to_string()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "api.example.com be_api",
+            "x.example.com be_nosuch",
+            "www.example.com be_www",
+            "old.example.com be_api",
+        ]
+    );
+
+    // bad input gets HAProxy's replies, and the socket stays usable
+    assert_eq!(
+        socat(api, "set map sni.map nope.example.com be_www"),
+        "entry not found.\n\n"
+    );
+    assert_eq!(
+        socat(api, "add map sni.map k"),
+        "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n\n"
+    );
+    assert_eq!(
+        socat(api, "show map nosuch.map"),
+        "Unknown map identifier. Please use #<id> or <file>.\n\n"
+    );
+    assert_eq!(
+        socat(api, &format!("show acl {id}")),
+        "Unknown ACL identifier. Please use #<id> or <file>.\n\n"
+    );
+    assert_eq!(socat(api, &format!("clear map {id}")), "\n");
+    assert_eq!(route(port, "api.example.com"), "default");
+}
+
+#[test]
+fn harp_check_names_the_bad_map_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(dir.path(), "ports.map", "80 1\n443 two\n");
+    let cfg = write_file(
+        dir.path(),
+        "bad.cfg",
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:8\n\
+         \x20   tcp-request connection reject if { dst_port,map_int_int(ports.map,0) gt 1 }\n\
+         \x20   default_backend be\n\
+         backend be\n    server s 127.0.0.1:1\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .output()
+        .expect("run harp -c");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:8]", cfg.display()))
+            && stderr.contains("invalid args in converter 'map_int_int' : unable to parse 'two' at line 2 of file 'ports.map'"),
+        "{stderr}"
+    );
+}
