@@ -179,3 +179,74 @@ fn harp_check_names_the_bad_map_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn lua_scripts_read_and_change_a_map_through_its_patref() {
+    let (api_up, www_up, def_up) = (
+        named_upstream("api"),
+        named_upstream("www"),
+        named_upstream("default"),
+    );
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(dir.path(), "sni.map", "api.example.com be_api\n");
+    write_file(
+        dir.path(),
+        "maps.lua",
+        r#"
+local ref = core.get_patref("sni.map")
+local seen = {}
+ref:event_sub({"PAT_REF_SET", "PAT_REF_ADD", "PAT_REF_COMMIT"}, function(ev)
+    seen[#seen + 1] = ev
+end)
+core.register_cli({"m", "read"}, "read the map", function(applet)
+    applet:send(string.format("%s %s %s\n", tostring(ref:is_map()),
+        tostring(ref["api.example.com"]), tostring(ref["nope"])))
+end)
+core.register_cli({"m", "swap"}, "send api to www", function(applet)
+    ref:set("api.example.com", "be_www")
+    local ok, err = pcall(ref.set, ref, "new.example.com", "be_www")
+    ref:set("new.example.com", "be_api", true)
+    ref:add_bulk({["bulk.example.com"] = "be_www"})
+    applet:send(tostring(ok) .. " " .. tostring(err) .. "\n")
+end)
+core.register_cli({"m", "replace"}, "a new version", function(applet)
+    ref:prepare()
+    ref:add("only.example.com", "be_api")
+    ref:commit()
+    applet:send(tostring(ref["api.example.com"]) .. "\n")
+end)
+core.register_cli({"m", "seen"}, "events heard", function(applet)
+    applet:send(table.concat(seen, ",") .. "\n")
+end)
+"#,
+    );
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    lua-load maps.lua\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend %[req.ssl_sni,map(sni.map,be_default)]\n\
+         backend be_api\n    server a 127.0.0.1:{api_up}\n\
+         backend be_www\n    server w 127.0.0.1:{www_up}\n\
+         backend be_default\n    server d 127.0.0.1:{def_up}\n"
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(api);
+    assert_eq!(socat(api, "m read"), "true be_api nil\n\n");
+    assert_eq!(socat(api, "m swap"), "false entry not found\n\n");
+    assert_eq!(route(port, "api.example.com"), "www");
+    assert_eq!(route(port, "new.example.com"), "api", "a forced set adds");
+    assert_eq!(route(port, "bulk.example.com"), "www");
+    assert_eq!(socat(api, "m replace"), "nil\n\n");
+    assert_eq!(route(port, "api.example.com"), "default");
+    assert_eq!(route(port, "only.example.com"), "api");
+    let want = "PAT_REF_SET,PAT_REF_ADD,PAT_REF_ADD,PAT_REF_COMMIT\n\n";
+    assert!(
+        common::wait_until(Duration::from_secs(10), || socat(api, "m seen") == want),
+        "{} / {}",
+        socat(api, "m seen"),
+        h.stderr()
+    );
+}
