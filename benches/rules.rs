@@ -1,5 +1,6 @@
 //! The rules a connection meets: an SNI read from a ClientHello, then a blocklist of 1, 100
-//! and 10,000 networks and a `use_backend` on the name. They run once per new connection (the
+//! and 10,000 networks and a `use_backend` on the name, or a dynamic `use_backend` whose name
+//! a map file of 1, 100 and 10,000 server names gives. They run once per new connection (the
 //! content rules once per read while they wait), against the ~70 µs of CPU a proxied
 //! connection costs.
 
@@ -86,6 +87,32 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| b.iter(|| (r.run(Phase::Content, &s), r.backend(&s).map(|n| n.len()))),
         );
+    }
+    g.finish();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut g = c.benchmark_group("rules/map_use_backend");
+    for n in [1usize, 100, 10_000] {
+        let f = dir.path().join(format!("sni{n}.map"));
+        let text: String = (0..n)
+            .map(|i| format!("h{i}.example.com be{}\n", i % 7))
+            .chain(std::iter::once("www.example.com be_www\n".to_string()))
+            .collect();
+        std::fs::write(&f, text).expect("write map");
+        let mut r = Rules::default();
+        let line = format!(
+            "use_backend %[req.ssl_sni,lower,map({},be_default)]",
+            f.display()
+        );
+        r.parse_use_backend(&words(&line), "fe")
+            .expect("valid rule");
+        let s = Session {
+            src: "192.0.2.7:40000".parse().expect("address"),
+            content: hello_bytes.clone(),
+        };
+        // the name is the map's last entry: a scan would see every other one first
+        g.bench_with_input(BenchmarkId::new("sni_hit", n), &n, |b, _| {
+            b.iter(|| r.backend(&s).map(|n| n.len()))
+        });
     }
     g.finish();
 }

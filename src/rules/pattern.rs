@@ -189,8 +189,8 @@ pub struct Patterns {
     data: Vec<Value>,
 }
 
-/// Networks by prefix length (longest first) and exact strings, each with how many patterns
-/// hold it (duplicates are allowed and deleted one by one).
+/// Networks by prefix length (longest first) and exact strings, each with the position of its
+/// first pattern (duplicates are allowed: a lookup finds the first, as HAProxy's trees do).
 #[derive(Debug, Clone, Default)]
 struct Index {
     v4: Vec<(u8, HashMap<u32, u32>)>,
@@ -207,12 +207,13 @@ fn mask6(a: u128, bits: u8) -> u128 {
     a & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0)
 }
 
-/// Adds `delta` to a count in a set of one prefix length, keeping the lengths longest first.
-fn bump<K: std::hash::Hash + Eq>(
+/// Records `key` at position `pos` in the set of its prefix length (kept longest first); an
+/// earlier position of the same key stays.
+fn insert<K: std::hash::Hash + Eq>(
     sets: &mut Vec<(u8, HashMap<K, u32>)>,
     bits: u8,
     key: K,
-    delta: i32,
+    pos: u32,
 ) {
     let i = match sets.iter().position(|(b, _)| *b == bits) {
         Some(i) => i,
@@ -225,55 +226,50 @@ fn bump<K: std::hash::Hash + Eq>(
             at
         }
     };
-    match sets[i].1.entry(key) {
-        std::collections::hash_map::Entry::Occupied(mut e) => {
-            let n = e.get().saturating_add_signed(delta);
-            if n == 0 {
-                e.remove();
-            } else {
-                *e.get_mut() = n;
-            }
-        }
-        std::collections::hash_map::Entry::Vacant(e) => {
-            if delta > 0 {
-                e.insert(delta.unsigned_abs());
-            }
-        }
-    }
-    // no empty prefix length left to look in
-    if sets[i].1.is_empty() {
-        sets.remove(i);
-    }
+    sets[i].1.entry(key).or_insert(pos);
 }
 
 impl Index {
-    fn change(&mut self, method: Method, item: &Item, delta: i32) {
+    /// Indexes `item`, the pattern at position `pos`.
+    fn add(&mut self, method: Method, item: &Item, pos: usize) {
+        let pos = u32::try_from(pos).unwrap_or(u32::MAX);
         match item {
             Item::Net(n) => match n.addr {
-                IpAddr::V4(a) => bump(&mut self.v4, n.bits, mask4(u32::from(a), n.bits), delta),
-                IpAddr::V6(a) => bump(&mut self.v6, n.bits, mask6(u128::from(a), n.bits), delta),
+                IpAddr::V4(a) => insert(&mut self.v4, n.bits, mask4(u32::from(a), n.bits), pos),
+                IpAddr::V6(a) => insert(&mut self.v6, n.bits, mask6(u128::from(a), n.bits), pos),
             },
             Item::Bytes(b) if matches!(method, Method::Str | Method::Bin) => {
-                let n = self.exact.entry(b.clone()).or_insert(0);
-                *n = n.saturating_add_signed(delta);
-                if *n == 0 {
-                    self.exact.remove(b);
-                }
+                self.exact.entry(b.clone()).or_insert(pos);
             }
             _ => {}
         }
     }
 
-    /// Whether a network holds `ip` (IPv4 ones hold IPv4-mapped addresses too).
-    fn has_ip(&self, ip: IpAddr) -> bool {
-        let v4 = |a: u32| self.v4.iter().any(|(b, s)| s.contains_key(&mask4(a, *b)));
-        let v6 = |a: u128| self.v6.iter().any(|(b, s)| s.contains_key(&mask6(a, *b)));
-        match ip {
-            IpAddr::V4(a) => v4(u32::from(a)) || v6(u128::from(a.to_ipv6_mapped())),
+    /// The position of the longest network holding `ip` (IPv4 ones hold IPv4-mapped
+    /// addresses too), looked up in the sample's own family first, as HAProxy's trees are.
+    fn find_ip(&self, ip: IpAddr) -> Option<usize> {
+        let v4 = |a: u32| {
+            self.v4
+                .iter()
+                .find_map(|(b, s)| s.get(&mask4(a, *b)).copied())
+        };
+        let v6 = |a: u128| {
+            self.v6
+                .iter()
+                .find_map(|(b, s)| s.get(&mask6(a, *b)).copied())
+        };
+        let pos = match ip {
+            IpAddr::V4(a) => v4(u32::from(a)).or_else(|| v6(u128::from(a.to_ipv6_mapped()))),
             IpAddr::V6(a) => {
-                v6(u128::from(a)) || a.to_ipv4_mapped().is_some_and(|m| v4(u32::from(m)))
+                v6(u128::from(a)).or_else(|| a.to_ipv4_mapped().and_then(|m| v4(u32::from(m))))
             }
-        }
+        };
+        pos.map(|p| p as usize)
+    }
+
+    /// Whether a network holds `ip`.
+    fn has_ip(&self, ip: IpAddr) -> bool {
+        self.find_ip(ip).is_some()
     }
 }
 
@@ -385,7 +381,7 @@ impl Patterns {
     }
 
     fn push(&mut self, item: Item) {
-        self.index.change(self.method, &item, 1);
+        self.index.add(self.method, &item, self.items.len());
         self.items.push(item);
     }
 
@@ -424,8 +420,12 @@ impl Patterns {
     /// Removes the pattern at `index` (the order they were added in).
     pub fn remove(&mut self, index: usize) {
         if index < self.items.len() {
-            let item = self.items.remove(index);
-            self.index.change(self.method, &item, -1);
+            self.items.remove(index);
+            // the positions after it moved: index them again
+            self.index = Index::default();
+            for (i, item) in self.items.iter().enumerate() {
+                self.index.add(self.method, item, i);
+            }
         }
         if index < self.data.len() {
             self.data.remove(index);
@@ -508,12 +508,27 @@ impl Patterns {
     /// keeps a tree, the longest network for an address and the longest prefix for a
     /// case-sensitive `beg`; else the first match in order. Duplicates give the first.
     pub fn best_match(&self, sample: &Value) -> Option<usize> {
-        // the hashed strings and networks turn most misses away without a scan
-        if matches!(self.method, Method::Ip | Method::Str | Method::Bin) && !self.matches(sample) {
-            return None;
+        // the hashed strings and networks find their pattern without a scan
+        match self.method {
+            Method::Ip => {
+                let ip = match sample {
+                    Value::Ip(ip) => Some(*ip),
+                    other => std::str::from_utf8(&other.text())
+                        .ok()
+                        .and_then(|t| t.parse::<IpAddr>().ok()),
+                };
+                return ip.and_then(|ip| self.index.find_ip(ip));
+            }
+            Method::Str | Method::Bin => {
+                let mut t = sample.text();
+                if self.ignore_case && self.method == Method::Str {
+                    t.make_ascii_lowercase();
+                }
+                return self.index.exact.get(&t).map(|&p| p as usize);
+            }
+            _ => {}
         }
         let weight = |i: usize| match &self.items[i] {
-            Item::Net(n) => usize::from(n.bits),
             Item::Bytes(b) => b.len(),
             _ => 0,
         };
