@@ -250,3 +250,67 @@ end)
         h.stderr()
     );
 }
+
+#[test]
+fn a_prepared_version_replaces_the_map_at_its_commit() {
+    let (api_up, www_up, def_up) = (
+        named_upstream("api"),
+        named_upstream("www"),
+        named_upstream("default"),
+    );
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(
+        dir.path(),
+        "sni.map",
+        "api.example.com be_api\nold.example.com be_api\n",
+    );
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend %[req.ssl_sni,map(sni.map,be_default)]\n\
+         \x20   default_backend be_default\n\
+         backend be_api\n    server a 127.0.0.1:{api_up}\n\
+         backend be_www\n    server w 127.0.0.1:{www_up}\n\
+         backend be_default\n    server d 127.0.0.1:{def_up}\n"
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(api);
+    assert_eq!(
+        socat(api, "prepare map sni.map"),
+        "New version created: 1\n\n"
+    );
+    assert_eq!(
+        socat(api, "add map @1 sni.map api.example.com be_www"),
+        "\n"
+    );
+    assert_eq!(
+        socat(api, "add map @2 sni.map api.example.com be_www"),
+        "Version number in the future, please use 'prepare map' before.\n\n"
+    );
+    // nothing changes before the commit
+    assert_eq!(route(port, "api.example.com"), "api");
+    let shown = socat(api, "show map @1 sni.map");
+    assert!(shown.ends_with(" api.example.com be_www\n\n"), "{shown}");
+    assert!(socat(api, "show map").contains("curr_ver=0 next_ver=1 "));
+    assert_eq!(
+        socat(api, "commit map sni.map"),
+        "Missing version number.\n\n"
+    );
+    assert_eq!(
+        socat(api, "commit map @2 sni.map"),
+        "Version number out of range.\n\n"
+    );
+    assert_eq!(socat(api, "commit map @1 sni.map"), "\n");
+    // the whole list switched at once: the new entry, and the old ones gone
+    assert_eq!(route(port, "api.example.com"), "www");
+    assert_eq!(route(port, "old.example.com"), "default");
+    assert!(socat(api, "show map").contains("curr_ver=1 next_ver=1 "));
+    assert_eq!(
+        socat(api, "commit map @1 sni.map"),
+        "Version number out of range.\n\n"
+    );
+}

@@ -203,6 +203,14 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
                 need(st, AccessLevel::Operator)?;
                 Reply::line(patterns::clear(&x.reg, kind, &args))
             }
+            PatOp::Prepare => {
+                need(st, AccessLevel::Operator)?;
+                Reply::text(patterns::prepare(&x.reg, kind, &args))
+            }
+            PatOp::Commit => {
+                need(st, AccessLevel::Operator)?;
+                Reply::line(patterns::commit(&x.reg, kind, &args))
+            }
         },
         AdminCommand::ClearCounters(all) => {
             // as HAProxy: the maxima need `operator`, everything `admin`

@@ -53,6 +53,16 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e(
+        "commit acl @<ver> <acl>",
+        "commit the ACL at this version",
+        Operator,
+    ),
+    e(
+        "commit map @<ver> <map>",
+        "commit the map at this version",
+        Operator,
+    ),
+    e(
         "del acl <acl> [<key>|#<ref>]",
         "delete acl entries matching <key>",
         Operator,
@@ -111,6 +121,16 @@ pub const ENTRIES: &[HelpEntry] = &[
         "operator",
         "lower the level of the current CLI session to operator",
         User,
+    ),
+    e(
+        "prepare acl <acl>",
+        "prepare a new version for atomic ACL replacement",
+        Operator,
+    ),
+    e(
+        "prepare map <acl>",
+        "prepare a new version for atomic map replacement",
+        Operator,
     ),
     e(
         "set map <map> [<key>|#<ref>] <value>",

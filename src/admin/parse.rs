@@ -43,6 +43,10 @@ pub enum PatOp {
     Clear,
     /// `get acl|map`.
     Get,
+    /// `prepare acl|map`: a new version.
+    Prepare,
+    /// `commit acl|map @<ver>`.
+    Commit,
 }
 
 impl PatOp {
@@ -54,6 +58,8 @@ impl PatOp {
             "del" => PatOp::Del,
             "clear" => PatOp::Clear,
             "get" => PatOp::Get,
+            "prepare" => PatOp::Prepare,
+            "commit" => PatOp::Commit,
             _ => return None,
         })
     }

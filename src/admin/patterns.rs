@@ -39,22 +39,12 @@ impl Kind {
     }
 }
 
-/// Splits HAProxy's `@<version>` argument off: harp keeps one version of each list, the
-/// current one, numbered 0 (`show acl` says `curr_ver=0 next_ver=0`).
+/// Splits HAProxy's `@<version>` argument off.
 fn versioned(args: &[String]) -> (Option<&str>, &[String]) {
     match args.first() {
         Some(a) if a.starts_with('@') => (Some(&a[1..]), &args[1..]),
         _ => (None, args),
     }
-}
-
-/// Whether `@<ver>` names a version past the current one (HAProxy reads its leading digits,
-/// none being 0).
-fn other_version(ver: Option<&str>) -> bool {
-    ver.is_some_and(|v| {
-        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse::<u64>().unwrap_or(0) != 0
-    })
 }
 
 /// `show acl|map [@<ver>] [<ref>]`: the lists of that kind, or one's entries.
@@ -71,10 +61,7 @@ pub(super) fn show(reg: &Registry, kind: Kind, args: &[String]) -> String {
         }
         Some(name) => match kind.find(reg, name) {
             None => format!("{}\n", kind.unknown()),
-            // no entry belongs to a version harp does not keep
-            Some(_) if other_version(ver) => String::new(),
-            Some(g) => g[0]
-                .entries()
+            Some(g) => patref::entries_at(&g, patref::version_of(&g, ver))
                 .iter()
                 .map(|e| match &e.value {
                     Some(v) => format!("0x{:x} {} {v}\n", e.handle, e.text),
@@ -125,23 +112,34 @@ pub(super) fn add(reg: &Registry, kind: Kind, args: &[String], payload: Option<&
     let Some(g) = patref::find(reg.pattern_lists(), name) else {
         return kind.unknown().into();
     };
-    if other_version(ver) {
+    let at = patref::version_of(&g, ver);
+    if patref::in_future(&g, at) {
         return match kind {
             Kind::Acl => "Version number in the future, please use 'prepare acl' before.",
             Kind::Map => "Version number in the future, please use 'prepare map' before.",
         }
         .into();
     }
+    let current = patref::is_current(&g, at);
     if kind == Kind::Acl && g.iter().any(|r| r.two_column) {
         return "This ACL is shared with a map containing samples. You must use the command 'add map' to add values.".into();
     }
     // one at a time, as HAProxy's loop: the entries before a bad one stay
     for (k, v) in &pairs {
         let value = v.as_deref().filter(|_| g.iter().any(|r| r.two_column));
-        if let Err(e) = patref::group_add(&g, &[(k.as_str(), value)]) {
+        let pair = [(k.as_str(), value)];
+        // a prepared version's entries wait for its commit, unseen and unannounced
+        let added = if current {
+            patref::group_add(&g, &pair)
+        } else {
+            patref::group_add_at(&g, at, &pair)
+        };
+        if let Err(e) = added {
             return format!("{e}.");
         }
-        g[0].fire(PatEvent::Add);
+        if current {
+            g[0].fire(PatEvent::Add);
+        }
     }
     missing.unwrap_or_default()
 }
@@ -203,14 +201,48 @@ pub(super) fn clear(reg: &Registry, kind: Kind, args: &[String]) -> String {
     };
     match kind.find(reg, name) {
         None => kind.unknown().into(),
-        // a version harp does not keep holds nothing to clear
-        Some(_) if other_version(ver) => String::new(),
         Some(g) => {
-            patref::group_clear(&g);
-            g[0].fire(PatEvent::Clear);
+            let at = patref::version_of(&g, ver);
+            if patref::is_current(&g, at) {
+                patref::group_clear(&g);
+                g[0].fire(PatEvent::Clear);
+            } else {
+                patref::group_clear_at(&g, at);
+            }
             String::new()
         }
     }
+}
+
+/// `prepare acl|map <ref>`: a new, empty version to fill with `add ... @<ver>`.
+pub(super) fn prepare(reg: &Registry, kind: Kind, args: &[String]) -> String {
+    let name = args.first().map_or("", String::as_str);
+    match kind.find(reg, name) {
+        None => format!("{}\n", kind.unknown()),
+        Some(g) => format!("New version created: {}\n", patref::group_prepare(&g)),
+    }
+}
+
+/// `commit acl|map @<ver> <ref>`: the prepared version replaces the list at once.
+pub(super) fn commit(reg: &Registry, kind: Kind, args: &[String]) -> String {
+    let (Some(ver), args) = versioned(args) else {
+        return "Missing version number.".into();
+    };
+    let Some(name) = args.first() else {
+        return match kind {
+            Kind::Acl => "Missing ACL identifier.",
+            Kind::Map => "Missing map identifier.",
+        }
+        .into();
+    };
+    let Some(g) = kind.find(reg, name) else {
+        return kind.unknown().into();
+    };
+    if !patref::group_commit(&g, patref::version_of(&g, Some(ver))) {
+        return "Version number out of range.".into();
+    }
+    g[0].fire(PatEvent::Commit);
+    String::new()
 }
 
 /// `get acl|map <ref> <value>`: one line per expression using the list.

@@ -178,6 +178,29 @@ pub struct PatRef {
     /// The writers' lock of its group (the lists of one file change together), given out
     /// with the ids.
     writer: OnceLock<Arc<Mutex<()>>>,
+    /// The versions of its group (kept on the group's first list): `prepare map` makes one,
+    /// `add map @<ver>` fills it, `commit map @<ver>` makes it the current one.
+    versions: Mutex<Versions>,
+}
+
+/// HAProxy's generations of a pattern reference: the current one (what lookups see) and
+/// those prepared and not yet committed, with their entries.
+#[derive(Debug, Default)]
+struct Versions {
+    /// `curr_ver`.
+    curr: u32,
+    /// `next_ver`: the last one prepared.
+    next: u32,
+    /// Prepared versions' entries, by version.
+    pending: Vec<(u32, Vec<Entry>)>,
+}
+
+impl Versions {
+    /// Whether `ver` is past the current one and not past the last prepared (wrapping, as
+    /// HAProxy's unsigned arithmetic).
+    fn prepared(&self, ver: u32) -> bool {
+        ver.wrapping_sub(self.curr.wrapping_add(1)) < self.next.wrapping_sub(self.curr)
+    }
 }
 
 impl std::fmt::Debug for PatRef {
@@ -278,6 +301,7 @@ impl PatRef {
             entries: Mutex::new(entries),
             live: ArcSwap::from_pointee(pats),
             watchers: Mutex::new(Vec::new()),
+            versions: Mutex::new(Versions::default()),
             writer: OnceLock::new(),
         }
     }
@@ -403,15 +427,27 @@ impl PatRef {
         Ok(())
     }
 
-    /// Replaces every entry with `pairs`, in one step for the workers.
-    fn replace(&self, pairs: &[Pair]) -> Result<(), String> {
-        let mut entries = self.lock();
+    fn versions(&self) -> std::sync::MutexGuard<'_, Versions> {
+        self.versions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces every entry with `entries` (their handles kept), in one step for the
+    /// workers.
+    fn replace_entries(&self, entries: &[Entry]) -> Result<(), String> {
+        let mut current = self.lock();
         let old = self.live.load();
         let mut pats = Patterns::new(old.method, old.ignore_case);
-        for (k, v) in pairs {
-            push_pair(&mut pats, self.out, k, v.as_deref())?;
+        for e in entries {
+            push_pair(&mut pats, self.out, &e.text, e.value.as_deref())?;
         }
-        *entries = pairs
+        *current = entries.to_vec();
+        self.live.store(Arc::new(pats));
+        Ok(())
+    }
+
+    /// Replaces every entry with `pairs`, in one step for the workers.
+    fn replace(&self, pairs: &[Pair]) -> Result<(), String> {
+        let entries: Vec<Entry> = pairs
             .iter()
             .map(|(k, v)| Entry {
                 handle: handle(),
@@ -419,8 +455,7 @@ impl PatRef {
                 value: v.clone(),
             })
             .collect();
-        self.live.store(Arc::new(pats));
-        Ok(())
+        self.replace_entries(&entries)
     }
 
     /// Sets the value of the entries at `positions` (checked by the caller).
@@ -790,9 +825,142 @@ pub fn list_line(group: &[Arc<PatRef>]) -> String {
     }
     // HAProxy counts an entry once per expression that indexes it
     let count: usize = expressions(group).iter().map(|r| r.len()).sum();
+    let (curr, next) = {
+        let v = first.versions();
+        (v.curr, v.next)
+    };
     format!(
-        "{} ({}) {desc}. curr_ver=0 next_ver=0 entry_cnt={count}",
+        "{} ({}) {desc}. curr_ver={} next_ver={} entry_cnt={count}",
         first.id(),
-        first.file.as_deref().unwrap_or("")
+        first.file.as_deref().unwrap_or(""),
+        curr,
+        next,
     )
+}
+
+/// Which version a command names: `@<ver>` (HAProxy reads its leading digits) or the current
+/// one.
+pub fn version_of(group: &[Arc<PatRef>], ver: Option<&str>) -> u32 {
+    match ver {
+        Some(v) => v
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0),
+        None => group.first().map_or(0, |r| r.versions().curr),
+    }
+}
+
+/// Whether `ver` is `group`'s current version.
+pub fn is_current(group: &[Arc<PatRef>], ver: u32) -> bool {
+    group.first().is_some_and(|r| r.versions().curr == ver)
+}
+
+/// Whether `ver` is past the last version prepared (`add @<ver>` then asks for a `prepare`).
+pub fn in_future(group: &[Arc<PatRef>], ver: u32) -> bool {
+    group.first().is_some_and(|r| {
+        let v = r.versions();
+        (ver.wrapping_sub(v.next) as i32) > 0
+    })
+}
+
+/// `prepare acl|map`: a new, empty version; its number.
+pub fn group_prepare(group: &[Arc<PatRef>]) -> u32 {
+    let Some(first) = group.first() else {
+        return 0;
+    };
+    let mut v = first.versions();
+    v.next = v.next.wrapping_add(1);
+    let ver = v.next;
+    v.pending.retain(|(n, _)| *n != ver);
+    v.pending.push((ver, Vec::new()));
+    ver
+}
+
+/// The entries of version `ver`: the current ones, a prepared version's, or none.
+pub fn entries_at(group: &[Arc<PatRef>], ver: u32) -> Vec<Entry> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    if is_current(group, ver) {
+        return first.entries();
+    }
+    let v = first.versions();
+    v.pending
+        .iter()
+        .find(|(n, _)| *n == ver)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default()
+}
+
+/// `add acl|map @<ver>` for a prepared version: checked as the current ones are, kept aside
+/// until its commit (an older version takes nothing, as HAProxy purges it).
+pub fn group_add_at(
+    group: &[Arc<PatRef>],
+    ver: u32,
+    pairs: &[(&str, Option<&str>)],
+) -> Result<(), String> {
+    group_check(group, pairs)?;
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let mut v = first.versions();
+    if !v.prepared(ver) {
+        return Ok(());
+    }
+    let list = match v.pending.iter().position(|(n, _)| *n == ver) {
+        Some(i) => &mut v.pending[i].1,
+        None => {
+            v.pending.push((ver, Vec::new()));
+            let last = v.pending.len() - 1;
+            &mut v.pending[last].1
+        }
+    };
+    list.extend(pairs.iter().map(|(k, val)| Entry {
+        handle: handle(),
+        text: k.to_string(),
+        value: val.map(str::to_string),
+    }));
+    Ok(())
+}
+
+/// `clear acl|map @<ver>` for a version that is not the current one.
+pub fn group_clear_at(group: &[Arc<PatRef>], ver: u32) {
+    if let Some(first) = group.first() {
+        let mut v = first.versions();
+        if let Some((_, e)) = v.pending.iter_mut().find(|(n, _)| *n == ver) {
+            e.clear();
+        }
+    }
+}
+
+/// `commit acl|map @<ver>`: the prepared version becomes the current one for every list of
+/// `group` at once (each in one step for the workers), and the older ones are dropped;
+/// `false` when `ver` is not a prepared version (HAProxy's "out of range").
+pub fn group_commit(group: &[Arc<PatRef>], ver: u32) -> bool {
+    let Some(first) = group.first() else {
+        return false;
+    };
+    locked(group, || {
+        let mut v = first.versions();
+        if !v.prepared(ver) {
+            return false;
+        }
+        let entries = v
+            .pending
+            .iter()
+            .find(|(n, _)| *n == ver)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        // the entries were checked when added; a list that still refuses one keeps its own
+        for r in group {
+            let _ = r.replace_entries(&entries);
+        }
+        v.curr = ver;
+        // it and the versions older than it go (wrapping, as HAProxy's purge range)
+        v.pending
+            .retain(|(n, _)| n.wrapping_sub(ver.wrapping_add(1)) < u32::MAX / 2);
+        true
+    })
 }
