@@ -124,24 +124,37 @@ pub(super) fn add(reg: &Registry, kind: Kind, args: &[String], payload: Option<&
     if kind == Kind::Acl && g.iter().any(|r| r.two_column) {
         return "This ACL is shared with a map containing samples. You must use the command 'add map' to add values.".into();
     }
-    // one at a time, as HAProxy's loop: the entries before a bad one stay
-    for (k, v) in &pairs {
-        let value = v.as_deref().filter(|_| g.iter().any(|r| r.two_column));
-        let pair = [(k.as_str(), value)];
-        // a prepared version's entries wait for its commit, unseen and unannounced
-        let added = if current {
-            patref::group_add(&g, &pair)
-        } else {
-            patref::group_add_at(&g, at, &pair)
-        };
-        if let Err(e) = added {
-            return format!("{e}.");
-        }
-        if current {
+    let two_column = g.iter().any(|r| r.two_column);
+    let pairs: Vec<(&str, Option<&str>)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref().filter(|_| two_column)))
+        .collect();
+    // as HAProxy's loop, the entries before a bad one stay: find it, then add those before
+    // it in one step (one copy of the list for the workers, however many lines)
+    let bad = pairs.iter().enumerate().find_map(|(i, p)| {
+        patref::group_check(&g, std::slice::from_ref(p))
+            .err()
+            .map(|e| (i, e))
+    });
+    let good = &pairs[..bad.as_ref().map_or(pairs.len(), |(i, _)| *i)];
+    // a prepared version's entries wait for its commit, unseen and unannounced
+    let added = if current {
+        patref::group_add(&g, good)
+    } else {
+        patref::group_add_at(&g, at, good)
+    };
+    if let Err(e) = added {
+        return format!("{e}.");
+    }
+    if current {
+        for _ in good {
             g[0].fire(PatEvent::Add);
         }
     }
-    missing.unwrap_or_default()
+    match bad {
+        Some((_, e)) => format!("{e}."),
+        None => missing.unwrap_or_default(),
+    }
 }
 
 /// `set map <map> <key>|#<ref> <value>`: the value of every entry of that key (or of that

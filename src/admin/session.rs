@@ -140,17 +140,26 @@ where
             text = head.to_string();
             let mut lines = Vec::new();
             let mut size = 0;
-            loop {
+            // up to an empty line or the end of input; a payload too big, or a client that
+            // stops sending, runs nothing (the command needs all of it)
+            let complete = loop {
                 match tokio::time::timeout(limits.timeout, reader.next(limits.max_line)).await {
                     Ok(Ok(Line::Text(l))) if !l.is_empty() => {
                         size += l.len() + 1;
                         if size > 16 * limits.max_line {
-                            break;
+                            break false;
                         }
                         lines.push(String::from_utf8_lossy(&l).into_owned());
                     }
-                    _ => break,
+                    Ok(Ok(Line::Text(_) | Line::Eof)) => break true,
+                    Ok(Ok(Line::TooLong)) => break false,
+                    Ok(Err(_)) | Err(_) => return,
                 }
+            };
+            if !complete {
+                let _ = send(&mut wr, format!("{TOO_LONG}\n").as_bytes(), &limits).await;
+                let _ = tokio::time::timeout(limits.timeout, wr.shutdown()).await;
+                return;
             }
             payload = Some(lines.join("\n"));
         }
@@ -244,6 +253,29 @@ mod tests {
         )
         .await;
         assert_eq!(out, "\n> hi\n\n> \n> admin\n\n> ");
+    }
+
+    #[tokio::test]
+    async fn a_payload_ends_at_an_empty_line_and_a_huge_one_runs_nothing() {
+        // the reference registry has no map: the command runs and says so, and the line
+        // after the payload is a command again
+        let out = talk(
+            b"prompt\nadd map nosuch.map <<\nk v\n\necho after\n",
+            AccessLevel::Admin,
+        )
+        .await;
+        assert_eq!(
+            out,
+            "\n> Unknown map identifier. Please use #<id> or <file>.\n\n> after\n\n> "
+        );
+        assert_eq!(payload_head("add map m <<"), Some("add map m "));
+        assert_eq!(payload_head("echo a<<"), None);
+        let mut big = b"add map nosuch.map <<\n".to_vec();
+        for _ in 0..2000 {
+            big.extend_from_slice(b"0123456789 0123456789\n");
+        }
+        let out = talk(&big, AccessLevel::Admin).await;
+        assert_eq!(out, format!("{TOO_LONG}\n"));
     }
 
     #[tokio::test]

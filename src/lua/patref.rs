@@ -174,7 +174,15 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
             }
             // an ACL entry has no value: HAProxy succeeds all the same (and publishes)
             if this.two_column() {
-                patref::group_set(&this.group, Target::Key(&key), &value).map_err(fail)?;
+                match patref::group_set(&this.group, Target::Key(&key), &value) {
+                    Ok(()) => {}
+                    // deleted meanwhile (by the Runtime API): as if it had been missing
+                    Err(_) if force == Some(true) && this.get(&key).is_none() => {
+                        this.add_pairs(&[(key.as_str(), Some(value.as_str()))])?;
+                        return Ok(Value::Boolean(true));
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
             }
             this.group[0].fire(PatEvent::Set);
             Ok(Value::Boolean(true))

@@ -212,7 +212,7 @@ impl Conv {
             // an absent key gives the default, else no sample
             Conv::Expire(t, d) => Value::Int(env.table_read(t, &v, TableRead::Expire).or(*d)?),
             Conv::Idle(t, d) => Value::Int(env.table_read(t, &v, TableRead::Idle).or(*d)?),
-            Conv::Map(m) => m.apply(v, text)?,
+            Conv::Map(m) => m.apply(v)?,
         })
     }
 }
@@ -263,27 +263,9 @@ fn int(v: &Value) -> Option<i64> {
         Value::Bool(b) => Some(i64::from(*b)),
         Value::Int(i) => Some(*i),
         Value::Str(s) if s.is_empty() => None,
-        Value::Str(s) => Some(leading_int(s)),
+        Value::Str(s) => Some(super::pattern::read_int64(s).0),
         Value::Ip(IpAddr::V4(a)) => Some(i64::from(u32::from(*a))),
         _ => None,
-    }
-}
-
-/// An optional sign then the leading digits, saturating (C's strtoll).
-fn leading_int(s: &[u8]) -> i64 {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut v: i64 = 0;
-    for d in digits.iter().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-    }
-    if neg {
-        -v
-    } else {
-        v
     }
 }
 

@@ -84,6 +84,28 @@ pub fn is_map(name: &str) -> bool {
     split_name(name).is_some()
 }
 
+/// The sample as a lookup with `method` wants it (HAProxy's `sample_convert` to the match's
+/// type): an integer or an address for those methods, else text; `None` when it cannot be.
+pub fn cast_for(method: Method, v: Value) -> Option<Value> {
+    let input = MATCHES
+        .iter()
+        .find(|(_, m, _)| *m == method)
+        .map_or(Input::Text, |(_, _, i)| *i);
+    input.cast(v)
+}
+
+impl Input {
+    /// `v` cast to this input.
+    fn cast(self, v: Value) -> Option<Value> {
+        Some(match (self, v) {
+            (Input::Text, v @ (Value::Str(_) | Value::Bin(_))) => v,
+            (Input::Text, v) => Value::Str(v.to_text().into_bytes()),
+            (Input::Int, v) => Value::Int(super::convert::as_int(&v)?),
+            (Input::Addr, v) => Value::Ip(super::convert::as_ip(&v)?),
+        })
+    }
+}
+
 /// The map converters' keywords, for messages.
 pub fn names() -> Vec<String> {
     let mut v = vec!["map".to_string()];
@@ -109,11 +131,18 @@ impl MapConv {
                 "converter '{name}' : missing arg 1 (expects <map file>[,<default value>])"
             ));
         };
-        let (file, default) = match args.split_once(',') {
-            Some((f, d)) => (f.trim(), Some(d.trim())),
-            None => (args.trim(), None),
-        };
         let invalid = |e: String| format!("invalid args in converter '{name}' : {e}");
+        // `<file>[,<default>]`; `map_*_key` takes the file alone
+        let most = if out == Out::Key { 1 } else { 2 };
+        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        if parts.len() > most {
+            return Err(invalid(format!(
+                "end of arguments expected at position {}, but got ',{}'",
+                most + 1,
+                parts[most..].join(",")
+            )));
+        }
+        let (file, default) = (parts[0], parts.get(1).copied());
         let default = match default {
             None => None,
             Some(d) => Some(match out {
@@ -127,8 +156,10 @@ impl MapConv {
                 ),
             }),
         };
-        let text = std::fs::read_to_string(file)
+        // a file that is not all UTF-8 loads all the same, its stray bytes replaced
+        let bytes = std::fs::read(file)
             .map_err(|_| invalid(format!("failed to open pattern file <{file}>")))?;
+        let text = String::from_utf8_lossy(&bytes);
         let display = format!(
             "pattern loaded from file '{file}' used by map at file '{}' line {}",
             site.0, site.1
@@ -161,12 +192,8 @@ impl MapConv {
 
     /// The value for `v` (cast as the match wants it), the default when no key matches, or
     /// `None` (no sample).
-    pub fn apply(&self, v: Value, text: impl Fn(&Value) -> Vec<u8>) -> Option<Value> {
-        let key = match self.input {
-            Input::Text => Value::Str(text(&v)),
-            Input::Int => Value::Int(super::convert::as_int(&v)?),
-            Input::Addr => Value::Ip(super::convert::as_ip(&v)?),
-        };
+    pub fn apply(&self, v: Value) -> Option<Value> {
+        let key = self.input.cast(v)?;
         self.list.lookup(&key).or_else(|| self.default.clone())
     }
 }

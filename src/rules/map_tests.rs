@@ -246,3 +246,71 @@ fn a_dynamic_use_backend_builds_its_name_from_a_map() {
     // no sample: HAProxy's log-format prints '-', a name no backend has
     assert_eq!(r.backend(&sess("192.0.2.7:1")).as_deref(), Some("-"));
 }
+
+#[test]
+fn integers_read_as_haproxy_reads_them() {
+    use super::pattern::read_int64;
+    assert_eq!(read_int64(b"+5"), (5, 2));
+    assert_eq!(read_int64(b"-5x"), (-5, 2));
+    assert_eq!(read_int64(b"99999999999999999999"), (i64::MAX, 20));
+    assert_eq!(read_int64(b"-9223372036854775808"), (i64::MIN, 20));
+    assert_eq!(read_int64(b"-99999999999999999999"), (i64::MIN, 21));
+    assert_eq!(read_int64(b" 5"), (0, 0), "no blank is skipped");
+    let (_d, f) = map_file("a +5\nb 99999999999999999999\nc\n");
+    let c = conv(&format!("map_str_int({f})"));
+    assert_eq!(apply(&c, s("a")), Some(Value::Int(5)));
+    assert_eq!(apply(&c, s("b")), Some(Value::Int(i64::MAX)));
+    assert_eq!(apply(&c, s("c")), Some(Value::Int(0)));
+}
+
+#[test]
+fn arguments_are_counted_and_lines_end_at_a_carriage_return() {
+    let (_d, f) = map_file("k1 v1\r\nk2\tv 2 \rjunk\n");
+    let c = conv(&format!("map({f})"));
+    assert_eq!(apply(&c, s("k1")), Some(s("v1")));
+    assert_eq!(apply(&c, s("k2")), Some(s("v 2")));
+    let err = Conv::parse(&format!("map({f},a,b)"), "fe", &("h.cfg".into(), 3))
+        .expect_err("three arguments");
+    assert!(
+        err.contains("end of arguments expected at position 3"),
+        "{err}"
+    );
+    let err = Conv::parse(&format!("map_str_key({f},x)"), "fe", &("h.cfg".into(), 3))
+        .expect_err("the key converters take no default");
+    assert!(
+        err.contains("end of arguments expected at position 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn uses_that_store_alike_share_one_expression() {
+    let (_d, f) = map_file("80 a\n8080 b\n");
+    let mut r = Rules::default();
+    for conv in ["map_sub", "map_end", "map_str", "map_str_key", "map_int"] {
+        let line: Vec<String> = format!("use_backend %[req.ssl_sni,{conv}({f})]")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        r.parse_use_backend(&line, "fe").expect("valid");
+    }
+    patref::assign_ids(r.pattern_refs().into_iter());
+    let groups = patref::groups(r.pattern_refs().into_iter());
+    assert_eq!(groups.len(), 1);
+    // sub and end share one (a list of strings), str and str_key one (a tree), int its own
+    let kinds: Vec<String> = patref::expressions(&groups[0])
+        .iter()
+        .map(|l| format!("{:?}", l.method()))
+        .collect();
+    assert_eq!(kinds, ["Sub", "Str", "Int"]);
+    assert!(patref::list_line(&groups[0]).ends_with("entry_cnt=6"));
+    // `get map` casts the text as each expression's sample is cast
+    assert_eq!(
+        groups[0][4].lookup_line(true, "80"),
+        "type=int, case=sensitive, found=yes, idx=list, key=\"80\", value=\"a\", type=\"str\""
+    );
+    assert_eq!(
+        groups[0][4].lookup_line(true, "+80x"),
+        "type=int, case=sensitive, found=yes, idx=list, key=\"80\", value=\"a\", type=\"str\""
+    );
+}

@@ -53,22 +53,11 @@ impl Out {
     }
 }
 
-/// HAProxy's `read_int64` that must reach the end: an optional `-`, then digits (wrapping as
-/// its unsigned arithmetic does); an empty text is 0.
+/// HAProxy's `map_parse_int`: `read_int64` (a sign, digits, clamped) must read the whole
+/// text; an empty one is 0.
 fn read_int64(text: &str) -> Option<i64> {
-    let (neg, digits) = match text.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, text),
-    };
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for d in digits.bytes() {
-        v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-    }
-    let v = v as i64;
-    Some(if neg { v.wrapping_neg() } else { v })
+    let (v, used) = super::pattern::read_int64(text.as_bytes());
+    (used == text.len()).then_some(v)
 }
 
 /// The type name `get map` prints for a value (HAProxy's `smp_to_type`).
@@ -92,7 +81,9 @@ pub fn read_pairs(text: &str) -> Vec<(usize, String, String)> {
         if line.starts_with('#') {
             continue;
         }
-        let l = line.trim_start_matches(blank).trim_end_matches('\r');
+        // a carriage return ends the line, as HAProxy reads it
+        let line = line.split('\r').next().unwrap_or_default();
+        let l = line.trim_start_matches(blank);
         if l.is_empty() {
             continue;
         }
@@ -509,7 +500,10 @@ impl PatRef {
         if matches!(m, Method::Found | Method::Bool) {
             return format!("{head}{no}");
         }
-        let sample = Value::Str(value.as_bytes().to_vec());
+        // the text is cast as the expression's sample would be (an integer, an address)
+        let Some(sample) = super::map::cast_for(m, Value::Str(value.as_bytes().to_vec())) else {
+            return format!("{head}{no}");
+        };
         match pats
             .best_match(&sample)
             .and_then(|i| Some((i, entries.get(i)?)))
@@ -787,16 +781,36 @@ pub fn group_replace(group: &[Arc<PatRef>], pairs: &[Pair]) -> Result<(), String
     locked(group, || group.iter().try_for_each(|r| r.replace(pairs)))
 }
 
-/// The lists of `group` HAProxy would hold as distinct expressions (same method, case and
-/// output share one): `get acl|map` prints a line for each, `entry_cnt` counts each one's
-/// entries.
+/// How HAProxy stores a method's patterns (its index and parse functions): lists that agree
+/// on it, on `-i` and on how values are read share one expression there.
+fn storage(m: Method) -> u8 {
+    match m {
+        Method::Found | Method::Bool => 0,
+        Method::Str => 1,
+        Method::Beg => 2,
+        Method::Sub | Method::End | Method::Dir | Method::Dom => 3,
+        Method::Reg => 4,
+        Method::Int | Method::Len => 5,
+        Method::Ip => 6,
+        Method::Bin => 7,
+    }
+}
+
+/// The lists of `group` HAProxy would hold as distinct expressions (`pattern_new_expr`
+/// shares one between uses that store patterns alike and read values alike): `get acl|map`
+/// prints a line for each, `entry_cnt` counts each one's entries.
 pub fn expressions(group: &[Arc<PatRef>]) -> Vec<&Arc<PatRef>> {
+    // `map_*_key` reads its values as text, as `map_*` does
+    let values = |r: &PatRef| match r.out {
+        Some(Out::Key) => Some(Out::Str),
+        o => o,
+    };
     let mut out: Vec<&Arc<PatRef>> = Vec::new();
     for r in group {
         let same = |o: &&Arc<PatRef>| {
-            o.method() == r.method()
+            storage(o.method()) == storage(r.method())
                 && o.ignore_case() == r.ignore_case()
-                && o.out == r.out
+                && values(o) == values(r)
                 && o.file.is_some()
                 && o.file == r.file
         };

@@ -45,19 +45,33 @@ impl Value {
             Value::Bool(b) => Some(i64::from(*b)),
             Value::Int(i) => Some(*i),
             Value::Ip(_) => None,
-            Value::Str(s) | Value::Bin(s) => {
-                let t = std::str::from_utf8(s).ok()?.trim_start();
-                let neg = t.starts_with('-');
-                let digits: String = t
-                    .trim_start_matches(['-', '+'])
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                let v: i64 = digits.parse().ok()?;
-                Some(if neg { -v } else { v })
-            }
+            // HAProxy's c_str2int: an empty text has no integer, another its leading one
+            Value::Str(s) | Value::Bin(s) if s.is_empty() => None,
+            Value::Str(s) | Value::Bin(s) => Some(read_int64(s).0),
         }
     }
+}
+
+/// HAProxy's `read_int64`: an optional sign, then the leading digits, clamped to the range of
+/// an i64; and how many bytes it read (a map's integer value must be read whole).
+pub fn read_int64(s: &[u8]) -> (i64, usize) {
+    let (neg, mut at) = match s.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let mut v: u64 = 0;
+    while let Some(d) = s.get(at).filter(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add(u64::from(d - b'0'));
+        at += 1;
+    }
+    let n = if neg {
+        // -2^63 is the lowest; anything past it clamps there
+        0i64.checked_sub_unsigned(v).unwrap_or(i64::MIN)
+    } else {
+        i64::try_from(v).unwrap_or(i64::MAX)
+    };
+    (n, at)
 }
 
 /// How patterns compare with a sample (`-m <method>`).
@@ -504,9 +518,10 @@ impl Patterns {
             .map(|(i, _)| i)
     }
 
-    /// The pattern HAProxy's lookups find for `sample` (`get acl`, a map's value): where it
-    /// keeps a tree, the longest network for an address and the longest prefix for a
-    /// case-sensitive `beg`; else the first match in order. Duplicates give the first.
+    /// The pattern HAProxy's lookups find for `sample` (`get acl`, a map's value): the
+    /// first of the longest networks for an address and the first exact string (found in
+    /// the index), the first of the longest prefixes for a case-sensitive `beg` (HAProxy's
+    /// prefix tree), else the first match in order.
     pub fn best_match(&self, sample: &Value) -> Option<usize> {
         // the hashed strings and networks find their pattern without a scan
         match self.method {
@@ -532,9 +547,7 @@ impl Patterns {
             Item::Bytes(b) => b.len(),
             _ => 0,
         };
-        let longest =
-            self.method == Method::Ip || (self.method == Method::Beg && !self.ignore_case);
-        if longest {
+        if self.method == Method::Beg && !self.ignore_case {
             // the first of the longest ones
             self.matching(sample)
                 .fold(None, |best: Option<usize>, i| match best {
