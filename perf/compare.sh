@@ -48,6 +48,7 @@ HARP=${HARP:-$ROOT/target/release/harp}  # override to measure a harp built else
 HARP_B=${HARP_B:-}             # target harp-b: a second harp binary (or wrapper) for a same-run A/B
 RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the same TCP rules (rules_block)
 STICK=${STICK:-0}              # 1 = ... and the same stick-table rate limit (stick_block)
+MAP=${MAP:-0}                  # 1 = ... and the same map-built backend name (map_block)
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -216,6 +217,18 @@ stick_block() {
     echo "    tcp-request connection reject if { sc0_conn_rate gt 1000000000 }"
 }
 
+# The dynamic use_backend MAP=1 puts in every harp and HAProxy frontend: the backend's name
+# read from a 10,000-network map of client addresses (loopback's entry last in the file).
+map_block() {
+    [ "$MAP" = 1 ] || return 0
+    if [ ! -f "$WORK/src.map" ]; then
+        local i
+        for i in $(seq 0 9999); do echo "10.$((i / 256)).$((i % 256)).0/24 be_$((i % 7))"; done >"$WORK/src.map"
+        echo "127.0.0.0/8 be" >>"$WORK/src.map"
+    fi
+    echo "    use_backend %[src,map_ip($WORK/src.map,be)]"
+}
+
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
 global
@@ -229,6 +242,7 @@ frontend fe
     bind 127.0.0.1:$1
 $(rules_block)
 $(stick_block)
+$(map_block)
     default_backend be
 backend be
     server s1 127.0.0.1:$2
@@ -270,6 +284,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
         echo "    bind 127.0.0.1:$1"
         rules_block
         stick_block
+        map_block
         echo "    default_backend be"
         echo "backend be"
         echo "    server s1 127.0.0.1:$2"
@@ -646,7 +661,7 @@ META=$OUT/$STAMP.meta
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK MAP=$MAP SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }
