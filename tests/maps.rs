@@ -314,3 +314,42 @@ fn a_prepared_version_replaces_the_map_at_its_commit() {
         "Version number out of range.\n\n"
     );
 }
+
+#[test]
+fn converters_build_backend_names_from_the_server_name() {
+    let (api_up, www_up, def_up) = (
+        named_upstream("api"),
+        named_upstream("www"),
+        named_upstream("default"),
+    );
+    let (p1, p2) = (free_port(), free_port());
+    // the second frontend's regex holds parentheses and a comma: quoted, as HAProxy's
+    // documentation writes regsub's arguments
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend by_field\n    bind 127.0.0.1:{p1}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend be_%[req.ssl_sni,lower,field(1,.)]\n\
+         \x20   default_backend be_default\n\
+         frontend by_regsub\n    bind 127.0.0.1:{p2}\n    tcp-request inspect-delay 3s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend '%[req.ssl_sni,regsub(\"^([a-z]{{1,3}})\\.(.*)$\",\"be_\\1\")]'\n\
+         \x20   default_backend be_default\n\
+         backend be_api\n    server a 127.0.0.1:{api_up}\n\
+         backend be_www\n    server w 127.0.0.1:{www_up}\n\
+         backend be_default\n    server d 127.0.0.1:{def_up}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(p1);
+    h.wait_port(p2);
+    assert_eq!(route(p1, "API.example.com"), "api");
+    assert_eq!(route(p1, "www.example.com"), "www");
+    assert_eq!(route(p1, "mail.example.com"), "default", "no be_mail");
+    assert_eq!(route(p2, "www.example.com"), "www");
+    assert_eq!(route(p2, "api.example.com"), "api");
+    assert_eq!(
+        route(p2, "mail.example.com"),
+        "default",
+        "4 letters: no match, be_mail.example.com"
+    );
+}

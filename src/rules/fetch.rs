@@ -161,13 +161,18 @@ impl Fetch {
     /// a map file a converter reads.
     pub fn parse_at(word: &str, proxy: &str, site: &(String, usize)) -> Result<Fetch, String> {
         // `fetch(args),converter(args),...`: split at the commas outside the arguments
+        // (quoted arguments may hold commas and parentheses: `regsub('(a|b)',x)`)
         let mut parts = Vec::new();
         let (mut depth, mut start) = (0i32, 0);
+        let mut quote = None;
         for (i, c) in word.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') if depth > 0 => quote = Some(c),
+                (None, '(') => depth += 1,
+                (None, ')') => depth -= 1,
+                (None, ',') if depth == 0 => {
                     parts.push(&word[start..i]);
                     start = i + 1;
                 }

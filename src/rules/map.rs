@@ -134,7 +134,8 @@ impl MapConv {
         let invalid = |e: String| format!("invalid args in converter '{name}' : {e}");
         // `<file>[,<default>]`; `map_*_key` takes the file alone
         let most = if out == Out::Key { 1 } else { 2 };
-        let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+        let list = super::convert::text::split_args(args);
+        let parts: Vec<&str> = list.iter().map(|a| a.trim()).collect();
         if parts.len() > most {
             return Err(invalid(format!(
                 "end of arguments expected at position {}, but got ',{}'",

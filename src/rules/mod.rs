@@ -595,13 +595,16 @@ impl Rules {
             }
             let expr = &rest[at + 2..];
             // the closing bracket outside the converters' parentheses
-            let mut depth = 0i32;
+            let (mut depth, mut quote) = (0i32, None);
             let end = expr
                 .char_indices()
                 .find(|&(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
+                    match (quote, c) {
+                        (Some(q), c) if c == q => quote = None,
+                        (Some(_), _) => return false,
+                        (None, '\'' | '"') if depth > 0 => quote = Some(c),
+                        (None, '(') => depth += 1,
+                        (None, ')') => depth -= 1,
                         _ => {}
                     }
                     c == ']' && depth == 0

@@ -384,9 +384,9 @@ fn conditions_are_as_lenient_as_haproxy_s() {
     let mut dom = Patterns::new(Method::Dom, false);
     dom.add("example").expect("valid");
     assert!(dom.matches(&Value::Str(b"example:443".to_vec())));
-    assert!(Fetch::parse("req.ssl_sni,base64", "fe")
+    assert!(Fetch::parse("req.ssl_sni,json", "fe")
         .expect_err("converter")
-        .contains("unknown converter 'base64'"));
+        .contains("unknown converter 'json'"));
     assert!(Fetch::parse("req.payload(4294967296,18446744073709551615)", "fe").is_err());
 }
 

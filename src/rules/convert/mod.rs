@@ -1,6 +1,10 @@
 //! Sample converters (`fetch,conv1,conv2(args)`): the ones TCP configs use on addresses, server
 //! names, stick tables and maps — `lower`, `upper`, `length`, `bool`, `not`, `ipmask`,
-//! `in_table`, the `table_*` family and the `map*` family.
+//! `in_table`, the `table_*` family, the `map*` family, the text ones of [`text`] (`field`,
+//! `word`, `regsub`...) and the integer ones of [`arith`] (`add`, `mod`...).
+
+pub mod arith;
+pub mod text;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -33,6 +37,10 @@ pub enum Conv {
     Table(String, Op),
     /// `map_<match>[_<out>](<file>[,<default>])`: the value a map file gives the sample.
     Map(super::map::MapConv),
+    /// `field`, `word`, `regsub`, `ltrim`, `rtrim`, `bytes`, `hex`, `base64`.
+    Text(text::TextConv),
+    /// `add`, `sub`, `mul`, `div`, `mod`, `and`, `or`, `xor`, `neg`, `cpl`, `odd`, `even`.
+    Int(arith::IntConv),
 }
 
 /// The converters harp knows, for messages.
@@ -45,6 +53,12 @@ pub fn names() -> Vec<String> {
     .collect();
     v.extend(crate::stick::fetch::table_ops().map(|(n, _)| format!("table_{n}")));
     v.extend(super::map::names());
+    v.extend(
+        text::NAMES
+            .iter()
+            .chain(arith::NAMES)
+            .map(|s| s.to_string()),
+    );
     v
 }
 
@@ -81,6 +95,12 @@ impl Conv {
         };
         if super::map::is_map(name) {
             return Ok(Conv::Map(super::map::MapConv::parse(name, args, site)?));
+        }
+        if let Some(c) = text::TextConv::parse(name, args) {
+            return c.map(Conv::Text);
+        }
+        if let Some(c) = arith::IntConv::parse(name, args) {
+            return c.map(Conv::Int);
         }
         Ok(match name {
             "lower" => no_args(Conv::Lower)?,
@@ -161,6 +181,8 @@ impl Conv {
                 .find(|(_, o)| o == op)
                 .map_or_else(|| "table_*".into(), |(n, _)| format!("table_{n}")),
             Conv::Map(m) => m.name.clone(),
+            Conv::Text(c) => c.name().into(),
+            Conv::Int(c) => c.name().into(),
         }
     }
 
@@ -180,6 +202,9 @@ impl Conv {
             Conv::Bool | Conv::Not | Conv::InTable(_) => Method::Bool,
             Conv::Ipmask(..) => Method::Ip,
             Conv::Map(m) => m.method(),
+            Conv::Text(_) => Method::Str,
+            Conv::Int(c) if c.is_bool() => Method::Bool,
+            Conv::Int(_) => Method::Int,
         }
     }
 
@@ -213,6 +238,21 @@ impl Conv {
             Conv::Expire(t, d) => Value::Int(env.table_read(t, &v, TableRead::Expire).or(*d)?),
             Conv::Idle(t, d) => Value::Int(env.table_read(t, &v, TableRead::Idle).or(*d)?),
             Conv::Map(m) => m.apply(v)?,
+            Conv::Text(c) => {
+                // the byte-wise ones read raw bytes whole (a NUL included)
+                let input = match (&v, c) {
+                    (
+                        Value::Bin(b),
+                        text::TextConv::Hex | text::TextConv::Base64 | text::TextConv::Bytes(..),
+                    ) => b.clone(),
+                    _ => text(&v),
+                };
+                Value::Str(c.apply(&input, env.is_final())?)
+            }
+            Conv::Int(c) => match c.apply(int(&v)?) {
+                arith::Out::Int(i) => Value::Int(i),
+                arith::Out::Bool(b) => Value::Bool(b),
+            },
         })
     }
 }
