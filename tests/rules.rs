@@ -462,3 +462,83 @@ fn silent_drop_closes_without_a_word_and_counts_in_dreq() {
     assert!(matches!(hears(&mut ok, b"hello"), Ok(Some(n)) if n > 0));
     assert_eq!(common::stat_field(api, "fe,FRONTEND,", "stot"), "3");
 }
+
+/// The name of the server that answered a connection from `src`.
+fn server_for(src: &str, port: u16) -> String {
+    let mut c = connect_from(src, port);
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.contains(&b'\n') {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn use_server_sends_clients_to_their_server_while_it_runs() {
+    let (s1, s2) = (named_upstream("s1"), named_upstream("s2"));
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_file(dir.path(), "who.map", "127.0.0.3 s1\n127.0.0.4 nosuch\n");
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen li\n    bind 127.0.0.1:{port}\n    balance roundrobin\n\
+         \x20   use-server s2 if {{ src 127.0.0.2 }}\n\
+         \x20   use-server %[src,map_ip(who.map)] if {{ src 127.0.0.3 127.0.0.4 }}\n\
+         \x20   use-server s1 if {{ src 127.0.0.4 }}\n\
+         \x20   server s1 127.0.0.1:{s1}\n    server s2 127.0.0.1:{s2}\n"
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(api);
+    for _ in 0..4 {
+        assert_eq!(server_for("127.0.0.2", port), "s2");
+        assert_eq!(server_for("127.0.0.3", port), "s1", "the map names s1");
+    }
+    // a dynamic name no server has ends the rules: the balancer picks, both servers serve
+    let picked: std::collections::BTreeSet<String> =
+        (0..6).map(|_| server_for("127.0.0.4", port)).collect();
+    assert_eq!(picked.len(), 2, "{picked:?}");
+    // a stopped server lets the balancer pick among the others
+    assert_eq!(cli(api, "disable server li/s2"), "\n");
+    for _ in 0..3 {
+        assert_eq!(server_for("127.0.0.2", port), "s1");
+    }
+    assert_eq!(cli(api, "enable server li/s2"), "\n");
+    assert_eq!(server_for("127.0.0.2", port), "s2");
+}
+
+#[test]
+fn use_server_lines_are_checked_as_haproxy_checks_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::write_file(
+        dir.path(),
+        "us.cfg",
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+         frontend fe\n    bind 127.0.0.1:8\n    default_backend be\n\
+         backend be\n    use-server nosuch if TRUE\n    use-server s1\n    server s1 127.0.0.1:1\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .output()
+        .expect("harp -c");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = cfg.display();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "[{path}:11] : 'use-server' requires either 'if' or 'unless' followed by a condition."
+        )),
+        "{err}"
+    );
+}

@@ -211,6 +211,26 @@ fn rule_references(p: &mut Parser) {
                 found.push((loc, msg));
             }
         }
+        // `use-server`: a fixed name must be one of the proxy's servers
+        for (n, rule) in px.rules.server_rules.iter().enumerate() {
+            if rule.dynamic.is_some() || px.servers.iter().any(|s| s.name == rule.server) {
+                continue;
+            }
+            let loc = meta
+                .use_server_at
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| px.location.clone());
+            found.push((
+                loc,
+                format!(
+                    "{} '{}' : unable to find server '{}' referenced in a 'use-server' rule.",
+                    kind(px.cap.frontend, px.cap.backend),
+                    px.name,
+                    rule.server
+                ),
+            ));
+        }
         // stick tables: a proxy's table is named after it, and names are unique
         if let Some((_, at)) = &px.stick_table {
             if let Some(first) = proxies[..i]

@@ -107,6 +107,29 @@ pub struct SwitchRule {
     pub cond: Option<Cond>,
 }
 
+/// One `use-server <server> if|unless <cond>` line (a backend's): the server a session goes
+/// to when the condition holds and the server is not stopped.
+#[derive(Debug, Clone)]
+pub struct ServerRule {
+    /// The server's name as written (checked to exist at start-up when fixed).
+    pub server: String,
+    /// A name built from samples (`use-server %[...]`), as for `use_backend`.
+    pub dynamic: Option<Vec<NamePart>>,
+    /// Its condition (required, as in HAProxy).
+    pub cond: Cond,
+}
+
+/// What the worker says of a server a `use-server` rule names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named<T> {
+    /// It exists and may take the session: the rules stop.
+    Usable(T),
+    /// It exists but is stopped: the next rules are tried.
+    Down,
+    /// No server has that name: the rules stop (a dynamic name), none is forced.
+    Missing,
+}
+
 /// A piece of a dynamic backend name.
 #[derive(Debug, Clone)]
 pub enum NamePart {
@@ -205,6 +228,8 @@ pub struct Rules {
     pub switching: Vec<SwitchRule>,
     /// `stick` rules, in file order.
     pub sticking: Vec<StickRule>,
+    /// `use-server` rules, in file order.
+    pub server_rules: Vec<ServerRule>,
 }
 
 impl Rules {
@@ -295,20 +320,66 @@ impl Rules {
                 .as_ref()
                 .map_or(true, |c| self.acls.eval(c, env) == Tri::Pass)
         })?;
-        let Some(parts) = &r.dynamic else {
-            return Some(std::borrow::Cow::Borrowed(r.backend.as_str()));
-        };
-        let mut name = String::new();
-        for p in parts {
-            match p {
-                NamePart::Text(t) => name.push_str(t),
-                NamePart::Expr(f) => match f.sample(env) {
-                    Sample::Val { v, .. } => name.push_str(&v.to_text()),
-                    _ => name.push('-'),
-                },
+        match &r.dynamic {
+            None => Some(std::borrow::Cow::Borrowed(r.backend.as_str())),
+            Some(parts) => Some(std::borrow::Cow::Owned(build_name(parts, env))),
+        }
+    }
+
+    /// HAProxy's `process_server_rules`: the server of the first `use-server` rule whose
+    /// condition holds and whose server `find` says is usable (a stopped one lets the next
+    /// rules try; a dynamic name no server has ends the search).
+    pub fn use_server<T>(&self, env: &dyn Env, find: impl Fn(&str) -> Named<T>) -> Option<T> {
+        for r in &self.server_rules {
+            if self.acls.eval(&r.cond, env) != Tri::Pass {
+                continue;
+            }
+            let name = match &r.dynamic {
+                Some(parts) => std::borrow::Cow::Owned(build_name(parts, env)),
+                None => std::borrow::Cow::Borrowed(r.server.as_str()),
+            };
+            match find(&name) {
+                Named::Usable(s) => return Some(s),
+                Named::Down => continue,
+                Named::Missing if r.dynamic.is_some() => return None,
+                Named::Missing => continue,
             }
         }
-        Some(std::borrow::Cow::Owned(name))
+        None
+    }
+
+    /// Parses a `use-server <server> if|unless <cond>` line (all its words).
+    pub fn parse_use_server(
+        &mut self,
+        words: &[String],
+        proxy: &str,
+    ) -> Result<Vec<String>, String> {
+        let Some(name) = words.get(1).filter(|n| !n.is_empty()) else {
+            return Err("'use-server' expects a server name.".into());
+        };
+        if !matches!(words.get(2).map(String::as_str), Some("if" | "unless")) {
+            return Err(
+                "'use-server' requires either 'if' or 'unless' followed by a condition.".into(),
+            );
+        }
+        let dynamic = if name.contains("%[") {
+            Some(
+                self.name_parts(name, proxy)
+                    .map_err(|e| format!("failed to parse use-server rule '{name}' : {e}."))?,
+            )
+        } else {
+            None
+        };
+        let cond = self
+            .acls
+            .parse_cond(&words[2..], proxy)
+            .map_err(|e| format!("error detected while parsing switching rule : {e}."))?;
+        self.server_rules.push(ServerRule {
+            server: name.clone(),
+            dynamic,
+            cond,
+        });
+        Ok(self.acls.take_warnings())
     }
 
     /// Parses the words after `acl`; returns a warning to print, if any.
@@ -623,11 +694,16 @@ impl Rules {
         Ok(parts)
     }
 
-    /// The expressions of dynamic `use_backend` names.
+    /// The expressions of dynamic `use_backend` and `use-server` names.
     pub fn dynamic_names(&self) -> impl Iterator<Item = &Fetch> {
         self.switching
             .iter()
             .flat_map(|r| r.dynamic.iter().flatten())
+            .chain(
+                self.server_rules
+                    .iter()
+                    .flat_map(|r| r.dynamic.iter().flatten()),
+            )
             .filter_map(|p| match p {
                 NamePart::Expr(f) => Some(f),
                 NamePart::Text(_) => None,
@@ -696,6 +772,22 @@ impl Rules {
             })
         })
     }
+}
+
+/// A log-format name: text as written, each expression's sample as text (`-` for none, as
+/// in HAProxy's logs).
+fn build_name(parts: &[NamePart], env: &dyn Env) -> String {
+    let mut name = String::new();
+    for p in parts {
+        match p {
+            NamePart::Text(t) => name.push_str(t),
+            NamePart::Expr(f) => match f.sample(env) {
+                Sample::Val { v, .. } => name.push_str(&v.to_text()),
+                _ => name.push('-'),
+            },
+        }
+    }
+    name
 }
 
 /// C's `strtol(text, &end, 10)` when it reads the whole word (an empty one is 0), else `None`.

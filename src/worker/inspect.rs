@@ -380,6 +380,21 @@ pub(crate) fn sticking(be: &Proxy, env: &SessEnv<'_>, content: &[u8]) -> Stickin
     out
 }
 
+/// Runs `be`'s `use-server` rules on the session (HAProxy's `process_server_rules`, on the
+/// final request content): the server of the first rule that holds and whose server is not
+/// stopped.
+pub(crate) fn use_server(be: &Proxy, env: &SessEnv<'_>, content: &[u8]) -> Option<Arc<Server>> {
+    let env = env.with_content(content, true);
+    let servers = be.servers();
+    be.config.rules.use_server(&env, |name| {
+        match servers.iter().find(|s| &*s.name == name) {
+            None => crate::rules::Named::Missing,
+            Some(s) if s.may_persist() => crate::rules::Named::Usable(s.clone()),
+            Some(_) => crate::rules::Named::Down,
+        }
+    })
+}
+
 /// The server of `be` a stored entry names (by name, else by id, as HAProxy's
 /// `sticking_rule_find_target`: a server renamed but keeping its `id` keeps its clients) if it
 /// may take the session.

@@ -765,7 +765,22 @@ pub(crate) async fn run<R: Rt>(
                         );
                         inspect::sticking(&be, &env, &fronted.early)
                     });
-                    let sticky = sticking.as_ref().and_then(|s| s.server.clone());
+                    // `use-server` first, as HAProxy's server rules run before its stick
+                    // matches: a server it names and that runs takes the session directly
+                    let forced = (!be.config.rules.server_rules.is_empty())
+                        .then(|| {
+                            let env = SessEnv::new(
+                                &ctx.reg,
+                                &client,
+                                peer,
+                                fronted.addrs.map(|(_, d)| d),
+                                &sc,
+                            );
+                            inspect::use_server(&be, &env, &fronted.early)
+                        })
+                        .flatten();
+                    let sticky =
+                        forced.or_else(|| sticking.as_ref().and_then(|s| s.server.clone()));
                     let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries).await;
                     if let (Some(st), Ok((srv, _, _))) = (sticking, &r) {
                         st.store(srv);

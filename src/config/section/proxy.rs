@@ -18,6 +18,8 @@ pub(crate) struct ProxyMeta {
     pub default_backend_at: Option<Location>,
     /// Where each `use_backend` was written, in order.
     pub use_backend_at: Vec<Location>,
+    /// Where each `use-server` rule was written (its server is checked once all are read).
+    pub use_server_at: Vec<Location>,
     /// Where `email-alert mailers` was written.
     pub mailers_at: Option<Location>,
     /// Where `id` was written.
@@ -39,6 +41,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "bind",
     "default_backend",
     "use_backend",
+    "use-server",
     "acl",
     "tcp-request",
     "stick-table",
@@ -83,7 +86,6 @@ pub(crate) const KEYWORDS: &[&str] = &[
 
 /// HAProxy keywords harp cannot honour and that change routing or traffic: refused.
 const UNSUPPORTED: &[&str] = &[
-    "use-server",
     "tcp-response",
     "stick-on",
     "stick-store",
@@ -289,6 +291,7 @@ pub(crate) fn parse(
                 | "id"
                 | "acl"
                 | "use_backend"
+                | "use-server"
                 | "tcp-request"
                 | "stick-table"
                 | "stick"
@@ -320,7 +323,10 @@ pub(crate) fn parse(
         ));
         return Ok(());
     }
-    if matches!(kw, "acl" | "tcp-request" | "use_backend" | "stick") {
+    if matches!(
+        kw,
+        "acl" | "tcp-request" | "use_backend" | "use-server" | "stick"
+    ) {
         p.rules.acls.set_site(&ctx.loc.file, ctx.loc.line);
     }
     match kw {
@@ -427,6 +433,19 @@ pub(crate) fn parse(
             }
             if let Some(m) = meta {
                 m.use_backend_at.push(ctx.loc.clone());
+            }
+            Ok(())
+        }
+        "use-server" => {
+            // HAProxy warns in a frontend and keeps the rule all the same (its server is
+            // still looked for, and not found there)
+            lacks(p, false, kw, ctx);
+            let name = p.name.clone();
+            for w in p.rules.parse_use_server(words, &name)? {
+                ctx.warn(w);
+            }
+            if let Some(m) = meta {
+                m.use_server_at.push(ctx.loc.clone());
             }
             Ok(())
         }
@@ -1675,7 +1694,7 @@ mod tests {
 
     #[test]
     fn refused_keywords() {
-        assert!(err("backend b\n use-server s if x\n").contains("not supported by harp"));
+        assert!(err("backend b\n use-server s\n").contains("requires either 'if' or 'unless'"));
         assert!(err("backend b\n mode health\n").contains("only 'mode tcp'"));
         assert!(err("backend b\n mode http\n")
             .contains("[t.cfg:2] : 'mode http' is not supported yet by harp (only 'mode tcp', and a statistics page without servers)."));
