@@ -353,3 +353,51 @@ fn converters_build_backend_names_from_the_server_name() {
         "4 letters: no match, be_mail.example.com"
     );
 }
+
+#[test]
+fn lua_map_objects_look_keys_up_as_haproxy_s() {
+    let api = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(dir.path(), "sni.map", "api.example.com be_api\n80 http\n");
+    write_file(
+        dir.path(),
+        "lmap.lua",
+        r#"
+local m = Map.new("sni.map", Map._str)
+local b = Map.new("sni.map", Map.beg)
+local ok1, err1 = pcall(Map.new, "nofile.map")
+local ok2, err2 = pcall(Map.new, "sni.map", 99)
+local ok3, err3 = pcall(Map.new, "sni.map", Map._found)
+local later = "not yet"
+core.register_task(function()
+    local ok, e = pcall(Map.new, "sni.map")
+    later = e
+end)
+core.register_cli({"m", "look"}, "map lookups", function(applet)
+    applet:send(table.concat({tostring(m:lookup("api.example.com")), tostring(m:lookup("x")),
+        "[" .. m:slookup("x") .. "]", tostring(b:lookup("api.example.com.evil")),
+        err1, err2, err3, tostring(later), tostring(Map._str), tostring(Map.regm)}, "|") .. "\n")
+end)
+"#,
+    );
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    lua-load lmap.lua\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen li\n    bind 127.0.0.1:0\n    server s 127.0.0.1:1\n"
+    );
+    let mut h = Harp::spawn_in(
+        dir,
+        &cfg.replace(":0\n", &format!(":{}\n", free_port())),
+        &[],
+    );
+    h.wait_port(api);
+    let want = "be_api|nil|[]|be_api|'new': failed to open pattern file <nofile.map>.|\
+                'new' needs a valid match method.|'new' doesn't support this match mode.|\
+                'new': map: cannot load map at runtime.|6|13\n\n";
+    assert!(
+        common::wait_until(Duration::from_secs(10), || socat(api, "m look") == want),
+        "{} / {}",
+        socat(api, "m look"),
+        h.stderr()
+    );
+}

@@ -147,6 +147,7 @@ fn setup(reg: &Arc<Registry>, shared: &Arc<Shared>) -> Result<Rc<Ctx>, String> {
         package.set(key, format!("{};{}", p.path, cur)).map_err(e)?;
     }
     super::core_api::install(&lua, reg).map_err(e)?;
+    super::map::install(&lua).map_err(e)?;
     Ok(ctx)
 }
 

@@ -36,6 +36,7 @@ mod engine;
 mod events;
 mod httpclient;
 mod log;
+mod map;
 mod objects;
 mod patref;
 mod raising;

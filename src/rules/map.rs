@@ -116,6 +116,30 @@ pub fn names() -> Vec<String> {
     v
 }
 
+/// Loads the map file `file` for lookups with `method` giving text (Lua's `Map.new`): its
+/// list, or HAProxy's message (`failed to open pattern file <f>`, a bad key with its line).
+pub fn load_text_map(
+    file: &str,
+    method: Method,
+    site: &(String, usize),
+) -> Result<Arc<PatRef>, String> {
+    let bytes = std::fs::read(file).map_err(|_| format!("failed to open pattern file <{file}>"))?;
+    let display = format!(
+        "pattern loaded from file '{file}' used by map at file '{}' line {}",
+        site.0, site.1
+    );
+    let pairs = patref::read_pairs(&String::from_utf8_lossy(&bytes));
+    PatRef::new_map(
+        file.to_string(),
+        display,
+        site.clone(),
+        method,
+        Out::Str,
+        pairs,
+    )
+    .map(Arc::new)
+}
+
 impl MapConv {
     /// Parses `name(<file>[,<default>])`, reading the file (HAProxy loads it while parsing
     /// the configuration). `site` is the configuration file and line using it.
