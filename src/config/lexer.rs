@@ -210,9 +210,11 @@ fn expand_var(
     }
     let len = chars[i + 1..].iter().take_while(|&&c| is_name(c)).count();
     if len == 0 || chars[i + 1].is_ascii_digit() {
-        // A lone `$` is kept literally.
-        out.push('$');
-        return Ok(1);
+        // HAProxy refuses a `$` that starts no name (`\$` is a literal one)
+        return Err(format!(
+            "forbidden first char in environment variable name at position {}",
+            i + 2
+        ));
     }
     let name: String = chars[i + 1..i + 1 + len].iter().collect();
     if let Some(v) = env(&name) {
@@ -235,6 +237,10 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         split_line(s, &env).unwrap()
+    }
+
+    fn try_words(s: &str) -> Result<Vec<String>, String> {
+        split_line(s, &env)
     }
 
     #[test]
@@ -301,7 +307,11 @@ mod tests {
         assert_eq!(words(r#""${NOPE-dflt}""#), ["dflt"]);
         assert_eq!(words(r#""${EMPTY-dflt}""#), ["dflt"]);
         assert_eq!(words(r#""\$HOST""#), ["$HOST"]);
-        assert_eq!(words(r#""a$ b""#), ["a$ b"]);
+        assert!(try_words(r#""a$ b""#)
+            .expect_err("a lone $")
+            .contains("forbidden first char in environment variable name"));
+        assert!(try_words(r#""c$1""#).is_err());
+        assert!(try_words(r#""e$""#).is_err());
         assert!(split_line(r#""${HOST""#, &env).is_err());
     }
 
