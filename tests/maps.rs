@@ -240,6 +240,8 @@ end)
     assert_eq!(route(port, "new.example.com"), "api", "a forced set adds");
     assert_eq!(route(port, "bulk.example.com"), "www");
     assert_eq!(socat(api, "m replace"), "nil\n\n");
+    // the script's version is the Runtime API's too
+    assert!(socat(api, "show map").contains("curr_ver=1 next_ver=1 "));
     assert_eq!(route(port, "api.example.com"), "default");
     assert_eq!(route(port, "only.example.com"), "api");
     let want = "PAT_REF_SET,PAT_REF_ADD,PAT_REF_ADD,PAT_REF_COMMIT\n\n";

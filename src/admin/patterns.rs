@@ -112,15 +112,16 @@ pub(super) fn add(reg: &Registry, kind: Kind, args: &[String], payload: Option<&
     let Some(g) = patref::find(reg.pattern_lists(), name) else {
         return kind.unknown().into();
     };
-    let at = patref::version_of(&g, ver);
-    if patref::in_future(&g, at) {
-        return match kind {
+    let future = || -> String {
+        match kind {
             Kind::Acl => "Version number in the future, please use 'prepare acl' before.",
             Kind::Map => "Version number in the future, please use 'prepare map' before.",
         }
-        .into();
+        .into()
+    };
+    if patref::in_future(&g, ver) {
+        return future();
     }
-    let current = patref::is_current(&g, at);
     if kind == Kind::Acl && g.iter().any(|r| r.two_column) {
         return "This ACL is shared with a map containing samples. You must use the command 'add map' to add values.".into();
     }
@@ -137,18 +138,15 @@ pub(super) fn add(reg: &Registry, kind: Kind, args: &[String], payload: Option<&
             .map(|e| (i, e))
     });
     let good = &pairs[..bad.as_ref().map_or(pairs.len(), |(i, _)| *i)];
-    // a prepared version's entries wait for its commit, unseen and unannounced
-    let added = if current {
-        patref::group_add(&g, good)
-    } else {
-        patref::group_add_at(&g, at, good)
-    };
-    if let Err(e) = added {
-        return format!("{e}.");
-    }
-    if current {
-        for _ in good {
-            g[0].fire(PatEvent::Add);
+    // another version's entries wait for its commit, unseen and unannounced
+    match patref::group_add_versioned(&g, ver, good) {
+        Err(e) => return format!("{e}."),
+        Ok(patref::AddedTo::Future) => return future(),
+        Ok(patref::AddedTo::Other) => {}
+        Ok(patref::AddedTo::Current) => {
+            for _ in good {
+                g[0].fire(PatEvent::Add);
+            }
         }
     }
     match bad {

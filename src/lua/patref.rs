@@ -3,7 +3,7 @@
 //! `set`, `ref[key]` and `event_sub`. A change is the same as the Runtime API's (`add acl`...):
 //! every expression using the file sees it at its next connection, and PAT_REF events fire.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use mlua::{
@@ -12,14 +12,15 @@ use mlua::{
 };
 
 use super::engine::ctx;
-use crate::rules::patref::{self, Pair, PatEvent, PatRef, Target};
+use crate::rules::patref::{self, PatEvent, PatRef, Target};
 
 /// A Patref object: the lists of one file, and the version a script prepares.
 pub(crate) struct LPatref {
     name: String,
     group: Vec<Arc<PatRef>>,
-    /// `prepare()`d and not yet committed: the entries of the next version.
-    staged: RefCell<Option<Vec<Pair>>>,
+    /// The version `prepare()` made and no `commit()`/`giveup()` ended yet: the script's
+    /// changes go there (the Runtime API's `@<ver>` commands see it too).
+    prepared: Cell<Option<u32>>,
 }
 
 /// `core.get_patref(name)`: the pattern list loaded from file `name` (or `#<id>`), or nil.
@@ -33,7 +34,7 @@ pub(crate) fn get(lua: &Lua, name: &str) -> mlua::Result<Value> {
                     .clone()
                     .unwrap_or_else(|| format!("#{}", group[0].id())),
                 group,
-                staged: RefCell::new(None),
+                prepared: Cell::new(None),
             })
             .map(Value::UserData),
     }
@@ -51,32 +52,30 @@ impl LPatref {
 
     /// Adds entries, to the prepared version if there is one (checked all the same).
     fn add_pairs(&self, pairs: &[(&str, Option<&str>)]) -> mlua::Result<()> {
-        if let Some(next) = self.staged.borrow_mut().as_mut() {
-            patref::group_check(&self.group, pairs).map_err(fail)?;
-            next.extend(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.map(str::to_string))),
-            );
-            return Ok(());
-        }
-        patref::group_add(&self.group, pairs).map_err(fail)?;
-        for _ in pairs {
-            self.group[0].fire(PatEvent::Add);
+        let ver = self.prepared.get().map(|v| v.to_string());
+        let to = patref::group_add_versioned(&self.group, ver.as_deref(), pairs).map_err(fail)?;
+        if to == patref::AddedTo::Current {
+            for _ in pairs {
+                self.group[0].fire(PatEvent::Add);
+            }
         }
         Ok(())
     }
 
+    /// The entries the script sees: its prepared version's, else the current ones.
+    fn entries(&self) -> Vec<patref::Entry> {
+        match self.prepared.get() {
+            Some(v) => patref::entries_at(&self.group, v),
+            None => self.group[0].entries(),
+        }
+    }
+
     /// The value of the first entry of `key` (`Some(None)`: present, without a value).
     fn get(&self, key: &str) -> Option<Option<String>> {
-        match self.staged.borrow().as_ref() {
-            Some(next) => next.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
-            None => self.group[0]
-                .entries()
-                .into_iter()
-                .find(|e| e.text == key)
-                .map(|e| e.value),
-        }
+        self.entries()
+            .into_iter()
+            .find(|e| e.text == key)
+            .map(|e| e.value)
     }
 }
 
@@ -140,12 +139,13 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
             Ok(Value::Boolean(true))
         }
         "commit" => {
-            let Some(next) = this.staged.borrow().clone() else {
+            let Some(ver) = this.prepared.take() else {
                 return Err(fail("Nothing to do"));
             };
             // each list switches in one step: no connection sees it empty or half built
-            patref::group_replace(&this.group, &next).map_err(fail)?;
-            this.staged.borrow_mut().take();
+            if !patref::group_commit(&this.group, ver) {
+                return Err(fail("Commit failed"));
+            }
             this.group[0].fire(PatEvent::Commit);
             Ok(Value::Boolean(true))
         }
@@ -161,15 +161,18 @@ fn call(lua: &Lua, this: &LPatref, name: &str, args: MultiValue) -> mlua::Result
                 }
                 return Err(fail("entry not found"));
             }
-            if let Some(next) = this.staged.borrow_mut().as_mut() {
+            if let Some(ver) = this.prepared.get() {
                 for r in &this.group {
                     r.check(&key, Some(&value)).map_err(fail)?;
                 }
-                for (_, v) in next.iter_mut().filter(|(k, _)| *k == key) {
-                    if v.is_some() {
-                        *v = Some(value.clone());
+                patref::with_version(&this.group, ver, |list| {
+                    for e in list
+                        .iter_mut()
+                        .filter(|e| e.text == key && e.value.is_some())
+                    {
+                        e.value = Some(value.clone());
                     }
-                }
+                });
                 return Ok(Value::Boolean(true));
             }
             // an ACL entry has no value: HAProxy succeeds all the same (and publishes)
@@ -208,27 +211,29 @@ impl UserData for LPatref {
         });
         m.add_method("prepare", |_, this, ()| {
             // a new version starts empty, as HAProxy's new generation does
-            *this.staged.borrow_mut() = Some(Vec::new());
+            this.prepared.set(Some(patref::group_prepare(&this.group)));
             Ok(())
         });
         m.add_method("giveup", |_, this, ()| {
-            this.staged.borrow_mut().take();
+            if let Some(ver) = this.prepared.take() {
+                patref::group_clear_at(&this.group, ver);
+            }
             Ok(())
         });
         m.add_method("purge", |_, this, ()| {
-            // every version, the prepared one included
-            if let Some(next) = this.staged.borrow_mut().as_mut() {
-                next.clear();
-            }
-            patref::group_clear(&this.group);
+            // every version, the prepared ones included
+            patref::group_purge(&this.group);
             this.group[0].fire(PatEvent::Clear);
             Ok(true)
         });
         m.add_method("del", |_, this, key: String| {
-            if let Some(next) = this.staged.borrow_mut().as_mut() {
-                let before = next.len();
-                next.retain(|(k, _)| *k != key);
-                return Ok(next.len() != before);
+            if let Some(ver) = this.prepared.get() {
+                let removed = patref::with_version(&this.group, ver, |list| {
+                    let before = list.len();
+                    list.retain(|e| e.text != key);
+                    list.len() != before
+                });
+                return Ok(removed.unwrap_or(false));
             }
             let removed = patref::group_remove(&this.group, Target::Key(&key));
             if removed {

@@ -314,3 +314,16 @@ fn uses_that_store_alike_share_one_expression() {
         "type=int, case=sensitive, found=yes, idx=list, key=\"80\", value=\"a\", type=\"str\""
     );
 }
+
+#[test]
+fn byte_converters_take_addresses_and_integers_as_binary() {
+    let env = sess("127.0.0.1:1");
+    let sample = |expr: &str| match Fetch::parse(expr, "fe").expect(expr).sample(&env) {
+        super::fetch::Sample::Val { v, .. } => Some(v),
+        _ => None,
+    };
+    assert_eq!(sample("src,hex"), Some(s("7F000001")));
+    assert_eq!(sample("dst_port,hex"), Some(s("00000000000001BB")));
+    assert_eq!(sample("src,base64"), Some(s("fwAAAQ==")));
+    assert_eq!(sample("src,bytes(1,2)"), Some(Value::Bin(vec![0, 0])));
+}

@@ -838,17 +838,20 @@ pub fn list_line(group: &[Arc<PatRef>]) -> String {
         ));
     }
     // HAProxy counts an entry once per expression that indexes it
+    // (a version kept aside is indexed already in HAProxy: its entries count too)
     let count: usize = expressions(group).iter().map(|r| r.len()).sum();
-    let (curr, next) = {
+    let (curr, next, pending) = {
         let v = first.versions();
-        (v.curr, v.next)
+        let pending: usize = v.pending.iter().map(|(_, e)| e.len()).sum();
+        (v.curr, v.next, pending)
     };
     format!(
-        "{} ({}) {desc}. curr_ver={} next_ver={} entry_cnt={count}",
+        "{} ({}) {desc}. curr_ver={} next_ver={} entry_cnt={}",
         first.id(),
         first.file.as_deref().unwrap_or(""),
         curr,
         next,
+        count + pending * expressions(group).len(),
     )
 }
 
@@ -856,12 +859,7 @@ pub fn list_line(group: &[Arc<PatRef>]) -> String {
 /// one.
 pub fn version_of(group: &[Arc<PatRef>], ver: Option<&str>) -> u32 {
     match ver {
-        Some(v) => v
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse::<u32>()
-            .unwrap_or(0),
+        Some(v) => parse_version(v),
         None => group.first().map_or(0, |r| r.versions().curr),
     }
 }
@@ -871,11 +869,12 @@ pub fn is_current(group: &[Arc<PatRef>], ver: u32) -> bool {
     group.first().is_some_and(|r| r.versions().curr == ver)
 }
 
-/// Whether `ver` is past the last version prepared (`add @<ver>` then asks for a `prepare`).
-pub fn in_future(group: &[Arc<PatRef>], ver: u32) -> bool {
+/// Whether `@<ver>` is past the last version prepared (what `add` then refuses; the add
+/// itself decides again under the lock).
+pub fn in_future(group: &[Arc<PatRef>], ver: Option<&str>) -> bool {
     group.first().is_some_and(|r| {
         let v = r.versions();
-        (ver.wrapping_sub(v.next) as i32) > 0
+        ver.is_some_and(|s| (parse_version(s).wrapping_sub(v.next) as i32) > 0)
     })
 }
 
@@ -908,35 +907,89 @@ pub fn entries_at(group: &[Arc<PatRef>], ver: u32) -> Vec<Entry> {
         .unwrap_or_default()
 }
 
-/// `add acl|map @<ver>` for a prepared version: checked as the current ones are, kept aside
-/// until its commit (an older version takes nothing, as HAProxy purges it).
-pub fn group_add_at(
+/// Where `add acl|map [@<ver>]` put its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddedTo {
+    /// The current version: seen by the next connection (and announced).
+    Current,
+    /// Another version, kept aside: a prepared one until its commit, an older one until the
+    /// next commit drops it.
+    Other,
+    /// Nothing: the version is past the last prepared one.
+    Future,
+}
+
+/// `add acl|map [@<ver>]`: adds `pairs` (checked against every list first) to the current
+/// entries or to version `ver`, deciding which under the group's writers' lock, so that a
+/// commit cannot come in between.
+pub fn group_add_versioned(
     group: &[Arc<PatRef>],
-    ver: u32,
+    ver: Option<&str>,
     pairs: &[(&str, Option<&str>)],
-) -> Result<(), String> {
+) -> Result<AddedTo, String> {
     group_check(group, pairs)?;
     let Some(first) = group.first() else {
-        return Ok(());
+        return Ok(AddedTo::Current);
     };
-    let mut v = first.versions();
-    if !v.prepared(ver) {
-        return Ok(());
-    }
-    let list = match v.pending.iter().position(|(n, _)| *n == ver) {
-        Some(i) => &mut v.pending[i].1,
-        None => {
-            v.pending.push((ver, Vec::new()));
-            let last = v.pending.len() - 1;
-            &mut v.pending[last].1
+    locked(group, || {
+        let mut v = first.versions();
+        let at = ver.map_or(v.curr, parse_version);
+        if (at.wrapping_sub(v.next) as i32) > 0 {
+            return Ok(AddedTo::Future);
         }
-    };
-    list.extend(pairs.iter().map(|(k, val)| Entry {
-        handle: handle(),
-        text: k.to_string(),
-        value: val.map(str::to_string),
-    }));
-    Ok(())
+        if at == v.curr {
+            drop(v);
+            group.iter().try_for_each(|r| r.extend(pairs))?;
+            return Ok(AddedTo::Current);
+        }
+        let new = pairs.iter().map(|(k, val)| Entry {
+            handle: handle(),
+            text: k.to_string(),
+            value: val.map(str::to_string),
+        });
+        match v.pending.iter_mut().find(|(n, _)| *n == at) {
+            Some((_, list)) => list.extend(new),
+            None => v.pending.push((at, new.collect())),
+        }
+        Ok(AddedTo::Other)
+    })
+}
+
+/// A version number as HAProxy's `str2uic` reads it: its leading digits, wrapping.
+fn parse_version(v: &str) -> u32 {
+    v.bytes().take_while(u8::is_ascii_digit).fold(0u32, |n, d| {
+        n.wrapping_mul(10).wrapping_add(u32::from(d - b'0'))
+    })
+}
+
+/// Runs `f` on the entries of version `ver` kept aside (not the current one), under the
+/// group's writers' lock; `None` when there is no such version.
+pub fn with_version<R>(
+    group: &[Arc<PatRef>],
+    ver: u32,
+    f: impl FnOnce(&mut Vec<Entry>) -> R,
+) -> Option<R> {
+    let first = group.first()?;
+    locked(group, || {
+        let mut v = first.versions();
+        if v.curr == ver {
+            return None;
+        }
+        v.pending
+            .iter_mut()
+            .find(|(n, _)| *n == ver)
+            .map(|(_, e)| f(e))
+    })
+}
+
+/// Empties every version: the current entries and those kept aside (Lua's `purge`).
+pub fn group_purge(group: &[Arc<PatRef>]) {
+    group_clear(group);
+    if let Some(first) = group.first() {
+        for (_, e) in first.versions().pending.iter_mut() {
+            e.clear();
+        }
+    }
 }
 
 /// `clear acl|map @<ver>` for a version that is not the current one.

@@ -1185,7 +1185,11 @@ async fn establish<R: Rt>(
                     });
                 }
                 tries.retries += 1;
-                redispatch = redispatch_now(be, srv.srv(), tries.retries);
+                // a server named by a stick table or `use-server` (HAProxy's SF_DIRECT) keeps
+                // the session until the redispatch interval says otherwise
+                let direct = !tries.redispatched
+                    && sticky.as_ref().is_some_and(|d| Arc::ptr_eq(d, srv.srv()));
+                redispatch = redispatch_now(be, srv.srv(), tries.retries, direct);
                 if !redispatch {
                     srv.srv().counters.wretr.fetch_add(1, Ordering::Relaxed);
                     be.counters.wretr.fetch_add(1, Ordering::Relaxed);
@@ -1246,8 +1250,11 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Whether retry number `retry` (from 1) after `srv` failed goes to another server.
-fn redispatch_now(be: &Proxy, srv: &Server, retry: u32) -> bool {
+/// Whether retry number `retry` (from 1) after `srv` failed goes to another server, as
+/// HAProxy's `stream_choose_redispatch`: a server down (or starting, or in maintenance)
+/// at once, else on the `redispatch` interval, else at once when other servers are active,
+/// the balancing does not hash and the server was not named directly (`direct`).
+fn redispatch_now(be: &Proxy, srv: &Server, retry: u32, direct: bool) -> bool {
     let c = &be.config;
     if !c.redispatch {
         return false;
@@ -1257,7 +1264,12 @@ fn redispatch_now(be: &Proxy, srv: &Server, retry: u32) -> bool {
     // negative: the Nth retry before the last one, and every as many after it
     let every = if after > 0 { after } else { max + 1 + after };
     let hashes = matches!(c.balance, BalanceAlgo::Source | BalanceAlgo::Random);
-    !srv.is_usable() || (every > 0 && retry % every == 0) || (!hashes && be.srv_act() > 1)
+    let not_running = matches!(
+        srv.op_state(),
+        crate::model::OpState::Stopped | crate::model::OpState::Starting
+    ) || srv.admin().maint()
+        || srv.deleted();
+    not_running || (every > 0 && retry % every == 0) || (!direct && !hashes && be.srv_act() > 1)
 }
 
 enum End {

@@ -71,11 +71,13 @@ impl IntConv {
                 "converter '{name}' : missing arg 1 in converter '{name}'"
             )));
         }
-        let Ok(n) = args.parse::<i64>() else {
+        // HAProxy's read_int64, whole: a sign, digits, clamped
+        let (n, used) = crate::rules::pattern::read_int64(args.as_bytes());
+        if used != args.len() {
             return Some(Err(format!(
                 "invalid arg 1 in converter '{name}' : failed to parse '{args}' as type 'integer' at position 1 (harp takes no variable here)"
             )));
-        };
+        }
         Some(Ok(match name {
             "add" => IntConv::Add(n),
             "sub" => IntConv::Sub(n),

@@ -202,6 +202,7 @@ impl Conv {
             Conv::Bool | Conv::Not | Conv::InTable(_) => Method::Bool,
             Conv::Ipmask(..) => Method::Ip,
             Conv::Map(m) => m.method(),
+            Conv::Text(text::TextConv::Bytes(..)) => Method::Bin,
             Conv::Text(_) => Method::Str,
             Conv::Int(c) if c.is_bool() => Method::Bool,
             Conv::Int(_) => Method::Int,
@@ -239,15 +240,19 @@ impl Conv {
             Conv::Idle(t, d) => Value::Int(env.table_read(t, &v, TableRead::Idle).or(*d)?),
             Conv::Map(m) => m.apply(v)?,
             Conv::Text(c) => {
-                // the byte-wise ones read raw bytes whole (a NUL included)
-                let input = match (&v, c) {
-                    (
-                        Value::Bin(b),
-                        text::TextConv::Hex | text::TextConv::Base64 | text::TextConv::Bytes(..),
-                    ) => b.clone(),
-                    _ => text(&v),
-                };
-                Value::Str(c.apply(&input, env.is_final())?)
+                // the byte-wise ones take the sample as binary (HAProxy's casts to bin: an
+                // address's bytes, an integer's 8 big-endian ones), the others as text
+                let bytewise = matches!(
+                    c,
+                    text::TextConv::Hex | text::TextConv::Base64 | text::TextConv::Bytes(..)
+                );
+                let input = if bytewise { binary(&v) } else { text(&v) };
+                let out = c.apply(&input, env.is_final())?;
+                if matches!(c, text::TextConv::Bytes(..)) {
+                    Value::Bin(out)
+                } else {
+                    Value::Str(out)
+                }
             }
             Conv::Int(c) => match c.apply(int(&v)?) {
                 arith::Out::Int(i) => Value::Int(i),
@@ -278,6 +283,18 @@ fn mask6(n: u8) -> u128 {
     u128::MAX
         .checked_shl(128 - u32::from(n.min(128)))
         .unwrap_or(0)
+}
+
+/// The sample as binary, as HAProxy casts one: text and bytes as they are, an address's 4 or
+/// 16 bytes, an integer (or boolean) as 8 big-endian bytes.
+fn binary(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Bool(b) => i64::from(*b).to_be_bytes().to_vec(),
+        Value::Int(i) => i.to_be_bytes().to_vec(),
+        Value::Ip(IpAddr::V4(a)) => a.octets().to_vec(),
+        Value::Ip(IpAddr::V6(a)) => a.octets().to_vec(),
+        Value::Str(s) | Value::Bin(s) => s.clone(),
+    }
 }
 
 /// The sample as text (HAProxy's casts to a string: raw bytes stop at a NUL).

@@ -1,7 +1,7 @@
 //! The text converters TCP configs route with (`req.ssl_sni,field(1,.)`, `regsub`, `word`):
 //! HAProxy's `field`, `word`, `regsub`, `ltrim`, `rtrim`, `bytes`, `hex` and `base64`, with
-//! its argument checks and its edge cases (a field past the last is no sample, `bytes` waits
-//! for content it lacks).
+//! its argument checks and its edge cases (a field past the last is no sample; `bytes` waits
+//! for content it lacks, as HAProxy 2.9 and later do: 2.6 to 2.8 cut at once).
 
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -9,7 +9,7 @@ use regex::bytes::{Regex, RegexBuilder};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextConv {
     /// `field(<index>,<delimiters>[,<count>])`: the index-th field (from the end when
-    /// negative), `count` fields long (0: to the end).
+    /// negative), `count` fields long (0: all the way to the end the index counts from).
     Field(Split),
     /// `word(<index>,<delimiters>[,<count>])`: the same, runs of delimiters counting as one.
     Word(Split),
@@ -19,7 +19,7 @@ pub enum TextConv {
     Ltrim(Vec<u8>),
     /// `rtrim(<chars>)`: ... from the end.
     Rtrim(Vec<u8>),
-    /// `bytes(<offset>[,<length>])`: a slice of the input.
+    /// `bytes(<offset>[,<length>])`: a slice of the input, as raw bytes.
     Bytes(i64, Option<i64>),
     /// `hex`: the bytes as upper-case hex digits.
     Hex,
@@ -42,8 +42,9 @@ pub struct Split {
 #[derive(Debug, Clone)]
 pub struct Regsub {
     re: Regex,
-    /// The replacement in the regex crate's syntax (`\1` became `${1}`).
-    with: Vec<u8>,
+    /// The replacement in the regex crate's syntax (`\1` became `${1}`); `None` when it ends
+    /// with a lone backslash, which HAProxy's `exp_replace` fails on (no sample).
+    with: Option<Vec<u8>>,
     global: bool,
 }
 
@@ -60,9 +61,10 @@ pub const NAMES: &[&str] = &[
     "field", "word", "regsub", "ltrim", "rtrim", "bytes", "hex", "base64",
 ];
 
-/// Splits converter arguments as HAProxy's argument parser does: at commas, except one a
-/// backslash escapes (`\,`) or one inside single or double quotes (the quotes go; HAProxy's
-/// documentation quotes regexes this way: `regsub('(a|b)+','x')`).
+/// Splits converter arguments as HAProxy's `make_arg_list` does: at commas outside quotes
+/// (HAProxy's documentation quotes regexes so: `regsub('(a|b)+','x')`); single quotes keep
+/// everything, double quotes and bare text take the escapes `\\`, `\'`, `\"`, `\ `, `\r`,
+/// `\n`, `\t` (any other backslash stays, with what follows).
 pub fn split_args(args: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut chars = args.chars().peekable();
@@ -70,13 +72,27 @@ pub fn split_args(args: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         let arg = out.len() - 1;
         match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), c) => out[arg].push(c),
+            (_, '\\') => {
+                let escaped = match chars.peek() {
+                    Some(&e @ ('\\' | '\'' | '"' | ' ')) => Some(e),
+                    Some('r') => Some('\r'),
+                    Some('n') => Some('\n'),
+                    Some('t') => Some('\t'),
+                    _ => None,
+                };
+                match escaped {
+                    Some(e) => {
+                        chars.next();
+                        out[arg].push(e);
+                    }
+                    None => out[arg].push('\\'),
+                }
+            }
+            (Some('"'), '"') => quote = None,
             (Some(_), c) => out[arg].push(c),
             (None, '\'' | '"') => quote = Some(c),
-            (None, '\\') if chars.peek() == Some(&',') => {
-                chars.next();
-                out[arg].push(',');
-            }
             (None, ',') => out.push(String::new()),
             (None, c) => out[arg].push(c),
         }
@@ -86,9 +102,12 @@ pub fn split_args(args: &str) -> Vec<String> {
 
 /// An integer argument at `pos` (1-based), as HAProxy's argument parser reports one.
 fn int_arg(name: &str, pos: usize, v: &str) -> Result<i64, String> {
-    v.trim().parse::<i64>().map_err(|_| {
-        format!("invalid arg {pos} in converter '{name}' : failed to parse '{v}' as type 'integer' at position {pos}")
-    })
+    // HAProxy's read_int64 must read it whole: no blank, clamped
+    let (n, used) = crate::rules::pattern::read_int64(v.as_bytes());
+    if v.is_empty() || used != v.len() {
+        return Err(format!("invalid arg {pos} in converter '{name}' : failed to parse '{v}' as type 'integer' at position {pos}"));
+    }
+    Ok(n)
 }
 
 impl TextConv {
@@ -109,10 +128,10 @@ impl TextConv {
             "bytes" => (1, 2),
             _ => (0, 0),
         };
-        let given = if args.is_some_and(|a| !a.is_empty()) {
-            list.len()
-        } else {
-            0
+        // `ltrim()` trims nothing: an empty argument is one there
+        let given = match args {
+            Some(a) if !a.is_empty() || (min == 1 && max == 1) => list.len(),
+            _ => 0,
         };
         if given < min {
             return Err(format!(
@@ -214,7 +233,7 @@ impl TextConv {
             TextConv::Field(s) => t[field(t, s)?].to_vec(),
             TextConv::Word(s) => t[word(t, s)?].to_vec(),
             TextConv::Regsub(r) => {
-                let with = &r.with[..];
+                let with = &r.with.as_ref()?[..];
                 if r.global {
                     r.re.replace_all(t, with).into_owned()
                 } else {
@@ -259,22 +278,51 @@ impl TextConv {
     }
 }
 
-/// HAProxy's `\1`..`\9` back-references in the regex crate's syntax; a literal `$` escaped.
-fn replacement(subst: &str) -> Vec<u8> {
-    let mut out = String::new();
-    let mut chars = subst.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek().is_some_and(char::is_ascii_digit) => {
-                if let Some(d) = chars.next() {
-                    out.push_str(&format!("${{{d}}}"));
+/// A `regsub` replacement as HAProxy's `exp_replace` reads it, in the regex crate's syntax:
+/// `\0`..`\9` are the groups, `\xHH` a byte, a backslash before anything else that character,
+/// a literal `$` escaped; `None` when it ends with a lone backslash.
+fn replacement(subst: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let b = subst.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            push_literal(&mut out, b[i]);
+            i += 1;
+            continue;
+        }
+        let next = *b.get(i + 1)?;
+        if next.is_ascii_digit() {
+            out.extend_from_slice(format!("${{{}}}", next - b'0').as_bytes());
+            i += 2;
+        } else if next == b'x' {
+            match subst
+                .get(i + 2..i + 4)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(byte) => {
+                    push_literal(&mut out, byte);
+                    i += 4;
+                }
+                None => {
+                    push_literal(&mut out, b'x');
+                    i += 2;
                 }
             }
-            '$' => out.push_str("$$"),
-            c => out.push(c),
+        } else {
+            push_literal(&mut out, next);
+            i += 2;
         }
     }
-    out.into_bytes()
+    Some(out)
+}
+
+/// A replacement byte taken as it is (`$` doubled for the regex crate).
+fn push_literal(out: &mut Vec<u8>, c: u8) {
+    if c == b'$' {
+        out.push(b'$');
+    }
+    out.push(c);
 }
 
 /// The range of `field(<index>,<delims>[,<count>])` in `t`, as HAProxy's `sample_conv_field`
@@ -472,10 +520,25 @@ mod tests {
             Some("b-a")
         );
         assert_eq!(
-            run("regsub", "x\\,y,z", "ax,yb").as_deref(),
+            run("regsub", "'x,y',z", "ax,yb").as_deref(),
             Some("azb"),
-            "an escaped comma"
+            "a quoted comma"
         );
+        assert_eq!(
+            run("regsub", r#""\\.",-"#, "a.b").as_deref(),
+            Some("a-b"),
+            "escapes in double quotes"
+        );
+        assert_eq!(
+            run("regsub", r"b,\x41\\\$", "abc").as_deref(),
+            Some("aA\\$c")
+        );
+        assert_eq!(
+            run("regsub", r"b,x\", "abc"),
+            None,
+            "a lone trailing backslash"
+        );
+        assert_eq!(run("ltrim", "", "ab").as_deref(), Some("ab"));
         assert_eq!(run("ltrim", "/", "//a/").as_deref(), Some("a/"));
         assert_eq!(run("rtrim", "/.", "a/./").as_deref(), Some("a"));
         assert_eq!(run("bytes", "1,2", "abcd").as_deref(), Some("bc"));
