@@ -510,6 +510,11 @@ fn use_server_sends_clients_to_their_server_while_it_runs() {
     assert_eq!(picked.len(), 2, "{picked:?}");
     // a stopped server lets the balancer pick among the others
     assert_eq!(cli(api, "disable server li/s2"), "\n");
+    // a server a fixed rule names stays (HAProxy 3.x marks it non-purgeable)
+    assert_eq!(
+        cli(api, "del server li/s2"),
+        "This server cannot be removed at runtime due to other configuration elements pointing to it.\n\n"
+    );
     for _ in 0..3 {
         assert_eq!(server_for("127.0.0.2", port), "s1");
     }

@@ -1063,7 +1063,15 @@ impl Registry {
         if s.deleted() {
             return err("No such server.");
         }
-        if s.is_tracked() {
+        // tracked by another server, or named by a fixed `use-server` rule of its backend
+        let named = self.proxy_at(s.proxy_index).is_some_and(|p| {
+            p.config
+                .rules
+                .server_rules
+                .iter()
+                .any(|r| r.dynamic.is_none() && *r.server == *s.name)
+        });
+        if s.is_tracked() || named {
             return err("This server cannot be removed at runtime due to other configuration elements pointing to it.");
         }
         if !s.admin().maint() {
