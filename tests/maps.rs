@@ -36,8 +36,17 @@ fn route(port: u16, sni: &str) -> String {
     got.trim_end().to_string()
 }
 
-#[test]
-fn a_map_routes_tls_and_the_runtime_api_changes_it_live() {
+/// harp routing TLS by server name: three named upstreams behind `be_api`, `be_www` and
+/// `be_default`, a frontend whose `use_backend` line is `use_backend` (after an accept rule
+/// that waits for the ClientHello), `sni.map` holding `map`, `files` written beside it,
+/// `global` lines added, and a stats socket. Returns harp, the frontend's port and the
+/// socket's.
+fn sni_router(
+    map: &str,
+    use_backend: &str,
+    global: &str,
+    files: &[(&str, &str)],
+) -> (Harp, u16, u16) {
     let (api_up, www_up, def_up) = (
         named_upstream("api"),
         named_upstream("www"),
@@ -45,17 +54,16 @@ fn a_map_routes_tls_and_the_runtime_api_changes_it_live() {
     );
     let (port, api) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("tempdir");
-    write_file(
-        dir.path(),
-        "sni.map",
-        "# server name -> backend\napi.example.com   be_api\n",
-    );
+    write_file(dir.path(), "sni.map", map);
+    for (name, text) in files {
+        write_file(dir.path(), name, text);
+    }
     let cfg = format!(
-        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+        "global\n    stats socket 127.0.0.1:{api} level admin\n{global}\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
          \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
-         \x20   use_backend %[req.ssl_sni,lower,map(sni.map,be_default)]\n\
+         \x20   {use_backend}\n\
          \x20   default_backend be_default\n\
          backend be_api\n    server a 127.0.0.1:{api_up}\n\
          backend be_www\n    server w 127.0.0.1:{www_up}\n\
@@ -64,6 +72,17 @@ fn a_map_routes_tls_and_the_runtime_api_changes_it_live() {
     let mut h = Harp::spawn_in(dir, &cfg, &[]);
     h.wait_port(port);
     h.wait_port(api);
+    (h, port, api)
+}
+
+#[test]
+fn a_map_routes_tls_and_the_runtime_api_changes_it_live() {
+    let (h, port, api) = sni_router(
+        "# server name -> backend\napi.example.com   be_api\n",
+        "use_backend %[req.ssl_sni,lower,map(sni.map,be_default)]",
+        "",
+        &[],
+    );
     assert_eq!(route(port, "API.example.com"), "api", "lower, then the map");
     assert_eq!(
         route(port, "www.example.com"),
@@ -182,18 +201,7 @@ fn harp_check_names_the_bad_map_line() {
 
 #[test]
 fn lua_scripts_read_and_change_a_map_through_its_patref() {
-    let (api_up, www_up, def_up) = (
-        named_upstream("api"),
-        named_upstream("www"),
-        named_upstream("default"),
-    );
-    let (port, api) = (free_port(), free_port());
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_file(dir.path(), "sni.map", "api.example.com be_api\n");
-    write_file(
-        dir.path(),
-        "maps.lua",
-        r#"
+    let script = r#"
 local ref = core.get_patref("sni.map")
 local seen = {}
 ref:event_sub({"PAT_REF_SET", "PAT_REF_ADD", "PAT_REF_COMMIT"}, function(ev)
@@ -219,21 +227,13 @@ end)
 core.register_cli({"m", "seen"}, "events heard", function(applet)
     applet:send(table.concat(seen, ",") .. "\n")
 end)
-"#,
+"#;
+    let (h, port, api) = sni_router(
+        "api.example.com be_api\n",
+        "use_backend %[req.ssl_sni,map(sni.map,be_default)]",
+        "    lua-load maps.lua\n",
+        &[("maps.lua", script)],
     );
-    let cfg = format!(
-        "global\n    stats socket 127.0.0.1:{api} level admin\n    lua-load maps.lua\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
-         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
-         \x20   use_backend %[req.ssl_sni,map(sni.map,be_default)]\n\
-         backend be_api\n    server a 127.0.0.1:{api_up}\n\
-         backend be_www\n    server w 127.0.0.1:{www_up}\n\
-         backend be_default\n    server d 127.0.0.1:{def_up}\n"
-    );
-    let mut h = Harp::spawn_in(dir, &cfg, &[]);
-    h.wait_port(port);
-    h.wait_port(api);
     assert_eq!(socat(api, "m read"), "true be_api nil\n\n");
     assert_eq!(socat(api, "m swap"), "false entry not found\n\n");
     assert_eq!(route(port, "api.example.com"), "www");
@@ -255,32 +255,12 @@ end)
 
 #[test]
 fn a_prepared_version_replaces_the_map_at_its_commit() {
-    let (api_up, www_up, def_up) = (
-        named_upstream("api"),
-        named_upstream("www"),
-        named_upstream("default"),
-    );
-    let (port, api) = (free_port(), free_port());
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_file(
-        dir.path(),
-        "sni.map",
+    let (_h, port, api) = sni_router(
         "api.example.com be_api\nold.example.com be_api\n",
+        "use_backend %[req.ssl_sni,map(sni.map,be_default)]",
+        "",
+        &[],
     );
-    let cfg = format!(
-        "global\n    stats socket 127.0.0.1:{api} level admin\n\
-         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 3s\n\
-         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
-         \x20   use_backend %[req.ssl_sni,map(sni.map,be_default)]\n\
-         \x20   default_backend be_default\n\
-         backend be_api\n    server a 127.0.0.1:{api_up}\n\
-         backend be_www\n    server w 127.0.0.1:{www_up}\n\
-         backend be_default\n    server d 127.0.0.1:{def_up}\n"
-    );
-    let mut h = Harp::spawn_in(dir, &cfg, &[]);
-    h.wait_port(port);
-    h.wait_port(api);
     assert_eq!(
         socat(api, "prepare map sni.map"),
         "New version created: 1\n\n"
