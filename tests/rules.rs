@@ -547,3 +547,42 @@ fn use_server_lines_are_checked_as_haproxy_checks_them() {
         "{err}"
     );
 }
+
+#[test]
+fn a_full_use_server_target_redispatches_when_the_backend_allows_it() {
+    let (s1, s2) = (named_upstream("s1"), named_upstream("s2"));
+    for (redispatch, third) in [(true, "s2"), (false, "")] {
+        let (port, api) = (free_port(), free_port());
+        let cfg = format!(
+            "global\n    stats socket 127.0.0.1:{api} level admin\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout queue 5s\n\
+             listen li\n    bind 127.0.0.1:{port}\n    balance roundrobin\n{}\
+             \x20   use-server s1 if {{ src 127.0.0.2 }}\n\
+             \x20   server s1 127.0.0.1:{s1} maxconn 1 maxqueue 1\n    server s2 127.0.0.1:{s2}\n",
+            if redispatch { "    option redispatch\n" } else { "" }
+        );
+        let mut h = Harp::spawn(&cfg, &[]);
+        h.wait_port(port);
+        h.wait_port(api);
+        // the start-up probe's session must not hold s1's slot
+        let idle = || common::stat_field(api, "li,FRONTEND,", "scur") == "0";
+        assert!(wait_until(Duration::from_secs(10), idle));
+        let mut holder = connect_from("127.0.0.2", port);
+        holder.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut buf = [0u8; 3];
+        holder
+            .read_exact(&mut buf)
+            .expect("s1 answers the first client");
+        assert_eq!(&buf, b"s1\n");
+        let _queued = connect_from("127.0.0.2", port);
+        assert!(wait_until(Duration::from_secs(10), || common::stat_field(
+            api, "li,s1,", "qcur"
+        ) == "1"));
+        // s1 holds one and queues one: the third either goes elsewhere or is refused
+        assert_eq!(
+            server_for("127.0.0.2", port),
+            third,
+            "option redispatch: {redispatch}"
+        );
+    }
+}

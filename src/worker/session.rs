@@ -1115,11 +1115,15 @@ async fn establish<R: Rt>(
     };
     // the server of the last attempt; its slot is still held when the retry stays on it
     let mut last: Option<Held<'_>> = None;
+    // set once the server named directly was too full to queue on: the balancer picks from
+    // then on (HAProxy clears SF_DIRECT without counting a redispatch)
+    let undirected = std::cell::Cell::new(false);
     // the server a stick table named, which a retry stays on while it takes persistent clients
     let is_sticky = |s: &Arc<Server>| {
-        sticky
-            .as_ref()
-            .is_some_and(|d| Arc::ptr_eq(d, s) && s.may_persist())
+        !undirected.get()
+            && sticky
+                .as_ref()
+                .is_some_and(|d| Arc::ptr_eq(d, s) && s.may_persist())
     };
     let mut redispatch = false;
     loop {
@@ -1131,10 +1135,20 @@ async fn establish<R: Rt>(
                 let exclude = left.as_ref().filter(|_| redispatch);
                 // a redispatch leaves the server a stick table named for good, as HAProxy's
                 // (clearing SF_DIRECT) does
-                let direct = sticky
+                let mut direct = sticky
                     .as_ref()
-                    .filter(|_| exclude.is_none() && !tries.redispatched);
-                let s = acquire::<R>(ctx, be, ip, exclude, direct, budget, tries).await?;
+                    .filter(|_| exclude.is_none() && !tries.redispatched && !undirected.get());
+                // a server named directly whose queue is full: with `option redispatch` the
+                // balancer picks instead (HAProxy's srv_redispatch_connect on SRV_STATUS_FULL)
+                let full_redispatch = direct.is_some() && be.config.redispatch;
+                let s = match acquire::<R>(ctx, be, ip, exclude, direct, budget, tries).await {
+                    Err(NoConn::QueueFull(_)) if full_redispatch => {
+                        direct = None;
+                        undirected.set(true);
+                        acquire::<R>(ctx, be, ip, exclude, None, budget, tries).await?
+                    }
+                    r => r?,
+                };
                 // a server the table named was not chosen by the balancer: no `lbtot`
                 if !direct.is_some_and(|d| Arc::ptr_eq(d, &s)) {
                     s.counters.lbtot.fetch_add(1, Ordering::Relaxed);
@@ -1188,6 +1202,7 @@ async fn establish<R: Rt>(
                 // a server named by a stick table or `use-server` (HAProxy's SF_DIRECT) keeps
                 // the session until the redispatch interval says otherwise
                 let direct = !tries.redispatched
+                    && !undirected.get()
                     && sticky.as_ref().is_some_and(|d| Arc::ptr_eq(d, srv.srv()));
                 redispatch = redispatch_now(be, srv.srv(), tries.retries, direct);
                 if !redispatch {
