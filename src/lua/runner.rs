@@ -166,8 +166,8 @@ struct Burst<F> {
     published: Option<Instant>,
     /// Lua run time of the current stretch since its last pause.
     ran: Duration,
-    /// The pause in progress and its length.
-    pause: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    /// The pause in progress and when it began.
+    pause: Option<(Pin<Box<tokio::time::Sleep>>, Instant)>,
     /// `tune.lua.task-timeout` or `tune.lua.session-timeout`: the Lua time the whole run may
     /// use (HAProxy's `hlua_timer`: the thread's CPU time between a resume and the next yield,
     /// summed).
@@ -199,16 +199,19 @@ impl<F> Burst<F> {
         }
     }
 
-    /// Waits out the pause in progress, if any; the stretch's clock skips it.
+    /// Waits out the pause in progress, if any; the stretch's clock skips it, oversleep and
+    /// the wait to be polled again included (on a loaded machine they add up to more than
+    /// the burst itself).
     fn pausing(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some((sleep, len)) = self.pause.as_mut() else {
+        let Some((sleep, began)) = self.pause.as_mut() else {
             return false;
         };
         if sleep.as_mut().poll(cx).is_pending() {
             return true;
         }
+        let slept = began.elapsed();
         if let Some(s) = self.started.as_mut() {
-            *s += *len;
+            *s += slept;
         }
         self.pause = None;
         PAUSED.with(|p| p.set(p.get() - 1));
@@ -222,7 +225,7 @@ impl<F> Burst<F> {
             return;
         }
         let len = pause_for(std::mem::take(&mut self.ran), percent);
-        self.pause = Some((Box::pin(tokio::time::sleep(len)), len));
+        self.pause = Some((Box::pin(tokio::time::sleep(len)), now));
         PAUSED.with(|p| p.set(p.get() + 1));
     }
 }
