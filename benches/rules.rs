@@ -89,7 +89,31 @@ fn bench(c: &mut Criterion) {
         );
     }
     g.finish();
+    // the Runtime API's `add acl`: the workers load a new snapshot of the whole list, so one
+    // entry costs a copy of the list (a payload adds its lines in one copy)
+    let mut g = c.benchmark_group("rules/add_acl_entry");
     let dir = tempfile::tempdir().expect("tempdir");
+    for n in [100usize, 10_000] {
+        let f = dir.path().join(format!("block{n}.lst"));
+        let text: String = (0..n)
+            .map(|i| format!("10.{}.{}.0/24\n", i / 256, i % 256))
+            .collect();
+        std::fs::write(&f, text).expect("write list");
+        let mut r = Rules::default();
+        r.parse_acl(&words(&format!("blocked src -f {}", f.display())), "fe")
+            .expect("valid acl");
+        let group: Vec<_> = r.acls.refs().into_iter().take(1).cloned().collect();
+        g.bench_with_input(BenchmarkId::new("add_then_del", n), &n, |b, _| {
+            b.iter(|| {
+                harp::rules::patref::group_add(&group, &[("192.0.2.1", None)]).expect("valid");
+                harp::rules::patref::group_remove(
+                    &group,
+                    harp::rules::patref::Target::Key("192.0.2.1"),
+                )
+            })
+        });
+    }
+    g.finish();
     let mut g = c.benchmark_group("rules/map_use_backend");
     for n in [1usize, 100, 10_000] {
         let f = dir.path().join(format!("sni{n}.map"));

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mlua::{Function, Lua, MultiValue, UserData, UserDataMethods, Value};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value};
 
 use super::engine::{ctx, Phase};
 use crate::rules::map::{cast_for, load_text_map};
@@ -57,7 +57,6 @@ fn lookup(lua: &Lua, map: &LMap, key: Value) -> mlua::Result<Option<Vec<u8>>> {
 /// the caller's line, as HAProxy's `luaL_where(L, 1)` places it.
 fn new(lua: &Lua, (file, method): (Value, Option<Value>)) -> mlua::Result<MultiValue> {
     let fail = |m: String| (false, m).into_lua_multi(lua);
-    use mlua::IntoLuaMulti;
     let Value::String(file) = file else {
         return fail("'new' needs at least 1 argument.".into());
     };
