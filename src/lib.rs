@@ -30,8 +30,10 @@
 //! - [`events`]: SERVER_* event values and the bus that carries them without ever blocking.
 //! - [`worker`] + [`sys`]: the data plane (accept, balance, connect, splice); `sys` holds the raw
 //!   syscalls and `unsafe`, except the workers' own io_uring runtime (`worker::ring`).
-//! - [`rules`]: `acl`, `tcp-request` and `use_backend`: pure logic the config builds and the
-//!   workers evaluate per connection.
+//! - [`rules`]: `acl`, `tcp-request`, `use_backend`, `use-server`, sample converters and map
+//!   files: pure logic the config builds and the workers evaluate per connection; its pattern
+//!   lists (`rules::patref`) are what the Runtime API's `acl`/`map` commands and Lua's Patref
+//!   change live.
 //! - [`stick`]: stick tables, the per-key counters `track-sc*` rules fill and ACLs read.
 //! - [`health`]: health checks; they report results to the model.
 //! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their

@@ -1,12 +1,14 @@
 //! A proxy's rules in TCP mode: `acl`, `tcp-request connection|session|content`,
-//! `tcp-request inspect-delay`, `use_backend` and `stick`, parsed from the words of their
-//! config lines and evaluated against a session through the [`Env`] the worker implements.
+//! `tcp-request inspect-delay`, `use_backend`, `use-server` and `stick`, parsed from the words
+//! of their config lines and evaluated against a session through the [`Env`] the worker
+//! implements.
 //!
-//! Pure logic, no I/O: the config parser builds a [`Rules`] per proxy, and the worker asks it
-//! four questions in HAProxy's order — accept this connection? (`connection`, `session`), accept
-//! this request, or wait for more of it? (`content`, bounded by `inspect-delay`), which
-//! backend? (`use_backend`, else `default_backend`), and which server did this client have?
-//! (`stick`). Actions with effects (`track-sc*`, `sc-inc-gpc*`, `sc-set-gpt0`) and the stick
+//! Pure logic, no I/O (map files are read once, at start-up): the config parser builds a
+//! [`Rules`] per proxy, and the worker asks it five questions in HAProxy's order — accept this
+//! connection? (`connection`, `session`), accept this request, or wait for more of it?
+//! (`content`, bounded by `inspect-delay`), which backend? (`use_backend`, a name fixed or
+//! built from samples, else `default_backend`), which server does a rule name? (`use-server`),
+//! and which server did this client have? (`stick`). Actions with effects (`track-sc*`, `sc-inc-gpc*`, `sc-set-gpt0`) and the stick
 //! fetches and table converters go through [`Env`] to the session's counters and the
 //! [`crate::stick`] tables.
 
