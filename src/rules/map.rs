@@ -31,6 +31,8 @@ pub struct MapConv {
     pub input: Input,
     /// `<default>`: the output when no key matches (none: no sample).
     pub default: Option<Value>,
+    /// `map_regm`: the value is a template whose `\1`.. take the matching regex's groups.
+    pub regm: bool,
 }
 
 impl PartialEq for MapConv {
@@ -61,6 +63,10 @@ const MATCHES: &[(&str, Method, Input)] = &[
 fn split_name(name: &str) -> Option<(Method, Input, Out)> {
     if name == "map" {
         return Some((Method::Str, Input::Text, Out::Str));
+    }
+    // `map_regm`: a regex list whose values use the match's groups (text only)
+    if name == "map_regm" {
+        return Some((Method::Reg, Input::Text, Out::Str));
     }
     let rest = name.strip_prefix("map_")?;
     let (m, out) = match rest.split_once('_') {
@@ -112,6 +118,7 @@ pub fn names() -> Vec<String> {
     for (m, ..) in MATCHES {
         v.push(format!("map_{m}"));
     }
+    v.push("map_regm".into());
     v.push("map_<match>_int|ip|key".into());
     v
 }
@@ -203,6 +210,7 @@ impl MapConv {
             list: Arc::new(list),
             input,
             default,
+            regm: name == "map_regm",
         })
     }
 
@@ -219,6 +227,11 @@ impl MapConv {
     /// `None` (no sample).
     pub fn apply(&self, v: Value) -> Option<Value> {
         let key = self.input.cast(v)?;
-        self.list.lookup(&key).or_else(|| self.default.clone())
+        let found = if self.regm {
+            self.list.lookup_regm(&key)
+        } else {
+            self.list.lookup(&key)
+        };
+        found.or_else(|| self.default.clone())
     }
 }

@@ -327,3 +327,13 @@ fn byte_converters_take_addresses_and_integers_as_binary() {
     assert_eq!(sample("src,base64"), Some(s("fwAAAQ==")));
     assert_eq!(sample("src,bytes(1,2)"), Some(Value::Bin(vec![0, 0])));
 }
+
+#[test]
+fn map_regm_fills_its_value_with_the_groups() {
+    // the values HAProxy 2.6 logged for the same file and inputs
+    let (_d, f) = map_file("^/api/([a-z0-9]+)$ be_\\1\n^/([a-z]+)/(.*) \\2-\\1\n");
+    let c = conv(&format!("map_regm({f},none)"));
+    assert_eq!(apply(&c, s("/api/v2")), Some(s("be_v2")));
+    assert_eq!(apply(&c, s("/img/a/b")), Some(s("a/b-img")));
+    assert_eq!(apply(&c, s("nothing")), Some(s("none")));
+}

@@ -361,6 +361,26 @@ impl PatRef {
         pats.best_match(v).and_then(|i| pats.value(i).cloned())
     }
 
+    /// `map_regm`'s value for `v`: the first regex that matches, its value a template whose
+    /// `\1`.. take the match's groups (HAProxy's `exp_replace`); `None` when none matches or
+    /// the template is malformed (no sample).
+    pub fn lookup_regm(&self, v: &Value) -> Option<Value> {
+        let pats = self.live.load();
+        let i = pats.best_match(v)?;
+        let Some(Value::Str(template)) = pats.value(i) else {
+            return None;
+        };
+        let with = super::convert::text::replacement(&String::from_utf8_lossy(template))?;
+        let text = match v {
+            Value::Str(s) | Value::Bin(s) => s.clone(),
+            other => other.to_text().into_bytes(),
+        };
+        let caps = pats.regex_at(i)?.captures(&text)?;
+        let mut out = Vec::new();
+        caps.expand(&with, &mut out);
+        Some(Value::Str(out))
+    }
+
     /// Its match method.
     pub fn method(&self) -> Method {
         self.live.load().method

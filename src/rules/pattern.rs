@@ -382,6 +382,14 @@ impl Patterns {
         Ok(())
     }
 
+    /// The regex of the pattern at `index` (a `reg` list's).
+    pub fn regex_at(&self, index: usize) -> Option<&Regex> {
+        match self.items.get(index)? {
+            Item::Reg(re) => Some(re),
+            _ => None,
+        }
+    }
+
     /// The value of the map entry at `index`.
     pub fn value(&self, index: usize) -> Option<&Value> {
         self.data.get(index)

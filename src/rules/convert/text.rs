@@ -281,7 +281,7 @@ impl TextConv {
 /// A `regsub` replacement as HAProxy's `exp_replace` reads it, in the regex crate's syntax:
 /// `\0`..`\9` are the groups, `\xHH` a byte, a backslash before anything else that character,
 /// a literal `$` escaped; `None` when it ends with a lone backslash.
-fn replacement(subst: &str) -> Option<Vec<u8>> {
+pub(crate) fn replacement(subst: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let b = subst.as_bytes();
     let mut i = 0;
