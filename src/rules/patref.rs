@@ -139,6 +139,8 @@ pub struct Entry {
     pub text: String,
     /// A map's value as written (`None` in a one-column list).
     pub value: Option<String>,
+    /// The id of its pattern in the workers' [`Patterns`] (0 for a version kept aside).
+    pid: u64,
 }
 
 /// A list of patterns one ACL expression matches, from a file (`-f`) or from its own line.
@@ -272,12 +274,15 @@ impl PatRef {
         entries: Vec<Pair>,
         out: Option<Out>,
     ) -> PatRef {
+        // `pats` was filled with these entries in order, from empty: ids 0, 1, 2...
         let entries = entries
             .into_iter()
-            .map(|(text, value)| Entry {
+            .zip(0u64..)
+            .map(|((text, value), pid)| Entry {
                 handle: handle(),
                 text,
                 value,
+                pid,
             })
             .collect();
         PatRef {
@@ -375,7 +380,7 @@ impl PatRef {
             Value::Str(s) | Value::Bin(s) => s.clone(),
             other => other.to_text().into_bytes(),
         };
-        let caps = pats.regex_at(i)?.captures(&text)?;
+        let caps = pats.regex_of(i)?.captures(&text)?;
         let mut out = Vec::new();
         caps.expand(&with, &mut out);
         Some(Value::Str(out))
@@ -419,21 +424,24 @@ impl PatRef {
     /// (HAProxy's message if not).
     pub fn check(&self, key: &str, value: Option<&str>) -> Result<(), String> {
         let mut p = Patterns::new(self.method(), self.ignore_case());
-        push_pair(&mut p, self.out, key, value)
+        push_pair(&mut p, self.out, key, value).map(|_| ())
     }
 
     /// Appends `pairs`, all or none, seen by the workers at once.
     fn extend(&self, pairs: &[(&str, Option<&str>)]) -> Result<(), String> {
         let mut entries = self.lock();
         let mut pats = Patterns::clone(&self.live.load());
+        let mut added = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
-            push_pair(&mut pats, self.out, k, *v)?;
+            let pid = push_pair(&mut pats, self.out, k, *v)?;
+            added.push(Entry {
+                handle: handle(),
+                text: k.to_string(),
+                value: v.map(str::to_string),
+                pid,
+            });
         }
-        entries.extend(pairs.iter().map(|(k, v)| Entry {
-            handle: handle(),
-            text: k.to_string(),
-            value: v.map(str::to_string),
-        }));
+        entries.extend(added);
         self.live.store(Arc::new(pats));
         Ok(())
     }
@@ -448,10 +456,12 @@ impl PatRef {
         let mut current = self.lock();
         let old = self.live.load();
         let mut pats = Patterns::new(old.method, old.ignore_case);
+        let mut kept = Vec::with_capacity(entries.len());
         for e in entries {
-            push_pair(&mut pats, self.out, &e.text, e.value.as_deref())?;
+            let pid = push_pair(&mut pats, self.out, &e.text, e.value.as_deref())?;
+            kept.push(Entry { pid, ..e.clone() });
         }
-        *current = entries.to_vec();
+        *current = kept;
         self.live.store(Arc::new(pats));
         Ok(())
     }
@@ -464,6 +474,7 @@ impl PatRef {
                 handle: handle(),
                 text: k.clone(),
                 value: v.clone(),
+                pid: 0,
             })
             .collect();
         self.replace_entries(&entries)
@@ -478,7 +489,7 @@ impl PatRef {
                 continue;
             };
             if let Some(v) = self.out.and_then(|o| o.parse(&e.text, value)) {
-                pats.set_value(i, v);
+                pats.set_value(e.pid, v);
             }
             e.value = Some(value.to_string());
         }
@@ -493,8 +504,7 @@ impl PatRef {
         // from the end, so that positions before stay valid
         for i in (0..entries.len()).rev() {
             if gone(i, &entries[i]) {
-                entries.remove(i);
-                pats.remove(i);
+                pats.remove(entries.remove(i).pid);
                 removed = true;
             }
         }
@@ -526,7 +536,7 @@ impl PatRef {
         };
         match pats
             .best_match(&sample)
-            .and_then(|i| Some((i, entries.get(i)?)))
+            .and_then(|i| Some((i, entries.iter().find(|e| e.pid == i)?)))
         {
             None => format!("{head}{no}"),
             Some((i, e)) => {
@@ -558,7 +568,7 @@ fn push_pair(
     out: Option<Out>,
     key: &str,
     value: Option<&str>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     match out {
         None => pats.add(key),
         Some(o) => {
@@ -966,6 +976,7 @@ pub fn group_add_versioned(
             handle: handle(),
             text: k.to_string(),
             value: val.map(str::to_string),
+            pid: 0,
         });
         match v.pending.iter_mut().find(|(n, _)| *n == at) {
             Some((_, list)) => list.extend(new),

@@ -3,7 +3,6 @@
 //! `lt`, networks for addresses (IPv4 patterns match IPv4-mapped IPv6 samples), strings exactly
 //! or by prefix, suffix, substring, domain, length or regular expression, `-i` for case.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -188,28 +187,36 @@ enum Item {
 }
 
 /// The patterns of one ACL expression, in the form their method compares, in the order they
-/// were added (the Runtime API reports which one matched, and deletes by position).
+/// were added, each with an id (`add` returns it) that stays its own when others go: the
+/// Runtime API names and deletes entries by it. Held in persistent structures, so that a copy
+/// for the workers after one change shares everything else with the one before (a change
+/// costs O(log n), not a copy of the list).
 #[derive(Debug, Clone)]
 pub struct Patterns {
     /// The `-m` method (or the fetch's default).
     pub method: Method,
     /// `-i`.
     pub ignore_case: bool,
-    items: Vec<Item>,
+    items: imbl::Vector<(u64, Item)>,
+    /// The id the next pattern gets (ids grow: the lowest of a key's is its first).
+    next_id: u64,
     /// The networks and exact strings again, hashed: a blocklist of 10,000 networks costs a
     /// few lookups per connection instead of 10,000 comparisons (HAProxy keeps them in trees).
     index: Index,
-    /// A map's values, parallel to the patterns (empty for an ACL's list, which has none).
-    data: Vec<Value>,
+    /// A map's values, by pattern id (empty for an ACL's list, which has none).
+    data: imbl::HashMap<u64, Value>,
 }
 
-/// Networks by prefix length (longest first) and exact strings, each with the position of its
-/// first pattern (duplicates are allowed: a lookup finds the first, as HAProxy's trees do).
+/// The ids of the patterns of one key, lowest (first added) first.
+type Ids = Vec<u64>;
+
+/// Networks by prefix length (longest first) and exact strings, each with the ids of its
+/// patterns (duplicates are allowed: a lookup finds the first, as HAProxy's trees do).
 #[derive(Debug, Clone, Default)]
 struct Index {
-    v4: Vec<(u8, HashMap<u32, u32>)>,
-    v6: Vec<(u8, HashMap<u128, u32>)>,
-    exact: HashMap<Vec<u8>, u32>,
+    v4: Vec<(u8, imbl::HashMap<u32, Ids>)>,
+    v6: Vec<(u8, imbl::HashMap<u128, Ids>)>,
+    exact: imbl::HashMap<Vec<u8>, Ids>,
 }
 
 /// The network part of `a` under a `bits` prefix.
@@ -221,64 +228,88 @@ fn mask6(a: u128, bits: u8) -> u128 {
     a & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0)
 }
 
-/// Records `key` at position `pos` in the set of its prefix length (kept longest first); an
-/// earlier position of the same key stays.
-fn insert<K: std::hash::Hash + Eq>(
-    sets: &mut Vec<(u8, HashMap<K, u32>)>,
+/// Adds (`add`) or removes id `id` of `key` in the set of its prefix length (kept longest
+/// first; a length left empty goes).
+fn change<K: std::hash::Hash + Eq + Clone>(
+    sets: &mut Vec<(u8, imbl::HashMap<K, Ids>)>,
     bits: u8,
     key: K,
-    pos: u32,
+    id: u64,
+    add: bool,
 ) {
     let i = match sets.iter().position(|(b, _)| *b == bits) {
         Some(i) => i,
+        None if !add => return,
         None => {
             let at = sets
                 .iter()
                 .position(|(b, _)| *b < bits)
                 .unwrap_or(sets.len());
-            sets.insert(at, (bits, HashMap::new()));
+            sets.insert(at, (bits, imbl::HashMap::new()));
             at
         }
     };
-    sets[i].1.entry(key).or_insert(pos);
+    change_ids(&mut sets[i].1, key, id, add);
+    if sets[i].1.is_empty() {
+        sets.remove(i);
+    }
+}
+
+/// Adds or removes `id` among the ids of `key` (a key left without any goes).
+fn change_ids<K: std::hash::Hash + Eq + Clone>(
+    map: &mut imbl::HashMap<K, Ids>,
+    key: K,
+    id: u64,
+    add: bool,
+) {
+    if add {
+        let ids = map.entry(key).or_default();
+        let at = ids.partition_point(|&x| x < id);
+        ids.insert(at, id);
+    } else if let Some(ids) = map.get_mut(&key) {
+        ids.retain(|&x| x != id);
+        if ids.is_empty() {
+            map.remove(&key);
+        }
+    }
 }
 
 impl Index {
-    /// Indexes `item`, the pattern at position `pos`.
-    fn add(&mut self, method: Method, item: &Item, pos: usize) {
-        let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+    /// Indexes (`add`) or unindexes `item`, the pattern of id `id`.
+    fn change(&mut self, method: Method, item: &Item, id: u64, add: bool) {
         match item {
             Item::Net(n) => match n.addr {
-                IpAddr::V4(a) => insert(&mut self.v4, n.bits, mask4(u32::from(a), n.bits), pos),
-                IpAddr::V6(a) => insert(&mut self.v6, n.bits, mask6(u128::from(a), n.bits), pos),
+                IpAddr::V4(a) => change(&mut self.v4, n.bits, mask4(u32::from(a), n.bits), id, add),
+                IpAddr::V6(a) => {
+                    change(&mut self.v6, n.bits, mask6(u128::from(a), n.bits), id, add)
+                }
             },
             Item::Bytes(b) if matches!(method, Method::Str | Method::Bin) => {
-                self.exact.entry(b.clone()).or_insert(pos);
+                change_ids(&mut self.exact, b.clone(), id, add);
             }
             _ => {}
         }
     }
 
-    /// The position of the longest network holding `ip` (IPv4 ones hold IPv4-mapped
+    /// The id of the first of the longest networks holding `ip` (IPv4 ones hold IPv4-mapped
     /// addresses too), looked up in the sample's own family first, as HAProxy's trees are.
-    fn find_ip(&self, ip: IpAddr) -> Option<usize> {
+    fn find_ip(&self, ip: IpAddr) -> Option<u64> {
         let v4 = |a: u32| {
             self.v4
                 .iter()
-                .find_map(|(b, s)| s.get(&mask4(a, *b)).copied())
+                .find_map(|(b, s)| s.get(&mask4(a, *b)).and_then(|ids| ids.first().copied()))
         };
         let v6 = |a: u128| {
             self.v6
                 .iter()
-                .find_map(|(b, s)| s.get(&mask6(a, *b)).copied())
+                .find_map(|(b, s)| s.get(&mask6(a, *b)).and_then(|ids| ids.first().copied()))
         };
-        let pos = match ip {
+        match ip {
             IpAddr::V4(a) => v4(u32::from(a)).or_else(|| v6(u128::from(a.to_ipv6_mapped()))),
             IpAddr::V6(a) => {
                 v6(u128::from(a)).or_else(|| a.to_ipv4_mapped().and_then(|m| v4(u32::from(m))))
             }
-        };
-        pos.map(|p| p as usize)
+        }
     }
 
     /// Whether a network holds `ip`.
@@ -310,9 +341,10 @@ impl Patterns {
         Patterns {
             method,
             ignore_case,
-            items: Vec::new(),
+            items: imbl::Vector::new(),
+            next_id: 0,
             index: Index::default(),
-            data: Vec::new(),
+            data: imbl::HashMap::new(),
         }
     }
 
@@ -367,44 +399,47 @@ impl Patterns {
         Ok(added)
     }
 
-    /// Adds one pattern (a line of a `-f` file, one value of an `acl` line, `add acl`).
-    pub fn add(&mut self, v: &str) -> Result<(), String> {
+    /// Adds one pattern (a line of a `-f` file, one value of an `acl` line, `add acl`); its
+    /// id (a fresh list numbers its patterns 0, 1, 2... in the order they are added).
+    pub fn add(&mut self, v: &str) -> Result<u64, String> {
         let item = self.compile(v)?;
-        self.push(item);
-        Ok(())
+        Ok(self.push(item))
     }
 
-    /// Adds one map entry: its key as a pattern, and the value a lookup returns.
-    pub fn add_with(&mut self, key: &str, value: Value) -> Result<(), String> {
+    /// Adds one map entry: its key as a pattern, and the value a lookup returns; its id.
+    pub fn add_with(&mut self, key: &str, value: Value) -> Result<u64, String> {
         let item = self.compile(key)?;
-        self.push(item);
-        self.data.push(value);
-        Ok(())
+        let id = self.push(item);
+        self.data.insert(id, value);
+        Ok(id)
     }
 
-    /// The regex of the pattern at `index` (a `reg` list's).
-    pub fn regex_at(&self, index: usize) -> Option<&Regex> {
-        match self.items.get(index)? {
-            Item::Reg(re) => Some(re),
+    /// The regex of pattern `id` (a `reg` list's).
+    pub fn regex_of(&self, id: u64) -> Option<&Regex> {
+        match self.items.iter().find(|(i, _)| *i == id)? {
+            (_, Item::Reg(re)) => Some(re),
             _ => None,
         }
     }
 
-    /// The value of the map entry at `index`.
-    pub fn value(&self, index: usize) -> Option<&Value> {
-        self.data.get(index)
+    /// The value of map entry `id`.
+    pub fn value(&self, id: u64) -> Option<&Value> {
+        self.data.get(&id)
     }
 
-    /// Replaces the value of the map entry at `index`.
-    pub fn set_value(&mut self, index: usize, value: Value) {
-        if let Some(v) = self.data.get_mut(index) {
+    /// Replaces the value of map entry `id`.
+    pub fn set_value(&mut self, id: u64, value: Value) {
+        if let Some(v) = self.data.get_mut(&id) {
             *v = value;
         }
     }
 
-    fn push(&mut self, item: Item) {
-        self.index.add(self.method, &item, self.items.len());
-        self.items.push(item);
+    fn push(&mut self, item: Item) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.index.change(self.method, &item, id, true);
+        self.items.push_back((id, item));
+        id
     }
 
     /// One pattern in the form this method compares.
@@ -439,19 +474,13 @@ impl Patterns {
         })
     }
 
-    /// Removes the pattern at `index` (the order they were added in).
-    pub fn remove(&mut self, index: usize) {
-        if index < self.items.len() {
-            self.items.remove(index);
-            // the positions after it moved: index them again
-            self.index = Index::default();
-            for (i, item) in self.items.iter().enumerate() {
-                self.index.add(self.method, item, i);
-            }
+    /// Removes pattern `id` (the others keep theirs).
+    pub fn remove(&mut self, id: u64) {
+        if let Some(pos) = self.items.iter().position(|(i, _)| *i == id) {
+            let (_, item) = self.items.remove(pos);
+            self.index.change(self.method, &item, id, false);
         }
-        if index < self.data.len() {
-            self.data.remove(index);
-        }
+        self.data.remove(&id);
     }
 
     /// Empties the list.
@@ -486,8 +515,8 @@ impl Patterns {
         }
     }
 
-    /// The positions of the patterns `sample` matches, in order.
-    pub fn matching<'s>(&'s self, sample: &Value) -> impl Iterator<Item = usize> + 's {
+    /// The ids of the patterns `sample` matches, in order.
+    pub fn matching<'s>(&'s self, sample: &Value) -> impl Iterator<Item = u64> + 's {
         let prepared = match self.method {
             Method::Int => Prepared::Int(sample.int()),
             Method::Len => Prepared::Int(Some(sample.text().len() as i64)),
@@ -508,7 +537,6 @@ impl Patterns {
         let method = self.method;
         self.items
             .iter()
-            .enumerate()
             .filter(move |(_, item)| match (item, &prepared) {
                 (Item::Range(r), Prepared::Int(Some(i))) => r.min <= *i && *i <= r.max,
                 (Item::Net(n), Prepared::Ip(Some(ip))) => n.contains(*ip),
@@ -523,14 +551,14 @@ impl Patterns {
                 },
                 _ => false,
             })
-            .map(|(i, _)| i)
+            .map(|(id, _)| *id)
     }
 
     /// The pattern HAProxy's lookups find for `sample` (`get acl`, a map's value): the
     /// first of the longest networks for an address and the first exact string (found in
     /// the index), the first of the longest prefixes for a case-sensitive `beg` (HAProxy's
     /// prefix tree), else the first match in order.
-    pub fn best_match(&self, sample: &Value) -> Option<usize> {
+    pub fn best_match(&self, sample: &Value) -> Option<u64> {
         // the hashed strings and networks find their pattern without a scan
         match self.method {
             Method::Ip => {
@@ -547,21 +575,26 @@ impl Patterns {
                 if self.ignore_case && self.method == Method::Str {
                     t.make_ascii_lowercase();
                 }
-                return self.index.exact.get(&t).map(|&p| p as usize);
+                return self
+                    .index
+                    .exact
+                    .get(&t)
+                    .and_then(|ids| ids.first().copied());
             }
             _ => {}
         }
-        let weight = |i: usize| match &self.items[i] {
-            Item::Bytes(b) => b.len(),
-            _ => 0,
-        };
         if self.method == Method::Beg && !self.ignore_case {
-            // the first of the longest ones
-            self.matching(sample)
-                .fold(None, |best: Option<usize>, i| match best {
-                    Some(b) if weight(b) >= weight(i) => Some(b),
-                    _ => Some(i),
-                })
+            // the first of the longest prefixes
+            let t = sample.text();
+            let mut best: Option<(usize, u64)> = None;
+            for (id, item) in &self.items {
+                if let Item::Bytes(p) = item {
+                    if t.starts_with(p) && best.map_or(true, |(len, _)| p.len() > len) {
+                        best = Some((p.len(), *id));
+                    }
+                }
+            }
+            best.map(|(_, id)| id)
         } else {
             self.matching(sample).next()
         }
