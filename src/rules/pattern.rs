@@ -204,19 +204,33 @@ pub struct Patterns {
     /// few lookups per connection instead of 10,000 comparisons (HAProxy keeps them in trees).
     index: Index,
     /// A map's values, by pattern id (empty for an ACL's list, which has none).
-    data: imbl::HashMap<u64, Value>,
+    data: imbl::OrdMap<u64, Value>,
 }
 
-/// The ids of the patterns of one key, lowest (first added) first.
-type Ids = Vec<u64>;
+/// The ids of the patterns of one key, lowest (first added) first: one, inline, as almost
+/// every key has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ids {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Ids {
+    fn first(&self) -> Option<u64> {
+        match self {
+            Ids::One(id) => Some(*id),
+            Ids::Many(v) => v.first().copied(),
+        }
+    }
+}
 
 /// Networks by prefix length (longest first) and exact strings, each with the ids of its
 /// patterns (duplicates are allowed: a lookup finds the first, as HAProxy's trees do).
 #[derive(Debug, Clone, Default)]
 struct Index {
-    v4: Vec<(u8, imbl::HashMap<u32, Ids>)>,
-    v6: Vec<(u8, imbl::HashMap<u128, Ids>)>,
-    exact: imbl::HashMap<Vec<u8>, Ids>,
+    v4: Vec<(u8, imbl::OrdMap<u32, Ids>)>,
+    v6: Vec<(u8, imbl::OrdMap<u128, Ids>)>,
+    exact: imbl::OrdMap<Vec<u8>, Ids>,
 }
 
 /// The network part of `a` under a `bits` prefix.
@@ -230,8 +244,8 @@ fn mask6(a: u128, bits: u8) -> u128 {
 
 /// Adds (`add`) or removes id `id` of `key` in the set of its prefix length (kept longest
 /// first; a length left empty goes).
-fn change<K: std::hash::Hash + Eq + Clone>(
-    sets: &mut Vec<(u8, imbl::HashMap<K, Ids>)>,
+fn change<K: Ord + Clone>(
+    sets: &mut Vec<(u8, imbl::OrdMap<K, Ids>)>,
     bits: u8,
     key: K,
     id: u64,
@@ -245,7 +259,7 @@ fn change<K: std::hash::Hash + Eq + Clone>(
                 .iter()
                 .position(|(b, _)| *b < bits)
                 .unwrap_or(sets.len());
-            sets.insert(at, (bits, imbl::HashMap::new()));
+            sets.insert(at, (bits, imbl::OrdMap::new()));
             at
         }
     };
@@ -256,19 +270,36 @@ fn change<K: std::hash::Hash + Eq + Clone>(
 }
 
 /// Adds or removes `id` among the ids of `key` (a key left without any goes).
-fn change_ids<K: std::hash::Hash + Eq + Clone>(
-    map: &mut imbl::HashMap<K, Ids>,
-    key: K,
-    id: u64,
-    add: bool,
-) {
+fn change_ids<K: Ord + Clone>(map: &mut imbl::OrdMap<K, Ids>, key: K, id: u64, add: bool) {
     if add {
-        let ids = map.entry(key).or_default();
-        let at = ids.partition_point(|&x| x < id);
-        ids.insert(at, id);
+        match map.get_mut(&key) {
+            None => {
+                map.insert(key, Ids::One(id));
+            }
+            Some(ids) => {
+                let mut v = match ids {
+                    Ids::One(x) => vec![*x],
+                    Ids::Many(v) => std::mem::take(v),
+                };
+                let at = v.partition_point(|&x| x < id);
+                v.insert(at, id);
+                *ids = Ids::Many(v);
+            }
+        }
     } else if let Some(ids) = map.get_mut(&key) {
-        ids.retain(|&x| x != id);
-        if ids.is_empty() {
+        let gone = match ids {
+            Ids::One(x) => *x == id,
+            Ids::Many(v) => {
+                v.retain(|&x| x != id);
+                v.is_empty()
+            }
+        };
+        if let Ids::Many(v) = ids {
+            if let [only] = v[..] {
+                *ids = Ids::One(only);
+            }
+        }
+        if gone {
             map.remove(&key);
         }
     }
@@ -297,12 +328,12 @@ impl Index {
         let v4 = |a: u32| {
             self.v4
                 .iter()
-                .find_map(|(b, s)| s.get(&mask4(a, *b)).and_then(|ids| ids.first().copied()))
+                .find_map(|(b, s)| s.get(&mask4(a, *b)).and_then(Ids::first))
         };
         let v6 = |a: u128| {
             self.v6
                 .iter()
-                .find_map(|(b, s)| s.get(&mask6(a, *b)).and_then(|ids| ids.first().copied()))
+                .find_map(|(b, s)| s.get(&mask6(a, *b)).and_then(Ids::first))
         };
         match ip {
             IpAddr::V4(a) => v4(u32::from(a)).or_else(|| v6(u128::from(a.to_ipv6_mapped()))),
@@ -344,7 +375,7 @@ impl Patterns {
             items: imbl::Vector::new(),
             next_id: 0,
             index: Index::default(),
-            data: imbl::HashMap::new(),
+            data: imbl::OrdMap::new(),
         }
     }
 
@@ -575,11 +606,7 @@ impl Patterns {
                 if self.ignore_case && self.method == Method::Str {
                     t.make_ascii_lowercase();
                 }
-                return self
-                    .index
-                    .exact
-                    .get(&t)
-                    .and_then(|ids| ids.first().copied());
+                return self.index.exact.get(&t).and_then(Ids::first);
             }
             _ => {}
         }
