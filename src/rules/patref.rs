@@ -1025,12 +1025,7 @@ pub fn group_purge(group: &[Arc<PatRef>]) {
 
 /// `clear acl|map @<ver>` for a version that is not the current one.
 pub fn group_clear_at(group: &[Arc<PatRef>], ver: u32) {
-    if let Some(first) = group.first() {
-        let mut v = first.versions();
-        if let Some((_, e)) = v.pending.iter_mut().find(|(n, _)| *n == ver) {
-            e.clear();
-        }
-    }
+    with_version(group, ver, |list| list.clear());
 }
 
 /// `commit acl|map @<ver>`: the prepared version becomes the current one for every list of
