@@ -1086,6 +1086,12 @@ pub struct ProxyConfig {
     pub log_health_checks: bool,
     /// `option tcplog`.
     pub tcplog: bool,
+    /// `log-format <fmt>` as written and where (the last of it and `option tcplog` wins; the
+    /// format is compiled once the proxy is complete, for each proxy that inherits it).
+    pub log_format: Option<(String, Location)>,
+    /// The format of this frontend's session log lines: `log-format`'s, or `option
+    /// tcplog`'s; `None`: sessions are not logged. Set by the config check.
+    pub session_log: Option<std::sync::Arc<crate::rules::logformat::LogFormat>>,
     /// `log` lines (`log global` included as `LogTarget::Global`).
     pub logs: Vec<LogTarget>,
     /// `log-tag`: this proxy's syslog tag, over the global one.
@@ -1112,6 +1118,18 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Every pattern list the proxy uses: its rules' and its log format's map files, in the
+    /// order they were made.
+    pub fn pattern_refs(&self) -> Vec<&std::sync::Arc<crate::rules::patref::PatRef>> {
+        let mut all = self.rules.pattern_refs();
+        if let Some(f) = &self.session_log {
+            all.extend(f.fetches().flat_map(|x| x.maps()));
+            all.sort_by_key(|r| r.seq());
+            all.dedup_by(|a, b| std::sync::Arc::ptr_eq(a, b));
+        }
+        all
+    }
+
     /// A proxy with HAProxy's defaults and no servers or binds, as a `defaults`-less section
     /// would be.
     pub fn new(name: &str, cap: Capabilities, location: Location) -> Self {
@@ -1153,6 +1171,8 @@ impl ProxyConfig {
             email_alert: EmailAlert::default(),
             log_health_checks: false,
             tcplog: false,
+            log_format: None,
+            session_log: None,
             logs: Vec::new(),
             splice: Splice::default(),
             cli_ka: Keepalive::default(),

@@ -24,6 +24,7 @@ pub(super) fn run(p: &mut Parser) {
     duplicates(p);
     references(p);
     rule_references(p);
+    session_logs(p);
     // the ACLs' and maps' pattern lists get HAProxy's ids, in the order they were made
     column_conflicts(p);
     for px in &p.cfg.proxies {
@@ -35,7 +36,7 @@ pub(super) fn run(p: &mut Parser) {
         .cfg
         .proxies
         .iter()
-        .flat_map(|px| px.rules.pattern_refs())
+        .flat_map(|px| px.pattern_refs())
         .collect();
     refs.sort_by_key(|r| r.seq());
     crate::rules::patref::assign_ids(refs.into_iter());
@@ -45,6 +46,45 @@ pub(super) fn run(p: &mut Parser) {
     missing_timeouts(p);
 }
 
+/// Compiles each frontend's log format (`log-format`, else `option tcplog`'s), as HAProxy
+/// does once the configuration is read: errors name the line the format was written on (a
+/// `defaults` line for an inherited one).
+fn session_logs(p: &mut Parser) {
+    use crate::rules::logformat::{LogFormat, Use, TCPLOG};
+    let mut errors = Vec::new();
+    for px in p.cfg.proxies.iter_mut() {
+        if !px.cap.frontend {
+            continue;
+        }
+        let (fmt, at) = match &px.log_format {
+            Some((f, at)) => (f.as_str(), Some(at.clone())),
+            None if px.tcplog => (TCPLOG, None),
+            None => continue,
+        };
+        let site = at.as_ref().map_or_else(
+            || (px.location.file.clone(), px.location.line),
+            |l| (l.file.clone(), l.line),
+        );
+        match LogFormat::parse(fmt, &px.name, &site, Use::Log) {
+            // nothing in it (`%{+Q}o` alone): as without a format, HAProxy says
+            Ok(f) if f.is_empty() => {}
+            Ok(f) => {
+                f.fetches()
+                    .flat_map(|x| x.maps())
+                    .for_each(|r| r.made_late());
+                px.session_log = Some(std::sync::Arc::new(f));
+            }
+            Err(e) => errors.push((
+                at.unwrap_or_else(|| px.location.clone()),
+                format!("failed to parse log-format : {e}."),
+            )),
+        }
+    }
+    for (loc, msg) in errors {
+        err(p, &loc, msg);
+    }
+}
+
 /// A file read with one column (an ACL's `-f`) and with two (a map, `-M`) is refused, as
 /// HAProxy refuses to share one reference between them.
 fn column_conflicts(p: &mut Parser) {
@@ -52,10 +92,10 @@ fn column_conflicts(p: &mut Parser) {
     for (i, px) in p.cfg.proxies.iter().enumerate() {
         let mut seen: Vec<(&str, bool)> = p.cfg.proxies[..i]
             .iter()
-            .flat_map(|q| q.rules.pattern_refs())
+            .flat_map(|q| q.pattern_refs())
             .filter_map(|r| Some((r.file.as_deref()?, r.two_column)))
             .collect();
-        for r in px.rules.pattern_refs() {
+        for r in px.pattern_refs() {
             let Some(f) = r.file.as_deref() else {
                 continue;
             };

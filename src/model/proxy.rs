@@ -21,6 +21,8 @@ pub struct ProxyCounters {
     pub tot_sess: AtomicU64,
     /// Bytes client→server (`bin`).
     pub bytes_in: AtomicU64,
+    /// Session log lines written for the frontend (`%lc`).
+    pub log_count: AtomicU64,
     /// Bytes server→client (`bout`).
     pub bytes_out: AtomicU64,
     /// Connections a `tcp-request connection` rule rejected (`dcon`).

@@ -94,6 +94,9 @@ pub struct Registry {
     /// Woken when a rate limit changes, so that listeners held by the old one look again at
     /// once (HAProxy's `dequeue_all_listeners`).
     pub rate_limit_changed: tokio::sync::Notify,
+    /// The `proc.*` variables: set by rules, the global `set-var`, `set var` on the Runtime
+    /// API; read by `var()` and Lua's `core.get_var`.
+    pub vars: crate::rules::vars::ProcVars,
     /// Sockets for what the control side logs to `log` targets (server state changes, health
     /// checks, Lua's `core.log`); never used by a worker, rare enough for a lock.
     logs: Mutex<crate::logging::targets::LogSockets>,
@@ -319,6 +322,7 @@ impl Registry {
             maxsock,
             rate_limits: rates.map(AtomicU64::new),
             rate_limit_changed: tokio::sync::Notify::new(),
+            vars: Default::default(),
         })
     }
 
@@ -558,11 +562,7 @@ impl Registry {
     /// one group), in id order: what `#<id>` or a file name designates to `add map`, `get
     /// acl`... and Lua's `core.get_patref`.
     pub fn pattern_lists(&self) -> Vec<Vec<Arc<crate::rules::patref::PatRef>>> {
-        crate::rules::patref::groups(
-            self.proxies()
-                .iter()
-                .flat_map(|p| p.config.rules.pattern_refs()),
-        )
+        crate::rules::patref::groups(self.proxies().iter().flat_map(|p| p.config.pattern_refs()))
     }
 
     /// The groups an ACL uses: what `show acl` lists.

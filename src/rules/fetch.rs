@@ -49,6 +49,11 @@ pub enum Fetch {
     Stick(String, crate::stick::fetch::Fetch),
     /// A fetch followed by converters (`req.ssl_sni,lower`).
     Converted(Box<Fetch>, Vec<super::convert::Conv>),
+    /// `var(<name>[,<default>])`: a variable's value, else the default as text.
+    Var(super::vars::VarName, Option<Vec<u8>>),
+    /// A constant: `str(<text>)`, `int(<n>)`, `bool(<b>)`, `bin(<hex>)`, `ipv4(<a>)`,
+    /// `ipv6(<a>)`, `env(<name>)` (read at start-up), `hostname`.
+    Const(&'static str, Option<Value>),
 }
 
 /// Proxy figures the backend-state fetches read.
@@ -102,6 +107,23 @@ pub trait Env {
     fn inc_gpc(&self, _slot: usize, _which: u8) {}
     /// `sc-set-gpt0(<slot>) <value>`.
     fn set_gpt0(&self, _slot: usize, _value: u64) {}
+    /// A variable's value (`var()`). Without variables: its scope does not exist here.
+    fn var(&self, _name: &super::vars::VarName) -> super::vars::Got {
+        super::vars::Got::Unavailable
+    }
+    /// `set-var`: stores `v` if the conditions allow; whether it did.
+    fn set_var(
+        &self,
+        _name: &super::vars::VarName,
+        _v: Value,
+        _conds: &[super::vars::SetCond],
+    ) -> bool {
+        false
+    }
+    /// `unset-var`: whether the variable's scope exists here.
+    fn unset_var(&self, _name: &super::vars::VarName) -> bool {
+        false
+    }
     /// What a table converter reads of the entry of `key` in `table`. `None`: no sample.
     fn table_read(
         &self,
@@ -122,6 +144,91 @@ pub enum Sample {
     None,
     /// None yet: more content may give one.
     Missing,
+}
+
+/// A constant fetch (`str(abc)`, `int(3)`...), as HAProxy's `smp_fetch_const_*` and their
+/// argument checks read it; `env` and `hostname` are read once, at start-up.
+fn constant(name: &str, args: Option<&str>) -> Result<Fetch, String> {
+    let kw: &'static str = NAMES.iter().find(|n| **n == name).copied().unwrap_or("str");
+    let a = super::convert::text::split_args(args.unwrap_or(""));
+    let given = args.is_some_and(|a| !a.is_empty());
+    let bad = |e: String| format!("invalid args in fetch method '{kw}' : {e}");
+    let want = |ty: &str| {
+        format!("fetch method '{kw}' : missing arguments (got 0/1), type '{ty}' expected")
+    };
+    if kw == "hostname" {
+        if given {
+            return Err("fetch method 'hostname' does not support any args".into());
+        }
+        return Ok(Fetch::Const(
+            kw,
+            crate::sys::hostname().map(|h| Value::Str(h.into_bytes())),
+        ));
+    }
+    if a.len() > 1 {
+        return Err(format!(
+            "fetch method '{kw}' : end of arguments expected at position 2, but got ',{}'",
+            a[1..].join(",")
+        ));
+    }
+    let arg = &a[0];
+    let v = match kw {
+        // `str()` is an empty text; `str` alone lacks its argument
+        "str" if args.is_none() => return Err(want("string")),
+        "str" => Value::Str(arg.as_bytes().to_vec()),
+        "env" if !given => return Err(want("string")),
+        "env" => {
+            return Ok(Fetch::Const(
+                kw,
+                std::env::var_os(arg).map(|v| Value::Str(v.into_encoded_bytes())),
+            ))
+        }
+        "int" if !given => return Err(want("integer")),
+        "int" => {
+            let (n, used) = super::pattern::read_int64(arg.as_bytes());
+            if used != arg.len() || used == 0 {
+                return Err(format!(
+                    "fetch method '{kw}' : failed to parse '{arg}' as type 'integer' at position 1"
+                ));
+            }
+            Value::Int(n)
+        }
+        "bool" if !given => return Err(want("string")),
+        "bool" => match arg.as_str() {
+            "true" | "1" => Value::Bool(true),
+            "false" | "0" => Value::Bool(false),
+            _ => return Err(bad("Expects 'true', 'false', '0' or '1'".into())),
+        },
+        "bin" if !given => return Err(want("string")),
+        "bin" => {
+            let h = arg.as_bytes();
+            let ok = h.len() % 2 == 0 && h.iter().all(u8::is_ascii_hexdigit);
+            if !ok {
+                return Err(bad(format!("invalid binary string '{arg}'")));
+            }
+            let nib = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            Value::Bin(h.chunks(2).map(|p| nib(p[0]) << 4 | nib(p[1])).collect())
+        }
+        "ipv4" if !given => return Err(want("ipv4")),
+        "ipv4" => match arg.parse::<std::net::Ipv4Addr>() {
+            Ok(a) => Value::Ip(a.into()),
+            Err(_) => {
+                return Err(format!(
+                    "fetch method '{kw}' : failed to parse '{arg}' as type 'ipv4' at position 1"
+                ))
+            }
+        },
+        "ipv6" if !given => return Err(want("ipv6")),
+        _ => match arg.parse::<std::net::Ipv6Addr>() {
+            Ok(a) => Value::Ip(a.into()),
+            Err(_) => {
+                return Err(format!(
+                    "fetch method '{kw}' : failed to parse '{arg}' as type 'ipv6' at position 1"
+                ))
+            }
+        },
+    };
+    Ok(Fetch::Const(kw, Some(v)))
 }
 
 /// The fetches harp knows, for did-you-mean and error messages.
@@ -148,6 +255,15 @@ pub const NAMES: &[&str] = &[
     "fe_conn",
     "srv_is_up",
     "srv_conn",
+    "var",
+    "str",
+    "int",
+    "bool",
+    "bin",
+    "ipv4",
+    "ipv6",
+    "env",
+    "hostname",
 ];
 
 impl Fetch {
@@ -267,6 +383,21 @@ impl Fetch {
                 let (b, s) = server_arg()?;
                 Fetch::SrvConn(b, s)
             }
+            "var" => {
+                let a = super::convert::text::split_args(args.unwrap_or(""));
+                let bad = |e: String| format!("invalid args in fetch method 'var' : {e}");
+                if a.len() > 2 {
+                    let rest = &args.unwrap_or("")[args.unwrap_or("").find(',').unwrap_or(0)..];
+                    let after = &rest[1..];
+                    let at = after.find(',').map_or(rest, |i| &after[i..]);
+                    return Err(format!("fetch method 'var' : expected ')' before '{at})'"));
+                }
+                let name = super::vars::VarName::parse(&a[0]).map_err(bad)?;
+                Fetch::Var(name, a.get(1).map(|d| d.as_bytes().to_vec()))
+            }
+            "str" | "int" | "bool" | "bin" | "ipv4" | "ipv6" | "env" | "hostname" => {
+                constant(name, args)?
+            }
             other => {
                 if let Some(r) = crate::stick::fetch::Fetch::parse(other, args, proxy) {
                     return r.map(|f| Fetch::Stick(other.to_string(), f));
@@ -288,7 +419,9 @@ impl Fetch {
         Some(match self {
             Fetch::Converted(base, convs) => {
                 return convs
-                    .last()
+                    .iter()
+                    .rev()
+                    .find(|c| !c.passes_through())
                     .map(|c| c.method())
                     .or_else(|| base.default_method())
             }
@@ -297,7 +430,14 @@ impl Fetch {
             }
             Fetch::Src | Fetch::Dst => Method::Ip,
             Fetch::ReqSslSni => Method::Str,
-            Fetch::ReqPayload(..) => return None,
+            Fetch::ReqPayload(..) | Fetch::Var(..) => return None,
+            Fetch::Const(_, v) => match v {
+                Some(Value::Bool(_)) => Method::Bool,
+                Some(Value::Int(_)) => Method::Int,
+                Some(Value::Ip(_)) => Method::Ip,
+                Some(Value::Bin(_)) => Method::Bin,
+                _ => Method::Str,
+            },
             Fetch::Stick(_, f) if f.is_bool() => Method::Bool,
             _ => Method::Int,
         })
@@ -336,6 +476,8 @@ impl Fetch {
         match self {
             Fetch::Stick(name, _) => name,
             Fetch::Converted(base, _) => base.keyword(),
+            Fetch::Var(..) => "var",
+            Fetch::Const(kw, _) => kw,
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -483,6 +625,12 @@ impl Fetch {
             Fetch::SrvConn(b, s) => opt(env.server_stat(b, s, ServerStat::Conn).map(Value::Int)),
             Fetch::Stick(_, f) if f.is_bool() => opt(env.stick(f).map(|v| Value::Bool(v != 0))),
             Fetch::Stick(_, f) => opt(env.stick(f).map(Value::Int)),
+            Fetch::Const(_, v) => opt(v.clone()),
+            Fetch::Var(name, default) => match env.var(name) {
+                super::vars::Got::Val(v) => val(v),
+                super::vars::Got::Unset => opt(default.clone().map(Value::Str)),
+                super::vars::Got::Unavailable => Sample::None,
+            },
         }
     }
 }

@@ -16,6 +16,9 @@ pub mod acl;
 pub mod convert;
 pub mod fetch;
 pub mod hello;
+pub mod logformat;
+#[cfg(test)]
+mod logformat_tests;
 pub mod map;
 #[cfg(test)]
 mod map_tests;
@@ -23,6 +26,9 @@ pub mod patref;
 pub mod pattern;
 #[cfg(test)]
 mod tests;
+pub mod vars;
+#[cfg(test)]
+mod vars_tests;
 
 use std::time::Duration;
 
@@ -75,6 +81,43 @@ pub enum Action {
         /// What is stored.
         value: GptValue,
     },
+    /// `set-var(<name>[,<cond>...]) <expr>` or `set-var-fmt(...) <fmt>`: stores the sample
+    /// (read as final: no waiting) or the format's text; the rules go on.
+    SetVar {
+        /// The variable.
+        name: vars::VarName,
+        /// Its conditions.
+        conds: Vec<vars::SetCond>,
+        /// What is stored.
+        value: VarValue,
+    },
+    /// `unset-var(<name>)`; the rules go on.
+    UnsetVar(vars::VarName),
+}
+
+/// What `set-var` or `set-var-fmt` stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarValue {
+    /// A sample expression's value, with its type.
+    Expr(Fetch),
+    /// A log-format's text.
+    Fmt(logformat::LogFormat),
+}
+
+impl VarValue {
+    /// The value for the session `env` describes (`None`: no sample, nothing stored).
+    pub fn eval(&self, env: &dyn Env) -> Option<Value> {
+        match self {
+            VarValue::Expr(f) => match f.sample(env) {
+                Sample::Val { v, .. } => Some(v),
+                _ => None,
+            },
+            VarValue::Fmt(f) => {
+                let facts = logformat::Facts::from_env(env);
+                Some(Value::Str(f.render(&facts, env).into_bytes()))
+            }
+        }
+    }
 }
 
 /// What `sc-set-gpt0` stores: a constant, or a sample read when the rule runs (stored as an
@@ -102,9 +145,9 @@ pub struct SwitchRule {
     /// The backend it sends to (checked to exist at start-up); for a dynamic rule, its
     /// name as written.
     pub backend: String,
-    /// A name built from samples (`use_backend be_%[req.ssl_sni,map(f)]`), HAProxy's
-    /// log-format: literal text and expressions, in order. `None`: the fixed name above.
-    pub dynamic: Option<Vec<NamePart>>,
+    /// A name built from samples (`use_backend be_%[req.ssl_sni,map(f)]`): a log-format, as
+    /// any name with a `%` is in HAProxy. `None`: the fixed name above.
+    pub dynamic: Option<logformat::LogFormat>,
     /// Its condition (`None`: always).
     pub cond: Option<Cond>,
 }
@@ -116,7 +159,7 @@ pub struct ServerRule {
     /// The server's name as written (checked to exist at start-up when fixed).
     pub server: String,
     /// A name built from samples (`use-server %[...]`), as for `use_backend`.
-    pub dynamic: Option<Vec<NamePart>>,
+    pub dynamic: Option<logformat::LogFormat>,
     /// Its condition (required, as in HAProxy).
     pub cond: Cond,
 }
@@ -130,15 +173,6 @@ pub enum Named<T> {
     Down,
     /// No server has that name: the rules stop (a dynamic name), none is forced.
     Missing,
-}
-
-/// A piece of a dynamic backend name.
-#[derive(Debug, Clone)]
-pub enum NamePart {
-    /// Text as written.
-    Text(String),
-    /// `%[<fetch>,<converters>]`: the sample as text (`-` when there is none, as in logs).
-    Expr(Fetch),
 }
 
 /// What a `stick` rule does.
@@ -300,6 +334,14 @@ impl Rules {
                         ),
                     }
                 }
+                Action::SetVar { name, conds, value } => {
+                    if let Some(v) = value.eval(env) {
+                        env.set_var(name, v, conds);
+                    }
+                }
+                Action::UnsetVar(name) => {
+                    env.unset_var(name);
+                }
             }
             *at += 1;
         }
@@ -324,7 +366,7 @@ impl Rules {
         })?;
         match &r.dynamic {
             None => Some(std::borrow::Cow::Borrowed(r.backend.as_str())),
-            Some(parts) => Some(std::borrow::Cow::Owned(build_name(parts, env))),
+            Some(f) => Some(std::borrow::Cow::Owned(build_name(f, env))),
         }
     }
 
@@ -337,7 +379,7 @@ impl Rules {
                 continue;
             }
             let name = match &r.dynamic {
-                Some(parts) => std::borrow::Cow::Owned(build_name(parts, env)),
+                Some(f) => std::borrow::Cow::Owned(build_name(f, env)),
                 None => std::borrow::Cow::Borrowed(r.server.as_str()),
             };
             match find(&name) {
@@ -364,9 +406,9 @@ impl Rules {
                 "'use-server' requires either 'if' or 'unless' followed by a condition.".into(),
             );
         }
-        let dynamic = if name.contains("%[") {
+        let dynamic = if name.contains('%') {
             Some(
-                self.name_parts(name, proxy)
+                self.name_format(name, proxy)
                     .map_err(|e| format!("failed to parse use-server rule '{name}' : {e}."))?,
             )
         } else {
@@ -529,9 +571,50 @@ impl Rules {
                 cond_at = if words.get(3).is_some() { 4 } else { 3 };
                 Action::SetGpt0 { slot, value }
             }
+            Some(a) if vars::Verb::of(a).is_some() => {
+                let (verb, name, conds) = vars::parse_action(a)?;
+                let arg = words.get(3).map(String::as_str).unwrap_or("");
+                let value = match verb {
+                    vars::Verb::Unset => {
+                        cond_at = 3;
+                        if let Some(w) = words.get(3).filter(|w| !matches!(w.as_str(), "if" | "unless")) {
+                            return Err(format!("'tcp-request {when} {a}' only accepts 'if' or 'unless', in {kind} '{proxy}' (got '{w}')"));
+                        }
+                        None
+                    }
+                    vars::Verb::Set => {
+                        cond_at = 4;
+                        if arg.is_empty() {
+                            return Err("missing fetch method".into());
+                        }
+                        let f = Fetch::parse_at(arg, proxy, &self.acls.site)?;
+                        if phase != Phase::Content && f.reads_content() {
+                            return Err(format!("fetch method '{a}' extracts information from 'request buffer', none of which is available here"));
+                        }
+                        Some(VarValue::Expr(f))
+                    }
+                    vars::Verb::SetFmt => {
+                        cond_at = 4;
+                        let f = logformat::LogFormat::parse(arg, proxy, &self.acls.site, logformat::Use::Text)?;
+                        if phase != Phase::Content && f.fetches().any(Fetch::reads_content) {
+                            return Err(format!("fetch method '{a}' extracts information from 'request buffer', none of which is available here"));
+                        }
+                        Some(VarValue::Fmt(f))
+                    }
+                };
+                if verb != vars::Verb::Unset {
+                    if let Some(w) = words.get(4).filter(|w| !matches!(w.as_str(), "if" | "unless")) {
+                        return Err(format!("'tcp-request {when} {a}' only accepts 'if' or 'unless', in {kind} '{proxy}' (got '{w}')"));
+                    }
+                }
+                match value {
+                    Some(value) => Action::SetVar { name, conds, value },
+                    None => Action::UnsetVar(name),
+                }
+            }
             Some(a) => {
                 return Err(format!(
-                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept', 'reject', 'silent-drop', 'expect-proxy', 'track-sc0..2', 'sc-inc-gpc0/1' and 'sc-set-gpt0')."
+                    "'tcp-request {when} {a}' is not supported by harp (it knows the actions 'accept', 'reject', 'silent-drop', 'expect-proxy', 'track-sc0..2', 'sc-inc-gpc0/1', 'sc-set-gpt0', 'set-var', 'set-var-fmt' and 'unset-var')."
                 ))
             }
             None => return Err(format!("'tcp-request {when}' expects an action such as 'accept' or 'reject'.")),
@@ -634,9 +717,9 @@ impl Rules {
         let Some(name) = words.get(1) else {
             return Err("'use_backend' expects a backend name.".into());
         };
-        let dynamic = if name.contains("%[") {
+        let dynamic = if name.contains('%') {
             Some(
-                self.name_parts(name, proxy)
+                self.name_format(name, proxy)
                     .map_err(|e| format!("failed to parse use_backend rule '{name}' : {e}."))?,
             )
         } else {
@@ -658,58 +741,18 @@ impl Rules {
         Ok(self.acls.take_warnings())
     }
 
-    /// The pieces of a log-format backend name: text and `%[...]` expressions.
-    fn name_parts(&self, name: &str, proxy: &str) -> Result<Vec<NamePart>, String> {
-        let mut parts = Vec::new();
-        let mut rest = name;
-        while let Some(at) = rest.find("%[") {
-            if at > 0 {
-                parts.push(NamePart::Text(rest[..at].to_string()));
-            }
-            let expr = &rest[at + 2..];
-            // the closing bracket outside the converters' parentheses
-            let (mut depth, mut quote) = (0i32, None);
-            let end = expr
-                .char_indices()
-                .find(|&(_, c)| {
-                    match (quote, c) {
-                        (Some(q), c) if c == q => quote = None,
-                        (Some(_), _) => return false,
-                        (None, '\'' | '"') if depth > 0 => quote = Some(c),
-                        (None, '(') => depth += 1,
-                        (None, ')') => depth -= 1,
-                        _ => {}
-                    }
-                    c == ']' && depth == 0
-                })
-                .map(|(i, _)| i)
-                .ok_or_else(|| format!("missing closing ']' in log-format expression '{name}'"))?;
-            let f = Fetch::parse_at(&expr[..end], proxy, &self.acls.site).map_err(|e| {
-                format!("failed to parse sample expression <{}> : {e}", &expr[..end])
-            })?;
-            parts.push(NamePart::Expr(f));
-            rest = &expr[end + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(NamePart::Text(rest.to_string()));
-        }
-        Ok(parts)
+    /// A name with `%`: a log-format (spaces kept as text).
+    fn name_format(&self, name: &str, proxy: &str) -> Result<logformat::LogFormat, String> {
+        logformat::LogFormat::parse(name, proxy, &self.acls.site, logformat::Use::Text)
     }
 
     /// The expressions of dynamic `use_backend` and `use-server` names.
     pub fn dynamic_names(&self) -> impl Iterator<Item = &Fetch> {
         self.switching
             .iter()
-            .flat_map(|r| r.dynamic.iter().flatten())
-            .chain(
-                self.server_rules
-                    .iter()
-                    .flat_map(|r| r.dynamic.iter().flatten()),
-            )
-            .filter_map(|p| match p {
-                NamePart::Expr(f) => Some(f),
-                NamePart::Text(_) => None,
-            })
+            .flat_map(|r| r.dynamic.iter())
+            .chain(self.server_rules.iter().flat_map(|r| r.dynamic.iter()))
+            .flat_map(|f| f.fetches())
     }
 
     /// Every pattern list the rules use, ACLs' and map files' alike, in the order they were
@@ -742,19 +785,29 @@ impl Rules {
             .flat_map(|a| a.exprs.iter().map(|e| &e.fetch))
     }
 
-    /// The fetches of `sc-set-gpt0 <expr>` actions, for the start-up check of the tables they
-    /// read.
+    /// The fetches of `sc-set-gpt0 <expr>`, `set-var` and `set-var-fmt` actions, for the
+    /// start-up check of the tables and proxies they read and the map files they use.
     pub fn gpt_exprs(&self) -> impl Iterator<Item = &Fetch> {
         self.connection
             .iter()
             .chain(&self.session)
             .chain(&self.content)
-            .filter_map(|r| match &r.action {
-                Action::SetGpt0 {
-                    value: GptValue::Expr(f),
-                    ..
-                } => Some(f),
-                _ => None,
+            .flat_map(|r| -> Box<dyn Iterator<Item = &Fetch> + '_> {
+                match &r.action {
+                    Action::SetGpt0 {
+                        value: GptValue::Expr(f),
+                        ..
+                    } => Box::new(std::iter::once(f)),
+                    Action::SetVar {
+                        value: VarValue::Expr(f),
+                        ..
+                    } => Box::new(std::iter::once(f)),
+                    Action::SetVar {
+                        value: VarValue::Fmt(f),
+                        ..
+                    } => Box::new(f.fetches()),
+                    _ => Box::new(std::iter::empty()),
+                }
             })
     }
 
@@ -776,20 +829,9 @@ impl Rules {
     }
 }
 
-/// A log-format name: text as written, each expression's sample as text (`-` for none, as
-/// in HAProxy's logs).
-fn build_name(parts: &[NamePart], env: &dyn Env) -> String {
-    let mut name = String::new();
-    for p in parts {
-        match p {
-            NamePart::Text(t) => name.push_str(t),
-            NamePart::Expr(f) => match f.sample(env) {
-                Sample::Val { v, .. } => name.push_str(&v.to_text()),
-                _ => name.push('-'),
-            },
-        }
-    }
-    name
+/// A log-format name for the session `env` describes (a missing sample is `-`, as in logs).
+fn build_name(f: &logformat::LogFormat, env: &dyn Env) -> String {
+    f.render(&logformat::Facts::from_env(env), env)
 }
 
 /// C's `strtol(text, &end, 10)` when it reads the whole word (an empty one is 0), else `None`.

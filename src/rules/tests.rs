@@ -249,7 +249,37 @@ fn bad_lines_say_what_is_wrong() {
     assert!(err(&mut r, "acl x dst_port -q 1").contains("is not a valid ACL option"));
     assert!(err(&mut r, "acl x src -m foo 1").contains("unknown matching method 'foo'"));
     assert!(err(&mut r, "acl x src -f /nonexistent/harp").contains("failed to open pattern file"));
-    assert!(err(&mut r, "tcp-request content set-var(txn.x) src").contains("not supported by harp"));
+    assert!(err(&mut r, "tcp-request content set-dst src").contains("not supported by harp"));
+    assert_eq!(
+        err(&mut r, "tcp-request content set-var(txn.a-b,ifexists) src"),
+        "invalid syntax at char '-b,ifexists)'"
+    );
+    assert_eq!(
+        err(&mut r, "tcp-request content set-var(txn.x,bogus) src"),
+        "unknown condition \"bogus\""
+    );
+    assert_eq!(
+        err(&mut r, "tcp-request content set-var(txn.x)"),
+        "missing fetch method"
+    );
+    assert!(err(&mut r, "tcp-request content set-var int(1)")
+        .starts_with("invalid or incomplete action 'set-var'. Expects"));
+    assert!(err(&mut r, "tcp-request content set-var(txn.x int(1)")
+        .starts_with("incomplete argument after action 'set-var(txn.x'."));
+    assert_eq!(
+        err(&mut r, "tcp-request connection set-var(sess.x) req.len"),
+        "fetch method 'set-var(sess.x)' extracts information from 'request buffer', none of which is available here"
+    );
+    assert_eq!(
+        err(&mut r, "tcp-request content unset-var(txn.x) int(1)"),
+        "'tcp-request content unset-var(txn.x)' only accepts 'if' or 'unless', in frontend 'fe' (got 'int(1)')"
+    );
+    assert!(err(&mut r, "tcp-request content unset-var(txn.x,ifexists)")
+        .starts_with("unset-var does not expect parameters"));
+    assert_eq!(
+        err(&mut r, "tcp-request content set-var-fmt(txn.x) %[bogus]"),
+        "failed to parse sample expression <bogus]> : unknown fetch method 'bogus'"
+    );
     assert!(err(&mut r, "tcp-request content track-sc3 src").contains("invalid stick counter '3'"));
     assert!(err(&mut r, "tcp-request connection track-sc0 req.ssl_sni")
         .contains("none of which is available here"));
@@ -260,8 +290,8 @@ fn bad_lines_say_what_is_wrong() {
     );
     assert!(err(&mut r, "tcp-request content accept when x").contains("expects 'if' or 'unless'"));
     assert!(err(&mut r, "use_backend %[nope]")
-        .contains("failed to parse sample expression <nope> : unknown fetch method 'nope'"));
-    assert!(err(&mut r, "use_backend be_%[src").contains("missing closing ']'"));
+        .contains("failed to parse sample expression <nope]> : unknown fetch method 'nope'"));
+    assert!(err(&mut r, "use_backend be_%[src").contains("missing ']' after 'src'"));
     let words = w("tcp-request connection reject");
     assert!(r
         .parse_tcp_request(&words, "be", "backend", false)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry, Server};
+use crate::rules::vars::{Got, Scope, SessVars, SetCond, VarName};
 use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
 use crate::stick::fetch::TableRead;
 use crate::stick::{Counters, DataType, Key, KeySample, Table};
@@ -31,6 +32,8 @@ pub(crate) struct SessEnv<'a> {
     fin: bool,
     /// The session's stick counters (`track-sc*`).
     sc: &'a Cell<Counters>,
+    /// The session's variables.
+    vars: &'a Cell<SessVars>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -41,6 +44,7 @@ impl<'a> SessEnv<'a> {
         src: SocketAddr,
         fronted_dst: Option<SocketAddr>,
         sc: &'a Cell<Counters>,
+        vars: &'a Cell<SessVars>,
     ) -> SessEnv<'a> {
         SessEnv {
             reg,
@@ -51,6 +55,7 @@ impl<'a> SessEnv<'a> {
             content: None,
             fin: true,
             sc,
+            vars,
         }
     }
 
@@ -66,6 +71,7 @@ impl<'a> SessEnv<'a> {
             content: Some(content),
             fin,
             sc: self.sc,
+            vars: self.vars,
         }
     }
 
@@ -88,7 +94,44 @@ impl<'a> SessEnv<'a> {
     }
 }
 
+impl SessEnv<'_> {
+    /// Runs `f` on the session's variables (taken out of their cell meanwhile).
+    fn with_vars<T>(&self, f: impl FnOnce(&mut SessVars) -> T) -> T {
+        let mut v = self.vars.take();
+        let r = f(&mut v);
+        self.vars.set(v);
+        r
+    }
+}
+
 impl Env for SessEnv<'_> {
+    fn var(&self, name: &VarName) -> Got {
+        match name.scope {
+            Scope::Proc => self.reg.vars.get(name),
+            Scope::Check => Got::Unavailable,
+            _ => self.with_vars(|v| v.get(name)),
+        }
+    }
+
+    fn set_var(&self, name: &VarName, value: Value, conds: &[SetCond]) -> bool {
+        match name.scope {
+            Scope::Proc => self.reg.vars.set(name, value, conds),
+            Scope::Check => false,
+            _ => self.with_vars(|v| v.set(name, value, conds)),
+        }
+    }
+
+    fn unset_var(&self, name: &VarName) -> bool {
+        match name.scope {
+            Scope::Proc => {
+                self.reg.vars.unset(name);
+                true
+            }
+            Scope::Check => false,
+            _ => self.with_vars(|v| v.unset(name)),
+        }
+    }
+
     fn src(&self) -> Option<SocketAddr> {
         Some(self.src)
     }

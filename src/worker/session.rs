@@ -18,11 +18,14 @@ use super::inspect::with_counters;
 use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
-use super::tcplog::{self, TcpLog};
+use super::tcplog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
+use crate::rules::logformat::Facts;
+use crate::rules::vars::SessVars;
+use crate::rules::Env as _;
 use crate::rules::{Phase, Verdict};
 use crate::stick::Counters;
 use crate::sys::{self, Interest};
@@ -317,7 +320,10 @@ impl Drop for Place<'_> {
 
 /// What getting a session a server took, as the log line reports it.
 struct Tries {
-    /// Time spent in queues (ms; -1: never queued for a slot, as HAProxy logs `Tw`).
+    /// When the connection was accepted.
+    t0: Instant,
+    /// When a server was given (ms since accept, HAProxy's `t_queue`; -1: never, as when a
+    /// queue was full).
     tw: i64,
     /// Connection retries.
     retries: u32,
@@ -328,8 +334,9 @@ struct Tries {
 }
 
 impl Tries {
-    fn new() -> Tries {
+    fn new(t0: Instant) -> Tries {
         Tries {
+            t0,
             tw: -1,
             retries: 0,
             redispatched: false,
@@ -454,7 +461,7 @@ async fn acquire<R: Rt>(
             pass_on(be);
         }
     }
-    tries.tw = start.elapsed().as_millis() as i64;
+    tries.tw = tries.t0.elapsed().as_millis() as i64;
     res
 }
 
@@ -607,11 +614,13 @@ pub(crate) async fn run<R: Rt>(
     // the entries its `track-sc*` rules track, given back when the session ends
     // (a Cell, not a RefCell: no borrow flag in every session's state)
     let sc = Cell::new(Counters::default());
+    // its variables (`set-var`), 16 bytes until one is set
+    let vars = Cell::new(SessVars::default());
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
     let mut read_header = accept_proxy;
     if !rules.connection.is_empty() {
-        let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc);
+        let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars);
         let (verdict, expect_proxy) = rules.run_connection(&env);
         match verdict {
             Verdict::Reject => {
@@ -651,7 +660,7 @@ pub(crate) async fn run<R: Rt>(
                 // (HAProxy logs it only where it logs sessions, `option tcplog`, and not for a
                 // connection that sent nothing under `option dontlognull`)
                 let null = got == 0 && fe.config.dontlognull;
-                if fe.config.tcplog && !null {
+                if fe.config.session_log.is_some() && !null {
                     let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
                     log_line(&ctx, &fe, &line);
                 }
@@ -669,8 +678,17 @@ pub(crate) async fn run<R: Rt>(
     // replaced once a server session ran; until then the client's FIN was never read (or a
     // content rule dropped it silently)
     let mut client_close = Close::client(false, fe.config.nolinger);
+    // the stream's number (`%rt`)
+    let req_id: u64;
     let (denied, be) = {
-        let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
+        let env = SessEnv::new(
+            &ctx.reg,
+            &client,
+            peer,
+            fronted.addrs.map(|(_, d)| d),
+            &sc,
+            &vars,
+        );
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged (a dropped one in `dreq`)
         let verdict = match rules.session.is_empty() {
@@ -696,7 +714,25 @@ pub(crate) async fn run<R: Rt>(
         // a session now: its connection and session trackers count it (content ones never)
         with_counters(&sc, |c| c.session_started());
         // a stream from here on, as HAProxy counts them (`CumReq`)
-        ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
+        req_id = ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
+        // its variables' `txn` and `req` scopes exist from here on
+        vars.set({
+            let mut v = vars.take();
+            v.start_stream();
+            v
+        });
+        // a frontend that logs without a format: HAProxy's line at accept
+        if fe.config.session_log.is_none() && has_logs(&ctx, &fe) {
+            if let Some(to) = env.dst() {
+                let line = format!(
+                    "Connect from {} to {} ({}/TCP)",
+                    tcplog::addr(peer),
+                    tcplog::addr(to),
+                    fe.name
+                );
+                log_line(&ctx, &fe, &line);
+            }
+        }
         // the frontend's content rules, then its `use_backend` rules (the log then names the
         // frontend as the backend, as HAProxy's does when no backend was reached)
         let mut denied = None;
@@ -716,8 +752,10 @@ pub(crate) async fn run<R: Rt>(
             None => (None, inspect::backend(&ctx.reg, &fe, &env, &fronted.early)),
         }
     };
-    let mut tries = Tries::new();
+    let mut tries = Tries::new(t0);
     let mut tc: i64 = -1;
+    // where harp connected to the server from (`%bi:%bp`), read only for a format asking
+    let mut backend_src: Option<SocketAddr> = None;
     let mut bytes_out = 0u64;
     // bytes received from the client, once forwarded (`option dontlognull` logs no session
     // without any)
@@ -738,7 +776,14 @@ pub(crate) async fn run<R: Rt>(
             // the backend's own content rules, once the session reached it
             let mut denied = None;
             if !own && !be.config.rules.content.is_empty() {
-                let env = SessEnv::new(&ctx.reg, &client, peer, fronted.addrs.map(|(_, d)| d), &sc);
+                let env = SessEnv::new(
+                    &ctx.reg,
+                    &client,
+                    peer,
+                    fronted.addrs.map(|(_, d)| d),
+                    &sc,
+                    &vars,
+                );
                 denied = content_rules::<R>(
                     &env,
                     &fe,
@@ -762,6 +807,7 @@ pub(crate) async fn run<R: Rt>(
                             peer,
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
+                            &vars,
                         );
                         inspect::sticking(&be, &env, &fronted.early)
                     });
@@ -775,6 +821,7 @@ pub(crate) async fn run<R: Rt>(
                                 peer,
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
+                                &vars,
                             );
                             inspect::use_server(&be, &env, &fronted.early)
                         })
@@ -819,6 +866,14 @@ pub(crate) async fn run<R: Rt>(
                 }
                 Ok((srv, server, connect_ms)) => {
                     tc = connect_ms;
+                    if fe
+                        .config
+                        .session_log
+                        .as_ref()
+                        .is_some_and(|f| f.reads_backend_src())
+                    {
+                        backend_src = server.local_addr().ok();
+                    }
                     g.srv = Some(srv.clone());
                     if let Err(e) = send_first::<R>(&srv, &client, peer, &fronted, &server).await {
                         // a failed connection, as in HAProxy, where the send is part of it
@@ -863,19 +918,31 @@ pub(crate) async fn run<R: Rt>(
     // what the session moved, counted in the entries it tracks
     sc.take().add_bytes(bytes_in, bytes_out);
     let null = fe.config.dontlognull && bytes_in == 0;
-    if fe.config.tcplog && !null && has_logs(&ctx, &fe) {
-        let srv_name = g.srv.as_ref().or(tried.as_ref()).map(|s| s.name.clone());
-        let line = TcpLog {
-            client: peer,
-            accepted,
+    let format = fe.config.session_log.as_ref().filter(|_| !null);
+    if let Some(format) = format.filter(|_| has_logs(&ctx, &fe)) {
+        let srv = g.srv.as_ref().or(tried.as_ref());
+        let srv_name = srv.map(|s| s.name.clone());
+        let facts = Facts {
+            client: Some(peer),
+            frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
+                format
+                    .reads_frontend_addr()
+                    .then(|| client.local_addr().ok())
+                    .flatten()
+            }),
+            backend_src,
+            server_addr: srv.map(|s| s.addr()),
+            accepted: Some(accepted),
             frontend: &fe.name,
             // no backend reached: HAProxy's stream still has the frontend as its backend
             backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
             server: srv_name.as_deref().unwrap_or("<NOSRV>"),
+            th: 0,
             tw: tries.tw,
             tc,
             tt: t0.elapsed().as_millis() as i64,
-            bytes: bytes_out,
+            bytes_out,
+            bytes_in,
             ts,
             // as in HAProxy's line, the process and frontend counts still include this
             // session, the backend and server counts ("still active") no longer do
@@ -893,9 +960,23 @@ pub(crate) async fn run<R: Rt>(
             retries: tries.retries,
             redispatched: tries.redispatched,
             queues: tries.queue_pos,
+            req_id,
+            log_count: fe.counters.log_count.load(Ordering::Relaxed),
+        };
+        let env = SessEnv::new(
+            &ctx.reg,
+            &client,
+            peer,
+            fronted.addrs.map(|(_, d)| d),
+            &sc,
+            &vars,
+        );
+        let line = format.render(&facts, &env);
+        // an empty line is not sent, nor counted (`%lc`)
+        if !line.is_empty() {
+            fe.counters.log_count.fetch_add(1, Ordering::Relaxed);
+            log_line(&ctx, &fe, &line);
         }
-        .render();
-        log_line(&ctx, &fe, &line);
     }
     g.socks.push((client, client_close));
 }
@@ -1164,7 +1245,7 @@ async fn establish<R: Rt>(
             }
         };
         if tries.tw < 0 {
-            tries.tw = 0;
+            tries.tw = tries.t0.elapsed().as_millis() as i64;
         }
         let t = Instant::now();
         // a server's `stot` counts connection attempts, as in HAProxy

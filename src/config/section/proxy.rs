@@ -799,7 +799,8 @@ pub(crate) fn parse(
             no_more(words, 2)
         }
         "description" => Ok(()),
-        "errorfile" | "log-format" | "log-format-sd" | "error-log-format" => {
+        "log-format" => log_format(p, words, ctx),
+        "errorfile" | "log-format-sd" | "error-log-format" => {
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
             Ok(())
         }
@@ -816,6 +817,43 @@ pub(crate) fn parse(
         },
         _ => Err(unknown_keyword(kw, kind(p), KEYWORDS)),
     }
+}
+
+/// `log-format <fmt>`: the format of the session log lines, compiled once the proxy is
+/// complete (for a `defaults` section, in each proxy that inherits it).
+fn log_format(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let Some(fmt) = words.get(1).filter(|f| !f.is_empty()) else {
+        return Err("log-format expects an argument.".into());
+    };
+    if words.len() > 2 {
+        return Err("log-format expects only one argument, don't forget to escape spaces!".into());
+    }
+    if kind(p) == "backend" {
+        ctx.warn(format!(
+            "backend '{}' : 'log-format' directive is ignored in backends.",
+            p.name
+        ));
+        return Ok(());
+    }
+    overrides(p, "log-format", ctx);
+    p.tcplog = false;
+    p.log_format = Some((fmt.clone(), ctx.loc.clone()));
+    Ok(())
+}
+
+/// HAProxy's warning when a `defaults` section's log format replaces another one.
+fn overrides(p: &ProxyConfig, now: &str, ctx: &mut Ctx<'_>) {
+    if kind(p) != "defaults" || (p.log_format.is_none() && !p.tcplog) {
+        return;
+    }
+    let was = if p.tcplog {
+        "option tcplog"
+    } else {
+        "log-format"
+    };
+    ctx.warn(format!(
+        "'{now}' overrides previous '{was}' in 'defaults' section."
+    ));
 }
 
 /// `clitcpka-idle|-intvl|-cnt` and `srvtcpka-*`: how keepalive probes are paced. Times default
@@ -1064,8 +1102,13 @@ fn option(
             simple(words)
         }
         "tcplog" => {
+            simple(words)?;
+            if flag {
+                overrides(p, "option tcplog", ctx);
+                p.log_format = None;
+            }
             p.tcplog = flag;
-            simple(words)
+            Ok(())
         }
         "splice-auto" => {
             // independent of explicit splice-request/-response, as HAProxy's flags are

@@ -41,12 +41,25 @@ pub enum Conv {
     Text(text::TextConv),
     /// `add`, `sub`, `mul`, `div`, `mod`, `and`, `or`, `xor`, `neg`, `cpl`, `odd`, `even`.
     Int(arith::IntConv),
+    /// `set-var(<name>[,<cond>...])`: stores the sample and passes it on (fails when it
+    /// could not store it).
+    SetVar(super::vars::VarName, Vec<super::vars::SetCond>),
+    /// `unset-var(<name>)`: removes the variable and passes the sample on.
+    UnsetVar(super::vars::VarName),
 }
 
 /// The converters harp knows, for messages.
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = [
-        "lower", "upper", "length", "bool", "not", "ipmask", "in_table",
+        "lower",
+        "upper",
+        "length",
+        "bool",
+        "not",
+        "ipmask",
+        "in_table",
+        "set-var",
+        "unset-var",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -103,6 +116,32 @@ impl Conv {
             return c.map(Conv::Int);
         }
         Ok(match name {
+            "set-var" | "unset-var" => {
+                let bad = |e: String| format!("invalid args in converter '{name}' : {e}");
+                let a = text::split_args(args.unwrap_or(""));
+                let max = if name == "set-var" { 5 } else { 1 };
+                if a.len() > max {
+                    let rest: Vec<&str> = args.unwrap_or("").splitn(max + 1, ',').collect();
+                    return Err(format!(
+                        "invalid arg {} in converter '{name}' : expected ')' before ',{})'",
+                        max + 1,
+                        rest[max]
+                    ));
+                }
+                let var = super::vars::VarName::parse(&a[0]).map_err(bad)?;
+                if name == "unset-var" {
+                    Conv::UnsetVar(var)
+                } else {
+                    let conds = a[1..]
+                        .iter()
+                        .map(|c| {
+                            super::vars::SetCond::parse(c)
+                                .ok_or_else(|| bad(format!("unknown condition \"{c}\"")))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Conv::SetVar(var, conds)
+                }
+            }
             "lower" => no_args(Conv::Lower)?,
             "upper" => no_args(Conv::Upper)?,
             "length" => no_args(Conv::Length)?,
@@ -183,7 +222,15 @@ impl Conv {
             Conv::Map(m) => m.name.clone(),
             Conv::Text(c) => c.name().into(),
             Conv::Int(c) => c.name().into(),
+            Conv::SetVar(..) => "set-var".into(),
+            Conv::UnsetVar(_) => "unset-var".into(),
         }
+    }
+
+    /// Whether it gives its input back unchanged (the variable ones): the type is the
+    /// previous one's.
+    pub fn passes_through(&self) -> bool {
+        matches!(self, Conv::SetVar(..) | Conv::UnsetVar(_))
     }
 
     /// The table it reads, for the start-up check that it exists.
@@ -206,6 +253,8 @@ impl Conv {
             Conv::Text(_) => Method::Str,
             Conv::Int(c) if c.is_bool() => Method::Bool,
             Conv::Int(_) => Method::Int,
+            // callers skip these (their output is their input)
+            Conv::SetVar(..) | Conv::UnsetVar(_) => Method::Str,
         }
     }
 
@@ -258,6 +307,18 @@ impl Conv {
                 arith::Out::Int(i) => Value::Int(i),
                 arith::Out::Bool(b) => Value::Bool(b),
             },
+            Conv::SetVar(name, conds) => {
+                if !env.set_var(name, v.clone(), conds) {
+                    return None;
+                }
+                v
+            }
+            Conv::UnsetVar(name) => {
+                if !env.unset_var(name) {
+                    return None;
+                }
+                v
+            }
         })
     }
 }
