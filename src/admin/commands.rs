@@ -11,6 +11,7 @@ use super::parse::{AdminCommand, PatOp, SetServer};
 use super::patterns;
 use super::render::{self, StatOptions};
 use super::table;
+use super::vars;
 use super::InfoHook;
 use crate::config::AccessLevel;
 use crate::model::{AdminAction, Cause, Command, ForcedHealth, Registry, Server};
@@ -22,6 +23,8 @@ pub struct SessionState {
     pub level: AccessLevel,
     /// Interactive mode (`prompt`).
     pub interactive: bool,
+    /// `experimental-mode on`: experimental commands (`set var`) may run.
+    pub experimental: bool,
 }
 
 /// What the session must do after a command.
@@ -150,6 +153,38 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
             need(st, l)?;
             st.level = l;
             Reply::default()
+        }
+        AdminCommand::ExperimentalMode(arg) => {
+            need(st, Admin)?;
+            match arg.as_deref() {
+                None => Reply::line(if st.experimental {
+                    "experimental-mode is ON"
+                } else {
+                    "experimental-mode is OFF"
+                }),
+                Some("on") => {
+                    st.experimental = true;
+                    Reply::default()
+                }
+                Some("off") => {
+                    st.experimental = false;
+                    Reply::default()
+                }
+                Some(_) => Reply::line("'experimental-mode' only supports 'on' and 'off'."),
+            }
+        }
+        AdminCommand::GetVar(words) => {
+            need(st, Operator)?;
+            Reply::text(vars::get(&x.reg, &words))
+        }
+        AdminCommand::SetVar(words) => {
+            if !st.experimental {
+                return Err(Reply::text(
+                    "This command is restricted to experimental mode only.\n",
+                ));
+            }
+            need(st, Operator)?;
+            Reply::text(vars::set(&x.reg, &words))
         }
         AdminCommand::ShowCliLevel => Reply::line(match st.level {
             AccessLevel::Admin => "admin",

@@ -113,6 +113,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e(
+        "get var <name>",
+        "retrieve contents of a process-wide variable",
+        Operator,
+    ),
+    e(
         "get weight <bk>/<srv>",
         "report a server's current weight",
         User,

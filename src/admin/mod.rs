@@ -15,6 +15,7 @@ pub mod render;
 pub mod session;
 pub mod stats_page;
 pub mod table;
+pub mod vars;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -174,6 +174,12 @@ pub enum AdminCommand {
     EnableFrontend(String, bool),
     /// `shutdown frontend <fe>`.
     ShutdownFrontend(String),
+    /// `get var <name>`: all the words.
+    GetVar(Vec<String>),
+    /// `set var <name> ...` (experimental mode): all the words.
+    SetVar(Vec<String>),
+    /// `experimental-mode [on|off]`.
+    ExperimentalMode(Option<String>),
     /// Not a command harp knows; carries the words for the "maybe" list.
     Unknown(Vec<String>),
 }
@@ -295,6 +301,11 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["clear", "counters", ..] => AdminCommand::ClearCounters(false),
         ["show", "cli", "level", ..] => AdminCommand::ShowCliLevel,
         ["get", "weight", ..] => AdminCommand::GetWeight(arg(w, 2)),
+        ["get", "var", ..] => AdminCommand::GetVar(w.to_vec()),
+        ["set", "var", ..] => AdminCommand::SetVar(w.to_vec()),
+        ["experimental-mode", rest @ ..] => {
+            AdminCommand::ExperimentalMode(rest.first().map(|s| s.to_string()))
+        }
         ["set", "weight", ..] => AdminCommand::SetWeight(arg(w, 2), arg(w, 3)),
         ["set", "server", ..] => {
             let what = match s.get(3).copied().unwrap_or("") {

@@ -105,6 +105,7 @@ where
     let mut st = SessionState {
         level,
         interactive: false,
+        experimental: false,
     };
     loop {
         let line = match tokio::time::timeout(limits.timeout, reader.next(limits.max_line)).await {

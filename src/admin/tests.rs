@@ -134,6 +134,7 @@ fn transcript_replay() {
         let mut st = SessionState {
             level: AccessLevel::Admin,
             interactive: false,
+            experimental: false,
         };
         let got = run(&x, &mut st, &cmd);
         assert_eq!(
@@ -154,6 +155,7 @@ fn show_info_keeps_haproxy_field_names_in_order() {
     let mut st = SessionState {
         level: AccessLevel::User,
         interactive: false,
+        experimental: false,
     };
     let got = run(&x, &mut st, "show info");
     let want = pairs()
@@ -192,6 +194,7 @@ fn stat_filters_and_json() {
     let mut st = SessionState {
         level: AccessLevel::User,
         interactive: false,
+        experimental: false,
     };
     let only_srv = run(&x, &mut st, "show stat test 4 -1");
     assert_eq!(
@@ -214,6 +217,7 @@ fn stat_filters_and_json() {
     let mut st = SessionState {
         level: AccessLevel::Admin,
         interactive: false,
+        experimental: false,
     };
     run(&x, &mut st, "set server test/webserver2 state maint");
     let nm = run(&x, &mut st, "show stat no-maint");

@@ -82,6 +82,9 @@ pub struct Global {
     pub stats_timeout: Duration,
     /// `lua-load` and `lua-load-per-thread` lines, in order.
     pub lua_loads: Vec<LuaLoad>,
+    /// The `proc.*` variables the `set-var` and `set-var-fmt` lines left, evaluated as the
+    /// section was read (`None`: declared, no value).
+    pub proc_vars: Vec<(crate::rules::vars::VarName, Option<crate::rules::Value>)>,
     /// `lua-prepend-path <str> [path|cpath]` lines, in order.
     pub lua_prepend_paths: Vec<LuaPrependPath>,
     /// `tune.lua.*`.
@@ -144,6 +147,7 @@ impl Default for Global {
             stats_sockets: Vec::new(),
             stats_timeout: Duration::from_secs(10),
             lua_loads: Vec::new(),
+            proc_vars: Vec::new(),
             lua_prepend_paths: Vec::new(),
             lua: LuaTune::default(),
             httpclient: HttpClientSettings::default(),

@@ -158,6 +158,46 @@ fn tokenize_args(args: &MultiValue) -> mlua::Result<(Vec<u8>, Vec<u8>, bool)> {
 }
 
 /// Installs the global `core` table.
+/// HAProxy 2.9's `core.get_var(name)`: a `proc.` variable's value (`nil` when unset);
+/// integers and booleans as integers, addresses as text.
+fn get_var(lua: &Lua, reg: &Registry, args: mlua::MultiValue) -> mlua::Result<Value> {
+    use crate::rules::vars::{Got, Scope, VarName};
+    if args.len() != 1 {
+        return Err(mlua::Error::RuntimeError(
+            "'get_var' needs 1 arguments".into(),
+        ));
+    }
+    let name = match args.into_iter().next() {
+        Some(Value::String(s)) => s.to_str()?.to_string(),
+        Some(Value::Integer(i)) => i.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        other => {
+            return Err(mlua::Error::RuntimeError(format!(
+                "bad argument #1 to 'get_var' (string expected, got {})",
+                other.as_ref().map_or("no value", super::events::lua_type)
+            )))
+        }
+    };
+    if !name.starts_with("proc.") {
+        return Err(mlua::Error::RuntimeError(
+            "'get_var': Only 'proc.' scope allowed to be retrieved in 'core.get_var()'.".into(),
+        ));
+    }
+    let v = match VarName::parse(&name) {
+        Ok(n) if n.scope == Scope::Proc => reg.vars.get(&n),
+        _ => Got::Unset,
+    };
+    Ok(match v {
+        Got::Val(crate::rules::Value::Int(i)) => Value::Integer(i),
+        Got::Val(crate::rules::Value::Bool(b)) => Value::Integer(i64::from(b)),
+        Got::Val(crate::rules::Value::Ip(ip)) => Value::String(lua.create_string(ip.to_string())?),
+        Got::Val(crate::rules::Value::Str(s) | crate::rules::Value::Bin(s)) => {
+            Value::String(lua.create_string(&s)?)
+        }
+        _ => Value::Nil,
+    })
+}
+
 pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
     let core = lua.create_table()?;
     for (name, v) in [
@@ -377,10 +417,11 @@ pub(crate) fn install(lua: &Lua, reg: &Arc<Registry>) -> mlua::Result<()> {
         super::raising::outcome(lua, r)
     })?;
     core.set("get_patref", super::raising::wrap(lua, raw_patref)?)?;
-    core.set(
-        "get_var",
-        lua.create_function(|_, _n: Value| Ok(Value::Nil))?,
-    )?;
+    let r = reg.clone();
+    let raw_get_var = lua.create_function(move |lua, args: mlua::MultiValue| {
+        super::raising::outcome(lua, get_var(lua, &r, args))
+    })?;
+    core.set("get_var", super::raising::wrap(lua, raw_get_var)?)?;
     core.set(
         "disable_legacy_mailers",
         lua.create_function(|_, ()| Ok(()))?,

@@ -307,6 +307,16 @@ impl Registry {
             config.global.maxconn.map(u64::from),
         );
         set_fullconns(&proxies, hard_maxconn);
+        // the `proc.*` variables the global section set
+        let vars = crate::rules::vars::ProcVars::default();
+        for (name, v) in &config.global.proc_vars {
+            match v {
+                Some(v) => {
+                    vars.set(name, v.clone(), &[]);
+                }
+                None => vars.declare(name),
+            }
+        }
         Arc::new(Registry {
             proxies,
             writer: Mutex::new(slab),
@@ -322,7 +332,7 @@ impl Registry {
             maxsock,
             rate_limits: rates.map(AtomicU64::new),
             rate_limit_changed: tokio::sync::Notify::new(),
-            vars: Default::default(),
+            vars,
         })
     }
 

@@ -443,6 +443,20 @@ impl Fetch {
         })
     }
 
+    /// What of a session it reads, by HAProxy's name for it (`client address`, `request
+    /// buffer`...); `None` for what a global `set-var` may use (constants, variables, proxy
+    /// and server state).
+    pub fn session_source(&self) -> Option<&'static str> {
+        match self {
+            Fetch::Converted(base, _) => base.session_source(),
+            Fetch::Src | Fetch::SrcPort => Some("client address"),
+            Fetch::Dst | Fetch::DstPort => Some("frontend address"),
+            Fetch::Stick(..) => Some("tracked counters"),
+            f if f.reads_content() => Some("request buffer"),
+            _ => None,
+        }
+    }
+
     /// Whether it reads the request's content (meaningless before any arrived).
     pub fn reads_content(&self) -> bool {
         if let Fetch::Converted(base, _) = self {

@@ -347,6 +347,12 @@ impl ProcVars {
         }
     }
 
+    /// Whether `name` exists (with a value or not).
+    pub fn exists(&self, name: &VarName) -> bool {
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.contains_key(&*name.full)
+    }
+
     /// Makes `name` exist without a value, as HAProxy does for every `proc` name the
     /// configuration mentions (so `ifexists` holds for it).
     pub fn declare(&self, name: &VarName) {

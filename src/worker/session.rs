@@ -716,11 +716,9 @@ pub(crate) async fn run<R: Rt>(
         // a stream from here on, as HAProxy counts them (`CumReq`)
         req_id = ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed);
         // its variables' `txn` and `req` scopes exist from here on
-        vars.set({
-            let mut v = vars.take();
-            v.start_stream();
-            v
-        });
+        let mut v = vars.take();
+        v.start_stream();
+        vars.set(v);
         // a frontend that logs without a format: HAProxy's line at accept
         if fe.config.session_log.is_none() && has_logs(&ctx, &fe) {
             if let Some(to) = env.dst() {
@@ -828,6 +826,11 @@ pub(crate) async fn run<R: Rt>(
                         .flatten();
                     let sticky =
                         forced.or_else(|| sticking.as_ref().and_then(|s| s.server.clone()));
+                    // a server connection is asked for: HAProxy drops the `req` variables
+                    // and its request/response ones are `res` from here on
+                    let mut v = vars.take();
+                    v.to_response();
+                    vars.set(v);
                     let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries).await;
                     if let (Some(st), Ok((srv, _, _))) = (sticking, &r) {
                         st.store(srv);

@@ -118,6 +118,115 @@ const IGNORED: &[&str] = &[
 ];
 
 /// Parses one `global` line.
+/// `set-var <proc.name>[,<cond>...] <expr>` and `set-var-fmt <proc.name> <fmt>`: evaluated
+/// now, in file order, as HAProxy does; only samples that need no session may be used.
+fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
+    use crate::rules::logformat::{LogFormat, Use};
+    use crate::rules::vars::{self, ProcVars, Scope};
+    use crate::rules::{Fetch, VarValue};
+    let kw = words[0].as_str();
+    let fmt = kw == "set-var-fmt";
+    let (Some(name), Some(value)) = (words.get(1), words.get(2).filter(|v| !fmt || !v.is_empty()))
+    else {
+        let what = if fmt {
+            "a format string"
+        } else {
+            "a sample expression"
+        };
+        return Err(format!(
+            "'{kw}' requires a process-wide variable name ('proc.<name>') and {what}."
+        ));
+    };
+    let action = format!("{kw}({name})");
+    let (_, var, conds) = vars::parse_action(&action)?;
+    if var.scope != Scope::Proc {
+        return Err(format!(
+            "'{kw}': cannot set variable '{var}', only scope 'proc' is permitted in the global section."
+        ));
+    }
+    let site = (String::new(), 0);
+    let value = if fmt {
+        let f = LogFormat::parse(value, "", &site, Use::Text)?;
+        if let Some(what) = f.fetches().find_map(Fetch::session_source) {
+            let text = value.split_once("%[").map_or(value.as_str(), |(_, r)| r);
+            return Err(format!("sample fetch <{text}> may not be reliably used here because it needs '{what}' which is not available here"));
+        }
+        VarValue::Fmt(f)
+    } else {
+        let f = Fetch::parse(value, "")?;
+        if let Some(what) = f.session_source() {
+            return Err(format!(
+                "fetch method '{action}' extracts information from '{what}', none of which is available here"
+            ));
+        }
+        VarValue::Expr(f)
+    };
+    // the variables so far, the ones this line may read
+    let procs = ProcVars::default();
+    for (n, v) in &g.proc_vars {
+        match v {
+            Some(v) => procs.set(n, v.clone(), &[]),
+            None => {
+                procs.declare(n);
+                true
+            }
+        };
+    }
+    let env = GlobalEnv(&procs);
+    if let Some(v) = value.eval(&env) {
+        procs.set(&var, v, &conds);
+    }
+    let now = procs.get(&var);
+    let entry = match now {
+        vars::Got::Val(v) => Some(v),
+        _ => None,
+    };
+    match g.proc_vars.iter_mut().find(|(n, _)| *n == var) {
+        Some(slot) => slot.1 = entry,
+        None if procs.exists(&var) => g.proc_vars.push((var, entry)),
+        None => {}
+    }
+    Ok(())
+}
+
+/// What a global `set-var` may read: the process's variables, nothing of a session.
+struct GlobalEnv<'a>(&'a crate::rules::vars::ProcVars);
+
+impl crate::rules::Env for GlobalEnv<'_> {
+    fn src(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn dst(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn content(&self) -> Option<&[u8]> {
+        None
+    }
+    fn is_final(&self) -> bool {
+        true
+    }
+    fn proxy_stat(&self, _: &str, _: crate::rules::ProxyStat) -> Option<i64> {
+        None
+    }
+    fn server_stat(&self, _: &str, _: &str, _: crate::rules::ServerStat) -> Option<i64> {
+        None
+    }
+    fn var(&self, name: &crate::rules::vars::VarName) -> crate::rules::vars::Got {
+        match name.scope {
+            crate::rules::vars::Scope::Proc => self.0.get(name),
+            _ => crate::rules::vars::Got::Unavailable,
+        }
+    }
+    fn set_var(
+        &self,
+        name: &crate::rules::vars::VarName,
+        v: crate::rules::Value,
+        conds: &[crate::rules::vars::SetCond],
+    ) -> bool {
+        name.scope == crate::rules::vars::Scope::Proc && self.0.set(name, v, conds)
+    }
+}
+
 pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
     let kw = words[0].as_str();
     if IGNORED.contains(&kw) || kw.starts_with("ssl-default-") || kw.starts_with("tune.ssl.") {
@@ -155,6 +264,7 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             no_more(words, 2)
         }
         "stats" => stats(g, words, ctx),
+        "set-var" | "set-var-fmt" => set_var(g, words),
         "lua-load" | "lua-load-per-thread" => {
             let file = arg(words, 1, "the path of a Lua file")?;
             g.lua_loads.push(LuaLoad {

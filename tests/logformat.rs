@@ -1,0 +1,249 @@
+//! `log-format` and variables end to end: the real binary logging sessions in a custom format
+//! to a syslog listener, with variables set by `tcp-request` rules choosing the backend and
+//! filling the line; `proc.*` variables from the global section, the Runtime API (`get var`,
+//! `set var` through `socat`) and Lua's `core.get_var`; `harp -c` naming a bad format.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_port, socat, write_file, Harp};
+
+/// A server that answers `<name>\n` to each connection once the client wrote, then closes.
+fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 64];
+                let _ = c.read(&mut b);
+                let _ = c.write_all(format!("{name}\n").as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// A UDP syslog listener (raw lines).
+fn sink() -> (UdpSocket, String) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let addr = s.local_addr().expect("addr").to_string();
+    (s, addr)
+}
+
+/// The first line the sink receives that starts with `prefix`.
+fn line_starting(sink: &UdpSocket, prefix: &str) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sink
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no log line starting with {prefix:?} ({e})"));
+        let l = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+        if l.starts_with(prefix) {
+            return l;
+        }
+    }
+}
+
+/// Sends `msg`, returns what came back.
+fn talk(port: u16, msg: &str) -> (String, u16) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(msg.as_bytes()).expect("send");
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    (
+        got.trim_end().to_string(),
+        c.local_addr().expect("addr").port(),
+    )
+}
+
+#[test]
+fn variables_route_and_fill_a_custom_log_line() {
+    let (a, b) = (named_upstream("a"), named_upstream("b"));
+    let (sink, to) = sink();
+    let (port, api) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    set-var proc.env str(prod)\n\
+         \x20   set-var proc.n int(40),add(2)\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   log {to} format raw local0\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    tcp-request inspect-delay 2s\n\
+         \x20   tcp-request session set-var(sess.peer) src\n\
+         \x20   tcp-request content set-var(txn.word) req.payload(0,2)\n\
+         \x20   tcp-request content set-var(txn.route) str(b) if {{ req.payload(0,2) -m bin 6262 }}\n\
+         \x20   tcp-request content set-var(txn.route,ifnotexists) str(a)\n\
+         \x20   tcp-request content set-var-fmt(txn.tag) \"%[var(txn.route)]-%[var(proc.env)]\"\n\
+         \x20   tcp-request content accept if {{ req.len ge 2 }}\n\
+         \x20   use_backend be_%[var(txn.route)]\n\
+         \x20   log-format \"LF %ci:%cp %f %b/%s %[var(txn.tag)] %{{+Q}}[var(txn.word)] %[var(sess.peer)] %[var(proc.n)] %B %U %ts %[var(txn.none)]\"\n\
+         backend be_a\n    server sa 127.0.0.1:{a}\n\
+         backend be_b\n    server sb 127.0.0.1:{b}\n"
+    );
+    let mut h = Harp::spawn_in(dir, &cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(api);
+    let (got, cport) = talk(port, "bb");
+    assert_eq!(got, "b", "{}", h.stderr());
+    let line = line_starting(&sink, &format!("LF 127.0.0.1:{cport} "));
+    assert_eq!(
+        line,
+        format!("LF 127.0.0.1:{cport} fe be_b/sb b-prod \"bb\" 127.0.0.1 42 2 2 -- -")
+    );
+    let (got, cport) = talk(port, "aa");
+    assert_eq!(got, "a");
+    let line = line_starting(&sink, &format!("LF 127.0.0.1:{cport} "));
+    assert!(line.contains(" fe be_a/sa a-prod \"aa\" "), "{line}");
+
+    // proc variables on the Runtime API, as an operator types them
+    assert_eq!(
+        socat(api, "get var proc.env"),
+        "proc.env: type=str value=<prod>\n"
+    );
+    assert_eq!(
+        socat(api, "get var proc.n"),
+        "proc.n: type=sint value=<42>\n"
+    );
+    assert_eq!(socat(api, "get var proc.nope"), "Variable not found.\n\n");
+    assert_eq!(socat(api, "get var txn.word"), "Variable not found.\n\n");
+    assert_eq!(
+        socat(api, "set var proc.env str(x)"),
+        "This command is restricted to experimental mode only.\n\n"
+    );
+    assert_eq!(
+        socat(api, "experimental-mode on; set var proc.env str(staging)"),
+        "\n\n"
+    );
+    assert_eq!(
+        socat(
+            api,
+            "experimental-mode on; set var proc.env fmt %[var(proc.n)]-x"
+        ),
+        "\n\n"
+    );
+    assert_eq!(
+        socat(api, "get var proc.env"),
+        "proc.env: type=str value=<42-x>\n"
+    );
+    assert_eq!(
+        socat(api, "experimental-mode on; set var txn.a int(1)"),
+        "\n'set var': cannot set variable 'txn.a', only scope 'proc' is permitted here.\n"
+    );
+    assert_eq!(
+        socat(api, "experimental-mode on; set var proc.a int(1) extra"),
+        "\n'set var': arg type must be either 'expr' or 'fmt' but got 'int(1)'.\n"
+    );
+    assert_eq!(
+        socat(api, "experimental-mode on; set var proc.ip src"),
+        "\nfetch method 'set-var(proc.ip)' extracts information from 'client address', none of which is available here\n"
+    );
+    // the new value reaches the sessions
+    let (_, cport) = talk(port, "aa");
+    let line = line_starting(&sink, &format!("LF 127.0.0.1:{cport} "));
+    assert!(line.contains(" a-42-x "), "{line}");
+}
+
+/// HAProxy 2.9's `core.get_var`, on the variables of the global section.
+#[test]
+fn lua_reads_proc_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(
+        dir.path(),
+        "v.lua",
+        "core.register_task(function()\n\
+         \x20 core.Info('env=' .. tostring(core.get_var('proc.env')) .. ' none=' .. tostring(core.get_var('proc.none')))\n\
+         \x20 local ok, err = pcall(core.get_var, 'txn.x')\n\
+         \x20 core.Info('txn: ' .. tostring(err))\n\
+         end)\n",
+    );
+    let cfg = "global\n    set-var proc.env str(prod)\n    lua-load v.lua\n\
+               defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n";
+    let h = Harp::spawn_in(dir, cfg, &[]);
+    assert!(h.wait_log("env=prod none=nil"), "{}", h.stderr());
+    assert!(
+        h.wait_log(
+            "txn: 'get_var': Only 'proc.' scope allowed to be retrieved in 'core.get_var()'."
+        ),
+        "{}",
+        h.stderr()
+    );
+}
+
+#[test]
+fn the_tcplog_format_and_legacy_lines_match_haproxy() {
+    let a = named_upstream("a");
+    let (sink, to) = sink();
+    let (port, bare) = (free_port(), free_port());
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   log {to} format raw local0\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    option tcplog\n    default_backend be\n\
+         frontend nofmt\n    bind 127.0.0.1:{bare}\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{a}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    h.wait_port(bare);
+    let (_, cport) = talk(port, "x");
+    let line = line_starting(&sink, &format!("127.0.0.1:{cport} "));
+    // HAProxy 2.6: `127.0.0.1:42352 [07/Dec/2026:21:50:13.171] TCPLOG be/s1 1/0/254 5 --
+    // 1/1/0/0/0 0/0` (Tw counts from accept, plus one)
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[2], "fe");
+    assert_eq!(fields[3], "be/s1");
+    let timers: Vec<i64> = fields[4]
+        .split('/')
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert!(
+        timers.len() == 3 && timers[0] >= 1 && timers[1] >= 0,
+        "{line}"
+    );
+    // (the counters depend on the readiness probes still open)
+    assert_eq!(fields[5..7].join(" "), "2 --");
+    assert_eq!(fields[7].split('/').count(), 5, "{line}");
+    assert_eq!(fields[8], "0/0");
+    // no format: the line HAProxy logs at accept
+    let (_, cport) = talk(bare, "x");
+    let line = line_starting(&sink, "Connect from ");
+    assert_eq!(
+        line,
+        format!("Connect from 127.0.0.1:{cport} to 127.0.0.1:{bare} (nofmt/TCP)")
+    );
+}
+
+#[test]
+fn check_mode_names_a_bad_format_and_ignores_one_in_a_backend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_file(
+        dir.path(),
+        "h.cfg",
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+         \x20   log-format \"%ci %Zz\"\n\
+         frontend fe\n    bind 127.0.0.1:8443\n    default_backend be\n\
+         backend be\n    log-format \"%ci\"\n    server s 127.0.0.1:1\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_harp"))
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .expect("run harp -c");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("h.cfg:6] : failed to parse log-format : no such format variable 'Zz'. If you wanted to emit the '%' character verbatim, you need to use '%%'."),
+        "{err}"
+    );
+    assert!(
+        err.contains("h.cfg:11] : backend 'be' : 'log-format' directive is ignored in backends."),
+        "{err}"
+    );
+}
