@@ -29,6 +29,20 @@ fn named_upstream(name: &'static str) -> u16 {
     port
 }
 
+/// A server that accepts connections and keeps them open, saying nothing.
+fn holding_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            let Ok(c) = c else { break };
+            held.push(c);
+        }
+    });
+    port
+}
+
 /// A UDP syslog listener (raw lines).
 fn sink() -> (UdpSocket, String) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -180,17 +194,22 @@ fn lua_reads_proc_variables() {
 fn the_tcplog_format_and_legacy_lines_match_haproxy() {
     let a = named_upstream("a");
     let (sink, to) = sink();
-    let (port, bare) = (free_port(), free_port());
+    let (port, bare, early) = (free_port(), free_port(), free_port());
+    let hold = holding_upstream();
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          \x20   log {to} format raw local0\n\
          frontend fe\n    bind 127.0.0.1:{port}\n    option tcplog\n    default_backend be\n\
          frontend nofmt\n    bind 127.0.0.1:{bare}\n    default_backend be\n\
+         frontend early\n    bind 127.0.0.1:{early}\n    log-format \"EARLY %ci:%cp %f %b/%s %[var(txn.x)]\"\n\
+         \x20   tcp-request content set-var(txn.x) str(set)\n    default_backend held\n\
+         backend held\n    server h 127.0.0.1:{hold}\n\
          backend be\n    server s1 127.0.0.1:{a}\n"
     );
     let mut h = Harp::spawn(&cfg, &[]);
     h.wait_port(port);
     h.wait_port(bare);
+    h.wait_port(early);
     let (_, cport) = talk(port, "x");
     let line = line_starting(&sink, &format!("127.0.0.1:{cport} "));
     // HAProxy 2.6: `127.0.0.1:42352 [07/Dec/2026:21:50:13.171] TCPLOG be/s1 1/0/254 5 --
@@ -210,6 +229,13 @@ fn the_tcplog_format_and_legacy_lines_match_haproxy() {
     assert_eq!(fields[5..7].join(" "), "2 --");
     assert_eq!(fields[7].split('/').count(), 5, "{line}");
     assert_eq!(fields[8], "0/0");
+    // nothing of the session's end in the format: logged once the server is connected,
+    // while the session goes on
+    let c = TcpStream::connect(("127.0.0.1", early)).expect("connect");
+    let cport = c.local_addr().expect("addr").port();
+    let line = line_starting(&sink, &format!("EARLY 127.0.0.1:{cport} "));
+    assert_eq!(line, format!("EARLY 127.0.0.1:{cport} early held/h set"));
+    drop(c);
     // no format: the line HAProxy logs at accept
     let (_, cport) = talk(bare, "x");
     let line = line_starting(&sink, "Connect from ");

@@ -428,6 +428,35 @@ impl LogFormat {
         self.has(|a| matches!(a, Alias::BackendIp | Alias::BackendPort))
     }
 
+    /// Whether it prints something only the session's end knows (bytes, timers, counts, the
+    /// termination state: HAProxy's `LW_BYTES` items). Without any, HAProxy logs the line
+    /// once the server connection is made.
+    pub fn waits_for_end(&self) -> bool {
+        self.has(|a| {
+            matches!(
+                a,
+                Alias::BytesOut
+                    | Alias::BytesIn
+                    | Alias::UniqueId
+                    | Alias::Th
+                    | Alias::Tw
+                    | Alias::Tc
+                    | Alias::Tt
+                    | Alias::Tu
+                    | Alias::Td
+                    | Alias::HttpTimer
+                    | Alias::TermState
+                    | Alias::ActConn
+                    | Alias::FeConn
+                    | Alias::BeConn
+                    | Alias::SrvConn
+                    | Alias::Retries
+                    | Alias::SrvQueue
+                    | Alias::BeQueue
+            )
+        })
+    }
+
     /// Whether it prints the address the client reached (`%fi`, `%fp`), or a sample may.
     pub fn reads_frontend_addr(&self) -> bool {
         self.has(|a| matches!(a, Alias::FrontendIp | Alias::FrontendPort))

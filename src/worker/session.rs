@@ -23,7 +23,7 @@ use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
-use crate::rules::logformat::Facts;
+use crate::rules::logformat::{Facts, LogFormat};
 use crate::rules::vars::SessVars;
 use crate::rules::Env as _;
 use crate::rules::{Phase, Verdict};
@@ -680,6 +680,8 @@ pub(crate) async fn run<R: Rt>(
     let mut client_close = Close::client(false, fe.config.nolinger);
     // the stream's number (`%rt`)
     let req_id: u64;
+    // its line was logged when the server connection was made
+    let mut logged = false;
     let (denied, be) = {
         let env = SessEnv::new(
             &ctx.reg,
@@ -877,6 +879,44 @@ pub(crate) async fn run<R: Rt>(
                     {
                         backend_src = server.local_addr().ok();
                     }
+                    // a format with nothing of the session's end (no bytes, timers, counts
+                    // or state) is logged now, as HAProxy's `back_establish` does
+                    let early = fe.config.session_log.as_ref();
+                    if let Some(format) = early.filter(|f| !f.waits_for_end()) {
+                        if has_logs(&ctx, &fe) {
+                            let facts = Facts {
+                                client: Some(peer),
+                                frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
+                                    format
+                                        .reads_frontend_addr()
+                                        .then(|| client.local_addr().ok())
+                                        .flatten()
+                                }),
+                                backend_src,
+                                server_addr: Some(srv.addr()),
+                                accepted: Some(accepted),
+                                frontend: &fe.name,
+                                backend: &be.name,
+                                server: &srv.name,
+                                tw: tries.tw,
+                                tc,
+                                tt: t0.elapsed().as_millis() as i64,
+                                ts: *b"--",
+                                req_id,
+                                ..Facts::default()
+                            };
+                            let env = SessEnv::new(
+                                &ctx.reg,
+                                &client,
+                                peer,
+                                fronted.addrs.map(|(_, d)| d),
+                                &sc,
+                                &vars,
+                            );
+                            emit_line(&ctx, &fe, format, facts, &env);
+                        }
+                        logged = true;
+                    }
                     g.srv = Some(srv.clone());
                     if let Err(e) = send_first::<R>(&srv, &client, peer, &fronted, &server).await {
                         // a failed connection, as in HAProxy, where the send is part of it
@@ -921,7 +961,7 @@ pub(crate) async fn run<R: Rt>(
     // what the session moved, counted in the entries it tracks
     sc.take().add_bytes(bytes_in, bytes_out);
     let null = fe.config.dontlognull && bytes_in == 0;
-    let format = fe.config.session_log.as_ref().filter(|_| !null);
+    let format = fe.config.session_log.as_ref().filter(|_| !null && !logged);
     if let Some(format) = format.filter(|_| has_logs(&ctx, &fe)) {
         let srv = g.srv.as_ref().or(tried.as_ref());
         let srv_name = srv.map(|s| s.name.clone());
@@ -964,7 +1004,7 @@ pub(crate) async fn run<R: Rt>(
             redispatched: tries.redispatched,
             queues: tries.queue_pos,
             req_id,
-            log_count: fe.counters.log_count.load(Ordering::Relaxed),
+            log_count: 0,
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -974,12 +1014,7 @@ pub(crate) async fn run<R: Rt>(
             &sc,
             &vars,
         );
-        let line = format.render(&facts, &env);
-        // an empty line is not sent, nor counted (`%lc`)
-        if !line.is_empty() {
-            fe.counters.log_count.fetch_add(1, Ordering::Relaxed);
-            log_line(&ctx, &fe, &line);
-        }
+        emit_line(&ctx, &fe, format, facts, &env);
     }
     g.socks.push((client, client_close));
 }
@@ -1027,6 +1062,16 @@ fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
         LogTarget::Global => !ctx.reg.config.global.logs.is_empty(),
         _ => true,
     })
+}
+
+/// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
+fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &SessEnv) {
+    facts.log_count = fe.counters.log_count.load(Ordering::Relaxed);
+    let line = format.render(&facts, env);
+    if !line.is_empty() {
+        fe.counters.log_count.fetch_add(1, Ordering::Relaxed);
+        log_line(ctx, fe, &line);
+    }
 }
 
 /// Sends a log line to the frontend's `log` targets.
