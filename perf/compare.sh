@@ -49,6 +49,7 @@ HARP_B=${HARP_B:-}             # target harp-b: a second harp binary (or wrapper
 RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the same TCP rules (rules_block)
 STICK=${STICK:-0}              # 1 = ... and the same stick-table rate limit (stick_block)
 MAP=${MAP:-0}                  # 1 = ... and the same map-built backend name (map_block)
+LOG=${LOG:-0}                  # 1 = ... and the same custom log-format line per session, over UDP syslog (log_block)
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -229,6 +230,22 @@ map_block() {
     echo "    use_backend %[src,map_ip($WORK/src.map,be)]"
 }
 
+# The session log LOG=1 puts in every harp and HAProxy frontend: a variable set by a content
+# rule and a custom log-format (the tcplog fields plus the variable), sent over UDP syslog to a
+# socat that drops the lines.
+log_block() {
+    [ "$LOG" = 1 ] || return 0
+    echo "    log 127.0.0.1:$LOG_PORT local0"
+    echo "    tcp-request content set-var(txn.tag) str(perf)"
+    echo "    log-format \"%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq %[var(txn.tag)]\""
+}
+LOG_PORT=
+if [ "$LOG" = 1 ]; then
+    LOG_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    socat -u "UDP-RECV:$LOG_PORT,bind=127.0.0.1" /dev/null &
+    PIDS+=($!)
+fi
+
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
 global
@@ -243,6 +260,7 @@ frontend fe
 $(rules_block)
 $(stick_block)
 $(map_block)
+$(log_block)
     default_backend be
 backend be
     server s1 127.0.0.1:$2
@@ -285,6 +303,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
         rules_block
         stick_block
         map_block
+        log_block
         echo "    default_backend be"
         echo "backend be"
         echo "    server s1 127.0.0.1:$2"
@@ -661,7 +680,7 @@ META=$OUT/$STAMP.meta
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK MAP=$MAP SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK MAP=$MAP LOG=$LOG SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

@@ -1103,6 +1103,13 @@ fn option(
         }
         "tcplog" => {
             simple(words)?;
+            if flag && kind(p) == "backend" {
+                ctx.warn(format!(
+                    "backend '{}' : 'option tcplog' directive is ignored in backends.",
+                    p.name
+                ));
+                return Ok(());
+            }
             if flag {
                 overrides(p, "option tcplog", ctx);
                 p.log_format = None;
@@ -1469,7 +1476,7 @@ mod tests {
         assert_eq!(be.balance, BalanceAlgo::LeastConn);
         assert_eq!(be.hash_type, HashType::Consistent);
         assert_eq!(be.retries, 5);
-        assert!(be.redispatch && be.allbackups && be.log_health_checks && be.tcplog);
+        assert!(be.redispatch && be.allbackups && be.log_health_checks && !be.tcplog);
         assert_eq!(be.fullconn, Some(100));
         assert_eq!(be.servers.len(), 2);
         assert_eq!(be.servers[0].params.inter, Duration::from_secs(1));
