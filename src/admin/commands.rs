@@ -166,11 +166,11 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
                     st.experimental = true;
                     Reply::default()
                 }
-                Some("off") => {
+                // anything but `on` turns it off, silently, as in HAProxy
+                Some(_) => {
                     st.experimental = false;
                     Reply::default()
                 }
-                Some(_) => Reply::line("'experimental-mode' only supports 'on' and 'off'."),
             }
         }
         AdminCommand::GetVar(words) => {

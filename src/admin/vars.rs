@@ -66,14 +66,9 @@ pub fn set(reg: &Registry, words: &[String]) -> String {
         Ok(x) => x,
         Err(e) => return e,
     };
-    if var.scope != Scope::Proc {
-        return format!(
-            "'set var': cannot set variable '{var}', only scope 'proc' is permitted here."
-        );
-    }
     let site = (String::new(), 0);
     let value = if fmt {
-        match LogFormat::parse(value, "", &site, Use::Text) {
+        match LogFormat::parse(value, "", &site, Use::TextNoContent) {
             Ok(f) => VarValue::Fmt(f),
             Err(e) => return e,
         }
@@ -88,6 +83,13 @@ pub fn set(reg: &Registry, words: &[String]) -> String {
             Err(e) => return e,
         }
     };
+    if var.scope != Scope::Proc {
+        return format!(
+            "'set var': cannot set variable '{var}', only scope 'proc' is permitted here."
+        );
+    }
+    // HAProxy makes a `proc` variable exist as it parses the line
+    reg.vars.declare(&var);
     if let Some(v) = value.eval(&ProcEnv(reg)) {
         reg.vars.set(&var, v, &conds);
     }

@@ -13,6 +13,16 @@ pub enum ConfigError {
         /// What and why, e.g. `unknown keyword 'sevrer' in 'backend' section; did you mean 'server'?`.
         message: String,
     },
+    /// A problem found once the configuration is read, tied to a line: HAProxy's
+    /// post-parsing framing, `[ALERT] Parsing [file:line]: message` (a log-format that does
+    /// not compile).
+    #[error("[ALERT] Parsing [{location}]: {message}")]
+    Checked {
+        /// Where.
+        location: Location,
+        /// What and why.
+        message: String,
+    },
     /// A problem with a whole file (missing, unreadable, empty directory).
     #[error("[ALERT] config : {message}")]
     File {

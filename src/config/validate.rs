@@ -25,6 +25,7 @@ pub(super) fn run(p: &mut Parser) {
     references(p);
     rule_references(p);
     session_logs(p);
+    declare_proc_vars(p);
     // the ACLs' and maps' pattern lists get HAProxy's ids, in the order they were made
     column_conflicts(p);
     for px in &p.cfg.proxies {
@@ -46,12 +47,33 @@ pub(super) fn run(p: &mut Parser) {
     missing_timeouts(p);
 }
 
+/// Every `proc` variable the proxies name exists from start-up, without a value until set,
+/// as HAProxy creates them while parsing (so `ifexists` holds for them).
+fn declare_proc_vars(p: &mut Parser) {
+    let mut names = Vec::new();
+    for px in &p.cfg.proxies {
+        let fmt = px.session_log.iter().flat_map(|f| f.fetches());
+        let in_format = fmt.flat_map(|f| f.var_names());
+        for n in px.rules.var_names().into_iter().chain(in_format) {
+            if n.scope == crate::rules::vars::Scope::Proc && !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    for n in names {
+        if !p.cfg.global.proc_vars.iter().any(|(m, _)| *m == n) {
+            p.cfg.global.proc_vars.push((n, None));
+        }
+    }
+}
+
 /// Compiles each frontend's log format (`log-format`, else `option tcplog`'s), as HAProxy
 /// does once the configuration is read: errors name the line the format was written on (a
 /// `defaults` line for an inherited one).
 fn session_logs(p: &mut Parser) {
     use crate::rules::logformat::{LogFormat, Use, TCPLOG};
-    let mut errors = Vec::new();
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let global_logs = !p.cfg.global.logs.is_empty();
     for px in p.cfg.proxies.iter_mut() {
         if !px.cap.frontend {
             continue;
@@ -61,6 +83,10 @@ fn session_logs(p: &mut Parser) {
             None if px.tcplog => (TCPLOG, None),
             None => continue,
         };
+        let logs = px.logs.iter().any(|t| match t {
+            crate::config::LogTarget::Global => global_logs,
+            _ => true,
+        });
         let site = at.as_ref().map_or_else(
             || (px.location.file.clone(), px.location.line),
             |l| (l.file.clone(), l.line),
@@ -68,20 +94,29 @@ fn session_logs(p: &mut Parser) {
         match LogFormat::parse(fmt, &px.name, &site, Use::Log) {
             // nothing in it (`%{+Q}o` alone): as without a format, HAProxy says
             Ok(f) if f.is_empty() => {}
-            Ok(f) => {
+            Ok(f) if logs => {
                 f.fetches()
                     .flat_map(|x| x.maps())
                     .for_each(|r| r.made_late());
                 px.session_log = Some(std::sync::Arc::new(f));
             }
+            Ok(_) => {}
             Err(e) => errors.push((
                 at.unwrap_or_else(|| px.location.clone()),
                 format!("failed to parse log-format : {e}."),
             )),
         }
+        if !logs {
+            let k = if px.cap.backend { "proxy" } else { "frontend" };
+            warnings.push(format!(
+                "[WARNING] config : log format ignored for {k} '{}' since it has no log address.",
+                px.name
+            ));
+        }
     }
-    for (loc, msg) in errors {
-        err(p, &loc, msg);
+    p.cfg.warnings.extend(warnings);
+    for (location, message) in errors {
+        p.errors.push(ConfigError::Checked { location, message });
     }
 }
 

@@ -107,6 +107,12 @@ pub trait Env {
     fn inc_gpc(&self, _slot: usize, _which: u8) {}
     /// `sc-set-gpt0(<slot>) <value>`.
     fn set_gpt0(&self, _slot: usize, _value: u64) {}
+    /// The stream a log-format built during the rules reads (`set-var-fmt`, a name with
+    /// `%`): its frontend and backend names, accept time and number (`%rt`). `None` before a
+    /// stream exists.
+    fn stream(&self) -> Option<StreamInfo<'_>> {
+        None
+    }
     /// A variable's value (`var()`). Without variables: its scope does not exist here.
     fn var(&self, _name: &super::vars::VarName) -> super::vars::Got {
         super::vars::Got::Unavailable
@@ -133,6 +139,19 @@ pub trait Env {
     ) -> Option<i64> {
         None
     }
+}
+
+/// What a stream is, for the `%` aliases of a format built during the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamInfo<'a> {
+    /// The frontend's name.
+    pub frontend: &'a str,
+    /// The backend's name (the frontend's until one is chosen).
+    pub backend: &'a str,
+    /// When the connection was accepted.
+    pub accepted: std::time::SystemTime,
+    /// The stream's number (`%rt`).
+    pub id: u64,
 }
 
 /// A sample, or why there is none.
@@ -418,12 +437,12 @@ impl Fetch {
     pub fn default_method(&self) -> Option<Method> {
         Some(match self {
             Fetch::Converted(base, convs) => {
-                return convs
-                    .iter()
-                    .rev()
-                    .find(|c| !c.passes_through())
-                    .map(|c| c.method())
-                    .or_else(|| base.default_method())
+                // the variable converters' output has no type of its own: `-m` is needed
+                return match convs.last() {
+                    Some(c) if c.passes_through() => None,
+                    Some(c) => Some(c.method()),
+                    None => base.default_method(),
+                };
             }
             Fetch::AlwaysTrue | Fetch::AlwaysFalse | Fetch::WaitEnd | Fetch::SrvIsUp(..) => {
                 Method::Bool
@@ -537,6 +556,24 @@ impl Fetch {
                         v.push((format!("converter '{}'", c.name()), t));
                     }
                 }
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The variables it reads (`var()`) or its converters set (`set-var`, `unset-var`).
+    pub fn var_names(&self) -> Vec<&super::vars::VarName> {
+        match self {
+            Fetch::Var(n, _) => vec![n],
+            Fetch::Converted(base, convs) => {
+                let mut v = base.var_names();
+                v.extend(convs.iter().filter_map(|c| match c {
+                    super::convert::Conv::SetVar(n, _) | super::convert::Conv::UnsetVar(n) => {
+                        Some(n)
+                    }
+                    _ => None,
+                }));
                 v
             }
             _ => Vec::new(),

@@ -251,13 +251,19 @@ const ALIASES: &[(&str, Alias, bool)] = &[
 /// HAProxy's `option tcplog` format.
 pub const TCPLOG: &str = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 
-/// What a format is for: it decides whether spaces merge.
+/// What a format is for: it decides whether spaces merge, what a missing value prints and
+/// which samples may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    /// A log line (`log-format`): runs of spaces are one separator.
+    /// A log line (`log-format`): runs of spaces are one separator, a missing value is `-`,
+    /// the request's content is gone.
     Log,
-    /// A name or a variable (`use_backend`, `set-var-fmt`): spaces are text.
+    /// A name or a variable (`use_backend`, `set-var-fmt` in content rules): spaces are
+    /// text, a missing value prints nothing (`%{+M}` asks for `-`).
     Text,
+    /// [`Use::Text`] where no content was read (`tcp-request connection|session`, the
+    /// global section, the Runtime API).
+    TextNoContent,
 }
 
 /// The parser's states (HAProxy's `LF_*`).
@@ -285,7 +291,12 @@ impl LogFormat {
     ) -> Result<LogFormat, String> {
         let b = fmt.as_bytes();
         let mut nodes = Vec::new();
-        let mut opts = Opts::default();
+        // HAProxy compiles log lines with `M`, names and variables without
+        let mut opts = if use_ == Use::Log {
+            Opts::default()
+        } else {
+            Opts(0)
+        };
         let (mut sp, mut arg, mut alias) = (0usize, None::<(usize, usize)>, 0usize);
         let mut cur = St::Init;
         let mut at = 0usize;
@@ -542,7 +553,7 @@ fn expr(
         return Err(failed("missing fetch method".into()));
     }
     let f = Fetch::parse_at(text, proxy, site).map_err(failed)?;
-    if use_ == Use::Log && f.reads_content() {
+    if use_ != Use::Text && f.reads_content() {
         return Err(format!("sample fetch <{rest}> may not be reliably used here because it needs 'request buffer' which is not available here"));
     }
     match rest[end..].chars().next() {
@@ -577,6 +588,8 @@ pub struct Facts<'a> {
     pub tw: i64,
     /// Connect time, ms (-1: no connection).
     pub tc: i64,
+    /// When the server connection was made, ms since accept (-1: never).
+    pub connected: i64,
     /// Total time, ms.
     pub tt: i64,
     /// Bytes sent to the client.
@@ -600,14 +613,22 @@ pub struct Facts<'a> {
 }
 
 impl Facts<'_> {
-    /// A session seen by rules: its addresses from `env`, nothing else known yet.
-    pub fn from_env(env: &dyn Env) -> Facts<'static> {
+    /// A session seen by rules: its addresses, and its stream as far as it goes (no server
+    /// yet, the clock not stopped: `%Tt` is 0, as in HAProxy).
+    pub fn from_env<'e>(env: &'e dyn Env) -> Facts<'e> {
+        let s = env.stream();
         Facts {
             client: env.src(),
             frontend_addr: env.dst(),
+            accepted: s.map(|s| s.accepted),
+            frontend: s.map_or("", |s| s.frontend),
+            backend: s.map_or("", |s| s.backend),
+            server: "<NOSRV>",
+            req_id: s.map_or(0, |s| s.id),
             tw: -1,
             tc: -1,
-            tt: -1,
+            connected: -1,
+            tt: 0,
             ts: *b"--",
             ..Facts::default()
         }
@@ -636,8 +657,8 @@ impl Facts<'_> {
             Alias::HttpTimer => out.push_str("-1"),
             Alias::HttpDate => date(out, self.accepted, true, o),
             Alias::Date => date(out, self.accepted, true, o),
-            Alias::DateGmt => date_zone(out, self.accepted, false, o),
-            Alias::DateLocal => date_zone(out, self.accepted, true, o),
+            Alias::DateGmt => date_zone(out, self.accepted, false),
+            Alias::DateLocal => date_zone(out, self.accepted, true),
             Alias::Timestamp => {
                 let s = self
                     .accepted
@@ -664,8 +685,8 @@ impl Facts<'_> {
             // from the connection's establishment to the end
             Alias::Td => num(
                 out,
-                if self.tc >= 0 {
-                    self.tt - self.tw.max(0) - self.tc
+                if self.connected >= 0 {
+                    self.tt - self.connected
                 } else {
                     -1
                 },
@@ -745,7 +766,7 @@ fn text(out: &mut String, t: Option<&str>, o: Opts) {
 /// first NUL).
 fn sample_text(out: &mut String, v: &Value, o: Opts) {
     match v {
-        Value::Bin(b) => {
+        Value::Bin(b) | Value::Str(b) => {
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
             text(out, Some(&String::from_utf8_lossy(&b[..end])), o)
         }
@@ -759,12 +780,8 @@ fn ip(out: &mut String, a: Option<SocketAddr>, o: Opts) {
     let Some(a) = a else {
         return text(out, None, o);
     };
-    let ip = match a.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
-        v4 => v4,
-    };
+    // an IPv4-mapped address stays as it is (`::ffff:127.0.0.1`), as HAProxy's inet_ntop
+    let ip = a.ip();
     if o.has(Opts::HEX) {
         // never quoted
         let bytes = match ip {
@@ -792,8 +809,8 @@ fn port(out: &mut String, a: Option<SocketAddr>, o: Opts) {
     }
 }
 
-/// `%t`: `07/Dec/2026:21:45:02.123`.
-fn date(out: &mut String, t: Option<SystemTime>, ms: bool, o: Opts) {
+/// `%t`: `07/Dec/2026:21:45:02.123` (never quoted nor escaped, as HAProxy's).
+fn date(out: &mut String, t: Option<SystemTime>, ms: bool, _o: Opts) {
     use std::fmt::Write;
     let t = t.unwrap_or_else(SystemTime::now);
     let (y, mo, d, h, mi, s, millis) = crate::logging::targets::civil(t);
@@ -804,11 +821,12 @@ fn date(out: &mut String, t: Option<SystemTime>, ms: bool, o: Opts) {
     if ms {
         let _ = write!(v, ".{millis:03}");
     }
-    text(out, Some(&v), o)
+    out.push_str(&v);
 }
 
-/// `%T` (GMT) and `%Tl` (local time): `07/Dec/2026:21:45:02 +0000`.
-fn date_zone(out: &mut String, t: Option<SystemTime>, local: bool, o: Opts) {
+/// `%T` (GMT) and `%Tl` (local time, which is UTC for harp): `07/Dec/2026:21:45:02 +0000`,
+/// never quoted.
+fn date_zone(out: &mut String, t: Option<SystemTime>, local: bool) {
     let t = t.unwrap_or_else(SystemTime::now);
     let (y, mo, d, h, mi, s, _) = crate::logging::targets::civil(t);
     let _ = local;
@@ -816,5 +834,5 @@ fn date_zone(out: &mut String, t: Option<SystemTime>, local: bool, o: Opts) {
         "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
         crate::logging::targets::MONTHS[mo - 1]
     );
-    text(out, Some(&v), o)
+    out.push_str(&v);
 }

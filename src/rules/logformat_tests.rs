@@ -42,6 +42,7 @@ fn facts() -> Facts<'static> {
         th: 0,
         tw: 0,
         tc: 1,
+        connected: 1,
         tt: 25,
         bytes_out: 1234,
         bytes_in: 99,
@@ -131,6 +132,34 @@ fn text_percent_and_spaces_as_haproxy() {
         render("%[bin(4142)] %[bin(0041)] %[bin(4100)] %[bin(0041ff),hex]"),
         "AB - A 0041FF"
     );
+}
+
+#[test]
+fn dates_are_never_quoted_and_mapped_addresses_stay_mapped() {
+    assert_eq!(
+        render("%{+Q}o [%t] [%T]"),
+        "[14/Nov/2023:22:13:20.123] [14/Nov/2023:22:13:20 +0000]"
+    );
+    let f = LogFormat::parse("%ci %{+X}ci %cp", "fe", &(String::new(), 0), Use::Log).unwrap();
+    let mut facts = facts();
+    facts.client = "[::ffff:127.0.0.1]:52652".parse().ok();
+    assert_eq!(
+        f.render(&facts, &Sess),
+        "::ffff:127.0.0.1 00000000000000000000FFFF7F000001 52652"
+    );
+}
+
+#[test]
+fn names_and_variables_print_nothing_for_a_missing_sample() {
+    // HAProxy compiles them without `M`: `set-var-fmt(txn.f) "x%[var(txn.none)]y"` is `xy`
+    let f = LogFormat::parse(
+        "x%[var(txn.none)]y %{+M}[var(txn.none)]",
+        "fe",
+        &(String::new(), 0),
+        Use::Text,
+    )
+    .unwrap();
+    assert_eq!(f.render(&facts(), &Sess), "xy -");
 }
 
 #[test]

@@ -595,10 +595,9 @@ impl Rules {
                     }
                     vars::Verb::SetFmt => {
                         cond_at = 4;
-                        let f = logformat::LogFormat::parse(arg, proxy, &self.acls.site, logformat::Use::Text)?;
-                        if phase != Phase::Content && f.fetches().any(Fetch::reads_content) {
-                            return Err(format!("fetch method '{a}' extracts information from 'request buffer', none of which is available here"));
-                        }
+                        let early = phase != Phase::Content;
+                        let u = if early { logformat::Use::TextNoContent } else { logformat::Use::Text };
+                        let f = logformat::LogFormat::parse(arg, proxy, &self.acls.site, u)?;
                         Some(VarValue::Fmt(f))
                     }
                 };
@@ -774,6 +773,33 @@ impl Rules {
         }
         all.sort_by_key(|r| r.seq());
         all.dedup_by(|a, b| std::sync::Arc::ptr_eq(a, b));
+        all
+    }
+
+    /// Every variable the rules name (HAProxy makes each `proc` one exist at start-up).
+    pub fn var_names(&self) -> Vec<&vars::VarName> {
+        let keys = self
+            .tracks()
+            .map(|(_, _, _, f)| f)
+            .chain(self.sticking.iter().map(|s| &s.key));
+        let mut all: Vec<&vars::VarName> = self
+            .fetches()
+            .chain(self.gpt_exprs())
+            .chain(keys)
+            .chain(self.dynamic_names())
+            .flat_map(|f| f.var_names())
+            .collect();
+        for r in self
+            .connection
+            .iter()
+            .chain(&self.session)
+            .chain(&self.content)
+        {
+            match &r.action {
+                Action::SetVar { name, .. } | Action::UnsetVar(name) => all.push(name),
+                _ => {}
+            }
+        }
         all
     }
 

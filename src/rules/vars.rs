@@ -48,8 +48,14 @@ impl VarName {
     /// HAProxy's `vars_hash_name`: a scope prefix, then a name of letters, digits, `_` and
     /// `.`; its messages otherwise.
     pub fn parse(name: &str) -> Result<VarName, String> {
+        VarName::parse_at(name).map_err(|(e, _)| e)
+    }
+
+    /// [`VarName::parse`], with the byte offset of a bad character in `name` (HAProxy quotes
+    /// the rest of the text it was given from there).
+    fn parse_at(name: &str) -> Result<VarName, (String, Option<usize>)> {
         if name.is_empty() {
-            return Err("Empty variable name cannot be accepted".into());
+            return Err(("Empty variable name cannot be accepted".into(), None));
         }
         let scopes = [
             ("proc.", Scope::Proc),
@@ -63,9 +69,9 @@ impl VarName {
             .iter()
             .find(|(p, _)| name.len() > p.len() && name.starts_with(p))
         else {
-            return Err(format!(
+            return Err((format!(
                 "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
-            ));
+            ), None));
         };
         let short = &name[prefix.len()..];
         if let Some(at) = short
@@ -73,7 +79,11 @@ impl VarName {
             .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
             .map(|(i, _)| i)
         {
-            return Err(format!("invalid syntax at char '{}'", &short[at..]));
+            let at = prefix.len() + at;
+            return Err((
+                format!("invalid syntax at char '{}'", &name[at..]),
+                Some(at),
+            ));
         }
         Ok(VarName {
             scope: *scope,
@@ -134,16 +144,11 @@ pub fn parse_action(word: &str) -> Result<(Verb, VarName, Vec<SetCond>), String>
         .iter()
         .map(|c| SetCond::parse(c).ok_or_else(|| format!("unknown condition \"{c}\"")))
         .collect::<Result<Vec<_>, _>>()?;
-    let name =
-        VarName::parse(name).map_err(|e| match e.strip_prefix("invalid syntax at char '") {
-            // HAProxy's message quotes the rest of the word, closing parenthesis included
-            Some(rest) => {
-                let bad = rest.trim_end_matches('\'');
-                let at = word.len() - word[len + 1..].len() + (name.len() - bad.len());
-                format!("invalid syntax at char '{}'", &word[at..])
-            }
-            None => e,
-        })?;
+    let name = VarName::parse_at(name).map_err(|(e, at)| match at {
+        // HAProxy's message quotes the rest of the word, closing parenthesis included
+        Some(at) => format!("invalid syntax at char '{}'", &word[len + 1 + at..]),
+        None => e,
+    })?;
     Ok((verb, name, conds))
 }
 
@@ -400,6 +405,14 @@ mod tests {
             "invalid syntax at char '-b'"
         );
         assert!(VarName::parse("").is_err());
+        assert_eq!(
+            parse_action("set-var(txn.é')").unwrap_err(),
+            "invalid syntax at char 'é')'"
+        );
+        assert_eq!(
+            parse_action("set-var(txn.a-b')").unwrap_err(),
+            "invalid syntax at char '-b')'"
+        );
     }
 
     #[test]

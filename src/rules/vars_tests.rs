@@ -168,6 +168,13 @@ fn bad_var_names_and_constants_are_refused() {
         "invalid args in converter 'set-var' : unknown condition \"\""
     );
     assert!(e("int(x)").contains("failed to parse 'x' as type 'integer'"));
+    // the variable converters' output has no type: an ACL needs `-m`, as in HAProxy
+    assert_eq!(
+        Fetch::parse("src,set-var(txn.ip)", "fe")
+            .unwrap()
+            .default_method(),
+        None
+    );
     assert!(e("bin(4)").contains("invalid binary string"));
     let s = Sess::new();
     assert_eq!(sample("bool(true)", &s), Some(Value::Bool(true)));

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
 use crate::model::{OpState, Proxy, Registry, Server};
+use crate::rules::fetch::StreamInfo;
 use crate::rules::vars::{Got, Scope, SessVars, SetCond, VarName};
 use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX_CONTENT};
 use crate::stick::fetch::TableRead;
@@ -34,6 +35,8 @@ pub(crate) struct SessEnv<'a> {
     sc: &'a Cell<Counters>,
     /// The session's variables.
     vars: &'a Cell<SessVars>,
+    /// Its stream, once there is one.
+    stream: Option<StreamInfo<'a>>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -56,6 +59,15 @@ impl<'a> SessEnv<'a> {
             fin: true,
             sc,
             vars,
+            stream: None,
+        }
+    }
+
+    /// The same session once its stream exists (content rules, backend choice, logs).
+    pub(crate) fn in_stream(self, stream: StreamInfo<'a>) -> SessEnv<'a> {
+        SessEnv {
+            stream: Some(stream),
+            ..self
         }
     }
 
@@ -72,6 +84,7 @@ impl<'a> SessEnv<'a> {
             fin,
             sc: self.sc,
             vars: self.vars,
+            stream: self.stream,
         }
     }
 
@@ -105,6 +118,10 @@ impl SessEnv<'_> {
 }
 
 impl Env for SessEnv<'_> {
+    fn stream(&self) -> Option<StreamInfo<'_>> {
+        self.stream
+    }
+
     fn var(&self, name: &VarName) -> Got {
         match name.scope {
             Scope::Proc => self.reg.vars.get(name),

@@ -23,6 +23,7 @@ use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
+use crate::rules::fetch::StreamInfo;
 use crate::rules::logformat::{Facts, LogFormat};
 use crate::rules::vars::SessVars;
 use crate::rules::Env as _;
@@ -454,6 +455,9 @@ async fn acquire<R: Rt>(
             _ = R::sleep(wait) => nap = (nap * 2).min(Duration::from_millis(200)),
         }
     };
+    // HAProxy's `t_queue`: set when a server is given or a queue is left, never when no
+    // server could be had
+    let left_queue = queued.is_some();
     if let Some(p) = queued {
         let i = if p.on.is_some() { 0 } else { 1 };
         tries.queue_pos[i] += p.leave(res.is_ok());
@@ -461,7 +465,9 @@ async fn acquire<R: Rt>(
             pass_on(be);
         }
     }
-    tries.tw = tries.t0.elapsed().as_millis() as i64;
+    if res.is_ok() || left_queue {
+        tries.tw = tries.t0.elapsed().as_millis() as i64;
+    }
     res
 }
 
@@ -600,8 +606,8 @@ pub(crate) async fn run<R: Rt>(
     accept_proxy: bool,
 ) {
     let accepted = SystemTime::now();
-    let t0 = Instant::now();
-    // TCP_NODELAY is set on the listener and inherited by accepted sockets (Linux copies it)
+    let t0 = Instant::now(); // (kept in `tries` once the stream runs)
+                             // TCP_NODELAY is set on the listener and inherited by accepted sockets (Linux copies it)
     let mut g = Guard {
         ctx: ctx.clone(),
         fe: fe.clone(),
@@ -721,6 +727,12 @@ pub(crate) async fn run<R: Rt>(
         let mut v = vars.take();
         v.start_stream();
         vars.set(v);
+        let env = env.in_stream(StreamInfo {
+            frontend: &fe.name,
+            backend: &fe.name,
+            accepted,
+            id: req_id,
+        });
         // a frontend that logs without a format: HAProxy's line at accept
         if fe.config.session_log.is_none() && has_logs(&ctx, &fe) {
             if let Some(to) = env.dst() {
@@ -754,8 +766,8 @@ pub(crate) async fn run<R: Rt>(
     };
     let mut tries = Tries::new(t0);
     let mut tc: i64 = -1;
-    // where harp connected to the server from (`%bi:%bp`), read only for a format asking
-    let mut backend_src: Option<SocketAddr> = None;
+    // when the server connection was made, ms since accept (`%Td` counts from it)
+    let mut connected: i64 = -1;
     let mut bytes_out = 0u64;
     // bytes received from the client, once forwarded (`option dontlognull` logs no session
     // without any)
@@ -783,7 +795,13 @@ pub(crate) async fn run<R: Rt>(
                     fronted.addrs.map(|(_, d)| d),
                     &sc,
                     &vars,
-                );
+                )
+                .in_stream(StreamInfo {
+                    frontend: &fe.name,
+                    backend: &be.name,
+                    accepted,
+                    id: req_id,
+                });
                 denied = content_rules::<R>(
                     &env,
                     &fe,
@@ -808,7 +826,13 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
-                        );
+                        )
+                        .in_stream(StreamInfo {
+                            frontend: &fe.name,
+                            backend: &be.name,
+                            accepted,
+                            id: req_id,
+                        });
                         inspect::sticking(&be, &env, &fronted.early)
                     });
                     // `use-server` first, as HAProxy's server rules run before its stick
@@ -822,7 +846,13 @@ pub(crate) async fn run<R: Rt>(
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
                                 &vars,
-                            );
+                            )
+                            .in_stream(StreamInfo {
+                                frontend: &fe.name,
+                                backend: &be.name,
+                                accepted,
+                                id: req_id,
+                            });
                             inspect::use_server(&be, &env, &fronted.early)
                         })
                         .flatten();
@@ -871,14 +901,7 @@ pub(crate) async fn run<R: Rt>(
                 }
                 Ok((srv, server, connect_ms)) => {
                     tc = connect_ms;
-                    if fe
-                        .config
-                        .session_log
-                        .as_ref()
-                        .is_some_and(|f| f.reads_backend_src())
-                    {
-                        backend_src = server.local_addr().ok();
-                    }
+                    connected = tries.t0.elapsed().as_millis() as i64;
                     // a format with nothing of the session's end (no bytes, timers, counts
                     // or state) is logged now, as HAProxy's `back_establish` does
                     let early = fe.config.session_log.as_ref();
@@ -892,7 +915,10 @@ pub(crate) async fn run<R: Rt>(
                                         .then(|| client.local_addr().ok())
                                         .flatten()
                                 }),
-                                backend_src,
+                                backend_src: format
+                                    .reads_backend_src()
+                                    .then(|| server.local_addr().ok())
+                                    .flatten(),
                                 server_addr: Some(srv.addr()),
                                 accepted: Some(accepted),
                                 frontend: &fe.name,
@@ -900,7 +926,8 @@ pub(crate) async fn run<R: Rt>(
                                 server: &srv.name,
                                 tw: tries.tw,
                                 tc,
-                                tt: t0.elapsed().as_millis() as i64,
+                                connected,
+                                tt: connected,
                                 ts: *b"--",
                                 req_id,
                                 ..Facts::default()
@@ -912,7 +939,13 @@ pub(crate) async fn run<R: Rt>(
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
                                 &vars,
-                            );
+                            )
+                            .in_stream(StreamInfo {
+                                frontend: &fe.name,
+                                backend: &be.name,
+                                accepted,
+                                id: req_id,
+                            });
                             emit_line(&ctx, &fe, format, facts, &env);
                         }
                         logged = true;
@@ -959,7 +992,10 @@ pub(crate) async fn run<R: Rt>(
         }
     };
     // what the session moved, counted in the entries it tracks
-    sc.take().add_bytes(bytes_in, bytes_out);
+    // (still tracked while the line is logged, as in HAProxy: `%[sc0_conn_cur]` reads them)
+    let tracked = sc.take();
+    tracked.add_bytes(bytes_in, bytes_out);
+    sc.set(tracked);
     let null = fe.config.dontlognull && bytes_in == 0;
     let format = fe.config.session_log.as_ref().filter(|_| !null && !logged);
     if let Some(format) = format.filter(|_| has_logs(&ctx, &fe)) {
@@ -973,7 +1009,11 @@ pub(crate) async fn run<R: Rt>(
                     .then(|| client.local_addr().ok())
                     .flatten()
             }),
-            backend_src,
+            // (read from the server socket, kept until the session's guard drops)
+            backend_src: match g.socks.last() {
+                Some((s, _)) if connected >= 0 && format.reads_backend_src() => s.local_addr().ok(),
+                _ => None,
+            },
             server_addr: srv.map(|s| s.addr()),
             accepted: Some(accepted),
             frontend: &fe.name,
@@ -983,7 +1023,8 @@ pub(crate) async fn run<R: Rt>(
             th: 0,
             tw: tries.tw,
             tc,
-            tt: t0.elapsed().as_millis() as i64,
+            connected,
+            tt: tries.t0.elapsed().as_millis() as i64,
             bytes_out,
             bytes_in,
             ts,
@@ -1013,7 +1054,13 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
-        );
+        )
+        .in_stream(StreamInfo {
+            frontend: &fe.name,
+            backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
+            accepted,
+            id: req_id,
+        });
         emit_line(&ctx, &fe, format, facts, &env);
     }
     g.socks.push((client, client_close));

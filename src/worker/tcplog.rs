@@ -7,17 +7,10 @@ use std::time::SystemTime;
 
 use crate::logging::targets::{civil, MONTHS};
 
-/// `ip:port` as HAProxy writes an address in its logs (no brackets around IPv6, IPv4-mapped
-/// ones as IPv4).
+/// `ip:port` as HAProxy writes an address in its logs (no brackets around IPv6; an
+/// IPv4-mapped one as `::ffff:a.b.c.d`, as inet_ntop writes it).
 pub(crate) fn addr(a: SocketAddr) -> String {
-    let ip = match a {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => a.ip().to_string(),
-        },
-    };
-    format!("{ip}:{}", a.port())
+    format!("{}:{}", a.ip(), a.port())
 }
 
 /// `ip:port [date]`, the start of every line about a client connection.

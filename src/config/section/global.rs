@@ -139,14 +139,9 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
     };
     let action = format!("{kw}({name})");
     let (_, var, conds) = vars::parse_action(&action)?;
-    if var.scope != Scope::Proc {
-        return Err(format!(
-            "'{kw}': cannot set variable '{var}', only scope 'proc' is permitted in the global section."
-        ));
-    }
     let site = (String::new(), 0);
     let value = if fmt {
-        let f = LogFormat::parse(value, "", &site, Use::Text)?;
+        let f = LogFormat::parse(value, "", &site, Use::TextNoContent)?;
         if let Some(what) = f.fetches().find_map(Fetch::session_source) {
             let text = value.split_once("%[").map_or(value.as_str(), |(_, r)| r);
             return Err(format!("sample fetch <{text}> may not be reliably used here because it needs '{what}' which is not available here"));
@@ -161,6 +156,11 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
         }
         VarValue::Expr(f)
     };
+    if var.scope != Scope::Proc {
+        return Err(format!(
+            "'{kw}': cannot set variable '{var}', only scope 'proc' is permitted in the global section."
+        ));
+    }
     // the variables so far, the ones this line may read
     let procs = ProcVars::default();
     for (n, v) in &g.proc_vars {
@@ -172,6 +172,8 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
             }
         };
     }
+    // HAProxy makes a `proc` variable exist as it parses the line
+    procs.declare(&var);
     let env = GlobalEnv(&procs);
     if let Some(v) = value.eval(&env) {
         procs.set(&var, v, &conds);

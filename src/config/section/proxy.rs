@@ -1274,6 +1274,7 @@ fn option(
                     p.name
                 ));
                 p.tcplog = true;
+                p.log_format = None;
             }
             Ok(())
         }
