@@ -95,9 +95,13 @@ fn variables_route_and_fill_a_custom_log_line() {
          \x20   tcp-request content set-var(txn.route) str(b) if {{ req.payload(0,2) -m bin 6262 }}\n\
          \x20   tcp-request content set-var(txn.route,ifnotexists) str(a)\n\
          \x20   tcp-request content set-var-fmt(txn.tag) \"%[var(txn.route)]-%[var(proc.env)]\"\n\
+         \x20   tcp-request content set-var(txn.len) req.len\n\
+         \x20   tcp-request content set-var(txn.cc) str(ab),concat(-,txn.word,!)\n\
+         \x20   tcp-request content set-var(txn.m) int(3),add(txn.len)\n\
+         \x20   tcp-request content set-var(txn.z) int(3),add(txn.none)\n\
          \x20   tcp-request content accept if {{ req.len ge 2 }}\n\
          \x20   use_backend be_%[var(txn.route)]\n\
-         \x20   log-format \"LF %ci:%cp %f %b/%s %[var(txn.tag)] %{{+Q}}[var(txn.word)] %[var(sess.peer)] %[var(proc.n)] %B %U %ts %[var(txn.none)] %bi\"\n\
+         \x20   log-format \"LF %ci:%cp %f %b/%s %[var(txn.tag)] %{{+Q}}[var(txn.word)] %[var(sess.peer)] %[var(proc.n)] %B %U %ts %[var(txn.none)] %bi %[var(txn.cc)] %[var(txn.m)] %[var(txn.z)]\"\n\
          backend be_a\n    server sa 127.0.0.1:{a}\n\
          backend be_b\n    server sb 127.0.0.1:{b}\n"
     );
@@ -109,7 +113,7 @@ fn variables_route_and_fill_a_custom_log_line() {
     let line = line_starting(&sink, &format!("LF 127.0.0.1:{cport} "));
     assert_eq!(
         line,
-        format!("LF 127.0.0.1:{cport} fe be_b/sb b-prod \"bb\" 127.0.0.1 42 2 2 -- - 127.0.0.1")
+        format!("LF 127.0.0.1:{cport} fe be_b/sb b-prod \"bb\" 127.0.0.1 42 2 2 -- - 127.0.0.1 ab-bb! 5 -")
     );
     let (got, cport) = talk(port, "aa");
     assert_eq!(got, "a");

@@ -606,8 +606,9 @@ pub(crate) async fn run<R: Rt>(
     accept_proxy: bool,
 ) {
     let accepted = SystemTime::now();
-    let t0 = Instant::now(); // (kept in `tries` once the stream runs)
-                             // TCP_NODELAY is set on the listener and inherited by accepted sockets (Linux copies it)
+    // the session's clock (in `tries`: one copy of it in the session's state)
+    let mut tries = Tries::new(Instant::now());
+    // TCP_NODELAY is set on the listener and inherited by accepted sockets (Linux copies it)
     let mut g = Guard {
         ctx: ctx.clone(),
         fe: fe.clone(),
@@ -764,7 +765,6 @@ pub(crate) async fn run<R: Rt>(
             None => (None, inspect::backend(&ctx.reg, &fe, &env, &fronted.early)),
         }
     };
-    let mut tries = Tries::new(t0);
     let mut tc: i64 = -1;
     // when the server connection was made, ms since accept (`%Td` counts from it)
     let mut connected: i64 = -1;

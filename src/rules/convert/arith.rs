@@ -75,7 +75,7 @@ impl IntConv {
         let (n, used) = crate::rules::pattern::read_int64(args.as_bytes());
         if used != args.len() {
             return Some(Err(format!(
-                "invalid arg 1 in converter '{name}' : failed to parse '{args}' as type 'integer' at position 1 (harp takes no variable here)"
+                "invalid args in converter '{name}' : expects an integer or a variable name"
             )));
         }
         Some(Ok(match name {
@@ -88,6 +88,21 @@ impl IntConv {
             "or" => IntConv::Or(n),
             _ => IntConv::Xor(n),
         }))
+    }
+
+    /// The same converter with `n` as its operand (a variable's value, read when it runs).
+    pub fn with_operand(self, n: i64) -> IntConv {
+        match self {
+            IntConv::Add(_) => IntConv::Add(n),
+            IntConv::Sub(_) => IntConv::Sub(n),
+            IntConv::Mul(_) => IntConv::Mul(n),
+            IntConv::Div(_) => IntConv::Div(n),
+            IntConv::Mod(_) => IntConv::Mod(n),
+            IntConv::And(_) => IntConv::And(n),
+            IntConv::Or(_) => IntConv::Or(n),
+            IntConv::Xor(_) => IntConv::Xor(n),
+            other => other,
+        }
     }
 
     /// Its keyword.

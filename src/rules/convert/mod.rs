@@ -46,6 +46,12 @@ pub enum Conv {
     SetVar(super::vars::VarName, Vec<super::vars::SetCond>),
     /// `unset-var(<name>)`: removes the variable and passes the sample on.
     UnsetVar(super::vars::VarName),
+    /// An integer converter whose operand is a variable (`add(txn.n)`): its value, read as an
+    /// integer when the converter runs (none: no sample). The converter holds a placeholder.
+    IntVar(arith::IntConv, super::vars::VarName),
+    /// `concat([<start>],[<var>],[<end>])`: the text, then `start`, the variable's value (if
+    /// set) and `end`.
+    Concat(Vec<u8>, Option<super::vars::VarName>, Vec<u8>),
 }
 
 /// The converters harp knows, for messages.
@@ -60,6 +66,7 @@ pub fn names() -> Vec<String> {
         "in_table",
         "set-var",
         "unset-var",
+        "concat",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -113,9 +120,36 @@ impl Conv {
             return c.map(Conv::Text);
         }
         if let Some(c) = arith::IntConv::parse(name, args) {
+            // HAProxy's check_operator: a variable name first, else an integer
+            let arg = args.unwrap_or("").trim();
+            if c.is_err() {
+                if let Ok(v) = super::vars::VarName::parse(arg) {
+                    if let Some(Ok(placeholder)) = arith::IntConv::parse(name, Some("0")) {
+                        return Ok(Conv::IntVar(placeholder, v));
+                    }
+                }
+            }
             return c.map(Conv::Int);
         }
         Ok(match name {
+            "concat" => {
+                let a = text::split_args(args.unwrap_or(""));
+                if a.len() > 3 {
+                    return Err(format!(
+                        "invalid arg 4 in converter 'concat' : expected ')' before ',{}'",
+                        a[3..].join(",")
+                    ));
+                }
+                let var = match a.get(1).filter(|v| !v.is_empty()) {
+                    None => None,
+                    Some(v) => Some(
+                        super::vars::VarName::parse(v)
+                            .map_err(|e| format!("invalid args in converter 'concat' : {e}"))?,
+                    ),
+                };
+                let part = |i: usize| a.get(i).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+                Conv::Concat(part(0), var, part(2))
+            }
             "set-var" | "unset-var" => {
                 let bad = |e: String| format!("invalid args in converter '{name}' : {e}");
                 let a = text::split_args(args.unwrap_or(""));
@@ -224,6 +258,8 @@ impl Conv {
             Conv::Int(c) => c.name().into(),
             Conv::SetVar(..) => "set-var".into(),
             Conv::UnsetVar(_) => "unset-var".into(),
+            Conv::IntVar(c, _) => c.name().into(),
+            Conv::Concat(..) => "concat".into(),
         }
     }
 
@@ -253,6 +289,9 @@ impl Conv {
             Conv::Text(_) => Method::Str,
             Conv::Int(c) if c.is_bool() => Method::Bool,
             Conv::Int(_) => Method::Int,
+            Conv::IntVar(c, _) if c.is_bool() => Method::Bool,
+            Conv::IntVar(..) => Method::Int,
+            Conv::Concat(..) => Method::Str,
             // callers skip these (their output is their input)
             Conv::SetVar(..) | Conv::UnsetVar(_) => Method::Str,
         }
@@ -318,6 +357,27 @@ impl Conv {
                     return None;
                 }
                 v
+            }
+            Conv::IntVar(c, name) => {
+                let n = match env.var(name) {
+                    super::vars::Got::Val(x) => int(&x)?,
+                    _ => return None,
+                };
+                match c.with_operand(n).apply(int(&v)?) {
+                    arith::Out::Int(i) => Value::Int(i),
+                    arith::Out::Bool(b) => Value::Bool(b),
+                }
+            }
+            Conv::Concat(start, var, end) => {
+                let mut out = text(&v);
+                out.extend_from_slice(start);
+                if let Some(name) = var {
+                    if let super::vars::Got::Val(x) = env.var(name) {
+                        out.extend_from_slice(&text(&x));
+                    }
+                }
+                out.extend_from_slice(end);
+                Value::Str(out)
             }
         })
     }
