@@ -283,3 +283,46 @@ fn check_mode_names_a_bad_format_and_ignores_one_in_a_backend() {
         "{err}"
     );
 }
+
+/// `option logasap` logs a session once its server answers the connect, `+` before what will
+/// grow; `unique-id-format` gives `%ID` (HAProxy takes both in TCP mode).
+#[test]
+fn logasap_and_unique_ids() {
+    let (hold, named) = (holding_upstream(), named_upstream("n"));
+    let (sink, to) = sink();
+    let (asap, uid) = (free_port(), free_port());
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   log {to} format raw local0\n\
+         frontend asap\n    bind 127.0.0.1:{asap}\n    option tcplog\n    option logasap\n    default_backend held\n\
+         frontend uid\n    bind 127.0.0.1:{uid}\n    unique-id-format %ci:%cp_%f\n    unique-id-header X-Unique-ID\n\
+         \x20   log-format \"UID %ID %{{+Q}}ID\"\n    default_backend named\n\
+         backend held\n    server h 127.0.0.1:{hold}\n\
+         backend named\n    server n 127.0.0.1:{named}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(asap);
+    h.wait_port(uid);
+    // the session is still open when its line arrives
+    let c = TcpStream::connect(("127.0.0.1", asap)).expect("connect");
+    let cport = c.local_addr().expect("addr").port();
+    let line = line_starting(&sink, &format!("127.0.0.1:{cport} "));
+    let f: Vec<&str> = line.split(' ').collect();
+    assert_eq!(f[2..4].join(" "), "asap held/h", "{line}");
+    let timers: Vec<&str> = f[4].split('/').collect();
+    assert!(timers.len() == 3 && timers[2].starts_with('+'), "{line}");
+    assert_eq!(f[5..7].join(" "), "+0 --", "{line}");
+    // the session counted in its backend and server too (the readiness probe's may be as well)
+    let counts: Vec<u64> = f[7].split('/').filter_map(|c| c.parse().ok()).collect();
+    assert!(
+        counts.len() == 5 && counts[2] >= 1 && counts[3] >= 1 && counts[4] == 0,
+        "{line}"
+    );
+    drop(c);
+    let (_, cport) = talk(uid, "x");
+    let line = line_starting(&sink, &format!("UID 127.0.0.1:{cport}_"));
+    assert_eq!(
+        line,
+        format!("UID 127.0.0.1:{cport}_uid \"127.0.0.1:{cport}_uid\"")
+    );
+}

@@ -1093,6 +1093,10 @@ pub struct ProxyConfig {
     /// `log-format <fmt>` as written and where (the last of it and `option tcplog` wins; the
     /// format is compiled once the proxy is complete, for each proxy that inherits it).
     pub log_format: Option<(String, Location)>,
+    /// `unique-id-format <fmt>` as written and where (compiled with the log format).
+    pub unique_id_format: Option<(String, Location)>,
+    /// The compiled `unique-id-format`: what `%ID` prints. Set by the config check.
+    pub unique_id: Option<std::sync::Arc<crate::rules::logformat::LogFormat>>,
     /// The format of this frontend's session log lines: `log-format`'s, or `option
     /// tcplog`'s; `None`: sessions are not logged. Set by the config check.
     pub session_log: Option<std::sync::Arc<crate::rules::logformat::LogFormat>>,
@@ -1103,6 +1107,9 @@ pub struct ProxyConfig {
     /// `option dontlognull`: no log line for a connection whose client sent nothing (a
     /// balancer's or a monitor's probe).
     pub dontlognull: bool,
+    /// `option logasap`: a session is logged once its server connection is made, its total
+    /// time and byte count (what is known then) marked with `+`.
+    pub logasap: bool,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
     /// `option clitcpka` (or `tcpka`) and `clitcpka-*`: keepalive probes on client connections.
@@ -1141,6 +1148,7 @@ impl ProxyConfig {
             name: name.to_string(),
             log_tag: None,
             dontlognull: false,
+            logasap: false,
             cap,
             id: None,
             forced_id: false,
@@ -1176,6 +1184,8 @@ impl ProxyConfig {
             log_health_checks: false,
             tcplog: false,
             log_format: None,
+            unique_id_format: None,
+            unique_id: None,
             session_log: None,
             logs: Vec::new(),
             splice: Splice::default(),

@@ -78,6 +78,15 @@ fn session_logs(p: &mut Parser) {
         if !px.cap.frontend {
             continue;
         }
+        if let Some((fmt, at)) = &px.unique_id_format {
+            match LogFormat::parse(fmt, &px.name, &(at.file.clone(), at.line), Use::UniqueId) {
+                Ok(f) => px.unique_id = Some(std::sync::Arc::new(f)),
+                Err(e) => errors.push((
+                    at.clone(),
+                    format!("failed to parse unique-id-format : {e}."),
+                )),
+            }
+        }
         let (fmt, at) = match &px.log_format {
             Some((f, at)) => (f.as_str(), Some(at.clone())),
             None if px.tcplog => (TCPLOG, None),

@@ -264,6 +264,8 @@ pub enum Use {
     /// [`Use::Text`] where no content was read (`tcp-request connection|session`, the
     /// global section, the Runtime API).
     TextNoContent,
+    /// `unique-id-format`: spaces merge as in a log line, a missing value prints nothing.
+    UniqueId,
 }
 
 /// The parser's states (HAProxy's `LF_*`).
@@ -370,7 +372,7 @@ impl LogFormat {
                 cur = match c {
                     b'%' => St::Percent,
                     0 => St::End,
-                    b' ' if use_ == Use::Log => St::Sep,
+                    b' ' if matches!(use_, Use::Log | Use::UniqueId) => St::Sep,
                     _ => St::Text,
                 };
             }
@@ -466,6 +468,11 @@ impl LogFormat {
                     | Alias::BeQueue
             )
         })
+    }
+
+    /// Whether it prints the stream's unique id (`%ID`).
+    pub fn prints_unique_id(&self) -> bool {
+        self.has(|a| a == Alias::UniqueId)
     }
 
     /// Whether it prints the address the client reached (`%fi`, `%fp`), or a sample may.
@@ -610,6 +617,11 @@ pub struct Facts<'a> {
     pub req_id: u64,
     /// `%lc`.
     pub log_count: u64,
+    /// `%ID`: the stream's unique id (`unique-id-format`).
+    pub unique_id: Option<&'a str>,
+    /// Logged as soon as the server connection was made (`option logasap`): `%Tt`, `%Tu`
+    /// and `%B` get a `+` (they are bound to grow).
+    pub logasap: bool,
 }
 
 impl Facts<'_> {
@@ -650,7 +662,8 @@ impl Facts<'_> {
             Alias::Backend => text(out, Some(self.backend), o),
             Alias::Server => text(out, Some(self.server), o),
             Alias::Hostname => text(out, hostname(), o),
-            Alias::UniqueId | Alias::Ssl | Alias::HttpText => text(out, None, o),
+            Alias::UniqueId => text(out, self.unique_id, o),
+            Alias::Ssl | Alias::HttpText => text(out, None, o),
             Alias::Headers => {}
             // HAProxy 2.6 prints 0 for a TCP session's status
             Alias::Status => out.push('0'),
@@ -681,7 +694,12 @@ impl Facts<'_> {
             // HAProxy's `t_queue - t_request`, where a TCP stream has no request time (-1)
             Alias::Tw => num(out, if self.tw >= 0 { self.tw + 1 } else { -1 }),
             Alias::Tc => num(out, self.tc),
-            Alias::Tt | Alias::Tu => num(out, self.tt),
+            Alias::Tt | Alias::Tu => {
+                if self.logasap {
+                    out.push('+');
+                }
+                num(out, self.tt)
+            }
             // from the connection's establishment to the end
             Alias::Td => num(
                 out,
@@ -691,7 +709,12 @@ impl Facts<'_> {
                     -1
                 },
             ),
-            Alias::BytesOut => num(out, self.bytes_out as i64),
+            Alias::BytesOut => {
+                if self.logasap {
+                    out.push('+');
+                }
+                num(out, self.bytes_out as i64)
+            }
             Alias::BytesIn => num(out, self.bytes_in as i64),
             Alias::TermState => out.push_str(&String::from_utf8_lossy(&self.ts)),
             Alias::TermStateCookie => {

@@ -53,6 +53,8 @@ fn facts() -> Facts<'static> {
         queues: [0, 0],
         req_id: 7,
         log_count: 3,
+        unique_id: None,
+        logasap: false,
     }
 }
 

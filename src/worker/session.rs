@@ -903,9 +903,11 @@ pub(crate) async fn run<R: Rt>(
                     tc = connect_ms;
                     connected = tries.t0.elapsed().as_millis() as i64;
                     // a format with nothing of the session's end (no bytes, timers, counts
-                    // or state) is logged now, as HAProxy's `back_establish` does
+                    // or state), or `option logasap`: logged now, as HAProxy's
+                    // `back_establish` does
+                    let asap = fe.config.logasap;
                     let early = fe.config.session_log.as_ref();
-                    if let Some(format) = early.filter(|f| !f.waits_for_end()) {
+                    if let Some(format) = early.filter(|f| asap || !f.waits_for_end()) {
                         if has_logs(&ctx, &fe) {
                             let facts = Facts {
                                 client: Some(peer),
@@ -929,7 +931,18 @@ pub(crate) async fn run<R: Rt>(
                                 connected,
                                 tt: connected,
                                 ts: *b"--",
+                                // this session counted everywhere, as HAProxy's are then
+                                conns: [
+                                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                                    fe.counters.cur_sess.load(Ordering::Relaxed),
+                                    be.counters.cur_sess.load(Ordering::Relaxed),
+                                    srv.counters.cur_sess.load(Ordering::Relaxed),
+                                ],
+                                retries: tries.retries,
+                                redispatched: tries.redispatched,
+                                queues: tries.queue_pos,
                                 req_id,
+                                logasap: asap,
                                 ..Facts::default()
                             };
                             let env = SessEnv::new(
@@ -1046,6 +1059,8 @@ pub(crate) async fn run<R: Rt>(
             queues: tries.queue_pos,
             req_id,
             log_count: 0,
+            unique_id: None,
+            logasap: false,
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -1114,6 +1129,15 @@ fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
 /// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
 fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &SessEnv) {
     facts.log_count = fe.counters.log_count.load(Ordering::Relaxed);
+    // `%ID`: the stream's unique id, built when the line needs it, as HAProxy does
+    let id = match &fe.config.unique_id {
+        Some(u) if format.prints_unique_id() => Some(u.render(&facts, env)),
+        _ => None,
+    };
+    let facts = Facts {
+        unique_id: id.as_deref(),
+        ..facts
+    };
     let line = format.render(&facts, env);
     if !line.is_empty() {
         fe.counters.log_count.fetch_add(1, Ordering::Relaxed);

@@ -107,8 +107,6 @@ const HTTP_ONLY: &[&str] = &[
     "compression",
     "redirect",
     "monitor-uri",
-    "unique-id-format",
-    "unique-id-header",
     "http-reuse",
     "errorloc",
     "errorloc302",
@@ -800,6 +798,24 @@ pub(crate) fn parse(
         }
         "description" => Ok(()),
         "log-format" => log_format(p, words, ctx),
+        "unique-id-format" => {
+            let Some(fmt) = words.get(1).filter(|f| !f.is_empty()) else {
+                return Err("unique-id-format expects an argument.".into());
+            };
+            if words.len() > 2 {
+                return Err(
+                    "unique-id-format expects only one argument, don't forget to escape spaces!"
+                        .into(),
+                );
+            }
+            p.unique_id_format = Some((fmt.clone(), ctx.loc.clone()));
+            Ok(())
+        }
+        // the header it names is HTTP's; in TCP mode HAProxy takes the line and uses nothing
+        "unique-id-header" => {
+            arg(words, 1, "a header name")?;
+            Ok(())
+        }
         "errorfile" | "log-format-sd" | "error-log-format" => {
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
             Ok(())
@@ -1249,11 +1265,12 @@ fn option(
             p.dontlognull = flag;
             Ok(())
         }
-        "tcp-smart-accept"
-        | "tcp-smart-connect"
-        | "abortonclose"
-        | "log-separate-errors"
-        | "logasap" => {
+        "logasap" => {
+            simple(words)?;
+            p.logasap = flag;
+            Ok(())
+        }
+        "tcp-smart-accept" | "tcp-smart-connect" | "abortonclose" | "log-separate-errors" => {
             ctx.warn(format!("'{full}' has no effect in harp; ignored."));
             Ok(())
         }
