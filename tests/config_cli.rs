@@ -147,7 +147,7 @@ defaults base
     mode tcp
     log global
     option tcplog
-    option logasap
+    option abortonclose
     option dontlognull
     timeout connect 5s
     timeout client 30s
@@ -231,10 +231,10 @@ fn every_supported_keyword_is_valid() {
     let r = check(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "Configuration file is valid\n");
-    // `option logasap` is accepted with a warning citing its line.
+    // `option abortonclose` is accepted with a warning citing its line.
     assert!(
         r.stderr.contains(&format!(
-            "[WARNING] parsing [{}:39] : 'option logasap' has no effect",
+            "[WARNING] parsing [{}:39] : 'option abortonclose' has no effect",
             p.display()
         )),
         "{}",
