@@ -326,3 +326,20 @@ fn logasap_and_unique_ids() {
         format!("UID 127.0.0.1:{cport}_uid \"127.0.0.1:{cport}_uid\"")
     );
 }
+
+/// `experimental-mode on` lists `set var` in `help`, with HAProxy's line.
+#[test]
+fn help_lists_set_var_in_experimental_mode() {
+    let api = free_port();
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(api);
+    let line =
+        "  set var <name> [fmt|expr] {<fmt>|<expr>}: set variable from an expression or a format\n";
+    assert!(!socat(api, "help").contains(line));
+    assert!(socat(api, "experimental-mode on; help").contains(line));
+    assert!(socat(api, "help").contains("  get var <name>                          : retrieve contents of a process-wide variable\n"));
+}

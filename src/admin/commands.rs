@@ -139,7 +139,17 @@ fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
 fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, Reply> {
     use AccessLevel::{Admin, Operator};
     Ok(match cmd {
-        AdminCommand::Help(words) => Reply::text(help::help(st.level, &words, &x.info.usages())),
+        AdminCommand::Help(words) => {
+            let mut extra = x.info.usages();
+            // experimental commands are listed once the mode is on, as in HAProxy
+            if st.experimental && st.level >= Operator {
+                extra.push((
+                    vec!["set".into(), "var".into()],
+                    "set var <name> [fmt|expr] {<fmt>|<expr>}: set variable from an expression or a format".into(),
+                ));
+            }
+            Reply::text(help::help(st.level, &words, &extra))
+        }
         AdminCommand::Prompt => {
             st.interactive = !st.interactive;
             Reply::default()
