@@ -343,3 +343,32 @@ fn help_lists_set_var_in_experimental_mode() {
     assert!(socat(api, "experimental-mode on; help").contains(line));
     assert!(socat(api, "help").contains("  get var <name>                          : retrieve contents of a process-wide variable\n"));
 }
+
+/// `tcp-request content capture <sample> len <n>`, logged by `%hr`, `%hrl` and
+/// `capture.req.hdr(<idx>)`: the line HAProxy 2.6.12 logged for the same config and bytes.
+#[test]
+fn captures_are_logged_as_haproxy_logs_them() {
+    let a = named_upstream("a");
+    let (sink, to) = sink();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    log {to} format raw local0\n\
+         \x20   tcp-request inspect-delay 2s\n\
+         \x20   tcp-request content capture req.payload(0,3) len 2\n\
+         \x20   tcp-request content capture req.payload(0,5),lower len 10\n\
+         \x20   tcp-request content capture var(txn.none) len 10\n\
+         \x20   tcp-request content accept if {{ req.len ge 5 }}\n\
+         \x20   log-format \"C hr=%hr hrl=%hrl q=%{{+Q}}hrl c0=%[capture.req.hdr(0)] c1=%[capture.req.hdr(1)] c2=%[capture.req.hdr(2)] c3=%[capture.req.hdr(3)]\"\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{a}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    talk(port, "HeL|o");
+    let line = line_starting(&sink, "C hr={He");
+    assert_eq!(
+        line,
+        "C hr={He|hel#7Co|} hrl=He hel#7Co - q=\"He\" \"hel#7Co\" \"\" c0=He c1=hel|o c2=- c3=-"
+    );
+}

@@ -49,6 +49,8 @@ pub enum Fetch {
     Stick(String, crate::stick::fetch::Fetch),
     /// A fetch followed by converters (`req.ssl_sni,lower`).
     Converted(Box<Fetch>, Vec<super::convert::Conv>),
+    /// `capture.req.hdr(<idx>)`: what a `tcp-request content capture` stored in that slot.
+    CaptureReq(usize),
     /// `var(<name>[,<default>])`: a variable's value, else the default as text.
     Var(super::vars::VarName, Option<Vec<u8>>),
     /// A constant: `str(<text>)`, `int(<n>)`, `bool(<b>)`, `bin(<hex>)`, `ipv4(<a>)`,
@@ -111,6 +113,12 @@ pub trait Env {
     /// `%`): its frontend and backend names, accept time and number (`%rt`). `None` before a
     /// stream exists.
     fn stream(&self) -> Option<StreamInfo<'_>> {
+        None
+    }
+    /// `tcp-request content capture`: stores `v` in capture slot `slot`.
+    fn capture(&self, _slot: usize, _v: Vec<u8>) {}
+    /// What capture slot `slot` holds (`capture.req.hdr(<slot>)`).
+    fn captured(&self, _slot: usize) -> Option<Vec<u8>> {
         None
     }
     /// A variable's value (`var()`). Without variables: its scope does not exist here.
@@ -275,6 +283,7 @@ pub const NAMES: &[&str] = &[
     "srv_is_up",
     "srv_conn",
     "var",
+    "capture.req.hdr",
     "str",
     "int",
     "bool",
@@ -414,6 +423,18 @@ impl Fetch {
                 let name = super::vars::VarName::parse(&a[0]).map_err(bad)?;
                 Fetch::Var(name, a.get(1).map(|d| d.as_bytes().to_vec()))
             }
+            "capture.req.hdr" => {
+                let a = args.unwrap_or("").trim();
+                match a.parse::<usize>() {
+                    Ok(i) => Fetch::CaptureReq(i),
+                    Err(_) if a.is_empty() => {
+                        return Err("fetch method 'capture.req.hdr' : missing arguments (got 0/1), type 'integer' expected".into())
+                    }
+                    Err(_) => {
+                        return Err(format!("fetch method 'capture.req.hdr' : failed to parse '{a}' as type 'integer' at position 1"))
+                    }
+                }
+            }
             "str" | "int" | "bool" | "bin" | "ipv4" | "ipv6" | "env" | "hostname" => {
                 constant(name, args)?
             }
@@ -448,7 +469,7 @@ impl Fetch {
                 Method::Bool
             }
             Fetch::Src | Fetch::Dst => Method::Ip,
-            Fetch::ReqSslSni => Method::Str,
+            Fetch::ReqSslSni | Fetch::CaptureReq(_) => Method::Str,
             Fetch::ReqPayload(..) | Fetch::Var(..) => return None,
             Fetch::Const(_, v) => match v {
                 Some(Value::Bool(_)) => Method::Bool,
@@ -510,6 +531,7 @@ impl Fetch {
             Fetch::Stick(name, _) => name,
             Fetch::Converted(base, _) => base.keyword(),
             Fetch::Var(..) => "var",
+            Fetch::CaptureReq(_) => "capture.req.hdr",
             Fetch::Const(kw, _) => kw,
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
@@ -677,6 +699,7 @@ impl Fetch {
             Fetch::Stick(_, f) if f.is_bool() => opt(env.stick(f).map(|v| Value::Bool(v != 0))),
             Fetch::Stick(_, f) => opt(env.stick(f).map(Value::Int)),
             Fetch::Const(_, v) => opt(v.clone()),
+            Fetch::CaptureReq(i) => opt(env.captured(*i).map(Value::Str)),
             Fetch::Var(name, default) => match env.var(name) {
                 super::vars::Got::Val(v) => val(v),
                 super::vars::Got::Unset => opt(default.clone().map(Value::Str)),

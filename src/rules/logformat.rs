@@ -125,7 +125,11 @@ pub enum Alias {
     HttpDate,
     /// An HTTP-only text (`%r %HM %HP %HPO %HQ %HU %HV %CC %CS`).
     HttpText,
-    /// Captured headers (`%hr %hrl %hs %hsl`): none in TCP, nothing printed.
+    /// `%hr`: the request captures, `{a|b}` (nothing without capture slots).
+    ReqCaptures,
+    /// `%hrl`: the request captures, one field each.
+    ReqCaptureList,
+    /// `%hs %hsl`: response captures, which TCP proxies never have: nothing printed.
     Headers,
     /// `%ac`: the process's connections.
     ActConn,
@@ -217,8 +221,8 @@ const ALIASES: &[(&str, Alias, bool)] = &[
     ("fi", Alias::FrontendIp, false),
     ("fp", Alias::FrontendPort, false),
     ("ft", Alias::FrontendXprt, false),
-    ("hr", Alias::Headers, false),
-    ("hrl", Alias::Headers, false),
+    ("hr", Alias::ReqCaptures, false),
+    ("hrl", Alias::ReqCaptureList, false),
     ("hs", Alias::Headers, false),
     ("hsl", Alias::Headers, false),
     ("HM", Alias::HttpText, true),
@@ -513,8 +517,13 @@ impl LogFormat {
                     }
                     continue;
                 }
-                // no captures in TCP: nothing written, the spacing untouched
+                // no captures: nothing written, the spacing untouched
                 Node::Alias(Alias::Headers, _) => continue,
+                Node::Alias(Alias::ReqCaptures | Alias::ReqCaptureList, _)
+                    if facts.req_caps.is_empty() =>
+                {
+                    continue
+                }
                 Node::Alias(a, o) => facts.alias(&mut out, *a, *o),
                 Node::Expr(f, o) => match f.sample(env) {
                     Sample::Val { v, .. } => sample_text(&mut out, &v, *o),
@@ -619,6 +628,9 @@ pub struct Facts<'a> {
     pub log_count: u64,
     /// `%ID`: the stream's unique id (`unique-id-format`).
     pub unique_id: Option<&'a str>,
+    /// The frontend's capture slots and what each captured (`%hr`, `%hrl`); empty when it
+    /// declares none.
+    pub req_caps: Vec<Option<Vec<u8>>>,
     /// Logged as soon as the server connection was made (`option logasap`): `%Tt`, `%Tu`
     /// and `%B` get a `+` (they are bound to grow).
     pub logasap: bool,
@@ -665,6 +677,43 @@ impl Facts<'_> {
             Alias::UniqueId => text(out, self.unique_id, o),
             Alias::Ssl | Alias::HttpText => text(out, None, o),
             Alias::Headers => {}
+            Alias::ReqCaptures => {
+                if o.has(Opts::QUOTE) {
+                    out.push('"');
+                }
+                out.push('{');
+                for (i, c) in self.req_caps.iter().enumerate() {
+                    if i > 0 {
+                        out.push('|');
+                    }
+                    if let Some(c) = c {
+                        encode_header(out, c);
+                    }
+                }
+                out.push('}');
+                if o.has(Opts::QUOTE) {
+                    out.push('"');
+                }
+            }
+            Alias::ReqCaptureList => {
+                for (i, c) in self.req_caps.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    let q = o.has(Opts::QUOTE);
+                    if q {
+                        out.push('"');
+                    }
+                    match c {
+                        Some(c) => encode_header(out, c),
+                        None if !q => out.push('-'),
+                        None => {}
+                    }
+                    if q {
+                        out.push('"');
+                    }
+                }
+            }
             // HAProxy 2.6 prints 0 for a TCP session's status
             Alias::Status => out.push('0'),
             Alias::HttpTimer => out.push_str("-1"),
@@ -744,6 +793,18 @@ impl Facts<'_> {
 fn hostname() -> Option<&'static str> {
     static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     NAME.get_or_init(crate::sys::hostname).as_deref()
+}
+
+/// A captured header as HAProxy logs it: `"#{|}`, control and non-ASCII bytes as `#XX`.
+fn encode_header(out: &mut String, c: &[u8]) {
+    use std::fmt::Write;
+    for &b in c {
+        if !(32..127).contains(&b) || b"\"#{|}".contains(&b) {
+            let _ = write!(out, "#{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
 }
 
 /// A counter in decimal, or as at least 4 hex digits with `X`.

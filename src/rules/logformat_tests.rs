@@ -55,6 +55,7 @@ fn facts() -> Facts<'static> {
         log_count: 3,
         unique_id: None,
         logasap: false,
+        req_caps: Vec::new(),
     }
 }
 

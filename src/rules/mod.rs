@@ -93,6 +93,16 @@ pub enum Action {
     },
     /// `unset-var(<name>)`; the rules go on.
     UnsetVar(vars::VarName),
+    /// `capture <sample> len <n>` (content rules of a frontend): the sample as text, cut to
+    /// `len` bytes, kept in capture slot `slot` for the log (`%hr`, `capture.req.hdr`).
+    Capture {
+        /// What is captured.
+        expr: Fetch,
+        /// The most bytes kept.
+        len: usize,
+        /// Its slot: the frontend's captures in file order.
+        slot: usize,
+    },
 }
 
 /// What `set-var` or `set-var-fmt` stores.
@@ -266,6 +276,8 @@ pub struct Rules {
     pub sticking: Vec<StickRule>,
     /// `use-server` rules, in file order.
     pub server_rules: Vec<ServerRule>,
+    /// The lengths of the capture slots `capture` actions declared, in order.
+    pub captures: Vec<usize>,
 }
 
 impl Rules {
@@ -341,6 +353,21 @@ impl Rules {
                 }
                 Action::UnsetVar(name) => {
                     env.unset_var(name);
+                }
+                Action::Capture { expr, len, slot } => {
+                    // read as final, as HAProxy's capture; text, cut to its length
+                    if let Sample::Val { v, .. } = expr.sample(env) {
+                        let mut t = match v {
+                            Value::Str(b) | Value::Bin(b) => b,
+                            v => v.to_text().into_bytes(),
+                        };
+                        // a C string: up to the first NUL
+                        if let Some(z) = t.iter().position(|&c| c == 0) {
+                            t.truncate(z);
+                        }
+                        t.truncate(*len);
+                        env.capture(*slot, t);
+                    }
                 }
             }
             *at += 1;
@@ -570,6 +597,37 @@ impl Rules {
                 };
                 cond_at = if words.get(3).is_some() { 4 } else { 3 };
                 Action::SetGpt0 { slot, value }
+            }
+            Some("capture") => {
+                let what = words.get(3).map(String::as_str).unwrap_or("");
+                if phase != Phase::Content {
+                    return Err(format!(
+                        "'capture {what}' is not allowed in 'tcp-request {when}' rules in {kind} '{proxy}'"
+                    ));
+                }
+                const LEN: &str = "'tcp-request content capture' : a positive 'len' argument is mandatory";
+                let has_cond = |w: Option<&String>| matches!(w.map(String::as_str), Some("if" | "unless"));
+                if what.is_empty() || has_cond(words.get(3)) {
+                    return Err(LEN.into());
+                }
+                let expr = Fetch::parse_at(what, proxy, &self.acls.site)
+                    .map_err(|e| format!("'tcp-request content capture' : {e}"))?;
+                if !frontend {
+                    return Err(format!(
+                        "'tcp-request content capture' : proxy '{proxy}' has no frontend capability"
+                    ));
+                }
+                if words.get(4).map(String::as_str) != Some("len") {
+                    return Err(LEN.into());
+                }
+                let len = match words.get(5).map(|l| strtol10(l)) {
+                    Some(Some(n)) if n > 0 => n as usize,
+                    _ => return Err("'tcp-request content capture' : length must be > 0".into()),
+                };
+                cond_at = 6;
+                let slot = self.captures.len();
+                self.captures.push(len);
+                Action::Capture { expr, len, slot }
             }
             Some(a) if vars::Verb::of(a).is_some() => {
                 let (verb, name, conds) = vars::parse_action(a)?;
@@ -832,6 +890,7 @@ impl Rules {
                         value: VarValue::Fmt(f),
                         ..
                     } => Box::new(f.fetches()),
+                    Action::Capture { expr, .. } => Box::new(std::iter::once(expr)),
                     _ => Box::new(std::iter::empty()),
                 }
             })

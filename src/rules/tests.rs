@@ -276,6 +276,18 @@ fn bad_lines_say_what_is_wrong() {
     );
     assert!(err(&mut r, "tcp-request content unset-var(txn.x,ifexists)")
         .starts_with("unset-var does not expect parameters"));
+    // capture: HAProxy 2.6.12's messages
+    let len = "'tcp-request content capture' : a positive 'len' argument is mandatory";
+    assert_eq!(err(&mut r, "tcp-request content capture req.len"), len);
+    assert_eq!(err(&mut r, "tcp-request content capture req.len id 0"), len);
+    assert_eq!(
+        err(&mut r, "tcp-request content capture req.len len x"),
+        "'tcp-request content capture' : length must be > 0"
+    );
+    assert_eq!(
+        err(&mut r, "tcp-request connection capture src len 3"),
+        "'capture src' is not allowed in 'tcp-request connection' rules in frontend 'fe'"
+    );
     assert_eq!(
         err(&mut r, "tcp-request content set-var-fmt(txn.x) %[bogus]"),
         "failed to parse sample expression <bogus]> : unknown fetch method 'bogus'"

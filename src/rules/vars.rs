@@ -248,14 +248,21 @@ pub enum Got {
 /// A session variable: its whole name, scope and value.
 type Item = (Arc<str>, Scope, Option<Value>);
 
+/// What a session stores once a variable is set or a sample captured.
+#[derive(Debug, Default, Clone)]
+struct Store {
+    /// Name, scope, value (`None`: created by a failed conditional set, holding nothing).
+    items: Vec<Item>,
+    /// `tcp-request content capture` slots, by index.
+    caps: Vec<Option<Vec<u8>>>,
+}
+
 /// A session's variables (`sess`, `txn`, `req`, `res`). Few per session: a list beats a map;
 /// 16 bytes in every session, and nothing allocated until a variable is set.
 #[derive(Debug, Default, Clone)]
 pub struct SessVars {
-    /// Name, scope, value (`None`: created by a failed conditional set, holding nothing).
-    // boxed: 8 bytes in every session rather than a Vec's 24
-    #[allow(clippy::box_collection)]
-    items: Option<Box<Vec<Item>>>,
+    /// Its variables and captures, boxed: 8 bytes in every session until one is set.
+    store: Option<Box<Store>>,
     /// A stream exists (`tcp-request content` on): `txn`, `req`, `res` can be used.
     stream: bool,
     /// The server connection was asked for: `req` variables are gone, `res` ones usable.
@@ -273,8 +280,9 @@ impl SessVars {
     pub fn to_response(&mut self) {
         if !self.response {
             self.response = true;
-            if let Some(items) = &mut self.items {
-                items.retain(|(_, s, _)| !matches!(s, Scope::Req | Scope::Res));
+            if let Some(st) = &mut self.store {
+                st.items
+                    .retain(|(_, s, _)| !matches!(s, Scope::Req | Scope::Res));
             }
         }
     }
@@ -294,7 +302,7 @@ impl SessVars {
         if !self.usable(name.scope) {
             return Got::Unavailable;
         }
-        let items = self.items.iter().flat_map(|b| b.iter());
+        let items = self.store.iter().flat_map(|b| b.items.iter());
         match items.into_iter().find(|(n, _, _)| **n == *name.full) {
             Some((_, _, Some(v))) => Got::Val(v.clone()),
             _ => Got::Unset,
@@ -306,7 +314,7 @@ impl SessVars {
         if !self.usable(name.scope) {
             return false;
         }
-        let items = self.items.get_or_insert_with(Default::default);
+        let items = &mut self.store.get_or_insert_with(Default::default).items;
         let at = items.iter().position(|(n, _, _)| **n == *name.full);
         let old = at.map(|i| items[i].2.as_ref());
         let store = match check(conds, old, &v) {
@@ -327,10 +335,32 @@ impl SessVars {
         if !self.usable(name.scope) {
             return false;
         }
-        if let Some(items) = &mut self.items {
-            items.retain(|(n, _, _)| **n != *name.full);
+        if let Some(st) = &mut self.store {
+            st.items.retain(|(n, _, _)| **n != *name.full);
         }
         true
+    }
+
+    /// Stores a captured sample (`tcp-request content capture`) in `slot`.
+    pub fn capture(&mut self, slot: usize, v: Vec<u8>) {
+        let caps = &mut self.store.get_or_insert_with(Default::default).caps;
+        if caps.len() <= slot {
+            caps.resize(slot + 1, None);
+        }
+        caps[slot] = Some(v);
+    }
+
+    /// What `slot` captured.
+    pub fn captured(&self, slot: usize) -> Option<Vec<u8>> {
+        self.store.as_ref()?.caps.get(slot)?.clone()
+    }
+
+    /// Every slot's capture, in order (`%hr`).
+    pub fn captures(&self) -> Vec<Option<Vec<u8>>> {
+        self.store
+            .as_ref()
+            .map(|s| s.caps.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -138,6 +138,14 @@ impl Env for SessEnv<'_> {
         }
     }
 
+    fn capture(&self, slot: usize, v: Vec<u8>) {
+        self.with_vars(|s| s.capture(slot, v));
+    }
+
+    fn captured(&self, slot: usize) -> Option<Vec<u8>> {
+        self.with_vars(|s| s.captured(slot))
+    }
+
     fn unset_var(&self, name: &VarName) -> bool {
         match name.scope {
             Scope::Proc => {

@@ -943,6 +943,7 @@ pub(crate) async fn run<R: Rt>(
                                 queues: tries.queue_pos,
                                 req_id,
                                 logasap: asap,
+                                req_caps: req_captures(&fe, &vars),
                                 ..Facts::default()
                             };
                             let env = SessEnv::new(
@@ -1061,6 +1062,7 @@ pub(crate) async fn run<R: Rt>(
             log_count: 0,
             unique_id: None,
             logasap: false,
+            req_caps: req_captures(&fe, &vars),
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -1124,6 +1126,20 @@ fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
         LogTarget::Global => !ctx.reg.config.global.logs.is_empty(),
         _ => true,
     })
+}
+
+/// The frontend's capture slots and what the session captured in each (`%hr`): none when it
+/// declares no capture.
+fn req_captures(fe: &Proxy, vars: &Cell<SessVars>) -> Vec<Option<Vec<u8>>> {
+    let n = fe.config.rules.captures.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let v = vars.take();
+    let mut caps = v.captures();
+    vars.set(v);
+    caps.resize(n, None);
+    caps
 }
 
 /// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
