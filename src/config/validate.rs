@@ -75,17 +75,15 @@ fn session_logs(p: &mut Parser) {
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     let global_logs = !p.cfg.global.logs.is_empty();
     for px in p.cfg.proxies.iter_mut() {
-        if !px.cap.frontend {
-            continue;
-        }
+        // every proxy's, as HAProxy compiles it (a frontend's is the one used)
         if let Some((fmt, at)) = &px.unique_id_format {
             match LogFormat::parse(fmt, &px.name, &(at.file.clone(), at.line), Use::UniqueId) {
                 Ok(f) => px.unique_id = Some(std::sync::Arc::new(f)),
-                Err(e) => errors.push((
-                    at.clone(),
-                    format!("failed to parse unique-id-format : {e}."),
-                )),
+                Err(e) => errors.push((at.clone(), format!("failed to parse unique-id : {e}."))),
             }
+        }
+        if !px.cap.frontend {
+            continue;
         }
         let (fmt, at) = match &px.log_format {
             Some((f, at)) => (f.as_str(), Some(at.clone())),

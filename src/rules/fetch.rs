@@ -591,9 +591,10 @@ impl Fetch {
             Fetch::Converted(base, convs) => {
                 let mut v = base.var_names();
                 v.extend(convs.iter().filter_map(|c| match c {
-                    super::convert::Conv::SetVar(n, _) | super::convert::Conv::UnsetVar(n) => {
-                        Some(n)
-                    }
+                    super::convert::Conv::SetVar(n, _)
+                    | super::convert::Conv::UnsetVar(n)
+                    | super::convert::Conv::IntVar(_, n)
+                    | super::convert::Conv::Concat(_, Some(n), _) => Some(n),
                     _ => None,
                 }));
                 v

@@ -569,7 +569,8 @@ fn expr(
         return Err(failed("missing fetch method".into()));
     }
     let f = Fetch::parse_at(text, proxy, site).map_err(failed)?;
-    if use_ != Use::Text && f.reads_content() {
+    // (a unique id may name them: HAProxy only warns, and they give nothing then)
+    if !matches!(use_, Use::Text | Use::UniqueId) && f.reads_content() {
         return Err(format!("sample fetch <{rest}> may not be reliably used here because it needs 'request buffer' which is not available here"));
     }
     match rest[end..].chars().next() {

@@ -168,6 +168,19 @@ fn bad_var_names_and_constants_are_refused() {
         "invalid args in converter 'set-var' : unknown condition \"\""
     );
     assert!(e("int(x)").contains("failed to parse 'x' as type 'integer'"));
+    // concat and the arithmetic operands: HAProxy 2.6.12's messages
+    assert_eq!(
+        e("str(x),concat(a,foo)"),
+        "invalid args in converter 'concat' : failed to register variable name 'foo'"
+    );
+    assert_eq!(
+        e("str(x),concat(a,,b,d)"),
+        "invalid arg 3 in converter 'concat' : expected ')' before ',d)'"
+    );
+    assert_eq!(
+        e("int(1),add(foo)"),
+        "invalid args in converter 'add' : expects an integer or a variable name"
+    );
     // the variable converters' output has no type: an ACL needs `-m`, as in HAProxy
     assert_eq!(
         Fetch::parse("src,set-var(txn.ip)", "fe")
@@ -184,4 +197,6 @@ fn bad_var_names_and_constants_are_refused() {
         Some(Value::Ip([10, 0, 0, 1].into()))
     );
     assert_eq!(sample("str()", &s), Some(Value::Str(Vec::new())));
+    assert_eq!(sample("int(7),add", &s), Some(Value::Int(7)));
+    assert_eq!(sample("int(7),div()", &s), Some(Value::Int(i64::MAX)));
 }

@@ -1061,7 +1061,8 @@ pub(crate) async fn run<R: Rt>(
             req_id,
             log_count: 0,
             unique_id: None,
-            logasap: false,
+            // HAProxy marks them on every line of a logasap proxy, early or not
+            logasap: fe.config.logasap,
             req_caps: req_captures(&fe, &vars),
         };
         let env = SessEnv::new(

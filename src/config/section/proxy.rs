@@ -812,10 +812,10 @@ pub(crate) fn parse(
             Ok(())
         }
         // the header it names is HTTP's; in TCP mode HAProxy takes the line and uses nothing
-        "unique-id-header" => {
-            arg(words, 1, "a header name")?;
-            Ok(())
-        }
+        "unique-id-header" => match words.get(1).filter(|h| !h.is_empty()) {
+            Some(_) => Ok(()),
+            None => Err("unique-id-header expects an argument.".into()),
+        },
         "errorfile" | "log-format-sd" | "error-log-format" => {
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
             Ok(())
@@ -1086,15 +1086,21 @@ fn option(
         format!("option {name}")
     };
     let flag = !negate;
-    let simple =
-        |words: &[String]| no_more(words, 1).map_err(|_| format!("'{full}' takes no argument."));
+    // HAProxy's alertif_too_many_args_idx for options
+    let simple = |words: &[String]| match words.get(1) {
+        Some(extra) => Err(format!(
+            "'{full}' cannot handle unexpected argument '{extra}'."
+        )),
+        None => Ok(()),
+    };
     match name {
         "redispatch" => {
             // `option redispatch [<interval>]`: every Nth retry, or the Nth before the last when
             // negative (-1, the default: the last); 0 turns it off
             let after = match words.get(1) {
                 None => -1,
-                Some(_) if negate => return simple(words),
+                // `no option redispatch <n>`: HAProxy 2.6 takes it, the interval unread
+                Some(_) if negate => -1,
                 Some(v) => {
                     no_more(words, 2)?;
                     v.parse::<i32>().map_err(|_| {
@@ -1267,7 +1273,9 @@ fn option(
         }
         "logasap" => {
             simple(words)?;
-            p.logasap = flag;
+            if !lacks(p, true, "logasap", ctx) {
+                p.logasap = flag;
+            }
             Ok(())
         }
         "tcp-smart-accept" | "tcp-smart-connect" | "abortonclose" | "log-separate-errors" => {
@@ -1624,7 +1632,7 @@ mod tests {
         assert!(!b("option redispatch 0").redispatch, "0 turns it off");
         let e = err("backend b\n option redispatch x\n");
         assert!(e.contains("expects an integer interval"), "{e}");
-        assert!(err("backend b\n no option redispatch 2\n").contains("takes no argument"));
+        assert!(!b("option redispatch\n no option redispatch 2").redispatch);
     }
 
     #[test]
@@ -1743,7 +1751,10 @@ mod tests {
         let cfg = ok("defaults\n clitcpka-idle 30\n clitcpka-cnt 3\n\
              frontend f\n bind :80\n clitcpka-idle 0\n clitcpka-cnt 0\n");
         assert_eq!(cfg.proxies[0].cli_ka, Keepalive::default());
-        assert!(err("backend b\n option nolinger now\n").contains("takes no argument"));
+        assert_eq!(
+            err("backend b\n option nolinger now\n"),
+            "[ALERT] parsing [t.cfg:2] : 'option nolinger' cannot handle unexpected argument 'now'."
+        );
     }
 
     #[test]

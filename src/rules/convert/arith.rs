@@ -51,7 +51,8 @@ impl IntConv {
         if !NAMES.contains(&name) {
             return None;
         }
-        let args = args.unwrap_or("").trim();
+        // not trimmed: HAProxy refuses `add( 1)`
+        let args = args.unwrap_or("");
         let unary = match name {
             "neg" => Some(IntConv::Neg),
             "cpl" => Some(IntConv::Cpl),
@@ -66,12 +67,12 @@ impl IntConv {
                 Err(format!("converter '{name}' does not support any args"))
             });
         }
-        if args.is_empty() {
+        if let Some((_, rest)) = args.split_once(',') {
             return Some(Err(format!(
-                "converter '{name}' : missing arg 1 in converter '{name}'"
+                "invalid arg 2 in converter '{name}' : expected ')' before ',{rest})'"
             )));
         }
-        // HAProxy's read_int64, whole: a sign, digits, clamped
+        // HAProxy's read_int64, whole: a sign, digits, clamped (nothing at all reads as 0)
         let (n, used) = crate::rules::pattern::read_int64(args.as_bytes());
         if used != args.len() {
             return Some(Err(format!(
@@ -192,7 +193,16 @@ mod tests {
         assert_eq!(c("cpl", None).apply(0), Out::Int(-1));
         assert_eq!(c("odd", None).apply(3), Out::Bool(true));
         assert_eq!(c("even", None).apply(3), Out::Bool(false));
-        assert!(IntConv::parse("add", None).expect("known").is_err());
+        // no operand: 0, as HAProxy's check_operator reads an empty one
+        assert_eq!(c("add", None).apply(7), Out::Int(7));
+        assert_eq!(c("mul", Some("")).apply(7), Out::Int(0));
+        assert!(IntConv::parse("add", Some(" 1")).expect("known").is_err());
+        assert_eq!(
+            IntConv::parse("add", Some("1,2"))
+                .expect("known")
+                .unwrap_err(),
+            "invalid arg 2 in converter 'add' : expected ')' before ',2)'"
+        );
         assert!(IntConv::parse("add", Some("x")).expect("known").is_err());
         assert!(IntConv::parse("neg", Some("1")).expect("known").is_err());
         assert!(IntConv::parse("lower", None).is_none());

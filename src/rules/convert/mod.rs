@@ -121,7 +121,7 @@ impl Conv {
         }
         if let Some(c) = arith::IntConv::parse(name, args) {
             // HAProxy's check_operator: a variable name first, else an integer
-            let arg = args.unwrap_or("").trim();
+            let arg = args.unwrap_or("");
             if c.is_err() {
                 if let Ok(v) = super::vars::VarName::parse(arg) {
                     if let Some(Ok(placeholder)) = arith::IntConv::parse(name, Some("0")) {
@@ -135,17 +135,18 @@ impl Conv {
             "concat" => {
                 let a = text::split_args(args.unwrap_or(""));
                 if a.len() > 3 {
+                    // HAProxy's make_arg_list counts this one as arg 3
+                    let raw = args.unwrap_or("");
+                    let rest = raw.splitn(4, ',').nth(3).unwrap_or("");
                     return Err(format!(
-                        "invalid arg 4 in converter 'concat' : expected ')' before ',{}'",
-                        a[3..].join(",")
+                        "invalid arg 3 in converter 'concat' : expected ')' before ',{rest})'"
                     ));
                 }
                 let var = match a.get(1).filter(|v| !v.is_empty()) {
                     None => None,
-                    Some(v) => Some(
-                        super::vars::VarName::parse(v)
-                            .map_err(|e| format!("invalid args in converter 'concat' : {e}"))?,
-                    ),
+                    Some(v) => Some(super::vars::VarName::parse(v).map_err(|_| {
+                        format!("invalid args in converter 'concat' : failed to register variable name '{v}'")
+                    })?),
                 };
                 let part = |i: usize| a.get(i).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
                 Conv::Concat(part(0), var, part(2))
