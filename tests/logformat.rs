@@ -290,19 +290,23 @@ fn check_mode_names_a_bad_format_and_ignores_one_in_a_backend() {
 fn logasap_and_unique_ids() {
     let (hold, named) = (holding_upstream(), named_upstream("n"));
     let (sink, to) = sink();
-    let (asap, uid) = (free_port(), free_port());
+    let (asap, uid, uid2) = (free_port(), free_port(), free_port());
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          \x20   log {to} format raw local0\n\
          frontend asap\n    bind 127.0.0.1:{asap}\n    option tcplog\n    option logasap\n    default_backend held\n\
          frontend uid\n    bind 127.0.0.1:{uid}\n    unique-id-format %ci:%cp_%f\n    unique-id-header X-Unique-ID\n\
          \x20   log-format \"UID %ID %{{+Q}}ID\"\n    default_backend named\n\
+         frontend uid2\n    bind 127.0.0.1:{uid2}\n    unique-id-format %rt:%B\n\
+         \x20   tcp-request content set-var(txn.u) unique-id\n\
+         \x20   log-format \"U2 %cp %ID %[var(txn.u)] %[unique-id] %B\"\n    default_backend named\n\
          backend held\n    server h 127.0.0.1:{hold}\n\
          backend named\n    server n 127.0.0.1:{named}\n"
     );
     let mut h = Harp::spawn(&cfg, &[]);
     h.wait_port(asap);
     h.wait_port(uid);
+    h.wait_port(uid2);
     // the session is still open when its line arrives
     let c = TcpStream::connect(("127.0.0.1", asap)).expect("connect");
     let cport = c.local_addr().expect("addr").port();
@@ -324,7 +328,15 @@ fn logasap_and_unique_ids() {
     assert_eq!(
         line,
         format!("UID 127.0.0.1:{cport}_uid \"127.0.0.1:{cport}_uid\"")
+    ); // an id a rule asked for is built then (`%B` 0) and kept for the log line
+    let (_, cport) = talk(uid2, "x");
+    let line = line_starting(&sink, &format!("U2 {cport} "));
+    let f: Vec<&str> = line.split(' ').collect();
+    assert!(
+        f[2].ends_with(":0") && f[2] == f[3] && f[3] == f[4],
+        "{line}"
     );
+    assert_eq!(f[5], "2", "{line}");
 }
 
 /// `experimental-mode on` lists `set var` in `help`, with HAProxy's line.

@@ -51,6 +51,8 @@ pub enum Fetch {
     Converted(Box<Fetch>, Vec<super::convert::Conv>),
     /// `capture.req.hdr(<idx>)`: what a `tcp-request content capture` stored in that slot.
     CaptureReq(usize),
+    /// `unique-id`: the stream's unique id.
+    UniqueId,
     /// `var(<name>[,<default>])`: a variable's value, else the default as text.
     Var(super::vars::VarName, Option<Vec<u8>>),
     /// A constant: `str(<text>)`, `int(<n>)`, `bool(<b>)`, `bin(<hex>)`, `ipv4(<a>)`,
@@ -115,6 +117,11 @@ pub trait Env {
     fn stream(&self) -> Option<StreamInfo<'_>> {
         None
     }
+    /// The stream's unique id (`unique-id`): built from `unique-id-format` at first use, the
+    /// same afterwards. `None` without a format.
+    fn unique_id(&self) -> Option<Vec<u8>> {
+        None
+    }
     /// `tcp-request content capture`: stores `v` in capture slot `slot`.
     fn capture(&self, _slot: usize, _v: Vec<u8>) {}
     /// What capture slot `slot` holds (`capture.req.hdr(<slot>)`).
@@ -160,6 +167,8 @@ pub struct StreamInfo<'a> {
     pub accepted: std::time::SystemTime,
     /// The stream's number (`%rt`).
     pub id: u64,
+    /// The frontend's `unique-id-format`, if any.
+    pub unique_id_format: Option<&'a super::logformat::LogFormat>,
 }
 
 /// A sample, or why there is none.
@@ -284,6 +293,7 @@ pub const NAMES: &[&str] = &[
     "srv_conn",
     "var",
     "capture.req.hdr",
+    "unique-id",
     "str",
     "int",
     "bool",
@@ -423,6 +433,7 @@ impl Fetch {
                 let name = super::vars::VarName::parse(&a[0]).map_err(bad)?;
                 Fetch::Var(name, a.get(1).map(|d| d.as_bytes().to_vec()))
             }
+            "unique-id" => no_args(Fetch::UniqueId)?,
             "capture.req.hdr" => {
                 let a = args.unwrap_or("").trim();
                 match a.parse::<usize>() {
@@ -469,7 +480,7 @@ impl Fetch {
                 Method::Bool
             }
             Fetch::Src | Fetch::Dst => Method::Ip,
-            Fetch::ReqSslSni | Fetch::CaptureReq(_) => Method::Str,
+            Fetch::ReqSslSni | Fetch::CaptureReq(_) | Fetch::UniqueId => Method::Str,
             Fetch::ReqPayload(..) | Fetch::Var(..) => return None,
             Fetch::Const(_, v) => match v {
                 Some(Value::Bool(_)) => Method::Bool,
@@ -532,6 +543,7 @@ impl Fetch {
             Fetch::Converted(base, _) => base.keyword(),
             Fetch::Var(..) => "var",
             Fetch::CaptureReq(_) => "capture.req.hdr",
+            Fetch::UniqueId => "unique-id",
             Fetch::Const(kw, _) => kw,
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
@@ -701,6 +713,7 @@ impl Fetch {
             Fetch::Stick(_, f) => opt(env.stick(f).map(Value::Int)),
             Fetch::Const(_, v) => opt(v.clone()),
             Fetch::CaptureReq(i) => opt(env.captured(*i).map(Value::Str)),
+            Fetch::UniqueId => opt(env.unique_id().map(Value::Str)),
             Fetch::Var(name, default) => match env.var(name) {
                 super::vars::Got::Val(v) => val(v),
                 super::vars::Got::Unset => opt(default.clone().map(Value::Str)),

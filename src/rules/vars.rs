@@ -255,6 +255,8 @@ struct Store {
     items: Vec<Item>,
     /// `tcp-request content capture` slots, by index.
     caps: Vec<Option<Vec<u8>>>,
+    /// The stream's unique id once built (`unique-id-format`): built once, at first use.
+    uid: Option<String>,
 }
 
 /// A session's variables (`sess`, `txn`, `req`, `res`). Few per session: a list beats a map;
@@ -353,6 +355,16 @@ impl SessVars {
     /// What `slot` captured.
     pub fn captured(&self, slot: usize) -> Option<Vec<u8>> {
         self.store.as_ref()?.caps.get(slot)?.clone()
+    }
+
+    /// The stream's unique id, if built already.
+    pub fn unique_id(&self) -> Option<String> {
+        self.store.as_ref()?.uid.clone()
+    }
+
+    /// Keeps the stream's unique id.
+    pub fn set_unique_id(&mut self, id: String) {
+        self.store.get_or_insert_with(Default::default).uid = Some(id);
     }
 
     /// Every slot's capture, in order (`%hr`).

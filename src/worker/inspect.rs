@@ -63,6 +63,11 @@ impl<'a> SessEnv<'a> {
         }
     }
 
+    /// The stream's unique id, if something built it already.
+    pub(crate) fn built_unique_id(&self) -> Option<String> {
+        self.with_vars(|s| s.unique_id())
+    }
+
     /// The same session once its stream exists (content rules, backend choice, logs).
     pub(crate) fn in_stream(self, stream: StreamInfo<'a>) -> SessEnv<'a> {
         SessEnv {
@@ -136,6 +141,16 @@ impl Env for SessEnv<'_> {
             Scope::Check => false,
             _ => self.with_vars(|v| v.set(name, value, conds)),
         }
+    }
+
+    fn unique_id(&self) -> Option<Vec<u8>> {
+        if let Some(id) = self.with_vars(|s| s.unique_id()) {
+            return Some(id.into_bytes());
+        }
+        let format = self.stream?.unique_id_format?;
+        let id = format.render(&crate::rules::logformat::Facts::from_env(self), self);
+        self.with_vars(|s| s.set_unique_id(id.clone()));
+        Some(id.into_bytes())
     }
 
     fn capture(&self, slot: usize, v: Vec<u8>) {

@@ -733,6 +733,7 @@ pub(crate) async fn run<R: Rt>(
             backend: &fe.name,
             accepted,
             id: req_id,
+            unique_id_format: fe.config.unique_id.as_deref(),
         });
         // a frontend that logs without a format: HAProxy's line at accept
         if fe.config.session_log.is_none() && has_logs(&ctx, &fe) {
@@ -801,6 +802,7 @@ pub(crate) async fn run<R: Rt>(
                     backend: &be.name,
                     accepted,
                     id: req_id,
+                    unique_id_format: fe.config.unique_id.as_deref(),
                 });
                 denied = content_rules::<R>(
                     &env,
@@ -832,6 +834,7 @@ pub(crate) async fn run<R: Rt>(
                             backend: &be.name,
                             accepted,
                             id: req_id,
+                            unique_id_format: fe.config.unique_id.as_deref(),
                         });
                         inspect::sticking(&be, &env, &fronted.early)
                     });
@@ -852,6 +855,7 @@ pub(crate) async fn run<R: Rt>(
                                 backend: &be.name,
                                 accepted,
                                 id: req_id,
+                                unique_id_format: fe.config.unique_id.as_deref(),
                             });
                             inspect::use_server(&be, &env, &fronted.early)
                         })
@@ -959,6 +963,7 @@ pub(crate) async fn run<R: Rt>(
                                 backend: &be.name,
                                 accepted,
                                 id: req_id,
+                                unique_id_format: fe.config.unique_id.as_deref(),
                             });
                             emit_line(&ctx, &fe, format, facts, &env);
                         }
@@ -1078,6 +1083,7 @@ pub(crate) async fn run<R: Rt>(
             backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
             accepted,
             id: req_id,
+            unique_id_format: fe.config.unique_id.as_deref(),
         });
         emit_line(&ctx, &fe, format, facts, &env);
     }
@@ -1146,9 +1152,12 @@ fn req_captures(fe: &Proxy, vars: &Cell<SessVars>) -> Vec<Option<Vec<u8>>> {
 /// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
 fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &SessEnv) {
     facts.log_count = fe.counters.log_count.load(Ordering::Relaxed);
-    // `%ID`: the stream's unique id, built when the line needs it, as HAProxy does
+    // `%ID`: the stream's unique id: the one a rule built, else built now, as HAProxy does
     let id = match &fe.config.unique_id {
-        Some(u) if format.prints_unique_id() => Some(u.render(&facts, env)),
+        Some(u) if format.prints_unique_id() => Some(
+            env.built_unique_id()
+                .unwrap_or_else(|| u.render(&facts, env)),
+        ),
         _ => None,
     };
     let facts = Facts {
