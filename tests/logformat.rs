@@ -384,3 +384,34 @@ fn captures_are_logged_as_haproxy_logs_them() {
         "C hr={He|hel#7Co|} hrl=He hel#7Co - q=\"He\" \"hel#7Co\" \"\" c0=He c1=hel|o c2=- c3=-"
     );
 }
+
+/// `error-log-format`: the line of a connection whose PROXY header was broken, as HAProxy
+/// renders that session it never made; without it, the legacy text.
+#[test]
+fn error_log_format_for_a_broken_proxy_header() {
+    let a = named_upstream("a");
+    let (sink, to) = sink();
+    let (with, without) = (free_port(), free_port());
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   log {to} format raw local0\n\
+         frontend fe\n    bind 127.0.0.1:{with} accept-proxy\n    option tcplog\n\
+         \x20   error-log-format \"ERR %ci:%cp %f %ts %B %U %s %b\"\n    default_backend be\n\
+         frontend legacy\n    bind 127.0.0.1:{without} accept-proxy name b1\n    option tcplog\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{a}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(with);
+    h.wait_port(without);
+    let (_, cport) = talk(with, "GET / HTTP/1.0\r\n\r\n");
+    let line = line_starting(&sink, &format!("ERR 127.0.0.1:{cport} "));
+    assert_eq!(line, format!("ERR 127.0.0.1:{cport} fe PR 0 0 <NOSRV> fe"));
+    let (_, cport) = talk(without, "GET / HTTP/1.0\r\n\r\n");
+    let line = line_starting(&sink, &format!("127.0.0.1:{cport} "));
+    assert!(
+        line.ends_with(
+            "] legacy/b1: Received something which does not look like a PROXY protocol header"
+        ),
+        "{line}"
+    );
+}

@@ -1093,6 +1093,11 @@ pub struct ProxyConfig {
     /// `log-format <fmt>` as written and where (the last of it and `option tcplog` wins; the
     /// format is compiled once the proxy is complete, for each proxy that inherits it).
     pub log_format: Option<(String, Location)>,
+    /// `error-log-format <fmt>` as written and where: the line of a connection that never
+    /// became a session (a PROXY header error), instead of HAProxy's legacy text.
+    pub error_log_format: Option<(String, Location)>,
+    /// The compiled `error-log-format`. Set by the config check.
+    pub error_log: Option<std::sync::Arc<crate::rules::logformat::LogFormat>>,
     /// `unique-id-format <fmt>` as written and where (compiled with the log format).
     pub unique_id_format: Option<(String, Location)>,
     /// The compiled `unique-id-format`: what `%ID` prints. Set by the config check.
@@ -1185,6 +1190,8 @@ impl ProxyConfig {
             tcplog: false,
             log_format: None,
             unique_id_format: None,
+            error_log_format: None,
+            error_log: None,
             unique_id: None,
             session_log: None,
             logs: Vec::new(),

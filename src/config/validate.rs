@@ -85,6 +85,16 @@ fn session_logs(p: &mut Parser) {
         if !px.cap.frontend {
             continue;
         }
+        if let Some((fmt, at)) = &px.error_log_format {
+            match LogFormat::parse(fmt, &px.name, &(at.file.clone(), at.line), Use::Log) {
+                Ok(f) if !f.is_empty() => px.error_log = Some(std::sync::Arc::new(f)),
+                Ok(_) => {}
+                Err(e) => errors.push((
+                    at.clone(),
+                    format!("failed to parse error-log-format : {e}."),
+                )),
+            }
+        }
         let (fmt, at) = match &px.log_format {
             Some((f, at)) => (f.as_str(), Some(at.clone())),
             None if px.tcplog => (TCPLOG, None),

@@ -667,9 +667,41 @@ pub(crate) async fn run<R: Rt>(
                 // (HAProxy logs it only where it logs sessions, `option tcplog`, and not for a
                 // connection that sent nothing under `option dontlognull`)
                 let null = got == 0 && fe.config.dontlognull;
-                if fe.config.session_log.is_some() && !null {
-                    let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
-                    log_line(&ctx, &fe, &line);
+                let logs = fe.config.session_log.is_some() || fe.config.error_log.is_some();
+                if logs && !null && has_logs(&ctx, &fe) {
+                    match &fe.config.error_log {
+                        // `error-log-format`: the session HAProxy never made, as it renders it
+                        // (`PR`, no server, the frontend as backend, no timers but the total)
+                        Some(format) => {
+                            let facts = Facts {
+                                client: Some(peer),
+                                frontend_addr: client.local_addr().ok(),
+                                accepted: Some(accepted),
+                                frontend: &fe.name,
+                                backend: &fe.name,
+                                server: "<NOSRV>",
+                                tw: -1,
+                                tc: -1,
+                                connected: -1,
+                                tt: tries.t0.elapsed().as_millis() as i64,
+                                ts: *b"PR",
+                                conns: [
+                                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                                    fe.counters.cur_sess.load(Ordering::Relaxed),
+                                    0,
+                                    0,
+                                ],
+                                req_id: ctx.reg.counters.cum_req.load(Ordering::Relaxed),
+                                ..Facts::default()
+                            };
+                            let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars);
+                            emit_line(&ctx, &fe, format, facts, &env);
+                        }
+                        None => {
+                            let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
+                            log_line(&ctx, &fe, &line);
+                        }
+                    }
                 }
                 // not a session for HAProxy's `stot` either (a connection all the same)
                 fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);

@@ -816,7 +816,33 @@ pub(crate) fn parse(
             Some(_) => Ok(()),
             None => Err("unique-id-header expects an argument.".into()),
         },
-        "errorfile" | "log-format-sd" | "error-log-format" => {
+        "error-log-format" => {
+            let Some(fmt) = words.get(1).filter(|f| !f.is_empty()) else {
+                return Err("error-log-format expects an argument.".into());
+            };
+            if words.len() > 2 {
+                return Err(
+                    "error-log-format expects only one argument, don't forget to escape spaces!"
+                        .into(),
+                );
+            }
+            if kind(p) == "backend" {
+                ctx.warn(format!(
+                    "backend '{}' : 'error-log-format' directive is ignored in backends.",
+                    p.name
+                ));
+                return Ok(());
+            }
+            if kind(p) == "defaults" && p.error_log_format.is_some() {
+                ctx.warn(
+                    "'error-log-format' overrides previous 'error-log-format' in 'defaults' section."
+                        .to_string(),
+                );
+            }
+            p.error_log_format = Some((fmt.clone(), ctx.loc.clone()));
+            Ok(())
+        }
+        "errorfile" | "log-format-sd" => {
             ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
             Ok(())
         }
