@@ -415,3 +415,46 @@ fn error_log_format_for_a_broken_proxy_header() {
         "{line}"
     );
 }
+
+/// `option dontlog-normal` logs failed sessions only, and `option log-separate-errors` sends
+/// them at `err` (`<131>` for local0), as HAProxy does.
+#[test]
+fn only_failed_sessions_at_err() {
+    let a = named_upstream("a");
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let (sink, to) = sink();
+    let (good, bad) = (free_port(), free_port());
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   retries 0\n    log {to} local0\n    option tcplog\n    option dontlog-normal\n    option log-separate-errors\n\
+         frontend good\n    bind 127.0.0.1:{good}\n    default_backend up\n\
+         frontend bad\n    bind 127.0.0.1:{bad}\n    default_backend down\n\
+         backend up\n    server s1 127.0.0.1:{a}\n\
+         backend down\n    server s2 127.0.0.1:{dead}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(good);
+    h.wait_port(bad);
+    let (got, gport) = talk(good, "x");
+    assert_eq!(got, "a");
+    let (_, bport) = talk(bad, "x");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sink
+            .recv(&mut buf)
+            .expect("a log line for the failed session");
+        let l = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(
+            !l.contains(&format!("127.0.0.1:{gport} ")),
+            "a normal session was logged: {l}"
+        );
+        if l.contains(&format!("127.0.0.1:{bport} ")) {
+            assert!(l.starts_with("<131>"), "{l}");
+            assert!(l.contains(" bad down/s2 ") && l.contains(" SC "), "{l}");
+            break;
+        }
+    }
+}

@@ -1115,6 +1115,11 @@ pub struct ProxyConfig {
     /// `option logasap`: a session is logged once its server connection is made, its total
     /// time and byte count (what is known then) marked with `+`.
     pub logasap: bool,
+    /// `option log-separate-errors`: a session that failed (an error state, a retry, a
+    /// redispatch) is logged at `err` rather than `info`.
+    pub log_separate_errors: bool,
+    /// `option dontlog-normal`: only such failed sessions are logged.
+    pub dontlog_normal: bool,
     /// `option splice-*` / `no option splice-*`.
     pub splice: Splice,
     /// `option clitcpka` (or `tcpka`) and `clitcpka-*`: keepalive probes on client connections.
@@ -1154,6 +1159,8 @@ impl ProxyConfig {
             log_tag: None,
             dontlognull: false,
             logasap: false,
+            log_separate_errors: false,
+            dontlog_normal: false,
             cap,
             id: None,
             forced_id: false,

@@ -20,6 +20,8 @@ pub(crate) const WARNING: u8 = 4;
 pub(crate) const NOTICE: u8 = 5;
 /// Traffic logs (`tcplog`).
 pub(crate) const INFO: u8 = 6;
+/// Failed sessions under `option log-separate-errors`.
+pub(crate) const ERR: u8 = 3;
 
 /// The severity target `t` takes a line of `severity` at (its `[level [minlevel]]`), or `None`.
 fn level_for(t: &LogTarget, severity: u8) -> Option<u8> {

@@ -638,6 +638,15 @@ pub struct Facts<'a> {
 }
 
 impl Facts<'_> {
+    /// HAProxy's `strm_log` error test: a redispatch, a termination cause other than none or
+    /// local, or retries on a session that ended well (what `option log-separate-errors`
+    /// raises and `option dontlog-normal` keeps).
+    pub fn is_error(&self) -> bool {
+        self.redispatched
+            || !matches!(self.ts[0], b'-' | b'L')
+            || (self.ts[0] == b'-' && self.retries > 0)
+    }
+
     /// A session seen by rules: its addresses, and its stream as far as it goes (no server
     /// yet, the clock not stopped: `%Tt` is 0, as in HAProxy).
     pub fn from_env<'e>(env: &'e dyn Env) -> Facts<'e> {

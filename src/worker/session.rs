@@ -21,6 +21,7 @@ use super::sockopt;
 use super::tcplog;
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
+use crate::logging::targets::{ERR, INFO};
 use crate::model::{KillCause, Proxy, ProxyCounters, QueueOf, Server, ServerCounters, Ticket};
 use crate::proxy_protocol::Parsed;
 use crate::rules::fetch::StreamInfo;
@@ -699,7 +700,8 @@ pub(crate) async fn run<R: Rt>(
                         }
                         None => {
                             let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
-                            log_line(&ctx, &fe, &line);
+                            // a session that never was: an error, `err` if asked
+                            log_line(&ctx, &fe, &line, level_of(&fe, true));
                         }
                     }
                 }
@@ -776,7 +778,7 @@ pub(crate) async fn run<R: Rt>(
                     tcplog::addr(to),
                     fe.name
                 );
-                log_line(&ctx, &fe, &line);
+                log_line(&ctx, &fe, &line, INFO);
             }
         }
         // the frontend's content rules, then its `use_backend` rules (the log then names the
@@ -1183,6 +1185,11 @@ fn req_captures(fe: &Proxy, vars: &Cell<SessVars>) -> Vec<Option<Vec<u8>>> {
 
 /// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
 fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &SessEnv) {
+    let error = facts.is_error();
+    // `option dontlog-normal`: only failed sessions
+    if fe.config.dontlog_normal && !error {
+        return;
+    }
     facts.log_count = fe.counters.log_count.load(Ordering::Relaxed);
     // `%ID`: the stream's unique id: the one a rule built, else built now, as HAProxy does
     let id = match &fe.config.unique_id {
@@ -1199,12 +1206,22 @@ fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &
     let line = format.render(&facts, env);
     if !line.is_empty() {
         fe.counters.log_count.fetch_add(1, Ordering::Relaxed);
-        log_line(ctx, fe, &line);
+        log_line(ctx, fe, &line, level_of(fe, error));
+    }
+}
+
+/// The syslog level of a session's line: `err` for a failed one under `option
+/// log-separate-errors`, else `info`.
+fn level_of(fe: &Proxy, error: bool) -> u8 {
+    if error && fe.config.log_separate_errors {
+        ERR
+    } else {
+        INFO
     }
 }
 
 /// Sends a log line to the frontend's `log` targets.
-fn log_line(ctx: &Ctx, fe: &Proxy, line: &str) {
+fn log_line(ctx: &Ctx, fe: &Proxy, line: &str, level: u8) {
     let global = &ctx.reg.config.global.logs;
     let mut targets: Vec<&LogTarget> = Vec::new();
     for t in &fe.config.logs {
@@ -1214,12 +1231,9 @@ fn log_line(ctx: &Ctx, fe: &Proxy, line: &str) {
         }
     }
     if !targets.is_empty() {
-        ctx.logs.borrow_mut().send(
-            &targets,
-            crate::logging::targets::INFO,
-            ctx.reg.log_tag(fe),
-            line,
-        );
+        ctx.logs
+            .borrow_mut()
+            .send(&targets, level, ctx.reg.log_tag(fe), line);
     }
 }
 

@@ -1304,7 +1304,14 @@ fn option(
             }
             Ok(())
         }
-        "tcp-smart-accept" | "tcp-smart-connect" | "abortonclose" | "log-separate-errors" => {
+        "log-separate-errors" => {
+            simple(words)?;
+            if !lacks(p, true, "log-separate-errors", ctx) {
+                p.log_separate_errors = flag;
+            }
+            Ok(())
+        }
+        "tcp-smart-accept" | "tcp-smart-connect" | "abortonclose" => {
             ctx.warn(format!("'{full}' has no effect in harp; ignored."));
             Ok(())
         }
@@ -1346,9 +1353,10 @@ fn option(
             Ok(())
         }
         "dontlog-normal" => {
-            ctx.warn(format!(
-                "'{full}' is not supported by harp; every session is logged."
-            ));
+            simple(words)?;
+            if !lacks(p, true, "dontlog-normal", ctx) {
+                p.dontlog_normal = flag;
+            }
             Ok(())
         }
         "transparent" | "spop-check" | "external-check" | "persist" => {
