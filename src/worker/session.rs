@@ -943,65 +943,68 @@ pub(crate) async fn run<R: Rt>(
                     // a format with nothing of the session's end (no bytes, timers, counts
                     // or state), or `option logasap`: logged now, as HAProxy's
                     // `back_establish` does
-                    let asap = fe.config.logasap;
-                    let early = fe.config.session_log.as_ref();
-                    if let Some(format) = early.filter(|f| asap || !f.waits_for_end()) {
-                        if has_logs(&ctx, &fe) {
-                            let facts = Facts {
-                                client: Some(peer),
-                                frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
-                                    format
-                                        .reads_frontend_addr()
-                                        .then(|| client.local_addr().ok())
-                                        .flatten()
-                                }),
-                                backend_src: format
-                                    .reads_backend_src()
-                                    .then(|| server.local_addr().ok())
-                                    .flatten(),
-                                server_addr: Some(srv.addr()),
-                                accepted: Some(accepted),
-                                frontend: &fe.name,
-                                backend: &be.name,
-                                server: &srv.name,
-                                tw: tries.tw,
-                                tc,
-                                connected,
-                                tt: connected,
-                                ts: *b"--",
-                                // this session counted everywhere, as HAProxy's are then
-                                conns: [
-                                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
-                                    fe.counters.cur_sess.load(Ordering::Relaxed),
-                                    be.counters.cur_sess.load(Ordering::Relaxed),
-                                    srv.counters.cur_sess.load(Ordering::Relaxed),
-                                ],
-                                retries: tries.retries,
-                                redispatched: tries.redispatched,
-                                queues: tries.queue_pos,
-                                req_id,
-                                logasap: asap,
-                                req_caps: req_captures(&fe, &vars),
-                                ..Facts::default()
-                            };
-                            let env = SessEnv::new(
-                                &ctx.reg,
-                                &client,
-                                peer,
-                                fronted.addrs.map(|(_, d)| d),
-                                &sc,
-                                &vars,
-                            )
-                            .in_stream(StreamInfo {
-                                frontend: &fe.name,
-                                backend: &be.name,
-                                accepted,
-                                id: req_id,
-                                unique_id_format: fe.config.unique_id.as_deref(),
-                            });
-                            emit_line(&ctx, &fe, format, facts, &env);
+                    // (in a block: nothing of it is kept while the session forwards)
+                    {
+                        let asap = fe.config.logasap;
+                        let early = fe.config.session_log.as_ref();
+                        if let Some(format) = early.filter(|f| asap || !f.waits_for_end()) {
+                            if has_logs(&ctx, &fe) {
+                                let facts = Facts {
+                                    client: Some(peer),
+                                    frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
+                                        format
+                                            .reads_frontend_addr()
+                                            .then(|| client.local_addr().ok())
+                                            .flatten()
+                                    }),
+                                    backend_src: format
+                                        .reads_backend_src()
+                                        .then(|| server.local_addr().ok())
+                                        .flatten(),
+                                    server_addr: Some(srv.addr()),
+                                    accepted: Some(accepted),
+                                    frontend: &fe.name,
+                                    backend: &be.name,
+                                    server: &srv.name,
+                                    tw: tries.tw,
+                                    tc,
+                                    connected,
+                                    tt: connected,
+                                    ts: *b"--",
+                                    // this session counted everywhere, as HAProxy's are then
+                                    conns: [
+                                        ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                                        fe.counters.cur_sess.load(Ordering::Relaxed),
+                                        be.counters.cur_sess.load(Ordering::Relaxed),
+                                        srv.counters.cur_sess.load(Ordering::Relaxed),
+                                    ],
+                                    retries: tries.retries,
+                                    redispatched: tries.redispatched,
+                                    queues: tries.queue_pos,
+                                    req_id,
+                                    logasap: asap,
+                                    req_caps: req_captures(&fe, &vars),
+                                    ..Facts::default()
+                                };
+                                let env = SessEnv::new(
+                                    &ctx.reg,
+                                    &client,
+                                    peer,
+                                    fronted.addrs.map(|(_, d)| d),
+                                    &sc,
+                                    &vars,
+                                )
+                                .in_stream(StreamInfo {
+                                    frontend: &fe.name,
+                                    backend: &be.name,
+                                    accepted,
+                                    id: req_id,
+                                    unique_id_format: fe.config.unique_id.as_deref(),
+                                });
+                                emit_line(&ctx, &fe, format, facts, &env);
+                            }
+                            logged = true;
                         }
-                        logged = true;
                     }
                     g.srv = Some(srv.clone());
                     if let Err(e) = send_first::<R>(&srv, &client, peer, &fronted, &server).await {
