@@ -1,7 +1,8 @@
 //! The PROXY protocol (HAProxy's `proxy-protocol.txt`), both ways. A server with `send-proxy` or
 //! `send-proxy-v2` gets a header before the client's first byte, so that it sees the client's
-//! address instead of harp's: byte for byte what HAProxy sends in TCP mode (no TLVs in v2, an
-//! IPv4 address written as IPv4-mapped IPv6 when the other one is IPv6). A `bind` with
+//! address instead of harp's: byte for byte what HAProxy sends in TCP mode (in v2, only the
+//! unique id's TLV, with `proxy-v2-options unique-id`; an IPv4 address written as
+//! IPv4-mapped IPv6 when the other one is IPv6). A `bind` with
 //! `accept-proxy` expects one from the load balancer in front and takes the client's address
 //! from it ([`parse`]).
 
@@ -28,9 +29,32 @@ pub fn check_header(v: ProxyProtocol, local: SocketAddr, peer: SocketAddr) -> Ve
 
 /// The header for a connection from `src` (the client) to `dst` (the address it connected to).
 pub fn header(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    header_with(v, src, dst, None)
+}
+
+/// [`header`], a v2 one carrying the stream's unique id when given (`proxy-v2-options
+/// unique-id`): a `PP2_TYPE_UNIQUE_ID` (0x05) TLV after the addresses, counted in the length.
+pub fn header_with(
+    v: ProxyProtocol,
+    src: SocketAddr,
+    dst: SocketAddr,
+    unique_id: Option<&[u8]>,
+) -> Vec<u8> {
     match v {
         ProxyProtocol::V1 => v1(src, dst).into_bytes(),
-        ProxyProtocol::V2 => v2(src, dst),
+        ProxyProtocol::V2 => {
+            let mut h = v2(src, dst);
+            if let Some(id) = unique_id {
+                // a TLV's length is 16 bits: HAProxy's ids are far shorter
+                let id = &id[..id.len().min(u16::MAX as usize - 3)];
+                h.push(0x05);
+                h.extend_from_slice(&(id.len() as u16).to_be_bytes());
+                h.extend_from_slice(id);
+                let len = (h.len() - 16) as u16;
+                h[14..16].copy_from_slice(&len.to_be_bytes());
+            }
+            h
+        }
     }
 }
 
@@ -241,6 +265,19 @@ fn parse_v2(buf: &[u8]) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v2_header_carries_the_unique_id_as_haproxy_sends_it() {
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let dst: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let h = header_with(ProxyProtocol::V2, src, dst, Some(b"fe-x"));
+        assert_eq!(&h[14..16], &(12u16 + 3 + 4).to_be_bytes());
+        assert_eq!(&h[28..], b"\x05\x00\x04fe-x");
+        assert_eq!(
+            header_with(ProxyProtocol::V2, src, dst, None),
+            header(ProxyProtocol::V2, src, dst)
+        );
+    }
 
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -458,3 +458,45 @@ fn only_failed_sessions_at_err() {
         }
     }
 }
+
+/// `proxy-v2-options unique-id`: the PROXY v2 header carries the stream's unique id (TLV
+/// 0x05), the bytes HAProxy 2.6 sends for the same config.
+#[test]
+fn proxy_v2_header_carries_the_unique_id() {
+    // a server that sends back the first bytes it gets
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut b = [0u8; 256];
+                // the header (28 bytes with IPv4 addresses), the TLV and the client's "x"
+                while got.len() < 28 + 3 + 4 + 1 {
+                    match c.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = c.write_all(&got);
+            });
+        }
+    });
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    unique-id-format %f-x\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up} send-proxy-v2 proxy-v2-options unique-id\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(b"x").expect("send");
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert!(got.len() >= 36, "{got:?}");
+    assert_eq!(&got[12..16], &[0x21, 0x11, 0x00, 12 + 3 + 4]);
+    assert_eq!(&got[28..], b"\x05\x00\x04fe-xx");
+}

@@ -815,6 +815,9 @@ pub struct ServerParams {
     pub send_proxy: bool,
     /// `send-proxy-v2`: the binary v2 header instead (wins over `send-proxy`, as in HAProxy).
     pub send_proxy_v2: bool,
+    /// `proxy-v2-options unique-id`: the v2 header carries the stream's unique id (a
+    /// `PP2_TYPE_UNIQUE_ID` TLV) when the frontend has a `unique-id-format`.
+    pub pp2_unique_id: bool,
     /// `check-send-proxy`: checks send a PROXY header even to a check `port`/`addr` (v2 when
     /// the server sends v2, else v1).
     pub check_send_proxy: bool,
@@ -936,6 +939,7 @@ impl Default for ServerParams {
             shutdown_backup_on_up: false,
             send_proxy: false,
             send_proxy_v2: false,
+            pp2_unique_id: false,
             check_send_proxy: false,
             source: None,
             fqdn: None,

@@ -1007,7 +1007,35 @@ pub(crate) async fn run<R: Rt>(
                         }
                     }
                     g.srv = Some(srv.clone());
-                    if let Err(e) = send_first::<R>(&srv, &client, peer, &fronted, &server).await {
+                    // `proxy-v2-options unique-id`: the stream's id, built now if nothing
+                    // asked for it before (the log line reuses it); nothing of it (nor of the
+                    // sending) is kept while the session forwards
+                    let uid = {
+                        let v2 =
+                            srv.params.proxy_protocol() == Some(crate::config::ProxyProtocol::V2);
+                        (v2 && srv.params.pp2_unique_id)
+                            .then(|| {
+                                SessEnv::new(
+                                    &ctx.reg,
+                                    &client,
+                                    peer,
+                                    fronted.addrs.map(|(_, d)| d),
+                                    &sc,
+                                    &vars,
+                                )
+                                .in_stream(StreamInfo {
+                                    frontend: &fe.name,
+                                    backend: &be.name,
+                                    accepted,
+                                    id: req_id,
+                                    unique_id_format: fe.config.unique_id.as_deref(),
+                                })
+                                .unique_id()
+                            })
+                            .flatten()
+                    };
+                    let sent = send_first::<R>(&srv, &client, peer, &fronted, &server, uid).await;
+                    if let Err(e) = sent {
                         // a failed connection, as in HAProxy, where the send is part of it
                         tracing::debug!(server = %srv.name, error = %e, "PROXY header not sent");
                         failed_connection(&be, Some(&srv));
@@ -1291,6 +1319,7 @@ async fn send_first<R: Rt>(
     peer: SocketAddr,
     fronted: &Fronted,
     server: &TcpStream,
+    unique_id: Option<Vec<u8>>,
 ) -> io::Result<()> {
     let mut first = match srv.params.proxy_protocol() {
         Some(v) => {
@@ -1298,7 +1327,7 @@ async fn send_first<R: Rt>(
                 Some((_, dst)) => dst,
                 None => client.local_addr()?,
             };
-            crate::proxy_protocol::header(v, peer, dst)
+            crate::proxy_protocol::header_with(v, peer, dst, unique_id.as_deref())
         }
         None => Vec::new(),
     };

@@ -379,10 +379,26 @@ pub(crate) fn apply_keywords(
             }
             "minconn" => p.minconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
             "proxy-v2-options" => {
-                val()?;
-                ctx.warn(format!(
-                    "server keyword '{kw}' is not supported by harp; ignored."
-                ));
+                // HAProxy's list; harp terminates no TLS, so only `unique-id` adds a TLV
+                let mut ignored = Vec::new();
+                for o in val()?.split(',') {
+                    match o {
+                        "unique-id" => p.pp2_unique_id = true,
+                        "ssl" | "cert-cn" | "ssl-cipher" | "cert-sig" | "cert-key" | "authority"
+                        | "crc32c" => ignored.push(o),
+                        _ => {
+                            return Err(format!(
+                                "'{kw}' : failed to parse '{o}' as a proxy-v2 option."
+                            ))
+                        }
+                    }
+                }
+                if !ignored.is_empty() {
+                    ctx.warn(format!(
+                        "server keyword '{kw}' : '{}' not supported by harp (no TLS is terminated, no CRC is sent); ignored.",
+                        ignored.join(",")
+                    ));
+                }
             }
             "tfo" => {
                 // HAProxy sends a SYN with data only on a first attempt whose request is in its
