@@ -1010,32 +1010,36 @@ pub(crate) async fn run<R: Rt>(
                     // `proxy-v2-options unique-id`: the stream's id, built now if nothing
                     // asked for it before (the log line reuses it); nothing of it (nor of the
                     // sending) is kept while the session forwards
-                    let uid = {
-                        let v2 =
-                            srv.params.proxy_protocol() == Some(crate::config::ProxyProtocol::V2);
-                        (v2 && srv.params.pp2_unique_id)
-                            .then(|| {
-                                SessEnv::new(
-                                    &ctx.reg,
-                                    &client,
-                                    peer,
-                                    fronted.addrs.map(|(_, d)| d),
-                                    &sc,
-                                    &vars,
-                                )
-                                .in_stream(StreamInfo {
-                                    frontend: &fe.name,
-                                    backend: &be.name,
-                                    accepted,
-                                    id: req_id,
-                                    unique_id_format: fe.config.unique_id.as_deref(),
+                    let failed = {
+                        let uid = {
+                            let v2 = srv.params.proxy_protocol()
+                                == Some(crate::config::ProxyProtocol::V2);
+                            (v2 && srv.params.pp2_unique_id)
+                                .then(|| {
+                                    SessEnv::new(
+                                        &ctx.reg,
+                                        &client,
+                                        peer,
+                                        fronted.addrs.map(|(_, d)| d),
+                                        &sc,
+                                        &vars,
+                                    )
+                                    .in_stream(StreamInfo {
+                                        frontend: &fe.name,
+                                        backend: &be.name,
+                                        accepted,
+                                        id: req_id,
+                                        unique_id_format: fe.config.unique_id.as_deref(),
+                                    })
+                                    .unique_id()
                                 })
-                                .unique_id()
-                            })
-                            .flatten()
+                                .flatten()
+                        };
+                        send_first::<R>(&srv, &client, peer, &fronted, &server, uid)
+                            .await
+                            .err()
                     };
-                    let sent = send_first::<R>(&srv, &client, peer, &fronted, &server, uid).await;
-                    if let Err(e) = sent {
+                    if let Some(e) = failed {
                         // a failed connection, as in HAProxy, where the send is part of it
                         tracing::debug!(server = %srv.name, error = %e, "PROXY header not sent");
                         failed_connection(&be, Some(&srv));
