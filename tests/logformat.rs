@@ -532,3 +532,32 @@ fn dates_follow_the_local_time_zone() {
     assert_eq!(hour(t), hour(tl), "{line}");
     assert_eq!((hour(gmt) + 2) % 24, hour(tl), "{line}");
 }
+
+/// A capture waits for its sample like a tracking rule does: as the first rule, with no
+/// condition, it still captures bytes that arrive late (HAProxy's tcp_action_capture yields).
+#[test]
+fn a_capture_waits_for_its_bytes() {
+    let a = named_upstream("a");
+    let (sink, to) = sink();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    log {to} format raw local0\n\
+         \x20   tcp-request inspect-delay 2s\n\
+         \x20   tcp-request content capture req.payload(0,5) len 10\n\
+         \x20   log-format \"W %cp %hr\"\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{a}\n"
+    );
+    let mut h = Harp::spawn(&cfg, &[]);
+    h.wait_port(port);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let cport = c.local_addr().expect("addr").port();
+    c.write_all(b"hel").expect("send");
+    std::thread::sleep(Duration::from_millis(150));
+    c.write_all(b"lo").expect("send");
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    let line = line_starting(&sink, &format!("W {cport} "));
+    assert_eq!(line, format!("W {cport} {{hello}}"));
+}

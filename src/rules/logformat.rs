@@ -697,7 +697,7 @@ impl Facts<'_> {
                         out.push('|');
                     }
                     if let Some(c) = c {
-                        encode_header(out, c);
+                        encode_header(out, c, o.has(Opts::ESC));
                     }
                 }
                 out.push('}');
@@ -715,7 +715,7 @@ impl Facts<'_> {
                         out.push('"');
                     }
                     match c {
-                        Some(c) => encode_header(out, c),
+                        Some(c) => encode_header(out, c, o.has(Opts::ESC)),
                         None if !q => out.push('-'),
                         None => {}
                     }
@@ -805,13 +805,30 @@ fn hostname() -> Option<&'static str> {
     NAME.get_or_init(crate::sys::hostname).as_deref()
 }
 
+/// A unique id as HAProxy keeps it: 127 bytes at most (its `UNIQUEID_LEN` buffer), cut on a
+/// character boundary.
+pub fn cap_unique_id(mut id: String) -> String {
+    if id.len() > 127 {
+        let mut end = 127;
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        id.truncate(end);
+    }
+    id
+}
+
 /// A captured header as HAProxy logs it: `"#{|}`, control and non-ASCII bytes as `#XX`.
-fn encode_header(out: &mut String, c: &[u8]) {
+/// With `+E`, `\` and `]` are escaped with a backslash as well.
+fn encode_header(out: &mut String, c: &[u8], esc: bool) {
     use std::fmt::Write;
     for &b in c {
         if !(32..127).contains(&b) || b"\"#{|}".contains(&b) {
             let _ = write!(out, "#{b:02X}");
         } else {
+            if esc && matches!(b, b'\\' | b']') {
+                out.push('\\');
+            }
             out.push(b as char);
         }
     }

@@ -355,8 +355,17 @@ impl Rules {
                     env.unset_var(name);
                 }
                 Action::Capture { expr, len, slot } => {
-                    // read as final, as HAProxy's capture; text, cut to its length
-                    if let Sample::Val { v, .. } = expr.sample(env) {
+                    // as HAProxy's tcp_action_capture: wait while the sample may still come
+                    // or change (until the inspection ends); then text, cut to its length
+                    let s = expr.sample(env);
+                    match &s {
+                        Sample::Missing if !env.is_final() => return (Verdict::Wait, expect_proxy),
+                        Sample::Val {
+                            may_change: true, ..
+                        } if !env.is_final() => return (Verdict::Wait, expect_proxy),
+                        _ => {}
+                    }
+                    if let Sample::Val { v, .. } = s {
                         let mut t = match v {
                             Value::Str(b) | Value::Bin(b) => b,
                             v => v.to_text().into_bytes(),

@@ -149,6 +149,7 @@ impl Env for SessEnv<'_> {
         }
         let format = self.stream?.unique_id_format?;
         let id = format.render(&crate::rules::logformat::Facts::from_env(self), self);
+        let id = crate::rules::logformat::cap_unique_id(id);
         self.with_vars(|s| s.set_unique_id(id.clone()));
         Some(id.into_bytes())
     }

@@ -692,11 +692,12 @@ pub(crate) async fn run<R: Rt>(
                                     0,
                                     0,
                                 ],
-                                req_id: ctx.reg.counters.cum_req.load(Ordering::Relaxed),
+                                // HAProxy takes a stream number for the line it builds
+                                req_id: ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed),
                                 ..Facts::default()
                             };
                             let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars);
-                            emit_line(&ctx, &fe, format, facts, &env);
+                            emit_line(&ctx, &fe, format, facts, &env, false);
                         }
                         None => {
                             let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
@@ -952,13 +953,11 @@ pub(crate) async fn run<R: Rt>(
                                 let facts = Facts {
                                     client: Some(peer),
                                     frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
-                                        format
-                                            .reads_frontend_addr()
+                                        needs_fi(format, &fe)
                                             .then(|| client.local_addr().ok())
                                             .flatten()
                                     }),
-                                    backend_src: format
-                                        .reads_backend_src()
+                                    backend_src: needs_bi(format, &fe)
                                         .then(|| server.local_addr().ok())
                                         .flatten(),
                                     server_addr: Some(srv.addr()),
@@ -1001,9 +1000,10 @@ pub(crate) async fn run<R: Rt>(
                                     id: req_id,
                                     unique_id_format: fe.config.unique_id.as_deref(),
                                 });
-                                emit_line(&ctx, &fe, format, facts, &env);
+                                if emit_line(&ctx, &fe, format, facts, &env, true) {
+                                    logged = true;
+                                }
                             }
-                            logged = true;
                         }
                     }
                     g.srv = Some(srv.clone());
@@ -1032,6 +1032,8 @@ pub(crate) async fn run<R: Rt>(
                                         unique_id_format: fe.config.unique_id.as_deref(),
                                     })
                                     .unique_id()
+                                    // no format: HAProxy's empty id, a TLV of length 0
+                                    .or_else(|| Some(Vec::new()))
                                 })
                                 .flatten()
                         };
@@ -1092,14 +1094,13 @@ pub(crate) async fn run<R: Rt>(
         let facts = Facts {
             client: Some(peer),
             frontend_addr: fronted.addrs.map(|(_, d)| d).or_else(|| {
-                format
-                    .reads_frontend_addr()
+                needs_fi(format, &fe)
                     .then(|| client.local_addr().ok())
                     .flatten()
             }),
             // (read from the server socket, kept until the session's guard drops)
             backend_src: match g.socks.last() {
-                Some((s, _)) if connected >= 0 && format.reads_backend_src() => s.local_addr().ok(),
+                Some((s, _)) if connected >= 0 && needs_bi(format, &fe) => s.local_addr().ok(),
                 _ => None,
             },
             server_addr: srv.map(|s| s.addr()),
@@ -1154,7 +1155,7 @@ pub(crate) async fn run<R: Rt>(
             id: req_id,
             unique_id_format: fe.config.unique_id.as_deref(),
         });
-        emit_line(&ctx, &fe, format, facts, &env);
+        emit_line(&ctx, &fe, format, facts, &env, true);
     }
     g.socks.push((client, client_close));
 }
@@ -1204,6 +1205,29 @@ fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
     })
 }
 
+/// Whether a line of `format` shows the address the client reached (`%fi`), its own or
+/// through the unique id it prints.
+fn needs_fi(format: &LogFormat, fe: &Proxy) -> bool {
+    format.reads_frontend_addr()
+        || (format.prints_unique_id()
+            && fe
+                .config
+                .unique_id
+                .as_ref()
+                .is_some_and(|u| u.reads_frontend_addr()))
+}
+
+/// The same for where harp connected to the server from (`%bi`).
+fn needs_bi(format: &LogFormat, fe: &Proxy) -> bool {
+    format.reads_backend_src()
+        || (format.prints_unique_id()
+            && fe
+                .config
+                .unique_id
+                .as_ref()
+                .is_some_and(|u| u.reads_backend_src()))
+}
+
 /// The frontend's capture slots and what the session captured in each (`%hr`): none when it
 /// declares no capture.
 fn req_captures(fe: &Proxy, vars: &Cell<SessVars>) -> Vec<Option<Vec<u8>>> {
@@ -1219,18 +1243,28 @@ fn req_captures(fe: &Proxy, vars: &Cell<SessVars>) -> Vec<Option<Vec<u8>>> {
 }
 
 /// Renders a session's line and sends it; an empty line is not sent, nor counted (`%lc`).
-fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &SessEnv) {
+/// Returns whether it was logged (`option dontlog-normal` skips a session that did not fail:
+/// HAProxy then logs it again at its end, should it fail by then). `stream`: it is a stream's
+/// line (an embryonic one has no unique id).
+fn emit_line(
+    ctx: &Ctx,
+    fe: &Proxy,
+    format: &LogFormat,
+    mut facts: Facts,
+    env: &SessEnv,
+    stream: bool,
+) -> bool {
     let error = facts.is_error();
     // `option dontlog-normal`: only failed sessions
     if fe.config.dontlog_normal && !error {
-        return;
+        return false;
     }
     facts.log_count = fe.counters.log_count.load(Ordering::Relaxed);
     // `%ID`: the stream's unique id: the one a rule built, else built now, as HAProxy does
     let id = match &fe.config.unique_id {
-        Some(u) if format.prints_unique_id() => Some(
+        Some(u) if stream && format.prints_unique_id() => Some(
             env.built_unique_id()
-                .unwrap_or_else(|| u.render(&facts, env)),
+                .unwrap_or_else(|| crate::rules::logformat::cap_unique_id(u.render(&facts, env))),
         ),
         _ => None,
     };
@@ -1243,6 +1277,7 @@ fn emit_line(ctx: &Ctx, fe: &Proxy, format: &LogFormat, mut facts: Facts, env: &
         fe.counters.log_count.fetch_add(1, Ordering::Relaxed);
         log_line(ctx, fe, &line, level_of(fe, error));
     }
+    true
 }
 
 /// The syslog level of a session's line: `err` for a failed one under `option

@@ -1114,8 +1114,9 @@ fn option(
     let flag = !negate;
     // HAProxy's alertif_too_many_args_idx for options
     let simple = |words: &[String]| match words.get(1) {
+        // (HAProxy names the option without its `no`)
         Some(extra) => Err(format!(
-            "'{full}' cannot handle unexpected argument '{extra}'."
+            "'option {name}' cannot handle unexpected argument '{extra}'."
         )),
         None => Ok(()),
     };

@@ -386,11 +386,7 @@ pub(crate) fn apply_keywords(
                         "unique-id" => p.pp2_unique_id = true,
                         "ssl" | "cert-cn" | "ssl-cipher" | "cert-sig" | "cert-key" | "authority"
                         | "crc32c" => ignored.push(o),
-                        _ => {
-                            return Err(format!(
-                                "'{kw}' : failed to parse '{o}' as a proxy-v2 option."
-                            ))
-                        }
+                        _ => return Err(format!("'{o}' : proxy v2 option not implemented.")),
                     }
                 }
                 if !ignored.is_empty() {
