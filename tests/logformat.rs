@@ -240,9 +240,18 @@ fn the_tcplog_format_and_legacy_lines_match_haproxy() {
     let line = line_starting(&sink, &format!("EARLY 127.0.0.1:{cport} "));
     assert_eq!(line, format!("EARLY 127.0.0.1:{cport} early held/h set"));
     drop(c);
-    // no format: the line HAProxy logs at accept
+    // no format: the line HAProxy logs at accept; its datagram ends with a newline, as
+    // HAProxy's do
     let (_, cport) = talk(bare, "x");
-    let line = line_starting(&sink, "Connect from ");
+    let mut buf = [0u8; 2048];
+    let raw = loop {
+        let n = sink.recv(&mut buf).expect("the Connect line");
+        if buf[..n].starts_with(b"Connect from ") {
+            break buf[..n].to_vec();
+        }
+    };
+    assert_eq!(raw.last(), Some(&b'\n'));
+    let line = String::from_utf8_lossy(&raw).trim_end().to_string();
     assert_eq!(
         line,
         format!("Connect from 127.0.0.1:{cport} to 127.0.0.1:{bare} (nofmt/TCP)")

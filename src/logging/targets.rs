@@ -237,7 +237,9 @@ impl LogSockets {
                     facility,
                     levels,
                 } => {
-                    let frame = frame(levels.format, facility, severity, tag, now, line);
+                    // HAProxy ends every datagram with a newline, as a stream would
+                    let mut frame = frame(levels.format, facility, severity, tag, now, line);
+                    frame.push('\n');
                     match addr {
                         Address::Tcp(a) => {
                             if let Some(s) = self.udp(a.is_ipv6()) {

@@ -254,7 +254,10 @@ pub fn syslog_line(sink: &UdpSocket, needle: &str) -> String {
         let n = sink
             .recv(&mut buf)
             .unwrap_or_else(|e| panic!("no log line with {needle:?} ({e})"));
-        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // (each datagram ends with a newline, as HAProxy's do)
+        let line = String::from_utf8_lossy(&buf[..n])
+            .trim_end_matches('\n')
+            .to_string();
         if line.contains(needle) {
             return line;
         }
