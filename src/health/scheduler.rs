@@ -96,9 +96,12 @@ pub(super) async fn supervise(reg: Arc<Registry>, mut stop: watch::Receiver<bool
                         hurry.clone(),
                     ));
                     tasks.insert(id, CheckTask { handle, hurry });
-                } else if let (Some(t), Some(_)) = (tasks.get(&id), alarm) {
-                    // every `on-error` brings the next check forward (HAProxy's FASTINTER);
-                    // a check under way goes on, and one due sooner stays sooner
+                }
+                // every `on-error` brings the next check forward (HAProxy's FASTINTER); a check
+                // under way goes on, and one due sooner stays sooner. A task started in this
+                // same scan gets it too (its first check, spread over `inter`, would come
+                // late otherwise): the permit waits for its first sleep.
+                if let (Some(t), Some(_)) = (tasks.get(&id), alarm) {
                     t.hurry.notify_one();
                 }
             }
