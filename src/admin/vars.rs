@@ -90,41 +90,8 @@ pub fn set(reg: &Registry, words: &[String]) -> String {
     }
     // HAProxy makes a `proc` variable exist as it parses the line
     reg.vars.declare(&var);
-    if let Some(v) = value.eval(&ProcEnv(reg)) {
+    if let Some(v) = value.eval(&vars::ProcEnv(&reg.vars)) {
         reg.vars.set(&var, v, &conds);
     }
     String::new()
-}
-
-/// What a Runtime API expression may read: the process's variables and proxies' state.
-struct ProcEnv<'a>(&'a Registry);
-
-impl crate::rules::Env for ProcEnv<'_> {
-    fn src(&self) -> Option<std::net::SocketAddr> {
-        None
-    }
-    fn dst(&self) -> Option<std::net::SocketAddr> {
-        None
-    }
-    fn content(&self) -> Option<&[u8]> {
-        None
-    }
-    fn is_final(&self) -> bool {
-        true
-    }
-    fn proxy_stat(&self, _: &str, _: crate::rules::ProxyStat) -> Option<i64> {
-        None
-    }
-    fn server_stat(&self, _: &str, _: &str, _: crate::rules::ServerStat) -> Option<i64> {
-        None
-    }
-    fn var(&self, name: &vars::VarName) -> Got {
-        match name.scope {
-            Scope::Proc => self.0.vars.get(name),
-            _ => Got::Unavailable,
-        }
-    }
-    fn set_var(&self, name: &vars::VarName, v: Value, conds: &[vars::SetCond]) -> bool {
-        name.scope == Scope::Proc && self.0.vars.set(name, v, conds)
-    }
 }

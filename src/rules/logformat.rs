@@ -314,19 +314,24 @@ impl LogFormat {
                 cur = St::End;
             }
             match prev {
+                // `%[` or `%{...}[`: the whole sample expression at once, up to its `]`
+                St::Percent | St::ArgDone if c == b'[' => {
+                    if prev == St::Percent {
+                        arg = None;
+                    }
+                    let (f, end) = expr(fmt, at + 1, proxy, site, use_)?;
+                    let o = arg.map_or(opts, |(s, e)| opts.apply(&fmt[s..e]));
+                    nodes.push(Node::Expr(Box::new(f), o));
+                    at = end;
+                    cur = St::ExprDone;
+                    prev = St::ExprDone;
+                    sp = at;
+                }
                 St::Percent => {
                     arg = None;
                     if c == b'{' {
                         cur = St::OpenArg;
                         arg = Some((at + 1, at + 1));
-                    } else if c == b'[' {
-                        let (f, end) = expr(fmt, at + 1, proxy, site, use_)?;
-                        let o = arg.map_or(opts, |(s, e)| opts.apply(&fmt[s..e]));
-                        nodes.push(Node::Expr(Box::new(f), o));
-                        at = end;
-                        cur = St::ExprDone;
-                        prev = St::ExprDone;
-                        sp = at;
                     } else if c.is_ascii_alphabetic() {
                         cur = St::Alias;
                         alias = at;
@@ -347,15 +352,7 @@ impl LogFormat {
                     }
                 }
                 St::ArgDone => {
-                    if c == b'[' {
-                        let (f, end) = expr(fmt, at + 1, proxy, site, use_)?;
-                        let o = arg.map_or(opts, |(s, e)| opts.apply(&fmt[s..e]));
-                        nodes.push(Node::Expr(Box::new(f), o));
-                        at = end;
-                        cur = St::ExprDone;
-                        prev = St::ExprDone;
-                        sp = at;
-                    } else if c.is_ascii_alphanumeric() {
+                    if c.is_ascii_alphanumeric() {
                         cur = St::Alias;
                         alias = at;
                     } else {

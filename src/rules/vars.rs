@@ -430,6 +430,40 @@ impl ProcVars {
     }
 }
 
+/// What an expression evaluated outside any session reads (a global `set-var`, the Runtime
+/// API's `set var`): the process's variables; no address, no content, no proxy state.
+pub struct ProcEnv<'a>(pub &'a ProcVars);
+
+impl super::fetch::Env for ProcEnv<'_> {
+    fn src(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn dst(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn content(&self) -> Option<&[u8]> {
+        None
+    }
+    fn is_final(&self) -> bool {
+        true
+    }
+    fn proxy_stat(&self, _: &str, _: super::fetch::ProxyStat) -> Option<i64> {
+        None
+    }
+    fn server_stat(&self, _: &str, _: &str, _: super::fetch::ServerStat) -> Option<i64> {
+        None
+    }
+    fn var(&self, name: &VarName) -> Got {
+        match name.scope {
+            Scope::Proc => self.0.get(name),
+            _ => Got::Unavailable,
+        }
+    }
+    fn set_var(&self, name: &VarName, v: Value, conds: &[SetCond]) -> bool {
+        name.scope == Scope::Proc && self.0.set(name, v, conds)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

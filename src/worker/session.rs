@@ -763,13 +763,7 @@ pub(crate) async fn run<R: Rt>(
         let mut v = vars.take();
         v.start_stream();
         vars.set(v);
-        let env = env.in_stream(StreamInfo {
-            frontend: &fe.name,
-            backend: &fe.name,
-            accepted,
-            id: req_id,
-            unique_id_format: fe.config.unique_id.as_deref(),
-        });
+        let env = env.in_stream(stream_info(&fe, &fe.name, accepted, req_id));
         // a frontend that logs without a format: HAProxy's line at accept
         if fe.config.session_log.is_none() && has_logs(&ctx, &fe) {
             if let Some(to) = env.dst() {
@@ -832,13 +826,7 @@ pub(crate) async fn run<R: Rt>(
                     &sc,
                     &vars,
                 )
-                .in_stream(StreamInfo {
-                    frontend: &fe.name,
-                    backend: &be.name,
-                    accepted,
-                    id: req_id,
-                    unique_id_format: fe.config.unique_id.as_deref(),
-                });
+                .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                 denied = content_rules::<R>(
                     &env,
                     &fe,
@@ -864,13 +852,7 @@ pub(crate) async fn run<R: Rt>(
                             &sc,
                             &vars,
                         )
-                        .in_stream(StreamInfo {
-                            frontend: &fe.name,
-                            backend: &be.name,
-                            accepted,
-                            id: req_id,
-                            unique_id_format: fe.config.unique_id.as_deref(),
-                        });
+                        .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         inspect::sticking(&be, &env, &fronted.early)
                     });
                     // `use-server` first, as HAProxy's server rules run before its stick
@@ -885,13 +867,7 @@ pub(crate) async fn run<R: Rt>(
                                 &sc,
                                 &vars,
                             )
-                            .in_stream(StreamInfo {
-                                frontend: &fe.name,
-                                backend: &be.name,
-                                accepted,
-                                id: req_id,
-                                unique_id_format: fe.config.unique_id.as_deref(),
-                            });
+                            .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                             inspect::use_server(&be, &env, &fronted.early)
                         })
                         .flatten();
@@ -993,13 +969,7 @@ pub(crate) async fn run<R: Rt>(
                                     &sc,
                                     &vars,
                                 )
-                                .in_stream(StreamInfo {
-                                    frontend: &fe.name,
-                                    backend: &be.name,
-                                    accepted,
-                                    id: req_id,
-                                    unique_id_format: fe.config.unique_id.as_deref(),
-                                });
+                                .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                                 if emit_line(&ctx, &fe, format, facts, &env, true) {
                                     logged = true;
                                 }
@@ -1024,13 +994,7 @@ pub(crate) async fn run<R: Rt>(
                                         &sc,
                                         &vars,
                                     )
-                                    .in_stream(StreamInfo {
-                                        frontend: &fe.name,
-                                        backend: &be.name,
-                                        accepted,
-                                        id: req_id,
-                                        unique_id_format: fe.config.unique_id.as_deref(),
-                                    })
+                                    .in_stream(stream_info(&fe, &be.name, accepted, req_id))
                                     .unique_id()
                                     // no format: HAProxy's empty id, a TLV of length 0
                                     .or_else(|| Some(Vec::new()))
@@ -1148,13 +1112,12 @@ pub(crate) async fn run<R: Rt>(
             &sc,
             &vars,
         )
-        .in_stream(StreamInfo {
-            frontend: &fe.name,
-            backend: be.as_ref().map_or(&*fe.name, |b| &*b.name),
+        .in_stream(stream_info(
+            &fe,
+            be.as_ref().map_or(&*fe.name, |b| &*b.name),
             accepted,
-            id: req_id,
-            unique_id_format: fe.config.unique_id.as_deref(),
-        });
+            req_id,
+        ));
         emit_line(&ctx, &fe, format, facts, &env, true);
     }
     g.socks.push((client, client_close));
@@ -1203,6 +1166,23 @@ fn has_logs(ctx: &Ctx, fe: &Proxy) -> bool {
         LogTarget::Global => !ctx.reg.config.global.logs.is_empty(),
         _ => true,
     })
+}
+
+/// The stream a session's rules and log lines see: the frontend, the backend named so far,
+/// when it was accepted, its number and its unique-id format.
+fn stream_info<'a>(
+    fe: &'a Proxy,
+    backend: &'a str,
+    accepted: SystemTime,
+    id: u64,
+) -> StreamInfo<'a> {
+    StreamInfo {
+        frontend: &fe.name,
+        backend,
+        accepted,
+        id,
+        unique_id_format: fe.config.unique_id.as_deref(),
+    }
 }
 
 /// Whether a line of `format` shows the address the client reached (`%fi`), its own or

@@ -122,7 +122,7 @@ const IGNORED: &[&str] = &[
 /// now, in file order, as HAProxy does; only samples that need no session may be used.
 fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
     use crate::rules::logformat::{LogFormat, Use};
-    use crate::rules::vars::{self, ProcVars, Scope};
+    use crate::rules::vars::{self, ProcEnv, ProcVars, Scope};
     use crate::rules::{Fetch, VarValue};
     let kw = words[0].as_str();
     let fmt = kw == "set-var-fmt";
@@ -174,7 +174,7 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
     }
     // HAProxy makes a `proc` variable exist as it parses the line
     procs.declare(&var);
-    let env = GlobalEnv(&procs);
+    let env = ProcEnv(&procs);
     if let Some(v) = value.eval(&env) {
         procs.set(&var, v, &conds);
     }
@@ -189,44 +189,6 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
         None => {}
     }
     Ok(())
-}
-
-/// What a global `set-var` may read: the process's variables, nothing of a session.
-struct GlobalEnv<'a>(&'a crate::rules::vars::ProcVars);
-
-impl crate::rules::Env for GlobalEnv<'_> {
-    fn src(&self) -> Option<std::net::SocketAddr> {
-        None
-    }
-    fn dst(&self) -> Option<std::net::SocketAddr> {
-        None
-    }
-    fn content(&self) -> Option<&[u8]> {
-        None
-    }
-    fn is_final(&self) -> bool {
-        true
-    }
-    fn proxy_stat(&self, _: &str, _: crate::rules::ProxyStat) -> Option<i64> {
-        None
-    }
-    fn server_stat(&self, _: &str, _: &str, _: crate::rules::ServerStat) -> Option<i64> {
-        None
-    }
-    fn var(&self, name: &crate::rules::vars::VarName) -> crate::rules::vars::Got {
-        match name.scope {
-            crate::rules::vars::Scope::Proc => self.0.get(name),
-            _ => crate::rules::vars::Got::Unavailable,
-        }
-    }
-    fn set_var(
-        &self,
-        name: &crate::rules::vars::VarName,
-        v: crate::rules::Value,
-        conds: &[crate::rules::vars::SetCond],
-    ) -> bool {
-        name.scope == crate::rules::vars::Scope::Proc && self.0.set(name, v, conds)
-    }
 }
 
 pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
