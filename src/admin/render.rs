@@ -489,6 +489,12 @@ pub fn frontend_row(reg: &Registry, p: &Proxy) -> Row {
         "h3req",
     ]);
     r.zeros_u64(MODULE_SSL);
+    // `bind ... ssl`: handshakes done and failed (a timeout is neither, as in HAProxy)
+    r.set("ssl_sess", Val::U64(ld(&c.ssl_sess)));
+    r.set(
+        "ssl_failed_handshake",
+        Val::U64(ld(&c.ssl_failed_handshake)),
+    );
     module_h2_h1(&mut r);
     r
 }
@@ -995,7 +1001,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("CumReq".into(), u(ld(&g.cum_req)), "MCP"),
         ("MaxSslConns".into(), u(0), "CLP"),
         ("CurrSslConns".into(), u(0), "MGP"),
-        ("CumSslConns".into(), u(0), "MCP"),
+        ("CumSslConns".into(), u(ld(&g.cum_ssl_conns)), "MCP"),
         (
             "Maxpipes".into(),
             u(u64::from(reg.global().maxpipes.unwrap_or(0))),

@@ -9,6 +9,7 @@ mod parse;
 mod section;
 pub(crate) mod suggest;
 pub mod tcp_check;
+mod tls_options;
 mod types;
 pub mod units;
 

@@ -436,6 +436,7 @@ impl Parser {
         let mut ctx = Ctx {
             loc,
             warnings: &mut warnings,
+            bind_tls: (kw == "bind").then(|| self.cfg.global.bind_tls.clone()),
         };
         let result = match &mut self.section {
             Section::None => Err(match did_you_mean(kw, SECTIONS) {
@@ -518,6 +519,7 @@ pub(super) fn server_args(
     let mut ctx = Ctx {
         loc: &loc,
         warnings: &mut warnings,
+        bind_tls: None,
     };
     server::parse_server(name, words, defaults, &mut ctx)
 }

@@ -55,6 +55,9 @@ impl Config {
 /// The `global` section.
 #[derive(Debug, Clone)]
 pub struct Global {
+    /// `ssl-default-bind-options|ciphers|ciphersuites`, `tune.ssl.cachesize`: what every
+    /// later `bind` line's TLS settings start from.
+    pub bind_tls: crate::tls::BindTls,
     /// `nbthread`: number of data-plane workers; `None` = one per CPU.
     pub nbthread: Option<usize>,
     /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
@@ -136,6 +139,7 @@ pub struct Global {
 impl Default for Global {
     fn default() -> Self {
         Global {
+            bind_tls: crate::tls::BindTls::default(),
             log_tag: None,
             nbthread: None,
             maxconn: None,
@@ -993,6 +997,11 @@ pub struct BindConfig {
     pub name: Option<String>,
     /// `id`: the listener's number.
     pub id: Option<u32>,
+    /// `ssl crt ...`: connections are TLS, ended here with this configuration.
+    pub tls: Option<crate::tls::Acceptor>,
+    /// TLS settings HAProxy refuses once the configuration is read: the whole message
+    /// (`Proxy 'fe': no SSL certificate specified for bind ':443' at [f:3] (use 'crt').`).
+    pub tls_problem: Option<String>,
     /// Where the line was written.
     pub location: Location,
 }

@@ -648,6 +648,15 @@ fn tls_checks(p: &mut Parser) {
     for (loc, msg) in errors {
         err(p, &loc, msg);
     }
+    let binds: Vec<String> = p
+        .cfg
+        .proxies
+        .iter()
+        .flat_map(|px| px.binds.iter().filter_map(|b| b.tls_problem.clone()))
+        .collect();
+    for message in binds {
+        p.errors.push(ConfigError::File { message });
+    }
 }
 
 /// HAProxy warns (it does not refuse) when a frontend has no `bind`: it may be meant as a

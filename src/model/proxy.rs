@@ -33,6 +33,10 @@ pub struct ProxyCounters {
     pub denied_req: AtomicU64,
     /// Connections accepted, sessions or not (`conn_tot`; `stot` counts sessions).
     pub cum_conn: AtomicU64,
+    /// TLS handshakes completed on the frontend's `ssl` listeners (`ssl_sess`).
+    pub ssl_sess: AtomicU64,
+    /// TLS handshakes failed there, timeouts aside (`ssl_failed_handshake`).
+    pub ssl_failed_handshake: AtomicU64,
     /// Connection errors (`econ`, backend).
     pub econ: AtomicU64,
     /// Response errors (`eresp`, backend): a server connection failed mid-session.

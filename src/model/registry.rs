@@ -22,6 +22,8 @@ pub struct GlobalCounters {
     /// Streams ever started, as HAProxy counts them (`CumReq`): client sessions past any PROXY
     /// header, and Runtime API connections.
     pub cum_req: AtomicU64,
+    /// Connections accepted on `ssl` listeners, handshakes failed or not (`CumSslConns`).
+    pub cum_ssl_conns: AtomicU64,
     /// Runtime API connections open now (each is one of HAProxy's `Jobs`).
     pub cli_conns: AtomicU64,
     /// Times a connection was refused by the global maxconn.

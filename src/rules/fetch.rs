@@ -58,6 +58,8 @@ pub enum Fetch {
     /// A constant: `str(<text>)`, `int(<n>)`, `bool(<b>)`, `bin(<hex>)`, `ipv4(<a>)`,
     /// `ipv6(<a>)`, `env(<name>)` (read at start-up), `hostname`.
     Const(&'static str, Option<Value>),
+    /// `ssl_fc`, `ssl_fc_sni`, `ssl_c_s_dn`...: the client connection's TLS session.
+    Tls(super::tls_fetch::TlsFetch),
 }
 
 /// Proxy figures the backend-state fetches read.
@@ -111,6 +113,11 @@ pub trait Env {
     fn inc_gpc(&self, _slot: usize, _which: u8) {}
     /// `sc-set-gpt0(<slot>) <value>`.
     fn set_gpt0(&self, _slot: usize, _value: u64) {}
+    /// The client connection's TLS session (`bind ... ssl`); `None` for plain TCP or before
+    /// the handshake.
+    fn tls(&self) -> Option<&crate::tls::TlsFacts> {
+        None
+    }
     /// The stream a log-format built during the rules reads (`set-var-fmt`, a name with
     /// `%`): its frontend and backend names, accept time and number (`%rt`). `None` before a
     /// stream exists.
@@ -450,10 +457,14 @@ impl Fetch {
                 constant(name, args)?
             }
             other => {
+                if let Some(f) = super::tls_fetch::TlsFetch::named(other) {
+                    return no_args(Fetch::Tls(f));
+                }
                 if let Some(r) = crate::stick::fetch::Fetch::parse(other, args, proxy) {
                     return r.map(|f| Fetch::Stick(other.to_string(), f));
                 }
                 let mut all: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+                all.extend(super::tls_fetch::NAMES.iter().map(|(n, _)| n.to_string()));
                 all.extend(crate::stick::fetch::names());
                 let all: Vec<&str> = all.iter().map(String::as_str).collect();
                 let hint = crate::config::suggest::did_you_mean(other, &all)
@@ -490,6 +501,7 @@ impl Fetch {
                 _ => Method::Str,
             },
             Fetch::Stick(_, f) if f.is_bool() => Method::Bool,
+            Fetch::Tls(f) => f.method(),
             _ => Method::Int,
         })
     }
@@ -503,6 +515,7 @@ impl Fetch {
             Fetch::Src | Fetch::SrcPort => Some("client address"),
             Fetch::Dst | Fetch::DstPort => Some("frontend address"),
             Fetch::Stick(..) => Some("tracked counters"),
+            Fetch::Tls(_) => Some("client connection"),
             f if f.reads_content() => Some("request buffer"),
             _ => None,
         }
@@ -545,6 +558,7 @@ impl Fetch {
             Fetch::CaptureReq(_) => "capture.req.hdr",
             Fetch::UniqueId => "unique-id",
             Fetch::Const(kw, _) => kw,
+            Fetch::Tls(f) => f.keyword(),
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -714,6 +728,7 @@ impl Fetch {
             Fetch::Const(_, v) => opt(v.clone()),
             Fetch::CaptureReq(i) => opt(env.captured(*i).map(Value::Str)),
             Fetch::UniqueId => opt(env.unique_id().map(Value::Str)),
+            Fetch::Tls(f) => f.sample(env.tls()),
             Fetch::Var(name, default) => match env.var(name) {
                 super::vars::Got::Val(v) => val(v),
                 super::vars::Got::Unset => opt(default.clone().map(Value::Str)),

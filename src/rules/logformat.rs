@@ -179,8 +179,10 @@ pub enum Alias {
     TermState,
     /// `%tsc`: the termination state with HTTP cookie flags (`--` appended in TCP).
     TermStateCookie,
-    /// `%sslc`, `%sslv`: client TLS details (none in harp).
-    Ssl,
+    /// `%sslc`: the client connection's cipher, as OpenSSL names it.
+    SslCipher,
+    /// `%sslv`: its protocol version (`TLSv1.3`).
+    SslVersion,
 }
 
 /// The aliases by name, as HAProxy's `logformat_keywords` lists them, with whether they are
@@ -242,8 +244,8 @@ const ALIASES: &[(&str, Alias, bool)] = &[
     ("si", Alias::ServerIp, false),
     ("sp", Alias::ServerPort, false),
     ("sq", Alias::SrvQueue, false),
-    ("sslc", Alias::Ssl, false),
-    ("sslv", Alias::Ssl, false),
+    ("sslc", Alias::SslCipher, false),
+    ("sslv", Alias::SslVersion, false),
     ("t", Alias::Date, false),
     ("tr", Alias::HttpDate, true),
     ("trg", Alias::HttpDate, true),
@@ -632,6 +634,10 @@ pub struct Facts<'a> {
     /// Logged as soon as the server connection was made (`option logasap`): `%Tt`, `%Tu`
     /// and `%B` get a `+` (they are bound to grow).
     pub logasap: bool,
+    /// The listener speaks TLS: `%ft` is the frontend's name and `~`.
+    pub ssl_listener: bool,
+    /// The client connection's TLS session (`%sslc`, `%sslv`).
+    pub tls: Option<&'a crate::tls::TlsFacts>,
 }
 
 impl Facts<'_> {
@@ -677,12 +683,18 @@ impl Facts<'_> {
             Alias::BackendPort => port(out, self.backend_src, o),
             Alias::ServerIp => ip(out, self.server_addr, o),
             Alias::ServerPort => port(out, self.server_addr, o),
-            Alias::Frontend | Alias::FrontendXprt => text(out, Some(self.frontend), o),
+            Alias::Frontend => text(out, Some(self.frontend), o),
+            Alias::FrontendXprt if self.ssl_listener => {
+                text(out, Some(&format!("{}~", self.frontend)), o)
+            }
+            Alias::FrontendXprt => text(out, Some(self.frontend), o),
+            Alias::SslCipher => text(out, self.tls.map(|t| t.cipher), o),
+            Alias::SslVersion => text(out, self.tls.map(|t| t.version), o),
             Alias::Backend => text(out, Some(self.backend), o),
             Alias::Server => text(out, Some(self.server), o),
             Alias::Hostname => text(out, hostname(), o),
             Alias::UniqueId => text(out, self.unique_id, o),
-            Alias::Ssl | Alias::HttpText => text(out, None, o),
+            Alias::HttpText => text(out, None, o),
             Alias::Headers => {}
             Alias::ReqCaptures => {
                 if o.has(Opts::QUOTE) {

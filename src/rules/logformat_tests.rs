@@ -56,6 +56,8 @@ fn facts() -> Facts<'static> {
         unique_id: None,
         logasap: false,
         req_caps: Vec::new(),
+        ssl_listener: false,
+        tls: None,
     }
 }
 

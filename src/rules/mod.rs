@@ -26,6 +26,7 @@ pub mod patref;
 pub mod pattern;
 #[cfg(test)]
 mod tests;
+pub mod tls_fetch;
 pub mod vars;
 #[cfg(test)]
 mod vars_tests;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runtime::Rt;
+use super::tls::TlsConn;
 use crate::model::{OpState, Proxy, Registry, Server};
 use crate::rules::fetch::StreamInfo;
 use crate::rules::vars::{Got, Scope, SessVars, SetCond, VarName};
@@ -19,6 +20,7 @@ use crate::rules::{Env, Phase, ProxyStat, Rules, ServerStat, Value, Verdict, MAX
 use crate::stick::fetch::TableRead;
 use crate::stick::{Counters, DataType, Key, KeySample, Table};
 use crate::sys::Interest;
+use crate::tls::TlsFacts;
 
 /// One session as the rules see it.
 pub(crate) struct SessEnv<'a> {
@@ -37,6 +39,8 @@ pub(crate) struct SessEnv<'a> {
     vars: &'a Cell<SessVars>,
     /// Its stream, once there is one.
     stream: Option<StreamInfo<'a>>,
+    /// Its TLS session (`bind ... ssl`), once the handshake is done.
+    tls: Option<&'a TlsFacts>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -48,6 +52,7 @@ impl<'a> SessEnv<'a> {
         fronted_dst: Option<SocketAddr>,
         sc: &'a Cell<Counters>,
         vars: &'a Cell<SessVars>,
+        tls: Option<&'a TlsFacts>,
     ) -> SessEnv<'a> {
         SessEnv {
             reg,
@@ -60,6 +65,7 @@ impl<'a> SessEnv<'a> {
             sc,
             vars,
             stream: None,
+            tls,
         }
     }
 
@@ -90,6 +96,7 @@ impl<'a> SessEnv<'a> {
             sc: self.sc,
             vars: self.vars,
             stream: self.stream,
+            tls: self.tls,
         }
     }
 
@@ -123,6 +130,10 @@ impl SessEnv<'_> {
 }
 
 impl Env for SessEnv<'_> {
+    fn tls(&self) -> Option<&TlsFacts> {
+        self.tls
+    }
+
     fn stream(&self) -> Option<StreamInfo<'_>> {
         self.stream
     }
@@ -318,7 +329,7 @@ pub(crate) enum Inspected {
 pub(crate) async fn content<R: Rt>(
     rules: &Rules,
     env: &SessEnv<'_>,
-    client: &TcpStream,
+    client: (&TcpStream, Option<&TlsConn>),
     buf: &mut Vec<u8>,
 ) -> Inspected {
     let deadline = Instant::now() + rules.inspect_delay.unwrap_or(Duration::ZERO);
@@ -361,13 +372,13 @@ pub(crate) enum Waited {
 /// Appends what the client sends next to `buf` (held to about `max` bytes), waiting until
 /// `deadline`: the content rules' reads and the PROXY header's.
 pub(crate) async fn read_more<R: Rt>(
-    client: &TcpStream,
+    (client, tls): (&TcpStream, Option<&TlsConn>),
     buf: &mut Vec<u8>,
     max: usize,
     deadline: Instant,
 ) -> Waited {
     loop {
-        match read_some(client, buf, max) {
+        match read_some((client, tls), buf, max) {
             Ok(0) => return Waited::End,
             Ok(_) => return Waited::More,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -385,11 +396,20 @@ pub(crate) async fn read_more<R: Rt>(
 }
 
 /// One non-blocking read appended to `buf`, not past `max` (a synchronous function, so the
-/// chunk is not kept in the session's state across a wait).
-fn read_some(client: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+/// chunk is not kept in the session's state across a wait); decrypted when `tls`.
+fn read_some(
+    (client, tls): (&TcpStream, Option<&TlsConn>),
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
     let mut chunk = [0u8; 4096];
     let room = max.saturating_sub(buf.len()).clamp(1, chunk.len());
-    let n = (&*client).read(&mut chunk[..room])?;
+    let n = match tls {
+        Some(t) => t
+            .read_plain(client, &mut chunk[..room])?
+            .ok_or(io::ErrorKind::WouldBlock)?,
+        None => (&*client).read(&mut chunk[..room])?,
+    };
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)
 }

@@ -28,6 +28,7 @@ mod session;
 mod sockopt;
 mod steer;
 mod tcplog;
+mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -70,6 +71,20 @@ pub enum WorkerError {
     /// A worker thread died before its runtime was up (e.g. its ring could not be set up).
     #[error("worker {0} could not start its io_uring runtime (see the message above)")]
     Start(usize),
+}
+
+/// What a session needs to know of the listener that accepted it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The listener's name (its `name`, else its number in the frontend) where a PROXY
+    /// header may be read: `accept-proxy`, or an `expect-proxy layer4` rule.
+    pub proxied: Option<Arc<str>>,
+    /// `accept-proxy`.
+    pub accept_proxy: bool,
+    /// `ssl`: the TLS configuration its connections are handshaken with.
+    pub tls: Option<crate::tls::Acceptor>,
+    /// The listener's name, as logs show it (`fe/1: SSL handshake failure`).
+    pub name: Arc<str>,
 }
 
 /// How long `start` waits for every worker's runtime to come up.
@@ -141,7 +156,12 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
             let may_read = b.accept_proxy || fe.config.rules.expects_proxy();
             let proxied: Option<Arc<str>> =
                 may_read.then(|| b.name.clone().unwrap_or_else(|| id.to_string()).into());
-            let accept_proxy = b.accept_proxy;
+            let entry = Arc::new(Entry {
+                proxied,
+                accept_proxy: b.accept_proxy,
+                tls: b.tls.clone(),
+                name: b.name.clone().unwrap_or_else(|| id.to_string()).into(),
+            });
             bound.push((fe.name.to_string(), real));
             // the frontend keeps a duplicate of each, to pause, resume or stop them all at once
             let backlog = backlog.clamp(1, i32::MAX as u32) as i32;
@@ -154,7 +174,7 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
                 }
             }
             for (i, l) in ls.into_iter().enumerate() {
-                per_worker[i].push((fe.clone(), l, proxied.clone(), accept_proxy));
+                per_worker[i].push((fe.clone(), l, entry.clone()));
             }
         }
     }
@@ -265,7 +285,7 @@ fn listener_ids(binds: &[crate::config::BindConfig]) -> Vec<u32> {
 /// One worker's listening socket of a frontend; the listener's name for the log where a
 /// connection may start with a PROXY protocol header; whether every one does (`accept-proxy`;
 /// else only those an `expect-proxy layer4` rule picks).
-type Listening = (Arc<Proxy>, TcpListener, Option<Arc<str>>, bool);
+type Listening = (Arc<Proxy>, TcpListener, Arc<Entry>);
 
 /// Marks a worker's listeners with its CPU; all or none (a listener left marked by a partial
 /// failure would never be unmarked).
@@ -320,9 +340,9 @@ fn worker_main<R: Rt>(w: WorkerArgs) {
             steered,
             steer,
         });
-        for (fe, l, proxied, accept_proxy) in listeners {
+        for (fe, l, entry) in listeners {
             ctx.accepting.set(ctx.accepting.get() + 1);
-            R::spawn(accept_loop::<R>(ctx.clone(), fe, l, proxied, accept_proxy));
+            R::spawn(accept_loop::<R>(ctx.clone(), fe, l, entry));
         }
         let mut rx = ctx.stop.clone();
         while *rx.borrow_and_update() == RUN {
@@ -462,13 +482,7 @@ fn take_rate_slots(reg: &Registry, fe: &Proxy) -> Result<RateSlots, Duration> {
 
 /// Accepts on one listener until the worker stops; the global and frontend `maxconn` gates leave
 /// excess connections in the kernel backlog, as HAProxy does, and so do the rate limits.
-async fn accept_loop<R: Rt>(
-    ctx: Rc<Ctx>,
-    fe: Arc<Proxy>,
-    l: TcpListener,
-    proxied: Option<Arc<str>>,
-    accept_proxy: bool,
-) {
+async fn accept_loop<R: Rt>(ctx: Rc<Ctx>, fe: Arc<Proxy>, l: TcpListener, entry: Arc<Entry>) {
     let spawn = |sock, peer| {
         // counted from now, not from its first run: a stopping worker waits for it even when
         // its accept loop ends before the session task is first polled
@@ -478,8 +492,7 @@ async fn accept_loop<R: Rt>(
             fe.clone(),
             sock,
             peer,
-            proxied.clone(),
-            accept_proxy,
+            entry.clone(),
         ))
     };
     let _counted = Accepting(&ctx.accepting);

@@ -19,6 +19,7 @@ use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog;
+use super::tls::{handshake, HandshakeError, TlsConn};
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::logging::targets::{ERR, INFO};
@@ -550,11 +551,11 @@ async fn content_rules<R: Rt>(
     env: &SessEnv<'_>,
     fe: &Proxy,
     px: &Proxy,
-    client: &TcpStream,
+    (client, tls): (&TcpStream, Option<&TlsConn>),
     early: &mut Vec<u8>,
     client_close: &mut Close,
 ) -> Option<[u8; 2]> {
-    match inspect::content::<R>(&px.config.rules, env, client, early).await {
+    match inspect::content::<R>(&px.config.rules, env, (client, tls), early).await {
         Inspected::Accept => None,
         Inspected::Reject => {
             fe.counters.denied_req.fetch_add(1, Ordering::Relaxed);
@@ -603,8 +604,7 @@ pub(crate) async fn run<R: Rt>(
     fe: Arc<Proxy>,
     client: TcpStream,
     peer: SocketAddr,
-    proxied: Option<Arc<str>>,
-    accept_proxy: bool,
+    entry: Arc<super::Entry>,
 ) {
     let accepted = SystemTime::now();
     // the session's clock (in `tries`: one copy of it in the session's state)
@@ -626,9 +626,9 @@ pub(crate) async fn run<R: Rt>(
     let vars = Cell::new(SessVars::default());
     // `tcp-request connection` rules: on the connection as it came, before any PROXY header;
     // a rejected one is reset, counted in `dcon` and not as a session, and not logged
-    let mut read_header = accept_proxy;
+    let mut read_header = entry.accept_proxy;
     if !rules.connection.is_empty() {
-        let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars);
+        let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars, None);
         let (verdict, expect_proxy) = rules.run_connection(&env);
         match verdict {
             Verdict::Reject => {
@@ -653,7 +653,7 @@ pub(crate) async fn run<R: Rt>(
     // behind a load balancer speaking the PROXY protocol (`accept-proxy`): the client's
     // address is the one it names, and the bytes read past its header go to the server first
     let mut fronted = Fronted::default();
-    if let Some(bind) = proxied.filter(|_| read_header) {
+    if let Some(bind) = entry.proxied.clone().filter(|_| read_header) {
         let wait = fe
             .config
             .timeouts
@@ -670,41 +670,19 @@ pub(crate) async fn run<R: Rt>(
                 let null = got == 0 && fe.config.dontlognull;
                 let logs = fe.config.session_log.is_some() || fe.config.error_log.is_some();
                 if logs && !null && has_logs(&ctx, &fe) {
-                    match &fe.config.error_log {
-                        // `error-log-format`: the session HAProxy never made, as it renders it
-                        // (`PR`, no server, the frontend as backend, no timers but the total)
-                        Some(format) => {
-                            let facts = Facts {
-                                client: Some(peer),
-                                frontend_addr: client.local_addr().ok(),
-                                accepted: Some(accepted),
-                                frontend: &fe.name,
-                                backend: &fe.name,
-                                server: "<NOSRV>",
-                                tw: -1,
-                                tc: -1,
-                                connected: -1,
-                                tt: tries.t0.elapsed().as_millis() as i64,
-                                ts: *b"PR",
-                                conns: [
-                                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
-                                    fe.counters.cur_sess.load(Ordering::Relaxed),
-                                    0,
-                                    0,
-                                ],
-                                // HAProxy takes a stream number for the line it builds
-                                req_id: ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed),
-                                ..Facts::default()
-                            };
-                            let env = SessEnv::new(&ctx.reg, &client, peer, None, &sc, &vars);
-                            emit_line(&ctx, &fe, format, facts, &env, false);
-                        }
-                        None => {
-                            let line = tcplog::embryonic(peer, accepted, &fe.name, &bind, why);
-                            // a session that never was: an error, `err` if asked
-                            log_line(&ctx, &fe, &line, level_of(&fe, true));
-                        }
-                    }
+                    embryonic_line(
+                        &ctx,
+                        &fe,
+                        &client,
+                        peer,
+                        accepted,
+                        &tries,
+                        &bind,
+                        why,
+                        Facts::default(),
+                        &sc,
+                        &vars,
+                    );
                 }
                 // not a session for HAProxy's `stot` either (a connection all the same)
                 fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
@@ -714,6 +692,70 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
+    // `bind ... ssl`: the handshake, after the connection rules and any PROXY header, before
+    // the session rules (which may read `ssl_fc_sni`), bounded by `timeout client` as in HAProxy
+    let mut tls_conn = None;
+    let mut tls_facts = None;
+    if let Some(acceptor) = &entry.tls {
+        ctx.reg
+            .counters
+            .cum_ssl_conns
+            .fetch_add(1, Ordering::Relaxed);
+        let wait = fe
+            .config
+            .timeouts
+            .client
+            .unwrap_or(Duration::from_secs(3600));
+        let shaken = match TlsConn::accept(acceptor) {
+            Ok(t) => handshake::<R>(&t, &client, Instant::now() + wait)
+                .await
+                .map(|()| t),
+            Err(_) => Err(HandshakeError::Failed),
+        };
+        match shaken {
+            Ok(t) => {
+                fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
+                tls_facts = Some(t.facts(Some(acceptor)));
+                tls_conn = Some(t);
+            }
+            Err(why) => {
+                // as HAProxy: a connection that never became a session, logged (where sessions
+                // are) with the fixed embryonic line or `error-log-format`; a timeout is not
+                // a failed handshake for its counter, and a client that sent nothing is "null"
+                if why != HandshakeError::Timeout {
+                    fe.counters
+                        .ssl_failed_handshake
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                let null = fe.config.dontlognull
+                    && matches!(why, HandshakeError::Closed | HandshakeError::Timeout);
+                let logs = fe.config.session_log.is_some() || fe.config.error_log.is_some();
+                if logs && !null && has_logs(&ctx, &fe) {
+                    let facts = Facts {
+                        ssl_listener: true,
+                        ..Facts::default()
+                    };
+                    embryonic_line(
+                        &ctx,
+                        &fe,
+                        &client,
+                        peer,
+                        accepted,
+                        &tries,
+                        &entry.name,
+                        why.text(),
+                        facts,
+                        &sc,
+                        &vars,
+                    );
+                }
+                fe.counters.tot_sess.fetch_sub(1, Ordering::Relaxed);
+                g.socks.push((client, Close::Fin));
+                return;
+            }
+        }
+    }
+    let tls_conn = tls_conn;
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
     // (the rules' view of the session lives in blocks, not in the session's state while it
     // forwards)
@@ -732,6 +774,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
+            tls_facts.as_ref(),
         );
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged (a dropped one in `dreq`)
@@ -784,7 +827,7 @@ pub(crate) async fn run<R: Rt>(
                 &env,
                 &fe,
                 &fe,
-                &client,
+                (&client, tls_conn.as_ref()),
                 &mut fronted.early,
                 &mut client_close,
             )
@@ -825,13 +868,14 @@ pub(crate) async fn run<R: Rt>(
                     fronted.addrs.map(|(_, d)| d),
                     &sc,
                     &vars,
+                    tls_facts.as_ref(),
                 )
                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                 denied = content_rules::<R>(
                     &env,
                     &fe,
                     &be,
-                    &client,
+                    (&client, tls_conn.as_ref()),
                     &mut fronted.early,
                     &mut client_close,
                 )
@@ -851,6 +895,7 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
+                            tls_facts.as_ref(),
                         )
                         .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         inspect::sticking(&be, &env, &fronted.early)
@@ -866,6 +911,7 @@ pub(crate) async fn run<R: Rt>(
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
                                 &vars,
+                                tls_facts.as_ref(),
                             )
                             .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                             inspect::use_server(&be, &env, &fronted.early)
@@ -959,6 +1005,8 @@ pub(crate) async fn run<R: Rt>(
                                     req_id,
                                     logasap: asap,
                                     req_caps: req_captures(&fe, &vars),
+                                    ssl_listener: entry.tls.is_some(),
+                                    tls: tls_facts.as_ref(),
                                     ..Facts::default()
                                 };
                                 let env = SessEnv::new(
@@ -968,6 +1016,7 @@ pub(crate) async fn run<R: Rt>(
                                     fronted.addrs.map(|(_, d)| d),
                                     &sc,
                                     &vars,
+                                    tls_facts.as_ref(),
                                 )
                                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                                 if emit_line(&ctx, &fe, format, facts, &env, true) {
@@ -993,6 +1042,7 @@ pub(crate) async fn run<R: Rt>(
                                         fronted.addrs.map(|(_, d)| d),
                                         &sc,
                                         &vars,
+                                        tls_facts.as_ref(),
                                     )
                                     .in_stream(stream_info(&fe, &be.name, accepted, req_id))
                                     .unique_id()
@@ -1021,7 +1071,15 @@ pub(crate) async fn run<R: Rt>(
                             bytes_in: bin,
                             fins,
                             timed_out,
-                        } = forward_both::<R>(&ctx, &fe, &be, &srv, &client, &server).await;
+                        } = forward_both::<R>(
+                            &ctx,
+                            &fe,
+                            &be,
+                            &srv,
+                            (&client, tls_conn.as_ref()),
+                            &server,
+                        )
+                        .await;
                         bytes_out = bout;
                         bytes_in = Some(bin + early);
                         client_close = Close::client(fins[0], fe.config.nolinger);
@@ -1103,6 +1161,8 @@ pub(crate) async fn run<R: Rt>(
             // HAProxy marks them on every line of a logasap proxy, early or not
             logasap: fe.config.logasap,
             req_caps: req_captures(&fe, &vars),
+            ssl_listener: entry.tls.is_some(),
+            tls: tls_facts.as_ref(),
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -1111,6 +1171,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
+            tls_facts.as_ref(),
         )
         .in_stream(stream_info(
             &fe,
@@ -1120,7 +1181,69 @@ pub(crate) async fn run<R: Rt>(
         ));
         emit_line(&ctx, &fe, format, facts, &env, true);
     }
+    // a TLS client is told the end (`close_notify`, if not sent already) before its FIN
+    if let Some(t) = tls_conn
+        .as_ref()
+        .filter(|_| matches!(client_close, Close::Fin | Close::FinReset))
+    {
+        t.close_notify();
+        let _ = t.flush_now(&client);
+    }
     g.socks.push((client, client_close));
+}
+
+/// The line of a connection that never became a session (a broken PROXY header, a failed TLS
+/// handshake): `error-log-format` rendered as HAProxy renders that session (`PR`, no server, the
+/// frontend as backend, no timers but the total), else HAProxy's fixed text
+/// `<ip>:<port> [<accept date>] <frontend>/<listener>: <why>`. `base`: facts the cause adds
+/// (a TLS listener's `~`).
+#[allow(clippy::too_many_arguments)]
+fn embryonic_line(
+    ctx: &Ctx,
+    fe: &Proxy,
+    client: &TcpStream,
+    peer: SocketAddr,
+    accepted: SystemTime,
+    tries: &Tries,
+    bind: &str,
+    why: &str,
+    base: Facts<'_>,
+    sc: &Cell<Counters>,
+    vars: &Cell<SessVars>,
+) {
+    match &fe.config.error_log {
+        Some(format) => {
+            let facts = Facts {
+                client: Some(peer),
+                frontend_addr: client.local_addr().ok(),
+                accepted: Some(accepted),
+                frontend: &fe.name,
+                backend: &fe.name,
+                server: "<NOSRV>",
+                tw: -1,
+                tc: -1,
+                connected: -1,
+                tt: tries.t0.elapsed().as_millis() as i64,
+                ts: *b"PR",
+                conns: [
+                    ctx.reg.counters.cur_conns.load(Ordering::Relaxed),
+                    fe.counters.cur_sess.load(Ordering::Relaxed),
+                    0,
+                    0,
+                ],
+                // HAProxy takes a stream number for the line it builds
+                req_id: ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed),
+                ..base
+            };
+            let env = SessEnv::new(&ctx.reg, client, peer, None, sc, vars, None);
+            emit_line(ctx, fe, format, facts, &env, false);
+        }
+        None => {
+            let line = tcplog::embryonic(peer, accepted, &fe.name, bind, why);
+            // a session that never was: an error, `err` if asked
+            log_line(ctx, fe, &line, level_of(fe, true));
+        }
+    }
 }
 
 /// How much of a request HAProxy's buffer takes in before a server connection exists:
@@ -1314,7 +1437,7 @@ async fn read_proxy_header<R: Rt>(
             Parsed::Need(_) => {}
         }
         let max = crate::proxy_protocol::MAX_LEN;
-        match inspect::read_more::<R>(client, &mut buf, max, deadline).await {
+        match inspect::read_more::<R>((client, None), &mut buf, max, deadline).await {
             Waited::More => *got = buf.len(),
             Waited::End if buf.is_empty() => {
                 return Err("Connection closed while waiting for PROXY protocol header")
@@ -1637,7 +1760,7 @@ async fn forward_both<R: Rt>(
     fe: &Proxy,
     be: &Proxy,
     srv: &Server,
-    client: &TcpStream,
+    (client, client_tls): (&TcpStream, Option<&TlsConn>),
     server: &TcpStream,
 ) -> Forwarded {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
@@ -1658,6 +1781,8 @@ async fn forward_both<R: Rt>(
         from,
         to,
         from_side,
+        from_tls: (from_side == Side::Client).then_some(client_tls).flatten(),
+        to_tls: (from_side == Side::Server).then_some(client_tls).flatten(),
         bytes: Cell::new(0),
         spliced: Cell::new(0),
         acct: &acct,

@@ -48,6 +48,8 @@ fn listen_cfg(servers: &[SocketAddr], f: impl FnOnce(&mut ProxyConfig)) -> Confi
         accept_proxy: false,
         name: None,
         id: None,
+        tls: None,
+        tls_problem: None,
         location: Location::default(),
     }];
     p.timeouts.connect = Some(Duration::from_millis(500));
@@ -560,6 +562,8 @@ fn listener_numbers_as_haproxy_gives_them() {
         accept_proxy: false,
         name: None,
         id,
+        tls: None,
+        tls_problem: None,
         location: Location::default(),
     };
     // HAProxy 2.6, watched on its `px/<n>` log lines

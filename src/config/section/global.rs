@@ -193,6 +193,36 @@ fn set_var(g: &mut Global, words: &[String]) -> Result<(), String> {
 
 pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Result<(), String> {
     let kw = words[0].as_str();
+    match kw {
+        "ssl-default-bind-options" => {
+            let mut warnings = Vec::new();
+            let r = crate::config::tls_options::default_bind_options(
+                &mut g.bind_tls,
+                &words[1..],
+                &mut |w| warnings.push(w),
+            );
+            for w in warnings {
+                ctx.warn(w);
+            }
+            return r;
+        }
+        "ssl-default-bind-ciphers" | "ssl-default-bind-ciphersuites" => {
+            let v = arg(words, 1, "a cipher suite string")?.to_string();
+            no_more(words, 2)?;
+            if kw.ends_with("suites") {
+                g.bind_tls.ciphersuites = Some(v);
+            } else {
+                g.bind_tls.ciphers = Some(v);
+            }
+            return Ok(());
+        }
+        "tune.ssl.cachesize" => {
+            g.bind_tls.cache_size =
+                parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)? as usize;
+            return no_more(words, 2);
+        }
+        _ => {}
+    }
     if IGNORED.contains(&kw) || kw.starts_with("ssl-default-") || kw.starts_with("tune.ssl.") {
         ctx.warn(format!("'{kw}' has no effect in harp; ignored."));
         return Ok(());

@@ -17,6 +17,8 @@ pub(crate) struct Ctx<'a> {
     pub loc: &'a Location,
     /// Warnings for this line.
     pub warnings: &'a mut Vec<String>,
+    /// For a `bind` line: the TLS settings `ssl-default-bind-*` gave so far.
+    pub bind_tls: Option<crate::tls::BindTls>,
 }
 
 impl Ctx<'_> {

@@ -354,7 +354,49 @@ pub(crate) fn parse(
                 m.bind_seen = true;
             }
             let list = arg(words, 1, "<addr>:<port>[,...] as arguments")?;
-            let (accept_proxy, name, id) = bind_options(&words[2..], ctx)?;
+            let BindOptions {
+                accept_proxy,
+                name,
+                id,
+                tls,
+            } = bind_options(&words[2..], ctx).map_err(|e| {
+                // HAProxy names the line and section before its TLS keywords' messages
+                match e.strip_prefix("'bind' : ") {
+                    Some(m) if m.starts_with('\'') && !m.starts_with("'bind") => {
+                        let section = if p.cap.backend { "listen" } else { "frontend" };
+                        format!("'bind {list}' in section '{section}' : {m}")
+                    }
+                    _ => e,
+                }
+            })?;
+            // settings HAProxy refuses once the configuration is read are reported then
+            // (`Proxy 'fe': ... for bind '...' at [...]`); files that do not load, now
+            let mut tls_problem = None;
+            let tls = match tls.filter(|t| t.enabled) {
+                Some(t) => match t.problem() {
+                    Some((what, tail)) => {
+                        tls_problem = Some(format!(
+                            "Proxy '{}': {what} for bind '{list}' at [{}]{tail}.",
+                            p.name, ctx.loc
+                        ));
+                        None
+                    }
+                    None => {
+                        let section = match (p.cap.frontend, p.cap.backend) {
+                            (true, true) => "listen",
+                            (true, false) => "frontend",
+                            _ => "defaults",
+                        };
+                        let (acceptor, warnings) =
+                            t.build(&format!("'bind {list}' in section '{section}'"))?;
+                        for w in warnings {
+                            ctx.warn(w);
+                        }
+                        Some(acceptor)
+                    }
+                },
+                None => None,
+            };
             // a listener's number names one socket of its frontend, as HAProxy checks it
             if let Some(n) = id {
                 if list.contains(',') {
@@ -376,6 +418,8 @@ pub(crate) fn parse(
                     accept_proxy,
                     name: name.clone(),
                     id,
+                    tls: tls.clone(),
+                    tls_problem: tls_problem.take(),
                     location: ctx.loc.clone(),
                 });
             }
@@ -943,17 +987,39 @@ fn keepalive(p: &mut ProxyConfig, words: &[String], ctx: &mut Ctx<'_>) -> Result
     Ok(())
 }
 
-/// `bind` options after the address list. TCP-level ones harp ignores warn; TLS and
-/// protocol ones are refused. Whether `accept-proxy` is among them, the `name` and the `id`.
-fn bind_options(
-    words: &[String],
-    ctx: &mut Ctx<'_>,
-) -> Result<(bool, Option<String>, Option<u32>), String> {
+/// What a `bind` line's options say.
+struct BindOptions {
+    /// `accept-proxy`.
+    accept_proxy: bool,
+    /// `name`.
+    name: Option<String>,
+    /// `id`.
+    id: Option<u32>,
+    /// Its TLS keywords on top of `ssl-default-bind-options`, if it has any.
+    tls: Option<crate::tls::BindTls>,
+}
+
+/// `bind` options after the address list. TCP-level ones harp ignores warn; TLS ones are
+/// read by `tls_options`; protocol ones are refused.
+fn bind_options(words: &[String], ctx: &mut Ctx<'_>) -> Result<BindOptions, String> {
     let mut accept_proxy = false;
     let mut name = None;
     let mut id = None;
+    let mut tls = ctx.bind_tls.take().unwrap_or_default();
+    let mut tls_seen = false;
     let mut i = 0;
     while i < words.len() {
+        let mut warnings = Vec::new();
+        let read =
+            crate::config::tls_options::bind_keyword(&mut tls, words, i, &mut |w| warnings.push(w));
+        for w in warnings {
+            ctx.warn(w);
+        }
+        if let Some(n) = read.map_err(|e| format!("'bind' : {e}"))? {
+            tls_seen = true;
+            i += n;
+            continue;
+        }
         match words[i].as_str() {
             "accept-proxy" => {
                 accept_proxy = true;
@@ -968,7 +1034,7 @@ fn bind_options(
             }
             "name" | "id" | "backlog" | "maxconn" | "process" | "thread" | "interface" | "mss"
             | "nice" | "tcp-ut" | "level" | "severity-output" | "user" | "uid" | "group"
-            | "gid" | "mode" | "shards" | "alpn" | "expose-fd" => {
+            | "gid" | "mode" | "shards" | "expose-fd" => {
                 if words.get(i + 1).is_none() {
                     return Err(format!("'bind' : '{}' expects an argument.", words[i]));
                 }
@@ -992,7 +1058,15 @@ fn bind_options(
             o => return Err(format!("'bind' : option '{o}' is not supported by harp.")),
         }
     }
-    Ok((accept_proxy, name, id))
+    if tls_seen && !tls.enabled {
+        ctx.warn("'crt' and the other TLS options have no effect without 'ssl' on this 'bind'.");
+    }
+    Ok(BindOptions {
+        accept_proxy,
+        name,
+        id,
+        tls: tls_seen.then_some(tls),
+    })
 }
 
 fn balance(algo: &str, ctx: &mut Ctx<'_>) -> Result<BalanceAlgo, String> {
@@ -1815,7 +1889,11 @@ mod tests {
         assert!(err("backend b\n timeout sever 1s\n").contains("did you mean 'server'?"));
         assert!(err("backend b\n http-check expect string ok\n").contains("only 'status <code>'"));
         assert!(err("frontend f\n bind 127.0.0.1\n").contains("missing port"));
-        assert!(err("frontend f\n bind :80 ssl crt x.pem\n").contains("'ssl' is not supported"));
+        assert!(err("frontend f\n bind :80 ssl crt /nonexistent/x.pem\n").contains(
+            "'bind :80' in section 'frontend' : unable to stat SSL certificate from file '/nonexistent/x.pem' : No such file or directory."
+        ));
+        assert!(err("frontend f\n bind :80 ssl generate-certificates\n")
+            .contains("signs no certificates"));
     }
 
     #[test]

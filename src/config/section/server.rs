@@ -452,6 +452,7 @@ mod tests {
             &mut Ctx {
                 loc: &loc,
                 warnings: &mut warnings,
+                bind_tls: None,
             },
         )
     }

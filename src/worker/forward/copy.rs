@@ -21,7 +21,7 @@ const COPY_BUF: usize = 64 * 1024;
 /// idle socket's send buffer).
 #[derive(Debug)]
 pub(crate) struct CopyBuf {
-    buf: RefCell<Box<[u8]>>,
+    pub(super) buf: RefCell<Box<[u8]>>,
 }
 
 impl Default for CopyBuf {
@@ -109,7 +109,12 @@ pub(super) async fn pump_copy<R: Rt>(
 /// Writes what `to` takes without waiting; returns how much that was. `last`: the source said
 /// EOF after this data, and the half-close follows at once: `MSG_MORE` holds the data back so
 /// that the FIN rides in its segment (shutdown/close pushes it out).
-fn write_now(dir: &Dir<'_>, timers: &Timers, data: &[u8], last: bool) -> Result<usize, Fault> {
+pub(super) fn write_now(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    data: &[u8],
+    last: bool,
+) -> Result<usize, Fault> {
     let flags = if last {
         SendFlags::NOSIGNAL | SendFlags::MORE
     } else {
@@ -132,7 +137,11 @@ fn write_now(dir: &Dir<'_>, timers: &Timers, data: &[u8], last: bool) -> Result<
 }
 
 /// Writes all of `data`, waiting for `to` to drain as needed.
-async fn write_rest<R: Rt>(dir: &Dir<'_>, timers: &Timers, data: &[u8]) -> Result<(), Fault> {
+pub(super) async fn write_rest<R: Rt>(
+    dir: &Dir<'_>,
+    timers: &Timers,
+    data: &[u8],
+) -> Result<(), Fault> {
     let mut off = 0;
     while off < data.len() {
         timers

@@ -11,6 +11,7 @@
 mod copy;
 mod splice;
 mod timers;
+mod tls;
 
 use std::cell::Cell;
 use std::io;
@@ -251,6 +252,10 @@ pub(crate) struct Dir<'a> {
     pub from: &'a TcpStream,
     /// Destination socket.
     pub to: &'a TcpStream,
+    /// The source's TLS layer, if it speaks TLS.
+    pub from_tls: Option<&'a crate::worker::tls::TlsConn>,
+    /// The destination's TLS layer, if it speaks TLS.
+    pub to_tls: Option<&'a crate::worker::tls::TlsConn>,
     /// Which side `from` is.
     pub from_side: Side,
     /// Bytes delivered to `to`.
@@ -333,6 +338,10 @@ async fn pump_to_end<R: Rt>(
     mode: SpliceMode,
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
+    // TLS on either side: decrypted bytes are copied, never spliced
+    if dir.from_tls.is_some() || dir.to_tls.is_some() {
+        return Box::pin(tls::pump_tls::<R>(dir, timers, &bufs.copy)).await;
+    }
     // the server has not seen the request yet: reading now would only say EAGAIN
     let mut wait_first = dir.from_side == Side::Server;
     // what the copy phase learnt about short reads holds for the splice phase too

@@ -1,5 +1,5 @@
 //! TLS client configurations (rustls with ring) shared by the parts that open TLS connections
-//! to servers: Lua's `Socket:connect_ssl()` and health checks with `check-ssl`.
+//! to servers: Lua's `Socket:connect_ssl()`, health checks with `check-ssl`, and `server ... ssl`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
@@ -36,50 +36,65 @@ pub fn client_config(
     ca_file: Option<&Path>,
     what: &str,
 ) -> Result<Arc<ClientConfig>, String> {
+    client_config_with_cert(verify, webpki, ca_file, None, Vec::new(), what)
+}
+
+/// [`client_config`] presenting a client certificate (`cert`: chain and key, a server's `crt`)
+/// and offering `alpn`.
+pub fn client_config_with_cert(
+    verify: Verify,
+    webpki: bool,
+    ca_file: Option<&Path>,
+    cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    alpn: Vec<Vec<u8>>,
+    what: &str,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    if verify == Verify::None {
-        return Ok(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth(),
-        ));
-    }
-    let mut roots = RootCertStore::empty();
-    if webpki {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    if let Some(path) = ca_file {
-        for c in CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{what} {}: {e}", path.display()))?
-        {
-            let c = c.map_err(|e| format!("{what} {}: {e}", path.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-        }
-    }
-    if verify == Verify::ChainAndName {
-        return Ok(Arc::new(
-            builder.with_root_certificates(roots).with_no_client_auth(),
-        ));
-    }
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| format!("{what}: {e}"))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::ChainAndNamed(name) => Arc::new(Named { inner, name }),
-        _ => Arc::new(ChainOnly(inner)),
-    };
-    Ok(Arc::new(
+    let builder = if verify == Verify::None {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth(),
-    ))
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else {
+        let mut roots = RootCertStore::empty();
+        if webpki {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        if let Some(path) = ca_file {
+            for c in CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{what} {}: {e}", path.display()))?
+            {
+                let c = c.map_err(|e| format!("{what} {}: {e}", path.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+            }
+        }
+        if verify == Verify::ChainAndName {
+            builder.with_root_certificates(roots)
+        } else {
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("{what}: {e}"))?;
+            let verifier: Arc<dyn ServerCertVerifier> = match verify {
+                Verify::ChainAndNamed(name) => Arc::new(Named { inner, name }),
+                _ => Arc::new(ChainOnly(inner)),
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+        }
+    };
+    let mut config = match cert {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("crt: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn;
+    Ok(Arc::new(config))
 }
 
 /// Verifies the chain and a configured name, whatever name went out as SNI (`verifyhost`).

@@ -1,0 +1,558 @@
+//! `bind ... ssl`: the TLS settings of a listener as HAProxy's `bind` keywords give them, and
+//! the rustls server configuration built from them once, at configuration time (a certificate
+//! that does not load is a configuration error, with the file named), then shared by every
+//! worker.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_rustls::rustls::crypto::{self, CryptoProvider};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+use tokio_rustls::rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{
+    version, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
+};
+
+use super::certs::{load_crt, Loaded};
+
+/// A protocol version as `ssl-min-ver`/`ssl-max-ver` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// `SSLv3`.
+    Ssl3,
+    /// `TLSv1.0`.
+    Tls10,
+    /// `TLSv1.1`.
+    Tls11,
+    /// `TLSv1.2`.
+    Tls12,
+    /// `TLSv1.3`.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `SSLv3`, `TLSv1.0`... as HAProxy's keywords write them.
+    pub fn parse(s: &str) -> Option<TlsVersion> {
+        Some(match s {
+            "SSLv3" => TlsVersion::Ssl3,
+            "TLSv1.0" => TlsVersion::Tls10,
+            "TLSv1.1" => TlsVersion::Tls11,
+            "TLSv1.2" => TlsVersion::Tls12,
+            "TLSv1.3" => TlsVersion::Tls13,
+            _ => return None,
+        })
+    }
+
+    /// The version `no-<v>`/`force-<v>` keywords name (`tlsv12`).
+    pub fn from_keyword(s: &str) -> Option<TlsVersion> {
+        Some(match s {
+            "sslv3" => TlsVersion::Ssl3,
+            "tlsv10" => TlsVersion::Tls10,
+            "tlsv11" => TlsVersion::Tls11,
+            "tlsv12" => TlsVersion::Tls12,
+            "tlsv13" => TlsVersion::Tls13,
+            _ => return None,
+        })
+    }
+}
+
+/// `verify` on a bind: whether clients must show a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `verify none` (the default): none is asked for.
+    #[default]
+    None,
+    /// `verify optional`: asked for, checked when given.
+    Optional,
+    /// `verify required`: the handshake fails without a valid one.
+    Required,
+}
+
+/// The TLS keywords of one `bind` line (with `ssl-default-bind-*` applied first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindTls {
+    /// `ssl`: the listener speaks TLS (without it, `crt` only loads certificates).
+    pub enabled: bool,
+    /// `crt <file|dir>`, in order: the first certificate is the default one.
+    pub crts: Vec<PathBuf>,
+    /// `crt-list <file>`.
+    pub crt_lists: Vec<PathBuf>,
+    /// `alpn <proto>,...`.
+    pub alpn: Vec<Vec<u8>>,
+    /// `ssl-min-ver`.
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-max-ver`.
+    pub max_ver: Option<TlsVersion>,
+    /// `no-sslv3`, `no-tlsv10`... versions turned off.
+    pub disabled: Vec<TlsVersion>,
+    /// `force-<v>`: only this version.
+    pub forced: Option<TlsVersion>,
+    /// `verify`.
+    pub verify: ClientAuth,
+    /// `ca-file`: the roots client certificates are checked against.
+    pub ca_file: Option<PathBuf>,
+    /// `crl-file`: revoked client certificates.
+    pub crl_file: Option<PathBuf>,
+    /// `strict-sni`: no default certificate; a client naming none the bind has fails.
+    pub strict_sni: bool,
+    /// `no-tls-tickets`: resumption by the server's session cache only.
+    pub no_tickets: bool,
+    /// `prefer-client-ciphers`.
+    pub prefer_client_ciphers: bool,
+    /// `ciphers` (TLS 1.2 and below, OpenSSL's cipher list).
+    pub ciphers: Option<String>,
+    /// `ciphersuites` (TLS 1.3).
+    pub ciphersuites: Option<String>,
+    /// `tune.ssl.cachesize`: sessions the server keeps for resumption (0: HAProxy's 20,000).
+    pub cache_size: usize,
+}
+
+/// A built TLS listener configuration: what the workers hand new connections to.
+#[derive(Clone)]
+pub struct Acceptor {
+    /// rustls' configuration.
+    pub config: Arc<ServerConfig>,
+    resolver: Arc<Resolver>,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("certs", &self.resolver.certs.len())
+            .finish()
+    }
+}
+
+impl PartialEq for Acceptor {
+    fn eq(&self, other: &Acceptor) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for Acceptor {}
+
+impl Acceptor {
+    /// The subject (one-line) of the certificate served for `sni` (`ssl_f_s_dn`).
+    pub fn served_subject(&self, sni: Option<&str>) -> Option<&str> {
+        self.resolver
+            .pick(sni, &[])
+            .map(|i| self.resolver.certs[i].subject.as_str())
+    }
+}
+
+/// Picks a certificate by the client's SNI: an exact name, else a wildcard one covering it,
+/// else (without `strict-sni`) the bind's first certificate.
+#[derive(Debug)]
+struct Resolver {
+    certs: Vec<Loaded>,
+    exact: HashMap<String, Vec<usize>>,
+    /// `*.example.test` under `example.test`.
+    wild: HashMap<String, Vec<usize>>,
+    strict: bool,
+}
+
+impl Resolver {
+    fn new(certs: Vec<Loaded>, filters: &[Vec<String>], strict: bool) -> Resolver {
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wild: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, c) in certs.iter().enumerate() {
+            let given = filters.get(i).filter(|f| !f.is_empty());
+            let (pos, neg): (Vec<&String>, Vec<&String>) = given
+                .map(|f| f.iter().partition(|n| !n.starts_with('!')))
+                .unwrap_or_default();
+            let names: Vec<String> = if pos.is_empty() {
+                c.names.clone()
+            } else {
+                pos.iter().map(|n| n.to_ascii_lowercase()).collect()
+            };
+            for n in names {
+                if neg.iter().any(|x| x[1..].eq_ignore_ascii_case(&n)) {
+                    continue;
+                }
+                match n.strip_prefix("*.") {
+                    Some(rest) => wild.entry(rest.to_string()).or_default().push(i),
+                    None => exact.entry(n).or_default().push(i),
+                }
+            }
+        }
+        Resolver {
+            certs,
+            exact,
+            wild,
+            strict,
+        }
+    }
+
+    /// The certificate for `sni`, preferring one whose key signs with a scheme the client
+    /// offers (an ECDSA and an RSA certificate for one name).
+    fn pick(
+        &self,
+        sni: Option<&str>,
+        schemes: &[tokio_rustls::rustls::SignatureScheme],
+    ) -> Option<usize> {
+        let choose = |list: &Vec<usize>| {
+            list.iter()
+                .copied()
+                .find(|&i| {
+                    schemes.is_empty() || self.certs[i].key.key.choose_scheme(schemes).is_some()
+                })
+                .or_else(|| list.first().copied())
+        };
+        if let Some(name) = sni.map(str::to_ascii_lowercase) {
+            if let Some(i) = self.exact.get(&name).and_then(choose) {
+                return Some(i);
+            }
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(i) = self.wild.get(parent).and_then(choose) {
+                    return Some(i);
+                }
+            }
+        }
+        (!self.strict && !self.certs.is_empty()).then_some(0)
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name(), hello.signature_schemes())
+            .map(|i| self.certs[i].key.clone())
+    }
+}
+
+/// HAProxy's default `tune.ssl.cachesize`.
+const CACHE_SIZE: usize = 20_000;
+
+impl BindTls {
+    /// What HAProxy finds wrong with these settings once the configuration is read, before
+    /// loading anything: the problem, and what follows the bind's location in its message
+    /// (`no SSL certificate specified`, ` (use 'crt')`).
+    pub fn problem(&self) -> Option<(String, &'static str)> {
+        if self.crts.is_empty() && self.crt_lists.is_empty() {
+            return Some(("no SSL certificate specified".into(), " (use 'crt')"));
+        }
+        if self.versions().is_empty() {
+            return Some(("all SSL/TLS versions are disabled".into(), ""));
+        }
+        if self.verify != ClientAuth::None && self.ca_file.is_none() {
+            return Some(("verify is enabled but no CA file specified".into(), ""));
+        }
+        if let Err(list) = filter(self.ciphers.as_deref()) {
+            return Some((format!("unable to set SSL cipher list to '{list}'"), ""));
+        }
+        if let Err(list) = filter(self.ciphersuites.as_deref()) {
+            return Some((
+                format!("unable to set TLS 1.3 cipher suites to '{list}'"),
+                "",
+            ));
+        }
+        None
+    }
+
+    /// Builds the listener's configuration, loading its certificates; `bind` names the line
+    /// in errors (`'bind :443' in section 'frontend'`). Returns it with the warnings building
+    /// gave. Settings with a [`BindTls::problem`] are refused.
+    pub fn build(&self, bind: &str) -> Result<(Acceptor, Vec<String>), String> {
+        if let Some((p, _)) = self.problem() {
+            return Err(format!("{bind} : {p}."));
+        }
+        let mut warnings = Vec::new();
+        let provider = Arc::new(crypto::ring::default_provider());
+        let mut certs = Vec::new();
+        let mut filters = Vec::new();
+        for c in &self.crts {
+            let loaded = load_crt(c, &provider).map_err(|e| format!("{bind} : {e}"))?;
+            filters.extend(loaded.iter().map(|_| Vec::new()));
+            certs.extend(loaded);
+        }
+        for list in &self.crt_lists {
+            let (loaded, f) = load_crt_list(list, &provider, bind, &mut warnings)?;
+            certs.extend(loaded);
+            filters.extend(f);
+        }
+        if certs.is_empty() {
+            return Err(format!(
+                "{bind} : no certificate found in the 'crt' directories and 'crt-list' files."
+            ));
+        }
+        let versions = self.versions();
+        let suites = self.suites(&provider, &versions, bind)?;
+        let provider = CryptoProvider {
+            cipher_suites: suites,
+            ..(*provider).clone()
+        };
+        let provider = Arc::new(provider);
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("{bind} : {e}"))?;
+        let builder = match self.verify {
+            ClientAuth::None => builder.with_no_client_auth(),
+            auth => {
+                let Some(ca) = &self.ca_file else {
+                    return Err(format!(
+                        "{bind} : verify is enabled but no CA file specified."
+                    ));
+                };
+                let mut roots = RootCertStore::empty();
+                let found = CertificateDer::pem_file_iter(ca).map_err(|e| {
+                    format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
+                })?;
+                for c in found {
+                    let c = c.map_err(|e| {
+                        format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
+                    })?;
+                    roots.add(c).map_err(|e| {
+                        format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
+                    })?;
+                }
+                let mut v =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                if let Some(crl) = &self.crl_file {
+                    let bad = |e: &dyn std::fmt::Display| {
+                        format!(
+                            "{bind} : unable to load CRL file '{}' : {e}.",
+                            crl.display()
+                        )
+                    };
+                    let crls = CertificateRevocationListDer::pem_file_iter(crl)
+                        .map_err(|e| bad(&e))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| bad(&e))?;
+                    v = v.with_crls(crls);
+                }
+                if auth == ClientAuth::Optional {
+                    v = v.allow_unauthenticated();
+                }
+                let v = v.build().map_err(|e| format!("{bind} : {e}"))?;
+                builder.with_client_cert_verifier(v)
+            }
+        };
+        let resolver = Arc::new(Resolver::new(certs, &filters, self.strict_sni));
+        let mut config = builder.with_cert_resolver(resolver.clone());
+        config.alpn_protocols = self.alpn.clone();
+        config.ignore_client_order = !self.prefer_client_ciphers;
+        let size = if self.cache_size > 0 {
+            self.cache_size
+        } else {
+            CACHE_SIZE
+        };
+        config.session_storage = ServerSessionMemoryCache::new(size);
+        if !self.no_tickets {
+            config.ticketer = crypto::ring::Ticketer::new().map_err(|e| format!("{bind} : {e}"))?;
+        }
+        Ok((
+            Acceptor {
+                config: Arc::new(config),
+                resolver,
+            },
+            warnings,
+        ))
+    }
+
+    /// The versions left by `ssl-min-ver`, `ssl-max-ver`, `no-*` and `force-*`, of the two
+    /// rustls speaks.
+    fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
+        let mut out = Vec::new();
+        for (v, rv) in [
+            (TlsVersion::Tls12, &version::TLS12),
+            (TlsVersion::Tls13, &version::TLS13),
+        ] {
+            let on = match self.forced {
+                Some(f) => f == v,
+                None => {
+                    self.min_ver.map_or(true, |m| m <= v)
+                        && self.max_ver.map_or(true, |m| m >= v)
+                        && !self.disabled.contains(&v)
+                }
+            };
+            if on {
+                out.push(rv);
+            }
+        }
+        out
+    }
+
+    /// The provider's suites that `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3) leave.
+    fn suites(
+        &self,
+        provider: &CryptoProvider,
+        versions: &[&'static SupportedProtocolVersion],
+        bind: &str,
+    ) -> Result<Vec<SupportedCipherSuite>, String> {
+        let v12 = filter(self.ciphers.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
+        let v13 = filter(self.ciphersuites.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
+        let mut out: Vec<SupportedCipherSuite> = Vec::new();
+        // in the list's order when it names suites, else the provider's
+        for (named, is13) in [(&v13, true), (&v12, false)] {
+            let of_version =
+                |s: &SupportedCipherSuite| matches!(s, SupportedCipherSuite::Tls13(_)) == is13;
+            match named {
+                Some(names) => {
+                    for n in names {
+                        if let Some(s) = provider.cipher_suites.iter().find(|s| {
+                            of_version(s) && super::facts::suite_named(n) == Some(s.suite())
+                        }) {
+                            out.push(*s);
+                        }
+                    }
+                }
+                None => out.extend(provider.cipher_suites.iter().filter(|s| of_version(s))),
+            }
+        }
+        let usable = out
+            .iter()
+            .any(|s| versions.iter().any(|v| s.version().version == v.version));
+        if !usable {
+            return Err(format!(
+                "{bind} : none of the cipher suites left by 'ciphers'/'ciphersuites' is one harp supports ({}).",
+                super::facts::suite_names().join(":")
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// OpenSSL's cipher-list keywords (groups of ciphers), which harp does not evaluate.
+const KEYWORDS: &[&str] = &[
+    "DEFAULT",
+    "ALL",
+    "COMPLEMENTOFALL",
+    "COMPLEMENTOFDEFAULT",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "SECLEVEL",
+    "aNULL",
+    "eNULL",
+    "NULL",
+    "kRSA",
+    "RSA",
+    "aRSA",
+    "kDHE",
+    "kEDH",
+    "DH",
+    "DHE",
+    "EDH",
+    "ADH",
+    "kEECDH",
+    "kECDHE",
+    "ECDH",
+    "ECDHE",
+    "EECDH",
+    "AECDH",
+    "aECDSA",
+    "ECDSA",
+    "aDSS",
+    "DSS",
+    "TLSv1.2",
+    "TLSv1.0",
+    "SSLv3",
+    "AES",
+    "AES128",
+    "AES256",
+    "AESGCM",
+    "AESCCM",
+    "CHACHA20",
+    "ARIA",
+    "CAMELLIA",
+    "3DES",
+    "DES",
+    "RC4",
+    "SHA1",
+    "SHA",
+    "SHA256",
+    "SHA384",
+    "PSK",
+    "kPSK",
+    "SUITEB128",
+    "SUITEB128ONLY",
+    "SUITEB192",
+    "CBC",
+];
+
+/// The suites an OpenSSL cipher list names: `None` (the provider's) when it uses keywords or
+/// rules (`HIGH:!aNULL`, `ECDHE+AESGCM`) harp does not evaluate; the named ones otherwise. A
+/// list naming only unknown ciphers is refused (the list given back).
+fn filter(list: Option<&str>) -> Result<Option<Vec<String>>, String> {
+    let Some(list) = list else { return Ok(None) };
+    let mut names = Vec::new();
+    let mut rules = false;
+    for tok in list.split([':', ',', ' ']).filter(|t| !t.is_empty()) {
+        if tok.starts_with(['!', '-', '+', '@']) || tok.contains('+') {
+            rules = true;
+        } else if super::facts::suite_named(tok).is_some() {
+            names.push(tok.to_string());
+        } else if KEYWORDS.contains(&tok) {
+            rules = true;
+        }
+    }
+    if !names.is_empty() {
+        return Ok(Some(names));
+    }
+    if rules {
+        return Ok(None);
+    }
+    Err(list.to_string())
+}
+
+/// A `crt-list` file: `<crt> [[<options>]] [<sni filter> ...]` per line, `#` comments. Per-line
+/// options are not applied (warned): the bind's settings hold for every certificate.
+fn load_crt_list(
+    path: &std::path::Path,
+    provider: &CryptoProvider,
+    bind: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Loaded>, Vec<Vec<String>>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let e = e.to_string();
+        let e = e.split(" (os error").next().unwrap_or("");
+        format!(
+            "{bind} : 'crt-list' : cannot open file '{}' : {e}",
+            path.display()
+        )
+    })?;
+    let mut certs = Vec::new();
+    let mut filters = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (crt, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let mut rest = rest.trim();
+        if let Some(r) = rest.strip_prefix('[') {
+            let Some((opts, after)) = r.split_once(']') else {
+                return Err(format!(
+                    "{bind} : crt-list '{}' line {} : missing ']'.",
+                    path.display(),
+                    n + 1
+                ));
+            };
+            if !opts.trim().is_empty() {
+                warnings.push(format!(
+                    "crt-list '{}' line {} : per-certificate options '[{}]' are not supported by harp; the bind's settings apply.",
+                    path.display(),
+                    n + 1,
+                    opts.trim()
+                ));
+            }
+            rest = after.trim();
+        }
+        let mut file = PathBuf::from(crt);
+        if file.is_relative() && !file.exists() {
+            if let Some(dir) = path.parent() {
+                file = dir.join(crt);
+            }
+        }
+        let f: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+        for c in load_crt(&file, provider).map_err(|e| format!("{bind} : {e}"))? {
+            certs.push(c);
+            filters.push(f.clone());
+        }
+    }
+    Ok((certs, filters))
+}

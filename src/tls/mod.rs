@@ -1,0 +1,17 @@
+//! TLS with rustls (ring): client configurations for connections to servers (`client`), the
+//! server configurations of `bind ... ssl` listeners built from certificate files (`acceptor`,
+//! `certs`), and what a finished handshake tells the rules and the logs, under OpenSSL's names
+//! as HAProxy shows them (`facts`).
+
+mod acceptor;
+mod certs;
+mod client;
+mod dn;
+mod facts;
+
+pub use acceptor::{Acceptor, BindTls, ClientAuth, TlsVersion};
+pub use certs::load_chain;
+pub(crate) use certs::subject_issuer;
+pub use client::{client_config, client_config_with_cert, Verify};
+pub use dn::one_line;
+pub use facts::{cipher_name, version_name, TlsFacts};

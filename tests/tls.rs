@@ -1,0 +1,598 @@
+//! TLS on `bind ... ssl` end to end: the real binary ending TLS from a real rustls client and
+//! forwarding the decrypted bytes to plain servers on 127.0.0.1. Certificates are made by the
+//! test (rcgen): a CA, server certificates for two names and a wildcard, a client certificate.
+//! What HAProxy 2.6 does was watched first: `%ft` with `~`, OpenSSL's cipher names, the SNI
+//! choosing the certificate (the first `crt` by default), the fixed line of a failed
+//! handshake, `close_notify` before the FIN, the counters and the `-c` messages.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{cli, free_port, stat_field, write_file, Harp};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// A test CA and what it signed, written as PEM files in a directory.
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, "Test CA");
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Harp Test");
+        let ca = p.self_signed(&ca_key).expect("ca");
+        Pki { ca, ca_key }
+    }
+
+    /// A certificate for `cn` (also its one SAN unless `client`), its key in the same PEM
+    /// file, as HAProxy's `crt` wants it.
+    fn issue(&self, dir: &Path, file: &str, cn: &str, client: bool) -> String {
+        let key = KeyPair::generate().expect("key");
+        let sans = if client { vec![] } else { vec![cn.to_string()] };
+        let mut p = CertificateParams::new(sans).expect("params");
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Harp Test");
+        if client {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).expect("sign");
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        write_file(dir, file, &pem).display().to_string()
+    }
+
+    fn ca_file(&self, dir: &Path) -> String {
+        write_file(dir, "ca.pem", &self.ca.pem())
+            .display()
+            .to_string()
+    }
+}
+
+/// A client configuration trusting the test CA, offering `alpn`, showing `cert` (a PEM file
+/// with the key) if given.
+fn client_config(pki: &Pki, alpn: &[&str], cert: Option<&str>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).expect("root");
+    let b = ClientConfig::builder().with_root_certificates(roots);
+    let mut c = match cert {
+        Some(path) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .expect("pem")
+                .map(|c| c.expect("cert"))
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(path).expect("key");
+            b.with_client_auth_cert(chain, key).expect("client cert")
+        }
+        None => b.with_no_client_auth(),
+    };
+    c.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    Arc::new(c)
+}
+
+/// Takes any certificate (the test looks at which one was served, whatever the name).
+#[derive(Debug)]
+struct AnyCert(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client configuration that takes any server certificate.
+fn any_cert_config() -> Arc<ClientConfig> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Arc::new(
+        ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth(),
+    )
+}
+
+/// A TLS connection to 127.0.0.1:`port` naming `sni`.
+fn tls_connect(
+    cfg: Arc<ClientConfig>,
+    port: u16,
+    sni: &str,
+) -> std::io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let name = ServerName::try_from(sni.to_string()).expect("name");
+    let conn = ClientConnection::new(cfg, name).map_err(std::io::Error::other)?;
+    let mut s = StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+/// The served certificate's CN, read from its DER (the test's certificates put it last).
+fn served_cn(s: &StreamOwned<ClientConnection, TcpStream>) -> String {
+    let der = s.conn.peer_certificates().expect("certs")[0].to_vec();
+    // a CN attribute: OID 2.5.4.3 then a UTF8String
+    let at = der
+        .windows(5)
+        .rposition(|w| w == [0x06, 0x03, 0x55, 0x04, 0x03])
+        .expect("cn");
+    let len = der[at + 6] as usize;
+    String::from_utf8_lossy(&der[at + 7..at + 7 + len]).into_owned()
+}
+
+/// An echo server: every connection gets its bytes back until it closes.
+fn echo_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = vec![0u8; 65536];
+                loop {
+                    match c.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c.write_all(&b[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A server that answers `<name>\n` once the client wrote, then closes.
+fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 256];
+                let _ = c.read(&mut b);
+                let _ = c.write_all(format!("{name}\n").as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// A UDP syslog listener (raw lines).
+fn sink() -> (UdpSocket, String) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let addr = s.local_addr().expect("addr").to_string();
+    (s, addr)
+}
+
+/// The message of the first line the sink receives that contains `needle` (what follows
+/// the syslog header's `harp[<pid>]: `).
+fn line_with(sink: &UdpSocket, needle: &str) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sink
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no log line with {needle:?} ({e})"));
+        let l = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+        let msg = l.split_once("]: ").map_or(&*l, |(_, m)| m);
+        if msg.contains(needle) {
+            return msg.to_string();
+        }
+    }
+}
+
+/// What a session's client wrote, echoed back through the TLS connection.
+fn round_trip(s: &mut StreamOwned<ClientConnection, TcpStream>, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).expect("send");
+    s.flush().expect("flush");
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).expect("echo");
+    got
+}
+
+#[test]
+fn tls_clients_reach_plain_servers_with_the_certificate_their_sni_names() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let other = pki.issue(dir.path(), "other.pem", "other.example.test", false);
+    let wild = pki.issue(dir.path(), "wild.pem", "*.example.test", false);
+    let up = echo_upstream();
+    let port = free_port();
+    let (sink, addr) = sink();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} crt {other} crt {wild} alpn h2,http/1.1\n\
+         \x20   log {addr} local0\n    option dontlognull\n\
+         \x20   log-format \"%ft %b/%s %sslv %sslc sni=%[ssl_fc_sni] alpn=%[ssl_fc_alpn] ssl=%[ssl_fc] cert=%[ssl_f_s_dn] %B\"\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    let cfg = client_config(&pki, &["h2"], None);
+    let mut s = tls_connect(cfg.clone(), port, "www.example.test").expect("tls");
+    assert_eq!(served_cn(&s), "www.example.test");
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!(round_trip(&mut s, b"hello\n"), b"hello\n");
+    s.conn.send_close_notify();
+    let _ = s.flush();
+    drop(s);
+    let line = line_with(&sink, "sni=www.example.test");
+    assert!(
+        line.starts_with("fe~ be/s1 TLSv1.3 TLS_AES_256_GCM_SHA384 sni=www.example.test alpn=h2 ssl=1 cert=/CN=www.example.test/O=Harp Test 6"),
+        "{line}"
+    );
+    // the SNI picks the certificate, exact names before wildcard ones; one label only
+    for (sni, cn) in [
+        ("other.example.test", "other.example.test"),
+        ("OTHER.example.test", "other.example.test"),
+        ("foo.example.test", "*.example.test"),
+        ("a.b.example.test", "www.example.test"),
+        ("unknown.test", "www.example.test"),
+    ] {
+        let mut s = tls_connect(any_cert_config(), port, sni).expect("tls");
+        assert_eq!(served_cn(&s), cn, "for {sni}");
+        assert_eq!(round_trip(&mut s, b"x"), b"x");
+    }
+    // a 4 MiB transfer both ways arrives byte for byte
+    let mut s = tls_connect(client_config(&pki, &[], None), port, "www.example.test").expect("tls");
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+    let sent = data.clone();
+    let mut writer = s.sock.try_clone().expect("clone");
+    let _ = &mut writer;
+    let got = {
+        // write and read at once: the echo's buffers are far smaller than the data
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut back = Vec::with_capacity(data.len());
+        let mut off = 0;
+        let mut buf = vec![0u8; 65536];
+        s.sock.set_nonblocking(true).expect("nonblocking");
+        while back.len() < data.len() {
+            if off < data.len() {
+                let end = (off + 16384).min(data.len());
+                s.conn.writer().write_all(&data[off..end]).expect("queue");
+                off = end;
+            }
+            while s.conn.wants_write() {
+                match s.conn.write_tls(&mut s.sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("write: {e}"),
+                }
+            }
+            match s.conn.read_tls(&mut s.sock) {
+                Ok(0) => panic!("closed after {} bytes", back.len()),
+                Ok(_) => {
+                    s.conn.process_new_packets().expect("tls");
+                    while let Ok(n) = s.conn.reader().read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        back.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        tx.send(()).ok();
+        drop(rx);
+        back
+    };
+    assert!(got == sent, "the echoed bytes differ");
+}
+
+#[test]
+fn rules_read_the_decrypted_request_and_route_by_sni() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "wild.pem", "*.example.test", false);
+    let (a, b) = (named_upstream("alpha"), named_upstream("beta"));
+    let port = free_port();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www}\n\
+         \x20   tcp-request inspect-delay 5s\n\
+         \x20   tcp-request content reject if {{ req.payload(0,4) -m str QUIT }}\n\
+         \x20   tcp-request content accept if {{ req.len ge 4 }}\n\
+         \x20   use_backend be_b if {{ ssl_fc_sni -i beta.example.test }}\n\
+         \x20   default_backend be_a\n\
+         backend be_a\n    server s1 127.0.0.1:{a}\n\
+         backend be_b\n    server s1 127.0.0.1:{b}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    let cfg = client_config(&pki, &[], None);
+    let ask = |sni: &str, msg: &[u8]| {
+        let mut s = tls_connect(cfg.clone(), port, sni).expect("tls");
+        s.write_all(msg).expect("send");
+        s.flush().expect("flush");
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got);
+        (String::from_utf8_lossy(&got).into_owned(), r)
+    };
+    let (got, r) = ask("www.example.test", b"PING\n");
+    assert_eq!(got, "alpha\n");
+    assert!(r.is_ok(), "a clean close_notify ends it: {r:?}");
+    assert_eq!(ask("beta.example.test", b"PING\n").0, "beta\n");
+    // the rules read the plaintext: a QUIT request is rejected, nothing reaches a server
+    assert_eq!(ask("www.example.test", b"QUIT\n").0, "");
+}
+
+#[test]
+fn failed_handshakes_get_haproxys_line_and_counters() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = echo_upstream();
+    let (port, strict, api) = (free_port(), free_port(), free_port());
+    let (sink, addr) = sink();
+    let config = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www}\n\
+         \x20   bind 127.0.0.1:{strict} ssl crt {www} strict-sni name picky\n\
+         \x20   log {addr} local0\n    option tcplog\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&config, port, &[]);
+    h.wait_port(strict);
+    // the two readiness probes connected and closed: failed handshakes too, as in HAProxy
+    let failed = || -> u64 {
+        stat_field(api, "fe,FRONTEND,", "ssl_failed_handshake")
+            .parse()
+            .expect("n")
+    };
+    assert!(common::wait_until(Duration::from_secs(10), || failed() == 2));
+    let base = 2;
+    // plain text where TLS is expected
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let local = c.local_addr().expect("addr").port();
+    c.write_all(b"hello\n").expect("send");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let line = line_with(&sink, &format!(":{local} "));
+    assert!(
+        line.ends_with("] fe/1: SSL handshake failure"),
+        "HAProxy's fixed line: {line}"
+    );
+    // `strict-sni` and a name the bind has no certificate for
+    let cfg = client_config(&pki, &[], None);
+    assert!(tls_connect(cfg.clone(), strict, "nope.example.test").is_err());
+    let line = line_with(&sink, "fe/picky:");
+    assert!(line.ends_with("fe/picky: SSL handshake failure"), "{line}");
+    // one that closes at once
+    drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let line = line_with(&sink, "during SSL handshake");
+    assert!(
+        line.ends_with("fe/1: Connection closed during SSL handshake"),
+        "{line}"
+    );
+    // and a good one, logged as a session of `fe~`
+    let mut s = tls_connect(cfg, strict, "www.example.test").expect("tls");
+    assert_eq!(round_trip(&mut s, b"ok"), b"ok");
+    drop(s);
+    let line = line_with(&sink, " fe~ be/s1 ");
+    assert!(line.contains(" fe~ be/s1 "), "{line}");
+    assert_eq!(failed() - base, 3);
+    let ok: u64 = stat_field(api, "fe,FRONTEND,", "ssl_sess")
+        .parse()
+        .expect("n");
+    assert!(ok >= 1);
+    let info = cli(api, "show info");
+    let cum = info
+        .lines()
+        .find_map(|l| l.strip_prefix("CumSslConns: "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("CumSslConns");
+    assert!(cum >= 4, "{info}");
+}
+
+#[test]
+fn the_servers_end_reaches_the_client_as_close_notify_and_the_clients_as_a_fin() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    // a server that reads until the client's end, then answers how much it got and closes
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            let _ = c.write_all(format!("got {}\n", got.len()).as_bytes());
+        }
+    });
+    let port = free_port();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www}\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    let mut s = tls_connect(client_config(&pki, &[], None), port, "www.example.test").expect("tls");
+    s.write_all(b"12345").expect("send");
+    // the client's close_notify is the server's end of stream; the answer still comes back
+    s.conn.send_close_notify();
+    s.flush().expect("flush");
+    let mut got = Vec::new();
+    let r = s.read_to_end(&mut got);
+    assert_eq!(String::from_utf8_lossy(&got), "got 5\n");
+    assert!(r.is_ok(), "ended by close_notify, not a bare FIN: {r:?}");
+}
+
+#[test]
+fn client_certificates_are_asked_for_checked_and_shown() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let client = pki.issue(dir.path(), "client.pem", "client1", true);
+    let ca = pki.ca_file(dir.path());
+    let up = echo_upstream();
+    let port = free_port();
+    let (sink, addr) = sink();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} verify required ca-file {ca}\n\
+         \x20   log {addr} local0\n    option dontlognull\n\
+         \x20   log-format \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn]\"\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    // without a certificate: refused (TLS 1.3 clients learn it at their first read)
+    let refused =
+        tls_connect(client_config(&pki, &[], None), port, "www.example.test").and_then(|mut s| {
+            s.write_all(b"x")?;
+            s.flush()?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)
+        });
+    assert!(refused.is_err());
+    let mut s = tls_connect(
+        client_config(&pki, &[], Some(&client)),
+        port,
+        "www.example.test",
+    )
+    .expect("tls");
+    assert_eq!(round_trip(&mut s, b"hi"), b"hi");
+    drop(s);
+    let line = line_with(&sink, "used=1");
+    assert_eq!(
+        line,
+        "used=1 verify=0 s=/CN=client1/O=Harp Test i=/CN=Test CA/O=Harp Test"
+    );
+}
+
+/// `harp -c -f <config>`: (exit code, stderr).
+fn check(config: &str, dir: &Path) -> (i32, String) {
+    let cfg = write_file(dir, "t.cfg", config);
+    let out = Command::new(env!("CARGO_BIN_EXE_harp"))
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .expect("run harp -c");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn harp_c_reports_tls_mistakes_as_haproxy_does() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let cert_only = {
+        let text = std::fs::read_to_string(&www).expect("read");
+        let end = text.find("-----END CERTIFICATE-----").expect("cert") + 26;
+        write_file(dir.path(), "certonly.pem", &text[..end])
+            .display()
+            .to_string()
+    };
+    let garbage = write_file(dir.path(), "garbage.pem", "not a certificate\n")
+        .display()
+        .to_string();
+    let conf = |bind: &str| {
+        format!(
+            "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 2s\n    timeout server 2s\n\
+             frontend fe\n    bind 127.0.0.1:20801 {bind}\n    default_backend be\n\
+             backend be\n    server s1 127.0.0.1:20850\n"
+        )
+    };
+    let t = dir.path().display().to_string();
+    for (bind, want) in [
+        ("ssl".to_string(), format!("Proxy 'fe': no SSL certificate specified for bind '127.0.0.1:20801' at [{t}/t.cfg:7] (use 'crt').")),
+        ("ssl crt /nonexistent.pem".into(), "t.cfg:7] : 'bind 127.0.0.1:20801' in section 'frontend' : unable to stat SSL certificate from file '/nonexistent.pem' : No such file or directory.".into()),
+        (format!("ssl crt {cert_only}"), format!("'bind 127.0.0.1:20801' in section 'frontend' : No Private Key found in '{cert_only}.key'.")),
+        (format!("ssl crt {garbage}"), format!("'bind 127.0.0.1:20801' in section 'frontend' : unable to load certificate from file '{garbage}'.")),
+        (format!("ssl crt {www} ssl-min-ver TLSv1.9"), "'bind 127.0.0.1:20801' in section 'frontend' : 'TLSv1.9' : unknown ssl/tls version".into()),
+        (format!("ssl crt {www} ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.2"), format!("Proxy 'fe': all SSL/TLS versions are disabled for bind '127.0.0.1:20801' at [{t}/t.cfg:7].")),
+        (format!("ssl crt {www} verify required"), format!("Proxy 'fe': verify is enabled but no CA file specified for bind '127.0.0.1:20801' at [{t}/t.cfg:7].")),
+        (format!("ssl crt {www} ciphers FOO"), format!("Proxy 'fe': unable to set SSL cipher list to 'FOO' for bind '127.0.0.1:20801' at [{t}/t.cfg:7].")),
+        (format!("ssl crt {www} alpn"), "'alpn' : missing the comma-delimited ALPN protocol suite".into()),
+        ("ssl crt-list /nonexistent.list".into(), "'crt-list' : cannot open file '/nonexistent.list' : No such file or directory".into()),
+    ] {
+        let (code, err) = check(&conf(&bind), dir.path());
+        assert_ne!(code, 0, "{bind}");
+        assert!(err.contains(&want), "{bind}:\nwant {want}\ngot {err}");
+    }
+    let (code, err) = check(
+        &conf(&format!("ssl crt {www} alpn h2 ciphers HIGH:!aNULL")),
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+}
