@@ -596,3 +596,168 @@ fn harp_c_reports_tls_mistakes_as_haproxy_does() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+/// A TLS server on 127.0.0.1 with `cert` (PEM with key): each connection gets
+/// `sni=<name or ->` then its bytes back, until it closes.
+fn tls_upstream(cert: &str) -> u16 {
+    use tokio_rustls::rustls::{ServerConfig, ServerConnection};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("pem")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(cert).expect("key");
+    let cfg = Arc::new(
+        ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config"),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { break };
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = ServerConnection::new(cfg) else {
+                    return;
+                };
+                let mut s = StreamOwned::new(conn, c);
+                while s.conn.is_handshaking() {
+                    if s.conn.complete_io(&mut s.sock).is_err() {
+                        return;
+                    }
+                }
+                let sni = s.conn.server_name().unwrap_or("-").to_string();
+                let _ = s.write_all(format!("sni={sni} ").as_bytes());
+                let _ = s.flush();
+                let mut b = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&b[..n]).and_then(|_| s.flush()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            });
+        }
+    });
+    port
+}
+
+/// Writes `msg`, half-closes, reads to the end.
+fn plain_ask(port: u16, msg: &[u8]) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(msg).expect("send");
+    c.shutdown(std::net::Shutdown::Write).ok();
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn ssl_servers_are_reached_over_tls_with_the_sni_the_server_line_gives() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let ca = pki.ca_file(dir.path());
+    let up = tls_upstream(&www);
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen named\n    bind 127.0.0.1:{p1}\n\
+         \x20   server s1 127.0.0.1:{up} ssl verify required ca-file {ca} sni str(www.example.test)\n\
+         listen bare\n    bind 127.0.0.1:{p2}\n    server s1 127.0.0.1:{up} ssl verify none\n\
+         listen reencrypt\n    bind 127.0.0.1:{p3} ssl crt {www}\n\
+         \x20   server s1 127.0.0.1:{up} ssl ca-file {ca} sni ssl_fc_sni\n"
+    );
+    let mut h = Harp::start(&config, p1, &[]);
+    h.wait_port(p2);
+    h.wait_port(p3);
+    assert_eq!(plain_ask(p1, b"hello"), "sni=www.example.test hello");
+    // no `sni`: none is sent (HAProxy's default), and the chain alone is verified
+    assert_eq!(plain_ask(p2, b"x"), "sni=- x");
+    // TLS on both sides, the client's name passed on
+    let mut s = tls_connect(client_config(&pki, &[], None), p3, "www.example.test").expect("tls");
+    s.write_all(b"both").expect("send");
+    s.flush().expect("flush");
+    let mut got = vec![0u8; "sni=www.example.test both".len()];
+    s.read_exact(&mut got).expect("reply");
+    assert_eq!(String::from_utf8_lossy(&got), "sni=www.example.test both");
+}
+
+#[test]
+fn a_failed_server_handshake_is_a_failed_connection_and_a_failed_check() {
+    let up = echo_upstream();
+    let (port, api, ready) = (free_port(), free_port(), free_port());
+    let (sink, addr) = sink();
+    // the readiness probe goes to a listener of its own: only the test's session reaches be
+    let config = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         listen ready\n    bind 127.0.0.1:{ready}\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    log {addr} local0\n    option tcplog\n\
+         \x20   option dontlognull\n    default_backend be\n\
+         backend be\n    retries 1\n    server s1 127.0.0.1:{up} ssl verify none\n\
+         backend chk\n    server c1 127.0.0.1:{up} ssl verify none check inter 100ms fall 1\n"
+    );
+    let _h = Harp::start(&config, ready, &[]);
+    assert_eq!(plain_ask(port, b"hi"), "");
+    let line = line_with(&sink, " be/s1 ");
+    assert!(line.contains(" SC "), "a connection error: {line}");
+    assert!(
+        line.ends_with(" 0/0") && line.contains("/1 0/0"),
+        "one retry: {line}"
+    );
+    // one failed connection, of two attempts, each a failed handshake
+    assert_eq!(stat_field(api, "be,s1,", "econ"), "1");
+    assert_eq!(stat_field(api, "be,s1,", "ssl_failed_handshake"), "2");
+    // its checks speak TLS too, and fail at layer 6
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        stat_field(api, "chk,c1,", "status") == "DOWN"
+    }));
+    assert_eq!(stat_field(api, "chk,c1,", "check_status"), "L6RSP");
+}
+
+#[test]
+fn harp_c_wants_a_ca_file_or_verify_none_for_ssl_servers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = |global: &str, srv: &str| {
+        format!(
+            "global\n{global}defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 2s\n    timeout server 2s\n\
+             frontend fe\n    bind 127.0.0.1:20801\n    default_backend be\n\
+             backend be\n    server s1 127.0.0.1:20850 {srv}\n"
+        )
+    };
+    let t = dir.path().display().to_string();
+    let (code, err) = check(&conf("", "ssl"), dir.path());
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("[ALERT] config : [{t}/t.cfg:11] : 'server be/s1' : verify is enabled by default but no CA file specified. If you're running on a LAN")),
+        "{err}"
+    );
+    let (code, err) = check(&conf("", "ssl ca-file /nonexistent"), dir.path());
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("'server be/s1' : Couldn't open the ca-file '/nonexistent' (No such file or directory)."),
+        "{err}"
+    );
+    assert_eq!(
+        check(&conf("    ssl-server-verify none\n", "ssl"), dir.path()).0,
+        0
+    );
+    assert_eq!(
+        check(
+            &conf("", "ssl verify none sni str(www.example.test) alpn h2"),
+            dir.path()
+        )
+        .0,
+        0
+    );
+}

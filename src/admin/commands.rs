@@ -587,7 +587,9 @@ fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
         Err(e) => return Reply::line(e),
     };
     let default_verify = x.reg.global().ssl_server_verify;
-    if let Some(e) = crate::config::check_ssl_problem(&be.name, &config, default_verify) {
+    if let Some(e) = crate::config::check_ssl_problem(&be.name, &config, default_verify)
+        .or_else(|| crate::config::server_ssl_problem(&be.name, &config, default_verify))
+    {
         return Reply::line(e);
     }
     x.apply(Command::AddServer {

@@ -686,6 +686,12 @@ pub fn server_row(p: &Proxy, s: &Server) -> Row {
     r.set("uweight", Val::U32(s.uweight() as u64));
     r.set("srid", Val::U32(s.rid as u64));
     r.zeros_u64(MODULE_SSL);
+    // `ssl`: handshakes with the server done and failed (every attempt, as HAProxy counts)
+    r.set("ssl_sess", Val::U64(ld(&c.ssl_sess)));
+    r.set(
+        "ssl_failed_handshake",
+        Val::U64(ld(&c.ssl_failed_handshake)),
+    );
     r
 }
 

@@ -43,6 +43,44 @@ pub fn check_ssl_problem(proxy: &str, s: &ServerConfig, default_verify: bool) ->
     }
 }
 
+/// Why an `ssl` server cannot connect as configured, with HAProxy's messages (located with
+/// `[file:line] : 'server <backend>/<name>' : `): a `ca-file` that does not load (even under
+/// `verify none`), verification (explicit, or the global `ssl-server-verify` default) without
+/// a `ca-file`, a `crt` that does not load. Shared by the configuration check and `add server`.
+pub fn server_ssl_problem(proxy: &str, s: &ServerConfig, default_verify: bool) -> Option<String> {
+    let p = &s.params;
+    if !p.ssl {
+        return None;
+    }
+    let at = format!("[{}] : 'server {proxy}/{}' : ", s.location, s.name);
+    if let Some(f) = &p.ca_file {
+        if let Err(e) = std::fs::metadata(f) {
+            let e = e.to_string();
+            let e = e.split(" (os error").next().unwrap_or("");
+            return Some(format!(
+                "{at}Couldn't open the ca-file '{}' ({e}).",
+                f.display()
+            ));
+        }
+        if let Err(e) =
+            crate::tls::client_config(crate::tls::Verify::ChainOnly, false, Some(f), "ca-file")
+        {
+            return Some(format!("{at}unable to load the ca-file: {e}."));
+        }
+    }
+    if p.verify.unwrap_or(default_verify) && p.ca_file.is_none() {
+        return Some(format!(
+            "{at}verify is enabled by default but no CA file specified. If you're running on a LAN where you're certain to trust the server's certificate, please set an explicit 'verify none' statement on the 'server' line, or use 'ssl-server-verify none' in the global section to disable server-side verifications by default."
+        ));
+    }
+    if let Some(c) = &p.crt {
+        if let Err(e) = crate::tls::load_chain(c) {
+            return Some(format!("{at}{e}"));
+        }
+    }
+    None
+}
+
 /// Loads and validates every `-f` path in order (a directory contributes its `*.cfg` files in
 /// lexical order). Returns all errors found, never only the first.
 pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {

@@ -847,8 +847,18 @@ pub struct ServerParams {
     pub unresolved: bool,
     /// `tcp-ut <time>`: TCP_USER_TIMEOUT on connections to the server.
     pub tcp_ut: Option<Duration>,
-    /// `check-ssl`: health checks speak TLS (the traffic itself stays plain: `ssl` is refused).
+    /// `check-ssl`: health checks speak TLS even when the traffic does not.
     pub check_ssl: bool,
+    /// `ssl`: connections to the server speak TLS (and so do its checks, unless they go to
+    /// another `port` or `addr`).
+    pub ssl: bool,
+    /// `sni <expr>`: the server name sent, a sample of the session (`ssl_fc_sni`,
+    /// `req.ssl_sni`, `str(...)`); none by default, as in HAProxy.
+    pub sni: Option<crate::rules::Fetch>,
+    /// `alpn <proto>,...`: offered to the server.
+    pub alpn: Vec<Vec<u8>>,
+    /// `crt <file>`: the client certificate shown to the server (chain and key, one PEM file).
+    pub crt: Option<PathBuf>,
     /// `verify none|required`; unset: the global `ssl-server-verify` (required by default).
     pub verify: Option<bool>,
     /// `ca-file <path>`: the CAs a verified certificate must chain to.
@@ -955,6 +965,10 @@ impl Default for ServerParams {
             unresolved: false,
             tcp_ut: None,
             check_ssl: false,
+            ssl: false,
+            sni: None,
+            alpn: Vec::new(),
+            crt: None,
             verify: None,
             ca_file: None,
             check_sni: None,

@@ -648,6 +648,19 @@ fn tls_checks(p: &mut Parser) {
     for (loc, msg) in errors {
         err(p, &loc, msg);
     }
+    let servers: Vec<String> = p
+        .cfg
+        .proxies
+        .iter()
+        .flat_map(|px| {
+            px.servers
+                .iter()
+                .filter_map(|s| crate::config::server_ssl_problem(&px.name, s, default_verify))
+        })
+        .collect();
+    for message in servers {
+        p.errors.push(ConfigError::File { message });
+    }
     let binds: Vec<String> = p
         .cfg
         .proxies

@@ -309,7 +309,7 @@ pub fn hurried_interval(p: &ServerParams, health: Health, op: OpState) -> Durati
     p.fastinter.unwrap_or(p.inter)
 }
 
-/// `check-ssl`: the TLS settings of the server's checks. The name sent and verified is
+/// `check-ssl` (or `ssl`): the TLS settings of the server's checks. The name sent and verified is
 /// `verifyhost`, else `check-sni` (which is also the SNI); without either the certificate's
 /// chain alone is verified, as HAProxy verifies a name only when given one. (The configuration
 /// check already loaded the `ca-file`; should it fail now, the checks verify against no CA, so
@@ -318,7 +318,9 @@ fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
     use crate::tls::Verify;
     use tokio_rustls::rustls::pki_types::ServerName;
     let p = &s.params;
-    if !p.check_ssl {
+    // an `ssl` server's checks speak TLS too, unless they go elsewhere (`port`, `addr`)
+    let implied = p.ssl && p.check_port.is_none() && p.check_addr.is_none();
+    if !p.check_ssl && !implied {
         return None;
     }
     let name_of = |n: &Option<String>| n.clone().and_then(|n| ServerName::try_from(n).ok());

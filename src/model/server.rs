@@ -22,6 +22,10 @@ pub struct ServerCounters {
     pub tot_sess: AtomicU64,
     /// Times the balancer picked it (`lbtot`).
     pub lbtot: AtomicU64,
+    /// TLS handshakes with it completed (`ssl_sess`, an `ssl` server).
+    pub ssl_sess: AtomicU64,
+    /// TLS handshakes with it failed (`ssl_failed_handshake`), each a failed connection.
+    pub ssl_failed_handshake: AtomicU64,
     /// Bytes from client to server (`bin`).
     pub bytes_in: AtomicU64,
     /// Bytes from server to client (`bout`).
@@ -204,9 +208,36 @@ pub struct Server {
     passive_alarms: AtomicU32,
     /// The error count of the last of those times.
     passive_last: AtomicU32,
+    /// `ssl`: the TLS client configurations its connections use, built at first use.
+    tls: OnceLock<Option<Arc<crate::tls::ServerTls>>>,
 }
 
 impl Server {
+    /// `ssl`: the TLS configurations of its connections (`None` for a plain server), built
+    /// once; `default_verify` is the global `ssl-server-verify`. The configuration check loaded
+    /// every file already: should one fail now, the connections verify against no CA, so they
+    /// fail, and say why once.
+    pub fn tls_client(&self, default_verify: bool) -> Option<Arc<crate::tls::ServerTls>> {
+        self.tls
+            .get_or_init(|| {
+                let p = &self.params;
+                if !p.ssl {
+                    return None;
+                }
+                match crate::tls::ServerTls::new(p, default_verify) {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(e) => {
+                        crate::logging::alert(&format!(
+                            "Server {}/{}: ssl: {e}.",
+                            self.proxy_name, self.name
+                        ));
+                        crate::tls::ServerTls::failing().ok().map(Arc::new)
+                    }
+                }
+            })
+            .clone()
+    }
+
     /// Builds a server in its start-up state (`disabled` → CMAINT + FMAINT; dynamic → FMAINT,
     /// check off).
     #[allow(clippy::too_many_arguments)]
@@ -297,6 +328,7 @@ impl Server {
             check: Mutex::new(check),
             agent: Mutex::new(agent),
             tracked: OnceLock::new(),
+            tls: OnceLock::new(),
             trackers: Mutex::new(Vec::new()),
             passive_errors: AtomicU32::new(0),
             passive_alarms: AtomicU32::new(0),

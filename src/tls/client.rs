@@ -97,6 +97,57 @@ pub fn client_config_with_cert(
     Ok(Arc::new(config))
 }
 
+/// The client configurations of an `ssl` server's connections: `named` checks the name sent
+/// as SNI (or `verifyhost`), `unnamed` serves connections sending none, where HAProxy checks the
+/// chain alone.
+#[derive(Debug)]
+pub struct ServerTls {
+    /// For connections with an SNI.
+    pub named: Arc<ClientConfig>,
+    /// For connections without.
+    pub unnamed: Arc<ClientConfig>,
+}
+
+impl ServerTls {
+    /// From a server's `verify`, `verifyhost`, `ca-file`, `crt` and `alpn`; `default_verify`:
+    /// the global `ssl-server-verify`.
+    pub fn new(p: &crate::config::ServerParams, default_verify: bool) -> Result<ServerTls, String> {
+        let host = p
+            .verifyhost
+            .clone()
+            .and_then(|h| ServerName::try_from(h).ok());
+        let (named, unnamed) = match (p.verify.unwrap_or(default_verify), host) {
+            (false, _) => (Verify::None, Verify::None),
+            (true, Some(h)) => (Verify::ChainAndNamed(h.clone()), Verify::ChainAndNamed(h)),
+            (true, None) => (Verify::ChainAndName, Verify::ChainOnly),
+        };
+        let cert =
+            || -> Result<_, String> { p.crt.as_deref().map(super::certs::load_chain).transpose() };
+        let ca = p.ca_file.as_deref();
+        Ok(ServerTls {
+            named: client_config_with_cert(named, false, ca, cert()?, p.alpn.clone(), "ca-file")?,
+            unnamed: client_config_with_cert(
+                unnamed,
+                false,
+                ca,
+                cert()?,
+                p.alpn.clone(),
+                "ca-file",
+            )?,
+        })
+    }
+
+    /// Configurations that verify against no CA: every handshake fails (what a server whose
+    /// files vanished since the check gets, rather than unverified TLS).
+    pub fn failing() -> Result<ServerTls, String> {
+        let c = client_config(Verify::ChainOnly, false, None, "ca-file")?;
+        Ok(ServerTls {
+            named: c.clone(),
+            unnamed: c,
+        })
+    }
+}
+
 /// Verifies the chain and a configured name, whatever name went out as SNI (`verifyhost`).
 #[derive(Debug)]
 struct Named {

@@ -12,6 +12,6 @@ mod facts;
 pub use acceptor::{Acceptor, BindTls, ClientAuth, TlsVersion};
 pub use certs::load_chain;
 pub(crate) use certs::subject_issuer;
-pub use client::{client_config, client_config_with_cert, Verify};
+pub use client::{client_config, client_config_with_cert, ServerTls, Verify};
 pub use dn::one_line;
 pub use facts::{cipher_name, version_name, TlsFacts};

@@ -924,8 +924,33 @@ pub(crate) async fn run<R: Rt>(
                     let mut v = vars.take();
                     v.to_response();
                     vars.set(v);
-                    let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries).await;
-                    if let (Some(st), Ok((srv, _, _))) = (sticking, &r) {
+                    // what a connection to an `ssl` server opens with: its PROXY header (with
+                    // the stream's unique id if asked), and the SNI its `sni` expression gives
+                    let hello = |s: &Server| {
+                        let env = SessEnv::new(
+                            &ctx.reg,
+                            &client,
+                            peer,
+                            fronted.addrs.map(|(_, d)| d),
+                            &sc,
+                            &vars,
+                            tls_facts.as_ref(),
+                        )
+                        .in_stream(stream_info(&fe, &be.name, accepted, req_id));
+                        let sni = s.params.sni.as_ref().and_then(|f| match f.sample(&env) {
+                            crate::rules::fetch::Sample::Val { v, .. } => Some(v.to_text()),
+                            _ => None,
+                        });
+                        let v2 =
+                            s.params.proxy_protocol() == Some(crate::config::ProxyProtocol::V2);
+                        let uid = (v2 && s.params.pp2_unique_id)
+                            .then(|| env.unique_id().unwrap_or_default());
+                        let header =
+                            proxy_header(s, &client, peer, &fronted, uid).unwrap_or_default();
+                        (header, sni.filter(|n| !n.is_empty()))
+                    };
+                    let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries, &hello).await;
+                    if let (Some(st), Ok((srv, ..))) = (sticking, &r) {
                         st.store(srv);
                     }
                     r
@@ -960,7 +985,7 @@ pub(crate) async fn run<R: Rt>(
                         NoConn::Denied(t) => t,
                     };
                 }
-                Ok((srv, server, connect_ms)) => {
+                Ok((srv, server, server_tls, connect_ms)) => {
                     tc = connect_ms;
                     connected = tries.t0.elapsed().as_millis() as i64;
                     // a format with nothing of the session's end (no bytes, timers, counts
@@ -1051,9 +1076,16 @@ pub(crate) async fn run<R: Rt>(
                                 })
                                 .flatten()
                         };
-                        send_first::<R>(&srv, &client, peer, &fronted, &server, uid)
-                            .await
-                            .err()
+                        send_first::<R>(
+                            &srv,
+                            &client,
+                            peer,
+                            &fronted,
+                            (&server, server_tls.as_ref()),
+                            uid,
+                        )
+                        .await
+                        .err()
                     };
                     if let Some(e) = failed {
                         // a failed connection, as in HAProxy, where the send is part of it
@@ -1077,7 +1109,7 @@ pub(crate) async fn run<R: Rt>(
                             &be,
                             &srv,
                             (&client, tls_conn.as_ref()),
-                            &server,
+                            (&server, server_tls.as_ref()),
                         )
                         .await;
                         bytes_out = bout;
@@ -1460,19 +1492,18 @@ async fn send_first<R: Rt>(
     client: &TcpStream,
     peer: SocketAddr,
     fronted: &Fronted,
-    server: &TcpStream,
+    (server, tls): (&TcpStream, Option<&TlsConn>),
     unique_id: Option<Vec<u8>>,
 ) -> io::Result<()> {
-    let mut first = match srv.params.proxy_protocol() {
-        Some(v) => {
-            let dst = match fronted.addrs {
-                Some((_, dst)) => dst,
-                None => client.local_addr()?,
-            };
-            crate::proxy_protocol::header_with(v, peer, dst, unique_id.as_deref())
+    // an `ssl` server had its header before the handshake: the bytes go encrypted
+    if let Some(t) = tls {
+        if fronted.early.is_empty() {
+            return Ok(());
         }
-        None => Vec::new(),
-    };
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        return super::tls::send_all::<R>(t, server, &fronted.early, deadline).await;
+    }
+    let mut first = proxy_header(srv, client, peer, fronted, unique_id)?;
     first.extend_from_slice(&fronted.early);
     let mut sent = 0;
     while sent < first.len() {
@@ -1488,6 +1519,27 @@ async fn send_first<R: Rt>(
         }
     }
     Ok(())
+}
+
+/// The PROXY protocol header `srv` wants (`send-proxy`, `send-proxy-v2`; empty without),
+/// naming the client `peer` and the address it reached.
+fn proxy_header(
+    srv: &Server,
+    client: &TcpStream,
+    peer: SocketAddr,
+    fronted: &Fronted,
+    unique_id: Option<Vec<u8>>,
+) -> io::Result<Vec<u8>> {
+    Ok(match srv.params.proxy_protocol() {
+        Some(v) => {
+            let dst = match fronted.addrs {
+                Some((_, dst)) => dst,
+                None => client.local_addr()?,
+            };
+            crate::proxy_protocol::header_with(v, peer, dst, unique_id.as_deref())
+        }
+        None => Vec::new(),
+    })
 }
 
 /// The log's termination state of a session that reached its server, counted as HAProxy counts
@@ -1551,7 +1603,8 @@ async fn establish<R: Rt>(
     ip: IpAddr,
     sticky: Option<Arc<Server>>,
     tries: &mut Tries,
-) -> Result<(Arc<Server>, TcpStream, i64), NoConn> {
+    hello: TlsHello<'_>,
+) -> Result<(Arc<Server>, TcpStream, Option<TlsConn>, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
     let max_retries = if be.config.conn_retries_off {
@@ -1627,10 +1680,33 @@ async fn establish<R: Rt>(
             bufs: &ctx.reg.global().bufs,
             user_timeout: srv.srv().params.tcp_ut,
         };
-        let attempt = connect::<R>(srv.srv().addr(), be, &opts).await;
+        let attempt = match connect::<R>(srv.srv().addr(), be, &opts).await {
+            // `ssl`: the handshake is part of the connection, as in HAProxy (a failed one is
+            // retried), within the same `timeout connect`
+            Ok(sock) if srv.srv().params.ssl => {
+                let limit = be
+                    .config
+                    .timeouts
+                    .connect
+                    .unwrap_or(Duration::from_secs(3600));
+                let c = &srv.srv().counters;
+                match open_tls::<R>(ctx, srv.srv(), &sock, hello, t + limit).await {
+                    Ok(tls) => {
+                        c.ssl_sess.fetch_add(1, Ordering::Relaxed);
+                        Ok((sock, Some(tls)))
+                    }
+                    Err(e) => {
+                        c.ssl_failed_handshake.fetch_add(1, Ordering::Relaxed);
+                        Err(e)
+                    }
+                }
+            }
+            Ok(sock) => Ok((sock, None)),
+            Err(e) => Err(e),
+        };
         srv.srv().observe_connect(attempt.is_ok());
         match attempt {
-            Ok(sock) => return Ok((srv.keep(), sock, t.elapsed().as_millis() as i64)),
+            Ok((sock, tls)) => return Ok((srv.keep(), sock, tls, t.elapsed().as_millis() as i64)),
             Err(e) => {
                 tracing::debug!(server = %srv.srv().name, error = %e, "connect failed");
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
@@ -1667,6 +1743,55 @@ async fn establish<R: Rt>(
             }
         }
     }
+}
+
+/// What the connection to an `ssl` server opens with, for the server chosen: the PROXY header
+/// to send before the handshake (empty without `send-proxy`), and the name to send as SNI.
+type TlsHello<'h> = &'h dyn Fn(&Server) -> (Vec<u8>, Option<String>);
+
+/// Opens TLS on a new connection to `srv`: its PROXY header in the clear first, then the
+/// handshake, until `deadline`.
+async fn open_tls<R: Rt>(
+    ctx: &Ctx,
+    srv: &Server,
+    sock: &TcpStream,
+    hello: TlsHello<'_>,
+    deadline: Instant,
+) -> io::Result<TlsConn> {
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let (header, sni) = hello(srv);
+    let mut sent = 0;
+    while sent < header.len() {
+        match (&*sock).write(&header[sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                R::timeout(left, R::ready(sock.as_raw_fd(), Interest::Write))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(configs) = srv.tls_client(ctx.reg.global().ssl_server_verify) else {
+        return Err(io::Error::other("no TLS configuration"));
+    };
+    let named = sni.and_then(|s| ServerName::try_from(s).ok());
+    let (config, name) = match named {
+        Some(n) => (configs.named.clone(), n),
+        // no SNI: rustls sends none for an address, and the chain alone is verified
+        None => (
+            configs.unnamed.clone(),
+            ServerName::IpAddress(srv.addr().ip().into()),
+        ),
+    };
+    let tls = TlsConn::connect(config, name)?;
+    handshake::<R>(&tls, sock, deadline)
+        .await
+        .map_err(|e| io::Error::other(e.text()))?;
+    Ok(tls)
 }
 
 /// A server slot held while connecting: given back when dropped (a failed attempt that moves
@@ -1761,7 +1886,7 @@ async fn forward_both<R: Rt>(
     be: &Proxy,
     srv: &Server,
     (client, client_tls): (&TcpStream, Option<&TlsConn>),
-    server: &TcpStream,
+    (server, server_tls): (&TcpStream, Option<&TlsConn>),
 ) -> Forwarded {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
     let normal = match bt.tunnel {
@@ -1781,8 +1906,16 @@ async fn forward_both<R: Rt>(
         from,
         to,
         from_side,
-        from_tls: (from_side == Side::Client).then_some(client_tls).flatten(),
-        to_tls: (from_side == Side::Server).then_some(client_tls).flatten(),
+        from_tls: if from_side == Side::Client {
+            client_tls
+        } else {
+            server_tls
+        },
+        to_tls: if from_side == Side::Client {
+            server_tls
+        } else {
+            client_tls
+        },
         bytes: Cell::new(0),
         spliced: Cell::new(0),
         acct: &acct,

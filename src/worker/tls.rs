@@ -9,7 +9,10 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use tokio_rustls::rustls::{Connection, ServerConnection};
+use std::sync::Arc;
+
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
 
 use super::runtime::Rt;
 use crate::sys::Interest;
@@ -58,6 +61,19 @@ impl TlsConn {
         let mut c = ServerConnection::new(acceptor.config.clone()).map_err(io::Error::other)?;
         // a direction writes what it read before reading more: what rustls holds stays
         // bounded by one read
+        c.set_buffer_limit(None);
+        Ok(TlsConn {
+            conn: RefCell::new(c.into()),
+        })
+    }
+
+    /// The client end of a connection to an `ssl` server, naming `name` (sent as SNI when a
+    /// DNS name).
+    pub(crate) fn connect(
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<TlsConn> {
+        let mut c = ClientConnection::new(config, name).map_err(io::Error::other)?;
         c.set_buffer_limit(None);
         Ok(TlsConn {
             conn: RefCell::new(c.into()),
@@ -157,6 +173,28 @@ impl TlsConn {
                 Some(tokio_rustls::rustls::HandshakeKind::Resumed)
             ),
             client_cert,
+        }
+    }
+}
+
+/// Queues `data` on `tls` and sends it all, waiting for `sock` as needed until `deadline`.
+pub(crate) async fn send_all<R: Rt>(
+    tls: &TlsConn,
+    sock: &TcpStream,
+    data: &[u8],
+    deadline: Instant,
+) -> io::Result<()> {
+    tls.write_plain(data)?;
+    loop {
+        if tls.flush_now(sock)?.0 {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match R::timeout(left, R::ready(sock.as_raw_fd(), Interest::Write)).await {
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+            Ok(r) => {
+                r?;
+            }
         }
     }
 }

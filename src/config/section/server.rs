@@ -37,6 +37,13 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "source",
     "check-ssl",
     "no-check-ssl",
+    "ssl",
+    "no-ssl",
+    "sni",
+    "alpn",
+    "crt",
+    "ssl-reuse",
+    "no-ssl-reuse",
     "verify",
     "ca-file",
     "check-sni",
@@ -61,10 +68,6 @@ pub(crate) const KEYWORDS: &[&str] = &[
 
 /// HAProxy server keywords that need a feature harp does not have: refused clearly.
 const UNSUPPORTED: &[&str] = &[
-    "ssl",
-    "sni",
-    "crt",
-    "alpn",
     "redir",
     "proto",
     "namespace",
@@ -409,6 +412,27 @@ pub(crate) fn apply_keywords(
                 used = 1;
             }
             "tcp-ut" => p.tcp_ut = Some(time()?),
+            "ssl" | "no-ssl" => {
+                p.ssl = kw == "ssl";
+                used = 1;
+            }
+            "sni" => {
+                let expr = val()?;
+                let site = (ctx.loc.file.clone(), ctx.loc.line);
+                let f = crate::rules::Fetch::parse_at(expr, "", &site)
+                    .map_err(|e| format!("'sni' : failed to parse sni expression '{expr}' : {e}"))?;
+                p.sni = Some(f);
+            }
+            "alpn" => {
+                let v = val()?;
+                if v.split(',').any(|a| a.is_empty() || a.len() > 255) {
+                    return Err(format!("'alpn' : invalid protocol list '{v}'"));
+                }
+                p.alpn = v.split(',').map(|a| a.as_bytes().to_vec()).collect();
+            }
+            "crt" => p.crt = Some(std::path::PathBuf::from(val()?)),
+            // rustls resumes sessions with a server on its own; nothing to turn on or off
+            "ssl-reuse" | "no-ssl-reuse" => used = 1,
             _ if UNSUPPORTED.contains(&kw) => {
                 return Err(format!("keyword '{kw}' is not supported by harp."));
             }
