@@ -38,7 +38,9 @@
 //! - [`health`]: health checks; they report results to the model.
 //! - [`proxy_protocol`]: the PROXY protocol header, written for servers (`send-proxy`, their
 //!   health checks too) and read from a load balancer in front (`accept-proxy`).
-//! - [`tls`]: rustls client configurations for TLS to servers (Lua's `connect_ssl`, `check-ssl`).
+//! - [`tls`]: rustls configurations: the server side of `bind ... ssl` listeners (certificates
+//!   picked by SNI), the client side of `server ... ssl`, `check-ssl` and Lua's `connect_ssl`;
+//!   the workers drive them on their own sockets (`worker::tls`).
 //! - [`admin`]: the Runtime API on `stats socket`s, and the statistics pages of `listen stats`.
 //! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.
 //! - [`app`]: wires them together for `harp -f`.

@@ -68,8 +68,8 @@ pub struct Global {
     pub maxconnrate: u32,
     /// `maxsessrate`: sessions per second, process-wide (in TCP a connection is a session).
     pub maxsessrate: u32,
-    /// `maxsslrate`: TLS sessions per second; harp terminates no TLS, so it limits nothing,
-    /// and `show info` reports it as HAProxy does.
+    /// `maxsslrate`: TLS sessions per second; harp does not pace handshakes (yet), so it
+    /// limits nothing, and `show info` reports it as HAProxy does.
     pub maxsslrate: u32,
     /// `tune.pipesize`: capacity asked for each splice pipe (F_SETPIPE_SZ); `None` = harp's
     /// default (see `worker::forward::splice::PIPE_SIZE`). Bigger pipes mean fewer splice calls per GB;

@@ -162,7 +162,7 @@ pub enum RateLimit {
     Connections = 0,
     /// `maxsessrate`: sessions per second (a connection is a session in TCP; obeyed too).
     Sessions = 1,
-    /// `maxsslrate`: harp terminates no TLS, so it only shows in `show info`.
+    /// `maxsslrate`: harp does not pace TLS handshakes, so it only shows in `show info`.
     SslSessions = 2,
     /// `http-compression`, in bytes/s: harp compresses nothing; shown only.
     Compression = 3,

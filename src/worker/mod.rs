@@ -4,6 +4,9 @@
 //! balancing; connect with retries; and forwarding that copies small messages through one buffer
 //! per worker and splices streams through pooled pipes, with io_uring POLL_ADD readiness.
 //!
+//! TLS (`bind ... ssl`, `server ... ssl`) is rustls driven by hand on the same non-blocking
+//! sockets (`tls`): decrypted bytes are copied through the worker's buffer, never spliced.
+//!
 //! Nothing crosses threads on the hot path: each worker has its own pipes, copy buffer, balancer
 //! state and log sockets; shared state is the model's atomics.
 //!

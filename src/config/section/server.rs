@@ -382,7 +382,7 @@ pub(crate) fn apply_keywords(
             }
             "minconn" => p.minconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
             "proxy-v2-options" => {
-                // HAProxy's list; harp terminates no TLS, so only `unique-id` adds a TLV
+                // HAProxy's list; only `unique-id` adds a TLV (no TLS ones yet)
                 let mut ignored = Vec::new();
                 for o in val()?.split(',') {
                     match o {
@@ -394,7 +394,7 @@ pub(crate) fn apply_keywords(
                 }
                 if !ignored.is_empty() {
                     ctx.warn(format!(
-                        "server keyword '{kw}' : '{}' not supported by harp (no TLS is terminated, no CRC is sent); ignored.",
+                        "server keyword '{kw}' : '{}' not supported by harp (no TLS TLV, no CRC is sent); ignored.",
                         ignored.join(",")
                     ));
                 }
