@@ -50,6 +50,7 @@ RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the sa
 STICK=${STICK:-0}              # 1 = ... and the same stick-table rate limit (stick_block)
 MAP=${MAP:-0}                  # 1 = ... and the same map-built backend name (map_block)
 LOG=${LOG:-0}                  # 1 = ... and the same custom log-format line per session, over UDP syslog (log_block)
+TLS=${TLS:-0}                  # 1 = every proxy ends TLS (one self-signed P-256 certificate) and the load speaks it: connrate pays a full handshake per connection, throughput needs TP_DIR=up; direct is skipped
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -246,6 +247,18 @@ if [ "$LOG" = 1 ]; then
     PIDS+=($!)
 fi
 
+# TLS=1: one throw-away certificate for every proxy, and the words their listeners take
+TLS_PEM=$WORK/perf.pem
+if [ "$TLS" = 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=perf.test -keyout "$WORK/perf.key" -out "$WORK/perf.crt" 2>/dev/null || {
+        log "TLS=1 needs openssl to make a certificate"
+        exit 1
+    }
+    cat "$WORK/perf.crt" "$WORK/perf.key" >"$TLS_PEM"
+fi
+tls_bind() { [ "$TLS" = 1 ] && printf ' ssl crt %s' "$TLS_PEM"; }
+
 write_harp_cfg() { # port backend
     cat >"$WORK/harp.cfg" <<EOF
 global
@@ -256,7 +269,7 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend fe
-    bind 127.0.0.1:$1
+    bind 127.0.0.1:$1$(tls_bind)
 $(rules_block)
 $(stick_block)
 $(map_block)
@@ -299,7 +312,7 @@ write_haproxy_cfg() { # port backend splice(0|1)
             echo "    option splice-response"
         fi
         echo "frontend fe"
-        echo "    bind 127.0.0.1:$1"
+        echo "    bind 127.0.0.1:$1$(tls_bind)"
         rules_block
         stick_block
         map_block
@@ -325,7 +338,8 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections $((NOFILE / 2)); }
 stream {
     server {
-        listen 127.0.0.1:$1 reuseport;
+        listen 127.0.0.1:$1 reuseport$([ "$TLS" = 1 ] && echo " ssl");
+$([ "$TLS" = 1 ] && printf '        ssl_certificate %s;\n        ssl_certificate_key %s;\n' "$TLS_PEM" "$TLS_PEM")
         proxy_pass 127.0.0.1:$2;
         proxy_connect_timeout 5s;
         proxy_timeout 30s;
@@ -442,6 +456,7 @@ tcp_delta() {
 
 # ---------------------------------------------------------------- runs -----------------------
 load_args() { # scenario -> args
+    [ "$TLS" = 1 ] && printf '%s ' --tls
     case $1 in
     throughput) echo "--scenario throughput --conns $TP_CONNS --dir $TP_DIR" ;;
     connrate) echo "--scenario connrate --conns $CR_CONNS --close $CR_CLOSE --req $RR_SIZE --resp $RR_SIZE" ;;
@@ -487,6 +502,10 @@ run_one() {
         EVENTS_CFG=0
         [ "$target" = harp-spin ] && return 0
     fi
+    # TLS=1: the upstreams speak clear text, so there is no direct TLS baseline; the load
+    # speaks TLS in throughput and connrate only
+    [ "$TLS" = 1 ] && [ "$target" = direct ] && return 0
+    [ "$TLS" = 1 ] && [ "$sc" != throughput ] && [ "$sc" != connrate ] && return 0
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
     local tcp=null tw_before
@@ -680,7 +699,7 @@ META=$OUT/$STAMP.meta
     [ -n "$SPIN_POOLED" ] && echo "spin_pooled=$SPIN_POOLED"
     echo "rr=conns $RR_CONNS, $RR_SIZE B each way, rate $RR_RATE req/s ($RR_CAL)"
     echo "nofile=$NOFILE (hard $(ulimit -Hn))"
-    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK MAP=$MAP LOG=$LOG SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
+    echo "command=REPEATS=$REPEATS DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS PIN=$PIN LUA_SCHED=$LUA_SCHED CPU_LATENCY=$CPU_LATENCY CC=$CC SPIN_EVERY=$SPIN_EVERY RULES=$RULES STICK=$STICK MAP=$MAP LOG=$LOG TLS=$TLS SCENARIOS=\"$SCENARIOS\" TARGETS=\"$TARGETS\" perf/compare.sh"
 } >"$META"
 python3 perf/summarize.py "$OUT/$STAMP.jsonl" "$META" "$OUT/$STAMP.md" "$OUT/$STAMP-rr.svg" ||
     { log "summary failed; raw results in $OUT/$STAMP.jsonl"; exit 1; }

@@ -761,3 +761,72 @@ fn harp_c_wants_a_ca_file_or_verify_none_for_ssl_servers() {
         0
     );
 }
+
+#[test]
+fn a_proxy_header_and_the_client_hello_may_share_a_segment() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = echo_upstream();
+    let port = free_port();
+    let (sink, addr) = sink();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} accept-proxy ssl crt {www}\n\
+         \x20   log {addr} local0\n    option dontlognull\n    log-format \"%ci:%cp sni=%[ssl_fc_sni]\"\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let name = ServerName::try_from("WWW.example.test".to_string()).expect("name");
+    let mut conn = ClientConnection::new(client_config(&pki, &[], None), name).expect("client");
+    // the load balancer's header and the client's first flight in one write
+    let mut first = b"PROXY TCP4 192.0.2.7 127.0.0.1 4321 443\r\n".to_vec();
+    conn.write_tls(&mut first).expect("hello");
+    (&tcp).write_all(&first).expect("send");
+    let mut s = StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).expect("handshake");
+    }
+    assert_eq!(round_trip(&mut s, b"ping"), b"ping");
+    drop(s);
+    // the client named by the header, the name as the client wrote it
+    assert_eq!(
+        line_with(&sink, "192.0.2.7"),
+        "192.0.2.7:4321 sni=WWW.example.test"
+    );
+}
+
+#[test]
+fn alpn_without_a_common_protocol_goes_on_without_and_strict_sni_says_unrecognized_name() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = echo_upstream();
+    let port = free_port();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} alpn h2,http/1.1 strict-sni\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    let mut s = tls_connect(
+        client_config(&pki, &["acme-tls/1"], None),
+        port,
+        "www.example.test",
+    )
+    .expect("served, as HAProxy serves it");
+    assert_eq!(s.conn.alpn_protocol(), None);
+    assert_eq!(round_trip(&mut s, b"x"), b"x");
+    let err = tls_connect(any_cert_config(), port, "nope.example.test")
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:?}").contains("UnrecognisedName")
+            || format!("{err:?}").contains("UnrecognizedName"),
+        "{err:?}"
+    );
+}

@@ -84,6 +84,10 @@ enum Cmd {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+        /// connrate, throughput (up or down): speak TLS to the target (a full handshake per
+        /// connection, any certificate taken).
+        #[arg(long)]
+        tls: bool,
         /// rr: write each measured request to this file, one `intended_unix_us latency_us`
         /// line per request (for `perf/spinsplit.py`).
         #[arg(long)]
@@ -177,6 +181,7 @@ pub fn run(cli: Cli) -> Result<()> {
             cpu_pid,
             json,
             dump,
+            tls,
         } => {
             if !(rate.is_finite() && rate >= 0.0) {
                 bail!("--rate must be >= 0");
@@ -195,6 +200,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 chunk: chunk.clamp(1, 16 << 20),
                 cpu_pids: cpu_pid,
                 dump,
+                tls: tls.then(crate::tls::client_config),
             };
             let r = load::run(&cfg)?;
             if json {

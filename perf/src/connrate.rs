@@ -14,6 +14,16 @@ use crate::report::Report;
 fn one_cycle(cfg: &LoadCfg, req: &[u8], resp: &mut [u8]) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut s = net::connect_lean(cfg.target, Duration::from_secs(1))?;
+    if let Some(tls) = &cfg.tls {
+        let mut t = crate::tls::wrap(s, tls)?;
+        net::write_all_until(&mut t, req, deadline)?;
+        net::read_exact_until(&mut t, resp, deadline)?;
+        if cfg.server_closes {
+            net::read_eof_until(&mut t, deadline)?;
+        }
+        crate::tls::close(&mut t);
+        return Ok(());
+    }
     net::write_all_until(&mut s, req, deadline)?;
     net::read_exact_until(&mut s, resp, deadline)?;
     if cfg.server_closes {

@@ -77,6 +77,8 @@ pub struct LoadCfg {
     pub chunk: usize,
     /// Processes whose CPU and memory are accounted (the proxy).
     pub cpu_pids: Vec<u32>,
+    /// `--tls`: connections speak TLS (connrate, throughput up/down) with this client.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// rr: write every measured request here (`intended_unix_us latency_us` per line), so that
     /// latency can be split by what the machine was doing at the time (`perf/spinsplit.py`).
     pub dump: Option<std::path::PathBuf>,

@@ -12,6 +12,7 @@ mod procstat;
 mod report;
 mod rr;
 mod throughput;
+mod tls;
 mod upstream;
 
 #[cfg(test)]

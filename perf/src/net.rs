@@ -85,7 +85,7 @@ pub fn is_timeout(e: &std::io::Error) -> bool {
 }
 
 /// Writes the whole buffer or fails once `deadline` passes.
-pub fn write_all_until(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> Result<()> {
+pub fn write_all_until(s: &mut impl Write, mut buf: &[u8], deadline: Instant) -> Result<()> {
     while !buf.is_empty() {
         match s.write(buf) {
             Ok(0) => bail!("peer closed while writing"),
@@ -102,7 +102,7 @@ pub fn write_all_until(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> 
 }
 
 /// Reads exactly `buf.len()` bytes or fails once `deadline` passes or the peer closes.
-pub fn read_exact_until(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<()> {
+pub fn read_exact_until(s: &mut impl Read, buf: &mut [u8], deadline: Instant) -> Result<()> {
     let mut got = 0;
     while got < buf.len() {
         match s.read(&mut buf[got..]) {
@@ -120,7 +120,7 @@ pub fn read_exact_until(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) ->
 }
 
 /// Waits for the peer's FIN; any further data is an error (the peer answered too much).
-pub fn read_eof_until(s: &mut TcpStream, deadline: Instant) -> Result<()> {
+pub fn read_eof_until(s: &mut impl Read, deadline: Instant) -> Result<()> {
     let mut b = [0u8; 64];
     loop {
         match s.read(&mut b) {

@@ -21,6 +21,7 @@ fn cfg(target: std::net::SocketAddr, scenario: Scenario) -> LoadCfg {
         chunk: 64 * 1024,
         cpu_pids: vec![std::process::id()],
         dump: None,
+        tls: None,
     }
 }
 

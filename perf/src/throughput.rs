@@ -2,7 +2,6 @@
 //! figure is Gbit/s of all bytes the client moved, and the proxy's CPU seconds per GB.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use crate::load::{self, AliveGuard, Counters, Direction, LoadCfg, Phase};
 use crate::net;
 use crate::report::Report;
 
-fn writer(mut s: TcpStream, chunk: usize, ctr: &Counters, phase: &Phase) {
+fn writer(mut s: impl Write, chunk: usize, ctr: &Counters, phase: &Phase) {
     let buf = vec![b'x'; chunk];
     while !phase.stopped() {
         match s.write(&buf) {
@@ -32,7 +31,7 @@ fn writer(mut s: TcpStream, chunk: usize, ctr: &Counters, phase: &Phase) {
     }
 }
 
-fn reader(mut s: TcpStream, chunk: usize, ctr: &Counters, phase: &Phase) {
+fn reader(mut s: impl Read, chunk: usize, ctr: &Counters, phase: &Phase) {
     let mut buf = vec![0u8; chunk];
     while !phase.stopped() {
         match s.read(&mut buf) {
@@ -61,6 +60,22 @@ fn one_conn(cfg: &LoadCfg, ctr: &Counters, phase: &Phase) {
             return;
         }
     };
+    if let Some(tls) = &cfg.tls {
+        let t = match crate::tls::wrap(s, tls) {
+            Ok(t) => t,
+            Err(e) => {
+                ctr.error(format!("{e:#}"));
+                return;
+            }
+        };
+        match cfg.dir {
+            Direction::Up => writer(t, cfg.chunk, ctr, phase),
+            Direction::Down => reader(t, cfg.chunk, ctr, phase),
+            // one TLS connection cannot be read and written from two threads
+            Direction::Both => ctr.error("--tls takes --dir up or down"),
+        }
+        return;
+    }
     match cfg.dir {
         Direction::Up => writer(s, cfg.chunk, ctr, phase),
         Direction::Down => reader(s, cfg.chunk, ctr, phase),

@@ -768,6 +768,15 @@ pub fn backend_row(reg: &Registry, p: &Proxy) -> Row {
         "agg_check_status",
     ]);
     r.zeros_u64(MODULE_SSL);
+    // `ssl` servers: the backend's handshakes are its servers'
+    let sum = |f: fn(&Server) -> &std::sync::atomic::AtomicU64| {
+        servers.iter().map(|s| ld(f(s))).sum::<u64>()
+    };
+    r.set("ssl_sess", Val::U64(sum(|s| &s.counters.ssl_sess)));
+    r.set(
+        "ssl_failed_handshake",
+        Val::U64(sum(|s| &s.counters.ssl_failed_handshake)),
+    );
     module_h2_h1(&mut r);
     r
 }

@@ -108,8 +108,9 @@ pub struct BindTls {
     pub ciphers: Option<String>,
     /// `ciphersuites` (TLS 1.3).
     pub ciphersuites: Option<String>,
-    /// `tune.ssl.cachesize`: sessions the server keeps for resumption (0: HAProxy's 20,000).
-    pub cache_size: usize,
+    /// `tune.ssl.cachesize`: sessions the server keeps for resumption (unset: HAProxy's
+    /// 20,000; 0: none).
+    pub cache_size: Option<usize>,
 }
 
 /// A built TLS listener configuration: what the workers hand new connections to.
@@ -117,6 +118,9 @@ pub struct BindTls {
 pub struct Acceptor {
     /// rustls' configuration.
     pub config: Arc<ServerConfig>,
+    /// The same without ALPN, for clients offering none of the bind's protocols: HAProxy goes
+    /// on without ALPN with them, where rustls would end the handshake.
+    no_alpn: Arc<ServerConfig>,
     resolver: Arc<Resolver>,
 }
 
@@ -137,11 +141,40 @@ impl PartialEq for Acceptor {
 impl Eq for Acceptor {}
 
 impl Acceptor {
-    /// The subject (one-line) of the certificate served for `sni` (`ssl_f_s_dn`).
-    pub fn served_subject(&self, sni: Option<&str>) -> Option<&str> {
-        self.resolver
-            .pick(sni, &[])
-            .map(|i| self.resolver.certs[i].subject.as_str())
+    /// The certificate served to a client naming `sni` and signing with `schemes` (what
+    /// rustls' resolver will pick): its number, or `None` under `strict-sni` without one.
+    pub fn pick(
+        &self,
+        sni: Option<&str>,
+        schemes: &[tokio_rustls::rustls::SignatureScheme],
+    ) -> Option<usize> {
+        self.resolver.pick(sni, schemes)
+    }
+
+    /// The subject (one-line) of certificate `i` (`ssl_f_s_dn`).
+    pub fn subject(&self, i: usize) -> Option<&str> {
+        self.resolver.certs.get(i).map(|c| c.subject.as_str())
+    }
+
+    /// The configuration for a client offering `alpn` (`None`: no ALPN extension).
+    pub fn config_for<'p>(
+        &self,
+        alpn: Option<impl Iterator<Item = &'p [u8]>>,
+    ) -> Arc<ServerConfig> {
+        let ours = &self.config.alpn_protocols;
+        if ours.is_empty() {
+            return self.config.clone();
+        }
+        match alpn {
+            Some(mut offered) => {
+                if offered.any(|p| ours.iter().any(|o| o == p)) {
+                    self.config.clone()
+                } else {
+                    self.no_alpn.clone()
+                }
+            }
+            None => self.config.clone(),
+        }
     }
 }
 
@@ -335,18 +368,20 @@ impl BindTls {
         let mut config = builder.with_cert_resolver(resolver.clone());
         config.alpn_protocols = self.alpn.clone();
         config.ignore_client_order = !self.prefer_client_ciphers;
-        let size = if self.cache_size > 0 {
-            self.cache_size
-        } else {
-            CACHE_SIZE
+        // `tune.ssl.cachesize 0`: no server-side cache, as in HAProxy
+        config.session_storage = match self.cache_size {
+            Some(0) => Arc::new(tokio_rustls::rustls::server::NoServerSessionStorage {}),
+            n => ServerSessionMemoryCache::new(n.unwrap_or(CACHE_SIZE)),
         };
-        config.session_storage = ServerSessionMemoryCache::new(size);
         if !self.no_tickets {
             config.ticketer = crypto::ring::Ticketer::new().map_err(|e| format!("{bind} : {e}"))?;
         }
+        let mut no_alpn = config.clone();
+        no_alpn.alpn_protocols.clear();
         Ok((
             Acceptor {
                 config: Arc::new(config),
+                no_alpn: Arc::new(no_alpn),
                 resolver,
             },
             warnings,

@@ -130,6 +130,14 @@ pub fn start(reg: Arc<Registry>) -> Result<Workers, WorkerError> {
     let allowed = sys::allowed_cpus();
     let cpus = sys::usable_cpus();
     let n = reg.nbthread();
+    // `ssl` servers' TLS settings are built here, files read, not by a worker on its first
+    // connection (a server added later at run time builds its own then)
+    let verify = reg.global().ssl_server_verify;
+    for p in reg.proxies().iter() {
+        for s in p.servers().iter() {
+            let _ = s.tls_client(verify);
+        }
+    }
     let mut per_worker: Vec<Vec<Listening>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for fe in reg

@@ -19,7 +19,7 @@ use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog;
-use super::tls::{handshake, HandshakeError, TlsConn};
+use super::tls::{accept, handshake, HandshakeError, TlsConn};
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::logging::targets::{ERR, INFO};
@@ -706,17 +706,13 @@ pub(crate) async fn run<R: Rt>(
             .timeouts
             .client
             .unwrap_or(Duration::from_secs(3600));
-        let shaken = match TlsConn::accept(acceptor) {
-            Ok(t) => handshake::<R>(&t, &client, Instant::now() + wait)
-                .await
-                .map(|()| t),
-            Err(_) => Err(HandshakeError::Failed),
-        };
-        match shaken {
-            Ok(t) => {
+        // (bytes read past a PROXY header are the start of the ClientHello)
+        let early = std::mem::take(&mut fronted.early);
+        match accept::<R>(acceptor, &client, early, Instant::now() + wait).await {
+            Ok(a) => {
                 fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
-                tls_facts = Some(t.facts(Some(acceptor)));
-                tls_conn = Some(t);
+                tls_facts = Some(a.facts);
+                tls_conn = Some(a.tls);
             }
             Err(why) => {
                 // as HAProxy: a connection that never became a session, logged (where sessions
@@ -1790,7 +1786,7 @@ async fn open_tls<R: Rt>(
     let tls = TlsConn::connect(config, name)?;
     handshake::<R>(&tls, sock, deadline)
         .await
-        .map_err(|e| io::Error::other(e.text()))?;
+        .map_err(HandshakeError::into_io)?;
     Ok(tls)
 }
 

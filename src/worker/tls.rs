@@ -1,26 +1,46 @@
-//! TLS on a worker's non-blocking sockets: a rustls connection driven by hand (`read_tls` /
-//! `write_tls` on the std socket, readiness waits through the runtime), shared by a session's
-//! two directions on one thread. Used for `bind ... ssl` (the client side); nothing here
-//! blocks, and the rustls state is never borrowed across an await.
+//! TLS on a worker's non-blocking sockets: a rustls connection driven by hand on the std
+//! socket (readiness waits through the runtime), shared by a session's two directions on one
+//! thread. Used for `bind ... ssl` (the client side) and `server ... ssl`. Nothing here blocks,
+//! and the rustls state is never borrowed across an await.
+//!
+//! Reads: one `recv` of up to [`RAW_READ`] bytes of ciphertext into the worker's scratch
+//! buffer, fed to rustls a record at a time and decrypted into the caller's buffer; rustls'
+//! own `read_tls` would read at most 4 KiB per syscall. What rustls cannot take yet (the
+//! caller's buffer is full) waits in the connection's `pending` bytes, empty and unallocated
+//! otherwise.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
-use std::sync::Arc;
-
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
+use tokio_rustls::rustls::server::Acceptor as HelloReader;
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, Connection};
 
 use super::runtime::Rt;
 use crate::sys::Interest;
 use crate::tls::{Acceptor, TlsFacts};
 
+/// The most ciphertext one read takes from a socket.
+const RAW_READ: usize = 64 * 1024;
+
+/// rustls holds at most this much decrypted data (its default limit): feeding stops there.
+const PLAINTEXT_HELD: usize = 16 * 1024;
+
+thread_local! {
+    /// The worker's ciphertext scratch buffer: filled and emptied within one call.
+    static RAW: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; RAW_READ].into_boxed_slice());
+}
+
 /// One TLS connection over a session's socket.
 pub(crate) struct TlsConn {
     conn: RefCell<Connection>,
+    /// Ciphertext read and not yet taken by rustls, from `pending_at` on.
+    pending: RefCell<Vec<u8>>,
+    pending_at: Cell<usize>,
 }
 
 impl std::fmt::Debug for TlsConn {
@@ -34,7 +54,7 @@ impl std::fmt::Debug for TlsConn {
 pub(crate) enum HandshakeError {
     /// The peer closed (or reset) before the end.
     Closed,
-    /// Not done within the client timeout.
+    /// Not done within the timeout.
     Timeout,
     /// A client certificate that the CA file does not vouch for.
     Untrusted,
@@ -53,18 +73,27 @@ impl HandshakeError {
             HandshakeError::Failed => "SSL handshake failure",
         }
     }
+
+    /// As an I/O error (a server's handshake is part of connecting to it).
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            HandshakeError::Timeout => io::ErrorKind::TimedOut.into(),
+            e => io::Error::other(e.text()),
+        }
+    }
 }
 
+/// A TLS alert record in the clear (before any key is agreed): fatal, `unrecognized_name`, what
+/// HAProxy sends under `strict-sni` (rustls would send `access_denied`).
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
 impl TlsConn {
-    /// The server end of a client's connection.
-    pub(crate) fn accept(acceptor: &Acceptor) -> io::Result<TlsConn> {
-        let mut c = ServerConnection::new(acceptor.config.clone()).map_err(io::Error::other)?;
-        // a direction writes what it read before reading more: what rustls holds stays
-        // bounded by one read
-        c.set_buffer_limit(None);
-        Ok(TlsConn {
-            conn: RefCell::new(c.into()),
-        })
+    fn new(conn: Connection, pending: Vec<u8>) -> TlsConn {
+        TlsConn {
+            conn: RefCell::new(conn),
+            pending: RefCell::new(pending),
+            pending_at: Cell::new(0),
+        }
     }
 
     /// The client end of a connection to an `ssl` server, naming `name` (sent as SNI when a
@@ -74,10 +103,10 @@ impl TlsConn {
         name: ServerName<'static>,
     ) -> io::Result<TlsConn> {
         let mut c = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        // a direction writes what it read before reading more: what rustls holds stays
+        // bounded by one read
         c.set_buffer_limit(None);
-        Ok(TlsConn {
-            conn: RefCell::new(c.into()),
-        })
+        Ok(TlsConn::new(c.into(), Vec::new()))
     }
 
     /// Sends what rustls has queued, without waiting: whether all went out, and how many
@@ -107,28 +136,106 @@ impl TlsConn {
 
     fn read_inner(&self, sock: &TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let mut c = self.conn.borrow_mut();
-        let mut eof = false;
+        let mut filled = 0;
         loop {
-            match c.reader().read(buf) {
-                Ok(n) => return Ok(Some(n)),
+            match c.reader().read(&mut buf[filled..]) {
+                // the peer's `close_notify`, after what it sent
+                Ok(0) if filled < buf.len() => return Ok(Some(filled)),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        return Ok(Some(filled));
+                    }
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // a FIN without `close_notify`: an end all the same, as HAProxy takes it
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(filled)),
+                Err(_) if filled > 0 => return Ok(Some(filled)),
                 Err(e) => return Err(e),
             }
-            if eof {
-                return Ok(Some(0));
+            if self.feed_pending(&mut c)? {
+                continue;
             }
-            match c.read_tls(&mut &*sock) {
-                Ok(0) => eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // nothing decrypted or pending: more ciphertext from the socket
+            let got = RAW.with(|raw| -> io::Result<Option<usize>> {
+                let mut raw = raw.borrow_mut();
+                let n = match (&*sock).read(&mut raw[..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                if n == 0 {
+                    // rustls learns of the end (a later read says whether it was clean)
+                    c.read_tls(&mut io::empty())?;
+                    return Ok(Some(0));
+                }
+                self.take(&mut c, &raw[..n])?;
+                Ok(Some(n))
+            });
+            match got {
+                Ok(Some(_)) => {}
+                Ok(None) if filled > 0 => return Ok(Some(filled)),
+                Ok(None) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if filled > 0 => return Ok(Some(filled)),
                 Err(e) => return Err(e),
             }
-            c.process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            // after an EOF rustls' reader says the end next round (Ok(0) or UnexpectedEof)
         }
+    }
+
+    /// Gives rustls as much of `data` as it takes now (a record at a time, decrypting as it
+    /// goes, up to its plaintext limit); the rest waits in `pending`.
+    fn take(&self, c: &mut Connection, data: &[u8]) -> io::Result<()> {
+        let mut off = 0;
+        while off < data.len() {
+            match c.read_tls(&mut &data[off..]) {
+                Ok(0) => break,
+                Ok(k) => off += k,
+                // its plaintext buffer is full: the caller reads it first
+                Err(e) if e.kind() == io::ErrorKind::Other => break,
+                Err(e) => return Err(e),
+            }
+            match c.process_new_packets() {
+                // as much plaintext as rustls holds: the caller reads it first
+                Ok(s) if s.plaintext_bytes_to_read() >= PLAINTEXT_HELD => break,
+                Ok(_) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        }
+        if off < data.len() {
+            let mut p = self.pending.borrow_mut();
+            let at = self.pending_at.get();
+            p.drain(..at);
+            self.pending_at.set(0);
+            p.extend_from_slice(&data[off..]);
+        }
+        Ok(())
+    }
+
+    /// Feeds rustls from `pending`; whether it took anything.
+    fn feed_pending(&self, c: &mut Connection) -> io::Result<bool> {
+        let mut p = self.pending.borrow_mut();
+        let at = self.pending_at.get();
+        if at >= p.len() {
+            return Ok(false);
+        }
+        let k = match c.read_tls(&mut &p[at..]) {
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Other => 0,
+            Err(e) => return Err(e),
+        };
+        c.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if at + k >= p.len() {
+            // all taken: the buffer goes
+            *p = Vec::new();
+            self.pending_at.set(0);
+        } else {
+            self.pending_at.set(at + k);
+        }
+        Ok(k > 0)
     }
 
     /// Queues `data` to be encrypted and sent ([`TlsConn::flush_now`] sends it).
@@ -141,16 +248,13 @@ impl TlsConn {
         self.conn.borrow_mut().send_close_notify();
     }
 
-    /// What the handshake settled, for the rules and logs.
-    pub(crate) fn facts(&self, acceptor: Option<&Acceptor>) -> TlsFacts {
+    /// What the handshake settled, for the rules and logs: `sni` as the client wrote it,
+    /// `served` the subject of the certificate it got.
+    pub(crate) fn facts(&self, sni: Option<Box<str>>, served: Option<&str>) -> TlsFacts {
         let c = self.conn.borrow();
         let (cipher, keysize) = c
             .negotiated_cipher_suite()
             .map_or(("", 0), |s| crate::tls::cipher_name(s.suite()));
-        let sni = match &*c {
-            Connection::Server(s) => s.server_name().map(Box::from),
-            Connection::Client(_) => None,
-        };
         let client_cert = match &*c {
             Connection::Server(_) => c
                 .peer_certificates()
@@ -159,10 +263,12 @@ impl TlsConn {
                 .map(|(s, i)| (s.into_boxed_str(), i.into_boxed_str())),
             Connection::Client(_) => None,
         };
+        let sni = sni.or_else(|| match &*c {
+            Connection::Server(s) => s.server_name().map(Box::from),
+            Connection::Client(_) => None,
+        });
         TlsFacts {
-            frontend_subject: acceptor
-                .and_then(|a| a.served_subject(sni.as_deref()))
-                .map(Box::from),
+            frontend_subject: served.map(Box::from),
             sni,
             version: c.protocol_version().map_or("", crate::tls::version_name),
             cipher,
@@ -174,6 +280,96 @@ impl TlsConn {
             ),
             client_cert,
         }
+    }
+}
+
+/// A client connection handshaken on a `bind ... ssl` listener.
+pub(crate) struct Accepted {
+    /// The connection.
+    pub tls: TlsConn,
+    /// What rules and logs read of it.
+    pub facts: TlsFacts,
+}
+
+/// Takes a client's TLS handshake on `sock` until done or `deadline`: reads its ClientHello
+/// (after `early`, bytes read already with a PROXY header), picks the certificate and the
+/// ALPN settings as HAProxy would, then completes the handshake.
+pub(crate) async fn accept<R: Rt>(
+    acceptor: &Acceptor,
+    sock: &TcpStream,
+    early: Vec<u8>,
+    deadline: Instant,
+) -> Result<Accepted, HandshakeError> {
+    // the raw bytes up to the ClientHello: its SNI as written (rustls lowercases it)
+    let mut raw = early;
+    let mut fed = 0;
+    let mut hello = HelloReader::default();
+    let accepted = loop {
+        while fed < raw.len() {
+            match hello.read_tls(&mut &raw[fed..]) {
+                Ok(0) => break,
+                Ok(k) => fed += k,
+                Err(_) => return Err(HandshakeError::Failed),
+            }
+        }
+        match hello.accept() {
+            Ok(Some(a)) => break a,
+            Ok(None) => {}
+            Err((_, mut alert)) => {
+                let _ = alert.write_all(&mut &*sock);
+                return Err(HandshakeError::Failed);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match (&*sock).read(&mut chunk) {
+            Ok(0) => return Err(HandshakeError::Closed),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait::<R>(sock, Interest::Read, deadline).await?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(HandshakeError::Closed),
+        }
+    };
+    let ch = accepted.client_hello();
+    let sni = match crate::rules::hello::sni(&raw) {
+        crate::rules::hello::Hello::Found(n) => std::str::from_utf8(n).ok().map(Box::from),
+        _ => None,
+    };
+    let Some(cert) = acceptor.pick(ch.server_name(), ch.signature_schemes()) else {
+        // `strict-sni` and no certificate for the name
+        let _ = (&*sock).write(&UNRECOGNIZED_NAME);
+        return Err(HandshakeError::Failed);
+    };
+    let config = acceptor.config_for(ch.alpn());
+    let conn = match accepted.into_connection(config) {
+        Ok(mut c) => {
+            c.set_buffer_limit(None);
+            c
+        }
+        Err((e, mut alert)) => {
+            let _ = alert.write_all(&mut &*sock);
+            return Err(classify(&e));
+        }
+    };
+    // (the reader took every byte it was given: nothing of `raw` is left over)
+    let tls = TlsConn::new(conn.into(), Vec::new());
+    handshake::<R>(&tls, sock, deadline).await?;
+    let facts = tls.facts(sni, acceptor.subject(cert));
+    Ok(Accepted { tls, facts })
+}
+
+/// Waits for `interest` on `sock` until `deadline`.
+async fn wait<R: Rt>(
+    sock: &TcpStream,
+    interest: Interest,
+    deadline: Instant,
+) -> Result<(), HandshakeError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match R::timeout(left, R::ready(sock.as_raw_fd(), interest)).await {
+        Err(_) => Err(HandshakeError::Timeout),
+        Ok(Err(_)) => Err(HandshakeError::Closed),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 
@@ -189,17 +385,13 @@ pub(crate) async fn send_all<R: Rt>(
         if tls.flush_now(sock)?.0 {
             return Ok(());
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match R::timeout(left, R::ready(sock.as_raw_fd(), Interest::Write)).await {
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-            Ok(r) => {
-                r?;
-            }
-        }
+        wait::<R>(sock, Interest::Write, deadline)
+            .await
+            .map_err(HandshakeError::into_io)?;
     }
 }
 
-/// Runs the handshake of `tls` on `sock` until done or `deadline`.
+/// Runs the rest of the handshake of `tls` on `sock` until done or `deadline`.
 pub(crate) async fn handshake<R: Rt>(
     tls: &TlsConn,
     sock: &TcpStream,
@@ -232,12 +424,7 @@ pub(crate) async fn handshake<R: Rt>(
             }
         };
         if let Some(interest) = want {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match R::timeout(left, R::ready(sock.as_raw_fd(), interest)).await {
-                Err(_) => return Err(HandshakeError::Timeout),
-                Ok(Err(_)) => return Err(HandshakeError::Closed),
-                Ok(Ok(_)) => {}
-            }
+            wait::<R>(sock, interest, deadline).await?;
         }
     }
 }

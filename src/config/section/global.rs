@@ -218,7 +218,7 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
         }
         "tune.ssl.cachesize" => {
             g.bind_tls.cache_size =
-                parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)? as usize;
+                Some(parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)? as usize);
             return no_more(words, 2);
         }
         _ => {}

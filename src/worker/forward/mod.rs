@@ -385,9 +385,15 @@ fn finish(dir: &Dir<'_>, timers: &Timers) {
     shut_to(dir, timers);
 }
 
-/// `from` is over: half-close `to` (or reset it, or leave its FIN to the close).
+/// `from` is over: half-close `to` (or reset it, or leave its FIN to the close). A TLS `to` is
+/// told with `close_notify` first, if its socket takes it now.
 fn shut_to(dir: &Dir<'_>, timers: &Timers) {
-    match timers.direction_over(dir.from_side) {
+    let shut = timers.direction_over(dir.from_side);
+    if let (Some(t), Shut::Fin) = (dir.to_tls, &shut) {
+        t.close_notify();
+        let _ = t.flush_now(dir.to);
+    }
+    match shut {
         Shut::Fin => {
             let _ = dir.to.shutdown(Shutdown::Write);
         }
