@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::tls::{BindTls, ClientAuth, TlsVersion};
+use crate::tls::{BindTls, CertSource, ClientAuth, TlsVersion};
 
 /// TLS keywords harp accepts and does not apply (OpenSSL-specific tuning); warned.
 const IGNORED: &[&str] = &[
@@ -49,11 +49,11 @@ pub(crate) fn bind_keyword(
             1
         }
         "crt" => {
-            t.crts.push(PathBuf::from(val()?));
+            t.certs.push(CertSource::Crt(PathBuf::from(val()?)));
             2
         }
         "crt-list" => {
-            t.crt_lists.push(PathBuf::from(val()?));
+            t.certs.push(CertSource::List(PathBuf::from(val()?)));
             2
         }
         "alpn" => {
@@ -213,7 +213,13 @@ mod tests {
     fn bind_keywords_fill_the_settings() {
         let (t, w) = read("ssl crt a.pem crt b.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2 no-tlsv13 verify optional ca-file ca.pem strict-sni curves X25519").unwrap();
         assert!(t.enabled && t.strict_sni);
-        assert_eq!(t.crts, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        assert_eq!(
+            t.certs,
+            vec![
+                CertSource::Crt(PathBuf::from("a.pem")),
+                CertSource::Crt(PathBuf::from("b.pem"))
+            ]
+        );
         assert_eq!(t.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         assert_eq!(t.min_ver, Some(TlsVersion::Tls12));
         assert_eq!(t.disabled, vec![TlsVersion::Tls13]);

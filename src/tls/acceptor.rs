@@ -61,6 +61,15 @@ impl TlsVersion {
     }
 }
 
+/// Where a bind's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `crt <file|dir>`.
+    Crt(PathBuf),
+    /// `crt-list <file>`.
+    List(PathBuf),
+}
+
 /// `verify` on a bind: whether clients must show a certificate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -78,10 +87,9 @@ pub enum ClientAuth {
 pub struct BindTls {
     /// `ssl`: the listener speaks TLS (without it, `crt` only loads certificates).
     pub enabled: bool,
-    /// `crt <file|dir>`, in order: the first certificate is the default one.
-    pub crts: Vec<PathBuf>,
-    /// `crt-list <file>`.
-    pub crt_lists: Vec<PathBuf>,
+    /// `crt <file|dir>` and `crt-list <file>`, in the line's order: the first certificate
+    /// loaded is the default one.
+    pub certs: Vec<CertSource>,
     /// `alpn <proto>,...`.
     pub alpn: Vec<Vec<u8>>,
     /// `ssl-min-ver`.
@@ -265,7 +273,7 @@ impl BindTls {
     /// loading anything: the problem, and what follows the bind's location in its message
     /// (`no SSL certificate specified`, ` (use 'crt')`).
     pub fn problem(&self) -> Option<(String, &'static str)> {
-        if self.crts.is_empty() && self.crt_lists.is_empty() {
+        if self.certs.is_empty() {
             return Some(("no SSL certificate specified".into(), " (use 'crt')"));
         }
         if self.versions().is_empty() {
@@ -297,15 +305,19 @@ impl BindTls {
         let provider = Arc::new(crypto::ring::default_provider());
         let mut certs = Vec::new();
         let mut filters = Vec::new();
-        for c in &self.crts {
-            let loaded = load_crt(c, &provider).map_err(|e| format!("{bind} : {e}"))?;
-            filters.extend(loaded.iter().map(|_| Vec::new()));
-            certs.extend(loaded);
-        }
-        for list in &self.crt_lists {
-            let (loaded, f) = load_crt_list(list, &provider, bind, &mut warnings)?;
-            certs.extend(loaded);
-            filters.extend(f);
+        for source in &self.certs {
+            match source {
+                CertSource::Crt(c) => {
+                    let loaded = load_crt(c, &provider).map_err(|e| format!("{bind} : {e}"))?;
+                    filters.extend(loaded.iter().map(|_| Vec::new()));
+                    certs.extend(loaded);
+                }
+                CertSource::List(list) => {
+                    let (loaded, f) = load_crt_list(list, &provider, bind, &mut warnings)?;
+                    certs.extend(loaded);
+                    filters.extend(f);
+                }
+            }
         }
         if certs.is_empty() {
             return Err(format!(
@@ -421,21 +433,30 @@ impl BindTls {
         let v12 = filter(self.ciphers.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
         let v13 = filter(self.ciphersuites.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
         let mut out: Vec<SupportedCipherSuite> = Vec::new();
-        // in the list's order when it names suites, else the provider's
-        for (named, is13) in [(&v13, true), (&v12, false)] {
+        // the named ones in the list's order, then (unset, or with rules) the provider's others
+        for (sel, is13) in [(&v13, true), (&v12, false)] {
             let of_version =
                 |s: &SupportedCipherSuite| matches!(s, SupportedCipherSuite::Tls13(_)) == is13;
-            match named {
-                Some(names) => {
-                    for n in names {
-                        if let Some(s) = provider.cipher_suites.iter().find(|s| {
-                            of_version(s) && super::facts::suite_named(n) == Some(s.suite())
-                        }) {
+            let start = out.len();
+            if let Some(sel) = sel {
+                for n in &sel.named {
+                    if let Some(s) = provider
+                        .cipher_suites
+                        .iter()
+                        .find(|s| of_version(s) && super::facts::suite_named(n) == Some(s.suite()))
+                    {
+                        if !out[start..].contains(s) {
                             out.push(*s);
                         }
                     }
                 }
-                None => out.extend(provider.cipher_suites.iter().filter(|s| of_version(s))),
+            }
+            if sel.as_ref().map_or(true, |s| s.rest) {
+                for s in provider.cipher_suites.iter().filter(|s| of_version(s)) {
+                    if !out[start..].contains(s) {
+                        out.push(*s);
+                    }
+                }
             }
         }
         let usable = out
@@ -509,29 +530,45 @@ const KEYWORDS: &[&str] = &[
     "CBC",
 ];
 
-/// The suites an OpenSSL cipher list names: `None` (the provider's) when it uses keywords or
-/// rules (`HIGH:!aNULL`, `ECDHE+AESGCM`) harp does not evaluate; the named ones otherwise. A
-/// list naming only unknown ciphers is refused (the list given back).
-fn filter(list: Option<&str>) -> Result<Option<Vec<String>>, String> {
+/// What an OpenSSL cipher list asks of the suites rustls has.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Selection {
+    /// The suites it names that rustls has, in its order.
+    pub(super) named: Vec<String>,
+    /// It also takes groups or rules (`HIGH`, `ECDHE+AESGCM`, `!aNULL`, `@SECLEVEL=1`) harp does
+    /// not evaluate: the provider's other suites follow the named ones.
+    pub(super) rest: bool,
+}
+
+/// Reads a cipher list (`None`: unset, the provider's suites). A list whose every word is
+/// unknown to OpenSSL too (`FOO`) is refused, given back; one naming only ciphers rustls lacks
+/// (`AES128-SHA`) selects none of its version.
+pub(super) fn filter(list: Option<&str>) -> Result<Option<Selection>, String> {
     let Some(list) = list else { return Ok(None) };
-    let mut names = Vec::new();
-    let mut rules = false;
+    let mut named = Vec::new();
+    let (mut rules, mut foreign) = (false, false);
     for tok in list.split([':', ',', ' ']).filter(|t| !t.is_empty()) {
-        if tok.starts_with(['!', '-', '+', '@']) || tok.contains('+') {
+        let tok = tok.strip_prefix('+').unwrap_or(tok);
+        let is_name = |t: &str| {
+            t.contains(['-', '_'])
+                && t.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        };
+        if tok.starts_with(['!', '-', '@']) || tok.contains(['+', '@', '=']) {
             rules = true;
         } else if super::facts::suite_named(tok).is_some() {
-            names.push(tok.to_string());
+            named.push(tok.to_string());
         } else if KEYWORDS.contains(&tok) {
             rules = true;
+        } else if is_name(tok) {
+            // a cipher OpenSSL knows and rustls does not have (CBC, DHE, RSA key exchange...)
+            foreign = true;
         }
     }
-    if !names.is_empty() {
-        return Ok(Some(names));
+    if named.is_empty() && !rules && !foreign {
+        return Err(list.to_string());
     }
-    if rules {
-        return Ok(None);
-    }
-    Err(list.to_string())
+    Ok(Some(Selection { named, rest: rules }))
 }
 
 /// A `crt-list` file: `<crt> [[<options>]] [<sni filter> ...]` per line, `#` comments. Per-line

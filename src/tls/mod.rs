@@ -8,8 +8,10 @@ mod certs;
 mod client;
 mod dn;
 mod facts;
+#[cfg(test)]
+mod tests;
 
-pub use acceptor::{Acceptor, BindTls, ClientAuth, TlsVersion};
+pub use acceptor::{Acceptor, BindTls, CertSource, ClientAuth, TlsVersion};
 pub use certs::load_chain;
 pub(crate) use certs::subject_issuer;
 pub use client::{client_config, client_config_with_cert, ServerTls, Verify};

@@ -770,7 +770,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
-            tls_facts.as_ref(),
+            tls_facts.as_deref(),
         );
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged (a dropped one in `dreq`)
@@ -823,7 +823,7 @@ pub(crate) async fn run<R: Rt>(
                 &env,
                 &fe,
                 &fe,
-                (&client, tls_conn.as_ref()),
+                (&client, tls_conn.as_deref()),
                 &mut fronted.early,
                 &mut client_close,
             )
@@ -864,14 +864,14 @@ pub(crate) async fn run<R: Rt>(
                     fronted.addrs.map(|(_, d)| d),
                     &sc,
                     &vars,
-                    tls_facts.as_ref(),
+                    tls_facts.as_deref(),
                 )
                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                 denied = content_rules::<R>(
                     &env,
                     &fe,
                     &be,
-                    (&client, tls_conn.as_ref()),
+                    (&client, tls_conn.as_deref()),
                     &mut fronted.early,
                     &mut client_close,
                 )
@@ -891,7 +891,7 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
-                            tls_facts.as_ref(),
+                            tls_facts.as_deref(),
                         )
                         .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         inspect::sticking(&be, &env, &fronted.early)
@@ -907,7 +907,7 @@ pub(crate) async fn run<R: Rt>(
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
                                 &vars,
-                                tls_facts.as_ref(),
+                                tls_facts.as_deref(),
                             )
                             .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                             inspect::use_server(&be, &env, &fronted.early)
@@ -930,7 +930,7 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
-                            tls_facts.as_ref(),
+                            tls_facts.as_deref(),
                         )
                         .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         let sni = s.params.sni.as_ref().and_then(|f| match f.sample(&env) {
@@ -1027,7 +1027,7 @@ pub(crate) async fn run<R: Rt>(
                                     logasap: asap,
                                     req_caps: req_captures(&fe, &vars),
                                     ssl_listener: entry.tls.is_some(),
-                                    tls: tls_facts.as_ref(),
+                                    tls: tls_facts.as_deref(),
                                     ..Facts::default()
                                 };
                                 let env = SessEnv::new(
@@ -1037,7 +1037,7 @@ pub(crate) async fn run<R: Rt>(
                                     fronted.addrs.map(|(_, d)| d),
                                     &sc,
                                     &vars,
-                                    tls_facts.as_ref(),
+                                    tls_facts.as_deref(),
                                 )
                                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                                 if emit_line(&ctx, &fe, format, facts, &env, true) {
@@ -1063,7 +1063,7 @@ pub(crate) async fn run<R: Rt>(
                                         fronted.addrs.map(|(_, d)| d),
                                         &sc,
                                         &vars,
-                                        tls_facts.as_ref(),
+                                        tls_facts.as_deref(),
                                     )
                                     .in_stream(stream_info(&fe, &be.name, accepted, req_id))
                                     .unique_id()
@@ -1077,7 +1077,7 @@ pub(crate) async fn run<R: Rt>(
                             &client,
                             peer,
                             &fronted,
-                            (&server, server_tls.as_ref()),
+                            (&server, server_tls.as_deref()),
                             uid,
                         )
                         .await
@@ -1104,8 +1104,8 @@ pub(crate) async fn run<R: Rt>(
                             &fe,
                             &be,
                             &srv,
-                            (&client, tls_conn.as_ref()),
-                            (&server, server_tls.as_ref()),
+                            (&client, tls_conn.as_deref()),
+                            (&server, server_tls.as_deref()),
                         )
                         .await;
                         bytes_out = bout;
@@ -1190,7 +1190,7 @@ pub(crate) async fn run<R: Rt>(
             logasap: fe.config.logasap,
             req_caps: req_captures(&fe, &vars),
             ssl_listener: entry.tls.is_some(),
-            tls: tls_facts.as_ref(),
+            tls: tls_facts.as_deref(),
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -1199,7 +1199,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
-            tls_facts.as_ref(),
+            tls_facts.as_deref(),
         )
         .in_stream(stream_info(
             &fe,
@@ -1600,7 +1600,7 @@ async fn establish<R: Rt>(
     sticky: Option<Arc<Server>>,
     tries: &mut Tries,
     hello: TlsHello<'_>,
-) -> Result<(Arc<Server>, TcpStream, Option<TlsConn>, i64), NoConn> {
+) -> Result<(Arc<Server>, TcpStream, Option<Box<TlsConn>>, i64), NoConn> {
     let to = &be.config.timeouts;
     let budget = to.queue.or(to.connect);
     let max_retries = if be.config.conn_retries_off {
@@ -1753,7 +1753,7 @@ async fn open_tls<R: Rt>(
     sock: &TcpStream,
     hello: TlsHello<'_>,
     deadline: Instant,
-) -> io::Result<TlsConn> {
+) -> io::Result<Box<TlsConn>> {
     use tokio_rustls::rustls::pki_types::ServerName;
     let (header, sni) = hello(srv);
     let mut sent = 0;
@@ -1783,7 +1783,7 @@ async fn open_tls<R: Rt>(
             ServerName::IpAddress(srv.addr().ip().into()),
         ),
     };
-    let tls = TlsConn::connect(config, name)?;
+    let tls = Box::new(TlsConn::connect(config, name)?);
     handshake::<R>(&tls, sock, deadline)
         .await
         .map_err(HandshakeError::into_io)?;

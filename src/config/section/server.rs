@@ -539,9 +539,13 @@ mod tests {
         assert!(srv("127.0.0.1:80 chek")
             .unwrap_err()
             .contains("did you mean 'check'?"));
-        assert!(srv("127.0.0.1:80 ssl")
+        assert!(srv("127.0.0.1:80 redir http://x")
             .unwrap_err()
             .contains("not supported"));
+        assert!(srv("127.0.0.1:80 ssl sni nosuchfetch")
+            .unwrap_err()
+            .contains("failed to parse sni expression 'nosuchfetch'"));
+        assert!(srv("127.0.0.1:80 ssl verify none sni ssl_fc_sni alpn h2").is_ok());
         assert!(srv("127.0.0.1:80 inter 0").unwrap_err().contains("> 0"));
         assert!(srv("127.0.0.1:80 inter 30d")
             .unwrap_err()
