@@ -708,7 +708,9 @@ pub(crate) async fn run<R: Rt>(
             .unwrap_or(Duration::from_secs(3600));
         // (bytes read past a PROXY header are the start of the ClientHello)
         let early = std::mem::take(&mut fronted.early);
-        match accept::<R>(acceptor, &client, early, Instant::now() + wait).await {
+        // (boxed: its state, 5 KB with rustls' hello reader, is not kept in every session's)
+        let shaking = Box::pin(accept::<R>(acceptor, &client, early, Instant::now() + wait));
+        match shaking.await {
             Ok(a) => {
                 fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
                 tls_facts = Some(a.facts);
@@ -1497,7 +1499,13 @@ async fn send_first<R: Rt>(
             return Ok(());
         }
         let deadline = Instant::now() + Duration::from_secs(3600);
-        return super::tls::send_all::<R>(t, server, &fronted.early, deadline).await;
+        return Box::pin(super::tls::send_all::<R>(
+            t,
+            server,
+            &fronted.early,
+            deadline,
+        ))
+        .await;
     }
     let mut first = proxy_header(srv, client, peer, fronted, unique_id)?;
     first.extend_from_slice(&fronted.early);
@@ -1686,7 +1694,8 @@ async fn establish<R: Rt>(
                     .connect
                     .unwrap_or(Duration::from_secs(3600));
                 let c = &srv.srv().counters;
-                match open_tls::<R>(ctx, srv.srv(), &sock, hello, t + limit).await {
+                // (boxed, as the client side's: only TLS sessions hold its state)
+                match Box::pin(open_tls::<R>(ctx, srv.srv(), &sock, hello, t + limit)).await {
                     Ok(tls) => {
                         c.ssl_sess.fetch_add(1, Ordering::Relaxed);
                         Ok((sock, Some(tls)))

@@ -322,10 +322,13 @@ pub(crate) async fn accept<R: Rt>(
                 return Err(HandshakeError::Failed);
             }
         }
-        let mut chunk = [0u8; 4096];
-        match (&*sock).read(&mut chunk) {
+        let at = raw.len();
+        raw.resize(at + 4096, 0);
+        let r = (&*sock).read(&mut raw[at..]);
+        raw.truncate(at + *r.as_ref().unwrap_or(&0));
+        match r {
             Ok(0) => return Err(HandshakeError::Closed),
-            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 wait::<R>(sock, Interest::Read, deadline).await?
             }
