@@ -50,7 +50,7 @@ RULES=${RULES:-0}              # 1 = harp's and HAProxy's frontends apply the sa
 STICK=${STICK:-0}              # 1 = ... and the same stick-table rate limit (stick_block)
 MAP=${MAP:-0}                  # 1 = ... and the same map-built backend name (map_block)
 LOG=${LOG:-0}                  # 1 = ... and the same custom log-format line per session, over UDP syslog (log_block)
-TLS=${TLS:-0}                  # 1 = every proxy ends TLS (one self-signed P-256 certificate) and the load speaks it: connrate pays a full handshake per connection, throughput needs TP_DIR=up; direct is skipped
+TLS=${TLS:-0}                  # 1 = every proxy ends TLS (one self-signed P-256 certificate) and the load speaks it: connrate pays a full handshake per connection, throughput needs TP_DIR=up; idle holds TLS connections; direct, rr and events are skipped
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ) # seconds: two runs in one minute must not overwrite each other
 WORK=$(mktemp -d /tmp/harp-perf.XXXXXX)
 RAW=$WORK/raw.jsonl
@@ -82,6 +82,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx)
 dpkg -s libnginx-mod-stream >/dev/null 2>&1 || need+=(libnginx-mod-stream)
 command -v python3 >/dev/null || need+=(python3)
+if [ "$TLS" = 1 ]; then command -v openssl >/dev/null || need+=(openssl); fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
         log "installing ${need[*]}"
@@ -503,9 +504,9 @@ run_one() {
         [ "$target" = harp-spin ] && return 0
     fi
     # TLS=1: the upstreams speak clear text, so there is no direct TLS baseline; the load
-    # speaks TLS in throughput and connrate only
+    # speaks TLS in throughput, connrate and idle only
     [ "$TLS" = 1 ] && [ "$target" = direct ] && return 0
-    [ "$TLS" = 1 ] && [ "$sc" != throughput ] && [ "$sc" != connrate ] && return 0
+    [ "$TLS" = 1 ] && [ "$sc" != throughput ] && [ "$sc" != connrate ] && [ "$sc" != idle ] && return 0
     busy=$("$PERF" quiet --busy "$QUIET_BUSY" --max-wait "${QUIET_WAIT}s" 2>/dev/null || echo null)
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
     local tcp=null tw_before

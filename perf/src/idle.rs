@@ -14,12 +14,26 @@ use crate::net;
 use crate::procstat;
 use crate::report::Report;
 
-fn open_one(cfg: &LoadCfg, req: &[u8], resp: &mut [u8]) -> Result<TcpStream> {
+/// A held connection, in the clear or TLS (`--tls`).
+enum Held {
+    /// Plain TCP.
+    Plain(#[allow(dead_code)] TcpStream),
+    /// TLS (the proxy ends it).
+    Tls(#[allow(dead_code)] Box<crate::tls::TlsStream>),
+}
+
+fn open_one(cfg: &LoadCfg, req: &[u8], resp: &mut [u8]) -> Result<Held> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut s = net::connect(cfg.target, Duration::from_secs(2))?;
+    if let Some(tls) = &cfg.tls {
+        let mut t = crate::tls::wrap(s, tls)?;
+        net::write_all_until(&mut t, req, deadline)?;
+        net::read_exact_until(&mut t, resp, deadline)?;
+        return Ok(Held::Tls(Box::new(t)));
+    }
     net::write_all_until(&mut s, req, deadline)?;
     net::read_exact_until(&mut s, resp, deadline)?;
-    Ok(s)
+    Ok(Held::Plain(s))
 }
 
 /// Runs the idle-connection scenario. `duration` bounds the time spent opening connections;
