@@ -439,10 +439,18 @@ fn failed_handshakes_get_haproxys_line_and_counters() {
         line.ends_with("fe/1: Connection closed during SSL handshake"),
         "{line}"
     );
-    // and a good one, logged as a session of `fe~`
+    // and a good one, logged as a session of `fe~`, counted while it lives
+    let cur_ssl = || -> String {
+        cli(api, "show info")
+            .lines()
+            .find_map(|l| l.strip_prefix("CurrSslConns: ").map(str::to_string))
+            .unwrap_or_default()
+    };
     let mut s = tls_connect(cfg, strict, "www.example.test").expect("tls");
     assert_eq!(round_trip(&mut s, b"ok"), b"ok");
+    assert_eq!(cur_ssl(), "1");
     drop(s);
+    assert!(common::wait_until(Duration::from_secs(10), || cur_ssl() == "0"));
     let line = line_with(&sink, " fe~ be/s1 ");
     assert!(line.contains(" fe~ be/s1 "), "{line}");
     assert_eq!(failed() - base, 3);

@@ -1015,7 +1015,7 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("CumConns".into(), u(ld(&g.cum_conns)), "MCP"),
         ("CumReq".into(), u(ld(&g.cum_req)), "MCP"),
         ("MaxSslConns".into(), u(0), "CLP"),
-        ("CurrSslConns".into(), u(0), "MGP"),
+        ("CurrSslConns".into(), u(ld(&g.cur_ssl_conns)), "MGP"),
         ("CumSslConns".into(), u(ld(&g.cum_ssl_conns)), "MCP"),
         (
             "Maxpipes".into(),

@@ -24,6 +24,8 @@ pub struct GlobalCounters {
     pub cum_req: AtomicU64,
     /// Connections accepted on `ssl` listeners, handshakes failed or not (`CumSslConns`).
     pub cum_ssl_conns: AtomicU64,
+    /// TLS connections open now, to clients and to servers (`CurrSslConns`).
+    pub cur_ssl_conns: AtomicU64,
     /// Runtime API connections open now (each is one of HAProxy's `Jobs`).
     pub cli_conns: AtomicU64,
     /// Times a connection was refused by the global maxconn.

@@ -711,8 +711,9 @@ pub(crate) async fn run<R: Rt>(
         // (boxed: its state, 5 KB with rustls' hello reader, is not kept in every session's)
         let shaking = Box::pin(accept::<R>(acceptor, &client, early, Instant::now() + wait));
         match shaking.await {
-            Ok(a) => {
+            Ok(mut a) => {
                 fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
+                a.tls.count_in(&ctx.reg);
                 tls_facts = Some(a.facts);
                 tls_conn = Some(a.tls);
             }
@@ -1792,10 +1793,11 @@ async fn open_tls<R: Rt>(
             ServerName::IpAddress(srv.addr().ip().into()),
         ),
     };
-    let tls = Box::new(TlsConn::connect(config, name)?);
+    let mut tls = Box::new(TlsConn::connect(config, name)?);
     handshake::<R>(&tls, sock, deadline)
         .await
         .map_err(HandshakeError::into_io)?;
+    tls.count_in(&ctx.reg);
     Ok(tls)
 }
 

@@ -13,6 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +38,8 @@ thread_local! {
 
 /// One TLS connection over a session's socket.
 pub(crate) struct TlsConn {
+    /// Where it is counted while it lives (`CurrSslConns`), once its handshake is done.
+    counted: Option<Arc<crate::model::Registry>>,
     conn: RefCell<Connection>,
     /// Ciphertext read and not yet taken by rustls, from `pending_at` on.
     pending: RefCell<Vec<u8>>,
@@ -87,9 +90,26 @@ impl HandshakeError {
 /// HAProxy sends under `strict-sni` (rustls would send `access_denied`).
 const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
 
+impl Drop for TlsConn {
+    fn drop(&mut self) {
+        if let Some(reg) = &self.counted {
+            reg.counters.cur_ssl_conns.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl TlsConn {
+    /// Counts it in `CurrSslConns` until it is dropped.
+    pub(crate) fn count_in(&mut self, reg: &Arc<crate::model::Registry>) {
+        if self.counted.is_none() {
+            reg.counters.cur_ssl_conns.fetch_add(1, Ordering::Relaxed);
+            self.counted = Some(reg.clone());
+        }
+    }
+
     fn new(conn: Connection, pending: Vec<u8>) -> TlsConn {
         TlsConn {
+            counted: None,
             conn: RefCell::new(conn),
             pending: RefCell::new(pending),
             pending_at: Cell::new(0),
