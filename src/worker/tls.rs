@@ -28,9 +28,6 @@ use crate::tls::{Acceptor, TlsFacts};
 /// The most ciphertext one read takes from a socket.
 const RAW_READ: usize = 64 * 1024;
 
-/// rustls holds at most this much decrypted data (its default limit): feeding stops there.
-const PLAINTEXT_HELD: usize = 16 * 1024;
-
 thread_local! {
     /// The worker's ciphertext scratch buffer: filled and emptied within one call.
     static RAW: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; RAW_READ].into_boxed_slice());
@@ -190,7 +187,7 @@ impl TlsConn {
                     c.read_tls(&mut io::empty())?;
                     return Ok(Some(0));
                 }
-                self.take(&mut c, &raw[..n])?;
+                self.take(&mut c, &raw[..n], buf, &mut filled)?;
                 Ok(Some(n))
             });
             match got {
@@ -205,25 +202,34 @@ impl TlsConn {
         }
     }
 
-    /// Gives rustls as much of `data` as it takes now (a record at a time, decrypting as it
-    /// goes, up to its plaintext limit); the rest waits in `pending`.
-    fn take(&self, c: &mut Connection, data: &[u8]) -> io::Result<()> {
+    /// Gives rustls `data` a record at a time, moving what it decrypts into `buf` (from
+    /// `filled` on) as it goes, so its plaintext buffer never fills; what is left once `buf`
+    /// is full waits in `pending`.
+    fn take(
+        &self,
+        c: &mut Connection,
+        data: &[u8],
+        buf: &mut [u8],
+        filled: &mut usize,
+    ) -> io::Result<()> {
         let mut off = 0;
         while off < data.len() {
+            drain(c, buf, filled);
+            if *filled == buf.len() {
+                break;
+            }
             match c.read_tls(&mut &data[off..]) {
-                Ok(0) => break,
+                // `close_notify` was read: nothing after it counts
+                Ok(0) => return Ok(()),
                 Ok(k) => off += k,
-                // its plaintext buffer is full: the caller reads it first
+                // its plaintext buffer is full, and so is `buf`
                 Err(e) if e.kind() == io::ErrorKind::Other => break,
                 Err(e) => return Err(e),
             }
-            match c.process_new_packets() {
-                // as much plaintext as rustls holds: the caller reads it first
-                Ok(s) if s.plaintext_bytes_to_read() >= PLAINTEXT_HELD => break,
-                Ok(_) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
+            c.process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         }
+        drain(c, buf, filled);
         if off < data.len() {
             let mut p = self.pending.borrow_mut();
             let at = self.pending_at.get();
@@ -299,6 +305,16 @@ impl TlsConn {
                 Some(tokio_rustls::rustls::HandshakeKind::Resumed)
             ),
             client_cert,
+        }
+    }
+}
+
+/// Moves what rustls decrypted into `buf` from `filled` on, as far as it fits.
+fn drain(c: &mut Connection, buf: &mut [u8], filled: &mut usize) {
+    while *filled < buf.len() {
+        match c.reader().read(&mut buf[*filled..]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => *filled += k,
         }
     }
 }
