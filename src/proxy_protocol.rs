@@ -1,7 +1,7 @@
 //! The PROXY protocol (HAProxy's `proxy-protocol.txt`), both ways. A server with `send-proxy` or
 //! `send-proxy-v2` gets a header before the client's first byte, so that it sees the client's
-//! address instead of harp's: byte for byte what HAProxy sends in TCP mode (in v2, only the
-//! unique id's TLV, with `proxy-v2-options unique-id`; an IPv4 address written as
+//! address instead of harp's: byte for byte what HAProxy sends in TCP mode (in v2, the TLVs
+//! `proxy-v2-options` asks for and the client's TLS gives; an IPv4 address written as
 //! IPv4-mapped IPv6 when the other one is IPv6). A `bind` with
 //! `accept-proxy` expects one from the load balancer in front and takes the client's address
 //! from it ([`parse`]).
@@ -29,30 +29,86 @@ pub fn check_header(v: ProxyProtocol, local: SocketAddr, peer: SocketAddr) -> Ve
 
 /// The header for a connection from `src` (the client) to `dst` (the address it connected to).
 pub fn header(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-    header_with(v, src, dst, None)
+    header_with(v, src, dst, &Tlvs::default())
 }
 
-/// [`header`], a v2 one carrying the stream's unique id when given (`proxy-v2-options
-/// unique-id`): a `PP2_TYPE_UNIQUE_ID` (0x05) TLV after the addresses, counted in the length.
-pub fn header_with(
-    v: ProxyProtocol,
-    src: SocketAddr,
-    dst: SocketAddr,
-    unique_id: Option<&[u8]>,
-) -> Vec<u8> {
+/// What a v2 header carries after the addresses (`proxy-v2-options`, the client's TLS).
+#[derive(Debug, Default, Clone)]
+pub struct Tlvs<'a> {
+    /// The protocol the client's TLS negotiated by ALPN (`PP2_TYPE_ALPN`, sent whenever there
+    /// is one, as HAProxy does).
+    pub alpn: Option<&'a [u8]>,
+    /// `authority`: the client's SNI (`PP2_TYPE_AUTHORITY`).
+    pub authority: Option<&'a [u8]>,
+    /// `unique-id`: the stream's unique id (`PP2_TYPE_UNIQUE_ID`; empty without a format).
+    pub unique_id: Option<&'a [u8]>,
+    /// `ssl` and its companions (`PP2_TYPE_SSL`).
+    pub ssl: Option<SslTlv<'a>>,
+}
+
+/// The `PP2_TYPE_SSL` TLV: flags, the verify result and sub-TLVs. Present with `proxy-v2-options
+/// ssl` even for a client in the clear (then only the flags, all zero).
+#[derive(Debug, Default, Clone)]
+pub struct SslTlv<'a> {
+    /// The client connection is TLS: `PP2_CLIENT_SSL`, and its version (`PP2_SUBTYPE_SSL_VERSION`).
+    pub version: Option<&'a str>,
+    /// It showed a certificate (`PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS`, verify 0).
+    pub cert: bool,
+    /// `cert-cn`: the certificate's common name (`PP2_SUBTYPE_SSL_CN`).
+    pub cn: Option<&'a str>,
+    /// `ssl-cipher`: the cipher, as OpenSSL names it (`PP2_SUBTYPE_SSL_CIPHER`).
+    pub cipher: Option<&'a str>,
+}
+
+/// Appends one TLV.
+fn tlv(out: &mut Vec<u8>, ty: u8, value: &[u8]) {
+    // a TLV's length is 16 bits: what harp sends is far shorter
+    let value = &value[..value.len().min(u16::MAX as usize - 3)];
+    out.push(ty);
+    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    out.extend_from_slice(value);
+}
+
+/// [`header`], a v2 one carrying `tlvs` after the addresses, in HAProxy's order (ALPN,
+/// authority, unique id, SSL), counted in the length. v1 carries none.
+pub fn header_with(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr, tlvs: &Tlvs<'_>) -> Vec<u8> {
     match v {
         ProxyProtocol::V1 => v1(src, dst).into_bytes(),
         ProxyProtocol::V2 => {
             let mut h = v2(src, dst);
-            if let Some(id) = unique_id {
-                // a TLV's length is 16 bits: HAProxy's ids are far shorter
-                let id = &id[..id.len().min(u16::MAX as usize - 3)];
-                h.push(0x05);
-                h.extend_from_slice(&(id.len() as u16).to_be_bytes());
-                h.extend_from_slice(id);
-                let len = (h.len() - 16) as u16;
-                h[14..16].copy_from_slice(&len.to_be_bytes());
+            if let Some(a) = tlvs.alpn {
+                tlv(&mut h, 0x01, a);
             }
+            if let Some(a) = tlvs.authority {
+                tlv(&mut h, 0x02, a);
+            }
+            if let Some(id) = tlvs.unique_id {
+                tlv(&mut h, 0x05, id);
+            }
+            if let Some(ssl) = &tlvs.ssl {
+                let mut client = 0u8;
+                let mut sub = Vec::new();
+                if let Some(version) = ssl.version {
+                    client |= 0x01;
+                    tlv(&mut sub, 0x21, version.as_bytes());
+                    if ssl.cert {
+                        client |= 0x02 | 0x04;
+                    }
+                    if let Some(cn) = ssl.cn {
+                        tlv(&mut sub, 0x22, cn.as_bytes());
+                    }
+                    if let Some(c) = ssl.cipher {
+                        tlv(&mut sub, 0x23, c.as_bytes());
+                    }
+                }
+                let mut value = vec![client];
+                // the verify result: 0, as rustls ends a handshake whose certificate fails
+                value.extend_from_slice(&0u32.to_be_bytes());
+                value.extend_from_slice(&sub);
+                tlv(&mut h, 0x20, &value);
+            }
+            let len = (h.len() - 16) as u16;
+            h[14..16].copy_from_slice(&len.to_be_bytes());
             h
         }
     }
@@ -270,13 +326,49 @@ mod tests {
     fn a_v2_header_carries_the_unique_id_as_haproxy_sends_it() {
         let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let dst: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let h = header_with(ProxyProtocol::V2, src, dst, Some(b"fe-x"));
+        let id = Tlvs {
+            unique_id: Some(b"fe-x"),
+            ..Tlvs::default()
+        };
+        let h = header_with(ProxyProtocol::V2, src, dst, &id);
         assert_eq!(&h[14..16], &(12u16 + 3 + 4).to_be_bytes());
         assert_eq!(&h[28..], b"\x05\x00\x04fe-x");
         assert_eq!(
-            header_with(ProxyProtocol::V2, src, dst, None),
+            header_with(ProxyProtocol::V2, src, dst, &Tlvs::default()),
             header(ProxyProtocol::V2, src, dst)
         );
+    }
+
+    #[test]
+    fn tls_tlvs_come_in_haproxys_order() {
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let dst: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let t = Tlvs {
+            alpn: Some(b"h2"),
+            authority: Some(b"www"),
+            unique_id: None,
+            ssl: Some(SslTlv {
+                version: Some("TLSv1.3"),
+                cert: true,
+                cn: Some("c1"),
+                cipher: None,
+            }),
+        };
+        let h = header_with(ProxyProtocol::V2, src, dst, &t);
+        let mut want = b"\x01\x00\x02h2\x02\x00\x03www\x20\x00\x13\x07\x00\x00\x00\x00".to_vec();
+        want.extend_from_slice(b"\x21\x00\x07TLSv1.3\x22\x00\x02c1");
+        assert_eq!(&h[28..], &want[..]);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([h[14], h[15]])),
+            h.len() - 16
+        );
+        // a client in the clear: the SSL TLV with its flags only
+        let plain = Tlvs {
+            ssl: Some(SslTlv::default()),
+            ..Tlvs::default()
+        };
+        let h = header_with(ProxyProtocol::V2, src, dst, &plain);
+        assert_eq!(&h[28..], b"\x20\x00\x05\x00\x00\x00\x00\x00");
     }
 
     fn a(s: &str) -> SocketAddr {

@@ -840,3 +840,84 @@ fn alpn_without_a_common_protocol_goes_on_without_and_strict_sni_says_unrecogniz
         "{err:?}"
     );
 }
+
+/// A server that reads a PROXY v2 header and answers the hex of what follows its addresses
+/// (the TLVs), then closes.
+fn pp2_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut h = vec![0u8; 16];
+                if c.read_exact(&mut h).is_err() {
+                    return;
+                }
+                let len = usize::from(u16::from_be_bytes([h[14], h[15]]));
+                let mut rest = vec![0u8; len];
+                if c.read_exact(&mut rest).is_err() {
+                    return;
+                }
+                // IPv4: 12 bytes of addresses and ports, then the TLVs
+                let hex: String = rest[12..].iter().map(|b| format!("{b:02x}")).collect();
+                let _ = c.write_all(format!("{hex}\n").as_bytes());
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn proxy_v2_headers_carry_the_clients_tls_as_haproxy_sends_it() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let client = pki.issue(dir.path(), "client.pem", "client1", true);
+    let ca = pki.ca_file(dir.path());
+    let up = pp2_upstream();
+    let (port, plain) = (free_port(), free_port());
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen tls\n    bind 127.0.0.1:{port} ssl crt {www} alpn h2 verify optional ca-file {ca}\n\
+         \x20   server s1 127.0.0.1:{up} send-proxy-v2 proxy-v2-options ssl,cert-cn,ssl-cipher,authority\n\
+         listen clear\n    bind 127.0.0.1:{plain}\n\
+         \x20   server s1 127.0.0.1:{up} send-proxy-v2 proxy-v2-options ssl,authority\n"
+    );
+    let mut h = Harp::start(&config, port, &[]);
+    h.wait_port(plain);
+    let mut s = tls_connect(
+        client_config(&pki, &["h2"], Some(&client)),
+        port,
+        "www.example.test",
+    )
+    .expect("tls");
+    s.write_all(b"x").expect("send");
+    s.flush().expect("flush");
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
+    // a TLV of hex value `v`
+    let tlv = |t: u8, v: &str| format!("{t:02x}{:04x}{}", v.len() / 2, v);
+    let ssl_value = format!(
+        "07{}{}{}{}",
+        "00000000",
+        tlv(0x21, &hex("TLSv1.3")),
+        tlv(0x22, &hex("client1")),
+        tlv(0x23, &hex("TLS_AES_256_GCM_SHA384"))
+    );
+    let want = format!(
+        "{}{}{}\n",
+        tlv(0x01, &hex("h2")),
+        tlv(0x02, &hex("www.example.test")),
+        format!("20{:04x}{ssl_value}", ssl_value.len() / 2)
+    );
+    assert_eq!(got, want);
+    // a client in the clear: the SSL TLV's flags only, no authority
+    let mut c = TcpStream::connect(("127.0.0.1", plain)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(b"x").expect("send");
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    assert_eq!(got, "2000050000000000\n");
+}

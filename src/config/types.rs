@@ -766,6 +766,19 @@ impl Default for EmailAlert {
     }
 }
 
+/// The TLS TLVs `proxy-v2-options` asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pp2Tls {
+    /// `ssl`: the `PP2_TYPE_SSL` TLV (the client's TLS flags and version).
+    pub ssl: bool,
+    /// `cert-cn`: in it, the client certificate's common name.
+    pub cert_cn: bool,
+    /// `ssl-cipher`: in it, the cipher.
+    pub cipher: bool,
+    /// `authority`: the client's SNI (`PP2_TYPE_AUTHORITY`).
+    pub authority: bool,
+}
+
 /// Per-server settings, also used for `default-server` (where every field may be set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerParams {
@@ -822,6 +835,8 @@ pub struct ServerParams {
     /// `proxy-v2-options unique-id`: the v2 header carries the stream's unique id (a
     /// `PP2_TYPE_UNIQUE_ID` TLV) when the frontend has a `unique-id-format`.
     pub pp2_unique_id: bool,
+    /// `proxy-v2-options ssl|cert-cn|ssl-cipher|authority`: the client's TLS in the v2 header.
+    pub pp2_tls: Pp2Tls,
     /// `check-send-proxy`: checks send a PROXY header even to a check `port`/`addr` (v2 when
     /// the server sends v2, else v1).
     pub check_send_proxy: bool,
@@ -954,6 +969,7 @@ impl Default for ServerParams {
             send_proxy: false,
             send_proxy_v2: false,
             pp2_unique_id: false,
+            pp2_tls: Pp2Tls::default(),
             check_send_proxy: false,
             source: None,
             fqdn: None,

@@ -141,6 +141,12 @@ pub(crate) fn names_of(cert: &CertificateDer<'_>) -> Option<(Vec<String>, String
     Some((names, super::dn::one_line(ee.subject())))
 }
 
+/// A certificate's common name.
+pub(crate) fn common_name_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let ee = webpki::EndEntityCert::try_from(cert).ok()?;
+    super::dn::common_name(ee.subject())
+}
+
 /// A certificate's subject and issuer, one-line (`ssl_c_s_dn`, `ssl_c_i_dn`).
 pub(crate) fn subject_issuer(cert: &CertificateDer<'_>) -> Option<(String, String)> {
     let ee = webpki::EndEntityCert::try_from(cert).ok()?;

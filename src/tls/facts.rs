@@ -20,6 +20,8 @@ pub struct TlsFacts {
     pub resumed: bool,
     /// The client's certificate: (subject, issuer) in OpenSSL's one-line form.
     pub client_cert: Option<(Box<str>, Box<str>)>,
+    /// Its common name (`proxy-v2-options cert-cn`).
+    pub client_cn: Option<Box<str>>,
     /// The frontend certificate's subject, one-line.
     pub frontend_subject: Option<Box<str>>,
 }

@@ -13,7 +13,7 @@ mod tests;
 
 pub use acceptor::{Acceptor, BindTls, CertSource, ClientAuth, TlsVersion};
 pub use certs::load_chain;
-pub(crate) use certs::subject_issuer;
+pub(crate) use certs::{common_name_of, subject_issuer};
 pub use client::{client_config, client_config_with_cert, ServerTls, Verify};
 pub use dn::one_line;
 pub use facts::{cipher_name, version_name, TlsFacts};

@@ -32,6 +32,7 @@ use crate::rules::Env as _;
 use crate::rules::{Phase, Verdict};
 use crate::stick::Counters;
 use crate::sys::{self, Interest};
+use crate::tls::TlsFacts;
 
 /// Releases everything a session holds, also when its task is dropped by a hard stop.
 struct Guard {
@@ -945,7 +946,8 @@ pub(crate) async fn run<R: Rt>(
                         let uid = (v2 && s.params.pp2_unique_id)
                             .then(|| env.unique_id().unwrap_or_default());
                         let header =
-                            proxy_header(s, &client, peer, &fronted, uid).unwrap_or_default();
+                            proxy_header(s, (&client, tls_facts.as_deref()), peer, &fronted, uid)
+                                .unwrap_or_default();
                         (header, sni.filter(|n| !n.is_empty()))
                     };
                     let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries, &hello).await;
@@ -1077,7 +1079,7 @@ pub(crate) async fn run<R: Rt>(
                         };
                         send_first::<R>(
                             &srv,
-                            &client,
+                            (&client, tls_facts.as_deref()),
                             peer,
                             &fronted,
                             (&server, server_tls.as_deref()),
@@ -1488,7 +1490,7 @@ async fn read_proxy_header<R: Rt>(
 /// balancer in front.
 async fn send_first<R: Rt>(
     srv: &Server,
-    client: &TcpStream,
+    client: (&TcpStream, Option<&TlsFacts>),
     peer: SocketAddr,
     fronted: &Fronted,
     (server, tls): (&TcpStream, Option<&TlsConn>),
@@ -1530,18 +1532,36 @@ async fn send_first<R: Rt>(
 /// naming the client `peer` and the address it reached.
 fn proxy_header(
     srv: &Server,
-    client: &TcpStream,
+    (client, tls): (&TcpStream, Option<&TlsFacts>),
     peer: SocketAddr,
     fronted: &Fronted,
     unique_id: Option<Vec<u8>>,
 ) -> io::Result<Vec<u8>> {
+    use crate::proxy_protocol::{SslTlv, Tlvs};
     Ok(match srv.params.proxy_protocol() {
         Some(v) => {
             let dst = match fronted.addrs {
                 Some((_, dst)) => dst,
                 None => client.local_addr()?,
             };
-            crate::proxy_protocol::header_with(v, peer, dst, unique_id.as_deref())
+            let o = srv.params.pp2_tls;
+            let tlvs = Tlvs {
+                alpn: tls.and_then(|t| t.alpn.as_deref()),
+                authority: tls
+                    .and_then(|t| t.sni.as_deref())
+                    .filter(|_| o.authority)
+                    .map(str::as_bytes),
+                unique_id: unique_id.as_deref(),
+                ssl: o.ssl.then(|| SslTlv {
+                    version: tls.map(|t| t.version),
+                    cert: tls.is_some_and(|t| t.client_cert.is_some()),
+                    cn: tls
+                        .and_then(|t| t.client_cn.as_deref())
+                        .filter(|_| o.cert_cn),
+                    cipher: tls.map(|t| t.cipher).filter(|_| o.cipher),
+                }),
+            };
+            crate::proxy_protocol::header_with(v, peer, dst, &tlvs)
         }
         None => Vec::new(),
     })

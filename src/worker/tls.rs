@@ -281,14 +281,16 @@ impl TlsConn {
         let (cipher, keysize) = c
             .negotiated_cipher_suite()
             .map_or(("", 0), |s| crate::tls::cipher_name(s.suite()));
-        let client_cert = match &*c {
-            Connection::Server(_) => c
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(crate::tls::subject_issuer)
-                .map(|(s, i)| (s.into_boxed_str(), i.into_boxed_str())),
+        let leaf = match &*c {
+            Connection::Server(_) => c.peer_certificates().and_then(|certs| certs.first()),
             Connection::Client(_) => None,
         };
+        let client_cert = leaf
+            .and_then(crate::tls::subject_issuer)
+            .map(|(s, i)| (s.into_boxed_str(), i.into_boxed_str()));
+        let client_cn = leaf
+            .and_then(crate::tls::common_name_of)
+            .map(String::into_boxed_str);
         let sni = sni.or_else(|| match &*c {
             Connection::Server(s) => s.server_name().map(Box::from),
             Connection::Client(_) => None,
@@ -305,6 +307,7 @@ impl TlsConn {
                 Some(tokio_rustls::rustls::HandshakeKind::Resumed)
             ),
             client_cert,
+            client_cn,
         }
     }
 }

@@ -382,19 +382,23 @@ pub(crate) fn apply_keywords(
             }
             "minconn" => p.minconn = parse_u32(val()?, kw, 0, i32::MAX as u32)?,
             "proxy-v2-options" => {
-                // HAProxy's list; only `unique-id` adds a TLV (no TLS ones yet)
+                // HAProxy's list; `cert-sig`, `cert-key` and `crc32c` are not sent
                 let mut ignored = Vec::new();
                 for o in val()?.split(',') {
                     match o {
                         "unique-id" => p.pp2_unique_id = true,
-                        "ssl" | "cert-cn" | "ssl-cipher" | "cert-sig" | "cert-key" | "authority"
-                        | "crc32c" => ignored.push(o),
+                        "ssl" => p.pp2_tls.ssl = true,
+                        // (HAProxy's companions of `ssl`: they turn it on)
+                        "cert-cn" => (p.pp2_tls.ssl, p.pp2_tls.cert_cn) = (true, true),
+                        "ssl-cipher" => (p.pp2_tls.ssl, p.pp2_tls.cipher) = (true, true),
+                        "authority" => p.pp2_tls.authority = true,
+                        "cert-sig" | "cert-key" | "crc32c" => ignored.push(o),
                         _ => return Err(format!("'{o}' : proxy v2 option not implemented.")),
                     }
                 }
                 if !ignored.is_empty() {
                     ctx.warn(format!(
-                        "server keyword '{kw}' : '{}' not supported by harp (no TLS TLV, no CRC is sent); ignored.",
+                        "server keyword '{kw}' : '{}' not supported by harp (no certificate algorithms, no CRC are sent); ignored.",
                         ignored.join(",")
                     ));
                 }
