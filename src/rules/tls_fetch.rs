@@ -133,6 +133,7 @@ mod tests {
             alpn: Some(b"h2".to_vec().into()),
             resumed: false,
             client_cert: None,
+            client_cn: None,
             frontend_subject: Some("/CN=www.example.test".into()),
         }
     }
