@@ -355,7 +355,7 @@ mod tests {
             }),
         };
         let h = header_with(ProxyProtocol::V2, src, dst, &t);
-        let mut want = b"\x01\x00\x02h2\x02\x00\x03www\x20\x00\x13\x07\x00\x00\x00\x00".to_vec();
+        let mut want = b"\x01\x00\x02h2\x02\x00\x03www\x20\x00\x14\x07\x00\x00\x00\x00".to_vec();
         want.extend_from_slice(b"\x21\x00\x07TLSv1.3\x22\x00\x02c1");
         assert_eq!(&h[28..], &want[..]);
         assert_eq!(

@@ -910,7 +910,7 @@ fn proxy_v2_headers_carry_the_clients_tls_as_haproxy_sends_it() {
         "{}{}{}\n",
         tlv(0x01, &hex("h2")),
         tlv(0x02, &hex("www.example.test")),
-        format!("20{:04x}{ssl_value}", ssl_value.len() / 2)
+        tlv(0x20, &ssl_value)
     );
     assert_eq!(got, want);
     // a client in the clear: the SSL TLV's flags only, no authority
