@@ -60,6 +60,17 @@ impl Pki {
         write_file(dir, file, &pem).display().to_string()
     }
 
+    /// A server certificate for `cn` with serial `serial`, as PEM text (certificate, then key).
+    fn pem_with_serial(&self, cn: &str, serial: &[u8]) -> String {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(vec![cn.to_string()]).expect("params");
+        p.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).expect("sign");
+        format!("{}{}", cert.pem(), key.serialize_pem())
+    }
+
     fn ca_file(&self, dir: &Path) -> String {
         write_file(dir, "ca.pem", &self.ca.pem())
             .display()
@@ -920,4 +931,121 @@ fn proxy_v2_headers_carry_the_clients_tls_as_haproxy_sends_it() {
     let mut got = String::new();
     let _ = c.read_to_string(&mut got);
     assert_eq!(got, "2000050000000000\n");
+}
+
+#[test]
+fn a_certificate_is_replaced_at_run_time_through_the_runtime_api() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = write_file(
+        dir.path(),
+        "www.pem",
+        &pki.pem_with_serial("www.example.test", &[0x12, 0x34]),
+    )
+    .display()
+    .to_string();
+    let other = pki.issue(dir.path(), "other.pem", "other.example.test", false);
+    let up = echo_upstream();
+    let (port, api) = (free_port(), free_port());
+    let config = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} crt {other}\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&config, port, &[]);
+    h.wait_port(api);
+    let run = |cmd: &str| common::socat(api, cmd);
+    // the files, by name
+    assert_eq!(
+        run("show ssl cert"),
+        format!("# filename\n{other}\n{www}\n\n")
+    );
+    let shown = run(&format!("show ssl cert {www}"));
+    assert!(
+        shown.starts_with(&format!(
+            "Filename: {www}\nStatus: Used\nSerial: 1234\nnotBefore: "
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("\nSubject Alternative Name: DNS:www.example.test\nAlgorithm: EC256\nSHA1 FingerPrint: "), "{shown}");
+    assert!(
+        shown.ends_with("\nSubject: /CN=www.example.test\nIssuer: /CN=Test CA/O=Harp Test\nOCSP Response Key: \n\n"),
+        "{shown}"
+    );
+    // a renewed certificate, in one transaction
+    let renewed = pki.pem_with_serial("www.example.test", &[0x0a, 0xbc]);
+    assert_eq!(
+        run(&format!("set ssl cert {www} <<\n{renewed}")),
+        format!("Transaction created for certificate {www}!\n\n")
+    );
+    assert_eq!(
+        run("show ssl cert"),
+        format!("# transaction\n*{www}\n# filename\n{other}\n{www}\n\n")
+    );
+    let pending = run(&format!("show ssl cert *{www}"));
+    assert!(
+        pending.starts_with(&format!("Filename: *{www}\nStatus: Unused\nSerial: 0ABC\n")),
+        "{pending}"
+    );
+    // still the old one until the commit
+    let serial_served = || {
+        let s = tls_connect(any_cert_config(), port, "www.example.test").expect("tls");
+        let der = s.conn.peer_certificates().expect("certs")[0].to_vec();
+        der.windows(4).any(|w| w == [0x02, 0x02, 0x0a, 0xbc])
+    };
+    assert!(!serial_served());
+    assert_eq!(
+        run(&format!("commit ssl cert {www}")),
+        format!("Committing {www}.\nSuccess!\n\n")
+    );
+    assert!(serial_served(), "the renewed certificate is served");
+    assert_eq!(
+        run(&format!("abort ssl cert {www}")),
+        "No ongoing transaction!\n\n"
+    );
+    assert_eq!(
+        run(&format!("commit ssl cert {www}")),
+        format!("No ongoing transaction! !\nCan't commit {www}!\n\n")
+    );
+    // HAProxy's errors, the socket usable after each
+    assert_eq!(
+        run("set ssl cert /nonexistent.pem <<\nx\n"),
+        "Can't replace a certificate which is not referenced by the configuration!\nCan't update /nonexistent.pem!\n\n"
+    );
+    assert_eq!(
+        run(&format!("set ssl cert {www} <<\nnot a pem\n")),
+        format!("unable to load certificate from file '{www}'.\nCan't load the payload\nCan't update {www}!\n\n")
+    );
+    let cert_only = &renewed[..renewed.find("-----BEGIN PRIVATE KEY").expect("key")];
+    assert_eq!(
+        run(&format!(
+            "set ssl cert {www} <<\n{}\n",
+            cert_only.trim_end()
+        )),
+        format!("Transaction created for certificate {www}!\n\n")
+    );
+    assert_eq!(
+        run(&format!("commit ssl cert {other}")),
+        format!("The ongoing transaction is about '{www}' but you are trying to set '{other}'\nCan't commit {other}!\n\n")
+    );
+    assert_eq!(
+        run(&format!("commit ssl cert {www}")),
+        format!("The transaction must contain at least a certificate and a private key!\nCan't commit {www}!\n\n")
+    );
+    assert_eq!(
+        run(&format!("abort ssl cert {www}")),
+        format!("Transaction aborted for certificate '{www}'!\n\n")
+    );
+    assert_eq!(
+        run(&format!(
+            "show ssl cert {dir}/nope.pem",
+            dir = dir.path().display()
+        )),
+        "Can't display the certificate: Not found or the certificate is a bundle!\n\n"
+    );
+    assert_eq!(
+        run("commit ssl cert"),
+        "'commit ssl cert expects a filename\n\n"
+    );
 }

@@ -61,6 +61,8 @@ const PERMISSION_DENIED: &str = "Permission denied\n";
 pub struct Executor {
     reg: Arc<Registry>,
     info: InfoHook,
+    /// The open `set ssl cert` transaction (one at a time, process-wide, as in HAProxy).
+    ssl_tx: std::sync::Mutex<Option<super::ssl::CertTx>>,
 }
 
 /// A Runtime API connection as counted in `show info` (`CumConns`, `CumReq`, `Jobs`), for as
@@ -89,7 +91,11 @@ impl Executor {
 
     /// An executor over the registry, with `show info` extras from `info`.
     pub fn new(reg: Arc<Registry>, info: InfoHook) -> Executor {
-        Executor { reg, info }
+        Executor {
+            reg,
+            info,
+            ssl_tx: std::sync::Mutex::new(None),
+        }
     }
 
     fn find(&self, path: &str) -> Result<Arc<Server>, Reply> {
@@ -182,6 +188,24 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
                     Reply::default()
                 }
             }
+        }
+        AdminCommand::SslCert(verb, args, payload) => {
+            use super::parse::SslVerb;
+            need(
+                st,
+                if verb == SslVerb::Show {
+                    Operator
+                } else {
+                    AccessLevel::Admin
+                },
+            )?;
+            let mut tx = x.ssl_tx.lock().unwrap_or_else(|e| e.into_inner());
+            Reply::text(match verb {
+                SslVerb::Show => super::ssl::show(&x.reg, &tx, &args),
+                SslVerb::Set => super::ssl::set(&x.reg, &mut tx, &args, payload.as_deref()),
+                SslVerb::Commit => super::ssl::commit(&x.reg, &mut tx, &args),
+                SslVerb::Abort => super::ssl::abort(&mut tx, &args),
+            })
         }
         AdminCommand::GetVar(words) => {
             need(st, Operator)?;

@@ -22,6 +22,11 @@ use AccessLevel::{Admin, Operator, User};
 /// The commands harp implements, in HAProxy's (alphabetical) help order.
 pub const ENTRIES: &[HelpEntry] = &[
     e(
+        "abort ssl cert <certfile>",
+        "abort a transaction for a certificate file",
+        Admin,
+    ),
+    e(
         "add acl [@<ver>] <acl> <pattern>",
         "add an acl entry",
         Operator,
@@ -61,6 +66,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "commit map @<ver> <map>",
         "commit the map at this version",
         Operator,
+    ),
+    e(
+        "commit ssl cert <certfile>",
+        "commit a certificate file",
+        Admin,
     ),
     e(
         "del acl <acl> [<key>|#<ref>]",
@@ -168,6 +178,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         Admin,
     ),
     e(
+        "set ssl cert <certfile> <payload>",
+        "replace a certificate file",
+        Admin,
+    ),
+    e(
         "set table <table> key <k> [data.* <v>]*",
         "update or create a table entry's data",
         User,
@@ -206,6 +221,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         "show servers state [<backend>]",
         "dump volatile server information (all or for a single backend)",
         User,
+    ),
+    e(
+        "show ssl cert [<certfile>]",
+        "display the SSL certificates used in memory, or the details of a file",
+        Operator,
     ),
     e(
         "show stat [desc|json|no-maint|typed|up]*",

@@ -13,6 +13,7 @@ pub mod parse;
 pub mod patterns;
 pub mod render;
 pub mod session;
+pub mod ssl;
 pub mod stats_page;
 pub mod table;
 pub mod vars;

@@ -28,6 +28,19 @@ pub struct StatFilter {
     pub sid: i64,
 }
 
+/// What an `ssl cert` command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslVerb {
+    /// `show ssl cert`.
+    Show,
+    /// `set ssl cert`.
+    Set,
+    /// `commit ssl cert`.
+    Commit,
+    /// `abort ssl cert`.
+    Abort,
+}
+
 /// What an `acl` or `map` command does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatOp {
@@ -180,6 +193,8 @@ pub enum AdminCommand {
     SetVar(Vec<String>),
     /// `experimental-mode [on|off]`.
     ExperimentalMode(Option<String>),
+    /// `show|set|commit|abort ssl cert ...`: the verb, the words after `cert`, the payload.
+    SslCert(SslVerb, Vec<String>, Option<String>),
     /// Not a command harp knows; carries the words for the "maybe" list.
     Unknown(Vec<String>),
 }
@@ -302,6 +317,15 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["show", "cli", "level", ..] => AdminCommand::ShowCliLevel,
         ["get", "weight", ..] => AdminCommand::GetWeight(arg(w, 2)),
         ["get", "var", ..] => AdminCommand::GetVar(w.to_vec()),
+        [verb @ ("show" | "set" | "commit" | "abort"), "ssl", "cert", rest @ ..] => {
+            let verb = match *verb {
+                "show" => SslVerb::Show,
+                "set" => SslVerb::Set,
+                "commit" => SslVerb::Commit,
+                _ => SslVerb::Abort,
+            };
+            AdminCommand::SslCert(verb, rest.iter().map(|s| s.to_string()).collect(), None)
+        }
         ["set", "var", ..] => AdminCommand::SetVar(w.to_vec()),
         ["experimental-mode", rest @ ..] => {
             AdminCommand::ExperimentalMode(rest.first().map(|s| s.to_string()))

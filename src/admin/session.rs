@@ -152,7 +152,9 @@ where
                         }
                         lines.push(String::from_utf8_lossy(&l).into_owned());
                     }
-                    Ok(Ok(Line::Text(_) | Line::Eof)) => break true,
+                    Ok(Ok(Line::Text(_))) => break true,
+                    // no empty line before the end: HAProxy runs nothing and says nothing
+                    Ok(Ok(Line::Eof)) => return,
                     Ok(Ok(Line::TooLong)) => break false,
                     Ok(Err(_)) | Err(_) => return,
                 }
@@ -174,10 +176,10 @@ where
                 continue;
             };
             if n == last {
-                if let (parse::AdminCommand::Patterns(_, _, _, p), Some(data)) =
-                    (&mut c, payload.take())
-                {
-                    *p = Some(data);
+                match (&mut c, payload.take()) {
+                    (parse::AdminCommand::Patterns(_, _, _, p), Some(data))
+                    | (parse::AdminCommand::SslCert(_, _, p), Some(data)) => *p = Some(data),
+                    _ => {}
                 }
             }
             ran = true;

@@ -18,7 +18,9 @@ use tokio_rustls::rustls::{
     version, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
 };
 
-use super::certs::{load_crt, Loaded};
+use arc_swap::ArcSwap;
+
+use super::certs::{load_crt, CertFile};
 
 /// A protocol version as `ssl-min-ver`/`ssl-max-ver` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,7 +137,7 @@ pub struct Acceptor {
 impl std::fmt::Debug for Acceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acceptor")
-            .field("certs", &self.resolver.certs.len())
+            .field("certs", &self.resolver.slots.len())
             .finish()
     }
 }
@@ -160,8 +162,21 @@ impl Acceptor {
     }
 
     /// The subject (one-line) of certificate `i` (`ssl_f_s_dn`).
-    pub fn subject(&self, i: usize) -> Option<&str> {
-        self.resolver.certs.get(i).map(|c| c.subject.as_str())
+    pub fn subject(&self, i: usize) -> Option<String> {
+        self.resolver
+            .slots
+            .get(i)
+            .map(|(f, _)| f.current().subject.clone())
+    }
+
+    /// Its certificate files, in load order (a file twice if loaded twice).
+    pub fn files(&self) -> impl Iterator<Item = &Arc<CertFile>> {
+        self.resolver.slots.iter().map(|(f, _)| f)
+    }
+
+    /// Reads the names of its certificates again (one of its files was replaced).
+    pub fn refresh(&self) {
+        self.resolver.refresh();
     }
 
     /// The configuration for a client offering `alpn` (`None`: no ALPN extension).
@@ -187,46 +202,62 @@ impl Acceptor {
 }
 
 /// Picks a certificate by the client's SNI: an exact name, else a wildcard one covering it,
-/// else (without `strict-sni`) the bind's first certificate.
+/// else (without `strict-sni`) the bind's first certificate. Its files can be replaced at run
+/// time (`commit ssl cert`): the names are then read again ([`Resolver::refresh`]).
 #[derive(Debug)]
 struct Resolver {
-    certs: Vec<Loaded>,
-    exact: HashMap<String, Vec<usize>>,
-    /// `*.example.test` under `example.test`.
-    wild: HashMap<String, Vec<usize>>,
+    /// The certificates in load order, each with its `crt-list` SNI filters.
+    slots: Vec<(Arc<CertFile>, Vec<String>)>,
+    names: ArcSwap<Names>,
     strict: bool,
 }
 
-impl Resolver {
-    fn new(certs: Vec<Loaded>, filters: &[Vec<String>], strict: bool) -> Resolver {
-        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut wild: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, c) in certs.iter().enumerate() {
-            let given = filters.get(i).filter(|f| !f.is_empty());
-            let (pos, neg): (Vec<&String>, Vec<&String>) = given
-                .map(|f| f.iter().partition(|n| !n.starts_with('!')))
-                .unwrap_or_default();
+/// The names the certificates answer to: slot numbers by exact name, and by the parent of a
+/// wildcard (`*.example.test` under `example.test`).
+#[derive(Debug, Default)]
+struct Names {
+    exact: HashMap<String, Vec<usize>>,
+    wild: HashMap<String, Vec<usize>>,
+}
+
+impl Names {
+    fn of(slots: &[(Arc<CertFile>, Vec<String>)]) -> Names {
+        let mut n = Names::default();
+        for (i, (file, filters)) in slots.iter().enumerate() {
+            let (pos, neg): (Vec<&String>, Vec<&String>) =
+                filters.iter().partition(|n| !n.starts_with('!'));
             let names: Vec<String> = if pos.is_empty() {
-                c.names.clone()
+                file.current().names.clone()
             } else {
                 pos.iter().map(|n| n.to_ascii_lowercase()).collect()
             };
-            for n in names {
-                if neg.iter().any(|x| x[1..].eq_ignore_ascii_case(&n)) {
+            for name in names {
+                if neg.iter().any(|x| x[1..].eq_ignore_ascii_case(&name)) {
                     continue;
                 }
-                match n.strip_prefix("*.") {
-                    Some(rest) => wild.entry(rest.to_string()).or_default().push(i),
-                    None => exact.entry(n).or_default().push(i),
+                match name.strip_prefix("*.") {
+                    Some(rest) => n.wild.entry(rest.to_string()).or_default().push(i),
+                    None => n.exact.entry(name).or_default().push(i),
                 }
             }
         }
+        n
+    }
+}
+
+impl Resolver {
+    fn new(slots: Vec<(Arc<CertFile>, Vec<String>)>, strict: bool) -> Resolver {
+        let names = ArcSwap::from_pointee(Names::of(&slots));
         Resolver {
-            certs,
-            exact,
-            wild,
+            slots,
+            names,
             strict,
         }
+    }
+
+    /// Reads the certificates' names again, after one of its files was replaced.
+    fn refresh(&self) {
+        self.names.store(Arc::new(Names::of(&self.slots)));
     }
 
     /// The certificate for `sni`, preferring one whose key signs with a scheme the client
@@ -240,28 +271,36 @@ impl Resolver {
             list.iter()
                 .copied()
                 .find(|&i| {
-                    schemes.is_empty() || self.certs[i].key.key.choose_scheme(schemes).is_some()
+                    schemes.is_empty()
+                        || self.slots[i]
+                            .0
+                            .current()
+                            .key
+                            .key
+                            .choose_scheme(schemes)
+                            .is_some()
                 })
                 .or_else(|| list.first().copied())
         };
+        let names = self.names.load();
         if let Some(name) = sni.map(str::to_ascii_lowercase) {
-            if let Some(i) = self.exact.get(&name).and_then(choose) {
+            if let Some(i) = names.exact.get(&name).and_then(choose) {
                 return Some(i);
             }
             if let Some((_, parent)) = name.split_once('.') {
-                if let Some(i) = self.wild.get(parent).and_then(choose) {
+                if let Some(i) = names.wild.get(parent).and_then(choose) {
                     return Some(i);
                 }
             }
         }
-        (!self.strict && !self.certs.is_empty()).then_some(0)
+        (!self.strict && !self.slots.is_empty()).then_some(0)
     }
 }
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name(), hello.signature_schemes())
-            .map(|i| self.certs[i].key.clone())
+            .map(|i| self.slots[i].0.current().key.clone())
     }
 }
 
@@ -376,7 +415,8 @@ impl BindTls {
                 builder.with_client_cert_verifier(v)
             }
         };
-        let resolver = Arc::new(Resolver::new(certs, &filters, self.strict_sni));
+        let slots = certs.into_iter().zip(filters).collect();
+        let resolver = Arc::new(Resolver::new(slots, self.strict_sni));
         let mut config = builder.with_cert_resolver(resolver.clone());
         config.alpn_protocols = self.alpn.clone();
         config.ignore_client_order = !self.prefer_client_ciphers;
@@ -571,6 +611,9 @@ pub(super) fn filter(list: Option<&str>) -> Result<Option<Selection>, String> {
     Ok(Some(Selection { named, rest: rules }))
 }
 
+/// The SNI filters of each certificate a `crt-list` loads.
+type Filters = Vec<Vec<String>>;
+
 /// A `crt-list` file: `<crt> [[<options>]] [<sni filter> ...]` per line, `#` comments. Per-line
 /// options are not applied (warned): the bind's settings hold for every certificate.
 fn load_crt_list(
@@ -578,7 +621,7 @@ fn load_crt_list(
     provider: &CryptoProvider,
     bind: &str,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Loaded>, Vec<Vec<String>>), String> {
+) -> Result<(Vec<Arc<CertFile>>, Filters), String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let e = e.to_string();
         let e = e.split(" (os error").next().unwrap_or("");

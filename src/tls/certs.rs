@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -21,11 +22,60 @@ pub(crate) struct Loaded {
     pub subject: String,
 }
 
+/// A certificate file a bind serves: what it holds now, replaced whole by the Runtime API's
+/// `commit ssl cert` (new handshakes take the new one; sessions going on keep theirs).
+#[derive(Debug)]
+pub struct CertFile {
+    /// The path, as the configuration (or the directory scan) names it.
+    pub path: String,
+    current: ArcSwap<Loaded>,
+}
+
+impl CertFile {
+    fn new(path: String, loaded: Loaded) -> Arc<CertFile> {
+        Arc::new(CertFile {
+            path,
+            current: ArcSwap::from_pointee(loaded),
+        })
+    }
+
+    /// What it holds now.
+    pub(crate) fn current(&self) -> Arc<Loaded> {
+        self.current.load_full()
+    }
+
+    /// Its chain, first the leaf (`show ssl cert`).
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.current.load().key.cert.clone()
+    }
+
+    /// Replaces what it holds by `chain` and `key` (a PEM payload's); the error is HAProxy's
+    /// text when they do not go together.
+    pub fn replace(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), String> {
+        let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+        let loaded = certified(chain, key, &provider).map_err(|_| {
+            format!(
+                "inconsistencies between private key and certificate loaded '{}'.",
+                self.path
+            )
+        })?;
+        self.current.store(Arc::new(loaded));
+        Ok(())
+    }
+}
+
 /// Files of a `crt` directory that are not certificates: HAProxy's side files.
 const SIDE_FILES: &[&str] = &["key", "ocsp", "issuer", "sctl", "dh"];
 
 /// Loads `crt <path>`: the file, or every certificate file of the directory in name order.
-pub(crate) fn load_crt(path: &Path, provider: &CryptoProvider) -> Result<Vec<Loaded>, String> {
+pub(crate) fn load_crt(
+    path: &Path,
+    provider: &CryptoProvider,
+) -> Result<Vec<Arc<CertFile>>, String> {
     let meta = std::fs::metadata(path).map_err(|e| {
         format!(
             "unable to stat SSL certificate from file '{}' : {}.",
@@ -34,7 +84,10 @@ pub(crate) fn load_crt(path: &Path, provider: &CryptoProvider) -> Result<Vec<Loa
         )
     })?;
     if !meta.is_dir() {
-        return Ok(vec![load_file(path, provider)?]);
+        return Ok(vec![CertFile::new(
+            path.display().to_string(),
+            load_file(path, provider)?,
+        )]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| {
@@ -52,7 +105,15 @@ pub(crate) fn load_crt(path: &Path, provider: &CryptoProvider) -> Result<Vec<Loa
         })
         .collect();
     files.sort();
-    files.iter().map(|f| load_file(f, provider)).collect()
+    files
+        .iter()
+        .map(|f| {
+            Ok(CertFile::new(
+                f.display().to_string(),
+                load_file(f, provider)?,
+            ))
+        })
+        .collect()
 }
 
 /// An OS error as `strerror` words it, without Rust's "(os error N)".
@@ -102,10 +163,35 @@ pub fn load_chain(
 fn load_file(path: &Path, provider: &CryptoProvider) -> Result<Loaded, String> {
     let (certs, key) = load_chain(path)?;
     let shown = path.display();
+    certified(certs, key, provider).map_err(|e| match e {
+        Unfit::Key(e) => format!("unable to load SSL private key from PEM file '{shown}': {e}."),
+        Unfit::Mismatch => format!(
+            "inconsistencies between private key and certificate loaded from PEM file '{shown}'."
+        ),
+        Unfit::Cert => format!("unable to load certificate from file '{shown}'."),
+    })
+}
+
+/// Why a chain and a key cannot be served.
+enum Unfit {
+    /// The key does not load.
+    Key(tokio_rustls::rustls::Error),
+    /// It is not the certificate's.
+    Mismatch,
+    /// The certificate does not parse.
+    Cert,
+}
+
+/// A chain and its key, ready to serve.
+fn certified(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<Loaded, Unfit> {
     let signing = provider
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("unable to load SSL private key from PEM file '{shown}': {e}."))?;
+        .map_err(Unfit::Key)?;
     let ck = CertifiedKey::new(certs, signing);
     if let Err(e) = ck.keys_match() {
         if !matches!(
@@ -114,13 +200,10 @@ fn load_file(path: &Path, provider: &CryptoProvider) -> Result<Loaded, String> {
                 tokio_rustls::rustls::InconsistentKeys::Unknown
             )
         ) {
-            return Err(format!(
-                "inconsistencies between private key and certificate loaded from PEM file '{shown}'."
-            ));
+            return Err(Unfit::Mismatch);
         }
     }
-    let (names, subject) = names_of(&ck.cert[0])
-        .ok_or_else(|| format!("unable to load SSL certificate from PEM file '{shown}'."))?;
+    let (names, subject) = ck.cert.first().and_then(names_of).ok_or(Unfit::Cert)?;
     Ok(Loaded {
         key: Arc::new(ck),
         names,

@@ -10,10 +10,12 @@ mod dn;
 mod facts;
 #[cfg(test)]
 mod tests;
+mod x509;
 
 pub use acceptor::{Acceptor, BindTls, CertSource, ClientAuth, TlsVersion};
-pub use certs::load_chain;
 pub(crate) use certs::{common_name_of, subject_issuer};
+pub use certs::{load_chain, CertFile};
 pub use client::{client_config, client_config_with_cert, ServerTls, Verify};
 pub use dn::one_line;
 pub use facts::{cipher_name, version_name, TlsFacts};
+pub use x509::{describe, CertInfo};

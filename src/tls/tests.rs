@@ -34,7 +34,7 @@ fn bind(certs: Vec<CertSource>, strict: bool) -> super::Acceptor {
 fn subject_for(a: &super::Acceptor, sni: Option<&str>) -> Option<String> {
     a.pick(sni, &[])
         .and_then(|i| a.subject(i))
-        .map(str::to_string)
+        .map(|s| s.to_string())
 }
 
 #[test]

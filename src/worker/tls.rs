@@ -399,7 +399,7 @@ pub(crate) async fn accept<R: Rt>(
     // (the reader took every byte it was given: nothing of `raw` is left over)
     let tls = TlsConn::new(conn.into(), Vec::new());
     handshake::<R>(&tls, sock, deadline).await?;
-    let facts = Box::new(tls.facts(sni, acceptor.subject(cert)));
+    let facts = Box::new(tls.facts(sni, acceptor.subject(cert).as_deref()));
     Ok(Accepted {
         tls: Box::new(tls),
         facts,
