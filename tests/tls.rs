@@ -1049,3 +1049,35 @@ fn a_certificate_is_replaced_at_run_time_through_the_runtime_api() {
         "'commit ssl cert expects a filename\n\n"
     );
 }
+
+#[test]
+fn error_log_format_names_the_connection_error() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = echo_upstream();
+    let (port, ready) = (free_port(), free_port());
+    let (sink, addr) = sink();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen ready\n    bind 127.0.0.1:{ready}\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www}\n    log {addr} local0\n\
+         \x20   log-format \"ok %ft %[fc_err] %[fc_err_str]\"\n\
+         \x20   error-log-format \"err %ft %b/%s %[fc_err] %[fc_err_str]\"\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let _h = Harp::start(&config, ready, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    c.write_all(b"hello\n").expect("send");
+    let _ = c.read_to_end(&mut Vec::new());
+    assert_eq!(
+        line_with(&sink, "err "),
+        "err fe~ fe/<NOSRV> 34 SSL handshake failure"
+    );
+    let mut s = tls_connect(client_config(&pki, &[], None), port, "www.example.test").expect("tls");
+    assert_eq!(round_trip(&mut s, b"x"), b"x");
+    drop(s);
+    assert_eq!(line_with(&sink, "ok "), "ok fe~ 0 Success");
+}

@@ -60,7 +60,33 @@ pub enum Fetch {
     Const(&'static str, Option<Value>),
     /// `ssl_fc`, `ssl_fc_sni`, `ssl_c_s_dn`...: the client connection's TLS session.
     Tls(super::tls_fetch::TlsFetch),
+    /// `fc_err`: the client connection's error code (HAProxy's `CO_ER_*`, 0 without one).
+    FcErr,
+    /// `fc_err_str`: its text (`Success` without one).
+    FcErrStr,
 }
+
+/// HAProxy's numbers (`enum co_er`) of the connection errors harp reports, by their text.
+const CONN_ERRORS: &[(i64, &str)] = &[
+    (
+        11,
+        "Connection closed while waiting for PROXY protocol header",
+    ),
+    (
+        12,
+        "Connection error while waiting for PROXY protocol header",
+    ),
+    (13, "Timeout while waiting for PROXY protocol header"),
+    (14, "Truncated PROXY protocol header received"),
+    (15, crate::proxy_protocol::NOT_HDR),
+    (16, crate::proxy_protocol::BAD_HDR),
+    (17, crate::proxy_protocol::BAD_PROTO),
+    (24, "Connection closed during SSL handshake"),
+    (25, "Connection error during SSL handshake"),
+    (26, "Timeout during SSL handshake"),
+    (31, "SSL client certificate not trusted"),
+    (34, "SSL handshake failure"),
+];
 
 /// Proxy figures the backend-state fetches read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +142,10 @@ pub trait Env {
     /// The client connection's TLS session (`bind ... ssl`); `None` for plain TCP or before
     /// the handshake.
     fn tls(&self) -> Option<&crate::tls::TlsFacts> {
+        None
+    }
+    /// The client connection's error, in HAProxy's words (`fc_err_str`); `None` without one.
+    fn conn_error(&self) -> Option<&str> {
         None
     }
     /// The stream a log-format built during the rules reads (`set-var-fmt`, a name with
@@ -300,6 +330,8 @@ pub const NAMES: &[&str] = &[
     "srv_conn",
     "var",
     "capture.req.hdr",
+    "fc_err",
+    "fc_err_str",
     "unique-id",
     "str",
     "int",
@@ -441,6 +473,8 @@ impl Fetch {
                 Fetch::Var(name, a.get(1).map(|d| d.as_bytes().to_vec()))
             }
             "unique-id" => no_args(Fetch::UniqueId)?,
+            "fc_err" => no_args(Fetch::FcErr)?,
+            "fc_err_str" => no_args(Fetch::FcErrStr)?,
             "capture.req.hdr" => {
                 let a = args.unwrap_or("").trim();
                 match a.parse::<usize>() {
@@ -491,7 +525,9 @@ impl Fetch {
                 Method::Bool
             }
             Fetch::Src | Fetch::Dst => Method::Ip,
-            Fetch::ReqSslSni | Fetch::CaptureReq(_) | Fetch::UniqueId => Method::Str,
+            Fetch::ReqSslSni | Fetch::CaptureReq(_) | Fetch::UniqueId | Fetch::FcErrStr => {
+                Method::Str
+            }
             Fetch::ReqPayload(..) | Fetch::Var(..) => return None,
             Fetch::Const(_, v) => match v {
                 Some(Value::Bool(_)) => Method::Bool,
@@ -559,6 +595,8 @@ impl Fetch {
             Fetch::UniqueId => "unique-id",
             Fetch::Const(kw, _) => kw,
             Fetch::Tls(f) => f.keyword(),
+            Fetch::FcErr => "fc_err",
+            Fetch::FcErrStr => "fc_err_str",
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -729,6 +767,15 @@ impl Fetch {
             Fetch::CaptureReq(i) => opt(env.captured(*i).map(Value::Str)),
             Fetch::UniqueId => opt(env.unique_id().map(Value::Str)),
             Fetch::Tls(f) => f.sample(env.tls()),
+            Fetch::FcErr => val(Value::Int(env.conn_error().map_or(0, |e| {
+                CONN_ERRORS
+                    .iter()
+                    .find(|(_, t)| *t == e)
+                    .map_or(0, |(c, _)| *c)
+            }))),
+            Fetch::FcErrStr => val(Value::Str(
+                env.conn_error().unwrap_or("Success").as_bytes().to_vec(),
+            )),
             Fetch::Var(name, default) => match env.var(name) {
                 super::vars::Got::Val(v) => val(v),
                 super::vars::Got::Unset => opt(default.clone().map(Value::Str)),

@@ -41,6 +41,8 @@ pub(crate) struct SessEnv<'a> {
     stream: Option<StreamInfo<'a>>,
     /// Its TLS session (`bind ... ssl`), once the handshake is done.
     tls: Option<&'a TlsFacts>,
+    /// Why the connection failed before it was a session (`fc_err_str`).
+    conn_err: Option<&'static str>,
 }
 
 impl<'a> SessEnv<'a> {
@@ -66,6 +68,15 @@ impl<'a> SessEnv<'a> {
             vars,
             stream: None,
             tls,
+            conn_err: None,
+        }
+    }
+
+    /// The same connection, failed for `why` (`fc_err`, `fc_err_str` in `error-log-format`).
+    pub(crate) fn failed(self, why: &'static str) -> SessEnv<'a> {
+        SessEnv {
+            conn_err: Some(why),
+            ..self
         }
     }
 
@@ -97,6 +108,7 @@ impl<'a> SessEnv<'a> {
             vars: self.vars,
             stream: self.stream,
             tls: self.tls,
+            conn_err: self.conn_err,
         }
     }
 
@@ -132,6 +144,10 @@ impl SessEnv<'_> {
 impl Env for SessEnv<'_> {
     fn tls(&self) -> Option<&TlsFacts> {
         self.tls
+    }
+
+    fn conn_error(&self) -> Option<&str> {
+        self.conn_err
     }
 
     fn stream(&self) -> Option<StreamInfo<'_>> {

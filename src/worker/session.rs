@@ -1239,7 +1239,7 @@ fn embryonic_line(
     accepted: SystemTime,
     tries: &Tries,
     bind: &str,
-    why: &str,
+    why: &'static str,
     base: Facts<'_>,
     sc: &Cell<Counters>,
     vars: &Cell<SessVars>,
@@ -1268,7 +1268,7 @@ fn embryonic_line(
                 req_id: ctx.reg.counters.cum_req.fetch_add(1, Ordering::Relaxed),
                 ..base
             };
-            let env = SessEnv::new(&ctx.reg, client, peer, None, sc, vars, None);
+            let env = SessEnv::new(&ctx.reg, client, peer, None, sc, vars, None).failed(why);
             emit_line(ctx, fe, format, facts, &env, false);
         }
         None => {
