@@ -941,6 +941,7 @@ fn checks_of_a_send_proxy_server_start_with_the_header() {
             proto: false,
             source: None,
             tls: None,
+            rule_tls: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1081,3 +1081,34 @@ fn error_log_format_names_the_connection_error() {
     drop(s);
     assert_eq!(line_with(&sink, "ok "), "ok fe~ 0 Success");
 }
+
+#[test]
+fn tcp_check_rules_may_speak_tls() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let (tls_up, plain_up) = (tls_upstream(&www), echo_upstream());
+    let (port, api) = (free_port(), free_port());
+    let config = format!(
+        "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n    timeout check 2s\n\
+         frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+         backend be\n    option tcp-check\n\
+         \x20   tcp-check connect ssl sni check.example.test\n\
+         \x20   tcp-check send PING\\r\\n\n\
+         \x20   tcp-check expect string sni=check.example.test\n\
+         \x20   server good 127.0.0.1:{tls_up} check inter 200ms verify none\n\
+         \x20   server plain 127.0.0.1:{plain_up} check inter 200ms fall 1 verify none\n"
+    );
+    let mut h = Harp::start(&config, port, &[]);
+    h.wait_port(api);
+    // TLS with the rule's SNI: the expectation is met
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        stat_field(api, "be,good,", "check_status") == "L7OK"
+    }));
+    // a server in the clear fails the handshake, at layer 6
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        stat_field(api, "be,plain,", "check_status") == "L6RSP"
+    }));
+    assert_eq!(stat_field(api, "be,plain,", "status"), "DOWN");
+}

@@ -63,6 +63,12 @@ pub struct ConnectRule {
     pub default: bool,
     /// `linger`: close with a FIN rather than a reset.
     pub linger: bool,
+    /// `ssl`: TLS over this connection, with the server's verification settings.
+    pub ssl: bool,
+    /// `sni <name>`: the name sent (and verified) instead of the check's.
+    pub sni: Option<String>,
+    /// `alpn <proto>,...`.
+    pub alpn: Vec<Vec<u8>>,
     /// `comment <msg>`.
     pub comment: Option<String>,
 }
@@ -240,9 +246,22 @@ fn parse_connect(words: &[String]) -> Result<ConnectRule, String> {
                 })?);
                 i += 1;
             }
-            kw @ ("ssl" | "sni" | "alpn" | "via-socks4" | "proto") => {
+            "ssl" => r.ssl = true,
+            "sni" => {
+                r.sni = Some(value(i, "a server name")?.to_string());
+                i += 1;
+            }
+            "alpn" => {
+                let v = value(i, "a protocol list")?;
+                if v.split(',').any(|p| p.is_empty() || p.len() > 255) {
+                    return Err(format!("'tcp-check connect' : invalid 'alpn' list '{v}'."));
+                }
+                r.alpn = v.split(',').map(|p| p.as_bytes().to_vec()).collect();
+                i += 1;
+            }
+            kw @ ("via-socks4" | "proto") => {
                 return Err(format!(
-                    "'tcp-check connect' : '{kw}' is not supported by harp (its checks use plain TCP)."
+                    "'tcp-check connect' : '{kw}' is not supported by harp."
                 ))
             }
             other => {
@@ -701,7 +720,13 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let e = |s: &str| parse_rule(&w(s)).unwrap_err();
-        assert!(e("connect ssl").contains("not supported by harp"));
+        assert!(e("connect proto h2").contains("not supported by harp"));
+        let Ok(TcpCheckRule::Connect(c)) =
+            parse_rule(&w("connect port 6380 ssl sni r.test alpn h2"))
+        else {
+            panic!("connect ssl parses")
+        };
+        assert!(c.ssl && c.sni.as_deref() == Some("r.test") && c.alpn == vec![b"h2".to_vec()]);
         assert!(e("send-lf %[var(x)]").contains("not supported by harp"));
         assert!(e("expect rstring (").contains("failed to compile regex"));
         assert!(e("send-binary 5g").contains("not a valid binary string"));

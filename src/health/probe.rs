@@ -48,6 +48,8 @@ pub struct ProbeSpec {
     pub source: Option<crate::config::SourceAddr>,
     /// `check-ssl`: TLS over the check connection.
     pub tls: Option<CheckTls>,
+    /// The server's TLS settings for `tcp-check connect ssl` rules, when `check-ssl` is off.
+    pub rule_tls: Option<CheckTls>,
 }
 
 /// Opens a check connection to `addr`, from `source` when one is set.

@@ -184,6 +184,7 @@ async fn agent_loop(reg: Arc<Registry>, srv: Arc<Server>, mut rng: u64, spread_f
                 .clone()
                 .or_else(|| proxy.config.source.clone()),
             tls: None,
+            rule_tls: None,
         };
         let (reply, duration_ms) = super::agent::ask(&spec, a.send.as_deref()).await;
         let _ = reg.apply(Command::AgentDone {
@@ -251,7 +252,15 @@ async fn check_loop(
             .source
             .clone()
             .or_else(|| proxy.config.source.clone()),
-        tls: check_tls(&srv, reg.global().ssl_server_verify),
+        tls: check_tls(&srv, reg.global().ssl_server_verify, false),
+        // `tcp-check connect ssl` without `check-ssl`: the server's verification settings
+        rule_tls: proxy
+            .config
+            .tcp_check_rules
+            .iter()
+            .any(|r| matches!(r, crate::config::tcp_check::TcpCheckRule::Connect(c) if c.ssl))
+            .then(|| check_tls(&srv, reg.global().ssl_server_verify, true))
+            .flatten(),
     };
     loop {
         if srv.deleted() {
@@ -309,18 +318,19 @@ pub fn hurried_interval(p: &ServerParams, health: Health, op: OpState) -> Durati
     p.fastinter.unwrap_or(p.inter)
 }
 
-/// `check-ssl` (or `ssl`): the TLS settings of the server's checks. The name sent and verified is
+/// `check-ssl` (or `ssl`, or `forced` for `tcp-check connect ssl`): the TLS settings of the
+/// server's checks. The name sent and verified is
 /// `verifyhost`, else `check-sni` (which is also the SNI); without either the certificate's
 /// chain alone is verified, as HAProxy verifies a name only when given one. (The configuration
 /// check already loaded the `ca-file`; should it fail now, the checks verify against no CA, so
 /// they fail, and say why.)
-fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
+fn check_tls(s: &Server, default_verify: bool, forced: bool) -> Option<super::CheckTls> {
     use crate::tls::Verify;
     use tokio_rustls::rustls::pki_types::ServerName;
     let p = &s.params;
     // an `ssl` server's checks speak TLS too, unless they go elsewhere (`port`, `addr`)
     let implied = p.ssl && p.check_port.is_none() && p.check_addr.is_none();
-    if !p.check_ssl && !implied {
+    if !p.check_ssl && !implied && !forced {
         return None;
     }
     let name_of = |n: &Option<String>| n.clone().and_then(|n| ServerName::try_from(n).ok());

@@ -138,9 +138,32 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                 }
                 connected_at = Instant::now();
                 linger = c.linger;
-                let ciphered = c.default && spec.tls.is_some();
+                // `default` takes the server's `check-ssl`; `ssl` asks for TLS here, with its
+                // own `sni` and `alpn` if given
+                let tls = match (c.default, c.ssl) {
+                    (true, _) => spec.tls.clone(),
+                    (false, true) => {
+                        spec.tls
+                            .clone()
+                            .or_else(|| spec.rule_tls.clone())
+                            .map(|mut t| {
+                                if let Some(n) = c.sni.clone().and_then(|n| {
+                                    tokio_rustls::rustls::pki_types::ServerName::try_from(n).ok()
+                                }) {
+                                    t.name = n;
+                                }
+                                if !c.alpn.is_empty() {
+                                    let mut cfg = (*t.config).clone();
+                                    cfg.alpn_protocols = c.alpn.clone();
+                                    t.config = std::sync::Arc::new(cfg);
+                                }
+                                t
+                            })
+                    }
+                    (false, false) => None,
+                };
                 if let (Some(tls), Some(CheckStream::Plain(s))) =
-                    (&spec.tls, ciphered.then(|| stream.take()).flatten())
+                    (&tls, tls.is_some().then(|| stream.take()).flatten())
                 {
                     let deadline = spec.connect_deadline(began).max(connected_at);
                     match tokio::time::timeout_at(deadline.into(), CheckStream::handshake(s, tls))

@@ -1806,7 +1806,7 @@ mod tests {
                 .len()
                 == 4
         );
-        assert!(err("backend b\n tcp-check connect ssl\n").contains("not supported by harp"));
+        assert!(err("backend b\n tcp-check connect proto h2\n").contains("not supported by harp"));
         assert!(err("backend b\n option transparent\n").contains("not supported by harp"));
         // HTTP connection modes pass silently, as in HAProxy
         let cfg = ok("backend b\n option http-server-close\n option http-keep-alive\n");
