@@ -55,6 +55,8 @@ impl Pki {
         if client {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2049, 12, 31);
         let cert = p.signed_by(&key, &self.ca, &self.ca_key).expect("sign");
         let pem = format!("{}{}", cert.pem(), key.serialize_pem());
         write_file(dir, file, &pem).display().to_string()
@@ -528,7 +530,7 @@ fn client_certificates_are_asked_for_checked_and_shown() {
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
          frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} verify required ca-file {ca}\n\
          \x20   log {addr} local0\n    option dontlognull\n\
-         \x20   log-format \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn]\"\n\
+         \x20   log-format \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn] v=%[ssl_c_version] k=%[ssl_c_key_alg] a=%[ssl_c_sig_alg] nb=%[ssl_c_notbefore] na=%[ssl_c_notafter] sha1=%[ssl_c_sha1,hex]\"\n\
          \x20   default_backend be\n\
          backend be\n    server s1 127.0.0.1:{up}\n"
     );
@@ -550,10 +552,23 @@ fn client_certificates_are_asked_for_checked_and_shown() {
     .expect("tls");
     assert_eq!(round_trip(&mut s, b"hi"), b"hi");
     drop(s);
+    let der = CertificateDer::pem_file_iter(&client)
+        .expect("pem")
+        .next()
+        .expect("one")
+        .expect("cert");
+    let sha1: String = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     let line = line_with(&sink, "used=1");
     assert_eq!(
         line,
-        "used=1 verify=0 s=/CN=client1/O=Harp Test i=/CN=Test CA/O=Harp Test"
+        format!(
+            "used=1 verify=0 s=/CN=client1/O=Harp Test i=/CN=Test CA/O=Harp Test v=3 \
+             k=id-ecPublicKey a=ecdsa-with-SHA256 nb=240101000000Z na=491231000000Z sha1={sha1}"
+        )
     );
 }
 

@@ -35,6 +35,22 @@ pub enum TlsFetch {
     CIssuer,
     /// `ssl_f_s_dn`: the subject of the certificate served.
     FSubject,
+    /// `ssl_c_der`: the client certificate, DER.
+    CDer,
+    /// `ssl_c_serial`: its serial, binary.
+    CSerial,
+    /// `ssl_c_sha1`: its SHA-1, binary.
+    CSha1,
+    /// `ssl_c_notbefore`: as written (`YYMMDDhhmmssZ`).
+    CNotBefore,
+    /// `ssl_c_notafter`.
+    CNotAfter,
+    /// `ssl_c_version`: its X.509 version.
+    CVersion,
+    /// `ssl_c_key_alg`: OpenSSL's short name of its key's algorithm.
+    CKeyAlg,
+    /// `ssl_c_sig_alg`: of its signature's.
+    CSigAlg,
 }
 
 /// The fetches by name.
@@ -55,6 +71,14 @@ pub const NAMES: &[(&str, TlsFetch)] = &[
     ("ssl_c_s_dn", TlsFetch::CSubject),
     ("ssl_c_i_dn", TlsFetch::CIssuer),
     ("ssl_f_s_dn", TlsFetch::FSubject),
+    ("ssl_c_der", TlsFetch::CDer),
+    ("ssl_c_serial", TlsFetch::CSerial),
+    ("ssl_c_sha1", TlsFetch::CSha1),
+    ("ssl_c_notbefore", TlsFetch::CNotBefore),
+    ("ssl_c_notafter", TlsFetch::CNotAfter),
+    ("ssl_c_version", TlsFetch::CVersion),
+    ("ssl_c_key_alg", TlsFetch::CKeyAlg),
+    ("ssl_c_sig_alg", TlsFetch::CSigAlg),
 ];
 
 impl TlsFetch {
@@ -77,7 +101,8 @@ impl TlsFetch {
             TlsFetch::Fc | TlsFetch::FcHasSni | TlsFetch::FcIsResumed | TlsFetch::CUsed => {
                 Method::Bool
             }
-            TlsFetch::FcKeysize | TlsFetch::CVerify => Method::Int,
+            TlsFetch::FcKeysize | TlsFetch::CVerify | TlsFetch::CVersion => Method::Int,
+            TlsFetch::CDer | TlsFetch::CSerial | TlsFetch::CSha1 => Method::Bin,
             _ => Method::Str,
         }
     }
@@ -116,6 +141,27 @@ impl TlsFetch {
             TlsFetch::CSubject => text(t.client_cert.as_ref().map(|(s, _)| &**s)),
             TlsFetch::CIssuer => text(t.client_cert.as_ref().map(|(_, i)| &**i)),
             TlsFetch::FSubject => text(t.frontend_subject.as_deref()),
+            TlsFetch::CDer => match &t.client_der {
+                Some(d) => val(Value::Bin(d.to_vec())),
+                None => Sample::None,
+            },
+            f => {
+                let info = t.client_der.as_ref().and_then(|d| {
+                    crate::tls::describe(&tokio_rustls::rustls::pki_types::CertificateDer::from(
+                        d.as_ref(),
+                    ))
+                });
+                let Some(i) = info else { return Sample::None };
+                match f {
+                    TlsFetch::CSerial => val(Value::Bin(i.serial_bytes)),
+                    TlsFetch::CSha1 => val(Value::Bin(i.sha1_bytes)),
+                    TlsFetch::CNotBefore => text(Some(&i.not_before_raw)),
+                    TlsFetch::CNotAfter => text(Some(&i.not_after_raw)),
+                    TlsFetch::CVersion => val(Value::Int(i.version)),
+                    TlsFetch::CKeyAlg => text(Some(&i.key_alg)),
+                    _ => text(Some(&i.sig_alg)),
+                }
+            }
         }
     }
 }
@@ -134,6 +180,7 @@ mod tests {
             resumed: false,
             client_cert: None,
             client_cn: None,
+            client_der: None,
             frontend_subject: Some("/CN=www.example.test".into()),
         }
     }

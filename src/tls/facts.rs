@@ -22,6 +22,8 @@ pub struct TlsFacts {
     pub client_cert: Option<(Box<str>, Box<str>)>,
     /// Its common name (`proxy-v2-options cert-cn`).
     pub client_cn: Option<Box<str>>,
+    /// Its DER (`ssl_c_der`, and what `ssl_c_serial`, `ssl_c_sha1`... read).
+    pub client_der: Option<Box<[u8]>>,
     /// The frontend certificate's subject, one-line.
     pub frontend_subject: Option<Box<str>>,
 }

@@ -26,6 +26,76 @@ pub struct CertInfo {
     pub subject: String,
     /// Issuer, one-line.
     pub issuer: String,
+    /// The serial's bytes (`ssl_c_serial`).
+    pub serial_bytes: Vec<u8>,
+    /// `notBefore` as the certificate writes it (`YYMMDDhhmmssZ`, `ssl_c_notbefore`).
+    pub not_before_raw: String,
+    /// `notAfter` as written.
+    pub not_after_raw: String,
+    /// X.509 version, from 1 (`ssl_c_version`).
+    pub version: i64,
+    /// The key's algorithm, OpenSSL's short name (`rsaEncryption`, `id-ecPublicKey`).
+    pub key_alg: String,
+    /// The signature's algorithm, OpenSSL's short name (`RSA-SHA256`, `ecdsa-with-SHA256`).
+    pub sig_alg: String,
+    /// SHA-1 of the DER, raw (`ssl_c_sha1`).
+    pub sha1_bytes: Vec<u8>,
+}
+
+/// OpenSSL's short names of the algorithms certificates use.
+const ALG_NAMES: &[(&[u8], &str)] = &[
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+        "rsaEncryption",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05],
+        "RSA-SHA1",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a],
+        "RSASSA-PSS",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+        "RSA-SHA256",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+        "RSA-SHA384",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+        "RSA-SHA512",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+        "id-ecPublicKey",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+        "ecdsa-with-SHA256",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+        "ecdsa-with-SHA384",
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+        "ecdsa-with-SHA512",
+    ),
+    (&[0x2b, 0x65, 0x70], "ED25519"),
+];
+
+/// The short name of the AlgorithmIdentifier `alg` (its contents).
+fn alg_name(alg: &[u8]) -> String {
+    match element(alg) {
+        Some((0x06, oid, _)) => ALG_NAMES
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map_or_else(|| "UNDEF".to_string(), |(_, n)| n.to_string()),
+        _ => "UNDEF".into(),
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -50,6 +120,19 @@ fn openssl_time(tag: u8, v: &[u8]) -> String {
             MONTHS[(mo - 1) as usize]
         ),
         _ => s.to_string(),
+    }
+}
+
+/// A validity date as HAProxy's `ssl_c_notbefore|notafter` give it: `YYMMDDhhmmssZ`, for years
+/// 2000 to 2049 in a UTCTime and 20xx in a GeneralizedTime (its century dropped); empty (no
+/// sample) for any other, as HAProxy's `ssl_sock_get_time` refuses them.
+fn haproxy_time(tag: u8, v: &[u8]) -> String {
+    match tag {
+        0x17 if v.len() >= 10 && v[0] < b'5' => String::from_utf8_lossy(v).into_owned(),
+        0x18 if v.len() >= 12 && v.starts_with(b"20") => {
+            String::from_utf8_lossy(&v[2..]).into_owned()
+        }
+        _ => String::new(),
     }
 }
 
@@ -113,17 +196,35 @@ pub fn describe(cert: &CertificateDer<'_>) -> Option<CertInfo> {
     let (_, outer, _) = element(cert.as_ref())?;
     let (_, tbs, _) = element(outer)?;
     let mut rest = tbs;
-    if let Some((0xa0, _, after)) = element(rest) {
+    let mut version = 1;
+    if let Some((0xa0, v, after)) = element(rest) {
+        version = element(v).map_or(0, |(_, n, _)| {
+            n.iter().fold(0i64, |a, b| a << 8 | i64::from(*b))
+        }) + 1;
         rest = after;
     }
     let (_, _serial, after) = element(rest)?;
-    let (_, _sig, after) = element(after)?;
+    let (_, sig, after) = element(after)?;
     let (_, _issuer, after) = element(after)?;
     let (_, validity, _) = element(after)?;
     let (t1, nb, after) = element(validity)?;
     let (t2, na, _) = element(after)?;
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert.as_ref());
+    let spki = ee.subject_public_key_info();
+    let spki = spki.as_ref();
+    let spki = match element(spki) {
+        Some((0x30, inner, [])) if matches!(element(inner), Some((0x30, _, _))) => inner,
+        _ => spki,
+    };
+    let key_alg = element(spki).map_or_else(|| "UNDEF".to_string(), |(_, a, _)| alg_name(a));
     Some(CertInfo {
+        serial_bytes: ee.serial().to_vec(),
+        not_before_raw: haproxy_time(t1, nb),
+        not_after_raw: haproxy_time(t2, na),
+        version,
+        key_alg,
+        sig_alg: alg_name(sig),
+        sha1_bytes: digest.as_ref().to_vec(),
         serial: hex(ee.serial()),
         not_before: openssl_time(t1, nb),
         not_after: openssl_time(t2, na),
@@ -171,6 +272,10 @@ mod tests {
         assert_eq!(info.dns_names, ["www.example.test", "alt.www.example.test"]);
         assert_eq!(info.subject, "/CN=www.example.test");
         assert_eq!(info.sha1.len(), 40);
+        assert_eq!(info.version, 3);
+        assert_eq!(info.key_alg, "id-ecPublicKey");
+        assert_eq!(info.sig_alg, "ecdsa-with-SHA256");
+        assert_eq!(info.serial_bytes, [0x0a, 0xbc]);
         assert!(info.not_before.ends_with(" GMT"), "{}", info.not_before);
     }
 }

@@ -291,6 +291,7 @@ impl TlsConn {
         let client_cn = leaf
             .and_then(crate::tls::common_name_of)
             .map(String::into_boxed_str);
+        let client_der = leaf.map(|c| Box::from(c.as_ref()));
         let sni = sni.or_else(|| match &*c {
             Connection::Server(s) => s.server_name().map(Box::from),
             Connection::Client(_) => None,
@@ -308,6 +309,7 @@ impl TlsConn {
             ),
             client_cert,
             client_cn,
+            client_der,
         }
     }
 }
