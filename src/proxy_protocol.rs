@@ -52,8 +52,10 @@ pub struct Tlvs<'a> {
 pub struct SslTlv<'a> {
     /// The client connection is TLS: `PP2_CLIENT_SSL`, and its version (`PP2_SUBTYPE_SSL_VERSION`).
     pub version: Option<&'a str>,
-    /// It showed a certificate (`PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS`, verify 0).
+    /// Its session has a client certificate (`PP2_CLIENT_CERT_SESS`, verify 0).
     pub cert: bool,
+    /// ... shown on this connection, not a resumed session (`PP2_CLIENT_CERT_CONN`).
+    pub cert_conn: bool,
     /// `cert-cn`: the certificate's common name (`PP2_SUBTYPE_SSL_CN`).
     pub cn: Option<&'a str>,
     /// `ssl-cipher`: the cipher, as OpenSSL names it (`PP2_SUBTYPE_SSL_CIPHER`).
@@ -92,7 +94,10 @@ pub fn header_with(v: ProxyProtocol, src: SocketAddr, dst: SocketAddr, tlvs: &Tl
                     client |= 0x01;
                     tlv(&mut sub, 0x21, version.as_bytes());
                     if ssl.cert {
-                        client |= 0x02 | 0x04;
+                        client |= 0x04;
+                        if ssl.cert_conn {
+                            client |= 0x02;
+                        }
                     }
                     if let Some(cn) = ssl.cn {
                         tlv(&mut sub, 0x22, cn.as_bytes());
@@ -350,6 +355,7 @@ mod tests {
             ssl: Some(SslTlv {
                 version: Some("TLSv1.3"),
                 cert: true,
+                cert_conn: true,
                 cn: Some("c1"),
                 cipher: None,
             }),

@@ -1063,6 +1063,19 @@ fn a_certificate_is_replaced_at_run_time_through_the_runtime_api() {
         run("commit ssl cert"),
         "'commit ssl cert expects a filename\n\n"
     );
+    // with a transaction open, a `set` for any file updates it (HAProxy 2.6)
+    assert_eq!(
+        run(&format!("set ssl cert {www} <<\n{renewed}")),
+        format!("Transaction created for certificate {www}!\n\n")
+    );
+    assert_eq!(
+        run(&format!("set ssl cert /nonexistent.pem <<\n{renewed}")),
+        format!("Transaction updated for certificate {www}!\n\n")
+    );
+    assert_eq!(
+        run(&format!("abort ssl cert {www}")),
+        format!("Transaction aborted for certificate '{www}'!\n\n")
+    );
 }
 
 #[test]
@@ -1102,6 +1115,7 @@ fn tcp_check_rules_may_speak_tls() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let ca = pki.ca_file(dir.path());
     let (tls_up, plain_up) = (tls_upstream(&www), echo_upstream());
     let (port, api) = (free_port(), free_port());
     let config = format!(
@@ -1113,7 +1127,8 @@ fn tcp_check_rules_may_speak_tls() {
          \x20   tcp-check send PING\\r\\n\n\
          \x20   tcp-check expect string sni=check.example.test\n\
          \x20   server good 127.0.0.1:{tls_up} check inter 200ms verify none\n\
-         \x20   server plain 127.0.0.1:{plain_up} check inter 200ms fall 1 verify none\n"
+         \x20   server plain 127.0.0.1:{plain_up} check inter 200ms fall 1 verify none\n\
+         \x20   server strict 127.0.0.1:{tls_up} check inter 200ms fall 1 verify required ca-file {ca}\n"
     );
     let mut h = Harp::start(&config, port, &[]);
     h.wait_port(api);
@@ -1126,4 +1141,8 @@ fn tcp_check_rules_may_speak_tls() {
         stat_field(api, "be,plain,", "check_status") == "L6RSP"
     }));
     assert_eq!(stat_field(api, "be,plain,", "status"), "DOWN");
+    // verifying: the rule's name is the one the certificate must carry
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        stat_field(api, "be,strict,", "check_status") == "L6RSP"
+    }));
 }

@@ -119,7 +119,8 @@ pub fn set(
     let (Some(path), Some(payload)) = (args.first(), payload) else {
         return usage.into();
     };
-    if !files(reg).contains_key(path.as_str()) {
+    // (with a transaction open HAProxy 2.6 looks no file up: the payload updates it)
+    if tx.is_none() && !files(reg).contains_key(path.as_str()) {
         return format!(
             "Can't replace a certificate which is not referenced by the configuration!\nCan't update {path}!\n"
         );

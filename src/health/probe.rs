@@ -48,8 +48,9 @@ pub struct ProbeSpec {
     pub source: Option<crate::config::SourceAddr>,
     /// `check-ssl`: TLS over the check connection.
     pub tls: Option<CheckTls>,
-    /// The server's TLS settings for `tcp-check connect ssl` rules, when `check-ssl` is off.
-    pub rule_tls: Option<CheckTls>,
+    /// The server's TLS settings for `tcp-check connect ssl` rules: one configuration that
+    /// verifies the name a rule's `sni` sends, one for rules sending none.
+    pub rule_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
 }
 
 /// Opens a check connection to `addr`, from `source` when one is set.

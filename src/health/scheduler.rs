@@ -252,15 +252,16 @@ async fn check_loop(
             .source
             .clone()
             .or_else(|| proxy.config.source.clone()),
-        tls: check_tls(&srv, reg.global().ssl_server_verify, false),
+        tls: check_tls(&srv, reg.global().ssl_server_verify),
         // `tcp-check connect ssl` without `check-ssl`: the server's verification settings
         rule_tls: proxy
             .config
             .tcp_check_rules
             .iter()
             .any(|r| matches!(r, crate::config::tcp_check::TcpCheckRule::Connect(c) if c.ssl))
-            .then(|| check_tls(&srv, reg.global().ssl_server_verify, true))
-            .flatten(),
+            .then(|| crate::tls::ServerTls::new(&srv.params, reg.global().ssl_server_verify).ok())
+            .flatten()
+            .map(Arc::new),
     };
     loop {
         if srv.deleted() {
@@ -318,19 +319,18 @@ pub fn hurried_interval(p: &ServerParams, health: Health, op: OpState) -> Durati
     p.fastinter.unwrap_or(p.inter)
 }
 
-/// `check-ssl` (or `ssl`, or `forced` for `tcp-check connect ssl`): the TLS settings of the
-/// server's checks. The name sent and verified is
+/// `check-ssl` (or `ssl`): the TLS settings of the server's checks. The name sent and verified is
 /// `verifyhost`, else `check-sni` (which is also the SNI); without either the certificate's
 /// chain alone is verified, as HAProxy verifies a name only when given one. (The configuration
 /// check already loaded the `ca-file`; should it fail now, the checks verify against no CA, so
 /// they fail, and say why.)
-fn check_tls(s: &Server, default_verify: bool, forced: bool) -> Option<super::CheckTls> {
+fn check_tls(s: &Server, default_verify: bool) -> Option<super::CheckTls> {
     use crate::tls::Verify;
     use tokio_rustls::rustls::pki_types::ServerName;
     let p = &s.params;
     // an `ssl` server's checks speak TLS too, unless they go elsewhere (`port`, `addr`)
     let implied = p.ssl && p.check_port.is_none() && p.check_addr.is_none();
-    if !p.check_ssl && !implied && !forced {
+    if !p.check_ssl && !implied {
         return None;
     }
     let name_of = |n: &Option<String>| n.clone().and_then(|n| ServerName::try_from(n).ok());

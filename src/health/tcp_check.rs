@@ -143,22 +143,33 @@ pub(super) async fn run(spec: &ProbeSpec, rules: &[TcpCheckRule]) -> CheckResult
                 let tls = match (c.default, c.ssl) {
                     (true, _) => spec.tls.clone(),
                     (false, true) => {
-                        spec.tls
-                            .clone()
-                            .or_else(|| spec.rule_tls.clone())
-                            .map(|mut t| {
-                                if let Some(n) = c.sni.clone().and_then(|n| {
-                                    tokio_rustls::rustls::pki_types::ServerName::try_from(n).ok()
-                                }) {
-                                    t.name = n;
-                                }
-                                if !c.alpn.is_empty() {
-                                    let mut cfg = (*t.config).clone();
-                                    cfg.alpn_protocols = c.alpn.clone();
-                                    t.config = std::sync::Arc::new(cfg);
-                                }
-                                t
-                            })
+                        use tokio_rustls::rustls::pki_types::ServerName;
+                        let sni = c.sni.clone().and_then(|n| ServerName::try_from(n).ok());
+                        // a rule's name is sent and, when verifying, checked
+                        let base = match (sni, &spec.rule_tls, &spec.tls) {
+                            (Some(name), Some(r), _) => Some(super::CheckTls {
+                                config: r.named.clone(),
+                                name,
+                            }),
+                            (None, _, Some(t)) => Some(t.clone()),
+                            (None, Some(r), None) => Some(super::CheckTls {
+                                config: r.unnamed.clone(),
+                                name: ServerName::IpAddress(addr.ip().into()),
+                            }),
+                            (Some(name), None, Some(t)) => Some(super::CheckTls {
+                                config: t.config.clone(),
+                                name,
+                            }),
+                            (_, None, None) => None,
+                        };
+                        base.map(|mut t| {
+                            if !c.alpn.is_empty() {
+                                let mut cfg = (*t.config).clone();
+                                cfg.alpn_protocols = c.alpn.clone();
+                                t.config = std::sync::Arc::new(cfg);
+                            }
+                            t
+                        })
                     }
                     (false, false) => None,
                 };

@@ -105,12 +105,18 @@ const MONTHS: [&str; 12] = [
 /// `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ` (GeneralizedTime) as OpenSSL prints it.
 fn openssl_time(tag: u8, v: &[u8]) -> String {
     let s = std::str::from_utf8(v).unwrap_or("");
-    let (year, rest) = match tag {
-        0x17 if s.len() >= 12 => {
-            let yy: u32 = s[..2].parse().unwrap_or(0);
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
+    // (`get`: a date of other characters than digits must not panic on a char boundary)
+    let (year, rest) = match (tag, s.get(..2), s.get(..4)) {
+        (0x17, Some(yy), _) if s.len() >= 12 => {
+            let yy: u32 = yy.parse().unwrap_or(0);
+            (
+                if yy < 50 { 2000 + yy } else { 1900 + yy },
+                s.get(2..).unwrap_or(""),
+            )
         }
-        0x18 if s.len() >= 14 => (s[..4].parse().unwrap_or(0), &s[4..]),
+        (0x18, _, Some(yyyy)) if s.len() >= 14 => {
+            (yyyy.parse().unwrap_or(0), s.get(4..).unwrap_or(""))
+        }
         _ => return s.to_string(),
     };
     let num = |r: std::ops::Range<usize>| rest.get(r).and_then(|x| x.parse::<u32>().ok());
@@ -168,7 +174,8 @@ fn algorithm(spki: &[u8]) -> String {
                         Some(i) => &modulus[i..],
                         None => &[][..],
                     };
-                    m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize)
+                    (m.len() * 8)
+                        .saturating_sub(m.first().map_or(8, |b| b.leading_zeros() as usize))
                 })
                 .unwrap_or(0);
             format!("RSA{bits}")

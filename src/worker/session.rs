@@ -1555,6 +1555,7 @@ fn proxy_header(
                 ssl: o.ssl.then(|| SslTlv {
                     version: tls.map(|t| t.version),
                     cert: tls.is_some_and(|t| t.client_cert.is_some()),
+                    cert_conn: tls.is_some_and(|t| t.client_cert.is_some() && !t.resumed),
                     cn: tls
                         .and_then(|t| t.client_cn.as_deref())
                         .filter(|_| o.cert_cn),

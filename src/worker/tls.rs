@@ -41,6 +41,8 @@ pub(crate) struct TlsConn {
     /// Ciphertext read and not yet taken by rustls, from `pending_at` on.
     pending: RefCell<Vec<u8>>,
     pending_at: Cell<usize>,
+    /// A fault came behind data already returned: the next read reports it.
+    faulted: Cell<bool>,
 }
 
 impl std::fmt::Debug for TlsConn {
@@ -110,6 +112,7 @@ impl TlsConn {
             conn: RefCell::new(conn),
             pending: RefCell::new(pending),
             pending_at: Cell::new(0),
+            faulted: Cell::new(false),
         }
     }
 
@@ -152,6 +155,10 @@ impl TlsConn {
     }
 
     fn read_inner(&self, sock: &TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // a fault seen behind bytes already handed out: reported now, not lost to a FIN
+        if self.faulted.get() {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
         let mut c = self.conn.borrow_mut();
         let mut filled = 0;
         loop {
@@ -168,11 +175,20 @@ impl TlsConn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // a FIN without `close_notify`: an end all the same, as HAProxy takes it
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(filled)),
-                Err(_) if filled > 0 => return Ok(Some(filled)),
+                Err(_) if filled > 0 => {
+                    self.faulted.set(true);
+                    return Ok(Some(filled));
+                }
                 Err(e) => return Err(e),
             }
-            if self.feed_pending(&mut c)? {
-                continue;
+            match self.feed_pending(&mut c) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(_) if filled > 0 => {
+                    self.faulted.set(true);
+                    return Ok(Some(filled));
+                }
+                Err(e) => return Err(e),
             }
             // nothing decrypted or pending: more ciphertext from the socket
             let got = RAW.with(|raw| -> io::Result<Option<usize>> {
@@ -195,7 +211,10 @@ impl TlsConn {
                 Ok(None) if filled > 0 => return Ok(Some(filled)),
                 Ok(None) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) if filled > 0 => return Ok(Some(filled)),
+                Err(_) if filled > 0 => {
+                    self.faulted.set(true);
+                    return Ok(Some(filled));
+                }
                 Err(e) => return Err(e),
             }
             // after an EOF rustls' reader says the end next round (Ok(0) or UnexpectedEof)
@@ -480,11 +499,11 @@ pub(crate) async fn handshake<R: Rt>(
 
 /// HAProxy's name for a failed handshake.
 fn classify(e: &tokio_rustls::rustls::Error) -> HandshakeError {
-    use tokio_rustls::rustls::{CertificateError, Error};
+    use tokio_rustls::rustls::Error;
     match e {
-        Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        ) => HandshakeError::Untrusted,
+        // a client certificate that does not verify, whatever the reason (HAProxy's
+        // `CO_ER_SSL_CRT_FAIL`); none at all where one is required is a handshake failure
+        Error::InvalidCertificate(_) => HandshakeError::Untrusted,
         _ => HandshakeError::Failed,
     }
 }
