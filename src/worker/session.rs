@@ -19,7 +19,7 @@ use super::inspect::{self, Inspected, SessEnv, Waited};
 use super::runtime::Rt;
 use super::sockopt;
 use super::tcplog;
-use super::tls::{accept, handshake, HandshakeError, TlsConn};
+use super::tls::{accept, handshake, Accepted, HandshakeError, TlsConn};
 use super::Ctx;
 use crate::config::{BalanceAlgo, LogTarget};
 use crate::logging::targets::{ERR, INFO};
@@ -695,8 +695,8 @@ pub(crate) async fn run<R: Rt>(
     }
     // `bind ... ssl`: the handshake, after the connection rules and any PROXY header, before
     // the session rules (which may read `ssl_fc_sni`), bounded by `timeout client` as in HAProxy
-    let mut tls_conn = None;
-    let mut tls_facts = None;
+    // (one box: a plain session keeps 8 bytes for it)
+    let mut tls: Option<Box<Accepted>> = None;
     if let Some(acceptor) = &entry.tls {
         ctx.reg
             .counters
@@ -715,8 +715,7 @@ pub(crate) async fn run<R: Rt>(
             Ok(mut a) => {
                 fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
                 a.tls.count_in(&ctx.reg);
-                tls_facts = Some(a.facts);
-                tls_conn = Some(a.tls);
+                tls = Some(a);
             }
             Err(why) => {
                 // as HAProxy: a connection that never became a session, logged (where sessions
@@ -755,7 +754,6 @@ pub(crate) async fn run<R: Rt>(
             }
         }
     }
-    let tls_conn = tls_conn;
     let peer = fronted.addrs.map_or(peer, |(src, _)| src);
     // (the rules' view of the session lives in blocks, not in the session's state while it
     // forwards)
@@ -774,7 +772,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
-            tls_facts.as_deref(),
+            tls.as_deref().map(|a| &a.facts),
         );
         // `tcp-request session` rules: with the addresses a PROXY header gave; a rejected
         // session is closed, counted in `dses`, not logged (a dropped one in `dreq`)
@@ -827,7 +825,7 @@ pub(crate) async fn run<R: Rt>(
                 &env,
                 &fe,
                 &fe,
-                (&client, tls_conn.as_deref()),
+                (&client, tls.as_deref().map(|a| &a.tls)),
                 &mut fronted.early,
                 &mut client_close,
             )
@@ -868,14 +866,14 @@ pub(crate) async fn run<R: Rt>(
                     fronted.addrs.map(|(_, d)| d),
                     &sc,
                     &vars,
-                    tls_facts.as_deref(),
+                    tls.as_deref().map(|a| &a.facts),
                 )
                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                 denied = content_rules::<R>(
                     &env,
                     &fe,
                     &be,
-                    (&client, tls_conn.as_deref()),
+                    (&client, tls.as_deref().map(|a| &a.tls)),
                     &mut fronted.early,
                     &mut client_close,
                 )
@@ -895,7 +893,7 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
-                            tls_facts.as_deref(),
+                            tls.as_deref().map(|a| &a.facts),
                         )
                         .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         inspect::sticking(&be, &env, &fronted.early)
@@ -911,7 +909,7 @@ pub(crate) async fn run<R: Rt>(
                                 fronted.addrs.map(|(_, d)| d),
                                 &sc,
                                 &vars,
-                                tls_facts.as_deref(),
+                                tls.as_deref().map(|a| &a.facts),
                             )
                             .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                             inspect::use_server(&be, &env, &fronted.early)
@@ -934,7 +932,7 @@ pub(crate) async fn run<R: Rt>(
                             fronted.addrs.map(|(_, d)| d),
                             &sc,
                             &vars,
-                            tls_facts.as_deref(),
+                            tls.as_deref().map(|a| &a.facts),
                         )
                         .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                         let sni = s.params.sni.as_ref().and_then(|f| match f.sample(&env) {
@@ -945,9 +943,14 @@ pub(crate) async fn run<R: Rt>(
                             s.params.proxy_protocol() == Some(crate::config::ProxyProtocol::V2);
                         let uid = (v2 && s.params.pp2_unique_id)
                             .then(|| env.unique_id().unwrap_or_default());
-                        let header =
-                            proxy_header(s, (&client, tls_facts.as_deref()), peer, &fronted, uid)
-                                .unwrap_or_default();
+                        let header = proxy_header(
+                            s,
+                            (&client, tls.as_deref().map(|a| &a.facts)),
+                            peer,
+                            &fronted,
+                            uid,
+                        )
+                        .unwrap_or_default();
                         (header, sni.filter(|n| !n.is_empty()))
                     };
                     let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries, &hello).await;
@@ -1032,7 +1035,7 @@ pub(crate) async fn run<R: Rt>(
                                     logasap: asap,
                                     req_caps: req_captures(&fe, &vars),
                                     ssl_listener: entry.tls.is_some(),
-                                    tls: tls_facts.as_deref(),
+                                    tls: tls.as_deref().map(|a| &a.facts),
                                     ..Facts::default()
                                 };
                                 let env = SessEnv::new(
@@ -1042,7 +1045,7 @@ pub(crate) async fn run<R: Rt>(
                                     fronted.addrs.map(|(_, d)| d),
                                     &sc,
                                     &vars,
-                                    tls_facts.as_deref(),
+                                    tls.as_deref().map(|a| &a.facts),
                                 )
                                 .in_stream(stream_info(&fe, &be.name, accepted, req_id));
                                 if emit_line(&ctx, &fe, format, facts, &env, true) {
@@ -1068,7 +1071,7 @@ pub(crate) async fn run<R: Rt>(
                                         fronted.addrs.map(|(_, d)| d),
                                         &sc,
                                         &vars,
-                                        tls_facts.as_deref(),
+                                        tls.as_deref().map(|a| &a.facts),
                                     )
                                     .in_stream(stream_info(&fe, &be.name, accepted, req_id))
                                     .unique_id()
@@ -1079,7 +1082,7 @@ pub(crate) async fn run<R: Rt>(
                         };
                         send_first::<R>(
                             &srv,
-                            (&client, tls_facts.as_deref()),
+                            (&client, tls.as_deref().map(|a| &a.facts)),
                             peer,
                             &fronted,
                             (&server, server_tls.as_deref()),
@@ -1104,15 +1107,23 @@ pub(crate) async fn run<R: Rt>(
                             bytes_in: bin,
                             fins,
                             timed_out,
-                        } = forward_both::<R>(
-                            &ctx,
-                            &fe,
-                            &be,
-                            &srv,
-                            (&client, tls_conn.as_deref()),
-                            (&server, server_tls.as_deref()),
-                        )
-                        .await;
+                        } = match (tls.as_deref().map(|a| &a.tls), server_tls.as_deref()) {
+                            (None, None) => {
+                                forward_both::<R, _>(&ctx, &fe, &be, &srv, &client, &server, Clear)
+                                    .await
+                            }
+                            // boxed: plain sessions keep no room for TLS sessions' state
+                            (client_tls, server_tls) => {
+                                let tls = Ciphered {
+                                    client: client_tls,
+                                    server: server_tls,
+                                };
+                                Box::pin(forward_both::<R, _>(
+                                    &ctx, &fe, &be, &srv, &client, &server, tls,
+                                ))
+                                .await
+                            }
+                        };
                         bytes_out = bout;
                         bytes_in = Some(bin + early);
                         client_close = Close::client(fins[0], fe.config.nolinger);
@@ -1195,7 +1206,7 @@ pub(crate) async fn run<R: Rt>(
             logasap: fe.config.logasap,
             req_caps: req_captures(&fe, &vars),
             ssl_listener: entry.tls.is_some(),
-            tls: tls_facts.as_deref(),
+            tls: tls.as_deref().map(|a| &a.facts),
         };
         let env = SessEnv::new(
             &ctx.reg,
@@ -1204,7 +1215,7 @@ pub(crate) async fn run<R: Rt>(
             fronted.addrs.map(|(_, d)| d),
             &sc,
             &vars,
-            tls_facts.as_deref(),
+            tls.as_deref().map(|a| &a.facts),
         )
         .in_stream(stream_info(
             &fe,
@@ -1215,8 +1226,9 @@ pub(crate) async fn run<R: Rt>(
         emit_line(&ctx, &fe, format, facts, &env, true);
     }
     // a TLS client is told the end (`close_notify`, if not sent already) before its FIN
-    if let Some(t) = tls_conn
-        .as_ref()
+    if let Some(t) = tls
+        .as_deref()
+        .map(|a| &a.tls)
         .filter(|_| matches!(client_close, Close::Fin | Close::FinReset))
     {
         t.close_notify();
@@ -1892,6 +1904,69 @@ enum End {
     Killed(KillCause),
 }
 
+/// How a session's two directions are moved: in the clear ([`Clear`], which holds nothing), or
+/// with TLS on an end ([`Ciphered`]).
+trait Pumps {
+    /// Forwards both directions to their ends.
+    async fn both<R: Rt>(
+        &self,
+        c2s: &Dir<'_>,
+        s2c: &Dir<'_>,
+        timers: &Timers,
+        ctx: &Ctx,
+        splice: crate::config::Splice,
+    ) -> Result<((), ()), Fault>;
+}
+
+/// Both ends in the clear: copied or spliced.
+struct Clear;
+
+impl Pumps for Clear {
+    async fn both<R: Rt>(
+        &self,
+        c2s: &Dir<'_>,
+        s2c: &Dir<'_>,
+        timers: &Timers,
+        ctx: &Ctx,
+        splice: crate::config::Splice,
+    ) -> Result<((), ()), Fault> {
+        tokio::try_join!(
+            forward::pump::<R>(c2s, timers, &ctx.bufs, splice.request, &ctx.reg.counters),
+            forward::pump::<R>(s2c, timers, &ctx.bufs, splice.response, &ctx.reg.counters),
+        )
+    }
+}
+
+/// TLS on the client's end, the server's, or both.
+struct Ciphered<'a> {
+    client: Option<&'a TlsConn>,
+    server: Option<&'a TlsConn>,
+}
+
+impl Pumps for Ciphered<'_> {
+    async fn both<R: Rt>(
+        &self,
+        c2s: &Dir<'_>,
+        s2c: &Dir<'_>,
+        timers: &Timers,
+        ctx: &Ctx,
+        _splice: crate::config::Splice,
+    ) -> Result<((), ()), Fault> {
+        let up = forward::TlsEnds {
+            from: self.client,
+            to: self.server,
+        };
+        let down = forward::TlsEnds {
+            from: self.server,
+            to: self.client,
+        };
+        tokio::try_join!(
+            forward::pump_tls::<R>(c2s, up, timers, &ctx.bufs),
+            forward::pump_tls::<R>(s2c, down, timers, &ctx.bufs),
+        )
+    }
+}
+
 /// How the forwarding of a session ended: what the log line and the closing need.
 struct Forwarded {
     /// Both directions ended on their own, or why not.
@@ -1908,13 +1983,14 @@ struct Forwarded {
 
 /// Forwards both directions until both ended, one failed, the server's sessions were shut down or
 /// the worker stops hard.
-async fn forward_both<R: Rt>(
+async fn forward_both<R: Rt, P: Pumps>(
     ctx: &Ctx,
     fe: &Proxy,
     be: &Proxy,
     srv: &Server,
-    (client, client_tls): (&TcpStream, Option<&TlsConn>),
-    (server, server_tls): (&TcpStream, Option<&TlsConn>),
+    client: &TcpStream,
+    server: &TcpStream,
+    pumps: P,
 ) -> Forwarded {
     let (ft, bt) = (&fe.config.timeouts, &be.config.timeouts);
     let normal = match bt.tunnel {
@@ -1934,16 +2010,6 @@ async fn forward_both<R: Rt>(
         from,
         to,
         from_side,
-        from_tls: if from_side == Side::Client {
-            client_tls
-        } else {
-            server_tls
-        },
-        to_tls: if from_side == Side::Client {
-            server_tls
-        } else {
-            client_tls
-        },
         bytes: Cell::new(0),
         spliced: Cell::new(0),
         acct: &acct,
@@ -1954,12 +2020,7 @@ async fn forward_both<R: Rt>(
     let res = {
         // pinned where they are: a future moved into `select!` would keep a second, dead copy
         // of itself in this one's state, which every idle session holds (4.6 KB, not 2.1)
-        let both = std::pin::pin!(async {
-            tokio::try_join!(
-                forward::pump::<R>(&c2s, &timers, &ctx.bufs, splice.request, &ctx.reg.counters),
-                forward::pump::<R>(&s2c, &timers, &ctx.bufs, splice.response, &ctx.reg.counters),
-            )
-        });
+        let both = std::pin::pin!(pumps.both::<R>(&c2s, &s2c, &timers, ctx, splice));
         let killed = std::pin::pin!(killed(srv));
         let stopped = std::pin::pin!(hard_stop(ctx));
         tokio::select! {

@@ -252,10 +252,6 @@ pub(crate) struct Dir<'a> {
     pub from: &'a TcpStream,
     /// Destination socket.
     pub to: &'a TcpStream,
-    /// The source's TLS layer, if it speaks TLS.
-    pub from_tls: Option<&'a crate::worker::tls::TlsConn>,
-    /// The destination's TLS layer, if it speaks TLS.
-    pub to_tls: Option<&'a crate::worker::tls::TlsConn>,
     /// Which side `from` is.
     pub from_side: Side,
     /// Bytes delivered to `to`.
@@ -338,10 +334,6 @@ async fn pump_to_end<R: Rt>(
     mode: SpliceMode,
     gc: &GlobalCounters,
 ) -> Result<(), Fault> {
-    // TLS on either side: decrypted bytes are copied, never spliced
-    if dir.from_tls.is_some() || dir.to_tls.is_some() {
-        return Box::pin(tls::pump_tls::<R>(dir, timers, &bufs.copy)).await;
-    }
     // the server has not seen the request yet: reading now would only say EAGAIN
     let mut wait_first = dir.from_side == Side::Server;
     // what the copy phase learnt about short reads holds for the splice phase too
@@ -379,17 +371,54 @@ async fn pump_to_end<R: Rt>(
     .map(|_| ())
 }
 
+/// The TLS layers of a direction's ends, if they speak TLS.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TlsEnds<'a> {
+    /// The source's.
+    pub from: Option<&'a crate::worker::tls::TlsConn>,
+    /// The destination's.
+    pub to: Option<&'a crate::worker::tls::TlsConn>,
+}
+
+/// [`pump`] for a direction with TLS on one end or both: decrypted bytes are copied, never
+/// spliced; the same ends on timeouts and resets.
+pub(crate) async fn pump_tls<R: Rt>(
+    dir: &Dir<'_>,
+    ends: TlsEnds<'_>,
+    timers: &Timers,
+    bufs: &Buffers,
+) -> Result<(), Fault> {
+    match tls::pump_tls::<R>(dir, ends, timers, &bufs.copy).await {
+        Err(Fault::Timeout(s)) if s == dir.from_side => {
+            timers.read_timed_out(s);
+            shut_to_tls(dir, timers, ends.to);
+            Ok(())
+        }
+        Err(Fault::Io(Side::Server, _))
+            if dir.from_side == Side::Server && timers.server_was_reset() =>
+        {
+            shut_to_tls(dir, timers, ends.to);
+            Ok(())
+        }
+        r => r,
+    }
+}
+
 /// `from` said EOF: forward it as a half-close of `to`.
 fn finish(dir: &Dir<'_>, timers: &Timers) {
     timers.saw_fin(dir.from_side);
     shut_to(dir, timers);
 }
 
-/// `from` is over: half-close `to` (or reset it, or leave its FIN to the close). A TLS `to` is
-/// told with `close_notify` first, if its socket takes it now.
+/// `from` is over: half-close `to` (or reset it, or leave its FIN to the close).
 fn shut_to(dir: &Dir<'_>, timers: &Timers) {
+    shut_to_tls(dir, timers, None);
+}
+
+/// [`shut_to`]; a TLS `to` is told with `close_notify` first, if its socket takes it now.
+fn shut_to_tls(dir: &Dir<'_>, timers: &Timers, to_tls: Option<&crate::worker::tls::TlsConn>) {
     let shut = timers.direction_over(dir.from_side);
-    if let (Some(t), Shut::Fin) = (dir.to_tls, &shut) {
+    if let (Some(t), Shut::Fin) = (to_tls, &shut) {
         t.close_notify();
         let _ = t.flush_now(dir.to);
     }

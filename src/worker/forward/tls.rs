@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 
 use super::copy::{write_now, CopyBuf};
-use super::{finish, Dir, Fault, Side, Timers};
+use super::{shut_to_tls, Dir, Fault, Side, Timers, TlsEnds};
 use crate::sys::Interest;
 use crate::worker::runtime::Rt;
 use crate::worker::tls::TlsConn;
@@ -25,6 +25,7 @@ enum Got {
 /// Forwards `dir` to its end (then half-closes the destination) or a fault.
 pub(super) async fn pump_tls<R: Rt>(
     dir: &Dir<'_>,
+    ends: TlsEnds<'_>,
     timers: &Timers,
     shared: &CopyBuf,
 ) -> Result<(), Fault> {
@@ -32,21 +33,21 @@ pub(super) async fn pump_tls<R: Rt>(
     loop {
         let got = {
             let mut buf = shared.buf.borrow_mut();
-            read_once(dir, timers, &mut buf)?
+            read_once(dir, ends, timers, &mut buf)?
         };
         match got {
             Got::Wait => timers.wait::<R>(dir.from, Interest::Read, fs).await?,
             Got::End => {
                 timers.saw_fin(fs);
-                if let Some(t) = dir.to_tls {
+                if let Some(t) = ends.to {
                     t.close_notify();
                     flush::<R>(t, dir, timers).await?;
                 }
-                finish(dir, timers);
+                shut_to_tls(dir, timers, ends.to);
                 return Ok(());
             }
             Got::Data { rest } => {
-                if let Some(t) = dir.to_tls {
+                if let Some(t) = ends.to {
                     flush::<R>(t, dir, timers).await?;
                 } else if let Some(rest) = rest {
                     super::copy::write_rest::<R>(dir, timers, &rest).await?;
@@ -58,9 +59,14 @@ pub(super) async fn pump_tls<R: Rt>(
 
 /// One read from the source, written on (queued in rustls, or sent as far as the socket
 /// takes it) before the shared buffer is let go.
-fn read_once(dir: &Dir<'_>, timers: &Timers, buf: &mut [u8]) -> Result<Got, Fault> {
+fn read_once(
+    dir: &Dir<'_>,
+    ends: TlsEnds<'_>,
+    timers: &Timers,
+    buf: &mut [u8],
+) -> Result<Got, Fault> {
     let fs = dir.from_side;
-    let r = match dir.from_tls {
+    let r = match ends.from {
         Some(t) => t.read_plain(dir.from, buf),
         None => match (&*dir.from).read(buf) {
             Ok(n) => Ok(Some(n)),
@@ -76,7 +82,7 @@ fn read_once(dir: &Dir<'_>, timers: &Timers, buf: &mut [u8]) -> Result<Got, Faul
         Err(e) => return Err(Fault::Io(fs, e)),
     };
     timers.touch(fs);
-    match dir.to_tls {
+    match ends.to {
         Some(t) => {
             t.write_plain(&buf[..n])
                 .map_err(|e| Fault::Io(dir.to_side(), e))?;
