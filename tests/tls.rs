@@ -1146,3 +1146,26 @@ fn tcp_check_rules_may_speak_tls() {
         stat_field(api, "be,strict,", "check_status") == "L6RSP"
     }));
 }
+
+#[test]
+fn crt_base_and_ca_base_hold_relative_paths() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    pki.ca_file(dir.path());
+    let up = echo_upstream();
+    let port = free_port();
+    let d = dir.path().display();
+    let config = format!(
+        "global\n    crt-base {d}\n    ca-base {d}\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt www.pem verify optional ca-file ca.pem\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up} ssl verify required ca-file ca.pem\n"
+    );
+    // (the server line's ca-file comes from ca-base too: the configuration loads)
+    let _h = Harp::start(&config, port, &[]);
+    let mut s = tls_connect(client_config(&pki, &[], None), port, "www.example.test").expect("tls");
+    s.write_all(b"x").expect("send");
+    s.flush().expect("flush");
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::tls::{BindTls, CertSource, ClientAuth, TlsVersion};
+use crate::tls::{in_base, BindTls, CertSource, ClientAuth, TlsVersion};
 
 /// TLS keywords harp accepts and does not apply (OpenSSL-specific tuning); warned.
 const IGNORED: &[&str] = &[
@@ -49,7 +49,8 @@ pub(crate) fn bind_keyword(
             1
         }
         "crt" => {
-            t.certs.push(CertSource::Crt(PathBuf::from(val()?)));
+            t.certs
+                .push(CertSource::Crt(in_base(t.crt_base.as_deref(), val()?)));
             2
         }
         "crt-list" => {
@@ -94,11 +95,11 @@ pub(crate) fn bind_keyword(
             2
         }
         "ca-file" => {
-            t.ca_file = Some(PathBuf::from(val()?));
+            t.ca_file = Some(in_base(t.ca_base.as_deref(), val()?));
             2
         }
         "crl-file" => {
-            t.crl_file = Some(PathBuf::from(val()?));
+            t.crl_file = Some(in_base(t.ca_base.as_deref(), val()?));
             2
         }
         "ciphers" => {

@@ -636,6 +636,22 @@ fn tracks(p: &mut Parser) {
 /// none`): without a `ca-file` to verify against, HAProxy refuses the server, and so does harp;
 /// a `ca-file` must load.
 fn tls_checks(p: &mut Parser) {
+    // `crt-base` and `ca-base` for servers' relative `crt` and `ca-file`
+    let (crt_base, ca_base) = (
+        p.cfg.global.bind_tls.crt_base.clone(),
+        p.cfg.global.bind_tls.ca_base.clone(),
+    );
+    for px in p.cfg.proxies.iter_mut() {
+        for s in px.servers.iter_mut() {
+            let params = &mut s.params;
+            if let Some(f) = params.crt.as_ref().and_then(|f| f.to_str()) {
+                params.crt = Some(crate::tls::in_base(crt_base.as_deref(), f));
+            }
+            if let Some(f) = params.ca_file.as_ref().and_then(|f| f.to_str()) {
+                params.ca_file = Some(crate::tls::in_base(ca_base.as_deref(), f));
+            }
+        }
+    }
     let default_verify = p.cfg.global.ssl_server_verify;
     let mut errors = Vec::new();
     for px in &p.cfg.proxies {

@@ -121,6 +121,10 @@ pub struct BindTls {
     /// `tune.ssl.cachesize`: sessions the server keeps for resumption (unset: HAProxy's
     /// 20,000; 0: none).
     pub cache_size: Option<usize>,
+    /// Global `crt-base`: where relative `crt` paths (and those in `crt-list` files) are.
+    pub crt_base: Option<PathBuf>,
+    /// Global `ca-base`: where relative `ca-file` and `crl-file` paths are.
+    pub ca_base: Option<PathBuf>,
 }
 
 /// A built TLS listener configuration: what the workers hand new connections to.
@@ -352,7 +356,13 @@ impl BindTls {
                     certs.extend(loaded);
                 }
                 CertSource::List(list) => {
-                    let (loaded, f) = load_crt_list(list, &provider, bind, &mut warnings)?;
+                    let (loaded, f) = load_crt_list(
+                        list,
+                        self.crt_base.as_deref(),
+                        &provider,
+                        bind,
+                        &mut warnings,
+                    )?;
                     certs.extend(loaded);
                     filters.extend(f);
                 }
@@ -611,6 +621,14 @@ pub(super) fn filter(list: Option<&str>) -> Result<Option<Selection>, String> {
     Ok(Some(Selection { named, rest: rules }))
 }
 
+/// `path` under `base` when it is relative (`crt-base`, `ca-base`): absolute paths prevail.
+pub fn in_base(base: Option<&std::path::Path>, path: &str) -> PathBuf {
+    match base {
+        Some(b) if !path.starts_with('/') => b.join(path),
+        _ => PathBuf::from(path),
+    }
+}
+
 /// The SNI filters of each certificate a `crt-list` loads.
 type Filters = Vec<Vec<String>>;
 
@@ -618,6 +636,7 @@ type Filters = Vec<Vec<String>>;
 /// options are not applied (warned): the bind's settings hold for every certificate.
 fn load_crt_list(
     path: &std::path::Path,
+    crt_base: Option<&std::path::Path>,
     provider: &CryptoProvider,
     bind: &str,
     warnings: &mut Vec<String>,
@@ -657,7 +676,7 @@ fn load_crt_list(
             }
             rest = after.trim();
         }
-        let mut file = PathBuf::from(crt);
+        let mut file = in_base(crt_base, crt);
         if file.is_relative() && !file.exists() {
             if let Some(dir) = path.parent() {
                 file = dir.join(crt);

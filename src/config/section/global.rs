@@ -111,8 +111,6 @@ const IGNORED: &[&str] = &[
     "uid",
     "gid",
     "chroot",
-    "ca-base",
-    "crt-base",
     "tune.bufsize",
     "tune.maxrewrite",
 ];
@@ -213,6 +211,16 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
                 g.bind_tls.ciphersuites = Some(v);
             } else {
                 g.bind_tls.ciphers = Some(v);
+            }
+            return Ok(());
+        }
+        "crt-base" | "ca-base" => {
+            let dir = std::path::PathBuf::from(arg(words, 1, "a directory")?);
+            no_more(words, 2)?;
+            if kw == "crt-base" {
+                g.bind_tls.crt_base = Some(dir);
+            } else {
+                g.bind_tls.ca_base = Some(dir);
             }
             return Ok(());
         }
