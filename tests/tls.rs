@@ -1169,3 +1169,43 @@ fn crt_base_and_ca_base_hold_relative_paths() {
     s.write_all(b"x").expect("send");
     s.flush().expect("flush");
 }
+
+#[test]
+fn maxsslconn_refuses_tls_connections_past_it() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = echo_upstream();
+    let (port, ready, api) = (free_port(), free_port(), free_port());
+    let (_sink, addr) = sink();
+    let config = format!(
+        "global\n    maxsslconn 1\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen ready\n    bind 127.0.0.1:{ready}\n\
+         frontend fe\n    bind 127.0.0.1:{port} ssl crt {www}\n    log {addr} local0\n    option tcplog\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{up}\n"
+    );
+    let mut h = Harp::start(&config, ready, &[]);
+    h.wait_port(api);
+    let info = cli(api, "show info");
+    assert!(info.contains("\nMaxSslConns: 1\n"), "{info}");
+    let cfg = client_config(&pki, &[], None);
+    let mut first = tls_connect(cfg.clone(), port, "www.example.test").expect("tls");
+    assert_eq!(round_trip(&mut first, b"a"), b"a");
+    // the second is refused while the first is open
+    let refused = tls_connect(cfg.clone(), port, "www.example.test").and_then(|mut s| {
+        s.write_all(b"b")?;
+        s.flush()?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)
+    });
+    assert!(refused.is_err());
+    drop(first);
+    // once it is gone, new ones are taken again
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        tls_connect(cfg.clone(), port, "www.example.test")
+            .map(|mut s| round_trip(&mut s, b"c") == b"c")
+            .unwrap_or(false)
+    }));
+}

@@ -1014,7 +1014,11 @@ pub fn info_fields(reg: &Registry, extra: &[(String, String)]) -> Vec<(String, V
         ("CurrConns".into(), u(cur), "MGP"),
         ("CumConns".into(), u(ld(&g.cum_conns)), "MCP"),
         ("CumReq".into(), u(ld(&g.cum_req)), "MCP"),
-        ("MaxSslConns".into(), u(0), "CLP"),
+        (
+            "MaxSslConns".into(),
+            u(u64::from(reg.global().maxsslconn)),
+            "CLP",
+        ),
         ("CurrSslConns".into(), u(ld(&g.cur_ssl_conns)), "MGP"),
         ("CumSslConns".into(), u(ld(&g.cum_ssl_conns)), "MCP"),
         (

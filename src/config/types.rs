@@ -63,6 +63,9 @@ pub struct Global {
     /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
     /// `ulimit -n` as HAProxy does.
     pub maxconn: Option<u32>,
+    /// `maxsslconn`: TLS connections open at once, process-wide (0: no limit); past it a new
+    /// one fails (`Too many SSL connections`), as in HAProxy.
+    pub maxsslconn: u32,
     /// `maxconnrate`: connections accepted per second, process-wide (0 = no limit); above it
     /// the listeners wait, and connections wait in the kernel's backlog, as in HAProxy.
     pub maxconnrate: u32,
@@ -143,6 +146,7 @@ impl Default for Global {
             log_tag: None,
             nbthread: None,
             maxconn: None,
+            maxsslconn: 0,
             maxconnrate: 0,
             maxsessrate: 0,
             maxsslrate: 0,

@@ -84,6 +84,7 @@ const CONN_ERRORS: &[(i64, &str)] = &[
     (24, "Connection closed during SSL handshake"),
     (25, "Connection error during SSL handshake"),
     (26, "Timeout during SSL handshake"),
+    (27, "Too many SSL connections"),
     (31, "SSL client certificate not trusted"),
     (34, "SSL handshake failure"),
 ];

@@ -709,9 +709,16 @@ pub(crate) async fn run<R: Rt>(
             .unwrap_or(Duration::from_secs(3600));
         // (bytes read past a PROXY header are the start of the ClientHello)
         let early = std::mem::take(&mut fronted.early);
-        // (boxed: its state, 5 KB with rustls' hello reader, is not kept in every session's)
-        let shaking = Box::pin(accept::<R>(acceptor, &client, early, Instant::now() + wait));
-        match shaking.await {
+        let max = u64::from(ctx.reg.global().maxsslconn);
+        let open = ctx.reg.counters.cur_ssl_conns.load(Ordering::Relaxed);
+        let outcome = if max > 0 && open >= max {
+            // `maxsslconn`: no handshake at all
+            Err(HandshakeError::TooMany)
+        } else {
+            // (boxed: its state, 5 KB with rustls' hello reader, is not kept in every session's)
+            Box::pin(accept::<R>(acceptor, &client, early, Instant::now() + wait)).await
+        };
+        match outcome {
             Ok(mut a) => {
                 fe.counters.ssl_sess.fetch_add(1, Ordering::Relaxed);
                 a.tls.count_in(&ctx.reg);
@@ -721,14 +728,16 @@ pub(crate) async fn run<R: Rt>(
                 // as HAProxy: a connection that never became a session, logged (where sessions
                 // are) with the fixed embryonic line or `error-log-format`; a timeout is not
                 // a failed handshake for its counter, and a client that sent nothing is "null"
-                if why != HandshakeError::Timeout {
+                if !matches!(why, HandshakeError::Timeout | HandshakeError::TooMany) {
                     fe.counters
                         .ssl_failed_handshake
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 let null = fe.config.dontlognull
                     && matches!(why, HandshakeError::Closed | HandshakeError::Timeout);
-                let logs = fe.config.session_log.is_some() || fe.config.error_log.is_some();
+                // (past `maxsslconn` HAProxy makes no connection it could log: nor does harp)
+                let logs = (fe.config.session_log.is_some() || fe.config.error_log.is_some())
+                    && why != HandshakeError::TooMany;
                 if logs && !null && has_logs(&ctx, &fe) {
                     let facts = Facts {
                         ssl_listener: true,
@@ -1813,6 +1822,10 @@ async fn open_tls<R: Rt>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+    let max = u64::from(ctx.reg.global().maxsslconn);
+    if max > 0 && ctx.reg.counters.cur_ssl_conns.load(Ordering::Relaxed) >= max {
+        return Err(io::Error::other(HandshakeError::TooMany.text()));
     }
     let Some(configs) = srv.tls_client(ctx.reg.global().ssl_server_verify) else {
         return Err(io::Error::other("no TLS configuration"));

@@ -60,6 +60,8 @@ pub(crate) enum HandshakeError {
     Timeout,
     /// A client certificate that the CA file does not vouch for.
     Untrusted,
+    /// `maxsslconn` TLS connections are open already.
+    TooMany,
     /// Anything else: not TLS, no certificate for its SNI (`strict-sni`), no certificate
     /// when one is required, no common version or cipher...
     Failed,
@@ -72,6 +74,7 @@ impl HandshakeError {
             HandshakeError::Closed => "Connection closed during SSL handshake",
             HandshakeError::Timeout => "Timeout during SSL handshake",
             HandshakeError::Untrusted => "SSL client certificate not trusted",
+            HandshakeError::TooMany => "Too many SSL connections",
             HandshakeError::Failed => "SSL handshake failure",
         }
     }

@@ -250,6 +250,10 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             )?);
             no_more(words, 2)
         }
+        "maxsslconn" => {
+            g.maxsslconn = parse_u32(arg(words, 1, "an integer")?, kw, 0, i32::MAX as u32)?;
+            no_more(words, 2)
+        }
         "tune.pipesize" => {
             let n = parse_size(arg(words, 1, "a size in bytes")?, kw)?;
             if !(4096..=(1 << 30)).contains(&n) {
