@@ -1209,3 +1209,74 @@ fn maxsslconn_refuses_tls_connections_past_it() {
             .unwrap_or(false)
     }));
 }
+
+/// A TLS server answering `<version> <suite>` of each connection (rustls' names), then closing.
+fn tls_reporting_upstream(cert: &str) -> u16 {
+    use tokio_rustls::rustls::{ServerConfig, ServerConnection};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("pem")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(cert).expect("key");
+    let cfg = Arc::new(
+        ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config"),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { break };
+            let Ok(conn) = ServerConnection::new(cfg.clone()) else {
+                continue;
+            };
+            let mut s = StreamOwned::new(conn, c);
+            while s.conn.is_handshaking() {
+                if s.conn.complete_io(&mut s.sock).is_err() {
+                    break;
+                }
+            }
+            let said = format!(
+                "{:?} {:?}\n",
+                s.conn.protocol_version(),
+                s.conn.negotiated_cipher_suite().map(|c| c.suite())
+            );
+            let _ = s.write_all(said.as_bytes());
+            s.conn.send_close_notify();
+            let _ = s.flush();
+            // what the client sent is read before closing: unread bytes would make the close a
+            // reset, which takes the answer with it
+            let _ = s.sock.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    });
+    port
+}
+
+#[test]
+fn server_lines_choose_versions_and_ciphers() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = tls_reporting_upstream(&www);
+    let (p1, p2) = (free_port(), free_port());
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen v13\n    bind 127.0.0.1:{p1}\n\
+         \x20   server s1 127.0.0.1:{up} ssl verify none ssl-min-ver TLSv1.3 ciphersuites TLS_CHACHA20_POLY1305_SHA256\n\
+         listen v12\n    bind 127.0.0.1:{p2}\n\
+         \x20   server s1 127.0.0.1:{up} ssl verify none force-tlsv12 ciphers ECDHE-ECDSA-AES128-GCM-SHA256\n"
+    );
+    let mut h = Harp::start(&config, p1, &[]);
+    h.wait_port(p2);
+    assert_eq!(
+        plain_ask(p1, b"x"),
+        "Some(TLSv1_3) Some(TLS13_CHACHA20_POLY1305_SHA256)\n"
+    );
+    assert_eq!(
+        plain_ask(p2, b"x"),
+        "Some(TLSv1_2) Some(TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)\n"
+    );
+}

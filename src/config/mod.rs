@@ -78,7 +78,10 @@ pub fn server_ssl_problem(proxy: &str, s: &ServerConfig, default_verify: bool) -
             return Some(format!("{at}{e}"));
         }
     }
-    None
+    // versions, ciphers, `crl-file`: the configuration its connections will use
+    crate::tls::ServerTls::new(p, default_verify)
+        .err()
+        .map(|e| format!("{at}{e}."))
 }
 
 /// Loads and validates every `-f` path in order (a directory contributes its `*.cfg` files in

@@ -878,6 +878,10 @@ pub struct ServerParams {
     pub alpn: Vec<Vec<u8>>,
     /// `crt <file>`: the client certificate shown to the server (chain and key, one PEM file).
     pub crt: Option<PathBuf>,
+    /// `ssl-min-ver`, `ssl-max-ver`, `no-tlsv1x`, `force-tlsv1x`, `ciphers`, `ciphersuites`.
+    pub tls_tuning: crate::tls::TlsTuning,
+    /// `crl-file`: revoked server certificates.
+    pub crl_file: Option<PathBuf>,
     /// `verify none|required`; unset: the global `ssl-server-verify` (required by default).
     pub verify: Option<bool>,
     /// `ca-file <path>`: the CAs a verified certificate must chain to.
@@ -989,6 +993,8 @@ impl Default for ServerParams {
             sni: None,
             alpn: Vec::new(),
             crt: None,
+            tls_tuning: crate::tls::TlsTuning::default(),
+            crl_file: None,
             verify: None,
             ca_file: None,
             check_sni: None,

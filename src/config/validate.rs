@@ -650,6 +650,9 @@ fn tls_checks(p: &mut Parser) {
             if let Some(f) = params.ca_file.as_ref().and_then(|f| f.to_str()) {
                 params.ca_file = Some(crate::tls::in_base(ca_base.as_deref(), f));
             }
+            if let Some(f) = params.crl_file.as_ref().and_then(|f| f.to_str()) {
+                params.crl_file = Some(crate::tls::in_base(ca_base.as_deref(), f));
+            }
         }
     }
     let default_verify = p.cfg.global.ssl_server_verify;

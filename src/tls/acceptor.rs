@@ -450,9 +450,54 @@ impl BindTls {
         ))
     }
 
+    /// Its versions and cipher settings.
+    fn tuning(&self) -> TlsTuning {
+        TlsTuning {
+            min_ver: self.min_ver,
+            max_ver: self.max_ver,
+            disabled: self.disabled.clone(),
+            forced: self.forced,
+            ciphers: self.ciphers.clone(),
+            ciphersuites: self.ciphersuites.clone(),
+        }
+    }
+
+    fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
+        self.tuning().versions()
+    }
+
+    fn suites(
+        &self,
+        provider: &CryptoProvider,
+        versions: &[&'static SupportedProtocolVersion],
+        bind: &str,
+    ) -> Result<Vec<SupportedCipherSuite>, String> {
+        self.tuning().suites(provider, versions, bind)
+    }
+}
+
+/// The protocol versions and cipher suites a TLS end allows: `ssl-min-ver`, `ssl-max-ver`,
+/// `no-*`, `force-*`, `ciphers`, `ciphersuites`, on `bind` and `server` lines alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsTuning {
+    /// `ssl-min-ver`.
+    pub min_ver: Option<TlsVersion>,
+    /// `ssl-max-ver`.
+    pub max_ver: Option<TlsVersion>,
+    /// `no-<version>`.
+    pub disabled: Vec<TlsVersion>,
+    /// `force-<version>`.
+    pub forced: Option<TlsVersion>,
+    /// `ciphers`.
+    pub ciphers: Option<String>,
+    /// `ciphersuites`.
+    pub ciphersuites: Option<String>,
+}
+
+impl TlsTuning {
     /// The versions left by `ssl-min-ver`, `ssl-max-ver`, `no-*` and `force-*`, of the two
     /// rustls speaks.
-    fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
+    pub fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
         let mut out = Vec::new();
         for (v, rv) in [
             (TlsVersion::Tls12, &version::TLS12),
@@ -473,13 +518,15 @@ impl BindTls {
         out
     }
 
-    /// The provider's suites that `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3) leave.
-    fn suites(
+    /// The provider's suites that `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3) leave;
+    /// `label` starts error messages.
+    pub fn suites(
         &self,
         provider: &CryptoProvider,
         versions: &[&'static SupportedProtocolVersion],
-        bind: &str,
+        label: &str,
     ) -> Result<Vec<SupportedCipherSuite>, String> {
+        let bind = label;
         let v12 = filter(self.ciphers.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
         let v13 = filter(self.ciphersuites.as_deref()).map_err(|l| format!("{bind} : {l}"))?;
         let mut out: Vec<SupportedCipherSuite> = Vec::new();

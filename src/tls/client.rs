@@ -10,7 +10,9 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
@@ -49,9 +51,49 @@ pub fn client_config_with_cert(
     alpn: Vec<Vec<u8>>,
     what: &str,
 ) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(crypto::ring::default_provider());
+    let tuning = super::TlsTuning::default();
+    client_config_tuned(verify, webpki, ca_file, cert, alpn, (&tuning, None), what)
+}
+
+/// [`client_config_with_cert`] with a server line's versions and ciphers, and its
+/// `crl-file`.
+pub fn client_config_tuned(
+    verify: Verify,
+    webpki: bool,
+    ca_file: Option<&Path>,
+    cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    alpn: Vec<Vec<u8>>,
+    (tuning, crl_file): (&super::TlsTuning, Option<&Path>),
+    what: &str,
+) -> Result<Arc<ClientConfig>, String> {
+    let ring = crypto::ring::default_provider();
+    let versions = tuning.versions();
+    if versions.is_empty() {
+        return Err("all SSL/TLS versions are disabled".into());
+    }
+    if let Err(l) = super::acceptor::filter(tuning.ciphers.as_deref()) {
+        return Err(format!("unable to set SSL cipher list to '{l}'"));
+    }
+    if let Err(l) = super::acceptor::filter(tuning.ciphersuites.as_deref()) {
+        return Err(format!("unable to set TLS 1.3 cipher suites to '{l}'"));
+    }
+    let suites = tuning.suites(&ring, &versions, what)?;
+    let provider = Arc::new(CryptoProvider {
+        cipher_suites: suites,
+        ..ring
+    });
+    let crls = match crl_file {
+        Some(f) => {
+            let bad = |e: &dyn std::fmt::Display| format!("crl-file {}: {e}", f.display());
+            CertificateRevocationListDer::pem_file_iter(f)
+                .map_err(|e| bad(&e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(&e))?
+        }
+        None => Vec::new(),
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?;
     let builder = if verify == Verify::None {
         builder
@@ -72,13 +114,16 @@ pub fn client_config_with_cert(
                     .map_err(|e| format!("{what} {}: {e}", path.display()))?;
             }
         }
-        if verify == Verify::ChainAndName {
+        if verify == Verify::ChainAndName && crls.is_empty() {
             builder.with_root_certificates(roots)
         } else {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .with_crls(crls)
                 .build()
                 .map_err(|e| format!("{what}: {e}"))?;
             let verifier: Arc<dyn ServerCertVerifier> = match verify {
+                // (with CRLs: webpki's verifier, which checks the name itself)
+                Verify::ChainAndName => inner,
                 Verify::ChainAndNamed(name) => Arc::new(Named { inner, name }),
                 _ => Arc::new(ChainOnly(inner)),
             };
@@ -124,14 +169,24 @@ impl ServerTls {
         let cert =
             || -> Result<_, String> { p.crt.as_deref().map(super::certs::load_chain).transpose() };
         let ca = p.ca_file.as_deref();
+        let tuning = (&p.tls_tuning, p.crl_file.as_deref());
         Ok(ServerTls {
-            named: client_config_with_cert(named, false, ca, cert()?, p.alpn.clone(), "ca-file")?,
-            unnamed: client_config_with_cert(
+            named: client_config_tuned(
+                named,
+                false,
+                ca,
+                cert()?,
+                p.alpn.clone(),
+                tuning,
+                "ca-file",
+            )?,
+            unnamed: client_config_tuned(
                 unnamed,
                 false,
                 ca,
                 cert()?,
                 p.alpn.clone(),
+                tuning,
                 "ca-file",
             )?,
         })

@@ -12,7 +12,7 @@ mod facts;
 mod tests;
 mod x509;
 
-pub use acceptor::{in_base, Acceptor, BindTls, CertSource, ClientAuth, TlsVersion};
+pub use acceptor::{in_base, Acceptor, BindTls, CertSource, ClientAuth, TlsTuning, TlsVersion};
 pub(crate) use certs::{common_name_of, subject_issuer};
 pub use certs::{load_chain, CertFile};
 pub use client::{client_config, client_config_with_cert, ServerTls, Verify};
