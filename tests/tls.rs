@@ -1280,3 +1280,23 @@ fn server_lines_choose_versions_and_ciphers() {
         "Some(TLSv1_2) Some(TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)\n"
     );
 }
+
+#[test]
+fn ssl_default_server_options_apply_to_server_lines() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
+    let up = tls_reporting_upstream(&www);
+    let port = free_port();
+    let config = format!(
+        "global\n    ssl-default-server-options ssl-max-ver TLSv1.2\n\
+         \x20   ssl-default-server-ciphers ECDHE-ECDSA-AES256-GCM-SHA384\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen l\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:{up} ssl verify none\n"
+    );
+    let _h = Harp::start(&config, port, &[]);
+    assert_eq!(
+        plain_ask(port, b"x"),
+        "Some(TLSv1_2) Some(TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)\n"
+    );
+}

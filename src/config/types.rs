@@ -58,6 +58,8 @@ pub struct Global {
     /// `ssl-default-bind-options|ciphers|ciphersuites`, `tune.ssl.cachesize`: what every
     /// later `bind` line's TLS settings start from.
     pub bind_tls: crate::tls::BindTls,
+    /// `ssl-default-server-options|ciphers|ciphersuites`: what servers' TLS settings start from.
+    pub server_tls: crate::tls::TlsTuning,
     /// `nbthread`: number of data-plane workers; `None` = one per CPU.
     pub nbthread: Option<usize>,
     /// `maxconn`: process-wide limit on concurrent client connections; `None` = derived from
@@ -143,6 +145,7 @@ impl Default for Global {
     fn default() -> Self {
         Global {
             bind_tls: crate::tls::BindTls::default(),
+            server_tls: crate::tls::TlsTuning::default(),
             log_tag: None,
             nbthread: None,
             maxconn: None,

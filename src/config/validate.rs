@@ -641,9 +641,24 @@ fn tls_checks(p: &mut Parser) {
         p.cfg.global.bind_tls.crt_base.clone(),
         p.cfg.global.bind_tls.ca_base.clone(),
     );
+    let defaults = p.cfg.global.server_tls.clone();
     for px in p.cfg.proxies.iter_mut() {
         for s in px.servers.iter_mut() {
             let params = &mut s.params;
+            // `ssl-default-server-*`: what a server line leaves unset
+            let t = &mut params.tls_tuning;
+            t.min_ver = t.min_ver.or(defaults.min_ver);
+            t.max_ver = t.max_ver.or(defaults.max_ver);
+            t.forced = t.forced.or(defaults.forced);
+            if t.disabled.is_empty() {
+                t.disabled = defaults.disabled.clone();
+            }
+            if t.ciphers.is_none() {
+                t.ciphers = defaults.ciphers.clone();
+            }
+            if t.ciphersuites.is_none() {
+                t.ciphersuites = defaults.ciphersuites.clone();
+            }
             if let Some(f) = params.crt.as_ref().and_then(|f| f.to_str()) {
                 params.crt = Some(crate::tls::in_base(crt_base.as_deref(), f));
             }
