@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::tls::{in_base, BindTls, CertSource, ClientAuth, TlsVersion};
+use crate::tls::{in_base, BindTls, CertSource, ClientAuth};
 
 /// TLS keywords harp accepts and does not apply (OpenSSL-specific tuning); warned.
 const IGNORED: &[&str] = &[
@@ -41,8 +41,10 @@ pub(crate) fn bind_keyword(
             .filter(|v| !v.is_empty())
             .ok_or_else(|| format!("'{kw}' : missing argument"))
     };
-    let version =
-        |v: &str| TlsVersion::parse(v).ok_or_else(|| format!("'{v}' : unknown ssl/tls version"));
+    // versions and ciphers: the same keywords as on server lines
+    if let Some(n) = t.tuning.keyword(words, i)? {
+        return Ok(Some(n));
+    }
     let used = match kw {
         "ssl" => {
             t.enabled = true;
@@ -73,14 +75,6 @@ pub(crate) fn bind_keyword(
             t.alpn = list;
             2
         }
-        "ssl-min-ver" => {
-            t.min_ver = Some(version(val()?)?);
-            2
-        }
-        "ssl-max-ver" => {
-            t.max_ver = Some(version(val()?)?);
-            2
-        }
         "verify" => {
             t.verify = match val()? {
                 "none" => ClientAuth::None,
@@ -100,14 +94,6 @@ pub(crate) fn bind_keyword(
         }
         "crl-file" => {
             t.crl_file = Some(in_base(t.ca_base.as_deref(), val()?));
-            2
-        }
-        "ciphers" => {
-            t.ciphers = Some(val()?.to_string());
-            2
-        }
-        "ciphersuites" => {
-            t.ciphersuites = Some(val()?.to_string());
             2
         }
         "strict-sni" => {
@@ -140,22 +126,7 @@ pub(crate) fn bind_keyword(
                 "'{kw}' is not supported by harp (its TLS, rustls, signs no certificates)."
             ))
         }
-        _ => {
-            let (no, v) = match (kw.strip_prefix("no-"), kw.strip_prefix("force-")) {
-                (Some(v), _) => (true, v),
-                (_, Some(v)) => (false, v),
-                _ => return Ok(None),
-            };
-            let Some(v) = TlsVersion::from_keyword(v) else {
-                return Ok(None);
-            };
-            if no {
-                t.disabled.push(v);
-            } else {
-                t.forced = Some(v);
-            }
-            1
-        }
+        _ => return Ok(None),
     };
     Ok(Some(used))
 }
@@ -191,6 +162,7 @@ pub(crate) fn default_bind_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TlsVersion;
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
@@ -222,8 +194,8 @@ mod tests {
             ]
         );
         assert_eq!(t.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
-        assert_eq!(t.min_ver, Some(TlsVersion::Tls12));
-        assert_eq!(t.disabled, vec![TlsVersion::Tls13]);
+        assert_eq!(t.tuning.min_ver, Some(TlsVersion::Tls12));
+        assert_eq!(t.tuning.disabled, vec![TlsVersion::Tls13]);
         assert_eq!(t.verify, ClientAuth::Optional);
         assert_eq!(w.len(), 1, "{w:?}");
     }

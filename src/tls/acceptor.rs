@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use tokio_rustls::rustls::server::{
     ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
 };
@@ -20,7 +18,7 @@ use tokio_rustls::rustls::{
 
 use arc_swap::ArcSwap;
 
-use super::certs::{load_crt, CertFile};
+use super::certs::{add_roots, load_crls, load_crt, CertFile};
 
 /// A protocol version as `ssl-min-ver`/`ssl-max-ver` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,14 +92,8 @@ pub struct BindTls {
     pub certs: Vec<CertSource>,
     /// `alpn <proto>,...`.
     pub alpn: Vec<Vec<u8>>,
-    /// `ssl-min-ver`.
-    pub min_ver: Option<TlsVersion>,
-    /// `ssl-max-ver`.
-    pub max_ver: Option<TlsVersion>,
-    /// `no-sslv3`, `no-tlsv10`... versions turned off.
-    pub disabled: Vec<TlsVersion>,
-    /// `force-<v>`: only this version.
-    pub forced: Option<TlsVersion>,
+    /// Versions and ciphers: `ssl-min-ver`, `no-tlsv13`, `ciphers`...
+    pub tuning: TlsTuning,
     /// `verify`.
     pub verify: ClientAuth,
     /// `ca-file`: the roots client certificates are checked against.
@@ -114,10 +106,6 @@ pub struct BindTls {
     pub no_tickets: bool,
     /// `prefer-client-ciphers`.
     pub prefer_client_ciphers: bool,
-    /// `ciphers` (TLS 1.2 and below, OpenSSL's cipher list).
-    pub ciphers: Option<String>,
-    /// `ciphersuites` (TLS 1.3).
-    pub ciphersuites: Option<String>,
     /// `tune.ssl.cachesize`: sessions the server keeps for resumption (unset: HAProxy's
     /// 20,000; 0: none).
     pub cache_size: Option<usize>,
@@ -319,16 +307,16 @@ impl BindTls {
         if self.certs.is_empty() {
             return Some(("no SSL certificate specified".into(), " (use 'crt')"));
         }
-        if self.versions().is_empty() {
+        if self.tuning.versions().is_empty() {
             return Some(("all SSL/TLS versions are disabled".into(), ""));
         }
         if self.verify != ClientAuth::None && self.ca_file.is_none() {
             return Some(("verify is enabled but no CA file specified".into(), ""));
         }
-        if let Err(list) = filter(self.ciphers.as_deref()) {
+        if let Err(list) = filter(self.tuning.ciphers.as_deref()) {
             return Some((format!("unable to set SSL cipher list to '{list}'"), ""));
         }
-        if let Err(list) = filter(self.ciphersuites.as_deref()) {
+        if let Err(list) = filter(self.tuning.ciphersuites.as_deref()) {
             return Some((
                 format!("unable to set TLS 1.3 cipher suites to '{list}'"),
                 "",
@@ -373,8 +361,8 @@ impl BindTls {
                 "{bind} : no certificate found in the 'crt' directories and 'crt-list' files."
             ));
         }
-        let versions = self.versions();
-        let suites = self.suites(&provider, &versions, bind)?;
+        let versions = self.tuning.versions();
+        let suites = self.tuning.suites(&provider, &versions, bind)?;
         let provider = CryptoProvider {
             cipher_suites: suites,
             ..(*provider).clone()
@@ -392,30 +380,18 @@ impl BindTls {
                     ));
                 };
                 let mut roots = RootCertStore::empty();
-                let found = CertificateDer::pem_file_iter(ca).map_err(|e| {
+                add_roots(&mut roots, ca).map_err(|e| {
                     format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
                 })?;
-                for c in found {
-                    let c = c.map_err(|e| {
-                        format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
-                    })?;
-                    roots.add(c).map_err(|e| {
-                        format!("{bind} : unable to load CA file '{}' : {e}.", ca.display())
-                    })?;
-                }
                 let mut v =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 if let Some(crl) = &self.crl_file {
-                    let bad = |e: &dyn std::fmt::Display| {
+                    let crls = load_crls(crl).map_err(|e| {
                         format!(
                             "{bind} : unable to load CRL file '{}' : {e}.",
                             crl.display()
                         )
-                    };
-                    let crls = CertificateRevocationListDer::pem_file_iter(crl)
-                        .map_err(|e| bad(&e))?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| bad(&e))?;
+                    })?;
                     v = v.with_crls(crls);
                 }
                 if auth == ClientAuth::Optional {
@@ -449,31 +425,6 @@ impl BindTls {
             warnings,
         ))
     }
-
-    /// Its versions and cipher settings.
-    fn tuning(&self) -> TlsTuning {
-        TlsTuning {
-            min_ver: self.min_ver,
-            max_ver: self.max_ver,
-            disabled: self.disabled.clone(),
-            forced: self.forced,
-            ciphers: self.ciphers.clone(),
-            ciphersuites: self.ciphersuites.clone(),
-        }
-    }
-
-    fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {
-        self.tuning().versions()
-    }
-
-    fn suites(
-        &self,
-        provider: &CryptoProvider,
-        versions: &[&'static SupportedProtocolVersion],
-        bind: &str,
-    ) -> Result<Vec<SupportedCipherSuite>, String> {
-        self.tuning().suites(provider, versions, bind)
-    }
 }
 
 /// The protocol versions and cipher suites a TLS end allows: `ssl-min-ver`, `ssl-max-ver`,
@@ -495,6 +446,46 @@ pub struct TlsTuning {
 }
 
 impl TlsTuning {
+    /// Reads the tuning keyword at `words[i]` (`ssl-min-ver <v>`, `ssl-max-ver <v>`,
+    /// `no-<v>`, `force-<v>`, `ciphers <list>`, `ciphersuites <list>`): `Some(n)` words used,
+    /// `None` when it is not one of them. Shared by `bind`, `server` and the global defaults.
+    pub fn keyword(&mut self, words: &[String], i: usize) -> Result<Option<usize>, String> {
+        let kw = words[i].as_str();
+        let val = || {
+            words
+                .get(i + 1)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("'{kw}' : missing argument"))
+        };
+        let version = |v: &str| {
+            TlsVersion::parse(v).ok_or_else(|| format!("'{v}' : unknown ssl/tls version"))
+        };
+        match kw {
+            "ssl-min-ver" => self.min_ver = Some(version(val()?)?),
+            "ssl-max-ver" => self.max_ver = Some(version(val()?)?),
+            "ciphers" => self.ciphers = Some(val()?.to_string()),
+            "ciphersuites" => self.ciphersuites = Some(val()?.to_string()),
+            _ => {
+                let (no, v) = match (kw.strip_prefix("no-"), kw.strip_prefix("force-")) {
+                    (Some(v), _) => (true, v),
+                    (_, Some(v)) => (false, v),
+                    _ => return Ok(None),
+                };
+                let Some(v) = TlsVersion::from_keyword(v) else {
+                    return Ok(None);
+                };
+                if no {
+                    self.disabled.push(v);
+                } else {
+                    self.forced = Some(v);
+                }
+                return Ok(Some(1));
+            }
+        }
+        Ok(Some(2))
+    }
+
     /// The versions left by `ssl-min-ver`, `ssl-max-ver`, `no-*` and `force-*`, of the two
     /// rustls speaks.
     pub fn versions(&self) -> Vec<&'static SupportedProtocolVersion> {

@@ -224,6 +224,30 @@ pub(crate) fn names_of(cert: &CertificateDer<'_>) -> Option<(Vec<String>, String
     Some((names, super::dn::one_line(ee.subject())))
 }
 
+/// Adds the certificates of the PEM file `path` to `roots` (a `ca-file`); the error is the
+/// reason alone, for the caller to place.
+pub(crate) fn add_roots(
+    roots: &mut tokio_rustls::rustls::RootCertStore,
+    path: &Path,
+) -> Result<(), String> {
+    for c in CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The revocation lists of the PEM file `path` (a `crl-file`); the error is the reason alone.
+pub(crate) fn load_crls(
+    path: &Path,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateRevocationListDer<'static>>, String> {
+    tokio_rustls::rustls::pki_types::CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
 /// A certificate's common name.
 pub(crate) fn common_name_of(cert: &CertificateDer<'_>) -> Option<String> {
     let ee = webpki::EndEntityCert::try_from(cert).ok()?;

@@ -9,10 +9,7 @@ use tokio_rustls::rustls::client::danger::{
 };
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
-};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
@@ -84,11 +81,7 @@ pub fn client_config_tuned(
     });
     let crls = match crl_file {
         Some(f) => {
-            let bad = |e: &dyn std::fmt::Display| format!("crl-file {}: {e}", f.display());
-            CertificateRevocationListDer::pem_file_iter(f)
-                .map_err(|e| bad(&e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(&e))?
+            super::certs::load_crls(f).map_err(|e| format!("crl-file {}: {e}", f.display()))?
         }
         None => Vec::new(),
     };
@@ -105,14 +98,8 @@ pub fn client_config_tuned(
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         }
         if let Some(path) = ca_file {
-            for c in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("{what} {}: {e}", path.display()))?
-            {
-                let c = c.map_err(|e| format!("{what} {}: {e}", path.display()))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-            }
+            super::certs::add_roots(&mut roots, path)
+                .map_err(|e| format!("{what} {}: {e}", path.display()))?;
         }
         if verify == Verify::ChainAndName && crls.is_empty() {
             builder.with_root_certificates(roots)

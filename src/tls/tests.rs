@@ -130,8 +130,11 @@ fn settings_haproxy_refuses_after_parsing_are_named() {
     );
     let t = BindTls {
         certs: vec![CertSource::Crt("x.pem".into())],
-        min_ver: Some(TlsVersion::Tls13),
-        max_ver: Some(TlsVersion::Tls12),
+        tuning: super::TlsTuning {
+            min_ver: Some(TlsVersion::Tls13),
+            max_ver: Some(TlsVersion::Tls12),
+            ..super::TlsTuning::default()
+        },
         ..BindTls::default()
     };
     assert_eq!(

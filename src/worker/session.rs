@@ -1533,14 +1533,32 @@ async fn send_first<R: Rt>(
     }
     let mut first = proxy_header(srv, client, peer, fronted, unique_id)?;
     first.extend_from_slice(&fronted.early);
+    write_clear::<R>(server, &first, None).await
+}
+
+/// Writes all of `data` to a fresh server connection in the clear (its send buffer takes these
+/// few bytes at once; wait if it does not), waiting until `deadline` at most when one is given.
+async fn write_clear<R: Rt>(
+    sock: &TcpStream,
+    data: &[u8],
+    deadline: Option<Instant>,
+) -> io::Result<()> {
     let mut sent = 0;
-    while sent < first.len() {
-        // a fresh connection's send buffer takes these few bytes at once; wait if it does not
-        match (&*server).write(&first[sent..]) {
+    while sent < data.len() {
+        match (&*sock).write(&data[sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                R::ready(server.as_raw_fd(), Interest::Write).await?;
+                let ready = R::ready(sock.as_raw_fd(), Interest::Write);
+                match deadline {
+                    None => ready.await?,
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        R::timeout(left, ready)
+                            .await
+                            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
+                    }
+                };
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -1807,26 +1825,13 @@ async fn open_tls<R: Rt>(
     deadline: Instant,
 ) -> io::Result<Box<TlsConn>> {
     use tokio_rustls::rustls::pki_types::ServerName;
-    let (header, sni) = hello(srv);
-    let mut sent = 0;
-    while sent < header.len() {
-        match (&*sock).write(&header[sent..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                R::timeout(left, R::ready(sock.as_raw_fd(), Interest::Write))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // past `maxsslconn`, before anything is sent
     let max = u64::from(ctx.reg.global().maxsslconn);
     if max > 0 && ctx.reg.counters.cur_ssl_conns.load(Ordering::Relaxed) >= max {
         return Err(io::Error::other(HandshakeError::TooMany.text()));
     }
+    let (header, sni) = hello(srv);
+    write_clear::<R>(sock, &header, Some(deadline)).await?;
     let Some(configs) = srv.tls_client(ctx.reg.global().ssl_server_verify) else {
         return Err(io::Error::other("no TLS configuration"));
     };

@@ -205,47 +205,18 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             return r;
         }
         "ssl-default-server-options" => {
-            let t = &mut g.server_tls;
             let mut i = 1;
             while i < words.len() {
                 let w = words[i].as_str();
-                match w {
-                    "ssl-min-ver" | "ssl-max-ver" => {
-                        let v = arg(words, i + 1, "a version")?;
-                        let v = crate::tls::TlsVersion::parse(v)
-                            .ok_or_else(|| format!("'{v}' : unknown ssl/tls version"))?;
-                        if w == "ssl-min-ver" {
-                            t.min_ver = Some(v);
-                        } else {
-                            t.max_ver = Some(v);
-                        }
-                        i += 2;
-                    }
-                    "no-tls-tickets" | "allow-0rtt" => {
-                        ctx.warn(format!(
-                            "'{kw}' : '{w}' is not supported by harp's TLS (rustls); ignored."
-                        ));
-                        i += 1;
-                    }
-                    _ => {
-                        let v = w
-                            .strip_prefix("no-")
-                            .map(|v| (true, v))
-                            .or_else(|| w.strip_prefix("force-").map(|v| (false, v)))
-                            .and_then(|(no, v)| {
-                                crate::tls::TlsVersion::from_keyword(v).map(|v| (no, v))
-                            });
-                        match v {
-                            Some((true, v)) => t.disabled.push(v),
-                            Some((false, v)) => t.forced = Some(v),
-                            None => {
-                                return Err(format!(
-                                    "'{kw}' : unknown or unsupported option '{w}'."
-                                ))
-                            }
-                        }
-                        i += 1;
-                    }
+                if let Some(n) = g.server_tls.keyword(words, i)? {
+                    i += n;
+                } else if w == "no-tls-tickets" || w == "allow-0rtt" {
+                    ctx.warn(format!(
+                        "'{kw}' : '{w}' is not supported by harp's TLS (rustls); ignored."
+                    ));
+                    i += 1;
+                } else {
+                    return Err(format!("'{kw}' : unknown or unsupported option '{w}'."));
                 }
             }
             return Ok(());
@@ -264,9 +235,9 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             let v = arg(words, 1, "a cipher suite string")?.to_string();
             no_more(words, 2)?;
             if kw.ends_with("suites") {
-                g.bind_tls.ciphersuites = Some(v);
+                g.bind_tls.tuning.ciphersuites = Some(v);
             } else {
-                g.bind_tls.ciphers = Some(v);
+                g.bind_tls.tuning.ciphers = Some(v);
             }
             return Ok(());
         }

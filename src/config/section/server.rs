@@ -186,6 +186,11 @@ pub(crate) fn apply_keywords(
                 .ok_or_else(|| format!("'{kw}' expects an argument."))
         };
         let time = || parse_time(val()?, kw);
+        // versions and ciphers: the same keywords as on bind lines
+        if let Some(n) = p.tls_tuning.keyword(words, i)? {
+            i += n;
+            continue;
+        }
         let mut used = 2;
         match kw {
             "check" => {
@@ -441,18 +446,6 @@ pub(crate) fn apply_keywords(
             }
             "crt" => p.crt = Some(std::path::PathBuf::from(val()?)),
             "crl-file" => p.crl_file = Some(std::path::PathBuf::from(val()?)),
-            "ssl-min-ver" | "ssl-max-ver" => {
-                let v = val()?;
-                let v = crate::tls::TlsVersion::parse(v)
-                    .ok_or_else(|| format!("'{v}' : unknown ssl/tls version"))?;
-                if kw == "ssl-min-ver" {
-                    p.tls_tuning.min_ver = Some(v);
-                } else {
-                    p.tls_tuning.max_ver = Some(v);
-                }
-            }
-            "ciphers" => p.tls_tuning.ciphers = Some(val()?.to_string()),
-            "ciphersuites" => p.tls_tuning.ciphersuites = Some(val()?.to_string()),
             // OpenSSL tuning rustls has no knob for
             "curves" | "sigalgs" | "client-sigalgs" | "npn" => {
                 val()?;
@@ -466,14 +459,7 @@ pub(crate) fn apply_keywords(
                 ));
                 used = 1;
             }
-            _ if tls_version_switch(kw).is_some() => {
-                match tls_version_switch(kw) {
-                    Some((true, v)) => p.tls_tuning.disabled.push(v),
-                    Some((false, v)) => p.tls_tuning.forced = Some(v),
-                    None => {}
-                }
-                used = 1;
-            }
+
             // rustls resumes sessions with a server on its own; nothing to turn on or off
             "ssl-reuse" | "no-ssl-reuse" => used = 1,
             _ if UNSUPPORTED.contains(&kw) => {
@@ -489,16 +475,6 @@ pub(crate) fn apply_keywords(
         i += used;
     }
     Ok(())
-}
-
-/// `no-<version>` (true) or `force-<version>` (false), and the version.
-fn tls_version_switch(kw: &str) -> Option<(bool, crate::tls::TlsVersion)> {
-    let (no, v) = match (kw.strip_prefix("no-"), kw.strip_prefix("force-")) {
-        (Some(v), _) => (true, v),
-        (_, Some(v)) => (false, v),
-        _ => return None,
-    };
-    crate::tls::TlsVersion::from_keyword(v).map(|v| (no, v))
 }
 
 fn nonzero(d: std::time::Duration, kw: &str) -> Result<std::time::Duration, String> {
