@@ -101,71 +101,10 @@ fn client_config(pki: &Pki, alpn: &[&str], cert: Option<&str>) -> Arc<ClientConf
     Arc::new(c)
 }
 
-/// Takes any certificate (the test looks at which one was served, whatever the name).
-#[derive(Debug)]
-struct AnyCert(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
-
-impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: tokio_rustls::rustls::pki_types::UnixTime,
-    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
-    {
-        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        tokio_rustls::rustls::crypto::verify_tls12_signature(
-            m,
-            c,
-            d,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        tokio_rustls::rustls::crypto::verify_tls13_signature(
-            m,
-            c,
-            d,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A client configuration that takes any server certificate.
+/// A client configuration that takes any server certificate (the test looks at which one was
+/// served, whatever the name): harp's own `verify none` configuration.
 fn any_cert_config() -> Arc<ClientConfig> {
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-            .with_no_client_auth(),
-    )
+    harp::tls::client_config(harp::tls::Verify::None, false, None, "ca-file").expect("config")
 }
 
 /// A TLS connection to 127.0.0.1:`port` naming `sni`.
@@ -633,21 +572,26 @@ fn harp_c_reports_tls_mistakes_as_haproxy_does() {
     assert_eq!(code, 0, "{err}");
 }
 
-/// A TLS server on 127.0.0.1 with `cert` (PEM with key): each connection gets
-/// `sni=<name or ->` then its bytes back, until it closes.
-fn tls_upstream(cert: &str) -> u16 {
-    use tokio_rustls::rustls::{ServerConfig, ServerConnection};
+/// A rustls server configuration serving `cert` (a PEM file, certificate then key).
+fn server_config(cert: &str) -> Arc<tokio_rustls::rustls::ServerConfig> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .expect("pem")
         .map(|c| c.expect("cert"))
         .collect();
     let key = PrivateKeyDer::from_pem_file(cert).expect("key");
-    let cfg = Arc::new(
-        ServerConfig::builder()
+    Arc::new(
+        tokio_rustls::rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .expect("server config"),
-    );
+    )
+}
+
+/// A TLS server on 127.0.0.1 with `cert` (PEM with key): each connection gets
+/// `sni=<name or ->` then its bytes back, until it closes.
+fn tls_upstream(cert: &str) -> u16 {
+    use tokio_rustls::rustls::ServerConnection;
+    let cfg = server_config(cert);
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -1212,18 +1156,8 @@ fn maxsslconn_refuses_tls_connections_past_it() {
 
 /// A TLS server answering `<version> <suite>` of each connection (rustls' names), then closing.
 fn tls_reporting_upstream(cert: &str) -> u16 {
-    use tokio_rustls::rustls::{ServerConfig, ServerConnection};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .expect("pem")
-        .map(|c| c.expect("cert"))
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(cert).expect("key");
-    let cfg = Arc::new(
-        ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server config"),
-    );
+    use tokio_rustls::rustls::ServerConnection;
+    let cfg = server_config(cert);
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
