@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::model::Registry;
-use crate::{admin, health, lua, worker};
+use crate::{admin, health, lua, peers, worker};
 
 /// Process-level settings from the command line.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +32,9 @@ pub enum AppError {
     /// The Runtime API failed to start.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// Peers failed to start.
+    #[error(transparent)]
+    Peers(#[from] peers::PeersError),
     /// Lua failed to start.
     #[error(transparent)]
     Lua(#[from] lua::LuaError),
@@ -67,6 +70,8 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     // the states saved before a restart, before anything checks or forwards
     crate::model::state_file::load(&reg);
     let engine = Arc::new(lua::start(reg.clone())?);
+    // the tables are shared (and learnt from a peer) before traffic changes them
+    let peers = peers::start(&reg)?;
     let checker = health::start(reg.clone())?;
     // the Runtime API listens before traffic does: whoever waits for the traffic port (a
     // script, a test) may talk to the API at once
@@ -86,6 +91,9 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     checker.stop();
     workers.stop(graceful);
     workers.wait();
+    if let Some(p) = &peers {
+        p.stop();
+    }
     engine.stop();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);

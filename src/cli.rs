@@ -30,6 +30,8 @@ pub struct Options {
     pub systemd: bool,
     /// `-p <pidfile>`.
     pub pidfile: Option<PathBuf>,
+    /// `-L <name>`: this process's name in `peers` sections.
+    pub localpeer: Option<String>,
     /// `-sf <pid>...`: ask these (old) processes to finish gracefully once we listen.
     pub soft_stop_pids: Vec<u32>,
     /// `-st <pid>...`: terminate these (old) processes once we listen.
@@ -52,7 +54,7 @@ pub enum CliError {
     name = "harp",
     disable_version_flag = true,
     about = "harp: an HAProxy-compatible TCP load balancer",
-    override_usage = "harp [-c] [-v|-vv] [-d] [-q] [-D] [-W|-Ws] [-p <pidfile>] -f <cfgfile|cfgdir>... [-sf|-st <pid>...]"
+    override_usage = "harp [-c] [-v|-vv] [-d] [-q] [-D] [-W|-Ws] [-L <name>] [-p <pidfile>] -f <cfgfile|cfgdir>... [-sf|-st <pid>...]"
 )]
 struct Args {
     /// Configuration file or directory (its *.cfg files, in lexical order); repeatable.
@@ -79,6 +81,9 @@ struct Args {
     /// Master-worker mode with systemd notify (-Ws).
     #[arg(long = "Ws")]
     systemd: bool,
+    /// This process's name in `peers` sections (default: the host name).
+    #[arg(short = 'L', value_name = "name")]
+    localpeer: Option<String>,
     /// Write the process id to this file.
     #[arg(short = 'p', value_name = "pidfile")]
     pidfile: Option<PathBuf>,
@@ -118,12 +123,13 @@ pub fn parse_args(args: Vec<String>) -> Result<Options, CliError> {
         master_worker: a.master_worker || a.systemd,
         systemd: a.systemd,
         pidfile: a.pidfile,
+        localpeer: a.localpeer,
         soft_stop_pids: a.soft_stop,
         hard_stop_pids: a.hard_stop,
     };
     if opts.version == 0 && opts.config_paths.is_empty() {
         return Err(CliError::Usage(
-            "[ALERT] No configuration file specified (use -f <cfgfile|cfgdir>).\nUsage: harp [-c] [-v|-vv] [-d] [-q] [-D] [-W|-Ws] [-p <pidfile>] -f <cfgfile|cfgdir>... [-sf|-st <pid>...]\n"
+            "[ALERT] No configuration file specified (use -f <cfgfile|cfgdir>).\nUsage: harp [-c] [-v|-vv] [-d] [-q] [-D] [-W|-Ws] [-L <name>] [-p <pidfile>] -f <cfgfile|cfgdir>... [-sf|-st <pid>...]\n"
                 .into(),
         ));
     }
@@ -194,7 +200,14 @@ fn splice_works() -> Result<(), String> {
 /// Loads the `-f` configuration as `harp -c` and `harp -f` both need it: prints warnings
 /// (unless `-q`) and every error on stderr in HAProxy's form. `None` = refused (exit 1).
 pub fn load_config(opts: &Options) -> Option<config::Config> {
-    let loaded = config::load(&opts.config_paths).and_then(|cfg| {
+    let loaded = config::load(&opts.config_paths).and_then(|mut cfg| {
+        let local = opts
+            .localpeer
+            .clone()
+            .or_else(|| cfg.global.localpeer.clone())
+            .or_else(crate::sys::hostname)
+            .unwrap_or_default();
+        cfg.set_local_peer(&local);
         let missing = missing_lua_files(&cfg);
         if missing.is_empty() {
             // Syntax errors in Lua scripts fail the check, as they fail HAProxy's start-up.

@@ -41,6 +41,8 @@
 //! - [`tls`]: rustls configurations: the server side of `bind ... ssl` listeners (certificates
 //!   picked by SNI), the client side of `server ... ssl`, `check-ssl` and Lua's `connect_ssl`;
 //!   the workers drive them on their own sockets (`worker::tls`).
+//! - [`peers`]: stick tables shared with other harp or HAProxy processes (HAProxy's peers
+//!   protocol), on their own thread.
 //! - [`admin`]: the Runtime API on `stats socket`s, and the statistics pages of `listen stats`.
 //! - [`lua`]: the Lua 5.4 engine running HAProxy scripts on its own thread.
 //! - [`app`]: wires them together for `harp -f`.
@@ -58,6 +60,7 @@ pub mod health;
 pub mod logging;
 pub mod lua;
 pub mod model;
+pub mod peers;
 pub mod proxy_protocol;
 pub mod rules;
 pub mod stick;

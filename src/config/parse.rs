@@ -2,12 +2,12 @@
 //! its section parser, collecting every error instead of stopping at the first.
 
 use super::lexer;
-use super::section::{global, mailers, proxy, resolvers, server, Ctx};
+use super::section::{global, mailers, peers, proxy, resolvers, server, Ctx};
 use super::suggest::{did_you_mean, SECTIONS};
 use super::validate;
 use super::{
-    Capabilities, Config, ConfigError, ConfigErrors, Location, MailersConfig, ProxyConfig,
-    ResolversConfig, ServerConfig, ServerParams,
+    Capabilities, Config, ConfigError, ConfigErrors, Location, MailersConfig, PeersConfig,
+    ProxyConfig, ResolversConfig, ServerConfig, ServerParams,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +18,6 @@ const IGNORED_SECTIONS: &[&str] = &[
     "traces",
     "acme",
     "userlist",
-    "peers",
     "cache",
     "program",
     "http-errors",
@@ -120,6 +119,7 @@ enum Section {
     Proxy(Box<ProxyConfig>),
     Mailers(MailersConfig),
     Resolvers(ResolversConfig),
+    Peers(PeersConfig),
     /// A section whose header was wrong or which harp ignores: its lines are skipped.
     Skip,
 }
@@ -230,6 +230,7 @@ impl Parser {
             }
             Section::Mailers(m) => self.cfg.mailers.push(m),
             Section::Resolvers(r) => self.cfg.resolvers.push(r),
+            Section::Peers(p) => self.cfg.peers.push(p),
             Section::None | Section::Global | Section::Skip => {}
         }
     }
@@ -251,6 +252,29 @@ impl Parser {
             }
             "defaults" => self.open_defaults(words, loc),
             "frontend" | "backend" | "listen" => self.open_proxy(words, loc),
+            "peers" => {
+                let Some(name) = name else {
+                    self.error(loc, "missing name for peers section.".to_string());
+                    return;
+                };
+                if let Err(e) = check_name(&name) {
+                    self.error(loc, format!("peers section '{name}': {e}"));
+                    return;
+                }
+                if let Some(prev) = self.cfg.peers.iter().find(|p| p.name == name) {
+                    let prev = prev.location.clone();
+                    self.error(loc, format!("peers section '{name}' has the same name as another peers section declared at {prev}."));
+                    return;
+                }
+                self.section = Section::Peers(PeersConfig {
+                    name,
+                    peers: Vec::new(),
+                    bind: None,
+                    disabled: false,
+                    local: None,
+                    location: loc.clone(),
+                });
+            }
             "mailers" | "resolvers" => {
                 let Some(name) = name else {
                     self.error(loc, format!("missing name for {kw} section."));
@@ -449,6 +473,7 @@ impl Parser {
             Section::Proxy(p) => proxy::parse(p, Some(&mut self.meta), words, &mut ctx),
             Section::Mailers(m) => mailers::parse(m, words),
             Section::Resolvers(r) => resolvers::parse(r, words, &mut ctx),
+            Section::Peers(p) => peers::parse(p, words, &mut ctx),
         };
         self.cfg.warnings.extend(
             warnings

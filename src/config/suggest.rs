@@ -23,6 +23,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "listen",
     "resolvers",
     "mailers",
+    "peers",
 ];
 
 /// HAProxy's wording for an unknown keyword, with a suggestion from the section's keywords or

@@ -34,11 +34,29 @@ pub struct Config {
     pub mailers: Vec<MailersConfig>,
     /// `resolvers` sections, by name.
     pub resolvers: Vec<ResolversConfig>,
+    /// `peers` sections, by name.
+    pub peers: Vec<PeersConfig>,
     /// Warnings found while parsing, already formatted `[WARNING] ...`, printed by the caller.
     pub warnings: Vec<String>,
 }
 
 impl Config {
+    /// Names this process in the `peers` sections: each one's peer of that name is the local
+    /// peer. A section without one shares nothing, with HAProxy's warning.
+    pub fn set_local_peer(&mut self, name: &str) {
+        for sc in &mut self.peers {
+            if sc.peers.iter().any(|p| p.name == name) {
+                sc.local = Some(name.to_string());
+            } else {
+                sc.local = None;
+                self.warnings.push(format!(
+                    "[WARNING] config : Removing incomplete section 'peers {}' (no peer named '{name}').",
+                    sc.name
+                ));
+            }
+        }
+    }
+
     /// Finds a proxy by name with the given capability (a `listen` has both).
     pub fn proxy(&self, name: &str, want_backend: bool) -> Option<&ProxyConfig> {
         self.proxies.iter().find(|p| {
@@ -55,6 +73,9 @@ impl Config {
 /// The `global` section.
 #[derive(Debug, Clone)]
 pub struct Global {
+    /// `localpeer <name>`: this process's name in `peers` sections (`-L` wins; default: the
+    /// host name).
+    pub localpeer: Option<String>,
     /// `ssl-default-bind-options|ciphers|ciphersuites`, `tune.ssl.cachesize`: what every
     /// later `bind` line's TLS settings start from.
     pub bind_tls: crate::tls::BindTls,
@@ -144,6 +165,7 @@ pub struct Global {
 impl Default for Global {
     fn default() -> Self {
         Global {
+            localpeer: None,
             bind_tls: crate::tls::BindTls::default(),
             server_tls: crate::tls::TlsTuning::default(),
             log_tag: None,
@@ -1266,6 +1288,57 @@ impl ProxyConfig {
             location,
         }
     }
+}
+
+/// A `peers <name>` section: the processes sharing the stick tables that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeersConfig {
+    /// Section name.
+    pub name: String,
+    /// `peer <name> <addr>:<port>` and `server <name> [<addr>:<port>]` lines, in order; the
+    /// one named as this process (`-L`, `localpeer`, else the host name) is the local peer.
+    pub peers: Vec<PeerConfig>,
+    /// `bind <addr>:<port>`: where the local peer listens when its `server` line has no
+    /// address.
+    pub bind: Option<SocketAddr>,
+    /// `disabled`: the section shares nothing.
+    pub disabled: bool,
+    /// The local peer's name, once known (see [`Config::set_local_peer`]); `None` when the
+    /// section has no peer of that name, and so shares nothing (HAProxy removes it).
+    pub local: Option<String>,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+impl PeersConfig {
+    /// Where the local peer listens.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        let local = self.local.as_deref()?;
+        self.peers
+            .iter()
+            .find(|p| p.name == local)
+            .and_then(|p| p.addr)
+            .or(self.bind)
+    }
+
+    /// The other peers, with their addresses.
+    pub fn remotes(&self) -> impl Iterator<Item = (&str, SocketAddr)> {
+        self.peers
+            .iter()
+            .filter(move |p| Some(p.name.as_str()) != self.local.as_deref())
+            .filter_map(|p| p.addr.map(|a| (p.name.as_str(), a)))
+    }
+}
+
+/// One `peer` (or `server`) line of a `peers` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer's name: the host name or `-L` name of that process.
+    pub name: String,
+    /// Where it listens (`None`: a `server` line without address, for the local peer).
+    pub addr: Option<SocketAddr>,
+    /// Where the line is.
+    pub location: Location,
 }
 
 /// A `mailers <name>` section.

@@ -324,7 +324,15 @@ fn rule_references(p: &mut Parser) {
             ));
         }
         // stick tables: a proxy's table is named after it, and names are unique
-        if let Some((_, at)) = &px.stick_table {
+        if let Some((t, at)) = &px.stick_table {
+            if let Some(name) = &t.peers {
+                if !p.cfg.peers.iter().any(|s| &s.name == name) {
+                    found.push((
+                        at.clone(),
+                        format!("Proxy '{}': unable to find sync peers '{name}'.", px.name),
+                    ));
+                }
+            }
             if let Some(first) = proxies[..i]
                 .iter()
                 .find(|q| q.name == px.name && q.stick_table.is_some())

@@ -16,6 +16,7 @@ pub fn parse(words: &[String]) -> Result<(TableConfig, Vec<String>), String> {
     let mut size = None;
     let mut expire = None;
     let mut nopurge = false;
+    let mut peers = None;
     let mut schema = Schema::default();
     let mut i = 0;
     let value = |i: usize| -> Result<&str, String> {
@@ -94,7 +95,11 @@ pub fn parse(words: &[String]) -> Result<(TableConfig, Vec<String>), String> {
                 warnings.extend(w.into_iter().map(|w| format!("stick-table: {w}")));
                 i += 2;
             }
-            "peers" | "srvkey" | "write-to" | "recv-only" | "brates-factor" => {
+            "peers" => {
+                peers = Some(value(i)?.to_string());
+                i += 2;
+            }
+            "srvkey" | "write-to" | "recv-only" | "brates-factor" => {
                 return Err(format!(
                     "stick-table: '{}' is not supported by harp (its tables are local to the process, byte rates unscaled).",
                     words[i]
@@ -115,6 +120,7 @@ pub fn parse(words: &[String]) -> Result<(TableConfig, Vec<String>), String> {
         expire,
         nopurge,
         schema,
+        peers,
     };
     Ok((t, warnings))
 }

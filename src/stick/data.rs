@@ -192,6 +192,17 @@ impl FreqCtr {
         self.curr = 0;
     }
 
+    /// When its current period began (ms clock), and the counts of that period and the
+    /// previous one: what peers exchange.
+    pub fn parts(&self) -> (u64, u64, u64) {
+        (self.tick, self.curr, self.prev)
+    }
+
+    /// A counter from [`FreqCtr::parts`].
+    pub fn from_parts(tick: u64, curr: u64, prev: u64) -> FreqCtr {
+        FreqCtr { tick, curr, prev }
+    }
+
     /// The rate at `now` (`read_freq_ctr_period`): the current count plus the previous one's
     /// share of the window.
     pub fn read(&self, period: u64, now: u64) -> u64 {

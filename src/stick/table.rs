@@ -3,8 +3,8 @@
 //! entry while a session tracks it.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::data::{DataType, Schema, Stored};
@@ -23,6 +23,8 @@ pub struct TableConfig {
     pub nopurge: bool,
     /// `store`.
     pub schema: Schema,
+    /// `peers <section>`: the peers section the table is shared with.
+    pub peers: Option<String>,
 }
 
 /// One entry.
@@ -35,6 +37,10 @@ pub struct Entry {
     pub touched: u64,
     /// The `touched` it is queued under for expiry (`None`: not queued, it is in use).
     queued: Option<u64>,
+    /// Its place in the change log of a table shared with peers (0: not there).
+    upd: u64,
+    /// Whether its last change was made here (peers are sent those) rather than learned.
+    local: bool,
     /// The stored values, in the table's schema order.
     pub values: Vec<Stored>,
 }
@@ -98,6 +104,11 @@ impl Entry {
 #[derive(Debug, Default)]
 struct Entries {
     map: HashMap<Key, Box<Entry>>,
+    /// For a table shared with peers, every entry by its last change, oldest first
+    /// (HAProxy's update tree): what a peer is sent next, and what a resync walks.
+    log: BTreeMap<u64, Key>,
+    /// The last change's number.
+    seq: u64,
     /// `(touched, key)` of the unused entries, oldest first. Lazy, as HAProxy's expiration
     /// tree: an entry touched since it was queued is queued again at its new time when its
     /// old one comes up.
@@ -112,6 +123,8 @@ pub struct Table {
     /// Its settings.
     pub config: TableConfig,
     entries: Mutex<Entries>,
+    /// Set when a peers section shares the table: told of every local change.
+    sync: OnceLock<tokio::sync::watch::Sender<()>>,
 }
 
 /// Milliseconds on the monotonic clock all tables share. It starts far from zero, as
@@ -131,7 +144,128 @@ impl Table {
             name,
             config,
             entries: Mutex::new(Entries::default()),
+            sync: OnceLock::new(),
         })
+    }
+
+    /// Shares the table with a peers section: from now on its changes are logged, and
+    /// `tx` is told of each local one. Once only (a table has one `peers`).
+    pub fn share(&self, tx: tokio::sync::watch::Sender<()>) {
+        let _ = self.sync.set(tx);
+    }
+
+    /// Logs a change of `key`'s entry (for a shared table), made here when `local`.
+    fn log_change(&self, e: &mut Entries, key: &Key, local: bool) {
+        if self.sync.get().is_none() {
+            return;
+        }
+        e.seq += 1;
+        let seq = e.seq;
+        let Some(en) = e.map.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut en.upd, seq);
+        en.local = local;
+        if old != 0 {
+            e.log.remove(&old);
+        }
+        e.log.insert(seq, key.clone());
+    }
+
+    /// Tells the peers of a local change (after the lock is released).
+    fn announce(&self) {
+        if let Some(tx) = self.sync.get() {
+            tx.send_replace(());
+        }
+    }
+
+    /// Removes an entry and its change log item.
+    fn remove(e: &mut Entries, key: &Key) {
+        if let Some(en) = e.map.remove(key) {
+            if en.upd != 0 {
+                e.log.remove(&en.upd);
+            }
+        }
+    }
+
+    /// The number of the last change (0: none yet).
+    pub fn last_change(&self) -> u64 {
+        self.lock().seq
+    }
+
+    /// Walks at most `max` live entries changed after change `after`, in change order
+    /// (only the local changes unless `all`), giving each its change number; returns the
+    /// number of the last change looked at (`after` when none).
+    pub fn changes(
+        &self,
+        after: u64,
+        max: usize,
+        all: bool,
+        mut f: impl FnMut(u64, &Key, &Entry, &Schema, u64, u64),
+    ) -> u64 {
+        let now = now_ms();
+        let mut e = self.lock();
+        self.sweep(&mut e, now);
+        let mut last = after;
+        let mut sent = 0;
+        for (seq, key) in e.log.range(after + 1..) {
+            if sent >= max {
+                break;
+            }
+            last = *seq;
+            let Some(en) = e.map.get(key) else { continue };
+            if !all && !en.local {
+                continue;
+            }
+            f(
+                *seq,
+                key,
+                en,
+                &self.config.schema,
+                now,
+                self.remaining(en, now),
+            );
+            sent += 1;
+        }
+        last
+    }
+
+    /// Applies what a peer sent for `key`: makes the entry when missing (as room allows),
+    /// runs `f` on it, and sets it to expire `life` ms from now (the table's `expire` when
+    /// `None`). Not a local change: peers are not sent it back.
+    pub fn learn(&self, key: &Key, life: Option<u64>, f: impl FnOnce(&mut Entry, &Schema, u64)) {
+        let now = now_ms();
+        let mut e = self.lock();
+        self.sweep(&mut e, now);
+        if !e.map.contains_key(key) {
+            if !self.make_room(&mut e, now) {
+                return;
+            }
+            let fresh = Entry {
+                refs: 0,
+                touched: now,
+                queued: None,
+                upd: 0,
+                local: false,
+                values: self.config.schema.fresh(),
+            };
+            e.map.insert(key.clone(), Box::new(fresh));
+        }
+        let x = self.expire_ms().unwrap_or(0);
+        let touched = match life {
+            Some(l) => (now + l).saturating_sub(x),
+            None => now,
+        };
+        let Some(en) = e.map.get_mut(key) else {
+            return;
+        };
+        f(en, &self.config.schema, now);
+        en.touched = touched;
+        if en.refs == 0 && en.queued.is_none() {
+            en.queued = Some(touched);
+            e.queue.push(Reverse((touched, key.clone())));
+        }
+        self.log_change(&mut e, key, false);
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -209,7 +343,7 @@ impl Table {
         };
         while let Some(next) = Self::pop_oldest(e, |at| at + x <= now) {
             if let Some(k) = next {
-                e.map.remove(&k);
+                Self::remove(e, &k);
             }
         }
     }
@@ -235,7 +369,7 @@ impl Table {
                 None => break,
                 Some(None) => {}
                 Some(Some(k)) => {
-                    e.map.remove(&k);
+                    Self::remove(e, &k);
                     batch -= 1;
                 }
             }
@@ -263,6 +397,8 @@ impl Table {
                 refs: 0,
                 touched: now,
                 queued: None,
+                upd: 0,
+                local: true,
                 values: self.config.schema.fresh(),
             };
             e.map.insert(key.clone(), Box::new(fresh));
@@ -272,6 +408,9 @@ impl Table {
             f(entry, &self.config.schema, now)
         };
         Self::touch(&mut e, key, now);
+        self.log_change(&mut e, key, true);
+        drop(e);
+        self.announce();
         Some(r)
     }
 
@@ -319,6 +458,9 @@ impl Table {
             let at = en.touched;
             e.queue.push(Reverse((at, key.clone())));
         }
+        self.log_change(&mut e, key, true);
+        drop(e);
+        self.announce();
     }
 
     /// Every live entry `keep` selects, in key order (HAProxy walks its key tree):
@@ -355,10 +497,13 @@ impl Table {
         let now = now_ms();
         let mut e = self.lock();
         let schema = &self.config.schema;
-        let Entries { map, queue } = &mut *e;
+        let Entries {
+            map, queue, log, ..
+        } = &mut *e;
         map.retain(|k, en| en.refs > 0 || !select(k, en, schema, now));
-        // the queue items of the entries gone go too
+        // the queue and log items of the entries gone go too
         queue.retain(|Reverse((at, k))| map.get(k).is_some_and(|en| en.queued == Some(*at)));
+        log.retain(|seq, k| map.get(k).is_some_and(|en| en.upd == *seq));
     }
 }
 

@@ -101,7 +101,6 @@ const IGNORED: &[&str] = &[
     "thread-groups",
     "grace",
     "external-check",
-    "localpeer",
     "h1-case-adjust",
     "h1-case-adjust-file",
     "log-send-hostname",
@@ -439,6 +438,10 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
         "daemon" => {
             g.daemon = true;
             no_more(words, 1)
+        }
+        "localpeer" => {
+            g.localpeer = Some(arg(words, 1, "a name")?.to_string());
+            no_more(words, 2)
         }
         "pidfile" => {
             g.pidfile = Some(PathBuf::from(arg(words, 1, "a file path")?));

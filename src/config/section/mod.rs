@@ -4,6 +4,7 @@
 pub(super) mod global;
 pub(super) mod log;
 pub(super) mod mailers;
+pub(super) mod peers;
 pub(super) mod proxy;
 pub(super) mod resolvers;
 pub(super) mod server;

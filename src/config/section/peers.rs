@@ -1,0 +1,86 @@
+//! `peers <name>` sections: the processes that share stick tables with this one.
+
+use super::{arg, no_more, Ctx};
+use crate::config::suggest::unknown_keyword;
+use crate::config::units::parse_socket_addr;
+use crate::config::{PeerConfig, PeersConfig};
+
+const KEYWORDS: &[&str] = &[
+    "bind",
+    "default-bind",
+    "default-server",
+    "disabled",
+    "enabled",
+    "log",
+    "peer",
+    "server",
+    "shards",
+    "table",
+];
+
+/// Parses one line of a `peers` section.
+pub(crate) fn parse(
+    s: &mut PeersConfig,
+    words: &[String],
+    ctx: &mut Ctx<'_>,
+) -> Result<(), String> {
+    match words[0].as_str() {
+        kw @ ("peer" | "server") => {
+            let name = arg(words, 1, "<name> and <addr>:<port> as arguments")?;
+            if let Some(prev) = s.peers.iter().find(|p| p.name == name) {
+                return Err(format!(
+                    "'{kw}' : peer '{name}' is already defined in peers section '{}' at {}.",
+                    s.name, prev.location
+                ));
+            }
+            let addr = match words.get(2) {
+                Some(a) => Some(parse_socket_addr(a, kw)?),
+                // `server <name>` alone: the local peer, which listens on `bind`
+                None if kw == "server" => None,
+                None => return Err(format!("'{kw}' : expects <name> and <addr>:<port> as arguments.")),
+            };
+            if words.len() > 3 {
+                ctx.warn(format!(
+                    "'{kw} {name}' : harp ignores the server parameters of peers ('{}').",
+                    words[3..].join(" ")
+                ));
+            }
+            s.peers.push(PeerConfig {
+                name: name.to_string(),
+                addr,
+                location: ctx.loc.clone(),
+            });
+            Ok(())
+        }
+        "bind" => {
+            let a = arg(words, 1, "<addr>:<port> as argument")?;
+            s.bind = Some(parse_socket_addr(a, "bind")?);
+            if words.len() > 2 {
+                ctx.warn(format!(
+                    "'bind' : harp ignores the bind parameters of peers ('{}').",
+                    words[2..].join(" ")
+                ));
+            }
+            Ok(())
+        }
+        "disabled" => {
+            s.disabled = true;
+            no_more(words, 1)
+        }
+        "enabled" => {
+            s.disabled = false;
+            no_more(words, 1)
+        }
+        kw @ ("default-bind" | "default-server" | "log" | "shards") => {
+            ctx.warn(format!(
+                "'{kw}' in a peers section is not supported by harp; ignored."
+            ));
+            Ok(())
+        }
+        "table" => Err(format!(
+            "'table' in peers section '{}': tables declared in peers sections are not supported by harp; declare a 'stick-table ... peers {}' in a backend instead.",
+            s.name, s.name
+        )),
+        kw => Err(unknown_keyword(kw, "peers", KEYWORDS)),
+    }
+}
