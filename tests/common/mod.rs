@@ -100,12 +100,24 @@ impl Harp {
         env: &[(&str, &str)],
         prepare: impl FnOnce(&mut Command),
     ) -> Harp {
+        // HARP_BIN runs the same test against another build (or a wrapper starting HAProxy)
+        let bin = std::env::var_os("HARP_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_harp").into());
+        Self::spawn_bin(bin, dir, config, env, prepare)
+    }
+
+    /// Same as [`Harp::spawn_prepared`] with another program than harp (HAProxy, as the
+    /// other end of a protocol test).
+    pub fn spawn_bin(
+        bin: std::ffi::OsString,
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Harp {
         let cfg = dir.path().join("harp.cfg");
         std::fs::write(&cfg, config).expect("write config");
         let stderr_path = dir.path().join("stderr.log");
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
-        // HARP_BIN runs the same test against another build (or a wrapper starting HAProxy)
-        let bin = std::env::var_os("HARP_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_harp").into());
         let mut cmd = Command::new(bin);
         cmd.arg("-f").arg(&cfg).current_dir(dir.path());
         for (k, v) in env {

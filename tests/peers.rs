@@ -1,0 +1,182 @@
+//! Peers: two processes share a stick table over HAProxy's peers protocol. The second
+//! process is harp too, or whatever `HARP_PEER_BIN` names (a wrapper running
+//! `haproxy -db "$@"` checks harp against HAProxy: every test here passes that way).
+
+mod common;
+
+use common::{cli, free_port, wait_until, write_file, Harp};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Starts a process named `me` in a peers section of `lbA` and `lbB`, with a frontend on
+/// `front` tracking clients in table `st`, and its Runtime API on `api`. `other` runs the
+/// `HARP_PEER_BIN` program instead of harp.
+fn start(me: &str, peers: (u16, u16), front: u16, api: u16, upstream: u16, other: bool) -> Harp {
+    let cfg = format!(
+        "global\n    localpeer {me}\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         peers mypeers\n    peer lbA 127.0.0.1:{}\n    peer lbB 127.0.0.1:{}\n\
+         frontend fe\n    bind 127.0.0.1:{front}\n    tcp-request connection track-sc0 src table st\n    default_backend st\n\
+         backend st\n    stick-table type ip size 1k expire 30s peers mypeers store server_id,conn_cnt,conn_rate(10s),gpc0,server_key\n\
+         \x20   stick on src\n    server s1 127.0.0.1:{upstream}\n",
+        peers.0, peers.1
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = match std::env::var_os("HARP_PEER_BIN").filter(|_| other) {
+        Some(bin) => Harp::spawn_bin(bin, dir, &cfg, &[], |_| {}),
+        None => Harp::spawn_in(dir, &cfg, &[]),
+    };
+    h.wait_port(api);
+    h
+}
+
+/// The `show table st` line of `key` (empty when absent).
+fn entry(api: u16, key: &str) -> String {
+    cli(api, "show table st")
+        .lines()
+        .find(|l| l.contains(&format!(" key={key} ")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Waits (10 s) until `key`'s entry on `api` contains every one of `want`.
+fn wait_entry(api: u16, key: &str, want: &[&str]) -> String {
+    let mut last = String::new();
+    let ok = wait_until(Duration::from_secs(10), || {
+        last = entry(api, key);
+        want.iter().all(|w| last.contains(w))
+    });
+    assert!(ok, "{key} never had {want:?}; last: {last:?}");
+    last
+}
+
+/// One connection through the frontend on `port` (sent and closed).
+fn visit(port: u16) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = c.write_all(b"x");
+}
+
+#[test]
+fn two_peers_share_tracked_counters_stickiness_and_runtime_api_changes_both_ways() {
+    let up = common::accepting_upstream();
+    let (pa, pb) = (free_port(), free_port());
+    let (fa, fb, aa, ab) = (free_port(), free_port(), free_port(), free_port());
+    let _a = start("lbA", (pa, pb), fa, aa, up, false);
+    let _b = start("lbB", (pa, pb), fb, ab, up, true);
+    // a client seen by A: B learns its counters and the server it sticks to
+    visit(fa);
+    let on_b = wait_entry(
+        ab,
+        "127.0.0.1",
+        &["conn_cnt=1", "server_id=1", "server_key=s1"],
+    );
+    assert!(on_b.contains("conn_rate(10000)=1"), "{on_b}");
+    // the same client then seen by B: A gets B's count, which went on from A's
+    visit(fb);
+    wait_entry(aa, "127.0.0.1", &["conn_cnt=2", "server_key=s1"]);
+    // a Runtime API change on either side reaches the other
+    let r = cli(ab, "set table st key 127.0.0.2 data.gpc0 5");
+    assert_eq!(r.trim(), "", "{r}");
+    wait_entry(aa, "127.0.0.2", &["gpc0=5"]);
+    cli(aa, "set table st key 127.0.0.2 data.gpc0 7");
+    wait_entry(ab, "127.0.0.2", &["gpc0=7"]);
+}
+
+#[test]
+fn a_restarted_peer_learns_the_whole_table_with_what_is_left_of_each_entry_life() {
+    let up = common::accepting_upstream();
+    let (pa, pb) = (free_port(), free_port());
+    let (fa, fb, aa, ab) = (free_port(), free_port(), free_port(), free_port());
+    let _a = start("lbA", (pa, pb), fa, aa, up, false);
+    for i in 1..=50 {
+        cli(aa, &format!("set table st key 10.0.0.{i} data.gpc0 {i}"));
+    }
+    visit(fa);
+    wait_until(Duration::from_secs(5), || {
+        entry(aa, "127.0.0.1").contains("server_key=s1")
+    });
+    // B starts after the entries were made: only a resync can teach them
+    let b = start("lbB", (pa, pb), fb, ab, up, true);
+    wait_entry(ab, "10.0.0.50", &["gpc0=50"]);
+    let all = cli(ab, "show table st");
+    assert!(all.contains("used:51"), "{all}");
+    let e = wait_entry(ab, "127.0.0.1", &["conn_cnt=1", "server_key=s1"]);
+    let exp: u64 = e
+        .split(" exp=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(exp > 0 && exp <= 30_000, "{e}");
+    drop(b);
+}
+
+/// Sends `text` to a peer port and returns its whole reply.
+fn hello(port: u16, text: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the peer port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(text.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64];
+    // the status line, then the session's first bytes or the close
+    while !out.contains(&b'\n') {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn hellos_are_answered_with_haproxy_status_codes() {
+    let up = common::accepting_upstream();
+    let (pa, pb) = (free_port(), free_port());
+    let (fa, aa) = (free_port(), free_port());
+    let _a = start("lbA", (pa, pb), fa, aa, up, true);
+    assert_eq!(hello(pa, "HAProxyS 3.0\nlbA\nlbB 1 1\n"), "502\n");
+    assert_eq!(hello(pa, "HAProxyS 2.1\nsomeone\nlbB 1 1\n"), "503\n");
+    assert_eq!(hello(pa, "HAProxyS 2.1\nlbA\nlbC 1 1\n"), "504\n");
+    assert_eq!(hello(pa, "GET / HTTP/1.0\r\n\r\n"), "501\n");
+    assert!(hello(pa, "HAProxyS 2.1\nlbA\nlbB 1 1\n").starts_with("200\n"));
+}
+
+#[test]
+fn check_names_a_missing_peers_section_and_warns_of_one_without_the_local_peer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_file(
+        dir.path(),
+        "bad.cfg",
+        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n\
+         backend st\n    stick-table type ip size 1k peers nosuch\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["-c", "-L", "lbA", "-f"])
+        .arg(&cfg)
+        .output()
+        .expect("run harp -c");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Proxy 'st': unable to find sync peers 'nosuch'."),
+        "{err}"
+    );
+    let ok = write_file(
+        dir.path(),
+        "ok.cfg",
+        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n\
+         backend st\n    stick-table type ip size 1k peers mypeers\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["-c", "-L", "lbC", "-f"])
+        .arg(&ok)
+        .output()
+        .expect("run harp -c");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Removing incomplete section 'peers mypeers' (no peer named 'lbC')."),
+        "{err}"
+    );
+}
