@@ -18,6 +18,11 @@ pub struct RunSettings {
     pub quiet: bool,
     /// `-d`: debug mode (debug-level Lua messages reach stderr too).
     pub debug: bool,
+    /// `-sf <pid>...`: the processes this one replaces, told to finish (SIGUSR1) once it
+    /// listens; they hand their stick tables over first when a `peers` section shares them.
+    pub soft_stop_pids: Vec<u32>,
+    /// `-st <pid>...`: the processes this one replaces, terminated (SIGTERM) once it listens.
+    pub hard_stop_pids: Vec<u32>,
 }
 
 /// Why harp could not run.
@@ -71,15 +76,21 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     crate::model::state_file::load(&reg);
     let engine = Arc::new(lua::start(reg.clone())?);
     // the tables are shared (and learnt from a peer) before traffic changes them
-    let peers = peers::start(&reg)?;
+    let peers = peers::start(&reg, !settings.soft_stop_pids.is_empty())?;
     let checker = health::start(reg.clone())?;
     // the Runtime API listens before traffic does: whoever waits for the traffic port (a
     // script, a test) may talk to the API at once
-    let admin = admin::start(reg.clone(), engine.clone())?;
+    let peers = Arc::new(peers);
+    let extensions: admin::InfoHook =
+        Arc::new(admin::Extensions(vec![engine.clone(), peers.clone()]));
+    let admin = admin::start(reg.clone(), extensions)?;
     let workers = worker::start(reg.clone())?;
     if let Some(p) = &pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))?;
     }
+    // this process listens: the ones it replaces may go
+    signal_old(&settings.soft_stop_pids, rustix::process::Signal::Usr1);
+    signal_old(&settings.hard_stop_pids, rustix::process::Signal::Term);
     let graceful = signals
         .forever()
         .next()
@@ -89,14 +100,33 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
         .store(true, std::sync::atomic::Ordering::Relaxed);
     admin.stop();
     checker.stop();
+    if graceful {
+        peers.hand_over();
+    }
     workers.stop(graceful);
     workers.wait();
-    if let Some(p) = &peers {
-        p.stop();
-    }
+    peers.wait_hand_over(std::time::Duration::from_secs(6));
+    peers.stop();
     engine.stop();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
+}
+
+/// Sends `sig` to each of `pids` (`-sf`/`-st`); one gone already is not an error.
+fn signal_old(pids: &[u32], sig: rustix::process::Signal) {
+    for &pid in pids {
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if let Err(e) = rustix::process::kill_process(p, sig) {
+            crate::logging::warning(&format!(
+                "[WARNING] (harp) : cannot signal old process {pid}: {e}"
+            ));
+        }
+    }
 }

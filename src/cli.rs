@@ -207,7 +207,16 @@ pub fn load_config(opts: &Options) -> Option<config::Config> {
             .or_else(|| cfg.global.localpeer.clone())
             .or_else(crate::sys::hostname)
             .unwrap_or_default();
-        cfg.set_local_peer(&local);
+        let dup = cfg.set_local_peer(&local);
+        if !dup.is_empty() {
+            return Err(config::ConfigErrors {
+                errors: dup
+                    .into_iter()
+                    .map(|(at, message)| config::ConfigError::at(&at, message))
+                    .collect(),
+                warnings: std::mem::take(&mut cfg.warnings),
+            });
+        }
         let missing = missing_lua_files(&cfg);
         if missing.is_empty() {
             // Syntax errors in Lua scripts fail the check, as they fail HAProxy's start-up.

@@ -40,6 +40,8 @@ fn main() -> anyhow::Result<()> {
         pidfile: opts.pidfile.clone(),
         quiet: opts.quiet || config.global.quiet,
         debug: opts.debug,
+        soft_stop_pids: opts.soft_stop_pids.clone(),
+        hard_stop_pids: opts.hard_stop_pids.clone(),
     };
     harp::app::run(config, settings)?;
     Ok(())

@@ -81,6 +81,25 @@ fn two_peers_share_tracked_counters_stickiness_and_runtime_api_changes_both_ways
     wait_entry(aa, "127.0.0.2", &["gpc0=5"]);
     cli(aa, "set table st key 127.0.0.2 data.gpc0 7");
     wait_entry(ab, "127.0.0.2", &["gpc0=7"]);
+    // `show peers` on either side: the other one, its session established
+    for (api, other, me) in [(aa, "lbB", "lbA"), (ab, "lbA", "lbB")] {
+        let shown = cli(api, "show peers");
+        let line = shown
+            .lines()
+            .find(|l| l.contains(&format!(": id={other}(")))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!("id={other}(remote,active)"))
+                && line.contains("last_status=ESTA"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!("id={me}(local,inactive)")),
+            "{shown}"
+        );
+        assert!(shown.contains(" id=mypeers disabled=0 "), "{shown}");
+    }
+    assert_eq!(cli(aa, "show peers nosuch"), "No such peers\n\n");
 }
 
 #[test]
@@ -179,4 +198,61 @@ fn check_names_a_missing_peers_section_and_warns_of_one_without_the_local_peer()
         err.contains("Removing incomplete section 'peers mypeers' (no peer named 'lbC')."),
         "{err}"
     );
+    // a remote name twice is taken (HAProxy dials both); the local one twice is refused
+    let dup = write_file(
+        dir.path(),
+        "dup.cfg",
+        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n    peer lbB 127.0.0.1:3\n\
+         backend st\n    stick-table type ip size 1k peers mypeers\n",
+    );
+    let check = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+            .args(["-c", "-L", name, "-f"])
+            .arg(&dup)
+            .output()
+            .expect("run harp -c")
+    };
+    assert!(check("lbA").status.success());
+    let out = check("lbB");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("dup.cfg:4] : 'peer lbB' : local peer name already referenced at ")
+            && err.contains("dup.cfg:3. lbB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reload_with_sf_hands_the_table_over_to_the_new_process() {
+    // the common single-node form: a peers section with only the local peer keeps the
+    // tables across reloads
+    let (peer, front, api) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         peers local\n    peer me 127.0.0.1:{peer}\n\
+         frontend fe\n    bind 127.0.0.1:{front}\n    tcp-request connection track-sc0 src table st\n    default_backend st\n\
+         backend st\n    stick-table type ip size 1k expire 60s peers local store gpc0,conn_cnt\n    server s1 127.0.0.1:1\n"
+    );
+    let named = |c: &mut std::process::Command| {
+        c.args(["-L", "me"]);
+    };
+    let mut old = Harp::spawn_prepared(tempfile::tempdir().expect("tempdir"), &cfg, &[], named);
+    old.wait_port(api);
+    for i in 1..=20 {
+        cli(api, &format!("set table st key 10.0.0.{i} data.gpc0 {i}"));
+    }
+    let old_pid = old.pid().to_string();
+    let new = Harp::spawn_prepared(tempfile::tempdir().expect("tempdir"), &cfg, &[], |c| {
+        c.args(["-L", "me", "-sf", &old_pid]);
+    });
+    // the old process is told to go once the new one listens, and goes once it taught it
+    assert_eq!(old.wait_exit(), Some(0), "{}", old.stderr());
+    let table = cli(api, "show table st");
+    assert!(table.contains("used:20"), "{table}\n{}", new.stderr());
+    let e = entry(api, "10.0.0.7");
+    assert!(e.contains("gpc0=7"), "{e}");
+    // and the new process serves the frontend
+    assert!(TcpStream::connect(("127.0.0.1", front)).is_ok());
 }

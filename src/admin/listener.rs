@@ -81,14 +81,26 @@ fn bind_unix(path: &Path, s: &StatsSocket) -> std::io::Result<std::os::unix::net
     Ok(l)
 }
 
+/// A TCP stats socket, bound as HAProxy binds its listeners (`SO_REUSEADDR` and
+/// `SO_REUSEPORT`): a process replacing this one (`-sf`) binds it before this one lets go.
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
 /// Binds every socket now, so errors reach the caller before anything runs.
 pub fn bind_all(sockets: &[StatsSocket]) -> Result<Vec<Bound>, AdminError> {
     let mut out = Vec::new();
     for s in sockets {
         let b = match &s.addr {
             Address::Tcp(a) => {
-                let l = std::net::TcpListener::bind(a).map_err(|e| bind_err(&s.addr, e))?;
-                l.set_nonblocking(true).map_err(|e| bind_err(&s.addr, e))?;
+                let l = bind_tcp(*a).map_err(|e| bind_err(&s.addr, e))?;
                 Bound::Tcp(l, s.level)
             }
             Address::Unix(p) => {

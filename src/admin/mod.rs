@@ -53,6 +53,24 @@ impl<F: Fn() -> Vec<(String, String)> + Send + Sync> Extension for F {
 /// The extension the Runtime API is started with.
 pub type InfoHook = Arc<dyn Extension>;
 
+/// Several extensions as one (Lua's commands, `show peers`): lines and commands of each, in
+/// order; a command goes to the first that knows it.
+pub struct Extensions(pub Vec<InfoHook>);
+
+impl Extension for Extensions {
+    fn info(&self) -> Vec<(String, String)> {
+        self.0.iter().flat_map(|x| x.info()).collect()
+    }
+
+    fn usages(&self) -> Vec<(Vec<String>, String)> {
+        self.0.iter().flat_map(|x| x.usages()).collect()
+    }
+
+    fn call(&self, words: &[String]) -> Option<tokio::sync::oneshot::Receiver<String>> {
+        self.0.iter().find_map(|x| x.call(words))
+    }
+}
+
 /// Why the Runtime API could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -83,6 +101,9 @@ pub struct Admin {
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     listening: Vec<Listening>,
+    /// The unix socket files made, with their device and inode: removed at stop only when
+    /// still the same file (a process replacing this one may have bound the path since).
+    files: Vec<(PathBuf, u64, u64)>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -120,7 +141,7 @@ fn start_inner(
     pages: Vec<stats_page::PageListener>,
 ) -> Result<Admin, AdminError> {
     let bound = listener::bind_all(sockets)?;
-    let listening = bound
+    let listening: Vec<Listening> = bound
         .iter()
         .filter_map(|b| match b {
             listener::Bound::Tcp(l, _) => l.local_addr().ok().map(Listening::Tcp),
@@ -168,6 +189,17 @@ fn start_inner(
     Ok(Admin {
         stop: tx,
         thread: Mutex::new(thread),
+        files: listening
+            .iter()
+            .filter_map(|l| match l {
+                Listening::Unix(p) => {
+                    use std::os::unix::fs::MetadataExt;
+                    let md = std::fs::symlink_metadata(p).ok()?;
+                    Some((p.clone(), md.dev(), md.ino()))
+                }
+                Listening::Tcp(_) => None,
+            })
+            .collect(),
         listening,
     })
 }
@@ -180,8 +212,11 @@ impl Admin {
         // Only the first stop removes socket files (a later one could hit a newer process's).
         if let Some(h) = handle {
             let _ = h.join();
-            for l in &self.listening {
-                if let Listening::Unix(p) = l {
+            use std::os::unix::fs::MetadataExt;
+            for (p, dev, ino) in &self.files {
+                let ours = std::fs::symlink_metadata(p)
+                    .is_ok_and(|md| md.dev() == *dev && md.ino() == *ino);
+                if ours {
                     let _ = std::fs::remove_file(p);
                 }
             }

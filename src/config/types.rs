@@ -42,9 +42,21 @@ pub struct Config {
 
 impl Config {
     /// Names this process in the `peers` sections: each one's peer of that name is the local
-    /// peer. A section without one shares nothing, with HAProxy's warning.
-    pub fn set_local_peer(&mut self, name: &str) {
+    /// peer. A section without one shares nothing, with HAProxy's warning; one with it twice
+    /// is an error (returned, HAProxy's text).
+    pub fn set_local_peer(&mut self, name: &str) -> Vec<(Location, String)> {
+        let mut errors = Vec::new();
         for sc in &mut self.peers {
+            let mut mine = sc.peers.iter().filter(|p| p.name == name);
+            if let (Some(first), Some(again)) = (mine.next(), mine.next()) {
+                errors.push((
+                    again.location.clone(),
+                    format!(
+                        "'peer {name}' : local peer name already referenced at {}. {name}",
+                        first.location
+                    ),
+                ));
+            }
             if sc.peers.iter().any(|p| p.name == name) {
                 sc.local = Some(name.to_string());
             } else {
@@ -55,6 +67,7 @@ impl Config {
                 ));
             }
         }
+        errors
     }
 
     /// Finds a proxy by name with the given capability (a `listen` has both).

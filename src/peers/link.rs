@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
-use super::session::{self, End};
+use super::session::{self, End, Mode};
 use super::shared::{Peer, Section, Status, RECONNECT_TIMEOUT};
 use super::wire;
 
@@ -68,6 +68,7 @@ fn take_over(sec: &Section, peer: &Peer) -> (u64, oneshot::Receiver<()>) {
     }
     st.session = id;
     st.status = Status::Established;
+    st.last_hdshk = Some(Instant::now());
     (id, rx)
 }
 
@@ -77,7 +78,6 @@ fn session_over(peer: &Peer, id: u64, end: &End) {
     if st.session == id {
         st.session = 0;
         st.kill = None;
-        st.status = Status::None;
     }
     if *end == End::Replaced {
         st.reconnect_at = st.reconnect_at.max(Instant::now() + collision_delay());
@@ -130,16 +130,14 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
             _ = stop.changed() => return,
         };
         let Some((stream, buf, line)) = got else {
-            let mut st = peer.state();
-            if st.session == 0 {
-                st.status = Status::None;
-            }
             continue;
         };
         let code: u32 = line.trim().parse().unwrap_or(wire::STATUS_ERR_PROTO);
         if code != wire::STATUS_OK {
             tracing::debug!(peer = %peer.name, code, "peer refused the session");
-            peer.state().status = Status::Refused(code);
+            let mut st = peer.state();
+            st.status = Status::Refused(code);
+            st.last_hdshk = Some(Instant::now());
             continue;
         }
         if peer.state().session != 0 {
@@ -155,6 +153,7 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
             buf,
             kill,
             stop.clone(),
+            Mode::Peer,
         )
         .await;
         session_over(&peer, id, &end);
@@ -223,6 +222,7 @@ async fn incoming(sec: Arc<Section>, mut stream: TcpStream, stop: watch::Receive
     let peer = match check_hello(&sec, &lines) {
         Ok(p) => p,
         Err(code) => {
+            tracing::debug!(section = %sec.name, ?lines, code, "peer hello refused");
             let _ = stream.write_all(format!("{code}\n").as_bytes()).await;
             return;
         }
@@ -236,6 +236,66 @@ async fn incoming(sec: Arc<Section>, mut stream: TcpStream, stop: watch::Receive
         session_over(&peer, id, &End::Lost);
         return;
     }
-    let end = session::run(sec.clone(), peer.clone(), id, stream, buf, kill, stop).await;
+    let end = session::run(
+        sec.clone(),
+        peer.clone(),
+        id,
+        stream,
+        buf,
+        kill,
+        stop,
+        Mode::Peer,
+    )
+    .await;
     session_over(&peer, id, &end);
+}
+
+/// Teaches the process replacing this one every entry: connects to our own address (which
+/// that process listens on now), under our own name, as HAProxy's stopping process does.
+/// Gives up after [`RECONNECT_TIMEOUT`].
+pub async fn hand_over(sec: Arc<Section>, stop: watch::Receiver<bool>) {
+    let Some(addr) = sec.listen else {
+        return;
+    };
+    let deadline = Instant::now() + RECONNECT_TIMEOUT;
+    let peer = sec.local_peer.clone();
+    while Instant::now() < deadline {
+        let attempt = async {
+            let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .ok()?
+                .ok()?;
+            let _ = stream.set_nodelay(true);
+            stream
+                .write_all(wire::hello(&sec.local, &sec.local).as_bytes())
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut stream, &mut buf))
+                .await
+                .ok()??;
+            Some((stream, buf, line))
+        };
+        match tokio::time::timeout_at(deadline.into(), attempt).await {
+            Ok(Some((stream, buf, line))) if line.trim() == "200" => {
+                let (id, kill) = take_over(&sec, &peer);
+                let left = deadline.saturating_duration_since(Instant::now());
+                let run = session::run(
+                    sec.clone(),
+                    peer.clone(),
+                    id,
+                    stream,
+                    buf,
+                    kill,
+                    stop.clone(),
+                    Mode::HandOver,
+                );
+                let end = tokio::time::timeout(left.max(Duration::from_secs(1)), run).await;
+                tracing::debug!(section = %sec.name, ?end, "tables handed over");
+                return;
+            }
+            // nobody there yet (or busy): try again shortly
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }

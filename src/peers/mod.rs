@@ -20,6 +20,7 @@ pub mod wire;
 mod link;
 mod session;
 mod shared;
+mod show;
 #[cfg(test)]
 mod tests;
 
@@ -50,13 +51,22 @@ pub enum PeersError {
 
 /// The running peers sections; stopping it closes every session.
 pub struct Peers {
+    sections: Vec<Arc<Section>>,
+    /// Ends the sessions, the listeners and the connections to peers.
+    end_tx: tokio::sync::watch::Sender<bool>,
+    /// Ends everything, a hand-over under way too.
     stop_tx: tokio::sync::watch::Sender<bool>,
+    /// Starts the hand-over to the process replacing this one.
+    hand_over_tx: tokio::sync::watch::Sender<bool>,
+    /// Told when the hand-over is over.
+    handed_over: crossbeam_channel::Receiver<()>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// Starts a thread for the `peers` sections that have a local peer and share at least one
-/// table (`None` when there is none).
-pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
+/// Starts a thread for the `peers` sections that have a local peer (none when no section
+/// has one). `old_process`: this process replaces another one (`-sf`), which is to teach it
+/// the tables before the peers are asked.
+pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError> {
     let mut sections = Vec::new();
     for sc in &reg.config.peers {
         let Some(local) = sc.local.clone() else {
@@ -78,7 +88,8 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
             .remotes()
             .map(|(name, addr)| Arc::new(Peer::new(name, addr, tables.len())))
             .collect();
-        let listener = match sc.listen_addr() {
+        let listen = sc.listen_addr();
+        let listener = match listen {
             Some(addr) => Some(bind(addr).map_err(|source| PeersError::Bind {
                 section: sc.name.clone(),
                 peer: local.clone(),
@@ -87,14 +98,27 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
             })?),
             None => None,
         };
-        // keep the sender alive as long as the section runs
-        let sec = Arc::new(Section::new(&sc.name, &local, tables, peers, rx));
-        sections.push((sec, listener, tx));
+        let mut sec = Section::new(&sc.name, &local, tables, peers, rx, listen, old_process);
+        sec.names = sc.peers.iter().map(|p| p.name.clone()).collect();
+        // the sender lives as long as the section runs
+        sections.push((Arc::new(sec), listener, tx));
     }
-    if sections.is_empty() {
-        return Ok(None);
-    }
+    let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (hand_over_tx, mut hand_over_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, handed_over) = crossbeam_channel::bounded(1);
+    let shown: Vec<Arc<Section>> = sections.iter().map(|(s, _, _)| s.clone()).collect();
+    if sections.is_empty() {
+        let _ = done_tx.send(());
+        return Ok(Peers {
+            sections: shown,
+            end_tx,
+            stop_tx,
+            hand_over_tx,
+            handed_over,
+            thread: Mutex::new(None),
+        });
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,6 +129,7 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
             rt.block_on(async move {
                 let mut senders = Vec::new();
                 let mut tasks = Vec::new();
+                let secs: Vec<Arc<Section>> = sections.iter().map(|(s, _, _)| s.clone()).collect();
                 for (sec, listener, tx) in sections {
                     senders.push(tx);
                     if let Some(l) = listener {
@@ -112,7 +137,7 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
                             Ok(l) => tasks.push(tokio::spawn(link::accept_loop(
                                 sec.clone(),
                                 l,
-                                stop_rx.clone(),
+                                end_rx.clone(),
                             ))),
                             Err(e) => tracing::error!("peers {}: {e}", sec.name),
                         }
@@ -121,11 +146,31 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
                         tasks.push(tokio::spawn(link::connect_loop(
                             sec.clone(),
                             p.clone(),
-                            stop_rx.clone(),
+                            end_rx.clone(),
                         )));
                     }
                 }
                 let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    r = hand_over_rx.wait_for(|h| *h) => {
+                        if r.is_ok() {
+                            // the listeners and sessions end first, so that our own address
+                            // reaches the new process only
+                            for t in tasks.drain(..) {
+                                let _ = t.await;
+                            }
+                            let hand = secs
+                                .iter()
+                                .map(|s| tokio::spawn(link::hand_over(s.clone(), stop_rx.clone())));
+                            let hand: Vec<_> = hand.collect();
+                            for h in hand {
+                                let _ = h.await;
+                            }
+                        }
+                    }
+                }
+                let _ = done_tx.send(());
                 let _ = stop.wait_for(|s| *s).await;
                 for t in tasks {
                     let _ = t.await;
@@ -134,16 +179,22 @@ pub fn start(reg: &Arc<Registry>) -> Result<Option<Peers>, PeersError> {
             })
         })
         .map_err(PeersError::Spawn)?;
-    Ok(Some(Peers {
+    Ok(Peers {
+        sections: shown,
+        end_tx,
         stop_tx,
+        hand_over_tx,
+        handed_over,
         thread: Mutex::new(Some(thread)),
-    }))
+    })
 }
 
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    // the process replacing this one binds the same address before this one lets it go
+    s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(128)?;
@@ -151,8 +202,24 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 impl Peers {
+    /// A graceful stop began: closes the sessions and the listeners, then teaches the
+    /// tables to the process that replaces this one (on our own address), as HAProxy's
+    /// soft-stop does. Returns at once; [`Peers::wait_hand_over`] waits for the end.
+    pub fn hand_over(&self) {
+        let _ = self.hand_over_tx.send(true);
+        let _ = self.end_tx.send(true);
+    }
+
+    /// Waits (at most `limit`) for the hand-over to end.
+    pub fn wait_hand_over(&self, limit: std::time::Duration) {
+        if *self.hand_over_tx.borrow() {
+            let _ = self.handed_over.recv_timeout(limit);
+        }
+    }
+
     /// Closes every session and waits for the thread.
     pub fn stop(&self) {
+        let _ = self.end_tx.send(true);
         let _ = self.stop_tx.send(true);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
@@ -160,6 +227,42 @@ impl Peers {
                 tracing::error!("peers thread panicked");
             }
         }
+    }
+}
+
+/// `show peers` on the Runtime API.
+impl crate::admin::Extension for Peers {
+    fn info(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn usages(&self) -> Vec<(Vec<String>, String)> {
+        vec![(
+            vec!["show".into(), "peers".into()],
+            format!(
+                "{:<40}: dump some information about all the peers",
+                "show peers [dict|-] [section]"
+            ) + " or this peers section",
+        )]
+    }
+
+    fn call(&self, words: &[String]) -> Option<tokio::sync::oneshot::Receiver<String>> {
+        if words.len() < 2 || words[0] != "show" || words[1] != "peers" {
+            return None;
+        }
+        let mut rest = &words[2..];
+        if rest.first().is_some_and(|w| w == "dict" || w == "-") {
+            rest = &rest[1..];
+        }
+        let text = match rest.first() {
+            Some(name) if !self.sections.iter().any(|s| &s.name == name) => {
+                "No such peers\n".to_string()
+            }
+            only => show::render(&self.sections, only.map(String::as_str)),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(text);
+        Some(rx)
     }
 }
 

@@ -43,7 +43,18 @@ pub enum End {
     Stopping,
 }
 
+/// How a session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// With a peer (either side connected): lessons when asked, updates both ways.
+    Peer,
+    /// This process is stopping and teaches the process replacing it everything, then
+    /// ends once the lesson is confirmed.
+    HandOver,
+}
+
 /// Runs a session until it ends. `pending` holds bytes read past the handshake.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     sec: Arc<Section>,
     peer: Arc<Peer>,
@@ -52,19 +63,27 @@ pub async fn run(
     pending: Vec<u8>,
     kill: oneshot::Receiver<()>,
     mut stop: watch::Receiver<bool>,
+    mode: Mode,
 ) -> End {
-    let mut s = Session::new(&sec, &peer, id);
+    let mut s = Session::new(&sec, &peer, id, mode);
     s.inbuf = pending;
     let mut kill = kill;
     let mut changed = sec.changed.clone();
     changed.mark_changed();
-    let mut next_heartbeat = tokio::time::Instant::now() + HEARTBEAT;
+    // something goes at once (a heartbeat when nothing else does): HAProxy's liveness
+    // timer carries over from the session before, and may be nearly run out
+    let mut next_heartbeat = tokio::time::Instant::now();
     let mut rx_deadline = tokio::time::Instant::now() + RECONNECT_TIMEOUT;
     let end = loop {
         if let Err(e) = s.handle_input() {
             break e;
         }
         s.produce();
+        s.publish();
+        if s.confirmed && s.out.is_empty() {
+            // the replacing process has it all
+            break End::Stopping;
+        }
         if !s.out.is_empty() {
             next_heartbeat = tokio::time::Instant::now() + HEARTBEAT;
         }
@@ -114,6 +133,7 @@ pub async fn run(
         peer.state().proto_err += 1;
     }
     sec.lesson_over(id, None);
+    tracing::debug!(section = %sec.name, peer = %peer.name, ?end, "peer session ended");
     end
 }
 
@@ -156,12 +176,15 @@ struct Session<'a> {
     teaching: bool,
     /// Confirmations owed for lessons received.
     confirms: u32,
+    mode: Mode,
+    /// In a hand-over, the lesson was confirmed.
+    confirmed: bool,
     dict_tx: Dict,
     dict_rx: Dict,
 }
 
 impl<'a> Session<'a> {
-    fn new(sec: &'a Section, peer: &'a Peer, id: u64) -> Session<'a> {
+    fn new(sec: &'a Section, peer: &'a Peer, id: u64, mode: Mode) -> Session<'a> {
         let acked = peer.state().acked.clone();
         let tables = acked
             .iter()
@@ -183,16 +206,53 @@ impl<'a> Session<'a> {
             learning: false,
             teaching: false,
             confirms: 0,
+            mode,
+            confirmed: false,
             dict_tx: Dict::default(),
             dict_rx: Dict::default(),
         };
+        if mode == Mode::HandOver {
+            // the lesson starts unasked, as HAProxy's old process gives it
+            s.start_lesson();
+            return s;
+        }
         let up_to_date = !peer.state().not_up_to_date;
-        if sec.assign(id, up_to_date) {
+        if sec.assign(id, peer, up_to_date) {
             s.learning = true;
-            s.out
-                .extend_from_slice(&[wire::CLASS_CONTROL, wire::CTRL_RESYNC_REQ]);
+            // the old process teaches unasked; a remote peer is asked
+            if !std::ptr::eq(peer, &*sec.local_peer) {
+                s.out
+                    .extend_from_slice(&[wire::CLASS_CONTROL, wire::CTRL_RESYNC_REQ]);
+            }
         }
         s
+    }
+
+    /// Starts teaching every entry of every table.
+    fn start_lesson(&mut self) {
+        let ends: Vec<u64> = self
+            .sec
+            .tables
+            .iter()
+            .map(|t| t.table.last_change())
+            .collect();
+        for (c, end) in self.tables.iter_mut().zip(ends) {
+            c.teach = Some((0, end));
+        }
+        self.teaching = true;
+    }
+
+    /// Shows the tables' cursors to `show peers`.
+    fn publish(&self) {
+        let mut st = self.peer.state();
+        for (i, (c, v)) in self.tables.iter().zip(st.cursors.iter_mut()).enumerate() {
+            let remote = self.remote.iter().find(|(_, (_, idx))| *idx == i);
+            v.remote_id = remote.map_or(0, |(id, _)| *id);
+            v.remote_data = remote.map_or(0, |(_, (d, _))| d.data);
+            v.last_acked = c.last_acked;
+            v.last_pushed = c.last_pushed;
+            v.last_get = c.last_get;
+        }
     }
 
     /// Handles every whole message received.
@@ -223,18 +283,7 @@ impl<'a> Session<'a> {
 
     fn handle(&mut self, f: &Frame<'_>) -> Result<(), End> {
         match (f.class, f.kind) {
-            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_REQ) => {
-                let ends: Vec<u64> = self
-                    .sec
-                    .tables
-                    .iter()
-                    .map(|t| t.table.last_change())
-                    .collect();
-                for (c, end) in self.tables.iter_mut().zip(ends) {
-                    c.teach = Some((0, end));
-                }
-                self.teaching = true;
-            }
+            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_REQ) => self.start_lesson(),
             (wire::CLASS_CONTROL, k @ (wire::CTRL_RESYNC_FINISHED | wire::CTRL_RESYNC_PARTIAL)) => {
                 if self.learning {
                     self.learning = false;
@@ -246,7 +295,9 @@ impl<'a> Session<'a> {
                 }
                 self.confirms += 1;
             }
-            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_CONFIRM) => {}
+            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_CONFIRM) => {
+                self.confirmed = self.mode == Mode::HandOver;
+            }
             (wire::CLASS_CONTROL, wire::CTRL_HEARTBEAT) => self.peer.state().rx_hbt += 1,
             (wire::CLASS_RESERVED, _) => return Err(End::Protocol),
             (wire::CLASS_TABLE, wire::STKT_DEFINE) => {

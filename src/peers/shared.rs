@@ -172,6 +172,25 @@ pub struct PeerState {
     pub rx_hbt: u64,
     /// Protocol errors seen.
     pub proto_err: u64,
+    /// When the last hello was answered, either way.
+    pub last_hdshk: Option<Instant>,
+    /// The live session's view of each table (for `show peers`).
+    pub cursors: Vec<CursorView>,
+}
+
+/// What `show peers` prints of a table in a session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CursorView {
+    /// The peer's id for the table (0: not defined by it).
+    pub remote_id: u64,
+    /// The types the peer stores (its definition's bits).
+    pub remote_data: u64,
+    /// The last update id acknowledged to the peer.
+    pub last_acked: u32,
+    /// Our last change sent.
+    pub last_pushed: u64,
+    /// The last update id received.
+    pub last_get: u32,
 }
 
 /// One remote peer.
@@ -201,6 +220,8 @@ impl Peer {
                 tx_hbt: 0,
                 rx_hbt: 0,
                 proto_err: 0,
+                last_hdshk: None,
+                cursors: vec![CursorView::default(); tables],
             }),
         }
     }
@@ -214,6 +235,12 @@ impl Peer {
 /// Where this process is in learning the tables after its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resync {
+    /// To learn from the process this one replaces (it connects to our own address and
+    /// teaches), until the deadline; then from a remote peer.
+    WantedLocal {
+        /// When to stop waiting for the old process.
+        until: Instant,
+    },
     /// To learn from the first peer up to date, until the deadline.
     Wanted {
         /// When to stop waiting for a teacher.
@@ -235,36 +262,55 @@ pub struct Section {
     pub tables: Vec<SharedTable>,
     /// The other peers.
     pub peers: Vec<Arc<Peer>>,
+    /// The local peer, as the process this one replaces (or replaced by) is met: it
+    /// connects to our address under our own name.
+    pub local_peer: Arc<Peer>,
     /// Told of every local table change.
     pub changed: tokio::sync::watch::Receiver<()>,
     resync: Mutex<Resync>,
     next_session: Mutex<u64>,
+    /// When the section started (`show peers` prints it).
+    pub started: std::time::SystemTime,
+    /// Where the local peer listens.
+    pub listen: Option<SocketAddr>,
+    /// Every peer's name, the local one too, in line order.
+    pub names: Vec<String>,
 }
 
 impl Section {
-    /// A section, its tables already shared with `changed`'s sender.
+    /// A section, its tables already shared with `changed`'s sender; `old_process`: this
+    /// process replaces another one, which is to teach it the tables first.
     pub fn new(
         name: &str,
         local: &str,
         tables: Vec<SharedTable>,
         peers: Vec<Arc<Peer>>,
         changed: tokio::sync::watch::Receiver<()>,
+        listen: Option<SocketAddr>,
+        old_process: bool,
     ) -> Section {
-        let resync = if peers.is_empty() {
+        let until = Instant::now() + RESYNC_TIMEOUT;
+        let resync = if old_process && listen.is_some() {
+            Resync::WantedLocal { until }
+        } else if peers.is_empty() {
             Resync::Done
         } else {
-            Resync::Wanted {
-                until: Instant::now() + RESYNC_TIMEOUT,
-            }
+            Resync::Wanted { until }
         };
+        let local_addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let local_peer = Arc::new(Peer::new(local, local_addr, tables.len()));
         Section {
             name: name.to_string(),
             local: local.to_string(),
             tables,
             peers,
+            local_peer,
             changed,
             resync: Mutex::new(resync),
             next_session: Mutex::new(0),
+            started: std::time::SystemTime::now(),
+            listen,
+            names: Vec::new(),
         }
     }
 
@@ -275,8 +321,11 @@ impl Section {
         *n
     }
 
-    /// The peer named `name`.
+    /// The peer named `name` (the local one too).
     pub fn peer(&self, name: &str) -> Option<&Arc<Peer>> {
+        if name == self.local {
+            return Some(&self.local_peer);
+        }
         self.peers.iter().find(|p| p.name == name)
     }
 
@@ -284,25 +333,50 @@ impl Section {
         self.resync.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The resync state now.
+    pub fn resync_state(&self) -> Resync {
+        *self.resync()
+    }
+
+    /// Moves past the waits that timed out: the old process's lesson, then the peers'.
+    fn expire(&self, r: &mut Resync) {
+        let now = Instant::now();
+        match *r {
+            Resync::WantedLocal { until } if now >= until => {
+                *r = if self.peers.is_empty() {
+                    Resync::Done
+                } else {
+                    Resync::Wanted {
+                        until: now + RESYNC_TIMEOUT,
+                    }
+                };
+            }
+            Resync::Wanted { until } if now >= until => *r = Resync::Done,
+            _ => {}
+        }
+    }
+
     /// Whether this process has learnt (or given up learning) the tables.
     pub fn resync_done(&self) -> bool {
         let mut r = self.resync();
-        if let Resync::Wanted { until } = *r {
-            if Instant::now() >= until {
-                *r = Resync::Done;
-            }
-        }
+        self.expire(&mut r);
         *r == Resync::Done
     }
 
-    /// Asks session `session` (with a peer up to date) to be the teacher: whether it is.
-    pub fn assign(&self, session: u64, up_to_date: bool) -> bool {
+    /// Asks session `session` with `peer` (up to date or not) to be the teacher: whether it
+    /// is. Only the old process teaches while it is awaited; then the first peer up to date.
+    pub fn assign(&self, session: u64, peer: &Peer, up_to_date: bool) -> bool {
         let mut r = self.resync();
-        match *r {
-            Resync::Wanted { until } if Instant::now() >= until => {
-                *r = Resync::Done;
-                false
+        self.expire(&mut r);
+        let local = std::ptr::eq(peer, &*self.local_peer);
+        if local {
+            if matches!(*r, Resync::WantedLocal { .. }) {
+                *r = Resync::Assigned(session);
+                return true;
             }
+            return false;
+        }
+        match *r {
             Resync::Wanted { .. } if up_to_date => {
                 *r = Resync::Assigned(session);
                 true
@@ -320,6 +394,7 @@ impl Section {
         }
         *r = match complete {
             Some(true) => Resync::Done,
+            _ if self.peers.is_empty() => Resync::Done,
             _ => Resync::Wanted {
                 until: Instant::now() + RESYNC_TIMEOUT,
             },

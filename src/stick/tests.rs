@@ -83,9 +83,11 @@ fn config_line_errors() {
     assert!(parse(&words("type foo size 1"))
         .unwrap_err()
         .contains("unknown type"));
-    assert!(parse(&words("type ip size 1 peers p"))
+    assert!(parse(&words("type ip size 1 srvkey addr"))
         .unwrap_err()
         .contains("not supported"));
+    let shared = parse(&words("type ip size 1 peers p")).expect("peers").0;
+    assert_eq!(shared.peers.as_deref(), Some("p"));
     let c = parse(&words(
         "type string len 8 size 1k expire 30s nopurge store gpc0",
     ))

@@ -26,18 +26,21 @@ pub(crate) fn parse(
 ) -> Result<(), String> {
     match words[0].as_str() {
         kw @ ("peer" | "server") => {
+            // a name given twice is taken twice, as HAProxy does (twice the local one is
+            // refused once the local name is known)
             let name = arg(words, 1, "<name> and <addr>:<port> as arguments")?;
-            if let Some(prev) = s.peers.iter().find(|p| p.name == name) {
-                return Err(format!(
-                    "'{kw}' : peer '{name}' is already defined in peers section '{}' at {}.",
-                    s.name, prev.location
-                ));
-            }
             let addr = match words.get(2) {
+                // no port: HAProxy takes port 0, which nobody listens on
+                Some(a) if !a.contains(':') => {
+                    ctx.warn(format!(
+                        "'{kw} {name}' : no port in '{a}': harp neither listens nor connects there."
+                    ));
+                    None
+                }
                 Some(a) => Some(parse_socket_addr(a, kw)?),
-                // `server <name>` alone: the local peer, which listens on `bind`
-                None if kw == "server" => None,
-                None => return Err(format!("'{kw}' : expects <name> and <addr>:<port> as arguments.")),
+                // no address: the local peer of a section with `bind` (a remote one is
+                // never connected to)
+                None => None,
             };
             if words.len() > 3 {
                 ctx.warn(format!(
