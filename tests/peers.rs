@@ -256,3 +256,59 @@ fn a_reload_with_sf_hands_the_table_over_to_the_new_process() {
     // and the new process serves the frontend
     assert!(TcpStream::connect(("127.0.0.1", front)).is_ok());
 }
+
+#[test]
+fn tables_declared_in_the_peers_section_are_shared_and_named_with_its_prefix() {
+    let (pa, pb, aa, ab, fa) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let cfg = |me: &str, api: u16| {
+        format!(
+            "global\n    localpeer {me}\n    stats socket 127.0.0.1:{api} level admin\n\
+             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             peers mypeers\n    peer lbA 127.0.0.1:{pa}\n    peer lbB 127.0.0.1:{pb}\n\
+             \x20   table names type string len 32 size 1k expire 30s store gpc0,gpc0_rate(10s)\n\
+             \x20   table ids type integer size 1k expire 30s store gpt0\n\
+             frontend fe\n    bind 127.0.0.1:{fa}\n    tcp-request connection track-sc0 src table mypeers/names\n\
+             \x20   tcp-request connection reject if {{ src,table_gpc0(mypeers/names) gt 100 }}\n\
+             \x20   default_backend be\n\
+             backend be\n    server s1 127.0.0.1:1\n"
+        )
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = Harp::spawn_in(dir, &cfg("lbA", aa), &[]);
+    a.wait_port(aa);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut b = match std::env::var_os("HARP_PEER_BIN") {
+        Some(bin) => Harp::spawn_bin(bin, dir, &cfg("lbB", ab), &[], |_| {}),
+        None => Harp::spawn_in(dir, &cfg("lbB", ab), &[]),
+    };
+    b.wait_port(ab);
+    let heads = cli(aa, "show table");
+    assert!(
+        heads.contains("# table: mypeers/names, type: string, size:1024, used:0"),
+        "{heads}"
+    );
+    cli(aa, "set table mypeers/names key alice data.gpc0 3");
+    cli(ab, "set table mypeers/ids key 42 data.gpt0 9");
+    let on_b = wait_until(Duration::from_secs(10), || {
+        cli(ab, "show table mypeers/names").contains("key=alice use=0")
+    });
+    assert!(on_b, "{}", cli(ab, "show table mypeers/names"));
+    assert!(cli(ab, "show table mypeers/names").contains("gpc0=3"));
+    let on_a = wait_until(Duration::from_secs(10), || {
+        cli(aa, "show table mypeers/ids").contains("key=42 use=0")
+    });
+    assert!(on_a, "{}", cli(aa, "show table mypeers/ids"));
+    assert!(cli(aa, "show table mypeers/ids").contains("gpt0=9"));
+    // a client tracked on A by its address, as a string key, reaches B
+    visit(fa);
+    let tracked = wait_until(Duration::from_secs(10), || {
+        cli(ab, "show table mypeers/names").contains("key=127.0.0.1 ")
+    });
+    assert!(tracked, "{}", cli(ab, "show table mypeers/names"));
+}

@@ -47,11 +47,7 @@ impl TableOp {
 
 /// The tables, in HAProxy's listing order (the last declared first).
 fn tables(reg: &Registry) -> Vec<Arc<Table>> {
-    let mut v: Vec<Arc<Table>> = reg
-        .proxies()
-        .iter()
-        .filter_map(|p| p.table.clone())
-        .collect();
+    let mut v = reg.tables();
     v.reverse();
     v
 }

@@ -271,6 +271,7 @@ impl Parser {
                     peers: Vec::new(),
                     bind: None,
                     disabled: false,
+                    tables: Vec::new(),
                     local: None,
                     location: loc.clone(),
                 });

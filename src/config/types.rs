@@ -1316,6 +1316,9 @@ pub struct PeersConfig {
     pub bind: Option<SocketAddr>,
     /// `disabled`: the section shares nothing.
     pub disabled: bool,
+    /// `table <name> type ...` lines: tables of the section itself, named
+    /// `<section>/<name>` elsewhere (`track-sc0 src table mypeers/t1`).
+    pub tables: Vec<PeersTable>,
     /// The local peer's name, once known (see [`Config::set_local_peer`]); `None` when the
     /// section has no peer of that name, and so shares nothing (HAProxy removes it).
     pub local: Option<String>,
@@ -1324,6 +1327,11 @@ pub struct PeersConfig {
 }
 
 impl PeersConfig {
+    /// The name a `table` line's table goes by elsewhere: `<section>/<name>`.
+    pub fn table_name(&self, t: &PeersTable) -> String {
+        format!("{}/{}", self.name, t.name)
+    }
+
     /// Where the local peer listens.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         let local = self.local.as_deref()?;
@@ -1341,6 +1349,17 @@ impl PeersConfig {
             .filter(move |p| Some(p.name.as_str()) != self.local.as_deref())
             .filter_map(|p| p.addr.map(|a| (p.name.as_str(), a)))
     }
+}
+
+/// A `table` line of a `peers` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeersTable {
+    /// Its name in the section (what peers know it by).
+    pub name: String,
+    /// The rest of the line, as a `stick-table` line reads.
+    pub config: crate::stick::TableConfig,
+    /// Where the line is.
+    pub location: Location,
 }
 
 /// One `peer` (or `server`) line of a `peers` section.

@@ -352,13 +352,23 @@ fn rule_references(p: &mut Parser) {
                 ));
             }
         }
-        // a proxy's table is named after it; `None`: no such table
+        // a proxy's table is named after it, a peers section's `<section>/<name>`; `None`:
+        // no such table
+        let peers = &p.cfg.peers;
         let table_of = |name: &str| {
             proxies
                 .iter()
                 .find(|q| q.name == name && q.stick_table.is_some())
                 .and_then(|q| q.stick_table.as_ref())
                 .map(|(t, _)| t)
+                .or_else(|| {
+                    peers.iter().find_map(|s| {
+                        s.tables
+                            .iter()
+                            .find(|t| s.table_name(t) == name)
+                            .map(|t| &t.config)
+                    })
+                })
         };
         let has_table = |t: &str| table_of(t).is_some();
         for (_, slot, table, key) in px.rules.tracks() {
@@ -459,6 +469,15 @@ fn rule_references(p: &mut Parser) {
         {
             t.schema.ensure(crate::stick::DataType::ServerId);
             t.schema.ensure(crate::stick::DataType::ServerKey);
+        }
+    }
+    for s in p.cfg.peers.iter_mut() {
+        let section = s.name.clone();
+        for t in s.tables.iter_mut() {
+            if stored.contains(&format!("{section}/{}", t.name)) {
+                t.config.schema.ensure(crate::stick::DataType::ServerId);
+                t.config.schema.ensure(crate::stick::DataType::ServerKey);
+            }
         }
     }
 }

@@ -73,6 +73,8 @@ pub enum LookupError {
 /// [`Registry::apply`](super::Command), serialised by one lock that readers never take.
 pub struct Registry {
     proxies: Vec<Arc<Proxy>>,
+    /// The tables of `peers` sections (`table` lines), named `<section>/<name>`.
+    peers_tables: Vec<Arc<crate::stick::Table>>,
     pub(super) writer: Mutex<Slab<Arc<Server>>>,
     bus: Arc<EventBus>,
     /// The configuration harp started with.
@@ -321,8 +323,18 @@ impl Registry {
                 None => vars.declare(name),
             }
         }
+        let peers_tables = config
+            .peers
+            .iter()
+            .flat_map(|s| {
+                s.tables
+                    .iter()
+                    .map(|t| crate::stick::Table::new(s.table_name(t).into(), t.config.clone()))
+            })
+            .collect();
         Arc::new(Registry {
             proxies,
+            peers_tables,
             writer: Mutex::new(slab),
             bus,
             config: Arc::new(config),
@@ -604,6 +616,25 @@ impl Registry {
         self.proxies
             .iter()
             .find(|p| p.is_backend() && &*p.name == name)
+    }
+
+    /// The stick table named `name`: a backend's, a frontend's, or a peers section's
+    /// (`<section>/<name>`).
+    pub fn table(&self, name: &str) -> Option<Arc<crate::stick::Table>> {
+        let of = |p: &Arc<Proxy>| p.table.clone();
+        self.backend(name)
+            .and_then(of)
+            .or_else(|| self.frontend(name).and_then(of))
+            .or_else(|| self.peers_tables.iter().find(|t| &*t.name == name).cloned())
+    }
+
+    /// Every stick table: the proxies' in their order, then the peers sections'.
+    pub fn tables(&self) -> Vec<Arc<crate::stick::Table>> {
+        self.proxies
+            .iter()
+            .filter_map(|p| p.table.clone())
+            .chain(self.peers_tables.iter().cloned())
+            .collect()
     }
 
     /// A frontend (or listen) by name.

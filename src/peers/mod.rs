@@ -77,11 +77,17 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
         }
         let (tx, rx) = tokio::sync::watch::channel(());
         let mut tables = Vec::new();
-        for px in reg.proxies() {
-            let Some(t) = &px.table else { continue };
+        for t in reg.tables() {
             if t.config.peers.as_deref() == Some(sc.name.as_str()) {
                 t.share(tx.clone());
-                tables.push(SharedTable::new(t.clone(), tables.len() as u64 + 1));
+                // a peers section's own table goes by its name after the section's, slash
+                // included: "/t1", byte for byte what HAProxy 2.6 sends
+                let wire = t
+                    .name
+                    .strip_prefix(sc.name.as_str())
+                    .filter(|n| n.starts_with('/'));
+                let wire = wire.unwrap_or(&t.name).to_string();
+                tables.push(SharedTable::new(t.clone(), tables.len() as u64 + 1, &wire));
             }
         }
         let peers: Vec<Arc<Peer>> = sc

@@ -29,8 +29,8 @@ pub struct SharedTable {
 }
 
 impl SharedTable {
-    /// Describes `table` as HAProxy defines it to peers, with id `id`.
-    pub fn new(table: Arc<Table>, id: u64) -> SharedTable {
+    /// Describes `table` as HAProxy defines it to peers, with id `id`, named `name` there.
+    pub fn new(table: Arc<Table>, id: u64, name: &str) -> SharedTable {
         let c = &table.config;
         let (key_type, key_size) = key_wire(c.key);
         let mut data = 0u64;
@@ -44,7 +44,7 @@ impl SharedTable {
         }
         let define = Define {
             id,
-            name: table.name.as_bytes().to_vec(),
+            name: name.as_bytes().to_vec(),
             key_type,
             key_size,
             data,

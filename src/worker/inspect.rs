@@ -114,11 +114,7 @@ impl<'a> SessEnv<'a> {
 
     /// The stick table of the proxy `name` (a proxy's table is named after it).
     fn table(&self, name: &str) -> Option<Arc<Table>> {
-        let of = |p: &Arc<Proxy>| p.table.clone();
-        self.reg
-            .backend(name)
-            .and_then(of)
-            .or_else(|| self.reg.frontend(name).and_then(of))
+        self.reg.table(name)
     }
 
     /// A proxy by name, the backend one first (a frontend and a backend may share a name).

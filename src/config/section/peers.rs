@@ -3,7 +3,7 @@
 use super::{arg, no_more, Ctx};
 use crate::config::suggest::unknown_keyword;
 use crate::config::units::parse_socket_addr;
-use crate::config::{PeerConfig, PeersConfig};
+use crate::config::{PeerConfig, PeersConfig, PeersTable};
 
 const KEYWORDS: &[&str] = &[
     "bind",
@@ -80,10 +80,27 @@ pub(crate) fn parse(
             ));
             Ok(())
         }
-        "table" => Err(format!(
-            "'table' in peers section '{}': tables declared in peers sections are not supported by harp; declare a 'stick-table ... peers {}' in a backend instead.",
-            s.name, s.name
-        )),
+        "table" => {
+            let name = arg(words, 1, "a table name")?;
+            if let Some(prev) = s.tables.iter().find(|t| t.name == name) {
+                return Err(format!(
+                    "stick-table name '{}/{name}' conflicts with table declared in peers section '{}' at {}.",
+                    s.name, s.name, prev.location
+                ));
+            }
+            let (mut config, warnings) = crate::stick::config::parse(&words[2..])?;
+            for w in warnings {
+                ctx.warn(w);
+            }
+            // shared with the section it is declared in
+            config.peers = Some(s.name.clone());
+            s.tables.push(PeersTable {
+                name: name.to_string(),
+                config,
+                location: ctx.loc.clone(),
+            });
+            Ok(())
+        }
         kw => Err(unknown_keyword(kw, "peers", KEYWORDS)),
     }
 }
