@@ -312,3 +312,51 @@ fn tables_declared_in_the_peers_section_are_shared_and_named_with_its_prefix() {
     });
     assert!(tracked, "{}", cli(ab, "show table mypeers/names"));
 }
+
+/// Opens a session with the peer on `port` as `lbB`, sends `bytes`, and returns everything
+/// it sent until it closed (10 s at most).
+fn session_reply(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the peer port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    s.write_all(b"HAProxyS 2.1\nlbA\nlbB 1 1\n").expect("hello");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.starts_with(b"200\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    s.write_all(bytes).expect("send");
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_peer_breaking_the_protocol_gets_haproxy_error_messages_and_the_process_goes_on() {
+    let up = common::accepting_upstream();
+    let (pa, pb) = (free_port(), free_port());
+    let (fa, aa) = (free_port(), free_port());
+    let _a = start("lbA", (pa, pb), fa, aa, up, true);
+    // the reserved class: a protocol error
+    let got = session_reply(pa, &[0xff, 0x00]);
+    assert!(got.ends_with(&[0x01, 0x00]), "{got:x?}");
+    // a table message longer than a buffer: the size error
+    let got = session_reply(pa, &[0x0a, 0x80, 0xf0, 0xd3, 0x08]);
+    assert!(got.ends_with(&[0x01, 0x01]), "{got:x?}");
+    // an update too short for its key: a protocol error
+    let mut define = vec![0x0a, 0x82];
+    let body = [&[1u8, 2][..], b"st", &[4, 4, 0x01, 0xf0, 0xc4, 0x0d]].concat();
+    define.push(body.len() as u8);
+    define.extend_from_slice(&body);
+    define.extend_from_slice(&[0x0a, 0x80, 0x05, 0, 0, 0, 1, 127]);
+    let got = session_reply(pa, &define);
+    assert!(got.ends_with(&[0x01, 0x00]), "{got:x?}");
+    // and the process still serves its peers and its Runtime API
+    assert!(cli(aa, "show table st").starts_with("# table: st"));
+    assert!(hello(pa, "HAProxyS 2.1\nlbA\nlbB 1 1\n").starts_with("200\n"));
+}

@@ -39,6 +39,8 @@ pub enum End {
     Replaced,
     /// The peer broke the protocol.
     Protocol,
+    /// The peer sent a message larger than a buffer.
+    TooLarge,
     /// harp is stopping.
     Stopping,
 }
@@ -125,12 +127,24 @@ pub async fn run(
             _ = tokio::time::sleep_until(rx_deadline) => break End::Lost,
         }
     };
-    if end == End::Protocol {
-        // tell it why, as HAProxy does, as far as the socket takes it now
-        s.out
-            .extend_from_slice(&[wire::CLASS_ERROR, wire::ERR_PROTO]);
-        let _ = stream.try_write(&s.out);
-        peer.state().proto_err += 1;
+    let why = match end {
+        End::Protocol => Some(wire::ERR_PROTO),
+        End::TooLarge => Some(wire::ERR_SIZE),
+        _ => None,
+    };
+    if let Some(code) = why {
+        // tell it why, as HAProxy does, after what was queued
+        use tokio::io::AsyncWriteExt;
+        s.out.extend_from_slice(&[wire::CLASS_ERROR, code]);
+        let mut stream = stream;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            stream.write_all(&s.out),
+        )
+        .await;
+        if code == wire::ERR_PROTO {
+            peer.state().proto_err += 1;
+        }
     }
     sec.lesson_over(id, None);
     tracing::debug!(section = %sec.name, peer = %peer.name, ?end, "peer session ended");
@@ -262,11 +276,7 @@ impl<'a> Session<'a> {
         let r = loop {
             match wire::parse_frame(&buf[used..]) {
                 Ok(Parsed::Partial) => break Ok(()),
-                Ok(Parsed::TooLarge) => {
-                    self.out
-                        .extend_from_slice(&[wire::CLASS_ERROR, wire::ERR_SIZE]);
-                    break Err(End::Lost);
-                }
+                Ok(Parsed::TooLarge) => break Err(End::TooLarge),
                 Err(_) => break Err(End::Protocol),
                 Ok(Parsed::Frame(f, n)) => {
                     used += n;

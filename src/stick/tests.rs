@@ -308,3 +308,47 @@ fn table_converters_read_presence_values_expiry_and_idleness() {
     let idle = table_read(&t, &k, TableRead::Idle).expect("present");
     assert!(idle < 1_000, "{idle}");
 }
+
+/// The keys `changes` walks after `after` (local ones only unless `all`).
+fn changed(t: &Table, after: u64, all: bool) -> Vec<Key> {
+    let mut v = Vec::new();
+    t.changes(after, 100, all, |_, k, _, _, _, _| v.push(k.clone()));
+    v
+}
+
+#[test]
+fn a_shared_table_logs_local_changes_in_order_and_learnt_ones_apart() {
+    let t = table("type ip size 10 expire 30s store gpc0 peers p");
+    // not shared yet: nothing is logged
+    t.with_entry(&v4("10.0.0.9"), true, |_, _, _| ());
+    assert_eq!(t.last_change(), 0);
+    let (tx, mut rx) = tokio::sync::watch::channel(());
+    rx.mark_unchanged();
+    t.share(tx);
+    t.with_entry(&v4("10.0.0.1"), true, |e, s, n| {
+        e.add(s, DataType::Gpc0, 1, n)
+    });
+    t.with_entry(&v4("10.0.0.2"), true, |_, _, _| ());
+    assert!(rx.has_changed().unwrap_or(false), "peers are told");
+    // a learnt entry is logged (a lesson sends it) but is not a local change
+    t.learn(&v4("10.0.0.3"), Some(5_000), |e, s, n| {
+        e.set(s, DataType::Gpc0, 7, n)
+    });
+    assert_eq!(t.last_change(), 3);
+    assert_eq!(changed(&t, 0, false), [v4("10.0.0.1"), v4("10.0.0.2")]);
+    assert_eq!(changed(&t, 0, true).len(), 3);
+    // touched again, an entry moves to the end of the log
+    t.with_entry(&v4("10.0.0.1"), true, |_, _, _| ());
+    assert_eq!(changed(&t, 2, false), [v4("10.0.0.1")]);
+    // the learnt entry lives as long as the peer said, not the table's 30 s
+    let left = t.peek(&v4("10.0.0.3"), |_, _, _| ()).map(|_| ());
+    assert!(left.is_some());
+    let dumped = t.dump(|k, _, _, _| *k == v4("10.0.0.3"));
+    assert!(
+        dumped[0].exp <= 5_000 && dumped[0].exp > 4_000,
+        "{dumped:?}"
+    );
+    // cleared entries leave the log
+    t.clear(|_, _, _, _| true);
+    assert!(changed(&t, 0, true).is_empty());
+}
