@@ -2,7 +2,9 @@
 //! and its bytes, reading a rate for an ACL, and letting the key go at the end — on one hot key
 //! (every connection from one client, the worst case for the table's lock) and on 10,000 keys
 //! in a table that keeps purging (size 1,000). Compare with the ~50-70 µs of CPU a proxied
-//! connection costs.
+//! connection costs. The `shared` cases are the same on a table a `peers` section shares
+//! (every change logged for the peers, and the peers thread told through a `watch`, here with
+//! a receiver that never reads).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -43,6 +45,21 @@ fn bench(c: &mut Criterion) {
     let churn = table(&format!("type ip size 1000 expire 30s {store}"));
     let mut i = 0u32;
     c.bench_function("stick/10k keys in 1k entries (purging)", |b| {
+        b.iter(|| {
+            i = (i + 1) % 10_000;
+            connection(&churn, Key::V4(Ipv4Addr::from(0x0a00_0000 + i)), &rate)
+        })
+    });
+    let tx = Arc::new(tokio::sync::Notify::new());
+    let hot = table(&format!("type ip size 100k expire 30s {store}"));
+    hot.share(tx.clone());
+    c.bench_function(
+        "stick/shared: one hot key: track, count, read, release",
+        |b| b.iter(|| connection(&hot, key.clone(), &rate)),
+    );
+    let churn = table(&format!("type ip size 1000 expire 30s {store}"));
+    churn.share(tx);
+    c.bench_function("stick/shared: 10k keys in 1k entries (purging)", |b| {
         b.iter(|| {
             i = (i + 1) % 10_000;
             connection(&churn, Key::V4(Ipv4Addr::from(0x0a00_0000 + i)), &rate)

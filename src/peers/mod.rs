@@ -33,7 +33,7 @@ use shared::{Peer, Section, SharedTable};
 #[derive(Debug, thiserror::Error)]
 pub enum PeersError {
     /// The local peer's address could not be listened on.
-    #[error("[ALERT] Starting peers {section}: cannot bind socket (Address already in use) for peer '{peer}' [{addr}]: {source}")]
+    #[error("[ALERT] Starting peers {section}: cannot bind socket for local peer '{peer}' [{addr}]: {source}")]
     Bind {
         /// The section.
         section: String,
@@ -75,11 +75,13 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
         if sc.disabled {
             continue;
         }
+        // the workers poke `notify`; the peers thread passes it on to every session
+        let notify = Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = tokio::sync::watch::channel(());
         let mut tables = Vec::new();
         for t in reg.tables() {
             if t.config.peers.as_deref() == Some(sc.name.as_str()) {
-                t.share(tx.clone());
+                t.share(notify.clone());
                 // a peers section's own table goes by its name after the section's, slash
                 // included: "/t1", byte for byte what HAProxy 2.6 sends
                 let wire = t
@@ -107,7 +109,7 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
         let mut sec = Section::new(&sc.name, &local, tables, peers, rx, listen, old_process);
         sec.names = sc.peers.iter().map(|p| p.name.clone()).collect();
         // the sender lives as long as the section runs
-        sections.push((Arc::new(sec), listener, tx));
+        sections.push((Arc::new(sec), listener, (notify, tx)));
     }
     let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -136,8 +138,14 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
                 let mut senders = Vec::new();
                 let mut tasks = Vec::new();
                 let secs: Vec<Arc<Section>> = sections.iter().map(|(s, _, _)| s.clone()).collect();
-                for (sec, listener, tx) in sections {
-                    senders.push(tx);
+                for (sec, listener, (notify, tx)) in sections {
+                    let relay = tokio::spawn(async move {
+                        loop {
+                            notify.notified().await;
+                            tx.send_replace(());
+                        }
+                    });
+                    senders.push(relay);
                     if let Some(l) = listener {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => tasks.push(tokio::spawn(link::accept_loop(
@@ -181,7 +189,9 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
                 for t in tasks {
                     let _ = t.await;
                 }
-                drop(senders);
+                for relay in senders {
+                    relay.abort();
+                }
             })
         })
         .map_err(PeersError::Spawn)?;

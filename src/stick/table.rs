@@ -123,8 +123,9 @@ pub struct Table {
     /// Its settings.
     pub config: TableConfig,
     entries: Mutex<Entries>,
-    /// Set when a peers section shares the table: told of every local change.
-    sync: OnceLock<tokio::sync::watch::Sender<()>>,
+    /// Set when a peers section shares the table: told of every local change (a `Notify`
+    /// holds one permit, so a burst of changes costs the workers an atomic each).
+    sync: OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 /// Milliseconds on the monotonic clock all tables share. It starts far from zero, as
@@ -149,9 +150,9 @@ impl Table {
     }
 
     /// Shares the table with a peers section: from now on its changes are logged, and
-    /// `tx` is told of each local one. Once only (a table has one `peers`).
-    pub fn share(&self, tx: tokio::sync::watch::Sender<()>) {
-        let _ = self.sync.set(tx);
+    /// `notify` is told of each local one. Once only (a table has one `peers`).
+    pub fn share(&self, notify: Arc<tokio::sync::Notify>) {
+        let _ = self.sync.set(notify);
     }
 
     /// Logs a change of `key`'s entry (for a shared table), made here when `local`.
@@ -174,8 +175,8 @@ impl Table {
 
     /// Tells the peers of a local change (after the lock is released).
     fn announce(&self) {
-        if let Some(tx) = self.sync.get() {
-            tx.send_replace(());
+        if let Some(n) = self.sync.get() {
+            n.notify_one();
         }
     }
 

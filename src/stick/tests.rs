@@ -322,14 +322,16 @@ fn a_shared_table_logs_local_changes_in_order_and_learnt_ones_apart() {
     // not shared yet: nothing is logged
     t.with_entry(&v4("10.0.0.9"), true, |_, _, _| ());
     assert_eq!(t.last_change(), 0);
-    let (tx, mut rx) = tokio::sync::watch::channel(());
-    rx.mark_unchanged();
-    t.share(tx);
+    let notify = Arc::new(tokio::sync::Notify::new());
+    t.share(notify.clone());
     t.with_entry(&v4("10.0.0.1"), true, |e, s, n| {
         e.add(s, DataType::Gpc0, 1, n)
     });
     t.with_entry(&v4("10.0.0.2"), true, |_, _, _| ());
-    assert!(rx.has_changed().unwrap_or(false), "peers are told");
+    // peers are told: a permit waits for the peers thread
+    let told = notify.notified();
+    let mut told = std::pin::pin!(told);
+    assert!(told.as_mut().enable(), "peers are told");
     // a learnt entry is logged (a lesson sends it) but is not a local change
     t.learn(&v4("10.0.0.3"), Some(5_000), |e, s, n| {
         e.set(s, DataType::Gpc0, 7, n)
