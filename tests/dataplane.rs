@@ -952,6 +952,45 @@ fn graceful_stop_lets_open_sessions_finish() {
     assert_eq!(h.wait_exit(), Some(0));
 }
 
+/// A reload as HAProxy's scripts do it: `harp -f cfg -sf <old pid>`. The new process binds the
+/// same ports while the old one runs, then tells it to finish; the old one's open session
+/// goes on to its end, new connections reach the new process.
+#[test]
+fn a_reload_with_sf_lets_the_old_process_finish_its_sessions() {
+    let up = upstream(Up::Echo);
+    let (port, api) = (free_port(), free_port());
+    let cfg = with_api(&config(port, &[up.addr], ""), api);
+    let mut old = Harp::start(&cfg, port, &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = connect(addr);
+    c.write_all(b"a").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let old_pid = old.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let new = Harp::spawn_prepared(dir, &cfg, &[], |cmd| {
+        cmd.args(["-sf", &old_pid]);
+    });
+    // once the new process listens the old one is told, and lets the shared ports go
+    let told = wait_until(Duration::from_secs(10), || {
+        common::cli(api, "show info").contains(&format!("Pid: {}", new.pid()))
+    });
+    assert!(told, "the new process never answered: {}", new.stderr());
+    // the session on the old process still works, and ends cleanly
+    c.write_all(b"b").unwrap();
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"b");
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert_eq!(old.wait_exit(), Some(0), "{}", old.stderr());
+    // and the new one serves
+    let mut d = connect(addr);
+    d.write_all(b"c").unwrap();
+    d.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"c");
+}
+
 /// CPU seconds (user + system) harp used so far, from /proc/<pid>/stat.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
