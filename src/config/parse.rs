@@ -613,6 +613,50 @@ mod tests {
     }
 
     #[test]
+    fn peers_sections_in_both_forms_and_their_tables() {
+        // HAProxy 2.0's form: `bind` for the local peer, `server` lines
+        let mut cfg = parse_str(
+            "t.cfg",
+            "peers p\n bind 127.0.0.1:1000\n server a\n server b 127.0.0.1:1001\n \
+             table t type string len 16 size 1k store gpc0\n\
+             peers q\n peer a 127.0.0.1:2000\n peer c 127.0.0.1:2001\n disabled\n",
+        )
+        .unwrap();
+        assert!(cfg.set_local_peer("a").is_empty());
+        let (p, q) = (&cfg.peers[0], &cfg.peers[1]);
+        assert_eq!(p.listen_addr(), Some("127.0.0.1:1000".parse().unwrap()));
+        let remotes: Vec<_> = p.remotes().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(remotes, ["b"]);
+        assert_eq!(p.table_name(&p.tables[0]), "p/t");
+        assert_eq!(p.tables[0].config.peers.as_deref(), Some("p"));
+        assert!(q.disabled);
+        assert_eq!(q.listen_addr(), Some("127.0.0.1:2000".parse().unwrap()));
+        // another name: both sections lose their local peer, with HAProxy's warning
+        assert!(cfg.set_local_peer("z").is_empty());
+        assert!(cfg.peers[0].local.is_none());
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("Removing incomplete section 'peers q'")));
+        // a table name twice in a section, and a track rule naming a peers table
+        assert!(err(
+            "peers p\n peer a 127.0.0.1:1\n table t type ip size 1\n table t type ip size 1\n"
+        )[0]
+        .contains("conflicts with table"));
+        let ok = parse_str(
+            "t.cfg",
+            "peers p\n peer a 127.0.0.1:1\n table t type ip size 1k\n\
+             frontend f\n bind :1\n tcp-request connection track-sc0 src table p/t\n default_backend b\n\
+             backend b\n server s 127.0.0.1:2\n",
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        assert!(
+            err("frontend f\n bind :1\n tcp-request connection track-sc0 src table p/t\n")[0]
+                .contains("unable to find table 'p/t'")
+        );
+    }
+
+    #[test]
     fn ignored_sections_warn() {
         let cfg = parse_str("t.cfg", "userlist u\n user a password x\nbackend b\n").unwrap();
         assert!(cfg.warnings[0].contains("'userlist' sections are not supported"));
