@@ -74,6 +74,9 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     let reg = Registry::new(config, bus);
     // the states saved before a restart, before anything checks or forwards
     crate::model::state_file::load(&reg);
+    // the rings before anything logs into them
+    crate::logging::ring::install(&reg.config.rings);
+    let rings = crate::logging::ring::start_forwarders(&reg.config.rings)?;
     let engine = Arc::new(lua::start(reg.clone())?);
     // the tables are shared (and learnt from a peer) before traffic changes them
     let peers = peers::start(&reg, !settings.soft_stop_pids.is_empty())?;
@@ -108,6 +111,10 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     peers.wait_hand_over(std::time::Duration::from_secs(6));
     peers.stop();
     engine.stop();
+    // what was logged until now still goes out, for a moment
+    if let Some(r) = &rings {
+        r.stop();
+    }
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -134,6 +134,40 @@ impl Executor {
     }
 }
 
+/// `show events`: the sinks (any level), or a ring's lines (operator and up); `-n` shows
+/// only lines to come, of which a reply that ends at once shows none (`-w`, HAProxy's wait,
+/// is not kept open).
+fn show_events(args: &[String], st: &SessionState) -> Result<Reply, Reply> {
+    use crate::logging::ring;
+    let sink = args.iter().find(|a| !a.starts_with('-'));
+    let Some(sink) = sink else {
+        let mut out = String::from(
+            "Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n",
+        );
+        out.push_str("    stdout     : type=fd, 0 dropped, standard output (fd#1)\n");
+        out.push_str("    stderr     : type=fd, 0 dropped, standard output (fd#2)\n");
+        for r in ring::all() {
+            out.push_str(&format!(
+                "    {:<10} : type=buffer, {} dropped, {}\n",
+                r.name,
+                r.dropped(),
+                r.description
+            ));
+        }
+        return Ok(Reply::text(out));
+    };
+    need(st, AccessLevel::Operator)?;
+    if sink == "stdout" || sink == "stderr" {
+        return Ok(Reply::text(String::new()));
+    }
+    let Some(r) = ring::find(sink) else {
+        // HAProxy's message has no newline of its own: only the terminator follows
+        return Ok(Reply::text("No such event sink"));
+    };
+    let new_only = args.iter().any(|a| a.starts_with('-') && a.contains('n'));
+    Ok(Reply::text(if new_only { String::new() } else { r.dump() }))
+}
+
 fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {
     if st.level >= level {
         Ok(())
@@ -252,6 +286,7 @@ fn run(x: &Executor, cmd: AdminCommand, st: &mut SessionState) -> Result<Reply, 
         },
         AdminCommand::ShowBackend => Reply::text(render::show_backend(&x.reg)),
         AdminCommand::ShowVersion => Reply::line(env!("CARGO_PKG_VERSION")),
+        AdminCommand::ShowEvents(args) => show_events(&args, st)?,
         AdminCommand::Table(op, args) => Reply::text(table::run(&x.reg, op, &args, st.level)),
         AdminCommand::Patterns(kind, op, args, payload) => match op {
             PatOp::Show => Reply::text(patterns::show(&x.reg, kind, &args)),

@@ -233,6 +233,11 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e(
+        "show events [<sink>] [-w] [-n]",
+        "show event sink state",
+        User,
+    ),
+    e(
         "show table <table> [<filter>]*",
         "report table usage stats or dump this table's contents (filter: data/key)",
         User,

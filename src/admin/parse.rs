@@ -147,6 +147,8 @@ pub enum AdminCommand {
     ShowBackend,
     /// `show version`.
     ShowVersion,
+    /// `show events [<sink>] [-w] [-n]`: the words after `events`.
+    ShowEvents(Vec<String>),
     /// `clear counters [all]`.
     ClearCounters(bool),
     /// `show cli level`.
@@ -312,6 +314,9 @@ pub fn parse_words(w: &[String]) -> AdminCommand {
         ["show", "servers", "state", b, ..] => AdminCommand::ShowServersState(Some(b.to_string())),
         ["show", "backend", ..] => AdminCommand::ShowBackend,
         ["show", "version", ..] => AdminCommand::ShowVersion,
+        ["show", "events", rest @ ..] => {
+            AdminCommand::ShowEvents(rest.iter().map(|s| s.to_string()).collect())
+        }
         ["clear", "counters", "all", ..] => AdminCommand::ClearCounters(true),
         ["clear", "counters", ..] => AdminCommand::ClearCounters(false),
         ["show", "cli", "level", ..] => AdminCommand::ShowCliLevel,

@@ -2,12 +2,12 @@
 //! its section parser, collecting every error instead of stopping at the first.
 
 use super::lexer;
-use super::section::{global, mailers, peers, proxy, resolvers, server, Ctx};
+use super::section::{global, mailers, peers, proxy, resolvers, ring, server, Ctx};
 use super::suggest::{did_you_mean, SECTIONS};
 use super::validate;
 use super::{
     Capabilities, Config, ConfigError, ConfigErrors, Location, MailersConfig, PeersConfig,
-    ProxyConfig, ResolversConfig, ServerConfig, ServerParams,
+    ProxyConfig, ResolversConfig, RingConfig, ServerConfig, ServerParams,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +21,6 @@ const IGNORED_SECTIONS: &[&str] = &[
     "cache",
     "program",
     "http-errors",
-    "ring",
     "log-forward",
 ];
 
@@ -120,6 +119,7 @@ enum Section {
     Mailers(MailersConfig),
     Resolvers(ResolversConfig),
     Peers(PeersConfig),
+    Ring(RingConfig),
     /// A section whose header was wrong or which harp ignores: its lines are skipped.
     Skip,
 }
@@ -231,6 +231,7 @@ impl Parser {
             Section::Mailers(m) => self.cfg.mailers.push(m),
             Section::Resolvers(r) => self.cfg.resolvers.push(r),
             Section::Peers(p) => self.cfg.peers.push(p),
+            Section::Ring(r) => self.cfg.rings.push(r),
             Section::None | Section::Global | Section::Skip => {}
         }
     }
@@ -252,6 +253,25 @@ impl Parser {
             }
             "defaults" => self.open_defaults(words, loc),
             "frontend" | "backend" | "listen" => self.open_proxy(words, loc),
+            "ring" => {
+                let Some(name) = name else {
+                    self.error(loc, "missing ring name.".to_string());
+                    return;
+                };
+                if let Err(e) = check_name(&name) {
+                    self.error(loc, format!("ring '{name}': {e}"));
+                    return;
+                }
+                if let Some(prev) = self.cfg.rings.iter().find(|r| r.name == name) {
+                    let prev = prev.location.clone();
+                    self.error(
+                        loc,
+                        format!("sink '{name}' already exists (declared at {prev})."),
+                    );
+                    return;
+                }
+                self.section = Section::Ring(RingConfig::new(&name, loc.clone()));
+            }
             "peers" => {
                 let Some(name) = name else {
                     self.error(loc, "missing name for peers section.".to_string());
@@ -475,6 +495,7 @@ impl Parser {
             Section::Mailers(m) => mailers::parse(m, words),
             Section::Resolvers(r) => resolvers::parse(r, words, &mut ctx),
             Section::Peers(p) => peers::parse(p, words, &mut ctx),
+            Section::Ring(r) => ring::parse(r, words, &mut ctx),
         };
         self.cfg.warnings.extend(
             warnings

@@ -24,6 +24,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "resolvers",
     "mailers",
     "peers",
+    "ring",
 ];
 
 /// HAProxy's wording for an unknown keyword, with a suggestion from the section's keywords or

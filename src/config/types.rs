@@ -36,6 +36,8 @@ pub struct Config {
     pub resolvers: Vec<ResolversConfig>,
     /// `peers` sections, by name.
     pub peers: Vec<PeersConfig>,
+    /// `ring` sections, by name.
+    pub rings: Vec<RingConfig>,
     /// Warnings found while parsing, already formatted `[WARNING] ...`, printed by the caller.
     pub warnings: Vec<String>,
 }
@@ -497,8 +499,64 @@ pub enum LogTarget {
         /// Its level filters.
         levels: LogLevels,
     },
+    /// `log ring@<name> ...`: into a `ring` section's buffer (`show events <name>`), which
+    /// its servers are sent over TCP.
+    Ring {
+        /// The ring's name.
+        ring: String,
+        /// Facility name.
+        facility: String,
+        /// Its level filters (the ring's own `format` frames the lines).
+        levels: LogLevels,
+        /// Where the `log` line is, for the start-up check that the ring exists.
+        location: Location,
+    },
     /// `log global` in a proxy: use the global targets.
     Global,
+}
+
+/// A `ring <name>` section: an in-memory buffer of log lines, sent on to TCP syslog servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Section name.
+    pub name: String,
+    /// `description <text>` (`show events` prints it; default: the name).
+    pub description: Option<String>,
+    /// `format <fmt>`: how lines are framed in it (default `raw`).
+    pub format: LogFormat,
+    /// `maxlen <n>`: the longest line kept, cut beyond (default and most: `size`).
+    pub maxlen: Option<usize>,
+    /// `size <n>`: bytes it holds (default and least: 16384); the oldest lines go first.
+    pub size: usize,
+    /// `timeout connect <t>` to its servers (default 5s).
+    pub timeout_connect: Duration,
+    /// `timeout server <t>`: how long a write to a server may wait (default 5s).
+    pub timeout_server: Duration,
+    /// `server <name> <addr>:<port>` lines: TCP syslog receivers, each sent every line
+    /// followed by a newline.
+    pub servers: Vec<(String, SocketAddr)>,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+impl RingConfig {
+    /// HAProxy's default and smallest ring size (its buffer size).
+    pub const MIN_SIZE: usize = 16_384;
+
+    /// A ring with HAProxy's defaults.
+    pub fn new(name: &str, location: Location) -> RingConfig {
+        RingConfig {
+            name: name.to_string(),
+            description: None,
+            format: LogFormat::Raw,
+            maxlen: None,
+            size: Self::MIN_SIZE,
+            timeout_connect: Duration::from_secs(5),
+            timeout_server: Duration::from_secs(5),
+            servers: Vec::new(),
+            location,
+        }
+    }
 }
 
 /// A log target's `[level [minlevel]]`, as syslog severities (0 = emerg ... 7 = debug), and

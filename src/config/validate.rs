@@ -25,6 +25,7 @@ pub(super) fn run(p: &mut Parser) {
     references(p);
     rule_references(p);
     session_logs(p);
+    rings(p);
     declare_proc_vars(p);
     // the ACLs' and maps' pattern lists get HAProxy's ids, in the order they were made
     column_conflicts(p);
@@ -173,6 +174,43 @@ fn column_conflicts(p: &mut Parser) {
             line,
         };
         err(p, &at, msg);
+    }
+}
+
+/// `log ring@<name>` lines name a `ring` section (HAProxy's message, its file and line);
+/// a ring's `maxlen` past its `size` is cut to it.
+fn rings(p: &mut Parser) {
+    let known = |n: &str| p.cfg.rings.iter().any(|r| r.name == n) || n == "buf0";
+    let mut missing = Vec::new();
+    let global = p.cfg.global.logs.iter().map(|t| ("global".to_string(), t));
+    let proxies = p.cfg.proxies.iter().flat_map(|px| {
+        px.logs
+            .iter()
+            .map(move |t| (format!("proxy '{}'", px.name), t))
+    });
+    for (who, t) in global.chain(proxies) {
+        if let crate::config::LogTarget::Ring { ring, location, .. } = t {
+            if !known(ring) {
+                missing.push(format!(
+                    "{who} log server declared in file '{}' at line {} uses unknown ring named '{ring}'.",
+                    location.file, location.line
+                ));
+            }
+        }
+    }
+    p.errors.extend(
+        missing
+            .into_iter()
+            .map(|message| ConfigError::File { message }),
+    );
+    for r in p.cfg.rings.iter_mut() {
+        if let Some(m) = r.maxlen.filter(|m| *m > r.size) {
+            p.cfg.warnings.push(format!(
+                "[WARNING] config : ring '{}' event max length '{m}' exceeds size, forced to size '{}'.",
+                r.name, r.size
+            ));
+            r.maxlen = Some(r.size);
+        }
     }
 }
 

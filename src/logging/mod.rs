@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
+pub mod ring;
 pub(crate) mod targets;
 
 /// Severity of a process log line, with HAProxy's labels.

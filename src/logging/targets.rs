@@ -28,7 +28,8 @@ fn level_for(t: &LogTarget, severity: u8) -> Option<u8> {
     match t {
         LogTarget::Stdout { levels: l, .. }
         | LogTarget::Stderr { levels: l, .. }
-        | LogTarget::Syslog { levels: l, .. } => l.apply(severity),
+        | LogTarget::Syslog { levels: l, .. }
+        | LogTarget::Ring { levels: l, .. } => l.apply(severity),
         LogTarget::Global => Some(severity),
     }
 }
@@ -257,6 +258,20 @@ impl LogSockets {
                                 let _ = u.send_to(frame.as_bytes(), p);
                             }
                         }
+                    }
+                }
+                LogTarget::Ring { ring, facility, .. } => {
+                    if let Some(r) = super::ring::find(ring) {
+                        let mut f = frame(r.format, facility, severity, tag, now, line);
+                        if r.format == LogFormat::Rfc3164 {
+                            // HAProxy names the host in a ring's RFC3164 lines
+                            if let Some(at) = f.find('>').map(|p| p + 17) {
+                                if at <= f.len() && f.is_char_boundary(at) {
+                                    f.insert_str(at, "localhost ");
+                                }
+                            }
+                        }
+                        r.write(&f);
                     }
                 }
                 LogTarget::Global => {}

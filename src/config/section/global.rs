@@ -430,7 +430,7 @@ pub(crate) fn parse(g: &mut Global, words: &[String], ctx: &mut Ctx<'_>) -> Resu
             };
             no_more(words, 2)
         }
-        "log" => log::parse(&mut g.logs, words, true),
+        "log" => log::parse(&mut g.logs, words, true, ctx.loc),
         "log-tag" => {
             g.log_tag = Some(arg(words, 1, "a tag")?.to_string());
             no_more(words, 2)

@@ -1,7 +1,7 @@
 //! `log` lines (global and proxies).
 
 use crate::config::units::{parse_address, parse_u32};
-use crate::config::{LogFormat, LogLevels, LogTarget};
+use crate::config::{Location, LogFormat, LogLevels, LogTarget};
 
 const FACILITIES: &[&str] = &[
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
@@ -21,6 +21,7 @@ pub(crate) fn parse(
     logs: &mut Vec<LogTarget>,
     words: &[String],
     global: bool,
+    loc: &Location,
 ) -> Result<(), String> {
     let Some(target) = words.get(1) else {
         return Err(
@@ -50,16 +51,8 @@ pub(crate) fn parse(
                     .get(i + 1)
                     .map(String::as_str)
                     .ok_or("'log' : 'format' expects a format name.")?;
-                format = match v {
-                    "rfc3164" | "local" => LogFormat::Rfc3164,
-                    "rfc5424" => LogFormat::Rfc5424,
-                    "raw" => LogFormat::Raw,
-                    "short" => LogFormat::Short,
-                    "timed" => LogFormat::Timed,
-                    "iso" => LogFormat::Iso,
-                    "priority" => LogFormat::Priority,
-                    _ => return Err(format!("'log' : unknown log format '{v}'.")),
-                };
+                format = super::ring::format_of(v)
+                    .ok_or_else(|| format!("'log' : unknown log format '{v}'."))?;
             }
             "sample" => {
                 words
@@ -103,6 +96,12 @@ pub(crate) fn parse(
         "stderr" => LogTarget::Stderr {
             facility: facility.to_string(),
             levels,
+        },
+        t if t.starts_with("ring@") => LogTarget::Ring {
+            ring: t["ring@".len()..].to_string(),
+            facility: facility.to_string(),
+            levels,
+            location: loc.clone(),
         },
         t => {
             let t = ["udp@", "udp4@"]

@@ -7,6 +7,7 @@ pub(super) mod mailers;
 pub(super) mod peers;
 pub(super) mod proxy;
 pub(super) mod resolvers;
+pub(super) mod ring;
 pub(super) mod server;
 
 use super::Location;

@@ -835,7 +835,7 @@ pub(crate) fn parse(
             p.disabled = false;
             no_more(words, 1)
         }
-        "log" => log::parse(&mut p.logs, words, false),
+        "log" => log::parse(&mut p.logs, words, false, ctx.loc),
         "log-tag" => {
             p.log_tag = Some(arg(words, 1, "a tag")?.to_string());
             no_more(words, 2)

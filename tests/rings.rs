@@ -1,0 +1,150 @@
+//! `ring` sections: `log ring@<name>` lines kept in memory (`show events`) and sent on to
+//! TCP syslog servers, one line and a newline each, as HAProxy 2.6 sends them
+//! (`HARP_BIN=<wrapper running haproxy -db "$@">` runs these against HAProxy).
+
+mod common;
+
+use common::{cli, free_port, write_file, Harp};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// A TCP syslog receiver: everything it was sent on its first connection, as lines, read
+/// until `want` lines came (10 s at most).
+fn receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        c.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(p) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=p).collect();
+                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn config(api: u16, front: u16, ring: &str) -> String {
+    format!(
+        "global\n    stats socket 127.0.0.1:{api} level admin\n    log ring@logs local0\n\
+         ring logs\n{ring}\
+         defaults\n    mode tcp\n    log global\n    option tcplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{front}\n    default_backend be\n\
+         backend be\n    server s1 127.0.0.1:{}\n",
+        common::accepting_upstream()
+    )
+}
+
+#[test]
+fn logged_lines_reach_the_ring_and_its_tcp_servers_one_per_line() {
+    let (syslog, lines) = receiver();
+    let (api, front) = (free_port(), free_port());
+    let ring = format!(
+        "    description \"tcp syslog\"\n    format rfc5424\n    maxlen 1200\n    size 32768\n\
+         \x20   timeout connect 2s\n    timeout server 5s\n    server s 127.0.0.1:{syslog}\n"
+    );
+    let _h = Harp::start(&config(api, front, &ring), front, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", front)).expect("connect");
+    c.write_all(b"hello").expect("send");
+    drop(c);
+    let line = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a line on the TCP server");
+    // RFC 5424 framing, the tcplog line, a newline and no octet count
+    assert!(line.starts_with("<134>1 "), "{line:?}");
+    assert!(
+        line.contains(" - - 127.0.0.1:") && line.contains(" fe be/s1 "),
+        "{line:?}"
+    );
+    assert!(line.ends_with("\n"), "{line:?}");
+    // (the start-up probe's connection is logged too)
+    let shown = cli(api, "show events logs");
+    assert!(shown.contains(&line), "{shown}");
+    let sinks = cli(api, "show events");
+    assert!(
+        sinks.starts_with(
+            "Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n"
+        ),
+        "{sinks}"
+    );
+    assert!(
+        sinks.contains("\n    logs       : type=buffer, 0 dropped, tcp syslog\n"),
+        "{sinks}"
+    );
+    assert!(
+        sinks.contains("\n    buf0       : type=buffer, "),
+        "{sinks}"
+    );
+    assert_eq!(cli(api, "show events nosuch"), "No such event sink\n");
+    assert_eq!(cli(api, "show events logs -n"), "\n");
+}
+
+#[test]
+fn a_full_ring_keeps_the_latest_lines_in_rfc3164_with_the_host_named() {
+    let (api, front) = (free_port(), free_port());
+    let ring = "    format rfc3164\n    size 16384\n".to_string();
+    let _h = Harp::start(&config(api, front, &ring), front, &[]);
+    for _ in 0..200 {
+        let mut c = TcpStream::connect(("127.0.0.1", front)).expect("connect");
+        let _ = c.write_all(b"x");
+    }
+    let ok = common::wait_until(Duration::from_secs(10), || {
+        cli(api, "show events logs").lines().count() > 50
+    });
+    let shown = cli(api, "show events logs");
+    assert!(ok, "{shown}");
+    let lines: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
+    // about 16 KiB of lines of about 140 bytes: the oldest left
+    assert!(lines.len() < 200, "{}", lines.len());
+    assert!(shown.len() <= 16_384 + 2, "{}", shown.len());
+    assert!(lines[0].starts_with("<134>"), "{}", lines[0]);
+    assert_eq!(&lines[0][20..31], " localhost ", "{}", lines[0]);
+}
+
+#[test]
+fn a_log_line_naming_an_unknown_ring_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_file(
+        dir.path(),
+        "bad.cfg",
+        "global\n    log ring@nosuch local0\nring other\n    server s 127.0.0.1:1\n",
+    );
+    let check = |cfg: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+            .args(["-c", "-f"])
+            .arg(cfg)
+            .output()
+            .expect("run harp -c");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = check(&cfg);
+    assert!(!ok);
+    assert!(
+        err.contains("global log server declared in file '")
+            && err.contains("bad.cfg' at line 2 uses unknown ring named 'nosuch'."),
+        "{err}"
+    );
+    // a ring smaller than HAProxy's least (its buffer size) is refused, as HAProxy does
+    let small = write_file(dir.path(), "small.cfg", "ring r\n    size 100\n");
+    let (ok, err) = check(&small);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "ignoring new size '100' that is smaller than current size '16384' for ring 'r'."
+        ),
+        "{err}"
+    );
+}
