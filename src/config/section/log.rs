@@ -140,11 +140,35 @@ mod tests {
     #[test]
     fn log_lines() {
         let mut logs = Vec::new();
-        parse(&mut logs, &w("log global"), false).unwrap();
-        parse(&mut logs, &w("log stdout format raw local0"), false).unwrap();
-        parse(&mut logs, &w("log 127.0.0.1:514 local0 info"), false).unwrap();
-        parse(&mut logs, &w("log 127.0.0.1 local1"), false).unwrap();
-        parse(&mut logs, &w("log /dev/log local0 notice err"), false).unwrap();
+        parse(&mut logs, &w("log global"), false, &Location::default()).unwrap();
+        parse(
+            &mut logs,
+            &w("log stdout format raw local0"),
+            false,
+            &Location::default(),
+        )
+        .unwrap();
+        parse(
+            &mut logs,
+            &w("log 127.0.0.1:514 local0 info"),
+            false,
+            &Location::default(),
+        )
+        .unwrap();
+        parse(
+            &mut logs,
+            &w("log 127.0.0.1 local1"),
+            false,
+            &Location::default(),
+        )
+        .unwrap();
+        parse(
+            &mut logs,
+            &w("log /dev/log local0 notice err"),
+            false,
+            &Location::default(),
+        )
+        .unwrap();
         assert_eq!(logs[0], LogTarget::Global);
         assert_eq!(
             logs[1],
@@ -179,9 +203,21 @@ mod tests {
         assert_eq!(levels.apply(6), None);
         assert_eq!(levels.apply(5), Some(5));
         assert_eq!(levels.apply(0), Some(3));
-        assert!(parse(&mut logs, &w("log global"), true).is_err());
-        assert!(parse(&mut logs, &w("log 127.0.0.1 local9"), false).is_err());
-        assert!(parse(&mut logs, &w("log 127.0.0.1 local0 loud"), false).is_err());
-        assert!(parse(&mut logs, &w("log stdout"), false).is_err());
+        assert!(parse(&mut logs, &w("log global"), true, &Location::default()).is_err());
+        assert!(parse(
+            &mut logs,
+            &w("log 127.0.0.1 local9"),
+            false,
+            &Location::default()
+        )
+        .is_err());
+        assert!(parse(
+            &mut logs,
+            &w("log 127.0.0.1 local0 loud"),
+            false,
+            &Location::default()
+        )
+        .is_err());
+        assert!(parse(&mut logs, &w("log stdout"), false, &Location::default()).is_err());
     }
 }
