@@ -233,7 +233,7 @@ pub const ENTRIES: &[HelpEntry] = &[
         User,
     ),
     e(
-        "show events [<sink>] [-w] [-n]",
+        "show events [<sink>] [-w] [-n] [-0]",
         "show event sink state",
         User,
     ),
