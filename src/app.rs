@@ -108,7 +108,7 @@ pub fn run(config: Config, settings: RunSettings) -> Result<(), AppError> {
     }
     workers.stop(graceful);
     workers.wait();
-    peers.wait_hand_over(std::time::Duration::from_secs(6));
+    peers.finish_hand_over(std::time::Duration::from_secs(8));
     peers.stop();
     engine.stop();
     // what was logged until now still goes out, for a moment

@@ -159,6 +159,27 @@ fn hellos_are_answered_with_haproxy_status_codes() {
     assert_eq!(hello(pa, "HAProxyS 2.1\nlbA\nlbC 1 1\n"), "504\n");
     assert_eq!(hello(pa, "GET / HTTP/1.0\r\n\r\n"), "501\n");
     assert!(hello(pa, "HAProxyS 2.1\nlbA\nlbB 1 1\n").starts_with("200\n"));
+    if std::env::var_os("HARP_PEER_BIN").is_some() {
+        return;
+    }
+    // connections that say nothing cannot pile up: past a few hellos under way, more are
+    // closed at once (HAProxy's peers frontend has a small maxconn too)
+    let idle: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(("127.0.0.1", pa)).expect("connect"))
+        .collect();
+    let closed = idle
+        .iter()
+        .filter(|c| {
+            c.set_read_timeout(Some(Duration::from_millis(200))).ok();
+            matches!((&**c).read(&mut [0u8; 8]), Ok(0))
+        })
+        .count();
+    assert!(closed >= 20, "{closed} of 40 idle connections closed");
+    drop(idle);
+    // once they are gone, hellos are taken again
+    assert!(wait_until(Duration::from_secs(10), || {
+        hello(pa, "HAProxyS 2.1\nlbA\nlbB 1 1\n").starts_with("200\n")
+    }));
 }
 
 #[test]
@@ -228,12 +249,24 @@ fn a_reload_with_sf_hands_the_table_over_to_the_new_process() {
     // the common single-node form: a peers section with only the local peer keeps the
     // tables across reloads
     let (peer, front, api) = (free_port(), free_port(), free_port());
+    // a server that keeps each connection open until its client closes, so that a session
+    // outlives the reload
+    let up = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_port = up.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in up.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
          peers local\n    peer me 127.0.0.1:{peer}\n\
          frontend fe\n    bind 127.0.0.1:{front}\n    tcp-request connection track-sc0 src table st\n    default_backend st\n\
-         backend st\n    stick-table type ip size 1k expire 60s peers local store gpc0,conn_cnt\n    server s1 127.0.0.1:1\n"
+         backend st\n    stick-table type ip size 1k expire 60s peers local store gpc0,conn_cnt,conn_cur\n    server s1 127.0.0.1:{up_port}\n"
     );
     let named = |c: &mut std::process::Command| {
         c.args(["-L", "me"]);
@@ -243,16 +276,27 @@ fn a_reload_with_sf_hands_the_table_over_to_the_new_process() {
     for i in 1..=20 {
         cli(api, &format!("set table st key 10.0.0.{i} data.gpc0 {i}"));
     }
+    // a client on the old process, its session still open
+    let mut client = TcpStream::connect(("127.0.0.1", front)).expect("connect");
+    client.write_all(b"x").expect("send");
+    wait_entry(api, "127.0.0.1", &["conn_cur=1"]);
     let old_pid = old.pid().to_string();
     let new = Harp::spawn_prepared(tempfile::tempdir().expect("tempdir"), &cfg, &[], |c| {
         c.args(["-L", "me", "-sf", &old_pid]);
     });
-    // the old process is told to go once the new one listens, and goes once it taught it
+    // once the new process listens, the old one is told to go and teaches it the table
+    let learnt = wait_until(Duration::from_secs(10), || {
+        cli(api, "show info").contains(&format!("Pid: {}", new.pid()))
+            && cli(api, "show table st").contains("used:21")
+    });
+    assert!(learnt, "{}\n{}", cli(api, "show table st"), new.stderr());
+    assert!(entry(api, "10.0.0.7").contains("gpc0=7"));
+    assert!(entry(api, "127.0.0.1").contains("conn_cur=1"));
+    // the old session ends: the old process says so before it goes
+    drop(client);
     assert_eq!(old.wait_exit(), Some(0), "{}", old.stderr());
-    let table = cli(api, "show table st");
-    assert!(table.contains("used:20"), "{table}\n{}", new.stderr());
-    let e = entry(api, "10.0.0.7");
-    assert!(e.contains("gpc0=7"), "{e}");
+    let e = wait_entry(api, "127.0.0.1", &["conn_cur=0"]);
+    assert!(e.contains("conn_cnt=1"), "{e}");
     // and the new process serves the frontend
     assert!(TcpStream::connect(("127.0.0.1", front)).is_ok());
 }
@@ -359,4 +403,48 @@ fn a_peer_breaking_the_protocol_gets_haproxy_error_messages_and_the_process_goes
     // and the process still serves its peers and its Runtime API
     assert!(cli(aa, "show table st").starts_with("# table: st"));
     assert!(hello(pa, "HAProxyS 2.1\nlbA\nlbB 1 1\n").starts_with("200\n"));
+}
+
+#[test]
+fn a_start_whose_old_process_never_teaches_learns_from_a_peer_after_five_seconds() {
+    // lbA learnt an entry from lbC; lbC went away; lbB starts as if replacing a process
+    // (`-sf` of one that is no harp): it waits 5 s for that lesson, then asks lbA
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let (pa, pb, pc, aa, ab, ac) = (ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]);
+    let cfg = |me: &str, api: u16| {
+        format!(
+            "global\n    localpeer {me}\n    stats socket 127.0.0.1:{api} level admin\n\
+             peers mypeers\n    peer lbA 127.0.0.1:{pa}\n    peer lbB 127.0.0.1:{pb}\n    peer lbC 127.0.0.1:{pc}\n\
+             backend st\n    stick-table type ip size 1k expire 60s peers mypeers store gpc0\n"
+        )
+    };
+    let start = |me: &str, api: u16, prepare: &dyn Fn(&mut std::process::Command)| {
+        let mut h = Harp::spawn_prepared(
+            tempfile::tempdir().expect("tempdir"),
+            &cfg(me, api),
+            &[],
+            prepare,
+        );
+        h.wait_port(api);
+        h
+    };
+    let _a = start("lbA", aa, &|_| {});
+    let c = start("lbC", ac, &|_| {});
+    cli(ac, "set table st key 10.9.9.9 data.gpc0 42");
+    wait_entry(aa, "10.9.9.9", &["gpc0=42"]);
+    drop(c);
+    let mut stand_in = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    let pid = stand_in.id().to_string();
+    let _b = start("lbB", ab, &|cmd| {
+        cmd.args(["-sf", &pid]);
+    });
+    let learnt = wait_until(Duration::from_secs(15), || {
+        entry(ab, "10.9.9.9").contains("gpc0=42")
+    });
+    let _ = stand_in.kill();
+    let _ = stand_in.wait();
+    assert!(learnt, "{}", cli(ab, "show table st"));
 }

@@ -140,10 +140,7 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
             st.last_hdshk = Some(Instant::now());
             continue;
         }
-        if peer.state().session != 0 {
-            // an incoming session won meanwhile: this one is dropped before it starts
-            continue;
-        }
+        // the newest session wins, an incoming one made meanwhile included, as in HAProxy
         let (id, kill) = take_over(&sec, &peer);
         let end = session::run(
             sec.clone(),
@@ -166,6 +163,7 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
 /// Accepts peers' connections, checks their hello and runs their sessions.
 pub async fn accept_loop(sec: Arc<Section>, listener: TcpListener, stop: watch::Receiver<bool>) {
     let mut stop_accept = stop.clone();
+    let hellos = Arc::new(tokio::sync::Semaphore::new(3 * (sec.peers.len() + 1) + 2));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -177,7 +175,15 @@ pub async fn accept_loop(sec: Arc<Section>, listener: TcpListener, stop: watch::
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(incoming(sec.clone(), stream, stop.clone()));
+        // hellos under way are few (HAProxy's peers frontend has a small maxconn): more
+        // connections are closed at once, so that idle ones cannot take the fds
+        let Ok(permit) = hellos.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (sec, stop) = (sec.clone(), stop.clone());
+        tokio::spawn(async move {
+            incoming(sec, stream, stop, permit).await;
+        });
     }
 }
 
@@ -191,7 +197,12 @@ fn check_hello(sec: &Section, lines: &[String]) -> Result<Arc<Peer>, u32> {
     sec.peer(name).cloned().ok_or(wire::STATUS_ERR_PEER)
 }
 
-async fn incoming(sec: Arc<Section>, mut stream: TcpStream, stop: watch::Receiver<bool>) {
+async fn incoming(
+    sec: Arc<Section>,
+    mut stream: TcpStream,
+    stop: watch::Receiver<bool>,
+    hello_permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let mut buf = Vec::new();
     let mut lines = Vec::new();
     let hello = async {
@@ -227,6 +238,7 @@ async fn incoming(sec: Arc<Section>, mut stream: TcpStream, stop: watch::Receive
             return;
         }
     };
+    drop(hello_permit);
     let (id, kill) = take_over(&sec, &peer);
     if stream
         .write_all(format!("{}\n", wire::STATUS_OK).as_bytes())
@@ -251,9 +263,10 @@ async fn incoming(sec: Arc<Section>, mut stream: TcpStream, stop: watch::Receive
 }
 
 /// Teaches the process replacing this one every entry: connects to our own address (which
-/// that process listens on now), under our own name, as HAProxy's stopping process does.
-/// Gives up after [`RECONNECT_TIMEOUT`].
-pub async fn hand_over(sec: Arc<Section>, stop: watch::Receiver<bool>) {
+/// that process listens on now), under our own name, as HAProxy's stopping process does,
+/// then sends it the local changes until `finish` (this process's last sessions ended).
+/// Gives up connecting after [`RECONNECT_TIMEOUT`].
+pub async fn hand_over(sec: Arc<Section>, finish: watch::Receiver<bool>) {
     let Some(addr) = sec.listen else {
         return;
     };
@@ -279,18 +292,17 @@ pub async fn hand_over(sec: Arc<Section>, stop: watch::Receiver<bool>) {
         match tokio::time::timeout_at(deadline.into(), attempt).await {
             Ok(Some((stream, buf, line))) if line.trim() == "200" => {
                 let (id, kill) = take_over(&sec, &peer);
-                let left = deadline.saturating_duration_since(Instant::now());
-                let run = session::run(
+                let end = session::run(
                     sec.clone(),
                     peer.clone(),
                     id,
                     stream,
                     buf,
                     kill,
-                    stop.clone(),
+                    finish.clone(),
                     Mode::HandOver,
-                );
-                let end = tokio::time::timeout(left.max(Duration::from_secs(1)), run).await;
+                )
+                .await;
                 tracing::debug!(section = %sec.name, ?end, "tables handed over");
                 return;
             }

@@ -58,6 +58,8 @@ pub struct Peers {
     stop_tx: tokio::sync::watch::Sender<bool>,
     /// Starts the hand-over to the process replacing this one.
     hand_over_tx: tokio::sync::watch::Sender<bool>,
+    /// Ends the hand-over once what is left is sent.
+    finish_tx: tokio::sync::watch::Sender<bool>,
     /// Told when the hand-over is over.
     handed_over: crossbeam_channel::Receiver<()>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -114,6 +116,7 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
     let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (hand_over_tx, mut hand_over_rx) = tokio::sync::watch::channel(false);
+    let (finish_tx, finish_rx) = tokio::sync::watch::channel(false);
     let (done_tx, handed_over) = crossbeam_channel::bounded(1);
     let shown: Vec<Arc<Section>> = sections.iter().map(|(s, _, _)| s.clone()).collect();
     if sections.is_empty() {
@@ -123,6 +126,7 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
             end_tx,
             stop_tx,
             hand_over_tx,
+            finish_tx,
             handed_over,
             thread: Mutex::new(None),
         });
@@ -142,6 +146,8 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
                     let relay = tokio::spawn(async move {
                         loop {
                             notify.notified().await;
+                            // a millisecond gathers a burst of changes into one wake-up
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                             tx.send_replace(());
                         }
                     });
@@ -176,7 +182,7 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
                             }
                             let hand = secs
                                 .iter()
-                                .map(|s| tokio::spawn(link::hand_over(s.clone(), stop_rx.clone())));
+                                .map(|s| tokio::spawn(link::hand_over(s.clone(), finish_rx.clone())));
                             let hand: Vec<_> = hand.collect();
                             for h in hand {
                                 let _ = h.await;
@@ -200,6 +206,7 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
         end_tx,
         stop_tx,
         hand_over_tx,
+        finish_tx,
         handed_over,
         thread: Mutex::new(Some(thread)),
     })
@@ -226,8 +233,10 @@ impl Peers {
         let _ = self.end_tx.send(true);
     }
 
-    /// Waits (at most `limit`) for the hand-over to end.
-    pub fn wait_hand_over(&self, limit: std::time::Duration) {
+    /// This process's last sessions ended: the hand-over sends what is left and ends;
+    /// waits (at most `limit`) for it.
+    pub fn finish_hand_over(&self, limit: std::time::Duration) {
+        let _ = self.finish_tx.send(true);
         if *self.hand_over_tx.borrow() {
             let _ = self.handed_over.recv_timeout(limit);
         }
@@ -236,6 +245,7 @@ impl Peers {
     /// Closes every session and waits for the thread.
     pub fn stop(&self) {
         let _ = self.end_tx.send(true);
+        let _ = self.finish_tx.send(true);
         let _ = self.stop_tx.send(true);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {

@@ -51,7 +51,8 @@ pub enum Mode {
     /// With a peer (either side connected): lessons when asked, updates both ways.
     Peer,
     /// This process is stopping and teaches the process replacing it everything, then
-    /// ends once the lesson is confirmed.
+    /// goes on sending its local changes (its last sessions end meanwhile) until told to
+    /// finish (`stop`), as HAProxy's stopping process does.
     HandOver,
 }
 
@@ -76,23 +77,35 @@ pub async fn run(
     // timer carries over from the session before, and may be nearly run out
     let mut next_heartbeat = tokio::time::Instant::now();
     let mut rx_deadline = tokio::time::Instant::now() + RECONNECT_TIMEOUT;
+    // a hand-over told to finish: until when it may still send what is left
+    let mut finishing: Option<tokio::time::Instant> = None;
     let end = loop {
         if let Err(e) = s.handle_input() {
             break e;
         }
         s.produce();
         s.publish();
-        if s.confirmed && s.out.is_empty() {
-            // the replacing process has it all
-            break End::Stopping;
+        if let Some(until) = finishing {
+            let done = s.confirmed && s.out.is_empty() && s.caught_up();
+            if done || tokio::time::Instant::now() >= until {
+                break End::Stopping;
+            }
         }
         if !s.out.is_empty() {
             next_heartbeat = tokio::time::Instant::now() + HEARTBEAT;
         }
         let want_write = !s.out.is_empty();
+        let finish_by = finishing.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = &mut kill => break End::Replaced,
-            _ = stop.changed() => break End::Stopping,
+            _ = stop.changed(), if finishing.is_none() => {
+                if mode != Mode::HandOver {
+                    break End::Stopping;
+                }
+                // the last local changes still go, a moment at most
+                finishing = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
+            }
+            _ = tokio::time::sleep_until(finish_by), if finishing.is_some() => {}
             r = stream.readable() => {
                 if r.is_err() {
                     break End::Lost;
@@ -228,18 +241,34 @@ impl<'a> Session<'a> {
         if mode == Mode::HandOver {
             // the lesson starts unasked, as HAProxy's old process gives it
             s.start_lesson();
-            return s;
         }
-        let up_to_date = !peer.state().not_up_to_date;
-        if sec.assign(id, peer, up_to_date) {
-            s.learning = true;
+        s
+    }
+
+    /// Asks this session's peer for the lesson when this process still wants one and no
+    /// other session gives it (checked at every turn: the wish comes back when a lesson
+    /// fails or the old process never came).
+    fn maybe_learn(&mut self) {
+        if self.mode != Mode::Peer || self.learning {
+            return;
+        }
+        let up_to_date = !self.peer.state().not_up_to_date;
+        if self.sec.assign(self.id, self.peer, up_to_date) {
+            self.learning = true;
             // the old process teaches unasked; a remote peer is asked
-            if !std::ptr::eq(peer, &*sec.local_peer) {
-                s.out
+            if !std::ptr::eq(self.peer, &*self.sec.local_peer) {
+                self.out
                     .extend_from_slice(&[wire::CLASS_CONTROL, wire::CTRL_RESYNC_REQ]);
             }
         }
-        s
+    }
+
+    /// Whether every local change was queued for the peer.
+    fn caught_up(&self) -> bool {
+        self.tables
+            .iter()
+            .zip(&self.sec.tables)
+            .all(|(c, t)| c.last_pushed >= t.table.last_change())
     }
 
     /// Starts teaching every entry of every table.
@@ -305,9 +334,7 @@ impl<'a> Session<'a> {
                 }
                 self.confirms += 1;
             }
-            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_CONFIRM) => {
-                self.confirmed = self.mode == Mode::HandOver;
-            }
+            (wire::CLASS_CONTROL, wire::CTRL_RESYNC_CONFIRM) => self.confirmed = true,
             (wire::CLASS_CONTROL, wire::CTRL_HEARTBEAT) => self.peer.state().rx_hbt += 1,
             (wire::CLASS_RESERVED, _) => return Err(End::Protocol),
             (wire::CLASS_TABLE, wire::STKT_DEFINE) => {
@@ -315,6 +342,8 @@ impl<'a> Session<'a> {
                 self.remote.retain(|id, _| *id != d.id);
                 self.current = None;
                 if let Some(i) = self.sec.tables.iter().position(|t| t.matches(&d)) {
+                    // one id per table of ours: an older definition of it goes
+                    self.remote.retain(|_, (_, idx)| *idx != i);
                     let id = d.id;
                     self.remote.insert(id, (d, i));
                     self.current = Some(id);
@@ -377,6 +406,7 @@ impl<'a> Session<'a> {
     /// Queues what is owed to the peer: acknowledgements, the lesson, local changes, the end
     /// of the lesson and confirmations, while the output stays under its high mark.
     fn produce(&mut self) {
+        self.maybe_learn();
         for (i, c) in self.tables.iter_mut().enumerate() {
             if c.last_get != c.last_acked {
                 if let Some((rid, _)) = self.remote.iter().find(|(_, (_, idx))| *idx == i) {

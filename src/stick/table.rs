@@ -123,6 +123,8 @@ pub struct Table {
     /// Its settings.
     pub config: TableConfig,
     entries: Mutex<Entries>,
+    /// The last change's number, readable without the lock (peers look at it often).
+    last_seq: std::sync::atomic::AtomicU64,
     /// Set when a peers section shares the table: told of every local change (a `Notify`
     /// holds one permit, so a burst of changes costs the workers an atomic each).
     sync: OnceLock<Arc<tokio::sync::Notify>>,
@@ -145,6 +147,7 @@ impl Table {
             name,
             config,
             entries: Mutex::new(Entries::default()),
+            last_seq: std::sync::atomic::AtomicU64::new(0),
             sync: OnceLock::new(),
         })
     }
@@ -162,6 +165,8 @@ impl Table {
         }
         e.seq += 1;
         let seq = e.seq;
+        self.last_seq
+            .store(seq, std::sync::atomic::Ordering::Release);
         let Some(en) = e.map.get_mut(key) else {
             return;
         };
@@ -191,12 +196,14 @@ impl Table {
 
     /// The number of the last change (0: none yet).
     pub fn last_change(&self) -> u64 {
-        self.lock().seq
+        self.last_seq.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Walks at most `max` live entries changed after change `after`, in change order
     /// (only the local changes unless `all`), giving each its change number; returns the
-    /// number of the last change looked at (`after` when none).
+    /// number of the last change looked at (`after` when none). It looks at `4 * max`
+    /// changes at most, so that the lock the workers wait on is held briefly even behind
+    /// many learnt entries (the caller calls again from where it stopped).
     pub fn changes(
         &self,
         after: u64,
@@ -209,7 +216,7 @@ impl Table {
         self.sweep(&mut e, now);
         let mut last = after;
         let mut sent = 0;
-        for (seq, key) in e.log.range(after + 1..) {
+        for (seq, key) in e.log.range(after + 1..).take(4 * max.max(1)) {
             if sent >= max {
                 break;
             }

@@ -354,3 +354,24 @@ fn a_shared_table_logs_local_changes_in_order_and_learnt_ones_apart() {
     t.clear(|_, _, _, _| true);
     assert!(changed(&t, 0, true).is_empty());
 }
+
+#[test]
+fn a_push_walk_behind_many_learnt_entries_stops_early_and_goes_on_from_there() {
+    let t = table("type integer size 10k expire 30s store gpc0 peers p");
+    t.share(Arc::new(tokio::sync::Notify::new()));
+    for i in 0..1000 {
+        t.learn(&Key::Int(i), None, |_, _, _| ());
+    }
+    t.with_entry(&Key::Int(5000), true, |_, _, _| ());
+    // 10 wanted: at most 40 looked at under the lock, none of them local
+    let mut sent = 0;
+    let last = t.changes(0, 10, false, |_, _, _, _, _, _| sent += 1);
+    assert_eq!((sent, last), (0, 40));
+    // called again and again from there, it reaches the local change
+    let mut from = last;
+    let mut found = Vec::new();
+    while from < t.last_change() {
+        from = t.changes(from, 10, false, |_, k, _, _, _, _| found.push(k.clone()));
+    }
+    assert_eq!(found, [Key::Int(5000)]);
+}
