@@ -148,3 +148,51 @@ fn a_log_line_naming_an_unknown_ring_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn show_events_w_follows_the_ring_until_the_client_sends_a_key() {
+    let (api, front) = (free_port(), free_port());
+    let _h = Harp::start(&config(api, front, "    format raw\n"), front, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", api)).expect("connect to the API");
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    // -n: only what comes next
+    c.write_all(b"show events logs -n -w\n").expect("send");
+    // sessions go through until one's line comes (the first may end before the command
+    // runs, and -n would not show it)
+    c.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < end
+        && !(got.ends_with(b"\n") && String::from_utf8_lossy(&got).contains(" fe be/s1 "))
+    {
+        let mut t = TcpStream::connect(("127.0.0.1", front)).expect("connect");
+        t.write_all(b"hello").expect("send");
+        drop(t);
+        if let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("127.0.0.1:") && text.contains(" fe be/s1 "),
+        "{text:?}"
+    );
+    // any key ends it, with the empty line that ends every reply (HAProxy 2.6 then keeps
+    // the connection for more commands: harp only is checked here)
+    if std::env::var_os("HARP_BIN").is_some() {
+        return;
+    }
+    c.write_all(b"\n").expect("send a key");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(
+        rest.ends_with(b"\n"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}

@@ -91,6 +91,68 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], limits: &Limits) ->
     )
 }
 
+/// The ring and `-n` of a `show events <ring> -w` the session may run.
+fn events_to_follow(
+    c: &parse::AdminCommand,
+    st: &SessionState,
+) -> Option<(Arc<crate::logging::ring::Ring>, bool)> {
+    let parse::AdminCommand::ShowEvents(args) = c else {
+        return None;
+    };
+    let flags: String = args
+        .iter()
+        .filter(|a| a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    if !flags.contains('w') || st.level < AccessLevel::Operator {
+        return None;
+    }
+    let sink = args.iter().find(|a| !a.starts_with('-'))?;
+    Some((crate::logging::ring::find(sink)?, flags.contains('n')))
+}
+
+/// Sends `ring`'s lines from `cursor` on as they come, until the client sends a byte or
+/// closes; `false` when the client stopped reading.
+async fn follow<R, W>(
+    ring: &crate::logging::ring::Ring,
+    mut cursor: u64,
+    reader: &mut LineReader<R>,
+    wr: &mut W,
+    limits: &Limits,
+) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !reader.buf.is_empty() || reader.eof {
+        return true;
+    }
+    loop {
+        let notified = ring.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (lines, lost) = ring.read(cursor, 256);
+        cursor += lost;
+        if let Some((last, _)) = lines.last() {
+            cursor = last + 1;
+            let mut chunk = String::new();
+            for (_, l) in &lines {
+                chunk.push_str(l);
+                chunk.push('\n');
+            }
+            if !send(wr, chunk.as_bytes(), limits).await {
+                return false;
+            }
+            continue;
+        }
+        let mut key = [0u8; 1];
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = reader.inner.read(&mut key) => return true,
+        }
+    }
+}
+
 /// Serves one connection until it ends. Never panics on client input.
 pub async fn serve<S>(stream: S, exec: Arc<Executor>, level: AccessLevel, limits: Limits)
 where
@@ -188,6 +250,27 @@ where
             if let Some(rx) = exec.extension_call(&c) {
                 if let Ok(Ok(text)) = tokio::time::timeout(limits.timeout, rx).await {
                     out.push_str(&text);
+                }
+                out.push_str(if st.interactive { "\n> " } else { "\n" });
+                continue;
+            }
+            // `show events <ring> -w`: its lines, then the new ones as they come, until the
+            // client sends anything or closes ("Any key to stop")
+            if let Some((ring, new_only)) = events_to_follow(&c, &st) {
+                let (held, _) = ring.read(0, usize::MAX);
+                let cursor = held.last().map_or_else(|| ring.next(), |(n, _)| n + 1);
+                if !new_only {
+                    for (_, l) in &held {
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+                if !send(&mut wr, out.as_bytes(), &limits).await {
+                    return;
+                }
+                out.clear();
+                if !follow(&ring, cursor, &mut reader, &mut wr, &limits).await {
+                    return;
                 }
                 out.push_str(if st.interactive { "\n> " } else { "\n" });
                 continue;

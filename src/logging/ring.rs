@@ -97,6 +97,11 @@ impl Ring {
         (v, lost)
     }
 
+    /// Resolves at the next line written (enable it before reading, so as to miss none).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
     /// The number the next line will have.
     pub fn next(&self) -> u64 {
         self.lock().next
