@@ -692,6 +692,8 @@ pub enum BalanceAlgo {
     Source,
     /// Random, with power-of-two choices (`random(2)`).
     Random,
+    /// Hash of the client's RDP cookie (`rdp-cookie[(<name>)]`), round robin without one.
+    RdpCookie,
 }
 
 impl BalanceAlgo {
@@ -704,6 +706,7 @@ impl BalanceAlgo {
             BalanceAlgo::First => "first",
             BalanceAlgo::Source => "source",
             BalanceAlgo::Random => "random",
+            BalanceAlgo::RdpCookie => "rdp-cookie",
         }
     }
 
@@ -722,6 +725,37 @@ pub enum HashType {
     MapBased,
     /// `consistent`: a hash ring, stable when servers come and go.
     Consistent,
+}
+
+/// `hash-type ... <function>`: how `balance rdp-cookie` hashes the cookie (HAProxy's
+/// `gen_hash`; `sdbm` by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    /// `sdbm`.
+    #[default]
+    Sdbm,
+    /// `djb2`.
+    Djb2,
+    /// `wt6`.
+    Wt6,
+    /// `crc32`.
+    Crc32,
+    /// `none`: the key is a number already.
+    None,
+}
+
+impl HashFunction {
+    /// The function of a `hash-type` word.
+    pub fn by_name(name: &str) -> Option<HashFunction> {
+        Some(match name {
+            "sdbm" => HashFunction::Sdbm,
+            "djb2" => HashFunction::Djb2,
+            "wt6" => HashFunction::Wt6,
+            "crc32" => HashFunction::Crc32,
+            "none" => HashFunction::None,
+            _ => return None,
+        })
+    }
 }
 
 /// `timeout *` values of a proxy. `None` = unset (HAProxy then warns or uses infinity).
@@ -1203,6 +1237,14 @@ pub struct ProxyConfig {
     /// `hash-type <type> <function> avalanche`, or `hash-type consistent` alone: the address
     /// hash goes through HAProxy's `full_hash` first.
     pub hash_avalanche: bool,
+    /// `hash-type <type> <function>`: what hashes an `rdp-cookie` (the address of `balance
+    /// source` is hashed its own way).
+    pub hash_function: HashFunction,
+    /// `balance rdp-cookie[(<name>)]`: the cookie hashed (default `mstshash`).
+    pub rdp_cookie: String,
+    /// `persist rdp-cookie[(<name>)]`: a client whose cookie (default `msts`) names a
+    /// server's address and port goes to that server.
+    pub persist_rdp: Option<String>,
     /// `timeout *`.
     pub timeouts: Timeouts,
     /// `retries <n>` (default 3).
@@ -1328,6 +1370,9 @@ impl ProxyConfig {
             balance: BalanceAlgo::RoundRobin,
             hash_type: HashType::MapBased,
             hash_avalanche: false,
+            hash_function: HashFunction::Sdbm,
+            rdp_cookie: "mstshash".into(),
+            persist_rdp: None,
             timeouts: Timeouts::default(),
             retries: 3,
             redispatch: false,

@@ -99,6 +99,7 @@ const PREDEFINED: &[(&str, &str, &[&str])] = &[
     ("LOCALHOST", "src", &["127.0.0.1/8", "::1"]),
     ("WAIT_END", "wait_end", &[]),
     ("REQ_CONTENT", "req.len", &["gt", "0"]),
+    ("RDP_COOKIE", "req.rdp_cookie_cnt", &["gt", "0"]),
 ];
 
 impl AclTable {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::hello::{self, Hello};
 use super::pattern::{Method, Value};
+use super::rdp;
 
 /// A sample fetch of an ACL expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,11 @@ pub enum Fetch {
     ReqSslSni,
     /// `req.ssl_hello_type` / `req_ssl_hello_type`.
     ReqSslHelloType,
+    /// `req.rdp_cookie([<name>])` / `rdp_cookie`: the cookie of an RDP client's first
+    /// packet (any name when none is given).
+    ReqRdpCookie(Option<String>),
+    /// `req.rdp_cookie_cnt([<name>])` / `rdp_cookie_cnt`: 1 when it has one, else 0.
+    ReqRdpCookieCnt(Option<String>),
     /// `wait_end`: true once the inspection is over (`WAIT_END`).
     WaitEnd,
     /// `nbsrv([<backend>])`: usable servers.
@@ -319,6 +325,10 @@ pub const NAMES: &[&str] = &[
     "payload",
     "req.ssl_sni",
     "req_ssl_sni",
+    "req.rdp_cookie",
+    "rdp_cookie",
+    "req.rdp_cookie_cnt",
+    "rdp_cookie_cnt",
     "req.ssl_hello_type",
     "req_ssl_hello_type",
     "wait_end",
@@ -428,6 +438,12 @@ impl Fetch {
             "dst_port" => no_args(Fetch::DstPort)?,
             "req.len" | "req_len" => no_args(Fetch::ReqLen)?,
             "req.ssl_sni" | "req_ssl_sni" => no_args(Fetch::ReqSslSni)?,
+            "req.rdp_cookie" | "rdp_cookie" => {
+                Fetch::ReqRdpCookie(args.filter(|a| !a.is_empty()).map(str::to_string))
+            }
+            "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
+                Fetch::ReqRdpCookieCnt(args.filter(|a| !a.is_empty()).map(str::to_string))
+            }
             "req.ssl_hello_type" | "req_ssl_hello_type" => no_args(Fetch::ReqSslHelloType)?,
             "wait_end" => no_args(Fetch::WaitEnd)?,
             "req.payload" | "payload" => {
@@ -526,9 +542,11 @@ impl Fetch {
                 Method::Bool
             }
             Fetch::Src | Fetch::Dst => Method::Ip,
-            Fetch::ReqSslSni | Fetch::CaptureReq(_) | Fetch::UniqueId | Fetch::FcErrStr => {
-                Method::Str
-            }
+            Fetch::ReqSslSni
+            | Fetch::ReqRdpCookie(_)
+            | Fetch::CaptureReq(_)
+            | Fetch::UniqueId
+            | Fetch::FcErrStr => Method::Str,
             Fetch::ReqPayload(..) | Fetch::Var(..) => return None,
             Fetch::Const(_, v) => match v {
                 Some(Value::Bool(_)) => Method::Bool,
@@ -569,6 +587,8 @@ impl Fetch {
                 | Fetch::ReqPayload(..)
                 | Fetch::ReqSslSni
                 | Fetch::ReqSslHelloType
+                | Fetch::ReqRdpCookie(_)
+                | Fetch::ReqRdpCookieCnt(_)
                 | Fetch::WaitEnd
         )
     }
@@ -598,6 +618,8 @@ impl Fetch {
             Fetch::Tls(f) => f.keyword(),
             Fetch::FcErr => "fc_err",
             Fetch::FcErrStr => "fc_err_str",
+            Fetch::ReqRdpCookie(_) => "req.rdp_cookie",
+            Fetch::ReqRdpCookieCnt(_) => "req.rdp_cookie_cnt",
             Fetch::AlwaysTrue => "always_true",
             Fetch::AlwaysFalse => "always_false",
             Fetch::Src => "src",
@@ -747,6 +769,21 @@ impl Fetch {
                 Some(Hello::Short) => Sample::Missing,
                 Some(Hello::Found(name)) => val(Value::Str(name.to_vec())),
             },
+            Fetch::ReqRdpCookie(n) => match env.content().map(|c| rdp::cookie(c, n.as_deref())) {
+                None | Some(Hello::Absent) => Sample::None,
+                Some(Hello::Short) if fin => Sample::None,
+                Some(Hello::Short) => Sample::Missing,
+                Some(Hello::Found(v)) => val(Value::Str(v.to_vec())),
+            },
+            // HAProxy's count is 0 or 1, and waits for the packet like the cookie
+            Fetch::ReqRdpCookieCnt(n) => {
+                match env.content().map(|c| rdp::cookie(c, n.as_deref())) {
+                    None => Sample::None,
+                    Some(Hello::Short) if !fin => Sample::Missing,
+                    Some(Hello::Found(_)) => val(Value::Int(1)),
+                    Some(_) => val(Value::Int(0)),
+                }
+            }
             Fetch::ReqSslHelloType => match env.content().map(hello::hello_type) {
                 None | Some(Hello::Absent) => Sample::None,
                 Some(Hello::Short) if fin => Sample::None,

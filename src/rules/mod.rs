@@ -24,6 +24,7 @@ pub mod map;
 mod map_tests;
 pub mod patref;
 pub mod pattern;
+pub mod rdp;
 #[cfg(test)]
 mod tests;
 pub mod tls_fetch;

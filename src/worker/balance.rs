@@ -33,6 +33,68 @@ struct State {
     map_weights: Vec<u32>,
 }
 
+/// Who a connection is for, as the hashing algorithms see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client {
+    /// Its address (`balance source`).
+    pub ip: IpAddr,
+    /// The hash of its RDP cookie (`balance rdp-cookie`), when it sent one.
+    pub rdp: Option<u32>,
+}
+
+impl From<IpAddr> for Client {
+    fn from(ip: IpAddr) -> Client {
+        Client { ip, rdp: None }
+    }
+}
+
+impl Client {
+    /// The client at `ip` whose request so far is `content`, for `be`'s balancing: with
+    /// `balance rdp-cookie`, the hash of its cookie (HAProxy's `get_server_rch`: a cookie
+    /// missing, empty or not whole yet leaves it to round robin).
+    pub(crate) fn new(be: &Proxy, ip: IpAddr, content: &[u8]) -> Client {
+        let rdp = (be.config.balance == BalanceAlgo::RdpCookie)
+            .then(|| crate::rules::rdp::cookie(content, Some(&be.config.rdp_cookie)))
+            .and_then(|c| match c {
+                crate::rules::hello::Hello::Found(v) if !v.is_empty() => Some(v),
+                _ => None,
+            })
+            .map(|v| {
+                let h = lb::hash_key(be.config.hash_function, v);
+                if be.config.hash_avalanche {
+                    lb::full_hash(h)
+                } else {
+                    h
+                }
+            });
+        Client { ip, rdp }
+    }
+
+    /// Whether the balancer hashes this client (it then keeps its server even when full).
+    pub(crate) fn hashed(&self, be: &Proxy) -> bool {
+        match be.config.balance {
+            BalanceAlgo::Source => true,
+            BalanceAlgo::RdpCookie => self.rdp.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// `persist rdp-cookie`: the server whose address and port the client's routing token
+/// (`msts=<addr>.<port>.<x>`) names, while it runs, as HAProxy's `tcp_persist_rdp_cookie`.
+pub(crate) fn rdp_persist(be: &Proxy, content: &[u8]) -> Option<Arc<Server>> {
+    let name = be.config.persist_rdp.as_deref()?;
+    let crate::rules::hello::Hello::Found(v) = crate::rules::rdp::cookie(content, Some(name))
+    else {
+        return None;
+    };
+    let at = crate::rules::rdp::msts_server(v)?;
+    be.servers()
+        .iter()
+        .find(|s| s.addr() == std::net::SocketAddr::V4(at) && s.may_persist())
+        .cloned()
+}
+
 /// Balancer states of one worker, by backend index.
 #[derive(Default)]
 pub(crate) struct Balancers {
@@ -79,8 +141,14 @@ impl Balancers {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// Picks a server of `be` for a client at `src`, never `exclude` when another one can take it.
-    pub(crate) fn pick(&mut self, be: &Proxy, src: IpAddr, exclude: Option<&Arc<Server>>) -> Pick {
+    /// Picks a server of `be` for `client`, never `exclude` when another one can take it.
+    pub(crate) fn pick(
+        &mut self,
+        be: &Proxy,
+        client: impl Into<Client>,
+        exclude: Option<&Arc<Server>>,
+    ) -> Pick {
+        let client = client.into();
         let gen = be.generation();
         let r1 = self.next_rand();
         let r2 = self.next_rand();
@@ -102,7 +170,20 @@ impl Balancers {
             return Pick::NoServer;
         }
         let mut any_usable = false;
-        let hashing = be.config.balance == BalanceAlgo::Source;
+        // the hash to pick by: the address, or the RDP cookie (without one, round robin)
+        let key = match be.config.balance {
+            BalanceAlgo::Source => {
+                let h = lb::hash_ip(client.ip);
+                Some(if be.config.hash_avalanche {
+                    lb::full_hash(h)
+                } else {
+                    h
+                })
+            }
+            BalanceAlgo::RdpCookie => client.rdp,
+            _ => None,
+        };
+        let hashing = key.is_some();
         let map_based = be.config.balance == BalanceAlgo::StaticRr
             || (hashing && be.config.hash_type == HashType::MapBased);
         let mut cands: Vec<Candidate> = st
@@ -147,32 +228,30 @@ impl Balancers {
             cands[i].weight = 0;
         }
         let weights: Vec<u32> = cands.iter().map(|c| c.weight).collect();
-        let idx = match be.config.balance {
-            BalanceAlgo::RoundRobin | BalanceAlgo::StaticRr => st.rr.pick(&weights),
-            BalanceAlgo::LeastConn => {
+        let idx = match (be.config.balance, key) {
+            (_, Some(h)) => match be.config.hash_type {
+                HashType::Consistent => st
+                    .ring
+                    .pick_skipping(h, |i| weights[i] == 0 || avoid == Some(i)),
+                HashType::MapBased => {
+                    if st.map_weights != weights {
+                        st.map = lb::server_map(&weights).unwrap_or_default();
+                        st.map_weights = weights;
+                    }
+                    lb::source_map(&st.map, h)
+                }
+            },
+            (BalanceAlgo::RoundRobin | BalanceAlgo::StaticRr | BalanceAlgo::RdpCookie, _) => {
+                st.rr.pick(&weights)
+            }
+            (BalanceAlgo::LeastConn, _) => {
                 st.rotate = st.rotate.wrapping_add(1);
                 lb::leastconn(&cands, st.rotate % cands.len())
             }
-            BalanceAlgo::First => lb::first(&cands),
-            BalanceAlgo::Random => lb::random_two(&cands, r1, r2),
-            BalanceAlgo::Source => {
-                let mut h = lb::hash_ip(src);
-                if be.config.hash_avalanche {
-                    h = lb::full_hash(h);
-                }
-                match be.config.hash_type {
-                    HashType::Consistent => st
-                        .ring
-                        .pick_skipping(h, |i| weights[i] == 0 || avoid == Some(i)),
-                    HashType::MapBased => {
-                        if st.map_weights != weights {
-                            st.map = lb::server_map(&weights).unwrap_or_default();
-                            st.map_weights = weights;
-                        }
-                        lb::source_map(&st.map, h)
-                    }
-                }
-            }
+            (BalanceAlgo::First, _) => lb::first(&cands),
+            (BalanceAlgo::Random, _) => lb::random_two(&cands, r1, r2),
+            // no address to hash cannot happen; a map built for nothing picks nothing
+            (BalanceAlgo::Source, None) => None,
         };
         match idx {
             Some(i) => Pick::Server(st.set[i].clone()),

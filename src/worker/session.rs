@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::io::{self, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::balance::Pick;
+use super::balance::{Client, Pick};
 use super::forward::{self, Accounts, Dir, Fault, Side, Timers};
 use super::inspect::with_counters;
 use super::inspect::{self, Inspected, SessEnv, Waited};
@@ -359,7 +359,7 @@ impl Tries {
 async fn acquire<R: Rt>(
     ctx: &Ctx,
     be: &Proxy,
-    ip: IpAddr,
+    client: Client,
     exclude: Option<&Arc<Server>>,
     direct: Option<&Arc<Server>>,
     budget: Option<Duration>,
@@ -380,10 +380,10 @@ async fn acquire<R: Rt>(
         let fits = |s: &Arc<Server>| {
             s.is_usable() || direct.is_some_and(|d| Arc::ptr_eq(d, s) && s.may_persist())
         };
-        let hashing = persist.is_some() || be.config.balance == BalanceAlgo::Source;
+        let hashing = persist.is_some() || client.hashed(be);
         let pick = match persist {
             Some(s) => Pick::Server(s.clone()),
-            None => ctx.lb.borrow_mut().pick(be, ip, exclude),
+            None => ctx.lb.borrow_mut().pick(be, client, exclude),
         };
         // nobody who came earlier waits for this server (or for any server)
         let first = |s: &Server| match queued.as_ref().and_then(|p| p.ticket.as_ref()) {
@@ -924,8 +924,12 @@ pub(crate) async fn run<R: Rt>(
                             inspect::use_server(&be, &env, &fronted.early)
                         })
                         .flatten();
-                    let sticky =
-                        forced.or_else(|| sticking.as_ref().and_then(|s| s.server.clone()));
+                    // HAProxy's order: `use-server`, then `persist rdp-cookie`, then the stick
+                    // match
+                    let sticky = forced
+                        .or_else(|| super::balance::rdp_persist(&be, &fronted.early))
+                        .or_else(|| sticking.as_ref().and_then(|s| s.server.clone()));
+                    let who = Client::new(&be, peer.ip(), &fronted.early);
                     // a server connection is asked for: HAProxy drops the `req` variables
                     // and its request/response ones are `res` from here on
                     let mut v = vars.take();
@@ -962,7 +966,7 @@ pub(crate) async fn run<R: Rt>(
                         .unwrap_or_default();
                         (header, sni.filter(|n| !n.is_empty()))
                     };
-                    let r = establish::<R>(&ctx, &be, peer.ip(), sticky, &mut tries, &hello).await;
+                    let r = establish::<R>(&ctx, &be, who, sticky, &mut tries, &hello).await;
                     if let (Some(st), Ok((srv, ..))) = (sticking, &r) {
                         st.store(srv);
                     }
@@ -1665,7 +1669,7 @@ fn others(count: &std::sync::atomic::AtomicU64) -> u64 {
 async fn establish<R: Rt>(
     ctx: &Ctx,
     be: &Arc<Proxy>,
-    ip: IpAddr,
+    client: Client,
     sticky: Option<Arc<Server>>,
     tries: &mut Tries,
     hello: TlsHello<'_>,
@@ -1705,11 +1709,11 @@ async fn establish<R: Rt>(
                 // a server named directly whose queue is full: with `option redispatch` the
                 // balancer picks instead (HAProxy's srv_redispatch_connect on SRV_STATUS_FULL)
                 let full_redispatch = direct.is_some() && be.config.redispatch;
-                let s = match acquire::<R>(ctx, be, ip, exclude, direct, budget, tries).await {
+                let s = match acquire::<R>(ctx, be, client, exclude, direct, budget, tries).await {
                     Err(NoConn::QueueFull(_)) if full_redispatch => {
                         direct = None;
                         undirected.set(true);
-                        acquire::<R>(ctx, be, ip, exclude, None, budget, tries).await?
+                        acquire::<R>(ctx, be, client, exclude, None, budget, tries).await?
                     }
                     r => r?,
                 };
@@ -1907,7 +1911,10 @@ fn redispatch_now(be: &Proxy, srv: &Server, retry: u32, direct: bool) -> bool {
     let after = i64::from(c.redispatch_after);
     // negative: the Nth retry before the last one, and every as many after it
     let every = if after > 0 { after } else { max + 1 + after };
-    let hashes = matches!(c.balance, BalanceAlgo::Source | BalanceAlgo::Random);
+    let hashes = matches!(
+        c.balance,
+        BalanceAlgo::Source | BalanceAlgo::Random | BalanceAlgo::RdpCookie
+    );
     let not_running = matches!(
         srv.op_state(),
         crate::model::OpState::Stopped | crate::model::OpState::Starting

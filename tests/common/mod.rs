@@ -319,3 +319,21 @@ pub fn connect_from(src: &str, port: u16) -> TcpStream {
     c.set_read_timeout(Some(Duration::from_secs(5))).ok();
     c
 }
+
+/// A server on 127.0.0.1 that answers each connection with its `name` and a newline once the
+/// client sent something (or closed its side); it lives as long as the test process. Its port.
+pub fn named_upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().map(|a| a.port()).expect("local addr");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 256];
+                let _ = c.read(&mut b);
+                let _ = c.write_all(format!("{name}\n").as_bytes());
+            });
+        }
+    });
+    port
+}

@@ -90,7 +90,6 @@ const UNSUPPORTED: &[&str] = &[
     "stick-on",
     "stick-store",
     "dispatch",
-    "persist",
     "force-persist",
     "ignore-persist",
     "filter",
@@ -435,6 +434,24 @@ pub(crate) fn parse(
             }
             Ok(())
         }
+        "persist" => {
+            if lacks(p, false, kw, ctx) {
+                return Ok(());
+            }
+            // `persist rdp-cookie[(<name>)]`, the only kind HAProxy has
+            let what = arg(words, 1, "'rdp-cookie'")?;
+            let name = match what.strip_prefix("rdp-cookie") {
+                Some("") => "msts",
+                Some(r) => r
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .filter(|n| !n.is_empty())
+                    .ok_or("'persist rdp-cookie' expects a cookie name between parentheses.")?,
+                None => return Err(format!("'persist' : unknown persistence method '{what}'.")),
+            };
+            p.persist_rdp = Some(name.to_string());
+            no_more(words, 2)
+        }
         "stick-table" => {
             if let Some((_, at)) = &p.stick_table {
                 return Err(format!(
@@ -505,7 +522,22 @@ pub(crate) fn parse(
             if lacks(p, false, kw, ctx) {
                 return Ok(());
             }
-            p.balance = balance(arg(words, 1, "an algorithm")?, ctx)?;
+            let algo = arg(words, 1, "an algorithm")?;
+            // `rdp-cookie[(<name>)]`: the cookie hashed, `mstshash` by default
+            if let Some(rest) = algo.strip_prefix("rdp-cookie") {
+                let name = match rest {
+                    "" => "mstshash",
+                    r => r
+                        .strip_prefix('(')
+                        .and_then(|r| r.strip_suffix(')'))
+                        .filter(|n| !n.is_empty())
+                        .ok_or("'balance rdp-cookie' expects a cookie name between parentheses.")?,
+                };
+                p.balance = BalanceAlgo::RdpCookie;
+                p.rdp_cookie = name.to_string();
+                return no_more(words, 2);
+            }
+            p.balance = balance(algo, ctx)?;
             Ok(())
         }
         "hash-type" => {
@@ -526,7 +558,8 @@ pub(crate) fn parse(
             // `consistent` without a function implies it
             match words.get(2).map(String::as_str) {
                 None => p.hash_avalanche = p.hash_type == HashType::Consistent,
-                Some("sdbm" | "djb2" | "wt6" | "crc32" | "none") => {
+                Some(f @ ("sdbm" | "djb2" | "wt6" | "crc32" | "none")) => {
+                    p.hash_function = crate::config::HashFunction::by_name(f).unwrap_or_default();
                     p.hash_avalanche = match words.get(3).map(String::as_str) {
                         None => false,
                         Some("avalanche") => true,
@@ -1091,12 +1124,12 @@ fn balance(algo: &str, ctx: &mut Ctx<'_>) -> Result<BalanceAlgo, String> {
             }
             BalanceAlgo::Random
         }
-        "uri" | "url_param" | "rdp-cookie" => {
+        "uri" | "url_param" => {
             return Err(format!(
                 "'balance {algo}' is not supported by harp (needs 'mode http')."
             ))
         }
-        a if a.starts_with("hdr(") || a.starts_with("rdp-cookie(") || a.starts_with("hash") => {
+        a if a.starts_with("hdr(") || a.starts_with("hash") => {
             return Err(format!("'balance {a}' is not supported by harp."))
         }
         o => {

@@ -153,3 +153,54 @@ mod walk_tests {
         }
     }
 }
+
+use crate::config::HashFunction;
+
+/// The hash of `key` by `f`, as HAProxy's `hash_<function>` computes it (`gen_hash`).
+pub fn hash_key(f: HashFunction, key: &[u8]) -> u32 {
+    match f {
+        HashFunction::Sdbm => key.iter().fold(0u32, |h, &c| {
+            u32::from(c)
+                .wrapping_add(h << 6)
+                .wrapping_add(h << 16)
+                .wrapping_sub(h)
+        }),
+        HashFunction::Djb2 => key.iter().fold(5381u32, |h, &c| {
+            (h << 5).wrapping_add(h).wrapping_add(u32::from(c))
+        }),
+        HashFunction::Wt6 => {
+            let (mut h0, mut h1) = (0xa53c_965a_u32, 0x5ca6_953a_u32);
+            let (mut step0, mut step1) = (6u32, 18u32);
+            for &c in key {
+                let t = u32::from(c);
+                h0 = !(h0 ^ t);
+                h1 = !(h1.wrapping_add(t));
+                let t = h1.rotate_left(step0);
+                h1 = h0.rotate_left(step1);
+                h0 = t;
+                let t = ((h0 >> 16) ^ h1) & 0xffff;
+                step0 = t & 0x1f;
+                step1 = t >> 11;
+            }
+            h0 ^ h1
+        }
+        HashFunction::Crc32 => {
+            let mut h = !0u32;
+            for &c in key {
+                h ^= u32::from(c);
+                for _ in 0..8 {
+                    h = (h >> 1) ^ if h & 1 != 0 { 0xedb8_8320 } else { 0 };
+                }
+            }
+            !h
+        }
+        // the key is a number already (HAProxy's `read_int64`)
+        HashFunction::None => {
+            let digits = key.iter().take_while(|c| c.is_ascii_digit()).count();
+            std::str::from_utf8(&key[..digits])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok())
+                .unwrap_or(0) as u32
+        }
+    }
+}

@@ -9,7 +9,7 @@ mod leastconn;
 mod random;
 mod roundrobin;
 
-pub use hash::{full_hash, hash_ip, server_map, source_map, ConsistentRing};
+pub use hash::{full_hash, hash_ip, hash_key, server_map, source_map, ConsistentRing};
 pub use leastconn::{first, leastconn};
 pub use random::random_two;
 pub use roundrobin::SmoothRr;
