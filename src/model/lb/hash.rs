@@ -127,33 +127,6 @@ impl ConsistentRing {
     }
 }
 
-#[cfg(test)]
-mod walk_tests {
-    use super::*;
-
-    /// The walk past skipped servers goes clockwise from the nearest point, as HAProxy's
-    /// `eb32_next` loop does: the first later point whose owner is not skipped, wrapping.
-    #[test]
-    fn skipping_walks_clockwise_from_the_nearest_point() {
-        let ring = ConsistentRing::new(&[(1, 1), (2, 2), (3, 1)]);
-        let len = ring.points.len();
-        for h in 0..2_000u32 {
-            let key = h.wrapping_mul(2_654_435_761);
-            let own = ring.pick(key).expect("a point");
-            // the nearest point, found by brute force over the whole ring
-            let dist = |k: u32| key.wrapping_sub(k).min(k.wrapping_sub(key));
-            let start = (0..len)
-                .min_by_key(|&i| (dist(ring.points[i].0), i))
-                .expect("a point");
-            assert_eq!(ring.points[start].1, own, "{key}");
-            let want = (1..len)
-                .map(|n| ring.points[(start + n) % len].1)
-                .find(|&i| i != own);
-            assert_eq!(ring.pick_skipping(key, |i| i == own), want, "{key}");
-        }
-    }
-}
-
 use crate::config::HashFunction;
 
 /// The hash of `key` by `f`, as HAProxy's `hash_<function>` computes it (`gen_hash`).
@@ -201,6 +174,33 @@ pub fn hash_key(f: HashFunction, key: &[u8]) -> u32 {
                 .ok()
                 .and_then(|d| d.parse::<u64>().ok())
                 .unwrap_or(0) as u32
+        }
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+
+    /// The walk past skipped servers goes clockwise from the nearest point, as HAProxy's
+    /// `eb32_next` loop does: the first later point whose owner is not skipped, wrapping.
+    #[test]
+    fn skipping_walks_clockwise_from_the_nearest_point() {
+        let ring = ConsistentRing::new(&[(1, 1), (2, 2), (3, 1)]);
+        let len = ring.points.len();
+        for h in 0..2_000u32 {
+            let key = h.wrapping_mul(2_654_435_761);
+            let own = ring.pick(key).expect("a point");
+            // the nearest point, found by brute force over the whole ring
+            let dist = |k: u32| key.wrapping_sub(k).min(k.wrapping_sub(key));
+            let start = (0..len)
+                .min_by_key(|&i| (dist(ring.points[i].0), i))
+                .expect("a point");
+            assert_eq!(ring.points[start].1, own, "{key}");
+            let want = (1..len)
+                .map(|n| ring.points[(start + n) % len].1)
+                .find(|&i| i != own);
+            assert_eq!(ring.pick_skipping(key, |i| i == own), want, "{key}");
         }
     }
 }
