@@ -1,5 +1,6 @@
 //! `balance source`: map-based (modulo over the weighted list) and consistent hashing.
 
+use crate::config::HashFunction;
 use std::net::IpAddr;
 
 /// Hashes a client address as HAProxy's `balance source` does (`get_server_sh`): the XOR of its
@@ -126,8 +127,6 @@ impl ConsistentRing {
             .find(|&i| !skip(i))
     }
 }
-
-use crate::config::HashFunction;
 
 /// The hash of `key` by `f`, as HAProxy's `hash_<function>` computes it (`gen_hash`).
 pub fn hash_key(f: HashFunction, key: &[u8]) -> u32 {
