@@ -1,7 +1,9 @@
-//! `balance source`: map-based (modulo over the weighted list) and consistent hashing.
+//! Hashing balancers (`balance source`, `balance rdp-cookie`): HAProxy's hash functions,
+//! map-based (modulo over the weighted list) and consistent hashing.
+
+use std::net::IpAddr;
 
 use crate::config::HashFunction;
-use std::net::IpAddr;
 
 /// Hashes a client address as HAProxy's `balance source` does (`get_server_sh`): the XOR of its
 /// 32-bit big-endian words (an IPv4 address is its own hash), so a client lands on the server
