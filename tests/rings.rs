@@ -87,6 +87,74 @@ fn logged_lines_reach_the_ring_and_its_tcp_servers_one_per_line() {
     );
     assert_eq!(cli(api, "show events nosuch"), "No such event sink\n");
     assert_eq!(cli(api, "show events logs -n"), "\n");
+    // HAProxy's other replies: the fd sinks, an unknown flag, the sink named first only
+    assert_eq!(
+        cli(api, "show events stdout"),
+        "Nothing to report for this sink\n"
+    );
+    assert_eq!(cli(api, "show events logs -x"), "unknown option\n");
+    assert_eq!(cli(api, "show events -w logs"), "No such event sink\n");
+}
+
+#[test]
+fn a_syslog_server_that_closes_and_comes_back_misses_no_line() {
+    // the first connection is closed after its first line (a restart), the second stays
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let syslog = l.local_addr().expect("addr").port();
+    let (tx, lines) = std::sync::mpsc::channel::<(usize, String)>();
+    std::thread::spawn(move || {
+        for (n, c) in l.incoming().enumerate() {
+            let Ok(mut c) = c else { break };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(k) = c.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..k]);
+                    while let Some(p) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=p).collect();
+                        let _ = tx.send((n, String::from_utf8_lossy(&line).into_owned()));
+                        if n == 0 {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (api, front) = (free_port(), free_port());
+    let ring = format!("    format raw\n    server s 127.0.0.1:{syslog}\n");
+    let _h = Harp::start(&config(api, front, &ring), front, &[]);
+    // the start-up probe's line is the first one, which the first connection takes
+    let (n, _) = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first line");
+    assert_eq!(n, 0);
+    let mut ports = Vec::new();
+    for _ in 0..5 {
+        let c = TcpStream::connect(("127.0.0.1", front)).expect("connect");
+        ports.push(c.local_addr().expect("addr").port());
+        drop(c);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let Ok((n, line)) = lines.recv_timeout(Duration::from_secs(10)) else {
+            break;
+        };
+        assert_eq!(n, 1, "{line}");
+        got.push(line);
+    }
+    for p in ports {
+        assert!(
+            got.iter().any(|l| l.contains(&format!("127.0.0.1:{p} "))),
+            "the line of {p} is missing: {got:?}"
+        );
+    }
 }
 
 #[test]

@@ -134,38 +134,77 @@ impl Executor {
     }
 }
 
+/// What `show events <sink> [-w] [-n]` asks, read as HAProxy reads it: the sink first,
+/// then only `-w`, `-n`, `-nw`, `-wn` (and 3.2's `-0`). `Ok(None)`: no sink (the list);
+/// `Err`: the reply that refuses it.
+pub(crate) struct EventsArgs {
+    /// The ring.
+    pub ring: std::sync::Arc<crate::logging::ring::Ring>,
+    /// `-w`: follow it.
+    pub wait: bool,
+    /// `-n`: none of the lines held.
+    pub new_only: bool,
+}
+
+pub(crate) fn events_args(args: &[String]) -> Result<Option<EventsArgs>, &'static str> {
+    let Some(sink) = args.first() else {
+        return Ok(None);
+    };
+    let ring = match crate::logging::ring::find(sink) {
+        Some(r) => r,
+        None if sink == "stdout" || sink == "stderr" => {
+            return Err("Nothing to report for this sink")
+        }
+        // HAProxy's message has no newline of its own: only the terminator follows
+        None => return Err("No such event sink"),
+    };
+    let (mut wait, mut new_only) = (false, false);
+    for a in &args[1..] {
+        match a.as_str() {
+            "-w" => wait = true,
+            "-n" => new_only = true,
+            "-nw" | "-wn" => (wait, new_only) = (true, true),
+            "-0" => {}
+            _ => return Err("unknown option"),
+        }
+    }
+    Ok(Some(EventsArgs {
+        ring,
+        wait,
+        new_only,
+    }))
+}
+
 /// `show events`: the sinks (any level), or a ring's lines (operator and up); `-n` shows
-/// only lines to come, of which a reply that ends at once shows none (`-w`, HAProxy's wait,
-/// is not kept open).
+/// none of those held. `-w` (follow) is the session's own (`session::follow`).
 fn show_events(args: &[String], st: &SessionState) -> Result<Reply, Reply> {
     use crate::logging::ring;
-    let sink = args.iter().find(|a| !a.starts_with('-'));
-    let Some(sink) = sink else {
-        let mut out = String::from(
-            "Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n",
-        );
-        out.push_str("    stdout     : type=fd, 0 dropped, standard output (fd#1)\n");
-        out.push_str("    stderr     : type=fd, 0 dropped, standard output (fd#2)\n");
-        for r in ring::all() {
-            out.push_str(&format!(
-                "    {:<10} : type=buffer, {} dropped, {}\n",
-                r.name,
-                r.dropped(),
-                r.description
-            ));
+    let ev = match events_args(args) {
+        Err(msg) => return Ok(Reply::text(msg)),
+        Ok(Some(ev)) => ev,
+        Ok(None) => {
+            let mut out = String::from(
+                "Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n",
+            );
+            out.push_str("    stdout     : type=fd, 0 dropped, standard output (fd#1)\n");
+            out.push_str("    stderr     : type=fd, 0 dropped, standard output (fd#2)\n");
+            for r in ring::all() {
+                out.push_str(&format!(
+                    "    {:<10} : type=buffer, {} dropped, {}\n",
+                    r.name,
+                    r.dropped(),
+                    r.description
+                ));
+            }
+            return Ok(Reply::text(out));
         }
-        return Ok(Reply::text(out));
     };
     need(st, AccessLevel::Operator)?;
-    if sink == "stdout" || sink == "stderr" {
-        return Ok(Reply::text(String::new()));
-    }
-    let Some(r) = ring::find(sink) else {
-        // HAProxy's message has no newline of its own: only the terminator follows
-        return Ok(Reply::text("No such event sink"));
-    };
-    let new_only = args.iter().any(|a| a.starts_with('-') && a.contains('n'));
-    Ok(Reply::text(if new_only { String::new() } else { r.dump() }))
+    Ok(Reply::text(if ev.new_only {
+        String::new()
+    } else {
+        ev.ring.dump().0
+    }))
 }
 
 fn need(st: &SessionState, level: AccessLevel) -> Result<(), Reply> {

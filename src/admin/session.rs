@@ -99,16 +99,12 @@ fn events_to_follow(
     let parse::AdminCommand::ShowEvents(args) = c else {
         return None;
     };
-    let flags: String = args
-        .iter()
-        .filter(|a| a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
-    if !flags.contains('w') || st.level < AccessLevel::Operator {
-        return None;
+    match super::commands::events_args(args) {
+        Ok(Some(ev)) if ev.wait && st.level >= AccessLevel::Operator => {
+            Some((ev.ring, ev.new_only))
+        }
+        _ => None,
     }
-    let sink = args.iter().find(|a| !a.starts_with('-'))?;
-    Some((crate::logging::ring::find(sink)?, flags.contains('n')))
 }
 
 /// Sends `ring`'s lines from `cursor` on as they come, until the client sends a byte or
@@ -131,7 +127,7 @@ where
         let notified = ring.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (lines, lost) = ring.read(cursor, 256);
+        let (lines, lost, _) = ring.read(cursor, 256);
         cursor += lost;
         if let Some((last, _)) = lines.last() {
             cursor = last + 1;
@@ -257,14 +253,14 @@ where
             // `show events <ring> -w`: its lines, then the new ones as they come, until the
             // client sends anything or closes ("Any key to stop")
             if let Some((ring, new_only)) = events_to_follow(&c, &st) {
-                let (held, _) = ring.read(0, usize::MAX);
-                let cursor = held.last().map_or_else(|| ring.next(), |(n, _)| n + 1);
-                if !new_only {
-                    for (_, l) in &held {
-                        out.push_str(l);
-                        out.push('\n');
-                    }
-                }
+                // what is held (read a batch at a time), then what comes after it
+                let cursor = if new_only {
+                    ring.next()
+                } else {
+                    let (held, end) = ring.dump();
+                    out.push_str(&held);
+                    end
+                };
                 if !send(&mut wr, out.as_bytes(), &limits).await {
                     return;
                 }

@@ -574,9 +574,11 @@ pub struct LogLevels {
 /// `log ... format <name>`: how a line is framed, HAProxy's formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
-    /// `<prio>Mmm dd hh:mm:ss tag[pid]: line` (the default; `local` too).
+    /// `<prio>Mmm dd hh:mm:ss tag[pid]: line` (the default).
     #[default]
     Rfc3164,
+    /// `local`: the same, never with a host name (a ring's `rfc3164` lines name one).
+    Local,
     /// `<prio>1 <iso time> - tag pid - - line`.
     Rfc5424,
     /// The line alone.

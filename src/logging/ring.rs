@@ -81,20 +81,20 @@ impl Ring {
         self.notify.notify_waiters();
     }
 
-    /// Up to `max` lines numbered `from` or later, and how many before them (from `from`
-    /// on) already left the buffer.
-    pub fn read(&self, from: u64, max: usize) -> (Vec<(u64, Box<str>)>, u64) {
+    /// Up to `max` lines numbered `from` or later, how many before them (from `from` on)
+    /// already left the buffer, and the number the next line written will have. Found by
+    /// position: the lock is held for the copy of those lines only.
+    pub fn read(&self, from: u64, max: usize) -> (Vec<(u64, Box<str>)>, u64, u64) {
         let i = self.lock();
         let first = i.lines.front().map_or(i.next, |(n, _)| *n);
         let lost = first.saturating_sub(from);
-        let v = i
-            .lines
-            .iter()
-            .filter(|(n, _)| *n >= from)
-            .take(max)
-            .cloned()
-            .collect();
-        (v, lost)
+        let start = (from.max(first) - first) as usize;
+        let v = if start < i.lines.len() {
+            i.lines.range(start..).take(max).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        (v, lost, i.next)
     }
 
     /// Resolves at the next line written (enable it before reading, so as to miss none).
@@ -116,15 +116,24 @@ impl Ring {
         self.lock().dropped += n;
     }
 
-    /// Every line held, each followed by a newline (`show events <name>`).
-    pub fn dump(&self) -> String {
-        let i = self.lock();
-        let mut out = String::with_capacity(i.bytes);
-        for (_, l) in &i.lines {
-            out.push_str(l);
-            out.push('\n');
+    /// Every line held up to now, each followed by a newline (`show events <name>`), and the
+    /// number of the next line; read a batch at a time, so that no worker waits long.
+    pub fn dump(&self) -> (String, u64) {
+        let mut out = String::new();
+        let (mut from, end) = (0, self.next());
+        while from < end {
+            // lines that left meanwhile are simply not shown
+            let (lines, _, _) = self.read(from, 256);
+            let Some((last, _)) = lines.last() else { break };
+            from = last + 1;
+            for (n, l) in &lines {
+                if *n < end {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
         }
-        out
+        (out, end)
     }
 }
 
@@ -153,33 +162,52 @@ pub fn all() -> Vec<Arc<Ring>> {
 
 /// The senders of every ring's servers, on their own thread; stopped on drop.
 pub struct Forwarders {
-    /// Each sender's ring and the number of the next line it sends.
-    cursors: Vec<(Arc<Ring>, Arc<std::sync::atomic::AtomicU64>)>,
+    /// Each sender's ring and progress.
+    senders: Vec<(Arc<Ring>, Arc<Progress>)>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A sender's progress, for the last flush at stop.
+#[derive(Default)]
+struct Progress {
+    /// The number of the next line to send.
+    sent: std::sync::atomic::AtomicU64,
+    /// Whether it has a connection.
+    connected: std::sync::atomic::AtomicBool,
+}
+
+/// One server of a ring, to send to.
+struct Job {
+    ring: Arc<Ring>,
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+    write_timeout: Duration,
+    progress: Arc<Progress>,
 }
 
 /// Starts sending each ring's lines to its servers (`None` when no ring has a server).
 pub fn start_forwarders(configs: &[RingConfig]) -> std::io::Result<Option<Forwarders>> {
     let mut jobs = Vec::new();
-    let mut cursors = Vec::new();
     for c in configs {
         let Some(ring) = find(&c.name) else { continue };
         for (_, addr) in &c.servers {
-            let cursor = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            cursors.push((ring.clone(), cursor.clone()));
-            jobs.push((
-                ring.clone(),
-                *addr,
-                c.timeout_connect,
-                c.timeout_server,
-                cursor,
-            ));
+            jobs.push(Job {
+                ring: ring.clone(),
+                addr: *addr,
+                connect_timeout: c.timeout_connect,
+                write_timeout: c.timeout_server,
+                progress: Arc::new(Progress::default()),
+            });
         }
     }
     if jobs.is_empty() {
         return Ok(None);
     }
+    let senders = jobs
+        .iter()
+        .map(|j| (j.ring.clone(), j.progress.clone()))
+        .collect();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -190,9 +218,7 @@ pub fn start_forwarders(configs: &[RingConfig]) -> std::io::Result<Option<Forwar
             rt.block_on(async move {
                 let tasks: Vec<_> = jobs
                     .into_iter()
-                    .map(|(r, a, tc, ts, cur)| {
-                        tokio::spawn(forward(r, a, tc, ts, cur, stop_rx.clone()))
-                    })
+                    .map(|j| tokio::spawn(forward(j, stop_rx.clone())))
                     .collect();
                 for t in tasks {
                     let _ = t.await;
@@ -200,32 +226,31 @@ pub fn start_forwarders(configs: &[RingConfig]) -> std::io::Result<Option<Forwar
             })
         })?;
     Ok(Some(Forwarders {
-        cursors,
+        senders,
         stop,
         thread: Mutex::new(Some(thread)),
     }))
 }
 
 impl Forwarders {
-    /// Gives the senders half a second to send what was logged so far, then stops them
-    /// and waits for their thread.
+    /// Gives the connected senders half a second to send what was logged so far, then
+    /// stops them and waits for their thread (once: later calls return at once).
     pub fn stop(&self) {
         use std::sync::atomic::Ordering;
-        let until: Vec<u64> = self.cursors.iter().map(|(r, _)| r.next()).collect();
+        let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let until: Vec<u64> = self.senders.iter().map(|(r, _)| r.next()).collect();
         let end = std::time::Instant::now() + Duration::from_millis(500);
         while std::time::Instant::now() < end
-            && self
-                .cursors
-                .iter()
-                .zip(&until)
-                .any(|((_, c), u)| c.load(Ordering::Relaxed) < *u)
+            && self.senders.iter().zip(&until).any(|((_, p), u)| {
+                p.connected.load(Ordering::Relaxed) && p.sent.load(Ordering::Relaxed) < *u
+            })
         {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.stop.send(true);
-        if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = h.join();
-        }
+        let _ = h.join();
     }
 }
 
@@ -235,59 +260,115 @@ impl Drop for Forwarders {
     }
 }
 
-/// Sends `ring`'s lines to one server, from the oldest held at start, reconnecting (a
-/// second after a failure) and going on where it stopped.
-async fn forward(
-    ring: Arc<Ring>,
-    addr: std::net::SocketAddr,
-    connect_timeout: Duration,
-    write_timeout: Duration,
-    sent_up_to: Arc<std::sync::atomic::AtomicU64>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    use tokio::io::AsyncWriteExt;
+/// Sends a ring's lines to one server, from the oldest held at start, reconnecting (a
+/// second after a failure or a close by the server) and going on where it stopped: a batch
+/// the server did not take goes again on the next connection.
+async fn forward(job: Job, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Job {
+        ring,
+        addr,
+        connect_timeout,
+        write_timeout,
+        progress,
+    } = job;
     let mut cursor = 0u64;
     loop {
         let conn = tokio::select! {
             c = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)) => c,
             _ = stop.changed() => return,
         };
-        let Ok(Ok(mut stream)) = conn else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = stop.changed() => return,
-            }
-        };
-        loop {
-            let notified = ring.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let (lines, lost) = ring.read(cursor, 256);
-            if lost > 0 {
-                ring.count_dropped(lost);
-                cursor += lost;
-            }
-            if lines.is_empty() {
-                tokio::select! {
-                    _ = &mut notified => continue,
-                    _ = stop.changed() => return,
+        if let Ok(Ok(mut stream)) = conn {
+            progress.connected.store(true, Ordering::Relaxed);
+            loop {
+                let notified = ring.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let (lines, lost, _) = ring.read(cursor, 256);
+                if lost > 0 {
+                    ring.count_dropped(lost);
+                    cursor += lost;
                 }
+                if lines.is_empty() {
+                    // idle: a server that closes is noticed now, not by the next batch,
+                    // which would be lost in the dead socket
+                    let mut scrap = [0u8; 512];
+                    tokio::select! {
+                        _ = &mut notified => {
+                            // a millisecond gathers a burst of lines into one batch
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            continue;
+                        }
+                        r = stream.read(&mut scrap) => match r {
+                            Ok(n) if n > 0 => continue,
+                            _ => break,
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+                let mut out = Vec::new();
+                let mut next = cursor;
+                for (n, l) in &lines {
+                    out.extend_from_slice(l.as_bytes());
+                    out.push(b'\n');
+                    next = n + 1;
+                }
+                let sent = tokio::select! {
+                    r = tokio::time::timeout(write_timeout, stream.write_all(&out)) => matches!(r, Ok(Ok(()))),
+                    _ = stop.changed() => return,
+                };
+                if !sent {
+                    break;
+                }
+                cursor = next;
+                progress.sent.store(cursor, Ordering::Relaxed);
             }
-            let mut out = Vec::new();
-            for (n, l) in &lines {
-                out.extend_from_slice(l.as_bytes());
-                out.push(b'\n');
-                cursor = n + 1;
-            }
-            let sent = tokio::select! {
-                r = tokio::time::timeout(write_timeout, stream.write_all(&out)) => matches!(r, Ok(Ok(()))),
-                _ = stop.changed() => return,
-            };
-            sent_up_to.store(cursor, std::sync::atomic::Ordering::Relaxed);
-            if !sent {
-                // those lines went nowhere: the next connection goes on after them
-                break;
-            }
+            progress.connected.store(false, Ordering::Relaxed);
         }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(size: usize) -> Ring {
+        let mut c = RingConfig::new("r", Default::default());
+        c.size = size;
+        Ring::new(&c)
+    }
+
+    #[test]
+    fn lines_are_read_by_number_and_the_oldest_leave_first() {
+        let r = ring(100);
+        for i in 0..20 {
+            r.write(&format!("line {i:02}"));
+        }
+        // 7 bytes a line and its newline: the last 12 fit in 100
+        let (lines, lost, next) = r.read(0, 100);
+        assert_eq!(next, 20);
+        assert_eq!(lost, 8);
+        assert_eq!(lines.len(), 12);
+        assert_eq!(&*lines[0].1, "line 08");
+        let (lines, lost, _) = r.read(15, 2);
+        assert_eq!((lost, lines.len(), lines[0].0), (0, 2, 15));
+        assert!(r.read(20, 10).0.is_empty());
+        let (dump, end) = r.dump();
+        assert_eq!(end, 20);
+        assert!(dump.starts_with("line 08\n") && dump.ends_with("line 19\n"));
+    }
+
+    #[test]
+    fn maxlen_cuts_at_a_character_boundary() {
+        let mut c = RingConfig::new("r", Default::default());
+        c.maxlen = Some(5);
+        let r = Ring::new(&c);
+        r.write("abcdé");
+        assert_eq!(&*r.read(0, 1).0[0].1, "abcd");
     }
 }

@@ -166,7 +166,7 @@ pub(crate) fn frame(
     let prio = facility_code(facility) as u32 * 8 + u32::from(severity);
     let pid = std::process::id();
     match format {
-        LogFormat::Rfc3164 => {
+        LogFormat::Rfc3164 | LogFormat::Local => {
             let ((_, mo, d, h, mi, s, _), _) = civil_local(now);
             format!(
                 "<{prio}>{} {d:>2} {h:02}:{mi:02}:{s:02} {tag}[{pid}]: {line}",

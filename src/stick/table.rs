@@ -216,10 +216,16 @@ impl Table {
         self.sweep(&mut e, now);
         let mut last = after;
         let mut sent = 0;
-        for (seq, key) in e.log.range(after + 1..).take(4 * max.max(1)) {
-            if sent >= max {
-                break;
+        let mut looked = 0;
+        let mut walk = e.log.range(after + 1..);
+        let exhausted = loop {
+            if sent >= max || looked >= 4 * max.max(1) {
+                break false;
             }
+            let Some((seq, key)) = walk.next() else {
+                break true;
+            };
+            looked += 1;
             last = *seq;
             let Some(en) = e.map.get(key) else { continue };
             if !all && !en.local {
@@ -234,6 +240,10 @@ impl Table {
                 self.remaining(en, now),
             );
             sent += 1;
+        };
+        // to the end of the log: changes of entries gone since count as looked at too
+        if exhausted {
+            last = last.max(e.seq);
         }
         last
     }

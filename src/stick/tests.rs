@@ -375,3 +375,15 @@ fn a_push_walk_behind_many_learnt_entries_stops_early_and_goes_on_from_there() {
     }
     assert_eq!(found, [Key::Int(5000)]);
 }
+
+#[test]
+fn a_walk_to_the_end_of_the_log_counts_the_changes_of_entries_gone() {
+    let t = table("type ip size 10 expire 30s store gpc0 peers p");
+    t.share(Arc::new(tokio::sync::Notify::new()));
+    t.with_entry(&v4("10.0.0.1"), true, |_, _, _| ());
+    t.with_entry(&v4("10.0.0.2"), true, |_, _, _| ());
+    t.clear(|k, _, _, _| *k == v4("10.0.0.2"));
+    // the newest change's entry is gone: a push is still caught up at its number
+    assert_eq!(t.last_change(), 2);
+    assert_eq!(t.changes(1, 10, false, |_, _, _, _, _, _| ()), 2);
+}

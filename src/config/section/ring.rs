@@ -18,7 +18,8 @@ const KEYWORDS: &[&str] = &[
 /// A `format` name, as `log ... format` takes it.
 pub(crate) fn format_of(v: &str) -> Option<LogFormat> {
     Some(match v {
-        "rfc3164" | "local" => LogFormat::Rfc3164,
+        "rfc3164" => LogFormat::Rfc3164,
+        "local" => LogFormat::Local,
         "rfc5424" => LogFormat::Rfc5424,
         "raw" => LogFormat::Raw,
         "short" => LogFormat::Short,
