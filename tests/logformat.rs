@@ -12,23 +12,6 @@ use std::time::Duration;
 
 use common::{free_port, socat, write_file, Harp};
 
-/// A server that answers `<name>\n` to each connection once the client wrote, then closes.
-fn named_upstream(name: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { break };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 64];
-                let _ = c.read(&mut b);
-                let _ = c.write_all(format!("{name}\n").as_bytes());
-            });
-        }
-    });
-    port
-}
-
 /// A server that accepts connections and keeps them open, saying nothing.
 fn holding_upstream() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -80,7 +63,7 @@ fn talk(port: u16, msg: &str) -> (String, u16) {
 
 #[test]
 fn variables_route_and_fill_a_custom_log_line() {
-    let (a, b) = (named_upstream("a"), named_upstream("b"));
+    let (a, b) = (common::named_upstream("a"), common::named_upstream("b"));
     let (sink, to) = sink();
     let (port, api) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -196,7 +179,7 @@ fn lua_reads_proc_variables() {
 
 #[test]
 fn the_tcplog_format_and_legacy_lines_match_haproxy() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let (sink, to) = sink();
     let (port, bare, early) = (free_port(), free_port(), free_port());
     let hold = holding_upstream();
@@ -297,7 +280,7 @@ fn check_mode_names_a_bad_format_and_ignores_one_in_a_backend() {
 /// grow; `unique-id-format` gives `%ID` (HAProxy takes both in TCP mode).
 #[test]
 fn logasap_and_unique_ids() {
-    let (hold, named) = (holding_upstream(), named_upstream("n"));
+    let (hold, named) = (holding_upstream(), common::named_upstream("n"));
     let (sink, to) = sink();
     let (asap, uid, uid2) = (free_port(), free_port(), free_port());
     let cfg = format!(
@@ -369,7 +352,7 @@ fn help_lists_set_var_in_experimental_mode() {
 /// `capture.req.hdr(<idx>)`: the line HAProxy 2.6.12 logged for the same config and bytes.
 #[test]
 fn captures_are_logged_as_haproxy_logs_them() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let (sink, to) = sink();
     let port = free_port();
     let cfg = format!(
@@ -398,7 +381,7 @@ fn captures_are_logged_as_haproxy_logs_them() {
 /// renders that session it never made; without it, the legacy text.
 #[test]
 fn error_log_format_for_a_broken_proxy_header() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let (sink, to) = sink();
     let (with, without) = (free_port(), free_port());
     let cfg = format!(
@@ -429,7 +412,7 @@ fn error_log_format_for_a_broken_proxy_header() {
 /// them at `err` (`<131>` for local0), as HAProxy does.
 #[test]
 fn only_failed_sessions_at_err() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let dead = {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
@@ -514,7 +497,7 @@ fn proxy_v2_header_carries_the_unique_id() {
 /// syslog header); `%T` stays in GMT.
 #[test]
 fn dates_follow_the_local_time_zone() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let (sink, to) = sink();
     let port = free_port();
     let cfg = format!(
@@ -546,7 +529,7 @@ fn dates_follow_the_local_time_zone() {
 /// condition, it still captures bytes that arrive late (HAProxy's tcp_action_capture yields).
 #[test]
 fn a_capture_waits_for_its_bytes() {
-    let a = named_upstream("a");
+    let a = common::named_upstream("a");
     let (sink, to) = sink();
     let port = free_port();
     let cfg = format!(

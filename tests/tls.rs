@@ -161,23 +161,6 @@ fn echo_upstream() -> u16 {
     port
 }
 
-/// A server that answers `<name>\n` once the client wrote, then closes.
-fn named_upstream(name: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { break };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 256];
-                let _ = c.read(&mut b);
-                let _ = c.write_all(format!("{name}\n").as_bytes());
-            });
-        }
-    });
-    port
-}
-
 /// A UDP syslog listener (raw lines).
 fn sink() -> (UdpSocket, String) {
     let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -312,7 +295,10 @@ fn rules_read_the_decrypted_request_and_route_by_sni() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "wild.pem", "*.example.test", false);
-    let (a, b) = (named_upstream("alpha"), named_upstream("beta"));
+    let (a, b) = (
+        common::named_upstream("alpha"),
+        common::named_upstream("beta"),
+    );
     let port = free_port();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\

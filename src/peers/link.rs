@@ -42,6 +42,27 @@ async fn read_line(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> 
     }
 }
 
+/// Connects to `addr`, sends `hello` (`connected` is told once the connection is made)
+/// and reads the status line: the stream, the bytes read past the line, the line.
+async fn dial(
+    addr: std::net::SocketAddr,
+    hello: &str,
+    connected: impl FnOnce(),
+) -> Option<(TcpStream, Vec<u8>, String)> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = stream.set_nodelay(true);
+    connected();
+    stream.write_all(hello.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut stream, &mut buf))
+        .await
+        .ok()??;
+    Some((stream, buf, line))
+}
+
 /// A small random delay in 50..2050 ms, as HAProxy waits before reconnecting after a
 /// collision, so that two peers do not keep replacing each other's sessions.
 fn collision_delay() -> Duration {
@@ -108,25 +129,9 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
             st.status = Status::Connecting;
             st.new_conn += 1;
         }
-        let attempt = async {
-            let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr))
-                .await
-                .ok()?
-                .ok()?;
-            let _ = stream.set_nodelay(true);
-            peer.state().status = Status::Handshake;
-            stream
-                .write_all(wire::hello(&peer.name, &sec.local).as_bytes())
-                .await
-                .ok()?;
-            let mut buf = Vec::new();
-            let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut stream, &mut buf))
-                .await
-                .ok()??;
-            Some((stream, buf, line))
-        };
+        let hello = wire::hello(&peer.name, &sec.local);
         let got = tokio::select! {
-            g = attempt => g,
+            g = dial(peer.addr, &hello, || peer.state().status = Status::Handshake) => g,
             _ = stop.changed() => return,
         };
         let Some((stream, buf, line)) = got else {
@@ -273,23 +278,8 @@ pub async fn hand_over(sec: Arc<Section>, finish: watch::Receiver<bool>) {
     let deadline = Instant::now() + RECONNECT_TIMEOUT;
     let peer = sec.local_peer.clone();
     while Instant::now() < deadline {
-        let attempt = async {
-            let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .ok()?
-                .ok()?;
-            let _ = stream.set_nodelay(true);
-            stream
-                .write_all(wire::hello(&sec.local, &sec.local).as_bytes())
-                .await
-                .ok()?;
-            let mut buf = Vec::new();
-            let line = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_line(&mut stream, &mut buf))
-                .await
-                .ok()??;
-            Some((stream, buf, line))
-        };
-        match tokio::time::timeout_at(deadline.into(), attempt).await {
+        let hello = wire::hello(&sec.local, &sec.local);
+        match tokio::time::timeout_at(deadline.into(), dial(addr, &hello, || {})).await {
             Ok(Some((stream, buf, line))) if line.trim() == "200" => {
                 let (id, kill) = take_over(&sec, &peer);
                 let end = session::run(

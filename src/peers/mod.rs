@@ -118,18 +118,18 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
     let (hand_over_tx, mut hand_over_rx) = tokio::sync::watch::channel(false);
     let (finish_tx, finish_rx) = tokio::sync::watch::channel(false);
     let (done_tx, handed_over) = crossbeam_channel::bounded(1);
-    let shown: Vec<Arc<Section>> = sections.iter().map(|(s, _, _)| s.clone()).collect();
+    let mut peers = Peers {
+        sections: sections.iter().map(|(s, _, _)| s.clone()).collect(),
+        end_tx,
+        stop_tx,
+        hand_over_tx,
+        finish_tx,
+        handed_over,
+        thread: Mutex::new(None),
+    };
     if sections.is_empty() {
         let _ = done_tx.send(());
-        return Ok(Peers {
-            sections: shown,
-            end_tx,
-            stop_tx,
-            hand_over_tx,
-            finish_tx,
-            handed_over,
-            thread: Mutex::new(None),
-        });
+        return Ok(peers);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -201,15 +201,8 @@ pub fn start(reg: &Arc<Registry>, old_process: bool) -> Result<Peers, PeersError
             })
         })
         .map_err(PeersError::Spawn)?;
-    Ok(Peers {
-        sections: shown,
-        end_tx,
-        stop_tx,
-        hand_over_tx,
-        finish_tx,
-        handed_over,
-        thread: Mutex::new(Some(thread)),
-    })
+    peers.thread = Mutex::new(Some(thread));
+    Ok(peers)
 }
 
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
