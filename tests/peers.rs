@@ -182,39 +182,41 @@ fn hellos_are_answered_with_haproxy_status_codes() {
     }));
 }
 
+/// `harp -c -L <me> -f <cfg>`: whether it passed, and what it said.
+fn check(cfg: &std::path::Path, me: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["-c", "-L", me, "-f"])
+        .arg(cfg)
+        .output()
+        .expect("run harp -c");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn check_names_a_missing_peers_section_and_warns_of_one_without_the_local_peer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_file(
+    let peers = "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n";
+    let bad = write_file(
         dir.path(),
         "bad.cfg",
-        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n\
-         backend st\n    stick-table type ip size 1k peers nosuch\n",
+        &format!("{peers}backend st\n    stick-table type ip size 1k peers nosuch\n"),
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
-        .args(["-c", "-L", "lbA", "-f"])
-        .arg(&cfg)
-        .output()
-        .expect("run harp -c");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = check(&bad, "lbA");
+    assert!(!ok);
     assert!(
         err.contains("Proxy 'st': unable to find sync peers 'nosuch'."),
         "{err}"
     );
-    let ok = write_file(
+    let good = write_file(
         dir.path(),
         "ok.cfg",
-        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n\
-         backend st\n    stick-table type ip size 1k peers mypeers\n",
+        &format!("{peers}backend st\n    stick-table type ip size 1k peers mypeers\n"),
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
-        .args(["-c", "-L", "lbC", "-f"])
-        .arg(&ok)
-        .output()
-        .expect("run harp -c");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (ok, err) = check(&good, "lbC");
+    assert!(ok, "{err}");
     assert!(
         err.contains("Removing incomplete section 'peers mypeers' (no peer named 'lbC')."),
         "{err}"
@@ -223,20 +225,11 @@ fn check_names_a_missing_peers_section_and_warns_of_one_without_the_local_peer()
     let dup = write_file(
         dir.path(),
         "dup.cfg",
-        "peers mypeers\n    peer lbA 127.0.0.1:1\n    peer lbB 127.0.0.1:2\n    peer lbB 127.0.0.1:3\n\
-         backend st\n    stick-table type ip size 1k peers mypeers\n",
+        &format!("{peers}    peer lbB 127.0.0.1:3\nbackend st\n    stick-table type ip size 1k peers mypeers\n"),
     );
-    let check = |name: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_harp"))
-            .args(["-c", "-L", name, "-f"])
-            .arg(&dup)
-            .output()
-            .expect("run harp -c")
-    };
-    assert!(check("lbA").status.success());
-    let out = check("lbB");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert!(check(&dup, "lbA").0);
+    let (ok, err) = check(&dup, "lbB");
+    assert!(!ok);
     assert!(
         err.contains("dup.cfg:4] : 'peer lbB' : local peer name already referenced at ")
             && err.contains("dup.cfg:3. lbB"),
