@@ -56,7 +56,7 @@ fn farm(extra_fe: &str, extra_be: &str) -> (Harp, u16, u16, [u16; 3]) {
 
 #[test]
 fn balance_rdp_cookie_sends_a_user_to_the_server_haproxy_picks() {
-    let (_h, front, _api, _) = farm("", "    balance rdp-cookie\n");
+    let (_h, front, api, _) = farm("", "    balance rdp-cookie\n");
     // the picks of HAProxy 2.6 (sdbm of the user name over its map of three servers)
     let expected = [
         ("alice", "ts3"),
@@ -78,6 +78,16 @@ fn balance_rdp_cookie_sends_a_user_to_the_server_haproxy_picks() {
     // a client without a cookie is balanced all the same (round robin)
     let none = server_for(front, "other=1");
     assert!(["ts1", "ts2", "ts3"].contains(&none.as_str()), "{none:?}");
+    // a map-based hash is a static algorithm, as HAProxy judges it (3.2 ends the first
+    // reply with an empty line, 2.6 does not)
+    assert_eq!(
+        cli(api, "add server bk_rdp/ts9 127.0.0.1:1").trim_end(),
+        "Backend must use a dynamic load balancing to support dynamic servers."
+    );
+    assert_eq!(
+        cli(api, "set server bk_rdp/ts1 weight 50"),
+        "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n\n"
+    );
 }
 
 #[test]

@@ -672,7 +672,7 @@ fn add_server(x: &Executor, path: &str, words: &[String]) -> Reply {
     let Some(be) = x.reg.backend(b) else {
         return Reply::line("No such backend.");
     };
-    if !be.config.balance.is_dynamic() {
+    if !be.config.lb_is_dynamic() {
         return Reply::line(
             "Backend must use a dynamic load balancing to support dynamic servers.",
         );

@@ -678,6 +678,24 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_type_without_function_goes_back_to_sdbm() {
+        let cfg = parse_str(
+            "t.cfg",
+            "defaults\n hash-type map-based djb2\nbackend a\nbackend b\n hash-type consistent\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.proxies[0].hash_function,
+            crate::config::HashFunction::Djb2
+        );
+        assert_eq!(
+            cfg.proxies[1].hash_function,
+            crate::config::HashFunction::Sdbm
+        );
+        assert!(cfg.proxies[1].hash_avalanche);
+    }
+
+    #[test]
     fn ignored_sections_warn() {
         let cfg = parse_str("t.cfg", "userlist u\n user a password x\nbackend b\n").unwrap();
         assert!(cfg.warnings[0].contains("'userlist' sections are not supported"));

@@ -717,6 +717,11 @@ impl BalanceAlgo {
     pub fn is_dynamic(self) -> bool {
         !matches!(self, BalanceAlgo::StaticRr)
     }
+
+    /// Whether it hashes (the map-based kind is static, the consistent one dynamic).
+    pub fn hashes(self) -> bool {
+        matches!(self, BalanceAlgo::Source | BalanceAlgo::RdpCookie)
+    }
 }
 
 /// `hash-type` for hashing algorithms.
@@ -1332,6 +1337,13 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Whether its balancing is dynamic (weights change freely, `add server` works): not
+    /// `static-rr`, nor a map-based hash, as HAProxy judges it.
+    pub fn lb_is_dynamic(&self) -> bool {
+        self.balance.is_dynamic()
+            && !(self.balance.hashes() && self.hash_type == HashType::MapBased)
+    }
+
     /// Every pattern list the proxy uses: its rules' and its log format's map files, in the
     /// order they were made.
     pub fn pattern_refs(&self) -> Vec<&std::sync::Arc<crate::rules::patref::PatRef>> {

@@ -944,7 +944,7 @@ impl Registry {
             .proxy_at(s.proxy_index)
             .ok_or_else(|| ApplyError("No such backend.".into()))?;
         let w = super::weight::parse_weight(s.iweight(), text).map_err(|e| ApplyError(e.into()))?;
-        if !p.config.balance.is_dynamic() && w != 0 && w != s.iweight() {
+        if !p.config.lb_is_dynamic() && w != 0 && w != s.iweight() {
             return err(
                 "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.",
             );
@@ -968,7 +968,7 @@ impl Registry {
         let p = self
             .backend(backend)
             .ok_or_else(|| ApplyError("No such backend.".into()))?;
-        if !p.config.balance.is_dynamic() {
+        if !p.config.lb_is_dynamic() {
             return err("Backend must use a dynamic load balancing to support dynamic servers.");
         }
         let servers = p.servers();

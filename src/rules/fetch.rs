@@ -775,13 +775,14 @@ impl Fetch {
                 Some(Hello::Short) => Sample::Missing,
                 Some(Hello::Found(v)) => val(Value::Str(v.to_vec())),
             },
-            // HAProxy's count is 0 or 1, and waits for the packet like the cookie
+            // HAProxy's count is 0 or 1; a packet not whole yet gives nothing, waiting or not
             Fetch::ReqRdpCookieCnt(n) => {
                 match env.content().map(|c| rdp::cookie(c, n.as_deref())) {
                     None => Sample::None,
-                    Some(Hello::Short) if !fin => Sample::Missing,
+                    Some(Hello::Short) if fin => Sample::None,
+                    Some(Hello::Short) => Sample::Missing,
                     Some(Hello::Found(_)) => val(Value::Int(1)),
-                    Some(_) => val(Value::Int(0)),
+                    Some(Hello::Absent) => val(Value::Int(0)),
                 }
             }
             Fetch::ReqSslHelloType => match env.content().map(hello::hello_type) {

@@ -70,12 +70,22 @@ pub fn msts_server(value: &[u8]) -> Option<SocketAddrV4> {
     Some(SocketAddrV4::new(ip, port))
 }
 
-/// `strtoul`'s reading of a whole field of digits (none: not a number).
+/// `strtoul`'s reading of a field that must be a number up to its end: blanks, a sign,
+/// digits (none reads as 0), wrapping as `unsigned long` does.
 fn leading_number(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if !digits.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    let v = digits.bytes().fold(0u64, |v, c| {
+        v.saturating_mul(10).saturating_add(u64::from(c - b'0'))
+    });
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 #[cfg(test)]
@@ -122,5 +132,14 @@ mod tests {
         );
         assert_eq!(msts_server(b"16777226.15629"), None);
         assert_eq!(msts_server(b"x.15629.0000"), None);
+        // strtoul's leniency: blanks and a sign before the number, nothing reads as 0
+        assert_eq!(
+            msts_server(format!(" +{a}.{p}.0000").as_bytes()),
+            Some("10.0.0.1:3389".parse().unwrap())
+        );
+        assert_eq!(
+            msts_server(format!(".{p}.0000").as_bytes()),
+            Some("0.0.0.0:3389".parse().unwrap())
+        );
     }
 }

@@ -184,8 +184,9 @@ impl Balancers {
             _ => None,
         };
         let hashing = key.is_some();
+        // a map-based hash's map (and its round robin without a key) uses static weights
         let map_based = be.config.balance == BalanceAlgo::StaticRr
-            || (hashing && be.config.hash_type == HashType::MapBased);
+            || (be.config.balance.hashes() && be.config.hash_type == HashType::MapBased);
         let mut cands: Vec<Candidate> = st
             .set
             .iter()

@@ -557,7 +557,11 @@ pub(crate) fn parse(
             // source` hashes the address itself, so only the modifier matters, and
             // `consistent` without a function implies it
             match words.get(2).map(String::as_str) {
-                None => p.hash_avalanche = p.hash_type == HashType::Consistent,
+                // no function: sdbm, as HAProxy resets it
+                None => {
+                    p.hash_function = crate::config::HashFunction::Sdbm;
+                    p.hash_avalanche = p.hash_type == HashType::Consistent;
+                }
                 Some(f @ ("sdbm" | "djb2" | "wt6" | "crc32" | "none")) => {
                     p.hash_function = crate::config::HashFunction::by_name(f).unwrap_or_default();
                     p.hash_avalanche = match words.get(3).map(String::as_str) {

@@ -168,13 +168,29 @@ pub fn hash_key(f: HashFunction, key: &[u8]) -> u32 {
             }
             !h
         }
-        // the key is a number already (HAProxy's `read_int64`)
+        // the key is a number already (HAProxy's `read_int64`: a sign, digits; past i64's
+        // range it stops at its ends)
         HashFunction::None => {
-            let digits = key.iter().take_while(|c| c.is_ascii_digit()).count();
-            std::str::from_utf8(&key[..digits])
-                .ok()
-                .and_then(|d| d.parse::<u64>().ok())
-                .unwrap_or(0) as u32
+            let (neg, rest) = match key.first() {
+                Some(b'-') => (true, &key[1..]),
+                Some(b'+') => (false, &key[1..]),
+                _ => (false, key),
+            };
+            let mut v: i64 = 0;
+            for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
+                let d = i64::from(c - b'0');
+                v = v.saturating_mul(10);
+                v = if neg {
+                    v.saturating_sub(d)
+                } else {
+                    v.saturating_add(d)
+                };
+            }
+            if v == i64::MAX {
+                u32::MAX
+            } else {
+                v as u32
+            }
         }
     }
 }
