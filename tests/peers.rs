@@ -41,13 +41,20 @@ fn entry(api: u16, key: &str) -> String {
 }
 
 /// Waits (10 s) until `key`'s entry on `api` contains every one of `want`.
+/// Two peers that dial each other at once may both drop a session (the newest wins on each
+/// side) and redial after a random delay, as HAProxy's do: a loaded machine may need a few
+/// rounds.
 fn wait_entry(api: u16, key: &str, want: &[&str]) -> String {
     let mut last = String::new();
-    let ok = wait_until(Duration::from_secs(10), || {
+    let ok = wait_until(Duration::from_secs(25), || {
         last = entry(api, key);
         want.iter().all(|w| last.contains(w))
     });
-    assert!(ok, "{key} never had {want:?}; last: {last:?}");
+    assert!(
+        ok,
+        "{key} never had {want:?}; last: {last:?}\n{}",
+        cli(api, "show peers")
+    );
     last
 }
 
