@@ -260,6 +260,16 @@ impl Drop for Forwarders {
     }
 }
 
+/// Whether the server closed its side (a FIN already received): a peek that finds the end.
+fn closed_by_peer(stream: &tokio::net::TcpStream) -> bool {
+    use rustix::net::RecvFlags;
+    let mut one = [0u8; 1];
+    matches!(
+        rustix::net::recv(stream, &mut one, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Ok(0)
+    )
+}
+
 /// Sends a ring's lines to one server, from the oldest held at start, reconnecting (a
 /// second after a failure or a close by the server) and going on where it stopped: a batch
 /// the server did not take goes again on the next connection.
@@ -295,17 +305,23 @@ async fn forward(job: Job, mut stop: tokio::sync::watch::Receiver<bool>) {
                     // which would be lost in the dead socket
                     let mut scrap = [0u8; 512];
                     tokio::select! {
+                        // a close already there is seen before new lines are
+                        biased;
+                        r = stream.read(&mut scrap) => match r {
+                            Ok(n) if n > 0 => continue,
+                            _ => break,
+                        },
                         _ = &mut notified => {
                             // a millisecond gathers a burst of lines into one batch
                             tokio::time::sleep(Duration::from_millis(1)).await;
                             continue;
                         }
-                        r = stream.read(&mut scrap) => match r {
-                            Ok(n) if n > 0 => continue,
-                            _ => break,
-                        },
                         _ = stop.changed() => return,
                     }
+                }
+                if closed_by_peer(&stream) {
+                    // the server went away meanwhile: this batch goes to the next connection
+                    break;
                 }
                 let mut out = Vec::new();
                 let mut next = cursor;
