@@ -26,14 +26,6 @@ fn holding_upstream() -> u16 {
     port
 }
 
-/// A UDP syslog listener (raw lines).
-fn sink() -> (UdpSocket, String) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let addr = s.local_addr().expect("addr").to_string();
-    (s, addr)
-}
-
 /// The first line the sink receives that starts with `prefix`.
 fn line_starting(sink: &UdpSocket, prefix: &str) -> String {
     let mut buf = [0u8; 4096];
@@ -64,7 +56,7 @@ fn talk(port: u16, msg: &str) -> (String, u16) {
 #[test]
 fn variables_route_and_fill_a_custom_log_line() {
     let (a, b) = (common::named_upstream("a"), common::named_upstream("b"));
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let (port, api) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = format!(
@@ -180,7 +172,7 @@ fn lua_reads_proc_variables() {
 #[test]
 fn the_tcplog_format_and_legacy_lines_match_haproxy() {
     let a = common::named_upstream("a");
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let (port, bare, early) = (free_port(), free_port(), free_port());
     let hold = holding_upstream();
     let cfg = format!(
@@ -281,7 +273,7 @@ fn check_mode_names_a_bad_format_and_ignores_one_in_a_backend() {
 #[test]
 fn logasap_and_unique_ids() {
     let (hold, named) = (holding_upstream(), common::named_upstream("n"));
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let (asap, uid, uid2) = (free_port(), free_port(), free_port());
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
@@ -353,7 +345,7 @@ fn help_lists_set_var_in_experimental_mode() {
 #[test]
 fn captures_are_logged_as_haproxy_logs_them() {
     let a = common::named_upstream("a");
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let port = free_port();
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
@@ -382,7 +374,7 @@ fn captures_are_logged_as_haproxy_logs_them() {
 #[test]
 fn error_log_format_for_a_broken_proxy_header() {
     let a = common::named_upstream("a");
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let (with, without) = (free_port(), free_port());
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
@@ -417,7 +409,7 @@ fn only_failed_sessions_at_err() {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let (good, bad) = (free_port(), free_port());
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
@@ -498,7 +490,7 @@ fn proxy_v2_header_carries_the_unique_id() {
 #[test]
 fn dates_follow_the_local_time_zone() {
     let a = common::named_upstream("a");
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let port = free_port();
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
@@ -530,7 +522,7 @@ fn dates_follow_the_local_time_zone() {
 #[test]
 fn a_capture_waits_for_its_bytes() {
     let a = common::named_upstream("a");
-    let (sink, to) = sink();
+    let (sink, to) = common::udp_sink();
     let port = free_port();
     let cfg = format!(
         "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\

@@ -11,26 +11,6 @@ use std::time::Duration;
 use common::{cli, connect_from, free_port, socat, wait_until, Harp};
 use harp::rules::hello::sample_client_hello;
 
-/// An echo server; its port.
-fn echo_upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { break };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 /// Sends `msg` and reads its echo back.
 fn ping(c: &mut TcpStream, msg: &[u8]) {
     c.write_all(msg).expect("send");
@@ -61,7 +41,7 @@ fn entry(api: u16, table: &str, key: &str) -> String {
 
 #[test]
 fn a_client_over_its_connection_rate_is_reset_and_the_table_shows_its_counts() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api) = (free_port(), free_port());
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -240,7 +220,7 @@ fn the_runtime_api_shows_sets_and_clears_entries_with_haproxy_replies() {
 
 #[test]
 fn content_rules_track_a_server_name_and_count_it_once_per_connection() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api) = (free_port(), free_port());
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -373,7 +353,7 @@ fn config_errors_name_the_missing_table_and_the_bad_line() {
 
 #[test]
 fn lua_scripts_read_a_table_through_proxy_stktable() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let script = common::write_file(
@@ -437,7 +417,7 @@ end)
 
 #[test]
 fn a_blocklist_table_fed_by_the_runtime_api_rejects_through_table_converters() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api) = (free_port(), free_port());
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\
@@ -583,7 +563,7 @@ fn a_non_stick_server_is_never_stored() {
 
 #[test]
 fn sc_set_gpt0_stores_a_sample_read_when_the_rule_runs() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api) = (free_port(), free_port());
     let cfg = format!(
         "global\n    stats socket 127.0.0.1:{api} level admin\n\

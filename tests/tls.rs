@@ -136,39 +136,6 @@ fn served_cn(s: &StreamOwned<ClientConnection, TcpStream>) -> String {
     String::from_utf8_lossy(&der[at + 7..at + 7 + len]).into_owned()
 }
 
-/// An echo server: every connection gets its bytes back until it closes.
-fn echo_upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { break };
-            std::thread::spawn(move || {
-                let mut b = vec![0u8; 65536];
-                loop {
-                    match c.read(&mut b) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if c.write_all(&b[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// A UDP syslog listener (raw lines).
-fn sink() -> (UdpSocket, String) {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let addr = s.local_addr().expect("addr").to_string();
-    (s, addr)
-}
-
 /// The message of the first line the sink receives that contains `needle` (what follows
 /// the syslog header's `harp[<pid>]: `).
 fn line_with(sink: &UdpSocket, needle: &str) -> String {
@@ -247,9 +214,9 @@ fn tls_clients_reach_plain_servers_with_the_certificate_their_sni_names() {
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
     let other = pki.issue(dir.path(), "other.pem", "other.example.test", false);
     let wild = pki.issue(dir.path(), "wild.pem", "*.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
          frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} crt {other} crt {wild} alpn h2,http/1.1\n\
@@ -334,9 +301,9 @@ fn failed_handshakes_get_haproxys_line_and_counters() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, strict, api) = (free_port(), free_port(), free_port());
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     let config = format!(
         "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
          defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
@@ -448,9 +415,9 @@ fn client_certificates_are_asked_for_checked_and_shown() {
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
     let client = pki.issue(dir.path(), "client.pem", "client1", true);
     let ca = pki.ca_file(dir.path());
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
          frontend fe\n    bind 127.0.0.1:{port} ssl crt {www} verify required ca-file {ca}\n\
@@ -660,9 +627,9 @@ fn ssl_servers_are_reached_over_tls_with_the_sni_the_server_line_gives() {
 
 #[test]
 fn a_failed_server_handshake_is_a_failed_connection_and_a_failed_check() {
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api, ready) = (free_port(), free_port(), free_port());
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     // the readiness probe goes to a listener of its own: only the test's session reaches be
     let config = format!(
         "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
@@ -733,9 +700,9 @@ fn a_proxy_header_and_the_client_hello_may_share_a_segment() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 10s\n\
          frontend fe\n    bind 127.0.0.1:{port} accept-proxy ssl crt {www}\n\
@@ -770,7 +737,7 @@ fn alpn_without_a_common_protocol_goes_on_without_and_strict_sni_says_unrecogniz
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
@@ -890,7 +857,7 @@ fn a_certificate_is_replaced_at_run_time_through_the_runtime_api() {
     .display()
     .to_string();
     let other = pki.issue(dir.path(), "other.pem", "other.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, api) = (free_port(), free_port());
     let config = format!(
         "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
@@ -1013,9 +980,9 @@ fn error_log_format_names_the_connection_error() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, ready) = (free_port(), free_port());
-    let (sink, addr) = sink();
+    let (sink, addr) = common::udp_sink();
     let config = format!(
         "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
          listen ready\n    bind 127.0.0.1:{ready}\n\
@@ -1046,7 +1013,7 @@ fn tcp_check_rules_may_speak_tls() {
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
     let ca = pki.ca_file(dir.path());
-    let (tls_up, plain_up) = (tls_upstream(&www), echo_upstream());
+    let (tls_up, plain_up) = (tls_upstream(&www), common::echo_upstream());
     let (port, api) = (free_port(), free_port());
     let config = format!(
         "global\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
@@ -1083,7 +1050,7 @@ fn crt_base_and_ca_base_hold_relative_paths() {
     let dir = tempfile::tempdir().expect("tmp");
     pki.issue(dir.path(), "www.pem", "www.example.test", false);
     pki.ca_file(dir.path());
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let port = free_port();
     let d = dir.path().display();
     let config = format!(
@@ -1105,9 +1072,9 @@ fn maxsslconn_refuses_tls_connections_past_it() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let www = pki.issue(dir.path(), "www.pem", "www.example.test", false);
-    let up = echo_upstream();
+    let up = common::echo_upstream();
     let (port, ready, api) = (free_port(), free_port(), free_port());
-    let (_sink, addr) = sink();
+    let (_sink, addr) = common::udp_sink();
     let config = format!(
         "global\n    maxsslconn 1\n    stats socket ipv4@127.0.0.1:{api} level admin\n\
          defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\

@@ -337,3 +337,32 @@ pub fn named_upstream(name: &'static str) -> u16 {
     });
     port
 }
+
+/// An echo server on 127.0.0.1: every connection gets its bytes back until it closes; it
+/// lives as long as the test process. Its port.
+pub fn echo_upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().map(|a| a.port()).expect("local addr");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = vec![0u8; 65536];
+                while let Ok(n) = c.read(&mut b) {
+                    if n == 0 || c.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A UDP listener for raw log lines (10 s read timeout) and its address as `ip:port`.
+pub fn udp_sink() -> (UdpSocket, String) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let addr = s.local_addr().expect("addr").to_string();
+    (s, addr)
+}
