@@ -93,6 +93,34 @@ fn take_over(sec: &Section, peer: &Peer) -> (u64, oneshot::Receiver<()>) {
     (id, rx)
 }
 
+/// Runs session `taken` (from [`take_over`]) with `peer` on `stream` until it ends, and
+/// records its end.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    sec: &Arc<Section>,
+    peer: &Arc<Peer>,
+    taken: (u64, oneshot::Receiver<()>),
+    stream: TcpStream,
+    pending: Vec<u8>,
+    stop: watch::Receiver<bool>,
+    mode: Mode,
+) -> End {
+    let (id, kill) = taken;
+    let end = session::run(
+        sec.clone(),
+        peer.clone(),
+        id,
+        stream,
+        pending,
+        kill,
+        stop,
+        mode,
+    )
+    .await;
+    session_over(peer, id, &end);
+    end
+}
+
 /// Records the end of session `id`.
 fn session_over(peer: &Peer, id: u64, end: &End) {
     let mut st = peer.state();
@@ -146,19 +174,8 @@ pub async fn connect_loop(sec: Arc<Section>, peer: Arc<Peer>, mut stop: watch::R
             continue;
         }
         // the newest session wins, an incoming one made meanwhile included, as in HAProxy
-        let (id, kill) = take_over(&sec, &peer);
-        let end = session::run(
-            sec.clone(),
-            peer.clone(),
-            id,
-            stream,
-            buf,
-            kill,
-            stop.clone(),
-            Mode::Peer,
-        )
-        .await;
-        session_over(&peer, id, &end);
+        let taken = take_over(&sec, &peer);
+        let end = serve(&sec, &peer, taken, stream, buf, stop.clone(), Mode::Peer).await;
         if end == End::Stopping {
             return;
         }
@@ -244,27 +261,16 @@ async fn incoming(
         }
     };
     drop(hello_permit);
-    let (id, kill) = take_over(&sec, &peer);
+    let taken = take_over(&sec, &peer);
     if stream
         .write_all(format!("{}\n", wire::STATUS_OK).as_bytes())
         .await
         .is_err()
     {
-        session_over(&peer, id, &End::Lost);
+        session_over(&peer, taken.0, &End::Lost);
         return;
     }
-    let end = session::run(
-        sec.clone(),
-        peer.clone(),
-        id,
-        stream,
-        buf,
-        kill,
-        stop,
-        Mode::Peer,
-    )
-    .await;
-    session_over(&peer, id, &end);
+    serve(&sec, &peer, taken, stream, buf, stop, Mode::Peer).await;
 }
 
 /// Teaches the process replacing this one every entry: connects to our own address (which
@@ -281,14 +287,13 @@ pub async fn hand_over(sec: Arc<Section>, finish: watch::Receiver<bool>) {
         let hello = wire::hello(&sec.local, &sec.local);
         match tokio::time::timeout_at(deadline.into(), dial(addr, &hello, || {})).await {
             Ok(Some((stream, buf, line))) if line.trim() == "200" => {
-                let (id, kill) = take_over(&sec, &peer);
-                let end = session::run(
-                    sec.clone(),
-                    peer.clone(),
-                    id,
+                let taken = take_over(&sec, &peer);
+                let end = serve(
+                    &sec,
+                    &peer,
+                    taken,
                     stream,
                     buf,
-                    kill,
                     finish.clone(),
                     Mode::HandOver,
                 )
